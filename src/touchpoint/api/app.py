@@ -1,0 +1,74 @@
+"""The FastAPI application: ``create_app(settings)`` wires the library to HTTP, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from touchpoint import __version__
+from touchpoint.api import errors
+from touchpoint.api.deps import AppState
+from touchpoint.api.routes import collect, health, quarantine
+from touchpoint.collect.body import Limits
+from touchpoint.collect.committer import GroupCommitter
+from touchpoint.config import Settings, get_settings
+from touchpoint.warehouse import open_warehouse
+
+DESCRIPTION = """
+touchpoint's HTTP API. The collector endpoints (`/v1/track`, `/v1/batch`, ...) follow the
+Segment HTTP tracking API so existing client libraries work unchanged; they take a source's
+write key. Every other endpoint takes an API key (`Authorization: Bearer <key>`) made with
+`touchpoint keys create NAME --scope read|admin`.
+
+Errors always have the shape `{"success": false, "error": {"code", "message", "hint"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warehouse = open_warehouse(settings)
+        committer = GroupCommitter(
+            warehouse,
+            max_events=settings.commit_max_events,
+            max_wait_ms=settings.commit_max_wait_ms,
+            queue_max_events=settings.queue_max_events,
+        ).start()
+        app.state.touchpoint = AppState(
+            settings=settings,
+            warehouse=warehouse,
+            committer=committer,
+            limits=Limits(settings.max_event_bytes, settings.max_batch_bytes, settings.max_batch_events),
+        )
+        try:
+            yield
+        finally:
+            committer.stop()
+            warehouse.close()
+
+    app = FastAPI(
+        title="touchpoint",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    # Browsers send events cross-origin (analytics.js); the write key, not the origin, authenticates.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        max_age=86400,
+    )
+    errors.install(app)
+    app.include_router(collect.router)
+    app.include_router(health.router)
+    app.include_router(quarantine.router)
+    return app

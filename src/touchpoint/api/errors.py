@@ -1,0 +1,75 @@
+"""One JSON error shape for the whole HTTP API, produced here and nowhere else.
+
+Every error answers ``{"success": false, "error": {"code", "message", "hint"}}`` with the
+matching status. Internals and stack traces never reach the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from touchpoint.errors import Overloaded, TouchpointError
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+
+
+def error_response(
+    status: int, code: str, message: str, hint: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body: dict[str, Any] = {"success": False, "error": {"code": code, "message": message, "hint": hint}}
+    body.update(extra)
+    return Response(_encode(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def from_touchpoint_error(exc: TouchpointError, **extra: Any) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+    if exc.code == "unauthorized":
+        headers = {"WWW-Authenticate": 'Basic realm="touchpoint"'}
+    return error_response(exc.http_status, exc.code, exc.message, exc.hint, headers=headers, **extra)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "overloaded",
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TouchpointError)
+    async def _touchpoint(request: Request, exc: TouchpointError) -> Response:
+        if exc.http_status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return from_touchpoint_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
+        return error_response(422, "invalid_input", message, "see /docs for the expected parameters")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(exc.status_code, code, message, None, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "an unexpected error occurred", "the server log has details")

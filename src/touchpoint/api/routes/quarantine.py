@@ -1,0 +1,37 @@
+"""Read the quarantine over HTTP (read key); replaying is an admin action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.collect import quarantine
+
+router = APIRouter(tags=["quarantine"])
+
+
+@router.get("/v1/quarantine", summary="Quarantined input, newest first")
+def list_quarantine(
+    app: State,
+    _key: ReadKey,
+    status: str = Query("quarantined", pattern="^(quarantined|replayed|all)$"),
+    limit: int = Query(50, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    wanted = None if status == "all" else status
+    return {
+        "total": quarantine.count(app.warehouse, status=wanted),
+        "records": quarantine.list_records(app.warehouse, status=wanted, limit=limit, offset=offset),
+    }
+
+
+@router.get("/v1/quarantine/{record_id}", summary="One quarantine record with its raw payload")
+def show_quarantine(record_id: str, app: State, _key: ReadKey) -> dict[str, Any]:
+    return quarantine.get_record(app.warehouse, record_id)
+
+
+@router.post("/v1/quarantine/replay", summary="Validate quarantined input again and store what passes")
+def replay_quarantine(app: State, _key: AdminKey, ids: list[str] | None = None) -> dict[str, Any]:
+    return quarantine.replay(app.warehouse, ids).to_dict()

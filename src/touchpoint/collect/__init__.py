@@ -1,0 +1,1 @@
+"""Collection: the event spec, validation, the group committer, file import and quarantine."""

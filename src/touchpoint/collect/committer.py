@@ -1,0 +1,171 @@
+"""Group commit: many requests share one durable transaction, and each is answered after it.
+
+Request handlers validate their events and :meth:`GroupCommitter.submit` them. One writer
+thread takes everything that is waiting, writes it with :func:`~touchpoint.collect.store.write_rows`
+in one transaction, and only then resolves each submission's future. While one commit runs,
+the next group forms, so the batch size grows with load and no request waits for a timer.
+When more events wait than ``queue_max_events``, submit raises :class:`~touchpoint.errors.Overloaded`
+(HTTP 429) instead of buffering what it cannot promise to keep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from touchpoint.collect.normalize import EventRows
+from touchpoint.collect.store import WriteResult, write_rows
+from touchpoint.errors import Overloaded, WarehouseError
+from touchpoint.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Submission:
+    rows: EventRows
+    size: int
+    future: Future[WriteResult] = field(default_factory=Future)
+
+
+@dataclass
+class CommitStats:
+    commits: int = 0
+    events: int = 0
+    largest_group: int = 0
+    last_commit_ms: float = 0.0
+
+
+class GroupCommitter:
+    """One writer thread committing submissions in groups. Use as a context manager or start/stop."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        *,
+        max_events: int = 50_000,
+        max_wait_ms: float = 2.0,
+        queue_max_events: int = 200_000,
+    ) -> None:
+        self.warehouse = warehouse
+        self.max_events = max_events
+        self.max_wait = max_wait_ms / 1000.0
+        self.queue_max_events = queue_max_events
+        self.stats = CommitStats()
+        self._queue: deque[_Submission] = deque()
+        self._queued_events = 0
+        self._cond = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> GroupCommitter:
+        with self._cond:
+            if self._running:
+                return self
+            self._running = True
+        self._thread = threading.Thread(target=self._run, name="touchpoint-committer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Commit what is waiting, then stop the writer thread."""
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> GroupCommitter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events
+
+    # -- producers -------------------------------------------------------------------------------
+    def submit(self, rows: EventRows) -> Future[WriteResult]:
+        """Queue ``rows`` for the next group commit; the future resolves once they are durable."""
+        size = len(rows) + len(rows.rejected)
+        sub = _Submission(rows, size)
+        with self._cond:
+            if not self._running:
+                raise WarehouseError("the collector is shutting down", hint="retry in a moment")
+            if self._queued_events and self._queued_events + size > self.queue_max_events:
+                raise Overloaded(
+                    f"{self._queued_events:,} events are waiting to be committed",
+                    retry_after=1,
+                    hint="retry after the delay in Retry-After",
+                )
+            self._queue.append(sub)
+            self._queued_events += size
+            self._cond.notify()
+        return sub.future
+
+    # -- the writer thread -----------------------------------------------------------------------
+    def _take_group(self) -> list[_Submission]:
+        with self._cond:
+            while self._running and not self._queue:
+                self._cond.wait(0.5)
+            if not self._queue:
+                return []
+        if self.max_wait and self._queued_events < self.max_events:
+            time.sleep(self.max_wait)  # let concurrent requests join this commit
+        group: list[_Submission] = []
+        total = 0
+        with self._cond:
+            while self._queue and (not group or total + self._queue[0].size <= self.max_events):
+                sub = self._queue.popleft()
+                group.append(sub)
+                total += sub.size
+        return group
+
+    def _run(self) -> None:
+        cur = self.warehouse.adapter.cursor()
+        try:
+            while True:
+                group = self._take_group()
+                if not group:
+                    if not self._running:
+                        return
+                    continue
+                self._commit(cur, group)
+        finally:
+            cur.close()
+
+    def _commit(self, cur: object, group: list[_Submission]) -> None:
+        started = time.perf_counter()
+        merged = EventRows()
+        for sub in group:
+            merged.extend(sub.rows)
+        size = sum(sub.size for sub in group)
+        try:
+            result = write_rows(self.warehouse, cur, merged)
+        except BaseException as exc:
+            log.exception("group commit of %d events failed; nothing in it was acknowledged", size)
+            error = WarehouseError(f"the warehouse could not commit: {exc}", hint="retry; nothing was stored")
+            for sub in group:
+                sub.future.set_exception(error)
+        else:
+            self.stats.commits += 1
+            self.stats.events += size
+            self.stats.largest_group = max(self.stats.largest_group, size)
+            self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            for sub in group:
+                sub.future.set_result(
+                    WriteResult(received=sub.size, stored=len(sub.rows), quarantined=len(sub.rows.rejected))
+                )
+            if result.stored == 0 and result.received:
+                log.debug("group of %d events were all duplicates or quarantined", size)
+        finally:
+            with self._cond:
+                self._queued_events -= size

@@ -1,0 +1,416 @@
+"""From raw input to rows of the ``events`` table, or to a quarantine record with its reason.
+
+This is the one place where an incoming event is judged. The HTTP collector, the file importers
+and quarantine replay all call :func:`normalize_raw` or :func:`normalize_message`, so the same
+input gets the same verdict whichever way it arrives.
+
+>>> from datetime import datetime
+>>> rows = EventRows()
+>>> rows.add_raw(b'{"type":"track","userId":"u1","event":"Signed Up"}',
+...              received_at=datetime(2026, 1, 1), source="docs")
+True
+>>> rows.to_arrow().column("event").to_pylist()
+['Signed Up']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import msgspec
+import pyarrow as pa
+
+from touchpoint.collect.spec import EVENT_TYPES, Message
+from touchpoint.warehouse.schema import EVENTS, QUARANTINE
+
+_decode_message = msgspec.json.Decoder(Message).decode
+_encode = msgspec.json.Encoder().encode
+
+EVENT_COLUMNS = tuple(EVENTS.schema.names)
+QUARANTINE_COLUMNS = tuple(QUARANTINE.schema.names)
+EVENTS_ARROW = EVENTS.schema.to_pyarrow()
+QUARANTINE_ARROW = QUARANTINE.schema.to_pyarrow()
+
+MAX_ID_CHARS = 1024
+_UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_CAMPAIGN_KEYS = ("source", "medium", "name", "term", "content")
+
+
+class EventError(ValueError):
+    """Why one event cannot be stored; ``field`` names the offending field when there is one."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(slots=True)
+class Rejected:
+    """An input kept in quarantine instead of the event log."""
+
+    reason: str
+    field: str | None
+    payload: str
+    message_id: str | None = None
+    origin: str | None = None
+
+
+def utcnow() -> datetime:
+    """Now, as naive UTC (how the warehouse stores time)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    """ISO 8601 to naive UTC; a time without zone is taken as UTC."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, TypeError, AttributeError):
+        raise EventError(
+            f"field '{field}': {value!r} is not an ISO 8601 date-time; send e.g. '2026-01-31T12:00:00Z'",
+            field,
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    if not (1970 <= parsed.year <= 2200):
+        raise EventError(f"field '{field}': {value!r} is outside the years 1970 to 2200", field)
+    return parsed
+
+
+def _id(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise EventError(f"field '{field}': expected a string or a number, got a boolean", field)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventError(f"field '{field}': {value!r} is not a usable identifier", field)
+        text = str(int(value)) if value.is_integer() else repr(value)
+    else:
+        text = str(value)
+    if text == "":
+        return None
+    if len(text) > MAX_ID_CHARS:
+        raise EventError(f"field '{field}': longer than {MAX_ID_CHARS} characters", field)
+    if "\x00" in text:
+        raise EventError(f"field '{field}': contains a NUL character", field)
+    return text
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _email(*candidates: Any) -> str | None:
+    for value in candidates:
+        if isinstance(value, str):
+            email = value.strip().lower()
+            if "@" in email:
+                return email
+    return None
+
+
+def _dumps(value: dict[str, Any] | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _encode(value).decode()
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. non-finite numbers
+        raise EventError(f"field '{field}': cannot be stored as JSON ({exc})", field) from None
+
+
+def normalize_message(
+    msg: Message,
+    *,
+    received_at: datetime,
+    source: str | None,
+    default_type: str | None = None,
+    fallback_message_id: str | None = None,
+) -> tuple[Any, ...]:
+    """Validate one message and return its ``events`` row (in :data:`EVENT_COLUMNS` order).
+
+    Raises :class:`EventError` naming the field when the message cannot be stored.
+    """
+    etype = default_type or msg.type
+    if etype is None:
+        raise EventError(f"field 'type': missing; send one of {', '.join(EVENT_TYPES)}", "type")
+    etype = etype.strip().lower()
+    if etype not in EVENT_TYPES:
+        raise EventError(f"field 'type': {msg.type!r} is not one of {', '.join(EVENT_TYPES)}", "type")
+
+    user_id = _id(msg.userId, "userId")
+    anonymous_id = _id(msg.anonymousId, "anonymousId")
+    if user_id is None and anonymous_id is None:
+        raise EventError("every event needs 'userId' or 'anonymousId'; neither was sent", "userId")
+    group_id = _id(msg.groupId, "groupId")
+    previous_id = _id(msg.previousId, "previousId")
+    event = msg.event.strip() if isinstance(msg.event, str) else None
+    if etype == "track" and not event:
+        raise EventError("field 'event': a track call needs the event name, e.g. 'Order Completed'", "event")
+    if etype == "group" and group_id is None:
+        raise EventError("field 'groupId': a group call needs the group's id", "groupId")
+    if etype == "alias" and previous_id is None:
+        raise EventError("field 'previousId': an alias call needs the previous id", "previousId")
+
+    message_id = _id(msg.messageId, "messageId") or fallback_message_id or f"tp-{uuid.uuid4()}"
+
+    original = parse_time(msg.timestamp, "timestamp") or parse_time(msg.originalTimestamp, "originalTimestamp")
+    sent_at = parse_time(msg.sentAt, "sentAt")
+    if original is not None and sent_at is not None:
+        # Correct the client's clock: the delay between event and send is trusted, its clock is not.
+        try:
+            timestamp = received_at - (sent_at - original)
+        except OverflowError:
+            raise EventError("fields 'timestamp' and 'sentAt' are too far apart", "timestamp") from None
+    else:
+        timestamp = original or received_at
+
+    props = msg.properties
+    traits = msg.traits
+    context = msg.context
+    ctx_traits = _get(context, "traits")
+    page = _get(context, "page")
+    url = _str(_get(props, "url")) if etype == "page" else None
+    url = url or _str(_get(page, "url"))
+    path = (_str(_get(props, "path")) if etype == "page" else None) or _str(_get(page, "path"))
+    referrer = (_str(_get(props, "referrer")) if etype == "page" else None) or _str(_get(page, "referrer"))
+
+    campaign = _get(context, "campaign")
+    utm: list[str | None] = [_str(_get(campaign, k)) for k in _CAMPAIGN_KEYS]
+    if url and "utm_" in url and not any(utm):
+        query = dict(parse_qsl(urlsplit(url).query))
+        utm = [_str(query.get(k)) for k in _UTM]
+        if path is None:
+            path = urlsplit(url).path or None
+
+    revenue = None
+    for key in ("revenue", "total", "value"):
+        revenue = _number(_get(props, key))
+        if revenue is not None:
+            break
+    currency = _str(_get(props, "currency"))
+    order_id = _str(_get(props, "order_id")) or _str(_get(props, "orderId"))
+
+    return (
+        message_id,
+        etype,
+        event,
+        msg.name if isinstance(msg.name, str) else None,
+        user_id,
+        anonymous_id,
+        group_id,
+        previous_id,
+        timestamp,
+        original,
+        sent_at,
+        received_at,
+        source,
+        _dumps(props, "properties"),
+        _dumps(traits, "traits"),
+        _dumps(context, "context"),
+        _dumps(msg.integrations, "integrations"),
+        _email(_get(traits, "email"), _get(ctx_traits, "email"), _get(props, "email")),
+        revenue,
+        currency.upper() if currency else None,
+        order_id,
+        url,
+        path,
+        referrer,
+        *utm,
+    )
+
+
+def validation_reason(exc: msgspec.ValidationError) -> tuple[str, str | None]:
+    """Turn msgspec's message ("Expected `str`, got `int` - at `$.event`") into ours."""
+    text = str(exc)
+    field = None
+    if " - at `$." in text:
+        text, _, where = text.partition(" - at `$.")
+        field = where.rstrip("`")
+    text = text.replace("`", "'").replace("Expected", "expected")
+    if field:
+        return f"field '{field}': {text}", field.split(".")[0].split("[")[0]
+    return f"the event is not a JSON object ({text})", None
+
+
+def content_message_id(raw: bytes) -> str:
+    """A deterministic id for an event sent without messageId, so re-imports do not duplicate it."""
+    return "tp-" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+class EventRows:
+    """Column-wise accumulator of valid rows and rejected inputs, ready to commit as Arrow."""
+
+    __slots__ = ("columns", "rejected", "rejected_at", "rejected_source")
+
+    def __init__(self) -> None:
+        self.columns: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+        self.rejected: list[Rejected] = []
+        self.rejected_at: list[datetime] = []
+        self.rejected_source: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        for column, value in zip(self.columns, row, strict=True):
+            column.append(value)
+
+    def reject(self, rejected: Rejected, received_at: datetime, source: str | None) -> None:
+        self.rejected.append(rejected)
+        self.rejected_at.append(received_at)
+        self.rejected_source.append(source)
+
+    def add_message(
+        self,
+        msg: Message,
+        payload: bytes | str,
+        *,
+        received_at: datetime,
+        source: str | None,
+        default_type: str | None = None,
+        fallback_message_id: str | None = None,
+        origin: str | None = None,
+    ) -> bool:
+        """Normalise ``msg``; store its row or, with ``payload``, its rejection. True if accepted."""
+        try:
+            row = normalize_message(
+                msg,
+                received_at=received_at,
+                source=source,
+                default_type=default_type,
+                fallback_message_id=fallback_message_id,
+            )
+        except EventError as exc:
+            mid = msg.messageId if isinstance(msg.messageId, str) else None
+            self.reject(Rejected(exc.reason, exc.field, _text(payload), mid, origin), received_at, source)
+            return False
+        self.add_row(row)
+        return True
+
+    def add_raw(
+        self,
+        raw: bytes,
+        *,
+        received_at: datetime,
+        source: str | None,
+        default_type: str | None = None,
+        max_bytes: int | None = None,
+        deterministic_ids: bool = False,
+        origin: str | None = None,
+    ) -> bool:
+        """Decode and normalise one JSON event (a JSONL line, a batch item). True if accepted."""
+        if max_bytes is not None and len(raw) > max_bytes:
+            self.reject(
+                Rejected(
+                    f"the event is {len(raw):,} bytes, over the limit of {max_bytes:,} bytes per event; "
+                    "send large data in fewer properties or raise max_event_bytes",
+                    None,
+                    _text(raw),
+                    origin=origin,
+                ),
+                received_at,
+                source,
+            )
+            return False
+        try:
+            msg = _decode_message(raw)
+        except msgspec.ValidationError as exc:
+            reason, field = validation_reason(exc)
+            self.reject(Rejected(reason, field, _text(raw), origin=origin), received_at, source)
+            return False
+        except msgspec.DecodeError as exc:
+            self.reject(Rejected(f"not valid JSON: {exc}", None, _text(raw), origin=origin), received_at, source)
+            return False
+        fallback = content_message_id(raw) if deterministic_ids else None
+        return self.add_message(
+            msg,
+            raw,
+            received_at=received_at,
+            source=source,
+            default_type=default_type,
+            fallback_message_id=fallback,
+            origin=origin,
+        )
+
+    def to_arrow(self) -> pa.Table:
+        arrays = [pa.array(col, type=EVENTS_ARROW.field(i).type) for i, col in enumerate(self.columns)]
+        return pa.Table.from_arrays(arrays, schema=EVENTS_ARROW)
+
+    def quarantine_arrow(self) -> pa.Table:
+        return quarantine_table(self.rejected, self.rejected_at, self.rejected_source)
+
+    def extend(self, other: EventRows) -> None:
+        for mine, theirs in zip(self.columns, other.columns, strict=True):
+            mine.extend(theirs)
+        self.rejected.extend(other.rejected)
+        self.rejected_at.extend(other.rejected_at)
+        self.rejected_source.extend(other.rejected_source)
+
+
+def quarantine_table(
+    rejected: list[Rejected], received_at: list[datetime], sources: list[str | None]
+) -> pa.Table:
+    n = len(rejected)
+    columns: dict[str, list[Any]] = {
+        "id": [str(uuid.uuid4()) for _ in range(n)],
+        "received_at": received_at,
+        "source": sources,
+        "reason": [r.reason for r in rejected],
+        "field": [r.field for r in rejected],
+        "payload": [r.payload for r in rejected],
+        "origin": [r.origin for r in rejected],
+        "message_id": [r.message_id for r in rejected],
+        "status": ["quarantined"] * n,
+        "replayed_at": [None] * n,
+    }
+    return pa.table(columns, schema=QUARANTINE_ARROW)
+
+
+def _text(payload: bytes | str) -> str:
+    if isinstance(payload, str):
+        return payload
+    return payload.decode("utf-8", errors="backslashreplace")
+
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "EventError",
+    "EventRows",
+    "Rejected",
+    "normalize_message",
+    "parse_time",
+    "utcnow",
+]

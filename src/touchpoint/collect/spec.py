@@ -1,0 +1,85 @@
+"""The Segment tracking spec as touchpoint accepts it: message shapes and the documented limits.
+
+One definition serves three purposes: decoding and validating input (msgspec, in C, so the
+collector keeps up with many thousands of events a second), the JSON Schema shown in the
+OpenAPI docs, and the field names used in error messages.
+
+Unknown top-level fields are ignored, as Segment's own API does; ``properties``, ``traits``,
+``context`` and ``integrations`` are kept exactly as sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+EVENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+
+# The short paths analytics.js uses.
+SHORT_PATHS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias"}
+
+Id = str | int | float | None
+Json = dict[str, Any] | None
+
+
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One event in the Segment tracking spec (identify, track, page, screen, group or alias)."""
+
+    type: str | None = None
+    messageId: Id = None
+    userId: Id = None
+    anonymousId: Id = None
+    event: str | None = None  # track
+    name: str | None = None  # page, screen
+    category: str | None = None  # page
+    groupId: Id = None  # group
+    previousId: Id = None  # alias
+    timestamp: str | None = None
+    originalTimestamp: str | None = None
+    sentAt: str | None = None
+    properties: Json = None
+    traits: Json = None
+    context: Json = None
+    integrations: Json = None
+    writeKey: str | None = None
+
+
+class Batch(msgspec.Struct, kw_only=True):
+    """A ``/v1/batch`` body: the items are kept raw so that one bad item cannot sink the others."""
+
+    batch: list[msgspec.Raw]
+    context: Json = None
+    integrations: Json = None
+    sentAt: str | None = None
+    writeKey: str | None = None
+
+
+class BatchEnvelope(msgspec.Struct, kw_only=True):
+    """A batch body where only the envelope is read (used to find the write key)."""
+
+    writeKey: str | None = None
+
+
+def message_json_schema() -> dict[str, Any]:
+    """JSON Schema of one message, for the OpenAPI docs."""
+    schema: dict[str, Any] = msgspec.json.schema(Message)
+    return schema
+
+
+def batch_json_schema() -> dict[str, Any]:
+    """JSON Schema of a batch body, for the OpenAPI docs."""
+    message = msgspec.json.schema(Message)
+    defs = message.pop("$defs", {})
+    return {
+        "type": "object",
+        "required": ["batch"],
+        "properties": {
+            "batch": {"type": "array", "items": message or {"$ref": "#/$defs/Message"}},
+            "context": {"type": "object"},
+            "integrations": {"type": "object"},
+            "sentAt": {"type": "string", "format": "date-time"},
+            "writeKey": {"type": "string"},
+        },
+        "$defs": defs,
+    }

@@ -1,0 +1,131 @@
+"""Settings from ``touchpoint.toml`` and ``TOUCHPOINT_*`` environment variables (the environment wins).
+
+Where the file is looked for, in order: the path in ``TOUCHPOINT_CONFIG``, then ``./touchpoint.toml``.
+Every setting is documented in ``docs/configuration.md`` (a test keeps the two in step).
+
+>>> from touchpoint.config import Settings
+>>> Settings(data_dir="/tmp/tp").resolved_warehouse_url()
+'duckdb:///tmp/tp/warehouse.duckdb'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from touchpoint.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "touchpoint.toml"
+
+
+def config_file_path() -> Path:
+    """The configuration file in force: ``$TOUCHPOINT_CONFIG`` or ``./touchpoint.toml``."""
+    return Path(os.environ.get("TOUCHPOINT_CONFIG", DEFAULT_CONFIG_FILE))
+
+
+class Settings(BaseSettings):
+    """All of touchpoint's settings. Field names map to ``TOUCHPOINT_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TOUCHPOINT_", extra="forbid", validate_default=True)
+
+    env: str = Field("development", description="development, test or production")
+    data_dir: Path = Field(Path("touchpoint-data"), description="where the embedded warehouse and demo files live")
+    warehouse_url: str | None = Field(
+        None, description="Ibis connection URL; default: an embedded DuckDB file in data_dir"
+    )
+    host: str = Field("127.0.0.1", description="address `touchpoint serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="port `touchpoint serve` listens on")
+    max_event_bytes: int = Field(32 * 1024, gt=0, description="largest single event accepted (Segment: 32 KB)")
+    max_batch_bytes: int = Field(500 * 1024, gt=0, description="largest request body (Segment: 500 KB)")
+    max_batch_events: int = Field(2500, gt=0, description="most events in one batch (Segment: 2,500)")
+    commit_max_events: int = Field(50_000, gt=0, description="most events one group commit writes")
+    commit_max_wait_ms: float = Field(
+        2.0, ge=0, description="how long a group commit waits for more requests to join it"
+    )
+    queue_max_events: int = Field(
+        200_000, gt=0, description="events waiting to be committed before the collector answers 429"
+    )
+    import_chunk_events: int = Field(100_000, gt=0, description="events per transaction in file imports")
+    duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'")
+    duckdb_threads: int | None = Field(None, gt=0, description="DuckDB worker threads (default: all cores)")
+
+    @field_validator("warehouse_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(
+                f"warehouse_url {value!r} is not a URL; use e.g. 'duckdb:///path/to/file.duckdb'"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        elif "TOUCHPOINT_CONFIG" in os.environ:
+            raise ConfigError(
+                f"TOUCHPOINT_CONFIG points to {str(path)!r}, which does not exist",
+                hint="create the file or unset TOUCHPOINT_CONFIG",
+            )
+        return tuple(sources)
+
+    def resolved_warehouse_url(self) -> str:
+        """The warehouse URL, defaulting to ``duckdb:///<data_dir>/warehouse.duckdb``."""
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"duckdb://{self.data_dir.expanduser().absolute() / 'warehouse.duckdb'}"
+
+
+_CACHE: dict[str, Settings] = {}
+
+
+def get_settings() -> Settings:
+    """The process's settings, read once and cached; :func:`override_settings` replaces them."""
+    cached = _CACHE.get("settings")
+    if cached is not None:
+        return cached
+    try:
+        settings = Settings()
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic's ValidationError lists every bad field
+        raise ConfigError(
+            f"invalid configuration: {exc}",
+            hint=f"check the TOUCHPOINT_* environment variables and {config_file_path()}",
+        ) from exc
+    _CACHE["settings"] = settings
+    return settings
+
+
+def override_settings(**changes: Any) -> Settings:
+    """Replace the cached settings with a validated copy carrying ``changes`` (``--data``, tests)."""
+    merged = get_settings().model_dump() | changes
+    try:
+        settings = Settings.model_validate(merged)
+    except Exception as exc:
+        raise ConfigError(f"invalid setting: {exc}", hint="fix the value passed on the command line") from exc
+    _CACHE["settings"] = settings
+    return settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next :func:`get_settings` reads file and environment again."""
+    _CACHE.clear()
