@@ -100,3 +100,48 @@ def _quarantine_refused(
 
 def rows_as_list(table: pa.Table) -> list[Any]:
     return [table.column(i)[0].as_py() for i in range(table.num_columns)]
+
+
+def write_messages(
+    warehouse: Warehouse,
+    messages: Any,
+    *,
+    source: str | None = "python",
+    received_at: Any = None,
+    chunk: int = 100_000,
+) -> WriteResult:
+    """Validate and store Segment-shaped dicts (an iterable), as the collector would.
+
+    Events without ``messageId`` get one derived from their content, so calling this twice with
+    the same data stores it once. Useful from notebooks, tests and simulators.
+
+    >>> from touchpoint.warehouse import Warehouse
+    >>> wh = Warehouse.open("duckdb://:memory:")
+    >>> write_messages(wh, [{"type": "track", "userId": "u1", "event": "Signed Up"}]).stored
+    1
+    """
+    import msgspec
+
+    from touchpoint.collect.normalize import utcnow
+
+    encode = msgspec.json.Encoder().encode
+    now = received_at or utcnow()
+    total = WriteResult()
+    rows = EventRows()
+    cur = warehouse.adapter.cursor()
+    try:
+        for message in messages:
+            try:
+                raw = encode(message)
+            except (TypeError, ValueError, OverflowError) as exc:
+                rows.reject(Rejected(f"not encodable as JSON: {exc}", None, repr(message)[:10_000]), now, source)
+            else:
+                rows.add_raw(raw, received_at=now, source=source, deterministic_ids=True, origin="python")
+            if len(rows) + len(rows.rejected) >= chunk:
+                total.add(write_rows(warehouse, cur, rows))
+                rows = EventRows()
+        if len(rows) or rows.rejected:
+            total.add(write_rows(warehouse, cur, rows))
+    finally:
+        cur.close()
+    return total

@@ -1,0 +1,89 @@
+"""What every command shares: the ``--data``/``--json`` options, settings, the warehouse, output.
+
+A command module defines ``app = typer.Typer()`` and its commands; each command that touches data
+takes ``data: DataOpt = None`` and ``as_json: JsonOpt = False`` and calls :func:`settings_for`
+and :func:`emit`. Errors are raised as :class:`~touchpoint.errors.TouchpointError`; the one error
+boundary in :mod:`touchpoint.cli.main` prints them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from touchpoint.config import Settings, get_settings, override_settings
+from touchpoint.warehouse import Warehouse, open_warehouse
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Data directory (default: $TOUCHPOINT_DATA_DIR or ./touchpoint-data).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+
+
+def settings_for(data: Path | None = None) -> Settings:
+    """The settings in force, with ``--data`` applied when given."""
+    if data is not None:
+        return override_settings(data_dir=data)
+    return get_settings()
+
+
+@contextmanager
+def warehouse(data: Path | None = None, *, read_only: bool = False) -> Iterator[Warehouse]:
+    wh = open_warehouse(settings_for(data), read_only=read_only)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    return msgspec.json.encode(data, enc_hook=_default).decode()
+
+
+def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:
+    """Print ``data`` as JSON (``--json``) or call ``render`` to show it to a person."""
+    if as_json or render is None:
+        sys.stdout.write(to_json(data) + "\n")
+        sys.stdout.flush()
+    else:
+        render()
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a rich table with ``columns`` and ``rows``."""
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for name in columns:
+        t.add_column(str(name))
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    console.print(t)

@@ -1,0 +1,40 @@
+"""``touchpoint serve``: the HTTP API (collector, read endpoints, docs at /docs)."""
+
+from __future__ import annotations
+
+import typer
+
+from touchpoint.cli.common import DataOpt, err_console, settings_for
+
+
+def serve(
+    host: str = typer.Option(None, "--host", help="Address to listen on (default: setting 'host', 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port to listen on (default: setting 'port', 8000)."),
+    data: DataOpt = None,
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Start the HTTP server: Segment-compatible collector, API and docs at /docs."""
+    import uvicorn
+
+    from touchpoint.api.app import create_app
+
+    settings = settings_for(data)
+    changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if changes:
+        from touchpoint.config import override_settings
+
+        settings = override_settings(**changes)
+    app = create_app(settings)
+    err_console.print(
+        f"touchpoint serving on http://{settings.host}:{settings.port} "
+        f"(docs at /docs, warehouse {settings.resolved_warehouse_url()})"
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
