@@ -264,9 +264,8 @@ def _condition(fields: Mapping[str, ir.StringValue], cond: Mapping[str, str]) ->
 def channel_expr(t: ir.Table, rules: Sequence[ChannelRule] | None = None) -> ir.StringValue:
     """An Ibis expression naming the channel of each row of an ``events``-shaped table.
 
-    >>> t = ibis.memtable({"url": ["https://shop.example/?gclid=1"], "referrer": [None], "path": ["/"],
-    ...     "utm_source": [None], "utm_medium": [None], "utm_campaign": [None], "utm_term": [None],
-    ...     "utm_content": [None]})
+    >>> from touchpoint.journeys.frames import events_table
+    >>> t = events_table([{"url": "https://shop.example/?gclid=1"}])
     >>> t.select(ch=channel_expr(t)).to_pyarrow().column("ch").to_pylist()
     ['paid_search']
     """

@@ -13,6 +13,7 @@ consecutive labels collapse into one). For every person, the anchor is their fir
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -136,7 +137,7 @@ def paths(
 def _anchored_people(wh: Warehouse, ev: ir.Table, anchor: str) -> int:
     step = Step.parse(anchor)
     hit = ev.filter(step.predicate(ev))
-    return int(wh.execute(hit.person.nunique()))
+    return int(wh.to_arrow(hit.person.nunique()).as_py() or 0)
 
 
 def _render(anchor: str, seq: Sequence[str], direction: str) -> str:
@@ -161,7 +162,7 @@ def sankey(anchor: str, counts: dict[tuple[str, ...], int], direction: str = "fr
     for seq, n in counts.items():
         chain = [anchor, *seq, END if direction == "from" else START]
         names = [f"{i}. {label}" for i, label in enumerate(chain)]
-        for a, b in zip(names, names[1:], strict=False):
+        for a, b in itertools.pairwise(names):
             key = (node(a), node(b))
             links[key] = links.get(key, 0) + n
     ordered = sorted(links.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))

@@ -10,7 +10,7 @@ up count in their journey.
 
 >>> from touchpoint.warehouse import Warehouse
 >>> wh = Warehouse.open("duckdb://:memory:")
->>> person_events(wh).count().execute()
+>>> person_events(wh).count().to_pyarrow().as_py()
 0
 """
 
@@ -33,7 +33,8 @@ Identity = Literal["auto", "profiles", "stitch", "raw"]
 def stitch(events: ir.Table) -> ir.Table:
     """``events`` with a ``person`` column by anonymous-to-user stitching inside the event log.
 
-    >>> t = ibis.memtable({"user_id": [None, "u1"], "anonymous_id": ["a1", "a1"]})
+    >>> import pyarrow as pa
+    >>> t = ibis.memtable(pa.table({"user_id": [None, "u1"], "anonymous_id": ["a1", "a1"]}))
     >>> sorted(stitch(t).person.to_pyarrow().to_pylist())
     ['u1', 'u1']
     """

@@ -104,11 +104,11 @@ def retention(
     rows = wh.to_arrow(
         retention_expr(ev, period=period, cohort=cohort, returning=returning, order_event=order_event)
     ).to_pylist()
-    last = wh.execute(ev.timestamp.max())
+    last = wh.to_arrow(ev.timestamp.max()).as_py()
     last_idx = None
     if last is not None and not (isinstance(last, float)):
         last_ts = last.to_pydatetime() if hasattr(last, "to_pydatetime") else last
-        last_idx = int(wh.execute(_period_index(ibis.literal(last_ts, "timestamp"), period)))
+        last_idx = int(wh.to_arrow(_period_index(ibis.literal(last_ts, "timestamp"), period)).as_py())
     by_cohort: dict[int, dict[str, Any]] = {}
     for r in rows:
         c = by_cohort.setdefault(int(r["cohort_index"]), {"size": int(r["size"]), "cells": {}})

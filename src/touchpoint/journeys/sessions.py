@@ -14,7 +14,7 @@ Everything here is an Ibis expression: it runs in the warehouse (DuckDB by defau
 >>> from touchpoint.warehouse import Warehouse
 >>> from touchpoint.journeys.people import person_events
 >>> wh = Warehouse.open("duckdb://:memory:")
->>> sessions(sessionize(person_events(wh))).count().execute()
+>>> sessions(sessionize(person_events(wh))).count().to_pyarrow().as_py()
 0
 """
 
@@ -76,11 +76,10 @@ def sessions(sessionized: ir.Table, *, rules: Sequence[ChannelRule] | None = Non
     """One row per session: person, session_id, start, end, events, channel, campaign, landing page.
 
     >>> import datetime as dt
-    >>> t = ibis.memtable({"person": ["p", "p"], "message_id": ["1", "2"], "type": ["page"] * 2,
-    ...     "timestamp": [dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 1, 1)],
-    ...     "url": ["https://s.example/?utm_source=news&utm_medium=email", None], "referrer": [None] * 2,
-    ...     "path": ["/", "/"], "utm_source": ["news", None], "utm_medium": ["email", None],
-    ...     "utm_campaign": [None] * 2, "utm_term": [None] * 2, "utm_content": [None] * 2})
+    >>> from touchpoint.journeys.frames import events_table
+    >>> t = events_table([
+    ...     {"person": "p", "type": "page", "timestamp": dt.datetime(2026, 1, 1), "utm_medium": "email"},
+    ...     {"person": "p", "type": "page", "timestamp": dt.datetime(2026, 1, 1, 1)}])
     >>> sessions(sessionize(t)).order_by("session_index").channel.to_pyarrow().to_pylist()
     ['email', 'direct']
     """

@@ -1,0 +1,225 @@
+"""Attribute conversions and revenue to channels with one model or compare them all.
+
+Models: ``first``, ``last``, ``last_non_direct``, ``linear``, ``time_decay``, ``position``
+(:mod:`~touchpoint.journeys.heuristics`), ``markov`` (order 1-3, exact removal effects,
+:mod:`~touchpoint.journeys.markov`) and ``shapley`` (exact, :mod:`~touchpoint.journeys.shapley`).
+
+Uncertainty: with ``bootstrap=B`` every model is refitted on ``B`` Poisson-bootstrap resamples
+of the journeys (each path's conversion and null counts redrawn as Poisson variates, value per
+conversion kept) and the 2.5%/97.5% percentiles are reported. This measures sampling noise only:
+attribution is correlational, and no interval here says what a channel *caused*.
+
+>>> from touchpoint.journeys.pathdata import PathData
+>>> data = PathData.from_lists([["email", "direct"], ["search"]], conversions=[1, 1], value=[10, 30])
+>>> result = attribute(data, "last")
+>>> [(r["channel"], r["conversions"]) for r in result.rows]
+[('direct', 1.0), ('email', 0.0), ('search', 1.0)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from touchpoint.errors import InvalidInput
+from touchpoint.journeys import heuristics
+from touchpoint.journeys.markov import markov
+from touchpoint.journeys.pathdata import PathData
+from touchpoint.journeys.shapley import shapley
+
+MODELS = (*heuristics.HEURISTICS, "markov", "shapley")
+CAVEAT = (
+    "Attribution divides observed conversions among the channels people touched; it is correlational. "
+    "A channel that reaches people who would have bought anyway gets credit it did not earn. "
+    "Use experiments (holdouts) or the marketing-mix model to measure what a channel causes."
+)
+
+METHODS = {
+    "first": "all credit to the first touch",
+    "last": "all credit to the last touch",
+    "last_non_direct": "all credit to the last touch that is not 'direct' (the last touch if all are)",
+    "linear": "equal credit to every touch",
+    "time_decay": "credit halves every half-life before the conversion (days, or steps without timestamps)",
+    "position": "40% first touch, 40% last touch, 20% shared by the touches between",
+    "markov": "absorbing Markov chain of order k; credit proportional to exact removal effects",
+    "shapley": "exact Shapley values of the channel-coalition game",
+}
+
+
+@dataclass
+class AttributionResult:
+    """Credited conversions and value per channel under one model, with intervals when bootstrapped."""
+
+    model: str
+    params: dict[str, Any]
+    channels: list[str]
+    conversions: np.ndarray
+    value: np.ndarray
+    total_conversions: float
+    total_value: float
+    intervals: dict[str, np.ndarray] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for i, ch in enumerate(self.channels):
+            row: dict[str, Any] = {
+                "channel": ch,
+                "conversions": float(self.conversions[i]),
+                "value": float(self.value[i]),
+                "share": float(self.conversions[i] / self.total_conversions)
+                if self.total_conversions
+                else None,
+            }
+            for name, arr in self.intervals.items():
+                row[f"{name}_ci"] = [float(arr[0, i]), float(arr[1, i])]
+            if "removal_effects" in self.diagnostics:
+                row["removal_effect"] = self.diagnostics["removal_effects"][ch]
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "params": self.params,
+            "method": METHODS[self.model],
+            "total_conversions": self.total_conversions,
+            "total_value": self.total_value,
+            "channels": self.rows,
+            "diagnostics": self.diagnostics,
+            "caveat": CAVEAT,
+        }
+
+
+def _fit(data: PathData, model: str, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    if model in heuristics.HEURISTICS:
+        w = heuristics.weights(
+            data, model, half_life=params.get("half_life"), direct=params.get("direct", heuristics.DIRECT)
+        )
+        conv, val = heuristics.credit(data, w)
+        return conv, val, {}
+    if model == "markov":
+        fit = markov(data, order=params.get("order", 1), use_nulls=params.get("use_nulls", True))
+        diag = {
+            "p_conversion": fit.p_conversion,
+            "states": fit.n_states,
+            "transitions": fit.n_transitions,
+            "removal_effects": {c: float(x) for c, x in zip(fit.channels, fit.removal_effects, strict=True)},
+            "removal_effects_value": {
+                c: float(x) for c, x in zip(fit.channels, fit.removal_effects_value, strict=True)
+            },
+        }
+        return fit.conversions, fit.value, diag
+    if model == "shapley":
+        sfit = shapley(data, value=params.get("value_function", "conversions"))
+        return (
+            sfit.conversions,
+            sfit.value,
+            {"coalitions": sfit.coalitions, "value_function": sfit.value_function},
+        )
+    raise InvalidInput(f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(MODELS)}")
+
+
+def attribute(
+    data: PathData,
+    model: str = "markov",
+    *,
+    order: int = 1,
+    use_nulls: bool = True,
+    half_life: float | None = None,
+    value_function: str = "conversions",
+    direct: str = heuristics.DIRECT,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> AttributionResult:
+    """Attribute ``data``'s conversions and value to its channels with ``model``."""
+    if model not in MODELS:
+        raise InvalidInput(
+            f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(MODELS)}"
+        )
+    if not isinstance(bootstrap, int) or bootstrap < 0 or bootstrap > 10_000:
+        raise InvalidInput(f"bootstrap={bootstrap!r} is out of range", hint="give 0 (off) to 10000 resamples")
+    if data.n_paths == 0:
+        raise InvalidInput(
+            "there are no journeys to attribute", hint="widen the period or the lookback window"
+        )
+    params: dict[str, Any] = {}
+    if model == "markov":
+        params = {"order": order, "use_nulls": use_nulls}
+    elif model == "time_decay":
+        params = {"half_life": half_life, "half_life_unit": "days" if data.ages is not None else "steps"}
+    elif model == "shapley":
+        params = {"value_function": value_function}
+    elif model == "last_non_direct":
+        params = {"direct": direct}
+    conv, val, diag = _fit(data, model, params | {"direct": direct})
+    result = AttributionResult(
+        model=model,
+        params=params,
+        channels=list(data.channels),
+        conversions=conv,
+        value=val,
+        total_conversions=float(data.conversions.sum()),
+        total_value=float(data.value.sum()),
+        diagnostics=diag | {"paths": data.n_paths, "source": data.source},
+    )
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        convs, vals = [], []
+        for _ in range(bootstrap):
+            resampled = data.reweighted(
+                rng.poisson(data.conversions).astype(np.float64), rng.poisson(data.nulls).astype(np.float64)
+            )
+            if resampled.conversions.sum() <= 0:
+                continue
+            c, v, _ = _fit(resampled, model, params | {"direct": direct})
+            convs.append(c)
+            vals.append(v)
+        if convs:
+            result.intervals = {
+                "conversions": np.percentile(np.array(convs), [2.5, 97.5], axis=0),
+                "value": np.percentile(np.array(vals), [2.5, 97.5], axis=0),
+            }
+            result.diagnostics["bootstrap"] = {"resamples": len(convs), "seed": seed, "kind": "poisson"}
+    return result
+
+
+def compare(
+    data: PathData,
+    models: Sequence[str] = (
+        "first",
+        "last",
+        "last_non_direct",
+        "linear",
+        "time_decay",
+        "position",
+        "markov",
+        "shapley",
+    ),
+    *,
+    order: int = 1,
+    bootstrap: int = 0,
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run several models on the same journeys; rows per channel with one column per model."""
+    results = {m: attribute(data, m, order=order, bootstrap=bootstrap, seed=seed, **options) for m in models}
+    table = []
+    for i, ch in enumerate(data.channels):
+        row: dict[str, Any] = {"channel": ch}
+        for m, r in results.items():
+            row[m] = float(r.conversions[i])
+            row[f"{m}_value"] = float(r.value[i])
+        table.append(row)
+    return {
+        "models": list(models),
+        "channels": table,
+        "results": {m: r.to_dict() for m, r in results.items()},
+        "total_conversions": float(data.conversions.sum()),
+        "total_value": float(data.value.sum()),
+        "caveat": CAVEAT,
+    }
