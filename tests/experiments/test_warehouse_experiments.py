@@ -114,7 +114,7 @@ def test_holdout_is_persistent_and_sized(wh: Warehouse) -> None:
 
 
 def simulate(wh: Warehouse, n: int = 600, seed: int = 3) -> dict:
-    """Exposures, orders before and after exposure, one unit exposed to both arms; returns the truth per unit."""
+    """Exposures and orders before and after exposure (one unit sees both arms); the truth per unit."""
     rng = np.random.default_rng(seed)
     create_experiment(
         wh,

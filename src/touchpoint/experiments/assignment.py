@@ -148,7 +148,9 @@ def record_exposures(
 def assign_and_expose(
     wh: Warehouse, key: str, units: Iterable[str], *, when: datetime | None = None
 ) -> dict[str, str]:
-    """Assign units and record their exposure now (or at ``when``): what an app calls when it shows a variant."""
+    """Assign units and record their exposure now (or at ``when``).
+
+    What an app calls when it shows a variant."""
     from touchpoint.collect.normalize import utcnow
 
     arms = assign(wh, key, units)

@@ -103,7 +103,8 @@ class Metric:
         if len(parts) < 3:
             raise InvalidInput(
                 f"metric spec {spec!r} needs at least NAME:KIND:EVENT",
-                hint="e.g. 'purchase:binomial:Order Completed' or 'revenue:mean:Order Completed:revenue:cap=500'",
+                hint="e.g. 'purchase:binomial:Order Completed' or "
+                "'revenue:mean:Order Completed:revenue:cap=500'",
             )
         data: dict[str, Any] = {"name": parts[0], "kind": parts[1], "event": parts[2]}
         keys = {
@@ -237,15 +238,17 @@ def _per_unit(
     end: datetime | None,
     binary: bool,
 ) -> ir.Table:
-    """Sum (or 0/1 occurrence) of ``value`` of ``event`` per exposed unit, from first exposure + lo to + hi days."""
+    """Sum (or 0/1 occurrence) of ``value`` of ``event`` per exposed unit.
+
+    Events count from first exposure + ``lo_days`` to first exposure + ``hi_days``."""
     e = wh.table("events")
     e = e.filter((e.type == "track") & (e.event == event))
     e = e.select(_unit=unit_column(e, unit), _ts=e.timestamp, _v=_value(e, value))
     j = exposed.select("unit", "first_at").join(e, exposed.unit == e._unit)
-    lo = j.first_at + ibis.interval(seconds=int(round(lo_days * 86400)))
+    lo = j.first_at + ibis.interval(seconds=round(lo_days * 86400))
     cond = j._ts >= lo
     if hi_days is not None:
-        cond &= j._ts < j.first_at + ibis.interval(seconds=int(round(hi_days * 86400)))
+        cond &= j._ts < j.first_at + ibis.interval(seconds=round(hi_days * 86400))
     else:
         cond &= j._ts >= j.first_at
     if end is not None:

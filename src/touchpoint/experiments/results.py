@@ -46,7 +46,7 @@ def analyze_experiment(
     if not chosen:
         raise InvalidInput(
             f"experiment {key!r} has no metrics",
-            hint="define metrics at create time (--metric 'purchase:binomial:Order Completed') or pass --metric",
+            hint="define metrics at create time (--metric 'purchase:binomial:Order Completed')",
         )
     stop = end or exp.end_at
     stats, summary = compute_stats(
