@@ -153,13 +153,26 @@ def rows_from_body(
     return rows, problems
 
 
+def _merged(shared: dict[str, Any], own: msgspec.Raw) -> msgspec.Raw:
+    """``shared`` (from the batch) overlaid by the item's own object; a non-object is left to validation."""
+    try:
+        mine = msgspec.json.decode(bytes(own))
+    except msgspec.DecodeError:
+        return own
+    if mine is None:
+        mine = {}
+    if not isinstance(mine, dict):
+        return own
+    return msgspec.Raw(_encode({**shared, **mine}))
+
+
 def _inherit(msg: Message, batch: Batch) -> bool:
     """Top-level ``context``, ``integrations`` and ``sentAt`` of a batch apply to each item."""
     inherited = bool(batch.context or batch.integrations or batch.sentAt)
     if batch.context:
-        msg.context = {**batch.context, **(msg.context or {})}
+        msg.context = _merged(batch.context, msg.context)
     if batch.integrations:
-        msg.integrations = {**batch.integrations, **(msg.integrations or {})}
+        msg.integrations = _merged(batch.integrations, msg.integrations)
     if msg.sentAt is None and batch.sentAt is not None:
         msg.sentAt = batch.sentAt
     return inherited

@@ -26,11 +26,11 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 import pyarrow as pa
 
-from touchpoint.collect.spec import EVENT_TYPES, Message
+from touchpoint.collect.spec import EVENT_TYPES, Message, Typed
 from touchpoint.warehouse.schema import EVENTS, QUARANTINE
 
 _decode_message = msgspec.json.Decoder(Message).decode
-_encode = msgspec.json.Encoder().encode
+_decode_typed = msgspec.json.Decoder(Typed).decode
 
 EVENT_COLUMNS = tuple(EVENTS.schema.names)
 QUARANTINE_COLUMNS = tuple(QUARANTINE.schema.names)
@@ -129,10 +129,6 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else None
-
-
 def _email(*candidates: Any) -> str | None:
     for value in candidates:
         if isinstance(value, str):
@@ -142,13 +138,14 @@ def _email(*candidates: Any) -> str | None:
     return None
 
 
-def _dumps(value: dict[str, Any] | None, field: str) -> str | None:
-    if value is None:
+def _object(raw: msgspec.Raw, field: str) -> str | None:
+    """The raw JSON text of an object field, or None for null/absent; anything else is refused."""
+    text = bytes(raw).strip()
+    if text == b"null":
         return None
-    try:
-        return _encode(value).decode()
-    except (TypeError, ValueError, OverflowError) as exc:  # e.g. non-finite numbers
-        raise EventError(f"field '{field}': cannot be stored as JSON ({exc})", field) from None
+    if not text.startswith(b"{"):
+        raise EventError(f"field '{field}': expected a JSON object", field)
+    return text.decode()
 
 
 def normalize_message(
@@ -166,16 +163,17 @@ def normalize_message(
     etype = default_type or msg.type
     if etype is None:
         raise EventError(f"field 'type': missing; send one of {', '.join(EVENT_TYPES)}", "type")
-    etype = etype.strip().lower()
     if etype not in EVENT_TYPES:
-        raise EventError(f"field 'type': {msg.type!r} is not one of {', '.join(EVENT_TYPES)}", "type")
+        etype = etype.strip().lower()
+        if etype not in EVENT_TYPES:
+            raise EventError(f"field 'type': {msg.type!r} is not one of {', '.join(EVENT_TYPES)}", "type")
 
     user_id = _id(msg.userId, "userId")
     anonymous_id = _id(msg.anonymousId, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise EventError("every event needs 'userId' or 'anonymousId'; neither was sent", "userId")
-    group_id = _id(msg.groupId, "groupId")
-    previous_id = _id(msg.previousId, "previousId")
+    group_id = _id(msg.groupId, "groupId") if msg.groupId is not None else None
+    previous_id = _id(msg.previousId, "previousId") if msg.previousId is not None else None
     event = msg.event.strip() if isinstance(msg.event, str) else None
     if etype == "track" and not event:
         raise EventError("field 'event': a track call needs the event name, e.g. 'Order Completed'", "event")
@@ -197,31 +195,49 @@ def normalize_message(
     else:
         timestamp = original or received_at
 
-    props = msg.properties
-    traits = msg.traits
-    context = msg.context
-    ctx_traits = _get(context, "traits")
-    page = _get(context, "page")
-    url = _str(_get(props, "url")) if etype == "page" else None
-    url = url or _str(_get(page, "url"))
-    path = (_str(_get(props, "path")) if etype == "page" else None) or _str(_get(page, "path"))
-    referrer = (_str(_get(props, "referrer")) if etype == "page" else None) or _str(_get(page, "referrer"))
+    properties = _object(msg.properties, "properties")
+    traits = _object(msg.traits, "traits")
+    context = _object(msg.context, "context")
+    integrations = _object(msg.integrations, "integrations")
+    typed = _decode_typed(b'{"properties":%s,"context":%s,"traits":%s}' % (
+        bytes(msg.properties), bytes(msg.context), bytes(msg.traits)))
+    props = typed.properties
+    ctx = typed.context
+    page = ctx.page if ctx is not None and isinstance(ctx.page, dict) else None
+    is_page = etype == "page" and props is not None
 
-    campaign = _get(context, "campaign")
-    utm: list[str | None] = [_str(_get(campaign, k)) for k in _CAMPAIGN_KEYS]
+    url = _str(props.url) if is_page else None
+    path = _str(props.path) if is_page else None
+    referrer = _str(props.referrer) if is_page else None
+    if page is not None:
+        url = url or _str(page.get("url"))
+        path = path or _str(page.get("path"))
+        referrer = referrer or _str(page.get("referrer"))
+
+    campaign = ctx.campaign if ctx is not None and isinstance(ctx.campaign, dict) else None
+    utm: list[str | None] = [_str(campaign.get(k)) for k in _CAMPAIGN_KEYS] if campaign else [None] * 5
     if url and "utm_" in url and not any(utm):
-        query = dict(parse_qsl(urlsplit(url).query))
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
         utm = [_str(query.get(k)) for k in _UTM]
         if path is None:
-            path = urlsplit(url).path or None
+            path = parts.path or None
 
-    revenue = None
-    for key in ("revenue", "total", "value"):
-        revenue = _number(_get(props, key))
-        if revenue is not None:
-            break
-    currency = _str(_get(props, "currency"))
-    order_id = _str(_get(props, "order_id")) or _str(_get(props, "orderId"))
+    revenue = currency = order_id = None
+    email_candidates: list[Any] = []
+    if props is not None:
+        revenue = _number(props.revenue)
+        if revenue is None:
+            revenue = _number(props.total)
+            if revenue is None:
+                revenue = _number(props.value)
+        currency = _str(props.currency)
+        order_id = _str(props.order_id) or _str(props.orderId)
+        email_candidates.append(props.email)
+    if typed.traits is not None:
+        email_candidates.insert(0, typed.traits.email)
+    if ctx is not None and isinstance(ctx.traits, dict):
+        email_candidates.insert(1 if typed.traits is not None else 0, ctx.traits.get("email"))
 
     return (
         message_id,
@@ -237,11 +253,11 @@ def normalize_message(
         sent_at,
         received_at,
         source,
-        _dumps(props, "properties"),
-        _dumps(traits, "traits"),
-        _dumps(context, "context"),
-        _dumps(msg.integrations, "integrations"),
-        _email(_get(traits, "email"), _get(ctx_traits, "email"), _get(props, "email")),
+        properties,
+        traits,
+        context,
+        integrations,
+        _email(*email_candidates),
         revenue,
         currency.upper() if currency else None,
         order_id,
@@ -273,20 +289,19 @@ def content_message_id(raw: bytes) -> str:
 class EventRows:
     """Column-wise accumulator of valid rows and rejected inputs, ready to commit as Arrow."""
 
-    __slots__ = ("columns", "rejected", "rejected_at", "rejected_source")
+    __slots__ = ("rejected", "rejected_at", "rejected_source", "rows")
 
     def __init__(self) -> None:
-        self.columns: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+        self.rows: list[tuple[Any, ...]] = []
         self.rejected: list[Rejected] = []
         self.rejected_at: list[datetime] = []
         self.rejected_source: list[str | None] = []
 
     def __len__(self) -> int:
-        return len(self.columns[0])
+        return len(self.rows)
 
     def add_row(self, row: tuple[Any, ...]) -> None:
-        for column, value in zip(self.columns, row, strict=True):
-            column.append(value)
+        self.rows.append(row)
 
     def reject(self, rejected: Rejected, received_at: datetime, source: str | None) -> None:
         self.rejected.append(rejected)
@@ -366,15 +381,15 @@ class EventRows:
         )
 
     def to_arrow(self) -> pa.Table:
-        arrays = [pa.array(col, type=EVENTS_ARROW.field(i).type) for i, col in enumerate(self.columns)]
+        columns = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in EVENT_COLUMNS]
+        arrays = [pa.array(col, type=EVENTS_ARROW.field(i).type) for i, col in enumerate(columns)]
         return pa.Table.from_arrays(arrays, schema=EVENTS_ARROW)
 
     def quarantine_arrow(self) -> pa.Table:
         return quarantine_table(self.rejected, self.rejected_at, self.rejected_source)
 
     def extend(self, other: EventRows) -> None:
-        for mine, theirs in zip(self.columns, other.columns, strict=True):
-            mine.extend(theirs)
+        self.rows.extend(other.rows)
         self.rejected.extend(other.rejected)
         self.rejected_at.extend(other.rejected_at)
         self.rejected_source.extend(other.rejected_source)
@@ -385,7 +400,7 @@ def quarantine_table(
 ) -> pa.Table:
     n = len(rejected)
     columns: dict[str, list[Any]] = {
-        "id": [str(uuid.uuid4()) for _ in range(n)],
+        "id": [_quarantine_id(r) for r in rejected],
         "received_at": received_at,
         "source": sources,
         "reason": [r.reason for r in rejected],
@@ -397,6 +412,15 @@ def quarantine_table(
         "replayed_at": [None] * n,
     }
     return pa.table(columns, schema=QUARANTINE_ARROW)
+
+
+def _quarantine_id(rejected: Rejected) -> str:
+    """Records from files get an id derived from where they came from, so re-imports add nothing."""
+    origin = rejected.origin
+    if origin and not origin.startswith(("http:", "replay")):
+        digest = hashlib.blake2b(f"{origin}\x00{rejected.payload}".encode(errors="replace"), digest_size=16)
+        return "q-" + digest.hexdigest()
+    return "q-" + uuid.uuid4().hex
 
 
 def _text(payload: bytes | str) -> str:

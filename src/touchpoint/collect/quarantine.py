@@ -86,6 +86,16 @@ def replay(
     now = utcnow()
     try:
         for record in records:
+            origin = record["origin"] or ""
+            if origin.startswith(("spend:", "orders:")):
+                kind = origin.split(":", 1)[0]
+                result.still_invalid.append(
+                    {
+                        "id": record["id"],
+                        "reason": f"{kind} rows are not events: fix the file and run `touchpoint import {kind}` again",
+                    }
+                )
+                continue
             rows = EventRows()
             payload = payload_override if payload_override is not None else record["payload"].encode()
             ok = rows.add_raw(
@@ -98,9 +108,9 @@ def replay(
             )
             if ok:
                 accepted = EventRows()
-                accepted.columns = rows.columns
+                accepted.rows = rows.rows
                 write_rows(wh, cur, accepted)
-                message_id = rows.columns[0][0]
+                message_id = rows.rows[0][0]
                 with adapter.transaction(cur):
                     adapter.update(
                         cur,

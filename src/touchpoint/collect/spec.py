@@ -21,6 +21,7 @@ SHORT_PATHS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "
 
 Id = str | int | float | None
 Json = dict[str, Any] | None
+NULL = msgspec.Raw(b"null")
 
 
 class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -38,11 +39,44 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     timestamp: str | None = None
     originalTimestamp: str | None = None
     sentAt: str | None = None
-    properties: Json = None
-    traits: Json = None
-    context: Json = None
-    integrations: Json = None
+    # Kept as the raw JSON text that was sent (checked to be an object or null), never re-encoded.
+    properties: msgspec.Raw = NULL
+    traits: msgspec.Raw = NULL
+    context: msgspec.Raw = NULL
+    integrations: msgspec.Raw = NULL
     writeKey: str | None = None
+
+
+class _Email(msgspec.Struct):
+    email: Any = None
+
+
+class _Context(msgspec.Struct):
+    # Any, not nested Structs: a client may send e.g. "page": "home", which must not fail the event.
+    page: Any = None
+    campaign: Any = None
+    traits: Any = None
+
+
+class _Properties(msgspec.Struct):
+    revenue: Any = None
+    total: Any = None
+    value: Any = None
+    currency: Any = None
+    order_id: Any = None
+    orderId: Any = None
+    url: Any = None
+    path: Any = None
+    referrer: Any = None
+    email: Any = None
+
+
+class Typed(msgspec.Struct):
+    """The few nested fields that become typed columns, decoded in C without building dicts."""
+
+    properties: _Properties | None = None
+    context: _Context | None = None
+    traits: _Email | None = None
 
 
 class Batch(msgspec.Struct, kw_only=True):
@@ -61,21 +95,43 @@ class BatchEnvelope(msgspec.Struct, kw_only=True):
     writeKey: str | None = None
 
 
+class MessageDoc(msgspec.Struct, kw_only=True):
+    """One event in the Segment tracking spec (identify, track, page, screen, group or alias)."""
+
+    type: str | None = None
+    messageId: Id = None
+    userId: Id = None
+    anonymousId: Id = None
+    event: str | None = None
+    name: str | None = None
+    category: str | None = None
+    groupId: Id = None
+    previousId: Id = None
+    timestamp: str | None = None
+    originalTimestamp: str | None = None
+    sentAt: str | None = None
+    properties: Json = None
+    traits: Json = None
+    context: Json = None
+    integrations: Json = None
+    writeKey: str | None = None
+
+
 def message_json_schema() -> dict[str, Any]:
     """JSON Schema of one message, for the OpenAPI docs."""
-    schema: dict[str, Any] = msgspec.json.schema(Message)
+    schema: dict[str, Any] = msgspec.json.schema(MessageDoc)
     return schema
 
 
 def batch_json_schema() -> dict[str, Any]:
     """JSON Schema of a batch body, for the OpenAPI docs."""
-    message = msgspec.json.schema(Message)
+    message = msgspec.json.schema(MessageDoc)
     defs = message.pop("$defs", {})
     return {
         "type": "object",
         "required": ["batch"],
         "properties": {
-            "batch": {"type": "array", "items": message or {"$ref": "#/$defs/Message"}},
+            "batch": {"type": "array", "items": message or {"$ref": "#/$defs/MessageDoc"}},
             "context": {"type": "object"},
             "integrations": {"type": "object"},
             "sentAt": {"type": "string", "format": "date-time"},

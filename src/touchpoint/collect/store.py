@@ -74,7 +74,7 @@ def _write_one_by_one(warehouse: Warehouse, cur: Any, rows: EventRows, events: p
     result.quarantined += len(rows.rejected)
     for i in range(events.num_rows):
         single = EventRows()
-        single.add_row(tuple(col[i] for col in rows.columns))
+        single.add_row(rows.rows[i])
         result.add(write_rows(warehouse, cur, single))
     return result
 

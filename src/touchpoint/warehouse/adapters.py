@@ -123,18 +123,29 @@ class DuckDBAdapter:
             cur.unregister(view)
         return int(result[0]) if result else 0
 
-    def upsert(self, cur: Any, table: str, rows: pa.Table, key: tuple[str, ...]) -> int:
-        """Insert ``rows``; a row whose key is stored replaces the stored values. Returns rows written."""
+    def upsert(
+        self, cur: Any, table: str, rows: pa.Table, key: tuple[str, ...], compare: tuple[str, ...] = ()
+    ) -> int:
+        """Insert ``rows``; a row whose key is stored replaces the stored values. Returns rows written.
+
+        With ``compare``, a stored row is only rewritten when one of those columns differs, so
+        loading the same data twice writes nothing the second time.
+        """
         if rows.num_rows == 0:
             return 0
         view = f"__tp_rows_{table}"
         cur.register(view, rows)
         updates = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in rows.column_names if c not in key)
         conflict = ", ".join(_quote(k) for k in key)
+        where = ""
+        if compare:
+            where = " WHERE " + " OR ".join(
+                f"{_quote(table)}.{_quote(c)} IS DISTINCT FROM excluded.{_quote(c)}" for c in compare
+            )
         try:
             result = cur.execute(
                 f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM {view} "
-                f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+                f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}{where}"
             ).fetchone()
         finally:
             cur.unregister(view)
