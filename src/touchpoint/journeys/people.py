@@ -1,8 +1,9 @@
 """Who did what: a ``person`` column for every event.
 
 Journeys need one key per person across their anonymous and identified events. When the
-identity package has built its mapping (a table ``identity_map`` with ``id_type``, ``id_value``
-and ``profile_id``), that mapping is used. Otherwise touchpoint stitches in the warehouse:
+identity package has built its profiles (the table ``identity_nodes`` with ``id_type``, ``id_value``
+and ``profile_id``), an event's person is the profile of its ``user_id``, else of its
+``anonymous_id`` (events newer than the last identity build fall back to the raw ids). Otherwise touchpoint stitches in the warehouse:
 an event's person is its ``user_id``; an anonymous event whose ``anonymous_id`` was ever seen
 together with a ``user_id`` belongs to that user (the smallest one, if several); any other
 anonymous event belongs to its ``anonymous_id``. So the visits a visitor made before signing
@@ -26,7 +27,7 @@ from touchpoint.errors import InvalidInput
 if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
 
-IDENTITY_TABLE = "identity_map"
+IDENTITY_TABLE = "identity_nodes"
 Identity = Literal["auto", "profiles", "stitch", "raw"]
 
 
@@ -90,7 +91,7 @@ def person_events(wh: Warehouse, *, identity: Identity = "auto", events: ir.Tabl
         if not has_profiles(wh):
             raise InvalidInput(
                 f"identity='profiles' but the warehouse has no {IDENTITY_TABLE!r} table",
-                hint="build profiles first (`touchpoint identity ...`) or use identity='stitch'",
+                hint="build profiles first (see docs/identity.md) or use identity='stitch'",
             )
         out = _profiles(wh, t)
     elif identity == "stitch":
