@@ -1,0 +1,508 @@
+"""Building and updating the identity graph: full rebuild and incremental update.
+
+:func:`rebuild` resolves every event from scratch. :func:`update` resolves only the events stored
+since the last run: it finds the connected components their identifiers touch and re-resolves
+those components whole (old links and new), so the result equals a rebuild by construction:
+components never interact, and :func:`~touchpoint.identity.partition.partition` is a pure
+function of a component's identifiers and links.
+
+>>> from touchpoint.warehouse import Warehouse
+>>> from touchpoint.collect.store import write_messages
+>>> wh = Warehouse.open("duckdb://:memory:")
+>>> _ = write_messages(wh, [{"type": "page", "anonymousId": "a1"},
+...                         {"type": "identify", "anonymousId": "a1", "userId": "u1"}])
+>>> rebuild(wh).profiles
+1
+>>> _ = write_messages(wh, [{"type": "track", "userId": "u1", "event": "Order Completed",
+...                          "properties": {"email": "Ann@Example.com"}}])
+>>> r = update(wh); (r.mode, r.events, r.profiles)
+('incremental', 1, 1)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from touchpoint.errors import InvalidInput
+from touchpoint.identity import store
+from touchpoint.identity import tables as T
+from touchpoint.identity.components import Scratch
+from touchpoint.identity.extract import observations
+from touchpoint.identity.partition import partition
+from touchpoint.identity.rules import MergeRules
+from touchpoint.warehouse import Warehouse
+
+#: Events are looked for this far behind the watermark, so one committed a little late is not missed.
+LATE_WINDOW = timedelta(hours=1)
+STATE_VERSION = 1
+
+
+@dataclass
+class ResolveResult:
+    """What one resolution did."""
+
+    mode: str  # rebuild | incremental | manual | noop
+    events: int = 0
+    identifiers: int = 0
+    links: int = 0
+    refused_links: int = 0
+    profiles: int = 0
+    components_recomputed: int = 0
+    conflicted_components: int = 0
+    merges_logged: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- building blocks ---------------------------------------------------------------------------------
+def _link_pairs(obs: ir.Table) -> ir.Table:
+    """Per event, a star from its most trusted identifier (ties: type, then value) to each other one;
+    pairs are stored once as ``src < dst`` with the first event that linked them."""
+    good = obs.filter(obs.node_id.notnull())
+    key = good.rank.cast("string").lpad(5, "0") + "|" + good.id_type + "|" + good.id_value
+    centers = good.group_by("message_id").agg(center=good.node_id.argmin(key), n=good.count())
+    centers = centers.filter(centers.n > 1)
+    pairs = good.join(centers, "message_id").filter(lambda p: p.node_id != p.center)
+    pairs = pairs.select(
+        src=ibis.least(pairs.node_id, pairs.center),
+        dst=ibis.greatest(pairs.node_id, pairs.center),
+        message_id=pairs.message_id,
+        timestamp=pairs.timestamp,
+    )
+    return pairs.group_by(["src", "dst"]).agg(
+        message_id=pairs.message_id.argmin(pairs.timestamp),
+        first_seen=pairs.timestamp.min(),
+        last_seen=pairs.timestamp.max(),
+        events=pairs.count(),
+    )
+
+
+def _overrides_for(wh: Warehouse, nodes: ir.Table) -> tuple[ir.Table | None, ir.Table | None]:
+    """Manual splits (``node_id``) and merges (``src, dst``) among ``nodes``."""
+    ov = store.overrides(wh)
+    if not int(ov.count().to_pyarrow().as_py()):
+        return None, None
+    n = nodes.select("node_id", "id_type", "id_value")
+    splits = ov.filter(ov.kind == "split")
+    split_nodes = n.semi_join(splits, [n.id_type == splits.id_type, n.id_value == splits.id_value])
+    merges = ov.filter(ov.kind == "merge")
+    a, b = n.view(), n.view()
+    forced = merges.join(a, [merges.id_type == a.id_type, merges.id_value == a.id_value]).join(
+        b, [merges.other_type == b.id_type, merges.other_value == b.id_value]
+    )
+    forced = forced.select(src=a.node_id, dst=b.node_id)
+    return split_nodes.select("node_id"), forced
+
+
+def _finish_links(links: ir.Table, refused: ir.Table) -> ir.Table:
+    r = refused.group_by(["src", "dst"]).agg(reason=refused.reason.min())
+    j = links.left_join(r, ["src", "dst"])
+    return j.select(
+        links.src,
+        links.dst,
+        links.message_id,
+        links.first_seen,
+        links.last_seen,
+        links.events,
+        status=ibis.ifelse(r.reason.isnull(), "accepted", "refused"),
+        reason=r.reason,
+    )
+
+
+def _merge_log(
+    old: ir.Table, new: ir.Table, links: ir.Table, kind_note: str | None = None, manual: bool = False
+) -> list[dict[str, Any]]:
+    """Merge-log rows from the change of profiles: ``old`` and ``new`` are ``(node_id, profile_id)``
+    for the same identifiers before and after; ``links`` the links among them (with status)."""
+    o = old.rename(old_profile="profile_id")
+    j = new.join(o, "node_id")
+    per_new = j.group_by("profile_id").agg(
+        olds=j.old_profile.nunique(), ids=j.old_profile.collect(distinct=True)
+    )
+    merged = per_new.filter(per_new.olds > 1)
+    per_old = j.group_by("old_profile").agg(
+        news=j.profile_id.nunique(), ids=j.profile_id.collect(distinct=True)
+    )
+    split = per_old.filter(per_old.news > 1)
+    renamed = (
+        per_old.filter(per_old.news == 1).mutate(new=per_old.ids[0]).filter(lambda r: r.new != r.old_profile)
+    )
+    merged_rows = merged.to_pyarrow().to_pylist()
+    rows: list[dict[str, Any]] = []
+    now = store.now()
+    if merged_rows:
+        # the link that joined them: an accepted link whose ends had different profiles before
+        oa, ob = o.view(), o.view()
+        na = new.view()
+        acc = links.filter(links.status == "accepted")
+        cross = (
+            acc.join(oa, acc.src == oa.node_id)
+            .join(ob, acc.dst == ob.node_id)
+            .join(na, acc.src == na.node_id)
+        )
+        cross = cross.filter(oa.old_profile != ob.old_profile).select(
+            profile_id=na.profile_id, src=acc.src, dst=acc.dst, message_id=acc.message_id, ts=acc.first_seen
+        )
+        pick = cross.group_by("profile_id").agg(
+            src=cross.src.argmax(cross.ts),
+            dst=cross.dst.argmax(cross.ts),
+            message_id=cross.message_id.argmax(cross.ts),
+            ts=cross.ts.max(),
+        )
+        picks = {r["profile_id"]: r for r in pick.to_pyarrow().to_pylist()}
+        for r in merged_rows:
+            p = picks.get(r["profile_id"], {})
+            rows.append(
+                {
+                    "logged_at": now,
+                    "kind": "manual_merge" if manual else "auto_merge",
+                    "profile_id": r["profile_id"],
+                    "merged_profile_ids": ",".join(sorted(r["ids"])),
+                    "message_id": p.get("message_id"),
+                    "event_timestamp": p.get("ts"),
+                    "src_node": p.get("src"),
+                    "dst_node": p.get("dst"),
+                    "note": kind_note,
+                }
+            )
+    for r in split.to_pyarrow().to_pylist():
+        rows.append(
+            {
+                "logged_at": now,
+                "kind": "manual_split" if manual else "auto_split",
+                "profile_id": r["old_profile"],
+                "merged_profile_ids": ",".join(sorted(r["ids"])),
+                "note": kind_note or "a merge rule now refuses a link",
+            }
+        )
+    for r in renamed.to_pyarrow().to_pylist():
+        rows.append(
+            {
+                "logged_at": now,
+                "kind": "renamed",
+                "profile_id": r["new"],
+                "merged_profile_ids": r["old_profile"],
+                "note": "an earlier identifier became the profile's anchor",
+            }
+        )
+    return rows
+
+
+def _describe_nodes(wh: Warehouse, rows: list[dict[str, Any]], nodes: ir.Table) -> list[dict[str, Any]]:
+    ids = {r[k] for r in rows for k in ("src_node", "dst_node") if r.get(k) is not None}
+    names: dict[int, tuple[str, str]] = {}
+    if ids:
+        found = nodes.filter(nodes.node_id.isin(list(ids))).select("node_id", "id_type", "id_value")
+        names = {r["node_id"]: (r["id_type"], r["id_value"]) for r in found.to_pyarrow().to_pylist()}
+    for r in rows:
+        for end, prefix in (("src_node", "src"), ("dst_node", "dst")):
+            node = r.pop(end, None)
+            if node is not None and node in names:
+                r[f"{prefix}_type"], r[f"{prefix}_value"] = names[node]
+    return rows
+
+
+def _check_rules(state: dict[str, Any], rules: MergeRules) -> None:
+    if state and state.get("rules_fingerprint") != rules.fingerprint():
+        raise InvalidInput(
+            "the merge rules differ from the ones the profiles were built with",
+            hint="run `touchpoint profiles rebuild` to resolve every event under the new rules",
+        )
+
+
+def _node_table(stats: ir.Table) -> ir.Table:
+    return stats.select("node_id", "id_type", "id_value", "rank", "first_seen", "last_seen", "events")
+
+
+# -- full rebuild --------------------------------------------------------------------------------------
+def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
+    """Resolve every stored event from scratch and replace the identity tables.
+
+    Manual splits and merges (``identity_overrides``) are kept and applied again.
+    """
+    rules = rules or MergeRules()
+    started = time.perf_counter()
+    store.ensure_tables(wh)
+    events = wh.table("events")
+    cutoff = events.received_at.max().to_pyarrow().as_py()
+    result = ResolveResult(mode="rebuild")
+    with Scratch(wh) as s:
+        snap = events.filter(events.received_at <= cutoff) if cutoff is not None else events
+        raw = s.save(observations(snap, rules), "obs_raw")
+        good = raw.filter(raw.blocked.isnull())
+        stats = good.group_by(["id_type", "id_value"]).agg(
+            rank=good.rank.min(),
+            first_seen=good.timestamp.min(),
+            last_seen=good.timestamp.max(),
+            events=good.count(),
+        )
+        nodes = s.save(stats.mutate(node_id=(ibis.row_number() + 1).cast("int64")), "nodes")
+        obs = raw.left_join(nodes, [raw.id_type == nodes.id_type, raw.id_value == nodes.id_value]).select(
+            raw.message_id,
+            nodes.node_id,
+            raw.rank,
+            raw.timestamp,
+            raw.received_at,
+            raw.id_type,
+            raw.id_value,
+            raw.blocked,
+        )
+        obs = s.save(obs, "obs")
+        links = s.save(_link_pairs(obs), "links")
+        split_nodes, forced = _overrides_for(wh, nodes)
+        part = partition(s, _node_table(nodes), links, rules, split_nodes, forced)
+        final_nodes = s.save(_node_table(nodes).join(part.assign, "node_id"), "final_nodes")
+        final_links = s.save(_finish_links(links, part.refused), "final_links")
+
+        log_rows: list[dict[str, Any]] = []
+        if store.exists(wh, T.NODES):
+            old = wh.table(T.NODES)
+            fn = final_nodes
+            old_map = old.join(fn, [old.id_type == fn.id_type, old.id_value == fn.id_value]).select(
+                node_id=fn.node_id, profile_id=old.profile_id
+            )
+            log_rows = _describe_nodes(
+                wh, _merge_log(old_map, fn.select("node_id", "profile_id"), final_links), final_nodes
+            )
+
+        store.replace_table(wh, T.NODES, final_nodes, T.NODES_SCHEMA)
+        store.replace_table(wh, T.LINKS, final_links, T.LINKS_SCHEMA)
+        stored_obs = obs.mutate(
+            id_type=ibis.ifelse(obs.node_id.isnull(), obs.id_type, ibis.null(str)),
+            id_value=ibis.ifelse(obs.node_id.isnull(), obs.id_value, ibis.null(str)),
+        )
+        store.replace_table(wh, T.OBSERVATIONS, stored_obs, T.OBSERVATIONS_SCHEMA)
+        if log_rows:
+            store.append(wh, T.MERGE_LOG, store.merge_log_rows(log_rows))
+
+        counts = (
+            final_nodes.aggregate(identifiers=final_nodes.count(), profiles=final_nodes.profile_id.nunique())
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
+        link_counts = (
+            final_links.aggregate(links=final_links.count(), refused=(final_links.status == "refused").sum())
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
+        n_events = int(snap.count().to_pyarrow().as_py())
+        result.events = n_events
+        result.identifiers = int(counts["identifiers"])
+        result.profiles = int(counts["profiles"] or 0)
+        result.links = int(link_counts["links"])
+        result.refused_links = int(link_counts["refused"] or 0)
+        result.conflicted_components = part.conflicted_components
+        result.merges_logged = len(log_rows)
+    store.write_state(
+        wh,
+        {
+            "version": STATE_VERSION,
+            "rules_fingerprint": rules.fingerprint(),
+            "rules": rules.to_dict(),
+            "watermark": cutoff.isoformat() if cutoff is not None else None,
+            "events_processed": result.events,
+            "built_at": store.now().isoformat(),
+            "updated_at": store.now().isoformat(),
+        },
+    )
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+# -- incremental update ------------------------------------------------------------------------------
+def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
+    """Resolve the events stored since the last run, recomputing only the components they touch.
+
+    Builds from scratch when nothing was built yet. Refuses (with a hint) when ``rules`` differ
+    from the ones the tables were built with.
+    """
+    rules = rules or MergeRules()
+    state = store.read_state(wh)
+    if not state or not store.exists(wh, T.NODES):
+        return rebuild(wh, rules)
+    _check_rules(state, rules)
+    started = time.perf_counter()
+    events = wh.table("events")
+    total = int(events.count().to_pyarrow().as_py())
+    processed = int(state.get("events_processed") or 0)
+    with Scratch(wh) as s:
+        new_events = None
+        watermark = state.get("watermark")
+        if watermark is not None:
+            since = ibis.timestamp(watermark) - ibis.interval(seconds=int(LATE_WINDOW.total_seconds()))
+            obs_t = wh.table(T.OBSERVATIONS)
+            seen = obs_t.filter(obs_t.received_at >= since).select("message_id")
+            recent = events.filter(events.received_at >= since)
+            new_events = s.save(recent.anti_join(seen, "message_id"), "new_events")
+            found = int(new_events.count().to_pyarrow().as_py())
+            if found != total - processed:  # something arrived outside the window: look at everything
+                new_events = None
+        if new_events is None:
+            new_events = s.save(
+                events.anti_join(wh.table(T.OBSERVATIONS).select("message_id"), "message_id"), "new_events"
+            )
+            found = int(new_events.count().to_pyarrow().as_py())
+        if found == 0:
+            result = ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3))
+            return result
+        result = _recompute(wh, s, rules, new_events=new_events, components=None)
+        max_received = new_events.received_at.max().to_pyarrow().as_py()
+    new_watermark = (
+        max(str(state.get("watermark") or ""), max_received.isoformat()) if max_received else watermark
+    )
+    state.update(
+        watermark=new_watermark, events_processed=processed + found, updated_at=store.now().isoformat()
+    )
+    store.write_state(wh, state)
+    result.events = found
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def recompute_components(
+    wh: Warehouse, components: list[int], rules: MergeRules | None = None, note: str | None = None
+) -> ResolveResult:
+    """Re-resolve the given components (after a manual split or merge changed the overrides)."""
+    rules = rules or MergeRules()
+    _check_rules(store.read_state(wh), rules)
+    started = time.perf_counter()
+    with Scratch(wh) as s:
+        result = _recompute(wh, s, rules, new_events=None, components=components, note=note, manual=True)
+    result.mode = "manual"
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _recompute(
+    wh: Warehouse,
+    s: Scratch,
+    rules: MergeRules,
+    *,
+    new_events: ir.Table | None,
+    components: list[int] | None,
+    note: str | None = None,
+    manual: bool = False,
+) -> ResolveResult:
+    result = ResolveResult(mode="incremental")
+    all_nodes = wh.table(T.NODES)
+    old_links = wh.table(T.LINKS)
+    parts_nodes: list[ir.Table] = []
+    new_obs = None
+    if new_events is not None:
+        raw = s.save(observations(new_events, rules), "obs_raw")
+        good = raw.filter(raw.blocked.isnull())
+        stats = good.group_by(["id_type", "id_value"]).agg(
+            rank=good.rank.min(),
+            first_seen=good.timestamp.min(),
+            last_seen=good.timestamp.max(),
+            events=good.count(),
+        )
+        stats = s.save(stats, "new_stats")
+        known = all_nodes.select("node_id", "id_type", "id_value", "component")
+        touched = s.save(
+            stats.join(known, ["id_type", "id_value"]).select(stats, known.node_id, known.component),
+            "touched",
+        )
+        fresh = stats.anti_join(known, ["id_type", "id_value"])
+        top = all_nodes.node_id.max().to_pyarrow().as_py()
+        base = int(top) if top is not None else 0
+        fresh = s.save(fresh.mutate(node_id=(ibis.row_number() + 1 + base).cast("int64")), "fresh")
+        affected = touched.select("component").distinct()
+        lookup = touched.select("node_id", "id_type", "id_value").union(
+            fresh.select("node_id", "id_type", "id_value"), distinct=False
+        )
+        new_obs = raw.left_join(
+            lookup, [raw.id_type == lookup.id_type, raw.id_value == lookup.id_value]
+        ).select(
+            raw.message_id,
+            lookup.node_id,
+            raw.rank,
+            raw.timestamp,
+            raw.received_at,
+            raw.id_type,
+            raw.id_value,
+            raw.blocked,
+        )
+        new_obs = s.save(new_obs, "new_obs")
+        parts_nodes.append(fresh.mutate(component=ibis.null("int64")))
+        parts_nodes.append(touched)
+    else:
+        affected = ibis.memtable(pa.table({"component": pa.array(list(components or []), pa.int64())}))
+    affected = s.save(affected, "affected")
+
+    old_nodes = s.save(all_nodes.semi_join(affected, "component"), "old_nodes")
+    # statistics of the affected identifiers, old and new observations together
+    cols = ["node_id", "id_type", "id_value", "rank", "first_seen", "last_seen", "events"]
+    pieces = [old_nodes.select(*cols)] + [p.select(*cols) for p in parts_nodes]
+    stacked = ibis.union(*pieces, distinct=False)
+    sub_nodes = stacked.group_by(["node_id", "id_type", "id_value"]).agg(
+        rank=stacked.rank.min(),
+        first_seen=stacked.first_seen.min(),
+        last_seen=stacked.last_seen.max(),
+        events=stacked.events.sum(),
+    )
+    sub_nodes = s.save(sub_nodes, "sub_nodes")
+
+    lk_cols = ["src", "dst", "message_id", "first_seen", "last_seen", "events"]
+    old_sub_links = old_links.filter(old_links.src.isin(old_nodes.node_id)).select(*lk_cols)
+    link_parts = [old_sub_links]
+    if new_obs is not None:
+        link_parts.append(_link_pairs(new_obs).select(*lk_cols))
+    stacked_links = ibis.union(*link_parts, distinct=False)
+    sub_links = stacked_links.group_by(["src", "dst"]).agg(
+        message_id=stacked_links.message_id.argmin(stacked_links.first_seen),
+        first_seen=stacked_links.first_seen.min(),
+        last_seen=stacked_links.last_seen.max(),
+        events=stacked_links.events.sum(),
+    )
+    sub_links = s.save(sub_links, "sub_links")
+
+    split_nodes, forced = _overrides_for(wh, sub_nodes)
+    part = partition(s, _node_table(sub_nodes), sub_links, rules, split_nodes, forced)
+    final_nodes = s.save(_node_table(sub_nodes).join(part.assign, "node_id"), "final_nodes")
+    final_links = s.save(_finish_links(sub_links, part.refused), "final_links")
+
+    old_map = old_nodes.select("node_id", "profile_id")
+    log_rows = _describe_nodes(
+        wh,
+        _merge_log(old_map, final_nodes.select("node_id", "profile_id"), final_links, note, manual),
+        final_nodes,
+    )
+    steps: list[Any] = [
+        (T.NODES, "component", affected.select("component"), final_nodes, T.NODES_SCHEMA),
+        (T.LINKS, "src", old_nodes.select("node_id"), final_links, T.LINKS_SCHEMA),
+    ]
+    if new_obs is not None:
+        stored_obs = new_obs.mutate(
+            id_type=ibis.ifelse(new_obs.node_id.isnull(), new_obs.id_type, ibis.null(str)),
+            id_value=ibis.ifelse(new_obs.node_id.isnull(), new_obs.id_value, ibis.null(str)),
+        )
+        steps.append((T.OBSERVATIONS, "message_id", None, stored_obs, T.OBSERVATIONS_SCHEMA))
+    store.replace_rows(wh, steps)
+    if log_rows:
+        store.append(wh, T.MERGE_LOG, store.merge_log_rows(log_rows))
+
+    summary = final_nodes.aggregate(n=final_nodes.count(), p=final_nodes.profile_id.nunique()).to_pyarrow()
+    row = summary.to_pylist()[0]
+    lrow = final_links.aggregate(
+        n=final_links.count(), r=(final_links.status == "refused").sum()
+    ).to_pyarrow()
+    lr = lrow.to_pylist()[0]
+    result.identifiers = int(row["n"])
+    result.profiles = int(row["p"] or 0)
+    result.links = int(lr["n"])
+    result.refused_links = int(lr["r"] or 0)
+    result.components_recomputed = int(affected.count().to_pyarrow().as_py())
+    result.conflicted_components = part.conflicted_components
+    result.merges_logged = len(log_rows)
+    return result

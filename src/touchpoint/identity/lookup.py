@@ -1,0 +1,123 @@
+"""Finding a profile from whatever identifier a person or a system has at hand.
+
+>>> from touchpoint.warehouse import Warehouse
+>>> from touchpoint.collect.store import write_messages
+>>> from touchpoint.identity import rebuild
+>>> wh = Warehouse.open("duckdb://:memory:")
+>>> _ = write_messages(wh, [{"type": "identify", "userId": "u1", "traits": {"email": "Ann@Example.com"}}])
+>>> _ = rebuild(wh)
+>>> find_profile(wh, " ANN@example.com")["matched_type"]
+'email'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from touchpoint.errors import InvalidInput, NotFound
+from touchpoint.identity import store
+from touchpoint.identity import tables as T
+from touchpoint.identity.extract import normalize_phone
+from touchpoint.warehouse import Warehouse
+
+
+def candidates(identifier: str, id_type: str | None, country_code: str | None = None) -> list[str]:
+    """The stored forms ``identifier`` may take: as given, as a normalised email, as a phone number."""
+    forms = [identifier]
+    text = identifier.strip()
+    if text != identifier:
+        forms.append(text)
+    if "@" in text and id_type in (None, "email"):
+        forms.append(text.lower())
+    if id_type in (None, "phone") and sum(c.isdigit() for c in text) >= 6:
+        phone = normalize_phone(text, country_code)
+        if phone:
+            forms.append(phone)
+    return list(dict.fromkeys(forms))
+
+
+def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> dict[str, Any]:
+    """``{"profile_id", "matched_type", "matched_value", "redirected_from"}`` for ``identifier``.
+
+    ``identifier`` may also be a profile id, including one that was merged into another (the merge
+    log redirects it). With several matches the most trusted identifier type wins.
+    """
+    if not identifier or not identifier.strip():
+        raise InvalidInput(
+            "the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id"
+        )
+    if T.NODES not in wh.ibis.list_tables():
+        raise NotFound(
+            "identities have not been resolved in this warehouse yet",
+            hint="run `touchpoint profiles rebuild` first",
+        )
+    nodes = wh.table(T.NODES)
+    state = store.read_state(wh)
+    cc = (state.get("rules") or {}).get("default_country_code")
+    forms = candidates(identifier, id_type, cc)
+    if identifier.startswith("prf_"):
+        hit = (
+            nodes.filter(nodes.profile_id == identifier)
+            .select("profile_id")
+            .limit(1)
+            .to_pyarrow()
+            .to_pylist()
+        )
+        if hit:
+            return {
+                "profile_id": identifier,
+                "matched_type": "profile_id",
+                "matched_value": identifier,
+                "redirected_from": None,
+            }
+        moved = _redirect(wh, identifier)
+        if moved:
+            return {
+                "profile_id": moved,
+                "matched_type": "profile_id",
+                "matched_value": identifier,
+                "redirected_from": identifier,
+            }
+    q = nodes.filter(nodes.id_value.isin(forms))
+    if id_type:
+        q = q.filter(q.id_type == id_type)
+    rows = q.order_by(["rank", "id_type"]).select("profile_id", "id_type", "id_value").limit(1).to_pyarrow()
+    found = rows.to_pylist()
+    if not found:
+        what = f"{id_type} " if id_type else "identifier "
+        raise NotFound(
+            f"no profile has the {what}{identifier!r}",
+            hint="check the value; events stored since the last build need `touchpoint profiles update`",
+        )
+    r = found[0]
+    return {
+        "profile_id": r["profile_id"],
+        "matched_type": r["id_type"],
+        "matched_value": r["id_value"],
+        "redirected_from": None,
+    }
+
+
+def _redirect(wh: Warehouse, profile_id: str, depth: int = 0) -> str | None:
+    """Follow the merge log from a profile id that no longer exists to the one that absorbed it."""
+    if depth > 20 or T.MERGE_LOG not in wh.ibis.list_tables():
+        return None
+    log = wh.table(T.MERGE_LOG)
+    hits = (
+        log.filter(
+            log.kind.isin(["auto_merge", "manual_merge", "renamed"])
+            & ("," + log.merged_profile_ids + ",").contains("," + profile_id + ",")
+        )
+        .order_by(log.logged_at.desc())
+        .select("profile_id")
+        .limit(1)
+        .to_pyarrow()
+        .to_pylist()
+    )
+    if not hits:
+        return None
+    target = hits[0]["profile_id"]
+    nodes = wh.table(T.NODES)
+    if nodes.filter(nodes.profile_id == target).count().to_pyarrow().as_py():
+        return str(target)
+    return _redirect(wh, target, depth + 1)
