@@ -1,0 +1,1 @@
+"""The demo company: a simulated shop whose ground truth is known (``touchpoint demo``)."""
