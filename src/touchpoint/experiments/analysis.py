@@ -46,6 +46,11 @@ from touchpoint.experiments.statistics import (
     pair_moments,
 )
 
+#: Units per arm below which no verdict is given. Every engine rests on the normal approximation;
+#: with heavy-tailed revenue and few buyers it is not yet accurate (in the A/A simulation, looking
+#: from 100 units per arm pushed the sequential engine's false positives to 7%; from 300, 4%).
+DEFAULT_MIN_UNITS = 300
+
 
 @dataclass(frozen=True)
 class AnalysisOptions:
@@ -60,6 +65,7 @@ class AnalysisOptions:
     prior: Prior = field(default_factory=Prior)
     srm_threshold: float = DEFAULT_SRM_THRESHOLD
     win_probability: float = 0.95  # Bayesian: chance to win needed for a verdict
+    min_units: int = DEFAULT_MIN_UNITS  # per arm, before any verdict (the normal approximation needs data)
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
@@ -68,6 +74,10 @@ class AnalysisOptions:
             raise InvalidInput(
                 f"correction {self.correction!r} is not known",
                 hint=f"use one of: {', '.join(corrections.CORRECTIONS)}",
+            )
+        if self.min_units < 2:
+            raise InvalidInput(
+                f"min_units {self.min_units!r} must be at least 2", hint="e.g. 300 units per arm"
             )
         if not 0.5 < self.win_probability < 1:
             raise InvalidInput(
@@ -305,6 +315,12 @@ def _verdict(primary: MetricResult, srm: SrmResult, opts: AnalysisOptions) -> tu
         return "srm_failed", (
             f"No verdict: the traffic split does not match the design ({srm.describe()}). "
             "Assignment or tracking is broken; fix it before trusting any lift."
+        )
+    small = [a for a in primary.arms if a.n < opts.min_units]
+    if small:
+        return "insufficient_data", (
+            f"No verdict yet: {', '.join(f'{a.variant} has {a.n:,} units' for a in small)}, "
+            f"fewer than the {opts.min_units:,} per arm needed before the intervals can be trusted."
         )
     usable = [c for c in primary.comparisons if c.error is None]
     if not usable:
