@@ -8,11 +8,13 @@ Channels are players; a coalition ``S`` is a set of channels. Two characteristic
     dividend ``w(T)`` = conversions of journeys with exactly the channels ``T``, so the Shapley
     value is exactly ``phi_i = sum over T containing i of w(T) / |T|``: no enumeration of
     coalitions is needed and any number of channels works. Credits add up to the conversions.
-``value="rate"`` (Shao and Li 2011; Dalessandro et al. 2012): ``v(S)`` = the conversion rate of
-    journeys exposed to exactly the channels ``S`` (0 where none was observed). Needs non-converting
-    journeys. Computed exactly over all ``2^n`` coalitions with the Moebius transform
-    (``O(n 2^n)``, up to :data:`MAX_EXACT_CHANNELS` channels); credits are rescaled to the
-    observed conversions, and can be negative for a channel whose exposure goes with lower rates.
+``value="rate"`` (after Shao and Li 2011): ``v(S)`` = the conversion rate of the journeys whose
+    channels all lie in ``S`` (0 where there are none), so ``v(all channels)`` is the overall rate.
+    Unlike the first game it uses non-converting journeys: a channel whose journeys convert less
+    often than others earns less, or even negative, credit. Computed exactly over all ``2^n``
+    coalitions (subset sums by the zeta transform, then the Moebius transform, ``O(n 2^n)``, up
+    to :data:`MAX_EXACT_CHANNELS` channels). Shapley values are efficient, so they add up to the
+    overall rate; multiplied by the number of journeys they add up to the conversions.
 
 >>> from touchpoint.journeys.pathdata import PathData
 >>> data = PathData.from_lists([["a", "b"], ["a"]], conversions=[2, 1])
@@ -78,6 +80,20 @@ def _dividend_shapley(masks: np.ndarray, weight: np.ndarray, k: int) -> np.ndarr
     return phi
 
 
+def subset_sums(f: np.ndarray, k: int) -> np.ndarray:
+    """The zeta transform: ``g[S] = sum of f[T] over T subset of S`` for all ``2^k`` masks.
+
+    >>> [float(x) for x in subset_sums(np.array([1.0, 2.0, 3.0, 4.0]), 2)]
+    [1.0, 3.0, 4.0, 10.0]
+    """
+    g = np.asarray(f, dtype=np.float64).copy()
+    idx = np.arange(1 << k)
+    for i in range(k):
+        with_bit = idx[(idx >> i) & 1 == 1]
+        g[with_bit] += g[with_bit ^ (1 << i)]
+    return g
+
+
 def shapley_from_game(v: np.ndarray, k: int) -> np.ndarray:
     """Exact Shapley values of a game given as ``v[mask]`` for all ``2^k`` coalitions (``v[0]`` = 0).
 
@@ -130,15 +146,15 @@ def shapley(data: PathData, *, value: str = "conversions") -> ShapleyFit:
                 hint="include non-converting paths or use value='conversions'",
             )
         n = 1 << k
-        conv_s = np.bincount(masks, weights=data.conversions, minlength=n)
-        total_s = np.bincount(masks, weights=data.conversions + data.nulls, minlength=n)
-        val_s = np.bincount(masks, weights=data.value, minlength=n)
+        journeys = data.conversions + data.nulls
+        conv_s = subset_sums(np.bincount(masks, weights=data.conversions, minlength=n), k)
+        total_s = subset_sums(np.bincount(masks, weights=journeys, minlength=n), k)
+        val_s = subset_sums(np.bincount(masks, weights=data.value, minlength=n), k)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(total_s > 0, conv_s / total_s, 0.0)
-            vrate = np.where(total_s > 0, val_s / total_s, 0.0)
+            rate = np.where(total_s > 0, conv_s / np.where(total_s > 0, total_s, 1.0), 0.0)
+            vrate = np.where(total_s > 0, val_s / np.where(total_s > 0, total_s, 1.0), 0.0)
         phi = shapley_from_game(rate, k)
         phi_v = shapley_from_game(vrate, k)
-        conv = total_conv * phi / phi.sum() if phi.sum() != 0 else np.zeros(k)
-        val = total_value * phi_v / phi_v.sum() if phi_v.sum() != 0 else np.zeros(k)
-        return ShapleyFit(list(data.channels), value, conv, val, phi, n)
+        n_journeys = float(journeys.sum())
+        return ShapleyFit(list(data.channels), value, phi * n_journeys, phi_v * n_journeys, phi, n)
     raise InvalidInput(f"Shapley value function {value!r} is not known", hint="use 'conversions' or 'rate'")
