@@ -42,6 +42,20 @@ _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _CAMPAIGN_KEYS = ("source", "medium", "name", "term", "content")
 
 
+_TYPE_WORDS = (
+    ("`int | float | str | null`", "a string or a number"),
+    ("`str | null`", "a string"),
+    ("`object | null`", "a JSON object"),
+    ("`array`", "an array"),
+    ("`object`", "an object"),
+    ("`bool`", "a boolean"),
+    ("`int`", "a number"),
+    ("`float`", "a number"),
+    ("`str`", "a string"),
+    ("`null`", "null"),
+)
+
+
 class EventError(ValueError):
     """Why one event cannot be stored; ``field`` names the offending field when there is one."""
 
@@ -275,6 +289,8 @@ def validation_reason(exc: msgspec.ValidationError) -> tuple[str, str | None]:
     if " - at `$." in text:
         text, _, where = text.partition(" - at `$.")
         field = where.rstrip("`")
+    for theirs, ours in _TYPE_WORDS:
+        text = text.replace(theirs, ours)
     text = text.replace("`", "'").replace("Expected", "expected")
     if field:
         return f"field '{field}': {text}", field.split(".")[0].split("[")[0]

@@ -36,7 +36,7 @@ def count(wh: Warehouse, *, status: str | None = "quarantined") -> int:
     t = wh.table("quarantine")
     if status:
         t = t.filter(t.status == status)
-    return int(t.count().execute())
+    return int(t.count().to_pyarrow().as_py())
 
 
 def get_record(wh: Warehouse, record_id: str) -> dict[str, Any]:

@@ -118,24 +118,24 @@ class MessageDoc(msgspec.Struct, kw_only=True):
 
 
 def message_json_schema() -> dict[str, Any]:
-    """JSON Schema of one message, for the OpenAPI docs."""
+    """JSON Schema of one message, inlined (OpenAPI cannot follow msgspec's ``$defs`` references)."""
     schema: dict[str, Any] = msgspec.json.schema(MessageDoc)
+    defs = schema.pop("$defs", {})
+    if "$ref" in schema:
+        schema = defs[schema["$ref"].rsplit("/", 1)[-1]]
     return schema
 
 
 def batch_json_schema() -> dict[str, Any]:
     """JSON Schema of a batch body, for the OpenAPI docs."""
-    message = msgspec.json.schema(MessageDoc)
-    defs = message.pop("$defs", {})
     return {
         "type": "object",
         "required": ["batch"],
         "properties": {
-            "batch": {"type": "array", "items": message or {"$ref": "#/$defs/MessageDoc"}},
+            "batch": {"type": "array", "items": message_json_schema(), "maxItems": 2500},
             "context": {"type": "object"},
             "integrations": {"type": "object"},
             "sentAt": {"type": "string", "format": "date-time"},
             "writeKey": {"type": "string"},
         },
-        "$defs": defs,
     }

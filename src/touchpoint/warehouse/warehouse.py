@@ -2,7 +2,7 @@
 
 >>> from touchpoint.warehouse import Warehouse
 >>> wh = Warehouse.open("duckdb://:memory:")
->>> wh.table("events").count().execute()
+>>> wh.count("events")
 0
 """
 
@@ -69,7 +69,7 @@ class Warehouse:
         return self.adapter.query_arrow(sql)
 
     def count(self, name: str) -> int:
-        return int(self.table(name).count().execute())
+        return int(self.table(name).count().to_pyarrow().as_py())
 
     def close(self) -> None:
         self.adapter.close()

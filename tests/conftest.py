@@ -1,0 +1,124 @@
+"""Fixtures shared by the whole suite: isolated settings, a warehouse, a real server on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from touchpoint import keys
+from touchpoint.config import Settings, reset_settings
+from touchpoint.warehouse import Warehouse, open_warehouse
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts from default settings, with no TOUCHPOINT_* variable leaking in."""
+    for name in list(os.environ):
+        if name.startswith("TOUCHPOINT_"):
+            monkeypatch.delenv(name)
+    reset_settings()
+    yield
+    reset_settings()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def warehouse(settings: Settings) -> Iterator[Warehouse]:
+    wh = open_warehouse(settings)
+    yield wh
+    wh.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A real ``touchpoint serve`` process on 127.0.0.1."""
+
+    data_dir: Path
+    port: int
+    write_key: str
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
+        self.log = self.data_dir.parent / f"server-{self.port}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(self.port), "--data",
+             str(self.data_dir)],
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flush; what was acknowledged must already be durable."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[[], Server]]:
+    servers: list[Server] = []
+
+    def factory() -> Server:
+        data = tmp_path / f"server-data-{len(servers)}"
+        wh = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
+        write_key = keys.create_source(wh, "test-source")
+        wh.close()
+        server = Server(data, free_port(), write_key)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+def events_in(data_dir: Path) -> Warehouse:
+    """Open a stopped server's warehouse read-only."""
+    return Warehouse.open(f"duckdb://{data_dir / 'warehouse.duckdb'}", read_only=True)
