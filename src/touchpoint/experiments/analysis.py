@@ -303,10 +303,12 @@ def analyze(
     return ExperimentResult(key, control, variants, opts, srm, results, status, verdict, notes)
 
 
-def _pct(x: float | None, relative: bool) -> str:
+def _pct(x: float | None, relative: bool, kind: str = "mean") -> str:
     if x is None:
         return "n/a"
-    return f"{x:+.1%}" if relative else f"{x:+.4g}"
+    if relative:
+        return f"{x:+.1%}"
+    return f"{x * 100:+.2f} pp" if kind == "binomial" else f"{x:+.4g}"
 
 
 def _verdict(primary: MetricResult, srm: SrmResult, opts: AnalysisOptions) -> tuple[str, str]:
@@ -326,7 +328,7 @@ def _verdict(primary: MetricResult, srm: SrmResult, opts: AnalysisOptions) -> tu
     if not usable:
         reason = ERROR_TEXT.get(primary.comparisons[0].error or "", "not enough data")
         return "insufficient_data", f"No verdict on {primary.metric} yet: {reason}."
-    rel = opts.relative
+    rel, kind = opts.relative, primary.kind
 
     def line(c: Comparison) -> str:
         if opts.engine == "bayesian":
@@ -335,8 +337,8 @@ def _verdict(primary: MetricResult, srm: SrmResult, opts: AnalysisOptions) -> tu
             p = c.p_adjusted if c.p_adjusted is not None else c.p_value
             evidence = f"p = {p:.3g}"
         return (
-            f"{_pct(c.estimate, rel)} ({level} {'credible' if opts.engine == 'bayesian' else 'CI'} "
-            f"{_pct(c.ci_low, rel)} to {_pct(c.ci_high, rel)}; {evidence}, {opts.engine})"
+            f"{_pct(c.estimate, rel, kind)} ({level} {'credible' if opts.engine == 'bayesian' else 'CI'} "
+            f"{_pct(c.ci_low, rel, kind)} to {_pct(c.ci_high, rel, kind)}; {evidence}, {opts.engine})"
         )
 
     winners = [c for c in usable if c.direction == "better"]
