@@ -18,8 +18,16 @@ def iso(ts: datetime) -> str:
     return ts.isoformat(timespec="milliseconds") + "Z"
 
 
-def page(who: str, ts: datetime, path: str = "/", *, query: str = "", referrer: str | None = None,
-         user: str | None = None, mid: str | None = None) -> dict[str, Any]:
+def page(
+    who: str,
+    ts: datetime,
+    path: str = "/",
+    *,
+    query: str = "",
+    referrer: str | None = None,
+    user: str | None = None,
+    mid: str | None = None,
+) -> dict[str, Any]:
     url = f"https://shop.example{path}" + (f"?{query}" if query else "")
     msg: dict[str, Any] = {
         "type": "page",
@@ -34,8 +42,9 @@ def page(who: str, ts: datetime, path: str = "/", *, query: str = "", referrer: 
     return msg
 
 
-def track(who: str, event: str, ts: datetime, *, user: str | None = None, mid: str | None = None,
-          **props: Any) -> dict[str, Any]:
+def track(
+    who: str, event: str, ts: datetime, *, user: str | None = None, mid: str | None = None, **props: Any
+) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "track", "event": event, "timestamp": iso(ts), "properties": props}
     if user:
         msg["userId"] = user
@@ -48,6 +57,21 @@ def track(who: str, event: str, ts: datetime, *, user: str | None = None, mid: s
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+class Messages:
+    """The builders above, handed to tests as the ``m`` fixture."""
+
+    T0 = T0
+    iso = staticmethod(iso)
+    page = staticmethod(page)
+    track = staticmethod(track)
+    minutes = staticmethod(minutes)
+
+
+@pytest.fixture(scope="session")
+def m() -> type[Messages]:
+    return Messages
 
 
 @pytest.fixture

@@ -14,12 +14,18 @@ from touchpoint.journeys.pathdata import PathData, read_path_file
 
 def test_semicolon_csv_with_arrow_separator(tmp_path: Path) -> None:
     f = tmp_path / "paths.csv"
-    f.write_text("path;total_conversions;total_conversion_value;total_null\n"
-                 "eta > iota > alpha;1;10.5;0\n"
-                 "iota ;0;0;3\n"
-                 " alpha>alpha ;2;7;1\n")
-    data = read_path_file(f, conversions_column="total_conversions", value_column="total_conversion_value",
-                          nulls_column="total_null")
+    f.write_text(
+        "path;total_conversions;total_conversion_value;total_null\n"
+        "eta > iota > alpha;1;10.5;0\n"
+        "iota ;0;0;3\n"
+        " alpha>alpha ;2;7;1\n"
+    )
+    data = read_path_file(
+        f,
+        conversions_column="total_conversions",
+        value_column="total_conversion_value",
+        nulls_column="total_null",
+    )
     assert data.channels == ["alpha", "eta", "iota"]
     assert data.path_strings() == ["eta > iota > alpha", "iota", "alpha > alpha"]
     assert list(data.conversions) == [1, 0, 2]

@@ -1,0 +1,879 @@
+WITH "t3" AS (
+  SELECT
+    "t2"."message_id",
+    "t2"."type",
+    "t2"."event",
+    "t2"."name",
+    "t2"."user_id",
+    "t2"."anonymous_id",
+    "t2"."group_id",
+    "t2"."previous_id",
+    "t2"."timestamp",
+    "t2"."original_timestamp",
+    "t2"."sent_at",
+    "t2"."received_at",
+    "t2"."source",
+    "t2"."properties",
+    "t2"."traits",
+    "t2"."context",
+    "t2"."integrations",
+    "t2"."email",
+    "t2"."revenue",
+    "t2"."currency",
+    "t2"."order_id",
+    "t2"."url",
+    "t2"."path",
+    "t2"."referrer",
+    "t2"."utm_source",
+    "t2"."utm_medium",
+    "t2"."utm_campaign",
+    "t2"."utm_term",
+    "t2"."utm_content",
+    "t2"."person",
+    "t2"."session_start_flag",
+    SUM(CAST("t2"."session_start_flag" AS BIGINT)) OVER (
+      PARTITION BY "t2"."person"
+      ORDER BY "t2"."timestamp" ASC, "t2"."message_id" ASC
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS "session_index"
+  FROM (
+    SELECT
+      "t1"."message_id",
+      "t1"."type",
+      "t1"."event",
+      "t1"."name",
+      "t1"."user_id",
+      "t1"."anonymous_id",
+      "t1"."group_id",
+      "t1"."previous_id",
+      "t1"."timestamp",
+      "t1"."original_timestamp",
+      "t1"."sent_at",
+      "t1"."received_at",
+      "t1"."source",
+      "t1"."properties",
+      "t1"."traits",
+      "t1"."context",
+      "t1"."integrations",
+      "t1"."email",
+      "t1"."revenue",
+      "t1"."currency",
+      "t1"."order_id",
+      "t1"."url",
+      "t1"."path",
+      "t1"."referrer",
+      "t1"."utm_source",
+      "t1"."utm_medium",
+      "t1"."utm_campaign",
+      "t1"."utm_term",
+      "t1"."utm_content",
+      "t1"."person",
+      (
+        LAG("t1"."timestamp") OVER (
+          PARTITION BY "t1"."person"
+          ORDER BY "t1"."timestamp" ASC, "t1"."message_id" ASC
+          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        ) IS NULL
+      )
+      OR (
+        "t1"."timestamp" > (
+          LAG("t1"."timestamp") OVER (
+            PARTITION BY "t1"."person"
+            ORDER BY "t1"."timestamp" ASC, "t1"."message_id" ASC
+            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+          ) + INTERVAL '1800000' MILLISECOND
+        )
+      ) AS "session_start_flag"
+    FROM (
+      SELECT
+        "t0"."message_id",
+        "t0"."type",
+        "t0"."event",
+        "t0"."name",
+        "t0"."user_id",
+        "t0"."anonymous_id",
+        "t0"."group_id",
+        "t0"."previous_id",
+        "t0"."timestamp",
+        "t0"."original_timestamp",
+        "t0"."sent_at",
+        "t0"."received_at",
+        "t0"."source",
+        "t0"."properties",
+        "t0"."traits",
+        "t0"."context",
+        "t0"."integrations",
+        "t0"."email",
+        "t0"."revenue",
+        "t0"."currency",
+        "t0"."order_id",
+        "t0"."url",
+        "t0"."path",
+        "t0"."referrer",
+        "t0"."utm_source",
+        "t0"."utm_medium",
+        "t0"."utm_campaign",
+        "t0"."utm_term",
+        "t0"."utm_content",
+        COALESCE("t0"."user_id", "t0"."anonymous_id") AS "person"
+      FROM "events" AS "t0"
+      WHERE
+        "t0"."type" IN ('page', 'screen', 'track')
+    ) AS "t1"
+  ) AS "t2"
+)
+SELECT
+  "t7"."person",
+  "t7"."session_id",
+  "t7"."session_index",
+  "t9"."session_start",
+  "t7"."session_end",
+  "t7"."events",
+  "t7"."pages",
+  "t9"."channel",
+  "t9"."campaign",
+  "t9"."source",
+  "t9"."medium",
+  "t9"."landing_path"
+FROM (
+  SELECT
+    "t5"."person",
+    "t5"."session_index",
+    "t5"."session_id",
+    MAX("t5"."timestamp") AS "session_end",
+    COUNT(*) AS "events",
+    SUM(CAST("t5"."type" = 'page' AS INT)) AS "pages"
+  FROM (
+    SELECT
+      "t4"."message_id",
+      "t4"."type",
+      "t4"."event",
+      "t4"."name",
+      "t4"."user_id",
+      "t4"."anonymous_id",
+      "t4"."group_id",
+      "t4"."previous_id",
+      "t4"."timestamp",
+      "t4"."original_timestamp",
+      "t4"."sent_at",
+      "t4"."received_at",
+      "t4"."source",
+      "t4"."properties",
+      "t4"."traits",
+      "t4"."context",
+      "t4"."integrations",
+      "t4"."email",
+      "t4"."revenue",
+      "t4"."currency",
+      "t4"."order_id",
+      "t4"."url",
+      "t4"."path",
+      "t4"."referrer",
+      "t4"."utm_source",
+      "t4"."utm_medium",
+      "t4"."utm_campaign",
+      "t4"."utm_term",
+      "t4"."utm_content",
+      "t4"."person",
+      "t4"."session_start_flag",
+      "t4"."session_index",
+      "t4"."person" || '#' || CAST("t4"."session_index" AS TEXT) AS "session_id"
+    FROM "t3" AS "t4"
+  ) AS "t5"
+  GROUP BY
+    1,
+    2,
+    3
+) AS "t7"
+INNER JOIN (
+  SELECT
+    "t4"."person" AS "tp_person",
+    "t4"."session_index" AS "tp_index",
+    "t4"."timestamp" AS "session_start",
+    CASE
+      WHEN (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_source") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_source")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_source") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_source")
+            END,
+            '^(facebook|fb|meta|instagram|ig|linkedin|twitter|x|pinterest|reddit|tiktok|youtube|snapchat|threads|mastodon|bluesky|whatsapp)$'
+          ),
+          FALSE
+        )
+        AND (
+          (
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END IS NOT NULL
+          )
+          AND COALESCE(
+            REGEXP_MATCHES(
+              CASE
+                WHEN LOWER("t4"."utm_medium") = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE LOWER("t4"."utm_medium")
+              END,
+              '^(cpc|ppc|cpm|cpv|cpa|paid.*|.*_paid|retargeting|sem|ad|ads)$'
+            ),
+            FALSE
+          )
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END,
+            '^(paid[-_ ]?social|social[-_ ]?paid|social[-_ ]?ads?)$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            ) = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            )
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              ) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              )
+            END,
+            '^(ttclid|twclid|li_fat_id)$'
+          ),
+          FALSE
+        )
+        AND (
+          (
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END IS NOT NULL
+          )
+          AND COALESCE(
+            REGEXP_MATCHES(
+              CASE
+                WHEN LOWER("t4"."utm_medium") = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE LOWER("t4"."utm_medium")
+              END,
+              '^(cpc|ppc|cpm|cpv|cpa|paid.*|.*_paid|retargeting|sem|ad|ads)$'
+            ),
+            FALSE
+          )
+        )
+      )
+      THEN 'paid_social'
+      WHEN (
+        (
+          CASE
+            WHEN REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            ) = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            )
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              ) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              )
+            END,
+            '^(gclid|gbraid|wbraid|msclkid)$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END,
+            '^(cpc|ppc|sem|paid[-_ ]?search|search[-_ ]?ads?)$'
+          ),
+          FALSE
+        )
+      )
+      THEN 'paid_search'
+      WHEN (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END,
+            '^(display|banner|cpm|expandable|interstitial|programmatic|native)$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            ) = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            )
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              ) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              )
+            END,
+            '^dclid$'
+          ),
+          FALSE
+        )
+      )
+      THEN 'display'
+      WHEN (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END,
+            '^(e[-_ ]?mail|newsletter)$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_source") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_source")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_source") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_source")
+            END,
+            '^(e[-_ ]?mail|newsletter)$'
+          ),
+          FALSE
+        )
+      )
+      THEN 'email'
+      WHEN (
+        CASE
+          WHEN LOWER("t4"."utm_medium") = ''
+          THEN CAST(NULL AS TEXT)
+          ELSE LOWER("t4"."utm_medium")
+        END IS NOT NULL
+      )
+      AND COALESCE(
+        REGEXP_MATCHES(
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END,
+          '^(affiliate|affiliates|partner)$'
+        ),
+        FALSE
+      )
+      THEN 'affiliate'
+      WHEN (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END,
+            '^organic$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_source") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_source")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_source") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_source")
+            END,
+            '^(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|qwant|naver|startpage|brave)$'
+          ),
+          FALSE
+        )
+        AND (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NULL
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN (
+              CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END IS NOT NULL
+            )
+            AND (
+              CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END = CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END
+            )
+            THEN CAST(NULL AS TEXT)
+            ELSE CASE
+              WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+            END
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN (
+                CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END IS NOT NULL
+              )
+              AND (
+                CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END = CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END
+              )
+              THEN CAST(NULL AS TEXT)
+              ELSE CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END
+            END,
+            '(^|\.)(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|qwant|naver|startpage|search\.brave)\.'
+          ),
+          FALSE
+        )
+        AND (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NULL
+        )
+      )
+      THEN 'organic_search'
+      WHEN (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END,
+            '^(social|social[-_ ]?network|social[-_ ]?media|sm|organic[-_ ]?social)$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_source") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_source")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_source") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_source")
+            END,
+            '^(facebook|fb|meta|instagram|ig|linkedin|twitter|x|pinterest|reddit|tiktok|youtube|snapchat|threads|mastodon|bluesky|whatsapp)$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN (
+              CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END IS NOT NULL
+            )
+            AND (
+              CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END = CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END
+            )
+            THEN CAST(NULL AS TEXT)
+            ELSE CASE
+              WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+            END
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN (
+                CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END IS NOT NULL
+              )
+              AND (
+                CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END = CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END
+              )
+              THEN CAST(NULL AS TEXT)
+              ELSE CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END
+            END,
+            '(^|\.)(facebook|fb|instagram|linkedin|lnkd|twitter|x|t|pinterest|reddit|tiktok|youtube|snapchat|threads|mastodon|bsky|whatsapp|vk|xing)\.(com|co|net|in|social|app|me|ru)$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            ) = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE REGEXP_EXTRACT(
+              LOWER("t4"."url"),
+              '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+              1
+            )
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              ) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(
+                LOWER("t4"."url"),
+                '[?&](gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|twclid|li_fat_id)=',
+                1
+              )
+            END,
+            '^fbclid$'
+          ),
+          FALSE
+        )
+      )
+      THEN 'organic_social'
+      WHEN (
+        (
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN LOWER("t4"."utm_medium") = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE LOWER("t4"."utm_medium")
+            END,
+            '^referral$'
+          ),
+          FALSE
+        )
+      )
+      OR (
+        (
+          CASE
+            WHEN (
+              CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END IS NOT NULL
+            )
+            AND (
+              CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END = CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END
+            )
+            THEN CAST(NULL AS TEXT)
+            ELSE CASE
+              WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+            END
+          END IS NOT NULL
+        )
+        AND COALESCE(
+          REGEXP_MATCHES(
+            CASE
+              WHEN (
+                CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END IS NOT NULL
+              )
+              AND (
+                CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END = CASE
+                  WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                  THEN CAST(NULL AS TEXT)
+                  ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+                END
+              )
+              THEN CAST(NULL AS TEXT)
+              ELSE CASE
+                WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+                THEN CAST(NULL AS TEXT)
+                ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+              END
+            END,
+            '.'
+          ),
+          FALSE
+        )
+      )
+      THEN 'referral'
+      WHEN (
+        CASE
+          WHEN LOWER("t4"."utm_source") = ''
+          THEN CAST(NULL AS TEXT)
+          ELSE LOWER("t4"."utm_source")
+        END IS NULL
+      )
+      AND (
+        CASE
+          WHEN LOWER("t4"."utm_medium") = ''
+          THEN CAST(NULL AS TEXT)
+          ELSE LOWER("t4"."utm_medium")
+        END IS NULL
+      )
+      AND (
+        CASE
+          WHEN (
+            CASE
+              WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+            END IS NOT NULL
+          )
+          AND (
+            CASE
+              WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+            END = CASE
+              WHEN REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+              THEN CAST(NULL AS TEXT)
+              ELSE REGEXP_EXTRACT(LOWER("t4"."url"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+            END
+          )
+          THEN CAST(NULL AS TEXT)
+          ELSE CASE
+            WHEN REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1) = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE REGEXP_EXTRACT(LOWER("t4"."referrer"), '^[a-z][a-z0-9+.\-]*://([^/:?#@]+)', 1)
+          END
+        END IS NULL
+      )
+      THEN 'direct'
+      WHEN TRUE
+      THEN 'other'
+      ELSE 'other'
+    END AS "channel",
+    "t4"."utm_campaign" AS "campaign",
+    "t4"."utm_source" AS "source",
+    "t4"."utm_medium" AS "medium",
+    "t4"."path" AS "landing_path"
+  FROM "t3" AS "t4"
+  WHERE
+    "t4"."session_start_flag"
+) AS "t9"
+  ON "t7"."person" = "t9"."tp_person" AND "t7"."session_index" = "t9"."tp_index"
