@@ -56,7 +56,8 @@ def shop(m) -> Iterator[Warehouse]:  # type: ignore[no-untyped-def]
 def test_funnel_counts_window_order_and_ties(shop: Warehouse) -> None:
     out = funnel(shop, STEPS, window_hours=24 * 7)
     people = [s["people"] for s in out["steps"]]
-    # entered: p1 p2 p3 p4 p5 heavy; added after entry: p1 p2 p3 p4 heavy; ordered in window & order: p1 p3 heavy
+    # entered: p1 p2 p3 p4 p5 heavy; added after entry: p1 p2 p3 p4 heavy;
+    # ordered after adding, inside the window: p1 p3 heavy
     assert people == [6, 5, 3]
     assert out["steps"][2]["from_previous"] == pytest.approx(3 / 5)
     lo, hi = out["steps"][2]["overall_ci"]

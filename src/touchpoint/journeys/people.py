@@ -1,13 +1,14 @@
 """Who did what: a ``person`` column for every event.
 
 Journeys need one key per person across their anonymous and identified events. When the
-identity package has built its profiles (the table ``identity_nodes`` with ``id_type``, ``id_value``
-and ``profile_id``), an event's person is the profile of its ``user_id``, else of its
-``anonymous_id`` (events newer than the last identity build fall back to the raw ids). Otherwise touchpoint stitches in the warehouse:
-an event's person is its ``user_id``; an anonymous event whose ``anonymous_id`` was ever seen
-together with a ``user_id`` belongs to that user (the smallest one, if several); any other
-anonymous event belongs to its ``anonymous_id``. So the visits a visitor made before signing
-up count in their journey.
+identity package has built its profiles (the table ``identity_nodes`` with ``id_type``,
+``id_value`` and ``profile_id``), an event's person is the profile of its ``user_id``, else of
+its ``anonymous_id`` (events newer than the last identity build fall back to the raw ids).
+
+Otherwise touchpoint stitches in the warehouse: an event's person is its ``user_id``; an
+anonymous event whose ``anonymous_id`` was ever seen together with a ``user_id`` belongs to that
+user (the smallest one, if several); any other anonymous event belongs to its
+``anonymous_id``. So the visits a visitor made before signing up count in their journey.
 
 >>> from touchpoint.warehouse import Warehouse
 >>> wh = Warehouse.open("duckdb://:memory:")

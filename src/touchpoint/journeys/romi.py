@@ -95,8 +95,8 @@ def romi_table(results: Mapping[str, AttributionResult], spend: Mapping[str, flo
             for k in spend_n
             if not any(k in {normalise_channel(c) for c in r.channels} for r in results.values())
         ),
-        "method": "CPA = spend / credited conversions; ROAS = credited revenue / spend; spend and conversions "
-        "over the same period",
+        "method": "CPA = spend / credited conversions; ROAS = credited revenue / spend; "
+        "spend and conversions over the same period",
         "caveat": CAVEAT,
     }
 

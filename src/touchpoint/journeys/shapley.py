@@ -124,7 +124,6 @@ def shapley(data: PathData, *, value: str = "conversions") -> ShapleyFit:
     k = len(data.channels)
     masks = channel_sets(data)
     total_conv = float(data.conversions.sum())
-    total_value = float(data.value.sum())
     if total_conv <= 0:
         raise InvalidInput(
             "the paths have no conversions, so there is nothing to attribute",
