@@ -12,7 +12,7 @@ Likelihood, gradient and predictions are in log space; with ``k = 0`` (BG) or ``
 >>> from touchpoint.predict import BetaGeoModel
 >>> m = BetaGeoModel(params={"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426})
 >>> [round(float(v), 4) for v in m.expected_purchases_new([1.0, 78.0])]
-[0.0532, 1.8576]
+[0.0533, 1.8605]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ mean of the population mean p gamma / (q - 1) and the customer's own mean.
 >>> from touchpoint.predict import GammaGammaModel
 >>> gg = GammaGammaModel(params={"p": 6.25, "q": 3.74, "gamma": 15.44})
 >>> round(float(gg.expected_spend(2, 22.35)[0]), 2)
-24.6
+24.66
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ pairs, everything else from analytic derivatives.
 >>> from touchpoint.predict import ParetoNBDModel
 >>> m = ParetoNBDModel(params={"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669})
 >>> round(float(m.expected_purchases_new(39.0)[0]), 3)
-0.474
+1.213
 """
 
 from __future__ import annotations

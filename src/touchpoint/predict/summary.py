@@ -57,18 +57,40 @@ def as_date(value: Any, name: str) -> dt.date:
         raise InvalidInput(f"{name} {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
 
 
+def _identity_resolved(wh: Any) -> bool:
+    try:
+        from touchpoint.identity import tables
+    except ImportError:  # pragma: no cover - identity is part of touchpoint
+        return False
+    return bool(tables.NODES in wh.ibis.list_tables())
+
+
 def customer_key_source(wh: Any) -> str:
-    """Which identifier names a customer. Profile ids from identity resolution are not wired yet:
-    orders are keyed by ``user_id``, falling back to ``anonymous_id`` when an order has none."""
-    return "user_id, else anonymous_id"
+    """Which identifier names a customer: the resolved profile id when identities have been resolved
+    (``touchpoint.identity``), else ``user_id``, falling back to ``anonymous_id``."""
+    if _identity_resolved(wh):
+        return "profile_id (identity resolution), else user_id, else anonymous_id"
+    return "user_id, else anonymous_id (identities not resolved)"
+
+
+def events_with_customer(wh: Any) -> ir.Table:
+    """The event log with a ``customer_id`` column (see :func:`customer_key_source`)."""
+    events = wh.table("events")
+    if _identity_resolved(wh):
+        from touchpoint import identity
+
+        ep = identity.event_profiles(wh)
+        joined = events.left_join(ep, events.message_id == ep.message_id)
+        return joined.select(events, customer_id=ibis.coalesce(ep.profile_id, events.user_id, events.anonymous_id))
+    return events.mutate(customer_id=ibis.coalesce(events.user_id, events.anonymous_id))
 
 
 def orders_from_events(wh: Any) -> ir.Table:
     """Orders from the event log: ``customer_id``, ``ts`` (naive UTC), ``revenue`` (missing = 0)."""
-    events = wh.table("events")
+    events = events_with_customer(wh)
     o = events.filter((events.type == "track") & (events.event == ORDER_EVENT))
     return o.select(
-        customer_id=ibis.coalesce(o.user_id, o.anonymous_id),
+        customer_id=o.customer_id,
         ts=o.timestamp,
         revenue=o.revenue.fill_null(0.0),
     ).filter(ibis._.customer_id.notnull())

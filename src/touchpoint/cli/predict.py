@@ -1,0 +1,218 @@
+"""``touchpoint predict clv|propensity|replenishment|show|summary``: customer value predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+
+app = typer.Typer(
+    help="Predict customer value: CLV and P(alive) (BG/NBD, MBG/NBD, Pareto/NBD with Gamma-Gamma spend), "
+    "next purchase and replenishment dates, and propensity scores.",
+    no_args_is_help=True,
+)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _render_clv(d: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{d['model']}[/] fitted on {d['fit']['n_customers']:,} customers "
+        f"(calibration to {d['calibration_end']}, time unit {d['unit']}); "
+        f"log-likelihood {d['log_likelihood']:,.2f}, converged: {d['fit']['converged']}"
+    )
+    rows = [(k, _fmt(v, 4), _fmt(d["standard_errors"][k], 4)) for k, v in d["params"].items()]
+    if d["spend_model"]:
+        sm = d["spend_model"]
+        rows += [(k, _fmt(v, 4), _fmt(sm["standard_errors"][k], 4)) for k, v in sm["params"].items()]
+    table("parameters", ["parameter", "estimate", "std. error"], rows)
+    if d["holdout"]:
+        h = d["holdout"]
+        console.print(
+            f"holdout ({h['duration']:.0f} {d['unit']}): predicted {h['predicted_total']:,.0f} purchases, "
+            f"actual {h['actual_total']:,.0f} ({h['total_error_pct']:+.1f}%); MAE {h['mae']:.3f}, "
+            f"correlation {h['correlation']:.3f}"
+        )
+        table(
+            "holdout purchases by calibration frequency",
+            ["repeat purchases", "customers", "actual mean", "predicted mean"],
+            [(b["frequency"], b["customers"], _fmt(b["actual_mean"]), _fmt(b["predicted_mean"]))
+             for b in h["by_frequency"]],
+        )
+    e = d["customer_equity"]
+    console.print(
+        f"[bold]customer equity[/] ({d['customers']:,} customers, {d['valuation']['horizon_days']:g} days): "
+        f"{e['value']:,.0f} (90% interval {_fmt(e['low_90'], 0)} to {_fmt(e['high_90'], 0)})"
+    )
+    for w in d["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+    for f in d["files"].values():
+        console.print(f"wrote {f}")
+
+
+@app.command("clv")
+def clv(
+    model: str = typer.Option("bg_nbd", "--model", help="bg_nbd, mbg_nbd or pareto_nbd."),
+    calibration_end: str = typer.Option(None, "--calibration-end", help="Last day of the calibration period "
+                                        "(YYYY-MM-DD; default: the last order's day, no holdout)."),
+    holdout_end: str = typer.Option(None, "--holdout-end", help="Last day of the holdout period (YYYY-MM-DD)."),
+    unit: str = typer.Option("weeks", "--unit", help="Time unit of the model: days or weeks."),
+    horizon_days: float = typer.Option(365.0, "--horizon-days", help="CLV horizon in days."),
+    discount_rate: float = typer.Option(0.10, "--discount-rate", help="Annual discount rate for CLV."),
+    margin: float = typer.Option(1.0, "--margin", help="Share of revenue that is profit (0-1)."),
+    orders: Path = typer.Option(None, "--orders", help="Read orders from this CSV/Parquet file instead of the "
+                                "warehouse (nothing is written to the warehouse)."),
+    customer_col: str = typer.Option("customer_id", "--customer-col", help="Customer column of --orders."),
+    date_col: str = typer.Option("date", "--date-col", help="Date or timestamp column of --orders."),
+    amount_col: str = typer.Option("amount", "--amount-col", help="Order value column of --orders."),
+    date_format: str = typer.Option(None, "--date-format", help="strptime format of --date-col, e.g. %Y%m%d."),
+    out: Path = typer.Option(None, "--out", help="Folder for the validation report (PNG, SVG, JSON) and the "
+                             "saved model (default with the warehouse: <data>/predict)."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Write the predictions table."),
+    top: int = typer.Option(0, "--rows", help="Include this many customers' predictions in the JSON."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a purchase model and the spend model, check them on a holdout, and score customer value."""
+    from touchpoint.predict.clv import ClvOptions, run_clv, write_predictions
+
+    options = ClvOptions(
+        model=model, calibration_end=calibration_end, holdout_end=holdout_end, unit=unit,
+        horizon_days=horizon_days, annual_discount_rate=discount_rate, margin=margin,
+    )
+    if orders is not None:
+        import ibis
+
+        from touchpoint.predict.summary import read_orders_file
+
+        table_ = read_orders_file(orders, customer_col=customer_col, date_col=date_col,
+                                  amount_col=amount_col or None, date_format=date_format)
+        run = run_clv(ibis.duckdb.connect(), table_, options, out_dir=out)
+        result = run.to_dict(rows=top)
+    else:
+        from touchpoint.predict.summary import customer_key_source, orders_from_events
+
+        folder = out or settings_for(data).data_dir / "predict"
+        with warehouse(data) as wh:
+            run = run_clv(wh, orders_from_events(wh), options, out_dir=folder)
+            result = run.to_dict(rows=top)
+            result["customer_key"] = customer_key_source(wh)
+            if write:
+                result["written"] = {"predictions": write_predictions(wh, run)}
+    emit(result, as_json, lambda: _render_clv(result))
+
+
+@app.command("propensity")
+def propensity(
+    event: str = typer.Option(..., "--event", help='The event to predict, e.g. "Order Completed".'),
+    days: int = typer.Option(30, "--days", help="Within how many days."),
+    as_of: str = typer.Option(None, "--as-of", help="Score as of this date (default: the day after the last event)."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Write scores to the propensity_scores table."),
+    top: int = typer.Option(10, "--rows", help="Show the customers with the highest scores."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Will each customer do EVENT within N days? Gradient boosting with an out-of-time test."""
+    from touchpoint.predict.propensity import run_propensity, write_scores
+
+    with warehouse(data) as wh:
+        run = run_propensity(wh, event, days, as_of=as_of)
+        result = run.to_dict(rows=top)
+        if write:
+            result["written"] = write_scores(wh, run)
+
+    def render() -> None:
+        t = result["test"]
+        console.print(
+            f"[bold]{event!r} within {days} days[/]: out-of-time AUC {t['auc']:.3f}, Brier {t['brier']:.4f}, "
+            f"base rate {t['base_rate']:.3%} ({t['customers']:,} customers)"
+        )
+        console.print(result["method"])
+        table("lift by decile (top first)", ["decile", "customers", "rate", "lift", "mean score"],
+              [(b["decile"], b["customers"], f"{b['rate']:.3%}", _fmt(b["lift"], 2), f"{c['predicted']:.3%}")
+               for b, c in zip(t["lift_by_decile"], t["calibration"], strict=True)])
+        for w in result["warnings"]:
+            console.print(f"[yellow]warning:[/] {w}")
+
+    emit(result, as_json, render)
+
+
+@app.command("replenishment")
+def replenishment(
+    as_of: str = typer.Option(None, "--as-of", help="Count days until due from this date (default: today)."),
+    due_within: int = typer.Option(None, "--due-within", help="Only show customers due within this many days."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Write the replenishment table."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """When repeat buyers of a product will run out, from their own purchase intervals."""
+    import pyarrow.compute as pc
+
+    from touchpoint.predict.replenish import replenishment as compute
+    from touchpoint.predict.replenish import write_replenishment
+
+    with warehouse(data) as wh:
+        t = compute(wh, as_of=as_of)
+        if write:
+            write_replenishment(wh, t)
+    if due_within is not None:
+        days_left = t.column("days_until_due")
+        t = t.filter(pc.and_(pc.greater_equal(days_left, 0), pc.less_equal(days_left, due_within)))
+    rows = t.sort_by("days_until_due").to_pylist()
+    emit(
+        {"rows": rows, "count": len(rows)},
+        as_json,
+        lambda: table(
+            f"replenishment ({len(rows):,})",
+            ["customer", "product", "last purchase", "qty", "days/unit", "due", "in days", "intervals"],
+            [(r["customer_id"], r["product"], r["last_purchase_at"], _fmt(r["last_quantity"], 0),
+              _fmt(r["days_per_unit"], 1), r["due_at"], r["days_until_due"], r["intervals"]) for r in rows[:50]],
+        ),
+    )
+
+
+@app.command("show")
+def show(customer_id: str, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Everything predicted for one customer (user id or profile id)."""
+    from touchpoint.predict.store import customer_predictions
+
+    with warehouse(data, read_only=True) as wh:
+        result = customer_predictions(wh, customer_id)
+
+    def render() -> None:
+        c = result["clv"]
+        if c:
+            console.print(
+                f"[bold]{result['customer_id']}[/] ({c['model']}, as of {c['as_of']}): P(alive) {c['p_alive']:.3f}, "
+                f"expected purchases in {c['horizon_days']:g} days {c['expected_purchases']:.2f}, "
+                f"expected spend {_fmt(c['expected_spend'], 2)}, CLV {_fmt(c['clv'], 2)}, "
+                f"next purchase around {c['next_purchase_at']}"
+            )
+        for p in result["propensity"]:
+            console.print(f"P({p['event']} within {p['days']} days) = {p['score']:.3f} (decile {p['decile']})")
+        for r in result["replenishment"]:
+            console.print(f"{r['product']}: due {r['due_at']} ({r['days_until_due']} days)")
+
+    emit(result, as_json, render)
+
+
+@app.command("summary")
+def summary(data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """The latest CLV run: model, parameters, holdout check and customer equity."""
+    from touchpoint.errors import NotFound
+    from touchpoint.predict.store import latest_run
+
+    with warehouse(data, read_only=True) as wh:
+        result = latest_run(wh)
+    if result is None:
+        raise NotFound("no CLV run yet", hint="run `touchpoint predict clv` first")
+    emit(result, as_json, lambda: _render_clv({**result["summary"], "files": {}}))

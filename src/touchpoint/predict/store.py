@@ -1,0 +1,73 @@
+"""Reading the derived prediction tables: one customer's predictions, and the latest CLV run with the
+customer-equity KPI.
+
+>>> from touchpoint.warehouse import Warehouse
+>>> wh = Warehouse.open("duckdb://:memory:")
+>>> latest_run(wh) is None
+True
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from touchpoint.errors import NotFound
+from touchpoint.predict.clv import PREDICTIONS_TABLE, RUNS_TABLE
+from touchpoint.predict.propensity import PROPENSITY_TABLE
+from touchpoint.predict.replenish import REPLENISHMENT_TABLE
+
+
+def _rows(wh: Any, table: str, customer_id: str) -> list[dict[str, Any]]:
+    if table not in wh.ibis.list_tables():
+        return []
+    t = wh.table(table)
+    return list(wh.to_arrow(t.filter(t.customer_id == customer_id)).to_pylist())
+
+
+def _profile_ids(wh: Any, customer_id: str) -> list[str]:
+    """The id itself, plus its resolved profile id when identities are resolved."""
+    ids = [customer_id]
+    try:
+        from touchpoint import identity
+
+        profile = identity.resolve(wh, customer_id)
+        if profile and profile not in ids:
+            ids.append(profile)
+    except Exception:  # noqa: BLE001 - identity not resolved, or the id is unknown to it: use the id as given
+        pass
+    return ids
+
+
+def customer_predictions(wh: Any, customer_id: str) -> dict[str, Any]:
+    """Everything predicted for one customer (user id or profile id): CLV, P(alive), next purchase,
+    propensity scores and replenishment dates. Raises NotFound when nothing is known."""
+    out: dict[str, Any] = {"customer_id": customer_id, "clv": None, "propensity": [], "replenishment": []}
+    for cid in _profile_ids(wh, customer_id):
+        clv = _rows(wh, PREDICTIONS_TABLE, cid)
+        if clv and out["clv"] is None:
+            out["clv"] = clv[0]
+            out["customer_id"] = cid
+        out["propensity"] += _rows(wh, PROPENSITY_TABLE, cid)
+        out["replenishment"] += _rows(wh, REPLENISHMENT_TABLE, cid)
+    if out["clv"] is None and not out["propensity"] and not out["replenishment"]:
+        if PREDICTIONS_TABLE not in wh.ibis.list_tables():
+            raise NotFound("no predictions have been made yet", hint="run `touchpoint predict clv` first")
+        raise NotFound(
+            f"no predictions for customer {customer_id!r}",
+            hint="customers need an order before the calibration end; check the id (user id or profile id)",
+        )
+    return out
+
+
+def latest_run(wh: Any) -> dict[str, Any] | None:
+    """The latest CLV run: model, parameters, fit, holdout metrics and customer equity with its interval."""
+    if RUNS_TABLE not in wh.ibis.list_tables():
+        return None
+    t = wh.table(RUNS_TABLE)
+    rows = wh.to_arrow(t.order_by(t.run_at.desc()).limit(1)).to_pylist()
+    if not rows:
+        return None
+    row = rows[0]
+    summary = json.loads(row.pop("summary"))
+    return {**row, "summary": summary}
