@@ -188,18 +188,42 @@ def attribute(
     return result
 
 
+def fit_all(
+    data: PathData,
+    models: Sequence[str] = MODELS,
+    *,
+    order: int = 1,
+    bootstrap: int = 0,
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, AttributionResult]:
+    """:func:`attribute` with each of ``models`` on the same journeys."""
+    return {m: attribute(data, m, order=order, bootstrap=bootstrap, seed=seed, **options) for m in models}
+
+
+def comparison(results: dict[str, AttributionResult]) -> dict[str, Any]:
+    """One row per channel with one column per model (conversions, and ``<model>_value``)."""
+    first = next(iter(results.values()))
+    table = []
+    for i, ch in enumerate(first.channels):
+        row: dict[str, Any] = {"channel": ch}
+        for m, r in results.items():
+            row[m] = float(r.conversions[i])
+            row[f"{m}_value"] = float(r.value[i])
+        table.append(row)
+    return {
+        "models": list(results),
+        "channels": table,
+        "results": {m: r.to_dict() for m, r in results.items()},
+        "total_conversions": first.total_conversions,
+        "total_value": first.total_value,
+        "caveat": CAVEAT,
+    }
+
+
 def compare(
     data: PathData,
-    models: Sequence[str] = (
-        "first",
-        "last",
-        "last_non_direct",
-        "linear",
-        "time_decay",
-        "position",
-        "markov",
-        "shapley",
-    ),
+    models: Sequence[str] = MODELS,
     *,
     order: int = 1,
     bootstrap: int = 0,
@@ -207,19 +231,4 @@ def compare(
     **options: Any,
 ) -> dict[str, Any]:
     """Run several models on the same journeys; rows per channel with one column per model."""
-    results = {m: attribute(data, m, order=order, bootstrap=bootstrap, seed=seed, **options) for m in models}
-    table = []
-    for i, ch in enumerate(data.channels):
-        row: dict[str, Any] = {"channel": ch}
-        for m, r in results.items():
-            row[m] = float(r.conversions[i])
-            row[f"{m}_value"] = float(r.value[i])
-        table.append(row)
-    return {
-        "models": list(models),
-        "channels": table,
-        "results": {m: r.to_dict() for m, r in results.items()},
-        "total_conversions": float(data.conversions.sum()),
-        "total_value": float(data.value.sum()),
-        "caveat": CAVEAT,
-    }
+    return comparison(fit_all(data, models, order=order, bootstrap=bootstrap, seed=seed, **options))

@@ -35,12 +35,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from touchpoint.errors import InvalidInput
+from touchpoint.errors import InvalidInput, NotFound
 
 FIELDS = (
     "utm_source",
@@ -201,6 +202,32 @@ def rules_from(config: Iterable[Mapping[str, Any] | ChannelRule] | None) -> tupl
     if not rules:
         raise InvalidInput("the channel rule list is empty", hint="omit it to use the default rules")
     return rules
+
+
+def load_rules(path: str | Path) -> tuple[ChannelRule, ...]:
+    """Channel rules from a JSON or TOML file: a list of rules, or ``{"rules": [...]}`` /
+    ``[[rules]]`` tables, each ``{"channel": ..., "any": [{field: pattern, ...}, ...]}``."""
+    import json
+    import tomllib
+
+    p = Path(path)
+    if not p.exists():
+        raise NotFound(f"channel rules file {str(p)!r} does not exist", hint="check the path")
+    try:
+        text = p.read_text(encoding="utf-8")
+        data: Any = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"channel rules file {str(p)!r} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}",
+            hint="write a list of {channel, any} rules as JSON, or [[rules]] tables in TOML",
+        ) from None
+    if isinstance(data, Mapping):
+        data = data.get("rules", data.get("channel_rules"))
+    if not isinstance(data, list):
+        raise InvalidInput(
+            f"channel rules file {str(p)!r} has no list of rules", hint="put the rules under a 'rules' key"
+        )
+    return rules_from(data)
 
 
 def classify(values: Mapping[str, Any], rules: Sequence[ChannelRule] | None = None) -> str:
