@@ -10,19 +10,44 @@ True
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-from touchpoint.errors import NotFound
+import ibis
+
+from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.predict.clv import PREDICTIONS_TABLE, RUNS_TABLE
 from touchpoint.predict.propensity import PROPENSITY_TABLE
 from touchpoint.predict.replenish import REPLENISHMENT_TABLE
+
+
+def clean(value: Any) -> Any:
+    """NaN and infinite floats become None (recursively), so the value is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
 
 
 def _rows(wh: Any, table: str, customer_id: str) -> list[dict[str, Any]]:
     if table not in wh.ibis.list_tables():
         return []
     t = wh.table(table)
-    return list(wh.to_arrow(t.filter(t.customer_id == customer_id)).to_pylist())
+    return [clean(r) for r in wh.to_arrow(t.filter(t.customer_id == customer_id)).to_pylist()]
+
+
+def top_customers(wh: Any, *, by: str = "clv", limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """Customers of the latest CLV run, highest ``by`` first (clv, p_alive, expected_purchases)."""
+    if by not in {"clv", "p_alive", "expected_purchases", "prob_purchase_window"}:
+        raise InvalidInput(f"cannot sort predictions by {by!r}", hint="use clv, p_alive or expected_purchases")
+    if PREDICTIONS_TABLE not in wh.ibis.list_tables():
+        raise NotFound("no predictions have been made yet", hint="run `touchpoint predict clv` first")
+    t = wh.table(PREDICTIONS_TABLE)
+    rows = wh.to_arrow(t.order_by(ibis.desc(by)).limit(limit, offset=offset)).to_pylist()
+    return {"total": int(t.count().execute()), "by": by, "rows": [clean(r) for r in rows]}
 
 
 def _profile_ids(wh: Any, customer_id: str) -> list[str]:
@@ -70,4 +95,4 @@ def latest_run(wh: Any) -> dict[str, Any] | None:
         return None
     row = rows[0]
     summary = json.loads(row.pop("summary"))
-    return {**row, "summary": summary}
+    return clean({**row, "summary": summary})
