@@ -89,6 +89,11 @@ def test_profile_with_thousands_of_events(wh, write, m) -> None:  # type: ignore
 
 
 CASES = [
+    ({"utm_source": "youtube", "utm_medium": "video", "referrer": "https://www.youtube.com/"}, "video"),
+    (
+        {"utm_source": "facebook", "utm_medium": "paid_social", "url": "https://shop.example/?fbclid=9"},
+        "paid_social",
+    ),
     ({"url": "https://shop.example/?gclid=abc"}, "paid_search"),
     ({"url": "https://shop.example/?msclkid=abc"}, "paid_search"),
     ({"utm_source": "google", "utm_medium": "cpc"}, "paid_search"),
@@ -157,14 +162,12 @@ def _unbound() -> ibis.Table:
 
 def _check_golden(name: str, sql: str) -> None:
     path = GOLDEN / name
-    if os.environ.get("TOUCHPOINT_UPDATE_GOLDEN") or not path.exists():
+    if os.environ.get("UPDATE_GOLDEN") or not path.exists():
         if os.environ.get("CI") and not path.exists():
             pytest.fail(f"golden file {path} is missing")
         path.parent.mkdir(exist_ok=True)
         path.write_text(sql + "\n")
-    assert sql + "\n" == path.read_text(), (
-        f"SQL changed; rerun with TOUCHPOINT_UPDATE_GOLDEN=1 to accept ({name})"
-    )
+    assert sql + "\n" == path.read_text(), f"SQL changed; rerun with UPDATE_GOLDEN=1 to accept ({name})"
 
 
 def test_golden_sessions_sql() -> None:

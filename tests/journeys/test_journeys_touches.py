@@ -48,6 +48,11 @@ def test_journeys_split_at_conversions_with_lookback(wh, write, m) -> None:  # t
     assert "display > paid_search > email" in longer.path_strings()
     later = journeys(wh, start=T0 + d(1))
     assert sorted(later.path_strings()) == ["organic_search", "organic_social"]
+    first = journeys(wh, first_only=True)
+    assert sorted(first.path_strings()) == [
+        "(none)",
+        "paid_search > email",
+    ]  # u's later journeys are not acquisition
     with pytest.raises(InvalidInput, match="lookback"):
         journeys(wh, lookback_days=0)
 

@@ -137,6 +137,7 @@ def _match(value: Any, pattern: str) -> bool:
 
 
 DEFAULT_RULES: tuple[ChannelRule, ...] = (
+    ChannelRule("video", [{"utm_medium": r"^(video|paid[-_ ]?video|cpv|olv|ctv)$"}]),
     ChannelRule(
         "paid_social",
         [

@@ -7,7 +7,8 @@ touches are split into journeys at each conversion: a converting journey is the 
 started after the previous conversion and no more than ``lookback_days`` before this one (a
 session that starts at the very time of the order counts). The touches after a person's last
 conversion, within ``lookback_days`` before their last touch, form one non-converting journey (a
-"null" path). Conversions without any touch in the lookback get the path ``(none)``.
+"null" path). With ``first_only`` only each person's first conversion counts (acquisition), and
+only people who had not converted yet contribute null paths. Conversions without any touch in the lookback get the path ``(none)``.
 
 The whole split runs in the warehouse; only one row per journey (its channels and their ages in
 days) comes back, so the cost in Python grows with journeys, not events.
@@ -50,6 +51,7 @@ def journeys_expr(
     rules: Sequence[ChannelRule] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    first_only: bool = False,
 ) -> ir.Table:
     """One row per journey: ``person, converted, value, conv_ts, channels (array), ages (array, days)``."""
     from touchpoint.journeys.sessions import BROWSING_TYPES, sessionize, sessions
@@ -77,6 +79,10 @@ def journeys_expr(
     ow = ibis.window(group_by=[c.person, c.order_id], order_by=[c.timestamp, c.message_id])
     c = c.mutate(tp_dup=ibis.row_number().over(ow))
     c = c.filter(c.order_id.isnull() | (c.tp_dup == 0))
+    if first_only:
+        fw = ibis.window(group_by=c.person, order_by=[c.timestamp, c.message_id])
+        c = c.mutate(tp_first=ibis.row_number().over(fw))
+        c = c.filter(c.tp_first == 0)
     conv = c.select(
         person=c.person,
         ts=c.timestamp,
@@ -101,6 +107,8 @@ def journeys_expr(
     order = [j.ts, j.tp_key]
     conv_journeys = j.filter(j.conv_ts.notnull())
     null_journeys = j.filter(j.conv_ts.isnull())
+    if first_only:  # sessions after a customer's first order are not part of any acquisition journey
+        null_journeys = null_journeys.filter(null_journeys.journey == 0)
     agg_conv = conv_journeys.group_by(["person", "journey"]).agg(
         channels=conv_journeys.channel.collect(order_by=order),
         ages=conv_journeys.age.collect(order_by=order),
@@ -146,6 +154,7 @@ def journeys(
     end: datetime | None = None,
     identity: str = "auto",
     events: ir.Table | None = None,
+    first_only: bool = False,
 ) -> PathData:
     """The warehouse's journeys as :class:`PathData` (one path per journey, with touch ages in days)."""
     from touchpoint.journeys.people import person_events
@@ -159,6 +168,7 @@ def journeys(
         rules=rules,
         start=start,
         end=end,
+        first_only=first_only,
     )
     table = wh.to_arrow(expr.select("converted", "value", "channels", "ages"))
     return from_journey_table(

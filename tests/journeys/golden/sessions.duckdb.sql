@@ -192,6 +192,25 @@ INNER JOIN (
     "t4"."timestamp" AS "session_start",
     CASE
       WHEN (
+        CASE
+          WHEN LOWER("t4"."utm_medium") = ''
+          THEN CAST(NULL AS TEXT)
+          ELSE LOWER("t4"."utm_medium")
+        END IS NOT NULL
+      )
+      AND COALESCE(
+        REGEXP_MATCHES(
+          CASE
+            WHEN LOWER("t4"."utm_medium") = ''
+            THEN CAST(NULL AS TEXT)
+            ELSE LOWER("t4"."utm_medium")
+          END,
+          '^(video|paid[-_ ]?video|cpv|olv|ctv)$'
+        ),
+        FALSE
+      )
+      THEN 'video'
+      WHEN (
         (
           CASE
             WHEN LOWER("t4"."utm_source") = ''
