@@ -8,7 +8,8 @@ started after the previous conversion and no more than ``lookback_days`` before 
 session that starts at the very time of the order counts). The touches after a person's last
 conversion, within ``lookback_days`` before their last touch, form one non-converting journey (a
 "null" path). With ``first_only`` only each person's first conversion counts (acquisition), and
-only people who had not converted yet contribute null paths. Conversions without any touch in the lookback get the path ``(none)``.
+only people who had not converted yet contribute null paths. Conversions without any touch in
+the lookback get the path ``(none)``.
 
 The whole split runs in the warehouse; only one row per journey (its channels and their ages in
 days) comes back, so the cost in Python grows with journeys, not events.
