@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -80,10 +81,15 @@ def simulate(model: str, n: int, seed: int) -> dict[str, np.ndarray]:
     return {"x": s.frequency, "tx": s.recency, "T": s.T}
 
 
+# Both libraries run with single-threaded BLAS: touchpoint limits BLAS threads during fits itself,
+# and lifetimes gets the same treatment so the comparison is about the algorithms.
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def run_sub(python: str, code: str, model: str, path: Path, timeout: float) -> dict:
     try:
         proc = subprocess.run([python, "-c", code, model, str(path)], capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, env=ENV)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:

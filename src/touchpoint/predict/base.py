@@ -85,6 +85,12 @@ def check_rfm(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndar
     return x.astype(np.float64), tx.astype(np.float64), t_cal.astype(np.float64)
 
 
+def wsum(weights: np.ndarray, values: np.ndarray) -> float:
+    """sum(weights * values) without BLAS: a 1-d ``@`` may start BLAS threads, which on a busy
+    machine cost far more than they save."""
+    return float(np.einsum("i,i->", weights, values))
+
+
 def row_codes(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's distinct combination of values, and the first row holding each combination.
 
@@ -190,6 +196,16 @@ class Model:
 
     # -- fitting ---------------------------------------------------------------------------------
     def _fit_prepared(
+        self, data: Any, n_customers: int, n_rows: int, start: tuple[float, ...] | None, restarts: int
+    ) -> FitReport:
+        # The optimiser works on 3-4 parameters: BLAS threads only add overhead (a lot of it when the
+        # machine is busy), so BLAS runs single-threaded during the fit.
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit_single_thread(data, n_customers, n_rows, start, restarts)
+
+    def _fit_single_thread(
         self, data: Any, n_customers: int, n_rows: int, start: tuple[float, ...] | None, restarts: int
     ) -> FitReport:
         t0 = time.perf_counter()

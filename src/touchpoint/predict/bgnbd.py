@@ -17,14 +17,14 @@ Likelihood, gradient and predictions are in log space; with ``k = 0`` (BG) or ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from touchpoint.predict.base import as_array, check_rfm, factorize, row_codes
+from touchpoint.predict.base import as_array, check_rfm, factorize, row_codes, wsum
 from touchpoint.predict.purchase import PurchaseModel
 
 
@@ -82,8 +82,8 @@ class BetaGeoModel(PurchaseModel):
         g_alpha = r / alpha - rx * iT_u[d.iT] + s * rx * (iT_u[d.iT] - itx_u[d.itx])
         g_a = dA_a[d.ix] + s / a
         g_b = dA_b[d.ix] - s * inv_bx[d.ix]
-        grad = np.array([w @ g_r * r, w @ g_alpha * alpha, w @ g_a * a, w @ g_b * b])
-        return -float(w @ ll), -grad
+        grad = np.array([wsum(w, g_r) * r, wsum(w, g_alpha) * alpha, wsum(w, g_a) * a, wsum(w, g_b) * b])
+        return -float(wsum(w, ll)), -grad
 
     def _loglik_rows(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         r, alpha, a, b = theta

@@ -33,7 +33,7 @@ def _user_ids(wh: Warehouse, ids: list[str]) -> list[str]:
         pm = identity.profile_map(wh)
         pm = pm.filter(pm.identifier_type == "user_id")
         rows = wh.to_arrow(pm.select("identifier", "profile_id")).to_pylist()
-    except Exception:  # noqa: BLE001 - identities not resolved: ids are user ids already
+    except Exception:
         return ids
     back = {r["profile_id"]: r["identifier"] for r in rows}
     return [back.get(i, i) for i in ids]
@@ -111,6 +111,6 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
             "event": "Order Completed", "days": 30, "auc": prop.test["auc"], "brier": prop.test["brier"],
             "top_decile_lift": prop.test["lift_by_decile"][0]["lift"], "scored": prop.scores.num_rows,
         }
-    except Exception as exc:  # noqa: BLE001 - report, do not hide the CLV results
+    except Exception as exc:
         summary["propensity"] = {"error": str(exc)}
     return summary

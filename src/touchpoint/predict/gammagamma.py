@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from touchpoint.errors import InvalidInput
-from touchpoint.predict.base import FitReport, Model, as_array, compress
+from touchpoint.predict.base import FitReport, Model, as_array, compress, wsum
 
 
 @dataclass
@@ -90,8 +90,8 @@ class GammaGammaModel(Model):
         dp = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - lgm)
         dq = digamma(px + q) - digamma(q) + np.log(g) - lgm
         dg = q / g - (px + q) / (g + m * x)
-        grad = np.array([w @ dp * p, w @ dq * q, w @ dg * g])
-        return -float(w @ ll), -grad
+        grad = np.array([wsum(w, dp) * p, wsum(w, dq) * q, wsum(w, dg) * g])
+        return -float(wsum(w, ll)), -grad
 
     def log_likelihood(self, frequency: Any, monetary_value: Any) -> np.ndarray:
         x, m = _check(frequency, monetary_value)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma, gammaln, hyp2f1
 
-from touchpoint.predict.base import as_array, check_rfm, row_codes
+from touchpoint.predict.base import as_array, check_rfm, row_codes, wsum
 from touchpoint.predict.purchase import PurchaseModel
 
 _H = 1e-5  # step for the central differences of ln J in log-parameter space
@@ -117,8 +117,8 @@ class ParetoNBDModel(PurchaseModel):
             g1, g2 = dlj[j][d.i1], dlj[j][d.i2]
             dlogdiff = np.where(one_minus_q > 1e-12, (g1 - q * g2) / safe, g1)
             dQ = dlogdiff + (1.0 if j == 2 else 0.0)
-            grad[j] = w @ (dlogC[j] + w1 * dlogP[j] + np.where(w2 > 0, w2 * dQ, 0.0))
-        return -float(w @ ll), -grad
+            grad[j] = wsum(w, dlogC[j] + w1 * dlogP[j] + np.where(w2 > 0, w2 * dQ, 0.0))
+        return -float(wsum(w, ll)), -grad
 
     def _loglik_rows(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         d = self._prepare(x, tx, T, weights=np.ones_like(x))

@@ -66,8 +66,16 @@ def feature_expr(events: ir.Table, cutoff: dt.date, event: str) -> ir.Table:
     )
     c = ibis.literal(cutoff)
     return g.select(
-        "customer_id", "events", "events_30d", "target_events", "target_events_30d", "orders", "revenue",
-        "pages", "active_days", "distinct_events",
+        "customer_id",
+        "events",
+        "events_30d",
+        "target_events",
+        "target_events_30d",
+        "orders",
+        "revenue",
+        "pages",
+        "active_days",
+        "distinct_events",
         days_since_last=c.delta(g.last_day, unit="day"),
         days_since_first=c.delta(g.first_day, unit="day"),
         days_since_target=c.delta(g.last_target, unit="day"),
@@ -89,7 +97,9 @@ def _matrix(table: pa.Table) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _dataset(wh: Any, events: ir.Table, cutoff: dt.date, days: int, event: str) -> tuple[pa.Table, np.ndarray]:
+def _dataset(
+    wh: Any, events: ir.Table, cutoff: dt.date, days: int, event: str
+) -> tuple[pa.Table, np.ndarray]:
     f = feature_expr(events, cutoff, event)
     lab = label_expr(events, cutoff, days, event)
     j = f.left_join(lab, "customer_id").select(f, label=lab.label.fill_null(0))
@@ -113,10 +123,12 @@ def evaluate(y: np.ndarray, score: np.ndarray, bins: int = 10) -> dict[str, Any]
         if idx.size == 0:
             continue
         rate = float(y[idx].mean())
-        lift.append({"decile": k, "customers": int(idx.size), "rate": rate, "lift": rate / base if base else None})
+        lift.append(
+            {"decile": k, "customers": int(idx.size), "rate": rate, "lift": rate / base if base else None}
+        )
         calib.append({"decile": k, "predicted": float(score[idx].mean()), "observed": rate})
     return {
-        "customers": int(len(y)),
+        "customers": len(y),
         "positives": int(y.sum()),
         "base_rate": base,
         "auc": _auc(y, score),
@@ -161,8 +173,13 @@ def _classifier(seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.05, max_leaf_nodes=31, l2_regularization=1.0,
-        early_stopping=True, validation_fraction=0.15, random_state=seed,
+        max_iter=150,
+        learning_rate=0.08,
+        max_leaf_nodes=31,
+        l2_regularization=1.0,
+        early_stopping=True,
+        validation_fraction=0.15,
+        random_state=seed,
     )
 
 
@@ -176,13 +193,17 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
     if as_of is None:
         last = wh.execute(events.timestamp.max())
         if last is None:
-            raise InvalidInput("the warehouse has no events", hint="send events or run `touchpoint demo` first")
+            raise InvalidInput(
+                "the warehouse has no events", hint="send events or run `touchpoint demo` first"
+            )
         as_of_d = as_date(last, "last event") + dt.timedelta(days=1)
     else:
         as_of_d = as_date(as_of, "as of")
     n_target = int(wh.execute(events.filter(events.event == event).count()))
     if n_target == 0:
-        raise InvalidInput(f"no event named {event!r} in the warehouse", hint="check the event name's spelling")
+        raise InvalidInput(
+            f"no event named {event!r} in the warehouse", hint="check the event name's spelling"
+        )
     test_cut = as_of_d - dt.timedelta(days=days)
     train_cut = as_of_d - dt.timedelta(days=2 * days)
     train, y_train = _dataset(wh, events, train_cut, days, event)
@@ -225,8 +246,15 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
         f"{test_cut} (labels up to {as_of_d}); scores come from a refit at {test_cut} applied to features at {as_of_d}"
     )
     return PropensityRun(
-        event=event, days=days, as_of=as_of_d, run_at=run_at, test=metrics, train_customers=len(y_train),
-        scores=table, method=method, warnings=warnings,
+        event=event,
+        days=days,
+        as_of=as_of_d,
+        run_at=run_at,
+        test=metrics,
+        train_customers=len(y_train),
+        scores=table,
+        method=method,
+        warnings=warnings,
     )
 
 

@@ -59,7 +59,7 @@ def _profile_ids(wh: Any, customer_id: str) -> list[str]:
         profile = identity.resolve(wh, customer_id)
         if profile and profile not in ids:
             ids.append(profile)
-    except Exception:  # noqa: BLE001 - identity not resolved, or the id is unknown to it: use the id as given
+    except Exception:
         pass
     return ids
 

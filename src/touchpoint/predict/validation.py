@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from touchpoint.predict.base import wsum
 from touchpoint.predict.purchase import PurchaseModel
 
 CENSOR = 7  # calibration frequencies >= CENSOR share one bucket, as in the literature's charts
@@ -51,7 +52,7 @@ def holdout_metrics(
     corr = float(np.corrcoef(predicted, actual)[0, 1]) if len(actual) > 2 and actual.std() > 0 else float("nan")
     return {
         "duration": float(duration),
-        "customers": int(len(actual)),
+        "customers": len(actual),
         "mae": float(np.abs(err).mean()),
         "rmse": float(np.sqrt((err**2).mean())),
         "predicted_total": float(predicted.sum()),
@@ -80,7 +81,7 @@ def tracking(
         age = t - births
         alive = age > 0
         if alive.any():
-            cum[i] = float(counts[alive] @ model.expected_purchases_new(age[alive]))
+            cum[i] = wsum(counts[alive].astype(np.float64), model.expected_purchases_new(age[alive]))
     expected_inc = np.diff(cum)
     actual_inc = np.array([float(actual_by_period.get(k, 0.0)) for k in range(periods)])
     return {
