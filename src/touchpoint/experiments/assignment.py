@@ -31,7 +31,7 @@ import numpy as np
 
 from touchpoint.errors import InvalidInput
 from touchpoint.experiments.definitions import Experiment, create_experiment, get_experiment
-from touchpoint.experiments.metrics import EXPOSURE_EVENT, unit_column
+from touchpoint.experiments.metrics import EXPOSURE_EVENT, json_is, json_text, unit_column
 from touchpoint.warehouse import Warehouse
 
 HOLDOUT_ARMS = ("holdout", "treated")
@@ -84,10 +84,9 @@ def previous_assignments(wh: Warehouse, exp: Experiment, unit_ids: list[str]) ->
     t = t.filter((t.type == "track") & (t.event == EXPOSURE_EVENT))
     t = t.mutate(
         _unit=unit_column(t, exp.unit),
-        _exp=t.properties["experiment_id"].str,
-        _var=t.properties["variation_id"].str,
+        _var=json_text(t.properties["variation_id"]),
     )
-    t = t.filter((t._exp == exp.key) & t._unit.isin(unit_ids) & t._var.notnull())
+    t = t.filter(json_is(t.properties["experiment_id"], exp.key) & t._unit.isin(unit_ids) & t._var.notnull())
     rows = wh.to_arrow(t.group_by("_unit").aggregate(v=t._var.argmin(t.timestamp))).to_pylist()
     return {r["_unit"]: r["v"] for r in rows}
 

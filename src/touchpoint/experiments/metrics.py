@@ -19,7 +19,7 @@ the Python side does not grow with the number of units.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -164,14 +164,46 @@ def unit_column(t: ir.Table, unit: str) -> ir.Column:
     return ibis.coalesce(t.user_id, t.anonymous_id)
 
 
+def json_text(value: Any) -> Any:
+    """A JSON scalar as text: strings without their quotes, numbers as written.
+
+    One JSON parse per row (Ibis' typed ``.str``/``.int`` accessors parse several times), which
+    matters on tens of millions of exposure events. Ids are compared as text, so ``"variation_id": 1``
+    and ``"1"`` are the same arm.
+    """
+    text = value.cast("string")
+    return text.startswith('"').ifelse(text.substr(1, text.length() - 2), text)
+
+
+def json_is(value: Any, expected: str) -> Any:
+    """True where the JSON scalar ``value`` is the string (or number) ``expected``; no per-row unquoting."""
+    import json
+
+    return value.cast("string").isin([expected, json.dumps(expected)])
+
+
 def _value(t: ir.Table, value: str) -> ir.Column:
     if value == "count":
         return ibis.literal(1.0)
     if value in NUMERIC_COLUMNS:
         return t[value].cast("float64").fill_null(0.0)
     key = value.removeprefix("properties.")
-    prop = t.properties[key]
-    return ibis.coalesce(prop.float, prop.int.cast("float64"), ibis.literal(0.0))
+    return json_text(t.properties[key]).try_cast("float64").fill_null(0.0)
+
+
+def _exposure_rows(
+    wh: Warehouse, key: str, unit: str, start: datetime | None, end: datetime | None
+) -> ir.Table:
+    t = wh.table("events")
+    t = t.filter((t.type == "track") & (t.event == EXPOSURE_EVENT))
+    t = t.filter(json_is(t.properties["experiment_id"], key))
+    t = t.mutate(_unit=unit_column(t, unit), _var=json_text(t.properties["variation_id"]))
+    t = t.filter(t._unit.notnull())  # a missing variation_id gives arm None, dropped as unknown
+    if start is not None:
+        t = t.filter(t.timestamp >= start)
+    if end is not None:
+        t = t.filter(t.timestamp < end)
+    return t
 
 
 def exposures(
@@ -183,25 +215,18 @@ def exposures(
     end: datetime | None = None,
     dimension: str | None = None,
 ) -> ir.Table:
-    """One row per exposed unit: ``unit``, ``variant`` (of its first exposure), ``first_at``, ``variants``
-    (how many different arms it saw; more than one means the unit is excluded), optional ``dimension``."""
-    t = wh.table("events")
-    t = t.filter((t.type == "track") & (t.event == EXPOSURE_EVENT))
-    prop = t.properties
-    t = t.mutate(
-        _unit=unit_column(t, unit),
-        _exp=ibis.coalesce(prop["experiment_id"].str, prop["experiment_id"].int.cast("string")),
-        _var=ibis.coalesce(prop["variation_id"].str, prop["variation_id"].int.cast("string")),
-    )
-    t = t.filter(t._exp == key).filter(t._unit.notnull() & t._var.notnull())
-    if start is not None:
-        t = t.filter(t.timestamp >= start)
-    if end is not None:
-        t = t.filter(t.timestamp < end)
+    """One row per exposed unit: ``unit``, ``variant``, ``first_at`` (first exposure), ``multiple``
+    (True when the unit saw more than one arm: such units are left out), optional ``dimension``.
+
+    >>> from touchpoint.warehouse import Warehouse
+    >>> exposures(Warehouse.open("duckdb://:memory:"), "cta").columns
+    ('unit', 'first_at', 'variant', 'multiple')
+    """
+    t = _exposure_rows(wh, key, unit, start, end)
     aggs: dict[str, Any] = {
-        "variant": t._var.argmin(t.timestamp),
         "first_at": t.timestamp.min(),
-        "variants": t._var.nunique(),
+        "variant": t._var.min(),
+        "multiple": t._var.min() != t._var.max(),
     }
     if dimension is not None:
         aggs["dimension"] = _dimension(t, dimension).argmin(t.timestamp)
@@ -210,14 +235,12 @@ def exposures(
 
 def _dimension(t: ir.Table, dimension: str) -> ir.Column:
     if dimension.startswith("properties."):
-        p = t.properties[dimension.removeprefix("properties.")]
-        return ibis.coalesce(p.str, p.int.cast("string"), ibis.literal("(none)"))
+        return json_text(t.properties[dimension.removeprefix("properties.")]).fill_null("(none)")
     if dimension.startswith("context."):
-        path = dimension.removeprefix("context.").split(".")
         node = t.context
-        for part in path:
+        for part in dimension.removeprefix("context.").split("."):
             node = node[part]
-        return ibis.coalesce(node.str, ibis.literal("(none)"))
+        return json_text(node).fill_null("(none)")
     if dimension in ("source", "utm_source", "utm_medium", "utm_campaign"):
         return t[dimension].fill_null("(none)")
     raise InvalidInput(
@@ -226,36 +249,75 @@ def _dimension(t: ir.Table, dimension: str) -> ir.Column:
     )
 
 
-def _per_unit(
+def _seconds(days: float) -> Any:
+    return ibis.interval(seconds=round(days * 86400))
+
+
+def _per_unit_values(
     wh: Warehouse,
     exposed: ir.Table,
-    event: str,
-    value: str,
+    metrics: list[Metric],
     *,
     unit: str,
-    lo_days: float,
-    hi_days: float | None,
     end: datetime | None,
-    binary: bool,
-) -> ir.Table:
-    """Sum (or 0/1 occurrence) of ``value`` of ``event`` per exposed unit.
+    covariates: bool,
+) -> tuple[ir.Table, dict[str, dict[str, str]]]:
+    """One row per exposed unit that did any metric event, with one column per metric part.
 
-    Events count from first exposure + ``lo_days`` to first exposure + ``hi_days``."""
+    A single join of the exposures with the events of every metric, then conditional sums per unit:
+    each metric's numerator (``y``) and denominator (``d``) inside its window after first exposure,
+    and its pre-exposure covariate (``x``). Returns the table and, per metric, its column names.
+    """
+    names: set[str] = set()
+    for m in metrics:
+        names.add(m.event)
+        if m.denominator_event:
+            names.add(m.denominator_event)
     e = wh.table("events")
-    e = e.filter((e.type == "track") & (e.event == event))
-    e = e.select(_unit=unit_column(e, unit), _ts=e.timestamp, _v=_value(e, value))
+    e = e.filter((e.type == "track") & e.event.isin(sorted(names)))
+    values = sorted({m.value for m in metrics} | {m.denominator_value for m in metrics if m.kind == "ratio"})
+    value_cols = {v: f"_v{i}" for i, v in enumerate(values)}
+    e = e.select(
+        _unit=unit_column(e, unit),
+        _ts=e.timestamp,
+        _event=e.event,
+        **{col: _value(e, v) for v, col in value_cols.items()},
+    )
     j = exposed.select("unit", "first_at").join(e, exposed.unit == e._unit)
-    lo = j.first_at + ibis.interval(seconds=round(lo_days * 86400))
-    cond = j._ts >= lo
-    if hi_days is not None:
-        cond &= j._ts < j.first_at + ibis.interval(seconds=round(hi_days * 86400))
-    else:
-        cond &= j._ts >= j.first_at
-    if end is not None:
-        cond &= j._ts < end
-    j = j.filter(cond)
-    agg = j._v.max() if binary else j._v.sum()
-    return j.group_by("unit").aggregate(val=agg)
+    aggs: dict[str, Any] = {}
+    columns: dict[str, dict[str, str]] = {}
+
+    def window(days: float | None) -> Any:
+        cond = j._ts >= j.first_at
+        if days is not None:
+            cond &= j._ts < j.first_at + _seconds(days)
+        if end is not None:
+            cond &= j._ts < end
+        return cond
+
+    for i, m in enumerate(metrics):
+        cols: dict[str, str] = {}
+        binary = m.kind == "binomial"
+        hit = window(m.window_days) & (j._event == m.event)
+        v = j[value_cols[m.value]]
+        cols["y"] = f"y{i}"
+        aggs[cols["y"]] = (hit & (v != 0)).ifelse(1.0, 0.0).max() if binary else hit.ifelse(v, 0.0).sum()
+        if m.kind == "ratio":
+            dv = j[value_cols[m.denominator_value]]
+            cols["d"] = f"d{i}"
+            aggs[cols["d"]] = (
+                (window(m.window_days) & (j._event == m.denominator_event)).ifelse(dv, 0.0).sum()
+            )
+        elif covariates:
+            pre = (
+                (j._ts < j.first_at)
+                & (j._ts >= j.first_at - _seconds(m.covariate_days))
+                & (j._event == m.event)
+            )
+            cols["x"] = f"x{i}"
+            aggs[cols["x"]] = (pre & (v != 0)).ifelse(1.0, 0.0).max() if binary else pre.ifelse(v, 0.0).sum()
+        columns[m.name] = cols
+    return j.group_by(_u=j.unit).aggregate(**aggs), columns
 
 
 def compute_stats(
@@ -269,148 +331,114 @@ def compute_stats(
     covariates: bool = True,
     dimension: str | None = None,
 ) -> tuple[list[MetricStats], dict[str, Any]]:
-    """Per-arm sums of every metric for experiment ``key``, computed in the warehouse.
+    """Per-arm sums of every metric for experiment ``key``, computed in the warehouse in one query
+    (plus one per metric winsorised at a quantile).
 
     Returns the statistics and a summary of the exposures: units per arm and how many units saw
     more than one arm (those are left out, as GrowthBook does).
     """
-    exp_all = exposures(wh, key, unit=unit, start=start, end=end, dimension=dimension)
-    exp_all = exp_all.cache()
-    multi = exp_all.filter(exp_all.variants > 1).count().to_pyarrow().as_py()
-    exposed = exp_all.filter(exp_all.variants == 1)
-    group_keys = ["variant", "dimension"] if dimension else ["variant"]
-    counts = wh.to_arrow(exposed.group_by(group_keys).aggregate(n=exposed.count())).to_pylist()
-    if not counts:
+    if not metrics:
+        raise InvalidInput("no metrics to compute", hint="give at least one metric")
+    exposed = exposures(wh, key, unit=unit, start=start, end=end, dimension=dimension)
+    per_unit, columns = _per_unit_values(wh, exposed, metrics, unit=unit, end=end, covariates=covariates)
+    joined = exposed.left_join(per_unit, exposed.unit == per_unit._u)
+    parts = [c for cols in columns.values() for c in cols.values()]
+    units = joined.select(
+        "variant",
+        "multiple",
+        *(["dimension"] if dimension else []),
+        **{c: joined[c].fill_null(0.0) for c in parts},
+    )
+    caps: dict[str, float] = {}
+    for i, m in enumerate(metrics):
+        if m.kind != "mean":
+            continue
+        cap = m.cap
+        if m.cap_quantile is not None:
+            col = units[f"y{i}"]
+            q = units.filter(~units.multiple & (col > 0))[f"y{i}"].quantile(m.cap_quantile)
+            q = q.to_pyarrow().as_py()
+            cap = float(q) if q is not None else None
+        if cap is not None:
+            caps[m.name] = cap
+            units = units.mutate(**{c: ibis.least(units[c], cap) for c in columns[m.name].values()})
+    aggs: dict[str, Any] = {"n": units.count()}
+    for m in metrics:
+        cols = columns[m.name]
+        y = units[cols["y"]]
+        aggs[f"{cols['y']}__sum"] = y.sum()
+        aggs[f"{cols['y']}__ss"] = (y * y).sum()
+        for other in ("d", "x"):
+            if other in cols:
+                o = units[cols[other]]
+                aggs[f"{cols[other]}__sum"] = o.sum()
+                aggs[f"{cols[other]}__ss"] = (o * o).sum()
+                aggs[f"{cols[other]}__xy"] = (y * o).sum()
+    keys = ["variant", "multiple", *(["dimension"] if dimension else [])]
+    rows = wh.to_arrow(units.group_by(keys).aggregate(**aggs)).to_pylist()
+    multiple = sum(int(r["n"]) for r in rows if r["multiple"])
+    rows = [r for r in rows if not r["multiple"] and r["variant"] is not None]
+    if not rows:
         raise InvalidInput(
             f"experiment {key!r} has no exposures",
             hint=f"record '{EXPOSURE_EVENT}' track events with properties.experiment_id = {key!r}"
             + (f" between {start} and {end or 'now'}" if start else ""),
         )
     units_by_arm: dict[str, int] = {}
-    for row in counts:
-        units_by_arm[row["variant"]] = units_by_arm.get(row["variant"], 0) + int(row["n"])
+    for r in rows:
+        units_by_arm[r["variant"]] = units_by_arm.get(r["variant"], 0) + int(r["n"])
     out: list[MetricStats] = []
-    for metric in metrics:
-        out.extend(
-            _metric_stats(wh, exposed, metric, unit=unit, end=end, covariates=covariates, dimension=dimension)
-        )
-    summary = {"units": units_by_arm, "multiple_exposures": int(multi or 0)}
+    for m in metrics:
+        out.extend(_metric_stats(m, columns[m.name], rows, dimension is not None))
+    summary = {"units": units_by_arm, "multiple_exposures": multiple, "caps": caps}
     return out, summary
 
 
+def _arm(variant: str, row: dict[str, Any], cols: dict[str, str]) -> ArmStats:
+    def g(name: str) -> float:
+        return float(row.get(name) or 0.0)
+
+    y = cols["y"]
+    arm = ArmStats(variant, n=g("n"), sum=g(f"{y}__sum"), sum_squares=g(f"{y}__ss"))
+    if "d" in cols:
+        d = cols["d"]
+        arm.den_sum, arm.den_sum_squares, arm.num_den_sum_products = (
+            g(f"{d}__sum"),
+            g(f"{d}__ss"),
+            g(f"{d}__xy"),
+        )
+    if "x" in cols:
+        x = cols["x"]
+        arm.cov_sum, arm.cov_sum_squares, arm.num_cov_sum_products = (
+            g(f"{x}__sum"),
+            g(f"{x}__ss"),
+            g(f"{x}__xy"),
+        )
+    return arm
+
+
 def _metric_stats(
-    wh: Warehouse,
-    exposed: ir.Table,
-    metric: Metric,
-    *,
-    unit: str,
-    end: datetime | None,
-    covariates: bool,
-    dimension: str | None,
+    m: Metric, cols: dict[str, str], rows: list[dict[str, Any]], by_dimension: bool
 ) -> list[MetricStats]:
-    binary = metric.kind == "binomial"
-    window = metric.window_days
-    num = _per_unit(
-        wh, exposed, metric.event, metric.value, unit=unit, lo_days=0, hi_days=window, end=end, binary=binary
-    )
-    units = exposed.left_join(num, exposed.unit == num.unit).select(
-        *[c for c in exposed.columns if c != "unit"], unit=exposed.unit, y=num.val.fill_null(0.0)
-    )
-    if metric.kind == "ratio":
-        assert metric.denominator_event is not None
-        den = _per_unit(
-            wh,
-            exposed,
-            metric.denominator_event,
-            metric.denominator_value,
-            unit=unit,
-            lo_days=0,
-            hi_days=window,
-            end=end,
-            binary=False,
-        )
-        units = units.left_join(den, units.unit == den.unit).select(
-            *[c for c in units.columns if c != "unit"], unit=units.unit, d=den.val.fill_null(0.0)
-        )
-    use_cov = covariates and metric.kind != "ratio"
-    if use_cov:
-        pre = _per_unit(
-            wh,
-            exposed,
-            metric.event,
-            metric.value,
-            unit=unit,
-            lo_days=-metric.covariate_days,
-            hi_days=0,
-            end=None,
-            binary=binary,
-        )
-        units = units.left_join(pre, units.unit == pre.unit).select(
-            *[c for c in units.columns if c != "unit"], unit=units.unit, x=pre.val.fill_null(0.0)
-        )
-    if metric.kind == "mean" and (metric.cap is not None or metric.cap_quantile is not None):
-        cap = metric.cap
-        if metric.cap_quantile is not None:
-            q = units.filter(units.y > 0).y.quantile(metric.cap_quantile).to_pyarrow().as_py()
-            cap = float(q) if q is not None else None
-        if cap is not None:
-            units = units.mutate(y=ibis.least(units.y, cap))
-            if use_cov:
-                units = units.mutate(x=ibis.least(units.x, cap))
-    aggs = {"n": units.count(), "sum": units.y.sum(), "sum_squares": (units.y * units.y).sum()}
-    if metric.kind == "ratio":
-        aggs |= {
-            "den_sum": units.d.sum(),
-            "den_sum_squares": (units.d * units.d).sum(),
-            "num_den_sum_products": (units.y * units.d).sum(),
-        }
-    if use_cov:
-        aggs |= {
-            "cov_sum": units.x.sum(),
-            "cov_sum_squares": (units.x * units.x).sum(),
-            "num_cov_sum_products": (units.y * units.x).sum(),
-        }
-    keys = ["variant", "dimension"] if dimension else ["variant"]
-    rows = wh.to_arrow(units.group_by(keys).aggregate(**aggs)).to_pylist()
-    by_dim: dict[str | None, list[ArmStats]] = {}
-    for row in rows:
-        arm = ArmStats(
-            variant=row["variant"],
-            **{k: float(row[k] or 0.0) for k in aggs},
-        )
-        by_dim.setdefault(row.get("dimension") if dimension else None, []).append(arm)
-    result = []
-    if dimension:  # also the overall sums, from the per-dimension ones
-        overall: dict[str, ArmStats] = {}
-        for arms in by_dim.values():
-            for arm in arms:
-                acc = overall.setdefault(arm.variant, ArmStats(arm.variant, 0.0, 0.0))
-                for f in fields(ArmStats):
-                    if f.name != "variant":
-                        setattr(acc, f.name, getattr(acc, f.name) + getattr(arm, f.name))
+    kind: Any = m.kind
+    has_cov = "x" in cols
+    if not by_dimension:
+        arms = sorted((_arm(r["variant"], r, cols) for r in rows), key=lambda a: a.variant)
+        return [MetricStats(m.name, kind, arms, None, has_cov, m.inverse)]
+    overall: dict[str, ArmStats] = {}
+    by_dim: dict[str, list[ArmStats]] = {}
+    for r in rows:
+        arm = _arm(r["variant"], r, cols)
+        by_dim.setdefault(str(r["dimension"]), []).append(arm)
+        acc = overall.setdefault(arm.variant, ArmStats(arm.variant, 0.0, 0.0))
+        for f in fields(ArmStats):
+            if f.name != "variant":
+                setattr(acc, f.name, getattr(acc, f.name) + getattr(arm, f.name))
+    result = [
+        MetricStats(m.name, kind, sorted(overall.values(), key=lambda a: a.variant), None, has_cov, m.inverse)
+    ]
+    for dim, arms in sorted(by_dim.items()):
         result.append(
-            MetricStats(
-                metric.name,
-                metric.kind,
-                sorted(overall.values(), key=lambda a: a.variant),  # type: ignore[arg-type]
-                None,
-                use_cov,
-                metric.inverse,
-            )
-        )
-    for dim, arms in sorted(by_dim.items(), key=lambda kv: str(kv[0])):
-        result.append(
-            MetricStats(
-                metric.name,
-                metric.kind,
-                sorted(arms, key=lambda a: a.variant),  # type: ignore[arg-type]
-                dim,
-                use_cov,
-                metric.inverse,
-            )
+            MetricStats(m.name, kind, sorted(arms, key=lambda a: a.variant), dim, has_cov, m.inverse)
         )
     return result
-
-
-def window_end(start: datetime | None, days: float | None) -> datetime | None:
-    return None if start is None or days is None else start + timedelta(days=days)
