@@ -221,3 +221,35 @@ def test_analysis_with_no_exposures_says_what_to_do(wh: Warehouse) -> None:
     create_experiment(wh, Experiment("empty", metrics=[Metric("purchase")]))
     with pytest.raises(InvalidInput, match="no exposures"):
         analyze_experiment(wh, "empty")
+
+
+def test_numeric_variation_ids_and_a_dimension_breakdown(wh: Warehouse) -> None:
+    # GrowthBook's SDKs send variation_id as a number; the arms are then named "0" and "1".
+    create_experiment(
+        wh,
+        Experiment(
+            "gb", variants=["0", "1"], start_at=T0, metrics=[Metric("purchase", event="Order Completed")]
+        ),
+    )
+    msgs = []
+    for i in range(1200):
+        device = "mobile" if i % 3 else "desktop"
+        msgs.append(
+            {
+                "type": "track",
+                "event": "Experiment Viewed",
+                "userId": f"g{i}",
+                "timestamp": (T0 + timedelta(minutes=i)).isoformat(),
+                "properties": {"experiment_id": "gb", "variation_id": i % 2, "device": device},
+            }
+        )
+        if i % 5 == 0:
+            msgs.append(order(f"g{i}", T0 + timedelta(minutes=i + 1), 30.0))
+    write_messages(wh, msgs, source="test")
+    result = analyze_experiment(wh, "gb", dimension="properties.device")
+    assert result.srm.ok and result.variants == ["0", "1"]
+    dims = {m.dimension: m for m in result.metrics}
+    assert set(dims) == {None, "desktop", "mobile"}
+    assert sum(a.n for a in dims["desktop"].arms) == 400 and sum(a.n for a in dims[None].arms) == 1200
+    overall = {a.variant: a for a in dims[None].arms}
+    assert overall["0"].mean == pytest.approx(0.2) and overall["1"].mean == pytest.approx(0.2)
