@@ -52,8 +52,8 @@ t0, c0 = time.perf_counter(), time.process_time()
 rep = cls().fit(d["x"], d["tx"], d["T"])
 sec, cpu = time.perf_counter() - t0, time.process_time() - c0
 peak = tracemalloc.get_traced_memory()[1] / 2**20
-print(json.dumps({"seconds": sec, "cpu_seconds": cpu, "peak_mb": peak, "params": rep.params, "converged": rep.converged,
-                  "distinct_rows": rep.n_distinct_rows}))
+print(json.dumps({"seconds": sec, "cpu_seconds": cpu, "peak_mb": peak, "params": rep.params,
+                  "converged": rep.converged, "distinct_rows": rep.n_distinct_rows}))
 """
 
 PEER = r"""
@@ -69,7 +69,8 @@ t0, c0 = time.perf_counter(), time.process_time()
 m = cls().fit(x, tx, T)
 sec, cpu = time.perf_counter() - t0, time.process_time() - c0
 peak = tracemalloc.get_traced_memory()[1] / 2**20
-print(json.dumps({"seconds": sec, "cpu_seconds": cpu, "peak_mb": peak, "params": {k: float(v) for k, v in m.params_.items()}}))
+params = {k: float(v) for k, v in m.params_.items()}
+print(json.dumps({"seconds": sec, "cpu_seconds": cpu, "peak_mb": peak, "params": params}))
 """
 
 
@@ -88,8 +89,14 @@ ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_N
 
 def run_sub(python: str, code: str, model: str, path: Path, timeout: float) -> dict:
     try:
-        proc = subprocess.run([python, "-c", code, model, str(path)], capture_output=True, text=True,
-                              timeout=timeout, check=False, env=ENV)
+        proc = subprocess.run(
+            [python, "-c", code, model, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=ENV,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:
@@ -118,8 +125,16 @@ def clv_timing(n: int) -> list[dict]:
         t0, c0 = time.perf_counter(), time.process_time()
         v = m.clv(d["x"], d["tx"], d["T"], spend, horizon=52.0, period=52 / 12, discount_rate=0.10 / 12)
         sec, cpu = time.perf_counter() - t0, time.process_time() - c0
-        out.append({"model": model, "customers": n, "seconds": sec, "cpu_seconds": cpu, "periods": 12,
-                    "equity": float(v.sum())})
+        out.append(
+            {
+                "model": model,
+                "customers": n,
+                "seconds": sec,
+                "cpu_seconds": cpu,
+                "periods": 12,
+                "equity": float(v.sum()),
+            }
+        )
     return out
 
 
@@ -144,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                 path = Path(tmp) / f"{model}-{n}.npz"
                 np.savez(path, **d)
                 ours = run_sub(sys.executable, OURS, model, path, timeout=args.peer_timeout)
-                peer = run_sub(args.peer_python, PEER, model, path, args.peer_timeout) if not why_no_peer else {}
+                peer = (
+                    run_sub(args.peer_python, PEER, model, path, args.peer_timeout) if not why_no_peer else {}
+                )
                 row = {"model": model, "customers": n, "ours": ours, "lifetimes": peer}
                 if "params" in ours:
                     ours["log_likelihood"] = loglik(model, ours["params"], d)
@@ -158,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     clv = clv_timing(args.clv_size)
 
     print()
-    head = f"{'model':<11}{'customers':>10} | {'ours s':>8}{'cpu s':>7}{'MB':>6}{'LL':>15} | {'lifetimes s':>12}" \
-           f"{'cpu s':>8}{'MB':>6}{'LL':>15} | {'speedup':>8}{'dLL':>9}"
+    head = (
+        f"{'model':<11}{'customers':>10} | {'ours s':>8}{'cpu s':>7}{'MB':>6}{'LL':>15} | {'lifetimes s':>12}"
+        f"{'cpu s':>8}{'MB':>6}{'LL':>15} | {'speedup':>8}{'dLL':>9}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -170,16 +189,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['model']:<11}{r['customers']:>10,} | {o.get('seconds', float('nan')):>8.2f}"
             f"{o.get('cpu_seconds', float('nan')):>7.2f}{o.get('peak_mb', float('nan')):>6.0f}"
             f"{o.get('log_likelihood', float('nan')):>15,.2f} | "
-            + (f"{p['seconds']:>12.2f}{p['cpu_seconds']:>8.2f}{p['peak_mb']:>6.0f}{pl:>15,.2f}" if "seconds" in p
-               else f"{p.get('error', 'not run'):>41.41}")
+            + (
+                f"{p['seconds']:>12.2f}{p['cpu_seconds']:>8.2f}{p['peak_mb']:>6.0f}{pl:>15,.2f}"
+                if "seconds" in p
+                else f"{p.get('error', 'not run'):>41.41}"
+            )
             + f" | {r.get('speedup', float('nan')):>8.1f}{dll if dll is not None else float('nan'):>9.2f}"
         )
     print()
     for c in clv:
-        print(f"CLV of {c['customers']:,} customers ({c['model']}, {c['periods']} monthly periods): "
-              f"{c['seconds']:.2f} s ({c['cpu_seconds']:.2f} s CPU)")
-    Path(args.json).write_text(json.dumps({"fits": rows, "clv": clv, "peer": why_no_peer or "lifetimes"},
-                                          indent=2, default=float))
+        print(
+            f"CLV of {c['customers']:,} customers ({c['model']}, {c['periods']} monthly periods): "
+            f"{c['seconds']:.2f} s ({c['cpu_seconds']:.2f} s CPU)"
+        )
+    Path(args.json).write_text(
+        json.dumps({"fits": rows, "clv": clv, "peer": why_no_peer or "lifetimes"}, indent=2, default=float)
+    )
     print(f"wrote {args.json}")
     return 0
 

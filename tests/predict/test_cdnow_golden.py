@@ -30,7 +30,7 @@ def _fit(cls, d):
 
 
 def test_bg_nbd_reproduces_fader_hardie_lee_2005(cdnow_published):
-    model, report = _fit(BetaGeoModel, cdnow_published)
+    _, report = _fit(BetaGeoModel, cdnow_published)
     assert report.converged and report.hessian_positive_definite
     for name, value in BGNBD.items():
         assert report.params[name] == pytest.approx(value, abs=1.5e-3), name
@@ -52,7 +52,7 @@ def test_bg_nbd_hardie_spreadsheet_expectations(cdnow_published):
 
 
 def test_pareto_nbd_reproduces_fader_hardie_lee_2005(cdnow_published):
-    model, report = _fit(ParetoNBDModel, cdnow_published)
+    _, report = _fit(ParetoNBDModel, cdnow_published)
     assert report.converged and report.hessian_positive_definite
     for name, value in PNBD.items():
         assert report.params[name] == pytest.approx(value, rel=2e-3), name
@@ -88,8 +88,11 @@ def test_gamma_gamma_reproduces_fader_hardie_lee_2005(cdnow_published):
 
 
 def test_probability_of_n_purchases_is_a_distribution_with_the_right_mean():
-    for model in (BetaGeoModel(params=BGNBD), ParetoNBDModel(params=PNBD),
-                  ModifiedBetaGeoModel(params={"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614})):
+    for model in (
+        BetaGeoModel(params=BGNBD),
+        ParetoNBDModel(params=PNBD),
+        ModifiedBetaGeoModel(params={"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}),
+    ):
         n = np.arange(0, 300)
         pmf = model.prob_purchases(n, 39.0)
         assert pmf.min() >= 0

@@ -84,8 +84,13 @@ def test_same_day_orders_merge_and_holdout_counts():
         pa.table(
             {
                 "customer_id": ["a", "a", "a", "a", "b"],
-                "ts": [dt.datetime(2024, 1, 1, 9), dt.datetime(2024, 1, 1, 18), dt.datetime(2024, 1, 15),
-                       dt.datetime(2024, 2, 10), dt.datetime(2024, 2, 1)],
+                "ts": [
+                    dt.datetime(2024, 1, 1, 9),
+                    dt.datetime(2024, 1, 1, 18),
+                    dt.datetime(2024, 1, 15),
+                    dt.datetime(2024, 2, 10),
+                    dt.datetime(2024, 2, 1),
+                ],
                 "revenue": [10.0, 5.0, 30.0, 7.0, 3.0],
             }
         )
@@ -114,7 +119,9 @@ def test_orders_file_path(tmp_path, cdnow_orders, cdnow_published):
     pacsv.write_csv(table, path)
     import ibis
 
-    orders = read_orders_file(path, customer_col="cust", date_col="day", amount_col="value", date_format="%Y%m%d")
+    orders = read_orders_file(
+        path, customer_col="cust", date_col="day", amount_col="value", date_format="%Y%m%d"
+    )
     s = load_summary(ibis.duckdb.connect(), rfm_summary(orders, calibration_end="1997-09-30"))
     np.testing.assert_array_equal(_by_id(s)["frequency"], cdnow_published["x"])
     with pytest.raises(InvalidInput, match="no column 'customer'"):
@@ -126,7 +133,9 @@ def test_orders_file_path(tmp_path, cdnow_orders, cdnow_published):
 def test_bad_dates_are_named():
     import ibis
 
-    orders = ibis.memtable(pa.table({"customer_id": ["a"], "ts": [dt.datetime(2024, 1, 1)], "revenue": [1.0]}))
+    orders = ibis.memtable(
+        pa.table({"customer_id": ["a"], "ts": [dt.datetime(2024, 1, 1)], "revenue": [1.0]})
+    )
     with pytest.raises(InvalidInput, match="calibration end"):
         rfm_summary(orders, calibration_end="yesterday")
     with pytest.raises(InvalidInput, match="not after calibration end"):

@@ -15,7 +15,6 @@ from touchpoint.api.app import create_app
 from touchpoint.collect.store import write_messages
 from touchpoint.config import Settings
 from touchpoint.keys import create_api_key
-from touchpoint.predict.simulate import simulate_bg_nbd
 from touchpoint.warehouse import Warehouse
 
 START = dt.datetime(2024, 1, 1, 12)
@@ -30,7 +29,7 @@ def _orders(n: int, seed: int = 3) -> list[dict]:
         born = float(rng.uniform(0, 120))
         lam = rng.gamma(TRUE["r"], 1 / TRUE["alpha"])
         p = rng.beta(TRUE["a"], TRUE["b"])
-        t, k = 0.0, 0
+        t = 0.0
         times = [0.0]
         while True:
             t += rng.exponential(1 / lam)
@@ -39,14 +38,21 @@ def _orders(n: int, seed: int = 3) -> list[dict]:
             times.append(t)
             if rng.random() < p:
                 break
-        for t in times:
-            k += 1
-            msgs.append({
-                "type": "track", "event": "Order Completed", "userId": f"c{i}", "messageId": f"o{i}-{k}",
-                "timestamp": (START + dt.timedelta(days=born + t)).isoformat() + "Z",
-                "properties": {"order_id": f"o{i}-{k}", "revenue": round(float(rng.gamma(6, 4)), 2),
-                               "products": [{"sku": "lens-30", "quantity": 1}]},
-            })
+        for k, t in enumerate(times, start=1):
+            msgs.append(
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "userId": f"c{i}",
+                    "messageId": f"o{i}-{k}",
+                    "timestamp": (START + dt.timedelta(days=born + t)).isoformat() + "Z",
+                    "properties": {
+                        "order_id": f"o{i}-{k}",
+                        "revenue": round(float(rng.gamma(6, 4)), 2),
+                        "products": [{"sku": "lens-30", "quantity": 1}],
+                    },
+                }
+            )
     return msgs
 
 
@@ -63,8 +69,23 @@ def test_cli_clv_writes_predictions_and_report(data_dir):
     from touchpoint.cli.predict import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["clv", "--data", str(data_dir), "--unit", "days", "--calibration-end", "2024-09-30",
-                              "--holdout-end", "2025-02-03", "--json", "--rows", "2"])
+    res = runner.invoke(
+        app,
+        [
+            "clv",
+            "--data",
+            str(data_dir),
+            "--unit",
+            "days",
+            "--calibration-end",
+            "2024-09-30",
+            "--holdout-end",
+            "2025-02-03",
+            "--json",
+            "--rows",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert set(out["params"]) == {"r", "alpha", "a", "b"}
@@ -139,8 +160,21 @@ def test_api_predictions(data_dir):
 def test_propensity_scores_are_tested_out_of_time_and_written(data_dir):
     from touchpoint.cli.predict import app
 
-    res = CliRunner().invoke(app, ["propensity", "--data", str(data_dir), "--event", "Order Completed",
-                                   "--days", "30", "--json", "--rows", "3"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "propensity",
+            "--data",
+            str(data_dir),
+            "--event",
+            "Order Completed",
+            "--days",
+            "30",
+            "--json",
+            "--rows",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     t = out["test"]

@@ -45,8 +45,10 @@ def _render_clv(d: dict[str, Any]) -> None:
         table(
             "holdout purchases by calibration frequency",
             ["repeat purchases", "customers", "actual mean", "predicted mean"],
-            [(b["frequency"], b["customers"], _fmt(b["actual_mean"]), _fmt(b["predicted_mean"]))
-             for b in h["by_frequency"]],
+            [
+                (b["frequency"], b["customers"], _fmt(b["actual_mean"]), _fmt(b["predicted_mean"]))
+                for b in h["by_frequency"]
+            ],
         )
     e = d["customer_equity"]
     console.print(
@@ -62,21 +64,36 @@ def _render_clv(d: dict[str, Any]) -> None:
 @app.command("clv")
 def clv(
     model: str = typer.Option("bg_nbd", "--model", help="bg_nbd, mbg_nbd or pareto_nbd."),
-    calibration_end: str = typer.Option(None, "--calibration-end", help="Last day of the calibration period "
-                                        "(YYYY-MM-DD; default: the last order's day, no holdout)."),
-    holdout_end: str = typer.Option(None, "--holdout-end", help="Last day of the holdout period (YYYY-MM-DD)."),
+    calibration_end: str = typer.Option(
+        None,
+        "--calibration-end",
+        help="Last day of the calibration period (YYYY-MM-DD; default: the last order's day, no holdout).",
+    ),
+    holdout_end: str = typer.Option(
+        None, "--holdout-end", help="Last day of the holdout period (YYYY-MM-DD)."
+    ),
     unit: str = typer.Option("weeks", "--unit", help="Time unit of the model: days or weeks."),
     horizon_days: float = typer.Option(365.0, "--horizon-days", help="CLV horizon in days."),
     discount_rate: float = typer.Option(0.10, "--discount-rate", help="Annual discount rate for CLV."),
     margin: float = typer.Option(1.0, "--margin", help="Share of revenue that is profit (0-1)."),
-    orders: Path = typer.Option(None, "--orders", help="Read orders from this CSV/Parquet file instead of the "
-                                "warehouse (nothing is written to the warehouse)."),
+    orders: Path = typer.Option(
+        None,
+        "--orders",
+        help="Read orders from this CSV/Parquet file instead of the "
+        "warehouse (nothing is written to the warehouse).",
+    ),
     customer_col: str = typer.Option("customer_id", "--customer-col", help="Customer column of --orders."),
     date_col: str = typer.Option("date", "--date-col", help="Date or timestamp column of --orders."),
     amount_col: str = typer.Option("amount", "--amount-col", help="Order value column of --orders."),
-    date_format: str = typer.Option(None, "--date-format", help="strptime format of --date-col, e.g. %Y%m%d."),
-    out: Path = typer.Option(None, "--out", help="Folder for the validation report (PNG, SVG, JSON) and the "
-                             "saved model (default with the warehouse: <data>/predict)."),
+    date_format: str = typer.Option(
+        None, "--date-format", help="strptime format of --date-col, e.g. %Y%m%d."
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Folder for the validation report (PNG, SVG, JSON) and the "
+        "saved model (default with the warehouse: <data>/predict).",
+    ),
     write: bool = typer.Option(True, "--write/--no-write", help="Write the predictions table."),
     top: int = typer.Option(0, "--rows", help="Include this many customers' predictions in the JSON."),
     data: DataOpt = None,
@@ -86,16 +103,26 @@ def clv(
     from touchpoint.predict.clv import ClvOptions, run_clv, write_predictions
 
     options = ClvOptions(
-        model=model, calibration_end=calibration_end, holdout_end=holdout_end, unit=unit,
-        horizon_days=horizon_days, annual_discount_rate=discount_rate, margin=margin,
+        model=model,
+        calibration_end=calibration_end,
+        holdout_end=holdout_end,
+        unit=unit,
+        horizon_days=horizon_days,
+        annual_discount_rate=discount_rate,
+        margin=margin,
     )
     if orders is not None:
         import ibis
 
         from touchpoint.predict.summary import read_orders_file
 
-        table_ = read_orders_file(orders, customer_col=customer_col, date_col=date_col,
-                                  amount_col=amount_col or None, date_format=date_format)
+        table_ = read_orders_file(
+            orders,
+            customer_col=customer_col,
+            date_col=date_col,
+            amount_col=amount_col or None,
+            date_format=date_format,
+        )
         run = run_clv(ibis.duckdb.connect(), table_, options, out_dir=out)
         result = run.to_dict(rows=top)
     else:
@@ -115,8 +142,12 @@ def clv(
 def propensity(
     event: str = typer.Option(..., "--event", help='The event to predict, e.g. "Order Completed".'),
     days: int = typer.Option(30, "--days", help="Within how many days."),
-    as_of: str = typer.Option(None, "--as-of", help="Score as of this date (default: the day after the last event)."),
-    write: bool = typer.Option(True, "--write/--no-write", help="Write scores to the propensity_scores table."),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Score as of this date (default: the day after the last event)."
+    ),
+    write: bool = typer.Option(
+        True, "--write/--no-write", help="Write scores to the propensity_scores table."
+    ),
     top: int = typer.Option(10, "--rows", help="Show the customers with the highest scores."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -137,9 +168,14 @@ def propensity(
             f"base rate {t['base_rate']:.3%} ({t['customers']:,} customers)"
         )
         console.print(result["method"])
-        table("lift by decile (top first)", ["decile", "customers", "rate", "lift", "mean score"],
-              [(b["decile"], b["customers"], f"{b['rate']:.3%}", _fmt(b["lift"], 2), f"{c['predicted']:.3%}")
-               for b, c in zip(t["lift_by_decile"], t["calibration"], strict=True)])
+        table(
+            "lift by decile (top first)",
+            ["decile", "customers", "rate", "lift", "mean score"],
+            [
+                (b["decile"], b["customers"], f"{b['rate']:.3%}", _fmt(b["lift"], 2), f"{c['predicted']:.3%}")
+                for b, c in zip(t["lift_by_decile"], t["calibration"], strict=True)
+            ],
+        )
         for w in result["warnings"]:
             console.print(f"[yellow]warning:[/] {w}")
 
@@ -149,7 +185,9 @@ def propensity(
 @app.command("replenishment")
 def replenishment(
     as_of: str = typer.Option(None, "--as-of", help="Count days until due from this date (default: today)."),
-    due_within: int = typer.Option(None, "--due-within", help="Only show customers due within this many days."),
+    due_within: int = typer.Option(
+        None, "--due-within", help="Only show customers due within this many days."
+    ),
     write: bool = typer.Option(True, "--write/--no-write", help="Write the replenishment table."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -174,8 +212,19 @@ def replenishment(
         lambda: table(
             f"replenishment ({len(rows):,})",
             ["customer", "product", "last purchase", "qty", "days/unit", "due", "in days", "intervals"],
-            [(r["customer_id"], r["product"], r["last_purchase_at"], _fmt(r["last_quantity"], 0),
-              _fmt(r["days_per_unit"], 1), r["due_at"], r["days_until_due"], r["intervals"]) for r in rows[:50]],
+            [
+                (
+                    r["customer_id"],
+                    r["product"],
+                    r["last_purchase_at"],
+                    _fmt(r["last_quantity"], 0),
+                    _fmt(r["days_per_unit"], 1),
+                    r["due_at"],
+                    r["days_until_due"],
+                    r["intervals"],
+                )
+                for r in rows[:50]
+            ],
         ),
     )
 
@@ -192,13 +241,16 @@ def show(customer_id: str, data: DataOpt = None, as_json: JsonOpt = False) -> No
         c = result["clv"]
         if c:
             console.print(
-                f"[bold]{result['customer_id']}[/] ({c['model']}, as of {c['as_of']}): P(alive) {c['p_alive']:.3f}, "
+                f"[bold]{result['customer_id']}[/] ({c['model']}, as of {c['as_of']}): "
+                f"P(alive) {c['p_alive']:.3f}, "
                 f"expected purchases in {c['horizon_days']:g} days {c['expected_purchases']:.2f}, "
                 f"expected spend {_fmt(c['expected_spend'], 2)}, CLV {_fmt(c['clv'], 2)}, "
                 f"next purchase around {c['next_purchase_at']}"
             )
         for p in result["propensity"]:
-            console.print(f"P({p['event']} within {p['days']} days) = {p['score']:.3f} (decile {p['decile']})")
+            console.print(
+                f"P({p['event']} within {p['days']} days) = {p['score']:.3f} (decile {p['decile']})"
+            )
         for r in result["replenishment"]:
             console.print(f"{r['product']}: due {r['due_at']} ({r['days_until_due']} days)")
 

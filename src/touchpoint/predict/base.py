@@ -44,17 +44,23 @@ def as_array(value: Any, name: str, *, integer: bool = False, allow_negative: bo
     """A 1-d float64 array from ``value``, checked: finite, not negative (unless allowed)."""
     arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
     if arr.ndim != 1:
-        raise InvalidInput(f"{name} must be one-dimensional, got shape {arr.shape}", hint="pass one value per customer")
+        raise InvalidInput(
+            f"{name} must be one-dimensional, got shape {arr.shape}", hint="pass one value per customer"
+        )
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InvalidInput(f"{name}[{i}] is {arr[i]!r}, not a finite number", hint=f"clean or drop that {name}")
+        raise InvalidInput(
+            f"{name}[{i}] is {float(arr[i])}, not a finite number", hint=f"clean or drop that {name}"
+        )
     if not allow_negative and (arr < 0).any():
         i = int(np.flatnonzero(arr < 0)[0])
-        raise InvalidInput(f"{name}[{i}] is {arr[i]!r}; it cannot be negative", hint=f"check how {name} is computed")
+        raise InvalidInput(
+            f"{name}[{i}] is {float(arr[i])}; it cannot be negative", hint=f"check how {name} is computed"
+        )
     if integer and (arr != np.round(arr)).any():
         i = int(np.flatnonzero(arr != np.round(arr))[0])
-        raise InvalidInput(f"{name}[{i}] is {arr[i]!r}; it must be a whole number of repeat purchases")
+        raise InvalidInput(f"{name}[{i}] is {float(arr[i])}; it must be a whole number of repeat purchases")
     return arr
 
 
@@ -168,28 +174,32 @@ class Model:
     def __init__(self, params: dict[str, float] | None = None) -> None:
         self.params_: dict[str, float] | None = None
         self.report_: FitReport | None = None
+        self.covariance_: np.ndarray | None = None
+        self.hessian_: np.ndarray | None = None
         if params is not None:
             missing = [p for p in self.param_names if p not in params]
             if missing:
                 raise InvalidInput(
-                    f"{self.name} needs parameters {', '.join(self.param_names)}; missing {', '.join(missing)}"
+                    f"{self.name} needs parameters {', '.join(self.param_names)}; "
+                    f"missing {', '.join(missing)}"
                 )
             bad = [p for p in self.param_names if not (np.isfinite(params[p]) and params[p] > 0)]
             if bad:
-                raise InvalidInput(f"{self.name} parameter {bad[0]}={params[bad[0]]!r} must be a positive number")
+                raise InvalidInput(
+                    f"{self.name} parameter {bad[0]}={params[bad[0]]!r} must be a positive number"
+                )
             self.params_ = {p: float(params[p]) for p in self.param_names}
 
     # -- parameters ------------------------------------------------------------------------------
     @property
     def theta(self) -> np.ndarray:
         if self.params_ is None:
-            raise ModelNotFitted(f"the {self.name} model has no parameters yet", hint="call fit() or load() first")
+            raise ModelNotFitted(
+                f"the {self.name} model has no parameters yet", hint="call fit() or load() first"
+            )
         return np.array([self.params_[p] for p in self.param_names])
 
     # -- to implement ----------------------------------------------------------------------------
-    def _prepare(self, *arrays: np.ndarray, weights: np.ndarray) -> Any:
-        raise NotImplementedError
-
     def _nll(self, log_theta: np.ndarray, data: Any) -> tuple[float, np.ndarray]:
         """Negative summed log-likelihood and its gradient with respect to log-parameters."""
         raise NotImplementedError
@@ -227,7 +237,11 @@ class Model:
         bounds = [(-12.0, 12.0)] * len(self.param_names)
         for eta0 in starts:
             res = optimize.minimize(
-                objective, eta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                objective,
+                eta0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
                 options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-14, "maxcor": 20},
             )
             total_iter += int(res.nit)
@@ -248,7 +262,9 @@ class Model:
                 "and the estimate is not identified"
             )
         if not pd_ok:
-            warnings.append("the Hessian is not positive definite at the optimum; standard errors are unreliable")
+            warnings.append(
+                "the Hessian is not positive definite at the optimum; standard errors are unreliable"
+            )
         grad_norm = float(np.max(np.abs(grad_eta / scale)))
         converged = bool(best.success or grad_norm < 1e-5) and np.isfinite(nll) and not at_bound
         report = FitReport(
@@ -300,7 +316,7 @@ class Model:
 
     def sample_params(self, n: int, seed: int = 0) -> np.ndarray:
         """Parameter draws from the asymptotic normal of the log-parameters (delta method), shape (n, k)."""
-        cov = getattr(self, "covariance_", None)
+        cov = self.covariance_
         theta = self.theta
         if cov is None:
             return np.tile(theta, (n, 1))
@@ -325,7 +341,7 @@ class Model:
             "config": self.config(),
             "config_hash": self.config_hash(),
             "params": dict(self.params_ or {}),
-            "covariance": None if getattr(self, "covariance_", None) is None else self.covariance_.tolist(),
+            "covariance": None if self.covariance_ is None else self.covariance_.tolist(),
             "report": self.report_.to_dict() if self.report_ else None,
         }
 
@@ -340,7 +356,8 @@ class Model:
             )
         if data.get("format") != MODEL_FORMAT_VERSION:
             raise ModelMismatch(
-                f"the saved {name} model has format {data.get('format')!r}; this code reads {MODEL_FORMAT_VERSION}",
+                f"the saved {name} model has format {data.get('format')!r}; "
+                f"this code reads {MODEL_FORMAT_VERSION}",
                 hint="fit the model again with this version of touchpoint",
             )
         model = target(params=data["params"])

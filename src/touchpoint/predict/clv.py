@@ -107,13 +107,17 @@ class ClvRun:
             "run_at": self.run_at.isoformat(),
             "as_of": self.as_of.isoformat(),
             "calibration_end": self.calibration_end.isoformat(),
-            "holdout_end": None if o.holdout_end is None else as_date(o.holdout_end, "holdout end").isoformat(),
+            "holdout_end": None
+            if o.holdout_end is None
+            else as_date(o.holdout_end, "holdout end").isoformat(),
             "unit": o.unit,
             "params": self.fit.params,
             "standard_errors": self.fit.standard_errors,
             "log_likelihood": self.fit.log_likelihood,
             "fit": self.fit.to_dict(),
-            "spend_model": None if self.spend_fit is None else {
+            "spend_model": None
+            if self.spend_fit is None
+            else {
                 "model": "gamma_gamma",
                 "params": self.spend_fit.params,
                 "standard_errors": self.spend_fit.standard_errors,
@@ -179,22 +183,38 @@ def score(
     else:
         exp_spend = np.where(s.frequency > 0, s.monetary_value, np.nan)
     clv = model.clv(
-        s.frequency, s.recency, s.T, np.nan_to_num(exp_spend), horizon=horizon, period=period,
-        discount_rate=rate, margin=options.margin, params=params,
+        s.frequency,
+        s.recency,
+        s.T,
+        np.nan_to_num(exp_spend),
+        horizon=horizon,
+        period=period,
+        discount_rate=rate,
+        margin=options.margin,
+        params=params,
     )
     return {"expected_spend": exp_spend, "clv": np.where(np.isfinite(exp_spend), clv, np.nan)}
 
 
 def _equity_interval(
-    model: PurchaseModel, spend: GammaGammaModel | None, s: CustomerSummary, options: ClvOptions,
-    as_of: dt.date, total: float,
+    model: PurchaseModel,
+    spend: GammaGammaModel | None,
+    s: CustomerSummary,
+    options: ClvOptions,
+    as_of: dt.date,
+    total: float,
 ) -> dict[str, Any]:
     n = len(s)
     rng = np.random.default_rng(0)
     idx = rng.choice(n, size=min(n, 5000), replace=False) if n > 5000 else np.arange(n)
     sub = CustomerSummary(
-        customer_id=s.customer_id[idx], frequency=s.frequency[idx], recency=s.recency[idx], T=s.T[idx],
-        monetary_value=s.monetary_value[idx], first_day=s.first_day[idx], last_day=s.last_day[idx],
+        customer_id=s.customer_id[idx],
+        frequency=s.frequency[idx],
+        recency=s.recency[idx],
+        T=s.T[idx],
+        monetary_value=s.monetary_value[idx],
+        first_day=s.first_day[idx],
+        last_day=s.last_day[idx],
     )
     base = np.nansum(score(model, spend, sub, options, as_of)["clv"])
     draws = model.sample_params(options.equity_draws, seed=1)
@@ -204,8 +224,15 @@ def _equity_interval(
         if sdraws is not None and sdraws[i][1] <= 1:
             continue
         value = np.nansum(
-            score(model, spend, sub, options, as_of, params=draws[i],
-                  spend_params=None if sdraws is None else sdraws[i])["clv"]
+            score(
+                model,
+                spend,
+                sub,
+                options,
+                as_of,
+                params=draws[i],
+                spend_params=None if sdraws is None else sdraws[i],
+            )["clv"]
         )
         ratios.append(value / base if base else np.nan)
     r = np.array(ratios, dtype=np.float64)
@@ -223,7 +250,9 @@ def _equity_interval(
     }
 
 
-def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out_dir: Path | None = None) -> ClvRun:
+def run_clv(
+    backend: Any, orders: Any, options: ClvOptions | None = None, *, out_dir: Path | None = None
+) -> ClvRun:
     """Fit, validate and score. ``backend`` is an Ibis backend or a Warehouse; ``orders`` an Ibis table
     with ``customer_id``, ``ts`` and ``revenue`` (see :mod:`touchpoint.predict.summary`)."""
     options = options or ClvOptions()
@@ -235,7 +264,9 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
     else:
         cal_end = as_date(options.calibration_end, "calibration end")
     hold_end = as_date(options.holdout_end, "holdout end") if options.holdout_end is not None else None
-    cal = load_summary(backend, rfm_summary(orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit))
+    cal = load_summary(
+        backend, rfm_summary(orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit)
+    )
     if len(cal) == 0:
         raise InvalidInput(
             f"no customer has an order on or before the calibration end {cal_end}",
@@ -256,7 +287,9 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
         spend_fit = spend.fit(cal.frequency, cal.monetary_value)
         warnings.extend(spend_fit.warnings)
         if not spend_fit.converged or spend.params_["q"] <= 1:  # type: ignore[index]
-            warnings.append("the spend model did not converge or has q <= 1; CLV uses each customer's own mean")
+            warnings.append(
+                "the spend model did not converge or has q <= 1; CLV uses each customer's own mean"
+            )
             spend = None
     except InvalidInput as exc:
         warnings.append(f"spend model not fitted: {exc.message}; CLV uses each customer's own mean spend")
@@ -265,15 +298,22 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
     days = unit_days(options.unit)
     if hold_end is not None:
         assert cal.frequency_holdout is not None and cal.duration_holdout is not None
-        holdout = holdout_metrics(model, cal.frequency, cal.recency, cal.T, cal.frequency_holdout, cal.duration_holdout)
+        holdout = holdout_metrics(
+            model, cal.frequency, cal.recency, cal.T, cal.frequency_holdout, cal.duration_holdout
+        )
         per = _to_arrow(
-            backend, repeat_purchases_by_period(orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit)
+            backend,
+            repeat_purchases_by_period(
+                orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit
+            ),
         ).to_pydict()
         first = cal.first_day.astype("datetime64[D]")
         start = first.min().astype(dt.date)
         birth = (first - first.min()).astype(np.float64) / days
         periods = int(np.ceil(((hold_end - start).days + 1) / days))
-        track = tracking(model, birth, periods, dict(zip(per["period"], per["repeat_purchases"], strict=True)))
+        track = tracking(
+            model, birth, periods, dict(zip(per["period"], per["repeat_purchases"], strict=True))
+        )
         now = load_summary(backend, rfm_summary(orders, calibration_end=hold_end, unit=options.unit))
         as_of = hold_end
     else:
@@ -283,7 +323,9 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
     horizon = options.horizon_days / days
     expected = model.expected_purchases(horizon, now.frequency, now.recency, now.T)
     wait = model.next_purchase_wait(now.frequency, now.recency, now.T) * days
-    within = model.prob_purchase_within(options.purchase_window_days / days, now.frequency, now.recency, now.T)
+    within = model.prob_purchase_within(
+        options.purchase_window_days / days, now.frequency, now.recency, now.T
+    )
     as_of_ts = np.datetime64(as_of, "D")
     next_at = as_of_ts + np.round(wait).astype("timedelta64[D]")
     n = len(now)
@@ -311,18 +353,32 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
     total = float(np.nansum(values["clv"]))
     equity = _equity_interval(model, spend, now, options, as_of, total)
     run = ClvRun(
-        options=options, run_at=run_at, as_of=as_of, calibration_end=cal_end, model=model, fit=fit,
-        spend_fit=spend_fit, holdout=holdout, track=track, equity=equity, predictions=predictions,
+        options=options,
+        run_at=run_at,
+        as_of=as_of,
+        calibration_end=cal_end,
+        model=model,
+        fit=fit,
+        spend_fit=spend_fit,
+        holdout=holdout,
+        track=track,
+        equity=equity,
+        predictions=predictions,
         warnings=warnings,
     )
     if out_dir is not None:
         run.files = write_report(
-            out_dir, model_name=options.model, holdout=holdout, track=track,
+            out_dir,
+            model_name=options.model,
+            holdout=holdout,
+            track=track,
             calibration_periods=(
                 (cal_end - cal.first_day.astype("datetime64[D]").min().astype(dt.date)).days / days
-                if hold_end else None
+                if hold_end
+                else None
             ),
-            unit=options.unit, extra={"params": fit.params, "log_likelihood": fit.log_likelihood},
+            unit=options.unit,
+            extra={"params": fit.params, "log_likelihood": fit.log_likelihood},
         )
         model.save(Path(out_dir) / f"{options.model}.json")
     return run
@@ -351,4 +407,3 @@ def write_predictions(wh: Any, run: ClvRun) -> int:
     else:
         con.create_table(RUNS_TABLE, row)
     return run.predictions.num_rows
-

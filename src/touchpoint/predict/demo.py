@@ -68,8 +68,13 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
     clv_truth = truth["clv"]
     end = dt.date.fromisoformat(truth["period"]["end"]) - dt.timedelta(days=1)  # "end" is exclusive
     options = ClvOptions(
-        model="bg_nbd", unit="days", calibration_end=clv_truth["calibration_end"], holdout_end=end,
-        horizon_days=365, annual_discount_rate=0.10, margin=1.0,
+        model="bg_nbd",
+        unit="days",
+        calibration_end=clv_truth["calibration_end"],
+        holdout_end=end,
+        horizon_days=365,
+        annual_discount_rate=0.10,
+        margin=1.0,
     )
     run = run_clv(wh, orders_from_events(wh), options, out_dir=out_dir / "predict")
     written = write_predictions(wh, run)
@@ -80,16 +85,21 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
         "holdout_end": end.isoformat(),
         "purchase_model": _compare(run.fit.params, run.fit.standard_errors, clv_truth["bg_nbd"]),
         "log_likelihood": run.fit.log_likelihood,
-        "holdout": {k: run.holdout[k] for k in ("mae", "predicted_total", "actual_total", "total_error_pct",
-                                                "correlation")} if run.holdout else None,
+        "holdout": {
+            k: run.holdout[k]
+            for k in ("mae", "predicted_total", "actual_total", "total_error_pct", "correlation")
+        }
+        if run.holdout
+        else None,
         "customer_equity": run.equity,
         "predictions_written": written,
         "files": run.files,
         "warnings": run.warnings,
     }
     if run.spend_fit is not None:
-        summary["spend_model"] = _compare(run.spend_fit.params, run.spend_fit.standard_errors,
-                                          clv_truth["gamma_gamma"])
+        summary["spend_model"] = _compare(
+            run.spend_fit.params, run.spend_fit.standard_errors, clv_truth["gamma_gamma"]
+        )
     summary["p_alive_vs_truth"] = _alive_check(wh, run, out_dir)
     rep = replenishment(wh, as_of=end)
     write_replenishment(wh, rep)
@@ -108,8 +118,12 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
         prop = run_propensity(wh, "Order Completed", 30, as_of=end + dt.timedelta(days=1))
         write_scores(wh, prop)
         summary["propensity"] = {
-            "event": "Order Completed", "days": 30, "auc": prop.test["auc"], "brier": prop.test["brier"],
-            "top_decile_lift": prop.test["lift_by_decile"][0]["lift"], "scored": prop.scores.num_rows,
+            "event": "Order Completed",
+            "days": 30,
+            "auc": prop.test["auc"],
+            "brier": prop.test["brier"],
+            "top_decile_lift": prop.test["lift_by_decile"][0]["lift"],
+            "scored": prop.scores.num_rows,
         }
     except Exception as exc:
         summary["propensity"] = {"error": str(exc)}

@@ -54,15 +54,21 @@ class GammaGammaModel(Model):
     default_start = (1.0, 1.0, 1.0)
 
     def fit(
-        self, frequency: Any, monetary_value: Any, *, weights: Any = None,
-        start: tuple[float, ...] | None = None, restarts: int = 0,
+        self,
+        frequency: Any,
+        monetary_value: Any,
+        *,
+        weights: Any = None,
+        start: tuple[float, ...] | None = None,
+        restarts: int = 0,
     ) -> FitReport:
         """Fit on repeat buyers (x > 0, m > 0); others are left out, as in the literature."""
         x, m = _check(frequency, monetary_value)
         keep = (x > 0) & (m > 0)
         if keep.sum() < 3:
             raise InvalidInput(
-                f"the spend model needs customers with repeat purchases and positive spend; found {int(keep.sum())}",
+                "the spend model needs customers with repeat purchases and positive spend; "
+                f"found {int(keep.sum())}",
                 hint="use a longer calibration period, or check that orders carry revenue",
             )
         w = None if weights is None else as_array(weights, "weights")[keep]
@@ -84,8 +90,13 @@ class GammaGammaModel(Model):
         px = p * x
         lgm = np.log(g + m * x)
         ll = (
-            gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g)
-            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * lgm
+            gammaln(px + q)
+            - gammaln(px)
+            - gammaln(q)
+            + q * np.log(g)
+            + (px - 1) * np.log(m)
+            + px * np.log(x)
+            - (px + q) * lgm
         )
         dp = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - lgm)
         dq = digamma(px + q) - digamma(q) + np.log(g) - lgm
@@ -100,8 +111,13 @@ class GammaGammaModel(Model):
         with np.errstate(all="ignore"):
             px = p * x
             return (
-                gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g)
-                + (px - 1) * np.log(data.m) + px * np.log(x) - (px + q) * np.log(g + data.m * x)
+                gammaln(px + q)
+                - gammaln(px)
+                - gammaln(q)
+                + q * np.log(g)
+                + (px - 1) * np.log(data.m)
+                + px * np.log(x)
+                - (px + q) * np.log(g + data.m * x)
             )
 
     def expected_spend(self, frequency: Any, monetary_value: Any) -> np.ndarray:

@@ -68,7 +68,9 @@ class ParetoNBDModel(PurchaseModel):
         bx, by = np.concatenate([x, x]), np.concatenate([tx, T])
         inv, first = row_codes(bx, by)
         n = len(x)
-        return _Data(x=x, T=T, w=weights, ux=ux, ix=ix.ravel(), px=bx[first], py=by[first], i1=inv[:n], i2=inv[n:])
+        return _Data(
+            x=x, T=T, w=weights, ux=ux, ix=ix.ravel(), px=bx[first], py=by[first], i1=inv[:n], i2=inv[n:]
+        )
 
     def _parts(self, theta: np.ndarray, d: _Data) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per row: ln C, ln P (alive through T), ln(s * (J1 - J2)) and q = J2/J1."""
@@ -94,7 +96,9 @@ class ParetoNBDModel(PurchaseModel):
             up, down = log_theta.copy(), log_theta.copy()
             up[j] += _H
             down[j] -= _H
-            dlj[j] = (_log_j(*np.exp(up), d.px, d.py) - _log_j(*np.exp(down), d.px, d.py)) / (2 * _H)
+            dlj[j] = (_log_j(*_four(np.exp(up)), d.px, d.py) - _log_j(*_four(np.exp(down)), d.px, d.py)) / (
+                2 * _H
+            )
         w1 = np.exp(logP - tot)  # = P(alive at T | data)
         w2 = np.exp(logQ - tot)
         one_minus_q = 1.0 - q
@@ -153,14 +157,23 @@ class ParetoNBDModel(PurchaseModel):
         survive = (1 + t / beta) ** (-s)
         out = np.empty_like(n_arr)
         for i, ni in enumerate(n_arr):
+
             def nbd(tt: np.ndarray, ni: float = ni) -> np.ndarray:
                 with np.errstate(divide="ignore"):
                     return np.exp(
-                        gammaln(r + ni) - gammaln(r) - gammaln(ni + 1)
-                        + r * np.log(alpha / (alpha + tt)) + (ni * np.log(tt / (alpha + tt)) if ni > 0 else 0.0)
+                        gammaln(r + ni)
+                        - gammaln(r)
+                        - gammaln(ni + 1)
+                        + r * np.log(alpha / (alpha + tt))
+                        + (ni * np.log(tt / (alpha + tt)) if ni > 0 else 0.0)
                     )
+
             out[i] = survive * nbd(np.array(t)) + float(np.sum(wu * density * nbd(u)))
         return out
+
+
+def _four(v: np.ndarray) -> tuple[float, float, float, float]:
+    return float(v[0]), float(v[1]), float(v[2]), float(v[3])
 
 
 def _growth(s: float, base: Any, t: Any) -> np.ndarray:

@@ -211,7 +211,8 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
     for name, y in (("training", y_train), ("test", y_test)):
         if len(y) < 50 or y.sum() < 5 or y.sum() == len(y):
             raise InvalidInput(
-                f"the {name} window has {len(y)} customers and {int(y.sum())} who did {event!r}: too few to learn from",
+                f"the {name} window has {len(y)} customers and {int(y.sum())} who did {event!r}: "
+                "too few to learn from",
                 hint="use a shorter --days, or wait for more data (two windows of --days are needed)",
             )
     clf = _classifier(seed).fit(_matrix(train), y_train)
@@ -243,7 +244,8 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
     )
     method = (
         f"trained on features at {train_cut} with labels in the next {days} days, tested on features at "
-        f"{test_cut} (labels up to {as_of_d}); scores come from a refit at {test_cut} applied to features at {as_of_d}"
+        f"{test_cut} (labels up to {as_of_d}); scores come from a refit at {test_cut} applied to "
+        f"features at {as_of_d}"
     )
     return PropensityRun(
         event=event,

@@ -45,6 +45,10 @@ class PurchaseModel(Model):
         data = self._prepare(ux, utx, uT, weights=counts)
         return self._fit_prepared(data, int(counts.sum()), len(ux), start, restarts)
 
+    def _prepare(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, *, weights: np.ndarray) -> Any:
+        """Arrays the likelihood needs, from distinct (x, t_x, T) rows and their weights."""
+        raise NotImplementedError
+
     def log_likelihood(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Each customer's log-likelihood under the current parameters."""
         x, tx, t_cal = check_rfm(frequency, recency, T)

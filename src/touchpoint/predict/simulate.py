@@ -33,11 +33,10 @@ class Simulated:
     holdout_frequency: np.ndarray | None = None  # repeat purchases in (T, T + holdout]
 
 
-def _ages(n: int, T: float | tuple[float, float], rng: np.random.Generator, resolution: float | None) -> np.ndarray:
-    if isinstance(T, tuple):
-        ages = rng.uniform(T[0], T[1], n)
-    else:
-        ages = np.full(n, float(T))
+def _ages(
+    n: int, T: float | tuple[float, float], rng: np.random.Generator, resolution: float | None
+) -> np.ndarray:
+    ages = rng.uniform(T[0], T[1], n) if isinstance(T, tuple) else np.full(n, float(T))
     if resolution:
         ages = np.floor(ages / resolution) * resolution
     return ages
@@ -88,7 +87,9 @@ def _run(
         dead_at[buying[drops]] = t[buying[drops]]
         active = buying[~drops]
     alive = dead_at > T
-    return Simulated(frequency=x, recency=tx, T=T, alive=alive, rate=lam, holdout_frequency=hold if holdout else None)
+    return Simulated(
+        frequency=x, recency=tx, T=T, alive=alive, rate=lam, holdout_frequency=hold if holdout else None
+    )
 
 
 def _check(params: dict[str, float], names: tuple[str, ...]) -> None:

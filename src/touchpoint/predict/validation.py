@@ -5,7 +5,8 @@ numbers as JSON.
 >>> import numpy as np
 >>> from touchpoint.predict import BetaGeoModel
 >>> m = BetaGeoModel(params={"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426})
->>> v = holdout_metrics(m, np.array([0., 2.]), np.array([0., 30.]), np.array([38., 38.]), np.array([0., 1.]), 39.)
+>>> x, tx, T = np.array([0.0, 2.0]), np.array([0.0, 30.0]), np.array([38.0, 38.0])
+>>> v = holdout_metrics(m, x, tx, T, np.array([0.0, 1.0]), 39.0)
 >>> sorted(v)[:3]
 ['actual_total', 'by_frequency', 'correlation']
 """
@@ -49,7 +50,9 @@ def holdout_metrics(
                 "predicted_mean": float(predicted[mask].mean()),
             }
         )
-    corr = float(np.corrcoef(predicted, actual)[0, 1]) if len(actual) > 2 and actual.std() > 0 else float("nan")
+    corr = (
+        float(np.corrcoef(predicted, actual)[0, 1]) if len(actual) > 2 and actual.std() > 0 else float("nan")
+    )
     return {
         "duration": float(duration),
         "customers": len(actual),
