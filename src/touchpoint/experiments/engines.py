@@ -100,9 +100,14 @@ def difference(m: PairMoments, relative: bool) -> tuple[np.ndarray, np.ndarray, 
     return np.asarray(est, dtype=float), np.asarray(var, dtype=float), error
 
 
+def _ok(error: np.ndarray) -> np.ndarray:
+    """True where a comparison has no error code (``error`` is an object array of None or str)."""
+    return np.asarray(np.equal(error, None), dtype=bool)  # type: ignore[call-overload]  # stubs reject None
+
+
 def _blank(arr: np.ndarray, error: np.ndarray) -> np.ndarray:
     out = np.array(arr, dtype=float, copy=True)
-    out[np.not_equal(error, None)] = np.nan
+    out[~_ok(error)] = np.nan
     return out
 
 
@@ -119,7 +124,7 @@ def frequentist(m: PairMoments, *, relative: bool = True, alpha: float = 0.05) -
     check_alpha(alpha)
     est, var, error = difference(m, relative)
     dof = welch_dof(m)
-    ok = np.equal(error, None)
+    ok = _ok(error)
     safe_var = np.where(ok, var, 1.0)
     safe_dof = np.where(ok & np.isfinite(dof), dof, 1.0)
     se = np.sqrt(safe_var)
@@ -155,7 +160,7 @@ def sequential(
             hint="use the expected total number of units in the experiment, e.g. 5000",
         )
     est, var, error = difference(m, relative)
-    ok = np.equal(error, None)
+    ok = _ok(error)
     n_total = np.asarray(m.n_a + m.n_b, dtype=float)
     rho = sequential_rho(alpha, tuning)
     safe_var = np.where(ok, var, 1.0)
@@ -218,7 +223,7 @@ def bayesian(
             f"prior sd {prior.sd!r} must be positive", hint="use e.g. 0.3 (a 30% lift is rare)"
         )
     est, var, error = difference(m, relative)
-    ok = np.equal(error, None)
+    ok = _ok(error)
     safe_var = np.where(ok, var, 1.0)
     prior_mean = np.asarray(prior.mean, dtype=float)
     prior_var = np.asarray(prior.sd**2, dtype=float)

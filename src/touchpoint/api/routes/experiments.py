@@ -58,12 +58,12 @@ class HoldoutIn(BaseModel):
 class OptionsIn(BaseModel):
     engine: EngineName = "sequential"
     relative: bool = True
-    alpha: float = Field(0.05, gt=0, lt=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
     cuped: bool = False
     correction: Literal["holm", "bh", "none"] = "holm"
-    min_units: int = Field(300, ge=2)
+    min_units: int = Field(default=300, ge=2)
     prior_mean: float = 0.0
-    prior_sd: float = Field(0.3, gt=0)
+    prior_sd: float = Field(default=0.3, gt=0)
     prior_proper: bool = False
 
     def to_options(self) -> AnalysisOptions:
@@ -84,7 +84,7 @@ class StatsIn(BaseModel):
     control: str
     metrics: list[dict[str, Any]] = Field(..., description="[{metric, kind, arms: [{variant, n, sum, ...}]}]")
     weights: dict[str, float] | None = None
-    options: OptionsIn = Field(default_factory=OptionsIn)
+    options: OptionsIn = Field(default_factory=lambda: OptionsIn())
 
 
 class WeightsIn(BaseModel):
