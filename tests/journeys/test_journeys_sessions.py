@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import ibis
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from touchpoint.errors import InvalidInput
 from touchpoint.journeys.channels import ChannelRule, classify, landing_fields, rules_from
+from touchpoint.journeys.frames import events_table
 from touchpoint.journeys.funnels import funnel_expr
 from touchpoint.journeys.people import person_events
-from touchpoint.journeys.sessions import session_table, sessionize, sessions
+from touchpoint.journeys.sessions import session_table, sessionize, sessions, sessions_from_events
 from touchpoint.warehouse.schema import EVENTS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -173,6 +176,8 @@ def _check_golden(name: str, sql: str) -> None:
 def test_golden_sessions_sql() -> None:
     expr = sessions(sessionize(_unbound(), timeout_minutes=30))
     _check_golden("sessions.duckdb.sql", ibis.to_sql(expr, dialect="duckdb"))
+    fast = sessions_from_events(_unbound(), timeout_minutes=30)
+    _check_golden("sessions_from_events.duckdb.sql", ibis.to_sql(fast, dialect="duckdb"))
 
 
 def test_golden_funnel_sql() -> None:
@@ -189,3 +194,45 @@ def test_golden_sql_also_compiles_for_postgres() -> None:
 def test_person_events_modes(wh) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInput, match="not known"):
         person_events(wh, identity="psychic")  # type: ignore[arg-type]
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    gaps=st.lists(st.sampled_from([0, 1, 29, 30, 31, 120]), min_size=1, max_size=25),
+    people=st.integers(1, 3),
+    kinds=st.lists(st.sampled_from(["page", "track"]), min_size=25, max_size=25),
+)
+def test_one_sort_sessions_equal_the_reference(gaps, people, kinds) -> None:  # type: ignore[no-untyped-def]
+    rows = []
+    for p in range(people):
+        t = datetime(2026, 1, 1)
+        for i, gap in enumerate(gaps):
+            t = t + timedelta(minutes=gap)
+            rows.append(
+                {
+                    "person": f"p{p}",
+                    "type": kinds[i],
+                    "event": "x" if kinds[i] == "track" else None,
+                    "timestamp": t,
+                    "message_id": f"{p}-{i:03d}",
+                    "utm_medium": "email" if i % 4 == 0 else None,
+                }
+            )
+    t = events_table(rows)
+    cols = [
+        "person",
+        "session_id",
+        "session_index",
+        "session_start",
+        "session_end",
+        "events",
+        "pages",
+        "channel",
+    ]
+    fast = (
+        sessions_from_events(t).select(*cols).order_by(["person", "session_index"]).to_pyarrow().to_pylist()
+    )
+    slow = (
+        sessions(sessionize(t)).select(*cols).order_by(["person", "session_index"]).to_pyarrow().to_pylist()
+    )
+    assert fast == slow

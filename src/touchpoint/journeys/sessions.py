@@ -35,6 +35,22 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_MINUTES = 30.0
 ACTIVITY_TYPES = ("page", "screen", "track")
 BROWSING_TYPES = ("page", "screen")
+SESSION_COLUMNS = (
+    "person",
+    "message_id",
+    "type",
+    "event",
+    "name",
+    "timestamp",
+    "url",
+    "path",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
 
 
 def check_timeout(timeout_minutes: float) -> float:
@@ -51,15 +67,21 @@ def sessionize(
     *,
     timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
     types: Sequence[str] | None = ACTIVITY_TYPES,
+    columns: Sequence[str] | None = (),
 ) -> ir.Table:
     """Add ``session_start_flag`` (bool), ``session_index`` (1, 2, ... per person) and ``session_id``.
 
     ``events`` needs ``person``, ``timestamp`` and ``message_id`` columns (see
     :func:`touchpoint.journeys.people.person_events`). Only events whose ``type`` is in ``types``
     are kept (``None`` keeps all); by default identify/alias/group calls do not open sessions.
+    Only the columns sessions need (:data:`SESSION_COLUMNS`) and ``columns`` are kept; pass
+    ``columns=None`` to keep every column.
     """
     timeout = check_timeout(timeout_minutes)
     t = events if types is None else events.filter(events.type.isin(list(types)))
+    if columns is not None:  # carry only what is needed through the sorts (JSON columns are wide)
+        wanted = list(dict.fromkeys([*SESSION_COLUMNS, *columns]))
+        t = t.select(*[c for c in wanted if c in t.columns])
     order = [t.timestamp, t.message_id]
     w = ibis.window(group_by=t.person, order_by=order)
     prev = t.timestamp.lag().over(w)
@@ -67,9 +89,12 @@ def sessionize(
     flagged = t.mutate(session_start_flag=prev.isnull() | (t.timestamp > limit))
     cw = ibis.cumulative_window(group_by=flagged.person, order_by=[flagged.timestamp, flagged.message_id])
     indexed = flagged.mutate(session_index=flagged.session_start_flag.cast("int64").sum().over(cw))
-    return indexed.mutate(
-        session_id=indexed.person.concat(ibis.literal("#"), indexed.session_index.cast("string"))
-    )
+    return indexed.mutate(session_id=session_id_expr(indexed.person, indexed.session_index))
+
+
+def session_id_expr(person: ir.StringValue, index: ir.IntegerValue) -> ir.StringValue:
+    """``<person>#<n>``: the id of a person's n-th session."""
+    return person.concat(ibis.literal("#"), index.cast("string"))
 
 
 def sessions(sessionized: ir.Table, *, rules: Sequence[ChannelRule] | None = None) -> ir.Table:
@@ -94,9 +119,10 @@ def sessions(sessionized: ir.Table, *, rules: Sequence[ChannelRule] | None = Non
         medium=s.utm_medium,
         landing_path=s.path,
     )
-    stats = s.group_by(person=s.person, session_index=s.session_index, session_id=s.session_id).agg(
+    stats = s.group_by(person=s.person, session_index=s.session_index).agg(
         session_end=s.timestamp.max(), events=s.count(), pages=(s.type == "page").sum()
     )
+    stats = stats.mutate(session_id=session_id_expr(stats.person, stats.session_index))
     joined = stats.join(
         landing, (stats.person == landing.tp_person) & (stats.session_index == landing.tp_index)
     )
@@ -116,6 +142,66 @@ def sessions(sessionized: ir.Table, *, rules: Sequence[ChannelRule] | None = Non
     )
 
 
+def sessions_from_events(
+    events: ir.Table,
+    *,
+    timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+    types: Sequence[str] | None = ACTIVITY_TYPES,
+    rules: Sequence[ChannelRule] | None = None,
+) -> ir.Table:
+    """The same rows as ``sessions(sessionize(events))``, computed with one sort of the events.
+
+    Every per-event quantity (previous timestamp, position, running page count, the person's
+    totals) comes from one window pass with a single partitioning and order; session boundaries
+    are then the few rows that start a session, and each session's size and end come from the
+    next start. This is what :func:`session_table` and the attribution journeys use.
+    """
+    timeout = check_timeout(timeout_minutes)
+    full = events if types is None else events.filter(events.type.isin(list(types)))
+    # only four narrow columns go through the sort; landing fields are looked up for session starts
+    t = full.select("person", "message_id", "timestamp", "type")
+    order = [t.timestamp, t.message_id]
+    w = ibis.window(group_by=t.person, order_by=order)
+    upto = ibis.cumulative_window(group_by=t.person, order_by=order)
+    whole = ibis.window(group_by=t.person, order_by=order, rows=(None, None))
+    is_page = (t.type == "page").cast("int64")
+    x = t.mutate(
+        tp_prev=t.timestamp.lag().over(w),
+        tp_rn=ibis.row_number().over(w),
+        tp_pages_before=is_page.sum().over(upto) - is_page,
+        tp_n=t.message_id.count().over(whole),
+        tp_pages=is_page.sum().over(whole),
+        tp_last=t.timestamp.max().over(whole),
+    )
+    limit = x.tp_prev + ibis.interval(milliseconds=round(timeout * 60_000))
+    f = x.filter(x.tp_prev.isnull() | (x.timestamp > limit))
+    fw = ibis.window(group_by=f.person, order_by=[f.timestamp, f.message_id])
+    f = f.mutate(
+        session_index=(ibis.row_number().over(fw) + 1).cast("int64"),
+        tp_next_rn=f.tp_rn.lead().over(fw),
+        tp_next_prev=f.tp_prev.lead().over(fw),
+        tp_next_pages=f.tp_pages_before.lead().over(fw),
+    )
+    landing = full.select(
+        tp_mid=full.message_id, *[full[c] for c in SESSION_COLUMNS[6:] if c in full.columns]
+    )
+    f = f.join(landing, f.message_id == landing.tp_mid)
+    return f.select(
+        person=f.person,
+        session_id=session_id_expr(f.person, f.session_index),
+        session_index=f.session_index,
+        session_start=f.timestamp,
+        session_end=ibis.coalesce(f.tp_next_prev, f.tp_last),
+        events=(ibis.coalesce(f.tp_next_rn, f.tp_n) - f.tp_rn).cast("int64"),
+        pages=(ibis.coalesce(f.tp_next_pages, f.tp_pages) - f.tp_pages_before).cast("int64"),
+        channel=channel_expr(f, rules),
+        campaign=f.utm_campaign,
+        source=f.utm_source,
+        medium=f.utm_medium,
+        landing_path=f.path,
+    )
+
+
 def session_table(
     wh: Warehouse,
     *,
@@ -127,10 +213,8 @@ def session_table(
     """The sessions of every person in the warehouse, as an Ibis expression."""
     from touchpoint.journeys.people import person_events
 
-    return sessions(
-        sessionize(person_events(wh, identity=identity), timeout_minutes=timeout_minutes, types=types),  # type: ignore[arg-type]
-        rules=rules,
-    )
+    ev = person_events(wh, identity=identity)  # type: ignore[arg-type]
+    return sessions_from_events(ev, timeout_minutes=timeout_minutes, types=types, rules=rules)
 
 
 def build_sessions_table(wh: Warehouse, name: str = "sessions", **options: object) -> int:

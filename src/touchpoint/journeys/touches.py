@@ -55,7 +55,7 @@ def journeys_expr(
     first_only: bool = False,
 ) -> ir.Table:
     """One row per journey: ``person, converted, value, conv_ts, channels (array), ages (array, days)``."""
-    from touchpoint.journeys.sessions import BROWSING_TYPES, sessionize, sessions
+    from touchpoint.journeys.sessions import BROWSING_TYPES, sessions_from_events
 
     if not isinstance(lookback_days, int | float) or not 0 < lookback_days <= 3650:
         raise InvalidInput(
@@ -67,7 +67,7 @@ def journeys_expr(
         ev = ev.filter(ev.timestamp < end)
     if start is not None:
         ev = ev.filter(ev.timestamp >= ibis.literal(start, "timestamp") - lookback)
-    s = sessions(sessionize(ev, timeout_minutes=timeout_minutes, types=BROWSING_TYPES), rules=rules)
+    s = sessions_from_events(ev, timeout_minutes=timeout_minutes, types=BROWSING_TYPES, rules=rules)
     touch = s.select(
         person=s.person,
         ts=s.session_start,

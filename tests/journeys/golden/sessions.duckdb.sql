@@ -1,26 +1,11 @@
 WITH "t3" AS (
   SELECT
+    "t2"."person",
     "t2"."message_id",
     "t2"."type",
     "t2"."event",
     "t2"."name",
-    "t2"."user_id",
-    "t2"."anonymous_id",
-    "t2"."group_id",
-    "t2"."previous_id",
     "t2"."timestamp",
-    "t2"."original_timestamp",
-    "t2"."sent_at",
-    "t2"."received_at",
-    "t2"."source",
-    "t2"."properties",
-    "t2"."traits",
-    "t2"."context",
-    "t2"."integrations",
-    "t2"."email",
-    "t2"."revenue",
-    "t2"."currency",
-    "t2"."order_id",
     "t2"."url",
     "t2"."path",
     "t2"."referrer",
@@ -29,7 +14,6 @@ WITH "t3" AS (
     "t2"."utm_campaign",
     "t2"."utm_term",
     "t2"."utm_content",
-    "t2"."person",
     "t2"."session_start_flag",
     SUM(CAST("t2"."session_start_flag" AS BIGINT)) OVER (
       PARTITION BY "t2"."person"
@@ -38,27 +22,12 @@ WITH "t3" AS (
     ) AS "session_index"
   FROM (
     SELECT
+      "t1"."person",
       "t1"."message_id",
       "t1"."type",
       "t1"."event",
       "t1"."name",
-      "t1"."user_id",
-      "t1"."anonymous_id",
-      "t1"."group_id",
-      "t1"."previous_id",
       "t1"."timestamp",
-      "t1"."original_timestamp",
-      "t1"."sent_at",
-      "t1"."received_at",
-      "t1"."source",
-      "t1"."properties",
-      "t1"."traits",
-      "t1"."context",
-      "t1"."integrations",
-      "t1"."email",
-      "t1"."revenue",
-      "t1"."currency",
-      "t1"."order_id",
       "t1"."url",
       "t1"."path",
       "t1"."referrer",
@@ -67,7 +36,6 @@ WITH "t3" AS (
       "t1"."utm_campaign",
       "t1"."utm_term",
       "t1"."utm_content",
-      "t1"."person",
       (
         LAG("t1"."timestamp") OVER (
           PARTITION BY "t1"."person"
@@ -86,27 +54,12 @@ WITH "t3" AS (
       ) AS "session_start_flag"
     FROM (
       SELECT
+        COALESCE("t0"."user_id", "t0"."anonymous_id") AS "person",
         "t0"."message_id",
         "t0"."type",
         "t0"."event",
         "t0"."name",
-        "t0"."user_id",
-        "t0"."anonymous_id",
-        "t0"."group_id",
-        "t0"."previous_id",
         "t0"."timestamp",
-        "t0"."original_timestamp",
-        "t0"."sent_at",
-        "t0"."received_at",
-        "t0"."source",
-        "t0"."properties",
-        "t0"."traits",
-        "t0"."context",
-        "t0"."integrations",
-        "t0"."email",
-        "t0"."revenue",
-        "t0"."currency",
-        "t0"."order_id",
         "t0"."url",
         "t0"."path",
         "t0"."referrer",
@@ -114,8 +67,7 @@ WITH "t3" AS (
         "t0"."utm_medium",
         "t0"."utm_campaign",
         "t0"."utm_term",
-        "t0"."utm_content",
-        COALESCE("t0"."user_id", "t0"."anonymous_id") AS "person"
+        "t0"."utm_content"
       FROM "events" AS "t0"
       WHERE
         "t0"."type" IN ('page', 'screen', 'track')
@@ -123,68 +75,59 @@ WITH "t3" AS (
   ) AS "t2"
 )
 SELECT
-  "t7"."person",
-  "t7"."session_id",
-  "t7"."session_index",
-  "t9"."session_start",
-  "t7"."session_end",
-  "t7"."events",
-  "t7"."pages",
-  "t9"."channel",
-  "t9"."campaign",
-  "t9"."source",
-  "t9"."medium",
-  "t9"."landing_path"
+  "t8"."person",
+  "t8"."session_id",
+  "t8"."session_index",
+  "t10"."session_start",
+  "t8"."session_end",
+  "t8"."events",
+  "t8"."pages",
+  "t10"."channel",
+  "t10"."campaign",
+  "t10"."source",
+  "t10"."medium",
+  "t10"."landing_path"
 FROM (
   SELECT
-    "t5"."person",
-    "t5"."session_index",
-    "t5"."session_id",
-    MAX("t5"."timestamp") AS "session_end",
-    COUNT(*) AS "events",
-    SUM(CAST("t5"."type" = 'page' AS INT)) AS "pages"
+    "t6"."person",
+    "t6"."session_index",
+    "t6"."session_end",
+    "t6"."events",
+    "t6"."pages",
+    "t6"."person" || '#' || CAST("t6"."session_index" AS TEXT) AS "session_id"
   FROM (
     SELECT
-      "t4"."message_id",
-      "t4"."type",
-      "t4"."event",
-      "t4"."name",
-      "t4"."user_id",
-      "t4"."anonymous_id",
-      "t4"."group_id",
-      "t4"."previous_id",
-      "t4"."timestamp",
-      "t4"."original_timestamp",
-      "t4"."sent_at",
-      "t4"."received_at",
-      "t4"."source",
-      "t4"."properties",
-      "t4"."traits",
-      "t4"."context",
-      "t4"."integrations",
-      "t4"."email",
-      "t4"."revenue",
-      "t4"."currency",
-      "t4"."order_id",
-      "t4"."url",
-      "t4"."path",
-      "t4"."referrer",
-      "t4"."utm_source",
-      "t4"."utm_medium",
-      "t4"."utm_campaign",
-      "t4"."utm_term",
-      "t4"."utm_content",
-      "t4"."person",
-      "t4"."session_start_flag",
-      "t4"."session_index",
-      "t4"."person" || '#' || CAST("t4"."session_index" AS TEXT) AS "session_id"
-    FROM "t3" AS "t4"
-  ) AS "t5"
-  GROUP BY
-    1,
-    2,
-    3
-) AS "t7"
+      "t5"."person",
+      "t5"."session_index",
+      MAX("t5"."timestamp") AS "session_end",
+      COUNT(*) AS "events",
+      SUM(CAST("t5"."type" = 'page' AS INT)) AS "pages"
+    FROM (
+      SELECT
+        "t4"."person",
+        "t4"."message_id",
+        "t4"."type",
+        "t4"."event",
+        "t4"."name",
+        "t4"."timestamp",
+        "t4"."url",
+        "t4"."path",
+        "t4"."referrer",
+        "t4"."utm_source",
+        "t4"."utm_medium",
+        "t4"."utm_campaign",
+        "t4"."utm_term",
+        "t4"."utm_content",
+        "t4"."session_start_flag",
+        "t4"."session_index",
+        "t4"."person" || '#' || CAST("t4"."session_index" AS TEXT) AS "session_id"
+      FROM "t3" AS "t4"
+    ) AS "t5"
+    GROUP BY
+      1,
+      2
+  ) AS "t6"
+) AS "t8"
 INNER JOIN (
   SELECT
     "t4"."person" AS "tp_person",
@@ -894,5 +837,5 @@ INNER JOIN (
   FROM "t3" AS "t4"
   WHERE
     "t4"."session_start_flag"
-) AS "t9"
-  ON "t7"."person" = "t9"."tp_person" AND "t7"."session_index" = "t9"."tp_index"
+) AS "t10"
+  ON "t8"."person" = "t10"."tp_person" AND "t8"."session_index" = "t10"."tp_index"
