@@ -183,7 +183,7 @@ def sessions_from_events(
         tp_next_pages=f.tp_pages_before.lead().over(fw),
     )
     landing = full.select(
-        tp_mid=full.message_id, *[full[c] for c in SESSION_COLUMNS[6:] if c in full.columns]
+        full.message_id.name("tp_mid"), *[full[c] for c in SESSION_COLUMNS[6:] if c in full.columns]
     )
     f = f.join(landing, f.message_id == landing.tp_mid)
     return f.select(

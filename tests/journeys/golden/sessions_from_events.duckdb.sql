@@ -804,6 +804,7 @@ FROM (
 ) AS "t7"
 INNER JOIN (
   SELECT
+    "t0"."message_id" AS "tp_mid",
     "t0"."url",
     "t0"."path",
     "t0"."referrer",
@@ -811,8 +812,7 @@ INNER JOIN (
     "t0"."utm_medium",
     "t0"."utm_campaign",
     "t0"."utm_term",
-    "t0"."utm_content",
-    "t0"."message_id" AS "tp_mid"
+    "t0"."utm_content"
   FROM "events" AS "t0"
   WHERE
     "t0"."type" IN ('page', 'screen', 'track')
