@@ -1,0 +1,95 @@
+"""Marketing-mix model over HTTP: fit (admin), read the fit, plan a budget, build an investment case.
+
+Every answer carries ``status`` / ``reliable`` (or ``model_status``): a model that failed its
+diagnostics is served with its problems, never as a confident number.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.errors import NotFound
+from touchpoint.mmm import workflow
+from touchpoint.mmm.config import MMMConfig
+from touchpoint.mmm.dataset import from_warehouse
+
+router = APIRouter(tags=["mmm"])
+CHARTS = ("romi", "contributions", "response_curves", "case")
+
+
+class FitRequest(BaseModel):
+    kpi: Literal["revenue", "conversions"] = "revenue"
+    channels: list[str] | None = Field(None, description="channels to model (default: all with spend)")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="MMMConfig settings, e.g. {'draws': 500}"
+    )
+
+
+class PlanRequest(BaseModel):
+    budget: float = Field(..., gt=0)
+    weeks: int = Field(52, ge=1, le=520)
+    bounds: dict[str, tuple[float, float]] | None = None
+    min_brand_share: float | None = Field(None, ge=0, le=1)
+    objective: Literal["revenue", "profit"] = "revenue"
+    gross_margin: float = Field(1.0, gt=0, le=1)
+
+
+class CaseRequest(BaseModel):
+    plan: dict[str, Any]
+    horizon_months: int = Field(24, ge=1, le=240)
+    discount_rate: float = Field(0.10, ge=0, lt=1)
+    gross_margin: float | None = Field(None, gt=0, le=1)
+
+
+def _dir(app: Any) -> Any:
+    return workflow.model_dir(app.settings.data_dir)
+
+
+@router.post("/v1/mmm/fit", summary="Fit the marketing-mix model on the warehouse (slow: minutes)")
+def fit_mmm(body: FitRequest, app: State, _key: AdminKey) -> dict[str, Any]:
+    data = from_warehouse(app.warehouse, kpi=body.kpi, channels=body.channels)
+    return workflow.fit_and_save(data, MMMConfig.from_dict(body.config), _dir(app))
+
+
+@router.get("/v1/mmm/model", summary="The saved fit: ROMI per channel with intervals, diagnostics")
+def get_model(app: State, _key: ReadKey) -> dict[str, Any]:
+    path = _dir(app) / "fit.json"
+    if not path.exists():
+        raise NotFound("no fitted marketing-mix model", hint="POST /v1/mmm/fit or run `touchpoint mmm fit`")
+    summary: dict[str, Any] = json.loads(path.read_text())
+    return summary
+
+
+@router.post("/v1/mmm/plan", summary="Allocate a budget across channels against the current mix")
+def plan(body: PlanRequest, app: State, _key: ReadKey) -> dict[str, Any]:
+    result = workflow.load(_dir(app))
+    return workflow.make_plan(result, None, **body.model_dump())
+
+
+@router.post("/v1/mmm/case", summary="Investment case of a plan: monthly cash flows, NPV, payback, risk")
+def case(body: CaseRequest, app: State, _key: ReadKey) -> dict[str, Any]:
+    result = workflow.load(_dir(app))
+    return workflow.make_case(
+        result,
+        body.plan,
+        None,
+        horizon_months=body.horizon_months,
+        discount_rate=body.discount_rate,
+        gross_margin=body.gross_margin,
+    )
+
+
+@router.get(
+    "/v1/mmm/charts/{name}.png", summary="A chart of the saved fit (romi, contributions, response_curves)"
+)
+def chart(name: str, app: State, _key: ReadKey) -> FileResponse:
+    path = _dir(app) / f"{name}.png"
+    if name not in CHARTS or not path.exists():
+        raise NotFound(f"no chart {name!r}", hint=f"charts: {', '.join(CHARTS)} (after a fit)")
+    return FileResponse(path, media_type="image/png")

@@ -1,0 +1,259 @@
+"""``touchpoint mmm fit|plan|case``: marketing-mix model, budget plan, investment case.
+
+Each command exits with code 2 when the model behind its numbers failed its diagnostics, after
+printing the numbers with the problems, so scripts cannot mistake them for a confident answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.errors import InvalidInput
+from touchpoint.mmm import workflow
+from touchpoint.mmm.config import MMMConfig
+from touchpoint.mmm.dataset import from_file, from_warehouse
+
+app = typer.Typer(
+    help="Marketing-mix model: ROMI per channel, budget plan, investment case.", no_args_is_help=True
+)
+
+FAILED_EXIT = 2
+ModelOpt = typer.Option(None, "--model", help="Model directory (default: <data>/mmm).")
+
+
+def _pairs(values: list[str] | None, what: str, example: str) -> dict[str, tuple[float, float]]:
+    out = {}
+    for item in values or []:
+        name, sep, rest = item.partition("=")
+        a, sep2, b = rest.partition(":")
+        try:
+            if not (sep and sep2 and name):
+                raise ValueError
+            out[name] = (float(a), float(b))
+        except ValueError:
+            raise InvalidInput(f"{what} {item!r} is not CHANNEL=A:B", hint=f"e.g. {example}") from None
+    return out
+
+
+def _status_line(status: str, problems: list[str], warnings: list[str]) -> None:
+    colour = {"ok": "green", "warning": "yellow", "failed": "bold red"}[status]
+    console.print(f"model status: [{colour}]{status}[/]")
+    for p in problems:
+        console.print(f"  [red]problem:[/] {p}")
+    for w in warnings:
+        console.print(f"  [yellow]warning:[/] {w}")
+
+
+def _iv(v: dict[str, float], fmt: str = "{:.2f}") -> str:
+    return f"{fmt.format(v['mean'])} [{fmt.format(v['low'])}, {fmt.format(v['high'])}]"
+
+
+@app.command("fit")
+def fit_cmd(
+    file: Path = typer.Option(
+        None, "--file", help="CSV/Parquet with one row per week or day (default: warehouse)."
+    ),
+    date_column: str = typer.Option("date", "--date-column", help="Date column of --file."),
+    target: str = typer.Option("revenue", "--target", help="KPI column of --file."),
+    channel: list[str] = typer.Option(
+        None, "--channel", help="Spend column (repeat); warehouse: channel name."
+    ),
+    control: list[str] = typer.Option(
+        None, "--control", help="Control column of --file (price, promotion...)."
+    ),
+    kpi: str = typer.Option("revenue", "--kpi", help="Warehouse KPI: revenue or conversions."),
+    brand: list[str] = typer.Option(None, "--brand", help="A brand channel (repeat)."),
+    roi_prior: list[str] = typer.Option(
+        None, "--roi-prior", help="Lift-test calibration CH=ROI:SE (repeat)."
+    ),
+    adstock: str = typer.Option("geometric", "--adstock", help="geometric or weibull."),
+    saturation: str = typer.Option("hill", "--saturation", help="hill or logistic."),
+    draws: int = typer.Option(MMMConfig.draws, "--draws", help="Posterior draws per chain."),
+    warmup: int = typer.Option(MMMConfig.warmup, "--warmup", help="Warm-up iterations per chain."),
+    chains: int = typer.Option(MMMConfig.chains, "--chains", help="Independent chains (R-hat needs >= 2)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed and data give the same result."),
+    holdout_weeks: int = typer.Option(
+        MMMConfig.holdout_weeks, "--holdout-weeks", help="Last weeks held out."
+    ),
+    model: Path = ModelOpt,
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the model (from the warehouse, or --file) and show ROMI per channel with diagnostics."""
+    config = MMMConfig(
+        adstock=adstock,
+        saturation=saturation,
+        draws=draws,
+        warmup=warmup,
+        chains=chains,
+        seed=seed,
+        holdout_weeks=holdout_weeks,
+        brand_channels=tuple(brand or ()),
+        roi_priors=_pairs(roi_prior, "--roi-prior", "--roi-prior search=1.8:0.4"),
+    )
+    if file is not None:
+        mmm_data = from_file(
+            file,
+            date_column=date_column,
+            target=target,
+            channels=list(channel or []),
+            controls=list(control or []),
+        )
+    else:
+        if control:
+            raise InvalidInput("--control needs --file", hint="controls come from a file's columns")
+        with warehouse(data) as wh:
+            mmm_data = from_warehouse(wh, kpi=kpi, channels=list(channel or []) or None)
+    out = model or workflow.model_dir(settings_for(data).data_dir)
+    with console.status("sampling the posterior (NUTS)...", spinner="dots") if not as_json else _null():
+        summary = workflow.fit_and_save(mmm_data, config, out)
+
+    def render() -> None:
+        table(
+            f"ROMI per channel ({summary['first_week']} to {summary['last_week']}, "
+            f"{summary['fitted_weeks']} weeks "
+            f"fitted, {config.interval:.0%} intervals)",
+            ["channel", "spend", "ROMI", "marginal ROMI", "short-term share", "identified"],
+            [
+                (
+                    ch,
+                    f"{v['spend']:,.0f}",
+                    _iv(v["romi"]),
+                    _iv(v["marginal_romi"]),
+                    f"{summary['effect_timing']['channels'][ch]['short_term_share']['mean']:.0%}",
+                    "yes" if v["identified"] else "NO",
+                )
+                for ch, v in summary["romi"].items()
+            ],
+        )
+        d = summary["diagnostics"]
+        s, ppc, h = d["sampler"], d["posterior_predictive"], d["holdout"]
+        console.print(
+            f"R-hat max {s['max_rhat']:.3f}, ESS min {s['min_ess']:.0f}, divergences {s['divergences']}, "
+            f"fit R² {ppc['r2']:.2f}, PPC coverage {ppc['coverage']:.0%}, "
+            + (f"held-out MAPE {h['mape']:.1%}" if h["weeks"] else "no held-out weeks")
+            + f", {summary['fit_seconds']:.0f} s"
+        )
+        b = summary["brand_share"]
+        if b["brand_channels"]:
+            console.print(
+                f"brand share of spend {b['brand_share_of_spend']:.0%} (guideline {b['guideline']:.0%})"
+            )
+        _status_line(summary["status"], summary["problems"], summary["warnings"])
+        console.print(f"model and charts saved in {out}")
+
+    emit(summary, as_json, render)
+    if not summary["reliable"]:
+        raise typer.Exit(FAILED_EXIT)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@app.command("plan")
+def plan_cmd(
+    budget: float = typer.Option(..., "--budget", help="Total budget over the plan period (money)."),
+    weeks: int = typer.Option(52, "--weeks", help="Length of the plan period in weeks."),
+    bound: list[str] = typer.Option(None, "--bound", help="CH=MIN:MAX money over the period (repeat)."),
+    min_brand_share: float = typer.Option(
+        None, "--min-brand-share", help="Minimum share of budget on brand."
+    ),
+    objective: str = typer.Option("revenue", "--objective", help="revenue (spend it all) or profit."),
+    gross_margin: float = typer.Option(1.0, "--gross-margin", help="Margin on revenue, for profit."),
+    out: Path = typer.Option(None, "--out", help="Where to write plan.json (default: the model directory)."),
+    model: Path = ModelOpt,
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Allocate a budget across channels to maximise expected revenue (or profit), against the current mix."""
+    directory = model or workflow.model_dir(settings_for(data).data_dir)
+    result = workflow.load(directory)
+    plan = workflow.make_plan(
+        result,
+        out or directory,
+        budget=budget,
+        weeks=weeks,
+        bounds=_pairs(bound, "--bound", "--bound tv=10000:50000"),
+        min_brand_share=min_brand_share,
+        objective=objective,
+        gross_margin=gross_margin,
+    )
+
+    def render() -> None:
+        table(
+            f"budget plan: {plan['spent']:,.0f} over {weeks} weeks",
+            ["channel", "plan", "share", "current mix", "bounds"],
+            [
+                (
+                    ch,
+                    f"{v['total']:,.0f}",
+                    f"{v['share']:.0%}",
+                    f"{v['current_total']:,.0f}",
+                    f"{v['bounds'][0]:,.0f}-{v['bounds'][1]:,.0f}",
+                )
+                for ch, v in plan["channels"].items()
+            ],
+        )
+        e, c, u = plan["expected"], plan["current"], plan["uplift"]
+        console.print(
+            f"expected revenue {_iv(e['revenue'], '{:,.0f}')} vs current mix {_iv(c['revenue'], '{:,.0f}')}"
+        )
+        console.print(
+            f"uplift {_iv(u['revenue'], '{:,.0f}')}, P(better than current) {u['probability_better']:.0%}"
+        )
+        if plan["extrapolated_channels"]:
+            console.print(
+                f"[yellow]extrapolated beyond observed spend:[/] {', '.join(plan['extrapolated_channels'])}"
+            )
+        _status_line(plan["model_status"], plan["model_problems"], [])
+        console.print(f"plan saved as {plan['file']}")
+
+    emit(plan, as_json, render)
+    if not plan["reliable"]:
+        raise typer.Exit(FAILED_EXIT)
+
+
+@app.command("case")
+def case_cmd(
+    plan: Path = typer.Option(..., "--plan", help="A plan.json from `touchpoint mmm plan`."),
+    horizon_months: int = typer.Option(
+        24, "--horizon-months", help="Months of cash flows, incl. carry-over."
+    ),
+    discount_rate: float = typer.Option(0.10, "--discount-rate", help="Annual discount rate for the NPV."),
+    gross_margin: float = typer.Option(
+        None, "--gross-margin", help="Margin on revenue (default: the plan's)."
+    ),
+    currency: str = typer.Option("", "--currency", help="Currency symbol for the summary, e.g. '€'."),
+    out: Path = typer.Option(None, "--out", help="Directory for case.json/.html/.png (default: model dir)."),
+    model: Path = ModelOpt,
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The investment case of a plan: monthly cash flows, NPV, payback and risk, as JSON, HTML and PNG."""
+    directory = model or workflow.model_dir(settings_for(data).data_dir)
+    result = workflow.load(directory)
+    case = workflow.make_case(
+        result,
+        workflow.read_plan(plan),
+        out or directory,
+        horizon_months=horizon_months,
+        discount_rate=discount_rate,
+        gross_margin=gross_margin,
+        currency=currency,
+    )
+
+    def render() -> None:
+        console.print(case["summary"])
+        console.print(f"report: {case['files']['html']} (chart {case['files']['png']})")
+
+    emit(case, as_json, render)
+    if not case["reliable"]:
+        raise typer.Exit(FAILED_EXIT)

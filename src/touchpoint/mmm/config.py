@@ -1,0 +1,131 @@
+"""The model's settings and priors, with a stable hash so a saved fit can prove what produced it.
+
+>>> cfg = MMMConfig(draws=200, chains=2)
+>>> MMMConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> MMMConfig(roi_priors={"tv": (2.0, 0.5)}).roi_prior_lognormal("tv")[1] < 1.0
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from touchpoint.errors import InvalidInput
+from touchpoint.mmm.transforms import ADSTOCKS, SATURATIONS
+
+
+@dataclass(frozen=True)
+class MMMConfig:
+    """Everything that shapes a fit. Priors are documented in docs/mmm.md ("Priors").
+
+    ``roi_priors`` maps a channel to ``(roi, standard_error)``, e.g. from a lift experiment; it
+    replaces the default weakly informative ``LogNormal(roi_prior_mu, roi_prior_sigma)`` prior for
+    that channel (calibration). ``brand_channels`` are counted as brand in the brand/performance
+    split and the planner's minimum brand share.
+    """
+
+    adstock: str = "geometric"
+    saturation: str = "hill"
+    max_lag: int = 13
+    yearly_order: int = 2
+    trend: bool = True
+    holdout_weeks: int = 8
+    draws: int = 1000
+    warmup: int = 1000
+    chains: int = 4
+    seed: int = 0
+    target_accept: float = 0.9
+    max_tree_depth: int = 10
+    roi_prior_mu: float = 0.0
+    roi_prior_sigma: float = 1.0
+    roi_priors: dict[str, tuple[float, float]] = field(default_factory=dict)
+    brand_channels: tuple[str, ...] = ()
+    brand_share_guideline: float = 0.6
+    short_term_weeks: int = 4
+    interval: float = 0.9
+    rhat_max: float = 1.05
+    ess_min: float = 100.0
+    divergence_max_share: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.adstock not in ADSTOCKS:
+            raise InvalidInput(
+                f"adstock {self.adstock!r} is not known", hint=f"use one of {', '.join(ADSTOCKS)}"
+            )
+        if self.saturation not in SATURATIONS:
+            raise InvalidInput(
+                f"saturation {self.saturation!r} is not known", hint=f"use one of {', '.join(SATURATIONS)}"
+            )
+        checks = {
+            "max_lag": (self.max_lag, 1, 104),
+            "yearly_order": (self.yearly_order, 0, 10),
+            "holdout_weeks": (self.holdout_weeks, 0, 104),
+            "draws": (self.draws, 10, 100_000),
+            "warmup": (self.warmup, 10, 100_000),
+            "chains": (self.chains, 1, 32),
+            "short_term_weeks": (self.short_term_weeks, 1, 104),
+            "max_tree_depth": (self.max_tree_depth, 2, 15),
+        }
+        for name, (value, lo, hi) in checks.items():
+            if not lo <= value <= hi:
+                raise InvalidInput(
+                    f"{name}={value} is out of range", hint=f"use a value between {lo} and {hi}"
+                )
+        for name in ("target_accept", "interval", "brand_share_guideline"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise InvalidInput(
+                    f"{name}={value} must be strictly between 0 and 1", hint=f"e.g. {name}=0.9"
+                )
+        if self.roi_prior_sigma <= 0:
+            raise InvalidInput(f"roi_prior_sigma={self.roi_prior_sigma} must be positive", hint="e.g. 1.0")
+        for channel, pair in self.roi_priors.items():
+            if len(pair) != 2 or pair[0] <= 0 or pair[1] <= 0:
+                raise InvalidInput(
+                    f"roi_priors[{channel!r}]={pair!r} must be (roi > 0, standard error > 0)",
+                    hint="give the lift experiment's ROMI and its standard error, e.g. (1.8, 0.4)",
+                )
+        object.__setattr__(
+            self, "roi_priors", {k: (float(v[0]), float(v[1])) for k, v in self.roi_priors.items()}
+        )
+        object.__setattr__(self, "brand_channels", tuple(self.brand_channels))
+
+    def roi_prior_lognormal(self, channel: str) -> tuple[float, float]:
+        """``(mu, sigma)`` of the log-normal ROI prior for ``channel`` (moment-matched for calibrations)."""
+        if channel in self.roi_priors:
+            mean, se = self.roi_priors[channel]
+            sigma = math.sqrt(math.log1p((se / mean) ** 2))
+            return math.log(mean) - sigma**2 / 2.0, sigma
+        return self.roi_prior_mu, self.roi_prior_sigma
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["roi_priors"] = {k: list(v) for k, v in self.roi_priors.items()}
+        out["brand_channels"] = list(self.brand_channels)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MMMConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidInput(
+                f"unknown model setting(s): {', '.join(sorted(unknown))}",
+                hint=f"known settings: {', '.join(sorted(known))}",
+            )
+        values = dict(data)
+        if "roi_priors" in values:
+            values["roi_priors"] = {k: tuple(v) for k, v in values["roi_priors"].items()}
+        if "brand_channels" in values:
+            values["brand_channels"] = tuple(values["brand_channels"])
+        return cls(**values)
+
+    def config_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of the settings."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
