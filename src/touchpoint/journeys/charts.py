@@ -94,11 +94,15 @@ def sankey_chart(
     out_used: dict[int, float] = {}
     in_used: dict[int, float] = {}
     cmap = plt.get_cmap("tab20")
-    for lk in links:
+    # stack each node's outgoing bands in the order of their targets (and incoming by source): no crossings
+    out_at: dict[int, float] = {}
+    for lk in sorted(links, key=lambda x: (x["source"], y0[x["target"]])):
+        out_at[id(lk)] = y0[lk["source"]] + out_used.get(lk["source"], 0.0)
+        out_used[lk["source"]] = out_used.get(lk["source"], 0.0) + lk["value"]
+    for lk in sorted(links, key=lambda x: (x["target"], y0[x["source"]])):
         s, t, v = lk["source"], lk["target"], lk["value"]
-        ys = y0[s] + out_used.get(s, 0.0)
+        ys = out_at[id(lk)]
         yt = y0[t] + in_used.get(t, 0.0)
-        out_used[s] = out_used.get(s, 0.0) + v
         in_used[t] = in_used.get(t, 0.0) + v
         xs, xt = (column[s], column[t] + width) if backwards else (column[s] + width, column[t])
         mid = (xs + xt) / 2

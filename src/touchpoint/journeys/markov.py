@@ -70,6 +70,19 @@ def _state_codes(data: PathData, order: int) -> tuple[np.ndarray, int]:
     return code, base
 
 
+def _dense_codes(codes: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct codes (sorted) and each code's index among them, in linear time when possible."""
+    if space <= 50_000_000:
+        present = np.zeros(space, dtype=bool)
+        present[codes] = True
+        states = np.flatnonzero(present)
+        remap = np.full(space, -1, dtype=np.int64)
+        remap[states] = np.arange(len(states))
+        return states.astype(np.int64), remap[codes]
+    states, dense = np.unique(codes, return_inverse=True)
+    return states, dense
+
+
 def _contains(codes: np.ndarray, base: int, order: int, channel: int) -> np.ndarray:
     hit = np.zeros(len(codes), dtype=bool)
     rest = codes.copy()
@@ -94,7 +107,7 @@ def markov(data: PathData, *, order: int = 1, use_nulls: bool = True) -> MarkovF
             hint="check the conversions column or the conversion event and lookback window",
         )
     codes, base = _state_codes(data, order)
-    states, dense = np.unique(codes, return_inverse=True)
+    states, dense = _dense_codes(codes, base**order)
     n = len(states)
     row = data.row_of_touch
     pos = data.position
@@ -103,8 +116,13 @@ def markov(data: PathData, *, order: int = 1, use_nulls: bool = True) -> MarkovF
     # transient -> transient transitions (touch i to touch i+1 inside a path)
     inner = np.flatnonzero(pos < length - 1)
     key = dense[inner].astype(np.int64) * n + dense[inner + 1]
-    uniq, inv = np.unique(key, return_inverse=True)
-    counts = np.bincount(inv, weights=w_touch[inner])
+    if n * n <= 20_000_000:  # few states: count every (from, to) pair directly, no sort
+        full = np.bincount(key, weights=w_touch[inner], minlength=n * n)
+        uniq = np.flatnonzero(full)
+        counts = full[uniq]
+    else:
+        uniq, inv = np.unique(key, return_inverse=True)
+        counts = np.bincount(inv, weights=w_touch[inner])
     q_from, q_to = uniq // n, uniq % n
     # absorption and start
     ends = data.offsets[1:] - 1
