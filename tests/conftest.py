@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,6 +59,7 @@ class Server:
     write_key: str
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    _log_handle: Any = None
 
     @property
     def url(self) -> str:
@@ -66,11 +68,13 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
         self.log = self.data_dir.parent / f"server-{self.port}.log"
+        self._close_log()
+        self._log_handle = self.log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(self.port), "--data",
              str(self.data_dir)],
             env=env,
-            stdout=self.log.open("ab"),
+            stdout=self._log_handle,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
@@ -85,11 +89,17 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server did not start in {timeout} s:\n{self.log.read_text()}")
 
+    def _close_log(self) -> None:
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flush; what was acknowledged must already be durable."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+        self._close_log()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -98,6 +108,7 @@ class Server:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._close_log()
 
 
 @pytest.fixture

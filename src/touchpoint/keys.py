@@ -85,9 +85,8 @@ def list_sources(wh: Warehouse) -> list[KeyInfo]:
 
 def source_for_write_key(wh: Warehouse, key: str) -> str | None:
     """The source a write key belongs to, or None."""
-    t = wh.table("sources")
-    rows = t.filter(t.write_key_hash == hash_key(key)).select("name").to_pyarrow().to_pylist()
-    return rows[0]["name"] if rows else None
+    row = wh.adapter.fetch_one("SELECT name FROM sources WHERE write_key_hash = ?", [hash_key(key)])
+    return None if row is None else str(row[0])
 
 
 def create_api_key(wh: Warehouse, name: str, scope: str) -> str:
@@ -108,6 +107,5 @@ def list_api_keys(wh: Warehouse) -> list[KeyInfo]:
 
 def api_key_scope(wh: Warehouse, key: str) -> str | None:
     """The scope of an API key, or None when the key is unknown."""
-    t = wh.table("api_keys")
-    rows = t.filter(t.key_hash == hash_key(key)).select("scope").to_pyarrow().to_pylist()
-    return rows[0]["scope"] if rows else None
+    row = wh.adapter.fetch_one("SELECT scope FROM api_keys WHERE key_hash = ?", [hash_key(key)])
+    return None if row is None else str(row[0])

@@ -25,6 +25,7 @@ class AppState:
     committer: GroupCommitter
     limits: Limits
     _write_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    _api_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)
 
     def source_for(self, write_key: str) -> str | None:
         """The source of a write key; answers are cached (unknown keys for 5 s) to spare the warehouse."""
@@ -37,6 +38,19 @@ class AppState:
             self._write_keys.clear()
         self._write_keys[write_key] = (source, now)
         return source
+
+
+    def scope_for(self, api_key: str) -> str | None:
+        """The scope of an API key, cached like write keys (unknown keys for 5 s, known ones for 60 s)."""
+        now = time.monotonic()
+        hit = self._api_keys.get(api_key)
+        if hit is not None and now - hit[1] < (60.0 if hit[0] is not None else 5.0):
+            return hit[0]
+        scope = keys.api_key_scope(self.warehouse, api_key)
+        if len(self._api_keys) > 10_000:
+            self._api_keys.clear()
+        self._api_keys[api_key] = (scope, now)
+        return scope
 
 
 def state(request: Request) -> AppState:
@@ -72,7 +86,7 @@ def _require(scope: str) -> Any:
                 "this endpoint needs an API key",
                 hint="send 'Authorization: Bearer <key>'; create one with `touchpoint keys create NAME --scope read`",
             )
-        granted = keys.api_key_scope(state(request).warehouse, key)
+        granted = state(request).scope_for(key)
         if granted is None:
             raise Unauthorized(
                 "the API key is not known (write keys can only send events)",

@@ -13,7 +13,14 @@ from typing import Any
 
 import msgspec
 
-from touchpoint.collect.normalize import EventError, EventRows, Rejected, normalize_message, validation_reason
+from touchpoint.collect.normalize import (
+    EventError,
+    EventRows,
+    Rejected,
+    message_id_of,
+    normalize_message,
+    validation_reason,
+)
 from touchpoint.collect.spec import Batch, BatchEnvelope, Message
 from touchpoint.errors import InvalidInput, PayloadTooLarge
 
@@ -46,7 +53,9 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     try:
         out = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise InvalidInput(f"the body is not valid {enc} data ({exc})", hint="compress the body with gzip") from None
+        raise InvalidInput(
+            f"the body is not valid {enc} data ({exc})", hint="compress the body with gzip"
+        ) from None
     if len(out) > limit:
         raise PayloadTooLarge(
             f"the uncompressed body is over the limit of {limit:,} bytes per request",
@@ -92,7 +101,13 @@ def rows_from_body(
             if field is None:
                 raise InvalidInput(reason, hint="send a JSON object in the Segment spec") from None
             rows.reject(
-                Rejected(reason, field, body.decode("utf-8", "backslashreplace"), origin=f"http:{kind}"),
+                Rejected(
+                    reason,
+                    field,
+                    body.decode("utf-8", "backslashreplace"),
+                    message_id_of(body),
+                    f"http:{kind}",
+                ),
                 received_at,
                 source,
             )
@@ -112,7 +127,7 @@ def rows_from_body(
     except msgspec.ValidationError as exc:
         reason, _ = validation_reason(exc)
         raise InvalidInput(
-            f"the batch body is not usable: {reason}", hint="send {\"batch\": [event, ...]}"
+            f"the batch body is not usable: {reason}", hint='send {"batch": [event, ...]}'
         ) from None
     except msgspec.DecodeError as exc:
         raise _not_json(exc) from None
@@ -126,7 +141,11 @@ def rows_from_body(
         before = len(rows.rejected)
         if len(item) > limits.max_event_bytes:
             rows.add_raw(
-                item, received_at=received_at, source=source, max_bytes=limits.max_event_bytes, origin="http:batch"
+                item,
+                received_at=received_at,
+                source=source,
+                max_bytes=limits.max_event_bytes,
+                origin="http:batch",
             )
         else:
             try:
@@ -134,7 +153,13 @@ def rows_from_body(
             except msgspec.ValidationError as exc:
                 reason, field = validation_reason(exc)
                 rows.reject(
-                    Rejected(reason, field, item.decode("utf-8", "backslashreplace"), origin="http:batch"),
+                    Rejected(
+                        reason,
+                        field,
+                        item.decode("utf-8", "backslashreplace"),
+                        message_id_of(item),
+                        "http:batch",
+                    ),
                     received_at,
                     source,
                 )
@@ -146,7 +171,9 @@ def rows_from_body(
                     # Keep what the item meant, batch-level context included, so a replay is faithful.
                     payload = _encode(msg).decode() if inherited else item.decode("utf-8", "backslashreplace")
                     mid = msg.messageId if isinstance(msg.messageId, str) else None
-                    rows.reject(Rejected(exc.reason, exc.field, payload, mid, "http:batch"), received_at, source)
+                    rows.reject(
+                        Rejected(exc.reason, exc.field, payload, mid, "http:batch"), received_at, source
+                    )
         if len(rows.rejected) > before and len(problems) < 100:
             last = rows.rejected[-1]
             problems.append({"index": index, "field": last.field, "reason": last.reason})

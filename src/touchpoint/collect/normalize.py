@@ -198,7 +198,9 @@ def normalize_message(
 
     message_id = _id(msg.messageId, "messageId") or fallback_message_id or f"tp-{uuid.uuid4()}"
 
-    original = parse_time(msg.timestamp, "timestamp") or parse_time(msg.originalTimestamp, "originalTimestamp")
+    original = parse_time(msg.timestamp, "timestamp") or parse_time(
+        msg.originalTimestamp, "originalTimestamp"
+    )
     sent_at = parse_time(msg.sentAt, "sentAt")
     if original is not None and sent_at is not None:
         # Correct the client's clock: the delay between event and send is trusted, its clock is not.
@@ -213,8 +215,10 @@ def normalize_message(
     traits = _object(msg.traits, "traits")
     context = _object(msg.context, "context")
     integrations = _object(msg.integrations, "integrations")
-    typed = _decode_typed(b'{"properties":%s,"context":%s,"traits":%s}' % (
-        bytes(msg.properties), bytes(msg.context), bytes(msg.traits)))
+    typed = _decode_typed(
+        b'{"properties":%s,"context":%s,"traits":%s}'
+        % (bytes(msg.properties), bytes(msg.context), bytes(msg.traits))
+    )
     props = typed.properties
     ctx = typed.context
     page = ctx.page if ctx is not None and isinstance(ctx.page, dict) else None
@@ -295,6 +299,16 @@ def validation_reason(exc: msgspec.ValidationError) -> tuple[str, str | None]:
     if field:
         return f"field '{field}': {text}", field.split(".")[0].split("[")[0]
     return f"the event is not a JSON object ({text})", None
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """The messageId of an event that failed validation, when it can still be read (for search)."""
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    value = data.get("messageId") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and len(value) <= MAX_ID_CHARS else None
 
 
 def content_message_id(raw: bytes) -> str:
@@ -380,10 +394,12 @@ class EventRows:
             msg = _decode_message(raw)
         except msgspec.ValidationError as exc:
             reason, field = validation_reason(exc)
-            self.reject(Rejected(reason, field, _text(raw), origin=origin), received_at, source)
+            self.reject(Rejected(reason, field, _text(raw), message_id_of(raw), origin), received_at, source)
             return False
         except msgspec.DecodeError as exc:
-            self.reject(Rejected(f"not valid JSON: {exc}", None, _text(raw), origin=origin), received_at, source)
+            self.reject(
+                Rejected(f"not valid JSON: {exc}", None, _text(raw), origin=origin), received_at, source
+            )
             return False
         fallback = content_message_id(raw) if deterministic_ids else None
         return self.add_message(

@@ -18,6 +18,7 @@ from touchpoint.collect.store import write_rows
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.warehouse import Warehouse
 
+MAX_REPLAY_IDS = 10_000
 LIST_COLUMNS = ("id", "received_at", "source", "origin", "field", "reason", "status")
 
 
@@ -43,7 +44,9 @@ def get_record(wh: Warehouse, record_id: str) -> dict[str, Any]:
     t = wh.table("quarantine")
     rows = t.filter(t.id == record_id).to_pyarrow().to_pylist()
     if not rows:
-        raise NotFound(f"no quarantine record {record_id!r}", hint="`touchpoint quarantine list` shows the ids")
+        raise NotFound(
+            f"no quarantine record {record_id!r}", hint="`touchpoint quarantine list` shows the ids"
+        )
     record: dict[str, Any] = rows[0]
     return record
 
@@ -54,7 +57,11 @@ class ReplayResult:
     still_invalid: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"replayed": len(self.replayed), "still_invalid": self.still_invalid, "replayed_ids": self.replayed}
+        return {
+            "replayed": len(self.replayed),
+            "still_invalid": self.still_invalid,
+            "replayed_ids": self.replayed,
+        }
 
 
 def _default_type(origin: str | None) -> str | None:
@@ -74,61 +81,71 @@ def replay(
     if payload_override is not None and (ids is None or len(ids) != 1):
         raise InvalidInput("a corrected payload replays exactly one record", hint="name one quarantine id")
     t = wh.table("quarantine")
-    t = t.filter(t.status == "quarantined")
     if ids is not None:
-        for record_id in ids:
-            get_record(wh, record_id)  # unknown ids are an error, not a silent no-op
-        t = t.filter(t.id.isin(ids))
+        if len(ids) > MAX_REPLAY_IDS:
+            raise InvalidInput(f"{len(ids):,} ids is more than {MAX_REPLAY_IDS:,} in one replay",
+                               hint="replay in smaller groups, or replay all with --all")
+        wanted = set(ids)
+        found = {r["id"] for r in t.filter(t.id.isin(list(wanted))).select("id").to_pyarrow().to_pylist()}
+        missing = sorted(wanted - found)
+        if missing:  # unknown ids are an error, not a silent no-op
+            raise NotFound(f"no quarantine record {', '.join(repr(m) for m in missing[:5])}"
+                           + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+                           hint="`touchpoint quarantine list` shows the ids")
+        t = t.filter(t.id.isin(list(wanted)))
+    t = t.filter(t.status == "quarantined")
     records = t.to_pyarrow().to_pylist()
     result = ReplayResult()
+    accepted = EventRows()
+    replayed: list[tuple[str, str]] = []  # (quarantine id, message id)
+    failed: list[tuple[str, str, str | None]] = []  # (quarantine id, reason, field)
+    for record in records:
+        origin = record["origin"] or ""
+        if origin.startswith(("spend:", "orders:")):
+            kind = origin.split(":", 1)[0]
+            reason = f"{kind} rows are not events: fix the file and run `touchpoint import {kind}` again"
+            result.still_invalid.append({"id": record["id"], "reason": reason})
+            continue
+        rows = EventRows()
+        payload = payload_override if payload_override is not None else record["payload"].encode()
+        ok = rows.add_raw(
+            payload,
+            received_at=record["received_at"],
+            source=record["source"],
+            default_type=_default_type(origin),
+            deterministic_ids=True,
+            origin="replay",
+        )
+        if ok:
+            accepted.add_row(rows.rows[0])
+            replayed.append((record["id"], rows.rows[0][0]))
+        else:
+            rejected = rows.rejected[0]
+            if (rejected.reason, rejected.field) != (record["reason"], record["field"]):
+                failed.append((record["id"], rejected.reason, rejected.field))
+            result.still_invalid.append({"id": record["id"], "reason": rejected.reason})
     adapter = wh.adapter
     cur = adapter.cursor()
     now = utcnow()
     try:
-        for record in records:
-            origin = record["origin"] or ""
-            if origin.startswith(("spend:", "orders:")):
-                kind = origin.split(":", 1)[0]
-                result.still_invalid.append(
-                    {
-                        "id": record["id"],
-                        "reason": f"{kind} rows are not events: fix the file and run `touchpoint import {kind}` again",
-                    }
+        if len(accepted):
+            write_rows(wh, cur, accepted)  # durable before the records are marked replayed
+        with adapter.transaction(cur):
+            for record_id, message_id in replayed:
+                adapter.update(
+                    cur,
+                    "quarantine",
+                    {"status": "replayed", "replayed_at": now, "message_id": message_id},
+                    key="id",
+                    value=record_id,
                 )
-                continue
-            rows = EventRows()
-            payload = payload_override if payload_override is not None else record["payload"].encode()
-            ok = rows.add_raw(
-                payload,
-                received_at=record["received_at"],
-                source=record["source"],
-                default_type=_default_type(record["origin"]),
-                deterministic_ids=True,
-                origin="replay",
-            )
-            if ok:
-                accepted = EventRows()
-                accepted.rows = rows.rows
-                write_rows(wh, cur, accepted)
-                message_id = rows.rows[0][0]
-                with adapter.transaction(cur):
-                    adapter.update(
-                        cur,
-                        "quarantine",
-                        {"status": "replayed", "replayed_at": now, "message_id": message_id},
-                        key="id",
-                        value=record["id"],
-                    )
-                result.replayed.append(record["id"])
-            else:
-                reason = rows.rejected[0].reason
-                with adapter.transaction(cur):
-                    adapter.update(
-                        cur, "quarantine", {"reason": reason, "field": rows.rejected[0].field}, key="id", value=record["id"]
-                    )
-                result.still_invalid.append({"id": record["id"], "reason": reason})
+            for record_id, reason, field_name in failed:
+                adapter.update(
+                    cur, "quarantine", {"reason": reason, "field": field_name}, key="id", value=record_id
+                )
     finally:
         cur.close()
+    result.replayed = [record_id for record_id, _ in replayed]
     return result
 
 

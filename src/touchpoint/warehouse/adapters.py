@@ -156,10 +156,31 @@ class DuckDBAdapter:
         sets = ", ".join(f"{_quote(c)} = ?" for c in values)
         cur.execute(f"UPDATE {_quote(table)} SET {sets} WHERE {_quote(key)} = ?", [*values.values(), value])
 
+    def update_many(self, cur: Any, table: str, rows: pa.Table, *, key: str) -> None:
+        """Set the other columns of ``rows`` on the stored rows with the same ``key``, in one statement."""
+        if rows.num_rows == 0:
+            return
+        view = f"__tp_updates_{table}"
+        cur.register(view, rows)
+        sets = ", ".join(f"{_quote(c)} = u.{_quote(c)}" for c in rows.column_names if c != key)
+        try:
+            cur.execute(f"UPDATE {_quote(table)} SET {sets} FROM {view} AS u WHERE {_quote(table)}.{_quote(key)} = u.{_quote(key)}")
+        finally:
+            cur.unregister(view)
+
     def execute(self, cur: Any, sql: str, params: list[Any] | None = None) -> Any:
         return cur.execute(sql, params or [])
 
     # -- reads -------------------------------------------------------------------------------
+    def fetch_one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+        """One row of a parameterised lookup (portable SQL with ``?`` placeholders)."""
+        cur = self.cursor()
+        try:
+            row = cur.execute(sql, params or []).fetchone()
+            return tuple(row) if row is not None else None
+        finally:
+            cur.close()
+
     def query_arrow(self, sql: str) -> pa.Table:
         """Run one read-only statement and return its rows as Arrow."""
         cur = self.cursor()

@@ -18,7 +18,7 @@ def list_quarantine(
     _key: ReadKey,
     status: str = Query("quarantined", pattern="^(quarantined|replayed|all)$"),
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=10**12),
 ) -> dict[str, Any]:
     wanted = None if status == "all" else status
     return {
