@@ -26,11 +26,11 @@ import ibis.expr.types as ir
 
 from touchpoint.errors import NotFound
 from touchpoint.identity import tables
-from touchpoint.identity.graph import ResolveResult, rebuild, recompute_components, update
+from touchpoint.identity.extract import centers, identifiers, observations
+from touchpoint.identity.graph import ResolveResult, rebuild, recompute_components, saved_rules, update
+from touchpoint.identity.overrides import list_overrides, merge, split
 from touchpoint.identity.rules import ExternalId, MergeRules, is_junk
 from touchpoint.warehouse import Warehouse
-
-_NODE_BITS = 2**40
 
 __all__ = [
     "ExternalId",
@@ -39,10 +39,14 @@ __all__ = [
     "blocked_identifiers",
     "event_profiles",
     "is_junk",
+    "list_overrides",
+    "merge",
     "profile_map",
     "rebuild",
     "recompute_components",
     "resolve",
+    "saved_rules",
+    "split",
     "update",
 ]
 
@@ -65,27 +69,29 @@ def profile_map(wh: Warehouse) -> ir.Table:
     return n.select(identifier_type=n.id_type, identifier=n.id_value, profile_id=n.profile_id)
 
 
-def event_profiles(wh: Warehouse) -> ir.Table:
+def _rules(wh: Warehouse) -> MergeRules:
+    return saved_rules(wh)
+
+
+def event_profiles(wh: Warehouse, events: ir.Table | None = None) -> ir.Table:
     """``message_id, profile_id`` for every resolved event: the profile of its most trusted identifier.
 
-    Events whose every identifier is on the block list (e.g. only ``anonymousId: "anonymous"``) have
-    no profile and no row. Events stored after the last ``rebuild``/``update`` have no row until the next.
+    ``events`` defaults to the whole ``events`` table; pass a filtered one to resolve fewer. Events
+    whose every identifier is blocked (e.g. only ``anonymousId: "anonymous"``) have no row; an event
+    stored after the last ``rebuild``/``update`` has one only if its identifier was already known.
     """
     _require(wh)
-    obs = wh.table(tables.OBSERVATIONS)
-    good = obs.filter(obs.node_id.notnull())
-    # most trusted identifier first; ties (two of one type on an event) go to the smaller node id
-    key = good.rank.cast("int64") * _NODE_BITS + good.node_id
-    best = good.group_by("message_id").agg(key=key.min())
-    best = best.select("message_id", node_id=best.key % _NODE_BITS)
-    nodes = wh.table(tables.NODES).select("node_id", "profile_id")
-    return best.join(nodes, "node_id").select("message_id", "profile_id")
+    rules = _rules(wh)
+    wide, types, extra = identifiers(events if events is not None else wh.table("events"), rules)
+    c = centers(wide, types, extra, rules)
+    nodes = wh.table(tables.NODES).select("id_type", "id_value", "profile_id")
+    j = c.join(nodes, [c.center_type == nodes.id_type, c.center_value == nodes.id_value])
+    return j.select(c.message_id, nodes.profile_id)
 
 
-def blocked_identifiers(wh: Warehouse) -> ir.Table:
+def blocked_identifiers(wh: Warehouse, events: ir.Table | None = None) -> ir.Table:
     """Identifier values refused as junk: ``id_type, id_value, reason, events, first_seen, last_seen``."""
-    _require(wh)
-    obs = wh.table(tables.OBSERVATIONS)
+    obs = observations(events if events is not None else wh.table("events"), _rules(wh))
     b = obs.filter(obs.blocked.notnull())
     return b.group_by(["id_type", "id_value"]).agg(
         reason=b.blocked.min(), events=b.count(), first_seen=b.timestamp.min(), last_seen=b.timestamp.max()

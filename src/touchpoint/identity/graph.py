@@ -34,7 +34,7 @@ from touchpoint.errors import InvalidInput
 from touchpoint.identity import store
 from touchpoint.identity import tables as T
 from touchpoint.identity.components import Scratch
-from touchpoint.identity.extract import observations
+from touchpoint.identity.extract import identifiers, node_stats, pair_stats
 from touchpoint.identity.partition import partition
 from touchpoint.identity.rules import MergeRules
 from touchpoint.warehouse import Warehouse
@@ -65,25 +65,29 @@ class ResolveResult:
 
 
 # -- building blocks ---------------------------------------------------------------------------------
-def _link_pairs(obs: ir.Table) -> ir.Table:
-    """Per event, a star from its most trusted identifier (ties: type, then value) to each other one;
-    pairs are stored once as ``src < dst`` with the first event that linked them."""
-    good = obs.filter(obs.node_id.notnull())
-    key = good.rank.cast("string").lpad(5, "0") + "|" + good.id_type + "|" + good.id_value
-    centers = good.group_by("message_id").agg(center=good.node_id.argmin(key), n=good.count())
-    centers = centers.filter(centers.n > 1)
-    pairs = good.join(centers, "message_id").filter(lambda p: p.node_id != p.center)
-    pairs = pairs.select(
-        src=ibis.least(pairs.node_id, pairs.center),
-        dst=ibis.greatest(pairs.node_id, pairs.center),
-        message_id=pairs.message_id,
-        timestamp=pairs.timestamp,
+def _links_by_node(pairs: ir.Table, lookup: ir.Table) -> ir.Table:
+    """Pairs of (type, value) mapped to node ids, stored once as ``src < dst``."""
+    la, lb = lookup.view(), lookup.view()
+    j = pairs.join(la, [pairs.a_type == la.id_type, pairs.a_value == la.id_value]).join(
+        lb, [pairs.b_type == lb.id_type, pairs.b_value == lb.id_value]
     )
-    return pairs.group_by(["src", "dst"]).agg(
-        message_id=pairs.message_id.argmin(pairs.timestamp),
-        first_seen=pairs.timestamp.min(),
-        last_seen=pairs.timestamp.max(),
-        events=pairs.count(),
+    j = j.select(
+        src=ibis.least(la.node_id, lb.node_id),
+        dst=ibis.greatest(la.node_id, lb.node_id),
+        message_id=pairs.message_id,
+        first_seen=pairs.first_seen,
+        last_seen=pairs.last_seen,
+        events=pairs.events,
+    )
+    return _combine_links(j)
+
+
+def _combine_links(links: ir.Table) -> ir.Table:
+    return links.group_by(["src", "dst"]).agg(
+        message_id=links.message_id.argmin(links.first_seen),
+        first_seen=links.first_seen.min(),
+        last_seen=links.last_seen.max(),
+        events=links.events.sum(),
     )
 
 
@@ -185,7 +189,10 @@ def _merge_log(
                 "note": kind_note or "a merge rule now refuses a link",
             }
         )
+    absorbed = {r["profile_id"] for r in merged_rows}
     for r in renamed.to_pyarrow().to_pylist():
+        if r["new"] in absorbed:
+            continue  # already told as a merge
         rows.append(
             {
                 "logged_at": now,
@@ -212,6 +219,16 @@ def _describe_nodes(wh: Warehouse, rows: list[dict[str, Any]], nodes: ir.Table) 
     return rows
 
 
+def saved_rules(wh: Warehouse) -> MergeRules:
+    """The merge rules the identity tables were last built with (defaults if never built)."""
+    saved = store.read_state(wh).get("rules")
+    return MergeRules.from_dict(saved) if saved else MergeRules()
+
+
+def _late() -> Any:
+    return ibis.interval(seconds=int(LATE_WINDOW.total_seconds()))
+
+
 def _check_rules(state: dict[str, Any], rules: MergeRules) -> None:
     if state and state.get("rules_fingerprint") != rules.fingerprint():
         raise InvalidInput(
@@ -228,9 +245,10 @@ def _node_table(stats: ir.Table) -> ir.Table:
 def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     """Resolve every stored event from scratch and replace the identity tables.
 
-    Manual splits and merges (``identity_overrides``) are kept and applied again.
+    Manual splits and merges (``identity_overrides``) are kept and applied again. ``rules`` default
+    to the ones the tables were last built with (else :class:`MergeRules` defaults).
     """
-    rules = rules or MergeRules()
+    rules = rules or saved_rules(wh)
     started = time.perf_counter()
     store.ensure_tables(wh)
     events = wh.table("events")
@@ -238,27 +256,14 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     result = ResolveResult(mode="rebuild")
     with Scratch(wh) as s:
         snap = events.filter(events.received_at <= cutoff) if cutoff is not None else events
-        raw = s.save(observations(snap, rules), "obs_raw")
-        good = raw.filter(raw.blocked.isnull())
-        stats = good.group_by(["id_type", "id_value"]).agg(
-            rank=good.rank.min(),
-            first_seen=good.timestamp.min(),
-            last_seen=good.timestamp.max(),
-            events=good.count(),
-        )
+        wide_expr, types, extra_expr = identifiers(snap, rules)
+        wide, extra = s.save(wide_expr, "ids"), s.save(extra_expr, "extra_ids")
+        stats = node_stats(wide, types, extra, rules)
         nodes = s.save(stats.mutate(node_id=(ibis.row_number() + 1).cast("int64")), "nodes")
-        obs = raw.left_join(nodes, [raw.id_type == nodes.id_type, raw.id_value == nodes.id_value]).select(
-            raw.message_id,
-            nodes.node_id,
-            raw.rank,
-            raw.timestamp,
-            raw.received_at,
-            raw.id_type,
-            raw.id_value,
-            raw.blocked,
+        lookup = nodes.select("node_id", "id_type", "id_value")
+        links = s.save(
+            _links_by_node(s.save(pair_stats(wide, types, extra, rules), "pairs"), lookup), "links"
         )
-        obs = s.save(obs, "obs")
-        links = s.save(_link_pairs(obs), "links")
         split_nodes, forced = _overrides_for(wh, nodes)
         part = partition(s, _node_table(nodes), links, rules, split_nodes, forced)
         final_nodes = s.save(_node_table(nodes).join(part.assign, "node_id"), "final_nodes")
@@ -277,11 +282,12 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
 
         store.replace_table(wh, T.NODES, final_nodes, T.NODES_SCHEMA)
         store.replace_table(wh, T.LINKS, final_links, T.LINKS_SCHEMA)
-        stored_obs = obs.mutate(
-            id_type=ibis.ifelse(obs.node_id.isnull(), obs.id_type, ibis.null(str)),
-            id_value=ibis.ifelse(obs.node_id.isnull(), obs.id_value, ibis.null(str)),
-        )
-        store.replace_table(wh, T.OBSERVATIONS, stored_obs, T.OBSERVATIONS_SCHEMA)
+        if cutoff is not None:
+            since = ibis.timestamp(cutoff) - _late()
+            recent = snap.filter(snap.received_at >= since).select("message_id", "received_at")
+        else:
+            recent = snap.select("message_id", "received_at")
+        store.replace_table(wh, T.RECENT, recent, T.RECENT_SCHEMA)
         if log_rows:
             store.append(wh, T.MERGE_LOG, store.merge_log_rows(log_rows))
 
@@ -295,8 +301,7 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
             .to_pyarrow()
             .to_pylist()[0]
         )
-        n_events = int(snap.count().to_pyarrow().as_py())
-        result.events = n_events
+        result.events = int(snap.count().to_pyarrow().as_py())
         result.identifiers = int(counts["identifiers"])
         result.profiles = int(counts["profiles"] or 0)
         result.links = int(link_counts["links"])
@@ -324,9 +329,9 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     """Resolve the events stored since the last run, recomputing only the components they touch.
 
     Builds from scratch when nothing was built yet. Refuses (with a hint) when ``rules`` differ
-    from the ones the tables were built with.
+    from the ones the tables were built with; ``rules`` default to those.
     """
-    rules = rules or MergeRules()
+    rules = rules or saved_rules(wh)
     state = store.read_state(wh)
     if not state or not store.exists(wh, T.NODES):
         return rebuild(wh, rules)
@@ -336,27 +341,33 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     total = int(events.count().to_pyarrow().as_py())
     processed = int(state.get("events_processed") or 0)
     with Scratch(wh) as s:
-        new_events = None
         watermark = state.get("watermark")
-        if watermark is not None:
-            since = ibis.timestamp(watermark) - ibis.interval(seconds=int(LATE_WINDOW.total_seconds()))
-            obs_t = wh.table(T.OBSERVATIONS)
-            seen = obs_t.filter(obs_t.received_at >= since).select("message_id")
-            recent = events.filter(events.received_at >= since)
-            new_events = s.save(recent.anti_join(seen, "message_id"), "new_events")
-            found = int(new_events.count().to_pyarrow().as_py())
-            if found != total - processed:  # something arrived outside the window: look at everything
-                new_events = None
-        if new_events is None:
-            new_events = s.save(
-                events.anti_join(wh.table(T.OBSERVATIONS).select("message_id"), "message_id"), "new_events"
+        if watermark is None:
+            return rebuild(wh, rules)
+        since = ibis.timestamp(watermark) - _late()
+        seen = wh.table(T.RECENT).select("message_id")
+        recent = events.filter(events.received_at >= since)
+        new_events = s.save(recent.anti_join(seen, "message_id"), "new_events")
+        found = int(new_events.count().to_pyarrow().as_py())
+        if found != total - processed:
+            # events arrived stamped before the window (an import with old received_at) or were erased
+            result = rebuild(wh, rules)
+            result.notes.append(
+                f"rebuilt: {total - processed:+,} events since the last run, {found:,} in the recent window"
             )
-            found = int(new_events.count().to_pyarrow().as_py())
-        if found == 0:
-            result = ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3))
             return result
+        if found == 0:
+            return ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3))
         result = _recompute(wh, s, rules, new_events=new_events, components=None)
         max_received = new_events.received_at.max().to_pyarrow().as_py()
+        new_mark = max(ibis.timestamp(watermark).to_pyarrow().as_py(), max_received)
+        keep_since = ibis.timestamp(new_mark) - _late()
+        old_recent = wh.table(T.RECENT)
+        kept = old_recent.filter(old_recent.received_at >= keep_since)
+        added = new_events.filter(new_events.received_at >= keep_since).select("message_id", "received_at")
+        store.replace_table(
+            wh, T.RECENT, s.save(kept.union(added, distinct=False), "recent"), T.RECENT_SCHEMA
+        )
     new_watermark = (
         max(str(state.get("watermark") or ""), max_received.isoformat()) if max_received else watermark
     )
@@ -373,7 +384,7 @@ def recompute_components(
     wh: Warehouse, components: list[int], rules: MergeRules | None = None, note: str | None = None
 ) -> ResolveResult:
     """Re-resolve the given components (after a manual split or merge changed the overrides)."""
-    rules = rules or MergeRules()
+    rules = rules or saved_rules(wh)
     _check_rules(store.read_state(wh), rules)
     started = time.perf_counter()
     with Scratch(wh) as s:
@@ -397,17 +408,11 @@ def _recompute(
     all_nodes = wh.table(T.NODES)
     old_links = wh.table(T.LINKS)
     parts_nodes: list[ir.Table] = []
-    new_obs = None
+    new_links = None
     if new_events is not None:
-        raw = s.save(observations(new_events, rules), "obs_raw")
-        good = raw.filter(raw.blocked.isnull())
-        stats = good.group_by(["id_type", "id_value"]).agg(
-            rank=good.rank.min(),
-            first_seen=good.timestamp.min(),
-            last_seen=good.timestamp.max(),
-            events=good.count(),
-        )
-        stats = s.save(stats, "new_stats")
+        wide_expr, types, extra_expr = identifiers(new_events, rules)
+        wide, extra = s.save(wide_expr, "new_ids"), s.save(extra_expr, "new_extra_ids")
+        stats = s.save(node_stats(wide, types, extra, rules), "new_stats")
         known = all_nodes.select("node_id", "id_type", "id_value", "component")
         touched = s.save(
             stats.join(known, ["id_type", "id_value"]).select(stats, known.node_id, known.component),
@@ -421,19 +426,7 @@ def _recompute(
         lookup = touched.select("node_id", "id_type", "id_value").union(
             fresh.select("node_id", "id_type", "id_value"), distinct=False
         )
-        new_obs = raw.left_join(
-            lookup, [raw.id_type == lookup.id_type, raw.id_value == lookup.id_value]
-        ).select(
-            raw.message_id,
-            lookup.node_id,
-            raw.rank,
-            raw.timestamp,
-            raw.received_at,
-            raw.id_type,
-            raw.id_value,
-            raw.blocked,
-        )
-        new_obs = s.save(new_obs, "new_obs")
+        new_links = s.save(_links_by_node(pair_stats(wide, types, extra, rules), lookup), "new_links")
         parts_nodes.append(fresh.mutate(component=ibis.null("int64")))
         parts_nodes.append(touched)
     else:
@@ -456,16 +449,9 @@ def _recompute(
     lk_cols = ["src", "dst", "message_id", "first_seen", "last_seen", "events"]
     old_sub_links = old_links.filter(old_links.src.isin(old_nodes.node_id)).select(*lk_cols)
     link_parts = [old_sub_links]
-    if new_obs is not None:
-        link_parts.append(_link_pairs(new_obs).select(*lk_cols))
-    stacked_links = ibis.union(*link_parts, distinct=False)
-    sub_links = stacked_links.group_by(["src", "dst"]).agg(
-        message_id=stacked_links.message_id.argmin(stacked_links.first_seen),
-        first_seen=stacked_links.first_seen.min(),
-        last_seen=stacked_links.last_seen.max(),
-        events=stacked_links.events.sum(),
-    )
-    sub_links = s.save(sub_links, "sub_links")
+    if new_links is not None:
+        link_parts.append(new_links.select(*lk_cols))
+    sub_links = s.save(_combine_links(ibis.union(*link_parts, distinct=False)), "sub_links")
 
     split_nodes, forced = _overrides_for(wh, sub_nodes)
     part = partition(s, _node_table(sub_nodes), sub_links, rules, split_nodes, forced)
@@ -482,12 +468,6 @@ def _recompute(
         (T.NODES, "component", affected.select("component"), final_nodes, T.NODES_SCHEMA),
         (T.LINKS, "src", old_nodes.select("node_id"), final_links, T.LINKS_SCHEMA),
     ]
-    if new_obs is not None:
-        stored_obs = new_obs.mutate(
-            id_type=ibis.ifelse(new_obs.node_id.isnull(), new_obs.id_type, ibis.null(str)),
-            id_value=ibis.ifelse(new_obs.node_id.isnull(), new_obs.id_value, ibis.null(str)),
-        )
-        steps.append((T.OBSERVATIONS, "message_id", None, stored_obs, T.OBSERVATIONS_SCHEMA))
     store.replace_rows(wh, steps)
     if log_rows:
         store.append(wh, T.MERGE_LOG, store.merge_log_rows(log_rows))

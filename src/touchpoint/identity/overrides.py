@@ -34,17 +34,14 @@ import pyarrow as pa
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.identity import store
 from touchpoint.identity import tables as T
-from touchpoint.identity.graph import recompute_components
+from touchpoint.identity.graph import recompute_components, saved_rules
 from touchpoint.identity.lookup import candidates, find_profile
 from touchpoint.identity.rules import MergeRules
 from touchpoint.warehouse import Warehouse
 
 
 def _rules(wh: Warehouse, rules: MergeRules | None) -> MergeRules:
-    if rules is not None:
-        return rules
-    saved = store.read_state(wh).get("rules")
-    return MergeRules.from_dict(saved) if saved else MergeRules()
+    return rules if rules is not None else saved_rules(wh)
 
 
 def _members(wh: Warehouse, profile_id: str) -> list[dict[str, Any]]:

@@ -188,11 +188,13 @@ def _split_conflicts(
         cut = cut.filter(la.label != lb.label).select(src=edges.src, dst=edges.dst, la=la.label, lb=lb.label)
         na, nb = seed_names.view(), seed_names.view()
         cut = cut.left_join(na, cut.la == na.label).left_join(nb, cut.lb == nb.label)
+        first_name = ibis.coalesce(na.name, "?")
+        second_name = ibis.coalesce(nb.name, "?")
         reason = (
             f"{id_type} limit {limit}: would join {id_type} '"
-            + ibis.coalesce(na.name, "?")
+            + ibis.least(first_name, second_name)
             + "' and '"
-            + ibis.coalesce(nb.name, "?")
+            + ibis.greatest(first_name, second_name)
             + "' in one profile"
         )
         refusals.append(

@@ -47,6 +47,24 @@ JUNK_VALUES: tuple[str, ...] = (
     "true",
     "false",
 )
+#: Placeholder addresses typed into forms to get past them; they never link either.
+JUNK_EMAILS: tuple[str, ...] = (
+    "test@test.com",
+    "test@example.com",
+    "example@example.com",
+    "user@example.com",
+    "email@email.com",
+    "email@example.com",
+    "noemail@noemail.com",
+    "no@email.com",
+    "none@none.com",
+    "null@null.com",
+    "na@na.com",
+    "a@a.com",
+    "x@x.com",
+    "asdf@asdf.com",
+    "noreply@noreply.com",
+)
 #: Values made only of zeros, dashes, dots, spaces or underscores ("0000", "--", "00000000-0000-...").
 JUNK_PATTERN = r"^[0\-_. ]*$"
 _JUNK_RE = re.compile(JUNK_PATTERN)
@@ -102,7 +120,8 @@ class MergeRules:
     merged through a shared device or a shared address.
 
     ``blocked_values``: extra junk values (compared trimmed, lower-cased) on top of
-    :data:`JUNK_VALUES` and :data:`JUNK_PATTERN`. ``blocked_emails`` likewise for emails only.
+    :data:`JUNK_VALUES` and :data:`JUNK_PATTERN`. ``blocked_emails`` likewise for emails only, on top of
+    :data:`JUNK_EMAILS`.
 
     ``external_ids``: identifiers read from event JSON (:class:`ExternalId`);
     ``segment_external_ids`` also reads Segment's ``context.externalIds`` list (``[{id, type}]``).

@@ -7,9 +7,8 @@
                            (node ids, ``src < dst``), the first ``message_id`` that linked them,
                            ``first_seen, last_seen, events``, ``status`` (accepted | refused),
                            ``reason`` for a refusal
-``identity_observations``  one row per (event, identifier): ``message_id, node_id, rank,
-                           timestamp, received_at``; a blocked value has no node and keeps
-                           ``id_type, id_value, blocked`` (the reason)
+``identity_recent``        the events of the last hour before the watermark already resolved
+                           (``message_id, received_at``), so none is resolved twice
 ``identity_overrides``     manual splits and merges (kept across rebuilds; the only source data)
 ``identity_merge_log``     every merge and split: which profiles, which link, which event, when
 ``identity_state``         the watermark, the rules' fingerprint, when it was built
@@ -27,7 +26,7 @@ S, TS, I64, I32 = dt.String(), dt.Timestamp(), dt.Int64(), dt.Int32()
 
 NODES = "identity_nodes"
 LINKS = "identity_links"
-OBSERVATIONS = "identity_observations"
+RECENT = "identity_recent"
 OVERRIDES = "identity_overrides"
 MERGE_LOG = "identity_merge_log"
 STATE = "identity_state"
@@ -58,18 +57,7 @@ LINKS_SCHEMA = ibis.schema(
         ("reason", S),
     ]
 )
-OBSERVATIONS_SCHEMA = ibis.schema(
-    [
-        ("message_id", S),
-        ("node_id", I64),
-        ("rank", I32),
-        ("timestamp", TS),
-        ("received_at", TS),
-        ("id_type", S),
-        ("id_value", S),
-        ("blocked", S),
-    ]
-)
+RECENT_SCHEMA = ibis.schema([("message_id", S), ("received_at", TS)])
 OVERRIDES_SPEC = TableSpec(
     name=OVERRIDES,
     doc="Manual identity decisions: 'split' (the identifier links to nothing) or 'merge' (force a link).",

@@ -1,0 +1,286 @@
+"""``touchpoint profiles rebuild|update|show|events|search|split|merge|stats|log``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from touchpoint import identity, profiles
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
+from touchpoint.errors import InvalidInput
+from touchpoint.identity import tables
+from touchpoint.profiles.lookup import get_profile, search, stats
+from touchpoint.profiles.timeline import timeline
+
+app = typer.Typer(
+    help="Resolve identities into unified customer profiles; look them up, split and merge them.",
+    no_args_is_help=True,
+)
+
+RulesOpt = typer.Option(
+    None, "--rules", help="A JSON file of merge rules (priority, limits, blocked_values, external_ids...)."
+)
+AsOfOpt = typer.Option(None, "--as-of", help="Instant recency counts from (ISO 8601; default: now, UTC).")
+
+
+def _load_rules(path: Path | None) -> identity.MergeRules | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"no merge rules file at {path}", hint="check the --rules path") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid JSON: {exc}", hint="fix the file") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} must hold a JSON object of merge rules")
+    return identity.MergeRules.from_dict(data)
+
+
+def _summary(result: identity.ResolveResult, built: dict[str, Any]) -> dict[str, Any]:
+    return {"identity": result.to_dict(), "profiles": built}
+
+
+def _render_summary(data: dict[str, Any]) -> None:
+    r = data["identity"]
+    console.print(
+        f"identity {r['mode']}: {r['events']:,} events, {r['profiles']:,} profiles, "
+        f"{r['refused_links']:,} refused links, {r['merges_logged']:,} merges logged in {r['seconds']} s"
+    )
+    for note in r.get("notes") or []:
+        console.print(f"  [yellow]{note}[/]")
+    p = data["profiles"]
+    console.print(f"profiles: {p['profiles']:,} profiles, {p['traits']:,} traits in {p['seconds']} s")
+
+
+@app.command("rebuild")
+def rebuild(
+    rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Resolve every event from scratch, then rebuild the profiles (manual splits/merges are kept)."""
+    with warehouse(data) as wh:
+        result = identity.rebuild(wh, _load_rules(rules))
+        built = profiles.build(wh, as_of=as_of)
+    emit(_summary(result, built), as_json, lambda: _render_summary(_summary(result, built)))
+
+
+@app.command("update")
+def update(
+    rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Resolve only the events stored since the last run, then refresh the profiles."""
+    with warehouse(data) as wh:
+        result = identity.update(wh, _load_rules(rules))
+        built = profiles.build(wh, as_of=as_of)
+    emit(_summary(result, built), as_json, lambda: _render_summary(_summary(result, built)))
+
+
+@app.command("show")
+def show(
+    identifier: str = typer.Argument(..., help="Any identifier of the profile, or its profile id."),
+    id_type: str = typer.Option(None, "--type", help="Only match this identifier type (e.g. email)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a profile: computed traits, traits with their source, identifiers, merge history."""
+    with warehouse(data) as wh:
+        p = get_profile(wh, identifier, id_type)
+
+    def render() -> None:
+        console.print(
+            f"[bold]{p['profile_id']}[/] (matched {p['matched']['type']} {p['matched']['value']!r})"
+        )
+        c = p["computed"]
+        for key in (
+            "first_seen",
+            "last_seen",
+            "events",
+            "sessions",
+            "orders",
+            "revenue",
+            "average_order_value",
+            "days_since_last_order",
+            "channels",
+            "rfm",
+        ):
+            console.print(f"  {key}: {c.get(key)}")
+        table(
+            "identifiers",
+            ["type", "value", "first seen", "events"],
+            [(i["type"], i["value"], i["first_seen"], i["events"]) for i in p["identifiers"]],
+        )
+        table(
+            "traits",
+            ["trait", "value", "source", "at"],
+            [
+                (k, json.dumps(v), p["trait_sources"][k]["source"], p["trait_sources"][k]["timestamp"])
+                for k, v in p["traits"].items()
+            ],
+        )
+        if p["merge_history"]:
+            table(
+                "merge history",
+                ["when", "kind", "profiles", "event"],
+                [
+                    (h["logged_at"], h["kind"], h["merged_profile_ids"], h["message_id"])
+                    for h in p["merge_history"]
+                ],
+            )
+
+    emit(p, as_json, render)
+
+
+@app.command("events")
+def events(
+    identifier: str = typer.Argument(..., help="Any identifier of the profile, or its profile id."),
+    limit: int = typer.Option(50, "--limit"),
+    offset: int = typer.Option(0, "--offset"),
+    event_type: str = typer.Option(None, "--type", help="Only this event type (track, page, identify...)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The profile's timeline across all its identifiers, newest first."""
+    with warehouse(data) as wh:
+        page = timeline(wh, identifier, limit=limit, offset=offset, event_type=event_type)
+
+    def render() -> None:
+        table(
+            f"{page['profile_id']}: {page['total']:,} events",
+            ["time", "type", "event/page", "user", "anonymous"],
+            [
+                (e["timestamp"], e["type"], e["event"] or e["name"], e["user_id"], e["anonymous_id"])
+                for e in page["events"]
+            ],
+        )
+
+    emit(page, as_json, render)
+
+
+@app.command("search")
+def search_(
+    criteria: list[str] = typer.Argument(..., help="trait=value pairs, e.g. plan=pro rfm=555"),
+    limit: int = typer.Option(50, "--limit"),
+    offset: int = typer.Option(0, "--offset"),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Profiles whose traits (or computed traits) have the given values."""
+    pairs: dict[str, str] = {}
+    for item in criteria:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InvalidInput(f"{item!r} is not trait=value", hint="write e.g. plan=pro")
+        pairs[name] = value
+    with warehouse(data) as wh:
+        found = search(wh, pairs, limit=limit, offset=offset)
+
+    def render() -> None:
+        table(
+            f"{found['total']:,} profiles",
+            ["profile", "user", "email", "orders", "revenue", "rfm", "last seen"],
+            [
+                (
+                    r["profile_id"],
+                    r["user_id"],
+                    r["email"],
+                    r["orders"],
+                    r["revenue"],
+                    r["rfm"],
+                    r["last_seen"],
+                )
+                for r in found["profiles"]
+            ],
+        )
+
+    emit(found, as_json, render)
+
+
+@app.command("split")
+def split(
+    profile: str = typer.Argument(..., help="The profile (its id or any identifier)."),
+    identifier: str = typer.Option(..., "--identifier", help="The identifier to cut out of the profile."),
+    id_type: str = typer.Option(None, "--type", help="The identifier's type when the value is ambiguous."),
+    note: str = typer.Option(None, "--note", help="Why (kept in the merge log)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo a bad merge: cut an identifier from everything it linked, recompute, refresh profiles."""
+    with warehouse(data) as wh:
+        out = identity.split(wh, profile, identifier, id_type, note=note)
+        profiles.build(wh)
+    emit(
+        out,
+        as_json,
+        lambda: console.print(
+            f"split {out['identifier']['type']} {out['identifier']['value']!r} "
+            f"into {out['split_profile_id']}; the rest is {out['profile_id']}"
+        ),
+    )
+
+
+@app.command("merge")
+def merge(
+    first: str = typer.Argument(..., help="A profile id or any identifier."),
+    second: str = typer.Argument(..., help="Another profile id or identifier."),
+    note: str = typer.Option(None, "--note", help="Why (kept in the merge log)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge two profiles (lifting any split between them, else forcing a link), refresh profiles."""
+    with warehouse(data) as wh:
+        out = identity.merge(wh, first, second, note=note)
+        profiles.build(wh)
+    emit(out, as_json, lambda: console.print(f"merged into {out['profile_id']}"))
+
+
+@app.command("stats")
+def stats_(data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts: profiles, identifiers by type, links and refusals by reason."""
+    with warehouse(data) as wh:
+        s = stats(wh)
+
+    def render() -> None:
+        for k, v in s.items():
+            console.print(f"{k}: {v}")
+
+    emit(s, as_json, render)
+
+
+def _link(r: dict[str, Any]) -> str:
+    if not r["src_type"]:
+        return ""
+    return f"{r['src_type']} {r['src_value']} ~ {r['dst_type']} {r['dst_value']}"
+
+
+@app.command("log")
+def log(limit: int = typer.Option(50, "--limit"), data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """The merge log, newest first: merges, splits and renames with the link and event that caused them."""
+    with warehouse(data) as wh:
+        if tables.MERGE_LOG not in wh.ibis.list_tables():
+            rows: list[dict[str, Any]] = []
+        else:
+            t = wh.table(tables.MERGE_LOG)
+            rows = wh.to_arrow(t.order_by(t.logged_at.desc()).limit(limit)).to_pylist()
+
+    def render() -> None:
+        table(
+            "merge log",
+            ["when", "kind", "profile", "from", "link", "event"],
+            [
+                (
+                    r["logged_at"],
+                    r["kind"],
+                    r["profile_id"],
+                    r["merged_profile_ids"],
+                    _link(r),
+                    r["message_id"],
+                )
+                for r in rows
+            ],
+        )
+
+    emit(rows, as_json, render)

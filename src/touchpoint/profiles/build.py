@@ -1,0 +1,233 @@
+"""Unified profiles: traits (last write wins, with their source) and computed traits, per profile.
+
+Two derived tables, rebuilt from ``events`` and the identity tables by :func:`build`:
+
+``profiles`` (one row per profile)
+    ``profile_id, identifiers, user_id, email, first_seen, last_seen, events, sessions, orders,
+    revenue, average_order_value, last_order_at, days_since_last_order, channels, channels_touched,
+    recency_score, frequency_score, monetary_score, rfm, as_of, built_at``
+``profile_traits`` (one row per profile and trait)
+    ``profile_id, trait, value`` (JSON text) ``, source, timestamp, message_id``: the latest value
+    by event timestamp (ties: the larger message id) from ``traits`` or ``context.traits``.
+
+Methods: a session is a run of events with gaps under 30 minutes; a channel is the one of each
+session's first event (:func:`touchpoint.journeys.channels.channel_expr`); orders are
+"Order Completed" events counted once per order id; RFM scores are quintiles 1-5 among profiles
+with an order, ``ceil(5 * cume_dist)``: equal values share a score and the best value scores 5.
+
+>>> from touchpoint.warehouse import Warehouse
+>>> from touchpoint.collect.store import write_messages
+>>> from touchpoint import identity
+>>> wh = Warehouse.open("duckdb://:memory:")
+>>> _ = write_messages(wh, [
+...     {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "timestamp": "2026-01-01T10:00:00Z"},
+...     {"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": "2026-01-02T10:00:00Z",
+...      "properties": {"order_id": "o1", "revenue": 30}}])
+>>> _ = identity.rebuild(wh)
+>>> build(wh, as_of="2026-01-12T10:00:00")["profiles"]
+1
+>>> row = wh.to_arrow(wh.table("profiles")).to_pylist()[0]
+>>> (row["orders"], row["revenue"], row["days_since_last_order"], row["sessions"], row["rfm"])
+(1, 30.0, 10, 2, '555')
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from touchpoint import identity
+from touchpoint.identity import store
+
+PROFILES = "profiles"
+TRAITS = "profile_traits"
+SESSION_GAP_MINUTES = 30
+ORDER_EVENT = "Order Completed"
+
+PROFILES_SCHEMA = ibis.schema(
+    [
+        ("profile_id", dt.String()),
+        ("identifiers", dt.Int64()),
+        ("user_id", dt.String()),
+        ("email", dt.String()),
+        ("first_seen", dt.Timestamp()),
+        ("last_seen", dt.Timestamp()),
+        ("events", dt.Int64()),
+        ("sessions", dt.Int64()),
+        ("orders", dt.Int64()),
+        ("revenue", dt.Float64()),
+        ("average_order_value", dt.Float64()),
+        ("last_order_at", dt.Timestamp()),
+        ("days_since_last_order", dt.Int64()),
+        ("channels", dt.String()),
+        ("channels_touched", dt.Int64()),
+        ("recency_score", dt.Int64()),
+        ("frequency_score", dt.Int64()),
+        ("monetary_score", dt.Int64()),
+        ("rfm", dt.String()),
+        ("as_of", dt.Timestamp()),
+        ("built_at", dt.Timestamp()),
+    ]
+)
+TRAITS_SCHEMA = ibis.schema(
+    [
+        ("profile_id", dt.String()),
+        ("trait", dt.String()),
+        ("value", dt.String()),
+        ("source", dt.String()),
+        ("timestamp", dt.Timestamp()),
+        ("message_id", dt.String()),
+    ]
+)
+
+
+def _as_of(value: datetime | str | None) -> datetime:
+    if value is None:
+        return store.now()
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (
+            parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
+        )
+    return value
+
+
+def _score(metric: ir.Column) -> ir.IntegerValue:
+    """Quintile 1-5 of ``metric`` among the rows it is computed over (ties share a score)."""
+    q = ibis.cume_dist().over(order_by=metric)
+    return ibis.greatest(1, ibis.least(5, (q * 5).ceil().cast("int64")))
+
+
+def _traits(events: ir.Table, ep: ir.Table) -> ir.Table:
+    parts = []
+    for column, source in (("traits", "traits"), ("context", "context.traits")):
+        has = ibis.coalesce(events[column].cast("string").contains("{"), False)
+        sub = events.filter(has)
+        m = (sub[column] if column == "traits" else sub.context["traits"]).map
+        part = sub.select(
+            "message_id",
+            "timestamp",
+            "source",
+            via=ibis.literal(source),
+            trait=m.keys().unnest(),
+            value=m.values().unnest(),
+        )
+        parts.append(part)
+    long = ibis.union(*parts, distinct=False)
+    long = long.filter(long.trait.notnull() & long.value.notnull() & (long.value != "null"))
+    j = long.join(ep, "message_id")
+    # identify traits win over context.traits at the same instant; then the later message id
+    key = j.timestamp.cast("string") + "|" + ibis.ifelse(j.via == "traits", "1", "0") + "|" + j.message_id
+    latest = j.group_by(["profile_id", "trait"]).agg(
+        value=j.value.argmax(key),
+        source=(ibis.coalesce(j.source, "") + ":" + j.via).argmax(key),
+        timestamp=j.timestamp.max(),
+        message_id=j.message_id.argmax(key),
+    )
+    return latest
+
+
+def _channel(t: ir.Table) -> ir.StringValue:
+    from touchpoint.journeys.channels import channel_expr
+
+    return channel_expr(t)
+
+
+def build(wh: Any, *, as_of: datetime | str | None = None) -> dict[str, Any]:
+    """Rebuild ``profiles`` and ``profile_traits`` from the events and the current identities.
+
+    ``as_of`` (default: now, UTC) is the instant ``days_since_last_order`` and recency count from.
+    Returns a summary: how many profiles, traits, seconds.
+    """
+    started = time.perf_counter()
+    as_of_ts = _as_of(as_of)
+    events = wh.table("events")
+    ep = identity.event_profiles(wh, events)
+    nodes = wh.table(identity.tables.NODES)
+    ev = events.join(ep, "message_id")
+
+    # sessions: a new one starts after 30 minutes of silence
+    w = ibis.window(group_by=ev.profile_id, order_by=[ev.timestamp, ev.message_id])
+    prev = ev.timestamp.lag().over(w)
+    gap = ibis.literal(SESSION_GAP_MINUTES * 60, "int64")
+    starts = prev.isnull() | ((ev.timestamp.epoch_seconds() - prev.epoch_seconds()) >= gap)
+    marked = ev.mutate(session_start=starts)
+    sess = marked.filter(marked.session_start)
+    sess = sess.mutate(channel=_channel(sess))
+    sessions = sess.group_by("profile_id").agg(
+        sessions=sess.count(),
+        channels=sess.channel.collect(distinct=True),
+    )
+
+    base = ev.group_by("profile_id").agg(
+        first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count()
+    )
+    o = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
+    order_key = ibis.coalesce(o.order_id, o.message_id)
+    per_order = o.group_by(["profile_id", order_key.name("order_key")]).agg(
+        revenue=o.revenue.max(), at=o.timestamp.min()
+    )
+    orders = per_order.group_by("profile_id").agg(
+        orders=per_order.count(),
+        revenue=ibis.coalesce(per_order.revenue.sum(), 0.0),
+        last_order_at=per_order.at.max(),
+    )
+    users = nodes.filter(nodes.id_type == "user_id")
+    users = users.group_by("profile_id").agg(user_id=users.id_value.argmin(users.first_seen))
+    emails = nodes.filter(nodes.id_type == "email")
+    emails = emails.group_by("profile_id").agg(email=emails.id_value.argmax(emails.last_seen))
+    ident = nodes.group_by("profile_id").agg(identifiers=nodes.count())
+
+    p = ident.left_join(base, "profile_id").select(
+        ident.profile_id, ident.identifiers, base.first_seen, base.last_seen, base.events
+    )
+    p = p.left_join(users, "profile_id").select(p, users.user_id)
+    p = p.left_join(emails, "profile_id").select(p, emails.email)
+    p = p.left_join(sessions, "profile_id").select(p, sessions.sessions, sessions.channels)
+    p = p.left_join(orders, "profile_id").select(p, orders.orders, orders.revenue, orders.last_order_at)
+    as_of_lit = ibis.literal(as_of_ts, "timestamp")
+    channels = p.channels.sort()
+    p = p.mutate(
+        events=ibis.coalesce(p.events, 0),
+        sessions=ibis.coalesce(p.sessions, 0),
+        orders=ibis.coalesce(p.orders, 0),
+        revenue=ibis.coalesce(p.revenue, 0.0),
+        average_order_value=ibis.ifelse(p.orders > 0, p.revenue / p.orders, ibis.null("float64")),
+        days_since_last_order=((as_of_lit.epoch_seconds() - p.last_order_at.epoch_seconds()) // 86400).cast(
+            "int64"
+        ),
+        channels=ibis.ifelse(channels.length() > 0, channels.join(","), ibis.null(str)),
+        channels_touched=ibis.coalesce(p.channels.length(), 0).cast("int64"),
+        as_of=as_of_lit,
+        built_at=ibis.literal(store.now(), "timestamp"),
+    )
+    buyers = p.filter(p.orders > 0)
+    scored = buyers.select(
+        "profile_id",
+        recency_score=_score(buyers.last_order_at),
+        frequency_score=_score(buyers.orders),
+        monetary_score=_score(buyers.revenue),
+    )
+    p = p.left_join(scored, "profile_id").select(
+        p, scored.recency_score, scored.frequency_score, scored.monetary_score
+    )
+    p = p.mutate(
+        rfm=p.recency_score.cast("string")
+        + p.frequency_score.cast("string")
+        + p.monetary_score.cast("string")
+    )
+    store.replace_table(wh, PROFILES, p, PROFILES_SCHEMA)
+    store.replace_table(wh, TRAITS, _traits(events, ep), TRAITS_SCHEMA)
+    n = int(wh.table(PROFILES).count().to_pyarrow().as_py())
+    k = int(wh.table(TRAITS).count().to_pyarrow().as_py())
+    return {
+        "profiles": n,
+        "traits": k,
+        "as_of": as_of_ts.isoformat(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
