@@ -24,8 +24,8 @@ from rich.table import Table
 from touchpoint.config import Settings, get_settings, override_settings
 from touchpoint.warehouse import Warehouse, open_warehouse
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[
     Path | None,

@@ -12,6 +12,7 @@ def demo(
     weeks: int = typer.Option(104, "--weeks", min=8, help="How many weeks of history."),
     seed: int = typer.Option(42, "--seed", help="Random seed (same seed, same shop)."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the server when loaded."),
+    analyse: bool = typer.Option(True, "--analyse/--no-analyse", help="Run every capability's analysis on the data."),
     host: str = typer.Option(None, "--host", help="Address to serve on (default: setting 'host')."),
     port: int = typer.Option(None, "--port", help="Port to serve on (default: setting 'port')."),
     data: DataOpt = None,
@@ -27,7 +28,10 @@ def demo(
     if changes:
         settings = override_settings(**changes)
     say = (lambda _msg: None) if as_json else err_console.print
-    summary = run_demo(settings, DemoConfig(customers=customers, weeks=weeks, seed=seed), say=say)
+    from touchpoint.demo.run import DEMO_STEPS
+
+    steps = DEMO_STEPS if analyse else ()
+    summary = run_demo(settings, DemoConfig(customers=customers, weeks=weeks, seed=seed), say=say, steps=steps)
 
     def show() -> None:
         wh = summary["warehouse"]
