@@ -35,8 +35,8 @@ class MMMConfig:
     yearly_order: int = 2
     trend: bool = True
     holdout_weeks: int = 8
-    draws: int = 1000
-    warmup: int = 1000
+    draws: int = 500
+    warmup: int = 500
     chains: int = 4
     seed: int = 0
     target_accept: float = 0.9

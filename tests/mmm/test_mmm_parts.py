@@ -1,0 +1,158 @@
+"""The parts that need no sampler: transforms, settings, data loading, diagnostics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from touchpoint.errors import InvalidInput, NotFound
+from touchpoint.mmm import MMMConfig, MMMData, from_file
+from touchpoint.mmm import diagnostics as diag
+from touchpoint.mmm.transforms import (
+    adstock,
+    adstock_weights,
+    hill,
+    lag_matrix,
+    logistic,
+    saturate,
+    saturate_derivative,
+)
+
+
+@given(st.floats(0.01, 0.95), st.integers(1, 30))
+def test_geometric_weights_sum_to_one_and_decay(decay: float, lags: int) -> None:
+    w = adstock_weights(np, "geometric", np.array([[decay]]), lags)[0]
+    assert w.sum() == pytest.approx(1.0)
+    assert np.all(np.diff(w) <= 0)
+
+
+def test_weibull_weights_can_peak_later() -> None:
+    w = adstock_weights(np, "weibull", np.array([[3.0, 4.0]]), 13)[0]
+    assert w.sum() == pytest.approx(1.0)
+    assert 1 <= int(np.argmax(w)) <= 5  # a delayed peak, not at lag 0
+
+
+def test_adstock_matches_a_direct_convolution() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(30, 2))
+    w = adstock_weights(np, "geometric", np.array([[0.5], [0.2]]), 5)
+    got = adstock(np, lag_matrix(x, 5), w)
+    for c in range(2):
+        expected = np.convolve(x[:, c], w[c])[:30]
+        np.testing.assert_allclose(got[:, c], expected)
+
+
+def test_saturation_values_and_derivatives() -> None:
+    assert hill(np, np.array(2.0), np.array(2.0), np.array(3.0)) == pytest.approx(0.5)
+    assert hill(np, np.array(0.0), np.array(1.0), np.array(1.5)) == pytest.approx(0.0, abs=1e-9)
+    assert logistic(np, np.array(1e6), np.array(1.0)) == pytest.approx(1.0)
+    a = np.linspace(0.1, 3, 20)
+    for kind, params in (("hill", np.array([1.2, 2.0])), ("logistic", np.array([1.5]))):
+        eps = 1e-6
+        numeric = (saturate(np, kind, a + eps, params) - saturate(np, kind, a - eps, params)) / (2 * eps)
+        np.testing.assert_allclose(saturate_derivative(kind, a, params), numeric, rtol=1e-5)
+
+
+def test_config_round_trip_hash_and_errors() -> None:
+    cfg = MMMConfig(draws=300, roi_priors={"tv": (2.0, 0.5)}, brand_channels=("tv",))
+    again = MMMConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.config_hash() == cfg.config_hash()
+    assert MMMConfig(seed=1).config_hash() != MMMConfig(seed=2).config_hash()
+    mu, sigma = cfg.roi_prior_lognormal("tv")
+    assert np.exp(mu + sigma**2 / 2) == pytest.approx(2.0)  # the calibration keeps the lift test's mean
+    with pytest.raises(InvalidInput, match="adstock 'carry'"):
+        MMMConfig(adstock="carry")
+    with pytest.raises(InvalidInput, match="chains=0"):
+        MMMConfig(chains=0)
+    with pytest.raises(InvalidInput, match=r"roi_priors\['tv'\]"):
+        MMMConfig(roi_priors={"tv": (-1.0, 0.5)})
+    with pytest.raises(InvalidInput, match="unknown model setting"):
+        MMMConfig.from_dict({"drawz": 10})
+
+
+def _weeks(n: int) -> np.ndarray:
+    return np.arange(n) * 7 + np.datetime64("2024-01-01", "D")
+
+
+def test_data_validation_names_the_problem() -> None:
+    spend = {"tv": np.ones(30)}
+    with pytest.raises(InvalidInput, match="only 20 weeks"):
+        MMMData.from_columns(dates=_weeks(20), target=np.ones(20), spend={"tv": np.ones(20)})
+    bad = np.ones(30)
+    bad[3] = -1
+    with pytest.raises(InvalidInput, match="spend of channel 'tv' is missing or negative in the week of 2024-01-22"):
+        MMMData.from_columns(dates=_weeks(30), target=np.ones(30), spend={"tv": bad})
+    dates = _weeks(30)
+    dates[10:] += 7
+    with pytest.raises(InvalidInput, match="not consecutive weeks"):
+        MMMData.from_columns(dates=dates, target=np.ones(30), spend=spend)
+    data = MMMData.from_columns(dates=_weeks(30), target=np.ones(30), spend={"tv": np.r_[np.ones(25), np.zeros(5)]})
+    with pytest.raises(InvalidInput, match="channel 'tv' has no spend in the fitted weeks"):
+        MMMData.from_columns(
+            dates=_weeks(40), target=np.ones(40), spend={"tv": np.r_[np.zeros(35), np.ones(5)]}
+        ).validate(holdout_weeks=5)
+    assert MMMData.from_dict(data.to_dict()).to_dict() == data.to_dict()
+
+
+def test_from_file_sums_days_into_weeks(tmp_path: Path) -> None:
+    days = np.arange("2024-01-01", "2024-07-03", dtype="datetime64[D]")  # Monday .. a partial last week
+    lines = ["day,sales,tv,search,price"]
+    lines += [f"{d},{10 + i % 7},{1.0},{i % 3},{5 + (i // 7) % 2}" for i, d in enumerate(days)]
+    path = tmp_path / "daily.csv"
+    path.write_text("\n".join(lines))
+    data = from_file(path, date_column="day", target="sales", channels=["tv", "search"], controls=["price"])
+    assert data.n_weeks == 26  # the partial last week is dropped
+    assert str(data.dates[0]) == "2024-01-01"
+    np.testing.assert_allclose(data.spend[:, 0], 7.0)
+    np.testing.assert_allclose(data.target, sum(10 + k for k in range(7)))
+    assert set(np.unique(data.controls[:, 0])) == {5.0, 6.0}  # controls are averaged, not summed
+    with pytest.raises(InvalidInput, match=r"column\(s\) 'radio' not in daily.csv") as err:
+        from_file(path, date_column="day", target="sales", channels=["radio"])
+    assert "day, sales, tv, search, price" in str(err.value)
+    with pytest.raises(NotFound, match="does not exist"):
+        from_file(tmp_path / "nope.csv", date_column="d", target="t", channels=["c"])
+
+
+def test_rhat_and_ess_behave_as_published() -> None:
+    rng = np.random.default_rng(1)
+    iid = rng.normal(size=(4, 1000))
+    assert diag.rhat(iid) < 1.01
+    assert 3000 < diag.ess_bulk(iid) < 5000
+    shifted = iid.copy()
+    shifted[0] += 1.0
+    assert diag.rhat(shifted) > 1.05  # one chain elsewhere: flagged
+    rho = 0.8
+    ar = np.zeros((4, 4000))
+    noise = rng.normal(size=ar.shape)
+    for t in range(1, ar.shape[1]):
+        ar[:, t] = rho * ar[:, t - 1] + noise[:, t]
+    expected = ar.size * (1 - rho) / (1 + rho)  # the AR(1) effective sample size
+    assert diag.ess_bulk(ar) == pytest.approx(expected, rel=0.2)
+
+
+def test_collinear_channels_are_found() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(50, 3))
+    x[:, 2] = x[:, 0] * 2
+    pairs = diag.collinear_channels(x, ("a", "b", "c"))
+    assert pairs == [{"channels": ["a", "c"], "correlation": pytest.approx(1.0)}]
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.lists(st.floats(0, 100), min_size=20, max_size=20))
+def test_interval_coverage_is_a_share(values: list[float]) -> None:
+    obs = np.array(values)
+    pred = np.random.default_rng(0).normal(obs, 1.0, size=(200, 20))
+    assert 0.0 <= diag.interval_coverage(obs, pred, 0.9) <= 1.0
+
+
+def test_importing_touchpoint_mmm_does_not_load_jax() -> None:
+    code = "import sys, touchpoint.mmm, touchpoint.cli.mmm; print('jax' in sys.modules, 'numpyro' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
