@@ -215,15 +215,21 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
                 "too few to learn from",
                 hint="use a shorter --days, or wait for more data (two windows of --days are needed)",
             )
-    clf = _classifier(seed).fit(_matrix(train), y_train)
-    test_scores = clf.predict_proba(_matrix(test))[:, 1]
-    metrics = evaluate(y_test, test_scores)
-    warnings = []
-    if metrics["auc"] < 0.6:
-        warnings.append(f"out-of-time AUC is {metrics['auc']:.2f}: the scores barely rank customers")
-    final = _classifier(seed).fit(_matrix(test), y_test)
-    now = wh.to_arrow(feature_expr(events, as_of_d, event).order_by("customer_id"))
-    scores = final.predict_proba(_matrix(now))[:, 1] if now.num_rows else np.array([])
+    # OpenMP threads only pay off on large tables; on small ones (and busy machines) they cost much more
+    # than they save, so they are limited to one below 200,000 customers.
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401 - load OpenMP before limiting it
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1 if len(y_train) < 200_000 else None, user_api="openmp"):
+        clf = _classifier(seed).fit(_matrix(train), y_train)
+        test_scores = clf.predict_proba(_matrix(test))[:, 1]
+        metrics = evaluate(y_test, test_scores)
+        warnings = []
+        if metrics["auc"] < 0.6:
+            warnings.append(f"out-of-time AUC is {metrics['auc']:.2f}: the scores barely rank customers")
+        final = _classifier(seed).fit(_matrix(test), y_test)
+        now = wh.to_arrow(feature_expr(events, as_of_d, event).order_by("customer_id"))
+        scores = final.predict_proba(_matrix(now))[:, 1] if now.num_rows else np.array([])
     order = np.argsort(-scores, kind="stable")
     decile = np.empty(len(scores), dtype=np.int64)
     for k, idx in enumerate(np.array_split(order, 10), start=1):
