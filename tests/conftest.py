@@ -71,8 +71,16 @@ class Server:
         self._close_log()
         self._log_handle = self.log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(self.port), "--data",
-             str(self.data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "touchpoint.cli.main",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data",
+                str(self.data_dir),
+            ],
             env=env,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,

@@ -62,9 +62,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None and "://" not in value:
-            raise ValueError(
-                f"warehouse_url {value!r} is not a URL; use e.g. 'duckdb:///path/to/file.duckdb'"
-            )
+            raise ValueError(f"warehouse_url {value!r} is not a URL; use e.g. 'duckdb:///path/to/file.duckdb'")
         return value
 
     @classmethod

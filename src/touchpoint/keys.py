@@ -95,7 +95,13 @@ def create_api_key(wh: Warehouse, name: str, scope: str) -> str:
     if scope not in SCOPES:
         raise InvalidInput(f"scope {scope!r} is not one of {', '.join(SCOPES)}", hint="use --scope read or admin")
     key = f"tpk_{scope[0]}_" + secrets.token_urlsafe(24)
-    row = {"name": name, "key_hash": hash_key(key), "key_prefix": key[:10], "scope": scope, "created_at": utcnow()}
+    row = {
+        "name": name,
+        "key_hash": hash_key(key),
+        "key_prefix": key[:10],
+        "scope": scope,
+        "created_at": utcnow(),
+    }
     _insert(wh, "api_keys", row, API_KEYS.schema.to_pyarrow())
     return key
 

@@ -41,7 +41,10 @@ def test_sources_keys_import_query_quarantine(capsys: pytest.CaptureFixture[str]
     assert json.loads(out)["duplicates"] == 2
 
     code, out, _ = run(capsys, "query", "SELECT user_id, event FROM events ORDER BY 1", "--data", data, "--json")
-    assert json.loads(out) == [{"user_id": "u1", "event": "Signed Up"}, {"user_id": "u3", "event": "Order Completed"}]
+    assert json.loads(out) == [
+        {"user_id": "u1", "event": "Signed Up"},
+        {"user_id": "u3", "event": "Order Completed"},
+    ]
     code, out, _ = run(capsys, "query", "SELECT count(*) AS n FROM events", "--data", data, "--csv")
     assert out.splitlines() == ["n", "2"]
     code, _, err = run(capsys, "query", "DELETE FROM events", "--data", data)
@@ -67,9 +70,23 @@ def test_orders_and_spend_imports(capsys: pytest.CaptureFixture[str], tmp_path: 
     data = str(tmp_path / "data")
     orders = tmp_path / "o.csv"
     orders.write_text("cust_no,order_no,ts,amount\nc1,1,2026-01-01,10\nc1,2,2026-02-01,12\n")
-    code, out, _ = run(capsys, "import", "orders", str(orders), "--map", "customer_id=cust_no", "--map",
-                       "order_id=order_no", "--map", "timestamp=ts", "--map", "revenue=amount", "--data", data,
-                       "--json")
+    code, out, _ = run(
+        capsys,
+        "import",
+        "orders",
+        str(orders),
+        "--map",
+        "customer_id=cust_no",
+        "--map",
+        "order_id=order_no",
+        "--map",
+        "timestamp=ts",
+        "--map",
+        "revenue=amount",
+        "--data",
+        data,
+        "--json",
+    )
     assert code == 0 and json.loads(out)["stored"] == 2
     code, _, err = run(capsys, "import", "orders", str(orders), "--map", "nonsense", "--data", data)
     assert code == 1 and "FIELD=COLUMN" in err
@@ -94,8 +111,19 @@ def test_query_on_an_empty_data_dir_says_what_to_do(capsys: pytest.CaptureFixtur
 @pytest.mark.slow
 def test_demo_without_serving(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     data = tmp_path / "demo-data"
-    code, out, _ = run(capsys, "demo", "--customers", "300", "--weeks", "30", "--no-serve", "--no-analyse", "--data",
-                       str(data), "--json")
+    code, out, _ = run(
+        capsys,
+        "demo",
+        "--customers",
+        "300",
+        "--weeks",
+        "30",
+        "--no-serve",
+        "--no-analyse",
+        "--data",
+        str(data),
+        "--json",
+    )
     assert code == 0, out
     summary = json.loads(out)
     truth = json.loads((data / "demo" / "truth.json").read_text())
@@ -105,8 +133,19 @@ def test_demo_without_serving(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert summary["warehouse"]["quarantined"] == 0
     assert summary["warehouse"]["spend_rows"] == 30 * 5
     # Running it again is idempotent: same shop, nothing new.
-    code, out, _ = run(capsys, "demo", "--customers", "300", "--weeks", "30", "--no-serve", "--no-analyse", "--data",
-                       str(data), "--json")
+    code, out, _ = run(
+        capsys,
+        "demo",
+        "--customers",
+        "300",
+        "--weeks",
+        "30",
+        "--no-serve",
+        "--no-analyse",
+        "--data",
+        str(data),
+        "--json",
+    )
     again = json.loads(out)
     assert again["imports"]["events"]["stored"] == 0 and again["warehouse"]["events"] == summary["warehouse"]["events"]
     assert again["keys"] == summary["keys"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis.strategies as st
@@ -12,25 +12,30 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-
 from tests.conftest import Server
+
 from touchpoint import keys
 from touchpoint.api.app import create_app
 from touchpoint.config import Settings
 from touchpoint.warehouse import open_warehouse
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=30),
 )
 json_values = st.recursive(
-    json_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner,
-                                                                                        max_size=4)),
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
     max_leaves=12,
 )
 maybe = lambda strategy: st.one_of(st.none(), strategy, json_values)  # noqa: E731
 timestamps = st.one_of(
-    st.datetimes().map(lambda d: d.isoformat()), st.just("2026-01-01T00:00:00Z"), st.text(max_size=25),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.just("2026-01-01T00:00:00Z"),
+    st.text(max_size=25),
 )
 items = st.fixed_dictionaries(
     {},
@@ -46,8 +51,9 @@ items = st.fixed_dictionaries(
         "previousId": maybe(st.text(max_size=5)),
         "properties": maybe(st.dictionaries(st.text(max_size=8), json_values, max_size=5)),
         "traits": maybe(st.dictionaries(st.sampled_from(["email", "name", "x"]), json_values, max_size=3)),
-        "context": maybe(st.dictionaries(st.sampled_from(["page", "campaign", "traits", "ip"]), json_values,
-                                         max_size=4)),
+        "context": maybe(
+            st.dictionaries(st.sampled_from(["page", "campaign", "traits", "ip"]), json_values, max_size=4)
+        ),
     },
 )
 
@@ -72,8 +78,11 @@ def test_batch_items_are_stored_or_quarantined_never_dropped(app_client: tuple[T
     client, key = app_client
     before_events = _count(client, "SELECT count(*) AS n FROM events")
     before_quarantine = _count(client, "SELECT count(*) AS n FROM quarantine")
-    r = client.post("/v1/batch", content=msgspec.json.encode({"batch": batch}),
-                    headers={"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()})
+    r = client.post(
+        "/v1/batch",
+        content=msgspec.json.encode({"batch": batch}),
+        headers={"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()},
+    )
     assert r.status_code in (200, 400, 413), r.text
     if r.status_code != 200:
         assert r.json()["error"]["message"]
@@ -93,11 +102,14 @@ def test_batch_items_are_stored_or_quarantined_never_dropped(app_client: tuple[T
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(st.binary(max_size=200), json_values.map(msgspec.json.encode), items.map(msgspec.json.encode)),
-       path=st.sampled_from(["/v1/track", "/v1/i", "/v1/batch", "/v1/p", "/v1/alias"]),
-       encoding=st.sampled_from([None, "gzip", "deflate", "br", ""]))
-def test_any_body_gets_a_clear_answer_not_a_500(app_client: tuple[TestClient, str], body: bytes, path: str,
-                                                encoding: str | None) -> None:
+@given(
+    body=st.one_of(st.binary(max_size=200), json_values.map(msgspec.json.encode), items.map(msgspec.json.encode)),
+    path=st.sampled_from(["/v1/track", "/v1/i", "/v1/batch", "/v1/p", "/v1/alias"]),
+    encoding=st.sampled_from([None, "gzip", "deflate", "br", ""]),
+)
+def test_any_body_gets_a_clear_answer_not_a_500(
+    app_client: tuple[TestClient, str], body: bytes, path: str, encoding: str | None
+) -> None:
     client, key = app_client
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "text/plain"}
     if encoding is not None:
@@ -111,8 +123,9 @@ def test_any_body_gets_a_clear_answer_not_a_500(app_client: tuple[TestClient, st
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    from touchpoint.warehouse import Warehouse
     from tests.conftest import free_port
+
+    from touchpoint.warehouse import Warehouse
 
     data = tmp_path_factory.mktemp("schemathesis") / "data"
     wh = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
@@ -138,13 +151,11 @@ schema = _schema()
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_schema_driven_fuzz_finds_no_500(case: Any, live: Server) -> None:
-    headers = {"Authorization": f"Bearer {live.write_key if case.path.startswith('/v1/') and 'quarantine' not in case.path else live.read_key}"}  # type: ignore[attr-defined]
+    collector = case.path.startswith("/v1/") and "quarantine" not in case.path
+    key = live.write_key if collector else live.read_key  # type: ignore[attr-defined]
+    headers = {"Authorization": f"Bearer {key}"}
     response = case.call(base_url=live.url, headers=headers)
     assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
     if response.status_code >= 400:
         body = response.json()
         assert body["success"] is False and body["error"]["message"]
-
-
-def _unused(_: Callable[..., Any]) -> None:  # keeps the Callable import honest for type checkers
-    return None

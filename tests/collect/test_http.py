@@ -44,7 +44,9 @@ def basic(key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
 
-@pytest.mark.parametrize("path", ["identify", "track", "page", "screen", "group", "alias", "i", "t", "p", "s", "g", "a"])
+@pytest.mark.parametrize(
+    "path", ["identify", "track", "page", "screen", "group", "alias", "i", "t", "p", "s", "g", "a"]
+)
 def test_every_event_path_stores_its_type(client: TestClient, write_key: str, path: str) -> None:
     event = {"userId": "u1", "event": "E", "groupId": "g1", "previousId": "old", "messageId": f"m-{path}"}
     r = client.post(f"/v1/{path}", json=event, headers=basic(write_key))
@@ -84,7 +86,9 @@ def test_auth_by_basic_bearer_and_body_write_key(client: TestClient, write_key: 
     assert client.post("/v1/track", json=event, headers=basic(write_key)).status_code == 200
     assert client.post("/v1/track", json=event, headers={"Authorization": f"Bearer {write_key}"}).status_code == 200
     assert client.post("/v1/track", json={**event, "writeKey": write_key}).status_code == 200
-    assert client.post("/v1/batch", json={"batch": [{**event, "type": "track"}], "writeKey": write_key}).status_code == 200
+    assert (
+        client.post("/v1/batch", json={"batch": [{**event, "type": "track"}], "writeKey": write_key}).status_code == 200
+    )
     assert rows(client, "SELECT count(*) AS n FROM events") == [{"n": 4}]
 
 
@@ -99,12 +103,19 @@ def test_text_plain_and_gzip_bodies(client: TestClient, write_key: str) -> None:
     raw = msgspec.json.encode({"userId": "u", "event": "E", "messageId": "plain"})
     r = client.post("/v1/t", content=raw, headers={**basic(write_key), "Content-Type": "text/plain"})
     assert r.status_code == 200
-    zipped = gzip.compress(msgspec.json.encode({"batch": [{"type": "track", "userId": "u", "event": "E",
-                                                           "messageId": "zipped"}]}))
-    r = client.post("/v1/batch", content=zipped, headers={**basic(write_key), "Content-Encoding": "gzip",
-                                                          "Content-Type": "application/json"})
+    zipped = gzip.compress(
+        msgspec.json.encode({"batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "zipped"}]})
+    )
+    r = client.post(
+        "/v1/batch",
+        content=zipped,
+        headers={**basic(write_key), "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
     assert r.status_code == 200, r.text
-    assert rows(client, "SELECT message_id FROM events ORDER BY 1") == [{"message_id": "plain"}, {"message_id": "zipped"}]
+    assert rows(client, "SELECT message_id FROM events ORDER BY 1") == [
+        {"message_id": "plain"},
+        {"message_id": "zipped"},
+    ]
     bad = client.post("/v1/batch", content=b"not gzip", headers={**basic(write_key), "Content-Encoding": "gzip"})
     assert bad.status_code == 400 and "gzip" in bad.json()["error"]["message"]
 
@@ -113,17 +124,22 @@ def test_limits_name_the_limit(client: TestClient, write_key: str) -> None:
     big = {"userId": "u", "event": "E", "properties": {"x": "y" * 33_000}}
     r = client.post("/v1/track", json=big, headers=basic(write_key))
     assert r.status_code == 413 and "per event" in r.json()["error"]["message"]
-    r = client.post("/v1/batch", json={"batch": [{"type": "track", "userId": "u", "event": "E"}] * 2501},
-                    headers=basic(write_key))
+    r = client.post(
+        "/v1/batch",
+        json={"batch": [{"type": "track", "userId": "u", "event": "E"}] * 2501},
+        headers=basic(write_key),
+    )
     assert r.status_code == 400 and "2,500" in r.json()["error"]["message"]
     r = client.post("/v1/batch", json={"batch": [{**big, "type": "track"}] * 16}, headers=basic(write_key))
     assert r.status_code == 413 and "per request" in r.json()["error"]["message"]
     bomb = gzip.compress(b'{"batch": [' + b" " * 2_000_000 + b"]}")
     r = client.post("/v1/batch", content=bomb, headers={**basic(write_key), "Content-Encoding": "gzip"})
     assert r.status_code == 413
-    r = client.post("/v1/batch", json={"batch": [{**big, "type": "track"}, {"type": "track", "userId": "u",
-                                                                           "event": "ok"}]},
-                    headers=basic(write_key))
+    r = client.post(
+        "/v1/batch",
+        json={"batch": [{**big, "type": "track"}, {"type": "track", "userId": "u", "event": "ok"}]},
+        headers=basic(write_key),
+    )
     assert r.status_code == 200 and r.json()["quarantined"] == 1  # an oversized item is kept aside, not lost
 
 
@@ -175,8 +191,11 @@ def test_read_endpoints_need_an_api_key_not_a_write_key(client: TestClient, writ
 
 
 def test_quarantine_replay_over_http(client: TestClient, write_key: str) -> None:
-    client.post("/v1/batch", json={"batch": [{"type": "track", "userId": "u", "event": "E", "timestamp": "soon"}]},
-                headers=basic(write_key))
+    client.post(
+        "/v1/batch",
+        json={"batch": [{"type": "track", "userId": "u", "event": "E", "timestamp": "soon"}]},
+        headers=basic(write_key),
+    )
     admin = keys.create_api_key(stored(client), "boss", "admin")
     h = {"Authorization": f"Bearer {admin}"}
     listed = client.get("/v1/quarantine", headers=h).json()
@@ -196,9 +215,21 @@ def test_every_error_has_the_one_shape(client: TestClient, write_key: str) -> No
         (client.post("/v1/track", json={"userId": "u"}, headers=basic(write_key)), 400),
         (client.post("/v1/batch", content=b"garbage", headers=basic(write_key)), 400),
         (client.post("/v1/track", content=b"x" * 40_000, headers=basic(write_key)), 413),
-        (client.post("/v1/track", content=b"{}", headers={**basic(write_key), "Content-Encoding": "br"}), 400),
+        (
+            client.post("/v1/track", content=b"{}", headers={**basic(write_key), "Content-Encoding": "br"}),
+            400,
+        ),
         (client.get("/v1/quarantine"), 401),
-        (client.get("/v1/quarantine", headers={"X-API-Key": read, }, params={"limit": 0}), 422),
+        (
+            client.get(
+                "/v1/quarantine",
+                headers={
+                    "X-API-Key": read,
+                },
+                params={"limit": 0},
+            ),
+            422,
+        ),
         (client.post("/v1/quarantine/replay", headers={"X-API-Key": read}), 403),
         (client.get("/v1/quarantine/none", headers={"X-API-Key": read}), 404),
         (client.get("/no/such/path"), 404),

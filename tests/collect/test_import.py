@@ -65,8 +65,17 @@ def test_jsonl_import_with_mapping_and_bad_lines(warehouse: Warehouse, tmp_path:
 
 def test_parquet_import(warehouse: Warehouse, tmp_path: Path) -> None:
     path = tmp_path / "events.parquet"
-    pq.write_table(pa.table({"type": ["track", "track"], "user_id": ["u1", None], "event": ["A", "B"],
-                             "properties": ['{"x": 1}', None]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "type": ["track", "track"],
+                "user_id": ["u1", None],
+                "event": ["A", "B"],
+                "properties": ['{"x": 1}', None],
+            }
+        ),
+        path,
+    )
     report = import_events(warehouse, path)
     assert (report.write.stored, report.write.quarantined) == (1, 1)
     assert q(warehouse, "SELECT properties FROM events") == [{"properties": '{"x":1}'}]
@@ -93,15 +102,21 @@ def test_orders_lines_become_one_order_completed_event(warehouse: Warehouse, tmp
     report = import_orders(warehouse, path, mapping={"customer_id": "cust"})
     assert (report.write.stored, report.write.quarantined) == (2, 2)
     o1 = q(warehouse, "SELECT user_id, event, revenue, email, properties FROM events WHERE order_id = 'o1'")[0]
-    assert (o1["user_id"], o1["event"], o1["revenue"], o1["email"]) == ("c1", "Order Completed", 15.0, "ann@x.io")
+    assert (o1["user_id"], o1["event"], o1["revenue"], o1["email"]) == (
+        "c1",
+        "Order Completed",
+        15.0,
+        "ann@x.io",
+    )
     assert [p["sku"] for p in json.loads(o1["properties"])["products"]] == ["a", "b"]
     assert import_orders(warehouse, path, mapping={"customer_id": "cust"}).write.stored == 0
 
 
 def test_spend_upserts_and_reimport_writes_nothing(warehouse: Warehouse, tmp_path: Path) -> None:
     path = tmp_path / "spend.csv"
-    path.write_text("date,channel,campaign,amount\n2026-01-05,search,,100\n2026-01-05,social,x,50\n"
-                    "2026-01-06,search,,-4\n")
+    path.write_text(
+        "date,channel,campaign,amount\n2026-01-05,search,,100\n2026-01-05,social,x,50\n2026-01-06,search,,-4\n"
+    )
     first = import_spend(warehouse, path)
     assert (first.write.stored, first.write.quarantined) == (2, 1)
     assert "negative" in first.sample_reasons[0]

@@ -10,7 +10,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 import segment.analytics as segment
-
 from tests.conftest import Server, events_in
 
 pytestmark = pytest.mark.slow
@@ -20,8 +19,12 @@ def test_segment_python_client_events_arrive_exactly_once(make_server: Callable[
     server = make_server()
     errors: list[object] = []
     client = segment.Client(
-        write_key=server.write_key, host=server.url, on_error=lambda e, batch: errors.append(e),
-        upload_size=250, max_retries=3, gzip=True,
+        write_key=server.write_key,
+        host=server.url,
+        on_error=lambda e, batch: errors.append(e),
+        upload_size=250,
+        max_retries=3,
+        gzip=True,
     )
     client.identify("user-1", {"email": "Ann@Example.com", "plan": "pro"}, anonymous_id="anon-1")
     client.track("user-1", "Order Completed", {"order_id": "o-1", "revenue": 42.5, "currency": "EUR"})
@@ -60,8 +63,9 @@ def test_acknowledged_events_survive_sigkill(make_server: Callable[[], Server]) 
             while not stop.is_set() and n < 100_000:
                 ids = [f"w{worker}-{n + k}-{uuid.uuid4().hex[:6]}" for k in range(20)]
                 n += 20
-                body = {"batch": [{"type": "track", "userId": f"u{worker}", "event": "Tick", "messageId": m}
-                                  for m in ids]}
+                body = {
+                    "batch": [{"type": "track", "userId": f"u{worker}", "event": "Tick", "messageId": m} for m in ids]
+                }
                 try:
                     ok = http.post(f"{server.url}/v1/batch", json=body).status_code == 200
                 except httpx.HTTPError:
@@ -88,8 +92,12 @@ def test_acknowledged_events_survive_sigkill(make_server: Callable[[], Server]) 
     retry = sorted(unacked) + sorted(acked)[:500]
     with httpx.Client(auth=(server.write_key, ""), timeout=10.0) as http:
         for start in range(0, len(retry), 500):
-            body = {"batch": [{"type": "track", "userId": "retry", "event": "Tick", "messageId": m}
-                              for m in retry[start : start + 500]]}
+            body = {
+                "batch": [
+                    {"type": "track", "userId": "retry", "event": "Tick", "messageId": m}
+                    for m in retry[start : start + 500]
+                ]
+            }
             assert http.post(f"{server.url}/v1/batch", json=body).status_code == 200
     server.stop()
 

@@ -27,11 +27,21 @@ def reason(event: dict | bytes, **kwargs) -> tuple[str, str | None]:
 
 
 def test_track_keeps_json_exactly_and_extracts_typed_columns() -> None:
-    row = one({
-        "type": "track", "userId": "u1", "event": " Order Completed ", "messageId": "m1",
-        "properties": {"revenue": "12.50", "currency": "eur", "order_id": 17, "email": " Ann@Example.COM "},
-        "context": {"page": {"url": "https://s.example/p?utm_source=news&utm_medium=email&x=1"}},
-    })
+    row = one(
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": " Order Completed ",
+            "messageId": "m1",
+            "properties": {
+                "revenue": "12.50",
+                "currency": "eur",
+                "order_id": 17,
+                "email": " Ann@Example.COM ",
+            },
+            "context": {"page": {"url": "https://s.example/p?utm_source=news&utm_medium=email&x=1"}},
+        }
+    )
     assert row["event"] == "Order Completed"
     assert row["revenue"] == 12.5 and row["currency"] == "EUR" and row["order_id"] == "17"
     assert row["email"] == "ann@example.com"
@@ -40,18 +50,29 @@ def test_track_keeps_json_exactly_and_extracts_typed_columns() -> None:
 
 
 def test_context_campaign_wins_over_url_and_page_properties_are_used() -> None:
-    row = one({
-        "type": "page", "anonymousId": "a1", "properties": {"url": "https://s.example/x?utm_source=u"},
-        "context": {"campaign": {"source": "google", "medium": "cpc", "name": "spring"}, "page": "odd"},
-    })
+    row = one(
+        {
+            "type": "page",
+            "anonymousId": "a1",
+            "properties": {"url": "https://s.example/x?utm_source=u"},
+            "context": {"campaign": {"source": "google", "medium": "cpc", "name": "spring"}, "page": "odd"},
+        }
+    )
     assert (row["utm_source"], row["utm_medium"], row["utm_campaign"]) == ("google", "cpc", "spring")
     assert row["url"] == "https://s.example/x?utm_source=u"
 
 
 def test_clock_skew_is_corrected_with_sent_at() -> None:
     # The client's clock is 1 hour fast: it says the event happened 10 s before it was sent.
-    row = one({"type": "track", "userId": "u", "event": "E", "timestamp": "2026-03-01T13:00:00Z",
-               "sentAt": "2026-03-01T13:00:10Z"})
+    row = one(
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "E",
+            "timestamp": "2026-03-01T13:00:00Z",
+            "sentAt": "2026-03-01T13:00:10Z",
+        }
+    )
     assert row["timestamp"] == datetime(2026, 3, 1, 11, 59, 50)
     assert row["original_timestamp"] == datetime(2026, 3, 1, 13, 0, 0)
     assert row["received_at"] == NOW
@@ -59,7 +80,8 @@ def test_clock_skew_is_corrected_with_sent_at() -> None:
 
 def test_time_zones_become_utc_and_missing_timestamp_is_receipt_time() -> None:
     assert one({"type": "track", "userId": "u", "event": "E", "timestamp": "2026-03-01T14:00:00+02:00"})[
-        "timestamp"] == datetime(2026, 3, 1, 12, 0)
+        "timestamp"
+    ] == datetime(2026, 3, 1, 12, 0)
     assert one({"type": "track", "userId": "u", "event": "E"})["timestamp"] == NOW
 
 
@@ -79,7 +101,11 @@ def test_numeric_ids_are_kept_as_text() -> None:
         ({"type": "bogus", "userId": "u"}, "type", "not one of"),
         ({"userId": "u"}, "type", "missing"),
         ({"type": "track", "userId": "u", "event": "E", "timestamp": "yesterday"}, "timestamp", "ISO 8601"),
-        ({"type": "track", "userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00"}, "timestamp", "1970"),
+        (
+            {"type": "track", "userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00"},
+            "timestamp",
+            "1970",
+        ),
         ({"type": "track", "userId": "u", "event": "E", "properties": [1, 2]}, "properties", "JSON object"),
         ({"type": "track", "userId": "u", "event": 5}, "event", "expected a string, got a number"),
         ({"type": "track", "userId": True, "event": "E"}, "userId", "boolean"),

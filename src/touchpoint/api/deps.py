@@ -39,7 +39,6 @@ class AppState:
         self._write_keys[write_key] = (source, now)
         return source
 
-
     def scope_for(self, api_key: str) -> str | None:
         """The scope of an API key, cached like write keys (unknown keys for 5 s, known ones for 60 s)."""
         now = time.monotonic()

@@ -22,7 +22,12 @@ _encode = msgspec.json.Encoder().encode
 
 
 def error_response(
-    status: int, code: str, message: str, hint: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    hint: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response:
     body: dict[str, Any] = {"success": False, "error": {"code": code, "message": message, "hint": hint}}
     body.update(extra)

@@ -32,7 +32,11 @@ def sources_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
     emit(
         [i.to_dict() for i in infos],
         as_json,
-        lambda: table("sources", ["name", "key prefix", "created"], [(i.name, i.key_prefix, i.created_at) for i in infos]),
+        lambda: table(
+            "sources",
+            ["name", "key prefix", "created"],
+            [(i.name, i.key_prefix, i.created_at) for i in infos],
+        ),
     )
 
 
@@ -63,6 +67,8 @@ def keys_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
         [i.to_dict() for i in infos],
         as_json,
         lambda: table(
-            "API keys", ["name", "scope", "key prefix", "created"], [(i.name, i.scope, i.key_prefix, i.created_at) for i in infos]
+            "API keys",
+            ["name", "scope", "key prefix", "created"],
+            [(i.name, i.scope, i.key_prefix, i.created_at) for i in infos],
         ),
     )

@@ -29,7 +29,11 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[
     Path | None,
-    typer.Option("--data", help="Data directory (default: $TOUCHPOINT_DATA_DIR or ./touchpoint-data).", show_default=False),
+    typer.Option(
+        "--data",
+        help="Data directory (default: $TOUCHPOINT_DATA_DIR or ./touchpoint-data).",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 

@@ -46,7 +46,9 @@ def demo(
             console.print(f"  [{colour}]{area}[/]: {status} {headline}", highlight=False)
         keys = summary["keys"]
         console.print(f"  files and ground truth: {summary['files']}")
-        console.print(f"  write key: {keys['write_key']}   read key: {keys['read_key']}   (saved in {keys['stored_in']})")
+        console.print(
+            f"  write key: {keys['write_key']}   read key: {keys['read_key']}   (saved in {keys['stored_in']})"
+        )
 
     emit(summary, as_json, show)
     if serve:

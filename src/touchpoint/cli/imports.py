@@ -30,8 +30,13 @@ def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | Non
     if not enabled:
         yield None
         return
-    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(f"importing {path.name}", total=path.stat().st_size)
 
@@ -57,8 +62,15 @@ def _report(kind: str, report: ImportReport, as_json: bool) -> None:
     emit(data, as_json, show)
 
 
-def _run(kind: str, path: Path, data: Path | None, as_json: bool, quiet: bool, fn: Callable[..., ImportReport],
-         **kwargs: Any) -> None:
+def _run(
+    kind: str,
+    path: Path,
+    data: Path | None,
+    as_json: bool,
+    quiet: bool,
+    fn: Callable[..., ImportReport],
+    **kwargs: Any,
+) -> None:
     check_file(path)
     with warehouse(data) as wh, _progress(path, not (quiet or as_json)) as progress:
         report = fn(wh, path, progress=progress, **kwargs)
@@ -77,9 +89,19 @@ def events(
 ) -> None:
     """Import Segment-shaped events (validated, deduplicated by messageId, bad ones quarantined)."""
     settings = settings_for(data)
-    _run("events", path, data, as_json, quiet, import_events, fmt=fmt, mapping=parse_mapping(mapping),
-         source=source or "import", chunk_events=settings.import_chunk_events,
-         max_event_bytes=settings.max_event_bytes)
+    _run(
+        "events",
+        path,
+        data,
+        as_json,
+        quiet,
+        import_events,
+        fmt=fmt,
+        mapping=parse_mapping(mapping),
+        source=source or "import",
+        chunk_events=settings.import_chunk_events,
+        max_event_bytes=settings.max_event_bytes,
+    )
 
 
 @app.command("orders")
@@ -89,7 +111,9 @@ def orders(
     mapping: list[str] = MapOpt,
     source: str = SourceOpt,
     revenue_is_order_total: bool = typer.Option(
-        False, "--revenue-is-order-total", help="The revenue column holds the order's total, repeated on each line."
+        False,
+        "--revenue-is-order-total",
+        help="The revenue column holds the order's total, repeated on each line.",
     ),
     quiet: bool = QuietOpt,
     data: DataOpt = None,
@@ -100,8 +124,18 @@ def orders(
     Columns: customer_id, order_id, timestamp, revenue (or price and quantity); optional email,
     currency, product_id, sku, name, category, quantity, price. Rename with --map.
     """
-    _run("orders", path, data, as_json, quiet, import_orders, fmt=fmt, mapping=parse_mapping(mapping),
-         source=source or "orders-import", revenue_is_order_total=revenue_is_order_total)
+    _run(
+        "orders",
+        path,
+        data,
+        as_json,
+        quiet,
+        import_orders,
+        fmt=fmt,
+        mapping=parse_mapping(mapping),
+        source=source or "orders-import",
+        revenue_is_order_total=revenue_is_order_total,
+    )
 
 
 @app.command("spend")
@@ -115,5 +149,14 @@ def spend(
     as_json: JsonOpt = False,
 ) -> None:
     """Import marketing spend: date, channel, amount; optional campaign, currency, impressions, clicks."""
-    _run("spend rows", path, data, as_json, quiet, import_spend, fmt=fmt, mapping=parse_mapping(mapping),
-         source=source or "spend-import")
+    _run(
+        "spend rows",
+        path,
+        data,
+        as_json,
+        quiet,
+        import_spend,
+        fmt=fmt,
+        mapping=parse_mapping(mapping),
+        source=source or "spend-import",
+    )

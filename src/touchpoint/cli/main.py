@@ -8,7 +8,7 @@ import sys
 import typer
 
 from touchpoint import __version__
-from touchpoint.cli import admin, demo, imports, query, quarantine, serve
+from touchpoint.cli import admin, demo, imports, quarantine, query, serve
 from touchpoint.cli.common import err_console
 from touchpoint.errors import TouchpointError
 

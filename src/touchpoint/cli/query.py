@@ -12,7 +12,7 @@ from touchpoint.errors import InvalidInput
 
 
 def query(
-    sql: str = typer.Argument(..., help="One SQL statement, e.g. \"SELECT type, count(*) FROM events GROUP BY 1\"."),
+    sql: str = typer.Argument(..., help='One SQL statement, e.g. "SELECT type, count(*) FROM events GROUP BY 1".'),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
     limit: int = typer.Option(1000, "--limit", help="Most rows to print in the table view (JSON/CSV print all)."),
     data: DataOpt = None,

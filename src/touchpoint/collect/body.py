@@ -53,9 +53,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     try:
         out = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise InvalidInput(
-            f"the body is not valid {enc} data ({exc})", hint="compress the body with gzip"
-        ) from None
+        raise InvalidInput(f"the body is not valid {enc} data ({exc})", hint="compress the body with gzip") from None
     if len(out) > limit:
         raise PayloadTooLarge(
             f"the uncompressed body is over the limit of {limit:,} bytes per request",
@@ -126,9 +124,7 @@ def rows_from_body(
         batch = _decode_batch(body)
     except msgspec.ValidationError as exc:
         reason, _ = validation_reason(exc)
-        raise InvalidInput(
-            f"the batch body is not usable: {reason}", hint='send {"batch": [event, ...]}'
-        ) from None
+        raise InvalidInput(f"the batch body is not usable: {reason}", hint='send {"batch": [event, ...]}') from None
     except msgspec.DecodeError as exc:
         raise _not_json(exc) from None
     if len(batch.batch) > limits.max_batch_events:
@@ -171,9 +167,7 @@ def rows_from_body(
                     # Keep what the item meant, batch-level context included, so a replay is faithful.
                     payload = _encode(msg).decode() if inherited else item.decode("utf-8", "backslashreplace")
                     mid = msg.messageId if isinstance(msg.messageId, str) else None
-                    rows.reject(
-                        Rejected(exc.reason, exc.field, payload, mid, "http:batch"), received_at, source
-                    )
+                    rows.reject(Rejected(exc.reason, exc.field, payload, mid, "http:batch"), received_at, source)
         if len(rows.rejected) > before and len(problems) < 100:
             last = rows.rejected[-1]
             problems.append({"index": index, "field": last.field, "reason": last.reason})

@@ -28,8 +28,18 @@ from touchpoint.collect.store import WriteResult, write_rows
 from touchpoint.warehouse import Warehouse
 
 TOP_LEVEL = {
-    "type", "messageId", "userId", "anonymousId", "event", "name", "category", "groupId", "previousId",
-    "timestamp", "originalTimestamp", "sentAt",
+    "type",
+    "messageId",
+    "userId",
+    "anonymousId",
+    "event",
+    "name",
+    "category",
+    "groupId",
+    "previousId",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
 }
 JSON_FIELDS = ("properties", "traits", "context", "integrations")
 _SNAKE = {re.sub(r"(?<!^)(?=[A-Z])", "_", f).lower(): f for f in TOP_LEVEL}
@@ -153,8 +163,14 @@ def import_events(
         if fmt == "jsonl" and not mapping:
             add = rows.add_raw
             for number, line in iter_lines(path, progress):
-                add(line, received_at=received_at, source=source, max_bytes=max_event_bytes,
-                    deterministic_ids=True, origin=f"file:{name}:{number}")
+                add(
+                    line,
+                    received_at=received_at,
+                    source=source,
+                    max_bytes=max_event_bytes,
+                    deterministic_ids=True,
+                    origin=f"file:{name}:{number}",
+                )
                 if len(rows) + len(rows.rejected) >= chunk_events:
                     writer.submit(rows)
                     rows = EventRows()
@@ -163,18 +179,32 @@ def import_events(
             for record in iter_records(path, fmt, progress):
                 origin = f"file:{name}:{record.line}"
                 if record.data is None:
-                    rows.reject(Rejected(record.error or "unreadable", None, record.raw, origin=origin), received_at, source)
+                    rows.reject(
+                        Rejected(record.error or "unreadable", None, record.raw, origin=origin),
+                        received_at,
+                        source,
+                    )
                 else:
                     data = apply_mapping(record.data, mapping or {})
                     try:
                         message = data if fmt == "jsonl" else flat_to_message(data)
                         raw = _encode(message)
                     except (ValueError, TypeError) as exc:
-                        payload = record.raw or _encode(record.data, enc_hook=str).decode()
-                        rows.reject(Rejected(f"line {record.line}: {exc}", None, payload, origin=origin), received_at, source)
+                        payload = record.raw or msgspec.json.encode(record.data, enc_hook=str).decode()
+                        rows.reject(
+                            Rejected(f"line {record.line}: {exc}", None, payload, origin=origin),
+                            received_at,
+                            source,
+                        )
                     else:
-                        rows.add_raw(raw, received_at=received_at, source=source, max_bytes=max_event_bytes,
-                                     deterministic_ids=True, origin=origin)
+                        rows.add_raw(
+                            raw,
+                            received_at=received_at,
+                            source=source,
+                            max_bytes=max_event_bytes,
+                            deterministic_ids=True,
+                            origin=origin,
+                        )
                 if len(rows) + len(rows.rejected) >= chunk_events:
                     writer.submit(rows)
                     rows = EventRows()

@@ -198,9 +198,7 @@ def normalize_message(
 
     message_id = _id(msg.messageId, "messageId") or fallback_message_id or f"tp-{uuid.uuid4()}"
 
-    original = parse_time(msg.timestamp, "timestamp") or parse_time(
-        msg.originalTimestamp, "originalTimestamp"
-    )
+    original = parse_time(msg.timestamp, "timestamp") or parse_time(msg.originalTimestamp, "originalTimestamp")
     sent_at = parse_time(msg.sentAt, "sentAt")
     if original is not None and sent_at is not None:
         # Correct the client's clock: the delay between event and send is trusted, its clock is not.
@@ -216,17 +214,14 @@ def normalize_message(
     context = _object(msg.context, "context")
     integrations = _object(msg.integrations, "integrations")
     typed = _decode_typed(
-        b'{"properties":%s,"context":%s,"traits":%s}'
-        % (bytes(msg.properties), bytes(msg.context), bytes(msg.traits))
+        b'{"properties":%s,"context":%s,"traits":%s}' % (bytes(msg.properties), bytes(msg.context), bytes(msg.traits))
     )
     props = typed.properties
     ctx = typed.context
     page = ctx.page if ctx is not None and isinstance(ctx.page, dict) else None
-    is_page = etype == "page" and props is not None
-
-    url = _str(props.url) if is_page else None
-    path = _str(props.path) if is_page else None
-    referrer = _str(props.referrer) if is_page else None
+    url = path = referrer = None
+    if etype == "page" and props is not None:
+        url, path, referrer = _str(props.url), _str(props.path), _str(props.referrer)
     if page is not None:
         url = url or _str(page.get("url"))
         path = path or _str(page.get("path"))
@@ -397,9 +392,7 @@ class EventRows:
             self.reject(Rejected(reason, field, _text(raw), message_id_of(raw), origin), received_at, source)
             return False
         except msgspec.DecodeError as exc:
-            self.reject(
-                Rejected(f"not valid JSON: {exc}", None, _text(raw), origin=origin), received_at, source
-            )
+            self.reject(Rejected(f"not valid JSON: {exc}", None, _text(raw), origin=origin), received_at, source)
             return False
         fallback = content_message_id(raw) if deterministic_ids else None
         return self.add_message(
@@ -427,9 +420,7 @@ class EventRows:
         self.rejected_source.extend(other.rejected_source)
 
 
-def quarantine_table(
-    rejected: list[Rejected], received_at: list[datetime], sources: list[str | None]
-) -> pa.Table:
+def quarantine_table(rejected: list[Rejected], received_at: list[datetime], sources: list[str | None]) -> pa.Table:
     n = len(rejected)
     columns: dict[str, list[Any]] = {
         "id": [_quarantine_id(r) for r in rejected],

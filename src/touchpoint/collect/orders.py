@@ -118,7 +118,7 @@ def import_orders(
         try:
             line = _line(data)
         except ValueError as exc:
-            payload = record.raw or _encode(record.data, enc_hook=str).decode()
+            payload = record.raw or msgspec.json.encode(record.data, enc_hook=str).decode()
             bad.reject(Rejected(f"line {record.line}: {exc}", None, payload, origin=origin), received_at, source)
             continue
         orders.setdefault(line["order_id"], []).append(line)

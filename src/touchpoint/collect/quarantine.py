@@ -44,9 +44,7 @@ def get_record(wh: Warehouse, record_id: str) -> dict[str, Any]:
     t = wh.table("quarantine")
     rows = t.filter(t.id == record_id).to_pyarrow().to_pylist()
     if not rows:
-        raise NotFound(
-            f"no quarantine record {record_id!r}", hint="`touchpoint quarantine list` shows the ids"
-        )
+        raise NotFound(f"no quarantine record {record_id!r}", hint="`touchpoint quarantine list` shows the ids")
     record: dict[str, Any] = rows[0]
     return record
 
@@ -71,9 +69,7 @@ def _default_type(origin: str | None) -> str | None:
     return None
 
 
-def replay(
-    wh: Warehouse, ids: list[str] | None = None, *, payload_override: bytes | None = None
-) -> ReplayResult:
+def replay(wh: Warehouse, ids: list[str] | None = None, *, payload_override: bytes | None = None) -> ReplayResult:
     """Validate quarantined payloads again; store those that pass. ``ids=None`` replays all.
 
     ``payload_override`` (one id only) replaces the stored payload with a corrected one.
@@ -83,15 +79,19 @@ def replay(
     t = wh.table("quarantine")
     if ids is not None:
         if len(ids) > MAX_REPLAY_IDS:
-            raise InvalidInput(f"{len(ids):,} ids is more than {MAX_REPLAY_IDS:,} in one replay",
-                               hint="replay in smaller groups, or replay all with --all")
+            raise InvalidInput(
+                f"{len(ids):,} ids is more than {MAX_REPLAY_IDS:,} in one replay",
+                hint="replay in smaller groups, or replay all with --all",
+            )
         wanted = set(ids)
         found = {r["id"] for r in t.filter(t.id.isin(list(wanted))).select("id").to_pyarrow().to_pylist()}
         missing = sorted(wanted - found)
         if missing:  # unknown ids are an error, not a silent no-op
-            raise NotFound(f"no quarantine record {', '.join(repr(m) for m in missing[:5])}"
-                           + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
-                           hint="`touchpoint quarantine list` shows the ids")
+            raise NotFound(
+                f"no quarantine record {', '.join(repr(m) for m in missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+                hint="`touchpoint quarantine list` shows the ids",
+            )
         t = t.filter(t.id.isin(list(wanted)))
     t = t.filter(t.status == "quarantined")
     records = t.to_pyarrow().to_pylist()
@@ -140,9 +140,7 @@ def replay(
                     value=record_id,
                 )
             for record_id, reason, field_name in failed:
-                adapter.update(
-                    cur, "quarantine", {"reason": reason, "field": field_name}, key="id", value=record_id
-                )
+                adapter.update(cur, "quarantine", {"reason": reason, "field": field_name}, key="id", value=record_id)
     finally:
         cur.close()
     result.replayed = [record_id for record_id, _ in replayed]

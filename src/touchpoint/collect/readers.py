@@ -18,7 +18,14 @@ import msgspec
 from touchpoint.errors import InvalidInput
 
 FORMATS = ("jsonl", "csv", "parquet")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 Progress = Callable[[int], None]
 
@@ -36,7 +43,9 @@ class Record:
 def detect_format(path: Path, fmt: str | None = None) -> str:
     if fmt:
         if fmt not in FORMATS:
-            raise InvalidInput(f"format {fmt!r} is not one of {', '.join(FORMATS)}", hint="use --format jsonl|csv|parquet")
+            raise InvalidInput(
+                f"format {fmt!r} is not one of {', '.join(FORMATS)}", hint="use --format jsonl|csv|parquet"
+            )
         return fmt
     found = _SUFFIXES.get(path.suffix.lower())
     if found is None:

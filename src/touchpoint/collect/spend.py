@@ -104,7 +104,7 @@ def import_spend(
         try:
             row = spend_row(apply_mapping(record.data, mapping or {}), source=source, imported_at=now)
         except ValueError as exc:
-            payload = record.raw or _encode(record.data, enc_hook=str).decode()
+            payload = record.raw or msgspec.json.encode(record.data, enc_hook=str).decode()
             rejected.append(Rejected(f"line {record.line}: {exc}", None, payload, origin=origin))
             continue
         good[(row["date"], row["channel"], row["campaign"])] = row  # a later row for the same key wins
@@ -114,7 +114,9 @@ def import_spend(
     try:
         with adapter.transaction(cur):
             written = adapter.upsert(cur, "spend", table, SPEND.key, compare=VALUE_COLUMNS)
-            adapter.insert_new(cur, "quarantine", quarantine_table(rejected, [now] * len(rejected), [source] * len(rejected)))
+            adapter.insert_new(
+                cur, "quarantine", quarantine_table(rejected, [now] * len(rejected), [source] * len(rejected))
+            )
     finally:
         cur.close()
     report.write.received = len(good) + len(rejected)

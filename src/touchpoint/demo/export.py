@@ -23,20 +23,40 @@ from touchpoint.demo.truth import CUSTOMERS_FILE, IDENTITIES_FILE, TRUTH_FILE
 
 EXPERIMENT_KEY = "email-winback-2026"
 LENS_SKU = "lens-30"
-PRODUCTS = [("tee-basic", 19.0), ("hoodie", 49.0), ("socks-3", 12.0), ("cap", 22.0), ("mug", 14.0), ("bag", 35.0)]
+PRODUCTS = [
+    ("tee-basic", 19.0),
+    ("hoodie", 49.0),
+    ("socks-3", 12.0),
+    ("cap", 22.0),
+    ("mug", 14.0),
+    ("bag", 35.0),
+]
 JUNK_ID = "anonymous"
 SHARED_DEVICE = "shop-tablet-01"
 
 # What each channel looks like on the first page of a session: UTM tags, referrer, click id.
 CHANNEL_TAGS: dict[str, dict[str, Any]] = {
-    "paid_search": {"utm": ("google", "cpc", "brand-and-generic"), "referrer": "https://www.google.com/",
-                    "click": "gclid"},
-    "paid_social": {"utm": ("facebook", "paid_social", "prospecting"), "referrer": "https://www.facebook.com/",
-                    "click": "fbclid"},
+    "paid_search": {
+        "utm": ("google", "cpc", "brand-and-generic"),
+        "referrer": "https://www.google.com/",
+        "click": "gclid",
+    },
+    "paid_social": {
+        "utm": ("facebook", "paid_social", "prospecting"),
+        "referrer": "https://www.facebook.com/",
+        "click": "fbclid",
+    },
     "display": {"utm": ("gdn", "display", "awareness"), "referrer": None, "click": None},
-    "video": {"utm": ("youtube", "video", "brand-film"), "referrer": "https://www.youtube.com/", "click": None},
-    "affiliate": {"utm": ("partner-network", "affiliate", "cashback"), "referrer": "https://deals.example.net/",
-                  "click": None},
+    "video": {
+        "utm": ("youtube", "video", "brand-film"),
+        "referrer": "https://www.youtube.com/",
+        "click": None,
+    },
+    "affiliate": {
+        "utm": ("partner-network", "affiliate", "cashback"),
+        "referrer": "https://deals.example.net/",
+        "click": None,
+    },
     "email": {"utm": ("newsletter", "email", "monthly"), "referrer": None, "click": None},
     "organic_search": {"utm": None, "referrer": "https://www.google.com/", "click": None},
     "organic_social": {"utm": None, "referrer": "https://www.instagram.com/", "click": None},
@@ -69,8 +89,9 @@ def _ids(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
     return [f"{prefix}{int(v):016x}" for v in raw]
 
 
-def _session(w: _Writer, rng: np.random.Generator, day: float, channel: str, ids: dict[str, str],
-             pages: list[str]) -> None:
+def _session(
+    w: _Writer, rng: np.random.Generator, day: float, channel: str, ids: dict[str, str], pages: list[str]
+) -> None:
     tags = CHANNEL_TAGS[channel]
     for i, path in enumerate(pages):
         url = SITE + path
@@ -88,9 +109,16 @@ def _session(w: _Writer, rng: np.random.Generator, day: float, channel: str, ids
                 context["page"]["search"] = "?" + "&".join(query)
             if tags["referrer"]:
                 context["page"]["referrer"] = tags["referrer"]
-        w.write({"type": "page", **ids, "name": path.strip("/").split("/")[0] or "home",
-                 "timestamp": w.ts(day + i * 0.0012), "properties": {"path": path, "url": url},
-                 "context": context})
+        w.write(
+            {
+                "type": "page",
+                **ids,
+                "name": path.strip("/").split("/")[0] or "home",
+                "timestamp": w.ts(day + i * 0.0012),
+                "properties": {"path": path, "url": url},
+                "context": context,
+            }
+        )
 
 
 def _pages(rng: np.random.Generator, converting: bool) -> list[str]:
@@ -131,19 +159,40 @@ def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
         anonymous_first = bool(c["anonymous_first"][i])
         ids = {"anonymousId": anon} if anonymous_first else {"anonymousId": anon, "userId": uid}
         if not anonymous_first:
-            w.write({"type": "identify", "userId": uid, "anonymousId": anon, "timestamp": w.ts(max(t0 - 3.0, 0.0)),
-                     "traits": {"email": emails[i], "created_at": w.ts(max(t0 - 3.0, 0.0))}})
+            w.write(
+                {
+                    "type": "identify",
+                    "userId": uid,
+                    "anonymousId": anon,
+                    "timestamp": w.ts(max(t0 - 3.0, 0.0)),
+                    "traits": {"email": emails[i], "created_at": w.ts(max(t0 - 3.0, 0.0))},
+                }
+            )
         for _ in range(int(rng.integers(0, 3))):
             day = max(t0 - float(rng.uniform(0.2, 3.0)), 0.0)
             _session(w, rng, day, str(rng.choice(touch_channels)), ids, _pages(rng, False))
         _session(w, rng, max(t0 - 0.01, 0.0), str(c["channel"][i]), ids, _pages(rng, True))
         if anonymous_first:
-            w.write({"type": "identify", "userId": uid, "anonymousId": anon, "timestamp": w.ts(t0 - 0.0005),
-                     "traits": {"email": emails[i]}})
+            w.write(
+                {
+                    "type": "identify",
+                    "userId": uid,
+                    "anonymousId": anon,
+                    "timestamp": w.ts(t0 - 0.0005),
+                    "traits": {"email": emails[i]},
+                }
+            )
         identified_at[i] = t0
         if i in junk_users:  # a buggy app build sends the literal id "anonymous" alongside the user id
-            w.write({"type": "track", "event": "App Opened", "userId": uid, "anonymousId": JUNK_ID,
-                     "timestamp": w.ts(t0 + 0.5)})
+            w.write(
+                {
+                    "type": "track",
+                    "event": "App Opened",
+                    "userId": uid,
+                    "anonymousId": JUNK_ID,
+                    "timestamp": w.ts(t0 + 0.5),
+                }
+            )
 
     # Repeat and campaign orders: a session before each, sometimes on a second device or the shop tablet.
     for cust, t, kind in zip(o["customer"], o["time"], o["kind"], strict=True):
@@ -156,12 +205,26 @@ def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
             anon = second[i]
             if (anon, uid) not in identities:
                 identities.append((anon, uid))
-                w.write({"type": "identify", "userId": uid, "anonymousId": anon, "timestamp": w.ts(t - 0.02),
-                         "traits": {"email": emails[i]}})
+                w.write(
+                    {
+                        "type": "identify",
+                        "userId": uid,
+                        "anonymousId": anon,
+                        "timestamp": w.ts(t - 0.02),
+                        "traits": {"email": emails[i]},
+                    }
+                )
         elif i in tablet_users and rng.random() < 0.5:
             anon = SHARED_DEVICE
-            w.write({"type": "identify", "userId": uid, "anonymousId": anon, "timestamp": w.ts(t - 0.02),
-                     "traits": {"email": emails[i]}})
+            w.write(
+                {
+                    "type": "identify",
+                    "userId": uid,
+                    "anonymousId": anon,
+                    "timestamp": w.ts(t - 0.02),
+                    "traits": {"email": emails[i]},
+                }
+            )
         channel = "email" if kind == 2 else str(rng.choice(list(REPEAT_CHANNELS), p=list(REPEAT_CHANNELS.values())))
         _session(w, rng, t - 0.01, channel, {"anonymousId": anon, "userId": uid}, _pages(rng, True))
 
@@ -173,31 +236,65 @@ def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
     for vid in visitor_ids:
         identities.append((vid, None))
         for _ in range(int(rng.integers(1, 4))):
-            _session(w, rng, float(rng.uniform(0, horizon)), str(rng.choice(touch_channels, p=weights)),
-                     {"anonymousId": vid}, _pages(rng, False))
+            _session(
+                w,
+                rng,
+                float(rng.uniform(0, horizon)),
+                str(rng.choice(touch_channels, p=weights)),
+                {"anonymousId": vid},
+                _pages(rng, False),
+            )
 
     # Monthly newsletter to subscribers after they join: sent, some opened, few clicked.
     for month_day in np.arange(14.0, horizon, 30.0):
         subscribers = np.nonzero(c["newsletter"] & (c["acquired"] < month_day))[0]
-        for i in subscribers:
-            uid = c["user_id"][i]
+        for subscriber in subscribers:
+            uid = c["user_id"][subscriber]
             campaign = f"newsletter-{int(month_day // 30) + 1:02d}"
-            w.write({"type": "track", "event": "Email Sent", "userId": uid, "timestamp": w.ts(month_day),
-                     "properties": {"campaign": campaign}})
+            w.write(
+                {
+                    "type": "track",
+                    "event": "Email Sent",
+                    "userId": uid,
+                    "timestamp": w.ts(month_day),
+                    "properties": {"campaign": campaign},
+                }
+            )
             if rng.random() < 0.25:
-                w.write({"type": "track", "event": "Email Opened", "userId": uid,
-                         "timestamp": w.ts(month_day + rng.uniform(0.01, 2)), "properties": {"campaign": campaign}})
+                w.write(
+                    {
+                        "type": "track",
+                        "event": "Email Opened",
+                        "userId": uid,
+                        "timestamp": w.ts(month_day + rng.uniform(0.01, 2)),
+                        "properties": {"campaign": campaign},
+                    }
+                )
 
     # The randomized campaign: an exposure for every unit, the email for the treatment group.
     exp = sim.experiment
     for i, is_treated in zip(exp["eligible"], exp["treated"], strict=True):
         uid = c["user_id"][int(i)]
         variant = "treatment" if is_treated else "control"
-        w.write({"type": "track", "event": "Experiment Viewed", "userId": uid, "timestamp": w.ts(exp["start_day"]),
-                 "properties": {"experiment_id": EXPERIMENT_KEY, "variation_id": variant}})
+        w.write(
+            {
+                "type": "track",
+                "event": "Experiment Viewed",
+                "userId": uid,
+                "timestamp": w.ts(exp["start_day"]),
+                "properties": {"experiment_id": EXPERIMENT_KEY, "variation_id": variant},
+            }
+        )
         if is_treated:
-            w.write({"type": "track", "event": "Email Sent", "userId": uid,
-                     "timestamp": w.ts(exp["start_day"] + 0.001), "properties": {"campaign": EXPERIMENT_KEY}})
+            w.write(
+                {
+                    "type": "track",
+                    "event": "Email Sent",
+                    "userId": uid,
+                    "timestamp": w.ts(exp["start_day"] + 0.001),
+                    "properties": {"campaign": EXPERIMENT_KEY},
+                }
+            )
     w.close()
 
     order_rows = _write_orders(sim, out / "orders.csv", start, emails, rng)
@@ -212,13 +309,25 @@ def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
     return truth
 
 
-def _write_orders(sim: Simulation, path: Path, start: datetime, emails: list[str],
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _write_orders(
+    sim: Simulation, path: Path, start: datetime, emails: list[str], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     c, o = sim.customers, sim.orders
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["customer_id", "order_id", "timestamp", "revenue", "currency", "email", "sku", "quantity",
-                         "price"])
+        writer.writerow(
+            [
+                "customer_id",
+                "order_id",
+                "timestamp",
+                "revenue",
+                "currency",
+                "email",
+                "sku",
+                "quantity",
+                "price",
+            ]
+        )
         for k, (cust, t, value) in enumerate(zip(o["customer"], o["time"], o["value"], strict=True)):
             i = int(cust)
             ts = (start + timedelta(days=float(t))).isoformat(timespec="seconds") + "Z"
@@ -233,8 +342,19 @@ def _write_orders(sim: Simulation, path: Path, start: datetime, emails: list[str
                 sku = PRODUCTS[int(rng.integers(len(PRODUCTS)))][0]
                 lines.append((sku, 1, round(remaining, 2)))
             for sku, qty, price in lines:
-                writer.writerow([c["user_id"][i], order_id, ts, f"{qty * price:.2f}", sim.config.currency, emails[i],
-                                 sku, qty, f"{price:.2f}"])
+                writer.writerow(
+                    [
+                        c["user_id"][i],
+                        order_id,
+                        ts,
+                        f"{qty * price:.2f}",
+                        sim.config.currency,
+                        emails[i],
+                        sku,
+                        qty,
+                        f"{price:.2f}",
+                    ]
+                )
     return o
 
 
@@ -246,12 +366,27 @@ def _write_spend(sim: Simulation, path: Path, start: datetime) -> None:
             for week, amount in enumerate(weekly):
                 day = (start + timedelta(weeks=week)).date().isoformat()
                 impressions = int(amount * 180)
-                writer.writerow([day, channel, "", f"{amount:.2f}", sim.config.currency, impressions,
-                                 int(impressions * 0.012)])
+                writer.writerow(
+                    [
+                        day,
+                        channel,
+                        "",
+                        f"{amount:.2f}",
+                        sim.config.currency,
+                        impressions,
+                        int(impressions * 0.012),
+                    ]
+                )
 
 
-def _truth(sim: Simulation, orders: dict[str, np.ndarray], visitors: int, junk_users: set[int],
-           tablet_users: set[int], events: int) -> dict[str, Any]:
+def _truth(
+    sim: Simulation,
+    orders: dict[str, np.ndarray],
+    visitors: int,
+    junk_users: set[int],
+    tablet_users: set[int],
+    events: int,
+) -> dict[str, Any]:
     cfg, c = sim.config, sim.customers
     weeks = cfg.weeks
     cust, times, kind, value = orders["customer"], orders["time"], orders["kind"], orders["value"]
@@ -289,13 +424,14 @@ def _truth(sim: Simulation, orders: dict[str, np.ndarray], visitors: int, junk_u
             "gamma_gamma": cfg.gamma_gamma,
             "calibration_end": (start + timedelta(weeks=int(weeks * 0.75))).date().isoformat(),
             "customers": len(c["user_id"]),
-            "orders": int(len(times)),
+            "orders": len(times),
             "alive_at_end_share": float(c["alive_at_end"].mean()),
         },
         "acquisition": {
             "organic_share": float(np.isin(c["channel"], list(ORGANIC_CHANNELS)).mean()),
-            "by_channel": {str(k): int(v) for k, v in zip(*np.unique(c["channel"].astype(str), return_counts=True),
-                                                            strict=True)},
+            "by_channel": {
+                str(k): int(v) for k, v in zip(*np.unique(c["channel"].astype(str), return_counts=True), strict=True)
+            },
         },
         "channels": channels,
         "mmm": {

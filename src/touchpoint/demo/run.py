@@ -57,8 +57,9 @@ def _demo_keys(wh: Warehouse, folder: Path) -> dict[str, str]:
     return saved
 
 
-def run_steps(wh: Warehouse, truth: dict[str, Any], folder: Path, say: Say, steps: tuple[str, ...] = DEMO_STEPS
-              ) -> dict[str, Any]:
+def run_steps(
+    wh: Warehouse, truth: dict[str, Any], folder: Path, say: Say, steps: tuple[str, ...] = DEMO_STEPS
+) -> dict[str, Any]:
     """Run each capability's demo step; a failure is reported, not hidden, and does not stop the others."""
     results: dict[str, Any] = {}
     for area in steps:
@@ -82,8 +83,9 @@ def run_steps(wh: Warehouse, truth: dict[str, Any], folder: Path, say: Say, step
     return results
 
 
-def run_demo(settings: Settings, config: DemoConfig, say: Say = print, steps: tuple[str, ...] = DEMO_STEPS
-             ) -> dict[str, Any]:
+def run_demo(
+    settings: Settings, config: DemoConfig, say: Say = print, steps: tuple[str, ...] = DEMO_STEPS
+) -> dict[str, Any]:
     """Simulate, write files, import them, run the capability demos; return the summary."""
     folder = demo_dir(settings.data_dir)
     started = time.perf_counter()
@@ -116,8 +118,12 @@ def run_demo(settings: Settings, config: DemoConfig, say: Say = print, steps: tu
         summary["steps"] = run_steps(wh, truth, folder, say, steps)
     finally:
         wh.close()
-    summary["keys"] = {"write_key": demo_keys["write_key"], "read_key": demo_keys["read_key"],
-                       "admin_key": demo_keys["admin_key"], "stored_in": str(folder / KEYS_FILE)}
+    summary["keys"] = {
+        "write_key": demo_keys["write_key"],
+        "read_key": demo_keys["read_key"],
+        "admin_key": demo_keys["admin_key"],
+        "stored_in": str(folder / KEYS_FILE),
+    }
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

@@ -107,8 +107,9 @@ def _spend_shapes(rng: np.random.Generator, weeks: int) -> dict[str, np.ndarray]
     return shapes
 
 
-def _acquisitions(cfg: DemoConfig, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]],
-                                                                      np.ndarray, np.ndarray]:
+def _acquisitions(
+    cfg: DemoConfig, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]], np.ndarray, np.ndarray]:
     """Weekly spend, media response, and each customer's acquisition week and channel index."""
     gg = cfg.gamma_gamma
     aov = gg["p"] * gg["gamma"] / (gg["q"] - 1.0)
@@ -208,14 +209,13 @@ def simulate(cfg: DemoConfig) -> Simulation:
     times = np.concatenate([times, extra_time])
     kind = np.concatenate([kind, np.full(extra_cust.size, 2, dtype=np.int8)])
 
-    values = rng.gamma(gg["p"], 1.0 / nu[cust])
-    values = np.round(np.maximum(values, 0.5), 2)
+    values: np.ndarray = np.round(np.maximum(rng.gamma(gg["p"], 1.0 / nu[cust]), 0.5), 2)
     sort = np.lexsort((cust, times))
     cust, times, kind, values = cust[sort], times[sort], kind[sort], values[sort]
 
     arm = np.full(n, None, dtype=object)
     arm[eligible] = np.where(treated, "treatment", "control")
-    experiment = {
+    experiment: dict[str, Any] = {
         "start_day": start_day,
         "window_days": window,
         "units": {"control": int((~treated).sum()), "treatment": int(treated.sum())},
@@ -227,7 +227,7 @@ def simulate(cfg: DemoConfig) -> Simulation:
         "eligible": eligible,
         "treated": treated,
     }
-    customers = {
+    customers: dict[str, np.ndarray] = {
         "index": np.arange(n),
         "user_id": np.array([f"cust-{i + 1:06d}" for i in range(n)], dtype=object),
         "acquired": acquired,
@@ -243,5 +243,5 @@ def simulate(cfg: DemoConfig) -> Simulation:
         "second_device": rng.random(n) < cfg.second_device_share,
         "newsletter": rng.random(n) < cfg.newsletter_share,
     }
-    orders = {"customer": cust, "time": times, "kind": kind, "value": values}
+    orders: dict[str, np.ndarray] = {"customer": cust, "time": times, "kind": kind, "value": values}
     return Simulation(cfg, spend, media, customers, orders, experiment, rng_state=int(rng.integers(2**31)))

@@ -123,9 +123,7 @@ class DuckDBAdapter:
             cur.unregister(view)
         return int(result[0]) if result else 0
 
-    def upsert(
-        self, cur: Any, table: str, rows: pa.Table, key: tuple[str, ...], compare: tuple[str, ...] = ()
-    ) -> int:
+    def upsert(self, cur: Any, table: str, rows: pa.Table, key: tuple[str, ...], compare: tuple[str, ...] = ()) -> int:
         """Insert ``rows``; a row whose key is stored replaces the stored values. Returns rows written.
 
         With ``compare``, a stored row is only rewritten when one of those columns differs, so
@@ -164,7 +162,8 @@ class DuckDBAdapter:
         cur.register(view, rows)
         sets = ", ".join(f"{_quote(c)} = u.{_quote(c)}" for c in rows.column_names if c != key)
         try:
-            cur.execute(f"UPDATE {_quote(table)} SET {sets} FROM {view} AS u WHERE {_quote(table)}.{_quote(key)} = u.{_quote(key)}")
+            where = f"{_quote(table)}.{_quote(key)} = u.{_quote(key)}"
+            cur.execute(f"UPDATE {_quote(table)} SET {sets} FROM {view} AS u WHERE {where}")
         finally:
             cur.unregister(view)
 

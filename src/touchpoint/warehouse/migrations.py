@@ -28,7 +28,9 @@ def _core_tables(adapter: DuckDBAdapter) -> list[str]:
     return [adapter.create_table_sql(spec) for spec in schema.CORE_TABLES]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
+)
 
 
 def applied_versions(adapter: DuckDBAdapter, cur: Any) -> set[int]:

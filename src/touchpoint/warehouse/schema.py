@@ -95,9 +95,7 @@ SOURCES = TableSpec(
     doc="Event sources; each has one write key, stored only as its SHA-256 hash.",
     key=("name",),
     not_null=("name", "write_key_hash", "created_at"),
-    schema=ibis.schema(
-        [("name", STRING), ("write_key_hash", STRING), ("key_prefix", STRING), ("created_at", TS)]
-    ),
+    schema=ibis.schema([("name", STRING), ("write_key_hash", STRING), ("key_prefix", STRING), ("created_at", TS)]),
 )
 
 API_KEYS = TableSpec(

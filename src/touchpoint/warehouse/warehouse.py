@@ -56,7 +56,7 @@ class Warehouse:
             return self.adapter.backend.table(name)
         except Exception as exc:
             raise NotFound(
-                f"no table {name!r} in the warehouse", hint="`touchpoint query \"SHOW TABLES\"` lists them"
+                f"no table {name!r} in the warehouse", hint='`touchpoint query "SHOW TABLES"` lists them'
             ) from exc
 
     def execute(self, expr: Any) -> Any:

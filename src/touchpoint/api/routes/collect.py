@@ -47,7 +47,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(
-                f"the request body is over the limit of {limit:,} bytes per request", hint="send fewer events per batch"
+                f"the request body is over the limit of {limit:,} bytes per request",
+                hint="send fewer events per batch",
             )
         chunks.append(chunk)
     return b"".join(chunks)
@@ -115,13 +116,15 @@ def _make(kind: str) -> Any:
 for _kind in (*EVENT_TYPES, "batch"):
     _doc = _body_doc(batch_json_schema() if _kind == "batch" else message_json_schema())
     router.add_api_route(
-        f"/v1/{_kind}", _make(_kind), methods=["POST"], openapi_extra=_doc, responses=_RESPONSES,
+        f"/v1/{_kind}",
+        _make(_kind),
+        methods=["POST"],
+        openapi_extra=_doc,
+        responses=_RESPONSES,
         summary=f"{_kind} ({'many events' if _kind == 'batch' else 'one event'})",
     )
 for _short, _kind in (*SHORT_PATHS.items(), ("b", "batch")):
-    router.add_api_route(
-        f"/v1/{_short}", _make(_kind), methods=["POST"], include_in_schema=False, responses=_RESPONSES
-    )
+    router.add_api_route(f"/v1/{_short}", _make(_kind), methods=["POST"], include_in_schema=False, responses=_RESPONSES)
 
 
 @router.get("/v1/projects/{write_key}/settings", summary="Settings analytics.js loads at start")
