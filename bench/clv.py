@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = Path(tmp) / f"{model}-{n}.npz"
                 np.savez(path, **d)
                 ours = run_sub(sys.executable, OURS, model, path, timeout=args.peer_timeout)
-                peer = (
-                    run_sub(args.peer_python, PEER, model, path, args.peer_timeout) if not why_no_peer else {}
-                )
+                peer = run_sub(args.peer_python, PEER, model, path, args.peer_timeout) if not why_no_peer else {}
                 row = {"model": model, "customers": n, "ours": ours, "lifetimes": peer}
                 if "params" in ours:
                     ours["log_likelihood"] = loglik(model, ours["params"], d)

@@ -64,9 +64,7 @@ def test_standard_errors_shrink_with_sample_size():
 def test_simulator_counts_purchases_not_periods():
     # Daily-rounded summaries merge same-day purchases only; the continuous ones count every purchase.
     exact = simulate_bg_nbd(20_000, {"r": 4.0, "alpha": 2.0, "a": 0.5, "b": 20.0}, T=20.0, seed=5)
-    daily = simulate_bg_nbd(
-        20_000, {"r": 4.0, "alpha": 2.0, "a": 0.5, "b": 20.0}, T=20.0, seed=5, resolution=1.0
-    )
+    daily = simulate_bg_nbd(20_000, {"r": 4.0, "alpha": 2.0, "a": 0.5, "b": 20.0}, T=20.0, seed=5, resolution=1.0)
     assert exact.frequency.mean() > daily.frequency.mean()
     # Mean repeat purchases match the model's expectation E[X(T)].
     model = BetaGeoModel(params={"r": 4.0, "alpha": 2.0, "a": 0.5, "b": 20.0})

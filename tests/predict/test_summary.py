@@ -119,9 +119,7 @@ def test_orders_file_path(tmp_path, cdnow_orders, cdnow_published):
     pacsv.write_csv(table, path)
     import ibis
 
-    orders = read_orders_file(
-        path, customer_col="cust", date_col="day", amount_col="value", date_format="%Y%m%d"
-    )
+    orders = read_orders_file(path, customer_col="cust", date_col="day", amount_col="value", date_format="%Y%m%d")
     s = load_summary(ibis.duckdb.connect(), rfm_summary(orders, calibration_end="1997-09-30"))
     np.testing.assert_array_equal(_by_id(s)["frequency"], cdnow_published["x"])
     with pytest.raises(InvalidInput, match="no column 'customer'"):
@@ -133,9 +131,7 @@ def test_orders_file_path(tmp_path, cdnow_orders, cdnow_published):
 def test_bad_dates_are_named():
     import ibis
 
-    orders = ibis.memtable(
-        pa.table({"customer_id": ["a"], "ts": [dt.datetime(2024, 1, 1)], "revenue": [1.0]})
-    )
+    orders = ibis.memtable(pa.table({"customer_id": ["a"], "ts": [dt.datetime(2024, 1, 1)], "revenue": [1.0]}))
     with pytest.raises(InvalidInput, match="calibration end"):
         rfm_summary(orders, calibration_end="yesterday")
     with pytest.raises(InvalidInput, match="not after calibration end"):

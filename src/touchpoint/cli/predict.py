@@ -69,9 +69,7 @@ def clv(
         "--calibration-end",
         help="Last day of the calibration period (YYYY-MM-DD; default: the last order's day, no holdout).",
     ),
-    holdout_end: str = typer.Option(
-        None, "--holdout-end", help="Last day of the holdout period (YYYY-MM-DD)."
-    ),
+    holdout_end: str = typer.Option(None, "--holdout-end", help="Last day of the holdout period (YYYY-MM-DD)."),
     unit: str = typer.Option("weeks", "--unit", help="Time unit of the model: days or weeks."),
     horizon_days: float = typer.Option(365.0, "--horizon-days", help="CLV horizon in days."),
     discount_rate: float = typer.Option(0.10, "--discount-rate", help="Annual discount rate for CLV."),
@@ -79,15 +77,12 @@ def clv(
     orders: Path = typer.Option(
         None,
         "--orders",
-        help="Read orders from this CSV/Parquet file instead of the "
-        "warehouse (nothing is written to the warehouse).",
+        help="Read orders from this CSV/Parquet file instead of the warehouse (nothing is written to the warehouse).",
     ),
     customer_col: str = typer.Option("customer_id", "--customer-col", help="Customer column of --orders."),
     date_col: str = typer.Option("date", "--date-col", help="Date or timestamp column of --orders."),
     amount_col: str = typer.Option("amount", "--amount-col", help="Order value column of --orders."),
-    date_format: str = typer.Option(
-        None, "--date-format", help="strptime format of --date-col, e.g. %Y%m%d."
-    ),
+    date_format: str = typer.Option(None, "--date-format", help="strptime format of --date-col, e.g. %Y%m%d."),
     out: Path = typer.Option(
         None,
         "--out",
@@ -142,12 +137,8 @@ def clv(
 def propensity(
     event: str = typer.Option(..., "--event", help='The event to predict, e.g. "Order Completed".'),
     days: int = typer.Option(30, "--days", help="Within how many days."),
-    as_of: str = typer.Option(
-        None, "--as-of", help="Score as of this date (default: the day after the last event)."
-    ),
-    write: bool = typer.Option(
-        True, "--write/--no-write", help="Write scores to the propensity_scores table."
-    ),
+    as_of: str = typer.Option(None, "--as-of", help="Score as of this date (default: the day after the last event)."),
+    write: bool = typer.Option(True, "--write/--no-write", help="Write scores to the propensity_scores table."),
     top: int = typer.Option(10, "--rows", help="Show the customers with the highest scores."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -185,9 +176,7 @@ def propensity(
 @app.command("replenishment")
 def replenishment(
     as_of: str = typer.Option(None, "--as-of", help="Count days until due from this date (default: today)."),
-    due_within: int = typer.Option(
-        None, "--due-within", help="Only show customers due within this many days."
-    ),
+    due_within: int = typer.Option(None, "--due-within", help="Only show customers due within this many days."),
     write: bool = typer.Option(True, "--write/--no-write", help="Write the replenishment table."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -248,9 +237,7 @@ def show(customer_id: str, data: DataOpt = None, as_json: JsonOpt = False) -> No
                 f"next purchase around {c['next_purchase_at']}"
             )
         for p in result["propensity"]:
-            console.print(
-                f"P({p['event']} within {p['days']} days) = {p['score']:.3f} (decile {p['decile']})"
-            )
+            console.print(f"P({p['event']} within {p['days']} days) = {p['score']:.3f} (decile {p['decile']})")
         for r in result["replenishment"]:
             console.print(f"{r['product']}: due {r['due_at']} ({r['days_until_due']} days)")
 

@@ -44,15 +44,11 @@ def as_array(value: Any, name: str, *, integer: bool = False, allow_negative: bo
     """A 1-d float64 array from ``value``, checked: finite, not negative (unless allowed)."""
     arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
     if arr.ndim != 1:
-        raise InvalidInput(
-            f"{name} must be one-dimensional, got shape {arr.shape}", hint="pass one value per customer"
-        )
+        raise InvalidInput(f"{name} must be one-dimensional, got shape {arr.shape}", hint="pass one value per customer")
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InvalidInput(
-            f"{name}[{i}] is {float(arr[i])}, not a finite number", hint=f"clean or drop that {name}"
-        )
+        raise InvalidInput(f"{name}[{i}] is {float(arr[i])}, not a finite number", hint=f"clean or drop that {name}")
     if not allow_negative and (arr < 0).any():
         i = int(np.flatnonzero(arr < 0)[0])
         raise InvalidInput(
@@ -180,23 +176,18 @@ class Model:
             missing = [p for p in self.param_names if p not in params]
             if missing:
                 raise InvalidInput(
-                    f"{self.name} needs parameters {', '.join(self.param_names)}; "
-                    f"missing {', '.join(missing)}"
+                    f"{self.name} needs parameters {', '.join(self.param_names)}; missing {', '.join(missing)}"
                 )
             bad = [p for p in self.param_names if not (np.isfinite(params[p]) and params[p] > 0)]
             if bad:
-                raise InvalidInput(
-                    f"{self.name} parameter {bad[0]}={params[bad[0]]!r} must be a positive number"
-                )
+                raise InvalidInput(f"{self.name} parameter {bad[0]}={params[bad[0]]!r} must be a positive number")
             self.params_ = {p: float(params[p]) for p in self.param_names}
 
     # -- parameters ------------------------------------------------------------------------------
     @property
     def theta(self) -> np.ndarray:
         if self.params_ is None:
-            raise ModelNotFitted(
-                f"the {self.name} model has no parameters yet", hint="call fit() or load() first"
-            )
+            raise ModelNotFitted(f"the {self.name} model has no parameters yet", hint="call fit() or load() first")
         return np.array([self.params_[p] for p in self.param_names])
 
     # -- to implement ----------------------------------------------------------------------------
@@ -262,9 +253,7 @@ class Model:
                 "and the estimate is not identified"
             )
         if not pd_ok:
-            warnings.append(
-                "the Hessian is not positive definite at the optimum; standard errors are unreliable"
-            )
+            warnings.append("the Hessian is not positive definite at the optimum; standard errors are unreliable")
         grad_norm = float(np.max(np.abs(grad_eta / scale)))
         converged = bool(best.success or grad_norm < 1e-5) and np.isfinite(nll) and not at_bound
         report = FitReport(
@@ -356,8 +345,7 @@ class Model:
             )
         if data.get("format") != MODEL_FORMAT_VERSION:
             raise ModelMismatch(
-                f"the saved {name} model has format {data.get('format')!r}; "
-                f"this code reads {MODEL_FORMAT_VERSION}",
+                f"the saved {name} model has format {data.get('format')!r}; this code reads {MODEL_FORMAT_VERSION}",
                 hint="fit the model again with this version of touchpoint",
             )
         model = target(params=data["params"])

@@ -99,9 +99,7 @@ class BetaGeoModel(PurchaseModel):
         k = self.k
         has = x + k > 0
         safe = np.where(has, b + x + k - 1, 1.0)
-        return np.where(
-            has, np.log(a) - np.log(safe) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx)), -np.inf
-        )
+        return np.where(has, np.log(a) - np.log(safe) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx)), -np.inf)
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         x, tx, t_cal = check_rfm(frequency, recency, T)

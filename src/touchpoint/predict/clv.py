@@ -107,9 +107,7 @@ class ClvRun:
             "run_at": self.run_at.isoformat(),
             "as_of": self.as_of.isoformat(),
             "calibration_end": self.calibration_end.isoformat(),
-            "holdout_end": None
-            if o.holdout_end is None
-            else as_date(o.holdout_end, "holdout end").isoformat(),
+            "holdout_end": None if o.holdout_end is None else as_date(o.holdout_end, "holdout end").isoformat(),
             "unit": o.unit,
             "params": self.fit.params,
             "standard_errors": self.fit.standard_errors,
@@ -250,9 +248,7 @@ def _equity_interval(
     }
 
 
-def run_clv(
-    backend: Any, orders: Any, options: ClvOptions | None = None, *, out_dir: Path | None = None
-) -> ClvRun:
+def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out_dir: Path | None = None) -> ClvRun:
     """Fit, validate and score. ``backend`` is an Ibis backend or a Warehouse; ``orders`` an Ibis table
     with ``customer_id``, ``ts`` and ``revenue`` (see :mod:`touchpoint.predict.summary`)."""
     options = options or ClvOptions()
@@ -264,9 +260,7 @@ def run_clv(
     else:
         cal_end = as_date(options.calibration_end, "calibration end")
     hold_end = as_date(options.holdout_end, "holdout end") if options.holdout_end is not None else None
-    cal = load_summary(
-        backend, rfm_summary(orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit)
-    )
+    cal = load_summary(backend, rfm_summary(orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit))
     if len(cal) == 0:
         raise InvalidInput(
             f"no customer has an order on or before the calibration end {cal_end}",
@@ -287,9 +281,7 @@ def run_clv(
         spend_fit = spend.fit(cal.frequency, cal.monetary_value)
         warnings.extend(spend_fit.warnings)
         if not spend_fit.converged or spend.params_["q"] <= 1:  # type: ignore[index]
-            warnings.append(
-                "the spend model did not converge or has q <= 1; CLV uses each customer's own mean"
-            )
+            warnings.append("the spend model did not converge or has q <= 1; CLV uses each customer's own mean")
             spend = None
     except InvalidInput as exc:
         warnings.append(f"spend model not fitted: {exc.message}; CLV uses each customer's own mean spend")
@@ -298,22 +290,16 @@ def run_clv(
     days = unit_days(options.unit)
     if hold_end is not None:
         assert cal.frequency_holdout is not None and cal.duration_holdout is not None
-        holdout = holdout_metrics(
-            model, cal.frequency, cal.recency, cal.T, cal.frequency_holdout, cal.duration_holdout
-        )
+        holdout = holdout_metrics(model, cal.frequency, cal.recency, cal.T, cal.frequency_holdout, cal.duration_holdout)
         per = _to_arrow(
             backend,
-            repeat_purchases_by_period(
-                orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit
-            ),
+            repeat_purchases_by_period(orders, calibration_end=cal_end, holdout_end=hold_end, unit=options.unit),
         ).to_pydict()
         first = cal.first_day.astype("datetime64[D]")
         start = first.min().astype(dt.date)
         birth = (first - first.min()).astype(np.float64) / days
         periods = int(np.ceil(((hold_end - start).days + 1) / days))
-        track = tracking(
-            model, birth, periods, dict(zip(per["period"], per["repeat_purchases"], strict=True))
-        )
+        track = tracking(model, birth, periods, dict(zip(per["period"], per["repeat_purchases"], strict=True)))
         now = load_summary(backend, rfm_summary(orders, calibration_end=hold_end, unit=options.unit))
         as_of = hold_end
     else:
@@ -323,9 +309,7 @@ def run_clv(
     horizon = options.horizon_days / days
     expected = model.expected_purchases(horizon, now.frequency, now.recency, now.T)
     wait = model.next_purchase_wait(now.frequency, now.recency, now.T) * days
-    within = model.prob_purchase_within(
-        options.purchase_window_days / days, now.frequency, now.recency, now.T
-    )
+    within = model.prob_purchase_within(options.purchase_window_days / days, now.frequency, now.recency, now.T)
     as_of_ts = np.datetime64(as_of, "D")
     next_at = as_of_ts + np.round(wait).astype("timedelta64[D]")
     n = len(now)

@@ -86,8 +86,7 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
         "purchase_model": _compare(run.fit.params, run.fit.standard_errors, clv_truth["bg_nbd"]),
         "log_likelihood": run.fit.log_likelihood,
         "holdout": {
-            k: run.holdout[k]
-            for k in ("mae", "predicted_total", "actual_total", "total_error_pct", "correlation")
+            k: run.holdout[k] for k in ("mae", "predicted_total", "actual_total", "total_error_pct", "correlation")
         }
         if run.holdout
         else None,
@@ -97,9 +96,7 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
         "warnings": run.warnings,
     }
     if run.spend_fit is not None:
-        summary["spend_model"] = _compare(
-            run.spend_fit.params, run.spend_fit.standard_errors, clv_truth["gamma_gamma"]
-        )
+        summary["spend_model"] = _compare(run.spend_fit.params, run.spend_fit.standard_errors, clv_truth["gamma_gamma"])
     summary["p_alive_vs_truth"] = _alive_check(wh, run, out_dir)
     rep = replenishment(wh, as_of=end)
     write_replenishment(wh, rep)

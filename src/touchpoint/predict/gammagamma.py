@@ -40,9 +40,7 @@ def _check(frequency: Any, monetary_value: Any) -> tuple[np.ndarray, np.ndarray]
     try:
         x, m = np.broadcast_arrays(x, m)
     except ValueError as exc:
-        raise InvalidInput(
-            f"frequency and monetary_value have different lengths ({x.size}, {m.size})"
-        ) from exc
+        raise InvalidInput(f"frequency and monetary_value have different lengths ({x.size}, {m.size})") from exc
     return x.astype(np.float64), m.astype(np.float64)
 
 
@@ -67,8 +65,7 @@ class GammaGammaModel(Model):
         keep = (x > 0) & (m > 0)
         if keep.sum() < 3:
             raise InvalidInput(
-                "the spend model needs customers with repeat purchases and positive spend; "
-                f"found {int(keep.sum())}",
+                f"the spend model needs customers with repeat purchases and positive spend; found {int(keep.sum())}",
                 hint="use a longer calibration period, or check that orders carry revenue",
             )
         w = None if weights is None else as_array(weights, "weights")[keep]

@@ -68,9 +68,7 @@ class ParetoNBDModel(PurchaseModel):
         bx, by = np.concatenate([x, x]), np.concatenate([tx, T])
         inv, first = row_codes(bx, by)
         n = len(x)
-        return _Data(
-            x=x, T=T, w=weights, ux=ux, ix=ix.ravel(), px=bx[first], py=by[first], i1=inv[:n], i2=inv[n:]
-        )
+        return _Data(x=x, T=T, w=weights, ux=ux, ix=ix.ravel(), px=bx[first], py=by[first], i1=inv[:n], i2=inv[n:])
 
     def _parts(self, theta: np.ndarray, d: _Data) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per row: ln C, ln P (alive through T), ln(s * (J1 - J2)) and q = J2/J1."""
@@ -96,9 +94,7 @@ class ParetoNBDModel(PurchaseModel):
             up, down = log_theta.copy(), log_theta.copy()
             up[j] += _H
             down[j] -= _H
-            dlj[j] = (_log_j(*_four(np.exp(up)), d.px, d.py) - _log_j(*_four(np.exp(down)), d.px, d.py)) / (
-                2 * _H
-            )
+            dlj[j] = (_log_j(*_four(np.exp(up)), d.px, d.py) - _log_j(*_four(np.exp(down)), d.px, d.py)) / (2 * _H)
         w1 = np.exp(logP - tot)  # = P(alive at T | data)
         w2 = np.exp(logQ - tot)
         one_minus_q = 1.0 - q

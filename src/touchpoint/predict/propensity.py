@@ -97,9 +97,7 @@ def _matrix(table: pa.Table) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _dataset(
-    wh: Any, events: ir.Table, cutoff: dt.date, days: int, event: str
-) -> tuple[pa.Table, np.ndarray]:
+def _dataset(wh: Any, events: ir.Table, cutoff: dt.date, days: int, event: str) -> tuple[pa.Table, np.ndarray]:
     f = feature_expr(events, cutoff, event)
     lab = label_expr(events, cutoff, days, event)
     j = f.left_join(lab, "customer_id").select(f, label=lab.label.fill_null(0))
@@ -123,9 +121,7 @@ def evaluate(y: np.ndarray, score: np.ndarray, bins: int = 10) -> dict[str, Any]
         if idx.size == 0:
             continue
         rate = float(y[idx].mean())
-        lift.append(
-            {"decile": k, "customers": int(idx.size), "rate": rate, "lift": rate / base if base else None}
-        )
+        lift.append({"decile": k, "customers": int(idx.size), "rate": rate, "lift": rate / base if base else None})
         calib.append({"decile": k, "predicted": float(score[idx].mean()), "observed": rate})
     return {
         "customers": len(y),
@@ -193,17 +189,13 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
     if as_of is None:
         last = wh.execute(events.timestamp.max())
         if last is None:
-            raise InvalidInput(
-                "the warehouse has no events", hint="send events or run `touchpoint demo` first"
-            )
+            raise InvalidInput("the warehouse has no events", hint="send events or run `touchpoint demo` first")
         as_of_d = as_date(last, "last event") + dt.timedelta(days=1)
     else:
         as_of_d = as_date(as_of, "as of")
     n_target = int(wh.execute(events.filter(events.event == event).count()))
     if n_target == 0:
-        raise InvalidInput(
-            f"no event named {event!r} in the warehouse", hint="check the event name's spelling"
-        )
+        raise InvalidInput(f"no event named {event!r} in the warehouse", hint="check the event name's spelling")
     test_cut = as_of_d - dt.timedelta(days=days)
     train_cut = as_of_d - dt.timedelta(days=2 * days)
     train, y_train = _dataset(wh, events, train_cut, days, event)
@@ -211,8 +203,7 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
     for name, y in (("training", y_train), ("test", y_test)):
         if len(y) < 50 or y.sum() < 5 or y.sum() == len(y):
             raise InvalidInput(
-                f"the {name} window has {len(y)} customers and {int(y.sum())} who did {event!r}: "
-                "too few to learn from",
+                f"the {name} window has {len(y)} customers and {int(y.sum())} who did {event!r}: too few to learn from",
                 hint="use a shorter --days, or wait for more data (two windows of --days are needed)",
             )
     # OpenMP threads only pay off on large tables; on small ones (and busy machines) they cost much more

@@ -41,9 +41,7 @@ def product_purchases(wh: Any) -> ir.Table:
     """One row per (customer_id, product, day) with the quantity bought that day."""
     events = events_with_customer(wh)
     o = events.filter((events.type == "track") & (events.event == ORDER_EVENT))
-    items = o.select(
-        customer_id=o.customer_id, day=o.timestamp.date(), item=o.properties["products"].array.unnest()
-    )
+    items = o.select(customer_id=o.customer_id, day=o.timestamp.date(), item=o.properties["products"].array.unnest())
     item = items.item
     product = ibis.coalesce(item["sku"].str, item["product_id"].str, item["id"].str, item["name"].str)
     qty = ibis.coalesce(item["quantity"].float, item["quantity"].str.cast("float64"), ibis.literal(1.0))

@@ -33,9 +33,7 @@ class Simulated:
     holdout_frequency: np.ndarray | None = None  # repeat purchases in (T, T + holdout]
 
 
-def _ages(
-    n: int, T: float | tuple[float, float], rng: np.random.Generator, resolution: float | None
-) -> np.ndarray:
+def _ages(n: int, T: float | tuple[float, float], rng: np.random.Generator, resolution: float | None) -> np.ndarray:
     ages = rng.uniform(T[0], T[1], n) if isinstance(T, tuple) else np.full(n, float(T))
     if resolution:
         ages = np.floor(ages / resolution) * resolution
@@ -87,9 +85,7 @@ def _run(
         dead_at[buying[drops]] = t[buying[drops]]
         active = buying[~drops]
     alive = dead_at > T
-    return Simulated(
-        frequency=x, recency=tx, T=T, alive=alive, rate=lam, holdout_frequency=hold if holdout else None
-    )
+    return Simulated(frequency=x, recency=tx, T=T, alive=alive, rate=lam, holdout_frequency=hold if holdout else None)
 
 
 def _check(params: dict[str, float], names: tuple[str, ...]) -> None:
@@ -136,9 +132,7 @@ def simulate_pareto_nbd(
     return _run(lam, death, np.zeros(n), False, ages, holdout, rng, resolution)
 
 
-def simulate_spend(
-    frequency: np.ndarray, params: dict[str, float], *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def simulate_spend(frequency: np.ndarray, params: dict[str, float], *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean spend of each customer's ``frequency`` purchases under Gamma-Gamma; returns (mean, nu)."""
     _check(params, ("p", "q", "gamma"))
     rng = np.random.default_rng(seed)

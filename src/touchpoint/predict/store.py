@@ -42,9 +42,7 @@ def _rows(wh: Any, table: str, customer_id: str) -> list[dict[str, Any]]:
 def top_customers(wh: Any, *, by: str = "clv", limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Customers of the latest CLV run, highest ``by`` first (clv, p_alive, expected_purchases)."""
     if by not in {"clv", "p_alive", "expected_purchases", "prob_purchase_window"}:
-        raise InvalidInput(
-            f"cannot sort predictions by {by!r}", hint="use clv, p_alive or expected_purchases"
-        )
+        raise InvalidInput(f"cannot sort predictions by {by!r}", hint="use clv, p_alive or expected_purchases")
     if PREDICTIONS_TABLE not in wh.ibis.list_tables():
         raise NotFound("no predictions have been made yet", hint="run `touchpoint predict clv` first")
     t = wh.table(PREDICTIONS_TABLE)

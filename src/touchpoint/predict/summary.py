@@ -81,9 +81,7 @@ def events_with_customer(wh: Any) -> ir.Table:
 
         ep = identity.event_profiles(wh)
         joined = events.left_join(ep, events.message_id == ep.message_id)
-        return joined.select(
-            events, customer_id=ibis.coalesce(ep.profile_id, events.user_id, events.anonymous_id)
-        )
+        return joined.select(events, customer_id=ibis.coalesce(ep.profile_id, events.user_id, events.anonymous_id))
     return events.mutate(customer_id=ibis.coalesce(events.user_id, events.anonymous_id))
 
 
@@ -109,9 +107,7 @@ def read_orders_file(
     """Orders from a CSV or Parquet file with one row per order, as an Ibis memtable."""
     path = Path(path)
     if not path.exists():
-        raise NotFound(
-            f"no orders file at {path}", hint="pass --orders with the path of a CSV or Parquet file"
-        )
+        raise NotFound(f"no orders file at {path}", hint="pass --orders with the path of a CSV or Parquet file")
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             import pyarrow.parquet as pq
@@ -122,9 +118,7 @@ def read_orders_file(
 
             table = csv.read_csv(path, convert_options=csv.ConvertOptions(strings_can_be_null=True))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(
-            f"cannot read orders from {path}: {exc}", hint="give a CSV with a header row"
-        ) from exc
+        raise InvalidInput(f"cannot read orders from {path}: {exc}", hint="give a CSV with a header row") from exc
     for flag, col in (
         ("--customer-col", customer_col),
         ("--date-col", date_col),

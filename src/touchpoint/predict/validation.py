@@ -50,9 +50,7 @@ def holdout_metrics(
                 "predicted_mean": float(predicted[mask].mean()),
             }
         )
-    corr = (
-        float(np.corrcoef(predicted, actual)[0, 1]) if len(actual) > 2 and actual.std() > 0 else float("nan")
-    )
+    corr = float(np.corrcoef(predicted, actual)[0, 1]) if len(actual) > 2 and actual.std() > 0 else float("nan")
     return {
         "duration": float(duration),
         "customers": len(actual),

@@ -14,9 +14,7 @@ from touchpoint.predict import store
 router = APIRouter(tags=["predictions"])
 
 
-@router.get(
-    "/v1/predictions/summary", summary="The latest CLV run: model, fit, holdout check, customer equity"
-)
+@router.get("/v1/predictions/summary", summary="The latest CLV run: model, fit, holdout check, customer equity")
 def prediction_summary(app: State, _key: ReadKey) -> dict[str, Any]:
     run = store.latest_run(app.warehouse)
     if run is None:
@@ -35,8 +33,6 @@ def list_predictions(
     return store.top_customers(app.warehouse, by=by, limit=limit, offset=offset)
 
 
-@router.get(
-    "/v1/predictions/{customer_id}", summary="Everything predicted for one customer (user or profile id)"
-)
+@router.get("/v1/predictions/{customer_id}", summary="Everything predicted for one customer (user or profile id)")
 def customer_predictions(customer_id: str, app: State, _key: ReadKey) -> dict[str, Any]:
     return store.customer_predictions(app.warehouse, customer_id)
