@@ -229,10 +229,28 @@ def test_one_sort_sessions_equal_the_reference(gaps, people, kinds) -> None:  # 
         "pages",
         "channel",
     ]
-    fast = (
-        sessions_from_events(t).select(*cols).order_by(["person", "session_index"]).to_pyarrow().to_pylist()
-    )
-    slow = (
-        sessions(sessionize(t)).select(*cols).order_by(["person", "session_index"]).to_pyarrow().to_pylist()
-    )
+    fast = sessions_from_events(t).select(*cols).order_by(["person", "session_index"]).to_pyarrow().to_pylist()
+    slow = sessions(sessionize(t)).select(*cols).order_by(["person", "session_index"]).to_pyarrow().to_pylist()
     assert fast == slow
+
+
+def test_profiles_from_the_identity_tables(wh, write, m) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    write(
+        [
+            m.page("phone", m.T0, query="utm_source=news&utm_medium=email"),
+            m.page("laptop", m.T0 + m.minutes(60), user="u9"),
+        ]
+    )
+    nodes = pa.table(
+        {
+            "id_type": ["anonymous_id", "anonymous_id", "user_id"],
+            "id_value": ["phone", "laptop", "u9"],
+            "profile_id": ["prof-1", "prof-1", "prof-1"],
+        }
+    )
+    wh.ibis.create_table("identity_nodes", nodes)
+    assert {r["person"] for r in rows(wh)} == {"prof-1"}  # auto picks the profiles
+    assert [r["channel"] for r in rows(wh, identity="profiles")] == ["email", "direct"]
+    assert {r["person"] for r in rows(wh, identity="stitch")} == {"phone", "u9"}

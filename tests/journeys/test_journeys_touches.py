@@ -22,13 +22,9 @@ def test_journeys_split_at_conversions_with_lookback(wh, write, m) -> None:  # t
             page("a", T0 - d(1), query="utm_source=news&utm_medium=email"),
             {"type": "identify", "anonymousId": "a", "userId": "u", "timestamp": m.iso(T0 - d(1))},
             track("a", "Order Completed", T0, user="u", order_id="o1", revenue=100),
-            track(
-                "a", "Order Completed", T0 + timedelta(seconds=5), user="u", order_id="o1", revenue=100
-            ),  # dup
+            track("a", "Order Completed", T0 + timedelta(seconds=5), user="u", order_id="o1", revenue=100),  # dup
             page("a", T0 + d(2), referrer="https://www.google.com/"),
-            track(
-                "a", "Order Completed", T0 + d(2), user="u", order_id="o2", revenue=40
-            ),  # same-time session counts
+            track("a", "Order Completed", T0 + d(2), user="u", order_id="o2", revenue=40),  # same-time session counts
             page("a", T0 + d(5), referrer="https://t.co/x"),  # after the last order: a non-converting journey
             track("b", "Order Completed", T0, user="b", order_id="o3", revenue=7),  # no touches
         ]
@@ -66,11 +62,7 @@ def test_attribution_and_romi_from_the_warehouse(wh, write, m) -> None:  # type:
         source = "news" if i % 2 else "google"
         msgs.append(page(who, T0 + timedelta(hours=i), query=f"utm_source={source}&utm_medium={medium}"))
         if i < 4:
-            msgs.append(
-                track(
-                    who, "Order Completed", T0 + timedelta(hours=i, minutes=5), order_id=f"o{i}", revenue=50
-                )
-            )
+            msgs.append(track(who, "Order Completed", T0 + timedelta(hours=i, minutes=5), order_id=f"o{i}", revenue=50))
     write(msgs)
     spend = pa.table(
         {

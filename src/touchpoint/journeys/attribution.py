@@ -71,9 +71,7 @@ class AttributionResult:
                 "channel": ch,
                 "conversions": float(self.conversions[i]),
                 "value": float(self.value[i]),
-                "share": float(self.conversions[i] / self.total_conversions)
-                if self.total_conversions
-                else None,
+                "share": float(self.conversions[i] / self.total_conversions) if self.total_conversions else None,
             }
             for name, arr in self.intervals.items():
                 row[f"{name}_ci"] = [float(arr[0, i]), float(arr[1, i])]
@@ -138,15 +136,11 @@ def attribute(
 ) -> AttributionResult:
     """Attribute ``data``'s conversions and value to its channels with ``model``."""
     if model not in MODELS:
-        raise InvalidInput(
-            f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(MODELS)}"
-        )
+        raise InvalidInput(f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(MODELS)}")
     if not isinstance(bootstrap, int) or bootstrap < 0 or bootstrap > 10_000:
         raise InvalidInput(f"bootstrap={bootstrap!r} is out of range", hint="give 0 (off) to 10000 resamples")
     if data.n_paths == 0:
-        raise InvalidInput(
-            "there are no journeys to attribute", hint="widen the period or the lookback window"
-        )
+        raise InvalidInput("there are no journeys to attribute", hint="widen the period or the lookback window")
     params: dict[str, Any] = {}
     if model == "markov":
         params = {"order": order, "use_nulls": use_nulls}

@@ -311,6 +311,26 @@ def channel_expr(t: ir.Table, rules: Sequence[ChannelRule] | None = None) -> ir.
     return case
 
 
+def with_channel(t: ir.Table, rules: Sequence[ChannelRule] | None = None, name: str = "channel") -> ir.Table:
+    """``t`` with a ``name`` column holding the channel; the rule fields are computed once per row.
+
+    Equivalent to ``t.mutate(channel=channel_expr(t, rules))`` but the lower-casing and the
+    referrer-host and click-id extraction run once, not once per rule that tests them.
+    """
+    fields = field_exprs(t)
+    staged = t.mutate(**{f"tp_f_{k}": v for k, v in fields.items()})
+    cols = {k: staged[f"tp_f_{k}"] for k in fields}
+    case = ibis.cases(
+        *[
+            (_any([_condition(cols, c) for c in rule.any]) if rule.any else ibis.literal(True), rule.channel)
+            for rule in (rules or DEFAULT_RULES)
+        ],
+        else_="other",
+    )
+    # select rather than drop: Ibis renders drop() as EXCLUDE in set order, which varies per process
+    return staged.mutate(**{name: case}).select(*[c for c in t.columns if c != name], name)
+
+
 def _any(parts: list[ir.BooleanValue]) -> ir.BooleanValue:
     out = parts[0]
     for p in parts[1:]:

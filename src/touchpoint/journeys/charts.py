@@ -57,9 +57,7 @@ def funnel_chart(result: dict[str, Any], path: str | Path, title: str = "Funnel"
     return _save(fig, path)
 
 
-def sankey_chart(
-    result: dict[str, Any], path: str | Path, title: str | None = None, max_nodes: int = 40
-) -> Path:
+def sankey_chart(result: dict[str, Any], path: str | Path, title: str | None = None, max_nodes: int = 40) -> Path:
     """An alluvial Sankey of ``paths()`` output: one column per step, bands sized by people."""
     plt = _plt()
     from matplotlib.patches import PathPatch
@@ -79,9 +77,7 @@ def sankey_chart(
     backwards = result.get("direction") == "to"  # draw time left to right: the anchor goes last
     if backwards:
         column = {k: n_cols - 1 - c for k, c in column.items()}
-    total = (
-        max((sum(v for k, v in size.items() if column[k] == c) for c in range(n_cols)), default=1.0) or 1.0
-    )
+    total = max((sum(v for k, v in size.items() if column[k] == c) for c in range(n_cols)), default=1.0) or 1.0
     gap = total * 0.04
     y0: dict[int, float] = {}
     for c in range(n_cols):

@@ -52,16 +52,12 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: Path) -> dict[str, A
     summary["sessions"] = build_sessions_table(wh)
     fun = funnel(wh, FUNNEL, window_hours=24, breakdown="channel")
     summary["funnel"] = {
-        "steps": [
-            {"label": s["label"], "people": s["people"], "overall": s["overall"]} for s in fun["steps"]
-        ],
+        "steps": [{"label": s["label"], "people": s["people"], "overall": s["overall"]} for s in fun["steps"]],
         "by_channel": {
             g["breakdown"]: g["steps"][-1]["overall"] for g in fun["groups"] if g["steps"][0]["people"] >= 30
         },
     }
-    summary["charts"]["funnel"] = str(
-        charts.funnel_chart(fun, out / "funnel.png", title="Product to order (24 h)")
-    )
+    summary["charts"]["funnel"] = str(charts.funnel_chart(fun, out / "funnel.png", title="Product to order (24 h)"))
 
     to_order = paths(wh, "Order Completed", direction="to", depth=3, top=10)
     summary["paths_to_order"] = [{"path": p["path"], "people": p["people"]} for p in to_order["paths"][:5]]
@@ -70,9 +66,7 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: Path) -> dict[str, A
     ret = retention(wh, period="month", cohort="first_order", returning="order", max_periods=6)
     summary["retention"] = {
         "cohorts": len(ret["cohorts"]),
-        "month_1_median": _median(
-            [c["periods"][1]["share"] for c in ret["cohorts"] if c["periods"][1]["share"]]
-        ),
+        "month_1_median": _median([c["periods"][1]["share"] for c in ret["cohorts"] if c["periods"][1]["share"]]),
     }
     if ret["cohorts"]:
         summary["charts"]["retention"] = str(charts.retention_chart(ret, out / "retention.png"))
@@ -98,9 +92,7 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: Path) -> dict[str, A
         "note": "share of first orders each model puts on a channel that did not cause them (0 = perfect)",
     }
     summary["charts"]["attribution"] = str(
-        charts.attribution_chart(
-            table, out / "attribution.png", title="First orders by channel", truth=true_first
-        )
+        charts.attribution_chart(table, out / "attribution.png", title="First orders by channel", truth=true_first)
     )
 
     # ROMI bridge: spend over the whole period against credited first-order revenue.

@@ -23,9 +23,7 @@ def events_table(rows: Sequence[Mapping[str, Any]]) -> ir.Table:
 
     Missing keys are null; ``message_id`` defaults to the row number.
     """
-    fields = [
-        (n, pa.string() if isinstance(t, dt.JSON) else t.to_pyarrow()) for n, t in EVENTS.schema.items()
-    ]
+    fields = [(n, pa.string() if isinstance(t, dt.JSON) else t.to_pyarrow()) for n, t in EVENTS.schema.items()]
     fields.append(("person", pa.string()))
     schema = pa.schema(fields)
     data: dict[str, list[Any]] = {name: [] for name in schema.names}

@@ -55,9 +55,7 @@ class Step:
         'page'
         """
         if not isinstance(text, str) or not text.strip():
-            raise InvalidInput(
-                f"funnel step {text!r} is empty", hint="name a track event, 'page' or 'page:/path'"
-            )
+            raise InvalidInput(f"funnel step {text!r} is empty", hint="name a track event, 'page' or 'page:/path'")
         text = text.strip()
         kind, sep, rest = text.partition(":")
         if kind in ("page", "screen"):
@@ -142,7 +140,9 @@ def funnel_expr(
         if breakdown_table is None:
             raise InvalidInput("breakdown 'channel' needs sessions", hint="call funnel(), which builds them")
         b = breakdown_table.select(tp_m=breakdown_table.message_id, tp_ch=breakdown_table.channel)
-        cur = cur.left_join(b, cur.tp_msg1 == b.tp_m).mutate(breakdown=ibis._.tp_ch).drop("tp_m", "tp_ch")
+        keep = [c for c in cur.columns if c != "breakdown"]
+        joined = cur.left_join(b, cur.tp_msg1 == b.tp_m)
+        cur = joined.select(*keep, breakdown=joined.tp_ch)
     for k, step in enumerate(parsed[1:], start=2):
         prev_t, prev_m = f"t{k - 1}", f"tp_msg{k - 1}"
         cand = t.filter(step.predicate(t)).select(tp_p=t.person, tp_ts=t.timestamp, tp_m=t.message_id)
@@ -204,9 +204,7 @@ def funnel(
         sz = sessionize(t, timeout_minutes=timeout_minutes)
         ss = sessions(sz, rules=rules).select("session_id", "channel")
         breakdown_table = sz.join(ss, "session_id").select("message_id", "channel")
-    per_person = funnel_expr(
-        t, parsed, window_hours=window_hours, breakdown=breakdown, breakdown_table=breakdown_table
-    )
+    per_person = funnel_expr(t, parsed, window_hours=window_hours, breakdown=breakdown, breakdown_table=breakdown_table)
     if end is not None:
         per_person = per_person.filter(per_person.t1 < end)
     summary = wh.to_arrow(funnel_summary_expr(per_person, len(parsed))).to_pylist()

@@ -82,9 +82,7 @@ def weights(
         raw = np.exp2(-age / hl)
         totals = np.add.reduceat(raw, data.offsets[:-1]) if len(raw) else raw
         return raw / totals[data.row_of_touch]
-    raise InvalidInput(
-        f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(HEURISTICS)}"
-    )
+    raise InvalidInput(f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(HEURISTICS)}")
 
 
 def credit(data: PathData, touch_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

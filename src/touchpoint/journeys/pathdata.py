@@ -71,10 +71,7 @@ class PathData:
 
     def path_strings(self, sep: str = " > ") -> list[str]:
         names = np.asarray(self.channels, dtype=object)
-        return [
-            sep.join(names[self.touches[a:b]])
-            for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)
-        ]
+        return [sep.join(names[self.touches[a:b]]) for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
     @classmethod
     def from_lists(
@@ -125,15 +122,11 @@ class PathData:
                 f"path {int(empty[0]) + 1} has no channels", hint="remove empty paths or give them a channel"
             )
         if ages is not None and len(ages) != len(flat):
-            raise InvalidInput(
-                "ages must have one entry per touch", hint="give one age per channel in each path"
-            )
+            raise InvalidInput("ages must have one entry per touch", hint="give one age per channel in each path")
         encoded = pc.dictionary_encode(flat)
         raw_names = encoded.dictionary.to_pylist()
         if any(name is None or name == "" for name in raw_names) or encoded.indices.null_count:
-            raise InvalidInput(
-                "a path has an empty channel name", hint="check the separator and the path text"
-            )
+            raise InvalidInput("a path has an empty channel name", hint="check the separator and the path text")
         order = np.argsort(np.asarray(raw_names, dtype=object))
         rank = np.empty(len(order), dtype=np.int32)
         rank[order] = np.arange(len(order), dtype=np.int32)
@@ -192,9 +185,7 @@ def read_path_file(
                 convert_options=pcsv.ConvertOptions(column_types={path_column: pa.string()}),
             )
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"cannot read path file {str(p)!r}: {exc}", hint="give a CSV or Parquet file"
-        ) from None
+        raise InvalidInput(f"cannot read path file {str(p)!r}: {exc}", hint="give a CSV or Parquet file") from None
     return from_table(
         table,
         sep=sep,
@@ -232,9 +223,7 @@ def from_table(
         try:
             col = pc.cast(col, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InvalidInput(
-                f"column {name!r} is not numeric", hint="give counts and values as numbers"
-            ) from None
+            raise InvalidInput(f"column {name!r} is not numeric", hint="give counts and values as numbers") from None
         return np.nan_to_num(col.to_numpy(zero_copy_only=False), nan=0.0)
 
     text = pc.cast(table.column(path_column), pa.string()).combine_chunks()

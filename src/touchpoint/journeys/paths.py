@@ -59,9 +59,7 @@ def path_steps_expr(
     s = s.mutate(tp_prev=s.label.lag().over(w))
     # collapse repeats, but never drop an anchor event
     s = s.filter(s.tp_anchor | s.tp_prev.isnull() | (s.tp_prev != s.label))
-    s = s.mutate(
-        tp_rn=ibis.row_number().over(ibis.window(group_by=s.session_id, order_by=[s.timestamp, s.message_id]))
-    )
+    s = s.mutate(tp_rn=ibis.row_number().over(ibis.window(group_by=s.session_id, order_by=[s.timestamp, s.message_id])))
     anchors = s.filter(s.tp_anchor)
     aw = ibis.window(group_by=anchors.person, order_by=[anchors.timestamp, anchors.message_id])
     anchors = anchors.mutate(tp_k=ibis.row_number().over(aw))

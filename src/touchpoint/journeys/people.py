@@ -46,9 +46,8 @@ def stitch(events: ir.Table) -> ir.Table:
         .agg(tp_user=events.user_id.min())
     )
     joined = events.left_join(known, events.anonymous_id == known.tp_anon)
-    return joined.mutate(person=ibis.coalesce(joined.user_id, joined.tp_user, joined.anonymous_id)).drop(
-        "tp_anon", "tp_user"
-    )
+    person = ibis.coalesce(joined.user_id, joined.tp_user, joined.anonymous_id)
+    return joined.select(*[joined[c] for c in events.columns if c != "person"], person=person)
 
 
 def raw_person(events: ir.Table) -> ir.Table:
@@ -62,9 +61,8 @@ def _profiles(wh: Warehouse, events: ir.Table) -> ir.Table:
     anons = ids.filter(ids.id_type == "anonymous_id").select(tp_aid=ids.id_value, tp_ap=ids.profile_id)
     j = events.left_join(users, events.user_id == users.tp_uid)
     j = j.left_join(anons, j.anonymous_id == anons.tp_aid)
-    return j.mutate(person=ibis.coalesce(j.tp_up, j.tp_ap, j.user_id, j.anonymous_id)).drop(
-        "tp_uid", "tp_up", "tp_aid", "tp_ap"
-    )
+    person = ibis.coalesce(j.tp_up, j.tp_ap, j.user_id, j.anonymous_id)
+    return j.select(*[j[c] for c in events.columns if c != "person"], person=person)
 
 
 def has_profiles(wh: Warehouse) -> bool:
@@ -100,7 +98,5 @@ def person_events(wh: Warehouse, *, identity: Identity = "auto", events: ir.Tabl
     elif identity == "raw":
         out = raw_person(t)
     else:
-        raise InvalidInput(
-            f"identity={identity!r} is not known", hint="use one of: auto, profiles, stitch, raw"
-        )
+        raise InvalidInput(f"identity={identity!r} is not known", hint="use one of: auto, profiles, stitch, raw")
     return out.filter(out.person.notnull())

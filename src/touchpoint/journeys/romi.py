@@ -91,9 +91,7 @@ def romi_table(results: Mapping[str, AttributionResult], spend: Mapping[str, flo
         "rows": rows,
         "total_spend": sum(spend_n.values()),
         "unmatched_spend": sorted(
-            k
-            for k in spend_n
-            if not any(k in {normalise_channel(c) for c in r.channels} for r in results.values())
+            k for k in spend_n if not any(k in {normalise_channel(c) for c in r.channels} for r in results.values())
         ),
         "method": "CPA = spend / credited conversions; ROAS = credited revenue / spend; "
         "spend and conversions over the same period",

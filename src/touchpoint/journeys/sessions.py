@@ -27,7 +27,7 @@ import ibis
 import ibis.expr.types as ir
 
 from touchpoint.errors import InvalidInput
-from touchpoint.journeys.channels import ChannelRule, channel_expr
+from touchpoint.journeys.channels import ChannelRule, channel_expr, with_channel
 
 if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
@@ -123,9 +123,7 @@ def sessions(sessionized: ir.Table, *, rules: Sequence[ChannelRule] | None = Non
         session_end=s.timestamp.max(), events=s.count(), pages=(s.type == "page").sum()
     )
     stats = stats.mutate(session_id=session_id_expr(stats.person, stats.session_index))
-    joined = stats.join(
-        landing, (stats.person == landing.tp_person) & (stats.session_index == landing.tp_index)
-    )
+    joined = stats.join(landing, (stats.person == landing.tp_person) & (stats.session_index == landing.tp_index))
     return joined.select(
         "person",
         "session_id",
@@ -158,9 +156,12 @@ def sessions_from_events(
     """
     timeout = check_timeout(timeout_minutes)
     full = events if types is None else events.filter(events.type.isin(list(types)))
-    # only four narrow columns go through the sort; landing fields are looked up for session starts
-    t = full.select("person", "message_id", "timestamp", "type")
-    order = [t.timestamp, t.message_id]
+    # Three narrow columns go through one sort, by timestamp only (a string tie-break would double
+    # its cost). Session boundaries never split equal timestamps, so counts do not depend on how
+    # ties are ordered; the landing event is then chosen among the ties by message_id, as in
+    # sessions(sessionize(...)), and its fields are looked up only for session starts.
+    t = full.select("person", "timestamp", "type")
+    order = [t.timestamp]
     w = ibis.window(group_by=t.person, order_by=order)
     upto = ibis.cumulative_window(group_by=t.person, order_by=order)
     whole = ibis.window(group_by=t.person, order_by=order, rows=(None, None))
@@ -169,13 +170,13 @@ def sessions_from_events(
         tp_prev=t.timestamp.lag().over(w),
         tp_rn=ibis.row_number().over(w),
         tp_pages_before=is_page.sum().over(upto) - is_page,
-        tp_n=t.message_id.count().over(whole),
+        tp_n=t.timestamp.count().over(whole),
         tp_pages=is_page.sum().over(whole),
         tp_last=t.timestamp.max().over(whole),
     )
     limit = x.tp_prev + ibis.interval(milliseconds=round(timeout * 60_000))
     f = x.filter(x.tp_prev.isnull() | (x.timestamp > limit))
-    fw = ibis.window(group_by=f.person, order_by=[f.timestamp, f.message_id])
+    fw = ibis.window(group_by=f.person, order_by=[f.timestamp])
     f = f.mutate(
         session_index=(ibis.row_number().over(fw) + 1).cast("int64"),
         tp_next_rn=f.tp_rn.lead().over(fw),
@@ -183,9 +184,15 @@ def sessions_from_events(
         tp_next_pages=f.tp_pages_before.lead().over(fw),
     )
     landing = full.select(
-        full.message_id.name("tp_mid"), *[full[c] for c in SESSION_COLUMNS[6:] if c in full.columns]
+        full.person.name("tp_lp"),
+        full.timestamp.name("tp_lts"),
+        full.message_id.name("tp_mid"),
+        *[full[c] for c in SESSION_COLUMNS[6:] if c in full.columns],
     )
-    f = f.join(landing, f.message_id == landing.tp_mid)
+    j = f.join(landing, (f.person == landing.tp_lp) & (f.timestamp == landing.tp_lts))
+    first = ibis.window(group_by=[j.person, j.session_index], order_by=[j.tp_mid])
+    j = j.mutate(tp_pick=ibis.row_number().over(first))
+    f = with_channel(j.filter(j.tp_pick == 0), rules)
     return f.select(
         person=f.person,
         session_id=session_id_expr(f.person, f.session_index),
@@ -194,7 +201,7 @@ def sessions_from_events(
         session_end=ibis.coalesce(f.tp_next_prev, f.tp_last),
         events=(ibis.coalesce(f.tp_next_rn, f.tp_n) - f.tp_rn).cast("int64"),
         pages=(ibis.coalesce(f.tp_next_pages, f.tp_pages) - f.tp_pages_before).cast("int64"),
-        channel=channel_expr(f, rules),
+        channel=f.channel,
         campaign=f.utm_campaign,
         source=f.utm_source,
         medium=f.utm_medium,

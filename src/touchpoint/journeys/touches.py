@@ -96,9 +96,7 @@ def journeys_expr(
     cw = ibis.cumulative_window(group_by=u.person, order_by=[u.ts, u.tp_kind, u.tp_key])
     is_conv = (u.tp_kind == 1).cast("int64")
     u = u.mutate(journey=is_conv.sum().over(cw) - is_conv)
-    convs = u.filter(u.tp_kind == 1).select(
-        c_person=u.person, c_journey=u.journey, conv_ts=u.ts, c_value=u.value
-    )
+    convs = u.filter(u.tp_kind == 1).select(c_person=u.person, c_journey=u.journey, conv_ts=u.ts, c_value=u.value)
     touches = u.filter(u.tp_kind == 0)
     j = touches.left_join(convs, (touches.person == convs.c_person) & (touches.journey == convs.c_journey))
     last = j.ts.max().over(ibis.window(group_by=[j.person, j.journey]))
@@ -172,9 +170,7 @@ def journeys(
         first_only=first_only,
     )
     table = wh.to_arrow(expr.select("converted", "value", "channels", "ages"))
-    return from_journey_table(
-        table, source=f"warehouse ({lookback_days:g}-day lookback, {conversion_event!r})"
-    )
+    return from_journey_table(table, source=f"warehouse ({lookback_days:g}-day lookback, {conversion_event!r})")
 
 
 def from_journey_table(table: pa.Table, *, source: str = "warehouse") -> PathData:
