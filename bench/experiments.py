@@ -13,13 +13,15 @@
     uv run python bench/experiments.py --experiments 100 1000 10000 --units 1000000 3000000 10000000 \
         --json bench-experiments.json
 
-Prints a table and writes JSON.
+Prints a table and writes JSON. Wall time and process CPU time (all threads) are both reported, with
+the load average: on a shared machine the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -89,9 +91,10 @@ def bench_sufficient(sizes: list[int]) -> list[dict]:
         for engine in ("frequentist", "sequential", "bayesian"):
             opts = AnalysisOptions(engine=engine)
             analyze_table(table.slice(0, 40), options=opts)  # warm up scipy
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             res = analyze_table(table, options=opts)
             row[f"{engine}_s"] = round(time.perf_counter() - t, 4)
+            row[f"{engine}_cpu_s"] = round(time.process_time() - cpu, 4)
             assert res.num_rows == n_exp * 10
         if n_exp <= 1000:
             per_exp = as_metric_stats(table)
@@ -99,6 +102,7 @@ def bench_sufficient(sizes: list[int]) -> list[dict]:
             for stats in per_exp:
                 analyze(stats, control="control", options=AnalysisOptions(engine="sequential"))
             row["loop_analyze_s"] = round(time.perf_counter() - t, 3)
+        row["load_average"] = round(os.getloadavg()[0], 1)
         out.append(row)
         print(
             f"  {n_exp:>7,} experiments x 10 metrics: "
@@ -191,9 +195,10 @@ def bench_engine(sizes: list[int], threads: int | None) -> list[dict]:
                 ("plain", AnalysisOptions(engine="sequential")),
                 ("cuped", AnalysisOptions(engine="sequential", cuped=True)),
             ):
-                t = time.perf_counter()
+                t, cpu = time.perf_counter(), time.process_time()
                 result = analyze_experiment(wh, KEY, options=opts)
                 timings[label] = time.perf_counter() - t
+                timings[label + "_cpu"] = time.process_time() - cpu
             c = result.metrics[0].comparisons[0]
             row = {
                 "units": n_units,
@@ -201,6 +206,9 @@ def bench_engine(sizes: list[int], threads: int | None) -> list[dict]:
                 "load_s": round(load_s, 1),
                 "analyze_s": round(timings["plain"], 2),
                 "analyze_cuped_s": round(timings["cuped"], 2),
+                "analyze_cpu_s": round(timings["plain_cpu"], 2),
+                "analyze_cuped_cpu_s": round(timings["cuped_cpu"], 2),
+                "load_average": round(os.getloadavg()[0], 1),
                 "lift_ordered": round(c.estimate or 0, 4),
                 "ci": [round(c.ci_low or 0, 4), round(c.ci_high or 0, 4)],
                 "srm_ok": result.srm.ok,
@@ -209,9 +217,10 @@ def bench_engine(sizes: list[int], threads: int | None) -> list[dict]:
             wh.close()
         out.append(row)
         print(
-            f"  {n_units:>11,} units ({row['events']:,} events): analyze {row['analyze_s']} s, with CUPED "
-            f"{row['analyze_cuped_s']} s; lift {row['lift_ordered']:+.2%} (true +5%); "
-            f"peak RSS {row['peak_rss_mb']} MB",
+            f"  {n_units:>11,} units ({row['events']:,} events): analyze {row['analyze_s']} s "
+            f"(CPU {row['analyze_cpu_s']} s), with CUPED {row['analyze_cuped_s']} s "
+            f"(CPU {row['analyze_cuped_cpu_s']} s); lift {row['lift_ordered']:+.2%} (true +5%); "
+            f"peak RSS {row['peak_rss_mb']} MB; load average {row['load_average']}",
             flush=True,
         )
     return out

@@ -170,41 +170,52 @@ def _f(value: Any) -> float | None:
     return None if np.isnan(v) else v
 
 
-def _comparisons(
-    ms: MetricStats, control: str, treatments: list[str], opts: AnalysisOptions
-) -> tuple[list[Comparison], bool, np.ndarray]:
-    ctrl = ms.arm(control).as_arrays()
-    cols = {k: np.array([ms.arm(t).as_arrays()[k] for t in treatments]) for k in SUM_FIELDS}
-    ctrl_b = {k: np.broadcast_to(v, (len(treatments),)) for k, v in ctrl.items()}
-    use_cuped = opts.cuped and ms.has_covariate and ms.kind != "ratio"
-    moments = pair_moments(ms.kind, ctrl_b, cols, cuped=use_cuped)
-    lift = run_engine(
-        opts.engine,
-        moments,
-        relative=opts.relative,
-        alpha=opts.alpha,
-        tuning=opts.sequential_tuning,
-        prior=opts.prior,
-        inverse=ms.inverse,
-    )
-    out = []
-    for i, t in enumerate(treatments):
-        out.append(
-            Comparison(
-                variant=t,
-                estimate=_f(lift.estimate[i]),
-                ci_low=_f(lift.ci_low[i]),
-                ci_high=_f(lift.ci_high[i]),
-                stderr=_f(lift.stderr[i]),
-                p_value=_f(lift.p_value[i]) if lift.p_value.ndim else None,
-                chance_to_win=_f(lift.chance_to_win[i]) if lift.chance_to_win.ndim else None,
-                risk_control=_f(lift.risk_control[i]) if lift.risk_control.ndim else None,
-                risk_treatment=_f(lift.risk_treatment[i]) if lift.risk_treatment.ndim else None,
-                error=lift.error[i],
-                cuped_theta=float(moments.theta[i]) if use_cuped else None,
-            )
+def _all_comparisons(
+    stats: Sequence[MetricStats], control: str, treatments: list[str], opts: AnalysisOptions
+) -> list[tuple[list[Comparison], bool, np.ndarray]]:
+    """Every metric's comparisons, one engine call per (kind, CUPED, inverse) group of metrics."""
+    groups: dict[tuple[str, bool, bool], list[int]] = {}
+    for idx, ms in enumerate(stats):
+        use_cuped = opts.cuped and ms.has_covariate and ms.kind != "ratio"
+        groups.setdefault((ms.kind, use_cuped, ms.inverse), []).append(idx)
+    out: list[tuple[list[Comparison], bool, np.ndarray]] = [([], False, np.zeros(0))] * len(stats)
+    k = len(treatments)
+    for (kind, use_cuped, inverse), idxs in groups.items():
+        ctrl = [stats[i].arm(control) for i in idxs for _ in treatments]
+        trt = [stats[i].arm(t) for i in idxs for t in treatments]
+        a = {f: np.array([float(getattr(x, f)) for x in ctrl]) for f in SUM_FIELDS}
+        b = {f: np.array([float(getattr(x, f)) for x in trt]) for f in SUM_FIELDS}
+        moments = pair_moments(kind, a, b, cuped=use_cuped)
+        lift = run_engine(
+            opts.engine,
+            moments,
+            relative=opts.relative,
+            alpha=opts.alpha,
+            tuning=opts.sequential_tuning,
+            prior=opts.prior,
+            inverse=inverse,
         )
-    return out, use_cuped, moments.mean_b
+        for g, i in enumerate(idxs):
+            comps = []
+            for j, t in enumerate(treatments):
+                r = g * k + j
+                comps.append(
+                    Comparison(
+                        variant=t,
+                        estimate=_f(lift.estimate[r]),
+                        ci_low=_f(lift.ci_low[r]),
+                        ci_high=_f(lift.ci_high[r]),
+                        stderr=_f(lift.stderr[r]),
+                        p_value=_f(lift.p_value[r]) if lift.p_value.ndim else None,
+                        chance_to_win=_f(lift.chance_to_win[r]) if lift.chance_to_win.ndim else None,
+                        risk_control=_f(lift.risk_control[r]) if lift.risk_control.ndim else None,
+                        risk_treatment=_f(lift.risk_treatment[r]) if lift.risk_treatment.ndim else None,
+                        error=lift.error[r],
+                        cuped_theta=float(moments.theta[r]) if use_cuped else None,
+                    )
+                )
+            out[i] = (comps, use_cuped, moments.mean_b[g * k : (g + 1) * k])
+    return out
 
 
 def _arm_summaries(ms: MetricStats, variants: list[str]) -> list[ArmSummary]:
@@ -272,7 +283,9 @@ def analyze(
     results: list[MetricResult] = []
     for ms in stats:
         check_kind(ms.kind)
-        comps, used_cuped, adjusted = _comparisons(ms, control, treatments, opts)
+    for ms, (comps, used_cuped, adjusted) in zip(
+        stats, _all_comparisons(stats, control, treatments, opts), strict=True
+    ):
         arms = _arm_summaries(ms, variants)
         if used_cuped:
             for arm, adj in zip(arms[1:], adjusted, strict=True):
@@ -438,17 +451,13 @@ def analyze_table(
     exp_t = [exp[i] for i in t_idx]
     p_adj = out["p_value"].copy()
     if opts.engine != "bayesian" and opts.correction != "none":
-        groups: dict[Any, list[int]] = {}
-        for j, e in enumerate(exp_t):
-            groups.setdefault(e, []).append(j)
-        fn = corrections.holm if opts.correction == "holm" else corrections.bh
-        for idx in groups.values():
-            p_adj[idx] = fn(out["p_value"][idx])
+        p_adj = corrections.adjust_grouped(out["p_value"], np.asarray(exp_t, dtype=object), opts.correction)
+    variants = table.column("variant").to_pylist()
     return pa.table(
         {
             "experiment": exp_t,
             "metric": [met[i] for i in t_idx],
-            "variant": [table.column("variant")[int(i)].as_py() for i in t_idx],
+            "variant": [variants[i] for i in t_idx],
             **{name: out[name] for name in out},
             "p_adjusted": p_adj,
             "error": errors.tolist(),

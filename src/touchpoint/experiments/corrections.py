@@ -75,3 +75,45 @@ def adjust(p_values: Sequence[float] | np.ndarray, method: str) -> list[float]:
     if method == "bh":
         return bh(values).tolist()
     return values.tolist()
+
+
+def adjust_grouped(p_values: np.ndarray, groups: np.ndarray, method: str) -> np.ndarray:
+    """Adjust p-values within each group (e.g. per experiment), vectorised over all groups at once.
+
+    Equal to calling :func:`adjust` on each group separately; NaN p-values are left out and stay NaN.
+
+    >>> adjust_grouped(np.array([0.01, 0.04, 0.03, 0.5]), np.array([0, 0, 0, 1]), "holm").round(3).tolist()
+    [0.03, 0.06, 0.06, 0.5]
+    """
+    if method not in CORRECTIONS:
+        raise InvalidInput(
+            f"correction {method!r} is not known", hint=f"use one of: {', '.join(CORRECTIONS)}"
+        )
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    live = np.flatnonzero(~np.isnan(p))
+    if method == "none" or live.size == 0:
+        out[live] = p[live]
+        return out
+    _, g = np.unique(np.asarray(groups)[live], return_inverse=True)
+    pv = p[live]
+    m = np.bincount(g)[g].astype(float)  # comparisons in each value's group
+    if method == "holm":
+        order = np.lexsort((pv, g))  # by group, then ascending p
+        gs, ps = g[order], pv[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(gs)) + 1]
+        rank = np.arange(gs.size) - np.repeat(starts, np.diff(np.r_[starts, gs.size]))  # 0-based
+        x = np.minimum((m[order] - rank) * ps, 1.0)
+        adj = np.maximum.accumulate(x + 2.0 * gs) - 2.0 * gs  # cumulative max within each group
+    else:
+        order = np.lexsort((-pv, g))  # by group, then descending p
+        gs, ps = g[order], pv[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(gs)) + 1]
+        pos = np.arange(gs.size) - np.repeat(starts, np.diff(np.r_[starts, gs.size]))
+        rank = m[order] - pos  # ascending rank (1-based) of each value in its group
+        x = np.minimum(ps * m[order] / rank, 1.0)
+        adj = 2.0 * gs - np.maximum.accumulate(2.0 * gs - x)  # cumulative min within each group
+    res = np.empty(live.size)
+    res[order] = adj
+    out[live] = res
+    return out
