@@ -43,14 +43,10 @@ def investment_case(
     """
     channels = result.data.channels
     if "channels" not in plan or "weeks" not in plan:
-        raise InvalidInput(
-            "the plan has no 'channels'/'weeks'", hint="make one with `touchpoint mmm plan --json`"
-        )
+        raise InvalidInput("the plan has no 'channels'/'weeks'", hint="make one with `touchpoint mmm plan --json`")
     unknown = sorted(set(plan["channels"]) - set(channels))
     if unknown:
-        raise InvalidInput(
-            f"plan channel(s) {unknown} are not in the model", hint=f"channels: {list(channels)}"
-        )
+        raise InvalidInput(f"plan channel(s) {unknown} are not in the model", hint=f"channels: {list(channels)}")
     if not 0 <= discount_rate < 1:
         raise InvalidInput(f"discount_rate={discount_rate} must be in [0, 1)", hint="e.g. 0.1 for 10% a year")
     margin = float(plan.get("gross_margin", 1.0) if gross_margin is None else gross_margin)

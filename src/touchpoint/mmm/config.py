@@ -54,9 +54,7 @@ class MMMConfig:
 
     def __post_init__(self) -> None:
         if self.adstock not in ADSTOCKS:
-            raise InvalidInput(
-                f"adstock {self.adstock!r} is not known", hint=f"use one of {', '.join(ADSTOCKS)}"
-            )
+            raise InvalidInput(f"adstock {self.adstock!r} is not known", hint=f"use one of {', '.join(ADSTOCKS)}")
         if self.saturation not in SATURATIONS:
             raise InvalidInput(
                 f"saturation {self.saturation!r} is not known", hint=f"use one of {', '.join(SATURATIONS)}"
@@ -73,15 +71,11 @@ class MMMConfig:
         }
         for name, (value, lo, hi) in checks.items():
             if not lo <= value <= hi:
-                raise InvalidInput(
-                    f"{name}={value} is out of range", hint=f"use a value between {lo} and {hi}"
-                )
+                raise InvalidInput(f"{name}={value} is out of range", hint=f"use a value between {lo} and {hi}")
         for name in ("target_accept", "interval", "brand_share_guideline"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
-                raise InvalidInput(
-                    f"{name}={value} must be strictly between 0 and 1", hint=f"e.g. {name}=0.9"
-                )
+                raise InvalidInput(f"{name}={value} must be strictly between 0 and 1", hint=f"e.g. {name}=0.9")
         if self.roi_prior_sigma <= 0:
             raise InvalidInput(f"roi_prior_sigma={self.roi_prior_sigma} must be positive", hint="e.g. 1.0")
         for channel, pair in self.roi_priors.items():
@@ -90,9 +84,7 @@ class MMMConfig:
                     f"roi_priors[{channel!r}]={pair!r} must be (roi > 0, standard error > 0)",
                     hint="give the lift experiment's ROMI and its standard error, e.g. (1.8, 0.4)",
                 )
-        object.__setattr__(
-            self, "roi_priors", {k: (float(v[0]), float(v[1])) for k, v in self.roi_priors.items()}
-        )
+        object.__setattr__(self, "roi_priors", {k: (float(v[0]), float(v[1])) for k, v in self.roi_priors.items()})
         object.__setattr__(self, "brand_channels", tuple(self.brand_channels))
 
     def roi_prior_lognormal(self, channel: str) -> tuple[float, float]:

@@ -55,17 +55,11 @@ class MMMData:
         """Build and validate from plain arrays (one value per week)."""
         controls = controls or {}
         n = len(target)
-        ctrl = (
-            np.column_stack([np.asarray(v, float) for v in controls.values()])
-            if controls
-            else np.zeros((n, 0))
-        )
+        ctrl = np.column_stack([np.asarray(v, float) for v in controls.values()]) if controls else np.zeros((n, 0))
         data = cls(
             dates=np.asarray(dates, dtype="datetime64[D]"),
             target=np.asarray(target, dtype=float),
-            spend=np.column_stack([np.asarray(v, float) for v in spend.values()])
-            if spend
-            else np.zeros((n, 0)),
+            spend=np.column_stack([np.asarray(v, float) for v in spend.values()]) if spend else np.zeros((n, 0)),
             channels=tuple(spend),
             controls=ctrl,
             control_names=tuple(controls),
@@ -82,16 +76,13 @@ class MMMData:
         if len(set(self.channels)) != len(self.channels):
             raise InvalidInput(f"channel names repeat: {list(self.channels)}", hint="name each channel once")
         if self.spend.shape != (n, len(self.channels)) or self.dates.shape != (n,):
-            raise InvalidInput(
-                "dates, target and spend have different lengths", hint="give one value per week"
-            )
+            raise InvalidInput("dates, target and spend have different lengths", hint="give one value per week")
         if self.controls.shape[0] != n and self.controls.size:
             raise InvalidInput("controls have a different length than the target", hint="one value per week")
         if n < MIN_WEEKS + holdout_weeks:
             raise InvalidInput(
                 f"only {n} weeks of data; a marketing-mix model needs at least {MIN_WEEKS + holdout_weeks}",
-                hint=f"use at least {MIN_WEEKS} weeks plus the {holdout_weeks} held-out weeks "
-                "(104+ is better)",
+                hint=f"use at least {MIN_WEEKS} weeks plus the {holdout_weeks} held-out weeks (104+ is better)",
             )
         if n > 1:
             gaps = np.diff(self.dates).astype(int)
@@ -100,14 +91,11 @@ class MMMData:
                 i = int(bad[0])
                 raise InvalidInput(
                     f"dates are not consecutive weeks: {self.dates[i]} is followed by {self.dates[i + 1]}",
-                    hint="give one row per week (or per day) with no gaps; "
-                    "fill missing weeks with zero spend",
+                    hint="give one row per week (or per day) with no gaps; fill missing weeks with zero spend",
                 )
         if not np.all(np.isfinite(self.target)):
             week = self.dates[int(np.flatnonzero(~np.isfinite(self.target))[0])]
-            raise InvalidInput(
-                f"target {self.target_name!r} is missing in the week of {week}", hint="fill it in"
-            )
+            raise InvalidInput(f"target {self.target_name!r} is missing in the week of {week}", hint="fill it in")
         for j, name in enumerate(self.channels):
             col = self.spend[:, j]
             if not np.all(np.isfinite(col)) or np.any(col < 0):
@@ -124,9 +112,7 @@ class MMMData:
                 )
         for j, name in enumerate(self.control_names):
             if not np.all(np.isfinite(self.controls[:, j])):
-                raise InvalidInput(
-                    f"control {name!r} has missing values", hint="fill them (e.g. 0 for no promotion)"
-                )
+                raise InvalidInput(f"control {name!r} has missing values", hint="fill them (e.g. 0 for no promotion)")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -207,9 +193,7 @@ def from_file(
     if not channels:
         raise InvalidInput("no --channel columns given", hint="name each spend column with --channel")
     try:
-        dates = np.asarray(
-            pc.cast(table[date_column], "date32").to_numpy(zero_copy_only=False), "datetime64[D]"
-        )
+        dates = np.asarray(pc.cast(table[date_column], "date32").to_numpy(zero_copy_only=False), "datetime64[D]")
     except Exception as exc:
         raise InvalidInput(
             f"column {date_column!r} does not hold dates", hint="use ISO dates such as 2024-01-01"
@@ -219,17 +203,13 @@ def from_file(
         try:
             arr = pc.cast(table[name], "float64").to_numpy(zero_copy_only=False)
         except Exception as exc:
-            raise InvalidInput(
-                f"column {name!r} is not numeric", hint="remove currency signs and text"
-            ) from exc
+            raise InvalidInput(f"column {name!r} is not numeric", hint="remove currency signs and text") from exc
         cols[name] = np.nan_to_num(arr, nan=0.0) if name in channels else arr
     order = np.argsort(dates, kind="stable")
     dates = dates[order]
     cols = {k: v[order] for k, v in cols.items()}
     if len(np.unique(dates)) != len(dates):
-        raise InvalidInput(
-            f"column {date_column!r} repeats dates", hint="aggregate to one row per date first"
-        )
+        raise InvalidInput(f"column {date_column!r} repeats dates", hint="aggregate to one row per date first")
     if len(dates) > 1 and int(np.median(np.diff(dates).astype(int))) == 1:
         dates, cols = _weekly(dates, cols, set(controls))
     return MMMData.from_columns(
@@ -252,9 +232,7 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
     ev = wh.table("events")
     orders = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
     day = orders.timestamp.cast("date")
-    daily = orders.group_by(day=day).aggregate(
-        revenue=orders.revenue.fillna(0).sum(), conversions=orders.count()
-    )
+    daily = orders.group_by(day=day).aggregate(revenue=orders.revenue.fillna(0).sum(), conversions=orders.count())
     sp = wh.table("spend")
     if channels:
         sp = sp.filter(sp.channel.isin(channels))
@@ -267,9 +245,7 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
             hint="import orders, or fit from a file with --file",
         )
     if spend_tab.num_rows == 0:
-        raise NotFound(
-            "the spend table is empty", hint="import spend (`touchpoint import spend FILE`) or use --file"
-        )
+        raise NotFound("the spend table is empty", hint="import spend (`touchpoint import spend FILE`) or use --file")
     k_days = np.asarray(kpi_tab["day"].to_numpy(zero_copy_only=False), "datetime64[D]")
     s_days = np.asarray(spend_tab["day"].to_numpy(zero_copy_only=False), "datetime64[D]")
     names = sorted(set(spend_tab["channel"].to_pylist()))
@@ -284,9 +260,7 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
     s_end = s_days.max() + np.timedelta64(6 if weekly_spend else 0, "D")
     start, end = max(k_days.min(), s_days.min()), min(k_days.max(), s_end)
     if end < start:
-        raise InvalidInput(
-            "orders and spend do not overlap in time", hint="import spend for the order period"
-        )
+        raise InvalidInput("orders and spend do not overlap in time", hint="import spend for the order period")
     days = np.arange(start, end + np.timedelta64(1, "D"), dtype="datetime64[D]")
     index = {d: i for i, d in enumerate(days.astype(int))}
     cols: dict[str, np.ndarray] = {kpi: np.zeros(len(days))}

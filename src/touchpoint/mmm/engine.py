@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,9 +37,7 @@ def _load() -> tuple[Any, Any, Any, Any]:
     import sys
 
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get(
-        "XLA_FLAGS", ""
-    ):
+    if "jax" not in sys.modules and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         # One host "device" per chain lets NUTS chains run in parallel threads on the CPU cores.
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={HOST_DEVICES}".strip()
@@ -53,6 +52,10 @@ def _load() -> tuple[Any, Any, Any, Any]:
             hint=f"install the extra: pip install '{EXTRA}' (numpyro==0.22.0, jax==0.10.2)",
         ) from exc
     jax.config.update("jax_enable_x64", True)
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        # Compiling the sampler costs more than sampling small models; cache it across processes.
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "touchpoint" / "jax"
+        jax.config.update("jax_compilation_cache_dir", str(cache))
     return jax, jnp, numpyro, dist
 
 
@@ -100,24 +103,19 @@ def channel_params(xp: Any, config: MMMConfig, draws: dict[str, Any]) -> tuple[A
         ad = draws["decay"][..., None]
     else:
         ad = xp.stack([draws["weibull_shape"], draws["weibull_scale"]], axis=-1)
-    if config.saturation == "hill":
-        sat = xp.stack([draws["half"], draws["shape"]], axis=-1)
-    else:
-        sat = draws["lam"][..., None]
+    hill = config.saturation == "hill"
+    sat = xp.stack([draws["half"], draws["shape"]], axis=-1) if hill else draws["lam"][..., None]
     return ad, sat
 
 
-def _model_fn(inputs: EngineInputs, config: MMMConfig) -> Any:
+def _model_fn(config: MMMConfig, n_channels: int) -> Any:
+    """The NumPyro model. Data arrive as arguments, so one compiled sampler serves every data set of
+    the same shape (and JAX's persistent compilation cache can reuse it across processes)."""
     _, jnp, numpyro, dist = _load()
-    lagged = jnp.asarray(inputs.lagged)
-    z = jnp.asarray(inputs.baseline)
-    train_idx = np.flatnonzero(inputs.train)
-    y_train = jnp.asarray(inputs.y[train_idx])
-    spend_train = jnp.asarray(inputs.spend_train)
-    n_channels = inputs.lagged.shape[1]
-    roi_mu, roi_sigma = jnp.asarray(inputs.roi_mu), jnp.asarray(inputs.roi_sigma)
 
-    def model() -> None:
+    def model(
+        lagged: Any, z: Any, y: Any, train: Any, spend_train: Any, y_scale: Any, roi_mu: Any, roi_sigma: Any
+    ) -> None:
         with numpyro.plate("channel", n_channels):
             roi = numpyro.sample("roi", dist.LogNormal(roi_mu, roi_sigma))
             draws: dict[str, Any] = {}
@@ -140,9 +138,10 @@ def _model_fn(inputs: EngineInputs, config: MMMConfig) -> Any:
         ad, sat = channel_params(jnp, config, draws)
         w = adstock_weights(jnp, config.adstock, ad, config.max_lag)
         h = saturate(jnp, config.saturation, adstock(jnp, lagged, w), sat)
-        beta = roi * spend_train / (inputs.y_scale * jnp.sum(h[train_idx], axis=0) + 1e-12)
+        beta = roi * spend_train / (y_scale * jnp.sum(h * train[:, None], axis=0) + 1e-12)
         mu = mu + h @ beta
-        numpyro.sample("y", dist.Normal(mu[train_idx], sigma), obs=y_train)
+        with numpyro.handlers.mask(mask=train > 0):
+            numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
 
     return model
 
@@ -153,7 +152,7 @@ def sample(inputs: EngineInputs, config: MMMConfig) -> EngineResult:
     from numpyro.infer import MCMC, NUTS, init_to_median
 
     kernel = NUTS(
-        _model_fn(inputs, config),
+        _model_fn(config, inputs.lagged.shape[1]),
         target_accept_prob=config.target_accept,
         max_tree_depth=config.max_tree_depth,
         init_strategy=init_to_median(num_samples=15),
@@ -165,9 +164,20 @@ def sample(inputs: EngineInputs, config: MMMConfig) -> EngineResult:
         num_chains=config.chains,
         chain_method="parallel" if jax.local_device_count() >= config.chains else "vectorized",
         progress_bar=False,
+        jit_model_args=True,
     )
     start = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(config.seed), extra_fields=("diverging", "num_steps"))
+    args = (
+        inputs.lagged,
+        inputs.baseline,
+        inputs.y,
+        inputs.train.astype(float),
+        inputs.spend_train,
+        np.float64(inputs.y_scale),
+        inputs.roi_mu,
+        inputs.roi_sigma,
+    )
+    mcmc.run(jax.random.PRNGKey(config.seed), *args, extra_fields=("diverging", "num_steps"))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = mcmc.get_extra_fields(group_by_chain=True)
     steps = np.asarray(extra["num_steps"])

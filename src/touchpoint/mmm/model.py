@@ -194,9 +194,7 @@ class MMMResult:
             "actual": self.data.target.tolist(),
             "fitted": (base + contrib.sum(axis=2)).mean(axis=0).tolist(),
             "baseline": base.mean(axis=0).tolist(),
-            "channels": {
-                ch: contrib[:, :, j].mean(axis=0).tolist() for j, ch in enumerate(self.data.channels)
-            },
+            "channels": {ch: contrib[:, :, j].mean(axis=0).tolist() for j, ch in enumerate(self.data.channels)},
             "holdout_from": str(self.data.dates[self.design.n_train]) if self.config.holdout_weeks else None,
         }
 
@@ -292,9 +290,7 @@ class MMMResult:
         """Load a saved fit; refuses files from another format or with a tampered config."""
         d = Path(directory)
         if not (d / "model.json").exists():
-            raise NotFound(
-                f"no fitted marketing-mix model in {str(d)!r}", hint="run `touchpoint mmm fit` first"
-            )
+            raise NotFound(f"no fitted marketing-mix model in {str(d)!r}", hint="run `touchpoint mmm fit` first")
         meta = json.loads((d / "model.json").read_text())
         if meta.get("format") != FORMAT:
             raise InvalidInput(
@@ -308,9 +304,7 @@ class MMMResult:
         with np.load(d / "draws.npz") as npz:
             draws = {k: npz[k] for k in npz.files}
         beta = draws.pop("beta")
-        return cls(
-            data, config, _design(data, config), draws, meta["diagnostics"], meta["seconds"], {"beta": beta}
-        )
+        return cls(data, config, _design(data, config), draws, meta["diagnostics"], meta["seconds"], {"beta": beta})
 
 
 def _flatten(samples: dict[str, np.ndarray], keep: int) -> dict[str, np.ndarray]:
@@ -405,9 +399,7 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
         )
     hold = diag.holdout(data.target[n:], pred[:, n:], config.interval)
     if hold["weeks"] and hold["coverage"] < 0.5:
-        warnings.append(
-            f"held-out weeks: only {hold['coverage']:.0%} inside the {config.interval:.0%} interval"
-        )
+        warnings.append(f"held-out weeks: only {hold['coverage']:.0%} inside the {config.interval:.0%} interval")
 
     # identification
     collinear = diag.collinear_channels(data.spend[:n], data.channels)

@@ -69,9 +69,7 @@ def plan_budget(
         if ch not in channels:
             raise InvalidInput(f"bound for unknown channel {ch!r}", hint=f"channels: {', '.join(channels)}")
         if not 0 <= a <= b:
-            raise InvalidInput(
-                f"bounds for {ch!r} are ({a}, {b})", hint="use 0 <= min <= max, e.g. tv=1000:50000"
-            )
+            raise InvalidInput(f"bounds for {ch!r} are ({a}, {b})", hint="use 0 <= min <= max, e.g. tv=1000:50000")
         j = channels.index(ch)
         lo[j], hi[j] = a, b
     if lo.sum() > budget * (1 + 1e-9):
@@ -110,13 +108,9 @@ def plan_budget(
 
     cons: list[dict[str, Any]] = []
     if objective == "revenue":
-        cons.append(
-            {"type": "eq", "fun": lambda x: x.sum() - budget / scale, "jac": lambda x: np.ones_like(x)}
-        )
+        cons.append({"type": "eq", "fun": lambda x: x.sum() - budget / scale, "jac": lambda x: np.ones_like(x)})
     else:
-        cons.append(
-            {"type": "ineq", "fun": lambda x: budget / scale - x.sum(), "jac": lambda x: -np.ones_like(x)}
-        )
+        cons.append({"type": "ineq", "fun": lambda x: budget / scale - x.sum(), "jac": lambda x: -np.ones_like(x)})
     if min_brand_share:
         cons.append(
             {
@@ -244,6 +238,5 @@ def _describe(
         "model_status": result.status,
         "reliable": result.reliable,
         "model_problems": result.diagnostics["problems"],
-        "method": "posterior-mean steady-state response, SLSQP with multiple starts; "
-        "intervals over the posterior",
+        "method": "posterior-mean steady-state response, SLSQP with multiple starts; intervals over the posterior",
     }

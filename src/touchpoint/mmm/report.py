@@ -119,9 +119,7 @@ def plot_case(case: dict[str, Any], path: Path) -> Path:
     flow = np.array([m["cash_flow"]["mean"] for m in case["months"]])
     cum = case["months"]
     fig, ax = plt.subplots(figsize=(9, 4))
-    ax.bar(
-        months, flow, color=np.where(flow >= 0, "tab:green", "tab:red"), alpha=0.6, label="monthly cash flow"
-    )
+    ax.bar(months, flow, color=np.where(flow >= 0, "tab:green", "tab:red"), alpha=0.6, label="monthly cash flow")
     ax.plot(months, [m["cumulative_cash_flow"]["mean"] for m in cum], color="black", label="cumulative")
     ax.fill_between(
         months,
@@ -155,11 +153,7 @@ def case_html(case: dict[str, Any], plan: dict[str, Any], png: Path) -> str:
         for ch, v in plan["channels"].items()
     )
     warn = (
-        (
-            "<p class='warn'>The model failed its diagnostics: "
-            + html.escape("; ".join(case["model_problems"]))
-            + "</p>"
-        )
+        ("<p class='warn'>The model failed its diagnostics: " + html.escape("; ".join(case["model_problems"])) + "</p>")
         if not case["reliable"]
         else ""
     )

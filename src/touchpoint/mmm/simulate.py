@@ -65,9 +65,7 @@ def simulate(
     dates = np.datetime64(start, "D") + 7 * t
     data = MMMData.from_columns(dates=dates, target=revenue, spend=dict(zip(names, spend.T, strict=True)))
     truth = {
-        "roi": dict(
-            zip(names, (contributions[fit].sum(axis=0) / spend[fit].sum(axis=0)).tolist(), strict=True)
-        ),
+        "roi": dict(zip(names, (contributions[fit].sum(axis=0) / spend[fit].sum(axis=0)).tolist(), strict=True)),
         "decay": dict(zip(names, decay.tolist(), strict=True)),
         "half_saturation": dict(zip(names, half.tolist(), strict=True)),
         "hill_shape": dict(zip(names, shape.tolist(), strict=True)),

@@ -35,9 +35,7 @@ def fit_and_save(data: MMMData, config: MMMConfig, out_dir: str | Path) -> dict[
     summary["response_curves"] = result.response_curves()
     files = {
         "romi": report.plot_romi(summary, out / "romi.png"),
-        "contributions": report.plot_contributions(
-            summary["contributions"], out / "contributions.png", result.status
-        ),
+        "contributions": report.plot_contributions(summary["contributions"], out / "contributions.png", result.status),
         "response_curves": report.plot_response_curves(
             summary["response_curves"], out / "response_curves.png", result.status
         ),
@@ -64,9 +62,7 @@ def make_plan(result: MMMResult, out_dir: str | Path | None = None, **kwargs: An
 def read_plan(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
-        raise NotFound(
-            f"plan file {str(p)!r} does not exist", hint="make one with `touchpoint mmm plan --budget N`"
-        )
+        raise NotFound(f"plan file {str(p)!r} does not exist", hint="make one with `touchpoint mmm plan --budget N`")
     try:
         plan = json.loads(p.read_text())
     except json.JSONDecodeError as exc:
@@ -75,9 +71,7 @@ def read_plan(path: str | Path) -> dict[str, Any]:
             hint="use the plan.json that `touchpoint mmm plan` writes",
         ) from exc
     if not isinstance(plan, dict):
-        raise InvalidInput(
-            f"{p} does not hold a plan object", hint="use the plan.json `touchpoint mmm plan` writes"
-        )
+        raise InvalidInput(f"{p} does not hold a plan object", hint="use the plan.json `touchpoint mmm plan` writes")
     return plan
 
 
