@@ -27,12 +27,24 @@ Errors always have the shape `{"success": false, "error": {"code", "message", "h
 """
 
 
+def warm_up() -> None:
+    """Pay one-time costs (pyarrow's first conversions take seconds) before the first request, not in it."""
+    from touchpoint.collect.normalize import EventRows, utcnow
+
+    rows = EventRows()
+    rows.add_raw(b'{"type":"track","userId":"warm-up","event":"Warm Up"}', received_at=utcnow(), source=None)
+    rows.add_raw(b"{}", received_at=utcnow(), source=None)
+    rows.to_arrow()
+    rows.quarantine_arrow()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warehouse = open_warehouse(settings)
+        warm_up()
         committer = GroupCommitter(
             warehouse,
             max_events=settings.commit_max_events,

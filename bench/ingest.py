@@ -1,0 +1,315 @@
+"""Ingestion benchmark: HTTP batch and single-event throughput with acknowledgement latency, file import,
+the in-process limit, and DuckDB's own JSON loader as the ceiling, at several sizes.
+
+    uv run python bench/ingest.py                 # full run (1M-event import; about 5-10 minutes)
+    uv run python bench/ingest.py --quick         # small sizes, for a smoke test
+
+HTTP load comes from wrk (Debian package `wrk`, a compiled load generator, so the client does not steal
+the server's CPU the way a Python client would); each request carries fresh messageIds, generated in Lua.
+Prints a table and writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+TARGETS = {"batch_events_per_s": 50_000, "single_requests_per_s": 2_000, "import_events_per_s": 200_000}
+
+WRK_BATCH = r"""
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
+function init(args) thread_id = tid end
+request = function()
+  local items = {}
+  for i = 1, %(per)d do
+    counter = counter + 1
+    items[i] = string.format('{"type":"track","messageId":"w%%d-%%d","userId":"u%%d","event":"Product Viewed",' ..
+      '"timestamp":"2026-11-01T10:00:00.123Z","properties":{"product_id":"p%%d","price":12.5,"currency":"EUR"},' ..
+      '"context":{"ip":"10.0.0.1","page":{"url":"https://shop.example/p?utm_source=news&utm_medium=email",' ..
+      '"referrer":"https://www.google.com/"},"library":{"name":"wrk","version":"4"}}}',
+      thread_id, counter, counter %% 5000, counter %% 300)
+  end
+  local body = '{"batch":[' .. table.concat(items, ",") .. ']}'
+  return wrk.format("POST", "%(path)s", {["Content-Type"]="application/json",
+    ["Authorization"]="Basic %(auth)s"}, body)
+end
+"""
+
+
+def event(i: int) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "messageId": f"m{i}",
+        "userId": f"u{i % 5000}",
+        "event": "Product Viewed",
+        "timestamp": "2026-11-01T10:00:00.123Z",
+        "properties": {"product_id": f"p{i % 300}", "price": 12.5, "currency": "EUR"},
+        "context": {
+            "ip": "10.0.0.1",
+            "page": {"url": "https://shop.example/p?utm_source=news&utm_medium=email", "referrer": "https://www.google.com/"},
+            "library": {"name": "bench", "version": "1"},
+        },
+    }
+
+
+def write_jsonl(path: Path, n: int) -> None:
+    encode = msgspec.json.Encoder().encode
+    with path.open("wb") as handle:
+        for start in range(0, n, 10_000):
+            handle.write(b"\n".join(encode(event(i)) for i in range(start, min(n, start + 10_000))) + b"\n")
+
+
+def new_warehouse(folder: Path) -> tuple[str, str]:
+    from touchpoint import keys
+    from touchpoint.warehouse import Warehouse
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    url = f"duckdb://{folder / 'warehouse.duckdb'}"
+    wh = Warehouse.open(url)
+    key = keys.create_source(wh, "bench")
+    wh.close()
+    return url, key
+
+
+def count_events(folder: Path) -> int:
+    from touchpoint.warehouse import Warehouse
+
+    wh = Warehouse.open(f"duckdb://{folder / 'warehouse.duckdb'}", read_only=True)
+    try:
+        return wh.count("events")
+    finally:
+        wh.close()
+
+
+def run_import(folder: Path, path: Path) -> dict[str, Any]:
+    new_warehouse(folder)
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder), "--json"],
+        check=True, capture_output=True, text=True,
+    )
+    seconds = time.perf_counter() - started
+    report = json.loads(out.stdout)
+    return {"seconds": seconds, "events_per_s": report["received"] / seconds, "stored": report["stored"]}
+
+
+def run_in_process(folder: Path, path: Path) -> dict[str, Any]:
+    from touchpoint.collect.normalize import EventRows, utcnow
+    from touchpoint.collect.readers import iter_lines
+    from touchpoint.collect.store import write_rows
+    from touchpoint.warehouse import Warehouse
+
+    url, _ = new_warehouse(folder)
+    wh = Warehouse.open(url)
+    cur = wh.adapter.cursor()
+    started = time.perf_counter()
+    parse = 0.0
+    rows, total, now = EventRows(), 0, utcnow()
+    t0 = time.perf_counter()
+    for _, line in iter_lines(path):
+        rows.add_raw(line, received_at=now, source="bench")
+        if len(rows) >= 100_000:
+            parse += time.perf_counter() - t0
+            total += write_rows(wh, cur, rows).stored
+            rows = EventRows()
+            t0 = time.perf_counter()
+    parse += time.perf_counter() - t0
+    total += write_rows(wh, cur, rows).stored
+    seconds = time.perf_counter() - started
+    cur.close()
+    wh.close()
+    return {"seconds": seconds, "events_per_s": total / seconds, "parse_share": parse / seconds, "stored": total}
+
+
+def run_duckdb_read_json(folder: Path, path: Path) -> dict[str, Any]:
+    """The engine's own loader, no validation and no dedup: a ceiling, not a like-for-like peer."""
+    import duckdb
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    con = duckdb.connect(str(folder / "raw.duckdb"))
+    started = time.perf_counter()
+    con.execute(f"CREATE TABLE raw AS SELECT * FROM read_json_auto('{path}', format='newline_delimited')")
+    seconds = time.perf_counter() - started
+    n = con.execute("SELECT count(*) FROM raw").fetchone()[0]
+    con.close()
+    return {"seconds": seconds, "events_per_s": n / seconds, "stored": n}
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(1200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    def ms(value: str) -> float:
+        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+    latency = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", text, re.M))
+    requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+    seconds_match = re.search(r"requests in ([\d.]+)(\w+),", text)
+    assert seconds_match is not None
+    seconds = ms(seconds_match.group(1) + seconds_match.group(2)) / 1000
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    return {
+        "requests": requests, "seconds": seconds, "requests_per_s": requests / seconds,
+        "p50_ms": ms(latency["50"]), "p99_ms": ms(latency["99"]),
+        "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(1) if errors else "",
+    }
+
+
+def run_http(folder: Path, port: int, per_request: int, path: str, connections: int, seconds: int) -> dict[str, Any]:
+    import base64
+
+    _, key = new_warehouse(folder)
+    server = start_server(folder, port)
+    script = folder / "wrk.lua"
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    script.write_text(WRK_BATCH % {"per": per_request, "path": path, "auth": auth})
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s", "--latency", "-s",
+             str(script),
+             f"http://127.0.0.1:{port}"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    result = parse_wrk(out)
+    ok_requests = result["requests"] - result["non_2xx"]
+    stored = count_events(folder)
+    result.update(
+        {"events_per_request": per_request, "connections": connections, "stored": stored,
+         "events_per_s": stored / result["seconds"], "acked_events": ok_requests * per_request}
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes only")
+    parser.add_argument("--seconds", type=int, default=15, help="duration of each HTTP run")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/ingest.py needs wrk for HTTP load: apt-get install wrk")
+    sizes = [20_000, 100_000] if args.quick else [100_000, 300_000, 1_000_000]
+    seconds = 5 if args.quick else args.seconds
+    work = Path(tempfile.mkdtemp(prefix="tp-bench-"))
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "targets": TARGETS, "import": {}, "in_process": {}, "duckdb_read_json": {}, "http": {},
+    }
+    try:
+        for n in sizes:
+            path = work / f"events-{n}.jsonl"
+            write_jsonl(path, n)
+            results["in_process"][n] = run_in_process(work / "inproc", path)
+            results["import"][n] = run_import(work / "import", path)
+            results["duckdb_read_json"][n] = run_duckdb_read_json(work / "raw", path)
+            path.unlink()
+            print(f"size {n:,}: done", file=sys.stderr)
+        port = 18_000 + os.getpid() % 1000
+        results["http"]["batch_100_c8"] = run_http(work / "http1", port, 100, "/v1/batch", 8, seconds)
+        results["http"]["batch_100_c32"] = run_http(work / "http2", port + 1, 100, "/v1/batch", 32, seconds)
+        results["http"]["single_track_c32"] = run_http(work / "http3", port + 2, 1, "/v1/batch", 32, seconds)
+        results["http"]["single_track_path_c32"] = run_http_single(work / "http4", port + 3, 32, seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    largest = sizes[-1]
+    best_batch = max(results["http"]["batch_100_c8"]["events_per_s"], results["http"]["batch_100_c32"]["events_per_s"])
+    results["ratio_batch_to_in_process"] = best_batch / results["in_process"][largest]["events_per_s"]
+    print_table(results, sizes)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwritten to {RESULTS / 'ingest.json'}")
+
+
+WRK_SINGLE = r"""
+local counter = 0
+function setup(thread) end
+request = function()
+  counter = counter + 1
+  local body = string.format('{"userId":"u%%d","event":"Signed Up","messageId":"s%%d-%%d",' ..
+    '"properties":{"plan":"pro"},"context":{"ip":"10.0.0.1"}}', counter %% 5000, math.random(1, 1000000000), counter)
+  return wrk.format("POST", "/v1/track", {["Content-Type"]="application/json",
+    ["Authorization"]="Basic %(auth)s"}, body)
+end
+"""
+
+
+def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> dict[str, Any]:
+    import base64
+
+    _, key = new_warehouse(folder)
+    server = start_server(folder, port)
+    script = folder / "wrk.lua"
+    script.write_text(WRK_SINGLE % {"auth": base64.b64encode(f"{key}:".encode()).decode()})
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s", "--latency", "-s",
+             str(script),
+             f"http://127.0.0.1:{port}"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    result = parse_wrk(out)
+    result.update({"connections": connections, "stored": count_events(folder)})
+    result["events_per_s"] = result["stored"] / result["seconds"]
+    return result
+
+
+def print_table(results: dict[str, Any], sizes: list[int]) -> None:
+    print(f"\n{'measure':44} {'size':>10} {'events/s':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'target':>9}")
+    for n in sizes:
+        for key, label in (("import", "touchpoint import events (JSONL)"), ("in_process", "in-process limit (parse+insert)"),
+                           ("duckdb_read_json", "duckdb read_json, no validation (ceiling)")):
+            r = results[key][n]
+            target = TARGETS["import_events_per_s"] if key == "import" else ""
+            print(f"{label:44} {n:>10,} {r['events_per_s']:>12,.0f} {'':>9} {'':>8} {'':>8} {target:>9}")
+    for key, r in results["http"].items():
+        target = TARGETS["single_requests_per_s"] if key.startswith("single") else TARGETS["batch_events_per_s"]
+        print(f"{'HTTP ' + key:44} {r['stored']:>10,} {r['events_per_s']:>12,.0f} {r['requests_per_s']:>9,.0f} "
+              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {target:>9,}")
+    print(f"\nratio of HTTP batch throughput to the in-process limit: {results['ratio_batch_to_in_process']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
