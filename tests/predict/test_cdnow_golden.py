@@ -107,3 +107,14 @@ def test_probability_alive_bounds_and_monotone_in_recency():
     assert np.all(np.diff(pa) > 0) and np.all((pa > 0) & (pa < 1))
     mbg = ModifiedBetaGeoModel(params={"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614})
     assert mbg.p_alive(0, 0, 30)[0] < 1.0
+
+
+def test_calibration_period_fit_histogram(cdnow_published):
+    from touchpoint.predict.validation import calibration_fit
+
+    model, _ = _fit(BetaGeoModel, cdnow_published)
+    fit = calibration_fit(model, cdnow_published["x"], cdnow_published["T"])
+    # The actual counts of the BG/NBD paper's calibration-fit figure (0, 1, ..., 6, 7+ repeat purchases).
+    assert fit["actual"] == [1411, 439, 214, 100, 62, 38, 29, 64]
+    assert sum(fit["expected"]) == pytest.approx(2357, abs=1e-6)
+    np.testing.assert_allclose(fit["expected"], fit["actual"], rtol=0.15)

@@ -39,7 +39,7 @@ from touchpoint.predict.summary import (
     rfm_summary,
     unit_days,
 )
-from touchpoint.predict.validation import holdout_metrics, tracking, write_report
+from touchpoint.predict.validation import calibration_fit, holdout_metrics, tracking, write_report
 
 PREDICTIONS_TABLE = "predictions"
 RUNS_TABLE = "prediction_runs"
@@ -97,6 +97,7 @@ class ClvRun:
     track: dict[str, Any] | None
     equity: dict[str, Any]
     predictions: pa.Table
+    calibration: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +124,7 @@ class ClvRun:
                 "converged": self.spend_fit.converged,
                 "warnings": self.spend_fit.warnings,
             },
+            "calibration_fit": self.calibration,
             "holdout": self.holdout,
             "customer_equity": self.equity,
             "customers": self.predictions.num_rows,
@@ -288,6 +290,7 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
         spend = None
     holdout = track = None
     days = unit_days(options.unit)
+    calibration = calibration_fit(model, cal.frequency, cal.T)
     if hold_end is not None:
         assert cal.frequency_holdout is not None and cal.duration_holdout is not None
         holdout = holdout_metrics(model, cal.frequency, cal.recency, cal.T, cal.frequency_holdout, cal.duration_holdout)
@@ -348,6 +351,7 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
         track=track,
         equity=equity,
         predictions=predictions,
+        calibration=calibration,
         warnings=warnings,
     )
     if out_dir is not None:
@@ -362,6 +366,7 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
                 else None
             ),
             unit=options.unit,
+            calibration=calibration,
             extra={"params": fit.params, "log_likelihood": fit.log_likelihood},
         )
         model.save(Path(out_dir) / f"{options.model}.json")

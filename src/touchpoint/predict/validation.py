@@ -66,6 +66,25 @@ def holdout_metrics(
     }
 
 
+def calibration_fit(model: PurchaseModel, frequency: np.ndarray, T: np.ndarray) -> dict[str, Any]:
+    """Customers with 0, 1, ..., 7+ repeat purchases in the calibration period: actual against expected,
+    the expected count being sum_i P(X(T_i) = n) (the model's calibration-period fit)."""
+    uT, inv = np.unique(T, return_inverse=True)
+    counts = np.bincount(inv.ravel())
+    expected = np.zeros(CENSOR + 1)
+    n = np.arange(CENSOR)
+    for t, c in zip(uT, counts, strict=True):
+        if t <= 0:
+            expected[0] += c
+            continue
+        p = model.prob_purchases(n, float(t))
+        expected[:CENSOR] += c * p
+        expected[CENSOR] += c * max(0.0, 1.0 - float(p.sum()))
+    actual = [int((frequency == k).sum()) for k in range(CENSOR)] + [int((frequency >= CENSOR).sum())]
+    labels = [str(k) for k in range(CENSOR)] + [f"{CENSOR}+"]
+    return {"frequency": labels, "actual": actual, "expected": expected.tolist()}
+
+
 def tracking(
     model: PurchaseModel, birth: np.ndarray, periods: int, actual_by_period: dict[int, float]
 ) -> dict[str, Any]:
@@ -102,6 +121,7 @@ def write_report(
     track: dict[str, Any] | None,
     calibration_periods: float | None,
     unit: str,
+    calibration: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write ``validation.json`` and the charts (PNG and SVG); returns the paths written."""
@@ -130,6 +150,22 @@ def write_report(
             fig.savefig(path, dpi=110)
             files[f"holdout_by_frequency_{ext}"] = str(path)
         plt.close(fig)
+    if calibration is not None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        xs = np.arange(len(calibration["frequency"]))
+        ax.bar(xs - 0.2, calibration["actual"], width=0.4, label="actual", color="#1f4e79")
+        ax.bar(xs + 0.2, calibration["expected"], width=0.4, label=f"{model_name} expected", color="#d9822b")
+        ax.set_xticks(xs, calibration["frequency"])
+        ax.set_xlabel("repeat purchases in the calibration period")
+        ax.set_ylabel("customers")
+        ax.set_title("Calibration-period fit")
+        ax.legend()
+        fig.tight_layout()
+        for ext in ("png", "svg"):
+            path = out / f"calibration_fit.{ext}"
+            fig.savefig(path, dpi=110)
+            files[f"calibration_fit_{ext}"] = str(path)
+        plt.close(fig)
     if track is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         p = track["period"]
@@ -150,7 +186,14 @@ def write_report(
             fig.savefig(path, dpi=110)
             files[f"tracking_{ext}"] = str(path)
         plt.close(fig)
-    payload = {"model": model_name, "unit": unit, "holdout": holdout, "tracking": track, **(extra or {})}
+    payload = {
+        "model": model_name,
+        "unit": unit,
+        "calibration_fit": calibration,
+        "holdout": holdout,
+        "tracking": track,
+        **(extra or {}),
+    }
     path = out / "validation.json"
     path.write_text(json.dumps(payload, indent=2, default=float))
     files["json"] = str(path)
