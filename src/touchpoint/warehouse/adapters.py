@@ -46,21 +46,21 @@ class DuckDBAdapter:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.read_only = read_only
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise WarehouseError(
+                f"there is no warehouse at {self.path}",
+                hint="load data first (`touchpoint import ...` or `touchpoint demo`) or check --data",
+            )
         try:
             self.backend: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=read_only, **options)
         except Exception as exc:  # duckdb raises IOException for a held lock
             text = str(exc)
-            if "lock" in text.lower():
+            if "could not set lock" in text.lower() or "conflicting lock" in text.lower():
                 pid = re.search(r"PID (\d+)", text)
                 holder = f" by process {pid.group(1)}" if pid else ""
                 raise WarehouseLocked(
                     f"the warehouse {self.path} is open for writing{holder}",
                     hint="a running `touchpoint serve` holds it: stop it, or use the HTTP API while it runs",
-                ) from exc
-            if read_only and not Path(self.path).exists():
-                raise WarehouseError(
-                    f"there is no warehouse at {self.path}",
-                    hint="load data first (`touchpoint import ...` or `touchpoint demo`) or check --data",
                 ) from exc
             raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {text}") from exc
 
