@@ -51,7 +51,7 @@ def test_unknown_engine_and_locked_file_are_explained(tmp_path: Path) -> None:
         adapter_for("snowflake://acct/db")
     url = f"duckdb://{tmp_path / 'w.duckdb'}"
     Warehouse.open(url).close()
-    with pytest.raises(Exception, match="has not been initialised|no warehouse"):
+    with pytest.raises(Exception, match="there is no warehouse"):
         Warehouse.open(f"duckdb://{tmp_path / 'other' / 'x.duckdb'}", read_only=True)
 
 
@@ -61,8 +61,11 @@ def test_a_second_writer_is_told_who_holds_the_file(tmp_path: Path) -> None:
 
     path = tmp_path / "held.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); "
-         "time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(60)",
+        ],
         stdout=subprocess.PIPE,
     )
     try:
