@@ -8,7 +8,7 @@ import sys
 import typer
 
 from touchpoint import __version__
-from touchpoint.cli import admin, demo, imports, quarantine, query, serve
+from touchpoint.cli import admin, demo, experiment, imports, quarantine, query, serve
 from touchpoint.cli.common import err_console
 from touchpoint.errors import TouchpointError
 
@@ -43,6 +43,7 @@ app.add_typer(admin.sources_app, name="sources")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(imports.app, name="import")
 app.add_typer(quarantine.app, name="quarantine")
+app.add_typer(experiment.app, name="experiment")
 
 
 def main(argv: list[str] | None = None) -> None:
