@@ -74,6 +74,27 @@ print(json.dumps({"seconds": sec, "cpu_seconds": cpu, "peak_mb": peak, "params":
 """
 
 
+PYMC = r"""
+import json, sys, time, tracemalloc, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, pandas as pd
+from pymc_marketing.clv import BetaGeoModel, ParetoNBDModel
+d = np.load(sys.argv[2])
+cls = {"bg_nbd": BetaGeoModel, "pareto_nbd": ParetoNBDModel}[sys.argv[1]]
+df = pd.DataFrame({"customer_id": np.arange(len(d["x"])), "frequency": d["x"], "recency": d["tx"], "T": d["T"]})
+tracemalloc.start()
+t0, c0 = time.perf_counter(), time.process_time()
+m = cls(data=df)
+m.fit(method="map", progressbar=False)
+sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+peak = tracemalloc.get_traced_memory()[1] / 2**20
+post = m.idata.posterior
+names = ("r", "alpha", "a", "b") if sys.argv[1] == "bg_nbd" else ("r", "alpha", "s", "beta")
+params = {k: float(post[k].values.ravel()[0]) for k in names}
+print(json.dumps({"seconds": sec, "cpu_seconds": cpu, "peak_mb": peak, "params": params}))
+"""
+
+
 def simulate(model: str, n: int, seed: int) -> dict[str, np.ndarray]:
     if model == "bg_nbd":
         s = simulate_bg_nbd(n, TRUTH[model], T=(1.0, 52.0), seed=seed, resolution=1 / 7)
@@ -144,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["bg_nbd", "pareto_nbd"])
     ap.add_argument("--peer-python", default=None, help="python of a venv with lifetimes installed")
     ap.add_argument("--peer-timeout", type=float, default=420.0)
+    ap.add_argument("--pymc-python", default=None, help="python of a venv with pymc-marketing (MAP fits)")
+    ap.add_argument("--tools", nargs="+", default=["ours", "lifetimes", "pymc"], help="which fits to run")
     ap.add_argument("--clv-size", type=int, default=1_000_000)
     ap.add_argument("--json", default="bench-clv.json")
     args = ap.parse_args(argv)
@@ -158,9 +181,16 @@ def main(argv: list[str] | None = None) -> int:
                 d = simulate(model, n, seed=n)
                 path = Path(tmp) / f"{model}-{n}.npz"
                 np.savez(path, **d)
-                ours = run_sub(sys.executable, OURS, model, path, timeout=args.peer_timeout)
-                peer = run_sub(args.peer_python, PEER, model, path, args.peer_timeout) if not why_no_peer else {}
-                row = {"model": model, "customers": n, "ours": ours, "lifetimes": peer}
+                ours = run_sub(sys.executable, OURS, model, path, args.peer_timeout) if "ours" in args.tools else {}
+                peer = {}
+                if "lifetimes" in args.tools and not why_no_peer:
+                    peer = run_sub(args.peer_python, PEER, model, path, args.peer_timeout)
+                pymc = {}
+                if "pymc" in args.tools and args.pymc_python:
+                    pymc = run_sub(args.pymc_python, PYMC, model, path, args.peer_timeout)
+                    if "params" in pymc:
+                        pymc["log_likelihood"] = loglik(model, pymc["params"], d)
+                row = {"model": model, "customers": n, "ours": ours, "lifetimes": peer, "pymc_marketing_map": pymc}
                 if "params" in ours:
                     ours["log_likelihood"] = loglik(model, ours["params"], d)
                 if "params" in peer:
@@ -194,6 +224,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             + f" | {r.get('speedup', float('nan')):>8.1f}{dll if dll is not None else float('nan'):>9.2f}"
         )
+    pymc_rows = [r for r in rows if r.get("pymc_marketing_map")]
+    if pymc_rows:
+        print("\nPyMC-Marketing maximum a posteriori (default priors, so its optimum is not the MLE):")
+        for r in pymc_rows:
+            q = r["pymc_marketing_map"]
+            if "seconds" in q:
+                print(
+                    f"  {r['model']:<11}{r['customers']:>10,}: {q['seconds']:.1f} s ({q['cpu_seconds']:.1f} s CPU), "
+                    f"{q['peak_mb']:.0f} MB, LL {q['log_likelihood']:,.2f}"
+                )
+            else:
+                print(f"  {r['model']:<11}{r['customers']:>10,}: {q.get('error')}")
     print()
     for c in clv:
         print(
