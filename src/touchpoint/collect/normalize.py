@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote_plus
 
 import msgspec
 import pyarrow as pa
@@ -152,6 +152,21 @@ def _email(*candidates: Any) -> str | None:
     return None
 
 
+def _utm_from_url(url: str) -> tuple[dict[str, str | None], str | None]:
+    """The utm_* tags of a URL's query and its path (a lean stand-in for urlsplit + parse_qsl)."""
+    rest = url.split("#", 1)[0]
+    base, _, query = rest.partition("?")
+    tags: dict[str, str | None] = {}
+    for part in query.split("&"):
+        if part.startswith("utm_"):
+            key, _, value = part.partition("=")
+            if key in _UTM and value and key not in tags:
+                tags[key] = _str(unquote_plus(value) if ("%" in value or "+" in value) else value)
+    scheme_host = base.find("//")
+    slash = base.find("/", scheme_host + 2) if scheme_host >= 0 else base.find("/")
+    return tags, (base[slash:] or None) if slash >= 0 else None
+
+
 def _object(raw: msgspec.Raw, field: str) -> str | None:
     """The raw JSON text of an object field, or None for null/absent; anything else is refused."""
     text = bytes(raw).strip()
@@ -230,11 +245,10 @@ def normalize_message(
     campaign = ctx.campaign if ctx is not None and isinstance(ctx.campaign, dict) else None
     utm: list[str | None] = [_str(campaign.get(k)) for k in _CAMPAIGN_KEYS] if campaign else [None] * 5
     if url and "utm_" in url and not any(utm):
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        utm = [_str(query.get(k)) for k in _UTM]
+        tags, url_path = _utm_from_url(url)
+        utm = [tags.get(k) for k in _UTM]
         if path is None:
-            path = parts.path or None
+            path = url_path
 
     revenue = currency = order_id = None
     email_candidates: list[Any] = []
