@@ -132,9 +132,7 @@ def run_peer(peer: str, csv_path: Path, order: int, fit: Any, tmp: Path) -> dict
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     ours = dict(zip(fit.channels, fit.conversions, strict=True))
     total = sum(ours.values())
-    diff = max(
-        abs(ours.get(c, 0.0) - out["credited"].get(c, 0.0)) / total for c in set(ours) | set(out["credited"])
-    )
+    diff = max(abs(ours.get(c, 0.0) - out["credited"].get(c, 0.0)) / total for c in set(ours) | set(out["credited"]))
     return {
         "channelattribution_s": round(out["seconds"], 3),
         "max_share_diff": round(diff, 4),
@@ -198,9 +196,7 @@ def bench_events(sizes: list[int], tmp: Path, per_person: int = 20) -> list[dict
         t1 = time.perf_counter()
         n_sessions = build_sessions_table(wh)
         t2 = time.perf_counter()
-        out = funnel(
-            wh, ["page:/products/%", "page:/cart", "page:/checkout", "Order Completed"], window_hours=24
-        )
+        out = funnel(wh, ["page:/products/%", "page:/cart", "page:/checkout", "Order Completed"], window_hours=24)
         t3 = time.perf_counter()
         row = {
             "events": n,
@@ -224,16 +220,12 @@ def bench_events(sizes: list[int], tmp: Path, per_person: int = 20) -> list[dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paths", type=int, nargs="*", default=[100_000, 1_000_000, 5_000_000])
     parser.add_argument("--events", type=int, nargs="*", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--peer-python", default="/tmp/peer/bin/python")
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument(
-        "--out", default=str(Path(tempfile.gettempdir()) / "touchpoint-bench" / "journeys.json")
-    )
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "touchpoint-bench" / "journeys.json"))
     args = parser.parse_args()
 
     peer = None if args.no_peer else args.peer_python

@@ -69,13 +69,9 @@ def _pct(x: float | None) -> str:
 
 @journeys_app.command("funnel")
 def funnel(
-    steps: list[str] = typer.Argument(
-        ..., help="Steps in order: 'Event Name', 'page', 'page:/path%', 'screen:Name'."
-    ),
+    steps: list[str] = typer.Argument(..., help="Steps in order: 'Event Name', 'page', 'page:/path%', 'screen:Name'."),
     window_hours: float = typer.Option(168.0, "--window", help="Conversion window in hours from step 1."),
-    breakdown: str = typer.Option(
-        None, "--breakdown", help="'channel', an event column or 'properties.<key>'."
-    ),
+    breakdown: str = typer.Option(None, "--breakdown", help="'channel', an event column or 'properties.<key>'."),
     since: str = SinceOpt,
     until: str = UntilOpt,
     chart: Path = ChartOpt,
@@ -141,9 +137,7 @@ def _duration(seconds: float) -> str:
 @journeys_app.command("paths")
 def paths(
     anchor: str = typer.Argument(..., help="The event: 'Event Name', 'page:/path' or 'page'."),
-    direction: str = typer.Option(
-        "from", "--direction", help="'from' (what happens after) or 'to' (before)."
-    ),
+    direction: str = typer.Option("from", "--direction", help="'from' (what happens after) or 'to' (before)."),
     depth: int = typer.Option(4, "--depth", help="Steps to follow (1-20)."),
     top: int = typer.Option(20, "--top", help="How many paths to list."),
     since: str = SinceOpt,
@@ -245,9 +239,7 @@ def sessions(
         expr = session_table(wh, timeout_minutes=minutes, rules=_rules(rules, data), identity=identity)
         stored = None
         if build:
-            stored = build_sessions_table(
-                wh, timeout_minutes=minutes, rules=_rules(rules, data), identity=identity
-            )
+            stored = build_sessions_table(wh, timeout_minutes=minutes, rules=_rules(rules, data), identity=identity)
             expr = wh.table("sessions")
         counts = expr.group_by("channel").agg(sessions=expr.count(), people=expr.person.nunique())
         rows = wh.to_arrow(counts.order_by(counts.sessions.desc())).to_pylist()
@@ -276,23 +268,15 @@ def attribution(
         None, "--paths", help="Aggregated path file (CSV/Parquet) instead of the warehouse."
     ),
     sep: str = typer.Option(">", "--sep", help="Channel separator inside the path column."),
-    lookback: float = typer.Option(
-        30.0, "--lookback", help="Days of touches counted before each conversion."
-    ),
+    lookback: float = typer.Option(30.0, "--lookback", help="Days of touches counted before each conversion."),
     conversion_event: str = typer.Option(
         "Order Completed", "--conversion-event", help="The track event that converts."
     ),
     no_nulls: bool = typer.Option(False, "--no-nulls", help="Ignore non-converting journeys (Markov)."),
-    half_life: float = typer.Option(
-        None, "--half-life", help="Time-decay half-life: days (steps for path files)."
-    ),
-    shapley_value: str = typer.Option(
-        "conversions", "--shapley-value", help="Shapley game: conversions or rate."
-    ),
+    half_life: float = typer.Option(None, "--half-life", help="Time-decay half-life: days (steps for path files)."),
+    shapley_value: str = typer.Option("conversions", "--shapley-value", help="Shapley game: conversions or rate."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples for 95% intervals (0 = off)."),
-    romi: bool = typer.Option(
-        True, "--romi/--no-romi", help="Join spend for CPA and ROAS (warehouse input)."
-    ),
+    romi: bool = typer.Option(True, "--romi/--no-romi", help="Join spend for CPA and ROAS (warehouse input)."),
     since: str = SinceOpt,
     until: str = UntilOpt,
     chart: Path = ChartOpt,

@@ -51,9 +51,7 @@ def funnel(
     )
 
 
-@router.get(
-    "/v1/journeys/paths", summary="Most frequent paths from or to an event, with Sankey nodes and links"
-)
+@router.get("/v1/journeys/paths", summary="Most frequent paths from or to an event, with Sankey nodes and links")
 def paths(
     app: State,
     _key: ReadKey,
@@ -102,9 +100,7 @@ def retention(
     )
 
 
-Model = Literal[
-    "all", "markov", "shapley", "first", "last", "last_non_direct", "linear", "time_decay", "position"
-]
+Model = Literal["all", "markov", "shapley", "first", "last", "last_non_direct", "linear", "time_decay", "position"]
 
 
 @router.get("/v1/attribution", summary="Conversions and revenue per channel by model, with CPA and ROAS")
