@@ -134,9 +134,7 @@ def run(size: int, workdir: Path, memory_limit: str | None) -> dict[str, float]:
             full = identity.rebuild(wh)
             rebuild_s = time.perf_counter() - t0
         # 10,000 new events: half from known visitors (touching existing profiles), half new visitors
-        new = make_events(
-            10_000, seed=size + 1, offset=size, start_s=90 * 86400, visitor_base=size // 10 - 500
-        )
+        new = make_events(10_000, seed=size + 1, offset=size, start_s=90 * 86400, visitor_base=size // 10 - 500)
         wh.ibis.insert("events", new)
         t0 = time.perf_counter()
         inc = identity.update(wh)

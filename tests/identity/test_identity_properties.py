@@ -51,7 +51,7 @@ def _resolved(events: list[dict[str, Any]]) -> Warehouse:
 
 
 @pytest.mark.slow
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_arrival_order_and_incremental_updates_give_the_rebuild_partition(
     stream: tuple[list[dict[str, Any]], list[int], list[int]],
@@ -72,7 +72,7 @@ def test_arrival_order_and_incremental_updates_give_the_rebuild_partition(
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.integers(0, 1000), min_size=3, max_size=8), st.integers(0, 100))
 def test_split_then_merge_returns_the_same_profile(seeds: list[int], pick: int) -> None:
     events = []

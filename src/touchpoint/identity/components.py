@@ -129,13 +129,9 @@ def split_by_seeds(scratch: Scratch, members: ir.Table, edges: ir.Table, seeds: 
     a, b = m.view(), m.view()
     inner = both.join(a, both.src == a.node_id).join(b, both.dst == b.node_id)
     tag = uuid.uuid4().hex[:6]
-    e = scratch.save(
-        inner.filter(a.cluster == b.cluster).select(src=both.src, dst=both.dst), f"bfs_edges_{tag}"
-    )
+    e = scratch.save(inner.filter(a.cluster == b.cluster).select(src=both.src, dst=both.dst), f"bfs_edges_{tag}")
     # state: per reached node, key = dist * 2^32 + seed_rank (smaller is better)
-    state = scratch.save(
-        seeds.select(node_id=seeds.node_id, key=seeds.seed_rank.cast("int64")), f"bfs_state_{tag}"
-    )
+    state = scratch.save(seeds.select(node_id=seeds.node_id, key=seeds.seed_rank.cast("int64")), f"bfs_state_{tag}")
     signature = _signature(state)
     for _ in range(MAX_ROUNDS):
         hop = e.join(state, e.src == state.node_id).select(node_id=e.dst, key=state.key + _SEED_BITS)

@@ -39,9 +39,7 @@ def _truth_groups(folder: Path, exclude: set[str]) -> tuple[list[set[tuple[str, 
     customers = folder / CUSTOMERS_FILE
     if customers.exists():
         for r in pq.read_table(customers, columns=["user_id", "email"]).to_pylist():
-            people.setdefault(r["user_id"], {("user_id", r["user_id"])}).add(
-                ("email", r["email"].strip().lower())
-            )
+            people.setdefault(r["user_id"], {("user_id", r["user_id"])}).add(("email", r["email"].strip().lower()))
     return [*people.values(), *singles], anon_of
 
 
@@ -85,8 +83,7 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: Path) -> dict[str, A
         "merge_precision": round(quality["precision"], 4),
         "merge_recall": round(quality["recall"], 4),
         "pairs": {k: quality[k] for k in ("true_pairs", "predicted_pairs", "correct_pairs")},
-        "method": quality["method"]
-        + "; identifiers: user ids, emails and anonymous ids from identities.parquet "
+        "method": quality["method"] + "; identifiers: user ids, emails and anonymous ids from identities.parquet "
         "(the junk id and the shared tablet excluded: they belong to several people)",
         "customers_with_all_devices_in_one_profile": whole,
         "customers_checked": len(anon_of),

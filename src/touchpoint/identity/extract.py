@@ -43,9 +43,7 @@ def phone_expr(raw: ir.StringValue, country_code: str | None = None) -> ir.Strin
     ]
     if country_code:
         national = ibis.ifelse(digits.startswith("0"), digits.substr(1), digits)
-        cases.append(
-            ((~intl) & (national.length() + len(country_code)).between(8, 15), f"+{country_code}" + national)
-        )
+        cases.append(((~intl) & (national.length() + len(country_code)).between(8, 15), f"+{country_code}" + national))
     return ibis.cases(*cases, else_=intl_digits)
 
 
@@ -131,7 +129,7 @@ def column_ids(t: ir.Table, rules: MergeRules) -> list[tuple[str, ir.StringValue
     return sorted(cols, key=lambda c: (rules.rank(c[0]), order[id(c)]))
 
 
-def json_ids(t: ir.Table, rules: MergeRules) -> ir.Table | None:
+def json_ids(t: ir.Table, rules: MergeRules) -> ir.Table:
     """Identifiers read from JSON (phone, configured external ids, Segment's ``context.externalIds``),
     one row each: ``message_id, timestamp, id_type, id_value, rank, blocked``. Only events whose JSON
     mentions the key are parsed."""
@@ -152,9 +150,7 @@ def json_ids(t: ir.Table, rules: MergeRules) -> ir.Table | None:
         ),
     )
     parts.append(
-        raw.select(
-            *keep, id_type=ibis.literal("phone"), id_value=phone_expr(raw.raw, rules.default_country_code)
-        )
+        raw.select(*keep, id_type=ibis.literal("phone"), id_value=phone_expr(raw.raw, rules.default_country_code))
     )
     for ext in rules.external_ids:
         key = ext.path.rsplit(".", 1)[-1]
@@ -229,9 +225,7 @@ def observations(events: ir.Table, rules: MergeRules) -> ir.Table:
         )
         for id_type, value in column_ids(t, rules)
     ]
-    parts.append(
-        json_ids(t, rules).select("message_id", "timestamp", "id_type", "id_value", "rank", "blocked")
-    )
+    parts.append(json_ids(t, rules).select("message_id", "timestamp", "id_type", "id_value", "rank", "blocked"))
     obs = ibis.union(*parts, distinct=False)
     return obs.filter(obs.id_value.notnull())
 
@@ -259,9 +253,7 @@ def node_stats(wide: ir.Table, types: list[str], extra: ir.Table, rules: MergeRu
     """Every usable identifier: ``id_type, id_value, rank, first_seen, last_seen, events``."""
     long = _long(wide, types, rules).drop("message_id")
     long = long.union(
-        extra.select(
-            timestamp=_ts(extra.timestamp), id_type=extra.id_type, id_value=extra.id_value, rank=extra.rank
-        ),
+        extra.select(timestamp=_ts(extra.timestamp), id_type=extra.id_type, id_value=extra.id_value, rank=extra.rank),
         distinct=False,
     )
     return long.group_by(["id_type", "id_value"]).agg(
@@ -280,9 +272,7 @@ def _wide_center(wide: ir.Table, types: list[str]) -> tuple[ir.StringValue, ir.S
     return center_type, ibis.coalesce(*cols)
 
 
-def _json_side(
-    wide: ir.Table, types: list[str], extra: ir.Table, rules: MergeRules
-) -> tuple[ir.Table, ir.Table]:
+def _json_side(wide: ir.Table, types: list[str], extra: ir.Table, rules: MergeRules) -> tuple[ir.Table, ir.Table]:
     """For events with JSON identifiers: every identifier in long form, and each event's center."""
     with_json = extra.select("message_id").distinct()
     long = _long(wide.semi_join(with_json, "message_id"), types, rules)
@@ -307,9 +297,7 @@ def centers(wide: ir.Table, types: list[str], extra: ir.Table, rules: MergeRules
     with_json = extra.select("message_id").distinct()
     plain = wide.anti_join(with_json, "message_id")
     ct, cv = _wide_center(plain, types)
-    plain_c = plain.select(
-        message_id=plain.message_id.cast(dt.String(nullable=True)), center_type=ct, center_value=cv
-    )
+    plain_c = plain.select(message_id=plain.message_id.cast(dt.String(nullable=True)), center_type=ct, center_value=cv)
     _, json_c = _json_side(wide, types, extra, rules)
     return plain_c.union(json_c, distinct=False)
 

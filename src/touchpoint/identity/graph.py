@@ -130,17 +130,11 @@ def _merge_log(
     for the same identifiers before and after; ``links`` the links among them (with status)."""
     o = old.rename(old_profile="profile_id")
     j = new.join(o, "node_id")
-    per_new = j.group_by("profile_id").agg(
-        olds=j.old_profile.nunique(), ids=j.old_profile.collect(distinct=True)
-    )
+    per_new = j.group_by("profile_id").agg(olds=j.old_profile.nunique(), ids=j.old_profile.collect(distinct=True))
     merged = per_new.filter(per_new.olds > 1)
-    per_old = j.group_by("old_profile").agg(
-        news=j.profile_id.nunique(), ids=j.profile_id.collect(distinct=True)
-    )
+    per_old = j.group_by("old_profile").agg(news=j.profile_id.nunique(), ids=j.profile_id.collect(distinct=True))
     split = per_old.filter(per_old.news > 1)
-    renamed = (
-        per_old.filter(per_old.news == 1).mutate(new=per_old.ids[0]).filter(lambda r: r.new != r.old_profile)
-    )
+    renamed = per_old.filter(per_old.news == 1).mutate(new=per_old.ids[0]).filter(lambda r: r.new != r.old_profile)
     merged_rows = merged.to_pyarrow().to_pylist()
     rows: list[dict[str, Any]] = []
     now = store.now()
@@ -149,11 +143,7 @@ def _merge_log(
         oa, ob = o.view(), o.view()
         na = new.view()
         acc = links.filter(links.status == "accepted")
-        cross = (
-            acc.join(oa, acc.src == oa.node_id)
-            .join(ob, acc.dst == ob.node_id)
-            .join(na, acc.src == na.node_id)
-        )
+        cross = acc.join(oa, acc.src == oa.node_id).join(ob, acc.dst == ob.node_id).join(na, acc.src == na.node_id)
         cross = cross.filter(oa.old_profile != ob.old_profile).select(
             profile_id=na.profile_id, src=acc.src, dst=acc.dst, message_id=acc.message_id, ts=acc.first_seen
         )
@@ -261,9 +251,7 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         stats = node_stats(wide, types, extra, rules)
         nodes = s.save(stats.mutate(node_id=(ibis.row_number() + 1).cast("int64")), "nodes")
         lookup = nodes.select("node_id", "id_type", "id_value")
-        links = s.save(
-            _links_by_node(s.save(pair_stats(wide, types, extra, rules), "pairs"), lookup), "links"
-        )
+        links = s.save(_links_by_node(s.save(pair_stats(wide, types, extra, rules), "pairs"), lookup), "links")
         split_nodes, forced = _overrides_for(wh, nodes)
         part = partition(s, _node_table(nodes), links, rules, split_nodes, forced)
         final_nodes = s.save(_node_table(nodes).join(part.assign, "node_id"), "final_nodes")
@@ -365,15 +353,9 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         old_recent = wh.table(T.RECENT)
         kept = old_recent.filter(old_recent.received_at >= keep_since)
         added = new_events.filter(new_events.received_at >= keep_since).select("message_id", "received_at")
-        store.replace_table(
-            wh, T.RECENT, s.save(kept.union(added, distinct=False), "recent"), T.RECENT_SCHEMA
-        )
-    new_watermark = (
-        max(str(state.get("watermark") or ""), max_received.isoformat()) if max_received else watermark
-    )
-    state.update(
-        watermark=new_watermark, events_processed=processed + found, updated_at=store.now().isoformat()
-    )
+        store.replace_table(wh, T.RECENT, s.save(kept.union(added, distinct=False), "recent"), T.RECENT_SCHEMA)
+    new_watermark = max(str(state.get("watermark") or ""), max_received.isoformat()) if max_received else watermark
+    state.update(watermark=new_watermark, events_processed=processed + found, updated_at=store.now().isoformat())
     store.write_state(wh, state)
     result.events = found
     result.seconds = round(time.perf_counter() - started, 3)
@@ -474,9 +456,7 @@ def _recompute(
 
     summary = final_nodes.aggregate(n=final_nodes.count(), p=final_nodes.profile_id.nunique()).to_pyarrow()
     row = summary.to_pylist()[0]
-    lrow = final_links.aggregate(
-        n=final_links.count(), r=(final_links.status == "refused").sum()
-    ).to_pyarrow()
+    lrow = final_links.aggregate(n=final_links.count(), r=(final_links.status == "refused").sum()).to_pyarrow()
     lr = lrow.to_pylist()[0]
     result.identifiers = int(row["n"])
     result.profiles = int(row["p"] or 0)

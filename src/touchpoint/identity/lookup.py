@@ -43,9 +43,7 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
     log redirects it). With several matches the most trusted identifier type wins.
     """
     if not identifier or not identifier.strip():
-        raise InvalidInput(
-            "the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id"
-        )
+        raise InvalidInput("the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id")
     if T.NODES not in wh.ibis.list_tables():
         raise NotFound(
             "identities have not been resolved in this warehouse yet",
@@ -56,13 +54,7 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
     cc = (state.get("rules") or {}).get("default_country_code")
     forms = candidates(identifier, id_type, cc)
     if identifier.startswith("prf_"):
-        hit = (
-            nodes.filter(nodes.profile_id == identifier)
-            .select("profile_id")
-            .limit(1)
-            .to_pyarrow()
-            .to_pylist()
-        )
+        hit = nodes.filter(nodes.profile_id == identifier).select("profile_id").limit(1).to_pyarrow().to_pylist()
         if hit:
             return {
                 "profile_id": identifier,

@@ -5,8 +5,9 @@ both recompute only the components involved. Raw identifiers on events are never
 
 * :func:`split` cuts every link of one identifier: it becomes its own profile, together with any
   identifier that was only linked to the profile through it.
-* :func:`merge` first lifts the splits that separate the two profiles; if they are still apart it
-  records a forced link between them, which holds even against the per-type limits.
+* :func:`merge` lifts the manual splits that separated the two profiles (undoing a split exactly);
+  when there is none to lift, it records a forced link between them, which holds even against the
+  per-type limits.
 
 >>> from touchpoint.warehouse import Warehouse
 >>> from touchpoint.collect.store import write_messages
@@ -88,16 +89,10 @@ def split(
             f"{node['id_type']} {node['id_value']!r} is the only identifier of profile {profile_id}",
             hint="there is nothing to split it from",
         )
-    _add_override(
-        wh, {"kind": "split", "id_type": node["id_type"], "id_value": node["id_value"], "note": note}
-    )
+    _add_override(wh, {"kind": "split", "id_type": node["id_type"], "id_value": node["id_value"], "note": note})
     result = recompute_components(wh, [node["component"]], rules, note=note or f"split {node['id_type']}")
     remaining = [m for m in members if m["node_id"] != node["node_id"]]
-    keep = (
-        find_profile(wh, remaining[0]["id_value"], remaining[0]["id_type"])["profile_id"]
-        if remaining
-        else None
-    )
+    keep = find_profile(wh, remaining[0]["id_value"], remaining[0]["id_type"])["profile_id"] if remaining else None
     split_off = find_profile(wh, node["id_value"], node["id_type"])["profile_id"]
     return {
         "profile_id": keep,
@@ -126,20 +121,18 @@ def merge(
         kept = [r for r in ov if r not in lifted]
         schema = T.OVERRIDES_SPEC.schema.to_pyarrow()
         wh.ibis.create_table(T.OVERRIDES, pa.Table.from_pylist(kept, schema=schema), overwrite=True)
-        result = recompute_components(
-            wh, sorted(components), rules, note=note or "manual merge (split lifted)"
-        )
-        a = find_profile(wh, members_a[0]["id_value"], members_a[0]["id_type"])["profile_id"]
-        b = find_profile(wh, members_b[0]["id_value"], members_b[0]["id_type"])["profile_id"]
-        if a == b:
-            return {
-                "profile_id": a,
-                "lifted_splits": len(lifted),
-                "forced_link": False,
-                "result": result.to_dict(),
-            }
-        members_a, members_b = _members(wh, a), _members(wh, b)
-        components = {m["component"] for m in members_a + members_b}
+        result = recompute_components(wh, sorted(components), rules, note=note or "manual merge (split lifted)")
+        # lifting the splits is the undo the person asked for; the limits still apply, so the
+        # members may land in more than one profile again (e.g. two user ids): report where
+        now = sorted({find_profile(wh, m["id_value"], m["id_type"])["profile_id"] for m in members})
+        first_now = find_profile(wh, members_a[0]["id_value"], members_a[0]["id_type"])["profile_id"]
+        return {
+            "profile_id": first_now,
+            "profiles": now,
+            "lifted_splits": len(lifted),
+            "forced_link": False,
+            "result": result.to_dict(),
+        }
     anchor_a = min(members_a, key=lambda m: (m["first_seen"], m["rank"], m["id_value"]))
     anchor_b = min(members_b, key=lambda m: (m["first_seen"], m["rank"], m["id_value"]))
     _add_override(

@@ -42,14 +42,10 @@ def profile_id_expr(id_type: ir.StringValue, id_value: ir.StringValue) -> ir.Str
 
 def _limit_expr(rules: MergeRules, id_type: ir.StringValue) -> ir.IntegerValue:
     cases = [
-        (id_type == name, ibis.literal(limit, "int64"))
-        for name, limit in rules.limits.items()
-        if limit is not None
+        (id_type == name, ibis.literal(limit, "int64")) for name, limit in rules.limits.items() if limit is not None
     ]
     unlimited = [name for name, limit in rules.limits.items() if limit is None]
-    default = (
-        ibis.literal(rules.default_limit, "int64") if rules.default_limit is not None else ibis.null("int64")
-    )
+    default = ibis.literal(rules.default_limit, "int64") if rules.default_limit is not None else ibis.null("int64")
     if unlimited:
         cases.append((id_type.isin(unlimited), ibis.null("int64")))
     return ibis.cases(*cases, else_=default) if cases else default
@@ -68,6 +64,11 @@ def partition(
     the manual overrides."""
     n = nodes.select("node_id", "id_type", "id_value", "rank", "first_seen")
     l2 = links.select("src", "dst")
+    # materialised so that joins against tables derived from the same nodes stay unambiguous
+    if forced is not None:
+        forced = scratch.save(forced.select("src", "dst"), "forced")
+    if split_nodes is not None:
+        split_nodes = scratch.save(split_nodes.select("node_id"), "split_nodes")
     all_edges = scratch.save(
         l2 if forced is None else l2.union(forced.select("src", "dst"), distinct=False), "all_edges"
     )
@@ -153,9 +154,7 @@ def _split_conflicts(
         if not int(over.count().to_pyarrow().as_py()):
             continue
         seed_rows = of_type.semi_join(over, "cluster")
-        pos = ibis.row_number().over(
-            group_by=seed_rows.cluster, order_by=[seed_rows.first_seen, seed_rows.id_value]
-        )
+        pos = ibis.row_number().over(group_by=seed_rows.cluster, order_by=[seed_rows.first_seen, seed_rows.id_value])
         seed_rows = seed_rows.mutate(seed_rank=pos.cast("int64"))
         first = seed_rows.filter(seed_rows.seed_rank == 0).select("cluster", first_node=seed_rows.node_id)
         seeds = seed_rows.join(first, "cluster").select(
@@ -179,9 +178,7 @@ def _split_conflicts(
         seed_names = (
             seeds.filter(seeds.seed_rank == 0)
             .select("label", name=seeds.id_value)
-            .union(
-                seeds.filter(seeds.seed_rank >= limit).select("label", name=seeds.id_value), distinct=False
-            )
+            .union(seeds.filter(seeds.seed_rank >= limit).select("label", name=seeds.id_value), distinct=False)
         )
         la, lb = new_labels.view(), new_labels.view()
         cut = edges.join(la, edges.src == la.node_id).join(lb, edges.dst == lb.node_id)
@@ -197,9 +194,7 @@ def _split_conflicts(
             + ibis.greatest(first_name, second_name)
             + "' in one profile"
         )
-        refusals.append(
-            scratch.save(cut.select(src=cut.src, dst=cut.dst, reason=reason), f"refused_{id_type}")
-        )
+        refusals.append(scratch.save(cut.select(src=cut.src, dst=cut.dst, reason=reason), f"refused_{id_type}"))
 
         unchanged = members.anti_join(new_labels, "node_id")
         changed = members.join(new_labels, "node_id").mutate(cluster=new_labels.label).select(members.columns)
@@ -215,7 +210,5 @@ def _apply_forced(scratch: Scratch, cluster: ir.Table, forced: ir.Table) -> ir.T
     edges = f.select(src=ca.cluster, dst=cb.cluster).filter(lambda e: e.src != e.dst)
     labels = cluster.select(node_id=cluster.cluster).distinct()
     merged = connected_components(scratch, labels, edges)
-    out = cluster.join(merged, cluster.cluster == merged.node_id).select(
-        cluster.node_id, cluster=merged.label
-    )
+    out = cluster.join(merged, cluster.cluster == merged.node_id).select(cluster.node_id, cluster=merged.label)
     return scratch.save(out, "clusters_forced")

@@ -167,9 +167,7 @@ class MergeRules:
         for name in self.priority:
             if not _TYPE_NAME.match(name):
                 raise InvalidInput(f"merge rule priority names {name!r}, which is not an identifier type")
-        if self.default_country_code is not None and not re.fullmatch(
-            r"[1-9][0-9]{0,2}", self.default_country_code
-        ):
+        if self.default_country_code is not None and not re.fullmatch(r"[1-9][0-9]{0,2}", self.default_country_code):
             raise InvalidInput(
                 f"default_country_code {self.default_country_code!r} is not a country calling code",
                 hint="give digits only, e.g. '44' or '1'",

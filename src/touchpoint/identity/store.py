@@ -51,9 +51,7 @@ def replace_table(wh: Warehouse, name: str, expr: ir.Table, schema: ibis.Schema)
     wh.ibis.create_table(name, typed, overwrite=True)
 
 
-def replace_rows(
-    wh: Warehouse, steps: list[tuple[str, str, ir.Table | None, ir.Table | None, ibis.Schema]]
-) -> None:
+def replace_rows(wh: Warehouse, steps: list[tuple[str, str, ir.Table | None, ir.Table | None, ibis.Schema]]) -> None:
     """In one transaction, for each ``(table, key, keys, rows, schema)``: delete the rows whose
     ``key`` is in ``keys`` (a one-column expression) and insert ``rows``."""
     con = wh.adapter.raw
