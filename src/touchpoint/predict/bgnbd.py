@@ -111,8 +111,10 @@ class BetaGeoModel(PurchaseModel):
         r, alpha, a, b = self.theta
         k = self.k
         z = t / (alpha + T + t)
-        log_ratio = (r + x) * (np.log(alpha + T) - np.log(alpha + T + t))
-        core = 1.0 - np.exp(log_ratio) * hyp2f1(r + x, b + x + k, a + b + x + k - 1, z)
+        # Euler's transformation keeps the hypergeometric parameters from growing with x:
+        # ratio^(r+x) 2F1(r+x, b+x+k; c; z) = ratio^(a-1) 2F1(a+b+k-1-r, a-1; c; z), ratio = 1 - z.
+        log_ratio = (a - 1) * (np.log(alpha + T) - np.log(alpha + T + t))
+        core = 1.0 - np.exp(log_ratio) * hyp2f1(a + b + k - 1 - r, a - 1, a + b + x + k - 1, z)
         return (a + b + x + k - 1) / (a - 1) * core
 
     def _expected_if_alive_fn(self, x: np.ndarray, T: np.ndarray) -> Callable[[float], np.ndarray]:
@@ -124,8 +126,8 @@ class BetaGeoModel(PurchaseModel):
 
         def expected(t: float) -> np.ndarray:
             z = t / (alpha + uT + t)
-            log_ratio = (r + ux) * (np.log(alpha + uT) - np.log(alpha + uT + t))
-            return (lead * (1.0 - np.exp(log_ratio) * hyp2f1(r + ux, b + ux + k, a + b + ux + k - 1, z)))[inv]
+            log_ratio = (a - 1) * (np.log(alpha + uT) - np.log(alpha + uT + t))  # see _expected_if_alive
+            return (lead * (1.0 - np.exp(log_ratio) * hyp2f1(a + b + k - 1 - r, a - 1, a + b + ux + k - 1, z)))[inv]
 
         return expected
 
