@@ -201,3 +201,30 @@ def test_evaluate_metrics():
     assert perfect["auc"] == 1.0 and perfect["lift_by_decile"][0]["lift"] == pytest.approx(10.0)
     noise = evaluate(y, np.full(100, 0.1))
     assert noise["auc"] == 0.5 and noise["brier"] == pytest.approx(0.09)
+
+
+def test_cli_orders_file_without_warehouse(tmp_path, cdnow_orders):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from touchpoint.cli.predict import app
+
+    path = tmp_path / "cdnow.csv"
+    days = [t.strftime("%Y%m%d") for t in cdnow_orders["ts"].to_pylist()]
+    pacsv.write_csv(
+        pa.table({"cust": cdnow_orders["customer_id"], "day": days, "value": cdnow_orders["revenue"]}), path
+    )
+    res = CliRunner().invoke(
+        app,
+        ["clv", "--orders", str(path), "--customer-col", "cust", "--date-col", "day", "--date-format", "%Y%m%d",
+         "--amount-col", "value", "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30",
+         "--model", "pareto_nbd", "--json", "--out", str(tmp_path / "report")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["params"]["r"] == pytest.approx(0.553, abs=2e-3) and out["params"]["s"] == pytest.approx(0.606, abs=2e-3)
+    assert out["log_likelihood"] == pytest.approx(-9595.0, abs=0.05)
+    assert out["spend_model"]["params"]["p"] == pytest.approx(6.25, abs=0.01)
+    assert out["holdout"]["actual_total"] == 1882  # purchase days of the 2,357 customers in the 39-week holdout
+    assert out["calibration_fit"]["actual"][0] == 1411
+    assert (tmp_path / "report" / "calibration_fit.png").exists() and (tmp_path / "report" / "pareto_nbd.json").exists()
