@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     import_chunk_events: int = Field(100_000, gt=0, description="events per transaction in file imports")
     duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'")
     duckdb_threads: int | None = Field(None, gt=0, description="DuckDB worker threads (default: all cores)")
+    journeys_session_timeout_minutes: float = Field(
+        30.0, gt=0, le=10080, description="session inactivity timeout in minutes"
+    )
+    journeys_channel_rules: list[dict[str, Any]] | None = Field(
+        None, description="channel rules replacing the defaults (see docs/journeys.md)"
+    )
 
     @field_validator("warehouse_url")
     @classmethod

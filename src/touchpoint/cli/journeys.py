@@ -44,14 +44,14 @@ def _rules(path: Path | None, data: Path | None) -> Any:
 
     if path is not None:
         return load_rules(path)
-    configured = getattr(settings_for(data), "journeys_channel_rules", None)
+    configured = settings_for(data).journeys_channel_rules
     return rules_from(configured) if configured else None
 
 
 def _timeout(value: float | None, data: Path | None) -> float:
     if value is not None:
         return value
-    return float(getattr(settings_for(data), "journeys_session_timeout_minutes", None) or 30.0)
+    return settings_for(data).journeys_session_timeout_minutes
 
 
 def _chart(kind: str, result: dict[str, Any], path: Path | None, **kw: Any) -> None:

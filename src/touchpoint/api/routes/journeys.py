@@ -16,14 +16,14 @@ router = APIRouter(tags=["journeys"])
 def _rules(app: Any) -> Any:
     from touchpoint.journeys.channels import rules_from
 
-    configured = getattr(app.settings, "journeys_channel_rules", None)
+    configured = app.settings.journeys_channel_rules
     return rules_from(configured) if configured else None
 
 
 def _timeout(app: Any, value: float | None) -> float:
     if value is not None:
         return value
-    return float(getattr(app.settings, "journeys_session_timeout_minutes", None) or 30.0)
+    return app.settings.journeys_session_timeout_minutes
 
 
 @router.get("/v1/journeys/funnel", summary="People through ordered steps within a conversion window")
