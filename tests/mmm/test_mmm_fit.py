@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from touchpoint.cli import mmm as mmm_cli
 from touchpoint.errors import InvalidInput
-from touchpoint.mmm import MMMConfig, MMMResult, fit, simulate
+from touchpoint.mmm import MMMConfig, MMMResult, fit, simulate, workflow
 from touchpoint.mmm.case import investment_case
 from touchpoint.mmm.optimize import current_allocation, plan_budget
 
@@ -23,10 +23,9 @@ SMALL = MMMConfig(draws=250, warmup=250, chains=2, holdout_weeks=6, seed=7)
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[MMMResult, dict, Path]:
     data, truth = simulate(weeks=130, channels=3, seed=11, holdout_weeks=6)
-    result = fit(data, SMALL)
-    out = tmp_path_factory.mktemp("mmm")
-    result.save(out)
-    return result, truth, out
+    out = tmp_path_factory.mktemp("data") / "mmm"
+    workflow.fit_and_save(data, SMALL, out)  # the model, fit.json and the charts, as the CLI writes them
+    return MMMResult.load(out), truth, out
 
 
 def test_recovers_the_true_romi(fitted: tuple[MMMResult, dict, Path]) -> None:
@@ -200,3 +199,40 @@ def test_tampered_model_is_refused(fitted: tuple[MMMResult, dict, Path], tmp_pat
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(InvalidInput, match="config hash does not match"):
         MMMResult.load(tmp_path)
+
+
+def test_http_api(fitted: tuple[MMMResult, dict, Path]) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from touchpoint.api.app import create_app
+    from touchpoint.api.routes import mmm as mmm_routes
+    from touchpoint.config import Settings
+    from touchpoint.keys import create_api_key
+    from touchpoint.warehouse import Warehouse
+
+    _, _, out = fitted
+    settings = Settings(data_dir=out.parent)
+    with Warehouse.open(settings.resolved_warehouse_url()) as wh:
+        read = create_api_key(wh, "mmm-read", "read")
+    app: FastAPI = create_app(settings)
+    if not any(getattr(r, "path", "").startswith("/v1/mmm") for r in app.routes):
+        app.include_router(mmm_routes.router)  # until the lead registers the router in api/app.py
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {read}"}
+        assert client.get("/v1/mmm/model").status_code == 401
+        model = client.get("/v1/mmm/model", headers=auth).json()
+        assert model["reliable"] is True and set(model["romi"]) == {"ch1", "ch2", "ch3"}
+        assert {"romi", "marginal_romi"} <= set(model["romi"]["ch1"])
+        plan = client.post("/v1/mmm/plan", headers=auth, json={"budget": 300000, "weeks": 26}).json()
+        assert plan["spent"] == pytest.approx(300000)
+        case = client.post("/v1/mmm/case", headers=auth, json={"plan": plan, "horizon_months": 12}).json()
+        assert len(case["months"]) == 12 and "summary" in case
+        png = client.get("/v1/mmm/charts/romi.png", headers=auth)
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        missing = client.get("/v1/mmm/charts/nope.png", headers=auth)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        bad = client.post("/v1/mmm/plan", headers=auth, json={"budget": -1})
+        assert bad.status_code in (400, 422)
+        refit = client.post("/v1/mmm/fit", headers=auth, json={})
+        assert refit.status_code == 403  # fitting is an admin action

@@ -156,3 +156,52 @@ def test_importing_touchpoint_mmm_does_not_load_jax() -> None:
     code = "import sys, touchpoint.mmm, touchpoint.cli.mmm; print('jax' in sys.modules, 'numpyro' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_from_warehouse_builds_weekly_revenue_and_spend(tmp_path: Path) -> None:
+    from touchpoint.collect.spend import import_spend
+    from touchpoint.collect.store import write_messages
+    from touchpoint.mmm import from_warehouse
+    from touchpoint.warehouse import Warehouse
+
+    wh = Warehouse.open(f"duckdb://{tmp_path / 'wh.duckdb'}")
+    try:
+        days = np.arange("2024-01-01", "2024-07-10", dtype="datetime64[D]")  # 27 full weeks and 3 days
+        orders = [
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": f"u{i}",
+                "timestamp": f"{d}T12:00:00Z",
+                "properties": {"order_id": f"o{i}", "revenue": 10.0 + i % 7},
+            }
+            for i, d in enumerate(days)
+        ]
+        orders.append(
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "userId": "u0",
+                "timestamp": "2024-01-02T10:00:00Z",
+                "properties": {"revenue": 999.0},
+            }
+        )
+        write_messages(wh, orders, source="test")
+        weeks = np.arange("2024-01-01", "2024-07-10", 7, dtype="datetime64[D]")
+        lines = ["date,channel,campaign,amount"]
+        lines += [f"{w},search,,{100 + i}" for i, w in enumerate(weeks)]  # one row per week (Monday)
+        lines += [f"{w},tv,a,{50}" for w in weeks[::2]] + [f"{w},tv,b,{25}" for w in weeks[::2]]
+        (tmp_path / "spend.csv").write_text("\n".join(lines))
+        import_spend(wh, tmp_path / "spend.csv")
+        data = from_warehouse(wh)
+        assert data.channels == ("search", "tv")
+        assert data.n_weeks == 27 and str(data.dates[0]) == "2024-01-01"  # the partial last week is dropped
+        np.testing.assert_allclose(data.target, sum(10 + k for k in range(7)))  # Product Viewed is not an order
+        np.testing.assert_allclose(data.spend[:3, 0], [100, 101, 102])
+        np.testing.assert_allclose(data.spend[:4, 1], [75, 0, 75, 0])
+        conv = from_warehouse(wh, kpi="conversions", channels=["tv"])
+        assert conv.channels == ("tv",) and conv.target[0] == 7
+        with pytest.raises(NotFound, match=r"no spend for channel\(s\) \['radio'\]"):
+            from_warehouse(wh, channels=["radio"])
+    finally:
+        wh.close()

@@ -232,7 +232,7 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
     ev = wh.table("events")
     orders = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
     day = orders.timestamp.cast("date")
-    daily = orders.group_by(day=day).aggregate(revenue=orders.revenue.fillna(0).sum(), conversions=orders.count())
+    daily = orders.group_by(day=day).aggregate(revenue=orders.revenue.fill_null(0).sum(), conversions=orders.count())
     sp = wh.table("spend")
     if channels:
         sp = sp.filter(sp.channel.isin(channels))
@@ -244,6 +244,9 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
             f"no {ORDER_EVENT!r} events in the warehouse",
             hint="import orders, or fit from a file with --file",
         )
+    if spend_tab.num_rows == 0 and channels:
+        known = sorted(wh.to_arrow(wh.table("spend").select("channel").distinct())["channel"].to_pylist())
+        raise NotFound(f"no spend for channel(s) {sorted(channels)}", hint=f"channels with spend: {known}")
     if spend_tab.num_rows == 0:
         raise NotFound("the spend table is empty", hint="import spend (`touchpoint import spend FILE`) or use --file")
     k_days = np.asarray(kpi_tab["day"].to_numpy(zero_copy_only=False), "datetime64[D]")
