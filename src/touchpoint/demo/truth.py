@@ -32,7 +32,9 @@ Estimators are tested against it. Keys of ``truth.json``:
   ``units`` per variant, ``true_conversion`` per variant (from potential outcomes of the same people),
   ``true_lift_absolute`` (treatment minus control, percentage points / 100), ``true_lift_relative``,
   ``extra_revenue`` caused.
-- ``replenishment``: ``product`` (sku of the contact lenses), ``cycle_days`` (the supply one box lasts).
+- ``replenishment``: ``product`` (sku of the contact lenses), ``box_days`` (the supply one box is meant to
+  last), ``customers`` who buy it. The lens lines ride on ordinary orders (BG/NBD timing); no purchase cycle
+  is simulated, so there is no true cycle to recover.
 
 ``customers.parquet``: user_id, email, acquired_at, acquisition_channel, lam (per day), p, alive_at_end,
 orders (count inside the period), revenue, arm (experiment variant or null).

@@ -106,7 +106,7 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
         reliable = [r["days_per_unit"] for r in rows if r["intervals"] >= 2]
         summary["replenishment"] = {
             "product": rt.get("product"),
-            "true_cycle_days": rt.get("cycle_days"),
+            "nominal_box_days": rt.get("box_days"),  # no true cycle is simulated (see demo/truth.py)
             "customers_with_estimate": len(rows),
             "median_days_per_unit": float(np.median(reliable)) if reliable else None,
             "due_in_next_14_days": sum(1 for r in rows if 0 <= r["days_until_due"] <= 14),
