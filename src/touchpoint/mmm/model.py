@@ -52,14 +52,13 @@ class Design:
     def baseline(self, config: MMMConfig, data: MMMData, n_weeks: int | None = None) -> np.ndarray:
         n = n_weeks or data.n_weeks
         t = np.arange(n, dtype=float)
-        cols, names = [], []
+        cols: list[np.ndarray] = []
         if config.trend:
             cols.append((t / max(self.n_train - 1, 1)) - 0.5)
         if config.yearly_order:
             cols.append(fourier_terms(t, 52.18, config.yearly_order))
         if data.controls.size:
             cols.append((data.controls[:n] - self.control_mean) / self.control_sd)
-        names.extend([])
         return np.column_stack(cols) if cols else np.zeros((n, 0))
 
 
@@ -272,7 +271,7 @@ class MMMResult:
         """Write ``model.json`` (config, data, diagnostics) and ``draws.npz`` into ``directory``."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(d / "draws.npz", **self.draws, beta=self.beta())
+        np.savez_compressed(d / "draws.npz", **self.draws, beta=self.beta())  # type: ignore[arg-type]  # numpy stubs type **kwds as bool
         meta = {
             "format": FORMAT,
             "version": __version__,
