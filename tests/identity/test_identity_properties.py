@@ -36,7 +36,7 @@ def event(draw: Any, minute: int) -> dict[str, Any]:
 
 @st.composite
 def streams(draw: Any) -> tuple[list[dict[str, Any]], list[int], list[int]]:
-    n = draw(st.integers(2, 9))
+    n = draw(st.integers(2, 7))
     events = [draw(event(i)) for i in range(n)]
     order = draw(st.permutations(list(range(n))))
     cuts = sorted(draw(st.lists(st.integers(1, n - 1), max_size=2, unique=True))) if n > 1 else []
@@ -51,7 +51,7 @@ def _resolved(events: list[dict[str, Any]]) -> Warehouse:
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_arrival_order_and_incremental_updates_give_the_rebuild_partition(
     stream: tuple[list[dict[str, Any]], list[int], list[int]],

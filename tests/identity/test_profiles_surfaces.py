@@ -104,7 +104,7 @@ def test_computed_traits_and_last_write_wins(shop: Warehouse) -> None:
     assert ann["traits"]["plan"] == "pro"  # the later identify wins
     assert ann["traits"]["city"] == "Leeds"
     assert ann["trait_sources"]["plan"]["timestamp"].isoformat() == "2026-02-03T10:00:00"
-    assert ann["trait_sources"]["plan"]["source"] == "test:traits"
+    assert ann["trait_sources"]["plan"]["source"] == "python:traits"
     # RFM quintiles among the three buyers: cy bought most recently and spent most
     cy = get_profile(shop, "cy")["computed"]
     bob = get_profile(shop, "bob")["computed"]

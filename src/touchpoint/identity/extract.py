@@ -189,7 +189,7 @@ def _segment_external(t: ir.Table, rules: MergeRules, keep: dict[str, Any]) -> i
 def identifiers(events: ir.Table, rules: MergeRules) -> tuple[ir.Table, list[str], ir.Table]:
     """The identifiers of ``events`` in the two shapes resolution uses.
 
-    ``wide``: ``message_id, timestamp, received_at, id_0 ... id_k``: the plain-column identifiers
+    ``wide``: ``message_id, timestamp, id_0 ... id_k``: the plain-column identifiers
     side by side, blocked values NULL; ``types``: the type of each ``id_i``, most trusted first;
     ``extra``: the JSON identifiers in long form (:func:`json_ids`, blocked ones removed).
     Materialise both once; :func:`node_stats`, :func:`pair_stats` and :func:`centers` read them.
@@ -198,7 +198,6 @@ def identifiers(events: ir.Table, rules: MergeRules) -> tuple[ir.Table, list[str
     wide = events.select(
         "message_id",
         "timestamp",
-        "received_at",
         **{
             f"id_{i}": ibis.ifelse(blocked_reason(id_type, value, rules).isnull(), value, ibis.null(str))
             for i, (id_type, value) in enumerate(cols)
