@@ -81,6 +81,7 @@ def investment_case(
     p_pay = float(np.mean(npv > 0))
     out = {
         "horizon_months": horizon_months,
+        "interval": level,
         "discount_rate": discount_rate,
         "gross_margin": margin,
         "plan_weeks": weeks,

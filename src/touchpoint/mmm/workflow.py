@@ -53,6 +53,7 @@ def make_plan(result: MMMResult, out_dir: str | Path | None = None, **kwargs: An
     """:func:`plan_budget` and, with ``out_dir``, save it as ``plan.json``."""
     plan = plan_budget(result, **kwargs)
     if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         path = Path(out_dir) / "plan.json"
         path.write_text(json.dumps(plan, indent=1))
         plan["file"] = str(path)
