@@ -126,7 +126,7 @@ def _money(x: float, currency: str) -> str:
 
 def summary_text(case: dict[str, Any], currency: str = "") -> str:
     """One paragraph a CFO can read: spend, expected return with its range, NPV, payback, risk."""
-    pct = round(100 * 0.9)
+    pct = round(100 * case.get("interval", 0.9))
     rev, npv = case["expected_revenue"], case["npv"]
     payback = (
         f"pays back in month {case['payback_month']} on average"
