@@ -104,6 +104,8 @@ def _peer(python: str, weeks: int, channels: int, draws: int, chains: int, seed:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2y x 3, 3y x 6, 5y x 10 and 3y x 8 only")
+    ap.add_argument("--sizes", help="our sizes instead of the grid, e.g. 156x8")
+    ap.add_argument("--out", default="mmm.json", help="result file name under bench/results")
     ap.add_argument("--peer", help="python of a venv with pymc-marketing (omit to skip the peer)")
     ap.add_argument("--peer-sizes", default="104x3,156x8", help="sizes the peer fits, e.g. 104x3,156x8")
     ap.add_argument("--draws", type=int, default=500, help="warm-up and draws per chain, for both engines")
@@ -112,7 +114,9 @@ def main() -> None:
     args = ap.parse_args()
     # Cold compilation: a fresh JAX cache, so fit times include compiling the sampler.
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="tp-jax-")
-    if args.quick:
+    if args.sizes:
+        sizes = [(int(w), int(c)) for w, c in (item.split("x") for item in args.sizes.split(","))]
+    elif args.quick:
         sizes = [(104, 3), (156, 6), (260, 10), (156, 8)]
     else:
         sizes = [(w, c) for w in (104, 156, 260) for c in (3, 6, 10)] + [(156, 8)]
@@ -135,8 +139,8 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "python": sys.version.split()[0],
     }
-    (out / "mmm.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"\nwrote {out / 'mmm.json'}; load average {meta['load_average']}")
+    (out / args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"\nwrote {out / args.out}; load average {meta['load_average']}")
 
 
 def _print(r: dict) -> None:
