@@ -8,7 +8,18 @@ import sys
 import typer
 
 from touchpoint import __version__
-from touchpoint.cli import admin, demo, experiment, imports, journeys, predict, quarantine, query, serve
+from touchpoint.cli import (
+    admin,
+    demo,
+    experiment,
+    imports,
+    journeys,
+    predict,
+    profiles,
+    quarantine,
+    query,
+    serve,
+)
 from touchpoint.cli.common import err_console
 from touchpoint.errors import TouchpointError
 
@@ -46,6 +57,7 @@ app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(journeys.journeys_app, name="journeys")
 app.command("attribution")(journeys.attribution)
+app.add_typer(profiles.app, name="profiles")
 app.add_typer(predict.app, name="predict")
 
 
