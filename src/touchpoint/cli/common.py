@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from touchpoint.config import Settings, get_settings, override_settings
+from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse, open_warehouse
 
 console = Console(soft_wrap=True)
@@ -52,6 +53,21 @@ def warehouse(data: Path | None = None, *, read_only: bool = False) -> Iterator[
         yield wh
     finally:
         wh.close()
+
+
+def parse_when(value: str | None, name: str) -> datetime | None:
+    """A command-line date or date-time (ISO 8601) as naive UTC; None when not given."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{name} {value!r} is not an ISO date-time", hint="e.g. 2026-03-01 or 2026-03-01T09:00"
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
 
 
 def _default(value: Any) -> Any:

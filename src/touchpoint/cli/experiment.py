@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, table, warehouse
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(help="A/B tests and holdouts: define, assign, analyse, plan.", no_args_is_help=True)
 
 
-def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            f"{name} {value!r} is not an ISO date-time", hint="e.g. 2026-03-01 or 2026-03-01T09:00"
-        ) from None
-    if parsed.tzinfo is not None:
-        from datetime import UTC
-
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+_when = parse_when
 
 
 def _weights(text: str | None) -> list[float] | None:
@@ -36,36 +22,26 @@ def _weights(text: str | None) -> list[float] | None:
     try:
         return [float(x) for x in text.split(",")]
     except ValueError:
-        raise InvalidInput(
-            f"--weights {text!r} must be numbers separated by commas", hint="e.g. 50,50"
-        ) from None
+        raise InvalidInput(f"--weights {text!r} must be numbers separated by commas", hint="e.g. 50,50") from None
 
 
 @app.command("create")
 def create(
     key: str = typer.Argument(..., help="The experiment key exposures carry as properties.experiment_id."),
-    variant: list[str] = typer.Option(
-        None, "--variant", help="An arm (repeat; default control and treatment)."
-    ),
-    weights: str = typer.Option(
-        None, "--weights", help="Split, in variant order, e.g. 50,50 (default equal)."
-    ),
+    variant: list[str] = typer.Option(None, "--variant", help="An arm (repeat; default control and treatment)."),
+    weights: str = typer.Option(None, "--weights", help="Split, in variant order, e.g. 50,50 (default equal)."),
     control: str = typer.Option(None, "--control", help="The control arm (default: the first variant)."),
     metric: list[str] = typer.Option(
         None,
         "--metric",
         help="NAME:KIND:EVENT[:VALUE][:key=value], e.g. 'purchase:binomial:Order Completed'.",
     ),
-    unit: str = typer.Option(
-        "any", "--unit", help="user_id, anonymous_id or any (user_id, else anonymous_id)."
-    ),
+    unit: str = typer.Option("any", "--unit", help="user_id, anonymous_id or any (user_id, else anonymous_id)."),
     start: str = typer.Option(None, "--start", help="Start (ISO; default now)."),
     end: str = typer.Option(None, "--end", help="End (ISO; default open)."),
     name: str = typer.Option(None, "--name", help="A readable name."),
     description: str = typer.Option(None, "--description", help="The hypothesis, in words."),
-    holdout: float = typer.Option(
-        None, "--holdout", help="Create a persistent holdout of this share (e.g. 0.05)."
-    ),
+    holdout: float = typer.Option(None, "--holdout", help="Create a persistent holdout of this share (e.g. 0.05)."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -150,9 +126,7 @@ def render(result: Any) -> None:
     rel = opts.relative
     level = f"{1 - opts.alpha:.0%}"
     for m in result.metrics:
-        title = (
-            f"{m.metric} ({m.kind}{', CUPED' if m.cuped else ''}{', lower is better' if m.inverse else ''})"
-        )
+        title = f"{m.metric} ({m.kind}{', CUPED' if m.cuped else ''}{', lower is better' if m.inverse else ''})"
         if m.dimension is not None:
             title += f" [{m.dimension}]"
         rows = []
@@ -167,9 +141,7 @@ def render(result: Any) -> None:
             elif c is not None:
                 p = c.p_adjusted if c.p_adjusted is not None else c.p_value
                 evidence = f"p = {p:.3g}" if p is not None else "-"
-            interval = (
-                "-" if c is None or c.ci_low is None else f"{_fmt(c.ci_low, rel)} to {_fmt(c.ci_high, rel)}"
-            )
+            interval = "-" if c is None or c.ci_low is None else f"{_fmt(c.ci_low, rel)} to {_fmt(c.ci_high, rel)}"
             rows.append(
                 (
                     a.variant + (" (control)" if a.variant == result.control else ""),
@@ -194,25 +166,15 @@ def render(result: Any) -> None:
 def analyze(
     key: str = typer.Argument(None, help="The experiment key (omit with --file)."),
     engine: str = typer.Option("sequential", "--engine", help="frequentist, bayesian or sequential."),
-    cuped: bool = typer.Option(
-        False, "--cuped", help="Adjust with each metric's pre-exposure value (CUPED)."
-    ),
+    cuped: bool = typer.Option(False, "--cuped", help="Adjust with each metric's pre-exposure value (CUPED)."),
     absolute: bool = typer.Option(False, "--absolute", help="Absolute instead of relative lift."),
     alpha: float = typer.Option(0.05, "--alpha", help="1 - interval level."),
-    correction: str = typer.Option(
-        "holm", "--correction", help="holm, bh or none (across metrics and arms)."
-    ),
+    correction: str = typer.Option("holm", "--correction", help="holm, bh or none (across metrics and arms)."),
     min_units: int = typer.Option(300, "--min-units", help="Units per arm before any verdict."),
-    dimension: str = typer.Option(
-        None, "--dimension", help="Break down by properties.<key> of the exposure."
-    ),
+    dimension: str = typer.Option(None, "--dimension", help="Break down by properties.<key> of the exposure."),
     end: str = typer.Option(None, "--end", help="Analyse as of this time (ISO)."),
-    file: Path = typer.Option(
-        None, "--file", help="A CSV/Parquet file with one row per unit instead of a key."
-    ),
-    arm_column: str = typer.Option(
-        None, "--arm-column", help="With --file: the column naming each unit's arm."
-    ),
+    file: Path = typer.Option(None, "--file", help="A CSV/Parquet file with one row per unit instead of a key."),
+    arm_column: str = typer.Option(None, "--arm-column", help="With --file: the column naming each unit's arm."),
     control: str = typer.Option(None, "--control", help="With --file: the control arm's name."),
     metric: list[str] = typer.Option(None, "--metric", help="With --file: a metric column (repeat)."),
     covariate: str = typer.Option(None, "--covariate", help="With --file: a pre-period column for CUPED."),
@@ -236,11 +198,7 @@ def analyze(
 
         if key:
             raise InvalidInput("give either an experiment KEY or --file, not both", hint="drop one of them")
-        missing = [
-            n
-            for n, v in (("--arm-column", arm_column), ("--control", control), ("--metric", metric))
-            if not v
-        ]
+        missing = [n for n, v in (("--arm-column", arm_column), ("--control", control), ("--metric", metric)) if not v]
         if missing:
             raise InvalidInput(
                 f"--file needs {', '.join(missing)}",
@@ -256,13 +214,9 @@ def analyze(
         )
     else:
         if not key:
-            raise InvalidInput(
-                "name the experiment to analyse", hint="`touchpoint experiment list` shows the keys"
-            )
+            raise InvalidInput("name the experiment to analyse", hint="`touchpoint experiment list` shows the keys")
         if arm_column or covariate:
-            raise InvalidInput(
-                "--arm-column and --covariate go with --file", hint="add --file FILE or drop them"
-            )
+            raise InvalidInput("--arm-column and --covariate go with --file", hint="add --file FILE or drop them")
         from touchpoint.experiments.metrics import Metric
         from touchpoint.experiments.results import analyze_experiment
 
@@ -293,16 +247,12 @@ def analyze(
 def plan(
     baseline: float = typer.Option(..., "--baseline", help="Control conversion rate (binomial) or mean."),
     mde: float = typer.Option(None, "--mde", help="Smallest relative lift worth detecting, e.g. 0.05."),
-    sd: float = typer.Option(
-        None, "--sd", help="Per-unit standard deviation (mean metrics; omit for a rate)."
-    ),
+    sd: float = typer.Option(None, "--sd", help="Per-unit standard deviation (mean metrics; omit for a rate)."),
     units: float = typer.Option(None, "--units", help="Units per arm available (gives the MDE instead)."),
     alpha: float = typer.Option(0.05, "--alpha"),
     power: float = typer.Option(0.8, "--power"),
     ratio: float = typer.Option(1.0, "--ratio", help="Treatment units per control unit."),
-    event: str = typer.Option(
-        None, "--event", help="Audience: units that sent this event (for the duration)."
-    ),
+    event: str = typer.Option(None, "--event", help="Audience: units that sent this event (for the duration)."),
     share: float = typer.Option(1.0, "--share", help="Share of the audience entering the experiment."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -341,9 +291,7 @@ def plan(
             f"{kind} metric, baseline {baseline:g}: detect a {out['mde']:+.2%} lift with "
             f"{power:.0%} power at alpha {alpha:g}"
         )
-        console.print(
-            f"units: {out['units_control']:,} control + {out['units_treatment']:,} treatment = {total:,}"
-        )
+        console.print(f"units: {out['units_control']:,} control + {out['units_treatment']:,} treatment = {total:,}")
         console.print(f"duration: {duration.describe()}")
 
     emit(out, as_json, show)
@@ -392,9 +340,5 @@ def assign(
     from touchpoint.experiments import assignment
 
     with warehouse(data) as wh:
-        arms = (
-            assignment.assign_and_expose(wh, key, unit_ids)
-            if expose
-            else assignment.assign(wh, key, unit_ids)
-        )
+        arms = assignment.assign_and_expose(wh, key, unit_ids) if expose else assignment.assign(wh, key, unit_ids)
     emit(arms, as_json, lambda: table(f"{key} assignments", ["unit", "arm"], list(arms.items())))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, settings_for, table, warehouse
 from touchpoint.errors import InvalidInput
 
 journeys_app = typer.Typer(
@@ -23,20 +22,7 @@ TimeoutOpt = typer.Option(None, "--timeout", help="Session inactivity timeout in
 IdentityOpt = typer.Option("auto", "--identity", help="Who is who: auto, profiles, stitch or raw.")
 
 
-def _when(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            f"{name} {value!r} is not an ISO date-time", hint="e.g. 2026-03-01 or 2026-03-01T09:00"
-        ) from None
-    if parsed.tzinfo is not None:
-        from datetime import UTC
-
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+_when = parse_when
 
 
 def _rules(path: Path | None, data: Path | None) -> Any:

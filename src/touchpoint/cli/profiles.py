@@ -58,9 +58,7 @@ def _render_summary(data: dict[str, Any]) -> None:
 
 
 @app.command("rebuild")
-def rebuild(
-    rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False
-) -> None:
+def rebuild(rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Resolve every event from scratch, then rebuild the profiles (manual splits/merges are kept)."""
     with warehouse(data) as wh:
         result = identity.rebuild(wh, _load_rules(rules))
@@ -69,9 +67,7 @@ def rebuild(
 
 
 @app.command("update")
-def update(
-    rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False
-) -> None:
+def update(rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Resolve only the events stored since the last run, then refresh the profiles."""
     with warehouse(data) as wh:
         result = identity.update(wh, _load_rules(rules))
@@ -91,9 +87,7 @@ def show(
         p = get_profile(wh, identifier, id_type)
 
     def render() -> None:
-        console.print(
-            f"[bold]{p['profile_id']}[/] (matched {p['matched']['type']} {p['matched']['value']!r})"
-        )
+        console.print(f"[bold]{p['profile_id']}[/] (matched {p['matched']['type']} {p['matched']['value']!r})")
         c = p["computed"]
         for key in (
             "first_seen",
@@ -125,10 +119,7 @@ def show(
             table(
                 "merge history",
                 ["when", "kind", "profiles", "event"],
-                [
-                    (h["logged_at"], h["kind"], h["merged_profile_ids"], h["message_id"])
-                    for h in p["merge_history"]
-                ],
+                [(h["logged_at"], h["kind"], h["merged_profile_ids"], h["message_id"]) for h in p["merge_history"]],
             )
 
     emit(p, as_json, render)
