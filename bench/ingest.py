@@ -66,7 +66,10 @@ def event(i: int) -> dict[str, Any]:
         "properties": {"product_id": f"p{i % 300}", "price": 12.5, "currency": "EUR"},
         "context": {
             "ip": "10.0.0.1",
-            "page": {"url": "https://shop.example/p?utm_source=news&utm_medium=email", "referrer": "https://www.google.com/"},
+            "page": {
+                "url": "https://shop.example/p?utm_source=news&utm_medium=email",
+                "referrer": "https://www.google.com/",
+            },
             "library": {"name": "bench", "version": "1"},
         },
     }
@@ -107,7 +110,9 @@ def run_import(folder: Path, path: Path) -> dict[str, Any]:
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder), "--json"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
     report = json.loads(out.stdout)
@@ -161,7 +166,8 @@ def run_duckdb_read_json(folder: Path, path: Path) -> dict[str, Any]:
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(1200):
         try:
@@ -186,9 +192,13 @@ def parse_wrk(text: str) -> dict[str, Any]:
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(r"Socket errors: (.*)", text)
     return {
-        "requests": requests, "seconds": seconds, "requests_per_s": requests / seconds,
-        "p50_ms": ms(latency["50"]), "p99_ms": ms(latency["99"]),
-        "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(1) if errors else "",
+        "requests": requests,
+        "seconds": seconds,
+        "requests_per_s": requests / seconds,
+        "p50_ms": ms(latency["50"]),
+        "p99_ms": ms(latency["99"]),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
     }
 
 
@@ -202,10 +212,24 @@ def run_http(folder: Path, port: int, per_request: int, path: str, connections: 
     script.write_text(WRK_BATCH % {"per": per_request, "path": path, "auth": auth})
     try:
         out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s", "--latency", "-s",
-             str(script),
-             f"http://127.0.0.1:{port}"],
-            check=True, capture_output=True, text=True,
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "30s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     finally:
         server.send_signal(signal.SIGTERM)
@@ -214,8 +238,13 @@ def run_http(folder: Path, port: int, per_request: int, path: str, connections: 
     ok_requests = result["requests"] - result["non_2xx"]
     stored = count_events(folder)
     result.update(
-        {"events_per_request": per_request, "connections": connections, "stored": stored,
-         "events_per_s": stored / result["seconds"], "acked_events": ok_requests * per_request}
+        {
+            "events_per_request": per_request,
+            "connections": connections,
+            "stored": stored,
+            "events_per_s": stored / result["seconds"],
+            "acked_events": ok_requests * per_request,
+        }
     )
     return result
 
@@ -224,15 +253,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--seconds", type=int, default=15, help="duration of each HTTP run")
+    parser.add_argument("--http-only", action="store_true", help="skip the file and in-process measures")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest.py needs wrk for HTTP load: apt-get install wrk")
-    sizes = [20_000, 100_000] if args.quick else [100_000, 300_000, 1_000_000]
+    sizes = [] if args.http_only else [20_000, 100_000] if args.quick else [100_000, 300_000, 1_000_000]
     seconds = 5 if args.quick else args.seconds
     work = Path(tempfile.mkdtemp(prefix="tp-bench-"))
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "targets": TARGETS, "import": {}, "in_process": {}, "duckdb_read_json": {}, "http": {},
+        "targets": TARGETS,
+        "import": {},
+        "in_process": {},
+        "duckdb_read_json": {},
+        "http": {},
     }
     try:
         for n in sizes:
@@ -251,22 +285,26 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    largest = sizes[-1]
     best_batch = max(results["http"]["batch_100_c8"]["events_per_s"], results["http"]["batch_100_c32"]["events_per_s"])
-    results["ratio_batch_to_in_process"] = best_batch / results["in_process"][largest]["events_per_s"]
+    if sizes:
+        results["ratio_batch_to_in_process"] = best_batch / results["in_process"][sizes[-1]]["events_per_s"]
     print_table(results, sizes)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwritten to {RESULTS / 'ingest.json'}")
+    name = "ingest-http.json" if args.http_only else "ingest.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwritten to {RESULTS / name}")
 
 
 WRK_SINGLE = r"""
 local counter = 0
-function setup(thread) end
+local thread_id = 0
+local threads = {}
+function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
+function init(args) thread_id = tid end
 request = function()
   counter = counter + 1
   local body = string.format('{"userId":"u%%d","event":"Signed Up","messageId":"s%%d-%%d",' ..
-    '"properties":{"plan":"pro"},"context":{"ip":"10.0.0.1"}}', counter %% 5000, math.random(1, 1000000000), counter)
+    '"properties":{"plan":"pro"},"context":{"ip":"10.0.0.1"}}', counter %% 5000, thread_id, counter)
   return wrk.format("POST", "/v1/track", {["Content-Type"]="application/json",
     ["Authorization"]="Basic %(auth)s"}, body)
 end
@@ -282,10 +320,24 @@ def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> 
     script.write_text(WRK_SINGLE % {"auth": base64.b64encode(f"{key}:".encode()).decode()})
     try:
         out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s", "--latency", "-s",
-             str(script),
-             f"http://127.0.0.1:{port}"],
-            check=True, capture_output=True, text=True,
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "30s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     finally:
         server.send_signal(signal.SIGTERM)
@@ -299,16 +351,23 @@ def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> 
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
     print(f"\n{'measure':44} {'size':>10} {'events/s':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'target':>9}")
     for n in sizes:
-        for key, label in (("import", "touchpoint import events (JSONL)"), ("in_process", "in-process limit (parse+insert)"),
-                           ("duckdb_read_json", "duckdb read_json, no validation (ceiling)")):
+        for key, label in (
+            ("import", "touchpoint import events (JSONL)"),
+            ("in_process", "in-process limit (parse+insert)"),
+            ("duckdb_read_json", "duckdb read_json, no validation (ceiling)"),
+        ):
             r = results[key][n]
             target = TARGETS["import_events_per_s"] if key == "import" else ""
             print(f"{label:44} {n:>10,} {r['events_per_s']:>12,.0f} {'':>9} {'':>8} {'':>8} {target:>9}")
     for key, r in results["http"].items():
         target = TARGETS["single_requests_per_s"] if key.startswith("single") else TARGETS["batch_events_per_s"]
-        print(f"{'HTTP ' + key:44} {r['stored']:>10,} {r['events_per_s']:>12,.0f} {r['requests_per_s']:>9,.0f} "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {target:>9,}")
-    print(f"\nratio of HTTP batch throughput to the in-process limit: {results['ratio_batch_to_in_process']:.2f}")
+        print(
+            f"{'HTTP ' + key:44} {r['stored']:>10,} {r['events_per_s']:>12,.0f} {r['requests_per_s']:>9,.0f} "
+            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {target:>9,}"
+        )
+    if "ratio_batch_to_in_process" in results:
+        ratio = results["ratio_batch_to_in_process"]
+        print(f"\nratio of HTTP batch throughput to the in-process limit: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from touchpoint import __version__
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
-from touchpoint.api.routes import collect, experiments, health, journeys, predict, profiles, quarantine
+from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.config import Settings, get_settings
@@ -87,4 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(journeys.router)
     app.include_router(profiles.router)
     app.include_router(predict.router)
+    app.include_router(mmm.router)
     return app

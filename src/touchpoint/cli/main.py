@@ -14,6 +14,7 @@ from touchpoint.cli import (
     experiment,
     imports,
     journeys,
+    mmm,
     predict,
     profiles,
     quarantine,
@@ -59,6 +60,7 @@ app.add_typer(journeys.journeys_app, name="journeys")
 app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles")
 app.add_typer(predict.app, name="predict")
+app.add_typer(mmm.app, name="mmm")
 
 
 def main(argv: list[str] | None = None) -> None:
