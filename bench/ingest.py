@@ -202,14 +202,14 @@ def parse_wrk(text: str) -> dict[str, Any]:
     }
 
 
-def run_http(folder: Path, port: int, per_request: int, path: str, connections: int, seconds: int) -> dict[str, Any]:
+def _wrk(folder: Path, port: int, lua: str, connections: int, seconds: int) -> dict[str, Any]:
+    """Run wrk with ``lua`` (formatted with the write key) against a fresh server; return its figures."""
     import base64
 
     _, key = new_warehouse(folder)
     server = start_server(folder, port)
     script = folder / "wrk.lua"
-    auth = base64.b64encode(f"{key}:".encode()).decode()
-    script.write_text(WRK_BATCH % {"per": per_request, "path": path, "auth": auth})
+    script.write_text(lua.replace("%(auth)s", base64.b64encode(f"{key}:".encode()).decode()))
     try:
         out = subprocess.run(
             [
@@ -235,16 +235,16 @@ def run_http(folder: Path, port: int, per_request: int, path: str, connections: 
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     result = parse_wrk(out)
-    ok_requests = result["requests"] - result["non_2xx"]
-    stored = count_events(folder)
+    result.update({"connections": connections, "stored": count_events(folder)})
+    result["events_per_s"] = result["stored"] / result["seconds"]
+    return result
+
+
+def run_http(folder: Path, port: int, per_request: int, path: str, connections: int, seconds: int) -> dict[str, Any]:
+    lua = WRK_BATCH % {"per": per_request, "path": path, "auth": "%(auth)s"}  # the key is filled in by _wrk
+    result = _wrk(folder, port, lua, connections, seconds)
     result.update(
-        {
-            "events_per_request": per_request,
-            "connections": connections,
-            "stored": stored,
-            "events_per_s": stored / result["seconds"],
-            "acked_events": ok_requests * per_request,
-        }
+        {"events_per_request": per_request, "acked_events": (result["requests"] - result["non_2xx"]) * per_request}
     )
     return result
 
@@ -312,40 +312,7 @@ end
 
 
 def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> dict[str, Any]:
-    import base64
-
-    _, key = new_warehouse(folder)
-    server = start_server(folder, port)
-    script = folder / "wrk.lua"
-    script.write_text(WRK_SINGLE % {"auth": base64.b64encode(f"{key}:".encode()).decode()})
-    try:
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t",
-                "2",
-                "-c",
-                str(connections),
-                "-d",
-                f"{seconds}s",
-                "--timeout",
-                "30s",
-                "--latency",
-                "-s",
-                str(script),
-                f"http://127.0.0.1:{port}",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
-    result = parse_wrk(out)
-    result.update({"connections": connections, "stored": count_events(folder)})
-    result["events_per_s"] = result["stored"] / result["seconds"]
-    return result
+    return _wrk(folder, port, WRK_SINGLE.replace("%%", "%"), connections, seconds)
 
 
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
