@@ -80,7 +80,29 @@ def run_steps(
             say(f"  {area} failed: {exc}")
             continue
         results[area] = {"status": "ok", "seconds": round(time.perf_counter() - started, 2), **summary}
+        results[area].setdefault("headline", headline(area, results[area]))
     return results
+
+
+def headline(area: str, s: dict[str, Any]) -> str:
+    """One line per capability for the demo's printout (the full summary is in summary.json)."""
+    try:
+        if area == "identity":
+            return (
+                f"{s['profiles']:,} profiles from {s['identifiers']:,} identifiers; merges against the truth: "
+                f"precision {s['merge_precision']:.3f}, recall {s['merge_recall']:.3f}"
+            )
+        if area == "experiments":
+            return f"{s['verdict']} (true lift {s['true_lift_absolute'] * 100:+.2f} pp)"
+        if area == "mmm":
+            return f"model {s['model_status']}; ROMI intervals covering the truth: {s['intervals_covering_truth']}"
+        if area == "predict":
+            return f"{s['model']} fitted; {s['predictions_written']:,} customers' CLV and next purchase written"
+        if area == "journeys":
+            return f"{s['sessions']:,} sessions; funnel, paths, retention and attribution charts written"
+    except (KeyError, TypeError, ValueError):
+        pass
+    return ""
 
 
 def run_demo(
