@@ -149,3 +149,12 @@ def test_demo_without_serving(capsys: pytest.CaptureFixture[str], tmp_path: Path
     again = json.loads(out)
     assert again["imports"]["events"]["stored"] == 0 and again["warehouse"]["events"] == summary["warehouse"]["events"]
     assert again["keys"] == summary["keys"]
+
+
+def test_demo_headlines_summarise_each_step() -> None:
+    from touchpoint.demo.run import headline
+
+    line = headline("identity", {"profiles": 3, "identifiers": 9, "merge_precision": 1.0, "merge_recall": 0.5})
+    assert line == "3 profiles from 9 identifiers; merges against the truth: precision 1.000, recall 0.500"
+    assert headline("mmm", {"model_status": "failed", "intervals_covering_truth": "1/5"}).startswith("model failed")
+    assert headline("identity", {}) == "" and headline("unknown", {"x": 1}) == ""
