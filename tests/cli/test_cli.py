@@ -111,19 +111,8 @@ def test_query_on_an_empty_data_dir_says_what_to_do(capsys: pytest.CaptureFixtur
 @pytest.mark.slow
 def test_demo_without_serving(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     data = tmp_path / "demo-data"
-    code, out, _ = run(
-        capsys,
-        "demo",
-        "--customers",
-        "300",
-        "--weeks",
-        "30",
-        "--no-serve",
-        "--no-analyse",
-        "--data",
-        str(data),
-        "--json",
-    )
+    args = ("demo", "--customers", "300", "--weeks", "30", "--no-serve", "--no-analyse", "--data", str(data), "--json")
+    code, out, _ = run(capsys, *args)
     assert code == 0, out
     summary = json.loads(out)
     truth = json.loads((data / "demo" / "truth.json").read_text())
@@ -133,19 +122,7 @@ def test_demo_without_serving(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert summary["warehouse"]["quarantined"] == 0
     assert summary["warehouse"]["spend_rows"] == 30 * 5
     # Running it again is idempotent: same shop, nothing new.
-    code, out, _ = run(
-        capsys,
-        "demo",
-        "--customers",
-        "300",
-        "--weeks",
-        "30",
-        "--no-serve",
-        "--no-analyse",
-        "--data",
-        str(data),
-        "--json",
-    )
+    code, out, _ = run(capsys, *args)
     again = json.loads(out)
     assert again["imports"]["events"]["stored"] == 0 and again["warehouse"]["events"] == summary["warehouse"]["events"]
     assert again["keys"] == summary["keys"]
