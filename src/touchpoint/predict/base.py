@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -150,7 +151,7 @@ class FitReport:
         return asdict(self)
 
 
-class Model:
+class Model(ABC):
     """Base class: a named model with literature-named parameters, fitted by maximum likelihood.
 
     Subclasses implement ``_prepare`` (turn validated data into the arrays the likelihood needs) and
@@ -191,9 +192,9 @@ class Model:
         return np.array([self.params_[p] for p in self.param_names])
 
     # -- to implement ----------------------------------------------------------------------------
+    @abstractmethod
     def _nll(self, log_theta: np.ndarray, data: Any) -> tuple[float, np.ndarray]:
         """Negative summed log-likelihood and its gradient with respect to log-parameters."""
-        raise NotImplementedError
 
     # -- fitting ---------------------------------------------------------------------------------
     def _fit_prepared(

@@ -6,6 +6,7 @@ Time is in the unit the summary was made in (days or weeks); every ``t`` and ``T
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -45,22 +46,23 @@ class PurchaseModel(Model):
         data = self._prepare(ux, utx, uT, weights=counts)
         return self._fit_prepared(data, int(counts.sum()), len(ux), start, restarts)
 
+    @abstractmethod
     def _prepare(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, *, weights: np.ndarray) -> Any:
         """Arrays the likelihood needs, from distinct (x, t_x, T) rows and their weights."""
-        raise NotImplementedError
 
     def log_likelihood(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Each customer's log-likelihood under the current parameters."""
         x, tx, t_cal = check_rfm(frequency, recency, T)
         return self._loglik_rows(self.theta, x, tx, t_cal)
 
+    @abstractmethod
     def _loglik_rows(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Per-row log-likelihood at parameters ``theta``."""
 
     # -- predictions -----------------------------------------------------------------------------
+    @abstractmethod
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """P(the customer is still active at T | x, t_x, T)."""
-        raise NotImplementedError
 
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """E[purchases in (T, T+t] | x, t_x, T]: the conditional expectation."""
@@ -68,21 +70,21 @@ class PurchaseModel(Model):
         t = float(np.asarray(t)) if np.ndim(t) == 0 else as_array(t, "t")
         return self._expected_if_alive(t, x, t_cal) * self.p_alive(x, tx, t_cal)
 
+    @abstractmethod
     def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """E[purchases in (T, T+t] | active at T, x, T]."""
-        raise NotImplementedError
 
     def _expected_if_alive_fn(self, x: np.ndarray, T: np.ndarray) -> Callable[[float], np.ndarray]:
         """``t -> E[purchases in (T, T+t] | active]`` with per-customer work done once (for CLV)."""
         return lambda t: self._expected_if_alive(t, x, T)
 
+    @abstractmethod
     def expected_purchases_new(self, t: Any) -> np.ndarray:
         """E[repeat purchases in (0, t]] for a new customer (the unconditional expectation)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prob_purchases(self, n: Any, t: float) -> np.ndarray:
         """P(X(t) = n): the probability that a new customer makes n repeat purchases in (0, t]."""
-        raise NotImplementedError
 
     def next_purchase_wait(self, frequency: Any, recency: Any, T: Any, quantile: float = 0.5) -> np.ndarray:
         """Time after T until the next purchase, at ``quantile``, for a customer who is still active.
