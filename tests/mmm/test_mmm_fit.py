@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from touchpoint.cli import mmm as mmm_cli
 from touchpoint.errors import InvalidInput
-from touchpoint.mmm import MMMConfig, MMMResult, fit, simulate, workflow
+from touchpoint.mmm import MMMConfig, MMMData, MMMResult, fit, simulate, workflow
 from touchpoint.mmm.case import investment_case
 from touchpoint.mmm.optimize import current_allocation, plan_budget
 
@@ -185,6 +186,8 @@ def test_saved_model_round_trip_and_cli(fitted: tuple[MMMResult, dict, Path], tm
     html = (tmp_path / "case.html").read_text()
     assert "<h1>Investment case</h1>" in html and "data:image/png;base64," in html
     assert (tmp_path / "case.png").read_bytes()[:4] == b"\x89PNG"
+    pdf = (tmp_path / "case.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and len(re.findall(rb"/Type /Page\b(?!s)", pdf)) == 1  # one page
     bad = runner.invoke(mmm_cli.app, ["plan", "--budget", "1000", "--model", str(tmp_path / "none")])
     assert bad.exit_code != 0 and "run `touchpoint mmm fit` first" in str(bad.exception)
     bad_bound = runner.invoke(mmm_cli.app, ["plan", "--budget", "1000", "--model", str(out), "--bound", "ch1=5"])
@@ -206,7 +209,6 @@ def test_http_api(fitted: tuple[MMMResult, dict, Path]) -> None:
     from fastapi.testclient import TestClient
 
     from touchpoint.api.app import create_app
-    from touchpoint.api.routes import mmm as mmm_routes
     from touchpoint.config import Settings
     from touchpoint.keys import create_api_key
     from touchpoint.warehouse import Warehouse
@@ -216,8 +218,6 @@ def test_http_api(fitted: tuple[MMMResult, dict, Path]) -> None:
     with Warehouse.open(settings.resolved_warehouse_url()) as wh:
         read = create_api_key(wh, "mmm-read", "read")
     app: FastAPI = create_app(settings)
-    if not any(getattr(r, "path", "").startswith("/v1/mmm") for r in app.routes):
-        app.include_router(mmm_routes.router)  # until the lead registers the router in api/app.py
     with TestClient(app) as client:
         auth = {"Authorization": f"Bearer {read}"}
         assert client.get("/v1/mmm/model").status_code == 401
@@ -228,6 +228,9 @@ def test_http_api(fitted: tuple[MMMResult, dict, Path]) -> None:
         assert plan["spent"] == pytest.approx(300000)
         case = client.post("/v1/mmm/case", headers=auth, json={"plan": plan, "horizon_months": 12}).json()
         assert len(case["months"]) == 12 and "summary" in case
+        pdf = client.post("/v1/mmm/case.pdf", headers=auth, json={"plan": plan, "currency": "€"})
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.content[:5] == b"%PDF-"
         png = client.get("/v1/mmm/charts/romi.png", headers=auth)
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
         missing = client.get("/v1/mmm/charts/nope.png", headers=auth)
@@ -236,3 +239,15 @@ def test_http_api(fitted: tuple[MMMResult, dict, Path]) -> None:
         assert bad.status_code in (400, 422)
         refit = client.post("/v1/mmm/fit", headers=auth, json={})
         assert refit.status_code == 403  # fitting is an admin action
+
+
+def test_a_model_that_misses_the_held_out_weeks_fails() -> None:
+    data, _ = simulate(weeks=130, channels=2, seed=5, holdout_weeks=6)
+    shifted = data.target.copy()
+    shifted[-6:] *= 1.6  # demand jumps after the fitted weeks: nothing in the model explains it
+    spend = dict(zip(data.channels, data.spend.T, strict=True))
+    jumped = MMMData.from_columns(dates=data.dates, target=shifted, spend=spend)
+    result = fit(jumped, MMMConfig(draws=200, warmup=200, chains=2, holdout_weeks=6, seed=7))
+    assert result.status == "failed" and not result.reliable
+    assert any("does not predict the 6 held-out weeks" in p for p in result.diagnostics["problems"])
+    assert result.diagnostics["holdout"]["coverage"] < 0.25

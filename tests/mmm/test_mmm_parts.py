@@ -205,3 +205,55 @@ def test_from_warehouse_builds_weekly_revenue_and_spend(tmp_path: Path) -> None:
             from_warehouse(wh, channels=["radio"])
     finally:
         wh.close()
+
+
+def test_new_customer_kpis_count_each_customers_first_order_only(tmp_path: Path) -> None:
+    from touchpoint.collect.spend import import_spend
+    from touchpoint.collect.store import write_messages
+    from touchpoint.mmm import from_warehouse
+    from touchpoint.warehouse import Warehouse
+
+    wh = Warehouse.open(f"duckdb://{tmp_path / 'wh.duckdb'}")
+    try:
+        days = np.arange("2024-01-01", "2024-07-15", dtype="datetime64[D]")  # 28 weeks of days
+        order = {"type": "track", "event": "Order Completed"}
+        orders = []
+        for i in range(35):  # u1..u35 first order on day i (revenue 20), then weekly twice (5)
+            for k, day in enumerate(days[i::7][:3]):
+                props = {"order_id": f"o{i}-{k}", "revenue": 20.0 if k == 0 else 5.0}
+                orders.append(order | {"userId": f"u{i + 1}", "timestamp": f"{day}T12:00:00Z", "properties": props})
+        for w, day in enumerate(days[2::7]):  # u0 orders every Wednesday (revenue 1)
+            props = {"order_id": f"w{w}", "revenue": 1.0}
+            orders.append(order | {"userId": "u0", "timestamp": f"{day}T09:00:00Z", "properties": props})
+        orders.append(order | {"anonymousId": "a1", "timestamp": "2024-01-01T09:00:00Z"})  # no revenue
+        write_messages(wh, orders, source="test")
+        lines = ["date,channel,campaign,amount"] + [f"{w},search,,100" for w in days[::7]]  # weekly rows
+        (tmp_path / "spend.csv").write_text("\n".join(lines))
+        import_spend(wh, tmp_path / "spend.csv")
+        new = from_warehouse(wh, kpi="new_customers")
+        assert new.target_name == "new_customers"
+        # 27 weeks: the last one ends on a Wednesday, so it is partial and dropped
+        np.testing.assert_allclose(new.target, [9, 7, 7, 7, 7] + [0] * 22)
+        revenue = from_warehouse(wh, kpi="new_customer_revenue")
+        np.testing.assert_allclose(revenue.target, [141, 140, 140, 140, 140] + [0] * 22)
+        conv = from_warehouse(wh, kpi="conversions")
+        np.testing.assert_allclose(conv.target, [9, 15, 22, 22, 22, 15, 8] + [1] * 20)
+        with pytest.raises(InvalidInput, match="new_customer_revenue"):
+            from_warehouse(wh, kpi="profit")
+    finally:
+        wh.close()
+
+
+def test_spend_that_only_follows_the_season_has_no_independent_variation() -> None:
+    from touchpoint.mmm.transforms import fourier_terms
+
+    t = np.arange(156, dtype=float)
+    season = fourier_terms(t, 52.18, 2)
+    rng = np.random.default_rng(0)
+    seasonal = 1000 * (1 + 0.3 * season[:, 0])  # search that follows demand
+    bursts = 500 * rng.lognormal(0, 0.8, t.size) * (rng.random(t.size) < 0.7)  # flighted video
+    rows = diag.spend_variation(np.column_stack([seasonal, bursts]), season, ("search", "video"))
+    search, video = rows
+    assert search["variation"] == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+    assert search["independent_variation"] < 1e-9 and search["explained_share"] == pytest.approx(1.0)
+    assert video["independent_variation"] > 0.8 and video["explained_share"] < 0.2

@@ -64,7 +64,9 @@ def fit_cmd(
     control: list[str] = typer.Option(
         None, "--control", help="Control column of --file (price, promotion...)."
     ),
-    kpi: str = typer.Option("revenue", "--kpi", help="Warehouse KPI: revenue or conversions."),
+    kpi: str = typer.Option(
+        "revenue", "--kpi", help="Warehouse KPI: revenue, conversions, new_customer_revenue or new_customers."
+    ),
     brand: list[str] = typer.Option(None, "--brand", help="A brand channel (repeat)."),
     roi_prior: list[str] = typer.Option(
         None, "--roi-prior", help="Lift-test calibration CH=ROI:SE (repeat)."
@@ -232,12 +234,12 @@ def case_cmd(
         None, "--gross-margin", help="Margin on revenue (default: the plan's)."
     ),
     currency: str = typer.Option("", "--currency", help="Currency symbol for the summary, e.g. '€'."),
-    out: Path = typer.Option(None, "--out", help="Directory for case.json/.html/.png (default: model dir)."),
+    out: Path = typer.Option(None, "--out", help="Directory for case.json/.html/.pdf/.png (default: model dir)."),
     model: Path = ModelOpt,
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The investment case of a plan: monthly cash flows, NPV, payback and risk, as JSON, HTML and PNG."""
+    """The investment case of a plan: monthly cash flows, NPV, payback and risk, as JSON, HTML, PDF and PNG."""
     directory = model or workflow.model_dir(settings_for(data).data_dir)
     result = workflow.load(directory)
     case = workflow.make_case(
@@ -252,7 +254,8 @@ def case_cmd(
 
     def render() -> None:
         console.print(case["summary"])
-        console.print(f"report: {case['files']['html']} (chart {case['files']['png']})")
+        files = case["files"]
+        console.print(f"report: {files['html']} and {files['pdf']} (chart {files['png']})")
 
     emit(case, as_json, render)
     if not case["reliable"]:

@@ -221,18 +221,56 @@ def from_file(
     )
 
 
+KPIS = {
+    "revenue": "sum of order revenue",
+    "conversions": "number of orders",
+    "new_customer_revenue": "revenue of each customer's first order",
+    "new_customers": "number of customers placing their first order",
+}
+
+
+def _daily_kpi(wh: Any) -> Any:
+    """Daily KPIs from "Order Completed" events; "new" counts each customer's first order only.
+
+    The customer is the resolved profile when identities have been resolved, else the user id or
+    anonymous id (the same key as predictions, ``touchpoint.predict.summary``); orders without any
+    identifier count towards revenue and conversions but not towards the new-customer KPIs.
+    """
+    import ibis
+
+    from touchpoint.predict.summary import orders_from_events
+
+    ev = wh.table("events")
+    orders = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
+    totals = orders.group_by(day=orders.timestamp.cast("date")).aggregate(
+        revenue=orders.revenue.fill_null(0).sum(), conversions=orders.count()
+    )
+    o = orders_from_events(wh)
+    o = o.mutate(rank=ibis.row_number().over(group_by=o.customer_id, order_by=[o.ts, o.revenue]))
+    first = o.filter(o.rank == 0)
+    new = first.group_by(day=first.ts.cast("date")).aggregate(
+        new_customer_revenue=first.revenue.sum(), new_customers=first.count()
+    )
+    j = totals.outer_join(new, totals.day == new.day)
+    return j.select(
+        day=ibis.coalesce(totals.day, new.day),
+        revenue=totals.revenue.fill_null(0),
+        conversions=totals.conversions.fill_null(0),
+        new_customer_revenue=new.new_customer_revenue.fill_null(0),
+        new_customers=new.new_customers.fill_null(0),
+    )
+
+
 def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None = None) -> MMMData:
     """Weekly KPI from "Order Completed" events and weekly spend per channel from ``spend``.
 
-    ``kpi`` is ``revenue`` (sum of order revenue) or ``conversions`` (number of orders). Weeks run
-    Monday to Sunday; a partial first or last week is dropped; weeks without spend count as zero.
+    ``kpi`` is one of :data:`KPIS`. New-customer KPIs suit acquisition media: repeat orders of the
+    customer base grow with it and would otherwise sit in the baseline. Weeks run Monday to Sunday;
+    a partial first or last week is dropped; weeks without spend count as zero.
     """
-    if kpi not in ("revenue", "conversions"):
-        raise InvalidInput(f"kpi {kpi!r} is not known", hint="use revenue or conversions")
-    ev = wh.table("events")
-    orders = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
-    day = orders.timestamp.cast("date")
-    daily = orders.group_by(day=day).aggregate(revenue=orders.revenue.fill_null(0).sum(), conversions=orders.count())
+    if kpi not in KPIS:
+        raise InvalidInput(f"kpi {kpi!r} is not known", hint=f"use one of {', '.join(KPIS)}")
+    daily = _daily_kpi(wh)
     sp = wh.table("spend")
     if channels:
         sp = sp.filter(sp.channel.isin(channels))

@@ -170,3 +170,33 @@ def collinear_channels(spend: np.ndarray, channels: tuple[str, ...], threshold: 
             if abs(r) >= threshold:
                 out.append({"channels": [channels[i], channels[j]], "correlation": r})
     return out
+
+
+def spend_variation(spend: np.ndarray, baseline: np.ndarray, channels: tuple[str, ...]) -> list[dict[str, Any]]:
+    """How much of each channel's weekly spend moves on its own, which is what identifies its effect.
+
+    Each channel's spend (in units of its average) is regressed on the intercept, the baseline
+    columns (trend, seasonality, controls) and the other channels' spend. ``independent_variation``
+    is the standard deviation of what is left; ``explained_share`` (R²) is how much of its movement
+    the others already account for. Spend that only follows the season cannot be told apart from
+    seasonal demand, however many weeks there are. Data only: computed before any sampling.
+    """
+    n, k = spend.shape
+    mean = spend.mean(axis=0)
+    scaled = spend / np.where(mean > 0, mean, 1.0)
+    out = []
+    for j in range(k):
+        x = scaled[:, j]
+        others = np.column_stack([np.ones(n), baseline, np.delete(scaled, j, axis=1)])
+        coef, *_ = np.linalg.lstsq(others, x, rcond=None)
+        resid = x - others @ coef
+        var = float(x.var())
+        out.append(
+            {
+                "channel": channels[j],
+                "variation": float(x.std()),
+                "independent_variation": float(resid.std()),
+                "explained_share": 1.0 - float(resid.var()) / var if var > 0 else 1.0,
+            }
+        )
+    return out

@@ -25,6 +25,8 @@ from touchpoint.mmm.transforms import adstock, adstock_weights, fourier_terms, l
 
 FORMAT = "touchpoint.mmm/1"
 MAX_POST_DRAWS = 1000
+MIN_INDEPENDENT_VARIATION = 0.2  # spend sd not explained by baseline and other channels, in average spend
+HOLDOUT_GATE_WEEKS = 4  # from this many held-out weeks, missing nearly all of them fails the model
 SCALAR_PARAMS = (
     "roi",
     "decay",
@@ -178,6 +180,7 @@ class MMMResult:
                 "spend": float(totals[j]),
                 "revenue": self._interval(base[:, j]),
                 "romi": self._interval(roi[:, j]),
+                "relative_sd": float(np.std(roi[:, j]) / max(float(np.mean(roi[:, j])), 1e-12)),
                 "marginal_romi": self._interval(mroi[:, j]),
                 "identified": ident[ch]["identified"],
                 "note": ident[ch].get("note"),
@@ -397,17 +400,29 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
             "a control or seasonality may be missing"
         )
     hold = diag.holdout(data.target[n:], pred[:, n:], config.interval)
-    if hold["weeks"] and hold["coverage"] < 0.5:
+    if hold["weeks"] >= HOLDOUT_GATE_WEEKS and hold["coverage"] < 0.25:
+        problems.append(
+            f"the model does not predict the {hold['weeks']} held-out weeks: only {hold['coverage']:.0%} inside "
+            f"the {config.interval:.0%} interval (error {hold['mape']:.0%}); a trend, season or control is missing"
+        )
+    elif hold["weeks"] and hold["coverage"] < 0.5:
         warnings.append(f"held-out weeks: only {hold['coverage']:.0%} inside the {config.interval:.0%} interval")
 
     # identification
     collinear = diag.collinear_channels(data.spend[:n], data.channels)
+    variation = diag.spend_variation(data.spend[:n], result.design.baseline(config, data)[:n], data.channels)
     log_roi = np.log(result.draws["roi"])
     corr = np.corrcoef(log_roi.T) if len(data.channels) > 1 else np.ones((1, 1))
     channels = []
     for j, ch in enumerate(data.channels):
         contraction = 1.0 - float(log_roi[:, j].var() / roi_sigma[j] ** 2)
-        entry: dict[str, Any] = {"channel": ch, "prior_contraction": contraction, "identified": True}
+        entry: dict[str, Any] = {
+            "channel": ch,
+            "prior_contraction": contraction,
+            "independent_spend_variation": variation[j]["independent_variation"],
+            "spend_explained_by_others": variation[j]["explained_share"],
+            "identified": True,
+        }
         partners = [p["channels"] for p in collinear if ch in p["channels"]]
         tangled = [data.channels[k] for k in range(len(data.channels)) if k != j and corr[j, k] < -0.75]
         if partners or tangled:
@@ -416,6 +431,12 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
             entry["note"] = (
                 f"not identifiable apart from {', '.join(others)}: their spend moves together, "
                 "so only their combined effect is measured"
+            )
+        elif variation[j]["independent_variation"] < MIN_INDEPENDENT_VARIATION:
+            entry["note"] = (
+                f"weakly identified: its spend barely moves apart from the trend, season, controls and other "
+                f"channels (independent variation {variation[j]['independent_variation']:.0%} of its average, "
+                f"{variation[j]['explained_share']:.0%} explained by them); a lift test (--roi-prior) would pin it down"
             )
         elif contraction < 0.1:
             entry["note"] = "weakly identified: the data barely moved the ROI prior"
@@ -428,7 +449,7 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
         )
     weak = [c["channel"] for c in channels if c["identified"] and c.get("note")]
     if weak:
-        warnings.append(f"ROMI of {', '.join(weak)} comes mostly from the prior")
+        warnings.append(f"ROMI of {', '.join(weak)} is weakly identified and leans on the prior")
     status = "failed" if problems else ("warning" if warnings else "ok")
     return {
         "status": status,

@@ -112,63 +112,116 @@ def plot_response_curves(curves: dict[str, Any], path: Path, status: str = "ok")
     return path
 
 
-def plot_case(case: dict[str, Any], path: Path) -> Path:
+def _draw_cash_flows(ax: Any, case: dict[str, Any]) -> None:
     """Monthly cash flow (bars) and cumulative cash flow with its interval (line and band)."""
-    plt = _plt()
-    months = np.array([m["month"] for m in case["months"]])
+    months = [m["month"] for m in case["months"]]
     flow = np.array([m["cash_flow"]["mean"] for m in case["months"]])
-    cum = case["months"]
-    fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar(months, flow, color=np.where(flow >= 0, "tab:green", "tab:red"), alpha=0.6, label="monthly cash flow")
-    ax.plot(months, [m["cumulative_cash_flow"]["mean"] for m in cum], color="black", label="cumulative")
+    ax.plot(months, [m["cumulative_cash_flow"]["mean"] for m in case["months"]], color="black", label="cumulative")
     ax.fill_between(
         months,
-        [m["cumulative_cash_flow"]["low"] for m in cum],
-        [m["cumulative_cash_flow"]["high"] for m in cum],
+        [m["cumulative_cash_flow"]["low"] for m in case["months"]],
+        [m["cumulative_cash_flow"]["high"] for m in case["months"]],
         color="grey",
         alpha=0.25,
         label="cumulative, 90% interval",
     )
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xlabel("month")
-    ax.set_title("Investment case: cash flows including carry-over")
     ax.legend(fontsize=8)
     _stamp(ax, case["model_status"])
+
+
+def plot_case(case: dict[str, Any], path: Path) -> Path:
+    """The investment case's cash flows including carry-over, as a PNG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4))
+    _draw_cash_flows(ax, case)
+    ax.set_title("Investment case: cash flows including carry-over")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def case_html(case: dict[str, Any], plan: dict[str, Any], png: Path) -> str:
-    """A self-contained one-page HTML report (the chart embedded as a data URL)."""
-    img = base64.b64encode(png.read_bytes()).decode()
+def _case_tables(case: dict[str, Any], plan: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    """The report's two tables as text: measures (expected, 90% low, 90% high) and the plan per channel."""
 
     def f(x: float) -> str:
         return f"{x:,.0f}"
 
-    rows = "".join(
-        f"<tr><td>{html.escape(ch)}</td><td>{f(v['total'])}</td><td>{v['share']:.0%}</td>"
-        f"<td>{f(v['current_total'])}</td></tr>"
-        for ch, v in plan["channels"].items()
-    )
-    warn = (
-        ("<p class='warn'>The model failed its diagnostics: " + html.escape("; ".join(case["model_problems"])) + "</p>")
-        if not case["reliable"]
-        else ""
-    )
-    npv, rev = case["npv"], case["expected_revenue"]
+    npv, rev, romi = case["npv"], case["expected_revenue"], case["romi"]
+    measures = [
+        ["Spend", f(case["total_spend"]), "", ""],
+        ["Revenue", f(rev["mean"]), f(rev["low"]), f(rev["high"])],
+        ["NPV", f(npv["mean"]), f(npv["low"]), f(npv["high"])],
+        ["ROMI", f"{romi['mean']:.2f}", f"{romi['low']:.2f}", f"{romi['high']:.2f}"],
+        ["P(pays back)", f"{case['probability_pays_back']:.0%}", "", ""],
+    ]
+    channels = [[ch, f(v["total"]), f"{v['share']:.0%}", f(v["current_total"])] for ch, v in plan["channels"].items()]
+    return measures, channels
+
+
+MEASURE_HEADER = ["Measure", "Expected", "90% low", "90% high"]
+PLAN_HEADER = ["Channel", "Plan", "Share", "Current mix"]
+
+
+def _failed_text(case: dict[str, Any]) -> str:
+    return "The model failed its diagnostics: " + "; ".join(case["model_problems"]) if not case["reliable"] else ""
+
+
+def case_html(case: dict[str, Any], plan: dict[str, Any], png: Path) -> str:
+    """A self-contained one-page HTML report (the chart embedded as a data URL)."""
+    img = base64.b64encode(png.read_bytes()).decode()
+    measures, channels = _case_tables(case, plan)
+
+    def rows(header: list[str], body: list[list[str]]) -> str:
+        head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+        return head + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+
+    failed = _failed_text(case)
+    warn = f"<p class='warn'>{html.escape(failed)}</p>" if failed else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Investment case</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}.warn{{color:#b00;font-weight:bold}}</style></head><body>
 <h1>Investment case</h1>{warn}<p>{html.escape(case["summary"])}</p>
-<table><tr><th>Measure</th><th>Expected</th><th>90% low</th><th>90% high</th></tr>
-<tr><td>Spend</td><td>{f(case["total_spend"])}</td><td></td><td></td></tr>
-<tr><td>Revenue</td><td>{f(rev["mean"])}</td><td>{f(rev["low"])}</td><td>{f(rev["high"])}</td></tr>
-<tr><td>NPV</td><td>{f(npv["mean"])}</td><td>{f(npv["low"])}</td><td>{f(npv["high"])}</td></tr>
-<tr><td>ROMI</td><td>{case["romi"]["mean"]:.2f}</td><td>{case["romi"]["low"]:.2f}</td><td>{case["romi"]["high"]:.2f}</td></tr>
-<tr><td>P(pays back)</td><td>{case["probability_pays_back"]:.0%}</td><td></td><td></td></tr></table>
+<table>{rows(MEASURE_HEADER, measures)}</table>
 <img src="data:image/png;base64,{img}" style="width:100%">
-<h2>Plan</h2><table><tr><th>Channel</th><th>Plan</th><th>Share</th><th>Current mix</th></tr>{rows}</table>
+<h2>Plan</h2><table>{rows(PLAN_HEADER, channels)}</table>
 <p><small>{html.escape(case["method"])}</small></p></body></html>"""
+
+
+def case_pdf(case: dict[str, Any], plan: dict[str, Any], path: Path) -> Path:
+    """The same one-page report as a PDF (A4 portrait, drawn with matplotlib; no other dependency)."""
+    import textwrap
+
+    plt = _plt()
+    measures, channels = _case_tables(case, plan)
+    fig = plt.figure(figsize=(8.27, 11.69))
+    fig.text(0.07, 0.955, "Investment case", fontsize=20, weight="bold")
+    y = 0.93
+    failed = _failed_text(case)
+    if failed:
+        for line in textwrap.wrap(failed, 95):
+            fig.text(0.07, y, line, fontsize=9, color="#b00", weight="bold")
+            y -= 0.016
+        y -= 0.006
+    for line in textwrap.wrap(case["summary"], 100):
+        fig.text(0.07, y, line, fontsize=9.5)
+        y -= 0.017
+    ax = fig.add_axes((0.07, y - 0.13, 0.86, 0.12))
+    ax.axis("off")
+    ax.table(cellText=measures, colLabels=MEASURE_HEADER, loc="upper left", cellLoc="right", colLoc="right")
+    chart = fig.add_axes((0.1, y - 0.47, 0.83, 0.28))
+    _draw_cash_flows(chart, case)
+    chart.set_title("Cash flows including carry-over", fontsize=10)
+    plan_ax = fig.add_axes((0.07, 0.08, 0.86, max(0.03 * (len(channels) + 1), 0.06)))
+    plan_ax.axis("off")
+    plan_ax.set_title("Plan", loc="left", fontsize=11, weight="bold")
+    plan_ax.table(cellText=channels, colLabels=PLAN_HEADER, loc="upper left", cellLoc="right", colLoc="right")
+    for i, line in enumerate(textwrap.wrap(case["method"], 120)[:3]):
+        fig.text(0.07, 0.05 - 0.013 * i, line, fontsize=6.5, color="#555")
+    fig.savefig(path, format="pdf", metadata={"CreationDate": None, "Creator": "touchpoint"})
+    plt.close(fig)
+    return path

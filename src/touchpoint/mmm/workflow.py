@@ -79,13 +79,19 @@ def read_plan(path: str | Path) -> dict[str, Any]:
 def make_case(
     result: MMMResult, plan: dict[str, Any], out_dir: str | Path | None = None, **kwargs: Any
 ) -> dict[str, Any]:
-    """:func:`investment_case`; with ``out_dir`` also ``case.json``, ``case.png`` and ``case.html``."""
+    """:func:`investment_case`; with ``out_dir`` also ``case.json``, ``case.png``, ``case.html`` and ``case.pdf``."""
     case = investment_case(result, plan, **kwargs)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         png = report.plot_case(case, out / "case.png")
         (out / "case.html").write_text(report.case_html(case, plan, png))
-        case["files"] = {"json": str(out / "case.json"), "png": str(png), "html": str(out / "case.html")}
+        pdf = report.case_pdf(case, plan, out / "case.pdf")
+        case["files"] = {
+            "json": str(out / "case.json"),
+            "png": str(png),
+            "html": str(out / "case.html"),
+            "pdf": str(pdf),
+        }
         (out / "case.json").write_text(json.dumps(case, indent=1))
     return case

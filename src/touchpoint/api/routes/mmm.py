@@ -7,10 +7,12 @@ diagnostics is served with its problems, never as a confident number.
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from touchpoint.api.deps import AdminKey, ReadKey, State
@@ -24,7 +26,7 @@ CHARTS = ("romi", "contributions", "response_curves", "case")
 
 
 class FitRequest(BaseModel):
-    kpi: Literal["revenue", "conversions"] = "revenue"
+    kpi: Literal["revenue", "conversions", "new_customer_revenue", "new_customers"] = "revenue"
     channels: list[str] | None = Field(None, description="channels to model (default: all with spend)")
     config: dict[str, Any] = Field(
         default_factory=dict, description="MMMConfig settings, e.g. {'draws': 500}"
@@ -45,6 +47,7 @@ class CaseRequest(BaseModel):
     horizon_months: int = Field(24, ge=1, le=240)
     discount_rate: float = Field(0.10, ge=0, lt=1)
     gross_margin: float | None = Field(None, gt=0, le=1)
+    currency: str = Field("", max_length=8, description="symbol or code printed before amounts, e.g. €")
 
 
 def _dir(app: Any) -> Any:
@@ -72,17 +75,34 @@ def plan(body: PlanRequest, app: State, _key: ReadKey) -> dict[str, Any]:
     return workflow.make_plan(result, None, **body.model_dump())
 
 
-@router.post("/v1/mmm/case", summary="Investment case of a plan: monthly cash flows, NPV, payback, risk")
-def case(body: CaseRequest, app: State, _key: ReadKey) -> dict[str, Any]:
-    result = workflow.load(_dir(app))
+def _case(app: Any, body: CaseRequest, out_dir: Path | None) -> dict[str, Any]:
     return workflow.make_case(
-        result,
+        workflow.load(_dir(app)),
         body.plan,
-        None,
+        out_dir,
         horizon_months=body.horizon_months,
         discount_rate=body.discount_rate,
         gross_margin=body.gross_margin,
+        currency=body.currency,
     )
+
+
+@router.post("/v1/mmm/case", summary="Investment case of a plan: monthly cash flows, NPV, payback, risk")
+def case(body: CaseRequest, app: State, _key: ReadKey) -> dict[str, Any]:
+    return _case(app, body, None)
+
+
+@router.post(
+    "/v1/mmm/case.pdf",
+    summary="The investment case as a one-page PDF report",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def case_pdf(body: CaseRequest, app: State, _key: ReadKey) -> Response:
+    with tempfile.TemporaryDirectory(prefix="touchpoint-case-") as tmp:
+        files = _case(app, body, Path(tmp))["files"]
+        content = Path(files["pdf"]).read_bytes()
+    return Response(content, media_type="application/pdf", headers={"Content-Disposition": "inline; filename=case.pdf"})
 
 
 @router.get(
