@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 HOLDOUT = 8
+PRECISE = 0.10  # posterior sd / mean of a channel's ROMI at or below which it counts as measured precisely
 
 
 def _ours(weeks: int, channels: int, draws: int, chains: int, seed: int) -> dict:
@@ -41,6 +42,7 @@ def _ours(weeks: int, channels: int, draws: int, chains: int, seed: int) -> dict
     est = np.array([romi[c]["romi"]["mean"] for c in data.channels])
     cover = np.mean([romi[c]["romi"]["low"] <= truth["roi"][c] <= romi[c]["romi"]["high"] for c in data.channels])
     s = result.diagnostics["sampler"]
+    precise = np.array([romi[c]["relative_sd"] <= PRECISE for c in data.channels])
     return {
         "engine": "touchpoint (NumPyro NUTS)",
         "weeks": weeks,
@@ -48,6 +50,9 @@ def _ours(weeks: int, channels: int, draws: int, chains: int, seed: int) -> dict
         "seconds": wall,
         "cpu_seconds": cpu,
         "romi_mape": float(np.mean(np.abs(est / true - 1))),
+        "within_15pct": int(np.sum(np.abs(est / true - 1) <= 0.15)),
+        "precise": int(precise.sum()),
+        "precise_within_15pct": int(np.sum(precise & (np.abs(est / true - 1) <= 0.15))),
         "coverage": float(cover),
         "max_rhat": s["max_rhat"],
         "min_ess": s["min_ess"],
@@ -93,6 +98,7 @@ def _peer(python: str, weeks: int, channels: int, draws: int, chains: int, seed:
         "fit_seconds": out["seconds"],
         "cpu_seconds": (end.children_user + end.children_system) - (start.children_user + start.children_system),
         "romi_mape": float(np.mean(np.abs(est / true - 1))),
+        "within_15pct": int(np.sum(np.abs(est / true - 1) <= 0.15)),
         "coverage": float(cover),
         "max_rhat": out["max_rhat"],
         "min_ess": out["min_ess"],
@@ -150,7 +156,9 @@ def _print(r: dict) -> None:
     print(
         f"{r['engine']:<28} {r['weeks']:>4}w x {r['channels']:>2}  {r['seconds']:7.1f} s wall "
         f"{r['cpu_seconds']:7.1f} s cpu  ROMI error {r['romi_mape']:6.1%}  coverage {r['coverage']:5.0%}  "
-        f"R-hat {r['max_rhat']:.3f}  ESS {r['min_ess']:6.0f}  div {r['divergences']}  {r['status']}",
+        f"within 15% {r['within_15pct']}/{r['channels']}  "
+        + (f"precise {r['precise_within_15pct']}/{r['precise']} within 15%  " if "precise" in r else "")
+        + f"R-hat {r['max_rhat']:.3f}  ESS {r['min_ess']:6.0f}  div {r['divergences']}  {r['status']}",
         flush=True,
     )
 
