@@ -251,3 +251,19 @@ def test_a_model_that_misses_the_held_out_weeks_fails() -> None:
     assert result.status == "failed" and not result.reliable
     assert any("does not predict the 6 held-out weeks" in p for p in result.diagnostics["problems"])
     assert result.diagnostics["holdout"]["coverage"] < 0.25
+
+
+def test_the_demos_model_is_the_one_the_cli_and_api_read(tmp_path: Path) -> None:
+    from touchpoint.config import Settings
+    from touchpoint.demo.run import run_demo
+    from touchpoint.demo.simulator import DemoConfig
+
+    settings = Settings(data_dir=tmp_path / "data")
+    summary = run_demo(settings, DemoConfig(customers=400, weeks=50), say=lambda _: None, steps=("mmm",))
+    step = summary["steps"]["mmm"]
+    assert step["kpi"] == "new_customer_revenue" and set(step["recovery"]) == set(step["romi"])
+    model = workflow.model_dir(settings.data_dir)
+    assert MMMResult.load(model).data.target_name == "new_customer_revenue"
+    run = CliRunner().invoke(mmm_cli.app, ["case", "--plan", str(model / "plan.json"), "--model", str(model)])
+    assert run.exit_code in (0, mmm_cli.FAILED_EXIT), run.output
+    assert (model / "case.pdf").exists()

@@ -28,7 +28,8 @@ def run_demo(wh: Warehouse, truth: dict, out_dir: pathlib.Path) -> dict[str, Any
     data = from_warehouse(wh, kpi="new_customer_revenue")
     brand = tuple(c for c in data.channels if channels_truth.get(c, {}).get("kind") == "brand")
     config = MMMConfig(brand_channels=brand, seed=0)
-    folder = pathlib.Path(out_dir) / "mmm"
+    # The model goes where `touchpoint mmm plan|case` and /v1/mmm/* read it: <data>/mmm (out_dir is <data>/demo).
+    folder = workflow.model_dir(pathlib.Path(out_dir).parent)
     fitted = workflow.fit_and_save(data, config, folder)
     result = workflow.load(folder)
     budget = float(data.spend[-52:].sum())
