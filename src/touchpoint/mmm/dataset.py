@@ -23,6 +23,7 @@ import numpy as np
 from touchpoint.errors import InvalidInput, NotFound
 
 ORDER_EVENT = "Order Completed"
+WAREHOUSE_DECIMALS = 4  # weekly sums read from the warehouse are rounded here, so refits are reproducible
 MIN_WEEKS = 26
 
 
@@ -316,6 +317,9 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
         if d in index and "spend:" + ch in cols:
             cols["spend:" + ch][index[d]] += v
     weeks, weekly = _weekly(days, cols, set())
+    # The engine sums in parallel, so the last bits of a sum change from run to run; NUTS would amplify
+    # them into different draws. Money has no meaning below 1/10,000 of a unit: round there.
+    weekly = {k: np.round(v, WAREHOUSE_DECIMALS) for k, v in weekly.items()}
     return MMMData.from_columns(
         dates=weeks, target=weekly[kpi], spend={n: weekly["spend:" + n] for n in names}, target_name=kpi
     )
