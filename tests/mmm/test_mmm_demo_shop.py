@@ -13,31 +13,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from touchpoint.demo.simulator import DemoConfig, Simulation, simulate
+from touchpoint.demo.simulator import ORGANIC_CHANNELS, DemoConfig, simulate, weekly_first_order_revenue
 from touchpoint.mmm import MMMConfig, MMMData, MMMResult, fit
 
 PRECISE = 0.10  # posterior sd / mean of ROMI: the channel's spend varied enough to measure its return
 HOLDOUT = 8
 
 
-def weekly_first_orders(sim: Simulation) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Weekly revenue of first orders in total and per acquiring channel."""
-    o, weeks = sim.orders, sim.config.weeks
-    first = o["kind"] == 0
-    week = (o["time"][first] // 7).astype(int)
-    value = o["value"][first]
-    channel = sim.customers["channel"][o["customer"][first]]
-    total = np.bincount(week, weights=value, minlength=weeks)[:weeks]
-    by_channel = {
-        c: np.bincount(week[channel == c], weights=value[channel == c], minlength=weeks)[:weeks] for c in sim.spend
-    }
-    return total, by_channel
-
-
 @pytest.fixture(scope="module")
 def shop() -> tuple[MMMResult, dict[str, float]]:
     sim = simulate(DemoConfig(customers=1_000_000, weeks=104, seed=42))
-    total, by_channel = weekly_first_orders(sim)
+    by_channel = weekly_first_order_revenue(sim.orders, sim.customers["channel"], sim.config.weeks, list(sim.spend))
+    organic = weekly_first_order_revenue(sim.orders, sim.customers["channel"], sim.config.weeks, list(ORGANIC_CHANNELS))
+    total = sum(by_channel.values()) + sum(organic.values())
     dates = np.datetime64(sim.config.start.isoformat(), "D") + 7 * np.arange(sim.config.weeks)
     data = MMMData.from_columns(dates=dates, target=total, spend=sim.spend, target_name="new_customer_revenue")
     fitted = slice(0, sim.config.weeks - HOLDOUT)

@@ -18,7 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from touchpoint.demo.simulator import ORGANIC_CHANNELS, PAID_CHANNELS, REPEAT_CHANNELS, Simulation
+from touchpoint.demo.simulator import (
+    ORGANIC_CHANNELS,
+    PAID_CHANNELS,
+    REPEAT_CHANNELS,
+    Simulation,
+    weekly_first_order_revenue,
+)
 from touchpoint.demo.truth import CUSTOMERS_FILE, IDENTITIES_FILE, TRUTH_FILE
 
 EXPERIMENT_KEY = "email-winback-2026"
@@ -395,9 +401,10 @@ def _truth(
     first = kind == 0
     channels: dict[str, Any] = {}
     media_weekly = np.zeros(weeks)
+    by_channel = weekly_first_order_revenue(orders, c["channel"], weeks, list(sim.media))
     for ch, info in sim.media.items():
         acquired_by = c["channel"][cust] == ch
-        first_rev = np.bincount(week[first & acquired_by], weights=value[first & acquired_by], minlength=weeks)
+        first_rev = by_channel[ch]
         media_weekly += first_rev
         spend_total = float(sim.spend[ch].sum())
         channels[ch] = {

@@ -144,6 +144,17 @@ def _acquisitions(
     return spend, media, np.repeat(week, reps), np.repeat(channel_idx, reps)
 
 
+def weekly_first_order_revenue(
+    orders: dict[str, np.ndarray], customer_channel: np.ndarray, weeks: int, channels: list[str]
+) -> dict[str, np.ndarray]:
+    """Revenue of the first orders each channel caused, per week (the channels' true short-term effect)."""
+    first = orders["kind"] == 0
+    week = np.minimum((orders["time"][first] // 7).astype(int), weeks - 1)
+    value = orders["value"][first]
+    channel = customer_channel[orders["customer"][first]]
+    return {c: np.bincount(week[channel == c], weights=value[channel == c], minlength=weeks) for c in channels}
+
+
 def simulate(cfg: DemoConfig) -> Simulation:
     """Run the simulation for ``cfg`` (deterministic for a given config)."""
     if cfg.customers < 1 or cfg.weeks < 8:
