@@ -230,8 +230,8 @@ KPIS = {
 }
 
 
-def _daily_kpi(wh: Any) -> Any:
-    """Daily KPIs from "Order Completed" events; "new" counts each customer's first order only.
+def _daily_kpi(wh: Any, kpi: str) -> Any:
+    """Daily ``kpi`` from "Order Completed" events; the "new" KPIs count each customer's first order only.
 
     The customer is the resolved profile when identities have been resolved, else the user id or
     anonymous id (the same key as predictions, ``touchpoint.predict.summary``); orders without any
@@ -243,23 +243,18 @@ def _daily_kpi(wh: Any) -> Any:
 
     ev = wh.table("events")
     orders = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
-    totals = orders.group_by(day=orders.timestamp.cast("date")).aggregate(
-        revenue=orders.revenue.fill_null(0).sum(), conversions=orders.count()
-    )
+    day = orders.timestamp.cast("date")
+    if kpi in ("revenue", "conversions"):
+        value = orders.revenue.fill_null(0).sum() if kpi == "revenue" else orders.count()
+        return orders.group_by(day=day).aggregate(**{kpi: value})
     o = orders_from_events(wh)
     o = o.mutate(rank=ibis.row_number().over(group_by=o.customer_id, order_by=[o.ts, o.revenue]))
     first = o.filter(o.rank == 0)
-    new = first.group_by(day=first.ts.cast("date")).aggregate(
-        new_customer_revenue=first.revenue.sum(), new_customers=first.count()
-    )
-    j = totals.outer_join(new, totals.day == new.day)
-    return j.select(
-        day=ibis.coalesce(totals.day, new.day),
-        revenue=totals.revenue.fill_null(0),
-        conversions=totals.conversions.fill_null(0),
-        new_customer_revenue=new.new_customer_revenue.fill_null(0),
-        new_customers=new.new_customers.fill_null(0),
-    )
+    value = first.revenue.sum() if kpi == "new_customer_revenue" else first.count()
+    new = first.group_by(day=first.ts.cast("date")).aggregate(**{kpi: value})
+    days = orders.select(day=day).distinct()  # days with orders but no new customer are zeros, not gaps
+    j = days.left_join(new, days.day == new.day)
+    return j.select(day=days.day, **{kpi: j[kpi].fill_null(0)})
 
 
 def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None = None) -> MMMData:
@@ -271,7 +266,7 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
     """
     if kpi not in KPIS:
         raise InvalidInput(f"kpi {kpi!r} is not known", hint=f"use one of {', '.join(KPIS)}")
-    daily = _daily_kpi(wh)
+    daily = _daily_kpi(wh, kpi)
     sp = wh.table("spend")
     if channels:
         sp = sp.filter(sp.channel.isin(channels))
