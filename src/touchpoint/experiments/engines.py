@@ -102,7 +102,7 @@ def difference(m: PairMoments, relative: bool) -> tuple[np.ndarray, np.ndarray, 
 
 def _ok(error: np.ndarray) -> np.ndarray:
     """True where a comparison has no error code (``error`` is an object array of None or str)."""
-    return np.asarray(np.equal(error, None), dtype=bool)  # type: ignore[call-overload]  # stubs reject None
+    return np.array([e is None for e in error.ravel()], dtype=bool).reshape(error.shape)
 
 
 def _blank(arr: np.ndarray, error: np.ndarray) -> np.ndarray:

@@ -274,7 +274,8 @@ class MMMResult:
         """Write ``model.json`` (config, data, diagnostics) and ``draws.npz`` into ``directory``."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(d / "draws.npz", **self.draws, beta=self.beta())  # type: ignore[arg-type]  # numpy stubs type **kwds as bool
+        arrays: dict[str, Any] = {**self.draws, "beta": self.beta()}
+        np.savez_compressed(d / "draws.npz", **arrays)
         meta = {
             "format": FORMAT,
             "version": __version__,
