@@ -11,7 +11,7 @@ from touchpoint.collect.orders import import_orders
 from touchpoint.collect.spend import import_spend
 from touchpoint.demo.export import write_files
 from touchpoint.demo.simulator import DemoConfig, simulate
-from touchpoint.journeys.demo import run_demo
+from touchpoint.demo.steps.journeys import run_demo
 from touchpoint.warehouse import Warehouse
 
 

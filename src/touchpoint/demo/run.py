@@ -1,14 +1,13 @@
 """``touchpoint demo``: simulate the shop, load it through the import path users use, show the results.
 
 The files land in ``<data_dir>/demo/`` and are imported with the same functions as
-``touchpoint import events|orders|spend``. Each capability that has a demo step
-(``touchpoint.<area>.demo.run_demo``) then runs on the loaded warehouse, and its summary,
+``touchpoint import events|orders|spend``. Each step of the registry
+(:data:`touchpoint.demo.steps.STEPS`) then runs on the loaded warehouse, and its summary,
 including how well it recovers the ground truth, is collected into ``demo/summary.json``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -23,14 +22,15 @@ from touchpoint.collect.spend import import_spend
 from touchpoint.config import Settings
 from touchpoint.demo.export import write_files
 from touchpoint.demo.simulator import DemoConfig, simulate
+from touchpoint.demo.steps import BY_NAME, STEPS
 from touchpoint.demo.truth import demo_dir
 from touchpoint.errors import AlreadyExists
 from touchpoint.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
 
-# Capabilities with a demo step, in the order they run (a missing module is skipped and reported).
-DEMO_STEPS = ("identity", "journeys", "predict", "experiments", "mmm")
+# The steps' names, in the order they run.
+DEMO_STEPS = tuple(step.name for step in STEPS)
 SOURCE = "demo-shop"
 KEYS_FILE = "keys.json"
 
@@ -60,20 +60,17 @@ def _demo_keys(wh: Warehouse, folder: Path) -> dict[str, str]:
 def run_steps(
     wh: Warehouse, truth: dict[str, Any], folder: Path, say: Say, steps: tuple[str, ...] = DEMO_STEPS
 ) -> dict[str, Any]:
-    """Run each capability's demo step; a failure is reported, not hidden, and does not stop the others."""
+    """Run each named demo step; a failure is reported, not hidden, and does not stop the others."""
+    unknown = [name for name in steps if name not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown demo steps {unknown}; the steps are {list(DEMO_STEPS)}")
     results: dict[str, Any] = {}
     for area in steps:
-        try:
-            module = importlib.import_module(f"touchpoint.{area}.demo")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"touchpoint.{area}"):
-                results[area] = {"status": "not available"}
-                continue
-            raise
+        step = BY_NAME[area]
         started = time.perf_counter()
         say(f"running {area} ...")
         try:
-            summary = module.run_demo(wh, truth, folder)
+            summary = step.run(wh, truth, folder)
         except Exception as exc:  # one broken step must not hide the others' results
             log.exception("demo step %s failed", area)
             results[area] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -85,24 +82,14 @@ def run_steps(
 
 
 def headline(area: str, s: dict[str, Any]) -> str:
-    """One line per capability for the demo's printout (the full summary is in summary.json)."""
+    """The step's one line for the demo's printout (the full summary is in summary.json); "" if it has none."""
+    step = BY_NAME.get(area)
+    if step is None:
+        return ""
     try:
-        if area == "identity":
-            return (
-                f"{s['profiles']:,} profiles from {s['identifiers']:,} identifiers; merges against the truth: "
-                f"precision {s['merge_precision']:.3f}, recall {s['merge_recall']:.3f}"
-            )
-        if area == "experiments":
-            return f"{s['verdict']} (true lift {s['true_lift_absolute'] * 100:+.2f} pp)"
-        if area == "mmm":
-            return f"model {s['model_status']}; ROMI intervals covering the truth: {s['intervals_covering_truth']}"
-        if area == "predict":
-            return f"{s['model']} fitted; {s['predictions_written']:,} customers' CLV and next purchase written"
-        if area == "journeys":
-            return f"{s['sessions']:,} sessions; funnel, paths, retention and attribution charts written"
+        return step.headline(s)
     except (KeyError, TypeError, ValueError):
-        pass
-    return ""
+        return ""
 
 
 def run_demo(

@@ -122,3 +122,8 @@ def _median(values: list[float]) -> float | None:
     s = sorted(values)
     mid = len(s) // 2
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def headline(s: dict[str, Any]) -> str:
+    """The line ``touchpoint demo`` prints for this step."""
+    return f"{s['sessions']:,} sessions; funnel, paths, retention and attribution charts written"

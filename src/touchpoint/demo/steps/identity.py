@@ -107,3 +107,11 @@ def _shared_users(wh: Warehouse, shared: str | None) -> int | None:
     nodes = wh.table(identity.tables.NODES)
     q = nodes.filter((nodes.profile_id == pid) & (nodes.id_type == "user_id")).count()
     return int(q.to_pyarrow().as_py())
+
+
+def headline(s: dict[str, Any]) -> str:
+    """The line ``touchpoint demo`` prints for this step."""
+    return (
+        f"{s['profiles']:,} profiles from {s['identifiers']:,} identifiers; merges against the truth: "
+        f"precision {s['merge_precision']:.3f}, recall {s['merge_recall']:.3f}"
+    )

@@ -88,3 +88,8 @@ def run_demo(wh: Warehouse, truth: dict, out_dir: pathlib.Path) -> dict[str, Any
         },
         "files": {**fitted["files"], "plan": plan["file"], **{f"case_{k}": v for k, v in case["files"].items()}},
     }
+
+
+def headline(s: dict[str, Any]) -> str:
+    """The line ``touchpoint demo`` prints for this step."""
+    return f"model {s['model_status']}; ROMI intervals covering the truth: {s['intervals_covering_truth']}"

@@ -125,3 +125,8 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
     except Exception as exc:
         summary["propensity"] = {"error": str(exc)}
     return summary
+
+
+def headline(s: dict[str, Any]) -> str:
+    """The line ``touchpoint demo`` prints for this step."""
+    return f"{s['model']} fitted; {s['predictions_written']:,} customers' CLV and next purchase written"

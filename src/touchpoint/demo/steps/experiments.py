@@ -120,3 +120,8 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: pathlib.Path) -> dic
         "verdict": results["sequential_relative_cuped"].verdict,
         "chart": str(chart),
     }
+
+
+def headline(s: dict[str, Any]) -> str:
+    """The line ``touchpoint demo`` prints for this step."""
+    return f"{s['verdict']} (true lift {s['true_lift_absolute'] * 100:+.2f} pp)"
