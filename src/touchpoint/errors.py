@@ -2,9 +2,15 @@
 
 Domain errors also inherit the matching builtin, so callers that only know Python's
 exceptions (``ValueError``, ``KeyError``, ``PermissionError``) still catch them.
+
+Every class is registered in :data:`ERRORS`, the one table from error code to class (and so to its
+HTTP status); one code has one class. The HTTP API's error handler and the CLI's ``--json`` errors
+print :func:`error_body`, the one error shape.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class TouchpointError(Exception):
@@ -88,3 +94,71 @@ class WarehouseError(TouchpointError, RuntimeError):
 class WarehouseLocked(WarehouseError):
     code = "warehouse_locked"
     http_status = 503
+
+
+class NotConverged(TouchpointError, RuntimeError):
+    """A fit or an iterative computation did not converge; its numbers are not shown."""
+
+    code = "not_converged"
+    http_status = 422
+
+
+class ModelNotFitted(TouchpointError, RuntimeError):
+    """A model was asked for predictions before it was fitted or loaded."""
+
+    code = "model_not_fitted"
+    http_status = 409
+
+
+class ModelMismatch(TouchpointError, ValueError):
+    """A saved model does not match the code loading it (another model, format or configuration)."""
+
+    code = "model_mismatch"
+    http_status = 400
+
+
+def _table(*classes: type[TouchpointError]) -> dict[str, type[TouchpointError]]:
+    table: dict[str, type[TouchpointError]] = {}
+    for cls in classes:
+        if cls.code in table:
+            raise TypeError(f"error code {cls.code!r} is used by {table[cls.code].__name__} and {cls.__name__}")
+        table[cls.code] = cls
+    return table
+
+
+#: The error table: code -> class; ``ERRORS[code].http_status`` is the code's HTTP status.
+ERRORS: dict[str, type[TouchpointError]] = _table(
+    TouchpointError,
+    ConfigError,
+    InvalidInput,
+    PayloadTooLarge,
+    NotFound,
+    AlreadyExists,
+    Unauthorized,
+    Forbidden,
+    Overloaded,
+    WarehouseError,
+    WarehouseLocked,
+    NotConverged,
+    ModelNotFitted,
+    ModelMismatch,
+)
+
+
+def http_status(exc: TouchpointError) -> int:
+    """The HTTP status of ``exc``, from the error table (500 for a class that is not registered).
+
+    >>> http_status(NotFound("no profile 'p1'"))
+    404
+    """
+    registered = ERRORS.get(exc.code)
+    return registered.http_status if registered is not None and isinstance(exc, registered) else 500
+
+
+def error_body(code: str, message: str, hint: str | None = None) -> dict[str, Any]:
+    """The one error shape of the HTTP API and of the CLI under ``--json``.
+
+    >>> error_body("not_found", "no profile 'p1'", "list profiles with `touchpoint profiles list`")["error"]["code"]
+    'not_found'
+    """
+    return {"success": False, "error": {"code": code, "message": message, "hint": hint}}

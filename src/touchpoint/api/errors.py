@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from touchpoint.errors import Overloaded, TouchpointError
+from touchpoint.errors import Overloaded, TouchpointError, error_body, http_status
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
@@ -29,7 +29,7 @@ def error_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    body: dict[str, Any] = {"success": False, "error": {"code": code, "message": message, "hint": hint}}
+    body = error_body(code, message, hint)
     body.update(extra)
     return Response(_encode(body), status_code=status, media_type="application/json", headers=headers)
 
@@ -38,7 +38,7 @@ def from_touchpoint_error(exc: TouchpointError, **extra: Any) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
     if exc.code == "unauthorized":
         headers = {"WWW-Authenticate": 'Basic realm="touchpoint"'}
-    return error_response(exc.http_status, exc.code, exc.message, exc.hint, headers=headers, **extra)
+    return error_response(http_status(exc), exc.code, exc.message, exc.hint, headers=headers, **extra)
 
 
 _HTTP_CODES = {
@@ -57,7 +57,7 @@ _HTTP_CODES = {
 def install(app: FastAPI) -> None:
     @app.exception_handler(TouchpointError)
     async def _touchpoint(request: Request, exc: TouchpointError) -> Response:
-        if exc.http_status >= 500:
+        if http_status(exc) >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return from_touchpoint_error(exc)
 

@@ -32,7 +32,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from touchpoint.errors import TouchpointError
+from touchpoint.errors import NotConverged
 
 MAX_ROUNDS = 200
 _SEED_BITS = 2**32
@@ -66,11 +66,6 @@ class Scratch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class NotConverged(TouchpointError, RuntimeError):
-    code = "not_converged"
-    http_status = 500
 
 
 def both_ways(edges: ir.Table) -> ir.Table:

@@ -25,20 +25,10 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import optimize
 
-from touchpoint.errors import InvalidInput, TouchpointError
+from touchpoint.errors import InvalidInput, ModelMismatch, ModelNotFitted
 
 #: Bumped whenever a model's likelihood or parameterisation changes; saved models carry it.
 MODEL_FORMAT_VERSION = 1
-
-
-class ModelNotFitted(TouchpointError, RuntimeError):
-    code = "model_not_fitted"
-    http_status = 409
-
-
-class ModelMismatch(TouchpointError, ValueError):
-    code = "model_mismatch"
-    http_status = 400
 
 
 def as_array(value: Any, name: str, *, integer: bool = False, allow_negative: bool = False) -> np.ndarray:

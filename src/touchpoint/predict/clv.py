@@ -10,7 +10,7 @@ KPI with an interval.
 >>> opts = ClvOptions(model="bg_nbd", unit="days", equity_draws=0)
 >>> try:
 ...     run = run_clv(ibis.duckdb.connect(), orders, opts)
-... except TouchpointError as exc:  # three customers are too few for a reliable fit
+... except NotConverged as exc:  # three customers are too few for a reliable fit
 ...     print(exc.code)
 not_converged
 """
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from touchpoint.errors import InvalidInput, TouchpointError
+from touchpoint.errors import InvalidInput, NotConverged
 from touchpoint.predict import MODELS
 from touchpoint.predict.base import FitReport
 from touchpoint.predict.gammagamma import GammaGammaModel
@@ -43,13 +43,6 @@ from touchpoint.predict.validation import calibration_fit, holdout_metrics, trac
 
 PREDICTIONS_TABLE = "predictions"
 RUNS_TABLE = "prediction_runs"
-
-
-class NotConverged(TouchpointError, RuntimeError):
-    """The model's fit did not converge; its numbers are not shown."""
-
-    code = "not_converged"
-    http_status = 422
 
 
 @dataclass
