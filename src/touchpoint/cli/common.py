@@ -3,7 +3,8 @@
 A command module defines ``app = typer.Typer()`` and its commands; each command that touches data
 takes ``data: DataOpt = None`` and ``as_json: JsonOpt = False`` and calls :func:`settings_for`
 and :func:`emit`. Errors are raised as :class:`~touchpoint.errors.TouchpointError`; the one error
-boundary in :mod:`touchpoint.cli.main` prints them.
+boundary in :mod:`touchpoint.cli.main` prints them, as the API's JSON error shape when the command
+was given ``--json`` (the option records it in :data:`json_output` before anything else is parsed).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +38,23 @@ DataOpt = Annotated[
         show_default=False,
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+#: Whether the running command was given ``--json``; the error boundary prints errors as JSON then.
+json_output: ContextVar[bool] = ContextVar("touchpoint_cli_json_output", default=False)
+
+
+def _remember_json(value: bool) -> bool:
+    if value:
+        json_output.set(True)
+    return value
+
+
+# Eager, so the flag is known even when a later argument is a usage error.
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print machine-readable JSON instead of a table.", callback=_remember_json, is_eager=True
+    ),
+]
 
 
 def settings_for(data: Path | None = None) -> Settings:

@@ -1,4 +1,9 @@
-"""``touchpoint``: the command-line entry point and its one error boundary."""
+"""``touchpoint``: the command-line entry point and its one error boundary.
+
+An expected error (:class:`~touchpoint.errors.TouchpointError`) exits 1, a usage error 2, an unexpected
+one 70. A person sees a red message and a hint on stderr; a command given ``--json`` prints the HTTP
+API's error shape, ``{"success": false, "error": {"code", "message", "hint"}}``, on stdout.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 import sys
 
 import typer
+import typer._click  # typer >= 0.26 raises its own copy of click's exceptions
 
 from touchpoint import __version__
 from touchpoint.cli import (
@@ -21,8 +27,8 @@ from touchpoint.cli import (
     query,
     serve,
 )
-from touchpoint.cli.common import err_console
-from touchpoint.errors import TouchpointError
+from touchpoint.cli.common import err_console, json_output, to_json
+from touchpoint.errors import TouchpointError, error_body
 
 app = typer.Typer(
     name="touchpoint",
@@ -63,33 +69,53 @@ app.add_typer(predict.app, name="predict")
 app.add_typer(mmm.app, name="mmm")
 
 
+def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:
+    """Print one error (JSON on stdout under ``--json``, red on stderr otherwise) and exit."""
+    if json_output.get():
+        sys.stdout.write(to_json(error_body(code, message, hint)) + "\n")
+        sys.stdout.flush()
+    else:
+        err_console.print(f"[bold red]{label}:[/] {message}", highlight=False)
+        if hint:
+            err_console.print(f"[yellow]hint:[/] {hint}", highlight=False)
+    sys.exit(exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI. Expected errors print in red with their hint and exit 1; others exit 70."""
+    """Run the CLI. Expected errors exit 1 with their hint, usage errors 2, unexpected ones 70."""
+    json_output.set(False)
     try:
         app(args=argv, standalone_mode=False)
     except TouchpointError as exc:
         if os.environ.get("TOUCHPOINT_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {exc.message}")
-        if exc.hint:
-            err_console.print(f"[yellow]hint:[/] {exc.hint}")
-        sys.exit(1)
+        _fail(1, exc.code, exc.message, exc.hint)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err_console.print("[red]aborted[/]")
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        _fail(130, "aborted", "aborted", None)
+    except typer._click.ClickException as exc:
+        args = sys.argv[1:] if argv is None else argv
+        options = args[: args.index("--")] if "--" in args else args
+        if "--json" in options:
+            json_output.set(True)  # the parser stopped before it reached the option
+        if json_output.get():  # a usage error is the CLI's request validation: the API says invalid_input
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx is not None else "touchpoint COMMAND"
+            _fail(exc.exit_code, "invalid_input", exc.format_message(), f"see `{command} --help`")
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
         if os.environ.get("TOUCHPOINT_DEBUG"):
             raise
-        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}")
-        err_console.print("[yellow]hint:[/] run again with `touchpoint --debug ...` for the traceback")
-        sys.exit(70)
+        first_line = (str(exc).splitlines() or [""])[0][:300]  # an engine's message can run to pages
+        _fail(
+            70,
+            "internal_error",
+            f"{type(exc).__name__}: {first_line}",
+            "run again with `touchpoint --debug ...` for the traceback",
+            label="unexpected error",
+        )
 
 
 if __name__ == "__main__":
