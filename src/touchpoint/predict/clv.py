@@ -137,7 +137,7 @@ class ClvRun:
 
 def _last_order_day(backend: Any, orders: Any) -> dt.date:
     value = _execute(backend, orders.ts.max())
-    if value is None:
+    if value is None or value != value:  # the max of no rows: None, or pandas' NaT (which is not equal to itself)
         raise InvalidInput("there are no orders", hint='send "Order Completed" events or pass --orders FILE')
     return as_date(value, "last order")
 
