@@ -259,11 +259,6 @@ def pair_moments(
     return PairMoments(a["n"], adj_mean_a, mean_a, adj_var_a, b["n"], adj_mean_b, mean_b, adj_var_b, theta)
 
 
-def stack_arms(arms: list[ArmStats]) -> dict[str, np.ndarray]:
-    """Column arrays (one element per arm) from a list of :class:`ArmStats`."""
-    return {name: np.array([float(getattr(a, name)) for a in arms]) for name in SUM_FIELDS}
-
-
 def stats_from_units(
     variant: str,
     values: np.ndarray,

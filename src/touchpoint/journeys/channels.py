@@ -188,9 +188,6 @@ DEFAULT_RULES: tuple[ChannelRule, ...] = (
 )
 """The default rule set, close to Google Analytics 4's default channel group."""
 
-DEFAULT_CHANNELS = tuple(r.channel for r in DEFAULT_RULES)
-
-
 def rules_from(config: Iterable[Mapping[str, Any] | ChannelRule] | None) -> tuple[ChannelRule, ...]:
     """Rules from configuration (a list of ``{"channel": ..., "any": [...]}``), or the defaults.
 

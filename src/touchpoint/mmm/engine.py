@@ -83,20 +83,6 @@ class EngineResult:
     seconds: float
 
 
-PRIORS = {
-    "intercept": "Normal(0.5, 0.5) on the scaled target (1 = the average week)",
-    "gamma": "Normal(0, 0.5) per baseline column (centred trend, Fourier terms, standardised controls)",
-    "sigma": "HalfNormal(0.3) on the scaled target",
-    "roi": "LogNormal(roi_prior_mu, roi_prior_sigma), default LogNormal(0, 1): median 1, 95% in 0.14-7.1",
-    "decay": "geometric adstock: Beta(2, 3) (mean 0.4)",
-    "weibull_shape": "Weibull adstock: LogNormal(0, 0.5)",
-    "weibull_scale": "Weibull adstock: LogNormal(log 2, 0.75) weeks",
-    "half": "Hill half-saturation: LogNormal(0, 0.75) in units of the channel's average spend",
-    "shape": "Hill shape: LogNormal(log 1.5, 0.35)",
-    "lam": "logistic saturation rate: LogNormal(log 2, 0.75) per average spend",
-}
-
-
 def channel_params(xp: Any, config: MMMConfig, draws: dict[str, Any]) -> tuple[Any, Any]:
     """Stack the adstock and saturation parameters of ``draws`` into ``(..., C, k)`` arrays."""
     if config.adstock == "geometric":

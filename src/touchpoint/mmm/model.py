@@ -151,13 +151,6 @@ class MMMResult:
         a = np.broadcast_to(weekly_spend / self.design.x_scale, (len(self.beta()), len(weekly_spend)))
         return self.saturation(a) * self.beta()
 
-    def weekly_response_gradient(self, weekly_spend: np.ndarray) -> np.ndarray:
-        from touchpoint.mmm.transforms import saturate_derivative
-
-        _, sat = self._params()
-        a = np.broadcast_to(weekly_spend / self.design.x_scale, (len(self.beta()), len(weekly_spend)))
-        return saturate_derivative(self.config.saturation, a, sat) * self.beta() / self.design.x_scale
-
     # ---- answers -----------------------------------------------------------------------------
     def _interval(self, x: np.ndarray) -> dict[str, float]:
         q = (1 - self.config.interval) / 2
