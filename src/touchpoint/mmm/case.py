@@ -5,7 +5,10 @@ forward, so revenue keeps arriving after the spend stops. Every posterior draw g
 path (``gross_margin * revenue - spend`` per month); NPV, payback and the probability of paying back
 are read off those paths.
 
->>> # case = investment_case(result, plan, horizon_months=24, discount_rate=0.1)
+Usage, with ``result`` from :func:`touchpoint.mmm.fit` and ``plan`` from :func:`touchpoint.mmm.optimize.plan_budget`
+(a fitted model is too slow for a docstring example; ``tests/mmm/test_mmm_fit.py`` runs this)::
+
+    case = investment_case(result, plan, horizon_months=24, discount_rate=0.1)
 """
 
 from __future__ import annotations

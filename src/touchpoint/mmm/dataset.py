@@ -159,10 +159,10 @@ def from_file(
 ) -> MMMData:
     """Read a CSV or Parquet file with one row per week (or per day) into :class:`MMMData`.
 
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "w.csv")
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp(), "w.csv")
     >>> rows = ["week,sales,tv"] + [f"2024-01-{1 + 7 * i:02d},{100 + i},{5}" for i in range(4)]
-    >>> _ = open(p, "w").write("\\n".join(rows))
+    >>> _ = p.write_text("\\n".join(rows))
     >>> from_file(p, date_column="week", target="sales", channels=["tv"]).n_weeks
     Traceback (most recent call last):
     ...

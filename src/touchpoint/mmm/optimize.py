@@ -6,7 +6,10 @@ the same weekly level, adstock weights summing to one), maximised with SLSQP fro
 The current mix at the same budget is always a candidate, so when it is feasible the plan is
 never worse than it under the model.
 
->>> # plan = plan_budget(result, 1_000_000, weeks=52)   # result from touchpoint.mmm.fit
+Usage, with ``result`` from :func:`touchpoint.mmm.fit` (a fitted model is too slow for a docstring example;
+``tests/mmm/test_mmm_fit.py`` runs this)::
+
+    plan = plan_budget(result, 1_000_000, weeks=52)
 """
 
 from __future__ import annotations
