@@ -48,7 +48,7 @@ def _remember_json(value: bool) -> bool:
     return value
 
 
-# Eager, so the flag is known even when a later argument is a usage error.
+# Eager: read before the other parameters, so the flag is known when one of them is invalid.
 JsonOpt = Annotated[
     bool,
     typer.Option(
