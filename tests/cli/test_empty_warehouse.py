@@ -1,8 +1,8 @@
 """Every CLI command on an empty warehouse: a clean error or a clean empty result, never a traceback.
 
 The commands are found by walking the CLI's command tree, so a new command is covered without
-touching this file. Each runs on a fresh warehouse (its tables made, no rows in them), in a fresh data
-directory, with only its required arguments (a made-up
+touching this file. Each runs in a fresh data directory, once before any warehouse exists there and once
+on a fresh warehouse (its tables made, no rows in them), with only its required arguments (a made-up
 name, a file that is empty), once as a person would and once with ``--json`` when it has that option.
 ``serve`` and ``demo`` are left out: one starts a server that runs until stopped, the other simulates
 and analyses a whole shop (tests/cli/test_cli.py runs it on a small one).
@@ -37,11 +37,12 @@ def _leaves(command: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 COMMANDS = [(path, command) for path, command in _leaves(typer.main.get_command(app), "touchpoint")]
 CASES = [
-    pytest.param(path, command, as_json, id=f"{path[len('touchpoint ') :]}{' --json' if as_json else ''}")
+    pytest.param(path, command, as_json, made, id=f"{path[len('touchpoint ') :]}{' --json' if as_json else ''}-{made}")
     for path, command in COMMANDS
     if path not in SKIPPED
     for as_json in (False, True)
     if not as_json or any("--json" in getattr(p, "opts", ()) for p in command.params)
+    for made in ("no-warehouse", "empty-warehouse")
 ]
 
 
@@ -85,14 +86,15 @@ def _arguments(command: Any, folder: Path) -> list[str]:
 def test_the_walk_finds_every_command() -> None:
     paths = {path for path, _ in COMMANDS}
     assert {"touchpoint predict clv", "touchpoint import events", "touchpoint query"} <= paths
-    assert len(CASES) > 2 * (len(paths) - len(SKIPPED)) * 0.8  # nearly every command also has --json
+    assert len(CASES) > 4 * (len(paths) - len(SKIPPED)) * 0.8  # nearly every command also has --json
 
 
-@pytest.mark.parametrize(("path", "command", "as_json"), CASES)
+@pytest.mark.parametrize(("path", "command", "as_json", "made"), CASES)
 def test_command_on_an_empty_warehouse(
     path: str,
     command: Any,
     as_json: bool,
+    made: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -100,7 +102,8 @@ def test_command_on_an_empty_warehouse(
     monkeypatch.setenv("TOUCHPOINT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)  # anything a command writes next to it lands here
     reset_settings()
-    open_warehouse(get_settings()).close()  # the tables exist, with no rows
+    if made == "empty-warehouse":
+        open_warehouse(get_settings()).close()  # the tables exist, with no rows
     argv = [*path.split()[1:], *_arguments(command, tmp_path), *(["--json"] if as_json else [])]
     try:
         main(argv)
