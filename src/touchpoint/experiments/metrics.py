@@ -26,6 +26,7 @@ import ibis
 
 from touchpoint.errors import InvalidInput
 from touchpoint.experiments.statistics import ArmStats, MetricStats, check_kind
+from touchpoint.warehouse.jsonpath import check_json_key
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -145,7 +146,10 @@ class Metric:
 
 
 def check_value(value: str, metric: str) -> None:
-    if value == "count" or value in NUMERIC_COLUMNS or (value.startswith("properties.") and len(value) > 11):
+    if value == "count" or value in NUMERIC_COLUMNS:
+        return
+    if value.startswith("properties.") and len(value) > 11:
+        check_json_key(value.removeprefix("properties."), f"metric {metric!r}: value")
         return
     raise InvalidInput(
         f"metric {metric!r}: value {value!r} is not known",
@@ -235,11 +239,12 @@ def exposures(
 
 def _dimension(t: ir.Table, dimension: str) -> ir.Column:
     if dimension.startswith("properties."):
-        return json_text(t.properties[dimension.removeprefix("properties.")]).fill_null("(none)")
+        key = check_json_key(dimension.removeprefix("properties."), "dimension")
+        return json_text(t.properties[key]).fill_null("(none)")
     if dimension.startswith("context."):
         node = t.context
         for part in dimension.removeprefix("context.").split("."):
-            node = node[part]
+            node = node[check_json_key(part, "dimension", prefix="context.")]
         return json_text(node).fill_null("(none)")
     if dimension in ("source", "utm_source", "utm_medium", "utm_campaign"):
         return t[dimension].fill_null("(none)")
