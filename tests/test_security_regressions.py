@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import Server
 
 from touchpoint import keys
 from touchpoint.api.app import create_app
 from touchpoint.config import Settings
-from touchpoint.errors import InvalidInput
-from touchpoint.warehouse import Warehouse
+from touchpoint.errors import InvalidInput, WarehouseLocked
+from touchpoint.private_files import private_dir, write_private
+from touchpoint.warehouse import Warehouse, open_warehouse
+from touchpoint.warehouse.lockholder import lock_holder
 
 
 def _client(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str], str]]:
@@ -111,3 +118,106 @@ def test_the_cli_metric_spec_refuses_quotes_too() -> None:
 
     with pytest.raises(InvalidInput, match="cannot be read by name"):
         Metric.parse("spend:mean:Order Completed:properties.it's")
+
+
+# -- files holding data or keys are private ------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_new_data_directory_and_the_warehouse_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "fresh" / "data"
+    wh = open_warehouse(Settings(data_dir=data))
+    keys.create_source(wh, "web")  # writes, so the WAL exists too
+    wal = data / "warehouse.duckdb.wal"
+    wh.close()
+    assert _mode(data) == 0o700 and _mode(data.parent) == 0o700
+    assert _mode(data / "warehouse.duckdb") == 0o600
+    assert not wal.exists() or _mode(wal) == 0o600
+
+
+def test_an_existing_warehouse_file_is_tightened_but_not_the_users_directory(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    open_warehouse(Settings(data_dir=tmp_path)).close()
+    (tmp_path / "warehouse.duckdb").chmod(0o644)
+    open_warehouse(Settings(data_dir=tmp_path)).close()
+    assert _mode(tmp_path / "warehouse.duckdb") == 0o600
+    assert _mode(tmp_path) == 0o755  # --data . must not lock the user out of their own directory
+
+
+def test_demo_key_files_are_written_private(tmp_path: Path) -> None:
+    from touchpoint.demo.run import _demo_keys
+
+    folder = private_dir(tmp_path / "data" / "demo")
+    (folder / "keys.json").write_text("{}")
+    (folder / "keys.json").chmod(0o644)  # left by an older version
+    with open_warehouse(Settings(data_dir=tmp_path / "data")) as wh:
+        saved = _demo_keys(wh, folder)
+    assert _mode(folder / "keys.json") == 0o600 and saved["admin_key"].startswith("tpk_a_")
+    assert _mode(folder) == 0o700
+    write_private(folder / "summary.json", json.dumps({"keys": saved}))
+    assert _mode(folder / "summary.json") == 0o600
+
+
+# -- the lock message names the process that holds the file --------------------------------------
+
+
+def _hold(path: Path, *argv: str) -> subprocess.Popen[bytes]:
+    """A process whose command line is ``argv`` (after the interpreter's) holding ``path`` for writing."""
+    code = f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+    return holder
+
+
+def _stop(holder: subprocess.Popen[bytes]) -> None:
+    holder.kill()
+    holder.wait()
+    if holder.stdout is not None:
+        holder.stdout.close()
+
+
+def test_a_concurrent_import_is_not_blamed_on_serve(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    Warehouse.open(f"duckdb://{path}").close()
+    holder = _hold(path, "touchpoint", "import", "events", "big.jsonl")
+    try:
+        with pytest.raises(WarehouseLocked) as info:
+            Warehouse.open(f"duckdb://{path}")
+    finally:
+        _stop(holder)
+    message, hint = info.value.message, info.value.hint or ""
+    assert f"`touchpoint import events big.jsonl` (PID {holder.pid})" in message
+    assert "serve" not in message + hint and "wait for it to finish" in hint
+
+
+def test_any_other_holder_is_named_by_its_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    holder = _hold(path, "--my-own-tool")
+    try:
+        with pytest.raises(WarehouseLocked) as info:
+            Warehouse.open(f"duckdb://{path}", read_only=True)
+    finally:
+        _stop(holder)
+    assert f"(PID {holder.pid})" in info.value.message and "--my-own-tool" in info.value.message
+    assert "serve" not in (info.value.hint or "") and f"process {holder.pid}" in (info.value.hint or "")
+
+
+def test_the_pid_is_checked_against_the_kernels_lock_table(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    holder = _hold(path)
+    try:
+        found = lock_holder(str(path), "Conflicting lock is held in /usr/bin/x (PID 1)")  # a wrong PID
+    finally:
+        _stop(holder)
+    if Path("/proc/locks").exists():
+        assert found.pid == holder.pid and found.confirmed
+
+
+def test_a_running_server_is_named_as_such(make_server: Callable[[], Server]) -> None:
+    server = make_server()
+    with pytest.raises(WarehouseLocked) as info:
+        Warehouse.open(f"duckdb://{server.data_dir / 'warehouse.duckdb'}")
+    assert "`touchpoint serve" in info.value.message and "stop it" in (info.value.hint or "")
