@@ -67,6 +67,7 @@ def escapes(tmp_path: Path) -> list[tuple[str, str]]:
         ("DELETE FROM events", "DELETE statement"),
         ("CREATE TABLE t AS SELECT 1", "CREATE statement"),
         ("SELECT * FROM other.main.events", "names the database 'other'"),
+        ("SELECT st_point(1, 2)", "st_point(), which this engine does not have"),  # would autoload spatial
     ]
 
 
@@ -161,3 +162,22 @@ def _iter_tables(wh: Warehouse) -> Iterator[str]:
 def test_sandbox_reads_every_warehouse_table(warehouse: Warehouse) -> None:
     for name in _iter_tables(warehouse):
         assert run_readonly_query(warehouse, f'SELECT count(*) AS n FROM "{name}"').table.num_rows == 1
+
+
+def test_ordinary_analytics_sql_is_not_refused(warehouse: Warehouse) -> None:
+    sql = """
+        WITH orders AS (
+            SELECT user_id, timestamp AS t, revenue, properties->>'plan' AS plan, context
+            FROM events WHERE type = 'track' AND event = 'Order Completed'
+        )
+        SELECT date_trunc('week', t) AS week, coalesce(plan, '(none)') AS plan,
+               count(*) AS n, count(DISTINCT user_id) AS buyers, sum(revenue) FILTER (WHERE revenue > 0) AS rev,
+               median(revenue) AS med, quantile_cont(revenue, 0.9) AS p90, approx_count_distinct(user_id) AS approx,
+               CAST(avg(revenue) AS DECIMAL(10, 2)) AS aov, try_cast(max(plan) AS INTEGER) AS tier,
+               extract(year FROM max(t)) AS yr, strftime(max(t), '%Y-%m') AS ym, max(t) + INTERVAL 1 DAY AS next_day,
+               list_transform(list(revenue), x -> x * 2)[1] AS first_double, string_agg(user_id, ',') AS users,
+               arg_max(user_id, revenue) AS top, json_extract_string(any_value(context), '$.ip') AS ip,
+               CASE WHEN count(*) > 1 THEN 'many' ELSE 'one' END AS size, row_number() OVER (ORDER BY 1) AS rn
+        FROM orders GROUP BY ALL ORDER BY week
+    """
+    assert run_readonly_query(warehouse, sql).table.num_rows == 0

@@ -31,6 +31,7 @@ touchpoint.errors.InvalidInput: refused: the query reads from the table function
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -210,6 +211,35 @@ def _check_table(node: exp.Table, tables: set[str], defined: set[str]) -> None:
     raise _refuse(f"reads from {node.sql('duckdb')}, which is not a table of the warehouse", "check the name")
 
 
+# SQL forms sqlglot writes as NAME(...) that are syntax, not entries of duckdb_functions().
+_SYNTAX_FORMS = frozenset(
+    {"cast", "try_cast", "extract", "coalesce", "exists", "columns", "unnest", "grouping", "position", "row"}
+)
+_HEAD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\(")
+
+
+def _check_functions_exist(cur: Any, tree: exp.Expression) -> None:
+    """Refuse functions the engine does not have loaded: calling one would install and load an extension."""
+    names: set[str] = set()
+    for node in tree.find_all(exp.Func):
+        head = _HEAD.match(node.sql(dialect="duckdb"))
+        if head and head.group(1).lower() not in _SYNTAX_FORMS:
+            names.add(head.group(1).lower())
+    if not names:
+        return
+    wanted = sorted(names)
+    marks = ", ".join("?" for _ in wanted)
+    rows = cur.execute(
+        f"SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE lower(function_name) IN ({marks})", wanted
+    ).fetchall()
+    missing = sorted(names - {str(r[0]) for r in rows})
+    if missing:
+        raise _refuse(
+            f"calls {missing[0]}(), which this engine does not have",
+            "extensions are not installed or loaded on demand here; check the function's name",
+        )
+
+
 def lock_engine(wh: Warehouse) -> None:
     """Turn off the engine's file, network and extension access for good, and lock its configuration.
 
@@ -287,6 +317,7 @@ def run_readonly_query(
     timer = threading.Timer(timeout_s, cur.interrupt)
     try:
         tree = check_query(sql, _tables(cur))
+        _check_functions_exist(cur, tree)
         locked = engine_locked(cur)
         cur.execute("BEGIN TRANSACTION")
         timer.start()
