@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import Server, events_in
 
 from touchpoint import keys
 from touchpoint.api import deps
@@ -197,3 +199,13 @@ def test_the_recorder_writes_in_the_background(warehouse: Warehouse) -> None:
         assert keys.list_sources(warehouse)[0].last_used_at is not None
     finally:
         recorder.stop()
+
+
+def test_a_real_server_records_last_use_by_the_time_it_stops(make_server: Callable[[], Server]) -> None:
+    server = make_server()
+    r = httpx.post(f"{server.url}/v1/track", json={"userId": "u", "event": "E"}, auth=(server.write_key, ""))
+    assert r.status_code == 200
+    server.stop()
+    with events_in(server.data_dir) as wh:
+        (source,) = keys.list_sources(wh)
+    assert source.last_used_at is not None and source.status == "active"

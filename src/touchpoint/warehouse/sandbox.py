@@ -6,7 +6,8 @@ Two guards, so that one bug in either does not open the machine:
    ``SELECT`` (``WITH`` and set operations included, or ``DESCRIBE``/``SUMMARIZE`` of a table, or
    ``SHOW TABLES``) that reads only the warehouse's own tables: no table function except ``range``,
    ``generate_series`` and ``unnest``, no function that reads files or URLs (``read_text``, ``read_csv``,
-   ``glob``, ``parquet_scan``, ...), no quoted name that DuckDB would read as a file (``FROM '/etc/passwd'``).
+   ``glob``, ``parquet_scan``, ...), no function the engine has not loaded (calling one would install an
+   extension), no quoted name that DuckDB would read as a file (``FROM '/etc/passwd'``).
    What runs is the SQL regenerated from the checked tree, so the engine never sees text the check did not.
 2. **The engine cannot touch files or extensions** when the query has a database instance of its own
    (:func:`open_query_warehouse`, used by ``touchpoint query``): ``enable_external_access``,
