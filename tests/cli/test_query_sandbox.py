@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from touchpoint.cli.main import main
 from touchpoint.config import Settings
@@ -181,3 +183,70 @@ def test_ordinary_analytics_sql_is_not_refused(warehouse: Warehouse) -> None:
         FROM orders GROUP BY ALL ORDER BY week
     """
     assert run_readonly_query(warehouse, sql).table.num_rows == 0
+
+
+_FRAGMENTS = [
+    "SELECT",
+    "WITH",
+    "FROM",
+    "WHERE",
+    "UNION",
+    "AS",
+    "(",
+    ")",
+    ",",
+    ";",
+    "*",
+    "1",
+    "events",
+    "sources",
+    "x",
+    "read_text('/etc/passwd')",
+    "'/etc/passwd'",
+    '"/tmp/a.csv"',
+    "glob('*')",
+    "range(3)",
+    "COPY",
+    "TO",
+    "ATTACH",
+    "INSTALL",
+    "LOAD",
+    "SET",
+    "PRAGMA",
+    "CALL",
+    "EXPORT DATABASE",
+    "LATERAL",
+    "JOIN",
+    "ON",
+    "TRUE",
+    "--",
+    "/*",
+    "*/",
+    "$$",
+    "'",
+    '"',
+    "->",
+    "::",
+    "[",
+    "]",
+    "{",
+    "}",
+    "getenv('HOME')",
+    "query('SELECT 1')",
+    "=",
+    "IN",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    parts=st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=8)), max_size=14),
+)
+def test_any_text_is_run_or_refused_cleanly(warehouse: Warehouse, tmp_path: Path, parts: list[str]) -> None:
+    """Whatever arrives, the answer is rows or an InvalidInput (a 400 over HTTP), never another error."""
+    sql = " ".join(parts)
+    try:
+        run_readonly_query(warehouse, sql, max_rows=10, timeout_s=5)
+    except InvalidInput as exc:
+        assert exc.message
+    assert not (tmp_path / "a.csv").exists()

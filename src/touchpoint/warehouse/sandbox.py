@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 30.0
+MAX_SQL_CHARS = 100_000
 
 # Table functions that only generate values; every other function in FROM is refused.
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
@@ -131,8 +132,16 @@ _WORD_STATEMENTS = frozenset({"EXPORT", "IMPORT", "CHECKPOINT", "FORCE", "RESET"
 
 
 def _parse(sql: str) -> exp.Expression:
+    if len(sql) > MAX_SQL_CHARS:
+        raise InvalidInput(f"the SQL is {len(sql):,} characters long, over {MAX_SQL_CHARS:,}", hint="shorten it")
     try:
-        tokens = sqlglot.tokenize(sql, read="duckdb")
+        sql.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"the SQL is not valid text: {sql[exc.start]!r} at position {exc.start}", hint="send UTF-8 text"
+        ) from None
+    try:
+        tokens = [t for t in sqlglot.tokenize(sql, read="duckdb") if t.token_type != TokenType.SEMICOLON]
         first_word = tokens[0].text.upper() if tokens else ""
         is_word = bool(tokens) and tokens[0].token_type == TokenType.VAR
         if tokens and first_word not in _FIRST_WORDS and (not is_word or first_word in _WORD_STATEMENTS):
@@ -141,6 +150,8 @@ def _parse(sql: str) -> exp.Expression:
     except SqlglotError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InvalidInput(f"the SQL does not parse: {first}", hint="check the SQL (DuckDB dialect)") from None
+    except RecursionError:
+        raise InvalidInput("the SQL nests too deeply to check", hint="flatten it (fewer nested parentheses)") from None
     if not statements:
         raise InvalidInput("the SQL is empty", hint=_HINT)
     if len(statements) > 1:
@@ -317,13 +328,17 @@ def run_readonly_query(
     cur = wh.adapter.cursor()
     timer = threading.Timer(timeout_s, cur.interrupt)
     try:
-        tree = check_query(sql, _tables(cur))
-        _check_functions_exist(cur, tree)
+        try:
+            tree = check_query(sql, _tables(cur))
+            _check_functions_exist(cur, tree)
+            checked_sql = tree.sql(dialect="duckdb")
+        except RecursionError:
+            raise InvalidInput("the SQL nests too deeply to check", hint="flatten it (fewer nested levels)") from None
         locked = engine_locked(cur)
         cur.execute("BEGIN TRANSACTION")
         timer.start()
         try:
-            table, truncated = _fetch(cur, tree.sql(dialect="duckdb"), max_rows)
+            table, truncated = _fetch(cur, checked_sql, max_rows)
         finally:
             timer.cancel()
             cur.execute("ROLLBACK")
