@@ -250,3 +250,26 @@ def test_any_text_is_run_or_refused_cleanly(warehouse: Warehouse, tmp_path: Path
     except InvalidInput as exc:
         assert exc.message
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_the_rest_of_the_process_keeps_its_file_access_after_a_query(
+    capsys: pytest.CaptureFixture[str], data: str, tmp_path: Path
+) -> None:
+    """The locked instance is the query's own: once it closes, imports and file reads work as before."""
+    code, _, _ = run(capsys, "query", "SELECT count(*) FROM events", "--data", data)
+    assert code == 0
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "m1"}\n')
+    code, out, _ = run(capsys, "import", "events", str(events), "--data", data, "--json")
+    assert code == 0 and json.loads(out)["stored"] == 1
+    wh = open_warehouse(Settings(data_dir=Path(data)))
+    try:
+        cur = wh.adapter.cursor()
+        assert cur.execute(f"SELECT count(*) FROM read_json('{events}')").fetchone() == (1,)
+        assert cur.execute("SELECT value FROM duckdb_settings() WHERE name = 'lock_configuration'").fetchone() == (
+            "false",
+        )
+    finally:
+        wh.close()
+    code, out, _ = run(capsys, "query", "SELECT user_id FROM events", "--data", data, "--json")
+    assert json.loads(out) == [{"user_id": "u1"}]
