@@ -221,3 +221,13 @@ def test_a_running_server_is_named_as_such(make_server: Callable[[], Server]) ->
     with pytest.raises(WarehouseLocked) as info:
         Warehouse.open(f"duckdb://{server.data_dir / 'warehouse.duckdb'}")
     assert "`touchpoint serve" in info.value.message and "stop it" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(("field", "value"), [("window_days", 1e300), ("covariate_days", 1e300), ("window_days", 0)])
+def test_metric_windows_out_of_range_are_refused_at_creation(
+    client: tuple[TestClient, dict[str, str], str], field: str, value: float
+) -> None:
+    c, admin, _ = client
+    metric = {"name": "spend", "kind": "mean", "event": "Order Completed", "value": "revenue", field: value}
+    r = c.post("/v1/experiments", json={"key": "long", "metrics": [metric]}, headers=admin)
+    assert r.status_code == 400 and f"{field} {value}" in r.json()["error"]["message"], r.text

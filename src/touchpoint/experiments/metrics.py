@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
 
 EXPOSURE_EVENT = "Experiment Viewed"
+MAX_DAYS = 3660  # ten years: longer windows overflow date arithmetic and mean nothing for an experiment
 NUMERIC_COLUMNS = ("revenue",)
 
 
@@ -71,10 +72,15 @@ class Metric:
                 f"metric {self.name!r}: cap_quantile {self.cap_quantile} must be in [0.5, 1)",
                 hint="e.g. 0.99",
             )
-        if self.window_days is not None and not self.window_days > 0:
-            raise InvalidInput(f"metric {self.name!r}: window_days must be positive", hint="e.g. window=7")
-        if not self.covariate_days > 0:
-            raise InvalidInput(f"metric {self.name!r}: covariate_days must be positive", hint="e.g. pre=14")
+        if self.window_days is not None and not 0 < self.window_days <= MAX_DAYS:
+            raise InvalidInput(
+                f"metric {self.name!r}: window_days {self.window_days} must be in (0, {MAX_DAYS}]", hint="e.g. window=7"
+            )
+        if not 0 < self.covariate_days <= MAX_DAYS:
+            raise InvalidInput(
+                f"metric {self.name!r}: covariate_days {self.covariate_days} must be in (0, {MAX_DAYS}]",
+                hint="e.g. pre=14",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
