@@ -209,3 +209,36 @@ def test_a_real_server_records_last_use_by_the_time_it_stops(make_server: Callab
     with events_in(server.data_dir) as wh:
         (source,) = keys.list_sources(wh)
     assert source.last_used_at is not None and source.status == "active"
+
+
+def test_keys_are_rotated_and_revoked_over_http_with_immediate_effect(client: TestClient) -> None:
+    wh = app_state(client).warehouse
+    admin = {"Authorization": f"Bearer {keys.create_api_key(wh, 'boss', 'admin')}"}
+    reader = keys.create_api_key(wh, "bi", "read")
+    write_key = keys.create_source(wh, "web")
+    event = {"userId": "u1", "event": "E"}
+    assert client.post("/v1/track", json=event, headers=basic(write_key)).status_code == 200  # cached now
+
+    r = client.post("/v1/sources/web/rotate", params={"grace": "1h"}, headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "rotating"
+    new_key = r.json()["write_key"]
+    assert client.post("/v1/track", json=event, headers=basic(write_key)).status_code == 200  # in its grace
+    assert client.post("/v1/track", json=event, headers=basic(new_key)).status_code == 200
+
+    assert client.post("/v1/sources/web/revoke", headers=admin).json()["status"] == "revoked"
+    for key in (write_key, new_key):  # no waiting: the server dropped its cached answers
+        assert client.post("/v1/track", json=event, headers=basic(key)).status_code == 401
+
+    assert client.get("/v1/quarantine", headers={"X-API-Key": reader}).status_code == 200
+    r = client.post("/v1/keys/bi/rotate", params={"grace": "0"}, headers=admin)
+    assert r.status_code == 200 and r.json()["key"].startswith("tpk_r_") and r.json()["scope"] == "read"
+    assert client.get("/v1/quarantine", headers={"X-API-Key": reader}).status_code == 401
+    assert client.get("/v1/quarantine", headers={"X-API-Key": r.json()["key"]}).status_code == 200
+
+    listed = client.get("/v1/sources", headers=admin).json()["sources"]
+    assert [(s["name"], s["status"]) for s in listed] == [("web", "revoked")] and "write_key" not in str(listed)
+    assert {k["name"] for k in client.get("/v1/keys", headers=admin).json()["keys"]} == {"boss", "bi"}
+    assert client.post("/v1/keys/bi/revoke", headers={"X-API-Key": r.json()["key"]}).status_code == 403
+    assert client.post("/v1/keys/ghost/revoke", headers=admin).status_code == 404
+    assert client.post("/v1/sources/web/rotate", params={"grace": "forever"}, headers=admin).status_code == 400
+    assert client.get("/v1/experiments", headers=admin).status_code == 200  # other /v1 routes are unaffected

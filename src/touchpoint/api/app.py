@@ -12,6 +12,7 @@ from touchpoint import __version__, keys
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
 from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine
+from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.config import Settings, get_settings
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect.router)
     app.include_router(health.router)
     app.include_router(quarantine.router)
+    app.include_router(key_routes.router)
     app.include_router(experiments.router)
     app.include_router(journeys.router)
     app.include_router(profiles.router)

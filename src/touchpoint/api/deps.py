@@ -48,6 +48,12 @@ class AppState:
             self.usage.touch(kind, match.name)
         return match
 
+    def forget(self, kind: str, name: str) -> None:
+        """Drop cached answers for ``name`` (after a rotation or revocation in this process)."""
+        for cache_key, (match, _) in list(self._keys.items()):
+            if cache_key[0] == kind and match is not None and match.name == name:
+                self._keys.pop(cache_key, None)
+
     def source_for(self, write_key: str) -> str | None:
         """The source of a write key, or None (unknown, revoked, or past its grace period)."""
         match = self._match("sources", write_key)
