@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,3 +274,24 @@ def test_the_rest_of_the_process_keeps_its_file_access_after_a_query(
         wh.close()
     code, out, _ = run(capsys, "query", "SELECT user_id FROM events", "--data", data, "--json")
     assert json.loads(out) == [{"user_id": "u1"}]
+
+
+def test_the_timeout_stops_only_its_own_query(warehouse: Warehouse) -> None:
+    """On an instance shared with the collector, the interrupt must not hit other connections."""
+    done: dict[str, object] = {}
+
+    def other() -> None:
+        cur = warehouse.adapter.cursor()
+        try:
+            done["count"] = cur.execute("SELECT count(*) FROM range(500000000)").fetchone()
+        except Exception as exc:  # recorded so the assertion below shows it
+            done["error"] = exc
+        finally:
+            cur.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with pytest.raises(InvalidInput, match="longer than"):
+        run_readonly_query(warehouse, "SELECT count(*) FROM range(100000000000)", timeout_s=0.2)
+    thread.join()
+    assert done == {"count": (500_000_000,)}
