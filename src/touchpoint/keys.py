@@ -261,22 +261,30 @@ def rotate(wh: Warehouse, kind: str, name: str, *, grace: timedelta) -> tuple[st
     the old keys stay dead. Returns the new key (shown once) and the key's state.
     """
     info = _one(wh, kind, name)
+    spec = KINDS[kind]
     if kind == "sources":
         key = "tpw_" + secrets.token_urlsafe(24)
-        hash_column, prefix = "write_key_hash", key[:8]
+        prefix = key[:8]
     else:
         key = f"tpk_{(info.scope or 'read')[0]}_" + secrets.token_urlsafe(24)
-        hash_column, prefix = "key_hash", key[:10]
-    current = wh.adapter.fetch_one(f"SELECT {hash_column} FROM {KINDS[kind].table} WHERE name = ?", [name])
-    keep_old = info.revoked_at is None and grace > timedelta(0) and current is not None
-    values: dict[str, Any] = {
-        hash_column: hash_key(key),
-        "key_prefix": prefix,
-        "previous_key_hash": current[0] if keep_old and current else None,
-        "previous_key_expires_at": utcnow() + grace if keep_old else None,
-        "revoked_at": None,
-    }
-    _update(wh, kind, name, values)
+        prefix = key[:10]
+    cur = wh.adapter.cursor()
+    try:
+        with wh.adapter.transaction(cur):  # read the current key and replace it in one transaction
+            row = wh.adapter.execute(
+                cur, f"SELECT {spec.hash_column}, revoked_at FROM {spec.table} WHERE name = ?", [name]
+            ).fetchone()
+            keep_old = row is not None and row[1] is None and grace > timedelta(0)
+            values: dict[str, Any] = {
+                spec.hash_column: hash_key(key),
+                "key_prefix": prefix,
+                "previous_key_hash": row[0] if keep_old and row is not None else None,
+                "previous_key_expires_at": utcnow() + grace if keep_old else None,
+                "revoked_at": None,
+            }
+            wh.adapter.update(cur, spec.table, values, key="name", value=name)
+    finally:
+        cur.close()
     return key, _one(wh, kind, name)
 
 
