@@ -16,9 +16,9 @@ from touchpoint import keys
 from touchpoint.api.app import create_app
 from touchpoint.config import Settings
 from touchpoint.errors import InvalidInput, WarehouseLocked
-from touchpoint.private_files import private_dir, write_private
 from touchpoint.warehouse import Warehouse, open_warehouse
 from touchpoint.warehouse.lockholder import lock_holder
+from touchpoint.warehouse.private_files import private_dir, write_private
 
 
 def _client(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str], str]]:

@@ -26,7 +26,7 @@ from touchpoint.demo.simulator import (
     weekly_first_order_revenue,
 )
 from touchpoint.demo.truth import CUSTOMERS_FILE, IDENTITIES_FILE, TRUTH_FILE
-from touchpoint.private_files import private_dir
+from touchpoint.warehouse.private_files import private_dir
 
 EXPERIMENT_KEY = "email-winback-2026"
 LENS_SKU = "lens-30"

@@ -25,8 +25,8 @@ from touchpoint.demo.export import write_files
 from touchpoint.demo.simulator import DemoConfig, simulate
 from touchpoint.demo.truth import demo_dir
 from touchpoint.errors import AlreadyExists
-from touchpoint.private_files import write_private
 from touchpoint.warehouse import Warehouse, open_warehouse
+from touchpoint.warehouse.private_files import write_private
 
 log = logging.getLogger(__name__)
 

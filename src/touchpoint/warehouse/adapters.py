@@ -20,8 +20,8 @@ import ibis
 import pyarrow as pa
 
 from touchpoint.errors import ConfigError, WarehouseError, WarehouseLocked
-from touchpoint.private_files import make_private, private_dir
 from touchpoint.warehouse.lockholder import lock_holder
+from touchpoint.warehouse.private_files import make_private, private_dir
 
 if TYPE_CHECKING:
     from ibis.backends.duckdb import Backend as DuckDBBackend
