@@ -70,7 +70,7 @@ def test_a_second_writer_is_told_who_holds_the_file(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
-        with pytest.raises(Exception, match="open for writing by process"):
+        with pytest.raises(Exception, match=r"open for writing by `python.* \(PID \d+\)"):
             Warehouse.open(f"duckdb://{path}")
     finally:
         holder.kill()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address `touchpoint serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="port `touchpoint serve` listens on")
+    public_url: str | None = Field(
+        None, description="URL clients reach the server at (what analytics.js is told); default: from host and port"
+    )
     max_event_bytes: int = Field(32 * 1024, gt=0, description="largest single event accepted (Segment: 32 KB)")
     max_batch_bytes: int = Field(500 * 1024, gt=0, description="largest request body (Segment: 500 KB)")
     max_batch_events: int = Field(2500, gt=0, description="most events in one batch (Segment: 2,500)")
@@ -70,6 +74,23 @@ class Settings(BaseSettings):
         if value is not None and "://" not in value:
             raise ValueError(f"warehouse_url {value!r} is not a URL; use e.g. 'duckdb:///path/to/file.duckdb'")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"public_url {value!r} is not an http(s) URL; use e.g. 'https://collect.example.com'")
+        return value.strip().rstrip("/")
+
+    def resolved_public_url(self) -> str:
+        """``public_url``, or ``http://<host>:<port>`` (a wildcard bind address becomes the loopback one)."""
+        if self.public_url:
+            return self.public_url
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @classmethod
     def settings_customise_sources(

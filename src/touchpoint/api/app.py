@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from touchpoint import __version__
+from touchpoint import __version__, keys
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
 from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine
+from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.config import Settings, get_settings
@@ -51,15 +52,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_wait_ms=settings.commit_max_wait_ms,
             queue_max_events=settings.queue_max_events,
         ).start()
+        usage = keys.UsageRecorder(warehouse).start()
         app.state.touchpoint = AppState(
             settings=settings,
             warehouse=warehouse,
             committer=committer,
             limits=Limits(settings.max_event_bytes, settings.max_batch_bytes, settings.max_batch_events),
+            usage=usage,
         )
         try:
             yield
         finally:
+            usage.stop()
             committer.stop()
             warehouse.close()
 
@@ -83,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(collect.router)
     app.include_router(health.router)
     app.include_router(quarantine.router)
+    app.include_router(key_routes.router)
     app.include_router(experiments.router)
     app.include_router(journeys.router)
     app.include_router(profiles.router)

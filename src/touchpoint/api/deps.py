@@ -13,9 +13,12 @@ from fastapi import Depends, Request
 from touchpoint import keys
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
+from touchpoint.collect.normalize import utcnow
 from touchpoint.config import Settings
 from touchpoint.errors import Forbidden, Unauthorized
 from touchpoint.warehouse import Warehouse
+
+KEY_CACHE_SECONDS = 5.0  # a revoked or expired key stops working at most this long after the change
 
 
 @dataclass
@@ -24,32 +27,42 @@ class AppState:
     warehouse: Warehouse
     committer: GroupCommitter
     limits: Limits
-    _write_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)
-    _api_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    usage: keys.UsageRecorder | None = None
+    _keys: dict[tuple[str, str], tuple[keys.KeyMatch | None, float]] = field(default_factory=dict)
+
+    def _match(self, kind: str, key: str) -> keys.KeyMatch | None:
+        """The key's owner; answers are cached for a few seconds (never past a rotated key's expiry)."""
+        now = time.monotonic()
+        hit = self._keys.get((kind, key))
+        if hit is not None and now < hit[1]:
+            match = hit[0]
+        else:
+            match = keys.match_key(self.warehouse, kind, key)
+            until = now + KEY_CACHE_SECONDS
+            if match is not None and match.expires_at is not None:
+                until = min(until, now + max(0.0, (match.expires_at - utcnow()).total_seconds()))
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[(kind, key)] = (match, until)
+        if match is not None and self.usage is not None:
+            self.usage.touch(kind, match.name)
+        return match
+
+    def forget(self, kind: str, name: str) -> None:
+        """Drop cached answers for ``name`` (after a rotation or revocation in this process)."""
+        for cache_key, (match, _) in list(self._keys.items()):
+            if cache_key[0] == kind and match is not None and match.name == name:
+                self._keys.pop(cache_key, None)
 
     def source_for(self, write_key: str) -> str | None:
-        """The source of a write key; answers are cached (unknown keys for 5 s) to spare the warehouse."""
-        now = time.monotonic()
-        hit = self._write_keys.get(write_key)
-        if hit is not None and (hit[0] is not None or now - hit[1] < 5.0):
-            return hit[0]
-        source = keys.source_for_write_key(self.warehouse, write_key)
-        if len(self._write_keys) > 10_000:
-            self._write_keys.clear()
-        self._write_keys[write_key] = (source, now)
-        return source
+        """The source of a write key, or None (unknown, revoked, or past its grace period)."""
+        match = self._match("sources", write_key)
+        return None if match is None else match.name
 
     def scope_for(self, api_key: str) -> str | None:
-        """The scope of an API key, cached like write keys (unknown keys for 5 s, known ones for 60 s)."""
-        now = time.monotonic()
-        hit = self._api_keys.get(api_key)
-        if hit is not None and now - hit[1] < (60.0 if hit[0] is not None else 5.0):
-            return hit[0]
-        scope = keys.api_key_scope(self.warehouse, api_key)
-        if len(self._api_keys) > 10_000:
-            self._api_keys.clear()
-        self._api_keys[api_key] = (scope, now)
-        return scope
+        """The scope of an API key, or None (unknown, revoked, or past its grace period)."""
+        match = self._match("api_keys", api_key)
+        return None if match is None else match.scope
 
 
 def state(request: Request) -> AppState:

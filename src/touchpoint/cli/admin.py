@@ -1,4 +1,4 @@
-"""``touchpoint sources`` (write keys) and ``touchpoint keys`` (API keys)."""
+"""``touchpoint sources`` (write keys) and ``touchpoint keys`` (API keys): create, list, rotate, revoke."""
 
 from __future__ import annotations
 
@@ -9,6 +9,27 @@ from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, wareho
 
 sources_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the read and admin endpoints.", no_args_is_help=True)
+
+GraceOpt = typer.Option(
+    "24h", "--grace", help="How long the old key keeps working: e.g. 30m, 24h, 7d; 0 stops it now (at most 90d)."
+)
+
+
+def _when(value: object) -> str:
+    return "never" if value is None else str(value)
+
+
+def _show_rotated(what: str, name: str, key: str, info: keylib.KeyInfo) -> None:
+    console.print(f"{what} [bold]{name}[/] has a new key (shown once, keep it safe):")
+    console.print(key, highlight=False, soft_wrap=True)
+    if info.status == "rotating":
+        console.print(f"the old key keeps working until {info.previous_key_expires_at} UTC, then stops")
+    else:
+        console.print("the old key no longer works")
+
+
+def _rotated(info: keylib.KeyInfo, key_field: str, key: str) -> dict[str, object]:
+    return {**info.to_dict(), key_field: key}
 
 
 @sources_app.command("create")
@@ -26,7 +47,7 @@ def sources_create(name: str, data: DataOpt = None, as_json: JsonOpt = False) ->
 
 @sources_app.command("list")
 def sources_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
-    """List sources (names and key prefixes; keys themselves are not stored)."""
+    """List sources: key prefixes, status and last use (keys themselves are not stored)."""
     with warehouse(data) as wh:
         infos = keylib.list_sources(wh)
     emit(
@@ -34,10 +55,27 @@ def sources_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
         as_json,
         lambda: table(
             "sources",
-            ["name", "key prefix", "created"],
-            [(i.name, i.key_prefix, i.created_at) for i in infos],
+            ["name", "key prefix", "status", "last used", "created"],
+            [(i.name, i.key_prefix, i.status, _when(i.last_used_at), i.created_at) for i in infos],
         ),
     )
+
+
+@sources_app.command("rotate")
+def sources_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Give a source a new write key; the old one keeps working for --grace, then stops."""
+    period = keylib.parse_grace(grace)
+    with warehouse(data) as wh:
+        key, info = keylib.rotate(wh, "sources", name, grace=period)
+    emit(_rotated(info, "write_key", key), as_json, lambda: _show_rotated("source", name, key, info))
+
+
+@sources_app.command("revoke")
+def sources_revoke(name: str, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop a source's write keys now (`sources rotate NAME` later issues a fresh one)."""
+    with warehouse(data) as wh:
+        info = keylib.revoke(wh, "sources", name)
+    emit(info.to_dict(), as_json, lambda: console.print(f"source [bold]{name}[/]: every write key revoked"))
 
 
 @keys_app.command("create")
@@ -60,7 +98,7 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
-    """List API keys (names, scopes and prefixes)."""
+    """List API keys: scopes, prefixes, status and last use."""
     with warehouse(data) as wh:
         infos = keylib.list_api_keys(wh)
     emit(
@@ -68,7 +106,24 @@ def keys_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
         as_json,
         lambda: table(
             "API keys",
-            ["name", "scope", "key prefix", "created"],
-            [(i.name, i.scope, i.key_prefix, i.created_at) for i in infos],
+            ["name", "scope", "key prefix", "status", "last used", "created"],
+            [(i.name, i.scope, i.key_prefix, i.status, _when(i.last_used_at), i.created_at) for i in infos],
         ),
     )
+
+
+@keys_app.command("rotate")
+def keys_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Give an API key a new secret with the same scope; the old one keeps working for --grace, then stops."""
+    period = keylib.parse_grace(grace)
+    with warehouse(data) as wh:
+        key, info = keylib.rotate(wh, "api_keys", name, grace=period)
+    emit(_rotated(info, "key", key), as_json, lambda: _show_rotated("API key", name, key, info))
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop an API key now (also an old key still in its grace period)."""
+    with warehouse(data) as wh:
+        info = keylib.revoke(wh, "api_keys", name)
+    emit(info.to_dict(), as_json, lambda: console.print(f"API key [bold]{name}[/] revoked"))

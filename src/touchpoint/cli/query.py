@@ -1,4 +1,4 @@
-"""``touchpoint query``: read-only SQL over the warehouse."""
+"""``touchpoint query``: one read-only SQL statement over the warehouse, in the query sandbox."""
 
 from __future__ import annotations
 
@@ -7,35 +7,33 @@ import sys
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, emit, table, warehouse
-from touchpoint.errors import InvalidInput
+from touchpoint.cli.common import DataOpt, JsonOpt, emit, err_console, settings_for, table
 
 
 def query(
     sql: str = typer.Argument(..., help='One SQL statement, e.g. "SELECT type, count(*) FROM events GROUP BY 1".'),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
-    limit: int = typer.Option(1000, "--limit", help="Most rows to print in the table view (JSON/CSV print all)."),
+    limit: int = typer.Option(10_000, "--limit", help="Most rows the query may return; the rest are cut."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds the query may run before it is stopped."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run read-only SQL over the warehouse (the connection is opened read-only)."""
-    with warehouse(data, read_only=True) as wh:
-        try:
-            result = wh.query(sql)
-        except Exception as exc:
-            raise InvalidInput(f"the query failed: {exc}", hint="check the SQL; writes are refused") from None
-    rows = result.to_pylist()
+    """Run one read-only SELECT over the warehouse's tables (files, URLs and writes are refused)."""
+    from touchpoint.warehouse.sandbox import open_query_warehouse, run_readonly_query
+
+    wh = open_query_warehouse(settings_for(data))
+    try:
+        result = run_readonly_query(wh, sql, max_rows=limit, timeout_s=timeout)
+    finally:
+        wh.close()
+    columns = result.table.column_names
+    rows = result.table.to_pylist()
+    if result.truncated:
+        err_console.print(f"[yellow]note:[/] stopped at {limit:,} rows; raise the cap with --limit N")
     if as_csv:
         writer = csv.writer(sys.stdout)
-        writer.writerow(result.column_names)
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in result.column_names])
+            writer.writerow(["" if row[c] is None else row[c] for c in columns])
         return
-
-    def show() -> None:
-        shown = rows[:limit]
-        table(None, result.column_names, [[r[c] for c in result.column_names] for r in shown])
-        if len(rows) > limit:
-            typer.echo(f"({len(rows) - limit:,} more rows; use --csv or --json for all)")
-
-    emit(rows, as_json, show)
+    emit(rows, as_json, lambda: table(None, columns, [[r[c] for c in columns] for r in rows]))

@@ -29,6 +29,11 @@ def serve(
         f"touchpoint serving on http://{settings.host}:{settings.port} "
         f"(docs at /docs, warehouse {settings.resolved_warehouse_url()})"
     )
+    if settings.public_url is None and settings.host in ("0.0.0.0", "::"):
+        err_console.print(
+            f"[yellow]note:[/] analytics.js will be told to send to {settings.resolved_public_url()}; "
+            "set public_url (TOUCHPOINT_PUBLIC_URL) to the address browsers reach"
+        )
     uvicorn.run(
         app,
         host=settings.host,

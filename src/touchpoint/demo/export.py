@@ -26,6 +26,7 @@ from touchpoint.demo.simulator import (
     weekly_first_order_revenue,
 )
 from touchpoint.demo.truth import CUSTOMERS_FILE, IDENTITIES_FILE, TRUTH_FILE
+from touchpoint.warehouse.private_files import private_dir
 
 EXPERIMENT_KEY = "email-winback-2026"
 LENS_SKU = "lens-30"
@@ -137,7 +138,7 @@ def _pages(rng: np.random.Generator, converting: bool) -> list[str]:
 
 def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
     """Write the shop's files and ground truth into ``out``; return the truth dict."""
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     cfg = sim.config
     rng = np.random.default_rng(sim.rng_state)
     start = datetime(cfg.start.year, cfg.start.month, cfg.start.day)

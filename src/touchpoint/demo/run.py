@@ -26,6 +26,7 @@ from touchpoint.demo.steps import BY_NAME, STEPS
 from touchpoint.demo.truth import demo_dir
 from touchpoint.errors import AlreadyExists
 from touchpoint.warehouse import Warehouse, open_warehouse
+from touchpoint.warehouse.private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ def _demo_keys(wh: Warehouse, folder: Path) -> dict[str, str]:
                 saved[f"{scope}_key"] = keys.create_api_key(wh, f"demo-{scope}", scope)
             except AlreadyExists:
                 saved[f"{scope}_key"] = keys.create_api_key(wh, f"demo-{scope}-{int(time.time())}", scope)
-    path.write_text(json.dumps(saved, indent=2))
-    path.chmod(0o600)
+    write_private(path, json.dumps(saved, indent=2))
     return saved
 
 
@@ -134,5 +134,5 @@ def run_demo(
         "stored_in": str(folder / KEYS_FILE),
     }
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_private(folder / "summary.json", json.dumps(summary, indent=2, default=str))  # it holds the keys
     return summary

@@ -26,6 +26,7 @@ import ibis
 
 from touchpoint.errors import InvalidInput
 from touchpoint.experiments.statistics import ArmStats, MetricStats, check_kind
+from touchpoint.warehouse.jsonpath import check_json_key
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
 
 EXPOSURE_EVENT = "Experiment Viewed"
+MAX_DAYS = 3660  # ten years: longer windows overflow date arithmetic and mean nothing for an experiment
 NUMERIC_COLUMNS = ("revenue",)
 
 
@@ -70,10 +72,15 @@ class Metric:
                 f"metric {self.name!r}: cap_quantile {self.cap_quantile} must be in [0.5, 1)",
                 hint="e.g. 0.99",
             )
-        if self.window_days is not None and not self.window_days > 0:
-            raise InvalidInput(f"metric {self.name!r}: window_days must be positive", hint="e.g. window=7")
-        if not self.covariate_days > 0:
-            raise InvalidInput(f"metric {self.name!r}: covariate_days must be positive", hint="e.g. pre=14")
+        if self.window_days is not None and not 0 < self.window_days <= MAX_DAYS:
+            raise InvalidInput(
+                f"metric {self.name!r}: window_days {self.window_days} must be in (0, {MAX_DAYS}]", hint="e.g. window=7"
+            )
+        if not 0 < self.covariate_days <= MAX_DAYS:
+            raise InvalidInput(
+                f"metric {self.name!r}: covariate_days {self.covariate_days} must be in (0, {MAX_DAYS}]",
+                hint="e.g. pre=14",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +152,10 @@ class Metric:
 
 
 def check_value(value: str, metric: str) -> None:
-    if value == "count" or value in NUMERIC_COLUMNS or (value.startswith("properties.") and len(value) > 11):
+    if value == "count" or value in NUMERIC_COLUMNS:
+        return
+    if value.startswith("properties.") and len(value) > 11:
+        check_json_key(value.removeprefix("properties."), f"metric {metric!r}: value")
         return
     raise InvalidInput(
         f"metric {metric!r}: value {value!r} is not known",
@@ -235,11 +245,12 @@ def exposures(
 
 def _dimension(t: ir.Table, dimension: str) -> ir.Column:
     if dimension.startswith("properties."):
-        return json_text(t.properties[dimension.removeprefix("properties.")]).fill_null("(none)")
+        key = check_json_key(dimension.removeprefix("properties."), "dimension")
+        return json_text(t.properties[key]).fill_null("(none)")
     if dimension.startswith("context."):
         node = t.context
         for part in dimension.removeprefix("context.").split("."):
-            node = node[part]
+            node = node[check_json_key(part, "dimension", prefix="context.")]
         return json_text(node).fill_null("(none)")
     if dimension in ("source", "utm_source", "utm_medium", "utm_campaign"):
         return t[dimension].fill_null("(none)")

@@ -31,6 +31,7 @@ import ibis
 import ibis.expr.types as ir
 
 from touchpoint.errors import InvalidInput
+from touchpoint.warehouse.jsonpath import check_json_key
 
 if TYPE_CHECKING:
     from touchpoint.journeys.channels import ChannelRule
@@ -119,7 +120,8 @@ def funnel_expr(
     if breakdown is None:
         value = ibis.literal(None, "string")
     elif breakdown.startswith("properties."):
-        value = entry.properties[breakdown.removeprefix("properties.")].str
+        key = check_json_key(breakdown.removeprefix("properties."), "breakdown")
+        value = entry.properties[key].str
     elif breakdown in entry.columns and breakdown not in ("properties", "traits", "context"):
         value = entry[breakdown].cast("string")
     elif breakdown != "channel":

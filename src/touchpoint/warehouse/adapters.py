@@ -10,7 +10,6 @@ the engines that have one; adding PostgreSQL or Spark means adding a class here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,8 @@ import ibis
 import pyarrow as pa
 
 from touchpoint.errors import ConfigError, WarehouseError, WarehouseLocked
+from touchpoint.warehouse.lockholder import lock_holder
+from touchpoint.warehouse.private_files import make_private, private_dir
 
 if TYPE_CHECKING:
     from ibis.backends.duckdb import Backend as DuckDBBackend
@@ -44,7 +45,7 @@ class DuckDBAdapter:
         options = dict(parse_qsl(parts.query))
         options.update({k: v for k, v in (config or {}).items() if v is not None})
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(self.path).parent)  # a new data directory is 0700
         self.read_only = read_only
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise WarehouseError(
@@ -56,13 +57,14 @@ class DuckDBAdapter:
         except Exception as exc:  # duckdb raises IOException for a held lock
             text = str(exc)
             if "could not set lock" in text.lower() or "conflicting lock" in text.lower():
-                pid = re.search(r"PID (\d+)", text)
-                holder = f" by process {pid.group(1)}" if pid else ""
+                holder = lock_holder(self.path, text)
                 raise WarehouseLocked(
-                    f"the warehouse {self.path} is open for writing{holder}",
-                    hint="a running `touchpoint serve` holds it: stop it, or use the HTTP API while it runs",
+                    f"the warehouse {self.path} is open for writing by {holder.describe()}", hint=holder.hint()
                 ) from exc
             raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {text}") from exc
+        if not read_only and self.path != ":memory:":
+            for file in (self.path, self.path + ".wal"):
+                make_private(file)  # 0600: the warehouse holds personal data and key hashes
 
     # -- connections -------------------------------------------------------------------------
     @property

@@ -28,8 +28,20 @@ def _core_tables(adapter: DuckDBAdapter) -> list[str]:
     return [adapter.create_table_sql(spec) for spec in schema.CORE_TABLES]
 
 
+def _key_lifecycle(adapter: DuckDBAdapter) -> list[str]:
+    """Write keys and API keys: revocation, rotation with a grace period for the old key, last use."""
+    columns = (
+        ("revoked_at", schema.TS),
+        ("last_used_at", schema.TS),
+        ("previous_key_hash", schema.STRING),
+        ("previous_key_expires_at", schema.TS),
+    )
+    return [adapter.add_column_sql(table, name, dtype) for table in ("sources", "api_keys") for name, dtype in columns]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
+    Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
 )
 
 

@@ -130,16 +130,17 @@ for _short, _kind in (*SHORT_PATHS.items(), ("b", "batch")):
 @router.get("/v1/projects/{write_key}/settings", summary="Settings analytics.js loads at start")
 async def project_settings(request: Request, write_key: str) -> Response:
     """What analytics.js (and analytics-next) fetch before they send: where to send events."""
-    source = state(request).source_for(write_key)
+    app = state(request)
+    source = app.source_for(write_key)
     if source is None:
         raise Unauthorized("the write key is not known", hint="create a source with `touchpoint sources create NAME`")
-    host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
+    scheme, _, where = app.settings.resolved_public_url().partition("://")  # never the request's Host header
     settings = {
         "integrations": {
             "Segment.io": {
                 "apiKey": write_key,
-                "apiHost": f"{host}/v1",
-                "protocol": request.url.scheme,
+                "apiHost": f"{where}/v1",
+                "protocol": scheme,
                 "unbundledIntegrations": [],
                 "addBundledMetadata": True,
                 "maybeBundledConfigIds": {},
