@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, settings_for, table, warehouse
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
 
 journeys_app = typer.Typer(
@@ -256,7 +257,7 @@ def attribution(
     sep: str = typer.Option(">", "--sep", help="Channel separator inside the path column."),
     lookback: float = typer.Option(30.0, "--lookback", help="Days of touches counted before each conversion."),
     conversion_event: str = typer.Option(
-        "Order Completed", "--conversion-event", help="The track event that converts."
+        ORDER_COMPLETED, "--conversion-event", help="The track event that converts."
     ),
     no_nulls: bool = typer.Option(False, "--no-nulls", help="Ignore non-converting journeys (Markov)."),
     half_life: float = typer.Option(None, "--half-life", help="Time-decay half-life: days (steps for path files)."),

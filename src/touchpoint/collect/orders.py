@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.collect.files import ChunkWriter, ImportReport
 from touchpoint.collect.normalize import EventRows, Rejected, utcnow
 from touchpoint.collect.readers import Progress, apply_mapping, detect_format, iter_records
@@ -78,7 +79,7 @@ def order_message(lines: list[dict[str, Any]], *, revenue_is_order_total: bool =
         properties["products"] = products
     message: dict[str, Any] = {
         "type": "track",
-        "event": "Order Completed",
+        "event": ORDER_COMPLETED,
         "messageId": f"order-{first['order_id']}",
         "userId": first["customer_id"],
         "timestamp": timestamp if isinstance(timestamp, str) else timestamp.isoformat(),

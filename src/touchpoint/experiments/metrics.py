@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
 from touchpoint.experiments.statistics import ArmStats, MetricStats, check_kind
 from touchpoint.warehouse.jsonpath import check_json_key
@@ -44,7 +45,7 @@ class Metric:
 
     name: str
     kind: str = "binomial"
-    event: str = "Order Completed"
+    event: str = ORDER_COMPLETED
     value: str = "count"
     cap: float | None = None
     cap_quantile: float | None = None

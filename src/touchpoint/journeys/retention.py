@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import ibis
 import ibis.expr.types as ir
 
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
 from touchpoint.journeys.stats import wilson
 
 if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
 
-ORDER_EVENT = "Order Completed"
 
 
 def _period_index(ts: ir.TimestampValue, period: str) -> ir.IntegerValue:
@@ -44,7 +44,7 @@ def retention_expr(
     period: Literal["week", "month"] = "week",
     cohort: Literal["first_order", "first_seen"] = "first_seen",
     returning: Literal["any", "order"] = "any",
-    order_event: str = ORDER_EVENT,
+    order_event: str = ORDER_COMPLETED,
 ) -> ir.Table:
     """Rows (cohort_index, k, people) plus cohort sizes at k = 0 as ``size`` on every row."""
     if period not in ("week", "month"):
@@ -88,7 +88,7 @@ def retention(
     end: datetime | None = None,
     max_periods: int = 12,
     identity: str = "auto",
-    order_event: str = ORDER_EVENT,
+    order_event: str = ORDER_COMPLETED,
 ) -> dict[str, Any]:
     """The retention matrix: per cohort its size and the share retained k periods later (with CIs).
 

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
 from touchpoint.journeys.pathdata import PathData
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
 
 NO_TOUCH = "(none)"
-CONVERSION_EVENT = "Order Completed"
+CONVERSION_EVENT = ORDER_COMPLETED
 
 
 def journeys_expr(

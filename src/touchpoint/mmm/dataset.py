@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput, NotFound
 
-ORDER_EVENT = "Order Completed"
 WAREHOUSE_DECIMALS = 4  # weekly sums read from the warehouse are rounded here, so refits are reproducible
 MIN_WEEKS = 26
 
@@ -242,7 +242,7 @@ def _daily_kpi(wh: Any, kpi: str) -> Any:
     from touchpoint.predict.summary import orders_from_events
 
     ev = wh.table("events")
-    orders = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
+    orders = ev.filter((ev.type == "track") & (ev.event == ORDER_COMPLETED))
     day = orders.timestamp.cast("date")
     if kpi in ("revenue", "conversions"):
         value = orders.revenue.fill_null(0).sum() if kpi == "revenue" else orders.count()
@@ -275,7 +275,7 @@ def from_warehouse(wh: Any, *, kpi: str = "revenue", channels: list[str] | None 
     spend_tab = wh.to_arrow(spend_daily)
     if kpi_tab.num_rows == 0:
         raise NotFound(
-            f"no {ORDER_EVENT!r} events in the warehouse",
+            f"no {ORDER_COMPLETED!r} events in the warehouse",
             hint="import orders, or fit from a file with --file",
         )
     if spend_tab.num_rows == 0 and channels:

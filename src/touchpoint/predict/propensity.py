@@ -22,8 +22,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
-from touchpoint.predict.summary import ORDER_EVENT, as_date, events_with_customer
+from touchpoint.predict.summary import as_date, events_with_customer
 
 PROPENSITY_TABLE = "propensity_scores"
 FEATURES = (
@@ -55,7 +56,7 @@ def feature_expr(events: ir.Table, cutoff: dt.date, event: str) -> ir.Table:
         events_30d=ibis.ifelse(e.timestamp >= recent, one, zero).sum(),
         target_events=ibis.ifelse(is_target, one, zero).sum(),
         target_events_30d=ibis.ifelse(is_target & (e.timestamp >= recent), one, zero).sum(),
-        orders=ibis.ifelse((e.event == ORDER_EVENT).fill_null(False), one, zero).sum(),
+        orders=ibis.ifelse((e.event == ORDER_COMPLETED).fill_null(False), one, zero).sum(),
         revenue=e.revenue.fill_null(0.0).sum(),
         pages=ibis.ifelse(e.type == "page", one, zero).sum(),
         active_days=e.timestamp.date().nunique(),

@@ -32,7 +32,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 
-from touchpoint.predict.summary import ORDER_EVENT, as_date, events_with_customer
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
+from touchpoint.predict.summary import as_date, events_with_customer
 
 REPLENISHMENT_TABLE = "replenishment"
 
@@ -40,7 +41,7 @@ REPLENISHMENT_TABLE = "replenishment"
 def product_purchases(wh: Any) -> ir.Table:
     """One row per (customer_id, product, day) with the quantity bought that day."""
     events = events_with_customer(wh)
-    o = events.filter((events.type == "track") & (events.event == ORDER_EVENT))
+    o = events.filter((events.type == "track") & (events.event == ORDER_COMPLETED))
     items = o.select(customer_id=o.customer_id, day=o.timestamp.date(), item=o.properties["products"].array.unnest())
     item = items.item
     product = ibis.coalesce(item["sku"].str, item["product_id"].str, item["id"].str, item["name"].str)

@@ -32,10 +32,10 @@ import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput, NotFound
 
 UNITS = {"days": 1.0, "weeks": 7.0}
-ORDER_EVENT = "Order Completed"
 
 
 def unit_days(unit: str) -> float:
@@ -88,7 +88,7 @@ def events_with_customer(wh: Any) -> ir.Table:
 def orders_from_events(wh: Any) -> ir.Table:
     """Orders from the event log: ``customer_id``, ``ts`` (naive UTC), ``revenue`` (missing = 0)."""
     events = events_with_customer(wh)
-    o = events.filter((events.type == "track") & (events.event == ORDER_EVENT))
+    o = events.filter((events.type == "track") & (events.event == ORDER_COMPLETED))
     return o.select(
         customer_id=o.customer_id,
         ts=o.timestamp,

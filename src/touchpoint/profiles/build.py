@@ -42,12 +42,12 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from touchpoint import identity
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.identity import store
 
 PROFILES = "profiles"
 TRAITS = "profile_traits"
 SESSION_GAP_MINUTES = 30
-ORDER_EVENT = "Order Completed"
 
 PROFILES_SCHEMA = ibis.schema(
     [
@@ -167,7 +167,7 @@ def build(wh: Any, *, as_of: datetime | str | None = None) -> dict[str, Any]:
     base = ev.group_by("profile_id").agg(
         first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count()
     )
-    o = ev.filter((ev.type == "track") & (ev.event == ORDER_EVENT))
+    o = ev.filter((ev.type == "track") & (ev.event == ORDER_COMPLETED))
     order_key = ibis.coalesce(o.order_id, o.message_id)
     per_order = o.group_by(["profile_id", order_key.name("order_key")]).agg(
         revenue=o.revenue.max(), at=o.timestamp.min()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from touchpoint.api.deps import ReadKey, State
+from touchpoint.collect.ecommerce import ORDER_COMPLETED
 
 router = APIRouter(tags=["journeys"])
 
@@ -110,7 +111,7 @@ def attribution(
     model: list[Model] = Query(["all"]),
     order: int = Query(1, ge=1, le=3),
     lookback_days: float = Query(30.0, gt=0, le=3650),
-    conversion_event: str = "Order Completed",
+    conversion_event: str = ORDER_COMPLETED,
     use_nulls: bool = True,
     half_life: float | None = Query(None, gt=0),
     shapley_value: Literal["conversions", "rate"] = "conversions",
