@@ -36,7 +36,12 @@ def create(
         "--metric",
         help="NAME:KIND:EVENT[:VALUE][:key=value], e.g. 'purchase:binomial:Order Completed'.",
     ),
-    unit: str = typer.Option("any", "--unit", help="user_id, anonymous_id or any (user_id, else anonymous_id)."),
+    unit: str = typer.Option(
+        "customer",
+        "--unit",
+        help="customer (the customer rule: resolved profile, else stitched user id), user_id, anonymous_id "
+        "or any (user_id, else anonymous_id).",
+    ),
     start: str = typer.Option(None, "--start", help="Start (ISO; default now)."),
     end: str = typer.Option(None, "--end", help="End (ISO; default open)."),
     name: str = typer.Option(None, "--name", help="A readable name."),

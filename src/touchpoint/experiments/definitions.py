@@ -31,7 +31,7 @@ from touchpoint.warehouse.schema import TableSpec
 
 TABLE = "experiments"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-UNITS = ("user_id", "anonymous_id", "any")
+UNITS = ("user_id", "anonymous_id", "any", "customer")
 KINDS = ("experiment", "holdout")
 STATUSES = ("draft", "running", "stopped")
 
@@ -51,7 +51,7 @@ EXPERIMENTS = TableSpec(
             ("weights", dt.String()),  # JSON list of weights, same order
             ("control", dt.String()),
             ("metrics", dt.String()),  # JSON list of metric definitions
-            ("unit", dt.String()),  # user_id | anonymous_id | any (user_id, else anonymous_id)
+            ("unit", dt.String()),  # user_id | anonymous_id | any (user_id, else anonymous_id) | customer
             ("start_at", dt.Timestamp()),
             ("end_at", dt.Timestamp()),
             ("weights_history", dt.String()),  # JSON list of {"at", "weights"}
@@ -81,7 +81,7 @@ class Experiment:
     kind: str = "experiment"
     status: str = "running"
     description: str | None = None
-    unit: str = "any"
+    unit: str = "customer"  # the customer rule (touchpoint.identity.people); "any" for raw ids
     start_at: datetime | None = None
     end_at: datetime | None = None
     weights_history: list[dict[str, Any]] = field(default_factory=list)

@@ -168,11 +168,22 @@ def check_value(value: str, metric: str) -> None:
 
 
 def unit_column(t: ir.Table, unit: str) -> ir.Column:
+    """The raw id a unit was assigned by (``customer`` units are assigned by user id, else anonymous id)."""
     if unit == "user_id":
         return t.user_id
     if unit == "anonymous_id":
         return t.anonymous_id
     return ibis.coalesce(t.user_id, t.anonymous_id)
+
+
+def with_unit(wh: Warehouse, t: ir.Table, unit: str) -> ir.Table:
+    """``t`` with ``_unit``: the raw id, or for ``customer`` the customer of the customer rule
+    (:mod:`touchpoint.identity.people`), so exposures and orders of one person meet across their ids."""
+    if unit == "customer":
+        from touchpoint.identity.people import customer_events
+
+        return customer_events(wh, t, name="_unit")
+    return t.mutate(_unit=unit_column(t, unit))
 
 
 def json_text(value: Any) -> Any:
@@ -208,7 +219,8 @@ def _exposure_rows(
     t = wh.table("events")
     t = t.filter((t.type == "track") & (t.event == EXPOSURE_EVENT))
     t = t.filter(json_is(t.properties["experiment_id"], key))
-    t = t.mutate(_unit=unit_column(t, unit), _var=json_text(t.properties["variation_id"]))
+    t = with_unit(wh, t, unit)
+    t = t.mutate(_var=json_text(t.properties["variation_id"]))
     t = t.filter(t._unit.notnull())  # a missing variation_id gives arm None, dropped as unknown
     if start is not None:
         t = t.filter(t.timestamp >= start)
@@ -286,11 +298,11 @@ def _per_unit_values(
         if m.denominator_event:
             names.add(m.denominator_event)
     e = wh.table("events")
-    e = e.filter((e.type == "track") & e.event.isin(sorted(names)))
+    e = with_unit(wh, e.filter((e.type == "track") & e.event.isin(sorted(names))), unit)
     values = sorted({m.value for m in metrics} | {m.denominator_value for m in metrics if m.kind == "ratio"})
     value_cols = {v: f"_v{i}" for i, v in enumerate(values)}
     e = e.select(
-        _unit=unit_column(e, unit),
+        "_unit",
         _ts=e.timestamp,
         _event=e.event,
         **{col: _value(e, v) for v, col in value_cols.items()},

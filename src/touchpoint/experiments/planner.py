@@ -237,7 +237,7 @@ def expected_duration(
     visitors do not count twice, which is why traffic grows slower than page views); beyond the
     window we extrapolate with the last week's rate of new units.
     """
-    from touchpoint.experiments.metrics import unit_column
+    from touchpoint.experiments.metrics import with_unit
 
     if not 0 < share <= 1:
         raise InvalidInput(
@@ -253,7 +253,7 @@ def expected_duration(
     if last is None:
         return DurationEstimate(needed, share, None, lookback_days, [], 0.0, "no events")
     start = last - timedelta(days=lookback_days)
-    t = t.filter(t.timestamp > start).mutate(_unit=unit_column(t, unit))
+    t = with_unit(wh, t.filter(t.timestamp > start), unit)
     t = t.filter(t._unit.notnull())
     first = t.group_by("_unit").aggregate(first=t.timestamp.min())
     day = (first.first.epoch_seconds() - int(_epoch(start))) // 86400

@@ -5,6 +5,7 @@ How other packages join events to profiles (see ``docs/identity.md``)::
     from touchpoint import identity
     identity.profile_map(wh)     # ibis Table: identifier_type, identifier, profile_id
     identity.event_profiles(wh)  # ibis Table: message_id, profile_id (one row per resolved event)
+    identity.customer_events(wh) # the events with customer_id: THE customer rule (identity/people.py)
 
     events = wh.table("events")
     ep = identity.event_profiles(wh)
@@ -29,6 +30,7 @@ from touchpoint.identity import tables
 from touchpoint.identity.extract import centers, identifiers, observations
 from touchpoint.identity.graph import ResolveResult, rebuild, recompute_components, saved_rules, update
 from touchpoint.identity.overrides import list_overrides, merge, split
+from touchpoint.identity.people import customer_events
 from touchpoint.identity.rules import ExternalId, MergeRules, is_junk
 from touchpoint.warehouse import Warehouse
 
@@ -37,6 +39,7 @@ __all__ = [
     "MergeRules",
     "ResolveResult",
     "blocked_identifiers",
+    "customer_events",
     "event_profiles",
     "is_junk",
     "list_overrides",

@@ -196,7 +196,7 @@ def funnel(
     from touchpoint.journeys.sessions import sessionize, sessions
 
     parsed = parse_steps(steps)
-    t = events if events is not None else person_events(wh, identity=identity)  # type: ignore[arg-type]
+    t = events if events is not None else person_events(wh, identity=identity)
     if start is not None:
         t = t.filter(t.timestamp >= start)
     if end is not None:

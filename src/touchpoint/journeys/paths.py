@@ -91,7 +91,7 @@ def paths(
     from touchpoint.journeys.people import person_events
     from touchpoint.journeys.sessions import sessionize
 
-    ev = person_events(wh, identity=identity)  # type: ignore[arg-type]
+    ev = person_events(wh, identity=identity)
     if start is not None:
         ev = ev.filter(ev.timestamp >= start)
     if end is not None:

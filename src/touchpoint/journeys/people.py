@@ -1,14 +1,9 @@
-"""Who did what: a ``person`` column for every event.
+"""Who did what: a ``person`` column for every event, by the customer rule of
+:mod:`touchpoint.identity.people` (the resolved profile once identities are resolved, else
+anonymous-to-user stitching inside the event log).
 
-Journeys need one key per person across their anonymous and identified events. When the
-identity package has built its profiles (the table ``identity_nodes`` with ``id_type``,
-``id_value`` and ``profile_id``), an event's person is the profile of its ``user_id``, else of
-its ``anonymous_id`` (events newer than the last identity build fall back to the raw ids).
-
-Otherwise touchpoint stitches in the warehouse: an event's person is its ``user_id``; an
-anonymous event whose ``anonymous_id`` was ever seen together with a ``user_id`` belongs to that
-user (the smallest one, if several); any other anonymous event belongs to its
-``anonymous_id``. So the visits a visitor made before signing up count in their journey.
+So the visits a visitor made before signing up count in their journey, and a person in a funnel
+is the same customer as in a CLV fit, an experiment or the marketing-mix model.
 
 >>> from touchpoint.warehouse import Warehouse
 >>> wh = Warehouse.open("duckdb://:memory:")
@@ -18,85 +13,24 @@ user (the smallest one, if several); any other anonymous event belongs to its
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-import ibis
 import ibis.expr.types as ir
 
-from touchpoint.errors import InvalidInput
+from touchpoint.identity.people import Rule, customer_events
 
 if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
 
-IDENTITY_TABLE = "identity_nodes"
-Identity = Literal["auto", "profiles", "stitch", "raw"]
+Identity = Rule
 
 
-def stitch(events: ir.Table) -> ir.Table:
-    """``events`` with a ``person`` column by anonymous-to-user stitching inside the event log.
-
-    >>> import pyarrow as pa
-    >>> t = ibis.memtable(pa.table({"user_id": [None, "u1"], "anonymous_id": ["a1", "a1"]}))
-    >>> sorted(stitch(t).person.to_pyarrow().to_pylist())
-    ['u1', 'u1']
-    """
-    known = (
-        events.filter(events.user_id.notnull() & events.anonymous_id.notnull())
-        .group_by(tp_anon=events.anonymous_id)
-        .agg(tp_user=events.user_id.min())
-    )
-    joined = events.left_join(known, events.anonymous_id == known.tp_anon)
-    person = ibis.coalesce(joined.user_id, joined.tp_user, joined.anonymous_id)
-    return joined.select(*[joined[c] for c in events.columns if c != "person"], person=person)
-
-
-def raw_person(events: ir.Table) -> ir.Table:
-    """``events`` with ``person = coalesce(user_id, anonymous_id)`` (no stitching at all)."""
-    return events.mutate(person=ibis.coalesce(events.user_id, events.anonymous_id))
-
-
-def _profiles(wh: Warehouse, events: ir.Table) -> ir.Table:
-    ids = wh.table(IDENTITY_TABLE)
-    users = ids.filter(ids.id_type == "user_id").select(tp_uid=ids.id_value, tp_up=ids.profile_id)
-    anons = ids.filter(ids.id_type == "anonymous_id").select(tp_aid=ids.id_value, tp_ap=ids.profile_id)
-    j = events.left_join(users, events.user_id == users.tp_uid)
-    j = j.left_join(anons, j.anonymous_id == anons.tp_aid)
-    person = ibis.coalesce(j.tp_up, j.tp_ap, j.user_id, j.anonymous_id)
-    return j.select(*[j[c] for c in events.columns if c != "person"], person=person)
-
-
-def has_profiles(wh: Warehouse) -> bool:
-    """Whether the identity package's mapping table exists with the expected columns."""
-    try:
-        tables = wh.ibis.list_tables()
-    except Exception:  # pragma: no cover - a backend that cannot list tables
-        return False
-    if IDENTITY_TABLE not in tables:
-        return False
-    cols = set(wh.table(IDENTITY_TABLE).columns)
-    return {"id_type", "id_value", "profile_id"} <= cols
-
-
-def person_events(wh: Warehouse, *, identity: Identity = "auto", events: ir.Table | None = None) -> ir.Table:
+def person_events(wh: Warehouse, *, identity: Identity | str = "auto", events: ir.Table | None = None) -> ir.Table:
     """The ``events`` table with a ``person`` column; rows with no identifier at all are dropped.
 
-    ``identity``: ``auto`` (profiles when the identity mapping exists, else ``stitch``),
-    ``profiles``, ``stitch`` or ``raw`` (``coalesce(user_id, anonymous_id)``).
+    ``identity``: the rule of :func:`touchpoint.identity.people.customer_events`: ``auto``
+    (profiles when identities are resolved, else ``stitch``), ``profiles``, ``stitch`` or ``raw``
+    (``coalesce(user_id, anonymous_id)``).
     """
-    t = events if events is not None else wh.table("events")
-    if identity == "auto":
-        identity = "profiles" if has_profiles(wh) else "stitch"
-    if identity == "profiles":
-        if not has_profiles(wh):
-            raise InvalidInput(
-                f"identity='profiles' but the warehouse has no {IDENTITY_TABLE!r} table",
-                hint="build profiles first (see docs/identity.md) or use identity='stitch'",
-            )
-        out = _profiles(wh, t)
-    elif identity == "stitch":
-        out = stitch(t)
-    elif identity == "raw":
-        out = raw_person(t)
-    else:
-        raise InvalidInput(f"identity={identity!r} is not known", hint="use one of: auto, profiles, stitch, raw")
+    out = customer_events(wh, events, rule=identity, name="person")
     return out.filter(out.person.notnull())

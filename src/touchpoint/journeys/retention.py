@@ -96,7 +96,7 @@ def retention(
     """
     from touchpoint.journeys.people import person_events
 
-    ev = person_events(wh, identity=identity)  # type: ignore[arg-type]
+    ev = person_events(wh, identity=identity)
     if start is not None:
         ev = ev.filter(ev.timestamp >= start)
     if end is not None:

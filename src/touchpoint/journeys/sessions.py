@@ -220,7 +220,7 @@ def session_table(
     """The sessions of every person in the warehouse, as an Ibis expression."""
     from touchpoint.journeys.people import person_events
 
-    ev = person_events(wh, identity=identity)  # type: ignore[arg-type]
+    ev = person_events(wh, identity=identity)
     return sessions_from_events(ev, timeout_minutes=timeout_minutes, types=types, rules=rules)
 
 

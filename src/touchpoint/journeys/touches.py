@@ -159,7 +159,7 @@ def journeys(
     """The warehouse's journeys as :class:`PathData` (one path per journey, with touch ages in days)."""
     from touchpoint.journeys.people import person_events
 
-    ev = events if events is not None else person_events(wh, identity=identity)  # type: ignore[arg-type]
+    ev = events if events is not None else person_events(wh, identity=identity)
     expr = journeys_expr(
         ev,
         lookback_days=lookback_days,

@@ -233,13 +233,13 @@ KPIS = {
 def _daily_kpi(wh: Any, kpi: str) -> Any:
     """Daily ``kpi`` from "Order Completed" events; the "new" KPIs count each customer's first order only.
 
-    The customer is the resolved profile when identities have been resolved, else the user id or
-    anonymous id (the same key as predictions, ``touchpoint.predict.summary``); orders without any
-    identifier count towards revenue and conversions but not towards the new-customer KPIs.
+    The customer is the one of the customer rule (:mod:`touchpoint.identity.people`), as in
+    predictions, journeys and experiments; orders without any identifier count towards revenue and
+    conversions but not towards the new-customer KPIs.
     """
     import ibis
 
-    from touchpoint.predict.summary import orders_from_events
+    from touchpoint.identity.people import customer_events
 
     ev = wh.table("events")
     orders = ev.filter((ev.type == "track") & (ev.event == ORDER_COMPLETED))
@@ -247,7 +247,8 @@ def _daily_kpi(wh: Any, kpi: str) -> Any:
     if kpi in ("revenue", "conversions"):
         value = orders.revenue.fill_null(0).sum() if kpi == "revenue" else orders.count()
         return orders.group_by(day=day).aggregate(**{kpi: value})
-    o = orders_from_events(wh)
+    o = customer_events(wh, orders)
+    o = o.filter(o.customer_id.notnull()).select("customer_id", ts=o.timestamp, revenue=o.revenue.fill_null(0.0))
     o = o.mutate(rank=ibis.row_number().over(group_by=o.customer_id, order_by=[o.ts, o.revenue]))
     first = o.filter(o.rank == 0)
     value = first.revenue.sum() if kpi == "new_customer_revenue" else first.count()

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput, NotFound
+from touchpoint.identity.people import customer_events, describe
 
 UNITS = {"days": 1.0, "weeks": 7.0}
 
@@ -57,38 +58,22 @@ def as_date(value: Any, name: str) -> dt.date:
         raise InvalidInput(f"{name} {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
 
 
-def _identity_resolved(wh: Any) -> bool:
-    try:
-        from touchpoint.identity import tables
-    except ImportError:  # pragma: no cover - identity is part of touchpoint
-        return False
-    return bool(tables.NODES in wh.ibis.list_tables())
-
-
 def customer_key_source(wh: Any) -> str:
-    """Which identifier names a customer: the resolved profile id when identities have been resolved
-    (``touchpoint.identity``), else ``user_id``, falling back to ``anonymous_id``."""
-    if _identity_resolved(wh):
-        return "profile_id (identity resolution), else user_id, else anonymous_id"
-    return "user_id, else anonymous_id (identities not resolved)"
+    """Which identifier names a customer: the customer rule of :mod:`touchpoint.identity.people`
+    (the resolved profile once identities are resolved, else user ids with anonymous visitors
+    stitched to the user they identified as)."""
+    return describe(wh)
 
 
 def events_with_customer(wh: Any) -> ir.Table:
-    """The event log with a ``customer_id`` column (see :func:`customer_key_source`)."""
-    events = wh.table("events")
-    if _identity_resolved(wh):
-        from touchpoint import identity
-
-        ep = identity.event_profiles(wh)
-        joined = events.left_join(ep, events.message_id == ep.message_id)
-        return joined.select(events, customer_id=ibis.coalesce(ep.profile_id, events.user_id, events.anonymous_id))
-    return events.mutate(customer_id=ibis.coalesce(events.user_id, events.anonymous_id))
+    """The event log with a ``customer_id`` column (:func:`touchpoint.identity.people.customer_events`)."""
+    return customer_events(wh)
 
 
 def orders_from_events(wh: Any) -> ir.Table:
     """Orders from the event log: ``customer_id``, ``ts`` (naive UTC), ``revenue`` (missing = 0)."""
-    events = events_with_customer(wh)
-    o = events.filter((events.type == "track") & (events.event == ORDER_COMPLETED))
+    events = wh.table("events")
+    o = customer_events(wh, events.filter((events.type == "track") & (events.event == ORDER_COMPLETED)))
     return o.select(
         customer_id=o.customer_id,
         ts=o.timestamp,

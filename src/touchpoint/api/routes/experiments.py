@@ -43,7 +43,7 @@ class ExperimentIn(BaseModel):
     metrics: list[MetricIn] = Field(default_factory=list)
     name: str | None = None
     description: str | None = None
-    unit: Literal["user_id", "anonymous_id", "any"] = "any"
+    unit: Literal["customer", "user_id", "anonymous_id", "any"] = "customer"
     start_at: datetime | None = None
     end_at: datetime | None = None
 
