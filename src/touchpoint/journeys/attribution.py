@@ -18,7 +18,7 @@ attribution is correlational, and no interval here says what a channel *caused*.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,23 +30,82 @@ from touchpoint.journeys.markov import markov
 from touchpoint.journeys.pathdata import PathData
 from touchpoint.journeys.shapley import shapley
 
-MODELS = (*heuristics.HEURISTICS, "markov", "shapley")
 CAVEAT = (
     "Attribution divides observed conversions among the channels people touched; it is correlational. "
     "A channel that reaches people who would have bought anyway gets credit it did not earn. "
     "Use experiments (holdouts) or the marketing-mix model to measure what a channel causes."
 )
 
-METHODS = {
-    "first": "all credit to the first touch",
-    "last": "all credit to the last touch",
-    "last_non_direct": "all credit to the last touch that is not 'direct' (the last touch if all are)",
-    "linear": "equal credit to every touch",
-    "time_decay": "credit halves every half-life before the conversion (days, or steps without timestamps)",
-    "position": "40% first touch, 40% last touch, 20% shared by the touches between",
-    "markov": "absorbing Markov chain of order k; credit proportional to exact removal effects",
-    "shapley": "exact Shapley values of the channel-coalition game",
+Fit = tuple[np.ndarray, np.ndarray, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One registered attribution model: what it does in words, the options it reads (``params``:
+    from the caller's options and the journeys, what is reported and passed to ``fit``) and its fit
+    (credited conversions, credited value, diagnostics)."""
+
+    method: str
+    fit: Callable[[PathData, dict[str, Any]], Fit]
+    params: Callable[[PathData, dict[str, Any]], dict[str, Any]] = lambda data, options: {}
+
+
+def _heuristic(name: str) -> Callable[[PathData, dict[str, Any]], Fit]:
+    def fit(data: PathData, params: dict[str, Any]) -> Fit:
+        w = heuristics.weights(
+            data, name, half_life=params.get("half_life"), direct=params.get("direct", heuristics.DIRECT)
+        )
+        conv, val = heuristics.credit(data, w)
+        return conv, val, {}
+
+    return fit
+
+
+def _markov(data: PathData, params: dict[str, Any]) -> Fit:
+    fit = markov(data, order=params.get("order", 1), use_nulls=params.get("use_nulls", True))
+    diag = {
+        "p_conversion": fit.p_conversion,
+        "states": fit.n_states,
+        "transitions": fit.n_transitions,
+        "removal_effects": {c: float(x) for c, x in zip(fit.channels, fit.removal_effects, strict=True)},
+        "removal_effects_value": {c: float(x) for c, x in zip(fit.channels, fit.removal_effects_value, strict=True)},
+    }
+    return fit.conversions, fit.value, diag
+
+
+def _shapley(data: PathData, params: dict[str, Any]) -> Fit:
+    sfit = shapley(data, value=params.get("value_function", "conversions"))
+    return sfit.conversions, sfit.value, {"coalitions": sfit.coalitions, "value_function": sfit.value_function}
+
+
+REGISTRY: dict[str, Model] = {
+    "first": Model("all credit to the first touch", _heuristic("first")),
+    "last": Model("all credit to the last touch", _heuristic("last")),
+    "last_non_direct": Model(
+        "all credit to the last touch that is not 'direct' (the last touch if all are)",
+        _heuristic("last_non_direct"),
+        lambda data, o: {"direct": o["direct"]},
+    ),
+    "linear": Model("equal credit to every touch", _heuristic("linear")),
+    "time_decay": Model(
+        "credit halves every half-life before the conversion (days, or steps without timestamps)",
+        _heuristic("time_decay"),
+        lambda data, o: {"half_life": o["half_life"], "half_life_unit": "days" if data.ages is not None else "steps"},
+    ),
+    "position": Model("40% first touch, 40% last touch, 20% shared by the touches between", _heuristic("position")),
+    "markov": Model(
+        "absorbing Markov chain of order k; credit proportional to exact removal effects",
+        _markov,
+        lambda data, o: {"order": o["order"], "use_nulls": o["use_nulls"]},
+    ),
+    "shapley": Model(
+        "exact Shapley values of the channel-coalition game",
+        _shapley,
+        lambda data, o: {"value_function": o["value_function"]},
+    ),
 }
+MODELS = tuple(REGISTRY)
+METHODS = {name: m.method for name, m in REGISTRY.items()}
 
 
 @dataclass
@@ -93,33 +152,10 @@ class AttributionResult:
         }
 
 
-def _fit(data: PathData, model: str, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    if model in heuristics.HEURISTICS:
-        w = heuristics.weights(
-            data, model, half_life=params.get("half_life"), direct=params.get("direct", heuristics.DIRECT)
-        )
-        conv, val = heuristics.credit(data, w)
-        return conv, val, {}
-    if model == "markov":
-        fit = markov(data, order=params.get("order", 1), use_nulls=params.get("use_nulls", True))
-        diag = {
-            "p_conversion": fit.p_conversion,
-            "states": fit.n_states,
-            "transitions": fit.n_transitions,
-            "removal_effects": {c: float(x) for c, x in zip(fit.channels, fit.removal_effects, strict=True)},
-            "removal_effects_value": {
-                c: float(x) for c, x in zip(fit.channels, fit.removal_effects_value, strict=True)
-            },
-        }
-        return fit.conversions, fit.value, diag
-    if model == "shapley":
-        sfit = shapley(data, value=params.get("value_function", "conversions"))
-        return (
-            sfit.conversions,
-            sfit.value,
-            {"coalitions": sfit.coalitions, "value_function": sfit.value_function},
-        )
-    raise InvalidInput(f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(MODELS)}")
+def _fit(data: PathData, model: str, params: dict[str, Any]) -> Fit:
+    if model not in REGISTRY:
+        raise InvalidInput(f"attribution model {model!r} is not known", hint=f"use one of: {', '.join(MODELS)}")
+    return REGISTRY[model].fit(data, params)
 
 
 def attribute(
@@ -141,15 +177,14 @@ def attribute(
         raise InvalidInput(f"bootstrap={bootstrap!r} is out of range", hint="give 0 (off) to 10000 resamples")
     if data.n_paths == 0:
         raise InvalidInput("there are no journeys to attribute", hint="widen the period or the lookback window")
-    params: dict[str, Any] = {}
-    if model == "markov":
-        params = {"order": order, "use_nulls": use_nulls}
-    elif model == "time_decay":
-        params = {"half_life": half_life, "half_life_unit": "days" if data.ages is not None else "steps"}
-    elif model == "shapley":
-        params = {"value_function": value_function}
-    elif model == "last_non_direct":
-        params = {"direct": direct}
+    options = {
+        "order": order,
+        "use_nulls": use_nulls,
+        "half_life": half_life,
+        "value_function": value_function,
+        "direct": direct,
+    }
+    params = REGISTRY[model].params(data, options)
     conv, val, diag = _fit(data, model, params | {"direct": direct})
     result = AttributionResult(
         model=model,
