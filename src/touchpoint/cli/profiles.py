@@ -9,10 +9,10 @@ from typing import Any
 
 import typer
 
-from touchpoint import identity, profiles
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
 from touchpoint.errors import InvalidInput
 from touchpoint.identity import tables
+from touchpoint.profiles import workflow
 from touchpoint.profiles.lookup import get_profile, search, stats
 from touchpoint.profiles.timeline import timeline
 
@@ -25,24 +25,6 @@ RulesOpt = typer.Option(
     None, "--rules", help="A JSON file of merge rules (priority, limits, blocked_values, external_ids...)."
 )
 AsOfOpt = typer.Option(None, "--as-of", help="Instant recency counts from (ISO 8601; default: now, UTC).")
-
-
-def _load_rules(path: Path | None) -> identity.MergeRules | None:
-    if path is None:
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInput(f"no merge rules file at {path}", hint="check the --rules path") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path} is not valid JSON: {exc}", hint="fix the file") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path} must hold a JSON object of merge rules")
-    return identity.MergeRules.from_dict(data)
-
-
-def _summary(result: identity.ResolveResult, built: dict[str, Any]) -> dict[str, Any]:
-    return {"identity": result.to_dict(), "profiles": built}
 
 
 def _render_summary(data: dict[str, Any]) -> None:
@@ -61,18 +43,16 @@ def _render_summary(data: dict[str, Any]) -> None:
 def rebuild(rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Resolve every event from scratch, then rebuild the profiles (manual splits/merges are kept)."""
     with warehouse(data) as wh:
-        result = identity.rebuild(wh, _load_rules(rules))
-        built = profiles.build(wh, as_of=as_of)
-    emit(_summary(result, built), as_json, lambda: _render_summary(_summary(result, built)))
+        out = workflow.rebuild(wh, workflow.rules_from_file(rules), as_of=as_of)
+    emit(out, as_json, lambda: _render_summary(out))
 
 
 @app.command("update")
 def update(rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Resolve only the events stored since the last run, then refresh the profiles."""
     with warehouse(data) as wh:
-        result = identity.update(wh, _load_rules(rules))
-        built = profiles.build(wh, as_of=as_of)
-    emit(_summary(result, built), as_json, lambda: _render_summary(_summary(result, built)))
+        out = workflow.update(wh, workflow.rules_from_file(rules), as_of=as_of)
+    emit(out, as_json, lambda: _render_summary(out))
 
 
 @app.command("show")
@@ -201,8 +181,7 @@ def split(
 ) -> None:
     """Undo a bad merge: cut an identifier from everything it linked, recompute, refresh profiles."""
     with warehouse(data) as wh:
-        out = identity.split(wh, profile, identifier, id_type, note=note)
-        profiles.build(wh)
+        out = workflow.split(wh, profile, identifier, id_type, note=note)
     emit(
         out,
         as_json,
@@ -223,8 +202,7 @@ def merge(
 ) -> None:
     """Merge two profiles (lifting any split between them, else forcing a link), refresh profiles."""
     with warehouse(data) as wh:
-        out = identity.merge(wh, first, second, note=note)
-        profiles.build(wh)
+        out = workflow.merge(wh, first, second, note=note)
     emit(out, as_json, lambda: console.print(f"merged into {out['profile_id']}"))
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from touchpoint import identity, profiles
 from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.profiles import workflow
 from touchpoint.profiles.lookup import get_profile, search
 from touchpoint.profiles.timeline import timeline
 
@@ -53,14 +53,12 @@ def profile_events(
 
 @router.post("/v1/profiles/rebuild", summary="Resolve every event again and rebuild the profiles")
 def rebuild_profiles(app: State, _key: AdminKey) -> dict[str, Any]:
-    result = identity.rebuild(app.warehouse)
-    return {"identity": result.to_dict(), "profiles": profiles.build(app.warehouse)}
+    return workflow.rebuild(app.warehouse)
 
 
 @router.post("/v1/profiles/update", summary="Resolve the events stored since the last run")
 def update_profiles(app: State, _key: AdminKey) -> dict[str, Any]:
-    result = identity.update(app.warehouse)
-    return {"identity": result.to_dict(), "profiles": profiles.build(app.warehouse)}
+    return workflow.update(app.warehouse)
 
 
 class SplitRequest(BaseModel):
@@ -77,13 +75,9 @@ class MergeRequest(BaseModel):
 
 @router.post("/v1/profiles/{profile}/split", summary="Undo a bad merge: cut one identifier out")
 def split_profile(profile: str, body: SplitRequest, app: State, _key: AdminKey) -> dict[str, Any]:
-    out = identity.split(app.warehouse, profile, body.identifier, body.type, note=body.note)
-    profiles.build(app.warehouse)
-    return out
+    return workflow.split(app.warehouse, profile, body.identifier, body.type, note=body.note)
 
 
 @router.post("/v1/profiles/merge", summary="Merge two profiles")
 def merge_profiles(body: MergeRequest, app: State, _key: AdminKey) -> dict[str, Any]:
-    out = identity.merge(app.warehouse, body.first, body.second, note=body.note)
-    profiles.build(app.warehouse)
-    return out
+    return workflow.merge(app.warehouse, body.first, body.second, note=body.note)
