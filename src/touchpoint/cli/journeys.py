@@ -9,7 +9,6 @@ import typer
 
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, settings_for, table, warehouse
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
-from touchpoint.errors import InvalidInput
 
 journeys_app = typer.Typer(
     help="Customer journeys: sessions, funnels, paths and cohort retention.", no_args_is_help=True
@@ -274,31 +273,24 @@ def attribution(
     as_json: JsonOpt = False,
 ) -> None:
     """Attribute conversions and revenue to channels; compare models; CPA and ROAS per model."""
-    from touchpoint.journeys.attribution import CAVEAT, MODELS, comparison, fit_all
+    from touchpoint.journeys import workflow
+    from touchpoint.journeys.attribution import CAVEAT
     from touchpoint.journeys.pathdata import read_path_file
-    from touchpoint.journeys.romi import romi as romi_report
-    from touchpoint.journeys.touches import journeys
 
-    models = list(MODELS) if model == "all" else [m.strip() for m in model.split(",") if m.strip()]
-    for m in models:
-        if m not in MODELS:
-            raise InvalidInput(f"--model {m!r} is not known", hint=f"use one of: {', '.join(MODELS)} or all")
+    models = workflow.choose_models(model)
     start, end = _when(since, "--since"), _when(until, "--until")
-    options: dict[str, Any] = {
-        "order": order,
-        "bootstrap": bootstrap,
-        "use_nulls": not no_nulls,
-        "half_life": half_life,
-        "value_function": shapley_value,
-    }
-    romi_out = None
+    options = workflow.AttributionOptions(
+        order=order, bootstrap=bootstrap, use_nulls=not no_nulls, half_life=half_life, value_function=shapley_value
+    )
     if paths_file is not None:
-        path_data = read_path_file(paths_file, sep=sep)
-        fitted = fit_all(path_data, models, **options)
+        result = workflow.attribute_paths(read_path_file(paths_file, sep=sep), models, options)
+        result["romi"] = None
     else:
         with warehouse(data, read_only=True) as wh:
-            path_data = journeys(
+            result = workflow.attribute_warehouse(
                 wh,
+                models,
+                options,
                 lookback_days=lookback,
                 conversion_event=conversion_event,
                 timeout_minutes=_timeout(timeout, data),
@@ -306,19 +298,15 @@ def attribution(
                 start=start,
                 end=end,
                 identity=identity,
+                romi=romi,
             )
-            fitted = fit_all(path_data, models, **options)
-            if romi:
-                romi_out = romi_report(wh, fitted, start=start, end=end)
-    result = comparison(fitted)
-    result["romi"] = romi_out
-    result["input"] = {"source": path_data.source, "paths": path_data.n_paths}
+    romi_out = result["romi"]
     _chart("attribution", result, chart)
 
     def show() -> None:
         table(
             f"conversions credited per channel ({result['total_conversions']:,.0f} conversions, "
-            f"{path_data.n_paths:,} paths)",
+            f"{result['input']['paths']:,} paths)",
             ["channel", *models],
             [(r["channel"], *[f"{r[m]:,.1f}" for m in models]) for r in result["channels"]],
         )

@@ -119,34 +119,22 @@ def attribution(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    from touchpoint.journeys.attribution import MODELS, comparison, fit_all
-    from touchpoint.journeys.romi import romi
-    from touchpoint.journeys.touches import journeys
+    from touchpoint.journeys import workflow
 
-    models = list(MODELS) if "all" in model else list(dict.fromkeys(model))
-    start, end = _naive(since), _naive(until)
-    data = journeys(
+    options = workflow.AttributionOptions(
+        order=order, bootstrap=bootstrap, use_nulls=use_nulls, half_life=half_life, value_function=shapley_value
+    )
+    return workflow.attribute_warehouse(
         app.warehouse,
+        workflow.choose_models(model),
+        options,
         lookback_days=lookback_days,
         conversion_event=conversion_event,
         timeout_minutes=_timeout(app, None),
         rules=_rules(app),
-        start=start,
-        end=end,
+        start=_naive(since),
+        end=_naive(until),
     )
-    fitted = fit_all(
-        data,
-        models,
-        order=order,
-        bootstrap=bootstrap,
-        use_nulls=use_nulls,
-        half_life=half_life,
-        value_function=shapley_value,
-    )
-    out = comparison(fitted)
-    out["romi"] = romi(app.warehouse, fitted, start=start, end=end)
-    out["input"] = {"source": data.source, "paths": data.n_paths}
-    return out
 
 
 class PathRow(BaseModel):
@@ -171,7 +159,7 @@ class PathsBody(BaseModel):
 def attribution_paths(body: PathsBody, _key: ReadKey) -> dict[str, Any]:
     import pyarrow as pa
 
-    from touchpoint.journeys.attribution import MODELS, comparison, fit_all
+    from touchpoint.journeys import workflow
     from touchpoint.journeys.pathdata import from_table
 
     table = pa.table(
@@ -182,20 +170,16 @@ def attribution_paths(body: PathsBody, _key: ReadKey) -> dict[str, Any]:
             "nulls": [r.nulls for r in body.rows],
         }
     )
-    data = from_table(table, sep=body.sep, source="request")
-    models = list(MODELS) if "all" in body.model else list(dict.fromkeys(body.model))
-    fitted = fit_all(
-        data,
-        models,
+    options = workflow.AttributionOptions(
         order=body.order,
         bootstrap=body.bootstrap,
         use_nulls=body.use_nulls,
         half_life=body.half_life,
         value_function=body.shapley_value,
     )
-    out = comparison(fitted)
-    out["input"] = {"source": "request", "paths": data.n_paths}
-    return out
+    return workflow.attribute_paths(
+        from_table(table, sep=body.sep, source="request"), workflow.choose_models(body.model), options
+    )
 
 
 def _naive(value: datetime | None) -> datetime | None:
