@@ -26,7 +26,7 @@ import ibis
 
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
-from touchpoint.experiments.statistics import ArmStats, MetricStats, check_kind
+from touchpoint.experiments.statistics import ArmStats, MetricKind, MetricStats, check_kind
 from touchpoint.warehouse.jsonpath import check_json_key
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Metric:
     """What to measure per exposed unit. See the module docstring for the kinds."""
 
     name: str
-    kind: str = "binomial"
+    kind: MetricKind = "binomial"
     event: str = ORDER_COMPLETED
     value: str = "count"
     cap: float | None = None

@@ -21,26 +21,12 @@ router = APIRouter(tags=["experiments"])
 EngineName = Literal["frequentist", "bayesian", "sequential"]
 
 
-class MetricIn(BaseModel):
-    name: str
-    kind: Literal["binomial", "mean", "ratio"] = "binomial"
-    event: str = "Order Completed"
-    value: str = "count"
-    cap: float | None = None
-    cap_quantile: float | None = None
-    window_days: float | None = None
-    denominator_event: str | None = None
-    denominator_value: str = "count"
-    covariate_days: float = 14.0
-    inverse: bool = False
-
-
 class ExperimentIn(BaseModel):
     key: str
     variants: list[str] = Field(default_factory=lambda: ["control", "treatment"])
     weights: list[float] | None = None
     control: str | None = None
-    metrics: list[MetricIn] = Field(default_factory=list)
+    metrics: list[Metric] = Field(default_factory=list)  # the library's dataclass, validated by pydantic
     name: str | None = None
     description: str | None = None
     unit: Literal["customer", "user_id", "anonymous_id", "any"] = "customer"
@@ -52,7 +38,7 @@ class HoldoutIn(BaseModel):
     key: str
     share: float = Field(..., gt=0, lt=1, description="share of units held out, e.g. 0.05")
     description: str | None = None
-    metrics: list[MetricIn] = Field(default_factory=list)
+    metrics: list[Metric] = Field(default_factory=list)
 
 
 class OptionsIn(BaseModel):
@@ -118,7 +104,7 @@ def create_experiment(body: ExperimentIn, app: State, _key: AdminKey) -> dict[st
         variants=body.variants,
         weights=body.weights,
         control=body.control,
-        metrics=[Metric(**m.model_dump()) for m in body.metrics],
+        metrics=body.metrics,
         name=body.name,
         description=body.description,
         unit=body.unit,
@@ -135,7 +121,7 @@ def create_holdout(body: HoldoutIn, app: State, _key: AdminKey) -> dict[str, Any
         body.key,
         body.share,
         description=body.description,
-        metrics=[Metric(**m.model_dump()) for m in body.metrics],
+        metrics=body.metrics,
     ).to_dict()
 
 
