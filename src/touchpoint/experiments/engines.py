@@ -31,7 +31,7 @@ result cannot be mistaken for "no effect".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from scipy import stats as st
@@ -40,7 +40,6 @@ from touchpoint.errors import InvalidInput
 from touchpoint.experiments.statistics import PairMoments
 
 Engine = Literal["frequentist", "sequential", "bayesian"]
-ENGINES: tuple[str, ...] = ("frequentist", "sequential", "bayesian")
 DEFAULT_SEQUENTIAL_TUNING = 5000.0
 
 # Error codes (the same cases in which gbstats returns its "default output").
@@ -270,10 +269,25 @@ def run_engine(
     prior: Prior | None = None,
     inverse: bool = False,
 ) -> Lift:
-    """Dispatch to one engine by name."""
+    """Run the engine registered as ``engine`` (:data:`REGISTRY`)."""
     check_engine(engine)
-    if engine == "frequentist":
-        return frequentist(m, relative=relative, alpha=alpha)
-    if engine == "sequential":
-        return sequential(m, relative=relative, alpha=alpha, tuning=tuning)
-    return bayesian(m, relative=relative, alpha=alpha, prior=prior, inverse=inverse)
+    return REGISTRY[engine](m, relative=relative, alpha=alpha, tuning=tuning, prior=prior, inverse=inverse)
+
+
+class EngineFn(Protocol):
+    def __call__(
+        self, m: PairMoments, *, relative: bool, alpha: float, tuning: float, prior: Prior | None, inverse: bool
+    ) -> Lift: ...
+
+
+#: Engines by name; each takes every option and reads the ones it uses.
+REGISTRY: dict[str, EngineFn] = {
+    "frequentist": lambda m, *, relative, alpha, tuning, prior, inverse: frequentist(m, relative=relative, alpha=alpha),
+    "sequential": lambda m, *, relative, alpha, tuning, prior, inverse: sequential(
+        m, relative=relative, alpha=alpha, tuning=tuning
+    ),
+    "bayesian": lambda m, *, relative, alpha, tuning, prior, inverse: bayesian(
+        m, relative=relative, alpha=alpha, prior=prior, inverse=inverse
+    ),
+}
+ENGINES: tuple[str, ...] = tuple(REGISTRY)
