@@ -51,30 +51,25 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Define an experiment (or, with --holdout, a persistent holdout group)."""
-    from touchpoint.experiments.assignment import create_holdout
-    from touchpoint.experiments.definitions import Experiment, create_experiment
+    from touchpoint.experiments import workflow
     from touchpoint.experiments.metrics import Metric
 
     metrics = [Metric.parse(m) for m in metric or []]
     with warehouse(data) as wh:
-        if holdout is not None:
-            exp = create_holdout(wh, key, holdout, description=description, metrics=metrics)
-        else:
-            exp = create_experiment(
-                wh,
-                Experiment(
-                    key,
-                    variants=list(variant or ["control", "treatment"]),
-                    weights=_weights(weights),
-                    control=control,
-                    metrics=metrics,
-                    name=name,
-                    description=description,
-                    unit=unit,
-                    start_at=_when(start, "--start"),
-                    end_at=_when(end, "--end"),
-                ),
-            )
+        exp = workflow.create(
+            wh,
+            key,
+            holdout=holdout,
+            variants=variant,
+            weights=_weights(weights),
+            control=control,
+            metrics=metrics,
+            name=name,
+            description=description,
+            unit=unit,
+            start_at=_when(start, "--start"),
+            end_at=_when(end, "--end"),
+        )
     emit(
         exp.to_dict(),
         as_json,
@@ -198,24 +193,13 @@ def analyze(
         correction=correction,
         min_units=min_units,
     )
-    if file is not None:
-        from touchpoint.experiments.units import analyze_file
+    from touchpoint.experiments import workflow
 
+    if file is not None:
         if key:
             raise InvalidInput("give either an experiment KEY or --file, not both", hint="drop one of them")
-        missing = [n for n, v in (("--arm-column", arm_column), ("--control", control), ("--metric", metric)) if not v]
-        if missing:
-            raise InvalidInput(
-                f"--file needs {', '.join(missing)}",
-                hint="e.g. --arm-column arm --control A --metric ordered",
-            )
-        result = analyze_file(
-            file,
-            arm_column=arm_column,
-            control=control,
-            metrics=list(metric),
-            covariate=covariate,
-            options=opts,
+        result, out = workflow.analyze_file(
+            file, arm_column=arm_column, control=control, metrics=metric, covariate=covariate, options=opts, plot=plot
         )
     else:
         if not key:
@@ -223,22 +207,17 @@ def analyze(
         if arm_column or covariate:
             raise InvalidInput("--arm-column and --covariate go with --file", hint="add --file FILE or drop them")
         from touchpoint.experiments.metrics import Metric
-        from touchpoint.experiments.results import analyze_experiment
 
         with warehouse(data) as wh:
-            result = analyze_experiment(
+            result, out = workflow.analyze(
                 wh,
                 key,
-                options=opts,
+                opts,
                 metrics=[Metric.parse(m) for m in metric or []] or None,
                 end=_when(end, "--end"),
                 dimension=dimension,
+                plot=plot,
             )
-    out = result.to_dict()
-    if plot is not None:
-        from touchpoint.experiments.plot import plot_lifts
-
-        out["plot"] = str(plot_lifts(result, plot))
 
     def show() -> None:
         render(result)
@@ -263,33 +242,13 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Sample size (or MDE) and power for a binomial or mean metric, and duration from observed traffic."""
-    from touchpoint.experiments import planner as P
+    from touchpoint.experiments import workflow
 
-    if (mde is None) == (units is None):
-        raise InvalidInput(
-            "give exactly one of --mde (for a sample size) or --units (for the MDE)", hint="e.g. --mde 0.05"
-        )
-    kind = "mean" if sd is not None else "binomial"
-    out: dict[str, Any] = {"kind": kind, "baseline": baseline, "alpha": alpha, "power": power, "ratio": ratio}
-    if mde is not None:
-        n = (
-            P.sample_size_mean(baseline, sd, mde, alpha=alpha, power=power, ratio=ratio)
-            if sd is not None
-            else P.sample_size_binomial(baseline, mde, alpha=alpha, power=power, ratio=ratio)
-        )
-        out |= {"mde": mde, "units_control": int(-(-n // 1)), "units_treatment": int(-(-(n * ratio) // 1))}
-    else:
-        m = (
-            P.mde_mean(baseline, sd, units, alpha=alpha, power=power, ratio=ratio)
-            if sd is not None
-            else P.mde_binomial(baseline, units, alpha=alpha, power=power, ratio=ratio)
-        )
-        out |= {"mde": m, "units_control": int(units), "units_treatment": int(units * ratio)}
-    total = out["units_control"] + out["units_treatment"]
-    out["units_total"] = total
     with warehouse(data) as wh:
-        duration = P.expected_duration(wh, total, event=event, share=share)
-    out["duration"] = duration.to_dict() | {"summary": duration.describe()}
+        out, duration = workflow.plan(
+            wh, baseline, mde=mde, units=units, sd=sd, alpha=alpha, power=power, ratio=ratio, event=event, share=share
+        )
+    kind, total = out["kind"], out["units_total"]
 
     def show() -> None:
         console.print(
@@ -342,8 +301,8 @@ def assign(
     as_json: JsonOpt = False,
 ) -> None:
     """Show (and with --expose, record) the arm of each unit."""
-    from touchpoint.experiments import assignment
+    from touchpoint.experiments import workflow
 
     with warehouse(data) as wh:
-        arms = assignment.assign_and_expose(wh, key, unit_ids) if expose else assignment.assign(wh, key, unit_ids)
+        arms = workflow.assign(wh, key, unit_ids, expose=expose)
     emit(arms, as_json, lambda: table(f"{key} assignments", ["unit", "arm"], list(arms.items())))

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from touchpoint.api.deps import AdminKey, ReadKey, State
-from touchpoint.experiments import assignment, definitions, planner
+from touchpoint.experiments import definitions, workflow
 from touchpoint.experiments.analysis import AnalysisOptions, analyze
 from touchpoint.experiments.engines import Prior
 from touchpoint.experiments.metrics import Metric
-from touchpoint.experiments.results import analyze_experiment
 from touchpoint.experiments.statistics import MetricStats
 
 router = APIRouter(tags=["experiments"])
@@ -99,8 +98,9 @@ def list_experiments(
 
 @router.post("/v1/experiments", status_code=201, summary="Define an experiment")
 def create_experiment(body: ExperimentIn, app: State, _key: AdminKey) -> dict[str, Any]:
-    exp = definitions.Experiment(
-        key=body.key,
+    return workflow.create(
+        app.warehouse,
+        body.key,
         variants=body.variants,
         weights=body.weights,
         control=body.control,
@@ -110,18 +110,13 @@ def create_experiment(body: ExperimentIn, app: State, _key: AdminKey) -> dict[st
         unit=body.unit,
         start_at=_naive(body.start_at),
         end_at=_naive(body.end_at),
-    )
-    return definitions.create_experiment(app.warehouse, exp).to_dict()
+    ).to_dict()
 
 
 @router.post("/v1/holdouts", status_code=201, summary="Create a persistent holdout group")
 def create_holdout(body: HoldoutIn, app: State, _key: AdminKey) -> dict[str, Any]:
-    return assignment.create_holdout(
-        app.warehouse,
-        body.key,
-        body.share,
-        description=body.description,
-        metrics=body.metrics,
+    return workflow.create(
+        app.warehouse, body.key, holdout=body.share, description=body.description, metrics=body.metrics
     ).to_dict()
 
 
@@ -137,12 +132,7 @@ def put_weights(key: str, body: WeightsIn, app: State, _key: AdminKey) -> dict[s
 
 @router.post("/v1/experiments/{key}/assign", summary="Arms of units (sticky), optionally recording exposure")
 def post_assign(key: str, body: AssignIn, app: State, _key: AdminKey) -> dict[str, Any]:
-    wh = app.warehouse
-    arms = (
-        assignment.assign_and_expose(wh, key, body.units)
-        if body.expose
-        else assignment.assign(wh, key, body.units)
-    )
+    arms = workflow.assign(app.warehouse, key, body.units, expose=body.expose)
     return {"experiment": key, "assignments": arms}
 
 
@@ -156,9 +146,8 @@ def post_analysis(
     end: datetime | None = Query(None),
 ) -> dict[str, Any]:
     opts = (body or OptionsIn()).to_options()
-    return analyze_experiment(
-        app.warehouse, key, options=opts, dimension=dimension, end=_naive(end)
-    ).to_dict()
+    _, out = workflow.analyze(app.warehouse, key, opts, dimension=dimension, end=_naive(end))
+    return out
 
 
 @router.post("/v1/experiments/analysis", summary="Analyse sufficient statistics sent in the request")
@@ -179,13 +168,9 @@ def get_sample_size(
     power: float = Query(0.8, gt=0, lt=1),
     ratio: float = Query(1.0, gt=0),
 ) -> dict[str, Any]:
-    n = (
-        planner.sample_size_mean(baseline, sd, mde, alpha=alpha, power=power, ratio=ratio)
-        if sd is not None
-        else planner.sample_size_binomial(baseline, mde, alpha=alpha, power=power, ratio=ratio)
-    )
+    kind, n = workflow.sample_size(baseline, mde, sd=sd, alpha=alpha, power=power, ratio=ratio)
     return {
-        "kind": "mean" if sd is not None else "binomial",
+        "kind": kind,
         "units_control": n,
         "units_treatment": n * ratio,
         "alpha": alpha,
