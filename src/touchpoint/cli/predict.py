@@ -95,7 +95,8 @@ def clv(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a purchase model and the spend model, check them on a holdout, and score customer value."""
-    from touchpoint.predict.clv import ClvOptions, run_clv, write_predictions
+    from touchpoint.predict import workflow
+    from touchpoint.predict.clv import ClvOptions
 
     options = ClvOptions(
         model=model,
@@ -107,29 +108,20 @@ def clv(
         margin=margin,
     )
     if orders is not None:
-        import ibis
-
-        from touchpoint.predict.summary import read_orders_file
-
-        table_ = read_orders_file(
+        result = workflow.clv_from_file(
             orders,
+            options,
             customer_col=customer_col,
             date_col=date_col,
             amount_col=amount_col or None,
             date_format=date_format,
+            out_dir=out,
+            rows=top,
         )
-        run = run_clv(ibis.duckdb.connect(), table_, options, out_dir=out)
-        result = run.to_dict(rows=top)
     else:
-        from touchpoint.predict.summary import customer_key_source, orders_from_events
-
         folder = out or settings_for(data).data_dir / "predict"
         with warehouse(data) as wh:
-            run = run_clv(wh, orders_from_events(wh), options, out_dir=folder)
-            result = run.to_dict(rows=top)
-            result["customer_key"] = customer_key_source(wh)
-            if write:
-                result["written"] = {"predictions": write_predictions(wh, run)}
+            result = workflow.clv_from_warehouse(wh, options, out_dir=folder, write=write, rows=top)
     emit(result, as_json, lambda: _render_clv(result))
 
 
@@ -144,13 +136,10 @@ def propensity(
     as_json: JsonOpt = False,
 ) -> None:
     """Will each customer do EVENT within N days? Gradient boosting with an out-of-time test."""
-    from touchpoint.predict.propensity import run_propensity, write_scores
+    from touchpoint.predict import workflow
 
     with warehouse(data) as wh:
-        run = run_propensity(wh, event, days, as_of=as_of)
-        result = run.to_dict(rows=top)
-        if write:
-            result["written"] = write_scores(wh, run)
+        result = workflow.propensity(wh, event, days, as_of=as_of, write=write, rows=top)
 
     def render() -> None:
         t = result["test"]
