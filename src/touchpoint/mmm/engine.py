@@ -26,7 +26,7 @@ import numpy as np
 
 from touchpoint.errors import ConfigError
 from touchpoint.mmm.config import MMMConfig
-from touchpoint.mmm.transforms import adstock, adstock_weights, saturate
+from touchpoint.mmm.transforms import ADSTOCK_KINDS, SATURATION_KINDS, adstock, adstock_weights, saturate
 
 EXTRA = "touchpoint[mmm]"
 HOST_DEVICES = 8
@@ -85,13 +85,21 @@ class EngineResult:
 
 def channel_params(xp: Any, config: MMMConfig, draws: dict[str, Any]) -> tuple[Any, Any]:
     """Stack the adstock and saturation parameters of ``draws`` into ``(..., C, k)`` arrays."""
-    if config.adstock == "geometric":
-        ad = draws["decay"][..., None]
-    else:
-        ad = xp.stack([draws["weibull_shape"], draws["weibull_scale"]], axis=-1)
-    hill = config.saturation == "hill"
-    sat = xp.stack([draws["half"], draws["shape"]], axis=-1) if hill else draws["lam"][..., None]
+    ad = xp.stack([draws[name] for name in ADSTOCK_KINDS[config.adstock].params], axis=-1)
+    sat = xp.stack([draws[name] for name in SATURATION_KINDS[config.saturation].params], axis=-1)
     return ad, sat
+
+
+def _channel_priors(dist: Any) -> dict[str, Any]:
+    """The prior of every adstock and saturation parameter (described in :data:`PRIORS`)."""
+    return {
+        "decay": dist.Beta(2.0, 3.0),
+        "weibull_shape": dist.LogNormal(0.0, 0.5),
+        "weibull_scale": dist.LogNormal(np.log(2.0), 0.75),
+        "half": dist.LogNormal(0.0, 0.75),
+        "shape": dist.LogNormal(np.log(1.5), 0.35),
+        "lam": dist.LogNormal(np.log(2.0), 0.75),
+    }
 
 
 def _model_fn(config: MMMConfig, n_channels: int) -> Any:
@@ -105,16 +113,9 @@ def _model_fn(config: MMMConfig, n_channels: int) -> Any:
         with numpyro.plate("channel", n_channels):
             roi = numpyro.sample("roi", dist.LogNormal(roi_mu, roi_sigma))
             draws: dict[str, Any] = {}
-            if config.adstock == "geometric":
-                draws["decay"] = numpyro.sample("decay", dist.Beta(2.0, 3.0))
-            else:
-                draws["weibull_shape"] = numpyro.sample("weibull_shape", dist.LogNormal(0.0, 0.5))
-                draws["weibull_scale"] = numpyro.sample("weibull_scale", dist.LogNormal(np.log(2.0), 0.75))
-            if config.saturation == "hill":
-                draws["half"] = numpyro.sample("half", dist.LogNormal(0.0, 0.75))
-                draws["shape"] = numpyro.sample("shape", dist.LogNormal(np.log(1.5), 0.35))
-            else:
-                draws["lam"] = numpyro.sample("lam", dist.LogNormal(np.log(2.0), 0.75))
+            priors = _channel_priors(dist)
+            for name in ADSTOCK_KINDS[config.adstock].params + SATURATION_KINDS[config.saturation].params:
+                draws[name] = numpyro.sample(name, priors[name])
         intercept = numpyro.sample("intercept", dist.Normal(0.5, 0.5))
         sigma = numpyro.sample("sigma", dist.HalfNormal(0.3))
         mu = intercept

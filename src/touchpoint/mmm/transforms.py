@@ -16,12 +16,42 @@ without changing its total, so the coefficient (and ROMI) keeps its meaning what
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-ADSTOCKS = ("geometric", "weibull")
-SATURATIONS = ("hill", "logistic")
+
+@dataclass(frozen=True)
+class Adstock:
+    """A carry-over shape: its parameters (the sampler's draw names, in the order they are stacked on
+    the last axis) and its unnormalised weight over lags, ``raw(xp, params, lags)``."""
+
+    params: tuple[str, ...]
+    raw: Callable[[Any, Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """A diminishing-returns curve: its parameters (as for :class:`Adstock`), ``apply(xp, a, params)``
+    and its derivative in ``a`` (numpy), for marginal ROMI and the budget optimiser."""
+
+    params: tuple[str, ...]
+    apply: Callable[[Any, Any, Any], Any]
+    derivative: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _geometric(xp: Any, params: Any, lags: Any) -> Any:
+    decay = params[..., 0:1]
+    return decay**lags
+
+
+def _weibull(xp: Any, params: Any, lags: Any) -> Any:
+    shape = params[..., 0:1]
+    scale = params[..., 1:2]
+    z = (lags + 0.5) / scale
+    return (shape / scale) * z ** (shape - 1.0) * xp.exp(-(z**shape))
 
 
 def adstock_weights(xp: Any, kind: str, params: Any, max_lag: int) -> Any:
@@ -31,17 +61,10 @@ def adstock_weights(xp: Any, kind: str, params: Any, max_lag: int) -> Any:
     ``weibull``: ``w_l ∝`` Weibull pdf at ``l + 0.5`` weeks (params[:, 0] = shape, params[:, 1] =
     scale in weeks); shape > 1 gives a delayed peak, as brand effects have (Robyn's form).
     """
-    lags = xp.arange(max_lag, dtype=params.dtype)
-    if kind == "geometric":
-        decay = params[..., 0:1]
-        raw = decay**lags
-    elif kind == "weibull":
-        shape = params[..., 0:1]
-        scale = params[..., 1:2]
-        z = (lags + 0.5) / scale
-        raw = (shape / scale) * z ** (shape - 1.0) * xp.exp(-(z**shape))
-    else:  # validated in MMMConfig; kept as a guard for direct callers
+    if kind not in ADSTOCK_KINDS:  # validated in MMMConfig; kept as a guard for direct callers
         raise ValueError(f"unknown adstock {kind!r}; use one of {ADSTOCKS}")
+    lags = xp.arange(max_lag, dtype=params.dtype)
+    raw = ADSTOCK_KINDS[kind].raw(xp, params, lags)
     return raw / xp.sum(raw, axis=-1, keepdims=True)
 
 
@@ -75,27 +98,47 @@ def logistic(xp: Any, a: Any, lam: Any) -> Any:
     return xp.tanh(lam * xp.maximum(a, 0.0) / 2.0)
 
 
+def _hill_derivative(a: np.ndarray, params: np.ndarray) -> np.ndarray:
+    half, shape = params[..., 0], params[..., 1]
+    safe = np.maximum(a, 1e-12)
+    h = hill(np, safe, half, shape)
+    return shape * h * (1.0 - h) / safe
+
+
+def _logistic_derivative(a: np.ndarray, params: np.ndarray) -> np.ndarray:
+    lam = params[..., 0]
+    t = np.tanh(lam * np.maximum(a, 0.0) / 2.0)
+    return lam / 2.0 * (1.0 - t**2)
+
+
+#: Carry-over shapes by name (``MMMConfig.adstock``).
+ADSTOCK_KINDS: dict[str, Adstock] = {
+    "geometric": Adstock(("decay",), _geometric),
+    "weibull": Adstock(("weibull_shape", "weibull_scale"), _weibull),
+}
+#: Saturation curves by name (``MMMConfig.saturation``).
+SATURATION_KINDS: dict[str, Saturation] = {
+    "hill": Saturation(("half", "shape"), lambda xp, a, p: hill(xp, a, p[..., 0], p[..., 1]), _hill_derivative),
+    "logistic": Saturation(("lam",), lambda xp, a, p: logistic(xp, a, p[..., 0]), _logistic_derivative),
+}
+ADSTOCKS = tuple(ADSTOCK_KINDS)
+SATURATIONS = tuple(SATURATION_KINDS)
+
+
+def _saturation(kind: str) -> Saturation:
+    if kind not in SATURATION_KINDS:
+        raise ValueError(f"unknown saturation {kind!r}; use one of {SATURATIONS}")
+    return SATURATION_KINDS[kind]
+
+
 def saturate(xp: Any, kind: str, a: Any, params: Any) -> Any:
     """Apply saturation ``kind`` to carried-over spend ``a``; ``params[..., 0]`` (and ``[..., 1]``)."""
-    if kind == "hill":
-        return hill(xp, a, params[..., 0], params[..., 1])
-    if kind == "logistic":
-        return logistic(xp, a, params[..., 0])
-    raise ValueError(f"unknown saturation {kind!r}; use one of {SATURATIONS}")
+    return _saturation(kind).apply(xp, a, params)
 
 
 def saturate_derivative(kind: str, a: np.ndarray, params: np.ndarray) -> np.ndarray:
     """d saturate / d a (numpy only), for marginal ROMI and the budget optimiser's gradient."""
-    if kind == "hill":
-        half, shape = params[..., 0], params[..., 1]
-        safe = np.maximum(a, 1e-12)
-        h = hill(np, safe, half, shape)
-        return shape * h * (1.0 - h) / safe
-    if kind == "logistic":
-        lam = params[..., 0]
-        t = np.tanh(lam * np.maximum(a, 0.0) / 2.0)
-        return lam / 2.0 * (1.0 - t**2)
-    raise ValueError(f"unknown saturation {kind!r}; use one of {SATURATIONS}")
+    return _saturation(kind).derivative(a, params)
 
 
 def fourier_terms(t_index: np.ndarray, period: float, order: int) -> np.ndarray:
