@@ -171,19 +171,10 @@ def replenishment(
     as_json: JsonOpt = False,
 ) -> None:
     """When repeat buyers of a product will run out, from their own purchase intervals."""
-    import pyarrow.compute as pc
-
-    from touchpoint.predict.replenish import replenishment as compute
-    from touchpoint.predict.replenish import write_replenishment
+    from touchpoint.predict import workflow
 
     with warehouse(data) as wh:
-        t = compute(wh, as_of=as_of)
-        if write:
-            write_replenishment(wh, t)
-    if due_within is not None:
-        days_left = t.column("days_until_due")
-        t = t.filter(pc.and_(pc.greater_equal(days_left, 0), pc.less_equal(days_left, due_within)))
-    rows = t.sort_by("days_until_due").to_pylist()
+        rows = workflow.replenishment(wh, as_of=as_of, write=write, due_within=due_within)
     emit(
         {"rows": rows, "count": len(rows)},
         as_json,

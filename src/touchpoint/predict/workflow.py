@@ -67,3 +67,23 @@ def propensity(
     if write:
         result["written"] = write_scores(wh, run)
     return result
+
+
+def replenishment(
+    wh: Warehouse, *, as_of: Any = None, write: bool = True, due_within: int | None = None
+) -> list[dict[str, Any]]:
+    """Each repeat buyer's next due date per product, soonest first; with ``write``, replace the
+    ``replenishment`` table (always with every row); with ``due_within``, only those due in 0..N days."""
+    import pyarrow.compute as pc
+
+    from touchpoint.predict.replenish import replenishment as compute
+    from touchpoint.predict.replenish import write_replenishment
+
+    t = compute(wh, as_of=as_of)
+    if write:
+        write_replenishment(wh, t)
+    if due_within is not None:
+        days_left = t.column("days_until_due")
+        t = t.filter(pc.and_(pc.greater_equal(days_left, 0), pc.less_equal(days_left, due_within)))
+    rows: list[dict[str, Any]] = t.sort_by("days_until_due").to_pylist()
+    return rows
