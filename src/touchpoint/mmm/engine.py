@@ -91,7 +91,7 @@ def channel_params(xp: Any, config: MMMConfig, draws: dict[str, Any]) -> tuple[A
 
 
 def _channel_priors(dist: Any) -> dict[str, Any]:
-    """The prior of every adstock and saturation parameter (described in :data:`PRIORS`)."""
+    """The prior of every adstock and saturation parameter, by its draw name."""
     return {
         "decay": dist.Beta(2.0, 3.0),
         "weibull_shape": dist.LogNormal(0.0, 0.5),
