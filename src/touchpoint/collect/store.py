@@ -22,20 +22,32 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WriteResult:
-    """What one write did. ``stored`` excludes events whose messageId was already stored."""
+    """What one write did, counting what is new.
+
+    ``stored`` excludes events whose messageId was already stored (``duplicates``); ``quarantined``
+    counts new quarantine records, ``already_quarantined`` rejects whose record already existed
+    (a file imported again, a client retrying the same bad batch).
+    """
 
     received: int = 0
     stored: int = 0
     quarantined: int = 0
+    already_quarantined: int = 0
 
     @property
     def duplicates(self) -> int:
-        return self.received - self.quarantined - self.stored
+        return self.received - self.quarantined - self.already_quarantined - self.stored
+
+    @property
+    def rejected(self) -> int:
+        """Inputs that went to quarantine, whether their record is new or not."""
+        return self.quarantined + self.already_quarantined
 
     def add(self, other: WriteResult) -> None:
         self.received += other.received
         self.stored += other.stored
         self.quarantined += other.quarantined
+        self.already_quarantined += other.already_quarantined
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -43,6 +55,7 @@ class WriteResult:
             "stored": self.stored,
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
+            "already_quarantined": self.already_quarantined,
         }
 
 
@@ -54,7 +67,7 @@ def write_rows(warehouse: Warehouse, cur: Any, rows: EventRows) -> WriteResult:
     try:
         with adapter.transaction(cur):
             stored = adapter.insert_new(cur, "events", events)
-            adapter.insert_new(cur, "quarantine", rejects)
+            new_rejects = adapter.insert_new(cur, "quarantine", rejects)
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
         if events.num_rows <= 1:
             if events.num_rows == 0:
@@ -62,16 +75,22 @@ def write_rows(warehouse: Warehouse, cur: Any, rows: EventRows) -> WriteResult:
             return _quarantine_refused(warehouse, cur, rows, events, exc)
         log.warning("a group of %d events was refused (%s); retrying them one by one", events.num_rows, exc)
         return _write_one_by_one(warehouse, cur, rows, events)
-    return WriteResult(received=len(rows) + len(rows.rejected), stored=stored, quarantined=rejects.num_rows)
+    return WriteResult(
+        received=len(rows) + len(rows.rejected),
+        stored=stored,
+        quarantined=new_rejects,
+        already_quarantined=rejects.num_rows - new_rejects,
+    )
 
 
 def _write_one_by_one(warehouse: Warehouse, cur: Any, rows: EventRows, events: pa.Table) -> WriteResult:
     result = WriteResult()
     adapter = warehouse.adapter
     with adapter.transaction(cur):
-        adapter.insert_new(cur, "quarantine", rows.quarantine_arrow())
+        new_rejects = adapter.insert_new(cur, "quarantine", rows.quarantine_arrow())
     result.received += len(rows.rejected)
-    result.quarantined += len(rows.rejected)
+    result.quarantined += new_rejects
+    result.already_quarantined += len(rows.rejected) - new_rejects
     for i in range(events.num_rows):
         single = EventRows()
         single.add_row(rows.rows[i])
@@ -94,8 +113,10 @@ def _quarantine_refused(
     sources = [*rows.rejected_source, record.get("source")]
     adapter = warehouse.adapter
     with adapter.transaction(cur):
-        adapter.insert_new(cur, "quarantine", quarantine_table(rejected, received_at, sources))
-    return WriteResult(received=len(rejected), stored=0, quarantined=len(rejected))
+        new_rejects = adapter.insert_new(cur, "quarantine", quarantine_table(rejected, received_at, sources))
+    return WriteResult(
+        received=len(rejected), stored=0, quarantined=new_rejects, already_quarantined=len(rejected) - new_rejects
+    )
 
 
 def rows_as_list(table: pa.Table) -> list[Any]:
