@@ -299,6 +299,18 @@ def decode_object(raw: bytes, field: str) -> dict[str, Any] | None:
     return value
 
 
+def decode_record(raw: bytes) -> dict[str, Any]:
+    """One JSON object of a file (a JSONL line), with the same limits as an event."""
+    check_text(raw)
+    try:
+        value = _decode_any(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+        raise _refused(raw, exc) from None
+    if not isinstance(value, dict):
+        raise EventError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def decode_event(raw: bytes) -> Message:
     """One event, checked against every limit above; raises :class:`EventError` naming the field.
 

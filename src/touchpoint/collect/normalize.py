@@ -136,7 +136,7 @@ def _span(delay: timedelta) -> str:
     return f"{days:,.1f} days {'after' if delay > timedelta(0) else 'before'}"
 
 
-def _name(value: Any, field: str) -> str | None:
+def check_name(value: Any, field: str) -> str | None:
     """An event name, page name or category: a string without control characters, at most 512 characters."""
     if not isinstance(value, str):
         return None
@@ -261,7 +261,7 @@ def normalize_message(
         raise EventError("every event needs 'userId' or 'anonymousId'; neither was sent", "userId")
     group_id = _id(msg.groupId, "groupId") if msg.groupId is not None else None
     previous_id = _id(msg.previousId, "previousId") if msg.previousId is not None else None
-    event = _name(msg.event, "event")
+    event = check_name(msg.event, "event")
     if etype == "track" and not event:
         raise EventError("field 'event': a track call needs the event name, e.g. 'Order Completed'", "event")
     if etype == "group" and group_id is None:
@@ -274,8 +274,8 @@ def normalize_message(
     original = parse_time(msg.timestamp, "timestamp") or parse_time(msg.originalTimestamp, "originalTimestamp")
     sent_at = parse_time(msg.sentAt, "sentAt")
     timestamp = corrected_timestamp(original, sent_at, received_at)
-    name = _name(msg.name, "name")
-    _name(msg.category, "category")
+    name = check_name(msg.name, "name")
+    check_name(msg.category, "category")
 
     properties = _object(msg.properties, "properties")
     traits = _object(msg.traits, "traits")
