@@ -182,13 +182,18 @@ def _split_batch(body: bytes) -> tuple[list[bytes], _Shared]:
         items = [bytes(raw) for raw in batch.batch]
         envelope = {"context": bytes(batch.context), "integrations": bytes(batch.integrations)}
         sent_raw = bytes(batch.sentAt)
-    except msgspec.DecodeError as exc:
-        raise _not_json(exc) from None
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # (a subclass of DecodeError: first)
         reason, field = validation_reason(exc)
         if field is not None and field != "batch":
             return _split_slowly(body)
         raise InvalidInput(f"the batch body is not usable: {reason}", hint='send {"batch": [event, ...]}') from None
+    except msgspec.DecodeError as exc:
+        # One malformed item (a lone surrogate, a bad escape) must not sink the others: split the
+        # body without decoding it, and judge each item alone. Only a body that is not a JSON
+        # object with a batch array at all is refused as a whole.
+        if split_batch(body) is None:
+            raise _not_json(exc) from None
+        return _split_slowly(body)
     except (RecursionError, UnicodeDecodeError):
         return _split_slowly(body)
     return items, _shared(envelope, sent_raw, body)

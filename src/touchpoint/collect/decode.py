@@ -39,6 +39,7 @@ _encode = msgspec.json.Encoder().encode
 
 # One token of JSON text: a string, a structural character, whitespace, or a bare word (number, literal).
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[{}\[\]:,]|\s+|[^\s{}\[\]:,"]+', re.S)
+_MAYBE_HUGE = re.compile(rb"\d{20}|[eE][-+]?\d{3}")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
@@ -116,7 +117,7 @@ def _key_text(token: bytes) -> str:
         value = json.loads(token.decode("utf-8"))
     except ValueError:
         return token.decode("utf-8", "backslashreplace")[1:-1]
-    return str(value).encode("utf-8", "backslashreplace").decode("ascii")
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def locate(raw: bytes, *, max_depth: int = MAX_DEPTH) -> EventError | None:
@@ -232,18 +233,21 @@ def split_batch(body: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
             depth -= 1
             if depth == 1 and not in_batch:
                 envelope[str(key)] = body[start : match.end()]
-    if depth != 0 or "batch" not in envelope:
+    if depth != 0 or envelope.get("batch") != b"[]":  # b"[]" marks a batch that was an array
         return None
     return items, envelope
+
+
+def _named(found: EventError) -> EventError:
+    """``found`` with its path in front of the reason, as every message names its field."""
+    return EventError(f"field '{found.field}': {found.reason}", found.field) if found.field else found
 
 
 def _refused(raw: bytes, exc: Exception) -> EventError:
     """Name the field behind a failure of the fast path, or describe the failure plainly."""
     found = locate(raw)
     if found is not None:
-        if found.field:
-            found.reason = f"field '{found.field}': {found.reason}"
-        return found
+        return _named(found)
     if isinstance(exc, UnicodeDecodeError):
         return EventError(f"invalid UTF-8 (byte 0x{raw[exc.start]:02x}); send text encoded as UTF-8")
     if isinstance(exc, RecursionError):
@@ -270,10 +274,13 @@ def check_text(raw: bytes, field: str | None = None) -> None:
     except UnicodeDecodeError as exc:
         error = _refused(raw, exc)
         raise (_within(field, error) if field else error) from None
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:  # an upper bound of the depth; exact check only if needed
+    # Cheap upper bounds first; the exact walk only when one of them says something may be wrong:
+    # more brackets than the depth limit, or a run of 20+ digits or a 3-digit exponent (a number
+    # that may be out of range, anywhere, fields that are not stored included).
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or _MAYBE_HUGE.search(raw):
         found = locate(raw)
-        if found is not None and found.reason.startswith("nested"):
-            error = EventError(f"field '{found.field}': {found.reason}" if found.field else found.reason, found.field)
+        if found is not None:
+            error = _named(found)
             raise (_within(field, error) if field else error) from None
 
 
