@@ -7,8 +7,9 @@ item quarantined with the field named; the server answers again on the same conn
 same items go through ``POST /v1/quarantine/replay`` and ``touchpoint import events|orders|spend``
 (which must exit 0 and count what is new).
 
-Budget: a few seconds per target by default (CI). ``TP_FUZZ_EXAMPLES=N`` sets the examples per
-target; ``scripts/fuzz`` runs it for a given time (see docs/collect.md).
+Budget: a few seconds per target by default (CI). ``TP_FUZZ_EXAMPLES=N`` gives the HTTP batch
+target N examples and the others as many in proportion to their defaults (the file importers are
+the slowest); ``scripts/fuzz`` runs it for a given time (see docs/collect.md).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ EXAMPLES = int(os.environ.get("TP_FUZZ_EXAMPLES", "0"))
 
 
 def budget(default: int) -> Any:
+    """CI runs ``default`` examples; ``TP_FUZZ_EXAMPLES`` scales every target alike (50 -> N for HTTP batches)."""
     return settings(
-        max_examples=EXAMPLES or default,
+        max_examples=max(default, EXAMPLES * default // 50) if EXAMPLES else default,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         print_blob=True,
