@@ -16,7 +16,9 @@ from touchpoint.mmm import workflow
 from touchpoint.mmm.config import MMMConfig
 from touchpoint.mmm.dataset import from_file, from_warehouse
 
-app = typer.Typer(help="Marketing-mix model: ROMI per channel, budget plan, investment case.", no_args_is_help=True)
+app = typer.Typer(
+    help="Marketing-mix model: ROMI per channel, budget plan, investment case.", no_args_is_help=True
+)
 
 FAILED_EXIT = 2
 ModelOpt = typer.Option(None, "--model", help="Model directory (default: <data>/mmm).")
@@ -51,23 +53,33 @@ def _iv(v: dict[str, float], fmt: str = "{:.2f}") -> str:
 
 @app.command("fit")
 def fit_cmd(
-    file: Path = typer.Option(None, "--file", help="CSV/Parquet with one row per week or day (default: warehouse)."),
+    file: Path = typer.Option(
+        None, "--file", help="CSV/Parquet with one row per week or day (default: warehouse)."
+    ),
     date_column: str = typer.Option("date", "--date-column", help="Date column of --file."),
     target: str = typer.Option("revenue", "--target", help="KPI column of --file."),
-    channel: list[str] = typer.Option(None, "--channel", help="Spend column (repeat); warehouse: channel name."),
-    control: list[str] = typer.Option(None, "--control", help="Control column of --file (price, promotion...)."),
+    channel: list[str] = typer.Option(
+        None, "--channel", help="Spend column (repeat); warehouse: channel name."
+    ),
+    control: list[str] = typer.Option(
+        None, "--control", help="Control column of --file (price, promotion...)."
+    ),
     kpi: str = typer.Option(
         "revenue", "--kpi", help="Warehouse KPI: revenue, conversions, new_customer_revenue or new_customers."
     ),
     brand: list[str] = typer.Option(None, "--brand", help="A brand channel (repeat)."),
-    roi_prior: list[str] = typer.Option(None, "--roi-prior", help="Lift-test calibration CH=ROI:SE (repeat)."),
+    roi_prior: list[str] = typer.Option(
+        None, "--roi-prior", help="Lift-test calibration CH=ROI:SE (repeat)."
+    ),
     adstock: str = typer.Option("geometric", "--adstock", help="geometric or weibull."),
     saturation: str = typer.Option("hill", "--saturation", help="hill or logistic."),
     draws: int = typer.Option(MMMConfig.draws, "--draws", help="Posterior draws per chain."),
     warmup: int = typer.Option(MMMConfig.warmup, "--warmup", help="Warm-up iterations per chain."),
     chains: int = typer.Option(MMMConfig.chains, "--chains", help="Independent chains (R-hat needs >= 2)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed and data give the same result."),
-    holdout_weeks: int = typer.Option(MMMConfig.holdout_weeks, "--holdout-weeks", help="Last weeks held out."),
+    holdout_weeks: int = typer.Option(
+        MMMConfig.holdout_weeks, "--holdout-weeks", help="Last weeks held out."
+    ),
     model: Path = ModelOpt,
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -129,7 +141,9 @@ def fit_cmd(
         )
         b = summary["brand_share"]
         if b["brand_channels"]:
-            console.print(f"brand share of spend {b['brand_share_of_spend']:.0%} (guideline {b['guideline']:.0%})")
+            console.print(
+                f"brand share of spend {b['brand_share_of_spend']:.0%} (guideline {b['guideline']:.0%})"
+            )
         _status_line(summary["status"], summary["problems"], summary["warnings"])
         console.print(f"model and charts saved in {out}")
 
@@ -151,7 +165,9 @@ def plan_cmd(
     budget: float = typer.Option(..., "--budget", help="Total budget over the plan period (money)."),
     weeks: int = typer.Option(52, "--weeks", help="Length of the plan period in weeks."),
     bound: list[str] = typer.Option(None, "--bound", help="CH=MIN:MAX money over the period (repeat)."),
-    min_brand_share: float = typer.Option(None, "--min-brand-share", help="Minimum share of budget on brand."),
+    min_brand_share: float = typer.Option(
+        None, "--min-brand-share", help="Minimum share of budget on brand."
+    ),
     objective: str = typer.Option("revenue", "--objective", help="revenue (spend it all) or profit."),
     gross_margin: float = typer.Option(1.0, "--gross-margin", help="Margin on revenue, for profit."),
     out: Path = typer.Option(None, "--out", help="Where to write plan.json (default: the model directory)."),
@@ -189,10 +205,16 @@ def plan_cmd(
             ],
         )
         e, c, u = plan["expected"], plan["current"], plan["uplift"]
-        console.print(f"expected revenue {_iv(e['revenue'], '{:,.0f}')} vs current mix {_iv(c['revenue'], '{:,.0f}')}")
-        console.print(f"uplift {_iv(u['revenue'], '{:,.0f}')}, P(better than current) {u['probability_better']:.0%}")
+        console.print(
+            f"expected revenue {_iv(e['revenue'], '{:,.0f}')} vs current mix {_iv(c['revenue'], '{:,.0f}')}"
+        )
+        console.print(
+            f"uplift {_iv(u['revenue'], '{:,.0f}')}, P(better than current) {u['probability_better']:.0%}"
+        )
         if plan["extrapolated_channels"]:
-            console.print(f"[yellow]extrapolated beyond observed spend:[/] {', '.join(plan['extrapolated_channels'])}")
+            console.print(
+                f"[yellow]extrapolated beyond observed spend:[/] {', '.join(plan['extrapolated_channels'])}"
+            )
         _status_line(plan["model_status"], plan["model_problems"], [])
         console.print(f"plan saved as {plan['file']}")
 
@@ -204,9 +226,13 @@ def plan_cmd(
 @app.command("case")
 def case_cmd(
     plan: Path = typer.Option(..., "--plan", help="A plan.json from `touchpoint mmm plan`."),
-    horizon_months: int = typer.Option(24, "--horizon-months", help="Months of cash flows, incl. carry-over."),
+    horizon_months: int = typer.Option(
+        24, "--horizon-months", help="Months of cash flows, incl. carry-over."
+    ),
     discount_rate: float = typer.Option(0.10, "--discount-rate", help="Annual discount rate for the NPV."),
-    gross_margin: float = typer.Option(None, "--gross-margin", help="Margin on revenue (default: the plan's)."),
+    gross_margin: float = typer.Option(
+        None, "--gross-margin", help="Margin on revenue (default: the plan's)."
+    ),
     currency: str = typer.Option("", "--currency", help="Currency symbol for the summary, e.g. '€'."),
     out: Path = typer.Option(None, "--out", help="Directory for case.json/.html/.pdf/.png (default: model dir)."),
     model: Path = ModelOpt,

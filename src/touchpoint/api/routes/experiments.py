@@ -152,7 +152,11 @@ def put_weights(key: str, body: WeightsIn, app: State, _key: AdminKey) -> dict[s
 @router.post("/v1/experiments/{key}/assign", summary="Arms of units (sticky), optionally recording exposure")
 def post_assign(key: str, body: AssignIn, app: State, _key: AdminKey) -> dict[str, Any]:
     wh = app.warehouse
-    arms = assignment.assign_and_expose(wh, key, body.units) if body.expose else assignment.assign(wh, key, body.units)
+    arms = (
+        assignment.assign_and_expose(wh, key, body.units)
+        if body.expose
+        else assignment.assign(wh, key, body.units)
+    )
     return {"experiment": key, "assignments": arms}
 
 
@@ -166,13 +170,17 @@ def post_analysis(
     end: datetime | None = Query(None),
 ) -> dict[str, Any]:
     opts = (body or OptionsIn()).to_options()
-    return analyze_experiment(app.warehouse, key, options=opts, dimension=dimension, end=_naive(end)).to_dict()
+    return analyze_experiment(
+        app.warehouse, key, options=opts, dimension=dimension, end=_naive(end)
+    ).to_dict()
 
 
 @router.post("/v1/experiments/analysis", summary="Analyse sufficient statistics sent in the request")
 def post_stats_analysis(body: StatsIn, _key: ReadKey) -> dict[str, Any]:
     stats = [MetricStats.from_dict(m) for m in body.metrics]
-    return analyze(stats, control=body.control, weights=body.weights, options=body.options.to_options()).to_dict()
+    return analyze(
+        stats, control=body.control, weights=body.weights, options=body.options.to_options()
+    ).to_dict()
 
 
 @router.get("/v1/experiments/plan/sample-size", summary="Units per arm for a binomial or mean metric")
