@@ -24,7 +24,7 @@ from touchpoint.collect.decode import MAX_DEPTH, EventError, decode_event, locat
 from touchpoint.collect.files import import_events
 from touchpoint.collect.normalize import EventRows, Rejected, corrected_timestamp, utcnow
 from touchpoint.collect.orders import import_orders
-from touchpoint.collect.store import write_rows
+from touchpoint.collect.store import write_messages, write_rows
 from touchpoint.config import Settings
 from touchpoint.warehouse import Warehouse, open_warehouse
 
@@ -228,6 +228,14 @@ def test_decode_event_refuses_out_of_range_numbers_even_in_fields_it_ignores() -
     assert err.value.field == "ignored.n"
     msg = decode_event(b'{"type":"track","userId":"u","event":"E","properties":{"n":1e308,"a":1,"a":2}}')
     assert msgspec.json.decode(bytes(msg.properties)) == {"n": 1e308, "a": 2}
+
+
+def test_write_messages_refuses_an_infinite_revenue_instead_of_storing_null(warehouse: Warehouse) -> None:
+    good = {"type": "track", "userId": "u", "event": "E", "messageId": "ok", "properties": {"revenue": 5.0}}
+    bad = {"type": "track", "userId": "u", "event": "E", "messageId": "inf", "properties": {"revenue": float("inf")}}
+    result = write_messages(warehouse, [good, bad])
+    assert (result.stored, result.quarantined) == (1, 1)
+    assert warehouse.query("SELECT field FROM quarantine").to_pylist() == [{"field": "properties.revenue"}]
 
 
 # ---- files -------------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ quarantine with the warehouse's own message as the reason.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, quarantine_table
 from touchpoint.warehouse import Warehouse
 
@@ -123,6 +125,17 @@ def rows_as_list(table: pa.Table) -> list[Any]:
     return [table.column(i)[0].as_py() for i in range(table.num_columns)]
 
 
+def _check_amounts(message: Any) -> None:
+    """JSON has no inf or nan (msgspec writes them as null): a typed amount holding one is refused."""
+    properties = message.get("properties") if isinstance(message, dict) else None
+    if not isinstance(properties, dict):
+        return
+    for name in ("revenue", "total", "value"):
+        value = properties.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EventError(f"field 'properties.{name}': {value!r} is out of range", f"properties.{name}")
+
+
 def write_messages(
     warehouse: Warehouse,
     messages: Any,
@@ -153,9 +166,12 @@ def write_messages(
     try:
         for message in messages:
             try:
+                _check_amounts(message)
                 raw = encode(message)
-            except (TypeError, ValueError, OverflowError) as exc:
-                rows.reject(Rejected(f"not encodable as JSON: {exc}", None, repr(message)[:10_000]), now, source)
+            except Exception as exc:  # the boundary: this message is quarantined, the others go on
+                field = exc.field if isinstance(exc, EventError) else None
+                reason = exc.reason if isinstance(exc, EventError) else f"not encodable as JSON: {exc}"
+                rows.reject(Rejected(reason, field, repr(message)[:10_000]), now, source)
             else:
                 rows.add_raw(raw, received_at=now, source=source, deterministic_ids=True, origin="python")
             if len(rows) + len(rows.rejected) >= chunk:
