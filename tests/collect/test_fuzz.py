@@ -90,7 +90,8 @@ def test_batch_items_are_stored_or_quarantined_never_dropped(app_client: tuple[T
     body = r.json()
     assert body["accepted"] + body["quarantined"] == len(batch)
     new_quarantine = _count(client, "SELECT count(*) AS n FROM quarantine") - before_quarantine
-    assert new_quarantine == body["quarantined"]
+    # A reject already recorded (the same bad item sent again within the window) adds no record.
+    assert new_quarantine <= body["quarantined"]
     new_events = _count(client, "SELECT count(*) AS n FROM events") - before_events
     # Accepted items are stored unless their messageId was already stored (a duplicate, acknowledged).
     assert new_events <= body["accepted"]

@@ -50,13 +50,15 @@ def _report(kind: str, report: ImportReport, as_json: bool) -> None:
     data = report.to_dict()
 
     def show() -> None:
+        known = f", {data['already_quarantined']:,} already in quarantine" if data["already_quarantined"] else ""
         console.print(
             f"{kind} from [bold]{report.file}[/]: {data['stored']:,} stored, {data['duplicates']:,} already there, "
-            f"{data['quarantined']:,} quarantined ({data['seconds']:.1f} s, {data['events_per_second']:,}/s)"
+            f"{data['quarantined']:,} quarantined{known} "
+            f"({data['seconds']:.1f} s, {data['events_per_second']:,}/s)"
         )
         for reason in report.sample_reasons:
             console.print(f"  [yellow]quarantined[/] {reason}", highlight=False)
-        if data["quarantined"]:
+        if data["quarantined"] or data["already_quarantined"]:
             console.print("  see them with `touchpoint quarantine list`")
 
     emit(data, as_json, show)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
 from touchpoint.collect import quarantine as q
 
 app = typer.Typer(help="Inspect and replay input that could not be stored as valid events.", no_args_is_help=True)
@@ -64,8 +64,9 @@ def replay(
     if not ids and not all_:
         raise typer.BadParameter("name quarantine ids, or pass --all")
     override = payload.read_bytes() if payload else None
+    limit = settings_for(data).max_event_bytes
     with warehouse(data) as wh:
-        result = q.replay(wh, None if all_ else list(ids), payload_override=override)
+        result = q.replay(wh, None if all_ else list(ids), payload_override=override, max_event_bytes=limit)
 
     def render() -> None:
         console.print(f"replayed {len(result.replayed)} record(s); {len(result.still_invalid)} still invalid")

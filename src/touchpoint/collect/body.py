@@ -13,12 +13,13 @@ from typing import Any
 
 import msgspec
 
+from touchpoint.collect.decode import EventError, NotJson, decode_event, decode_object, split_batch
 from touchpoint.collect.normalize import (
-    EventError,
     EventRows,
     Rejected,
+    failure,
     message_id_of,
-    normalize_message,
+    payload_text,
     validation_reason,
 )
 from touchpoint.collect.spec import Batch, BatchEnvelope, Message
@@ -59,6 +60,18 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
             f"the uncompressed body is over the limit of {limit:,} bytes per request",
             hint="send fewer events per batch",
         )
+    # Strict: exactly one complete stream, its checksum and length verified (zlib checks them at
+    # the end of the stream), and nothing after it: a second member or trailing bytes are refused.
+    if not inflater.eof:
+        raise InvalidInput(
+            f"the {enc} body is truncated (its end and checksum are missing)", hint="send the complete compressed body"
+        )
+    if inflater.unused_data:
+        raise InvalidInput(
+            f"the {enc} body has {len(inflater.unused_data):,} bytes after the end of its compressed data "
+            "(a second gzip member or trailing garbage)",
+            hint="send exactly one compressed stream",
+        )
     return out
 
 
@@ -66,7 +79,7 @@ def write_key_in(body: bytes, kind: str) -> str | None:
     """The ``writeKey`` field of a body, when a client authenticates that way."""
     try:
         decoded: Any = _decode_envelope(body) if kind == "batch" else _decode_message(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except Exception:  # any body: an unreadable one simply carries no key
         return None
     key = decoded.writeKey
     return key if isinstance(key, str) and key else None
@@ -82,7 +95,9 @@ def rows_from_body(
     """Validate a request body for endpoint ``kind`` (``batch`` or an event type).
 
     Returns the rows (valid events and rejects) and, for rejects, ``{"index", "field", "reason"}``
-    for the response. Raises :class:`InvalidInput` when the body as a whole is unusable.
+    for the response. Raises :class:`InvalidInput` when the body as a whole is unusable (not JSON,
+    not an object, a batch over its event limit); raises :class:`BrokenEnvelope`, with the body
+    kept for quarantine, when a batch's shared ``context``, ``integrations`` or ``sentAt`` breaks a limit.
     """
     rows = EventRows()
     problems: list[dict[str, Any]] = []
@@ -93,47 +108,37 @@ def rows_from_body(
                 hint="send less data in properties, or raise max_event_bytes",
             )
         try:
-            msg = _decode_message(body)
+            msg = decode_event(body)
+        except NotJson as exc:
+            raise _not_json(exc) from None
         except msgspec.ValidationError as exc:
             reason, field = validation_reason(exc)
             if field is None:
                 raise InvalidInput(reason, hint="send a JSON object in the Segment spec") from None
             rows.reject(
-                Rejected(
-                    reason,
-                    field,
-                    body.decode("utf-8", "backslashreplace"),
-                    message_id_of(body),
-                    f"http:{kind}",
-                ),
-                received_at,
-                source,
+                Rejected(reason, field, payload_text(body), message_id_of(body), f"http:{kind}"), received_at, source
             )
-            problems.append({"index": 0, "field": field, "reason": reason})
-            return rows, problems
-        except msgspec.DecodeError as exc:
-            raise _not_json(exc) from None
-        if not rows.add_message(
-            msg, body, received_at=received_at, source=source, default_type=kind, origin=f"http:{kind}"
-        ):
+        except Exception as exc:  # the boundary: a limit, or anything unforeseen, quarantines the event
+            reason, field = failure(exc)
+            rows.reject(
+                Rejected(reason, field, payload_text(body), message_id_of(body), f"http:{kind}"), received_at, source
+            )
+        else:
+            rows.add_message(
+                msg, body, received_at=received_at, source=source, default_type=kind, origin=f"http:{kind}"
+            )
+        if rows.rejected:
             last = rows.rejected[-1]
             problems.append({"index": 0, "field": last.field, "reason": last.reason})
         return rows, problems
 
-    try:
-        batch = _decode_batch(body)
-    except msgspec.ValidationError as exc:
-        reason, _ = validation_reason(exc)
-        raise InvalidInput(f"the batch body is not usable: {reason}", hint='send {"batch": [event, ...]}') from None
-    except msgspec.DecodeError as exc:
-        raise _not_json(exc) from None
-    if len(batch.batch) > limits.max_batch_events:
+    items, shared = _split_batch(body)
+    if len(items) > limits.max_batch_events:
         raise InvalidInput(
-            f"the batch has {len(batch.batch):,} events, over the limit of {limits.max_batch_events:,} per batch",
+            f"the batch has {len(items):,} events, over the limit of {limits.max_batch_events:,} per batch",
             hint="split it into smaller batches",
         )
-    for index, raw in enumerate(batch.batch):
-        item = bytes(raw)
+    for index, item in enumerate(items):
         before = len(rows.rejected)
         if len(item) > limits.max_event_bytes:
             rows.add_raw(
@@ -144,42 +149,101 @@ def rows_from_body(
                 origin="http:batch",
             )
         else:
-            try:
-                msg = _decode_message(item)
-            except msgspec.ValidationError as exc:
-                reason, field = validation_reason(exc)
-                rows.reject(
-                    Rejected(
-                        reason,
-                        field,
-                        item.decode("utf-8", "backslashreplace"),
-                        message_id_of(item),
-                        "http:batch",
-                    ),
-                    received_at,
-                    source,
-                )
-            else:
-                inherited = _inherit(msg, batch)
-                try:
-                    rows.add_row(normalize_message(msg, received_at=received_at, source=source))
-                except EventError as exc:
-                    # Keep what the item meant, batch-level context included, so a replay is faithful.
-                    payload = _encode(msg).decode() if inherited else item.decode("utf-8", "backslashreplace")
-                    mid = msg.messageId if isinstance(msg.messageId, str) else None
-                    rows.reject(Rejected(exc.reason, exc.field, payload, mid, "http:batch"), received_at, source)
+            _add_item(rows, item, shared, received_at=received_at, source=source)
         if len(rows.rejected) > before and len(problems) < 100:
             last = rows.rejected[-1]
             problems.append({"index": index, "field": last.field, "reason": last.reason})
     return rows, problems
 
 
+class BrokenEnvelope(InvalidInput):
+    """A batch whose shared fields break a limit: no item can be judged, the body goes to quarantine."""
+
+    code = "invalid_batch"
+
+    def __init__(self, message: str, field: str | None, body: bytes) -> None:
+        super().__init__(message, hint="fix the batch's top-level field; the body was kept in quarantine")
+        self.field = field
+        self.body = body
+
+
+@dataclass
+class _Shared:
+    """What a batch's top level gives every item: ``context``, ``integrations``, ``sentAt``."""
+
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    sent_at: str | None = None
+
+
+def _split_batch(body: bytes) -> tuple[list[bytes], _Shared]:
+    try:
+        batch = _decode_batch(body)
+        items = [bytes(raw) for raw in batch.batch]
+        envelope = {"context": bytes(batch.context), "integrations": bytes(batch.integrations)}
+        sent_raw = bytes(batch.sentAt)
+    except msgspec.ValidationError as exc:  # (a subclass of DecodeError: first)
+        reason, field = validation_reason(exc)
+        if field is not None and field != "batch":
+            return _split_slowly(body)
+        raise InvalidInput(f"the batch body is not usable: {reason}", hint='send {"batch": [event, ...]}') from None
+    except msgspec.DecodeError as exc:
+        # One malformed item (a lone surrogate, a bad escape) must not sink the others: split the
+        # body without decoding it, and judge each item alone. Only a body that is not a JSON
+        # object with a batch array at all is refused as a whole.
+        if split_batch(body) is None:
+            raise _not_json(exc) from None
+        return _split_slowly(body)
+    except (RecursionError, UnicodeDecodeError):
+        return _split_slowly(body)
+    return items, _shared(envelope, sent_raw, body)
+
+
+def _split_slowly(body: bytes) -> tuple[list[bytes], _Shared]:
+    found = split_batch(body)
+    if found is None:
+        raise InvalidInput("the batch body is not usable", hint='send {"batch": [event, ...]}')
+    items, envelope = found
+    return items, _shared(envelope, envelope.get("sentAt", b"null"), body)
+
+
+def _shared(envelope: dict[str, bytes], sent_raw: bytes, body: bytes) -> _Shared:
+    shared = _Shared()
+    for name in ("context", "integrations"):
+        raw = envelope.get(name, b"null")
+        try:
+            value = decode_object(raw, name)
+        except EventError as exc:
+            raise BrokenEnvelope(f"the batch's {exc.reason}", exc.field, body) from None
+        setattr(shared, name, value or None)
+    try:
+        sent_at = decode_object(b'{"sentAt":%s}' % sent_raw, "batch") or {}
+    except EventError as exc:
+        raise BrokenEnvelope(f"the batch's {exc.reason}", "sentAt", body) from None
+    value = sent_at.get("sentAt")
+    if value is not None and not isinstance(value, str):
+        raise BrokenEnvelope("the batch's field 'sentAt': expected a string", "sentAt", body)
+    shared.sent_at = value
+    return shared
+
+
+def _add_item(rows: EventRows, item: bytes, shared: _Shared, *, received_at: datetime, source: str | None) -> None:
+    """Judge one batch item inside the boundary: stored, or quarantined naming its field."""
+    try:
+        msg = decode_event(item)
+        inherited = _inherit(msg, shared)
+        # Keep what the item meant, batch-level context included, so a replay is faithful.
+        payload = _encode(msg) if inherited else item
+    except Exception as exc:  # the boundary: any failure quarantines this item only
+        reason, field = failure(exc)
+        rows.reject(Rejected(reason, field, payload_text(item), message_id_of(item), "http:batch"), received_at, source)
+        return
+    rows.add_message(msg, payload, received_at=received_at, source=source, origin="http:batch")
+
+
 def _merged(shared: dict[str, Any], own: msgspec.Raw) -> msgspec.Raw:
     """``shared`` (from the batch) overlaid by the item's own object; a non-object is left to validation."""
-    try:
-        mine = msgspec.json.decode(bytes(own))
-    except msgspec.DecodeError:
-        return own
+    mine = msgspec.json.decode(bytes(own))  # already checked by decode_event
     if mine is None:
         mine = {}
     if not isinstance(mine, dict):
@@ -187,13 +251,13 @@ def _merged(shared: dict[str, Any], own: msgspec.Raw) -> msgspec.Raw:
     return msgspec.Raw(_encode({**shared, **mine}))
 
 
-def _inherit(msg: Message, batch: Batch) -> bool:
+def _inherit(msg: Message, shared: _Shared) -> bool:
     """Top-level ``context``, ``integrations`` and ``sentAt`` of a batch apply to each item."""
-    inherited = bool(batch.context or batch.integrations or batch.sentAt)
-    if batch.context:
-        msg.context = _merged(batch.context, msg.context)
-    if batch.integrations:
-        msg.integrations = _merged(batch.integrations, msg.integrations)
-    if msg.sentAt is None and batch.sentAt is not None:
-        msg.sentAt = batch.sentAt
+    inherited = bool(shared.context or shared.integrations or shared.sent_at)
+    if shared.context:
+        msg.context = _merged(shared.context, msg.context)
+    if shared.integrations:
+        msg.integrations = _merged(shared.integrations, msg.integrations)
+    if msg.sentAt is None and shared.sent_at is not None:
+        msg.sentAt = shared.sent_at
     return inherited

@@ -12,17 +12,19 @@ forms (``user_id``), JSON columns (``properties`` holding a JSON object), dotted
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
-from touchpoint.collect.normalize import EventRows, Rejected, utcnow
+from touchpoint.collect.decode import EventError
+from touchpoint.collect.normalize import EventRows, Rejected, failure, utcnow
 from touchpoint.collect.readers import Progress, apply_mapping, detect_format, iter_lines, iter_records
 from touchpoint.collect.store import WriteResult, write_rows
 from touchpoint.warehouse import Warehouse
@@ -45,6 +47,7 @@ JSON_FIELDS = ("properties", "traits", "context", "integrations")
 _SNAKE = {re.sub(r"(?<!^)(?=[A-Z])", "_", f).lower(): f for f in TOP_LEVEL}
 _NUMBER = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d+)?([eE][-+]?\d+)?$")
 _encode = msgspec.json.Encoder().encode
+T = TypeVar("T")
 
 
 @dataclass
@@ -102,12 +105,61 @@ class ChunkWriter:
             self._cur.close()
 
 
+def mapped_records(
+    path: Path,
+    fmt: str,
+    *,
+    prefix: str,
+    mapping: dict[str, str] | None,
+    progress: Progress | None,
+    convert: Callable[[dict[str, Any]], T],
+    reject: Callable[[Rejected], None],
+) -> Iterator[tuple[str, T]]:
+    """The read-map-quarantine loop every importer shares: ``(origin, convert(row))`` for each good row.
+
+    A row that cannot be read, or that ``convert`` refuses (raising, best an
+    :class:`~touchpoint.collect.decode.EventError` naming the field), goes to ``reject`` as a
+    quarantine record with origin ``<prefix>:<file>:<line>``; nothing a row holds can stop the
+    others.
+    """
+    name = path.name
+    for record in iter_records(path, fmt, progress):
+        origin = f"{prefix}:{name}:{record.line}"
+        if record.data is None:
+            reject(Rejected(record.error or "unreadable", record.field, record.raw, origin=origin))
+            continue
+        try:
+            value = convert(apply_mapping(record.data, mapping or {}))
+        except Exception as exc:  # the boundary: the row is quarantined with its reason
+            if isinstance(exc, EventError):
+                reason, where = exc.reason, exc.field
+            elif isinstance(exc, ValueError | TypeError | OverflowError):
+                reason, where = str(exc), None
+            else:
+                reason, where = failure(exc)
+            reject(
+                Rejected(f"line {record.line}: {reason}", where, record.raw or _record_text(record.data), None, origin)
+            )
+            continue
+        yield origin, value
+
+
+def _record_text(data: dict[str, Any]) -> str:
+    """A row read from a binary file (Parquet), as text for its quarantine record."""
+    try:
+        return msgspec.json.encode(data, enc_hook=str).decode()
+    except Exception:  # a value msgspec cannot encode: the row's repr still shows what it held
+        return repr(data)[:10_000]
+
+
 def flat_to_message(data: dict[str, Any]) -> dict[str, Any]:
     """A flat record (CSV/Parquet row) as a Segment message; raises ValueError naming the column."""
     message: dict[str, Any] = {}
     for key, value in data.items():
         if value is None or key is None:
             continue
+        if isinstance(value, float) and not math.isfinite(value):  # JSON has no inf/nan: never store it as null
+            raise EventError(f"column '{key}': {value!r} is not a finite number", str(key))
         name = _SNAKE.get(key, key)
         if name in TOP_LEVEL:
             message[name] = value
@@ -127,15 +179,24 @@ def flat_to_message(data: dict[str, Any]) -> dict[str, Any]:
                 target = target.setdefault(part, {})
                 if not isinstance(target, dict):
                     raise ValueError(f"column '{key}': conflicts with another column")
-            target[rest[-1]] = _scalar(value)
+            target[rest[-1]] = _cell(key, value)
         else:
-            message.setdefault("properties", {})[name] = _scalar(value)
+            message.setdefault("properties", {})[name] = _cell(key, value)
     return message
+
+
+def _cell(key: str, value: Any) -> Any:
+    try:
+        return _scalar(value)
+    except ValueError as exc:
+        raise EventError(f"column '{key}': {exc}", key) from None
 
 
 def _scalar(value: Any) -> Any:
     if isinstance(value, str) and _NUMBER.match(value):
         number = float(value)
+        if not math.isfinite(number):  # "1e400": out of range, refused rather than stored as null
+            raise ValueError(f"{value!r} is out of range (beyond a 64-bit double)")
         return int(value) if number.is_integer() and "." not in value and "e" not in value.lower() else number
     return value
 
@@ -160,7 +221,7 @@ def import_events(
     rows = EventRows()
     name = path.name
     try:
-        if fmt == "jsonl" and not mapping:
+        if fmt == "jsonl" and not mapping:  # the fast path: each line straight to the one decoder
             add = rows.add_raw
             for number, line in iter_lines(path, progress):
                 add(
@@ -176,35 +237,24 @@ def import_events(
                     rows = EventRows()
                     add = rows.add_raw
         else:
-            for record in iter_records(path, fmt, progress):
-                origin = f"file:{name}:{record.line}"
-                if record.data is None:
-                    rows.reject(
-                        Rejected(record.error or "unreadable", None, record.raw, origin=origin),
-                        received_at,
-                        source,
-                    )
-                else:
-                    data = apply_mapping(record.data, mapping or {})
-                    try:
-                        message = data if fmt == "jsonl" else flat_to_message(data)
-                        raw = _encode(message)
-                    except (ValueError, TypeError) as exc:
-                        payload = record.raw or msgspec.json.encode(record.data, enc_hook=str).decode()
-                        rows.reject(
-                            Rejected(f"line {record.line}: {exc}", None, payload, origin=origin),
-                            received_at,
-                            source,
-                        )
-                    else:
-                        rows.add_raw(
-                            raw,
-                            received_at=received_at,
-                            source=source,
-                            max_bytes=max_event_bytes,
-                            deterministic_ids=True,
-                            origin=origin,
-                        )
+
+            def to_raw(data: dict[str, Any]) -> bytes:
+                return _encode(data if fmt == "jsonl" else flat_to_message(data))
+
+            def reject(rejected: Rejected) -> None:
+                rows.reject(rejected, received_at, source)
+
+            for origin, raw in mapped_records(
+                path, fmt, prefix="file", mapping=mapping, progress=progress, convert=to_raw, reject=reject
+            ):
+                rows.add_raw(
+                    raw,
+                    received_at=received_at,
+                    source=source,
+                    max_bytes=max_event_bytes,
+                    deterministic_ids=True,
+                    origin=origin,
+                )
                 if len(rows) + len(rows.rejected) >= chunk_events:
                     writer.submit(rows)
                     rows = EventRows()

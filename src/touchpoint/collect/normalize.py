@@ -16,20 +16,23 @@ True
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
 import msgspec
 import pyarrow as pa
 
+from touchpoint.collect.decode import EventError, decode_event
 from touchpoint.collect.spec import EVENT_TYPES, Message, Typed
 from touchpoint.warehouse.schema import EVENTS, QUARANTINE
 
-_decode_message = msgspec.json.Decoder(Message).decode
+log = logging.getLogger(__name__)
 _decode_typed = msgspec.json.Decoder(Typed).decode
 
 EVENT_COLUMNS = tuple(EVENTS.schema.names)
@@ -38,6 +41,14 @@ EVENTS_ARROW = EVENTS.schema.to_pyarrow()
 QUARANTINE_ARROW = QUARANTINE.schema.to_pyarrow()
 
 MAX_ID_CHARS = 1024
+MAX_NAME_CHARS = 512  # event, name, category
+MAX_AMOUNT = 1e15  # |revenue| in the typed column
+EARLIEST = datetime(1970, 1, 1)
+LATEST = datetime(2200, 12, 31, 23, 59, 59)
+MAX_SEND_DELAY = timedelta(days=366)  # sentAt - timestamp that the clock correction trusts
+SEND_DELAY_TOLERANCE = timedelta(minutes=5)  # sentAt a little before timestamp: taken as sent at once
+QUARANTINE_DEDUP_WINDOW = timedelta(hours=24)  # the same HTTP reject within it is recorded once
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _CAMPAIGN_KEYS = ("source", "medium", "name", "term", "content")
 
@@ -54,15 +65,6 @@ _TYPE_WORDS = (
     ("`str`", "a string"),
     ("`null`", "null"),
 )
-
-
-class EventError(ValueError):
-    """Why one event cannot be stored; ``field`` names the offending field when there is one."""
-
-    def __init__(self, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
 
 
 @dataclass(slots=True)
@@ -82,21 +84,68 @@ def utcnow() -> datetime:
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:
-    """ISO 8601 to naive UTC; a time without zone is taken as UTC."""
+    """ISO 8601 to naive UTC; a time without zone is taken as UTC. Only 1970 to 2200 is accepted."""
     if value is None or value == "":
         return None
+    shown = value[:40] + "..." if len(value) > 40 else value
     try:
         parsed = datetime.fromisoformat(value.strip())
     except (ValueError, TypeError, AttributeError):
         raise EventError(
-            f"field '{field}': {value!r} is not an ISO 8601 date-time; send e.g. '2026-01-31T12:00:00Z'",
+            f"field '{field}': {shown!r} is not an ISO 8601 date-time; send e.g. '2026-01-31T12:00:00Z'",
             field,
         ) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    if not (1970 <= parsed.year <= 2200):
-        raise EventError(f"field '{field}': {value!r} is outside the years 1970 to 2200", field)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            parsed = datetime.min if parsed.year < 1970 else datetime.max
+    if not (EARLIEST <= parsed <= LATEST):
+        raise EventError(f"field '{field}': {shown!r} is outside the years 1970 to 2200 (UTC)", field)
     return parsed
+
+
+def corrected_timestamp(original: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
+    """The event's time with the client's clock corrected by the delay it reports.
+
+    ``received_at - (sentAt - timestamp)``: the delay between event and send is trusted, the client's
+    clock is not. A delay a little negative (up to 5 minutes) counts as zero; a delay that is more
+    negative, or longer than 366 days, means the two times come from different clocks, and the
+    event is refused naming ``sentAt`` instead of being stored at an absurd date.
+    """
+    if original is None:
+        return received_at
+    if sent_at is None:
+        return original
+    delay = sent_at - original
+    if delay < -SEND_DELAY_TOLERANCE or delay > MAX_SEND_DELAY:
+        raise EventError(
+            f"field 'sentAt': {sent_at.isoformat()} is {_span(delay)} the event's timestamp "
+            f"{original.isoformat()}; the clock correction accepts sentAt from 5 minutes before to 366 days "
+            "after it: send both from the same clock, or leave sentAt out",
+            "sentAt",
+        )
+    corrected = received_at - max(delay, timedelta(0))
+    if not (EARLIEST <= corrected <= LATEST):
+        raise EventError(f"field 'timestamp': corrected for clock skew it is {corrected}, before 1970", "timestamp")
+    return corrected
+
+
+def _span(delay: timedelta) -> str:
+    days = abs(delay).total_seconds() / 86400
+    return f"{days:,.1f} days {'after' if delay > timedelta(0) else 'before'}"
+
+
+def check_name(value: Any, field: str) -> str | None:
+    """An event name, page name or category: a string without control characters, at most 512 characters."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if len(text) > MAX_NAME_CHARS:
+        raise EventError(f"field '{field}': {len(text):,} characters, over the limit of {MAX_NAME_CHARS}", field)
+    if _CONTROL.search(text):
+        raise EventError(f"field '{field}': contains a control character (such as NUL); send plain text", field)
+    return text
 
 
 def _id(value: Any, field: str) -> str | None:
@@ -114,8 +163,8 @@ def _id(value: Any, field: str) -> str | None:
         return None
     if len(text) > MAX_ID_CHARS:
         raise EventError(f"field '{field}': longer than {MAX_ID_CHARS} characters", field)
-    if "\x00" in text:
-        raise EventError(f"field '{field}': contains a NUL character", field)
+    if _CONTROL.search(text):
+        raise EventError(f"field '{field}': contains a control character (such as NUL); send plain text", field)
     return text
 
 
@@ -128,11 +177,15 @@ def _str(value: Any) -> str | None:
     return None
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any, field: str) -> float | None:
+    """A typed amount: None when it is not a number; refused when it is a number out of range."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -140,7 +193,12 @@ def _number(value: Any) -> float | None:
             return None
     else:
         return None
-    return number if math.isfinite(number) else None
+    if not math.isfinite(number) or abs(number) > MAX_AMOUNT:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise EventError(
+            f"field '{field}': {shown} is out of range (at most {MAX_AMOUNT:,.0f} either side of zero)", field
+        )
+    return number
 
 
 def _email(*candidates: Any) -> str | None:
@@ -203,7 +261,7 @@ def normalize_message(
         raise EventError("every event needs 'userId' or 'anonymousId'; neither was sent", "userId")
     group_id = _id(msg.groupId, "groupId") if msg.groupId is not None else None
     previous_id = _id(msg.previousId, "previousId") if msg.previousId is not None else None
-    event = msg.event.strip() if isinstance(msg.event, str) else None
+    event = check_name(msg.event, "event")
     if etype == "track" and not event:
         raise EventError("field 'event': a track call needs the event name, e.g. 'Order Completed'", "event")
     if etype == "group" and group_id is None:
@@ -215,14 +273,9 @@ def normalize_message(
 
     original = parse_time(msg.timestamp, "timestamp") or parse_time(msg.originalTimestamp, "originalTimestamp")
     sent_at = parse_time(msg.sentAt, "sentAt")
-    if original is not None and sent_at is not None:
-        # Correct the client's clock: the delay between event and send is trusted, its clock is not.
-        try:
-            timestamp = received_at - (sent_at - original)
-        except OverflowError:
-            raise EventError("fields 'timestamp' and 'sentAt' are too far apart", "timestamp") from None
-    else:
-        timestamp = original or received_at
+    timestamp = corrected_timestamp(original, sent_at, received_at)
+    name = check_name(msg.name, "name")
+    check_name(msg.category, "category")
 
     properties = _object(msg.properties, "properties")
     traits = _object(msg.traits, "traits")
@@ -253,11 +306,11 @@ def normalize_message(
     revenue = currency = order_id = None
     email_candidates: list[Any] = []
     if props is not None:
-        revenue = _number(props.revenue)
+        revenue = _number(props.revenue, "properties.revenue")
         if revenue is None:
-            revenue = _number(props.total)
+            revenue = _number(props.total, "properties.total")
             if revenue is None:
-                revenue = _number(props.value)
+                revenue = _number(props.value, "properties.value")
         currency = _str(props.currency)
         order_id = _str(props.order_id) or _str(props.orderId)
         email_candidates.append(props.email)
@@ -270,7 +323,7 @@ def normalize_message(
         message_id,
         etype,
         event,
-        msg.name if isinstance(msg.name, str) else None,
+        name,
         user_id,
         anonymous_id,
         group_id,
@@ -314,10 +367,26 @@ def message_id_of(raw: bytes) -> str | None:
     """The messageId of an event that failed validation, when it can still be read (for search)."""
     try:
         data = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
         return None
     value = data.get("messageId") if isinstance(data, dict) else None
     return value if isinstance(value, str) and len(value) <= MAX_ID_CHARS else None
+
+
+def failure(exc: BaseException) -> tuple[str, str | None]:
+    """(reason, field) for any exception raised while judging one event.
+
+    Expected refusals name their field; anything else is a bug in validation, logged with its
+    traceback, and the event is still kept in quarantine rather than failing its neighbours.
+    """
+    if isinstance(exc, EventError):
+        return exc.reason, exc.field
+    if isinstance(exc, msgspec.ValidationError):
+        return validation_reason(exc)
+    if isinstance(exc, msgspec.DecodeError):
+        return f"not valid JSON: {exc}", None
+    log.error("validation failed unexpectedly; the event is quarantined", exc_info=exc)
+    return f"the event could not be validated ({type(exc).__name__}: {str(exc)[:200]})", None
 
 
 def content_message_id(raw: bytes) -> str:
@@ -367,9 +436,10 @@ class EventRows:
                 default_type=default_type,
                 fallback_message_id=fallback_message_id,
             )
-        except EventError as exc:
-            mid = msg.messageId if isinstance(msg.messageId, str) else None
-            self.reject(Rejected(exc.reason, exc.field, _text(payload), mid, origin), received_at, source)
+        except Exception as exc:  # the boundary: whatever goes wrong costs this event only, never the batch
+            mid = msg.messageId if isinstance(msg.messageId, str) and len(msg.messageId) <= MAX_ID_CHARS else None
+            reason, field = failure(exc)
+            self.reject(Rejected(reason, field, payload_text(payload), mid, origin), received_at, source)
             return False
         self.add_row(row)
         return True
@@ -392,7 +462,7 @@ class EventRows:
                     f"the event is {len(raw):,} bytes, over the limit of {max_bytes:,} bytes per event; "
                     "send large data in fewer properties or raise max_event_bytes",
                     None,
-                    _text(raw),
+                    payload_text(raw),
                     origin=origin,
                 ),
                 received_at,
@@ -400,13 +470,10 @@ class EventRows:
             )
             return False
         try:
-            msg = _decode_message(raw)
-        except msgspec.ValidationError as exc:
-            reason, field = validation_reason(exc)
-            self.reject(Rejected(reason, field, _text(raw), message_id_of(raw), origin), received_at, source)
-            return False
-        except msgspec.DecodeError as exc:
-            self.reject(Rejected(f"not valid JSON: {exc}", None, _text(raw), origin=origin), received_at, source)
+            msg = decode_event(raw)
+        except Exception as exc:  # the boundary: see failure()
+            reason, field = failure(exc)
+            self.reject(Rejected(reason, field, payload_text(raw), message_id_of(raw), origin), received_at, source)
             return False
         fallback = content_message_id(raw) if deterministic_ids else None
         return self.add_message(
@@ -437,12 +504,12 @@ class EventRows:
 def quarantine_table(rejected: list[Rejected], received_at: list[datetime], sources: list[str | None]) -> pa.Table:
     n = len(rejected)
     columns: dict[str, list[Any]] = {
-        "id": [_quarantine_id(r) for r in rejected],
+        "id": [_quarantine_id(r, at, src) for r, at, src in zip(rejected, received_at, sources, strict=True)],
         "received_at": received_at,
         "source": sources,
         "reason": [r.reason for r in rejected],
         "field": [r.field for r in rejected],
-        "payload": [r.payload for r in rejected],
+        "payload": [payload_text(r.payload) for r in rejected],
         "origin": [r.origin for r in rejected],
         "message_id": [r.message_id for r in rejected],
         "status": ["quarantined"] * n,
@@ -451,18 +518,28 @@ def quarantine_table(rejected: list[Rejected], received_at: list[datetime], sour
     return pa.table(columns, schema=QUARANTINE_ARROW)
 
 
-def _quarantine_id(rejected: Rejected) -> str:
-    """Records from files get an id derived from where they came from, so re-imports add nothing."""
+def _quarantine_id(rejected: Rejected, received_at: datetime, source: str | None) -> str:
+    """A record's id: derived from its content, so the same reject is recorded once.
+
+    Records from files hash where they came from (file and line) with the payload, so re-imports
+    add nothing. HTTP rejects hash the source and payload within a window of
+    :data:`QUARANTINE_DEDUP_WINDOW`, so a client retrying the same bad batch makes one record.
+    """
     origin = rejected.origin
-    if origin and not origin.startswith(("http:", "replay")):
-        digest = hashlib.blake2b(f"{origin}\x00{rejected.payload}".encode(errors="replace"), digest_size=16)
-        return "q-" + digest.hexdigest()
-    return "q-" + uuid.uuid4().hex
+    if origin and origin.startswith("http:") and isinstance(received_at, datetime):
+        window = int((received_at - EARLIEST) / QUARANTINE_DEDUP_WINDOW)
+        key = f"{origin}\x00{source}\x00{window}\x00{rejected.payload}"
+    elif origin and origin != "replay":
+        key = f"{origin}\x00{rejected.payload}"
+    else:
+        return "q-" + uuid.uuid4().hex
+    return "q-" + hashlib.blake2b(key.encode(errors="surrogatepass"), digest_size=16).hexdigest()
 
 
-def _text(payload: bytes | str) -> str:
+def payload_text(payload: bytes | str) -> str:
+    """Payload text that is always storable: invalid UTF-8 bytes and lone surrogates become escapes."""
     if isinstance(payload, str):
-        return payload
+        return payload.encode("utf-8", "backslashreplace").decode("utf-8")
     return payload.decode("utf-8", errors="backslashreplace")
 
 
@@ -471,6 +548,7 @@ __all__ = [
     "EventError",
     "EventRows",
     "Rejected",
+    "failure",
     "normalize_message",
     "parse_time",
     "utcnow",

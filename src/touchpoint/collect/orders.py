@@ -11,16 +11,18 @@ timestamp, revenue; optional email, currency, product_id, sku, name, quantity, p
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from touchpoint.collect.decode import EventError
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
-from touchpoint.collect.files import ChunkWriter, ImportReport
-from touchpoint.collect.normalize import EventRows, Rejected, utcnow
-from touchpoint.collect.readers import Progress, apply_mapping, detect_format, iter_records
+from touchpoint.collect.files import ChunkWriter, ImportReport, mapped_records
+from touchpoint.collect.normalize import MAX_AMOUNT, EventRows, Rejected, utcnow
+from touchpoint.collect.readers import Progress, detect_format
 from touchpoint.warehouse import Warehouse
 
 REQUIRED = ("customer_id", "order_id", "timestamp")
@@ -29,27 +31,34 @@ _encode = msgspec.json.Encoder().encode
 
 
 def _number(value: Any, field: str) -> float | None:
+    """A number within the range of the typed amount columns; out of range is refused, never nulled."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"field '{field}': expected a number, got {value!r}")
+        raise EventError(f"field '{field}': expected a number, got {value!r}", field)
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"field '{field}': {value!r} is not a number") from None
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise EventError(f"field '{field}': {str(value)[:40]!r} is not a number", field) from None
+    if not math.isfinite(number) or abs(number) > MAX_AMOUNT:
+        raise EventError(
+            f"field '{field}': {str(value)[:40]!r} is out of range (at most {MAX_AMOUNT:,.0f} either side of zero)",
+            field,
+        )
+    return number
 
 
 def _line(data: dict[str, Any]) -> dict[str, Any]:
     for field in REQUIRED:
         if data.get(field) in (None, ""):
-            raise ValueError(f"field '{field}' is empty; every order row needs it (rename columns with --map)")
+            raise EventError(f"field '{field}' is empty; every order row needs it (rename columns with --map)", field)
     revenue = _number(data.get("revenue"), "revenue")
     quantity = _number(data.get("quantity"), "quantity")
     price = _number(data.get("price"), "price")
     if revenue is None:
         if price is None:
-            raise ValueError("field 'revenue' is empty and there is no 'price' to compute it from")
-        revenue = price * (quantity if quantity is not None else 1.0)
+            raise EventError("field 'revenue' is empty and there is no 'price' to compute it from", "revenue")
+        revenue = _number(price * (quantity if quantity is not None else 1.0), "revenue")
     line = {k: data[k] for k in LINE_FIELDS if data.get(k) not in (None, "")}
     if quantity is not None:
         line["quantity"] = quantity
@@ -107,23 +116,17 @@ def import_orders(
     started = time.perf_counter()
     received_at = utcnow()
     orders: dict[str, list[dict[str, Any]]] = {}
-    first_line: dict[str, int] = {}
+    first_origin: dict[str, str] = {}
     bad = EventRows()
-    name = path.name
-    for record in iter_records(path, fmt, progress):
-        origin = f"orders:{name}:{record.line}"
-        if record.data is None:
-            bad.reject(Rejected(record.error or "unreadable", None, record.raw, origin=origin), received_at, source)
-            continue
-        data = apply_mapping(record.data, mapping or {})
-        try:
-            line = _line(data)
-        except ValueError as exc:
-            payload = record.raw or msgspec.json.encode(record.data, enc_hook=str).decode()
-            bad.reject(Rejected(f"line {record.line}: {exc}", None, payload, origin=origin), received_at, source)
-            continue
+
+    def reject(rejected: Rejected) -> None:
+        bad.reject(rejected, received_at, source)
+
+    for origin, line in mapped_records(
+        path, fmt, prefix="orders", mapping=mapping, progress=progress, convert=_line, reject=reject
+    ):
         orders.setdefault(line["order_id"], []).append(line)
-        first_line.setdefault(line["order_id"], record.line)
+        first_origin.setdefault(line["order_id"], origin)
 
     writer = ChunkWriter(warehouse, report)
     try:
@@ -134,7 +137,7 @@ def import_orders(
                 _encode(message),
                 received_at=received_at,
                 source=source,
-                origin=f"orders:{name}:{first_line[order_id]}",
+                origin=first_origin[order_id],
             )
             if len(rows) + len(rows.rejected) >= chunk_events:
                 writer.submit(rows)

@@ -19,6 +19,7 @@ from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.warehouse import Warehouse
 
 MAX_REPLAY_IDS = 10_000
+DEFAULT_MAX_EVENT_BYTES = 32 * 1024  # the setting max_event_bytes; callers pass the configured value
 LIST_COLUMNS = ("id", "received_at", "source", "origin", "field", "reason", "status")
 
 
@@ -69,10 +70,17 @@ def _default_type(origin: str | None) -> str | None:
     return None
 
 
-def replay(wh: Warehouse, ids: list[str] | None = None, *, payload_override: bytes | None = None) -> ReplayResult:
+def replay(
+    wh: Warehouse,
+    ids: list[str] | None = None,
+    *,
+    payload_override: bytes | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> ReplayResult:
     """Validate quarantined payloads again; store those that pass. ``ids=None`` replays all.
 
-    ``payload_override`` (one id only) replaces the stored payload with a corrected one.
+    ``payload_override`` (one id only) replaces the stored payload with a corrected one. A replay
+    goes through the same decoder and limits as live input, the size limit per event included.
     """
     if payload_override is not None and (ids is None or len(ids) != 1):
         raise InvalidInput("a corrected payload replays exactly one record", hint="name one quarantine id")
@@ -113,6 +121,7 @@ def replay(wh: Warehouse, ids: list[str] | None = None, *, payload_override: byt
             received_at=record["received_at"],
             source=record["source"],
             default_type=_default_type(origin),
+            max_bytes=max_event_bytes,
             deterministic_ids=True,
             origin="replay",
         )

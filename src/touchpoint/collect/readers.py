@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
+from touchpoint.collect.decode import EventError, decode_record
 from touchpoint.errors import InvalidInput
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -32,12 +31,13 @@ Progress = Callable[[int], None]
 
 @dataclass(slots=True)
 class Record:
-    """One input record: ``data`` when readable, else ``error``; ``raw`` is the text as read."""
+    """One input record: ``data`` when readable, else ``error`` (and the ``field`` at fault); ``raw`` as read."""
 
     line: int
     data: dict[str, Any] | None
     raw: str
     error: str | None = None
+    field: str | None = None
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
@@ -75,27 +75,28 @@ def iter_lines(path: Path, progress: Progress | None = None) -> Iterator[tuple[i
 
 
 def iter_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]:
-    decode = msgspec.json.decode
+    """JSONL records, decoded by the collector's one decoder (:func:`touchpoint.collect.decode.decode_record`)."""
     for number, line in iter_lines(path, progress):
         text = line.decode("utf-8", "backslashreplace")
         try:
-            data = decode(line)
-        except msgspec.DecodeError as exc:
-            yield Record(number, None, text, f"line {number}: not valid JSON ({exc})")
-            continue
-        if not isinstance(data, dict):
-            yield Record(number, None, text, f"line {number}: expected a JSON object, got {type(data).__name__}")
+            data = decode_record(line)
+        except EventError as exc:
+            yield Record(number, None, text, f"line {number}: {exc.reason}", exc.field)
             continue
         yield Record(number, data, text)
 
 
 def iter_csv(path: Path, progress: Progress | None = None) -> Iterator[Record]:
+    """CSV rows. The file must be UTF-8: a row with invalid bytes is refused naming its column,
+    never stored with the bytes turned into text."""
+
     def lines() -> Iterator[str]:
         with path.open("rb") as handle:
-            for raw in handle:
+            for number, raw in enumerate(handle):
                 if progress is not None:
                     progress(len(raw))
-                yield raw.decode("utf-8-sig", "backslashreplace")
+                # surrogateescape keeps invalid bytes recognisable, so the row can be refused below
+                yield raw.decode("utf-8-sig" if number == 0 else "utf-8", "surrogateescape")
 
     reader = csv.reader(lines())
     try:
@@ -103,6 +104,12 @@ def iter_csv(path: Path, progress: Progress | None = None) -> Iterator[Record]:
     except StopIteration:
         return
     header = [h.strip() for h in header]
+    for name in header:
+        if _invalid_utf8(name):
+            raise InvalidInput(
+                f"the CSV header has a column name that is not valid UTF-8 ({_shown(name)!r})",
+                hint="save the file as UTF-8",
+            )
     if len(set(header)) != len(header):
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise InvalidInput(f"the CSV header repeats column(s) {dupes}", hint="give every column a unique name")
@@ -119,11 +126,37 @@ def iter_csv(path: Path, progress: Progress | None = None) -> Iterator[Record]:
         number = reader.line_num
         if not fields or all(f == "" for f in fields):
             continue
-        raw = _csv_text(fields)
+        raw = _shown(_csv_text(fields))
         if len(fields) != width:
             yield Record(number, None, raw, f"line {number}: expected {width} fields, got {len(fields)}")
             continue
+        bad = next((i for i, f in enumerate(fields) if _invalid_utf8(f)), None)
+        if bad is not None:
+            column = header[bad]
+            yield Record(
+                number,
+                None,
+                raw,
+                f"line {number}: column '{column}' is not valid UTF-8 ({_shown(fields[bad])[:60]!r}); "
+                "save the file as UTF-8",
+                column,
+            )
+            continue
         yield Record(number, {k: (v if v != "" else None) for k, v in zip(header, fields, strict=True)}, raw)
+
+
+def _invalid_utf8(text: str) -> bool:
+    """True when ``text`` holds bytes that were not UTF-8 (decoded with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _shown(text: str) -> str:
+    """``text`` with invalid bytes as ``\\xff`` escapes: safe to store and to print."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _csv_text(fields: list[str]) -> str:

@@ -5,7 +5,7 @@ collector keeps up with many thousands of events a second), the JSON Schema show
 OpenAPI docs, and the field names used in error messages.
 
 Unknown top-level fields are ignored, as Segment's own API does; ``properties``, ``traits``,
-``context`` and ``integrations`` are kept exactly as sent.
+``context`` and ``integrations`` are kept as sent, re-encoded (see :mod:`touchpoint.collect.decode`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     timestamp: str | None = None
     originalTimestamp: str | None = None
     sentAt: str | None = None
-    # Kept as the raw JSON text that was sent (checked to be an object or null), never re-encoded.
+    # Raw JSON text; collect.decode checks it and re-encodes it (the last duplicate key wins).
     properties: msgspec.Raw = NULL
     traits: msgspec.Raw = NULL
     context: msgspec.Raw = NULL
@@ -83,9 +83,10 @@ class Batch(msgspec.Struct, kw_only=True):
     """A ``/v1/batch`` body: the items are kept raw so that one bad item cannot sink the others."""
 
     batch: list[msgspec.Raw]
-    context: Json = None
-    integrations: Json = None
-    sentAt: str | None = None
+    # Raw, checked with the same limits as the items' own objects before they are shared.
+    context: msgspec.Raw = NULL
+    integrations: msgspec.Raw = NULL
+    sentAt: msgspec.Raw = NULL
     writeKey: str | None = None
 
 

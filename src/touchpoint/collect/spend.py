@@ -10,33 +10,38 @@ impressions, clicks.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 
-from touchpoint.collect.files import ImportReport
-from touchpoint.collect.normalize import Rejected, quarantine_table, utcnow
-from touchpoint.collect.readers import Progress, apply_mapping, detect_format, iter_records
+from touchpoint.collect.decode import EventError
+from touchpoint.collect.files import ImportReport, mapped_records
+from touchpoint.collect.normalize import EARLIEST, LATEST, MAX_AMOUNT, EventRows, Rejected, check_name, utcnow
+from touchpoint.collect.readers import Progress, detect_format
 from touchpoint.warehouse import Warehouse
 from touchpoint.warehouse.schema import SPEND
 
-_encode = msgspec.json.Encoder().encode
 VALUE_COLUMNS = ("amount", "currency", "impressions", "clicks")
+MAX_COUNT = 2**63 - 1
 
 
 def _date(value: Any) -> date:
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        raise ValueError(f"field 'date': {value!r} is not a date; use YYYY-MM-DD") from None
+        day = value.date()
+    elif isinstance(value, date):
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value).strip()[:10])
+        except ValueError:
+            raise EventError(f"field 'date': {str(value)[:40]!r} is not a date; use YYYY-MM-DD", "date") from None
+    if not (EARLIEST.date() <= day <= LATEST.date()):
+        raise EventError(f"field 'date': {day.isoformat()} is outside the years 1970 to 2200", "date")
+    return day
 
 
 def _count(value: Any, field: str) -> int | None:
@@ -44,10 +49,10 @@ def _count(value: Any, field: str) -> int | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"field '{field}': {value!r} is not a number") from None
-    if number < 0 or not number.is_integer():
-        raise ValueError(f"field '{field}': {value!r} is not a whole number >= 0")
+    except (TypeError, ValueError, OverflowError):
+        raise EventError(f"field '{field}': {str(value)[:40]!r} is not a number", field) from None
+    if not math.isfinite(number) or number < 0 or not number.is_integer() or number > MAX_COUNT:
+        raise EventError(f"field '{field}': {str(value)[:40]!r} is not a whole number from 0 to 2**63-1", field)
     return int(number)
 
 
@@ -55,22 +60,26 @@ def spend_row(data: dict[str, Any], *, source: str, imported_at: datetime) -> di
     """Validate one spend record; raises ValueError naming the field."""
     channel = data.get("channel")
     if channel in (None, "") or not str(channel).strip():
-        raise ValueError("field 'channel' is empty; every spend row needs its channel")
+        raise EventError("field 'channel' is empty; every spend row needs its channel", "channel")
     if data.get("amount") in (None, ""):
-        raise ValueError("field 'amount' is empty")
+        raise EventError("field 'amount' is empty", "amount")
     try:
         amount = float(data["amount"])
-    except (TypeError, ValueError):
-        raise ValueError(f"field 'amount': {data['amount']!r} is not a number") from None
-    if amount != amount or amount in (float("inf"), float("-inf")):
-        raise ValueError(f"field 'amount': {data['amount']!r} is not a finite number")
+    except (TypeError, ValueError, OverflowError):
+        raise EventError(f"field 'amount': {str(data['amount'])[:40]!r} is not a number", "amount") from None
+    if not math.isfinite(amount) or amount > MAX_AMOUNT:
+        raise EventError(
+            f"field 'amount': {str(data['amount'])[:40]!r} is out of range (0 to {MAX_AMOUNT:,.0f})", "amount"
+        )
     if amount < 0:
-        raise ValueError(f"field 'amount': {amount} is negative; record refunds as a correction of the day's amount")
+        raise EventError(
+            f"field 'amount': {amount} is negative; record refunds as a correction of the day's amount", "amount"
+        )
     currency = data.get("currency")
     return {
         "date": _date(data.get("date")),
-        "channel": str(channel).strip(),
-        "campaign": str(data.get("campaign") or "").strip(),
+        "channel": check_name(str(channel), "channel"),
+        "campaign": check_name(str(data.get("campaign") or ""), "campaign"),
         "amount": amount,
         "currency": str(currency).strip().upper() if currency else None,
         "impressions": _count(data.get("impressions"), "impressions"),
@@ -95,18 +104,17 @@ def import_spend(
     started = time.perf_counter()
     now = utcnow()
     good: dict[tuple[Any, ...], dict[str, Any]] = {}
-    rejected: list[Rejected] = []
-    for record in iter_records(path, fmt, progress):
-        origin = f"spend:{path.name}:{record.line}"
-        if record.data is None:
-            rejected.append(Rejected(record.error or "unreadable", None, record.raw, origin=origin))
-            continue
-        try:
-            row = spend_row(apply_mapping(record.data, mapping or {}), source=source, imported_at=now)
-        except ValueError as exc:
-            payload = record.raw or msgspec.json.encode(record.data, enc_hook=str).decode()
-            rejected.append(Rejected(f"line {record.line}: {exc}", None, payload, origin=origin))
-            continue
+    bad = EventRows()
+
+    def reject(rejected: Rejected) -> None:
+        bad.reject(rejected, now, source)
+
+    def convert(data: dict[str, Any]) -> dict[str, Any]:
+        return spend_row(data, source=source, imported_at=now)
+
+    for _origin, row in mapped_records(
+        path, fmt, prefix="spend", mapping=mapping, progress=progress, convert=convert, reject=reject
+    ):
         good[(row["date"], row["channel"], row["campaign"])] = row  # a later row for the same key wins
     table = pa.Table.from_pylist(list(good.values()), schema=SPEND.schema.to_pyarrow())
     adapter = warehouse.adapter
@@ -114,14 +122,14 @@ def import_spend(
     try:
         with adapter.transaction(cur):
             written = adapter.upsert(cur, "spend", table, SPEND.key, compare=VALUE_COLUMNS)
-            adapter.insert_new(
-                cur, "quarantine", quarantine_table(rejected, [now] * len(rejected), [source] * len(rejected))
-            )
+            new_rejects = adapter.insert_new(cur, "quarantine", bad.quarantine_arrow())
     finally:
         cur.close()
+    rejected = bad.rejected
     report.write.received = len(good) + len(rejected)
     report.write.stored = written
-    report.write.quarantined = len(rejected)
+    report.write.quarantined = new_rejects
+    report.write.already_quarantined = len(rejected) - new_rejects
     report.sample_reasons = [f"{r.origin}: {r.reason}" for r in rejected[:10]]
     report.seconds = time.perf_counter() - started
     return report

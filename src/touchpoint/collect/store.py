@@ -9,11 +9,13 @@ quarantine with the warehouse's own message as the reason.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, quarantine_table
 from touchpoint.warehouse import Warehouse
 
@@ -22,20 +24,32 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WriteResult:
-    """What one write did. ``stored`` excludes events whose messageId was already stored."""
+    """What one write did, counting what is new.
+
+    ``stored`` excludes events whose messageId was already stored (``duplicates``); ``quarantined``
+    counts new quarantine records, ``already_quarantined`` rejects whose record already existed
+    (a file imported again, a client retrying the same bad batch).
+    """
 
     received: int = 0
     stored: int = 0
     quarantined: int = 0
+    already_quarantined: int = 0
 
     @property
     def duplicates(self) -> int:
-        return self.received - self.quarantined - self.stored
+        return self.received - self.quarantined - self.already_quarantined - self.stored
+
+    @property
+    def rejected(self) -> int:
+        """Inputs that went to quarantine, whether their record is new or not."""
+        return self.quarantined + self.already_quarantined
 
     def add(self, other: WriteResult) -> None:
         self.received += other.received
         self.stored += other.stored
         self.quarantined += other.quarantined
+        self.already_quarantined += other.already_quarantined
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -43,6 +57,7 @@ class WriteResult:
             "stored": self.stored,
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
+            "already_quarantined": self.already_quarantined,
         }
 
 
@@ -54,7 +69,7 @@ def write_rows(warehouse: Warehouse, cur: Any, rows: EventRows) -> WriteResult:
     try:
         with adapter.transaction(cur):
             stored = adapter.insert_new(cur, "events", events)
-            adapter.insert_new(cur, "quarantine", rejects)
+            new_rejects = adapter.insert_new(cur, "quarantine", rejects)
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
         if events.num_rows <= 1:
             if events.num_rows == 0:
@@ -62,16 +77,22 @@ def write_rows(warehouse: Warehouse, cur: Any, rows: EventRows) -> WriteResult:
             return _quarantine_refused(warehouse, cur, rows, events, exc)
         log.warning("a group of %d events was refused (%s); retrying them one by one", events.num_rows, exc)
         return _write_one_by_one(warehouse, cur, rows, events)
-    return WriteResult(received=len(rows) + len(rows.rejected), stored=stored, quarantined=rejects.num_rows)
+    return WriteResult(
+        received=len(rows) + len(rows.rejected),
+        stored=stored,
+        quarantined=new_rejects,
+        already_quarantined=rejects.num_rows - new_rejects,
+    )
 
 
 def _write_one_by_one(warehouse: Warehouse, cur: Any, rows: EventRows, events: pa.Table) -> WriteResult:
     result = WriteResult()
     adapter = warehouse.adapter
     with adapter.transaction(cur):
-        adapter.insert_new(cur, "quarantine", rows.quarantine_arrow())
+        new_rejects = adapter.insert_new(cur, "quarantine", rows.quarantine_arrow())
     result.received += len(rows.rejected)
-    result.quarantined += len(rows.rejected)
+    result.quarantined += new_rejects
+    result.already_quarantined += len(rows.rejected) - new_rejects
     for i in range(events.num_rows):
         single = EventRows()
         single.add_row(rows.rows[i])
@@ -94,12 +115,25 @@ def _quarantine_refused(
     sources = [*rows.rejected_source, record.get("source")]
     adapter = warehouse.adapter
     with adapter.transaction(cur):
-        adapter.insert_new(cur, "quarantine", quarantine_table(rejected, received_at, sources))
-    return WriteResult(received=len(rejected), stored=0, quarantined=len(rejected))
+        new_rejects = adapter.insert_new(cur, "quarantine", quarantine_table(rejected, received_at, sources))
+    return WriteResult(
+        received=len(rejected), stored=0, quarantined=new_rejects, already_quarantined=len(rejected) - new_rejects
+    )
 
 
 def rows_as_list(table: pa.Table) -> list[Any]:
     return [table.column(i)[0].as_py() for i in range(table.num_columns)]
+
+
+def _check_amounts(message: Any) -> None:
+    """JSON has no inf or nan (msgspec writes them as null): a typed amount holding one is refused."""
+    properties = message.get("properties") if isinstance(message, dict) else None
+    if not isinstance(properties, dict):
+        return
+    for name in ("revenue", "total", "value"):
+        value = properties.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EventError(f"field 'properties.{name}': {value!r} is out of range", f"properties.{name}")
 
 
 def write_messages(
@@ -132,9 +166,12 @@ def write_messages(
     try:
         for message in messages:
             try:
+                _check_amounts(message)
                 raw = encode(message)
-            except (TypeError, ValueError, OverflowError) as exc:
-                rows.reject(Rejected(f"not encodable as JSON: {exc}", None, repr(message)[:10_000]), now, source)
+            except Exception as exc:  # the boundary: this message is quarantined, the others go on
+                field = exc.field if isinstance(exc, EventError) else None
+                reason = exc.reason if isinstance(exc, EventError) else f"not encodable as JSON: {exc}"
+                rows.reject(Rejected(reason, field, repr(message)[:10_000]), now, source)
             else:
                 rows.add_raw(raw, received_at=now, source=source, deterministic_ids=True, origin="python")
             if len(rows) + len(rows.rejected) >= chunk:

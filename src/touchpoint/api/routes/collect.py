@@ -16,8 +16,8 @@ from starlette.responses import Response
 
 from touchpoint.api.deps import credentials, state
 from touchpoint.api.errors import error_response
-from touchpoint.collect.body import decompress, rows_from_body, write_key_in
-from touchpoint.collect.normalize import utcnow
+from touchpoint.collect.body import BrokenEnvelope, decompress, rows_from_body, write_key_in
+from touchpoint.collect.normalize import EventRows, Rejected, payload_text, utcnow
 from touchpoint.collect.spec import EVENT_TYPES, SHORT_PATHS, batch_json_schema, message_json_schema
 from touchpoint.errors import PayloadTooLarge, Unauthorized
 
@@ -72,7 +72,14 @@ async def ingest(request: Request, kind: str) -> Response:
     if source is None:
         raise Unauthorized("the write key is not known", hint="create a source with `touchpoint sources create NAME`")
 
-    rows, problems = rows_from_body(body, kind, received_at=received_at, source=source, limits=limits)
+    try:
+        rows, problems = rows_from_body(body, kind, received_at=received_at, source=source, limits=limits)
+    except BrokenEnvelope as exc:
+        # No item can be judged without the batch's shared fields: keep the whole body, answer 400.
+        kept = EventRows()
+        kept.reject(Rejected(exc.message, exc.field, payload_text(exc.body), None, "http:batch"), received_at, source)
+        await asyncio.wrap_future(app.committer.submit(kept))
+        return error_response(400, exc.code, exc.message, exc.hint, quarantined=1, field=exc.field)
     future = app.committer.submit(rows)
     result = await asyncio.wrap_future(future)
     if kind != "batch" and problems:
@@ -85,7 +92,8 @@ async def ingest(request: Request, kind: str) -> Response:
             quarantined=1,
             field=problem["field"],
         )
-    payload: dict[str, Any] = {"success": True, "accepted": len(rows), "quarantined": result.quarantined}
+    # Rejects count whether or not their quarantine record already existed (a retried bad batch).
+    payload: dict[str, Any] = {"success": True, "accepted": len(rows), "quarantined": result.rejected}
     if problems:
         payload["errors"] = problems
     return Response(_encode(payload), media_type="application/json")

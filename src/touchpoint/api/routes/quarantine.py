@@ -34,4 +34,4 @@ def show_quarantine(record_id: str, app: State, _key: ReadKey) -> dict[str, Any]
 
 @router.post("/v1/quarantine/replay", summary="Validate quarantined input again and store what passes")
 def replay_quarantine(app: State, _key: AdminKey, ids: list[str] | None = None) -> dict[str, Any]:
-    return quarantine.replay(app.warehouse, ids).to_dict()
+    return quarantine.replay(app.warehouse, ids, max_event_bytes=app.limits.max_event_bytes).to_dict()
