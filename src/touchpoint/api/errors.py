@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchpoint.errors import Overloaded, TouchpointError, error_body, http_status
 
@@ -74,7 +75,41 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, None, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "an unexpected error occurred", "the server log has details")
+    # Not `exception_handler(Exception)`: Starlette runs that one in its outermost middleware and re-raises
+    # after answering, and uvicorn then drops the keep-alive connection, so the client's next request fails too.
+    app.add_middleware(UnexpectedErrors)
+
+
+class UnexpectedErrors:
+    """ASGI middleware: an unexpected exception answers 500 in the one shape and the connection stays usable.
+
+    If the response had already started, nothing can be said to the client any more; the error is logged and
+    the exception propagates so the server closes that connection (the client sees a truncated answer, not
+    a wrong one).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = error_response(
+                500, "internal_error", "an unexpected error occurred", "the server log has details"
+            )
+            await response(scope, receive, send)
