@@ -59,12 +59,7 @@ class KeyInfo:
 
 
 def _insert(wh: Warehouse, table: str, row: dict[str, Any], schema: pa.Schema) -> None:
-    cur = wh.adapter.cursor()
-    try:
-        with wh.adapter.transaction(cur):
-            inserted = wh.adapter.insert_new(cur, table, pa.Table.from_pylist([row], schema=schema))
-    finally:
-        cur.close()
+    inserted = wh.insert_new(table, pa.Table.from_pylist([row], schema=schema))
     if inserted == 0:
         raise AlreadyExists(f"{row['name']!r} already exists", hint="choose another name")
 
@@ -79,14 +74,15 @@ def create_source(wh: Warehouse, name: str) -> str:
 
 
 def list_sources(wh: Warehouse) -> list[KeyInfo]:
-    t = wh.table("sources").order_by("name").to_pyarrow().to_pylist()
+    t = wh.to_arrow(wh.table("sources").order_by("name")).to_pylist()
     return [KeyInfo(r["name"], r["key_prefix"], r["created_at"]) for r in t]
 
 
 def source_for_write_key(wh: Warehouse, key: str) -> str | None:
     """The source a write key belongs to, or None."""
-    row = wh.adapter.fetch_one("SELECT name FROM sources WHERE write_key_hash = ?", [hash_key(key)])
-    return None if row is None else str(row[0])
+    t = wh.table("sources")
+    rows = wh.to_arrow(t.filter(t.write_key_hash == hash_key(key)).select("name").limit(1)).to_pylist()
+    return str(rows[0]["name"]) if rows else None
 
 
 def create_api_key(wh: Warehouse, name: str, scope: str) -> str:
@@ -107,11 +103,12 @@ def create_api_key(wh: Warehouse, name: str, scope: str) -> str:
 
 
 def list_api_keys(wh: Warehouse) -> list[KeyInfo]:
-    t = wh.table("api_keys").order_by("name").to_pyarrow().to_pylist()
+    t = wh.to_arrow(wh.table("api_keys").order_by("name")).to_pylist()
     return [KeyInfo(r["name"], r["key_prefix"], r["created_at"], r["scope"]) for r in t]
 
 
 def api_key_scope(wh: Warehouse, key: str) -> str | None:
     """The scope of an API key, or None when the key is unknown."""
-    row = wh.adapter.fetch_one("SELECT scope FROM api_keys WHERE key_hash = ?", [hash_key(key)])
-    return None if row is None else str(row[0])
+    t = wh.table("api_keys")
+    rows = wh.to_arrow(t.filter(t.key_hash == hash_key(key)).select("scope").limit(1)).to_pylist()
+    return str(rows[0]["scope"]) if rows else None

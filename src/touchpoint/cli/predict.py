@@ -107,9 +107,8 @@ def clv(
         margin=margin,
     )
     if orders is not None:
-        import ibis
-
         from touchpoint.predict.summary import read_orders_file
+        from touchpoint.warehouse import Warehouse
 
         table_ = read_orders_file(
             orders,
@@ -118,7 +117,8 @@ def clv(
             amount_col=amount_col or None,
             date_format=date_format,
         )
-        run = run_clv(ibis.duckdb.connect(), table_, options, out_dir=out)
+        with Warehouse.open("duckdb://:memory:", migrate=False) as scratch:  # the file is the data
+            run = run_clv(scratch, table_, options, out_dir=out)
         result = run.to_dict(rows=top)
     else:
         from touchpoint.predict.summary import customer_key_source, orders_from_events

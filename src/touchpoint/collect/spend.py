@@ -109,16 +109,9 @@ def import_spend(
             continue
         good[(row["date"], row["channel"], row["campaign"])] = row  # a later row for the same key wins
     table = pa.Table.from_pylist(list(good.values()), schema=SPEND.schema.to_pyarrow())
-    adapter = warehouse.adapter
-    cur = adapter.cursor()
-    try:
-        with adapter.transaction(cur):
-            written = adapter.upsert(cur, "spend", table, SPEND.key, compare=VALUE_COLUMNS)
-            adapter.insert_new(
-                cur, "quarantine", quarantine_table(rejected, [now] * len(rejected), [source] * len(rejected))
-            )
-    finally:
-        cur.close()
+    with warehouse.write() as tx:
+        written = tx.upsert("spend", table, SPEND.key, compare=VALUE_COLUMNS)
+        tx.insert_new("quarantine", quarantine_table(rejected, [now] * len(rejected), [source] * len(rejected)))
     report.write.received = len(good) + len(rejected)
     report.write.stored = written
     report.write.quarantined = len(rejected)

@@ -66,15 +66,9 @@ def _profiles(wh: Warehouse, events: ir.Table) -> ir.Table:
 
 
 def has_profiles(wh: Warehouse) -> bool:
-    """Whether the identity package's mapping table exists with the expected columns."""
-    try:
-        tables = wh.ibis.list_tables()
-    except Exception:  # pragma: no cover - a backend that cannot list tables
-        return False
-    if IDENTITY_TABLE not in tables:
-        return False
-    cols = set(wh.table(IDENTITY_TABLE).columns)
-    return {"id_type", "id_value", "profile_id"} <= cols
+    """Whether identities have been resolved (the identity package's mapping table has rows)."""
+    ids = wh.table(IDENTITY_TABLE)
+    return bool(wh.to_arrow(ids.select("profile_id").limit(1)).num_rows)
 
 
 def person_events(wh: Warehouse, *, identity: Identity = "auto", events: ir.Table | None = None) -> ir.Table:
@@ -89,7 +83,7 @@ def person_events(wh: Warehouse, *, identity: Identity = "auto", events: ir.Tabl
     if identity == "profiles":
         if not has_profiles(wh):
             raise InvalidInput(
-                f"identity='profiles' but the warehouse has no {IDENTITY_TABLE!r} table",
+                f"identity='profiles' but identities have not been resolved ({IDENTITY_TABLE!r} is empty)",
                 hint="build profiles first (see docs/identity.md) or use identity='stitch'",
             )
         out = _profiles(wh, t)

@@ -375,8 +375,6 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
 
 def write_predictions(wh: Any, run: ClvRun) -> int:
     """Replace the ``predictions`` table with this run's scores and log the run in ``prediction_runs``."""
-    con = wh.ibis
-    con.create_table(PREDICTIONS_TABLE, run.predictions, overwrite=True)
     summary = run.to_dict()
     row = pa.table(
         {
@@ -391,8 +389,7 @@ def write_predictions(wh: Any, run: ClvRun) -> int:
             "summary": [json.dumps({k: v for k, v in summary.items() if k != "files"}, default=float)],
         }
     )
-    if RUNS_TABLE in con.list_tables():
-        con.insert(RUNS_TABLE, row)
-    else:
-        con.create_table(RUNS_TABLE, row)
+    with wh.write() as tx:
+        tx.replace(PREDICTIONS_TABLE, run.predictions)
+        tx.append(RUNS_TABLE, row)
     return run.predictions.num_rows

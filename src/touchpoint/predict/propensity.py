@@ -259,12 +259,9 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
 
 def write_scores(wh: Any, run: PropensityRun) -> int:
     """Replace this event's and window's rows in ``propensity_scores`` (other events' scores stay)."""
-    con = wh.ibis
-    if PROPENSITY_TABLE in con.list_tables():
-        old = con.table(PROPENSITY_TABLE)
-        keep = wh.to_arrow(old.filter((old.event != run.event) | (old.days != run.days)))
-        combined = pa.concat_tables([keep, run.scores.cast(keep.schema)]) if keep.num_rows else run.scores
-        con.create_table(PROPENSITY_TABLE, combined, overwrite=True)
-    else:
-        con.create_table(PROPENSITY_TABLE, run.scores)
+    with wh.write() as tx:  # read and write under the write lock, so no other run interleaves
+        old = wh.table(PROPENSITY_TABLE)
+        keep = wh.to_arrow(old.filter((old.event == run.event) & (old.days != run.days)))
+        tx.delete(PROPENSITY_TABLE, "event", [run.event])  # this event's rows, less its other windows kept above
+        tx.append(PROPENSITY_TABLE, pa.concat_tables([keep, run.scores.cast(keep.schema)]))
     return run.scores.num_rows

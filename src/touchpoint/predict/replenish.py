@@ -101,5 +101,5 @@ def replenishment(wh: Any, *, as_of: Any = None, min_intervals: int = 2) -> pa.T
 
 
 def write_replenishment(wh: Any, table: pa.Table) -> int:
-    wh.ibis.create_table(REPLENISHMENT_TABLE, table, overwrite=True)
+    wh.replace(REPLENISHMENT_TABLE, table)
     return table.num_rows

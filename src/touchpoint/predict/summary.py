@@ -58,11 +58,9 @@ def as_date(value: Any, name: str) -> dt.date:
 
 
 def _identity_resolved(wh: Any) -> bool:
-    try:
-        from touchpoint.identity import tables
-    except ImportError:  # pragma: no cover - identity is part of touchpoint
-        return False
-    return bool(tables.NODES in wh.ibis.list_tables())
+    from touchpoint.identity import store, tables
+
+    return store.has_rows(wh, tables.NODES)
 
 
 def customer_key_source(wh: Any) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import ibis
 
 from touchpoint.errors import InvalidInput, NotFound
-from touchpoint.identity import tables
+from touchpoint.identity import store, tables
 from touchpoint.identity.lookup import find_profile
 from touchpoint.profiles.build import PROFILES, PROFILES_SCHEMA, TRAITS
 
@@ -31,7 +31,7 @@ COMPUTED = {name: dtype for name, dtype in PROFILES_SCHEMA.items() if name not i
 
 
 def _require(wh: Any) -> None:
-    if PROFILES not in wh.ibis.list_tables():
+    if not store.has_rows(wh, PROFILES):
         raise NotFound("profiles have not been built yet", hint="run `touchpoint profiles rebuild`")
 
 
@@ -73,13 +73,11 @@ def get_profile(wh: Any, identifier: str, id_type: str | None = None) -> dict[st
             "timestamp": r["timestamp"],
             "message_id": r["message_id"],
         }
-    history: list[dict[str, Any]] = []
-    if tables.MERGE_LOG in wh.ibis.list_tables():
-        log = wh.table(tables.MERGE_LOG)
-        mine = log.filter(
-            (log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ",")
-        )
-        history = wh.to_arrow(mine.order_by(log.logged_at.desc()).limit(100)).to_pylist()
+    log = wh.table(tables.MERGE_LOG)
+    mine = log.filter(
+        (log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ",")
+    )
+    history: list[dict[str, Any]] = wh.to_arrow(mine.order_by(log.logged_at.desc()).limit(100)).to_pylist()
     return {
         "profile_id": pid,
         "matched": {
