@@ -244,7 +244,10 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     cutoff = events.received_at.max().to_pyarrow().as_py()
     result = ResolveResult(mode="rebuild")
     with Scratch(wh) as s:
-        snap = events.filter(events.received_at <= cutoff) if cutoff is not None else events
+        upto = events.filter(events.received_at <= cutoff) if cutoff is not None else events
+        # Pin the events this rebuild resolves: one stamped before the cutoff but committed while it
+        # runs must not be half-seen (e.g. listed as resolved without being resolved); the next update gets it.
+        snap = events.semi_join(s.save(upto.select("message_id"), "snapshot"), "message_id")
         wide_expr, types, extra_expr = identifiers(snap, rules)
         wide, extra = s.save(wide_expr, "ids"), s.save(extra_expr, "extra_ids")
         stats = node_stats(wide, types, extra, rules)
