@@ -13,7 +13,7 @@ import pytest
 
 from touchpoint import identity, profiles
 from touchpoint.collect.store import write_messages
-from touchpoint.errors import AlreadyExists, NotFound
+from touchpoint.errors import AlreadyExists, NotFound, WarehouseError
 from touchpoint.experiments.definitions import Experiment, create_experiment, get_experiment, update_weights
 from touchpoint.warehouse import Warehouse, migrations, schema
 from touchpoint.warehouse.adapters import ADAPTERS
@@ -179,3 +179,17 @@ def test_the_write_lock_serialises_check_then_write(wh: Warehouse) -> None:
 
     _run_all([lambda i=i: update_weights(wh, "once", [0.5 + i / 100, 0.5 - i / 100]) for i in range(8)])  # type: ignore[misc]
     assert len(get_experiment(wh, "once").weights_history) == 1 + 8  # no update lost
+
+
+def test_migration_2_declares_tables_on_a_warehouse_that_made_some_on_first_use(tmp_path: Path) -> None:
+    url = f"duckdb://{tmp_path / 'old.duckdb'}"
+    with Warehouse.open(url) as old:  # as a version-1 warehouse: one table made on use, one never made
+        old.append("identity_overrides", pa.table({"kind": ["split"], "id_type": ["email"], "id_value": ["a@b.c"]}))
+        old.ibis.drop_table("sessions")
+        old.delete("schema_migrations", "version", [2])
+    with pytest.raises(WarehouseError, match="needs migrating"):
+        Warehouse.open(url, read_only=True)
+    with Warehouse.open(url) as wh:
+        assert migrations.pending(wh) == []
+        assert set(wh.tables()) == DECLARED
+        assert wh.count("identity_overrides") == 1  # kept
