@@ -40,6 +40,7 @@ from touchpoint.predict.summary import (
     unit_days,
 )
 from touchpoint.predict.validation import calibration_fit, holdout_metrics, tracking, write_report
+from touchpoint.warehouse import Warehouse
 
 PREDICTIONS_TABLE = "predictions"
 RUNS_TABLE = "prediction_runs"
@@ -373,7 +374,7 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
     return run
 
 
-def write_predictions(wh: Any, run: ClvRun) -> int:
+def write_predictions(wh: Warehouse, run: ClvRun) -> int:
     """Replace the ``predictions`` table with this run's scores and log the run in ``prediction_runs``."""
     summary = run.to_dict()
     row = pa.table(

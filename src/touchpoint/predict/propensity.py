@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from touchpoint.errors import InvalidInput
 from touchpoint.predict.summary import ORDER_EVENT, as_date, events_with_customer
+from touchpoint.warehouse import Warehouse
 
 PROPENSITY_TABLE = "propensity_scores"
 FEATURES = (
@@ -97,7 +98,7 @@ def _matrix(table: pa.Table) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _dataset(wh: Any, events: ir.Table, cutoff: dt.date, days: int, event: str) -> tuple[pa.Table, np.ndarray]:
+def _dataset(wh: Warehouse, events: ir.Table, cutoff: dt.date, days: int, event: str) -> tuple[pa.Table, np.ndarray]:
     f = feature_expr(events, cutoff, event)
     lab = label_expr(events, cutoff, days, event)
     j = f.left_join(lab, "customer_id").select(f, label=lab.label.fill_null(0))
@@ -179,7 +180,7 @@ def _classifier(seed: int) -> Any:
     )
 
 
-def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: int = 0) -> PropensityRun:
+def run_propensity(wh: Warehouse, event: str, days: int, *, as_of: Any = None, seed: int = 0) -> PropensityRun:
     """Train, test out of time, and score every customer's chance of ``event`` in the next ``days`` days."""
     if not event:
         raise InvalidInput("name the event to predict", hint='e.g. --event "Order Completed"')
@@ -257,7 +258,7 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
     )
 
 
-def write_scores(wh: Any, run: PropensityRun) -> int:
+def write_scores(wh: Warehouse, run: PropensityRun) -> int:
     """Replace this event's and window's rows in ``propensity_scores`` (other events' scores stay)."""
     with wh.write() as tx:  # read and write under the write lock, so no other run interleaves
         old = wh.table(PROPENSITY_TABLE)

@@ -19,6 +19,7 @@ from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.predict.clv import PREDICTIONS_TABLE, RUNS_TABLE
 from touchpoint.predict.propensity import PROPENSITY_TABLE
 from touchpoint.predict.replenish import REPLENISHMENT_TABLE
+from touchpoint.warehouse import Warehouse
 
 
 def clean(value: Any) -> Any:
@@ -32,12 +33,12 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _rows(wh: Any, table: str, customer_id: str) -> list[dict[str, Any]]:
+def _rows(wh: Warehouse, table: str, customer_id: str) -> list[dict[str, Any]]:
     t = wh.table(table)
     return [clean(r) for r in wh.to_arrow(t.filter(t.customer_id == customer_id)).to_pylist()]
 
 
-def top_customers(wh: Any, *, by: str = "clv", limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def top_customers(wh: Warehouse, *, by: str = "clv", limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Customers of the latest CLV run, highest ``by`` first (clv, p_alive, expected_purchases)."""
     if by not in {"clv", "p_alive", "expected_purchases", "prob_purchase_window"}:
         raise InvalidInput(f"cannot sort predictions by {by!r}", hint="use clv, p_alive or expected_purchases")
@@ -48,7 +49,7 @@ def top_customers(wh: Any, *, by: str = "clv", limit: int = 50, offset: int = 0)
     return {"total": int(t.count().execute()), "by": by, "rows": [clean(r) for r in rows]}
 
 
-def _profile_ids(wh: Any, customer_id: str) -> list[str]:
+def _profile_ids(wh: Warehouse, customer_id: str) -> list[str]:
     """The id itself, plus its resolved profile id when identities are resolved."""
     ids = [customer_id]
     try:
@@ -62,7 +63,7 @@ def _profile_ids(wh: Any, customer_id: str) -> list[str]:
     return ids
 
 
-def customer_predictions(wh: Any, customer_id: str) -> dict[str, Any]:
+def customer_predictions(wh: Warehouse, customer_id: str) -> dict[str, Any]:
     """Everything predicted for one customer (user id or profile id): CLV, P(alive), next purchase,
     propensity scores and replenishment dates. Raises NotFound when nothing is known."""
     out: dict[str, Any] = {"customer_id": customer_id, "clv": None, "propensity": [], "replenishment": []}
@@ -83,7 +84,7 @@ def customer_predictions(wh: Any, customer_id: str) -> dict[str, Any]:
     return out
 
 
-def latest_run(wh: Any) -> dict[str, Any] | None:
+def latest_run(wh: Warehouse) -> dict[str, Any] | None:
     """The latest CLV run: model, parameters, fit, holdout metrics and customer equity with its interval."""
     t = wh.table(RUNS_TABLE)
     rows = wh.to_arrow(t.order_by(t.run_at.desc()).limit(1)).to_pylist()

@@ -42,7 +42,7 @@ import ibis.expr.types as ir
 
 from touchpoint import identity
 from touchpoint.identity import store
-from touchpoint.warehouse import schema
+from touchpoint.warehouse import Warehouse, schema
 
 PROFILES = schema.PROFILES.name
 TRAITS = schema.PROFILE_TRAITS.name
@@ -105,7 +105,7 @@ def _channel(t: ir.Table) -> ir.StringValue:
     return channel_expr(t)
 
 
-def build(wh: Any, *, as_of: datetime | str | None = None) -> dict[str, Any]:
+def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, Any]:
     """Rebuild ``profiles`` and ``profile_traits`` from the events and the current identities.
 
     ``as_of`` (default: now, UTC) is the instant ``days_since_last_order`` and recency count from.
