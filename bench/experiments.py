@@ -174,10 +174,7 @@ def bench_engine(sizes: list[int], threads: int | None) -> list[dict]:
             wh = Warehouse.open(f"duckdb://{Path(tmp) / 'wh.duckdb'}", config=config)
             t = time.perf_counter()
             events = make_events(n_units)
-            cur = wh.adapter.cursor()
-            with wh.adapter.transaction(cur):
-                wh.adapter.insert_new(cur, "events", events)
-            cur.close()
+            wh.insert_new("events", events)
             load_s = time.perf_counter() - t
             create_experiment(
                 wh,

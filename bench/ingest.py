@@ -127,7 +127,6 @@ def run_in_process(folder: Path, path: Path) -> dict[str, Any]:
 
     url, _ = new_warehouse(folder)
     wh = Warehouse.open(url)
-    cur = wh.adapter.cursor()
     started = time.perf_counter()
     parse = 0.0
     rows, total, now = EventRows(), 0, utcnow()
@@ -136,13 +135,12 @@ def run_in_process(folder: Path, path: Path) -> dict[str, Any]:
         rows.add_raw(line, received_at=now, source="bench")
         if len(rows) >= 100_000:
             parse += time.perf_counter() - t0
-            total += write_rows(wh, cur, rows).stored
+            total += write_rows(wh, rows).stored
             rows = EventRows()
             t0 = time.perf_counter()
     parse += time.perf_counter() - t0
-    total += write_rows(wh, cur, rows).stored
+    total += write_rows(wh, rows).stored
     seconds = time.perf_counter() - started
-    cur.close()
     wh.close()
     return {"seconds": seconds, "events_per_s": total / seconds, "parse_share": parse / seconds, "stored": total}
 

@@ -190,8 +190,9 @@ def bench_events(sizes: list[int], tmp: Path, per_person: int = 20) -> list[dict
             path.unlink()
         wh = Warehouse.open(f"duckdb://{path}")
         t0 = time.perf_counter()
-        wh.adapter.raw.execute(SYNTH.format(n=n, per=per_person))
-        wh.adapter.raw.execute("CHECKPOINT")
+        with wh.write():
+            wh.ibis.raw_sql(SYNTH.format(n=n, per=per_person))  # DuckDB SQL: a synthetic event log
+        wh.ibis.raw_sql("CHECKPOINT")
         load = time.perf_counter() - t0
         t1 = time.perf_counter()
         n_sessions = build_sessions_table(wh)

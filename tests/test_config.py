@@ -9,7 +9,7 @@ import pytest
 from touchpoint.config import Settings, get_settings, override_settings, reset_settings
 from touchpoint.errors import ConfigError
 from touchpoint.warehouse import Warehouse
-from touchpoint.warehouse.adapters import adapter_for
+from touchpoint.warehouse.adapters import engine_for
 
 
 def test_defaults() -> None:
@@ -48,7 +48,7 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_engine_and_locked_file_are_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no warehouse adapter for 'snowflake'"):
-        adapter_for("snowflake://acct/db")
+        engine_for("snowflake://acct/db")
     url = f"duckdb://{tmp_path / 'w.duckdb'}"
     Warehouse.open(url).close()
     with pytest.raises(Exception, match="there is no warehouse"):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import ibis
 import pyarrow as pa
 
 from touchpoint.collect.normalize import utcnow
@@ -111,12 +112,7 @@ KINDS: dict[str, Kind] = {
 
 
 def _insert(wh: Warehouse, table: str, row: dict[str, Any], schema: pa.Schema) -> None:
-    cur = wh.adapter.cursor()
-    try:
-        with wh.adapter.transaction(cur):
-            inserted = wh.adapter.insert_new(cur, table, pa.Table.from_pylist([row], schema=schema))
-    finally:
-        cur.close()
+    inserted = wh.insert_new(table, pa.Table.from_pylist([row], schema=schema))
     if inserted == 0:
         raise AlreadyExists(f"{row['name']!r} already exists", hint="choose another name")
 
@@ -146,7 +142,7 @@ def _list(wh: Warehouse, kind: str, name: str | None = None) -> list[KeyInfo]:
     t = wh.table(KINDS[kind].table)
     if name is not None:
         t = t.filter(t.name == name)
-    return [_info(r) for r in t.order_by("name").to_pyarrow().to_pylist()]
+    return [_info(r) for r in wh.to_arrow(t.order_by("name")).to_pylist()]
 
 
 def list_sources(wh: Warehouse) -> list[KeyInfo]:
@@ -166,17 +162,24 @@ def match_key(wh: Warehouse, kind: str, key: str) -> KeyMatch | None:
     """The live key of ``kind`` that ``key`` is: the current one, or the previous one within its grace."""
     spec = KINDS[kind]
     digest = hash_key(key)
-    scope = "scope" if kind == "api_keys" else "NULL"
-    row = wh.adapter.fetch_one(
-        f"SELECT name, {scope}, {spec.hash_column} = ?, previous_key_expires_at FROM {spec.table} "
-        f"WHERE revoked_at IS NULL AND ({spec.hash_column} = ? "
-        "OR (previous_key_hash = ? AND previous_key_expires_at > ?))",
-        [digest, digest, digest, utcnow()],
+    t = wh.table(spec.table)
+    current = t[spec.hash_column] == digest
+    live = t.revoked_at.isnull() & (
+        current | ((t.previous_key_hash == digest) & (t.previous_key_expires_at > ibis.literal(utcnow())))
     )
-    if row is None:
+    scope = t.scope if kind == "api_keys" else ibis.null(str)
+    rows = wh.to_arrow(
+        t.filter(live).select("name", "previous_key_expires_at", granted=scope, is_current=current).limit(1)
+    ).to_pylist()
+    if not rows:
         return None
-    name, granted, is_current, expires = row
-    return KeyMatch(str(name), None if granted is None else str(granted), None if is_current else expires)
+    row = rows[0]
+    granted = row["granted"]
+    return KeyMatch(
+        str(row["name"]),
+        None if granted is None else str(granted),
+        None if row["is_current"] else row["previous_key_expires_at"],
+    )
 
 
 def source_for_write_key(wh: Warehouse, key: str) -> str | None:
@@ -238,12 +241,8 @@ def _one(wh: Warehouse, kind: str, name: str) -> KeyInfo:
 
 
 def _update(wh: Warehouse, kind: str, name: str, values: dict[str, Any]) -> None:
-    cur = wh.adapter.cursor()
-    try:
-        with wh.adapter.transaction(cur):
-            wh.adapter.update(cur, KINDS[kind].table, values, key="name", value=name)
-    finally:
-        cur.close()
+    with wh.write() as tx:
+        tx.update(KINDS[kind].table, values, key="name", value=name)
 
 
 def revoke(wh: Warehouse, kind: str, name: str) -> KeyInfo:
@@ -268,23 +267,19 @@ def rotate(wh: Warehouse, kind: str, name: str, *, grace: timedelta) -> tuple[st
     else:
         key = f"tpk_{(info.scope or 'read')[0]}_" + secrets.token_urlsafe(24)
         prefix = key[:10]
-    cur = wh.adapter.cursor()
-    try:
-        with wh.adapter.transaction(cur):  # read the current key and replace it in one transaction
-            row = wh.adapter.execute(
-                cur, f"SELECT {spec.hash_column}, revoked_at FROM {spec.table} WHERE name = ?", [name]
-            ).fetchone()
-            keep_old = row is not None and row[1] is None and grace > timedelta(0)
-            values: dict[str, Any] = {
-                spec.hash_column: hash_key(key),
-                "key_prefix": prefix,
-                "previous_key_hash": row[0] if keep_old and row is not None else None,
-                "previous_key_expires_at": utcnow() + grace if keep_old else None,
-                "revoked_at": None,
-            }
-            wh.adapter.update(cur, spec.table, values, key="name", value=name)
-    finally:
-        cur.close()
+    with wh.write() as tx:  # under the write lock: nobody changes the key between this read and the update
+        t = wh.table(spec.table)
+        found = wh.to_arrow(t.filter(t.name == name).select(spec.hash_column, "revoked_at")).to_pylist()
+        row = found[0] if found else None
+        keep_old = row is not None and row["revoked_at"] is None and grace > timedelta(0)
+        values: dict[str, Any] = {
+            spec.hash_column: hash_key(key),
+            "key_prefix": prefix,
+            "previous_key_hash": row[spec.hash_column] if keep_old and row is not None else None,
+            "previous_key_expires_at": utcnow() + grace if keep_old else None,
+            "revoked_at": None,
+        }
+        tx.update(spec.table, values, key="name", value=name)
     return key, _one(wh, kind, name)
 
 
@@ -320,19 +315,9 @@ class UsageRecorder:
             pending, self._pending = self._pending, {}
         if not pending:
             return 0
-        cur = self.wh.adapter.cursor()
-        try:
-            with self.wh.adapter.transaction(cur):
-                for kind in KINDS:
-                    names = [n for (k, n) in pending if k == kind]
-                    if names:
-                        rows = pa.table(
-                            {"name": names, "last_used_at": [pending[(kind, n)] for n in names]},
-                            schema=pa.schema([("name", pa.string()), ("last_used_at", pa.timestamp("us"))]),
-                        )
-                        self.wh.adapter.update_many(cur, KINDS[kind].table, rows, key="name")
-        finally:
-            cur.close()
+        with self.wh.write() as tx:  # a handful of keys a minute: one small update each
+            for (kind, name), used_at in pending.items():
+                tx.update(KINDS[kind].table, {"last_used_at": used_at}, key="name", value=name)
         return len(pending)
 
     def _run(self) -> None:

@@ -93,7 +93,7 @@ def test_escapes_are_refused_on_a_shared_writable_warehouse_too(warehouse: Wareh
     # The shared instance keeps its external access: the rest of the system can still read files.
     json_file = tmp_path / "rows.json"
     json_file.write_text('[{"a": 1}]')
-    cur = warehouse.adapter.cursor()
+    cur = warehouse.connection()
     assert cur.execute(f"SELECT a FROM read_json('{json_file}')").fetchall() == [(1,)]
     cur.close()
 
@@ -101,7 +101,7 @@ def test_escapes_are_refused_on_a_shared_writable_warehouse_too(warehouse: Wareh
 def test_the_engine_guard_holds_even_when_sql_gets_past_the_parser(data: str, tmp_path: Path) -> None:
     wh = open_query_warehouse(Settings(data_dir=Path(data)))
     try:
-        cur = wh.adapter.cursor()
+        cur = wh.connection()
         with pytest.raises(duckdb.PermissionException):
             cur.execute("SELECT * FROM read_text('/etc/passwd')")
         with pytest.raises(duckdb.Error, match="locked"):
@@ -265,7 +265,7 @@ def test_the_rest_of_the_process_keeps_its_file_access_after_a_query(
     assert code == 0 and json.loads(out)["stored"] == 1
     wh = open_warehouse(Settings(data_dir=Path(data)))
     try:
-        cur = wh.adapter.cursor()
+        cur = wh.connection()
         assert cur.execute(f"SELECT count(*) FROM read_json('{events}')").fetchone() == (1,)
         assert cur.execute("SELECT value FROM duckdb_settings() WHERE name = 'lock_configuration'").fetchone() == (
             "false",
@@ -281,7 +281,7 @@ def test_the_timeout_stops_only_its_own_query(warehouse: Warehouse) -> None:
     done: dict[str, object] = {}
 
     def other() -> None:
-        cur = warehouse.adapter.cursor()
+        cur = warehouse.connection()
         try:
             done["count"] = cur.execute("SELECT count(*) FROM range(500000000)").fetchone()
         except Exception as exc:  # recorded so the assertion below shows it

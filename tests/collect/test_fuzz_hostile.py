@@ -214,7 +214,7 @@ def test_hostile_replay(live: Live, batch: list[Item], oversize: bool) -> None:
     now = utcnow()
     for item in batch:
         rows.reject(Rejected("fuzz", None, item.body.decode("utf-8", "backslashreplace"), None, "fuzz"), now, "fuzz")
-    cur = live.warehouse.adapter.cursor()
+    cur = live.warehouse.connection()
     try:
         write_rows(live.warehouse, cur, rows)
     finally:

@@ -46,8 +46,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, m) -> Iterator[Path]:  # 
             "amount": [120.0, 12.0],
         }
     )
-    wh.adapter.raw.register("tp_spend_rows", spend)
-    wh.adapter.raw.execute("INSERT INTO spend BY NAME SELECT * FROM tp_spend_rows")
+    wh.append("spend", spend)
     wh.close()
     yield root
     reset_settings()

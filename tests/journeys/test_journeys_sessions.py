@@ -250,7 +250,7 @@ def test_profiles_from_the_identity_tables(wh, write, m) -> None:  # type: ignor
             "profile_id": ["prof-1", "prof-1", "prof-1"],
         }
     )
-    wh.ibis.create_table("identity_nodes", nodes)
+    wh.append("identity_nodes", nodes)
     assert {r["person"] for r in rows(wh)} == {"prof-1"}  # auto picks the profiles
     assert [r["channel"] for r in rows(wh, identity="profiles")] == ["email", "direct"]
     assert {r["person"] for r in rows(wh, identity="stitch")} == {"phone", "u9"}

@@ -72,8 +72,7 @@ def test_attribution_and_romi_from_the_warehouse(wh, write, m) -> None:  # type:
             "amount": [100.0, 10.0, 500.0],
         }
     )
-    wh.adapter.raw.register("tp_spend_rows", spend)
-    wh.adapter.raw.execute("INSERT INTO spend BY NAME SELECT * FROM tp_spend_rows")
+    wh.append("spend", spend)
     result = attribute(journeys(wh), "markov", bootstrap=20)
     out = romi(wh, {"markov": result}, start=datetime(2026, 3, 1), end=datetime(2026, 4, 1))
     rows = {r["channel"]: r for r in out["rows"]}

@@ -229,11 +229,8 @@ def _link(r: dict[str, Any]) -> str:
 def log(limit: int = typer.Option(50, "--limit"), data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """The merge log, newest first: merges, splits and renames with the link and event that caused them."""
     with warehouse(data) as wh:
-        if tables.MERGE_LOG not in wh.ibis.list_tables():
-            rows: list[dict[str, Any]] = []
-        else:
-            t = wh.table(tables.MERGE_LOG)
-            rows = wh.to_arrow(t.order_by(t.logged_at.desc()).limit(limit)).to_pylist()
+        t = wh.table(tables.MERGE_LOG)
+        rows: list[dict[str, Any]] = wh.to_arrow(t.order_by(t.logged_at.desc()).limit(limit)).to_pylist()
 
     def render() -> None:
         table(

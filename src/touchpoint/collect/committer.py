@@ -1,8 +1,11 @@
 """Group commit: many requests share one durable transaction, and each is answered after it.
 
-Request handlers validate their events and :meth:`GroupCommitter.submit` them. One writer
+Request handlers validate their events and :meth:`GroupCommitter.submit` them. One committer
 thread takes everything that is waiting, writes it with :func:`~touchpoint.collect.store.write_rows`
-in one transaction, and only then resolves each submission's future. While one commit runs,
+in one transaction, and only then resolves each submission's future. Like every write, the commit
+takes the warehouse's write lock (:meth:`~touchpoint.warehouse.Warehouse.write`), so events and
+other writes (profile rebuilds, predictions, admin changes) never interleave; those other writes
+compute their rows before taking the lock, so a commit waits at most for a short swap. While one commit runs,
 the next group forms, so the batch size grows with load and no request waits for a timer.
 When more events wait than ``queue_max_events``, submit raises :class:`~touchpoint.errors.Overloaded`
 (HTTP 429) instead of buffering what it cannot promise to keep.
@@ -61,7 +64,6 @@ class GroupCommitter:
         self._cond = threading.Condition()
         self._running = False
         self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> GroupCommitter:
@@ -130,26 +132,22 @@ class GroupCommitter:
         return group
 
     def _run(self) -> None:
-        cur = self.warehouse.adapter.cursor()
-        try:
-            while True:
-                group = self._take_group()
-                if not group:
-                    if not self._running:
-                        return
-                    continue
-                self._commit(cur, group)
-        finally:
-            cur.close()
+        while True:
+            group = self._take_group()
+            if not group:
+                if not self._running:
+                    return
+                continue
+            self._commit(group)
 
-    def _commit(self, cur: object, group: list[_Submission]) -> None:
+    def _commit(self, group: list[_Submission]) -> None:
         started = time.perf_counter()
         merged = EventRows()
         for sub in group:
             merged.extend(sub.rows)
         size = sum(sub.size for sub in group)
         try:
-            result = write_rows(self.warehouse, cur, merged)
+            result = write_rows(self.warehouse, merged)
         except BaseException as exc:
             log.exception("group commit of %d events failed; nothing in it was acknowledged", size)
             error = WarehouseError(f"the warehouse could not commit: {exc}", hint="retry; nothing was stored")

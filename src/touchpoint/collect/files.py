@@ -78,7 +78,6 @@ class ChunkWriter:
         self.report = report
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="touchpoint-import")
         self._pending: Future[WriteResult] | None = None
-        self._cur = warehouse.adapter.cursor()
 
     def _note(self, rows: EventRows) -> None:
         for rejected in rows.rejected:
@@ -90,7 +89,7 @@ class ChunkWriter:
     def submit(self, rows: EventRows) -> None:
         self._note(rows)
         self.wait()
-        self._pending = self._pool.submit(write_rows, self.warehouse, self._cur, rows)
+        self._pending = self._pool.submit(write_rows, self.warehouse, rows)
 
     def wait(self) -> None:
         if self._pending is not None:
@@ -102,7 +101,6 @@ class ChunkWriter:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
-            self._cur.close()
 
 
 def mapped_records(

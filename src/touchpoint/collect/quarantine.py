@@ -133,25 +133,19 @@ def replay(
             if (rejected.reason, rejected.field) != (record["reason"], record["field"]):
                 failed.append((record["id"], rejected.reason, rejected.field))
             result.still_invalid.append({"id": record["id"], "reason": rejected.reason})
-    adapter = wh.adapter
-    cur = adapter.cursor()
     now = utcnow()
-    try:
-        if len(accepted):
-            write_rows(wh, cur, accepted)  # durable before the records are marked replayed
-        with adapter.transaction(cur):
-            for record_id, message_id in replayed:
-                adapter.update(
-                    cur,
-                    "quarantine",
-                    {"status": "replayed", "replayed_at": now, "message_id": message_id},
-                    key="id",
-                    value=record_id,
-                )
-            for record_id, reason, field_name in failed:
-                adapter.update(cur, "quarantine", {"reason": reason, "field": field_name}, key="id", value=record_id)
-    finally:
-        cur.close()
+    if len(accepted):
+        write_rows(wh, accepted)  # durable before the records are marked replayed
+    with wh.write() as tx:
+        for record_id, message_id in replayed:
+            tx.update(
+                "quarantine",
+                {"status": "replayed", "replayed_at": now, "message_id": message_id},
+                key="id",
+                value=record_id,
+            )
+        for record_id, reason, field_name in failed:
+            tx.update("quarantine", {"reason": reason, "field": field_name}, key="id", value=record_id)
     result.replayed = [record_id for record_id, _ in replayed]
     return result
 

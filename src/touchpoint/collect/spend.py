@@ -117,14 +117,9 @@ def import_spend(
     ):
         good[(row["date"], row["channel"], row["campaign"])] = row  # a later row for the same key wins
     table = pa.Table.from_pylist(list(good.values()), schema=SPEND.schema.to_pyarrow())
-    adapter = warehouse.adapter
-    cur = adapter.cursor()
-    try:
-        with adapter.transaction(cur):
-            written = adapter.upsert(cur, "spend", table, SPEND.key, compare=VALUE_COLUMNS)
-            new_rejects = adapter.insert_new(cur, "quarantine", bad.quarantine_arrow())
-    finally:
-        cur.close()
+    with warehouse.write() as tx:
+        written = tx.upsert("spend", table, SPEND.key, compare=VALUE_COLUMNS)
+        new_rejects = tx.insert_new("quarantine", bad.quarantine_arrow())
     rejected = bad.rejected
     report.write.received = len(good) + len(rejected)
     report.write.stored = written

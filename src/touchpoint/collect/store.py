@@ -61,22 +61,21 @@ class WriteResult:
         }
 
 
-def write_rows(warehouse: Warehouse, cur: Any, rows: EventRows) -> WriteResult:
-    """Commit ``rows`` (valid events and rejects) in one durable transaction on cursor ``cur``."""
-    adapter = warehouse.adapter
+def write_rows(warehouse: Warehouse, rows: EventRows) -> WriteResult:
+    """Commit ``rows`` (valid events and rejects) in one durable transaction, under the write lock."""
     events = rows.to_arrow()
     rejects = rows.quarantine_arrow()
     try:
-        with adapter.transaction(cur):
-            stored = adapter.insert_new(cur, "events", events)
-            new_rejects = adapter.insert_new(cur, "quarantine", rejects)
+        with warehouse.write() as tx:
+            stored = tx.insert_new("events", events)
+            new_rejects = tx.insert_new("quarantine", rejects)
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
         if events.num_rows <= 1:
             if events.num_rows == 0:
                 raise
-            return _quarantine_refused(warehouse, cur, rows, events, exc)
+            return _quarantine_refused(warehouse, rows, events, exc)
         log.warning("a group of %d events was refused (%s); retrying them one by one", events.num_rows, exc)
-        return _write_one_by_one(warehouse, cur, rows, events)
+        return _write_one_by_one(warehouse, rows, events)
     return WriteResult(
         received=len(rows) + len(rows.rejected),
         stored=stored,
@@ -85,24 +84,20 @@ def write_rows(warehouse: Warehouse, cur: Any, rows: EventRows) -> WriteResult:
     )
 
 
-def _write_one_by_one(warehouse: Warehouse, cur: Any, rows: EventRows, events: pa.Table) -> WriteResult:
+def _write_one_by_one(warehouse: Warehouse, rows: EventRows, events: pa.Table) -> WriteResult:
     result = WriteResult()
-    adapter = warehouse.adapter
-    with adapter.transaction(cur):
-        new_rejects = adapter.insert_new(cur, "quarantine", rows.quarantine_arrow())
+    new_rejects = warehouse.insert_new("quarantine", rows.quarantine_arrow())
     result.received += len(rows.rejected)
     result.quarantined += new_rejects
     result.already_quarantined += len(rows.rejected) - new_rejects
     for i in range(events.num_rows):
         single = EventRows()
         single.add_row(rows.rows[i])
-        result.add(write_rows(warehouse, cur, single))
+        result.add(write_rows(warehouse, single))
     return result
 
 
-def _quarantine_refused(
-    warehouse: Warehouse, cur: Any, rows: EventRows, events: pa.Table, exc: Exception
-) -> WriteResult:
+def _quarantine_refused(warehouse: Warehouse, rows: EventRows, events: pa.Table, exc: Exception) -> WriteResult:
     import msgspec
 
     record = {name: value for name, value in zip(events.column_names, rows_as_list(events), strict=True)}
@@ -113,9 +108,7 @@ def _quarantine_refused(
     ]
     received_at = [*rows.rejected_at, record["received_at"]]
     sources = [*rows.rejected_source, record.get("source")]
-    adapter = warehouse.adapter
-    with adapter.transaction(cur):
-        new_rejects = adapter.insert_new(cur, "quarantine", quarantine_table(rejected, received_at, sources))
+    new_rejects = warehouse.insert_new("quarantine", quarantine_table(rejected, received_at, sources))
     return WriteResult(
         received=len(rejected), stored=0, quarantined=new_rejects, already_quarantined=len(rejected) - new_rejects
     )
@@ -162,23 +155,19 @@ def write_messages(
     now = received_at or utcnow()
     total = WriteResult()
     rows = EventRows()
-    cur = warehouse.adapter.cursor()
-    try:
-        for message in messages:
-            try:
-                _check_amounts(message)
-                raw = encode(message)
-            except Exception as exc:  # the boundary: this message is quarantined, the others go on
-                field = exc.field if isinstance(exc, EventError) else None
-                reason = exc.reason if isinstance(exc, EventError) else f"not encodable as JSON: {exc}"
-                rows.reject(Rejected(reason, field, repr(message)[:10_000]), now, source)
-            else:
-                rows.add_raw(raw, received_at=now, source=source, deterministic_ids=True, origin="python")
-            if len(rows) + len(rows.rejected) >= chunk:
-                total.add(write_rows(warehouse, cur, rows))
-                rows = EventRows()
-        if len(rows) or rows.rejected:
-            total.add(write_rows(warehouse, cur, rows))
-    finally:
-        cur.close()
+    for message in messages:
+        try:
+            _check_amounts(message)
+            raw = encode(message)
+        except Exception as exc:  # the boundary: this message is quarantined, the others go on
+            field = exc.field if isinstance(exc, EventError) else None
+            reason = exc.reason if isinstance(exc, EventError) else f"not encodable as JSON: {exc}"
+            rows.reject(Rejected(reason, field, repr(message)[:10_000]), now, source)
+        else:
+            rows.add_raw(raw, received_at=now, source=source, deterministic_ids=True, origin="python")
+        if len(rows) + len(rows.rejected) >= chunk:
+            total.add(write_rows(warehouse, rows))
+            rows = EventRows()
+    if len(rows) or rows.rejected:
+        total.add(write_rows(warehouse, rows))
     return total

@@ -1,4 +1,4 @@
-"""Experiment definitions, stored in the ``experiments`` table (created on first use).
+"""Experiment definitions, stored in the ``experiments`` table (declared in the warehouse schema).
 
 An experiment has a ``key`` (what exposure events carry as ``experiment_id``), its variants and
 weights, the control, its metrics, and a start and end. Holdouts are experiments of kind
@@ -21,45 +21,19 @@ from datetime import datetime
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
 from touchpoint.experiments.metrics import Metric
-from touchpoint.warehouse import Warehouse
-from touchpoint.warehouse.schema import TableSpec
+from touchpoint.warehouse import Warehouse, schema
 
-TABLE = "experiments"
+TABLE = schema.EXPERIMENTS.name
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 UNITS = ("user_id", "anonymous_id", "any", "customer")
 KINDS = ("experiment", "holdout")
 STATUSES = ("draft", "running", "stopped")
 
-EXPERIMENTS = TableSpec(
-    name=TABLE,
-    doc="Experiment and holdout definitions; exposures are 'Experiment Viewed' events.",
-    key=("key",),
-    not_null=("key", "kind", "variants", "weights", "control", "created_at"),
-    schema=ibis.schema(
-        [
-            ("key", dt.String()),
-            ("name", dt.String()),
-            ("kind", dt.String()),  # experiment | holdout
-            ("status", dt.String()),  # draft | running | stopped
-            ("description", dt.String()),
-            ("variants", dt.String()),  # JSON list of variant ids
-            ("weights", dt.String()),  # JSON list of weights, same order
-            ("control", dt.String()),
-            ("metrics", dt.String()),  # JSON list of metric definitions
-            ("unit", dt.String()),  # user_id | anonymous_id | any (user_id, else anonymous_id) | customer
-            ("start_at", dt.Timestamp()),
-            ("end_at", dt.Timestamp()),
-            ("weights_history", dt.String()),  # JSON list of {"at", "weights"}
-            ("created_at", dt.Timestamp()),
-            ("updated_at", dt.Timestamp()),
-        ]
-    ),
-)
+EXPERIMENTS = schema.EXPERIMENTS
 
 
 def _now() -> datetime:
@@ -196,49 +170,30 @@ def check_weights(weights: list[float], n_variants: int) -> list[float]:
     return [x / total for x in w]
 
 
-def ensure_table(wh: Warehouse) -> None:
-    """Create the ``experiments`` table if it does not exist (idempotent)."""
-    if TABLE in wh.ibis.list_tables():
-        return
-    cur = wh.adapter.cursor()
-    try:
-        cur.execute(wh.adapter.create_table_sql(EXPERIMENTS))
-    finally:
-        cur.close()
-
-
 def _write(wh: Warehouse, exp: Experiment) -> None:
-    ensure_table(wh)
     rows = pa.Table.from_pylist([exp.to_row()], schema=EXPERIMENTS.schema.to_pyarrow())
-    cur = wh.adapter.cursor()
-    try:
-        with wh.adapter.transaction(cur):
-            wh.adapter.upsert(cur, TABLE, rows, EXPERIMENTS.key)
-    finally:
-        cur.close()
+    wh.upsert(TABLE, rows, EXPERIMENTS.key)
 
 
 def create_experiment(wh: Warehouse, exp: Experiment, *, replace: bool = False) -> Experiment:
     """Store a new definition; an existing key is refused unless ``replace``."""
-    ensure_table(wh)
-    if not replace and _find(wh, exp.key) is not None:
-        raise AlreadyExists(
-            f"an experiment with key {exp.key!r} exists",
-            hint="choose another key, or `touchpoint experiment list` to see it",
-        )
-    now = _now()
-    exp.created_at = exp.created_at or now
-    exp.updated_at = now
-    exp.start_at = exp.start_at or (now if exp.status == "running" else None)
-    if not exp.weights_history:
-        exp.weights_history = [{"at": (exp.start_at or now).isoformat(), "weights": exp.weights}]
-    _write(wh, exp)
+    with wh.write():  # the check and the write under one lock: two creates of one key cannot both pass
+        if not replace and _find(wh, exp.key) is not None:
+            raise AlreadyExists(
+                f"an experiment with key {exp.key!r} exists",
+                hint="choose another key, or `touchpoint experiment list` to see it",
+            )
+        now = _now()
+        exp.created_at = exp.created_at or now
+        exp.updated_at = now
+        exp.start_at = exp.start_at or (now if exp.status == "running" else None)
+        if not exp.weights_history:
+            exp.weights_history = [{"at": (exp.start_at or now).isoformat(), "weights": exp.weights}]
+        _write(wh, exp)
     return exp
 
 
 def _find(wh: Warehouse, key: str) -> Experiment | None:
-    if TABLE not in wh.ibis.list_tables():
-        return None
     t = wh.table(TABLE)
     rows = wh.to_arrow(t.filter(t.key == key)).to_pylist()
     return Experiment.from_row(rows[0]) if rows else None
@@ -256,8 +211,6 @@ def get_experiment(wh: Warehouse, key: str) -> Experiment:
 
 def list_experiments(wh: Warehouse, *, kind: str | None = None) -> list[Experiment]:
     """All definitions, newest first (``kind`` "experiment" or "holdout" to filter)."""
-    if TABLE not in wh.ibis.list_tables():
-        return []
     t = wh.table(TABLE)
     if kind is not None:
         t = t.filter(t.kind == kind)
@@ -267,30 +220,32 @@ def list_experiments(wh: Warehouse, *, kind: str | None = None) -> list[Experime
 
 def update_weights(wh: Warehouse, key: str, weights: list[float]) -> Experiment:
     """Change an experiment's weights from now on; units already exposed keep their arm."""
-    exp = get_experiment(wh, key)
-    if exp.kind == "holdout":
-        raise InvalidInput(
-            f"{key!r} is a holdout; its share cannot change without breaking its comparison",
-            hint="create a new holdout instead",
-        )
-    exp.weights = check_weights(weights, len(exp.variants))
-    exp.updated_at = _now()
-    exp.weights_history.append({"at": exp.updated_at.isoformat(), "weights": exp.weights})
-    _write(wh, exp)
-    return exp
+    with wh.write():  # read, change and write back under the write lock
+        exp = get_experiment(wh, key)
+        if exp.kind == "holdout":
+            raise InvalidInput(
+                f"{key!r} is a holdout; its share cannot change without breaking its comparison",
+                hint="create a new holdout instead",
+            )
+        exp.weights = check_weights(weights, len(exp.variants))
+        exp.updated_at = _now()
+        exp.weights_history.append({"at": exp.updated_at.isoformat(), "weights": exp.weights})
+        _write(wh, exp)
+        return exp
 
 
 def set_status(wh: Warehouse, key: str, status: str, *, at: datetime | None = None) -> Experiment:
     """Start (``running``) or stop an experiment; stopping sets ``end_at``."""
-    exp = get_experiment(wh, key)
-    if status not in STATUSES:
-        raise InvalidInput(f"status {status!r} is not known", hint=f"use one of {STATUSES}")
-    exp.status = status
-    now = at or _now()
-    if status == "running" and exp.start_at is None:
-        exp.start_at = now
-    if status == "stopped":
-        exp.end_at = now
-    exp.updated_at = _now()
-    _write(wh, exp)
-    return exp
+    with wh.write():  # read, change and write back under the write lock
+        exp = get_experiment(wh, key)
+        if status not in STATUSES:
+            raise InvalidInput(f"status {status!r} is not known", hint=f"use one of {STATUSES}")
+        exp.status = status
+        now = at or _now()
+        if status == "running" and exp.start_at is None:
+            exp.start_at = now
+        if status == "stopped":
+            exp.end_at = now
+        exp.updated_at = _now()
+        _write(wh, exp)
+        return exp

@@ -26,7 +26,7 @@ from __future__ import annotations
 import ibis.expr.types as ir
 
 from touchpoint.errors import NotFound
-from touchpoint.identity import tables
+from touchpoint.identity import store, tables
 from touchpoint.identity.extract import centers, identifiers, observations
 from touchpoint.identity.graph import ResolveResult, rebuild, recompute_components, saved_rules, update
 from touchpoint.identity.overrides import list_overrides, merge, split
@@ -55,7 +55,7 @@ __all__ = [
 
 
 def _require(wh: Warehouse) -> None:
-    if tables.NODES not in wh.ibis.list_tables():
+    if not store.has_rows(wh, tables.NODES):
         raise NotFound(
             "identities have not been resolved in this warehouse yet",
             hint="run `touchpoint profiles rebuild` (or touchpoint.identity.rebuild(wh))",

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from touchpoint.errors import NotConverged
+from touchpoint.warehouse import Warehouse
 
 MAX_ROUNDS = 200
 _SEED_BITS = 2**32
@@ -41,7 +41,7 @@ _SEED_BITS = 2**32
 class Scratch:
     """Temporary tables for one computation; dropped when the ``with`` block ends."""
 
-    def __init__(self, wh: Any) -> None:
+    def __init__(self, wh: Warehouse) -> None:
         self.wh = wh
         self.con = wh.ibis
         self.prefix = f"_tp_id_{uuid.uuid4().hex[:10]}"

@@ -240,12 +240,14 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     """
     rules = rules or saved_rules(wh)
     started = time.perf_counter()
-    store.ensure_tables(wh)
     events = wh.table("events")
     cutoff = events.received_at.max().to_pyarrow().as_py()
     result = ResolveResult(mode="rebuild")
     with Scratch(wh) as s:
-        snap = events.filter(events.received_at <= cutoff) if cutoff is not None else events
+        upto = events.filter(events.received_at <= cutoff) if cutoff is not None else events
+        # Pin the events this rebuild resolves: one stamped before the cutoff but committed while it
+        # runs must not be half-seen (e.g. listed as resolved without being resolved); the next update gets it.
+        snap = events.semi_join(s.save(upto.select("message_id"), "snapshot"), "message_id")
         wide_expr, types, extra_expr = identifiers(snap, rules)
         wide, extra = s.save(wide_expr, "ids"), s.save(extra_expr, "extra_ids")
         stats = node_stats(wide, types, extra, rules)
@@ -258,7 +260,7 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         final_links = s.save(_finish_links(links, part.refused), "final_links")
 
         log_rows: list[dict[str, Any]] = []
-        if store.exists(wh, T.NODES):
+        if store.has_rows(wh, T.NODES):
             old = wh.table(T.NODES)
             fn = final_nodes
             old_map = old.join(fn, [old.id_type == fn.id_type, old.id_value == fn.id_value]).select(
@@ -268,14 +270,19 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
                 wh, _merge_log(old_map, fn.select("node_id", "profile_id"), final_links), final_nodes
             )
 
-        store.replace_table(wh, T.NODES, final_nodes, T.NODES_SCHEMA)
-        store.replace_table(wh, T.LINKS, final_links, T.LINKS_SCHEMA)
         if cutoff is not None:
             since = ibis.timestamp(cutoff) - _late()
             recent = snap.filter(snap.received_at >= since).select("message_id", "received_at")
         else:
             recent = snap.select("message_id", "received_at")
-        store.replace_table(wh, T.RECENT, recent, T.RECENT_SCHEMA)
+        store.replace_tables(
+            wh,
+            [
+                (T.NODES, final_nodes, T.NODES_SCHEMA),
+                (T.LINKS, final_links, T.LINKS_SCHEMA),
+                (T.RECENT, recent, T.RECENT_SCHEMA),
+            ],
+        )
         if log_rows:
             store.append(wh, T.MERGE_LOG, store.merge_log_rows(log_rows))
 
@@ -321,7 +328,7 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     """
     rules = rules or saved_rules(wh)
     state = store.read_state(wh)
-    if not state or not store.exists(wh, T.NODES):
+    if not state or not store.has_rows(wh, T.NODES):
         return rebuild(wh, rules)
     _check_rules(state, rules)
     started = time.perf_counter()

@@ -44,7 +44,7 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
     """
     if not identifier or not identifier.strip():
         raise InvalidInput("the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id")
-    if T.NODES not in wh.ibis.list_tables():
+    if not store.has_rows(wh, T.NODES):
         raise NotFound(
             "identities have not been resolved in this warehouse yet",
             hint="run `touchpoint profiles rebuild` first",
@@ -92,7 +92,7 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
 
 def _redirect(wh: Warehouse, profile_id: str, depth: int = 0) -> str | None:
     """Follow the merge log from a profile id that no longer exists to the one that absorbed it."""
-    if depth > 20 or T.MERGE_LOG not in wh.ibis.list_tables():
+    if depth > 20:
         return None
     log = wh.table(T.MERGE_LOG)
     hits = (

@@ -120,7 +120,7 @@ def merge(
     if lifted:
         kept = [r for r in ov if r not in lifted]
         schema = T.OVERRIDES_SPEC.schema.to_pyarrow()
-        wh.ibis.create_table(T.OVERRIDES, pa.Table.from_pylist(kept, schema=schema), overwrite=True)
+        wh.replace(T.OVERRIDES, pa.Table.from_pylist(kept, schema=schema))
         result = recompute_components(wh, sorted(components), rules, note=note or "manual merge (split lifted)")
         # lifting the splits is the undo the person asked for; the limits still apply, so the
         # members may land in more than one profile again (e.g. two user ids): report where

@@ -47,14 +47,10 @@ CUSTOMER = "customer_id"
 
 
 def resolved(wh: Warehouse) -> bool:
-    """Whether identities have been resolved: ``identity_nodes`` exists with the mapping columns."""
-    try:
-        names = wh.ibis.list_tables()
-    except Exception:  # pragma: no cover - a backend that cannot list tables
-        return False
-    if tables.NODES not in names:
-        return False
-    return {"id_type", "id_value", "profile_id"} <= set(wh.table(tables.NODES).columns)
+    """Whether identities have been resolved: the identity package's node table has rows."""
+    from touchpoint.identity import store
+
+    return store.has_rows(wh, tables.NODES)
 
 
 def _keep(events: ir.Table, name: str) -> list[str]:

@@ -1,15 +1,17 @@
 """Reading and writing the identity tables: full replacement, keyed replacement, state, overrides.
 
-A full rebuild replaces each table with ``create_table(..., overwrite=True)``. An incremental
-update replaces only the rows of the components it recomputed: ``DELETE ... WHERE key IN
-(subquery)`` then ``INSERT INTO ... SELECT``, all in one transaction. Both statements are
-standard SQL around subqueries that Ibis compiles for the engine, so they run on DuckDB and
-PostgreSQL alike.
+Every table is declared in :mod:`touchpoint.warehouse.schema` and exists from the first migration
+on. A full rebuild replaces each table's rows; an incremental update replaces only the rows of the
+components it recomputed (delete the rows whose key is among the recomputed ones, insert the new
+ones). Either way the rows are computed first, on the caller's connection, and then written in
+one short transaction through the warehouse contract, so readers see the old tables or the new,
+never a mix, and the collector's commits wait only for the swap.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,60 +23,59 @@ from touchpoint.identity import tables as T
 from touchpoint.warehouse import Warehouse
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def exists(wh: Warehouse, name: str) -> bool:
-    return name in wh.ibis.list_tables()
+def has_rows(wh: Warehouse, name: str) -> bool:
+    """Whether the table ``name`` holds any row (identities resolved at least once, for the node table)."""
+    t = wh.table(name)
+    return bool(wh.to_arrow(t.select(t.columns[0]).limit(1)).num_rows)
 
 
-def ensure_tables(wh: Warehouse) -> None:
-    """Create the tables that are not derived (overrides, merge log, state) if they are missing."""
-    con = wh.ibis
-    for name, schema in (
-        (T.OVERRIDES, T.OVERRIDES_SPEC.schema),
-        (T.MERGE_LOG, T.MERGE_LOG_SCHEMA),
-        (T.STATE, T.STATE_SCHEMA),
-    ):
-        if not exists(wh, name):
-            con.create_table(name, schema=schema)
+def _typed(expr: ir.Table, schema: ibis.Schema) -> ir.Table:
+    return expr.select(*[expr[c].cast(schema[c]).name(c) for c in schema.names])
 
 
 def replace_table(wh: Warehouse, name: str, expr: ir.Table, schema: ibis.Schema) -> None:
-    """Replace ``name`` with the rows of ``expr`` cast to ``schema``."""
-    typed = expr.select(*[expr[c].cast(schema[c]).name(c) for c in schema.names])
-    wh.ibis.create_table(name, typed, overwrite=True)
+    """Replace the rows of ``name`` with the rows of ``expr`` cast to ``schema``."""
+    replace_tables(wh, [(name, expr, schema)])
+
+
+def replace_tables(wh: Warehouse, tables: list[tuple[str, ir.Table, ibis.Schema]]) -> None:
+    """Replace the rows of several tables in one transaction (rows computed before it starts)."""
+    with ExitStack() as stack:
+        ready = [(name, stack.enter_context(wh.staged(_typed(expr, schema)))) for name, expr, schema in tables]
+        with wh.write() as tx:
+            for name, rows in ready:
+                tx.replace(name, rows)
 
 
 def replace_rows(wh: Warehouse, steps: list[tuple[str, str, ir.Table | None, ir.Table | None, ibis.Schema]]) -> None:
     """In one transaction, for each ``(table, key, keys, rows, schema)``: delete the rows whose
     ``key`` is in ``keys`` (a one-column expression) and insert ``rows``."""
-    con = wh.adapter.raw
-    compile_ = wh.ibis.compile
-    with wh.adapter.transaction(con):
+    with ExitStack() as stack:
+        ready = []
         for table, key, keys, rows, schema in steps:
-            if keys is not None:
-                con.execute(f"DELETE FROM {_q(table)} WHERE {_q(key)} IN ({compile_(keys)})")
-            if rows is not None:
-                typed = rows.select(*[rows[c].cast(schema[c]).name(c) for c in schema.names])
-                cols = ", ".join(_q(c) for c in schema.names)
-                con.execute(f"INSERT INTO {_q(table)} ({cols}) {compile_(typed)}")
+            staged_keys = stack.enter_context(wh.staged(keys)) if keys is not None else None
+            staged_rows = stack.enter_context(wh.staged(_typed(rows, schema))) if rows is not None else None
+            ready.append((table, key, staged_keys, staged_rows))
+        with wh.write() as tx:
+            for table, key, staged_keys, staged_rows in ready:
+                if staged_keys is not None:
+                    assert isinstance(staged_keys, ir.Table)
+                    tx.delete(table, key, staged_keys[staged_keys.columns[0]])
+                if staged_rows is not None:
+                    tx.append(table, staged_rows)
 
 
 def append(wh: Warehouse, name: str, rows: pa.Table | ir.Table) -> None:
-    wh.ibis.insert(name, rows)
+    wh.append(name, rows)
 
 
 # -- state -----------------------------------------------------------------------------------------
 def read_state(wh: Warehouse) -> dict[str, Any]:
     """The last resolution's state (watermark, rules, counts), or ``{}`` if identities were never built."""
-    if not exists(wh, T.STATE):
-        return {}
     rows = wh.to_arrow(wh.table(T.STATE)).to_pylist()
     return {r["key"]: json.loads(r["value"]) for r in rows}
 
@@ -84,11 +85,10 @@ def write_state(wh: Warehouse, state: dict[str, Any]) -> None:
         {"key": list(state), "value": [json.dumps(v, default=str) for v in state.values()]},
         schema=T.STATE_SCHEMA.to_pyarrow(),
     )
-    wh.ibis.create_table(T.STATE, rows, overwrite=True)
+    wh.replace(T.STATE, rows)
 
 
 def overrides(wh: Warehouse) -> ir.Table:
-    ensure_tables(wh)
     return wh.table(T.OVERRIDES)
 
 

@@ -1,4 +1,5 @@
-"""The identity tables: derived from ``events`` (rebuildable), except the manual overrides.
+"""The identity tables (declared in :mod:`touchpoint.warehouse.schema`): derived from ``events``
+(rebuildable), except the manual overrides.
 
 =========================  ===================================================================
 ``identity_nodes``         one row per identifier: ``node_id, id_type, id_value, rank,
@@ -17,75 +18,18 @@
 
 from __future__ import annotations
 
-import ibis
-import ibis.expr.datatypes as dt
+from touchpoint.warehouse import schema
 
-from touchpoint.warehouse.schema import TableSpec
+NODES = schema.IDENTITY_NODES.name
+LINKS = schema.IDENTITY_LINKS.name
+RECENT = schema.IDENTITY_RECENT.name
+OVERRIDES = schema.IDENTITY_OVERRIDES.name
+MERGE_LOG = schema.IDENTITY_MERGE_LOG.name
+STATE = schema.IDENTITY_STATE.name
 
-S, TS, I64, I32 = dt.String(), dt.Timestamp(), dt.Int64(), dt.Int32()
-
-NODES = "identity_nodes"
-LINKS = "identity_links"
-RECENT = "identity_recent"
-OVERRIDES = "identity_overrides"
-MERGE_LOG = "identity_merge_log"
-STATE = "identity_state"
-
-NODES_SCHEMA = ibis.schema(
-    [
-        ("node_id", I64),
-        ("id_type", S),
-        ("id_value", S),
-        ("rank", I32),
-        ("first_seen", TS),
-        ("last_seen", TS),
-        ("events", I64),
-        ("component", I64),
-        ("cluster", I64),
-        ("profile_id", S),
-    ]
-)
-LINKS_SCHEMA = ibis.schema(
-    [
-        ("src", I64),
-        ("dst", I64),
-        ("message_id", S),
-        ("first_seen", TS),
-        ("last_seen", TS),
-        ("events", I64),
-        ("status", S),
-        ("reason", S),
-    ]
-)
-RECENT_SCHEMA = ibis.schema([("message_id", S), ("received_at", TS)])
-OVERRIDES_SPEC = TableSpec(
-    name=OVERRIDES,
-    doc="Manual identity decisions: 'split' (the identifier links to nothing) or 'merge' (force a link).",
-    schema=ibis.schema(
-        [
-            ("kind", S),
-            ("id_type", S),
-            ("id_value", S),
-            ("other_type", S),
-            ("other_value", S),
-            ("created_at", TS),
-            ("note", S),
-        ]
-    ),
-)
-MERGE_LOG_SCHEMA = ibis.schema(
-    [
-        ("logged_at", TS),
-        ("kind", S),  # auto_merge | manual_merge | manual_split | unsplit
-        ("profile_id", S),
-        ("merged_profile_ids", S),  # comma-separated, sorted
-        ("src_type", S),
-        ("src_value", S),
-        ("dst_type", S),
-        ("dst_value", S),
-        ("message_id", S),
-        ("event_timestamp", TS),
-        ("note", S),
-    ]
-)
-STATE_SCHEMA = ibis.schema([("key", S), ("value", S)])
+NODES_SCHEMA = schema.IDENTITY_NODES.schema
+LINKS_SCHEMA = schema.IDENTITY_LINKS.schema
+RECENT_SCHEMA = schema.IDENTITY_RECENT.schema
+OVERRIDES_SPEC = schema.IDENTITY_OVERRIDES
+MERGE_LOG_SCHEMA = schema.IDENTITY_MERGE_LOG.schema
+STATE_SCHEMA = schema.IDENTITY_STATE.schema

@@ -212,7 +212,7 @@ def funnel(
     summary = wh.to_arrow(funnel_summary_expr(per_person, len(parsed))).to_pylist()
     groups = [_group(row, parsed) for row in summary]
     overall = _combine(summary, parsed) if breakdown else (groups[0] if groups else _empty(parsed))
-    groups.sort(key=lambda g: -g["steps"][0]["people"])
+    groups.sort(key=lambda g: (-g["steps"][0]["people"], str(g["breakdown"])))  # ties by name: the same every run
     return {
         "steps": overall["steps"],
         "breakdown": breakdown,

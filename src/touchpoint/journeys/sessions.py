@@ -224,8 +224,7 @@ def session_table(
     return sessions_from_events(ev, timeout_minutes=timeout_minutes, types=types, rules=rules)
 
 
-def build_sessions_table(wh: Warehouse, name: str = "sessions", **options: object) -> int:
-    """Materialise :func:`session_table` as the derived table ``name``; returns its row count."""
+def build_sessions_table(wh: Warehouse, **options: object) -> int:
+    """Materialise :func:`session_table` as the derived table ``sessions``; returns its row count."""
     expr = session_table(wh, **options)  # type: ignore[arg-type]
-    wh.ibis.create_table(name, expr, overwrite=True)
-    return wh.count(name)
+    return wh.replace("sessions", expr)

@@ -40,6 +40,7 @@ from touchpoint.predict.summary import (
     unit_days,
 )
 from touchpoint.predict.validation import calibration_fit, holdout_metrics, tracking, write_report
+from touchpoint.warehouse import Warehouse
 
 PREDICTIONS_TABLE = "predictions"
 RUNS_TABLE = "prediction_runs"
@@ -366,10 +367,8 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
     return run
 
 
-def write_predictions(wh: Any, run: ClvRun) -> int:
+def write_predictions(wh: Warehouse, run: ClvRun) -> int:
     """Replace the ``predictions`` table with this run's scores and log the run in ``prediction_runs``."""
-    con = wh.ibis
-    con.create_table(PREDICTIONS_TABLE, run.predictions, overwrite=True)
     summary = run.to_dict()
     row = pa.table(
         {
@@ -384,8 +383,7 @@ def write_predictions(wh: Any, run: ClvRun) -> int:
             "summary": [json.dumps({k: v for k, v in summary.items() if k != "files"}, default=float)],
         }
     )
-    if RUNS_TABLE in con.list_tables():
-        con.insert(RUNS_TABLE, row)
-    else:
-        con.create_table(RUNS_TABLE, row)
+    with wh.write() as tx:
+        tx.replace(PREDICTIONS_TABLE, run.predictions)
+        tx.append(RUNS_TABLE, row)
     return run.predictions.num_rows

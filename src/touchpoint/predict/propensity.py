@@ -25,6 +25,7 @@ import pyarrow as pa
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
 from touchpoint.predict.summary import as_date, events_with_customer
+from touchpoint.warehouse import Warehouse
 
 PROPENSITY_TABLE = "propensity_scores"
 FEATURES = (
@@ -98,7 +99,7 @@ def _matrix(table: pa.Table) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _dataset(wh: Any, events: ir.Table, cutoff: dt.date, days: int, event: str) -> tuple[pa.Table, np.ndarray]:
+def _dataset(wh: Warehouse, events: ir.Table, cutoff: dt.date, days: int, event: str) -> tuple[pa.Table, np.ndarray]:
     f = feature_expr(events, cutoff, event)
     lab = label_expr(events, cutoff, days, event)
     j = f.left_join(lab, "customer_id").select(f, label=lab.label.fill_null(0))
@@ -180,7 +181,7 @@ def _classifier(seed: int) -> Any:
     )
 
 
-def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: int = 0) -> PropensityRun:
+def run_propensity(wh: Warehouse, event: str, days: int, *, as_of: Any = None, seed: int = 0) -> PropensityRun:
     """Train, test out of time, and score every customer's chance of ``event`` in the next ``days`` days."""
     if not event:
         raise InvalidInput("name the event to predict", hint='e.g. --event "Order Completed"')
@@ -258,14 +259,11 @@ def run_propensity(wh: Any, event: str, days: int, *, as_of: Any = None, seed: i
     )
 
 
-def write_scores(wh: Any, run: PropensityRun) -> int:
+def write_scores(wh: Warehouse, run: PropensityRun) -> int:
     """Replace this event's and window's rows in ``propensity_scores`` (other events' scores stay)."""
-    con = wh.ibis
-    if PROPENSITY_TABLE in con.list_tables():
-        old = con.table(PROPENSITY_TABLE)
-        keep = wh.to_arrow(old.filter((old.event != run.event) | (old.days != run.days)))
-        combined = pa.concat_tables([keep, run.scores.cast(keep.schema)]) if keep.num_rows else run.scores
-        con.create_table(PROPENSITY_TABLE, combined, overwrite=True)
-    else:
-        con.create_table(PROPENSITY_TABLE, run.scores)
+    with wh.write() as tx:  # read and write under the write lock, so no other run interleaves
+        old = wh.table(PROPENSITY_TABLE)
+        keep = wh.to_arrow(old.filter((old.event == run.event) & (old.days != run.days)))
+        tx.delete(PROPENSITY_TABLE, "event", [run.event])  # this event's rows, less its other windows kept above
+        tx.append(PROPENSITY_TABLE, pa.concat_tables([keep, run.scores.cast(keep.schema)]))
     return run.scores.num_rows

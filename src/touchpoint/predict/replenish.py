@@ -34,11 +34,12 @@ import pyarrow as pa
 
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.predict.summary import as_date, events_with_customer
+from touchpoint.warehouse import Warehouse
 
 REPLENISHMENT_TABLE = "replenishment"
 
 
-def product_purchases(wh: Any) -> ir.Table:
+def product_purchases(wh: Warehouse) -> ir.Table:
     """One row per (customer_id, product, day) with the quantity bought that day."""
     events = events_with_customer(wh)
     o = events.filter((events.type == "track") & (events.event == ORDER_COMPLETED))
@@ -72,7 +73,7 @@ def replenishment_expr(purchases: ir.Table) -> ir.Table:
     return agg.filter(agg.intervals >= 1).order_by(["customer_id", "product"])
 
 
-def replenishment(wh: Any, *, as_of: Any = None, min_intervals: int = 2) -> pa.Table:
+def replenishment(wh: Warehouse, *, as_of: Any = None, min_intervals: int = 2) -> pa.Table:
     """The replenishment table: when each repeat buyer of a product is due to run out."""
     expr = replenishment_expr(product_purchases(wh))
     table = wh.to_arrow(expr)
@@ -101,6 +102,6 @@ def replenishment(wh: Any, *, as_of: Any = None, min_intervals: int = 2) -> pa.T
     )
 
 
-def write_replenishment(wh: Any, table: pa.Table) -> int:
-    wh.ibis.create_table(REPLENISHMENT_TABLE, table, overwrite=True)
+def write_replenishment(wh: Warehouse, table: pa.Table) -> int:
+    wh.replace(REPLENISHMENT_TABLE, table)
     return table.num_rows

@@ -19,6 +19,7 @@ from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.predict.clv import PREDICTIONS_TABLE, RUNS_TABLE
 from touchpoint.predict.propensity import PROPENSITY_TABLE
 from touchpoint.predict.replenish import REPLENISHMENT_TABLE
+from touchpoint.warehouse import Warehouse
 
 
 def clean(value: Any) -> Any:
@@ -32,25 +33,23 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _rows(wh: Any, table: str, customer_id: str) -> list[dict[str, Any]]:
-    if table not in wh.ibis.list_tables():
-        return []
+def _rows(wh: Warehouse, table: str, customer_id: str) -> list[dict[str, Any]]:
     t = wh.table(table)
     return [clean(r) for r in wh.to_arrow(t.filter(t.customer_id == customer_id)).to_pylist()]
 
 
-def top_customers(wh: Any, *, by: str = "clv", limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def top_customers(wh: Warehouse, *, by: str = "clv", limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Customers of the latest CLV run, highest ``by`` first (clv, p_alive, expected_purchases)."""
     if by not in {"clv", "p_alive", "expected_purchases", "prob_purchase_window"}:
         raise InvalidInput(f"cannot sort predictions by {by!r}", hint="use clv, p_alive or expected_purchases")
-    if PREDICTIONS_TABLE not in wh.ibis.list_tables():
-        raise NotFound("no predictions have been made yet", hint="run `touchpoint predict clv` first")
     t = wh.table(PREDICTIONS_TABLE)
+    if not wh.to_arrow(t.select("customer_id").limit(1)).num_rows:
+        raise NotFound("no predictions have been made yet", hint="run `touchpoint predict clv` first")
     rows = wh.to_arrow(t.order_by(ibis.desc(by)).limit(limit, offset=offset)).to_pylist()
     return {"total": int(t.count().execute()), "by": by, "rows": [clean(r) for r in rows]}
 
 
-def _profile_ids(wh: Any, customer_id: str) -> list[str]:
+def _profile_ids(wh: Warehouse, customer_id: str) -> list[str]:
     """The id itself, plus its resolved profile id when identities are resolved."""
     ids = [customer_id]
     try:
@@ -64,7 +63,7 @@ def _profile_ids(wh: Any, customer_id: str) -> list[str]:
     return ids
 
 
-def customer_predictions(wh: Any, customer_id: str) -> dict[str, Any]:
+def customer_predictions(wh: Warehouse, customer_id: str) -> dict[str, Any]:
     """Everything predicted for one customer (user id or profile id): CLV, P(alive), next purchase,
     propensity scores and replenishment dates. Raises NotFound when nothing is known."""
     out: dict[str, Any] = {"customer_id": customer_id, "clv": None, "propensity": [], "replenishment": []}
@@ -76,7 +75,7 @@ def customer_predictions(wh: Any, customer_id: str) -> dict[str, Any]:
         out["propensity"] += _rows(wh, PROPENSITY_TABLE, cid)
         out["replenishment"] += _rows(wh, REPLENISHMENT_TABLE, cid)
     if out["clv"] is None and not out["propensity"] and not out["replenishment"]:
-        if PREDICTIONS_TABLE not in wh.ibis.list_tables():
+        if not wh.count(PREDICTIONS_TABLE) and not wh.count(RUNS_TABLE):
             raise NotFound("no predictions have been made yet", hint="run `touchpoint predict clv` first")
         raise NotFound(
             f"no predictions for customer {customer_id!r}",
@@ -85,10 +84,8 @@ def customer_predictions(wh: Any, customer_id: str) -> dict[str, Any]:
     return out
 
 
-def latest_run(wh: Any) -> dict[str, Any] | None:
+def latest_run(wh: Warehouse) -> dict[str, Any] | None:
     """The latest CLV run: model, parameters, fit, holdout metrics and customer equity with its interval."""
-    if RUNS_TABLE not in wh.ibis.list_tables():
-        return None
     t = wh.table(RUNS_TABLE)
     rows = wh.to_arrow(t.order_by(t.run_at.desc()).limit(1)).to_pylist()
     if not rows:

@@ -47,12 +47,13 @@ def clv_from_file(
     rows: int = 0,
 ) -> dict[str, Any]:
     """The same fit on an orders file (one row per order); nothing is written to any warehouse."""
-    import ibis
+    from touchpoint.warehouse import Warehouse
 
     orders = read_orders_file(
         path, customer_col=customer_col, date_col=date_col, amount_col=amount_col, date_format=date_format
     )
-    run = run_clv(ibis.duckdb.connect(), orders, options, out_dir=Path(out_dir) if out_dir is not None else None)
+    with Warehouse.open("duckdb://:memory:", migrate=False) as scratch:  # the file is the data
+        run = run_clv(scratch, orders, options, out_dir=Path(out_dir) if out_dir is not None else None)
     return run.to_dict(rows=rows)
 
 

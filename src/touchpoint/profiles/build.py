@@ -38,52 +38,19 @@ from datetime import datetime
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from touchpoint import identity
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.identity import store
+from touchpoint.warehouse import Warehouse, schema
 
-PROFILES = "profiles"
-TRAITS = "profile_traits"
+PROFILES = schema.PROFILES.name
+TRAITS = schema.PROFILE_TRAITS.name
 SESSION_GAP_MINUTES = 30
 
-PROFILES_SCHEMA = ibis.schema(
-    [
-        ("profile_id", dt.String()),
-        ("identifiers", dt.Int64()),
-        ("user_id", dt.String()),
-        ("email", dt.String()),
-        ("first_seen", dt.Timestamp()),
-        ("last_seen", dt.Timestamp()),
-        ("events", dt.Int64()),
-        ("sessions", dt.Int64()),
-        ("orders", dt.Int64()),
-        ("revenue", dt.Float64()),
-        ("average_order_value", dt.Float64()),
-        ("last_order_at", dt.Timestamp()),
-        ("days_since_last_order", dt.Int64()),
-        ("channels", dt.String()),
-        ("channels_touched", dt.Int64()),
-        ("recency_score", dt.Int64()),
-        ("frequency_score", dt.Int64()),
-        ("monetary_score", dt.Int64()),
-        ("rfm", dt.String()),
-        ("as_of", dt.Timestamp()),
-        ("built_at", dt.Timestamp()),
-    ]
-)
-TRAITS_SCHEMA = ibis.schema(
-    [
-        ("profile_id", dt.String()),
-        ("trait", dt.String()),
-        ("value", dt.String()),
-        ("source", dt.String()),
-        ("timestamp", dt.Timestamp()),
-        ("message_id", dt.String()),
-    ]
-)
+PROFILES_SCHEMA = schema.PROFILES.schema
+TRAITS_SCHEMA = schema.PROFILE_TRAITS.schema
 
 
 def _as_of(value: datetime | str | None) -> datetime:
@@ -138,7 +105,7 @@ def _channel(t: ir.Table) -> ir.StringValue:
     return channel_expr(t)
 
 
-def build(wh: Any, *, as_of: datetime | str | None = None) -> dict[str, Any]:
+def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, Any]:
     """Rebuild ``profiles`` and ``profile_traits`` from the events and the current identities.
 
     ``as_of`` (default: now, UTC) is the instant ``days_since_last_order`` and recency count from.
@@ -221,8 +188,7 @@ def build(wh: Any, *, as_of: datetime | str | None = None) -> dict[str, Any]:
         + p.frequency_score.cast("string")
         + p.monetary_score.cast("string")
     )
-    store.replace_table(wh, PROFILES, p, PROFILES_SCHEMA)
-    store.replace_table(wh, TRAITS, _traits(events, ep), TRAITS_SCHEMA)
+    store.replace_tables(wh, [(PROFILES, p, PROFILES_SCHEMA), (TRAITS, _traits(events, ep), TRAITS_SCHEMA)])
     n = int(wh.table(PROFILES).count().to_pyarrow().as_py())
     k = int(wh.table(TRAITS).count().to_pyarrow().as_py())
     return {

@@ -22,20 +22,21 @@ from typing import Any
 import ibis
 
 from touchpoint.errors import InvalidInput, NotFound
-from touchpoint.identity import tables
+from touchpoint.identity import store, tables
 from touchpoint.identity.lookup import find_profile
 from touchpoint.profiles.build import PROFILES, PROFILES_SCHEMA, TRAITS
+from touchpoint.warehouse import Warehouse
 
 #: Computed traits one can search on, and how a query-string value is read for each.
 COMPUTED = {name: dtype for name, dtype in PROFILES_SCHEMA.items() if name not in ("as_of", "built_at")}
 
 
-def _require(wh: Any) -> None:
-    if PROFILES not in wh.ibis.list_tables():
+def _require(wh: Warehouse) -> None:
+    if not store.has_rows(wh, PROFILES):
         raise NotFound("profiles have not been built yet", hint="run `touchpoint profiles rebuild`")
 
 
-def _row(wh: Any, profile_id: str) -> dict[str, Any]:
+def _row(wh: Warehouse, profile_id: str) -> dict[str, Any]:
     p = wh.table(PROFILES)
     rows = wh.to_arrow(p.filter(p.profile_id == profile_id)).to_pylist()
     if not rows:
@@ -46,7 +47,7 @@ def _row(wh: Any, profile_id: str) -> dict[str, Any]:
     return rows[0]
 
 
-def get_profile(wh: Any, identifier: str, id_type: str | None = None) -> dict[str, Any]:
+def get_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> dict[str, Any]:
     """The profile of any identifier: computed traits, traits (with source), identifiers, merge history."""
     _require(wh)
     found = find_profile(wh, identifier, id_type)
@@ -73,13 +74,11 @@ def get_profile(wh: Any, identifier: str, id_type: str | None = None) -> dict[st
             "timestamp": r["timestamp"],
             "message_id": r["message_id"],
         }
-    history: list[dict[str, Any]] = []
-    if tables.MERGE_LOG in wh.ibis.list_tables():
-        log = wh.table(tables.MERGE_LOG)
-        mine = log.filter(
-            (log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ",")
-        )
-        history = wh.to_arrow(mine.order_by(log.logged_at.desc()).limit(100)).to_pylist()
+    log = wh.table(tables.MERGE_LOG)
+    mine = log.filter(
+        (log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ",")
+    )
+    history: list[dict[str, Any]] = wh.to_arrow(mine.order_by(log.logged_at.desc()).limit(100)).to_pylist()
     return {
         "profile_id": pid,
         "matched": {
@@ -107,7 +106,7 @@ def _coerce(name: str, text: str) -> Any:
     return text
 
 
-def search(wh: Any, criteria: dict[str, str], *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def search(wh: Warehouse, criteria: dict[str, str], *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Profiles matching every ``trait=value`` in ``criteria`` (computed traits such as ``rfm`` or
     ``orders`` compare exactly; other traits compare with their stored value: ``plan=pro``, ``vip=true``)."""
     _require(wh)
@@ -131,7 +130,7 @@ def search(wh: Any, criteria: dict[str, str], *, limit: int = 50, offset: int = 
     return {"total": total, "limit": limit, "offset": offset, "criteria": criteria, "profiles": rows}
 
 
-def stats(wh: Any) -> dict[str, Any]:
+def stats(wh: Warehouse) -> dict[str, Any]:
     """Counts for a quick health check of the identity graph and the profiles."""
     nodes = wh.table(tables.NODES)
     links = wh.table(tables.LINKS)

@@ -25,6 +25,7 @@ from touchpoint.errors import InvalidInput
 from touchpoint.identity import tables
 from touchpoint.identity.extract import json_ids
 from touchpoint.identity.lookup import find_profile
+from touchpoint.warehouse import Warehouse
 
 COLUMNS = (
     "message_id",
@@ -50,7 +51,7 @@ COLUMNS = (
 COLUMN_OF = {"user_id": "user_id", "anonymous_id": "anonymous_id", "email": "email"}
 
 
-def _events_of(wh: Any, profile_id: str) -> Any:
+def _events_of(wh: Warehouse, profile_id: str) -> Any:
     """The events whose most trusted identifier belongs to ``profile_id`` (an Ibis expression)."""
     nodes = wh.table(tables.NODES)
     mine = nodes.filter(nodes.profile_id == profile_id).select("id_type", "id_value").to_pyarrow().to_pylist()
@@ -77,7 +78,7 @@ def _events_of(wh: Any, profile_id: str) -> Any:
 
 
 def timeline(
-    wh: Any, identifier: str, *, limit: int = 50, offset: int = 0, event_type: str | None = None
+    wh: Warehouse, identifier: str, *, limit: int = 50, offset: int = 0, event_type: str | None = None
 ) -> dict[str, Any]:
     """``{"profile_id", "total", "limit", "offset", "events": [...]}``, newest first.
 

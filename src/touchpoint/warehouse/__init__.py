@@ -1,5 +1,6 @@
-"""The warehouse layer: Ibis connections, schema, migrations and engine adapters."""
+"""The warehouse layer: the contract every engine implements, its engines, the schema and migrations."""
 
-from touchpoint.warehouse.warehouse import Warehouse, open_warehouse
+from touchpoint.warehouse.base import Transaction, Warehouse
+from touchpoint.warehouse.warehouse import open_warehouse
 
-__all__ = ["Warehouse", "open_warehouse"]
+__all__ = ["Transaction", "Warehouse", "open_warehouse"]

@@ -9,26 +9,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from touchpoint.warehouse import schema
 
 if TYPE_CHECKING:
-    from touchpoint.warehouse.adapters import DuckDBAdapter
+    from touchpoint.warehouse.base import Warehouse
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: Callable[[DuckDBAdapter], list[str]]
+    statements: Callable[[Warehouse], list[str]]
 
 
-def _core_tables(adapter: DuckDBAdapter) -> list[str]:
-    return [adapter.create_table_sql(spec) for spec in schema.CORE_TABLES]
+def _core_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.CORE_TABLES]
 
 
-def _key_lifecycle(adapter: DuckDBAdapter) -> list[str]:
+def _derived_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.DERIVED_TABLES]
+
+
+def _key_lifecycle(wh: Warehouse) -> list[str]:
     """Write keys and API keys: revocation, rotation with a grace period for the old key, last use."""
     columns = (
         ("revoked_at", schema.TS),
@@ -36,48 +40,44 @@ def _key_lifecycle(adapter: DuckDBAdapter) -> list[str]:
         ("previous_key_hash", schema.STRING),
         ("previous_key_expires_at", schema.TS),
     )
-    return [adapter.add_column_sql(table, name, dtype) for table in ("sources", "api_keys") for name, dtype in columns]
+    return [wh.add_column_sql(table, name, dtype) for table in ("sources", "api_keys") for name, dtype in columns]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
+    Migration(
+        3,
+        "derived tables declared, no longer created on first use: identity, profiles, sessions, "
+        "predictions, experiments",
+        _derived_tables,
+    ),
 )
 
 
-def applied_versions(adapter: DuckDBAdapter, cur: Any) -> set[int]:
-    cur.execute(adapter.create_table_sql(schema.MIGRATIONS_TABLE))
-    return {int(row[0]) for row in cur.execute("SELECT version FROM schema_migrations").fetchall()}
-
-
-def migrate(adapter: DuckDBAdapter) -> list[Migration]:
+def migrate(wh: Warehouse) -> list[Migration]:
     """Apply every migration not yet recorded; return the ones applied now."""
-    cur = adapter.cursor()
-    try:
-        done = applied_versions(adapter, cur)
-        applied = []
-        for migration in MIGRATIONS:
+    with wh.migration_transaction() as cur:
+        cur.run(wh.create_table_sql(schema.MIGRATIONS_TABLE))
+    applied = []
+    for migration in MIGRATIONS:
+        with wh.migration_transaction() as cur:
+            done = {int(row[0]) for row in cur.rows("SELECT version FROM schema_migrations")}
             if migration.version in done:
                 continue
-            with adapter.transaction(cur):
-                for sql in migration.statements(adapter):
-                    cur.execute(sql)
-                cur.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                    [migration.version, migration.name, datetime.now(UTC).replace(tzinfo=None)],
-                )
-            applied.append(migration)
-        return applied
-    finally:
-        cur.close()
+            for sql in migration.statements(wh):
+                cur.run(sql)
+            cur.run(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.name, datetime.now(UTC).replace(tzinfo=None)],
+            )
+        applied.append(migration)
+    return applied
 
 
-def pending(adapter: DuckDBAdapter) -> list[Migration]:
-    cur = adapter.cursor()
-    try:
-        if "schema_migrations" not in adapter.backend.list_tables():
-            return list(MIGRATIONS)
-        done = {int(r[0]) for r in cur.execute("SELECT version FROM schema_migrations").fetchall()}
-        return [m for m in MIGRATIONS if m.version not in done]
-    finally:
-        cur.close()
+def pending(wh: Warehouse) -> list[Migration]:
+    if not wh.has_table(schema.MIGRATIONS_TABLE.name):
+        return list(MIGRATIONS)
+    versions = wh.table(schema.MIGRATIONS_TABLE.name).version
+    done = {int(v) for v in wh.to_arrow(versions.name("version").as_table()).column("version").to_pylist()}
+    return [m for m in MIGRATIONS if m.version not in done]

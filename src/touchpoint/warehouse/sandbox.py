@@ -45,11 +45,12 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
-from touchpoint.errors import InvalidInput
+from touchpoint.errors import ConfigError, InvalidInput
+from touchpoint.warehouse.duckdb_engine import DuckDBWarehouse
 
 if TYPE_CHECKING:
     from touchpoint.config import Settings
-    from touchpoint.warehouse.warehouse import Warehouse
+    from touchpoint.warehouse.base import Warehouse
 
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 30.0
@@ -260,13 +261,22 @@ def _check_functions_exist(adapter: Any, cur: Any, tree: exp.Expression) -> None
         )
 
 
+def _duckdb(wh: Warehouse) -> DuckDBWarehouse:
+    if not isinstance(wh, DuckDBWarehouse):
+        raise ConfigError(
+            f"the query sandbox runs on DuckDB only, not on {type(wh).__name__}",
+            hint="query that engine with its own tools and permissions",
+        )
+    return wh
+
+
 def lock_engine(wh: Warehouse) -> None:
     """Turn off the engine's file, network and extension access for good, and lock its configuration.
 
     This holds for the whole DuckDB instance until it closes and cannot be undone, so call it only on an
     instance opened for queries alone (:func:`open_query_warehouse`), never on one the collector shares.
     """
-    cur = wh.adapter.cursor()
+    cur = _duckdb(wh).connection()
     try:
         for statement in _ENGINE_GUARD:
             cur.execute(statement)
@@ -333,12 +343,12 @@ def run_readonly_query(
     import duckdb
 
     started = time.perf_counter()
-    cur = wh.adapter.cursor()
+    cur = _duckdb(wh).connection()
     timer = threading.Timer(timeout_s, cur.interrupt)
     try:
         try:
             tree = check_query(sql, _tables(cur))
-            _check_functions_exist(wh.adapter, cur, tree)
+            _check_functions_exist(wh, cur, tree)
             checked_sql = tree.sql(dialect="duckdb")
         except RecursionError:
             raise InvalidInput("the SQL nests too deeply to check", hint="flatten it (fewer nested levels)") from None

@@ -1,6 +1,9 @@
-"""The warehouse's tables, described once in engine-neutral Ibis types.
+"""The warehouse's tables, described once in engine-neutral Ibis types; migrations create them all.
 
-Every other table touchpoint has is derived from ``events`` (and ``spend``) and can be rebuilt.
+``CORE_TABLES`` hold what was collected (events, spend) and configuration. ``DERIVED_TABLES`` are
+computed from them and can be rebuilt (identities, profiles, sessions, predictions), apart from a
+few decisions people make (identity overrides, experiment definitions). No table is created on
+first use: a domain that needs a new table declares it here and appends a migration.
 Timestamps are stored as naive UTC (``timestamp`` without zone) so the same columns mean the
 same thing on DuckDB, PostgreSQL and Spark.
 """
@@ -142,3 +145,275 @@ MIGRATIONS_TABLE = TableSpec(
 )
 
 CORE_TABLES: tuple[TableSpec, ...] = (EVENTS, QUARANTINE, SOURCES, API_KEYS, SPEND)
+
+
+# -- identity (see touchpoint.identity.tables) ----------------------------------------------------------
+I64, I32, F64, DATE = dt.Int64(), dt.Int32(), dt.Float64(), dt.Date()
+
+IDENTITY_NODES = TableSpec(
+    name="identity_nodes",
+    doc="One row per identifier, with its component, cluster and profile id.",
+    schema=ibis.schema(
+        [
+            ("node_id", I64),
+            ("id_type", STRING),
+            ("id_value", STRING),
+            ("rank", I32),
+            ("first_seen", TS),
+            ("last_seen", TS),
+            ("events", I64),
+            ("component", I64),
+            ("cluster", I64),
+            ("profile_id", STRING),
+        ]
+    ),
+)
+IDENTITY_LINKS = TableSpec(
+    name="identity_links",
+    doc="One row per pair of identifiers seen on one event (src < dst), accepted or refused with a reason.",
+    schema=ibis.schema(
+        [
+            ("src", I64),
+            ("dst", I64),
+            ("message_id", STRING),
+            ("first_seen", TS),
+            ("last_seen", TS),
+            ("events", I64),
+            ("status", STRING),
+            ("reason", STRING),
+        ]
+    ),
+)
+IDENTITY_RECENT = TableSpec(
+    name="identity_recent",
+    doc="Events of the last hour before the resolved watermark, so none is resolved twice.",
+    schema=ibis.schema([("message_id", STRING), ("received_at", TS)]),
+)
+IDENTITY_OVERRIDES = TableSpec(
+    name="identity_overrides",
+    doc="Manual identity decisions: 'split' (the identifier links to nothing) or 'merge' (force a link).",
+    schema=ibis.schema(
+        [
+            ("kind", STRING),
+            ("id_type", STRING),
+            ("id_value", STRING),
+            ("other_type", STRING),
+            ("other_value", STRING),
+            ("created_at", TS),
+            ("note", STRING),
+        ]
+    ),
+)
+IDENTITY_MERGE_LOG = TableSpec(
+    name="identity_merge_log",
+    doc="Every merge and split: which profiles, which link, which event, when.",
+    schema=ibis.schema(
+        [
+            ("logged_at", TS),
+            ("kind", STRING),  # auto_merge | manual_merge | manual_split | unsplit
+            ("profile_id", STRING),
+            ("merged_profile_ids", STRING),  # comma-separated, sorted
+            ("src_type", STRING),
+            ("src_value", STRING),
+            ("dst_type", STRING),
+            ("dst_value", STRING),
+            ("message_id", STRING),
+            ("event_timestamp", TS),
+            ("note", STRING),
+        ]
+    ),
+)
+IDENTITY_STATE = TableSpec(
+    name="identity_state",
+    doc="The last resolution's state: watermark, rules' fingerprint, when it was built (JSON values).",
+    schema=ibis.schema([("key", STRING), ("value", STRING)]),
+)
+
+# -- profiles ----------------------------------------------------------------------------------------
+PROFILES = TableSpec(
+    name="profiles",
+    doc="One row per profile: identifiers, activity, orders, channels and RFM scores as of a date.",
+    schema=ibis.schema(
+        [
+            ("profile_id", STRING),
+            ("identifiers", I64),
+            ("user_id", STRING),
+            ("email", STRING),
+            ("first_seen", TS),
+            ("last_seen", TS),
+            ("events", I64),
+            ("sessions", I64),
+            ("orders", I64),
+            ("revenue", F64),
+            ("average_order_value", F64),
+            ("last_order_at", TS),
+            ("days_since_last_order", I64),
+            ("channels", STRING),
+            ("channels_touched", I64),
+            ("recency_score", I64),
+            ("frequency_score", I64),
+            ("monetary_score", I64),
+            ("rfm", STRING),
+            ("as_of", TS),
+            ("built_at", TS),
+        ]
+    ),
+)
+PROFILE_TRAITS = TableSpec(
+    name="profile_traits",
+    doc="The latest value of every trait of every profile, with the event it came from.",
+    schema=ibis.schema(
+        [
+            ("profile_id", STRING),
+            ("trait", STRING),
+            ("value", STRING),
+            ("source", STRING),
+            ("timestamp", TS),
+            ("message_id", STRING),
+        ]
+    ),
+)
+
+# -- journeys ----------------------------------------------------------------------------------------
+SESSIONS = TableSpec(
+    name="sessions",
+    doc="Sessions of every person (materialised by `touchpoint journeys sessions --write`).",
+    schema=ibis.schema(
+        [
+            ("person", STRING),
+            ("session_id", STRING),
+            ("session_index", I64),
+            ("session_start", TS),
+            ("session_end", TS),
+            ("events", I64),
+            ("pages", I64),
+            ("channel", STRING),
+            ("campaign", STRING),
+            ("source", STRING),
+            ("medium", STRING),
+            ("landing_path", STRING),
+        ]
+    ),
+)
+
+# -- predictions -------------------------------------------------------------------------------------
+PREDICTIONS = TableSpec(
+    name="predictions",
+    doc="The latest CLV run's per-customer predictions: P(alive), expected purchases and spend, CLV.",
+    schema=ibis.schema(
+        [
+            ("customer_id", STRING),
+            ("model", STRING),
+            ("run_at", TS),
+            ("as_of", DATE),
+            ("frequency", F64),
+            ("recency", F64),
+            ("T", F64),
+            ("monetary_value", F64),
+            ("p_alive", F64),
+            ("expected_purchases", F64),
+            ("expected_spend", F64),
+            ("clv", F64),
+            ("horizon_days", I64),
+            ("prob_purchase_window", F64),
+            ("purchase_window_days", I64),
+            ("next_purchase_at", DATE),
+            ("next_purchase_days", F64),
+        ]
+    ),
+)
+PREDICTION_RUNS = TableSpec(
+    name="prediction_runs",
+    doc="Every CLV run: model, customers, customer equity with its 90% interval, the full summary (JSON).",
+    schema=ibis.schema(
+        [
+            ("run_at", TS),
+            ("model", STRING),
+            ("as_of", DATE),
+            ("customers", I64),
+            ("customer_equity", F64),
+            ("equity_low_90", F64),
+            ("equity_high_90", F64),
+            ("log_likelihood", F64),
+            ("summary", STRING),
+        ]
+    ),
+)
+PROPENSITY_SCORES = TableSpec(
+    name="propensity_scores",
+    doc="Propensity to do an event within a window, per customer, event and window (latest run each).",
+    schema=ibis.schema(
+        [
+            ("customer_id", STRING),
+            ("event", STRING),
+            ("days", I64),
+            ("score", F64),
+            ("decile", I64),
+            ("model", STRING),
+            ("as_of", DATE),
+            ("run_at", TS),
+        ]
+    ),
+)
+REPLENISHMENT = TableSpec(
+    name="replenishment",
+    doc="When each repeat buyer of a product is due to run out.",
+    schema=ibis.schema(
+        [
+            ("customer_id", STRING),
+            ("product", STRING),
+            ("purchases", I64),
+            ("intervals", I64),
+            ("days_per_unit", F64),
+            ("last_purchase_at", DATE),
+            ("last_quantity", F64),
+            ("due_at", DATE),
+            ("days_until_due", I64),
+            ("uncertain", dt.Boolean()),
+        ]
+    ),
+)
+
+# -- experiments -------------------------------------------------------------------------------------
+EXPERIMENTS = TableSpec(
+    name="experiments",
+    doc="Experiment and holdout definitions; exposures are 'Experiment Viewed' events.",
+    key=("key",),
+    not_null=("key", "kind", "variants", "weights", "control", "created_at"),
+    schema=ibis.schema(
+        [
+            ("key", STRING),
+            ("name", STRING),
+            ("kind", STRING),  # experiment | holdout
+            ("status", STRING),  # draft | running | stopped
+            ("description", STRING),
+            ("variants", STRING),  # JSON list of variant ids
+            ("weights", STRING),  # JSON list of weights, same order
+            ("control", STRING),
+            ("metrics", STRING),  # JSON list of metric definitions
+            ("unit", STRING),  # user_id | anonymous_id | any (user_id, else anonymous_id)
+            ("start_at", TS),
+            ("end_at", TS),
+            ("weights_history", STRING),  # JSON list of {"at", "weights"}
+            ("created_at", TS),
+            ("updated_at", TS),
+        ]
+    ),
+)
+
+DERIVED_TABLES: tuple[TableSpec, ...] = (
+    IDENTITY_NODES,
+    IDENTITY_LINKS,
+    IDENTITY_RECENT,
+    IDENTITY_OVERRIDES,
+    IDENTITY_MERGE_LOG,
+    IDENTITY_STATE,
+    PROFILES,
+    PROFILE_TRAITS,
+    SESSIONS,
+    PREDICTIONS,
+    PREDICTION_RUNS,
+    PROPENSITY_SCORES,
+    REPLENISHMENT,
+    EXPERIMENTS,
+)

@@ -15,11 +15,7 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", summary="Is the server up and the warehouse reachable")
 def healthz(request: Request) -> dict[str, Any]:
     app = state(request)
-    cur = app.warehouse.adapter.cursor()
-    try:
-        cur.execute("SELECT 1").fetchone()
-    finally:
-        cur.close()
+    app.warehouse.ping()
     return {
         "status": "ok",
         "version": __version__,

@@ -1,0 +1,223 @@
+"""The warehouse contract: what every engine implements, and nothing the domains need beyond it.
+
+Reads and writes are routed by design, not by luck (see docs/decisions.md, 2026-12-01):
+
+* **Reads** run on the calling thread's own connection. :attr:`Warehouse.ibis`, :meth:`table`,
+  :meth:`execute`, :meth:`to_arrow` and :meth:`query` use a backend private to the thread, so any
+  number of threads (the HTTP server's pool, a job runner) can read at once.
+* **Writes** go through :meth:`Warehouse.write`, a transaction taken under the warehouse's one
+  write lock: at most one writer at a time in the process, events included (the collector's group
+  committer takes the same lock). Work that computes rows from an Ibis expression is staged on the
+  writer's own connection *before* the lock is taken, so the lock is held only to swap rows in.
+
+Every table is declared in :mod:`touchpoint.warehouse.schema` and created by a migration; domains
+never create tables. :meth:`Warehouse.table` raises :class:`~touchpoint.errors.NotFound` only when
+the table is missing; any other failure propagates.
+
+One class per engine implements this (DuckDB today, :mod:`touchpoint.warehouse.duckdb_engine`);
+:data:`touchpoint.warehouse.adapters.ADAPTERS` maps URL schemes to them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import ibis.expr.datatypes as dt
+    import ibis.expr.types as ir
+    from ibis.backends.sql import SQLBackend
+
+    from touchpoint.warehouse.schema import TableSpec
+
+Rows = pa.Table  # rows to write: an Arrow table (an Ibis expression is also accepted where noted)
+
+
+class Transaction(ABC):
+    """The writes of one :meth:`Warehouse.write` block; all commit together or none does.
+
+    Every method takes a declared table's name; ``rows`` are an Arrow table or an Ibis expression
+    over the same warehouse. Columns are matched by name; columns the rows lack are left NULL.
+    """
+
+    @abstractmethod
+    def append(self, table: str, rows: pa.Table | ir.Table) -> int:
+        """Insert every row; returns how many."""
+
+    @abstractmethod
+    def insert_new(self, table: str, rows: pa.Table) -> int:
+        """Insert the rows whose key (the table's declared key) is not stored yet; returns how many."""
+
+    @abstractmethod
+    def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
+        """Insert ``rows``; a stored row with the same ``key`` takes the new values.
+
+        With ``compare``, a stored row is rewritten only when one of those columns differs, so
+        loading the same data twice writes nothing the second time. Returns rows written.
+        """
+
+    @abstractmethod
+    def replace(self, table: str, rows: pa.Table | ir.Table) -> int:
+        """Replace every row of ``table`` with ``rows`` (the table and its declared schema stay)."""
+
+    @abstractmethod
+    def delete(self, table: str, column: str | None = None, values: ir.Column | Sequence[Any] | None = None) -> None:
+        """Delete the rows whose ``column`` is in ``values`` (an Ibis column or a list); all rows without them."""
+
+    @abstractmethod
+    def update(self, table: str, values: dict[str, Any], *, key: str, value: Any) -> None:
+        """Set ``values`` on the rows where ``key`` equals ``value``."""
+
+
+class Warehouse(ABC):
+    """One open warehouse. Open with :meth:`Warehouse.open` (or :func:`touchpoint.warehouse.open_warehouse`).
+
+    >>> wh = Warehouse.open("duckdb://:memory:")
+    >>> wh.count("events"), wh.has_table("events"), wh.has_table("nope")
+    (0, True, False)
+    >>> wh.close()
+    """
+
+    url: str
+    dialect: str
+    read_only: bool
+
+    @abstractmethod
+    def __init__(self, url: str, *, read_only: bool = False, config: dict[str, Any] | None = None) -> None:
+        """Connect (without migrating); engines raise WarehouseError/WarehouseLocked with a hint."""
+
+    @classmethod
+    def open(
+        cls, url: str, *, read_only: bool = False, migrate: bool = True, config: dict[str, Any] | None = None
+    ) -> Warehouse:
+        """Connect to the warehouse at ``url`` with the engine its scheme names, and migrate it."""
+        from touchpoint.errors import WarehouseError
+        from touchpoint.warehouse import migrations
+        from touchpoint.warehouse.adapters import engine_for
+
+        wh = engine_for(url)(url, read_only=read_only, config=config)
+        try:
+            if read_only:
+                if migrations.pending(wh):
+                    raise WarehouseError(
+                        f"the warehouse at {url} has not been initialised or needs migrating",
+                        hint="run any writing command once (e.g. `touchpoint sources list`) to migrate it",
+                    )
+            elif migrate:
+                migrations.migrate(wh)
+        except BaseException:
+            wh.close()
+            raise
+        return wh
+
+    # -- reads (on the calling thread's connection) -----------------------------------------------
+    @property
+    @abstractmethod
+    def ibis(self) -> SQLBackend:
+        """This thread's Ibis backend, for building expressions."""
+
+    @abstractmethod
+    def table(self, name: str) -> ir.Table:
+        """The table ``name``; :class:`~touchpoint.errors.NotFound` if there is none, other errors as raised."""
+
+    @abstractmethod
+    def tables(self) -> list[str]:
+        """The names of the tables in the warehouse."""
+
+    def has_table(self, name: str) -> bool:
+        return name in self.tables()
+
+    def execute(self, expr: ir.Expr) -> Any:
+        """Run ``expr`` on this thread's connection (a pandas result, as Ibis gives)."""
+        return self.ibis.execute(expr)
+
+    def to_arrow(self, expr: ir.Expr) -> pa.Table:
+        """Run ``expr`` on this thread's connection and return Arrow (a scalar for a scalar expression)."""
+        result: pa.Table = self.ibis.to_pyarrow(expr)
+        return result
+
+    @abstractmethod
+    def query(self, sql: str) -> pa.Table:
+        """Run one read-only SQL statement in the engine's dialect (``touchpoint query``)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the warehouse cannot answer a trivial query."""
+
+    def count(self, name: str) -> int:
+        return int(self.ibis.to_pyarrow(self.table(name).count()).as_py())
+
+    # -- writes (one writer at a time) --------------------------------------------------------------
+    @abstractmethod
+    def write(self) -> AbstractContextManager[Transaction]:
+        """A transaction under the write lock: ``with wh.write() as tx: tx.append(...)``.
+
+        Nested calls in one thread join the outer transaction. On an error everything rolls back.
+        """
+
+    @abstractmethod
+    def staged(self, rows: pa.Table | ir.Table) -> AbstractContextManager[pa.Table | ir.Table]:
+        """``rows`` computed now on this thread's connection, without the write lock, for a short
+        :meth:`write` after: ``with wh.staged(expr) as rows, wh.write() as tx: tx.replace(name, rows)``.
+
+        Arrow tables pass through; inside a :meth:`write` block expressions pass through too.
+        """
+
+    def append(self, table: str, rows: pa.Table | ir.Table) -> int:
+        with self.staged(rows) as ready, self.write() as tx:
+            return tx.append(table, ready)
+
+    def insert_new(self, table: str, rows: pa.Table) -> int:
+        with self.write() as tx:
+            return tx.insert_new(table, rows)
+
+    def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
+        with self.write() as tx:
+            return tx.upsert(table, rows, key, compare)
+
+    def replace(self, table: str, rows: pa.Table | ir.Table) -> int:
+        """Replace every row of ``table``; the rows are computed before the write lock is taken."""
+        with self.staged(rows) as ready, self.write() as tx:
+            return tx.replace(table, ready)
+
+    def delete(self, table: str, column: str | None = None, values: ir.Column | Sequence[Any] | None = None) -> None:
+        with self.write() as tx:
+            tx.delete(table, column, values)
+
+    # -- schema ------------------------------------------------------------------------------------
+    @abstractmethod
+    def create_table_sql(self, spec: TableSpec) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` for a declared table, in this engine's dialect."""
+
+    @abstractmethod
+    def add_column_sql(self, table: str, column: str, dtype: dt.DataType) -> str:
+        """``ALTER TABLE ... ADD COLUMN`` in this engine's dialect."""
+
+    @abstractmethod
+    def migration_transaction(self) -> AbstractContextManager[MigrationCursor]:
+        """A transaction for schema migrations, under the write lock."""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection this warehouse opened (all threads')."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MigrationCursor(ABC):
+    """What a migration needs: run DDL, read and record versions."""
+
+    @abstractmethod
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    @abstractmethod
+    def rows(self, sql: str) -> Iterator[tuple[Any, ...]]: ...

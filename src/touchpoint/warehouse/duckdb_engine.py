@@ -1,0 +1,286 @@
+"""Embedded DuckDB: one file, no server, one writing process at a time.
+
+One DuckDB connection is opened per warehouse. Each thread that reads gets its own cursor of it
+(a DuckDB cursor is a separate connection to the same database, with its own transaction), wrapped
+in its own Ibis backend; a DuckDB connection must never be used by two threads at once. Writes take
+the warehouse's write lock and run in a transaction on the calling thread's cursor; DuckDB's MVCC
+lets every reader keep a consistent snapshot meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import ibis
+import ibis.common.exceptions as ibis_exc
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
+from touchpoint.warehouse.base import MigrationCursor, Transaction, Warehouse
+from touchpoint.warehouse.lockholder import lock_holder
+from touchpoint.warehouse.private_files import make_private, private_dir
+
+if TYPE_CHECKING:
+    from ibis.backends.duckdb import Backend as DuckDBBackend
+
+    from touchpoint.warehouse.schema import TableSpec
+
+_names = itertools.count()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBTransaction(Transaction):
+    """Writes inside one ``BEGIN ... COMMIT`` on the writing thread's cursor."""
+
+    def __init__(self, backend: DuckDBBackend) -> None:
+        self.backend = backend
+        self.con = backend.con
+
+    @contextmanager
+    def _rows(self, rows: pa.Table | ir.Table) -> Iterator[str]:
+        """A SQL relation holding ``rows``: a registered Arrow view, or the compiled expression."""
+        if isinstance(rows, pa.Table):
+            view = f"__tp_rows_{next(_names)}"
+            self.con.register(view, rows)
+            try:
+                yield view
+            finally:
+                self.con.unregister(view)
+        else:
+            self.backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
+            yield f"({self.backend.compile(rows)})"
+
+    def _insert(self, table: str, rows: pa.Table | ir.Table, suffix: str = "") -> int:
+        if isinstance(rows, pa.Table) and rows.num_rows == 0:
+            return 0
+        with self._rows(rows) as source:
+            result = self.con.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM {source}{suffix}").fetchone()
+        return int(result[0]) if result else 0
+
+    def append(self, table: str, rows: pa.Table | ir.Table) -> int:
+        return self._insert(table, rows)
+
+    def insert_new(self, table: str, rows: pa.Table) -> int:
+        return self._insert(table, rows, " ON CONFLICT DO NOTHING")
+
+    def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
+        if rows.num_rows == 0:
+            return 0
+        updates = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in rows.column_names if c not in key)
+        conflict = ", ".join(_quote(k) for k in key)
+        where = ""
+        if compare:
+            where = " WHERE " + " OR ".join(
+                f"{_quote(table)}.{_quote(c)} IS DISTINCT FROM excluded.{_quote(c)}" for c in compare
+            )
+        return self._insert(table, rows, f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}{where}")
+
+    def replace(self, table: str, rows: pa.Table | ir.Table) -> int:
+        self.con.execute(f"DELETE FROM {_quote(table)}")
+        return self._insert(table, rows)
+
+    def delete(self, table: str, column: str | None = None, values: ir.Column | Sequence[Any] | None = None) -> None:
+        if column is None:
+            self.con.execute(f"DELETE FROM {_quote(table)}")
+            return
+        if isinstance(values, ir.Column):
+            keys = values.as_table()
+            with self._rows(keys) as source:
+                self.con.execute(f"DELETE FROM {_quote(table)} WHERE {_quote(column)} IN (SELECT * FROM {source})")
+            return
+        listed = list(values or [])
+        if listed:
+            marks = ", ".join("?" for _ in listed)
+            self.con.execute(f"DELETE FROM {_quote(table)} WHERE {_quote(column)} IN ({marks})", listed)
+
+    def update(self, table: str, values: dict[str, Any], *, key: str, value: Any) -> None:
+        sets = ", ".join(f"{_quote(c)} = ?" for c in values)
+        self.con.execute(f"UPDATE {_quote(table)} SET {sets} WHERE {_quote(key)} = ?", [*values.values(), value])
+
+
+class _DuckDBMigrationCursor(MigrationCursor):
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.con.execute(sql, list(params))
+
+    def rows(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        yield from (tuple(r) for r in self.con.execute(sql).fetchall())
+
+
+class DuckDBWarehouse(Warehouse):
+    """DuckDB behind the warehouse contract: per-thread cursors for reads, one writer at a time."""
+
+    dialect = "duckdb"
+
+    def __init__(self, url: str, *, read_only: bool = False, config: dict[str, Any] | None = None) -> None:
+        parts = urlsplit(url)
+        raw_path = (parts.netloc + parts.path) if parts.netloc else parts.path
+        self.url = url
+        self.path: str = raw_path or ":memory:"
+        options = dict(parse_qsl(parts.query))
+        options.update({k: v for k, v in (config or {}).items() if v is not None})
+        if self.path != ":memory:":
+            private_dir(Path(self.path).parent)  # a new data directory is 0700
+        self.read_only = read_only
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise WarehouseError(
+                f"there is no warehouse at {self.path}",
+                hint="load data first (`touchpoint import ...` or `touchpoint demo`) or check --data",
+            )
+        try:
+            self._root: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=read_only, **options)
+        except Exception as exc:  # duckdb raises IOException for a held lock
+            text = str(exc)
+            if "could not set lock" in text.lower() or "conflicting lock" in text.lower():
+                holder = lock_holder(self.path, text)
+                raise WarehouseLocked(
+                    f"the warehouse {self.path} is open for writing by {holder.describe()}", hint=holder.hint()
+                ) from exc
+            raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {text}") from exc
+        if not read_only and self.path != ":memory:":
+            for file in (self.path, self.path + ".wal"):
+                make_private(file)  # 0600: the warehouse holds personal data and key hashes
+        self._local = threading.local()
+        self._backends: dict[threading.Thread, DuckDBBackend] = {}
+        self._guard = threading.Lock()  # guards _backends and _closed
+        self._closed = False
+        self._write_lock = threading.RLock()
+
+    # -- per-thread connections ----------------------------------------------------------------------
+    def _backend(self) -> DuckDBBackend:
+        backend: DuckDBBackend | None = getattr(self._local, "backend", None)
+        if backend is not None:
+            return backend
+        with self._guard:
+            if self._closed:
+                raise WarehouseError(f"the warehouse {self.path} is closed", hint="open it again")
+            for thread in [t for t in self._backends if not t.is_alive()]:
+                self._backends.pop(thread).con.close()  # a finished thread's cursor
+            backend = ibis.duckdb.from_connection(self._root.con.cursor())
+            self._backends[threading.current_thread()] = backend
+        self._local.backend = backend
+        return backend
+
+    def connection(self) -> Any:
+        """A new raw DuckDB connection to this database, for DuckDB-only code (the query sandbox).
+
+        It belongs to the calling thread alone, and the caller closes it. Writes never go through it.
+        """
+        with self._guard:
+            if self._closed:
+                raise WarehouseError(f"the warehouse {self.path} is closed", hint="open it again")
+            return self._root.con.cursor()
+
+    @property
+    def ibis(self) -> DuckDBBackend:
+        return self._backend()
+
+    def table(self, name: str) -> ir.Table:
+        try:
+            return self._backend().table(name)
+        except ibis_exc.TableNotFound:
+            raise NotFound(
+                f"no table {name!r} in the warehouse", hint='`touchpoint query "SHOW TABLES"` lists them'
+            ) from None
+
+    def tables(self) -> list[str]:
+        """The warehouse's own tables (not this connection's temporary tables or Ibis's in-memory views)."""
+        rows = (
+            self._backend()
+            .con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT temporary"
+                " AND database_name = current_database() AND schema_name = 'main' ORDER BY table_name"
+            )
+            .fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    def query(self, sql: str) -> pa.Table:
+        relation = self._backend().con.sql(sql)
+        return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    def ping(self) -> None:
+        self._backend().con.execute("SELECT 1").fetchone()
+
+    # -- writes ----------------------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        outer: DuckDBTransaction | None = getattr(self._local, "transaction", None)
+        if outer is not None:  # nested: part of the transaction already open in this thread
+            yield outer
+            return
+        backend = self._backend()
+        with self._write_lock:
+            tx = DuckDBTransaction(backend)
+            backend.con.execute("BEGIN TRANSACTION")
+            self._local.transaction = tx
+            try:
+                yield tx
+            except BaseException:
+                backend.con.execute("ROLLBACK")
+                raise
+            else:
+                backend.con.execute("COMMIT")  # durable: DuckDB syncs its WAL on commit
+            finally:
+                self._local.transaction = None
+
+    @contextmanager
+    def staged(self, rows: pa.Table | ir.Table) -> Iterator[pa.Table | ir.Table]:
+        if isinstance(rows, pa.Table) or getattr(self._local, "transaction", None) is not None:
+            yield rows  # inside a transaction the lock is held already: write straight from the expression
+            return
+        backend = self._backend()
+        name = f"__tp_stage_{next(_names)}"
+        staged = backend.create_table(name, rows, temp=True)
+        try:
+            yield staged
+        finally:
+            backend.drop_table(name, force=True)
+
+    # -- schema ----------------------------------------------------------------------------------------
+    def column_type(self, dtype: Any) -> str:
+        return str(self._root.compiler.type_mapper.from_ibis(dtype).sql(self.dialect))
+
+    def create_table_sql(self, spec: TableSpec) -> str:
+        cols = []
+        for name, dtype in spec.schema.items():
+            null = " NOT NULL" if name in spec.not_null else ""
+            cols.append(f"{_quote(name)} {self.column_type(dtype)}{null}")
+        if spec.key:
+            cols.append("PRIMARY KEY (" + ", ".join(_quote(k) for k in spec.key) + ")")
+        return f"CREATE TABLE IF NOT EXISTS {_quote(spec.name)} (\n  " + ",\n  ".join(cols) + "\n)"
+
+    def add_column_sql(self, table: str, column: str, dtype: Any) -> str:
+        return f"ALTER TABLE {_quote(table)} ADD COLUMN IF NOT EXISTS {_quote(column)} {self.column_type(dtype)}"
+
+    @contextmanager
+    def migration_transaction(self) -> Iterator[MigrationCursor]:
+        with self.write() as tx:
+            assert isinstance(tx, DuckDBTransaction)
+            yield _DuckDBMigrationCursor(tx.con)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            backends = list(self._backends.values())
+            self._backends.clear()
+        for backend in backends:
+            with contextlib.suppress(Exception):  # a cursor in use elsewhere: closing the database ends it
+                backend.con.close()
+        self._root.disconnect()
