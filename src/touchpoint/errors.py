@@ -52,6 +52,26 @@ class PayloadTooLarge(InvalidInput):
     http_status = 413
 
 
+class InvalidBatch(InvalidInput):
+    """A batch whose shared fields (``context``, ``integrations``, ``sentAt``) break a limit: no item can be
+    judged as sent, so the whole body is kept in quarantine (``body``) and the request answers 400."""
+
+    code = "invalid_batch"
+    http_status = 400
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = "fix the batch's top-level field; the body was kept in quarantine",
+        *,
+        field: str | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+        self.body = body
+
+
 class NotFound(TouchpointError, KeyError):
     code = "not_found"
     http_status = 404
@@ -131,6 +151,7 @@ ERRORS: dict[str, type[TouchpointError]] = _table(
     TouchpointError,
     ConfigError,
     InvalidInput,
+    InvalidBatch,
     PayloadTooLarge,
     NotFound,
     AlreadyExists,

@@ -214,11 +214,7 @@ def test_hostile_replay(live: Live, batch: list[Item], oversize: bool) -> None:
     now = utcnow()
     for item in batch:
         rows.reject(Rejected("fuzz", None, item.body.decode("utf-8", "backslashreplace"), None, "fuzz"), now, "fuzz")
-    cur = live.warehouse.connection()
-    try:
-        write_rows(live.warehouse, cur, rows)
-    finally:
-        cur.close()
+    write_rows(live.warehouse, rows)
     markers = ", ".join(f"'{i.marker}'" for i in batch)
     ids = {
         r["marker"]: r["id"]

@@ -178,9 +178,7 @@ def test_replay_enforces_the_size_limit(app: tuple[TestClient, str, str]) -> Non
     rows = EventRows()
     for event in (big, small):
         rows.reject(Rejected("test", None, json.dumps(event), None, "file:x.jsonl:1"), utcnow(), "test")
-    cur = wh.connection()
-    write_rows(wh, cur, rows)
-    cur.close()
+    write_rows(wh, rows)
     r = client.post("/v1/quarantine/replay", json=None, headers={"Authorization": f"Bearer {admin}"})
     assert r.status_code == 200
     answer = r.json()

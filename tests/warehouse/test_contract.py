@@ -181,12 +181,12 @@ def test_the_write_lock_serialises_check_then_write(wh: Warehouse) -> None:
     assert len(get_experiment(wh, "once").weights_history) == 1 + 8  # no update lost
 
 
-def test_migration_2_declares_tables_on_a_warehouse_that_made_some_on_first_use(tmp_path: Path) -> None:
+def test_migration_3_declares_tables_on_a_warehouse_that_made_some_on_first_use(tmp_path: Path) -> None:
     url = f"duckdb://{tmp_path / 'old.duckdb'}"
-    with Warehouse.open(url) as old:  # as a version-1 warehouse: one table made on use, one never made
+    with Warehouse.open(url) as old:  # as a version-2 warehouse: one table made on use, one never made
         old.append("identity_overrides", pa.table({"kind": ["split"], "id_type": ["email"], "id_value": ["a@b.c"]}))
         old.ibis.drop_table("sessions")
-        old.delete("schema_migrations", "version", [2])
+        old.delete("schema_migrations", "version", [3])
     with pytest.raises(WarehouseError, match="needs migrating"):
         Warehouse.open(url, read_only=True)
     with Warehouse.open(url) as wh:

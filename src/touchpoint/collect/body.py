@@ -23,7 +23,7 @@ from touchpoint.collect.normalize import (
     validation_reason,
 )
 from touchpoint.collect.spec import Batch, BatchEnvelope, Message
-from touchpoint.errors import InvalidInput, PayloadTooLarge
+from touchpoint.errors import InvalidBatch, InvalidInput, PayloadTooLarge
 
 _decode_batch = msgspec.json.Decoder(Batch).decode
 _decode_envelope = msgspec.json.Decoder(BatchEnvelope).decode
@@ -96,7 +96,7 @@ def rows_from_body(
 
     Returns the rows (valid events and rejects) and, for rejects, ``{"index", "field", "reason"}``
     for the response. Raises :class:`InvalidInput` when the body as a whole is unusable (not JSON,
-    not an object, a batch over its event limit); raises :class:`BrokenEnvelope`, with the body
+    not an object, a batch over its event limit); raises :class:`InvalidBatch`, with the body
     kept for quarantine, when a batch's shared ``context``, ``integrations`` or ``sentAt`` breaks a limit.
     """
     rows = EventRows()
@@ -156,17 +156,6 @@ def rows_from_body(
     return rows, problems
 
 
-class BrokenEnvelope(InvalidInput):
-    """A batch whose shared fields break a limit: no item can be judged, the body goes to quarantine."""
-
-    code = "invalid_batch"
-
-    def __init__(self, message: str, field: str | None, body: bytes) -> None:
-        super().__init__(message, hint="fix the batch's top-level field; the body was kept in quarantine")
-        self.field = field
-        self.body = body
-
-
 @dataclass
 class _Shared:
     """What a batch's top level gives every item: ``context``, ``integrations``, ``sentAt``."""
@@ -214,15 +203,15 @@ def _shared(envelope: dict[str, bytes], sent_raw: bytes, body: bytes) -> _Shared
         try:
             value = decode_object(raw, name)
         except EventError as exc:
-            raise BrokenEnvelope(f"the batch's {exc.reason}", exc.field, body) from None
+            raise InvalidBatch(f"the batch's {exc.reason}", field=exc.field, body=body) from None
         setattr(shared, name, value or None)
     try:
         sent_at = decode_object(b'{"sentAt":%s}' % sent_raw, "batch") or {}
     except EventError as exc:
-        raise BrokenEnvelope(f"the batch's {exc.reason}", "sentAt", body) from None
+        raise InvalidBatch(f"the batch's {exc.reason}", field="sentAt", body=body) from None
     value = sent_at.get("sentAt")
     if value is not None and not isinstance(value, str):
-        raise BrokenEnvelope("the batch's field 'sentAt': expected a string", "sentAt", body)
+        raise InvalidBatch("the batch's field 'sentAt': expected a string", field="sentAt", body=body)
     shared.sent_at = value
     return shared
 

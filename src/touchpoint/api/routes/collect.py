@@ -16,10 +16,10 @@ from starlette.responses import Response
 
 from touchpoint.api.deps import credentials, state
 from touchpoint.api.errors import error_response
-from touchpoint.collect.body import BrokenEnvelope, decompress, rows_from_body, write_key_in
+from touchpoint.collect.body import decompress, rows_from_body, write_key_in
 from touchpoint.collect.normalize import EventRows, Rejected, payload_text, utcnow
 from touchpoint.collect.spec import EVENT_TYPES, SHORT_PATHS, batch_json_schema, message_json_schema
-from touchpoint.errors import PayloadTooLarge, Unauthorized
+from touchpoint.errors import InvalidBatch, PayloadTooLarge, Unauthorized
 
 router = APIRouter(tags=["collect"])
 _encode = msgspec.json.Encoder().encode
@@ -74,7 +74,7 @@ async def ingest(request: Request, kind: str) -> Response:
 
     try:
         rows, problems = rows_from_body(body, kind, received_at=received_at, source=source, limits=limits)
-    except BrokenEnvelope as exc:
+    except InvalidBatch as exc:
         # No item can be judged without the batch's shared fields: keep the whole body, answer 400.
         kept = EventRows()
         kept.reject(Rejected(exc.message, exc.field, payload_text(exc.body), None, "http:batch"), received_at, source)
