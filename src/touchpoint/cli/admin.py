@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from touchpoint import keys as keylib
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
+
+if TYPE_CHECKING:
+    from touchpoint.keys import KeyInfo
 
 sources_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the read and admin endpoints.", no_args_is_help=True)
@@ -19,7 +23,7 @@ def _when(value: object) -> str:
     return "never" if value is None else str(value)
 
 
-def _show_rotated(what: str, name: str, key: str, info: keylib.KeyInfo) -> None:
+def _show_rotated(what: str, name: str, key: str, info: KeyInfo) -> None:
     console.print(f"{what} [bold]{name}[/] has a new key (shown once, keep it safe):")
     console.print(key, highlight=False, soft_wrap=True)
     if info.status == "rotating":
@@ -28,13 +32,15 @@ def _show_rotated(what: str, name: str, key: str, info: keylib.KeyInfo) -> None:
         console.print("the old key no longer works")
 
 
-def _rotated(info: keylib.KeyInfo, key_field: str, key: str) -> dict[str, object]:
+def _rotated(info: KeyInfo, key_field: str, key: str) -> dict[str, object]:
     return {**info.to_dict(), key_field: key}
 
 
 @sources_app.command("create")
 def sources_create(name: str, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Create a source and print its write key (shown once; only its hash is stored)."""
+    from touchpoint import keys as keylib
+
     with warehouse(data) as wh:
         key = keylib.create_source(wh, name)
 
@@ -48,6 +54,8 @@ def sources_create(name: str, data: DataOpt = None, as_json: JsonOpt = False) ->
 @sources_app.command("list")
 def sources_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """List sources: key prefixes, status and last use (keys themselves are not stored)."""
+    from touchpoint import keys as keylib
+
     with warehouse(data) as wh:
         infos = keylib.list_sources(wh)
     emit(
@@ -64,6 +72,8 @@ def sources_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
 @sources_app.command("rotate")
 def sources_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Give a source a new write key; the old one keeps working for --grace, then stops."""
+    from touchpoint import keys as keylib
+
     period = keylib.parse_grace(grace)
     with warehouse(data) as wh:
         key, info = keylib.rotate(wh, "sources", name, grace=period)
@@ -73,6 +83,8 @@ def sources_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_js
 @sources_app.command("revoke")
 def sources_revoke(name: str, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Stop a source's write keys now (`sources rotate NAME` later issues a fresh one)."""
+    from touchpoint import keys as keylib
+
     with warehouse(data) as wh:
         info = keylib.revoke(wh, "sources", name)
     emit(info.to_dict(), as_json, lambda: console.print(f"source [bold]{name}[/]: every write key revoked"))
@@ -86,6 +98,8 @@ def keys_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key for the read or admin endpoints and print it (shown once)."""
+    from touchpoint import keys as keylib
+
     with warehouse(data) as wh:
         key = keylib.create_api_key(wh, name, scope)
 
@@ -99,6 +113,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """List API keys: scopes, prefixes, status and last use."""
+    from touchpoint import keys as keylib
+
     with warehouse(data) as wh:
         infos = keylib.list_api_keys(wh)
     emit(
@@ -115,6 +131,8 @@ def keys_list(data: DataOpt = None, as_json: JsonOpt = False) -> None:
 @keys_app.command("rotate")
 def keys_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Give an API key a new secret with the same scope; the old one keeps working for --grace, then stops."""
+    from touchpoint import keys as keylib
+
     period = keylib.parse_grace(grace)
     with warehouse(data) as wh:
         key, info = keylib.rotate(wh, "api_keys", name, grace=period)
@@ -124,6 +142,8 @@ def keys_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_json:
 @keys_app.command("revoke")
 def keys_revoke(name: str, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Stop an API key now (also an old key still in its grace period)."""
+    from touchpoint import keys as keylib
+
     with warehouse(data) as wh:
         info = keylib.revoke(wh, "api_keys", name)
     emit(info.to_dict(), as_json, lambda: console.print(f"API key [bold]{name}[/] revoked"))

@@ -16,19 +16,36 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
-import msgspec
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from touchpoint.config import Settings, get_settings, override_settings
 from touchpoint.errors import InvalidInput
-from touchpoint.warehouse import Warehouse, open_warehouse
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from touchpoint.config import Settings
+    from touchpoint.warehouse import Warehouse
+
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use: importing rich costs more than ``touchpoint --help`` may take."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _LazyConsole(soft_wrap=True))
+err_console = cast("Console", _LazyConsole(stderr=True, soft_wrap=True))
 
 DataOpt = Annotated[
     Path | None,
@@ -59,6 +76,8 @@ JsonOpt = Annotated[
 
 def settings_for(data: Path | None = None) -> Settings:
     """The settings in force, with ``--data`` applied when given."""
+    from touchpoint.config import get_settings, override_settings
+
     if data is not None:
         return override_settings(data_dir=data)
     return get_settings()
@@ -66,6 +85,8 @@ def settings_for(data: Path | None = None) -> Settings:
 
 @contextmanager
 def warehouse(data: Path | None = None, *, read_only: bool = False) -> Iterator[Warehouse]:
+    from touchpoint.warehouse import open_warehouse
+
     wh = open_warehouse(settings_for(data), read_only=read_only)
     try:
         yield wh
@@ -105,6 +126,8 @@ def _default(value: Any) -> Any:
 
 
 def to_json(data: Any) -> str:
+    import msgspec
+
     return msgspec.json.encode(data, enc_hook=_default).decode()
 
 
@@ -119,6 +142,8 @@ def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Print a rich table with ``columns`` and ``rows``."""
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False, header_style="bold")
     for name in columns:
         t.add_column(str(name))

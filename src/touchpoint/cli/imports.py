@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, err_console, settings_for, warehouse
-from touchpoint.collect.files import ImportReport, import_events
-from touchpoint.collect.orders import import_orders
-from touchpoint.collect.readers import check_file, parse_mapping
-from touchpoint.collect.spend import import_spend
+
+if TYPE_CHECKING:
+    from touchpoint.collect.files import ImportReport
 
 app = typer.Typer(help="Import events, orders or spend from JSONL, CSV or Parquet files.", no_args_is_help=True)
 
@@ -30,6 +28,8 @@ def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | Non
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -73,6 +73,8 @@ def _run(
     fn: Callable[..., ImportReport],
     **kwargs: Any,
 ) -> None:
+    from touchpoint.collect.readers import check_file
+
     check_file(path)
     with warehouse(data) as wh, _progress(path, not (quiet or as_json)) as progress:
         report = fn(wh, path, progress=progress, **kwargs)
@@ -90,6 +92,9 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Import Segment-shaped events (validated, deduplicated by messageId, bad ones quarantined)."""
+    from touchpoint.collect.files import import_events
+    from touchpoint.collect.readers import parse_mapping
+
     settings = settings_for(data)
     _run(
         "events",
@@ -126,6 +131,9 @@ def orders(
     Columns: customer_id, order_id, timestamp, revenue (or price and quantity); optional email,
     currency, product_id, sku, name, category, quantity, price. Rename with --map.
     """
+    from touchpoint.collect.orders import import_orders
+    from touchpoint.collect.readers import parse_mapping
+
     _run(
         "orders",
         path,
@@ -151,6 +159,9 @@ def spend(
     as_json: JsonOpt = False,
 ) -> None:
     """Import marketing spend: date, channel, amount; optional campaign, currency, impressions, clicks."""
+    from touchpoint.collect.readers import parse_mapping
+    from touchpoint.collect.spend import import_spend
+
     _run(
         "spend rows",
         path,

@@ -12,15 +12,15 @@ import typer
 
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
 from touchpoint.errors import InvalidInput
-from touchpoint.mmm import workflow
-from touchpoint.mmm.config import MMMConfig
-from touchpoint.mmm.dataset import from_file, from_warehouse
 
 app = typer.Typer(
     help="Marketing-mix model: ROMI per channel, budget plan, investment case.", no_args_is_help=True
 )
 
 FAILED_EXIT = 2
+#: The sampler's defaults as `mmm fit` shows them; they are MMMConfig's (a test checks), written out here
+#: so that `touchpoint mmm --help` does not import the model stack (numpy, JAX) to show them.
+DRAWS, WARMUP, CHAINS, HOLDOUT_WEEKS = 500, 500, 4, 8
 ModelOpt = typer.Option(None, "--model", help="Model directory (default: <data>/mmm).")
 
 
@@ -73,18 +73,22 @@ def fit_cmd(
     ),
     adstock: str = typer.Option("geometric", "--adstock", help="geometric or weibull."),
     saturation: str = typer.Option("hill", "--saturation", help="hill or logistic."),
-    draws: int = typer.Option(MMMConfig.draws, "--draws", help="Posterior draws per chain."),
-    warmup: int = typer.Option(MMMConfig.warmup, "--warmup", help="Warm-up iterations per chain."),
-    chains: int = typer.Option(MMMConfig.chains, "--chains", help="Independent chains (R-hat needs >= 2)."),
+    draws: int = typer.Option(DRAWS, "--draws", help="Posterior draws per chain."),
+    warmup: int = typer.Option(WARMUP, "--warmup", help="Warm-up iterations per chain."),
+    chains: int = typer.Option(CHAINS, "--chains", help="Independent chains (R-hat needs >= 2)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed and data give the same result."),
     holdout_weeks: int = typer.Option(
-        MMMConfig.holdout_weeks, "--holdout-weeks", help="Last weeks held out."
+        HOLDOUT_WEEKS, "--holdout-weeks", help="Last weeks held out."
     ),
     model: Path = ModelOpt,
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit the model (from the warehouse, or --file) and show ROMI per channel with diagnostics."""
+    from touchpoint.mmm import workflow
+    from touchpoint.mmm.config import MMMConfig
+    from touchpoint.mmm.dataset import from_file, from_warehouse
+
     config = MMMConfig(
         adstock=adstock,
         saturation=saturation,
@@ -176,6 +180,8 @@ def plan_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Allocate a budget across channels to maximise expected revenue (or profit), against the current mix."""
+    from touchpoint.mmm import workflow
+
     directory = model or workflow.model_dir(settings_for(data).data_dir)
     result = workflow.load(directory)
     plan = workflow.make_plan(
@@ -240,6 +246,8 @@ def case_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """The investment case of a plan: monthly cash flows, NPV, payback and risk, as JSON, HTML, PDF and PNG."""
+    from touchpoint.mmm import workflow
+
     directory = model or workflow.model_dir(settings_for(data).data_dir)
     result = workflow.load(directory)
     case = workflow.make_case(

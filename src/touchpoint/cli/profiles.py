@@ -11,10 +11,6 @@ import typer
 
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
 from touchpoint.errors import InvalidInput
-from touchpoint.identity import tables
-from touchpoint.profiles import workflow
-from touchpoint.profiles.lookup import get_profile, search, stats
-from touchpoint.profiles.timeline import timeline
 
 app = typer.Typer(
     help="Resolve identities into unified customer profiles; look them up, split and merge them.",
@@ -42,6 +38,8 @@ def _render_summary(data: dict[str, Any]) -> None:
 @app.command("rebuild")
 def rebuild(rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Resolve every event from scratch, then rebuild the profiles (manual splits/merges are kept)."""
+    from touchpoint.profiles import workflow
+
     with warehouse(data) as wh:
         out = workflow.rebuild(wh, workflow.rules_from_file(rules), as_of=as_of)
     emit(out, as_json, lambda: _render_summary(out))
@@ -50,6 +48,8 @@ def rebuild(rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = N
 @app.command("update")
 def update(rules: Path = RulesOpt, as_of: datetime = AsOfOpt, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Resolve only the events stored since the last run, then refresh the profiles."""
+    from touchpoint.profiles import workflow
+
     with warehouse(data) as wh:
         out = workflow.update(wh, workflow.rules_from_file(rules), as_of=as_of)
     emit(out, as_json, lambda: _render_summary(out))
@@ -63,6 +63,8 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a profile: computed traits, traits with their source, identifiers, merge history."""
+    from touchpoint.profiles.lookup import get_profile
+
     with warehouse(data) as wh:
         p = get_profile(wh, identifier, id_type)
 
@@ -115,6 +117,8 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """The profile's timeline across all its identifiers, newest first."""
+    from touchpoint.profiles.timeline import timeline
+
     with warehouse(data) as wh:
         page = timeline(wh, identifier, limit=limit, offset=offset, event_type=event_type)
 
@@ -140,6 +144,8 @@ def search_(
     as_json: JsonOpt = False,
 ) -> None:
     """Profiles whose traits (or computed traits) have the given values."""
+    from touchpoint.profiles.lookup import search
+
     pairs: dict[str, str] = {}
     for item in criteria:
         name, sep, value = item.partition("=")
@@ -180,6 +186,8 @@ def split(
     as_json: JsonOpt = False,
 ) -> None:
     """Undo a bad merge: cut an identifier from everything it linked, recompute, refresh profiles."""
+    from touchpoint.profiles import workflow
+
     with warehouse(data) as wh:
         out = workflow.split(wh, profile, identifier, id_type, note=note)
     emit(
@@ -201,6 +209,8 @@ def merge(
     as_json: JsonOpt = False,
 ) -> None:
     """Merge two profiles (lifting any split between them, else forcing a link), refresh profiles."""
+    from touchpoint.profiles import workflow
+
     with warehouse(data) as wh:
         out = workflow.merge(wh, first, second, note=note)
     emit(out, as_json, lambda: console.print(f"merged into {out['profile_id']}"))
@@ -209,6 +219,8 @@ def merge(
 @app.command("stats")
 def stats_(data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Counts: profiles, identifiers by type, links and refusals by reason."""
+    from touchpoint.profiles.lookup import stats
+
     with warehouse(data) as wh:
         s = stats(wh)
 
@@ -228,6 +240,8 @@ def _link(r: dict[str, Any]) -> str:
 @app.command("log")
 def log(limit: int = typer.Option(50, "--limit"), data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """The merge log, newest first: merges, splits and renames with the link and event that caused them."""
+    from touchpoint.identity import tables
+
     with warehouse(data) as wh:
         t = wh.table(tables.MERGE_LOG)
         rows: list[dict[str, Any]] = wh.to_arrow(t.order_by(t.logged_at.desc()).limit(limit)).to_pylist()

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
-from touchpoint.collect import quarantine as q
 
 app = typer.Typer(help="Inspect and replay input that could not be stored as valid events.", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List quarantined input, newest first, with the reason for each."""
+    from touchpoint.collect import quarantine as q
+
     wanted = None if status == "all" else status
     with warehouse(data) as wh:
         records = q.list_records(wh, status=wanted, limit=limit, offset=offset)
@@ -39,6 +40,8 @@ def list_(
 @app.command("show")
 def show(record_id: str, data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Show one quarantine record, with the raw payload as received."""
+    from touchpoint.collect import quarantine as q
+
     with warehouse(data) as wh:
         record = q.get_record(wh, record_id)
 
@@ -61,6 +64,8 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate quarantined input again and store what now passes (idempotent)."""
+    from touchpoint.collect import quarantine as q
+
     if not ids and not all_:
         raise typer.BadParameter("name quarantine ids, or pass --all")
     override = payload.read_bytes() if payload else None
