@@ -108,10 +108,12 @@ def test_same_day_orders_merge_and_holdout_counts():
 
 
 def test_orders_file_path(tmp_path, cdnow_orders, cdnow_published):
+    """An order file is read as `touchpoint import orders` reads it: its fields, renamed with a mapping."""
     path = tmp_path / "orders.csv"
     table = pa.table(
         {
             "cust": cdnow_orders["customer_id"],
+            "order_id": pa.array([f"o{i}" for i in range(cdnow_orders.num_rows)]),
             "day": pa.array([t.strftime("%Y%m%d") for t in cdnow_orders["ts"].to_pylist()]),
             "value": cdnow_orders["revenue"],
         }
@@ -119,13 +121,28 @@ def test_orders_file_path(tmp_path, cdnow_orders, cdnow_published):
     pacsv.write_csv(table, path)
     import ibis
 
-    orders = read_orders_file(path, customer_col="cust", date_col="day", amount_col="value", date_format="%Y%m%d")
+    orders = read_orders_file(path, mapping={"customer_id": "cust", "timestamp": "day", "revenue": "value"})
     s = load_summary(ibis.duckdb.connect(), rfm_summary(orders, calibration_end="1997-09-30"))
     np.testing.assert_array_equal(_by_id(s)["frequency"], cdnow_published["x"])
-    with pytest.raises(InvalidInput, match="no column 'customer'"):
-        read_orders_file(path, customer_col="customer", date_col="day", amount_col="value")
+    with pytest.raises(InvalidInput, match="line 2: field 'customer_id' is empty"):
+        read_orders_file(path, mapping={"timestamp": "day", "revenue": "value"})
     with pytest.raises(NotFound):
         read_orders_file(tmp_path / "missing.csv")
+
+
+def test_order_lines_sum_to_the_order_as_the_import_sums_them(tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text(
+        "customer_id,order_id,timestamp,price,quantity,revenue\n"
+        "a,1,2024-01-01T10:00:00+02:00,5,2,\n"
+        "a,1,2024-01-01T10:00:00+02:00,,,3\n"
+        "b,2,20240102,,,7\n"
+    )
+    rows = read_orders_file(path).to_pyarrow().sort_by("customer_id").to_pylist()
+    assert rows == [
+        {"customer_id": "a", "ts": dt.datetime(2024, 1, 1, 8), "revenue": 13.0},
+        {"customer_id": "b", "ts": dt.datetime(2024, 1, 2), "revenue": 7.0},
+    ]
 
 
 def test_bad_dates_are_named():

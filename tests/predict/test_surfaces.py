@@ -203,23 +203,35 @@ def test_evaluate_metrics():
     assert noise["auc"] == 0.5 and noise["brier"] == pytest.approx(0.09)
 
 
-def test_cli_orders_file_without_warehouse(tmp_path, cdnow_orders):
+def _cdnow_file(tmp_path, cdnow_orders):
+    """CDNOW's transactions as a shop exports them: its own column names, dates as YYYYMMDD."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from touchpoint.cli.predict import app
-
     path = tmp_path / "cdnow.csv"
     days = [t.strftime("%Y%m%d") for t in cdnow_orders["ts"].to_pylist()]
-    pacsv.write_csv(
-        pa.table({"cust": cdnow_orders["customer_id"], "day": days, "value": cdnow_orders["revenue"]}), path
-    )
-    res = CliRunner().invoke(
-        app,
-        ["clv", "--orders", str(path), "--customer-col", "cust", "--date-col", "day", "--date-format", "%Y%m%d",
-         "--amount-col", "value", "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30",
-         "--model", "pareto_nbd", "--json", "--out", str(tmp_path / "report")],
-    )  # fmt: skip
+    numbers = [f"o{i}" for i in range(cdnow_orders.num_rows)]
+    columns = {"cust": cdnow_orders["customer_id"], "order_no": numbers, "day": days, "value": cdnow_orders["revenue"]}
+    table = pa.table(columns)
+    pacsv.write_csv(table, path)
+    return path
+
+
+CDNOW_MAP = [
+    *("--map", "customer_id=cust"),
+    *("--map", "order_id=order_no"),
+    *("--map", "timestamp=day"),
+    *("--map", "revenue=value"),
+]
+CDNOW_FIT = ["--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30", "--model", "pareto_nbd", "--json"]
+
+
+def test_cli_orders_file_without_warehouse(tmp_path, cdnow_orders):
+    from touchpoint.cli.predict import app
+
+    path = _cdnow_file(tmp_path, cdnow_orders)
+    report = ["--out", str(tmp_path / "report")]
+    res = CliRunner().invoke(app, ["clv", "--orders", str(path), *CDNOW_MAP, *CDNOW_FIT, *report])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["params"]["r"] == pytest.approx(0.553, abs=2e-3) and out["params"]["s"] == pytest.approx(0.606, abs=2e-3)
@@ -228,3 +240,59 @@ def test_cli_orders_file_without_warehouse(tmp_path, cdnow_orders):
     assert out["holdout"]["actual_total"] == 1882  # purchase days of the 2,357 customers in the 39-week holdout
     assert out["calibration_fit"]["actual"][0] == 1411
     assert (tmp_path / "report" / "calibration_fit.png").exists() and (tmp_path / "report" / "pareto_nbd.json").exists()
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI through its one entry point and error boundary."""
+    from touchpoint.cli.main import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_order_file_that_imports_predicts_the_same_from_the_file(tmp_path, cdnow_orders, capsys):
+    """One vocabulary: the same file and the same --map flags for `import orders` and `predict clv --orders`."""
+    path = _cdnow_file(tmp_path, cdnow_orders)
+    data = ["--data", str(tmp_path / "data")]
+    code, out, err = _run(capsys, "import", "orders", str(path), *CDNOW_MAP, "--quiet", "--json", *data)
+    assert code == 0 and json.loads(out)["stored"] == cdnow_orders.num_rows, err
+    code, out, err = _run(capsys, "predict", "clv", "--orders", str(path), *CDNOW_MAP, *CDNOW_FIT, *data)
+    assert code == 0, err
+    from_file = json.loads(out)
+    code, out, err = _run(capsys, "predict", "clv", *CDNOW_FIT, "--no-write", *data)
+    assert code == 0, err
+    from_warehouse = json.loads(out)
+    assert from_file["customers"] == from_warehouse["customers"] == 2357
+    assert from_file["params"] == pytest.approx(from_warehouse["params"], rel=1e-6)
+
+
+def test_clv_orders_old_column_options_still_work_with_a_warning(tmp_path, cdnow_orders, capsys):
+    path = _cdnow_file(tmp_path, cdnow_orders)
+    old = ["--customer-col", "cust", "--date-col", "day", "--amount-col", "value", "--map", "order_id=order_no"]
+    code, out, err = _run(capsys, "predict", "clv", "--orders", str(path), *old, *CDNOW_FIT)
+    assert code == 0, err
+    assert "--customer-col cust is now --map customer_id=cust" in err
+    assert json.loads(out)["params"]["r"] == pytest.approx(0.553, abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--map", "amount=value"], "reads no field 'amount'"),
+        ([], "line 2: field 'customer_id' is empty"),
+        (["--map", "customer_id=cust", "--map", "order_id=order_no", "--map", "timestamp=day", "--date-format", "%Y"],
+         "--date-format was removed"),
+        (["--map", "customer_id=cust"], "describe the file of --orders"),
+    ],
+)  # fmt: skip
+def test_clv_orders_file_errors_name_the_field(tmp_path, cdnow_orders, capsys, args, message):
+    path = _cdnow_file(tmp_path, cdnow_orders)
+    orders = [] if "describe" in message else ["--orders", str(path)]
+    code, out, _ = _run(capsys, "predict", "clv", *orders, *args, "--json", "--data", str(tmp_path / "d"))
+    assert code == 1
+    assert message in json.loads(out)["error"]["message"]

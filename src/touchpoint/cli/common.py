@@ -36,12 +36,22 @@ class _LazyConsole:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def _real(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    # rich's Live (progress bars, spinners) enters the console it is given: dunders skip __getattr__
+    def __enter__(self) -> Console:
+        return self._real().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._real().__exit__(*exc)
 
 
 console = cast("Console", _LazyConsole(soft_wrap=True))
@@ -55,6 +65,46 @@ DataOpt = Annotated[
         show_default=False,
     ),
 ]
+#: How a command that reads a data file takes it (docs/cli.md, "Reading files"): the format from the
+#: file's extension unless --format says, and each field under its documented name unless --map renames it.
+FormatOpt = typer.Option(None, "--format", help="jsonl, csv or parquet (default: from the file's extension).")
+MapOpt = typer.Option(
+    None, "--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN (repeatable; see docs/cli.md, Reading files)."
+)
+
+
+def file_mapping(pairs: Sequence[str] | None, fields: Sequence[str] | None = None) -> dict[str, str]:
+    """``--map FIELD=COLUMN`` values as ``{field: column}``; with ``fields``, a field the command does not
+    read is refused (a typo would otherwise be ignored)."""
+    from touchpoint.collect.readers import parse_mapping
+
+    mapping = parse_mapping(list(pairs or []))
+    unknown = [name for name in mapping if fields is not None and name not in fields]
+    if unknown:
+        raise InvalidInput(
+            f"--map {unknown[0]}=...: this command reads no field {unknown[0]!r}",
+            hint=f"its fields: {', '.join(fields or ())}",
+        )
+    return mapping
+
+
+def deprecated_column_options(mapping: dict[str, str], **old: tuple[str, str | None]) -> dict[str, str]:
+    """Fold a replaced ``--x-column C`` option into ``mapping`` as ``FIELD=C``, with a warning on stderr.
+
+    ``old`` maps each option's flag (as a keyword, ``_`` for ``-``) to ``(field, value)``.
+    """
+    for flag, (field, value) in old.items():
+        if value is None:
+            continue
+        option = "--" + flag.replace("_", "-")
+        err_console.print(
+            f"[yellow]deprecated:[/] {option} {value} is now --map {field}={value} (docs/cli.md, Reading files)",
+            highlight=False,
+        )
+        mapping.setdefault(field, value)
+    return mapping
+
+
 #: Whether the running command was given ``--json``; the error boundary prints errors as JSON then.
 json_output: ContextVar[bool] = ContextVar("touchpoint_cli_json_output", default=False)
 

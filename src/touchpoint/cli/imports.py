@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, err_console, settings_for, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    FormatOpt,
+    JsonOpt,
+    MapOpt,
+    console,
+    emit,
+    err_console,
+    settings_for,
+    warehouse,
+)
 
 if TYPE_CHECKING:
     from touchpoint.collect.files import ImportReport
@@ -17,8 +27,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Import events, orders or spend from JSONL, CSV or Parquet files.", no_args_is_help=True)
 
 FileArg = typer.Argument(..., help="A .jsonl, .csv or .parquet file.", show_default=False)
-FormatOpt = typer.Option(None, "--format", help="jsonl, csv or parquet (default: from the file's extension).")
-MapOpt = typer.Option(None, "--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN (repeatable).")
 SourceOpt = typer.Option(None, "--source", help="Source name recorded on each event.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 

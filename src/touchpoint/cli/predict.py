@@ -7,7 +7,36 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    FormatOpt,
+    JsonOpt,
+    MapOpt,
+    console,
+    deprecated_column_options,
+    emit,
+    file_mapping,
+    settings_for,
+    table,
+    warehouse,
+)
+from touchpoint.errors import InvalidInput
+
+#: The fields of an order file, as `touchpoint import orders` reads them (docs/cli.md, Reading files).
+ORDER_FIELDS = (
+    "customer_id",
+    "order_id",
+    "timestamp",
+    "revenue",
+    "email",
+    "currency",
+    "product_id",
+    "sku",
+    "name",
+    "category",
+    "quantity",
+    "price",
+)
 
 app = typer.Typer(
     help="Predict customer value: CLV and P(alive) (BG/NBD, MBG/NBD, Pareto/NBD with Gamma-Gamma spend), "
@@ -77,12 +106,20 @@ def clv(
     orders: Path = typer.Option(
         None,
         "--orders",
-        help="Read orders from this CSV/Parquet file instead of the warehouse (nothing is written to the warehouse).",
+        help="Read orders from this file instead of the warehouse, with the columns of `touchpoint import orders` "
+        "(nothing is written to the warehouse).",
     ),
-    customer_col: str = typer.Option("customer_id", "--customer-col", help="Customer column of --orders."),
-    date_col: str = typer.Option("date", "--date-col", help="Date or timestamp column of --orders."),
-    amount_col: str = typer.Option("amount", "--amount-col", help="Order value column of --orders."),
-    date_format: str = typer.Option(None, "--date-format", help="strptime format of --date-col, e.g. %Y%m%d."),
+    fmt: str = FormatOpt,
+    mapping: list[str] = MapOpt,
+    revenue_is_order_total: bool = typer.Option(
+        False,
+        "--revenue-is-order-total",
+        help="With --orders: the revenue column holds the order's total, repeated on each line.",
+    ),
+    customer_col: str = typer.Option(None, "--customer-col", hidden=True, help="Deprecated: --map customer_id=COLUMN."),
+    date_col: str = typer.Option(None, "--date-col", hidden=True, help="Deprecated: --map timestamp=COLUMN."),
+    amount_col: str = typer.Option(None, "--amount-col", hidden=True, help="Deprecated: --map revenue=COLUMN."),
+    date_format: str = typer.Option(None, "--date-format", hidden=True, help="Removed: timestamps are ISO 8601."),
     out: Path = typer.Option(
         None,
         "--out",
@@ -107,16 +144,30 @@ def clv(
         annual_discount_rate=discount_rate,
         margin=margin,
     )
+    if date_format is not None:
+        raise InvalidInput(
+            "--date-format was removed: order files are read as `touchpoint import orders` reads them",
+            hint="give timestamps in ISO 8601 (2026-01-31, 20260131 or 2026-01-31T12:00:00Z)",
+        )
+    columns = deprecated_column_options(
+        file_mapping(mapping, ORDER_FIELDS),
+        customer_col=("customer_id", customer_col),
+        date_col=("timestamp", date_col),
+        amount_col=("revenue", amount_col),
+    )
     if orders is not None:
         result = workflow.clv_from_file(
             orders,
             options,
-            customer_col=customer_col,
-            date_col=date_col,
-            amount_col=amount_col or None,
-            date_format=date_format,
+            fmt=fmt,
+            mapping=columns,
+            revenue_is_order_total=revenue_is_order_total,
             out_dir=out,
             rows=top,
+        )
+    elif columns or fmt or revenue_is_order_total:
+        raise InvalidInput(
+            "--map, --format and --revenue-is-order-total describe the file of --orders", hint="add --orders FILE"
         )
     else:
         folder = out or settings_for(data).data_dir / "predict"

@@ -148,3 +148,56 @@ def import_orders(
         writer.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def read_orders(
+    path: Path,
+    *,
+    fmt: str | None = None,
+    mapping: dict[str, str] | None = None,
+    revenue_is_order_total: bool = False,
+) -> list[dict[str, Any]]:
+    """The orders of a file read exactly as :func:`import_orders` reads them, without storing anything.
+
+    One dict per order: ``customer_id``, ``order_id``, ``timestamp`` (naive UTC) and ``revenue`` (the
+    lines summed, or the order's total with ``revenue_is_order_total``). Analyses that take an order file
+    (``touchpoint predict clv --orders``) use it, so a file that imports also analyses. A row the import
+    would quarantine is refused here with its line and reason (nothing is kept to replay).
+    """
+    from touchpoint.collect.normalize import parse_time
+    from touchpoint.errors import InvalidInput
+
+    def convert(data: dict[str, Any]) -> dict[str, Any]:
+        line = _line(data)
+        when = line["timestamp"]
+        line["timestamp"] = parse_time(when if isinstance(when, str) else when.isoformat(), "timestamp")
+        return line
+
+    def refuse(rejected: Rejected) -> None:
+        reason = rejected.reason
+        if not reason.startswith("line ") and rejected.origin:
+            reason = f"line {rejected.origin.rsplit(':', 1)[-1]}: {reason}"
+        raise InvalidInput(
+            f"{path.name} {reason}",
+            hint="an order row needs customer_id, order_id, timestamp, revenue (rename with --map FIELD=COLUMN)",
+        )
+
+    orders: dict[str, list[dict[str, Any]]] = {}
+    rows = mapped_records(
+        path, detect_format(path, fmt), prefix="orders", mapping=mapping, progress=None, convert=convert, reject=refuse
+    )
+    for _, line in rows:
+        orders.setdefault(line["order_id"], []).append(line)
+    out = []
+    for lines in orders.values():
+        event = order_message(lines, revenue_is_order_total=revenue_is_order_total)
+        first = lines[0]
+        out.append(
+            {
+                "customer_id": first["customer_id"],
+                "order_id": first["order_id"],
+                "timestamp": first["timestamp"],
+                "revenue": event["properties"]["revenue"],
+            }
+        )
+    return out

@@ -84,48 +84,31 @@ def orders_from_events(wh: Any) -> ir.Table:
 def read_orders_file(
     path: str | Path,
     *,
-    customer_col: str = "customer_id",
-    date_col: str = "date",
-    amount_col: str | None = "amount",
-    date_format: str | None = None,
+    fmt: str | None = None,
+    mapping: dict[str, str] | None = None,
+    revenue_is_order_total: bool = False,
 ) -> ir.Table:
-    """Orders from a CSV or Parquet file with one row per order, as an Ibis memtable."""
+    """Orders from a file, read as ``touchpoint import orders`` reads it, as an Ibis memtable
+    (``customer_id``, ``ts``, ``revenue``; one row per order).
+
+    The columns are the import's: ``customer_id``, ``order_id``, ``timestamp``, ``revenue`` (or ``price``
+    and ``quantity``), renamed with ``mapping`` ({field: the file's column}, ``--map FIELD=COLUMN``);
+    JSONL, CSV or Parquet (``fmt``, default from the extension). See docs/cli.md, "Reading files".
+    """
+    from touchpoint.collect.orders import read_orders
+
     path = Path(path)
     if not path.exists():
         raise NotFound(f"no orders file at {path}", hint="pass --orders with the path of a CSV or Parquet file")
-    try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-        else:
-            from pyarrow import csv
-
-            table = csv.read_csv(path, convert_options=csv.ConvertOptions(strings_can_be_null=True))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(f"cannot read orders from {path}: {exc}", hint="give a CSV with a header row") from exc
-    for flag, col in (
-        ("--customer-col", customer_col),
-        ("--date-col", date_col),
-        ("--amount-col", amount_col),
-    ):
-        if col is not None and col not in table.column_names:
-            raise InvalidInput(
-                f"the orders file has no column {col!r} (columns: {', '.join(table.column_names)})",
-                hint=f"name the right column with {flag}",
-            )
-    t = ibis.memtable(table)
-    date = t[date_col]
-    if date_format:
-        ts = date.cast("string").as_timestamp(date_format)
-    elif date.type().is_timestamp():
-        ts = date
-    elif date.type().is_date():
-        ts = date.cast("timestamp")
-    else:
-        ts = date.cast("string").cast("timestamp")
-    revenue = t[amount_col].cast("float64").fill_null(0.0) if amount_col else ibis.literal(0.0)
-    return t.select(customer_id=t[customer_col].cast("string"), ts=ts, revenue=revenue)
+    orders = read_orders(path, fmt=fmt, mapping=mapping, revenue_is_order_total=revenue_is_order_total)
+    table = pa.table(
+        {
+            "customer_id": pa.array([o["customer_id"] for o in orders], pa.string()),
+            "ts": pa.array([o["timestamp"] for o in orders], pa.timestamp("us")),
+            "revenue": pa.array([o["revenue"] for o in orders], pa.float64()),
+        }
+    )
+    return ibis.memtable(table)
 
 
 def _daily(orders: ir.Table, until: dt.date) -> ir.Table:

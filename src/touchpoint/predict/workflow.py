@@ -39,19 +39,18 @@ def clv_from_file(
     path: str | Path,
     options: ClvOptions | None = None,
     *,
-    customer_col: str = "customer_id",
-    date_col: str = "date",
-    amount_col: str | None = "amount",
-    date_format: str | None = None,
+    fmt: str | None = None,
+    mapping: dict[str, str] | None = None,
+    revenue_is_order_total: bool = False,
     out_dir: str | Path | None = None,
     rows: int = 0,
 ) -> dict[str, Any]:
-    """The same fit on an orders file (one row per order); nothing is written to any warehouse."""
+    """The same fit on an order file read as ``touchpoint import orders`` reads it (columns
+    ``customer_id, order_id, timestamp, revenue``, renamed with ``mapping``); nothing is written to
+    any warehouse."""
     from touchpoint.warehouse import Warehouse
 
-    orders = read_orders_file(
-        path, customer_col=customer_col, date_col=date_col, amount_col=amount_col, date_format=date_format
-    )
+    orders = read_orders_file(path, fmt=fmt, mapping=mapping, revenue_is_order_total=revenue_is_order_total)
     with Warehouse.open("duckdb://:memory:", migrate=False) as scratch:  # the file is the data
         run = run_clv(scratch, orders, options, out_dir=Path(out_dir) if out_dir is not None else None)
     return run.to_dict(rows=rows)
