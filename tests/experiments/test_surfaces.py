@@ -44,8 +44,6 @@ def test_analyze_file_cli_with_cuped_and_plot(tmp_path: Path) -> None:
         "analyze",
         "--file",
         str(csv),
-        "--arm-column",
-        "arm",
         "--control",
         "holdout",
         "--metric",
@@ -87,8 +85,8 @@ def test_analyze_file_errors_name_the_column(tmp_path: Path) -> None:
             "analyze",
             "--file",
             str(csv),
-            "--arm-column",
-            "group",
+            "--map",
+            "arm=group",
             "--control",
             "holdout",
             "--metric",
@@ -98,11 +96,15 @@ def test_analyze_file_errors_name_the_column(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "group" in str(res.exception)
     res = runner.invoke(
         cli,
-        ["analyze", "--file", str(csv), "--arm-column", "arm", "--control", "nobody", "--metric", "ordered"],
+        ["analyze", "--file", str(csv), "--control", "nobody", "--metric", "ordered"],
     )
     assert "nobody" in str(res.exception)
-    res = runner.invoke(cli, ["analyze", "--file", str(csv), "--arm-column", "arm", "--control", "holdout"])
+    res = runner.invoke(cli, ["analyze", "--file", str(csv), "--control", "holdout"])
     assert "--metric" in str(res.exception)
+    # the replaced --arm-column still works, with a warning on stderr
+    old = ["--arm-column", "arm", "--control", "holdout", "--metric", "ordered"]
+    res = runner.invoke(cli, ["analyze", "--file", str(csv), *old])
+    assert res.exit_code == 0 and "--arm-column arm is now --map arm=arm" in res.stderr
 
 
 def test_create_list_analyze_from_the_warehouse(tmp_path: Path) -> None:

@@ -114,6 +114,17 @@ def test_attribution_from_path_file(tmp_path: Path) -> None:
     assert out["romi"] is None
 
 
+def test_attribution_path_file_with_its_own_column_names(tmp_path: Path) -> None:
+    """The path file's fields are renamed with --map, as every file a command reads (docs/cli.md)."""
+    f = tmp_path / "paths.csv"
+    f.write_text("journey,total_conversions,value,nulls\na;b,3,30,1\nb,1,5,4\n")
+    mapped = ["--map", "path=journey", "--map", "conversions=total_conversions"]
+    out = run(attribution_app, ["--paths", str(f), "--sep", ";", "--model", "markov", *mapped, "--json"])
+    assert sum(r["markov"] for r in out["channels"]) == pytest.approx(4)
+    result = runner.invoke(attribution_app, ["--paths", str(f), "--map", "journey=path"])
+    assert isinstance(result.exception, InvalidInput) and "reads no field 'journey'" in str(result.exception)
+
+
 def test_bad_model_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(attribution_app, ["--model", "guess", "--paths", str(tmp_path / "x.csv")])
     assert isinstance(result.exception, InvalidInput)

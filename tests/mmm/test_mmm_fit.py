@@ -71,7 +71,7 @@ def test_identical_spend_is_reported_as_not_identifiable(tmp_path: Path) -> None
         f"{d},{y},{s[0]},{s[1]},{s[2]}" for d, y, s in zip(data.dates, data.target, data.spend, strict=True)
     ]
     (tmp_path / "w.csv").write_text("\n".join(lines))
-    args = ["fit", "--file", str(tmp_path / "w.csv"), "--date-column", "week", "--target", "revenue"]
+    args = ["fit", "--file", str(tmp_path / "w.csv"), "--map", "date=week", "--target", "revenue"]
     args += ["--channel", "ch1", "--channel", "ch2", "--channel", "ch3", "--draws", "250", "--warmup", "250"]
     args += ["--chains", "2", "--seed", "7", "--holdout-weeks", "6", "--model", str(tmp_path / "model"), "--json"]
     run = CliRunner().invoke(mmm_cli.app, args)

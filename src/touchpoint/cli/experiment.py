@@ -7,7 +7,18 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, table, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    JsonOpt,
+    MapOpt,
+    console,
+    deprecated_column_options,
+    emit,
+    file_mapping,
+    parse_when,
+    table,
+    warehouse,
+)
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(help="A/B tests and holdouts: define, assign, analyse, plan.", no_args_is_help=True)
@@ -173,8 +184,11 @@ def analyze(
     min_units: int = typer.Option(300, "--min-units", help="Units per arm before any verdict."),
     dimension: str = typer.Option(None, "--dimension", help="Break down by properties.<key> of the exposure."),
     end: str = typer.Option(None, "--end", help="Analyse as of this time (ISO)."),
-    file: Path = typer.Option(None, "--file", help="A CSV/Parquet file with one row per unit instead of a key."),
-    arm_column: str = typer.Option(None, "--arm-column", help="With --file: the column naming each unit's arm."),
+    file: Path = typer.Option(
+        None, "--file", help="A CSV/Parquet file with one row per unit instead of a key: its arm in column 'arm'."
+    ),
+    mapping: list[str] = MapOpt,
+    arm_column: str = typer.Option(None, "--arm-column", hidden=True, help="Deprecated: --map arm=COLUMN."),
     control: str = typer.Option(None, "--control", help="With --file: the control arm's name."),
     metric: list[str] = typer.Option(None, "--metric", help="With --file: a metric column (repeat)."),
     covariate: str = typer.Option(None, "--covariate", help="With --file: a pre-period column for CUPED."),
@@ -195,17 +209,19 @@ def analyze(
     )
     from touchpoint.experiments import workflow
 
+    columns = deprecated_column_options(file_mapping(mapping, ("arm",)), arm_column=("arm", arm_column))
     if file is not None:
         if key:
             raise InvalidInput("give either an experiment KEY or --file, not both", hint="drop one of them")
+        arm = columns.get("arm", "arm")
         result, out = workflow.analyze_file(
-            file, arm_column=arm_column, control=control, metrics=metric, covariate=covariate, options=opts, plot=plot
+            file, arm_column=arm, control=control, metrics=metric, covariate=covariate, options=opts, plot=plot
         )
     else:
         if not key:
             raise InvalidInput("name the experiment to analyse", hint="`touchpoint experiment list` shows the keys")
-        if arm_column or covariate:
-            raise InvalidInput("--arm-column and --covariate go with --file", hint="add --file FILE or drop them")
+        if columns or covariate:
+            raise InvalidInput("--map and --covariate go with --file", hint="add --file FILE or drop them")
         from touchpoint.experiments.metrics import Metric
 
         with warehouse(data) as wh:

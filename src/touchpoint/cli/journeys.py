@@ -7,8 +7,20 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, settings_for, table, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    JsonOpt,
+    MapOpt,
+    console,
+    emit,
+    file_mapping,
+    parse_when,
+    settings_for,
+    table,
+    warehouse,
+)
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
+from touchpoint.errors import InvalidInput
 
 journeys_app = typer.Typer(
     help="Customer journeys: sessions, funnels, paths and cohort retention.", no_args_is_help=True
@@ -23,6 +35,8 @@ IdentityOpt = typer.Option("auto", "--identity", help="Who is who: auto, profile
 
 
 _when = parse_when
+#: The fields of an aggregated path file (ChannelAttribution's layout); docs/cli.md, Reading files.
+PATH_FIELDS = ("path", "conversions", "value", "nulls")
 
 
 def _rules(path: Path | None, data: Path | None) -> Any:
@@ -251,8 +265,11 @@ def attribution(
     ),
     order: int = typer.Option(1, "--order", help="Markov chain order (1-3)."),
     paths_file: Path = typer.Option(
-        None, "--paths", help="Aggregated path file (CSV/Parquet) instead of the warehouse."
+        None,
+        "--paths",
+        help="Aggregated path file (CSV/Parquet: path, conversions; optional value, nulls) instead of the warehouse.",
     ),
+    mapping: list[str] = MapOpt,
     sep: str = typer.Option(">", "--sep", help="Channel separator inside the path column."),
     lookback: float = typer.Option(30.0, "--lookback", help="Days of touches counted before each conversion."),
     conversion_event: str = typer.Option(
@@ -282,9 +299,13 @@ def attribution(
     options = workflow.AttributionOptions(
         order=order, bootstrap=bootstrap, use_nulls=not no_nulls, half_life=half_life, value_function=shapley_value
     )
+    columns = file_mapping(mapping, PATH_FIELDS)
     if paths_file is not None:
-        result = workflow.attribute_paths(read_path_file(paths_file, sep=sep), models, options)
+        named = {f"{field}_column": columns.get(field, field) for field in PATH_FIELDS}
+        result = workflow.attribute_paths(read_path_file(paths_file, sep=sep, **named), models, options)
         result["romi"] = None
+    elif columns:
+        raise InvalidInput("--map describes the file of --paths", hint="add --paths FILE or drop --map")
     else:
         with warehouse(data, read_only=True) as wh:
             result = workflow.attribute_warehouse(

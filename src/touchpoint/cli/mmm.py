@@ -10,7 +10,18 @@ from pathlib import Path
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    JsonOpt,
+    MapOpt,
+    console,
+    deprecated_column_options,
+    emit,
+    file_mapping,
+    settings_for,
+    table,
+    warehouse,
+)
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(
@@ -54,9 +65,10 @@ def _iv(v: dict[str, float], fmt: str = "{:.2f}") -> str:
 @app.command("fit")
 def fit_cmd(
     file: Path = typer.Option(
-        None, "--file", help="CSV/Parquet with one row per week or day (default: warehouse)."
+        None, "--file", help="CSV/Parquet with one row per week or day, dated in column 'date' (default: warehouse)."
     ),
-    date_column: str = typer.Option("date", "--date-column", help="Date column of --file."),
+    mapping: list[str] = MapOpt,
+    date_column: str = typer.Option(None, "--date-column", hidden=True, help="Deprecated: --map date=COLUMN."),
     target: str = typer.Option("revenue", "--target", help="KPI column of --file."),
     channel: list[str] = typer.Option(
         None, "--channel", help="Spend column (repeat); warehouse: channel name."
@@ -100,17 +112,18 @@ def fit_cmd(
         brand_channels=tuple(brand or ()),
         roi_priors=_pairs(roi_prior, "--roi-prior", "--roi-prior search=1.8:0.4"),
     )
+    columns = deprecated_column_options(file_mapping(mapping, ("date",)), date_column=("date", date_column))
     if file is not None:
         mmm_data = from_file(
             file,
-            date_column=date_column,
+            date_column=columns.get("date", "date"),
             target=target,
             channels=list(channel or []),
             controls=list(control or []),
         )
     else:
-        if control:
-            raise InvalidInput("--control needs --file", hint="controls come from a file's columns")
+        if control or columns:
+            raise InvalidInput("--control and --map need --file", hint="they name a file's columns")
         with warehouse(data) as wh:
             mmm_data = from_warehouse(wh, kpi=kpi, channels=list(channel or []) or None)
     out = model or workflow.model_dir(settings_for(data).data_dir)
