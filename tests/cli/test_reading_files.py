@@ -99,3 +99,15 @@ def test_a_malformed_map_is_refused_the_same_way_everywhere(
         code, out, _ = run(capsys, *command, "--map", "no-equals-sign", *data)
         error = json.loads(out)["error"]
         assert (code, error["message"]) == (1, "--map 'no-equals-sign' is not FIELD=COLUMN"), command
+
+
+def test_mmm_fit_reads_parquet_by_either_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pacsv.read_csv(_weekly(tmp_path / "w.csv"))
+    for name in ("w.parquet", "w.pq"):
+        pq.write_table(table, tmp_path / name)
+        args = ["mmm", "fit", "--file", str(tmp_path / name), "--map", "date=week", "--target", "sales"]
+        code, out, _ = run(capsys, *args, "--channel", "tv", "--json")
+        assert code == 1 and "only 4 weeks" in json.loads(out)["error"]["message"], name

@@ -173,7 +173,7 @@ def from_file(
     p = Path(path)
     if not p.exists():
         raise NotFound(f"file {str(p)!r} does not exist", hint="check the path given with --file")
-    if p.suffix.lower() == ".parquet":
+    if p.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         table = pq.read_table(p)
