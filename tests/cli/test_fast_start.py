@@ -4,7 +4,7 @@ Timing a start-up in a test would be flaky (bench/cli_start.py times it); what m
 deterministic: a module-level import of a heavy library somewhere under ``touchpoint.cli``. So a fresh
 interpreter imports the CLI, asks every group and every command for ``--help`` (and the root for
 ``--version``) through the real entry point, and reports which heavy modules were loaded. A command
-imports its library inside its body (docs/cli.md, "Adding a command").
+imports its library inside its body (docs/cli.md, "Start-up time").
 """
 
 from __future__ import annotations
