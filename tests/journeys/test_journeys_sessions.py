@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from touchpoint.collect.channels import ChannelRule, classify, landing_fields, rules_from
 from touchpoint.errors import InvalidInput
-from touchpoint.journeys.channels import ChannelRule, classify, landing_fields, rules_from
 from touchpoint.journeys.frames import events_table
 from touchpoint.journeys.funnels import funnel_expr
 from touchpoint.journeys.people import person_events

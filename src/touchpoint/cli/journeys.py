@@ -40,7 +40,7 @@ PATH_FIELDS = ("path", "conversions", "value", "nulls")
 
 
 def _rules(path: Path | None, data: Path | None) -> Any:
-    from touchpoint.journeys.channels import load_rules, rules_from
+    from touchpoint.collect.channels import load_rules, rules_from
 
     if path is not None:
         return load_rules(path)

@@ -9,8 +9,8 @@ models fit on one row per journey (or per distinct path) pulled from it.
 0.5
 """
 
+from touchpoint.collect.channels import DEFAULT_RULES, ChannelRule, channel_expr, classify, rules_from
 from touchpoint.journeys.attribution import CAVEAT, MODELS, AttributionResult, attribute, compare
-from touchpoint.journeys.channels import DEFAULT_RULES, ChannelRule, channel_expr, classify, rules_from
 from touchpoint.journeys.funnels import funnel
 from touchpoint.journeys.markov import markov
 from touchpoint.journeys.pathdata import PathData, read_path_file

@@ -34,7 +34,7 @@ from touchpoint.errors import InvalidInput
 from touchpoint.warehouse.jsonpath import check_json_key
 
 if TYPE_CHECKING:
-    from touchpoint.journeys.channels import ChannelRule
+    from touchpoint.collect.channels import ChannelRule
     from touchpoint.warehouse import Warehouse
 
 MAX_STEPS = 20

@@ -7,7 +7,7 @@ with identical timestamps are ordered the same way on every run and every engine
 arrived out of order are placed where their timestamp says.
 
 Each session takes its channel (and campaign) from its landing event, classified by
-:mod:`touchpoint.journeys.channels`.
+:mod:`touchpoint.collect.channels`.
 
 Everything here is an Ibis expression: it runs in the warehouse (DuckDB by default).
 
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 import ibis
 import ibis.expr.types as ir
 
+from touchpoint.collect.channels import ChannelRule, channel_expr, with_channel
 from touchpoint.errors import InvalidInput
-from touchpoint.journeys.channels import ChannelRule, channel_expr, with_channel
 
 if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse

@@ -37,7 +37,7 @@ from touchpoint.errors import InvalidInput
 from touchpoint.journeys.pathdata import PathData
 
 if TYPE_CHECKING:
-    from touchpoint.journeys.channels import ChannelRule
+    from touchpoint.collect.channels import ChannelRule
     from touchpoint.warehouse import Warehouse
 
 NO_TOUCH = "(none)"

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from touchpoint.collect.channels import ChannelRule
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
 from touchpoint.journeys.attribution import MODELS, comparison, fit_all
-from touchpoint.journeys.channels import ChannelRule
 from touchpoint.journeys.pathdata import PathData
 from touchpoint.warehouse import Warehouse
 

@@ -11,7 +11,7 @@ Two derived tables, rebuilt from ``events`` and the identity tables by :func:`bu
     by event timestamp (ties: the larger message id) from ``traits`` or ``context.traits``.
 
 Methods: a session is a run of events with gaps under 30 minutes; a channel is the one of each
-session's first event (:func:`touchpoint.journeys.channels.channel_expr`); orders are
+session's first event (:func:`touchpoint.collect.channels.channel_expr`); orders are
 "Order Completed" events counted once per order id; RFM scores are quintiles 1-5 among profiles
 with an order, ``ceil(5 * cume_dist)``: equal values share a score and the best value scores 5.
 
@@ -100,7 +100,7 @@ def _traits(events: ir.Table, ep: ir.Table) -> ir.Table:
 
 
 def _channel(t: ir.Table) -> ir.StringValue:
-    from touchpoint.journeys.channels import channel_expr
+    from touchpoint.collect.channels import channel_expr
 
     return channel_expr(t)
 

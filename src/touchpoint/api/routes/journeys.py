@@ -15,7 +15,7 @@ router = APIRouter(tags=["journeys"])
 
 
 def _rules(app: Any) -> Any:
-    from touchpoint.journeys.channels import rules_from
+    from touchpoint.collect.channels import rules_from
 
     configured = app.settings.journeys_channel_rules
     return rules_from(configured) if configured else None
