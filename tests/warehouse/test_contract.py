@@ -13,6 +13,7 @@ import pytest
 
 from touchpoint import identity, profiles
 from touchpoint.collect.store import write_messages
+from touchpoint.config import Settings
 from touchpoint.errors import AlreadyExists, NotFound, WarehouseError
 from touchpoint.experiments.definitions import Experiment, create_experiment, get_experiment, update_weights
 from touchpoint.warehouse import Warehouse, migrations, schema
@@ -193,3 +194,16 @@ def test_migration_3_declares_tables_on_a_warehouse_that_made_some_on_first_use(
         assert migrations.pending(wh) == []
         assert set(wh.tables()) == DECLARED
         assert wh.count("identity_overrides") == 1  # kept
+
+
+def test_the_configured_warehouse_never_installs_or_loads_extensions_on_demand(settings: Settings) -> None:
+    from touchpoint.warehouse import open_warehouse
+
+    with open_warehouse(settings) as wh:
+        row = wh.query(
+            "SELECT current_setting('autoinstall_known_extensions') AS install,"
+            " current_setting('autoload_known_extensions') AS load"
+        ).to_pylist()
+        assert row == [{"install": False, "load": False}]
+        # what the library uses is linked into the engine: JSON still works
+        assert wh.query("SELECT json_extract('{\"a\": 1}', '$.a')::INT AS a").to_pylist() == [{"a": 1}]

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
 
 def duckdb_config(settings: Settings) -> dict[str, Any]:
-    return {"memory_limit": settings.duckdb_memory_limit, "threads": settings.duckdb_threads}
+    """DuckDB's settings; extensions are never installed or loaded on demand (nothing downloads at run time:
+    json, parquet and icu are linked into the engine, and an extension we need comes as a pip package)."""
+    return {
+        "memory_limit": settings.duckdb_memory_limit,
+        "threads": settings.duckdb_threads,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
 
 
 def open_warehouse(settings: Settings | None = None, *, read_only: bool = False) -> Warehouse:
