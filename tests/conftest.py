@@ -141,3 +141,16 @@ def make_server(tmp_path: Path) -> Iterator[Callable[[], Server]]:
 def events_in(data_dir: Path) -> Warehouse:
     """Open a stopped server's warehouse read-only."""
     return Warehouse.open(f"duckdb://{data_dir / 'warehouse.duckdb'}", read_only=True)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``touchpoint ARGS`` in this process through the CLI's one error boundary: (exit code, stdout, stderr)."""
+    from touchpoint.cli.main import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

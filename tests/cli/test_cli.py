@@ -6,18 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import run_cli
 
-from touchpoint.cli.main import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_sources_keys_import_query_quarantine(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

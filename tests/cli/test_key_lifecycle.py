@@ -12,26 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import Server, events_in
+from tests.conftest import Server, events_in, run_cli
 
 from touchpoint import keys
 from touchpoint.api import deps
 from touchpoint.api.app import create_app
-from touchpoint.cli.main import main
 from touchpoint.collect.normalize import utcnow
 from touchpoint.config import Settings
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.warehouse import Warehouse
 
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def later(monkeypatch: pytest.MonkeyPatch, delta: timedelta) -> None:

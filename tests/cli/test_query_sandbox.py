@@ -11,22 +11,14 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import run_cli
 
-from touchpoint.cli.main import main
 from touchpoint.config import Settings
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse, open_warehouse
 from touchpoint.warehouse.sandbox import open_query_warehouse, run_readonly_query
 
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 @pytest.fixture

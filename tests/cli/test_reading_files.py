@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import typer
+from tests.conftest import run_cli
 
-from touchpoint.cli.main import app, main
+from touchpoint.cli.main import app
 
 #: The options (or the argument) through which a command reads a table of data.
 DATA_FILE_OPTIONS = {"--file", "--orders", "--paths"}
@@ -30,14 +31,7 @@ def _reads_a_data_file(path: str, command: Any) -> bool:
     return path.startswith("touchpoint import ") or bool(options & DATA_FILE_OPTIONS)
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_every_command_that_reads_a_data_file_renames_columns_with_map() -> None:
@@ -84,9 +78,7 @@ def test_mmm_fit_reads_the_date_field_renamed_with_map(tmp_path: Path, capsys: p
     assert code == 1 and "reads no field 'week'" in json.loads(out)["error"]["message"]
 
 
-def test_a_malformed_map_is_refused_the_same_way_everywhere(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_malformed_map_is_refused_the_same_way_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = _weekly(tmp_path / "w.csv")
     data = ["--data", str(tmp_path / "data"), "--json"]
     for command in (

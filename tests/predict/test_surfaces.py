@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import run_cli
 from typer.testing import CliRunner
 
 from touchpoint.api.app import create_app
@@ -242,17 +243,7 @@ def test_cli_orders_file_without_warehouse(tmp_path, cdnow_orders):
     assert (tmp_path / "report" / "calibration_fit.png").exists() and (tmp_path / "report" / "pareto_nbd.json").exists()
 
 
-def _run(capsys, *args: str) -> tuple[int, str, str]:
-    """The CLI through its one entry point and error boundary."""
-    from touchpoint.cli.main import main
-
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+_run = run_cli
 
 
 def test_an_order_file_that_imports_predicts_the_same_from_the_file(tmp_path, cdnow_orders, capsys):
