@@ -233,3 +233,17 @@ def test_metric_windows_out_of_range_are_refused_at_creation(
     r = c.post("/v1/experiments", json={"key": "long", "metrics": [metric]}, headers=admin)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input", r.text
     assert f"{field} {value}" in r.json()["error"]["message"], r.text
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (("/venv/bin/touchpoint", "serve", "--port", "8000"), "a running `touchpoint serve` holds it"),
+        (("/venv/bin/python3", "/venv/bin/touchpoint", "demo"), "`touchpoint demo` holds it (it serves once loaded)"),
+        (("python", "-m", "touchpoint.cli.main", "import", "events", "x.jsonl"), "wait for it to finish"),
+    ],
+)
+def test_the_lock_hint_fits_the_holder(argv: tuple[str, ...], expected: str) -> None:
+    from touchpoint.warehouse.lockholder import LockHolder
+
+    assert expected in LockHolder(pid=12345, argv=argv, confirmed=True).hint()

@@ -48,6 +48,8 @@ class LockHolder:
         short = self.short_command()
         if short.startswith("touchpoint serve"):
             return "a running `touchpoint serve` holds it: stop it, or use the HTTP API while it runs"
+        if short.startswith("touchpoint demo"):  # the demo loads, then serves until stopped
+            return "`touchpoint demo` holds it (it serves once loaded): stop it, or use the HTTP API while it runs"
         if short.startswith("touchpoint"):
             return "another touchpoint command is writing; wait for it to finish, then run this again"
         if self.pid is not None:
