@@ -262,9 +262,3 @@ def import_events(
         writer.close()
     report.seconds = time.perf_counter() - started
     return report
-
-
-def byte_progress(total: int, update: Callable[[int], None]) -> Progress:
-    """Adapt a progress bar's ``advance`` to the readers' byte counts."""
-    del total
-    return update

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 _decode_typed = msgspec.json.Decoder(Typed).decode
 
 EVENT_COLUMNS = tuple(EVENTS.schema.names)
-QUARANTINE_COLUMNS = tuple(QUARANTINE.schema.names)
 EVENTS_ARROW = EVENTS.schema.to_pyarrow()
 QUARANTINE_ARROW = QUARANTINE.schema.to_pyarrow()
 

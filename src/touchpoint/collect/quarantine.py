@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
 from touchpoint.collect.normalize import EventRows, utcnow
 from touchpoint.collect.spec import EVENT_TYPES
 from touchpoint.collect.store import write_rows
@@ -148,7 +146,3 @@ def replay(
             tx.update("quarantine", {"reason": reason, "field": field_name}, key="id", value=record_id)
     result.replayed = [record_id for record_id, _ in replayed]
     return result
-
-
-def to_table(records: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(records)
