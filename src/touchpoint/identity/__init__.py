@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from touchpoint.errors import NotFound
 from touchpoint.identity import store, tables
 from touchpoint.identity.extract import centers, identifiers, observations
 from touchpoint.identity.graph import ResolveResult, rebuild, recompute_components, saved_rules, update
@@ -55,11 +54,7 @@ __all__ = [
 
 
 def _require(wh: Warehouse) -> None:
-    if not store.has_rows(wh, tables.NODES):
-        raise NotFound(
-            "identities have not been resolved in this warehouse yet",
-            hint="run `touchpoint profiles rebuild` (or touchpoint.identity.rebuild(wh))",
-        )
+    store.require_resolved(wh)
 
 
 def profile_map(wh: Warehouse) -> ir.Table:

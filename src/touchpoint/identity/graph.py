@@ -260,7 +260,7 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         final_links = s.save(_finish_links(links, part.refused), "final_links")
 
         log_rows: list[dict[str, Any]] = []
-        if store.has_rows(wh, T.NODES):
+        if store.resolved(wh):
             old = wh.table(T.NODES)
             fn = final_nodes
             old_map = old.join(fn, [old.id_type == fn.id_type, old.id_value == fn.id_value]).select(
@@ -328,7 +328,7 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     """
     rules = rules or saved_rules(wh)
     state = store.read_state(wh)
-    if not state or not store.has_rows(wh, T.NODES):
+    if not state or not store.resolved(wh):
         return rebuild(wh, rules)
     _check_rules(state, rules)
     started = time.perf_counter()

@@ -44,11 +44,7 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
     """
     if not identifier or not identifier.strip():
         raise InvalidInput("the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id")
-    if not store.has_rows(wh, T.NODES):
-        raise NotFound(
-            "identities have not been resolved in this warehouse yet",
-            hint="run `touchpoint profiles rebuild` first",
-        )
+    store.require_resolved(wh)
     nodes = wh.table(T.NODES)
     state = store.read_state(wh)
     cc = (state.get("rules") or {}).get("default_country_code")

@@ -50,7 +50,7 @@ def resolved(wh: Warehouse) -> bool:
     """Whether identities have been resolved: the identity package's node table has rows."""
     from touchpoint.identity import store
 
-    return store.has_rows(wh, tables.NODES)
+    return store.resolved(wh)
 
 
 def _keep(events: ir.Table, name: str) -> list[str]:

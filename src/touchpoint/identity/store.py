@@ -19,6 +19,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from touchpoint.errors import NotFound
 from touchpoint.identity import tables as T
 from touchpoint.warehouse import Warehouse
 
@@ -28,9 +29,23 @@ def now() -> datetime:
 
 
 def has_rows(wh: Warehouse, name: str) -> bool:
-    """Whether the table ``name`` holds any row (identities resolved at least once, for the node table)."""
+    """Whether the table ``name`` holds any row."""
     t = wh.table(name)
     return bool(wh.to_arrow(t.select(t.columns[0]).limit(1)).num_rows)
+
+
+def resolved(wh: Warehouse) -> bool:
+    """Whether identities have been resolved at least once: the node table has rows."""
+    return has_rows(wh, T.NODES)
+
+
+def require_resolved(wh: Warehouse) -> None:
+    """Raise :class:`~touchpoint.errors.NotFound` unless identities have been resolved."""
+    if not resolved(wh):
+        raise NotFound(
+            "identities have not been resolved in this warehouse yet",
+            hint="run `touchpoint profiles rebuild` (or touchpoint.identity.rebuild(wh))",
+        )
 
 
 def _typed(expr: ir.Table, schema: ibis.Schema) -> ir.Table:
