@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-
 from tests.conftest import free_port
+
 from touchpoint import keys
 from touchpoint.api.app import create_app
 from touchpoint.config import Settings

@@ -3,6 +3,7 @@ collector keeps acknowledging whatever the jobs do."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +68,7 @@ def test_a_failing_job_is_retried_with_backoff_recorded_and_the_collector_keeps_
         assert job["history"][-1]["trigger"] == "schedule"
         assert {r["trigger"] for r in job["history"][:-1]} == {"retry"}
         # exponential backoff: 0.2 s, 0.4 s, 0.8 s, then capped at 0.8 s
-        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(calls)]
         assert gaps[0] >= 0.15 and gaps[1] >= 0.35 and gaps[2] >= 0.7, gaps
         # the other job keeps running
         counter = client.get("/v1/jobs/counter").json()
@@ -112,7 +113,7 @@ def test_a_slow_job_never_runs_twice_at_once(live_server: Any) -> None:
     runs = [r for r in job["history"] if r["finished_at"]]
     assert len(runs) >= 2
     spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])) for r in runs)
-    assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False)), "two runs overlapped"
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), "two runs overlapped"
 
 
 def test_running_a_job_needs_an_admin_key_and_a_known_name(live_server: Any) -> None:

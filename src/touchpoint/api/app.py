@@ -44,7 +44,7 @@ def warm_up() -> None:
 
 
 log = logging.getLogger("touchpoint.server")
-JOB_STOP_SECONDS = 15.0  # how long a shutdown waits for running jobs (long ones stop at their next step)
+JOB_STOP_SECONDS = 10.0  # how long a shutdown waits for running jobs (long ones stop at their next step)
 
 
 def create_app(

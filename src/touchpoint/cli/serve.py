@@ -24,6 +24,7 @@ def serve(
 
     from touchpoint.api import logs
     from touchpoint.api.app import create_app
+    from touchpoint.api.server import GracefulServer
 
     if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise InvalidInput(f"--log-level {log_level!r} is not known", hint="use debug, info, warning or error")
@@ -35,22 +36,37 @@ def serve(
         settings = override_settings(**changes)
     logs.configure(settings.log_format, log_level)
     app = create_app(settings, run_jobs=not no_jobs)
-    err_console.print(
-        f"touchpoint serving on http://{settings.host}:{settings.port} "
-        f"(docs at /docs, warehouse {settings.resolved_warehouse_url()})"
-    )
-    if settings.public_url is None and settings.host in ("0.0.0.0", "::"):
+    import logging
+
+    log = logging.getLogger("touchpoint.server")
+    where = f"http://{settings.host}:{settings.port}"
+    if settings.log_format == "json":  # every line on stderr is then one JSON object
+        log.info("touchpoint serving on %s", where, extra={"fields": {"url": where, "docs": f"{where}/docs"}})
+    else:
         err_console.print(
-            f"[yellow]note:[/] analytics.js will be told to send to {settings.resolved_public_url()}; "
+            f"touchpoint serving on {where} (docs at /docs, warehouse {settings.resolved_warehouse_url()})"
+        )
+    if settings.public_url is None and settings.host in ("0.0.0.0", "::"):
+        note = (
+            f"analytics.js will be told to send to {settings.resolved_public_url()}; "
             "set public_url (TOUCHPOINT_PUBLIC_URL) to the address browsers reach"
         )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level.lower(),
-        log_config=None,  # our handler (logs.configure) formats uvicorn's lines too
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
+        if settings.log_format == "json":
+            log.warning(note)
+        else:
+            err_console.print(f"[yellow]note:[/] {note}")
+    server = GracefulServer(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level.lower(),
+            log_config=None,  # our handler (logs.configure) formats uvicorn's lines too
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
     )
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's exit code for a failed start; it has logged why

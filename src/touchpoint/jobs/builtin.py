@@ -43,12 +43,15 @@ def _orders(ctx: JobContext) -> int:
 # -- profiles ------------------------------------------------------------------------------------------
 def refresh_profiles(ctx: JobContext) -> dict[str, Any]:
     """Resolve the events stored since the last run, then rebuild profiles and their computed traits."""
-    from touchpoint.profiles.workflow import update
+    from touchpoint import identity
+    from touchpoint.profiles.build import build
 
     if ctx.warehouse.count("events") == 0:
         raise Skip("no events yet")
-    out = update(ctx.warehouse)
-    return {"rows": out["profiles"]["profiles"], **out}
+    resolved = identity.update(ctx.warehouse).to_dict()  # the same two steps as profiles.workflow.update
+    ctx.check_stop()  # stopping between them is safe: the next run rebuilds the profiles
+    built = build(ctx.warehouse)
+    return {"rows": built["profiles"], "identity": resolved, "profiles": built}
 
 
 def refresh_sessions(ctx: JobContext) -> dict[str, Any]:

@@ -256,12 +256,12 @@ class JobRunner:
 
     def _run(self, state: JobState, trigger: str, count: int | None) -> None:
         with self._cond:
-            run_id, state.requested = state.requested, None
+            run_id, state.requested = state.requested or uuid.uuid4().hex, None
         if count is None and state.job.trigger == "events":
             count = self.warehouse.count("events")
         started = time.time()
         attempt = state.failures + 1
-        state.running = runlog.Run(run_id or "", state.job.name, trigger, attempt, runlog.now())
+        state.running = runlog.Run(run_id, state.job.name, trigger, attempt, runlog.now())
         try:
             run = execute(
                 self.warehouse,
