@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 import segment.analytics as segment
-
 from tests.conftest import Server, free_port
+
 from touchpoint import keys
 from touchpoint.warehouse import Warehouse
 
