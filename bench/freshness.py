@@ -138,7 +138,7 @@ def run(visitors: int, seconds: float, rate: int) -> dict[str, Any]:
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {read_key}"}, timeout=30) as api:
                 wait_caught_up(api)
                 script = Path(tmp) / "paced.lua"
-                connections = 8
+                connections = 32
                 delay_ms = max(1, int(1000 * connections * PER_REQUEST / rate))
                 auth = base64.b64encode(f"{write_key}:".encode()).decode()
                 script.write_text(WRK_PACED % {"per": PER_REQUEST, "auth": auth, "delay_ms": delay_ms})
