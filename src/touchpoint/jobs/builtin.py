@@ -169,6 +169,7 @@ def refit_mmm(ctx: JobContext) -> dict[str, Any]:
     child = spawn.Process(target=_fit_child, args=(data.to_dict(), str(work), send), name="touchpoint-mmm-fit")
     child.start()
     send.close()
+    reply: dict[str, Any] = {"ok": False}
     try:
         while not receive.poll(0.5):
             if ctx.stopping.is_set():
@@ -181,8 +182,9 @@ def refit_mmm(ctx: JobContext) -> dict[str, Any]:
         child.join(10)
         if child.is_alive():
             child.kill()
+        if not reply["ok"]:  # interrupted or failed: the saved model stays as it was
+            shutil.rmtree(work, ignore_errors=True)
     if not reply["ok"]:
-        shutil.rmtree(work, ignore_errors=True)
         raise RuntimeError(f"the marketing-mix fit failed: {reply['error']}")
     _swap(work, target)
     return {"rows": len(data.dates), "status": reply.get("status"), "model_dir": str(target)}
