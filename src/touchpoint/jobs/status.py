@@ -125,9 +125,14 @@ def tables(wh: Warehouse, described: Iterable[dict[str, Any]]) -> list[dict[str,
 
 
 def overview(
-    wh: Warehouse, settings: Settings, *, runner: JobRunner | None = None, jobs: Iterable[Job] | None = None
+    wh: Warehouse,
+    settings: Settings,
+    *,
+    runner: JobRunner | None = None,
+    jobs: Iterable[Job] | None = None,
+    with_tables: bool = True,
 ) -> dict[str, Any]:
-    """Every job and every derived table; ``degraded`` lists the jobs failing or overdue."""
+    """Every job and (``with_tables``) every derived table; ``degraded`` lists the jobs failing or overdue."""
     if runner is not None:
         states, since = runner.states(), runner.started_at
     else:
@@ -136,7 +141,7 @@ def overview(
     return {
         "served": runner is not None,
         "jobs": described,
-        "tables": tables(wh, described),
+        "tables": tables(wh, described) if with_tables else [],
         "degraded": [
             {"name": j["name"], "status": j["status"], "failures": j["failures"]} for j in described if j["degraded"]
         ],

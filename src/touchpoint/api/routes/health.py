@@ -19,7 +19,9 @@ def _degraded(request: Request) -> list[dict[str, Any]]:
         return []
     from touchpoint.jobs.status import overview
 
-    degraded: list[dict[str, Any]] = overview(app.warehouse, app.settings, runner=app.runner)["degraded"]
+    degraded: list[dict[str, Any]] = overview(app.warehouse, app.settings, runner=app.runner, with_tables=False)[
+        "degraded"
+    ]
     if app.metrics is not None:
         app.metrics.set_degraded(degraded, [job.name for job in app.runner.jobs])
     return degraded
