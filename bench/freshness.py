@@ -8,7 +8,7 @@ paced to the target rate. Meanwhile a probe identifies a new customer with a uni
 ``GET /v1/profiles/{userId}`` every 0.2 s until the trait shows. Prints p50/p99/max of that delay and the
 load reached; writes bench/results/freshness.json.
 
-    uv run python bench/freshness.py            # 2k, 20k, 100k seeded visitors (about 10 minutes)
+    uv run python bench/freshness.py            # 2k, 10k, 50k seeded visitors (about 10 minutes)
     uv run python bench/freshness.py --quick    # 2k visitors only
 """
 
@@ -180,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
-    sizes = [2_000] if args.quick else [2_000, 20_000, 100_000]
+    sizes = [2_000] if args.quick else [2_000, 10_000, 50_000]
     rows = [run(n, args.seconds, args.rate) for n in sizes]
     head = (
         f"{'visitors':>9} {'events':>9} {'load ev/s':>10} {'non-2xx':>8} {'samples':>8} "

@@ -116,3 +116,19 @@ def test_every_job_and_job_setting_is_documented() -> None:
     keys = [key for key in JobSettings.model_fields if f"`{key}`" not in config_doc or key not in jobs_doc]
     assert keys == [], f"document these [jobs.NAME] keys: {keys}"
     assert "jobs" in Settings.model_fields and "`jobs`" in config_doc
+
+
+def test_an_output_younger_than_the_cadence_is_not_redone_unless_asked_for() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from touchpoint.jobs import JobContext, Skip
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    ctx = JobContext(warehouse=None, settings=Settings(), trigger="schedule", every=86400.0)  # type: ignore[arg-type]
+    with pytest.raises(Skip, match="the model is 1h old, younger than the cadence \\(daily\\)"):
+        ctx.fresh_enough(now - timedelta(hours=1), "the model")
+    ctx.fresh_enough(now - timedelta(days=2), "the model")  # stale: runs
+    ctx.fresh_enough(None, "the model")  # never made: runs
+    JobContext(warehouse=None, settings=Settings(), trigger="manual", every=86400.0).fresh_enough(  # type: ignore[arg-type]
+        now, "the model"
+    )

@@ -17,6 +17,7 @@ mmm           weekly                           the marketing-mix model in ``<dat
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import shutil
 from datetime import UTC, datetime
@@ -127,6 +128,8 @@ def refresh_predictions(ctx: JobContext) -> dict[str, Any]:
 
     if _orders(ctx) == 0:
         raise Skip("no 'Order Completed' events yet")
+    runs = ctx.warehouse.table("prediction_runs")
+    ctx.fresh_enough(ctx.warehouse.to_arrow(runs.run_at.max()).as_py(), "the latest prediction run")
     try:
         out = clv_from_warehouse(ctx.warehouse, write=True)
     except (NotFound, InvalidInput) as exc:  # too few customers to fit
@@ -138,35 +141,55 @@ def refresh_predictions(ctx: JobContext) -> dict[str, Any]:
 
 
 # -- the marketing-mix model ---------------------------------------------------------------------------
-def _fit_child(data: dict[str, Any], out_dir: str, reply: Any) -> None:  # pragma: no cover - in a child
+def _saved_setup(target: Path) -> tuple[str, list[str] | None, dict[str, Any]]:
+    """The KPI, channels and configuration of the saved model (a refit keeps what was chosen), else defaults."""
+    if not (target / "model.json").exists():
+        return "revenue", None, {}
+    from touchpoint.mmm.workflow import load
+
+    try:
+        saved = load(target)
+    except Exception as exc:  # unreadable or from another version: refit with the defaults
+        logging.getLogger("touchpoint.jobs").warning("the saved marketing-mix model cannot be read (%s)", exc)
+        return "revenue", None, {}
+    return saved.data.target_name, list(saved.data.channels), saved.config.to_dict()
+
+
+def _fit_child(data: dict[str, Any], config: dict[str, Any], out_dir: str, reply: Any) -> None:  # pragma: no cover
     """In the worker process: fit and save, send back the summary's headline (or the error)."""
     try:
         from touchpoint.mmm.config import MMMConfig
         from touchpoint.mmm.dataset import MMMData
         from touchpoint.mmm.workflow import fit_and_save
 
-        summary = fit_and_save(MMMData.from_dict(data), MMMConfig(), out_dir)
+        summary = fit_and_save(MMMData.from_dict(data), MMMConfig.from_dict(config), out_dir)
         reply.send({"ok": True, "status": summary.get("status"), "weeks": summary.get("weeks")})
     except BaseException as exc:
         reply.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
 
 def refit_mmm(ctx: JobContext) -> dict[str, Any]:
-    """Pull the weekly summary from the engine, fit in a worker process, swap the saved model in."""
+    """Pull the weekly summary from the engine, fit in a worker process, swap the saved model in.
+
+    A saved model keeps its KPI, channels and configuration (the demo fits new-customer revenue)."""
     from touchpoint.mmm.dataset import from_warehouse
     from touchpoint.mmm.workflow import model_dir
 
+    target = model_dir(ctx.settings.data_dir)
+    kpi, channels, config = _saved_setup(target)
+    if (target / "fit.json").exists():
+        saved = datetime.fromtimestamp((target / "fit.json").stat().st_mtime, UTC).replace(tzinfo=None)
+        ctx.fresh_enough(saved, "the saved marketing-mix model")
     try:
-        data = from_warehouse(ctx.warehouse)
+        data = from_warehouse(ctx.warehouse, kpi=kpi, channels=channels)
     except (NotFound, InvalidInput) as exc:  # no orders, no spend, or no overlap
         raise Skip(exc.message) from exc
-    target = model_dir(ctx.settings.data_dir)
     work = target.with_name(target.name + ".next")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no lock or thread of ours in it
     receive, send = spawn.Pipe(duplex=False)
-    child = spawn.Process(target=_fit_child, args=(data.to_dict(), str(work), send), name="touchpoint-mmm-fit")
+    child = spawn.Process(target=_fit_child, args=(data.to_dict(), config, str(work), send), name="touchpoint-mmm-fit")
     child.start()
     send.close()
     reply: dict[str, Any] = {"ok": False}

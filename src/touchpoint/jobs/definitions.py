@@ -36,6 +36,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from touchpoint.errors import AlreadyExists, ConfigError, InvalidInput, NotFound
@@ -63,7 +64,19 @@ class JobContext:
     settings: Settings
     trigger: str = "manual"
     stopping: threading.Event = field(default_factory=threading.Event)
+    every: float = 0.0  # the job's cadence in seconds (0: unknown)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("touchpoint.jobs"))
+
+    def fresh_enough(self, refreshed_at: datetime | None, what: str) -> None:
+        """Raise :class:`Skip` when ``refreshed_at`` (naive UTC) is younger than the job's cadence and the run
+        was not asked for by hand: an output made by hand or by the demo is not redone at the next start."""
+        if refreshed_at is None or self.trigger == "manual" or not self.every:
+            return
+        age = (datetime.now(UTC).replace(tzinfo=None) - refreshed_at).total_seconds()
+        if 0 <= age < self.every:
+            raise Skip(
+                f"{what} is {format_seconds(round(age), words=False)} old, younger than the cadence ({format_seconds(self.every)})"
+            )
 
     def check_stop(self) -> None:
         """Raise :class:`Interrupted` if the server is stopping (call it between a long job's steps)."""
@@ -71,11 +84,11 @@ class JobContext:
             raise Interrupted("the server is shutting down")
 
 
-def format_seconds(seconds: float) -> str:
-    """``5s``, ``10m``, ``2h``, ``daily``, ``weekly`` (the words ``touchpoint.toml`` takes)."""
-    words = {3600.0: "hourly", 86400.0: "daily", 604800.0: "weekly"}
-    if seconds in words:
-        return words[seconds]
+def format_seconds(seconds: float, *, words: bool = True) -> str:
+    """``5s``, ``10m``, ``2h``, ``daily``, ``weekly`` (the words ``touchpoint.toml`` takes; ``words=False``: ``1d``)."""
+    named = {3600.0: "hourly", 86400.0: "daily", 604800.0: "weekly"}
+    if words and seconds in named:
+        return named[seconds]
     for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"

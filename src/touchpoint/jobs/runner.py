@@ -65,7 +65,7 @@ def execute(
 ) -> runlog.Run:
     """Run ``job`` once, recording the run; never raises for the job's own failure (the run says it)."""
     run = runlog.start(wh, job.name, trigger, attempt, run_id=run_id)
-    ctx = JobContext(wh, settings, trigger=trigger, stopping=stopping or threading.Event())
+    ctx = JobContext(wh, settings, trigger=trigger, stopping=stopping or threading.Event(), every=job.every)
     log.debug("job %s started", job.name, extra={"fields": {"job": job.name, "trigger": trigger, "attempt": attempt}})
     try:
         result = job.run(ctx)
