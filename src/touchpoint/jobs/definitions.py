@@ -74,9 +74,8 @@ class JobContext:
             return
         age = (datetime.now(UTC).replace(tzinfo=None) - refreshed_at).total_seconds()
         if 0 <= age < self.every:
-            raise Skip(
-                f"{what} is {format_seconds(round(age), words=False)} old, younger than the cadence ({format_seconds(self.every)})"
-            )
+            old, cadence = format_seconds(round(age), words=False), format_seconds(self.every)
+            raise Skip(f"{what} is {old} old, younger than the cadence ({cadence})")
 
     def check_stop(self) -> None:
         """Raise :class:`Interrupted` if the server is stopping (call it between a long job's steps)."""
