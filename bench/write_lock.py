@@ -1,10 +1,11 @@
-"""How long the collector's commits wait while a profile rebuild writes, with and without staging.
+"""How long the collector's commits wait while a profile rebuild writes: two write lanes, one lane, no staging.
 
-Every write takes the warehouse's one write lock (docs/decisions.md, 2026-12-01). A rebuild computes
-its rows before taking it (``Warehouse.staged``) and holds the lock only to swap them in. This runs
-the group committer with small batches while identities and profiles are rebuilt in a loop, three ways:
-no rebuild (the floor), a rebuild that stages (as shipped), and a rebuild that computes inside the lock
-(staging switched off), at three warehouse sizes. Prints commit-latency percentiles and the rebuild
+Event commits take the warehouse's events write lane, every other write the main lane (docs/decisions.md,
+"Two write lanes"); a rebuild computes its rows before taking its lock (``Warehouse.staged``) and holds
+it only to swap them in. This runs the group committer with small batches while identities and profiles
+are rebuilt in a loop, four ways: no rebuild (the floor), two lanes (as shipped), one lane (events wait
+for the swap, as before the lanes) and one lane with the rebuild computing inside the lock (staging
+switched off), at three warehouse sizes. Prints commit-latency percentiles and the rebuild
 time; writes bench/results/write_lock.json.
 
     uv run python bench/write_lock.py            # 2k, 8k, 32k visitors (a few minutes)
@@ -85,6 +86,7 @@ def run(n_visitors: int, mode: str, seconds: float) -> dict[str, Any]:
                 rebuilds.append(time.perf_counter() - t)
 
         latencies: list[float] = []
+        wh.separate_event_lane = mode in ("no_rebuild", "lanes")
         staging = no_staging(wh) if mode == "inside_lock" else contextlib.nullcontext()
         with staging, GroupCommitter(wh, max_wait_ms=1.0) as committer:
             thread = threading.Thread(target=rebuilder) if mode != "no_rebuild" else None
@@ -123,7 +125,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     sizes = [2_000] if args.quick else [2_000, 8_000, 32_000]
-    rows = [run(n, mode, args.seconds) for n in sizes for mode in ("no_rebuild", "staged", "inside_lock")]
+    rows = [run(n, mode, args.seconds) for n in sizes for mode in ("no_rebuild", "lanes", "one_lane", "inside_lock")]
     print(f"{'visitors':>9} {'mode':>12} {'commits':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'rebuild s':>10}")
     for r in rows:
         print(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,68 @@ from pydantic_settings import (
 from touchpoint.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "touchpoint.toml"
+
+#: Cadence words a job's ``every`` takes besides a duration such as ``"5s"``, ``"10m"``, ``"2h"``, ``"3d"``.
+CADENCE_WORDS = {"hourly": 3600.0, "daily": 86400.0, "weekly": 7 * 86400.0}
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+CADENCE_HELP = "a number with a unit (s, m, h, d, w), e.g. '5s', '10m', '2h', or one of: hourly, daily, weekly"
+
+
+def parse_cadence(value: str | float | int) -> float:
+    """Seconds in a job cadence: ``"5s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"hourly"``, ``"daily"``, ``"weekly"``.
+
+    >>> parse_cadence("5s"), parse_cadence("1.5m"), parse_cadence("daily")
+    (5.0, 90.0, 86400.0)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a cadence; use {CADENCE_HELP}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        if text in CADENCE_WORDS:
+            return CADENCE_WORDS[text]
+        unit = _UNITS.get(text[-1:]) if text else None
+        try:
+            seconds = float(text[:-1]) * unit if unit is not None else float("nan")
+        except ValueError:
+            seconds = float("nan")
+    if not seconds == seconds or seconds < 0.1 or seconds > 366 * 86400:  # NaN, too short, too long
+        raise ValueError(f"{value!r} is not a cadence between 0.1s and 366d; use {CADENCE_HELP}")
+    return seconds
+
+
+class JobSettings(BaseModel):
+    """One ``[jobs.NAME]`` table of ``touchpoint.toml`` (see docs/jobs.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every: str | None = Field(
+        None, description="how often the job runs (for jobs run after new events: at most this often)"
+    )
+    enabled: bool = Field(True, description="false stops the server running the job on its own")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in data if k not in cls.model_fields)
+            if unknown:
+                raise ValueError(
+                    f"unknown key {unknown[0]!r}; a [jobs.NAME] table takes: {', '.join(cls.model_fields)}"
+                )
+        return data
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _check_every(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        parse_cadence(value)
+        return str(value).strip()
+
+    def seconds(self) -> float | None:
+        return None if self.every is None else parse_cadence(self.every)
 
 
 def config_file_path() -> Path:
@@ -67,6 +129,17 @@ class Settings(BaseSettings):
     journeys_channel_rules: list[dict[str, Any]] | None = Field(
         None, description="channel rules replacing the defaults (see docs/journeys.md)"
     )
+    jobs: dict[str, JobSettings] = Field(
+        default_factory=dict, description="per-job cadence and switch: [jobs.NAME] every, enabled (docs/jobs.md)"
+    )
+    log_format: str = Field("text", description="log lines of `touchpoint serve`: text or json")
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError(f"log_format {value!r} is not known; use 'text' or 'json'")
+        return value
 
     @field_validator("warehouse_url")
     @classmethod

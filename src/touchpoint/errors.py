@@ -137,6 +137,20 @@ class ModelMismatch(TouchpointError, ValueError):
     http_status = 400
 
 
+class JobRunning(TouchpointError, RuntimeError):
+    """A run of a job was asked for while one is under way: two runs of one job never overlap."""
+
+    code = "job_running"
+    http_status = 409
+
+
+class JobFailed(TouchpointError, RuntimeError):
+    """A job run now (``touchpoint jobs run``) failed; the run log keeps its error."""
+
+    code = "job_failed"
+    http_status = 500
+
+
 def _table(*classes: type[TouchpointError]) -> dict[str, type[TouchpointError]]:
     table: dict[str, type[TouchpointError]] = {}
     for cls in classes:
@@ -163,6 +177,8 @@ ERRORS: dict[str, type[TouchpointError]] = _table(
     NotConverged,
     ModelNotFitted,
     ModelMismatch,
+    JobRunning,
+    JobFailed,
 )
 
 

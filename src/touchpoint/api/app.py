@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -11,11 +12,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from touchpoint import __version__, keys
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
+from touchpoint.api.metrics import Metrics
 from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine
+from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.config import Settings, get_settings
+from touchpoint.jobs import Job, JobRunner, configured
 from touchpoint.warehouse import open_warehouse
 
 DESCRIPTION = """
@@ -39,8 +43,17 @@ def warm_up() -> None:
     rows.quarantine_arrow()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+log = logging.getLogger("touchpoint.server")
+JOB_STOP_SECONDS = 10.0  # how long a shutdown waits for running jobs (long ones stop at their next step)
+
+
+def create_app(
+    settings: Settings | None = None, *, jobs: Iterable[Job] | None = None, run_jobs: bool = True
+) -> FastAPI:
+    """The app; its lifespan opens the warehouse, starts the group committer and the job runner
+    (``jobs``: default the registry, with ``[jobs.NAME]`` applied; ``run_jobs=False``: none)."""
     settings = settings or get_settings()
+    configured(settings, jobs)  # a [jobs.NAME] naming no job stops the server before it opens anything
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,19 +66,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue_max_events=settings.queue_max_events,
         ).start()
         usage = keys.UsageRecorder(warehouse).start()
+        runner = JobRunner(warehouse, settings, jobs).start() if run_jobs else None
+        metrics = Metrics()
+        metrics.attach(committer, runner)
         app.state.touchpoint = AppState(
             settings=settings,
             warehouse=warehouse,
             committer=committer,
             limits=Limits(settings.max_event_bytes, settings.max_batch_bytes, settings.max_batch_events),
             usage=usage,
+            runner=runner,
+            metrics=metrics,
         )
+        log.info("serving", extra={"fields": {"warehouse": settings.resolved_warehouse_url(), "jobs": run_jobs}})
         try:
             yield
         finally:
+            # uvicorn has stopped accepting and answered what was in flight; now: jobs are told to stop
+            # (long ones end at their next step), every queued event is committed, then the jobs are waited for.
+            if runner is not None:
+                runner.stopping.set()
             usage.stop()
             committer.stop()
+            log.info("committed every queued event", extra={"fields": {"events": committer.stats.events}})
+            if runner is not None:
+                runner.stop(JOB_STOP_SECONDS)
             warehouse.close()
+            log.info("stopped")
 
     app = FastAPI(
         title="touchpoint",
@@ -93,4 +120,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(predict.router)
     app.include_router(mmm.router)
+    app.include_router(job_routes.router)
     return app

@@ -6,7 +6,7 @@ import base64
 import binascii
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -18,6 +18,10 @@ from touchpoint.config import Settings
 from touchpoint.errors import Forbidden, Unauthorized
 from touchpoint.warehouse import Warehouse
 
+if TYPE_CHECKING:
+    from touchpoint.api.metrics import Metrics
+    from touchpoint.jobs import JobRunner
+
 KEY_CACHE_SECONDS = 5.0  # a revoked or expired key stops working at most this long after the change
 
 
@@ -28,6 +32,8 @@ class AppState:
     committer: GroupCommitter
     limits: Limits
     usage: keys.UsageRecorder | None = None
+    runner: JobRunner | None = None
+    metrics: Metrics | None = None
     _keys: dict[tuple[str, str], tuple[keys.KeyMatch | None, float]] = field(default_factory=dict)
 
     def _match(self, kind: str, key: str) -> keys.KeyMatch | None:

@@ -20,6 +20,7 @@ from touchpoint.cli import (
     demo,
     experiment,
     imports,
+    jobs,
     journeys,
     mmm,
     predict,
@@ -86,6 +87,7 @@ app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
+app.add_typer(jobs.app, name="jobs", cls=_Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

@@ -5,41 +5,68 @@ from __future__ import annotations
 import typer
 
 from touchpoint.cli.common import DataOpt, err_console, settings_for
+from touchpoint.errors import InvalidInput
 
 
 def serve(
     host: str = typer.Option(None, "--host", help="Address to listen on (default: setting 'host', 127.0.0.1)."),
     port: int = typer.Option(None, "--port", help="Port to listen on (default: setting 'port', 8000)."),
     data: DataOpt = None,
-    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    log_level: str = typer.Option("info", "--log-level", help="Lowest level logged: debug, info, warning, error."),
+    log_format: str = typer.Option(
+        None, "--log-format", help="text, or json: one JSON object per line (default: setting 'log_format')."
+    ),
+    no_jobs: bool = typer.Option(False, "--no-jobs", help="Run no jobs (collector and API only)."),
 ) -> None:
-    """Start the HTTP server: Segment-compatible collector, API and docs at /docs."""
+    """Start the HTTP server: Segment-compatible collector, API, docs at /docs, and the jobs that keep
+    profiles, predictions and models current. SIGTERM stops it gracefully (exit 0)."""
     import uvicorn
 
+    from touchpoint.api import logs
     from touchpoint.api.app import create_app
+    from touchpoint.api.server import GracefulServer
 
+    if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        raise InvalidInput(f"--log-level {log_level!r} is not known", hint="use debug, info, warning or error")
     settings = settings_for(data)
-    changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    changes = {k: v for k, v in {"host": host, "port": port, "log_format": log_format}.items() if v is not None}
     if changes:
         from touchpoint.config import override_settings
 
         settings = override_settings(**changes)
-    app = create_app(settings)
-    err_console.print(
-        f"touchpoint serving on http://{settings.host}:{settings.port} "
-        f"(docs at /docs, warehouse {settings.resolved_warehouse_url()})"
-    )
-    if settings.public_url is None and settings.host in ("0.0.0.0", "::"):
+    logs.configure(settings.log_format, log_level)
+    app = create_app(settings, run_jobs=not no_jobs)
+    import logging
+
+    log = logging.getLogger("touchpoint.server")
+    where = f"http://{settings.host}:{settings.port}"
+    if settings.log_format == "json":  # every line on stderr is then one JSON object
+        log.info("touchpoint serving on %s", where, extra={"fields": {"url": where, "docs": f"{where}/docs"}})
+    else:
         err_console.print(
-            f"[yellow]note:[/] analytics.js will be told to send to {settings.resolved_public_url()}; "
+            f"touchpoint serving on {where} (docs at /docs, warehouse {settings.resolved_warehouse_url()})"
+        )
+    if settings.public_url is None and settings.host in ("0.0.0.0", "::"):
+        note = (
+            f"analytics.js will be told to send to {settings.resolved_public_url()}; "
             "set public_url (TOUCHPOINT_PUBLIC_URL) to the address browsers reach"
         )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
+        if settings.log_format == "json":
+            log.warning(note)
+        else:
+            err_console.print(f"[yellow]note:[/] {note}")
+    server = GracefulServer(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level.lower(),
+            log_config=None,  # our handler (logs.configure) formats uvicorn's lines too
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
     )
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's exit code for a failed start; it has logged why

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -39,6 +40,9 @@ class _Submission:
 class CommitStats:
     commits: int = 0
     events: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    failed_commits: int = 0
     largest_group: int = 0
     last_commit_ms: float = 0.0
 
@@ -59,6 +63,8 @@ class GroupCommitter:
         self.max_wait = max_wait_ms / 1000.0
         self.queue_max_events = queue_max_events
         self.stats = CommitStats()
+        #: called after each group commit with (result, seconds); a metrics exporter listens here
+        self.listeners: list[Callable[[WriteResult, float], None]] = []
         self._queue: deque[_Submission] = deque()
         self._queued_events = 0
         self._cond = threading.Condition()
@@ -149,6 +155,7 @@ class GroupCommitter:
         try:
             result = write_rows(self.warehouse, merged)
         except BaseException as exc:
+            self.stats.failed_commits += 1
             log.exception("group commit of %d events failed; nothing in it was acknowledged", size)
             error = WarehouseError(f"the warehouse could not commit: {exc}", hint="retry; nothing was stored")
             for sub in group:
@@ -157,7 +164,15 @@ class GroupCommitter:
             self.stats.commits += 1
             self.stats.events += size
             self.stats.largest_group = max(self.stats.largest_group, size)
-            self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            seconds = time.perf_counter() - started
+            self.stats.last_commit_ms = seconds * 1000
+            self.stats.stored += result.stored
+            self.stats.quarantined += result.quarantined
+            for listener in self.listeners:
+                try:
+                    listener(result, seconds)
+                except Exception:
+                    log.exception("a commit listener failed")
             for sub in group:
                 sub.future.set_result(
                     WriteResult(received=sub.size, stored=len(sub.rows), quarantined=len(sub.rows.rejected))

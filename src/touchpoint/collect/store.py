@@ -62,11 +62,11 @@ class WriteResult:
 
 
 def write_rows(warehouse: Warehouse, rows: EventRows) -> WriteResult:
-    """Commit ``rows`` (valid events and rejects) in one durable transaction, under the write lock."""
+    """Commit ``rows`` (valid events and rejects) in one durable transaction, in the events write lane."""
     events = rows.to_arrow()
     rejects = rows.quarantine_arrow()
     try:
-        with warehouse.write() as tx:
+        with warehouse.write(lane="events") as tx:  # never waits for a derived-table swap
             stored = tx.insert_new("events", events)
             new_rejects = tx.insert_new("quarantine", rejects)
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
@@ -84,9 +84,14 @@ def write_rows(warehouse: Warehouse, rows: EventRows) -> WriteResult:
     )
 
 
+def _insert_quarantine(warehouse: Warehouse, rejects: pa.Table) -> int:
+    with warehouse.write(lane="events") as tx:
+        return tx.insert_new("quarantine", rejects)
+
+
 def _write_one_by_one(warehouse: Warehouse, rows: EventRows, events: pa.Table) -> WriteResult:
     result = WriteResult()
-    new_rejects = warehouse.insert_new("quarantine", rows.quarantine_arrow())
+    new_rejects = _insert_quarantine(warehouse, rows.quarantine_arrow())
     result.received += len(rows.rejected)
     result.quarantined += new_rejects
     result.already_quarantined += len(rows.rejected) - new_rejects
@@ -108,7 +113,7 @@ def _quarantine_refused(warehouse: Warehouse, rows: EventRows, events: pa.Table,
     ]
     received_at = [*rows.rejected_at, record["received_at"]]
     sources = [*rows.rejected_source, record.get("source")]
-    new_rejects = warehouse.insert_new("quarantine", quarantine_table(rejected, received_at, sources))
+    new_rejects = _insert_quarantine(warehouse, quarantine_table(rejected, received_at, sources))
     return WriteResult(
         received=len(rejected), stored=0, quarantined=new_rejects, already_quarantined=len(rejected) - new_rejects
     )

@@ -333,7 +333,6 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     _check_rules(state, rules)
     started = time.perf_counter()
     events = wh.table("events")
-    total = int(events.count().to_pyarrow().as_py())
     processed = int(state.get("events_processed") or 0)
     with Scratch(wh) as s:
         watermark = state.get("watermark")
@@ -342,8 +341,16 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         since = ibis.timestamp(watermark) - _late()
         seen = wh.table(T.RECENT).select("message_id")
         recent = events.filter(events.received_at >= since)
-        new_events = s.save(recent.anti_join(seen, "message_id"), "new_events")
-        found = int(new_events.count().to_pyarrow().as_py())
+        # the new events and the count of all events in ONE statement, so one snapshot: events the
+        # collector commits meanwhile are in neither (the next update takes them), not in one only
+        counted = recent.anti_join(seen, "message_id").mutate(_events_total=events.count().as_scalar())
+        saved = s.save(counted, "new_events_counted")
+        found = int(saved.count().to_pyarrow().as_py())
+        if found:
+            total = int(saved._events_total.max().to_pyarrow().as_py())
+        else:
+            total = int(events.count().to_pyarrow().as_py())
+        new_events = s.save(saved.drop("_events_total"), "new_events")
         if found != total - processed:
             # events arrived stamped before the window (an import with old received_at) or were erased
             result = rebuild(wh, rules)

@@ -5,10 +5,14 @@ Reads and writes are routed by design, not by luck (see docs/decisions.md, 2026-
 * **Reads** run on the calling thread's own connection. :attr:`Warehouse.ibis`, :meth:`table`,
   :meth:`execute`, :meth:`to_arrow` and :meth:`query` use a backend private to the thread, so any
   number of threads (the HTTP server's pool, a job runner) can read at once.
-* **Writes** go through :meth:`Warehouse.write`, a transaction taken under the warehouse's one
-  write lock: at most one writer at a time in the process, events included (the collector's group
-  committer takes the same lock). Work that computes rows from an Ibis expression is staged on the
-  writer's own connection *before* the lock is taken, so the lock is held only to swap rows in.
+* **Writes** go through :meth:`Warehouse.write`, a transaction taken under a write lock. There are
+  two lanes, each with its own lock: ``"events"`` for appending collected events and quarantine
+  records (:func:`touchpoint.collect.store.write_rows`), ``"main"`` for every other write (derived
+  tables, keys, definitions). At most one writer per lane at a time; a writer of each lane may run
+  at once (DuckDB's MVCC: concurrent transactions on different tables, or appends of distinct keys,
+  do not conflict), so an event commit never waits for a profile swap (docs/decisions.md, 2026-12-01,
+  "Two write lanes"). Work that computes rows from an Ibis expression is staged on the writer's own
+  connection *before* the lock is taken, so the lock is held only to swap rows in.
 
 Every table is declared in :mod:`touchpoint.warehouse.schema` and created by a migration; domains
 never create tables. :meth:`Warehouse.table` raises :class:`~touchpoint.errors.NotFound` only when
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
     from touchpoint.warehouse.schema import TableSpec
 
+WRITE_LANES = ("main", "events")  # see Warehouse.write
 Rows = pa.Table  # rows to write: an Arrow table (an Ibis expression is also accepted where noted)
 
 
@@ -153,10 +158,12 @@ class Warehouse(ABC):
 
     # -- writes (one writer at a time) --------------------------------------------------------------
     @abstractmethod
-    def write(self) -> AbstractContextManager[Transaction]:
-        """A transaction under the write lock: ``with wh.write() as tx: tx.append(...)``.
+    def write(self, *, lane: str = "main") -> AbstractContextManager[Transaction]:
+        """A transaction under the write lock of ``lane``: ``with wh.write() as tx: tx.append(...)``.
 
-        Nested calls in one thread join the outer transaction. On an error everything rolls back.
+        ``lane`` is ``"main"`` or ``"events"`` (:data:`WRITE_LANES`); only appends of events and
+        quarantine records take ``"events"``. Nested calls in one thread join the outer transaction
+        (whatever its lane). On an error everything rolls back.
         """
 
     @abstractmethod

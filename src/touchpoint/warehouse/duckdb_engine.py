@@ -3,8 +3,9 @@
 One DuckDB connection is opened per warehouse. Each thread that reads gets its own cursor of it
 (a DuckDB cursor is a separate connection to the same database, with its own transaction), wrapped
 in its own Ibis backend; a DuckDB connection must never be used by two threads at once. Writes take
-the warehouse's write lock and run in a transaction on the calling thread's cursor; DuckDB's MVCC
-lets every reader keep a consistent snapshot meanwhile.
+their lane's write lock and run in a transaction on the calling thread's cursor; DuckDB's MVCC
+lets every reader keep a consistent snapshot meanwhile, and lets the events lane commit while a
+main-lane transaction (a profile swap) is open.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
-from touchpoint.warehouse.base import MigrationCursor, Transaction, Warehouse
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
 
@@ -157,7 +158,9 @@ class DuckDBWarehouse(Warehouse):
         self._backends: dict[threading.Thread, DuckDBBackend] = {}
         self._guard = threading.Lock()  # guards _backends and _closed
         self._closed = False
-        self._write_lock = threading.RLock()
+        self._write_locks = {lane: threading.RLock() for lane in WRITE_LANES}
+        #: False makes the events lane share the main lane's lock (bench/write_lock.py measures both)
+        self.separate_event_lane = True
 
     # -- per-thread connections ----------------------------------------------------------------------
     def _backend(self) -> DuckDBBackend:
@@ -217,13 +220,17 @@ class DuckDBWarehouse(Warehouse):
 
     # -- writes ----------------------------------------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[Transaction]:
+    def write(self, *, lane: str = "main") -> Iterator[Transaction]:
+        if lane not in self._write_locks:
+            raise ValueError(f"write lane {lane!r} is not known; use one of {', '.join(WRITE_LANES)}")
         outer: DuckDBTransaction | None = getattr(self._local, "transaction", None)
         if outer is not None:  # nested: part of the transaction already open in this thread
             yield outer
             return
         backend = self._backend()
-        with self._write_lock:
+        if not self.separate_event_lane:
+            lane = "main"
+        with self._write_locks[lane]:
             tx = DuckDBTransaction(backend)
             backend.con.execute("BEGIN TRANSACTION")
             self._local.transaction = tx

@@ -401,6 +401,42 @@ EXPERIMENTS = TableSpec(
     ),
 )
 
+# -- the job runner ------------------------------------------------------------------------------------
+JOB_RUNS = TableSpec(
+    name="job_runs",
+    doc="Every run of a job of `touchpoint serve` (or `touchpoint jobs run`): when, how it ended, rows, error.",
+    key=("run_id",),
+    not_null=("run_id", "job", "started_at", "status"),
+    schema=ibis.schema(
+        [
+            ("run_id", STRING),
+            ("job", STRING),
+            ("trigger", STRING),  # schedule | events | manual | retry
+            ("attempt", I64),  # 1, then 2, 3, ... while a job keeps failing
+            ("started_at", TS),
+            ("finished_at", TS),
+            ("status", STRING),  # running | succeeded | failed | skipped | interrupted
+            ("rows", I64),
+            ("seconds", F64),
+            ("error", STRING),
+            ("summary", STRING),  # JSON: what the job's function returned
+        ]
+    ),
+)
+ATTRIBUTION_RESULTS = TableSpec(
+    name="attribution_results",
+    doc="The latest attribution comparison of every model, refreshed by the 'attribution' job (JSON).",
+    key=("run_at",),
+    schema=ibis.schema([("run_at", TS), ("models", STRING), ("paths", I64), ("result", STRING)]),
+)
+EXPERIMENT_RESULTS = TableSpec(
+    name="experiment_results",
+    doc="The latest analysis of every running experiment, refreshed by the 'experiments' job (JSON).",
+    key=("key",),
+    schema=ibis.schema([("key", STRING), ("analyzed_at", TS), ("status", STRING), ("result", STRING)]),
+)
+JOB_TABLES: tuple[TableSpec, ...] = (JOB_RUNS, ATTRIBUTION_RESULTS, EXPERIMENT_RESULTS)
+
 DERIVED_TABLES: tuple[TableSpec, ...] = (
     IDENTITY_NODES,
     IDENTITY_LINKS,

@@ -1,0 +1,112 @@
+"""``/metrics`` in the Prometheus text format, from an app-local registry (prometheus_client).
+
+Each app has its own :class:`~prometheus_client.CollectorRegistry` (no process-global state, so two apps
+in one process, as in tests, never share counters). What is exported:
+
+``touchpoint_events_accepted_total``, ``touchpoint_events_quarantined_total``
+    events stored, and input kept in quarantine, by the collector's group commits
+``touchpoint_commit_seconds``
+    a histogram of group commit latency (writing one group durably)
+``touchpoint_commit_failures_total``, ``touchpoint_queue_events``
+    failed group commits; events waiting to be committed now
+``touchpoint_job_runs_total{job,status}``, ``touchpoint_job_duration_seconds{job}``
+    finished job runs by outcome, and their durations
+``touchpoint_job_failures{job}``, ``touchpoint_job_running{job}``, ``touchpoint_job_degraded{job}``
+    consecutive failures, whether a run is under way, whether the job is failing or overdue
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from touchpoint.collect.committer import GroupCommitter
+    from touchpoint.collect.store import WriteResult
+    from touchpoint.jobs import Job, JobRunner
+    from touchpoint.jobs.runlog import Run
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+JOB_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+class _JobStates(Collector):
+    """Job gauges read from the runner at scrape time."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        failures = GaugeMetricFamily("touchpoint_job_failures", "Consecutive failed runs of a job", labels=["job"])
+        running = GaugeMetricFamily("touchpoint_job_running", "1 while a run of the job is under way", labels=["job"])
+        for state in self.runner.states():
+            failures.add_metric([state.job.name], state.failures)
+            running.add_metric([state.job.name], 1 if state.running is not None else 0)
+        yield failures
+        yield running
+
+
+class _Committer(Collector):
+    """Commit failures read from the committer's own count at scrape time."""
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        self.committer = committer
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "touchpoint_commit_failures", "Group commits that failed", value=self.committer.stats.failed_commits
+        )
+
+
+class Metrics:
+    """The app's metrics; :meth:`attach` wires the committer and the job runner to them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.accepted = Counter("touchpoint_events_accepted", "Events stored by the collector", registry=r)
+        self.quarantined = Counter(
+            "touchpoint_events_quarantined", "Input kept in quarantine by the collector", registry=r
+        )
+        self.commit_seconds = Histogram(
+            "touchpoint_commit_seconds", "Group commit latency", buckets=COMMIT_BUCKETS, registry=r
+        )
+        self.queue = Gauge("touchpoint_queue_events", "Events waiting to be committed", registry=r)
+        self.job_runs = Counter("touchpoint_job_runs", "Finished job runs", ["job", "status"], registry=r)
+        self.job_seconds = Histogram(
+            "touchpoint_job_duration_seconds", "Job run duration", ["job"], buckets=JOB_BUCKETS, registry=r
+        )
+        self.degraded = Gauge("touchpoint_job_degraded", "1 when the job is failing or overdue", ["job"], registry=r)
+
+    def attach(self, committer: GroupCommitter, runner: JobRunner | None) -> None:
+        self.queue.set_function(lambda: committer.queued_events)
+        committer.listeners.append(self._on_commit)
+        self.registry.register(_Committer(committer))
+        if runner is not None:
+            runner.listeners.append(self._on_run)
+            self.registry.register(_JobStates(runner))
+            for job in runner.jobs:
+                self.degraded.labels(job.name).set(0)
+
+    def _on_commit(self, result: WriteResult, seconds: float) -> None:
+        self.accepted.inc(result.stored)
+        self.quarantined.inc(result.quarantined)
+        self.commit_seconds.observe(seconds)
+
+    def _on_run(self, job: Job, run: Run) -> None:
+        self.job_runs.labels(job.name, run.status).inc()
+        if run.seconds is not None:
+            self.job_seconds.labels(job.name).observe(run.seconds)
+
+    def set_degraded(self, degraded: list[dict[str, Any]], jobs: list[str]) -> None:
+        names = {d["name"] for d in degraded}
+        for name in jobs:
+            self.degraded.labels(name).set(1 if name in names else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,275 @@
+"""The built-in jobs: each calls one workflow of the library and writes what it derives.
+
+============  ===============================  ==========================================================
+job           default cadence                  what it refreshes
+============  ===============================  ==========================================================
+profiles      after new events, at most 1s     identities (incremental) and profiles with their computed
+                                               traits (RFM, orders, channels: part of ``profiles.build``)
+sessions      after new events, at most 10m    the ``sessions`` table
+attribution   hourly                           ``attribution_results``: every model, CPA and ROAS
+experiments   every 15m                        ``experiment_results``: each running experiment analysed
+predictions   daily                            ``predictions`` (CLV, P(alive), next purchase), ``replenishment``
+mmm           weekly                           the marketing-mix model in ``<data_dir>/mmm`` (fit in a
+                                               separate process: the API never waits for the sampler)
+============  ===============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from touchpoint.errors import InvalidInput, NotFound, TouchpointError
+from touchpoint.jobs.definitions import Job, JobContext, Skip, register
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _orders(ctx: JobContext) -> int:
+    from touchpoint.collect.ecommerce import ORDER_COMPLETED
+
+    events = ctx.warehouse.table("events")
+    return int(ctx.warehouse.to_arrow(events.filter(events.event == ORDER_COMPLETED).count()).as_py())
+
+
+# -- profiles ------------------------------------------------------------------------------------------
+def refresh_profiles(ctx: JobContext) -> dict[str, Any]:
+    """Resolve the events stored since the last run, then rebuild profiles and their computed traits."""
+    from touchpoint import identity
+    from touchpoint.profiles.build import build
+
+    if ctx.warehouse.count("events") == 0:
+        raise Skip("no events yet")
+    resolved = identity.update(ctx.warehouse).to_dict()  # the same two steps as profiles.workflow.update
+    ctx.check_stop()  # stopping between them is safe: the next run rebuilds the profiles
+    built = build(ctx.warehouse)
+    return {"rows": built["profiles"], "identity": resolved, "profiles": built}
+
+
+def refresh_sessions(ctx: JobContext) -> dict[str, Any]:
+    from touchpoint.collect.channels import rules_from
+    from touchpoint.journeys.sessions import build_sessions_table
+
+    if ctx.warehouse.count("events") == 0:
+        raise Skip("no events yet")
+    rules = ctx.settings.journeys_channel_rules
+    stored = build_sessions_table(
+        ctx.warehouse,
+        timeout_minutes=ctx.settings.journeys_session_timeout_minutes,
+        rules=rules_from(rules) if rules else None,
+    )
+    return {"rows": stored}
+
+
+# -- measuring -------------------------------------------------------------------------------------------
+def refresh_attribution(ctx: JobContext) -> dict[str, Any]:
+    """Every attribution model on the journeys of the event log, with CPA and ROAS; the latest run is kept."""
+    from touchpoint.collect.channels import rules_from
+    from touchpoint.journeys.workflow import attribute_warehouse
+
+    if _orders(ctx) == 0:
+        raise Skip("no 'Order Completed' events yet")
+    rules = ctx.settings.journeys_channel_rules
+    try:
+        out = attribute_warehouse(
+            ctx.warehouse,
+            timeout_minutes=ctx.settings.journeys_session_timeout_minutes,
+            rules=rules_from(rules) if rules else None,
+        )
+    except (NotFound, InvalidInput) as exc:  # no journey ends in a conversion yet
+        raise Skip(exc.message) from exc
+    row = pa.table(
+        {
+            "run_at": [_now()],
+            "models": [",".join(out.get("models", []))],
+            "paths": [int(out.get("input", {}).get("paths", 0))],
+            "result": [json.dumps(out, default=str)],
+        }
+    )
+    ctx.warehouse.replace("attribution_results", row)
+    return {"rows": 1, "models": out.get("models"), "paths": out.get("input", {}).get("paths")}
+
+
+def refresh_experiments(ctx: JobContext) -> dict[str, Any]:
+    """Analyse every running experiment; one that cannot be analysed yet keeps its reason in the row."""
+    from touchpoint.experiments.definitions import list_experiments
+    from touchpoint.experiments.results import analyze_experiment
+
+    running = [e for e in list_experiments(ctx.warehouse) if e.status == "running"]
+    if not running:
+        raise Skip("no running experiment")
+    rows: list[dict[str, Any]] = []
+    for exp in running:
+        ctx.check_stop()
+        try:
+            result: dict[str, Any] = analyze_experiment(ctx.warehouse, exp.key).to_dict()
+            status = "ok"
+        except TouchpointError as exc:  # e.g. no exposures yet: a state of the data, not a failed job
+            result, status = {"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}}, exc.code
+        rows.append(
+            {"key": exp.key, "analyzed_at": _now(), "status": status, "result": json.dumps(result, default=str)}
+        )
+    ctx.warehouse.upsert("experiment_results", pa.Table.from_pylist(rows), key=["key"])
+    return {"rows": len(rows), "analyzed": sum(r["status"] == "ok" for r in rows)}
+
+
+def refresh_predictions(ctx: JobContext) -> dict[str, Any]:
+    """Refit the CLV models on the orders, score every customer, and the replenishment due dates."""
+    from touchpoint.predict.workflow import clv_from_warehouse, replenishment
+
+    if _orders(ctx) == 0:
+        raise Skip("no 'Order Completed' events yet")
+    runs = ctx.warehouse.table("prediction_runs")
+    ctx.fresh_enough(ctx.warehouse.to_arrow(runs.run_at.max()).as_py(), "the latest prediction run")
+    try:
+        out = clv_from_warehouse(ctx.warehouse, write=True)
+    except (NotFound, InvalidInput) as exc:  # too few customers to fit
+        raise Skip(exc.message) from exc
+    ctx.check_stop()
+    due = len(replenishment(ctx.warehouse, write=True))
+    written = out.get("written", {}).get("predictions", 0)
+    return {"rows": written, "customers": out.get("customers"), "replenishment": due}
+
+
+# -- the marketing-mix model ---------------------------------------------------------------------------
+def _saved_setup(target: Path) -> tuple[str, list[str] | None, dict[str, Any]]:
+    """The KPI, channels and configuration of the saved model (a refit keeps what was chosen), else defaults."""
+    if not (target / "model.json").exists():
+        return "revenue", None, {}
+    from touchpoint.mmm.workflow import load
+
+    try:
+        saved = load(target)
+    except Exception as exc:  # unreadable or from another version: refit with the defaults
+        logging.getLogger("touchpoint.jobs").warning("the saved marketing-mix model cannot be read (%s)", exc)
+        return "revenue", None, {}
+    return saved.data.target_name, list(saved.data.channels), saved.config.to_dict()
+
+
+def _fit_child(data: dict[str, Any], config: dict[str, Any], out_dir: str, reply: Any) -> None:  # pragma: no cover
+    """In the worker process: fit and save, send back the summary's headline (or the error)."""
+    try:
+        from touchpoint.mmm.config import MMMConfig
+        from touchpoint.mmm.dataset import MMMData
+        from touchpoint.mmm.workflow import fit_and_save
+
+        summary = fit_and_save(MMMData.from_dict(data), MMMConfig.from_dict(config), out_dir)
+        reply.send({"ok": True, "status": summary.get("status"), "weeks": summary.get("weeks")})
+    except BaseException as exc:
+        reply.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def refit_mmm(ctx: JobContext) -> dict[str, Any]:
+    """Pull the weekly summary from the engine, fit in a worker process, swap the saved model in.
+
+    A saved model keeps its KPI, channels and configuration (the demo fits new-customer revenue)."""
+    from touchpoint.mmm.dataset import from_warehouse
+    from touchpoint.mmm.workflow import model_dir
+
+    target = model_dir(ctx.settings.data_dir)
+    kpi, channels, config = _saved_setup(target)
+    if (target / "fit.json").exists():
+        saved = datetime.fromtimestamp((target / "fit.json").stat().st_mtime, UTC).replace(tzinfo=None)
+        ctx.fresh_enough(saved, "the saved marketing-mix model")
+    try:
+        data = from_warehouse(ctx.warehouse, kpi=kpi, channels=channels)
+    except (NotFound, InvalidInput) as exc:  # no orders, no spend, or no overlap
+        raise Skip(exc.message) from exc
+    work = target.with_name(target.name + ".next")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no lock or thread of ours in it
+    receive, send = spawn.Pipe(duplex=False)
+    child = spawn.Process(target=_fit_child, args=(data.to_dict(), config, str(work), send), name="touchpoint-mmm-fit")
+    child.start()
+    send.close()
+    reply: dict[str, Any] = {"ok": False}
+    try:
+        while not receive.poll(0.5):
+            if ctx.stopping.is_set():
+                child.terminate()
+                ctx.check_stop()
+            if not child.is_alive() and not receive.poll(0.1):
+                raise RuntimeError(f"the marketing-mix fit process died (exit code {child.exitcode})")
+        reply = receive.recv()
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+        if not reply["ok"]:  # interrupted or failed: the saved model stays as it was
+            shutil.rmtree(work, ignore_errors=True)
+    if not reply["ok"]:
+        raise RuntimeError(f"the marketing-mix fit failed: {reply['error']}")
+    _swap(work, target)
+    return {"rows": len(data.dates), "status": reply.get("status"), "model_dir": str(target)}
+
+
+def _swap(new: Path, target: Path) -> None:
+    """Put the directory ``new`` where ``target`` is; readers see the old model or the new one."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+BUILTIN: tuple[Job, ...] = (
+    Job(
+        "profiles",
+        refresh_profiles,
+        every=1.0,
+        trigger="events",
+        tables=("identity_nodes", "profiles", "profile_traits"),
+        doc="Resolve new events' identities and rebuild profiles with their computed traits.",
+    ),
+    Job(
+        "sessions",
+        refresh_sessions,
+        every=600.0,
+        trigger="events",
+        tables=("sessions",),
+        doc="Rebuild the sessions table (journeys).",
+    ),
+    Job(
+        "attribution",
+        refresh_attribution,
+        every=3600.0,
+        tables=("attribution_results",),
+        doc="Fit every attribution model on the journeys, with CPA and ROAS.",
+    ),
+    Job(
+        "experiments",
+        refresh_experiments,
+        every=900.0,
+        tables=("experiment_results",),
+        doc="Analyse every running experiment.",
+    ),
+    Job(
+        "predictions",
+        refresh_predictions,
+        every=86400.0,
+        tables=("predictions", "prediction_runs", "replenishment"),
+        doc="Refit the CLV models and score every customer; replenishment due dates.",
+    ),
+    Job(
+        "mmm",
+        refit_mmm,
+        every=7 * 86400.0,
+        tables=(),
+        doc="Refit the marketing-mix model on the weekly summary (in a worker process).",
+        retry_base=60.0,
+    ),
+)
+
+for _job in BUILTIN:
+    register(_job)

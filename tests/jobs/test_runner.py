@@ -1,0 +1,130 @@
+"""The job runner in a real server: failures are retried and recorded, runs never overlap, the
+collector keeps acknowledging whatever the jobs do."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from touchpoint.jobs import Job, JobContext
+
+BATCH = {"batch": [{"type": "track", "event": "Tick", "anonymousId": f"a{i}"} for i in range(20)]}
+
+
+def _send(url: str, write_key: str, seconds: float) -> list[int]:
+    """POST batches for ``seconds``; the status of each."""
+    statuses: list[int] = []
+    end = time.monotonic() + seconds
+    with httpx.Client(base_url=url, auth=(write_key, ""), timeout=30) as client:
+        while time.monotonic() < end:
+            statuses.append(client.post("/v1/batch", json=BATCH).status_code)
+    return statuses
+
+
+def _wait(predicate: Any, seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_failing_job_is_retried_with_backoff_recorded_and_the_collector_keeps_acknowledging(live_server: Any) -> None:
+    calls: list[float] = []
+
+    def boom(ctx: JobContext) -> None:
+        calls.append(time.monotonic())
+        raise RuntimeError("the model store is unreachable")
+
+    def fine(ctx: JobContext) -> dict[str, int]:
+        return {"rows": ctx.warehouse.count("events")}
+
+    server = live_server(
+        [
+            Job("boom", boom, every=5.0, retry_base=0.2, retry_max=0.8, doc="always fails"),
+            Job("counter", fine, every=0.3, trigger="events", doc="counts events"),
+        ]
+    )
+    with ThreadPoolExecutor(4) as pool:
+        sent = [pool.submit(_send, server.url, server.write_key, 3.0) for _ in range(4)]
+        statuses = [s for f in sent for s in f.result()]
+    assert statuses and set(statuses) == {200}, "the collector stopped acknowledging while a job failed"
+
+    with server.client(server.read_key) as client:
+        job = _wait(lambda: (j := client.get("/v1/jobs/boom").json())["failures"] >= 4 and j, 30, "four failures")
+        assert job["status"] == "failing" and job["degraded"] is True
+        assert job["last_run"]["status"] == "failed"
+        assert "RuntimeError: the model store is unreachable" in job["last_run"]["error"]
+        attempts = [r["attempt"] for r in reversed(job["history"])]
+        assert attempts[:4] == [1, 2, 3, 4]
+        assert job["history"][-1]["trigger"] == "schedule"
+        assert {r["trigger"] for r in job["history"][:-1]} == {"retry"}
+        # exponential backoff: 0.2 s, 0.4 s, 0.8 s, then capped at 0.8 s
+        gaps = [b - a for a, b in itertools.pairwise(calls)]
+        assert gaps[0] >= 0.15 and gaps[1] >= 0.35 and gaps[2] >= 0.7, gaps
+        # the other job keeps running
+        counter = client.get("/v1/jobs/counter").json()
+        assert counter["last_run"]["status"] == "succeeded" and counter["failures"] == 0
+        health = httpx.get(f"{server.url}/healthz").json()
+        assert health["status"] == "degraded"
+        assert [d["name"] for d in health["degraded_jobs"]] == ["boom"]
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        failed = [line for line in metrics.text.splitlines() if line.startswith('touchpoint_job_runs_total{job="boom"')]
+        assert failed and float(failed[0].split()[-1]) >= 3
+        assert "touchpoint_events_accepted_total" in metrics.text
+        assert 'touchpoint_job_degraded{job="boom"} 1.0' in metrics.text
+        assert 'touchpoint_job_degraded{job="counter"} 0.0' in metrics.text
+        assert httpx.get(f"{server.url}/metrics").status_code == 401  # needs a key
+
+
+def test_a_slow_job_never_runs_twice_at_once(live_server: Any) -> None:
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+
+    def slow(ctx: JobContext) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.8)
+        with lock:
+            running[0] -= 1
+        return 1
+
+    server = live_server([Job("slow", slow, every=0.05, doc="takes longer than its cadence")])
+    with server.client() as admin, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: admin.post("/v1/jobs/slow/run"), range(24)))
+        time.sleep(2.5)
+        job = admin.get("/v1/jobs/slow", params={"history": 50}).json()
+    codes = {a.status_code for a in answers}
+    assert codes <= {202, 409} and 409 in codes
+    refused = next(a for a in answers if a.status_code == 409).json()
+    assert refused["error"]["code"] == "job_running"
+    assert most[0] == 1
+    runs = [r for r in job["history"] if r["finished_at"]]
+    assert len(runs) >= 2
+    spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])) for r in runs)
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), "two runs overlapped"
+
+
+def test_running_a_job_needs_an_admin_key_and_a_known_name(live_server: Any) -> None:
+    server = live_server([Job("noop", lambda ctx: 0, every=3600, doc="nothing")])
+    with server.client(server.read_key) as reader:
+        assert reader.post("/v1/jobs/noop/run").status_code == 403
+        assert reader.get("/v1/jobs/nope").json()["error"]["code"] == "not_found"
+    with server.client() as admin:
+        done = admin.post("/v1/jobs/noop/run", params={"wait": 30})
+        assert done.status_code == 200 and done.json()["run"]["status"] == "succeeded"
+        assert done.json()["run"]["trigger"] == "manual"
+        listing = admin.get("/v1/jobs").json()
+        assert [j["name"] for j in listing["jobs"]] == ["noop"]
+        assert httpx.post(f"{server.url}/v1/jobs/noop/run").status_code == 401
