@@ -17,6 +17,7 @@ def serve(
     import uvicorn
 
     from touchpoint.api.app import create_app
+    from touchpoint.cli import relay
 
     settings = settings_for(data)
     changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -25,6 +26,7 @@ def serve(
 
         settings = override_settings(**changes)
     app = create_app(settings)
+    relay.attach(app, settings)  # other commands run through this server while it holds the warehouse
     err_console.print(
         f"touchpoint serving on http://{settings.host}:{settings.port} "
         f"(docs at /docs, warehouse {settings.resolved_warehouse_url()})"
