@@ -116,7 +116,7 @@ def test_limits_out_of_range_are_400(served: tuple[Server, dict[str, str], str],
 
 
 def test_a_long_query_is_stopped_without_freezing_the_server(served: tuple[Server, dict[str, str], str]) -> None:
-    server, read, write_key = served
+    server, _, write_key = served
     slow = "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b"
     answers: list[httpx.Response] = []
 

@@ -156,7 +156,7 @@ def _parse(raw: bytes, data_dir: str) -> dict[str, Any]:
         raise InvalidInput("argv must be a list of strings", hint="run it with `touchpoint`")
     if len(argv) > MAX_ARGV or not isinstance(cwd, str) or not os.path.isabs(cwd):
         raise InvalidInput("the command line is too long, or cwd is not an absolute path", hint="shorten it")
-    if str(body.get("data_dir")) != data_dir:
+    if os.path.realpath(str(body.get("data_dir"))) != os.path.realpath(data_dir):
         raise InvalidInput(
             f"this server holds {data_dir}, not {body.get('data_dir')}",
             hint="run the command with --data for this server's directory, or start a server for the other one",
@@ -170,9 +170,19 @@ def _parse(raw: bytes, data_dir: str) -> dict[str, Any]:
     return dict(body)
 
 
+def _rich_terminal(env: dict[str, str], isatty: bool) -> bool:
+    """Whether rich takes the client's stream for a terminal (rich's ``Console.is_terminal``)."""
+    compatible = env.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    if env.get("FORCE_COLOR") is not None:
+        return env["FORCE_COLOR"] != ""
+    return isatty
+
+
 def _rich_size(env: dict[str, str], size: list[int] | None, tty: bool) -> tuple[int, int]:
     """The size rich would give a console in the client's terminal (rich's ``Console.size``)."""
-    if tty and env.get("TERM", "").lower() in ("dumb", "unknown") and env.get("TTY_COMPATIBLE") != "1":
+    if _rich_terminal(env, tty) and env.get("TERM", "").lower() in ("dumb", "unknown"):
         return 80, 25
     width, height = (size[0], size[1]) if size and len(size) == 2 else (None, None)
     if env.get("COLUMNS", "").isdigit():
@@ -205,11 +215,18 @@ def _session(body: dict[str, Any], state: Any, frames: queue.Queue[Any]) -> Serv
     )
 
 
-def _run(argv: list[str], cwd: str | None, session: ServerSession, frames: queue.Queue[Any]) -> None:
+def _run(argv: list[str], cwd: str | None, body: dict[str, Any], state: Any, frames: queue.Queue[Any]) -> None:
     """The worker thread: the CLI's entry point with the client's session in force (``cwd``: the client's
     working directory when it is not the server's)."""
     from touchpoint.cli.main import main
 
+    try:
+        session = _session(body, state, frames)
+    except BaseException:
+        frames.put(("err", traceback.format_exc()))
+        frames.put(("exit", 70))
+        frames.put(_END)
+        raise
     server_session.set(session)
     code = 0
     try:
@@ -269,8 +286,10 @@ def attach(app: FastAPI, settings: Settings) -> None:
         argv = list(body["argv"])
         cwd = body["cwd"] if body["cwd"] != server_cwd else None
         frames: queue.Queue[Any] = queue.Queue()
-        session = _session(body, request.app.state.touchpoint, frames)
-        threading.Thread(target=_run, args=(argv, cwd, session, frames), name="touchpoint-cli", daemon=True).start()
+        state = request.app.state.touchpoint
+        args = (argv, cwd, body, state, frames)
+        worker = threading.Thread(target=_run, args=args, name="touchpoint-cli", daemon=True)
+        worker.start()
         return StreamingResponse(_frames(frames), media_type="application/x-ndjson")
 
     app.add_api_route(RUN_PATH, run, methods=["POST"], include_in_schema=False)
