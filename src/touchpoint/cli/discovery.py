@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,6 +64,10 @@ def data_dir_for(argv: list[str]) -> Path:
     if os.environ.get("TOUCHPOINT_DATA_DIR"):
         return resolve(os.environ["TOUCHPOINT_DATA_DIR"])
     config = Path(os.environ.get("TOUCHPOINT_CONFIG", "touchpoint.toml"))
+    if not config.is_file():
+        return resolve(DEFAULT_DATA_DIR)
+    import tomllib
+
     try:
         value = tomllib.loads(config.read_text(encoding="utf-8")).get("data_dir")
     except (OSError, ValueError):  # no file, or one the settings will report when a command loads them

@@ -15,17 +15,18 @@ stop.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from touchpoint.cli import discovery
 from touchpoint.errors import ERRORS, TouchpointError, WarehouseError, WarehouseLocked
+
+if TYPE_CHECKING:
+    import http.client
 
 RUN_PATH = "/v1/cli/run"
 #: Commands that start a server of their own: never sent to the running one.
@@ -105,6 +106,9 @@ def _terminal() -> dict[str, Any]:
 
 def _connect(found: discovery.Discovery) -> http.client.HTTPConnection | None:
     """A connection to the server, or None when nothing listens (a PID reused after ``kill -9``)."""
+    import http.client  # here, not at the top: `touchpoint --help` never needs it
+    from urllib.parse import urlsplit
+
     parts = urlsplit(found.url)
     deadline = time.monotonic() + STARTING_GRACE_S
     while True:
@@ -129,6 +133,8 @@ def _connect(found: discovery.Discovery) -> http.client.HTTPConnection | None:
 
 
 def _send(found: discovery.Discovery, argv: list[str], data_dir: Path) -> int | None:
+    import http.client
+
     conn = _connect(found)
     if conn is None:
         return None  # stale: run here (and meet the lock error if something else holds the file)
