@@ -64,6 +64,14 @@ def test_the_token_runs_a_command_and_streams_its_exit_code(server: Server) -> N
     assert [k["name"] for k in json.loads("".join(f.get("out", "") for f in frames))] == ["boss"]
 
 
+def test_debug_is_the_clients_alone(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(server.data_dir)
+    code, _, err = run_cli(capsys, "--debug", "profiles", "show", "nobody@example.com", "--data", data)
+    assert code == 1 and "Traceback" in err and "NotFound" in err
+    code, _, err = run_cli(capsys, "profiles", "show", "nobody@example.com", "--data", data)
+    assert code == 1 and "Traceback" not in err and err.startswith("error:")  # the server's state did not change
+
+
 @pytest.mark.parametrize(
     "headers",
     [

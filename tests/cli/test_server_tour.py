@@ -82,7 +82,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from touchpoint.demo.simulator import DemoConfig, simulate
 
     folder = tmp_path_factory.mktemp("shop")
-    write_files(simulate(DemoConfig(customers=400, weeks=40, seed=7)), folder)
+    # seed 11: a shop whose spend model is identified (with seed 7 the Gamma-Gamma fit runs to its bound,
+    # and the standard errors of a parameter at a bound vary in their leading digits from run to run)
+    write_files(simulate(DemoConfig(customers=400, weeks=40, seed=11)), folder)
     return folder
 
 
@@ -131,8 +133,8 @@ def test_a_relative_path_from_another_directory_is_read_there(
     assert code == 1 and str(elsewhere / "missing.jsonl") in err
 
 
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
+def _cli(*args: str, cwd: Path | None = None, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")} | (extra_env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "touchpoint.cli.main", *args],
         stdout=subprocess.PIPE,
@@ -174,3 +176,21 @@ def test_serve_and_demo_beside_a_running_server_say_which_server(served: Server)
     process = _cli("serve", "--data", str(served.data_dir), "--json")
     out, _ = process.communicate(timeout=120)
     assert json.loads(out)["error"]["code"] == "warehouse_locked"
+
+
+def test_colours_and_width_follow_the_clients_terminal(served: Server, tmp_path: Path) -> None:
+    from touchpoint.warehouse import Warehouse
+
+    direct = tmp_path / "direct"
+    Warehouse.open(f"duckdb://{direct / 'warehouse.duckdb'}").close()
+    terminal = {"FORCE_COLOR": "1", "COLUMNS": "44", "TERM": "xterm-256color"}
+    commands = [
+        ["query", "SELECT 1 AS one, 'a value long enough to wrap in 44 columns' AS two"],
+        ["profiles", "show", "nobody@example.com"],
+    ]
+    for argv in commands:
+        a = _cli(*argv, "--data", str(direct), extra_env=terminal)
+        b = _cli(*argv, "--data", str(served.data_dir), extra_env=terminal)
+        (out_a, err_a), (out_b, err_b) = a.communicate(timeout=120), b.communicate(timeout=120)
+        assert (a.returncode, out_a, err_a) == (b.returncode, out_b, err_b), argv
+        assert "\x1b[" in out_a + err_a  # coloured, as FORCE_COLOR asks

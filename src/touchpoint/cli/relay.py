@@ -239,9 +239,9 @@ def _run(argv: list[str], cwd: str | None, body: dict[str, Any], state: Any, fra
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if isinstance(exc.code, str):
             session.stderr.write(exc.code + "\n")
-    except BaseException:  # --debug lets the boundary re-raise: the client sees the traceback
+    except BaseException:  # --debug lets the boundary re-raise: the traceback and exit 1, as Python gives
         session.stderr.write(traceback.format_exc())
-        code = 70
+        code = 1
     finally:
         frames.put(("exit", code))
         frames.put(_END)
