@@ -59,6 +59,7 @@ class Server:
     write_key: str
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    cwd: Path | None = None  # the server's working directory (default: the test run's)
     _log_handle: Any = None
 
     @property
@@ -82,6 +83,7 @@ class Server:
                 str(self.data_dir),
             ],
             env=env,
+            cwd=self.cwd,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
         )

@@ -13,7 +13,7 @@ from touchpoint import __version__, keys
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
 from touchpoint.api.metrics import Metrics
-from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine
+from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine, query
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
@@ -121,4 +121,5 @@ def create_app(
     app.include_router(predict.router)
     app.include_router(mmm.router)
     app.include_router(job_routes.router)
+    app.include_router(query.router)
     return app

@@ -9,10 +9,12 @@ was given ``--json`` (the option records it in :data:`json_output` before anythi
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,20 +25,46 @@ import typer
 from touchpoint.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from rich.console import Console
 
     from touchpoint.config import Settings
     from touchpoint.warehouse import Warehouse
 
 
+@dataclass
+class ServerSession:
+    """A command run inside ``touchpoint serve`` for a client (:mod:`touchpoint.cli.relay`): the server's
+    warehouse and settings, and the client's own output streams and consoles."""
+
+    warehouse: Warehouse
+    settings: Settings
+    stdout: TextIO
+    stderr: TextIO
+    console: Console
+    err_console: Console
+    debug: bool = False
+
+
+#: Set while a command runs for a client inside the server; unset in a command run directly.
+server_session: ContextVar[ServerSession | None] = ContextVar("touchpoint_server_session", default=None)
+
+
 class _LazyConsole:
-    """A rich ``Console`` made on first use: importing rich costs more than ``touchpoint --help`` may take."""
+    """A rich ``Console`` made on first use: importing rich costs more than ``touchpoint --help`` may take.
+
+    Inside the server, a command run for a client prints on that client's console instead.
+    """
 
     def __init__(self, **options: Any) -> None:
         self._options = options
         self._console: Console | None = None
 
     def _real(self) -> Console:
+        session = server_session.get()
+        if session is not None:
+            return session.err_console if self._options.get("stderr") else session.console
         if self._console is None:
             from rich.console import Console
 
@@ -56,6 +84,27 @@ class _LazyConsole:
 
 console = cast("Console", _LazyConsole(soft_wrap=True))
 err_console = cast("Console", _LazyConsole(stderr=True, soft_wrap=True))
+
+
+def bound(lazy: Console) -> Console:
+    """The console ``lazy`` stands for now, for rich objects that print from threads of their own
+    (a ``Progress`` bar refreshes on its own thread, where a server session is not visible)."""
+    return lazy._real() if isinstance(lazy, _LazyConsole) else lazy
+
+
+def debug_enabled() -> bool:
+    """Whether ``--debug`` is on for the running command (per client inside the server)."""
+    session = server_session.get()
+    return session.debug if session is not None else bool(os.environ.get("TOUCHPOINT_DEBUG"))
+
+
+def enable_debug() -> None:
+    session = server_session.get()
+    if session is not None:
+        session.debug = True  # never the server's environment: other clients' commands share it
+    else:
+        os.environ["TOUCHPOINT_DEBUG"] = "1"
+
 
 DataOpt = Annotated[
     Path | None,
@@ -125,7 +174,11 @@ JsonOpt = Annotated[
 
 
 def settings_for(data: Path | None = None) -> Settings:
-    """The settings in force, with ``--data`` applied when given."""
+    """The settings in force, with ``--data`` applied when given (inside the server: the server's,
+    whose data directory is the one ``--data`` named; the client checked that)."""
+    session = server_session.get()
+    if session is not None:
+        return session.settings
     from touchpoint.config import get_settings, override_settings
 
     if data is not None:
@@ -135,9 +188,33 @@ def settings_for(data: Path | None = None) -> Settings:
 
 @contextmanager
 def warehouse(data: Path | None = None, *, read_only: bool = False) -> Iterator[Warehouse]:
+    """The warehouse of ``--data``, opened for the command and closed after it; inside the server, the
+    server's own open warehouse (its one write lock orders the command's writes with the collector's)."""
+    session = server_session.get()
+    if session is not None:
+        yield session.warehouse
+        return
     from touchpoint.warehouse import open_warehouse
 
     wh = open_warehouse(settings_for(data), read_only=read_only)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+@contextmanager
+def query_warehouse(data: Path | None = None) -> Iterator[Warehouse]:
+    """The warehouse for ``touchpoint query``: a read-only instance of its own with the engine guard on
+    (:func:`touchpoint.warehouse.sandbox.open_query_warehouse`); inside the server, the server's warehouse,
+    where the query sandbox's parse guard and a rolled-back transaction hold (the engine is shared)."""
+    session = server_session.get()
+    if session is not None:
+        yield session.warehouse
+        return
+    from touchpoint.warehouse.sandbox import open_query_warehouse
+
+    wh = open_query_warehouse(settings_for(data))
     try:
         yield wh
     finally:

@@ -14,6 +14,7 @@ from touchpoint.cli.common import (
     FormatOpt,
     JsonOpt,
     MapOpt,
+    bound,
     console,
     emit,
     err_console,
@@ -45,7 +46,7 @@ def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | Non
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with Progress(*columns, console=bound(err_console), transient=True) as bar:
         task = bar.add_task(f"importing {path.name}", total=path.stat().st_size)
 
         def advance(n: int) -> None:

@@ -7,7 +7,6 @@ API's error shape, ``{"success": false, "error": {"code", "message", "hint"}}``,
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -27,9 +26,10 @@ from touchpoint.cli import (
     profiles,
     quarantine,
     query,
+    remote,
     serve,
 )
-from touchpoint.cli.common import err_console, json_output, to_json
+from touchpoint.cli.common import debug_enabled, enable_debug, err_console, json_output, to_json
 from touchpoint.errors import TouchpointError, error_body
 
 
@@ -71,7 +71,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
 ) -> None:
     if debug:
-        os.environ["TOUCHPOINT_DEBUG"] = "1"
+        enable_debug()
 
 
 app.command("serve")(serve.serve)
@@ -106,9 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Expected errors exit 1 with their hint, usage errors 2, unexpected ones 70."""
     json_output.set(False)
     try:
+        served = remote.run_if_served(sys.argv[1:] if argv is None else argv)
+        if served is not None:  # a server holds the warehouse: the command ran there, its output is printed
+            sys.exit(served)
         app(args=argv, standalone_mode=False)
     except TouchpointError as exc:
-        if os.environ.get("TOUCHPOINT_DEBUG"):
+        if debug_enabled():
             raise
         _fail(1, exc.code, exc.message, exc.hint)
     except typer.Exit as exc:
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:
-        if os.environ.get("TOUCHPOINT_DEBUG"):
+        if debug_enabled():
             raise
         first_line = (str(exc).splitlines() or [""])[0][:300]  # an engine's message can run to pages
         _fail(

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, emit, err_console, settings_for, table
+from touchpoint.cli.common import DataOpt, JsonOpt, emit, err_console, query_warehouse, table
 
 
 def query(
@@ -19,13 +19,10 @@ def query(
     as_json: JsonOpt = False,
 ) -> None:
     """Run one read-only SELECT over the warehouse's tables (files, URLs and writes are refused)."""
-    from touchpoint.warehouse.sandbox import open_query_warehouse, run_readonly_query
+    from touchpoint.warehouse.sandbox import run_readonly_query
 
-    wh = open_query_warehouse(settings_for(data))
-    try:
+    with query_warehouse(data) as wh:
         result = run_readonly_query(wh, sql, max_rows=limit, timeout_s=timeout)
-    finally:
-        wh.close()
     columns = result.table.column_names
     rows = result.table.to_pylist()
     if result.truncated:

@@ -25,6 +25,7 @@ def serve(
     from touchpoint.api import logs
     from touchpoint.api.app import create_app
     from touchpoint.api.server import GracefulServer
+    from touchpoint.cli import relay
 
     if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise InvalidInput(f"--log-level {log_level!r} is not known", hint="use debug, info, warning or error")
@@ -36,6 +37,7 @@ def serve(
         settings = override_settings(**changes)
     logs.configure(settings.log_format, log_level)
     app = create_app(settings, run_jobs=not no_jobs)
+    relay.attach(app, settings)  # other commands run through this server while it holds the warehouse
     import logging
 
     log = logging.getLogger("touchpoint.server")

@@ -47,9 +47,15 @@ class LockHolder:
             return "this process already has the warehouse open; close it first"
         short = self.short_command()
         if short.startswith("touchpoint serve"):
-            return "a running `touchpoint serve` holds it: stop it, or use the HTTP API while it runs"
+            return (
+                "a running `touchpoint serve` holds it: `touchpoint` commands run through it; "
+                "from other programs use its HTTP API, or stop it"
+            )
         if short.startswith("touchpoint demo"):  # the demo loads, then serves until stopped
-            return "`touchpoint demo` holds it (it serves once loaded): stop it, or use the HTTP API while it runs"
+            return (
+                "`touchpoint demo` holds it (it serves once loaded): `touchpoint` commands run through it "
+                "once it serves; from other programs use its HTTP API, or stop it"
+            )
         if short.startswith("touchpoint"):
             return "another touchpoint command is writing; wait for it to finish, then run this again"
         if self.pid is not None:
