@@ -54,4 +54,6 @@ def demo(
     if serve:
         from touchpoint.cli.serve import serve as serve_command
 
-        serve_command(host=settings.host, port=settings.port, data=None, log_level="warning")
+        serve_command(
+            host=settings.host, port=settings.port, data=None, log_level="warning", log_format=None, no_jobs=False
+        )

@@ -13,7 +13,7 @@ def serve(
     port: int = typer.Option(None, "--port", help="Port to listen on (default: setting 'port', 8000)."),
     data: DataOpt = None,
     log_level: str = typer.Option("info", "--log-level", help="Lowest level logged: debug, info, warning, error."),
-    log_format: str = typer.Option(
+    log_format: str | None = typer.Option(
         None, "--log-format", help="text, or json: one JSON object per line (default: setting 'log_format')."
     ),
     no_jobs: bool = typer.Option(False, "--no-jobs", help="Run no jobs (collector and API only)."),
