@@ -166,3 +166,19 @@ def test_a_stopped_server_removes_its_discovery_file(make_server: Callable[[], S
     server.process.send_signal(signal.SIGTERM)
     server.process.wait(30)
     assert not (server.data_dir / discovery.FILE_NAME).exists()
+
+
+def test_jobs_run_through_the_server_is_the_runners_run(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    """`touchpoint jobs run` beside a server asks the server's runner, so it never overlaps the runner's own run."""
+    data = str(server.data_dir)
+    code, out, err = run_cli(capsys, "jobs", "run", "profiles", "--data", data, "--json")
+    assert code == 0, err
+    run = json.loads(out)
+    assert run["job"] == "profiles" and run["trigger"] == "manual" and run["status"] in ("succeeded", "skipped")
+    code, out, err = run_cli(capsys, "jobs", "show", "profiles", "--data", data, "--json")
+    assert code == 0, err
+    assert run["run_id"] in [r["run_id"] for r in json.loads(out)["history"]]
+    code, out, _ = run_cli(capsys, "jobs", "list", "--data", data, "--json")
+    assert code == 0 and json.loads(out)["served"] is True  # the runner's own view, not the run log's
+    profiles = next(j for j in json.loads(out)["jobs"] if j["name"] == "profiles")
+    assert profiles["last_run"]["run_id"] == run["run_id"] or profiles["last_run"]["started_at"] > run["started_at"]

@@ -45,6 +45,7 @@ class ServerSession:
     console: Console
     err_console: Console
     debug: bool = False
+    runner: Any = None  # the server's JobRunner, when it runs jobs
 
 
 #: Set while a command runs for a client inside the server; unset in a command run directly.

@@ -6,11 +6,19 @@ server's run (trigger ``manual``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, server_session, settings_for, table, warehouse
 
 app = typer.Typer(help="The jobs that keep profiles, predictions and models current.", no_args_is_help=True)
+
+
+def _runner() -> Any:
+    """The server's job runner when this command runs inside ``touchpoint serve``, else ``None``."""
+    session = server_session.get()
+    return session.runner if session is not None else None
 
 
 def _when(value: str | None) -> str:
@@ -24,7 +32,7 @@ def list_(data: DataOpt = None, as_json: JsonOpt = False) -> None:
 
     settings = settings_for(data)
     with warehouse(data) as wh:
-        out = overview(wh, settings)
+        out = overview(wh, settings, runner=_runner())
 
     def render() -> None:
         table(
@@ -67,7 +75,7 @@ def show(
 
     settings = settings_for(data)
     with warehouse(data) as wh:
-        out = one(wh, settings, name, history=history)
+        out = one(wh, settings, name, runner=_runner(), history=history)
 
     def render() -> None:
         console.print(f"[bold]{out['name']}[/]: {out['doc']}", highlight=False)
@@ -93,14 +101,22 @@ def run(
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a job now, here, and record the run (exit 1 if it failed)."""
-    from touchpoint.errors import JobFailed
+    """Run a job now and record the run (exit 1 if it failed). While a server runs, its runner runs it,
+    so it never overlaps the server's own run of the job."""
+    from touchpoint.errors import JobFailed, WarehouseError
     from touchpoint.jobs import configured, execute, get
 
     settings = settings_for(data)
     job = get(name, configured(settings))
-    with warehouse(data) as wh:
-        result = execute(wh, settings, job, trigger="manual").to_dict()
+    runner = _runner()
+    if runner is not None:
+        finished = runner.wait(name, runner.run_now(name))
+        if finished is None:
+            raise WarehouseError(f"job {name} did not finish: the server is stopping", hint="run it again later")
+        result = finished.to_dict()
+    else:
+        with warehouse(data) as wh:
+            result = execute(wh, settings, job, trigger="manual").to_dict()
 
     def render() -> None:
         console.print(

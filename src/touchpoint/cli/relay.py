@@ -212,6 +212,7 @@ def _session(body: dict[str, Any], state: Any, frames: queue.Queue[Any]) -> Serv
         stderr=err,
         console=console(out, False),
         err_console=console(err, True),
+        runner=getattr(state, "runner", None),
     )
 
 

@@ -206,6 +206,19 @@ class JobRunner:
             self._cond.notify_all()
             return state.requested
 
+    def wait(self, name: str, run_id: str, timeout: float | None = None) -> runlog.Run | None:
+        """The run ``run_id`` of ``name`` once it has finished; ``None`` if ``timeout`` s pass first or the
+        runner stops."""
+        state = self.state(name)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            last = state.last
+            if last is not None and last.run_id == run_id and state.running is None:
+                return last
+            if self.stopping.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                return None
+            time.sleep(0.05)
+
     def states(self) -> list[JobState]:
         return list(self._states.values())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -46,11 +45,8 @@ def run_job(
 ) -> Any:
     runner = _runner(app)
     run_id = runner.run_now(name)
-    deadline = time.monotonic() + wait
-    while wait and time.monotonic() < deadline:
-        state = runner.state(name)
-        if state.last is not None and state.last.run_id == run_id and state.running is None:
-            return JSONResponse({"job": name, "run": state.last.to_dict()}, status_code=200)
-        time.sleep(0.05)
+    finished = runner.wait(name, run_id, wait) if wait else None
+    if finished is not None:
+        return JSONResponse({"job": name, "run": finished.to_dict()}, status_code=200)
     runs = [r for r in runlog.history(app.warehouse, name, 5) if r.run_id == run_id]
     return {"job": name, "run_id": run_id, "run": runs[0].to_dict() if runs else None, "status": "requested"}
