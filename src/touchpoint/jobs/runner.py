@@ -140,6 +140,27 @@ class JobRunner:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> JobRunner:
+        """Start in the background: the server answers at once; the run log is read, then the jobs start."""
+        starter = threading.Thread(target=self._start, name="touchpoint-jobs-start", daemon=True)
+        self._threads.append(starter)
+        starter.start()
+        return self
+
+    def _start(self) -> None:
+        try:
+            self._load_history()
+        except Exception:  # the warehouse closed during a very short life: nothing to run
+            log.exception("the job runner could not read the run log; no job runs")
+            return
+        for state in self._states.values():
+            if self.stopping.is_set():
+                return
+            thread = threading.Thread(target=self._loop, args=(state,), name=f"touchpoint-job-{state.job.name}")
+            thread.daemon = True  # a job still running past stop()'s timeout must not keep the process alive
+            thread.start()
+            self._threads.append(thread)
+
+    def _load_history(self) -> None:
         interrupted = runlog.mark_interrupted(self.warehouse)
         if interrupted:
             log.warning("%d job runs were interrupted by the last shutdown", interrupted)
@@ -151,12 +172,6 @@ class JobRunner:
                 state.last, state.last_success = h.last, h.last_success
                 state.failures, state.runs, state.failed_total = h.failures, h.runs, h.failed_total
             state.next_due = self._due_after_restart(state, now)
-        for state in self._states.values():
-            thread = threading.Thread(target=self._loop, args=(state,), name=f"touchpoint-job-{state.job.name}")
-            thread.daemon = True  # a job still running past stop()'s timeout must not keep the process alive
-            thread.start()
-            self._threads.append(thread)
-        return self
 
     def _due_after_restart(self, state: JobState, now: float) -> float:
         """An interval job runs ``every`` after its last run; one that never ran, and an events job that runs
@@ -176,7 +191,9 @@ class JobRunner:
         with self._cond:
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        for thread in list(self._threads):  # the starter first: no job thread starts after it ends
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
         still = [s.job.name for s in self._states.values() if s.running is not None]
         if still:
