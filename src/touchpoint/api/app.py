@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from touchpoint import __version__, keys
+from touchpoint import __version__, keys, web
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
 from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine
@@ -93,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(predict.router)
     app.include_router(mmm.router)
+    app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

@@ -27,6 +27,7 @@ from touchpoint.cli import (
     quarantine,
     query,
     serve,
+    users,
 )
 from touchpoint.cli.common import err_console, json_output, to_json
 from touchpoint.errors import TouchpointError, error_body
@@ -86,6 +87,7 @@ app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
+app.add_typer(users.app, name="users", cls=_Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:
