@@ -8,7 +8,8 @@ import httpx
 import pytest
 from tests.web.conftest import PAGES, PASSWORDS, Dashboard, client_for, csrf_of, sign_in
 
-pytestmark = pytest.mark.slow
+# The shared server's set-up simulates, resolves, predicts and fits a small shop first (minutes on a busy machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from tests.web.conftest import PASSWORDS, Dashboard
 
-pytestmark = pytest.mark.slow
+# The shared server's set-up simulates, resolves, predicts and fits a small shop first (minutes on a busy machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 ARGS = [
     "--no-sandbox",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -88,7 +89,17 @@ def _error_page(request: Request, exc: TouchpointError, session: users.Session |
 
 
 async def _guard(request: Request, needed: str, work: Any) -> Response:
-    """Run a page: signed-out means a redirect to sign-in; a library error becomes an error page."""
+    """Run a page: signed-out means a redirect to sign-in; a library error becomes an error page.
+
+    The answer carries ``Server-Timing: app;dur=<ms>``, the server's time for it (``bench/dashboard.py``).
+    """
+    started = time.perf_counter()
+    response = await _run(request, needed, work)
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+async def _run(request: Request, needed: str, work: Any) -> Response:
     try:
         _, session = await run_in_threadpool(_session, request)
     except auth.SignInRequired:
