@@ -105,7 +105,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     data = tmp_path_factory.mktemp("dashboard") / "data"
     keys = _build(data)
     server = Server(data, free_port(), keys["write_key"])
-    server.start(timeout=120)
+    server.start(timeout=600)  # a busy CI machine can take minutes to import and migrate
     try:
         bad = {"batch": [{"type": "track", "userId": "u-bad", "messageId": "bad-event-1"}]}  # no event name
         httpx.post(f"{server.url}/v1/batch", json=bad, auth=(keys["write_key"], ""), timeout=30).raise_for_status()

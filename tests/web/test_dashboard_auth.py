@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import Server, free_port
 from tests.web.conftest import PAGES, PASSWORDS, Dashboard, client_for, csrf_of, sign_in
 
 # The shared server's set-up simulates, resolves, predicts and fits a small shop first (minutes on a busy machine).
@@ -37,10 +40,15 @@ def test_sign_in_sets_a_hardened_cookie_and_only_redirects_locally(dashboard: Da
 
 
 def test_cookie_is_secure_when_served_over_tls(dashboard: Dashboard) -> None:
-    # uvicorn trusts X-Forwarded-Proto from 127.0.0.1 (a TLS-terminating proxy on the same host)
-    with httpx.Client(base_url=dashboard.url, timeout=30, headers={"X-Forwarded-Proto": "https"}) as client:
-        response = sign_in(client, "vic", PASSWORDS["vic"])
-        assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
+    # uvicorn trusts X-Forwarded-Proto from 127.0.0.1 (a TLS-terminating proxy on the same host). The client
+    # here speaks plain http, so it would not send Secure cookies back: they are passed by hand.
+    https = {"X-Forwarded-Proto": "https"}
+    page = httpx.get(dashboard.url + "/signin", headers=https, timeout=30)
+    assert "Secure" in page.headers["set-cookie"] and "SameSite=strict" in page.headers["set-cookie"]
+    form = {"csrf": csrf_of(page.text), "username": "vic", "password": PASSWORDS["vic"]}
+    cookie = {"Cookie": f"tp_signin={page.cookies['tp_signin']}"}
+    response = httpx.post(dashboard.url + "/signin", data=form, headers={**https, **cookie}, timeout=30)
+    assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
 
 
 def test_wrong_passwords_are_refused_then_rate_limited(dashboard: Dashboard) -> None:
@@ -102,8 +110,6 @@ def test_a_viewer_cannot_do_what_needs_another_role(dashboard: Dashboard) -> Non
 
 
 def test_admin_creates_and_disables_a_user_whose_session_then_stops(dashboard: Dashboard) -> None:
-    import time
-
     with client_for(dashboard, "ada") as admin:
         csrf = csrf_of(admin.get("/users").text)
         made = admin.post("/users", data={"csrf": csrf, "name": "temp", "password": "temporary pass", "role": "viewer"})
@@ -150,3 +156,31 @@ def test_csv_cells_cannot_run_as_spreadsheet_formulas(dashboard: Dashboard) -> N
         assert response.text.splitlines()[0] == "path,people"
         assert client.get("/csv/journeys/nope.csv").status_code == 404
         assert client.get("/csv/../etc/passwd.csv").status_code in (303, 404)
+
+
+def test_a_new_empty_server_shows_every_page_with_what_to_do(tmp_path: Path) -> None:
+    from touchpoint import keys
+    from touchpoint.warehouse import Warehouse
+
+    data = tmp_path / "empty"
+    wh = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
+    admin_key = keys.create_api_key(wh, "admin", "admin")
+    wh.close()
+    server = Server(data, free_port(), "")
+    server.start(timeout=600)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert sign_in(client, "", admin_key).status_code == 303
+            deadline = time.monotonic() + 120
+            pages = {p: client.get(p) for p in PAGES}
+            while any("data-computing" in r.text for r in pages.values()) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                pages = {p: client.get(p) for p in PAGES}
+            for path, response in pages.items():
+                assert response.status_code == 200, (path, response.text[:300])
+                assert "data-computing" not in response.text and "Failed:" not in response.text, path
+            assert "No events yet" in pages["/"].text and "No events yet" in pages["/journeys"].text
+            assert "no marketing-mix model yet" in pages["/mmm"].text
+            assert "identities have not been resolved" in client.get("/customers", params={"q": "x"}).text
+    finally:
+        server.stop()

@@ -20,6 +20,9 @@ WEEKS = 26
 FUNNEL = ("page", "page:/products%", "page:/cart", "page:/checkout", ORDER_COMPLETED)
 
 
+NO_EVENTS = "No events yet: send some (docs/collect.md), import a file (`touchpoint import`) or run `touchpoint demo`."
+
+
 def table(columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
     return {"columns": columns, "rows": rows}
 
@@ -41,6 +44,8 @@ def overview(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     """Customers, revenue, new customers, spend by week; P(alive), customer equity, ROMI from saved models."""
     from touchpoint.predict.summary import orders_from_events
 
+    if wh.count("events") == 0:
+        return {"missing": NO_EVENTS}
     orders = orders_from_events(wh)
     week = orders.ts.truncate("W")
     revenue = _weekly(wh, orders.group_by(week=week).agg(v=orders.revenue.sum()), "week", "v")
@@ -198,6 +203,8 @@ def journeys(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     from touchpoint.journeys.retention import retention
     from touchpoint.journeys.touches import journeys as journey_data
 
+    if wh.count("events") == 0:
+        return {"missing": NO_EVENTS}
     out: dict[str, Any] = {"tables": {}, "funnel_steps": list(FUNNEL)}
     fun = funnel(wh, list(FUNNEL), window_hours=168)
     out["tables"]["funnel"] = table(
