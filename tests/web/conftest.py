@@ -66,7 +66,7 @@ def _build(data: Path) -> dict[str, str]:
         truth = json.loads((data / "demo" / "truth.json").read_text())
         define(wh, truth)  # the demo's randomized email campaign, as an experiment definition
         folder = workflow.model_dir(data)
-        config = MMMConfig(draws=100, warmup=100, chains=1, seed=0)
+        config = MMMConfig(draws=250, warmup=250, chains=2, seed=0)  # enough to pass its diagnostics here
         workflow.fit_and_save(from_warehouse(wh, kpi="new_customer_revenue"), config, folder)
         result = workflow.load(folder)
         plan = workflow.make_plan(result, folder, budget=float(result.data.spend[-20:].sum()), weeks=20)

@@ -129,3 +129,33 @@ def test_charts_draw_any_numbers_and_escape_any_label(labels: list[str], values:
     line = charts.lines([str(i) for i in range(len(labels))], {"<s>": values[: len(labels)]}, title="x")
     assert "<s>" not in line and "inf" not in line.lower()
     assert charts.spark(values, title="s").count("<svg") <= 1
+
+
+def _page(template: str, data: dict) -> str:
+    from datetime import UTC, datetime
+
+    from touchpoint.web.snapshot import Entry
+
+    entry = Entry(data, None, datetime.now(UTC), 0.1, ())
+    ctx = {"title": "t", "entry": entry, "section": "s", "session": None, "nav": [], "path": "/", "csrf": ""}
+    return environment().get_template(template).render(can=lambda _role: False, **ctx)
+
+
+def test_a_model_that_failed_its_diagnostics_shows_why_not_numbers() -> None:
+    problems = ["chains disagree: R-hat 1.2 for roi[video] (limit 1.05)", "too few effective draws: ESS 34"]
+    html = _page("mmm.html", {"status": "failed", "reliable": False, "problems": problems, "tables": {}})
+    assert "The model failed its diagnostics" in html and all(p in html for p in problems)
+    assert "ROMI per channel" not in html and "case.pdf" not in html
+    weekly = {"columns": ["week", "revenue", "new_customers", "spend"], "rows": [["2026-01-05", 10.0, 1, 5.0]]}
+    overview = {
+        "customers": 1,
+        "weeks": ["2026-01-05"],
+        "revenue_total": 10.0,
+        "spend_total": 5.0,
+        "tables": {"weekly": weekly},
+        "predictions": {"failed": "ABNORMAL_TERMINATION_IN_LNSRCH", "runs": []},
+        "mmm": {"status": "failed", "reliable": False, "problems": ["too few effective draws"]},
+    }
+    html = _page("overview.html", overview)
+    assert html.count("Model failed:</strong> ABNORMAL_TERMINATION_IN_LNSRCH") == 2  # active customers and equity
+    assert "Model failed its diagnostics:</strong> too few effective draws" in html and "ROMI <strong>" not in html

@@ -32,6 +32,7 @@ def _escape_like(text: str) -> str:
 
 def search(wh: Warehouse, q: str) -> dict[str, Any]:
     """``{"redirect": profile_id}`` for an exact identifier, else ``{"rows": [...], "how": ...}``."""
+    from touchpoint.identity import store as store_identity
     from touchpoint.identity import tables
     from touchpoint.identity.lookup import find_profile
     from touchpoint.predict import store
@@ -42,6 +43,7 @@ def search(wh: Warehouse, q: str) -> dict[str, Any]:
         top = store.top_customers(wh, by="clv", limit=LIMIT)
         rows = [{"profile_id": r["customer_id"], "clv": r["clv"], "p_alive": r["p_alive"]} for r in top["rows"]]
         return {"how": "highest predicted CLV", "rows": rows, "total": top["total"]}
+    store_identity.require_resolved(wh)
     if len(q) > 500:
         raise InvalidInput("the search is longer than 500 characters", hint="search for one identifier or trait")
     pairs = _PAIR.findall(q)

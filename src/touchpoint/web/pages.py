@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from touchpoint import users
-from touchpoint.errors import InvalidInput, NotFound, TooManyAttempts, TouchpointError, http_status
+from touchpoint.errors import InvalidInput, NotConverged, NotFound, TooManyAttempts, TouchpointError, http_status
 from touchpoint.web import auth
 from touchpoint.web.render import WebApp, render
 from touchpoint.web.snapshot import Refresher
@@ -72,10 +73,15 @@ def _next_path(value: str | None) -> str:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """A url-encoded form (the only kind the pages send), at most 64 KB; the last value of each field."""
+    """A url-encoded form (the only kind the pages send), at most 64 KB; the last value of each field.
+
+    An empty body is an empty form, so a POST without fields is refused for its missing CSRF token (403).
+    """
+    body = await request.body()
+    if not body:
+        return {}
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
         raise InvalidInput("forms must be sent as application/x-www-form-urlencoded", hint="use the page's form")
-    body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise InvalidInput("the form is too large", hint="send at most 64 KB")
     parsed = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
@@ -250,6 +256,12 @@ async def case_pdf(request: Request) -> Response:
         path = Path(state.settings.data_dir) / "mmm" / "case.pdf"
         if not path.exists():
             raise NotFound("no investment case yet", hint="run `touchpoint mmm case` (the demo writes one)")
+        fit = path.parent / "fit.json"
+        if fit.exists() and not json.loads(fit.read_text()).get("reliable", False):
+            raise NotConverged(
+                "the marketing-mix model behind this case failed its diagnostics, so its case is not offered",
+                hint="see the Marketing mix page for why; refit, then rebuild the case",
+            )
         headers = {"Content-Disposition": 'attachment; filename="investment-case.pdf"'}
         return FileResponse(path, media_type="application/pdf", headers=headers)
 
