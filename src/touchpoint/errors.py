@@ -106,6 +106,17 @@ class Overloaded(TouchpointError, RuntimeError):
         self.retry_after = retry_after
 
 
+class TooManyAttempts(TouchpointError, RuntimeError):
+    """Too many failed sign-ins from one address or for one user name; wait ``retry_after`` seconds."""
+
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 60, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
 class WarehouseError(TouchpointError, RuntimeError):
     code = "warehouse_error"
     http_status = 503
@@ -172,6 +183,7 @@ ERRORS: dict[str, type[TouchpointError]] = _table(
     Unauthorized,
     Forbidden,
     Overloaded,
+    TooManyAttempts,
     WarehouseError,
     WarehouseLocked,
     NotConverged,

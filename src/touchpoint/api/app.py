@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from touchpoint import __version__, keys
+from touchpoint import __version__, keys, web
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
 from touchpoint.api.metrics import Metrics
@@ -122,4 +122,5 @@ def create_app(
     app.include_router(mmm.router)
     app.include_router(job_routes.router)
     app.include_router(query.router)
+    app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

@@ -49,6 +49,13 @@ def demo(
         console.print(
             f"  write key: {keys['write_key']}   read key: {keys['read_key']}   (saved in {keys['stored_in']})"
         )
+        console.print(
+            "\nthe dashboard: sign in with the user name empty and an API key as the password:\n"
+            f"  admin key: {keys['admin_key']}   (or the read key above, to look without changing anything)",
+            highlight=False,
+        )
+        start = "" if serve else "run `touchpoint serve`, then "
+        console.print(f"{start}open [bold]{settings.resolved_public_url()}/[/]", highlight=False)
 
     emit(summary, as_json, show)
     if serve:

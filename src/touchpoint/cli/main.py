@@ -28,6 +28,7 @@ from touchpoint.cli import (
     query,
     remote,
     serve,
+    users,
 )
 from touchpoint.cli.common import debug_enabled, enable_debug, err_console, json_output, to_json
 from touchpoint.errors import TouchpointError, error_body
@@ -88,6 +89,7 @@ app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.add_typer(jobs.app, name="jobs", cls=_Group)
+app.add_typer(users.app, name="users", cls=_Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

@@ -47,6 +47,10 @@ def _job_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.JOB_TABLES]
 
 
+def _user_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.USER_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -57,6 +61,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _derived_tables,
     ),
     Migration(4, "the job runner: job_runs, attribution_results, experiment_results", _job_tables),
+    Migration(6, "dashboard users and sign-in sessions", _user_tables),
 )
 
 

@@ -146,6 +146,45 @@ MIGRATIONS_TABLE = TableSpec(
 
 CORE_TABLES: tuple[TableSpec, ...] = (EVENTS, QUARANTINE, SOURCES, API_KEYS, SPEND)
 
+# -- dashboard users and their sign-in sessions (see touchpoint.users) ------------------------------------
+USERS = TableSpec(
+    name="users",
+    doc="People who sign in to the dashboard: a role and a slow (scrypt) password hash, never the password.",
+    key=("name",),
+    not_null=("name", "password_hash", "role", "created_at"),
+    schema=ibis.schema(
+        [
+            ("name", STRING),
+            ("password_hash", STRING),
+            ("role", STRING),  # viewer | analyst | admin
+            ("created_at", TS),
+            ("disabled_at", TS),
+            ("last_sign_in_at", TS),
+        ]
+    ),
+)
+
+WEB_SESSIONS = TableSpec(
+    name="web_sessions",
+    doc="Dashboard sign-ins: the SHA-256 of the session cookie, who, with which role, until when.",
+    key=("token_hash",),
+    not_null=("token_hash", "user_name", "role", "via", "csrf_token", "created_at", "expires_at"),
+    schema=ibis.schema(
+        [
+            ("token_hash", STRING),
+            ("user_name", STRING),  # a user's name, or the API key's name when signed in with a key
+            ("role", STRING),
+            ("via", STRING),  # password | api_key
+            ("csrf_token", STRING),
+            ("created_at", TS),
+            ("expires_at", TS),
+            ("ended_at", TS),
+        ]
+    ),
+)
+
+USER_TABLES: tuple[TableSpec, ...] = (USERS, WEB_SESSIONS)
+
 
 # -- identity (see touchpoint.identity.tables) ----------------------------------------------------------
 I64, I32, F64, DATE = dt.Int64(), dt.Int32(), dt.Float64(), dt.Date()

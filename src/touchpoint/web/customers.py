@@ -1,0 +1,111 @@
+"""Customers: search by any identifier or trait, and one customer's profile page.
+
+The search box takes an identifier (user id, email, anonymous id, phone, profile id: it opens that
+profile), ``trait=value`` pairs (``plan=pro rfm=555``: every pair must match), or the start of an
+identifier or a trait value (a list of matches). Empty, it lists the customers with the highest CLV.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from touchpoint import users
+from touchpoint.errors import InvalidInput, NotFound, TouchpointError
+from touchpoint.warehouse import Warehouse
+from touchpoint.web.pages import _ctx, _guard, router
+from touchpoint.web.render import render
+from touchpoint.web.timeline import timeline
+
+LIMIT = 25
+TIMELINE = 50
+_PAIR = re.compile(r"([A-Za-z0-9_.$-]+)=(\S*)")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search(wh: Warehouse, q: str) -> dict[str, Any]:
+    """``{"redirect": profile_id}`` for an exact identifier, else ``{"rows": [...], "how": ...}``."""
+    from touchpoint.identity import store as store_identity
+    from touchpoint.identity import tables
+    from touchpoint.identity.lookup import find_profile
+    from touchpoint.predict import store
+    from touchpoint.profiles.lookup import search as by_traits
+
+    q = q.strip()
+    if not q:
+        top = store.top_customers(wh, by="clv", limit=LIMIT)
+        rows = [{"profile_id": r["customer_id"], "clv": r["clv"], "p_alive": r["p_alive"]} for r in top["rows"]]
+        return {"how": "highest predicted CLV", "rows": rows, "total": top["total"]}
+    store_identity.require_resolved(wh)
+    if len(q) > 500:
+        raise InvalidInput("the search is longer than 500 characters", hint="search for one identifier or trait")
+    pairs = _PAIR.findall(q)
+    if pairs and "".join(f"{k}={v}" for k, v in pairs) == "".join(q.split()):
+        found = by_traits(wh, dict(pairs), limit=LIMIT)
+        return {
+            "how": "traits " + ", ".join(f"{k} = {v}" for k, v in pairs),
+            "rows": found["profiles"],
+            "total": found["total"],
+        }
+    try:
+        return {"redirect": find_profile(wh, q)["profile_id"]}
+    except NotFound:
+        pass
+    nodes = wh.table(tables.NODES)
+    pattern = _escape_like(q.lower()) + "%"
+    ids = nodes.filter(nodes.id_value.lower().like(pattern)).select("profile_id", "id_type", "id_value").limit(LIMIT)
+    traits = wh.table("profile_traits")
+    tv = traits.filter(traits.value.lower().like("%" + _escape_like(q.lower()) + "%"))
+    tv = tv.select("profile_id", id_type=traits.trait, id_value=traits.value).limit(LIMIT)
+    rows = wh.to_arrow(ids.union(tv).limit(LIMIT)).to_pylist()
+    return {"how": f"identifiers starting with, or traits containing, {q!r}", "rows": rows, "total": len(rows)}
+
+
+@router.get("/customers", response_class=HTMLResponse)
+async def customers(request: Request, q: str = "") -> Response:
+    async def work(session: users.Session) -> Response:
+        _, state = _ctx(request)
+        try:
+            found = await run_in_threadpool(search, state.warehouse, q)
+        except TouchpointError as exc:
+            found = {"error": exc, "rows": []}
+        if "redirect" in found:
+            return RedirectResponse(f"/customers/{found['redirect']}", status_code=303)
+        return render(request, "customers.html", {"title": "Customers", "q": q, "found": found}, session)
+
+    return await _guard(request, "viewer", work)
+
+
+def profile(wh: Warehouse, profile_id: str, owners: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The profile with its identities and traits, its predictions, and its latest events."""
+    from touchpoint.predict import store
+    from touchpoint.profiles.lookup import get_profile
+
+    found = get_profile(wh, profile_id)
+    try:
+        predicted = store.customer_predictions(wh, found["profile_id"])
+    except NotFound:
+        predicted = {}
+    events = timeline(wh, found["profile_id"], owners, limit=TIMELINE)
+    return {"profile": found, "predicted": predicted, "timeline": events}
+
+
+@router.get("/customers/{profile_id}", response_class=HTMLResponse)
+async def customer(request: Request, profile_id: str) -> Response:
+    async def work(session: users.Session) -> Response:
+        web, state = _ctx(request)
+        owners = web.snapshot.get("owners")
+        data = await run_in_threadpool(profile, state.warehouse, profile_id, owners.data if owners else None)
+        if data["profile"]["profile_id"] != profile_id:  # merged away: show it under its current id
+            return RedirectResponse(f"/customers/{data['profile']['profile_id']}", status_code=303)
+        title = data["profile"]["computed"].get("email") or data["profile"]["computed"].get("user_id") or profile_id
+        return render(request, "profile.html", {"title": f"Customer {title}", **data}, session)
+
+    return await _guard(request, "viewer", work)
