@@ -34,12 +34,32 @@ STATIC_FILES = {"style.css": "text/css"}
 MAX_FORM_BYTES = 64 * 1024
 
 
+#: The dashboard sections a job's run may change: refreshed as soon as the job has run.
+SECTIONS_BY_JOB = {
+    "profiles": ("owners", "overview"),
+    "sessions": ("journeys",),
+    "attribution": ("journeys",),
+    "experiments": ("experiments",),
+    "predictions": ("overview", "owners"),
+    "mmm": ("mmm", "overview"),
+}
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs inside the app's lifespan (after the warehouse is open): start the refresher, stop it first."""
+    """Runs inside the app's lifespan (after the warehouse is open): start the refresher, stop it first.
+    When the server runs jobs, a job's successful run asks for the sections it changes at once."""
     web = WebApp.of(app)
     state = app.state.touchpoint
-    web.refresher = Refresher(web.snapshot, state.warehouse, state.settings.data_dir).start()
+    refresher = web.refresher = Refresher(web.snapshot, state.warehouse, state.settings.data_dir).start()
+    runner = getattr(state, "runner", None)
+    if runner is not None:
+
+        def job_ran(job: Any, run: Any) -> None:
+            if run.status == "succeeded" and job.name in SECTIONS_BY_JOB:
+                refresher.request(*SECTIONS_BY_JOB[job.name])
+
+        runner.listeners.append(job_ran)
     try:
         yield
     finally:
