@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     journeys_channel_rules: list[dict[str, Any]] | None = Field(
         None, description="channel rules replacing the defaults (see docs/journeys.md)"
     )
+    brand_name: str | None = Field(
+        None,
+        max_length=200,
+        description="our brand as survey answers name it; relative attractiveness compares it with the others",
+    )
 
     @field_validator("warehouse_url")
     @classmethod

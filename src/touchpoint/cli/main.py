@@ -21,6 +21,7 @@ from touchpoint.cli import (
     experiment,
     imports,
     journeys,
+    kpis,
     mmm,
     predict,
     profiles,
@@ -86,6 +87,7 @@ app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
+app.command("kpis")(kpis.kpis)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

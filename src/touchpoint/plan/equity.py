@@ -1,0 +1,261 @@
+"""Customer equity: the sum of CLV over customers, with its interval, quarter by quarter, and its change
+split into acquisition, retention and spend per customer.
+
+The latest CLV run (``touchpoint predict clv``) gives the model, its parameters and their asymptotic
+covariance. Customer equity at the end of a quarter scores every customer with the orders known
+then. The interval carries the models' parameter uncertainty: purchase and spend parameters are
+drawn from their asymptotic normal (log scale), and each draw scores a fixed random subsample of
+customers (all of them when there are few); the spread of the subsample's total, scaled to the
+population, gives the 90% interval around the full-population value.
+
+Each customer's CLV is (expected spend per order, S) x (discounted expected orders x margin, P). From one
+quarter end to the next the change in equity splits exactly into
+
+- acquisition: the CLV of customers whose first order fell in the quarter;
+- retention: sum over existing customers of S_before x (P_now - P_before): the change in how many
+  orders they are expected to place (more if they bought again, fewer as silent customers look lost);
+- spend per customer: sum over existing customers of P_now x (S_now - S_before): the change in what
+  each order is expected to be worth.
+
+Usage (``tests/plan/test_kpis.py`` runs it on a warehouse with predictions)::
+
+    equity = customer_equity(wh, quarter="2026Q3")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from touchpoint.errors import InvalidInput
+from touchpoint.plan.surveys import quarter_bounds
+from touchpoint.predict import MODELS, GammaGammaModel
+from touchpoint.predict.clv import ClvOptions, score
+from touchpoint.predict.purchase import PurchaseModel
+from touchpoint.predict.store import latest_run
+from touchpoint.predict.summary import CustomerSummary, load_summary, orders_from_events, rfm_summary
+from touchpoint.warehouse import Warehouse
+
+DRAWS = 40
+SUBSAMPLE = 2000
+LEVEL = 0.9
+
+
+@dataclass
+class FittedValue:
+    """The CLV models of a stored run, rebuilt with their covariance, and its valuation options."""
+
+    model: PurchaseModel
+    spend: GammaGammaModel | None
+    options: ClvOptions
+    as_of: dt.date
+    run: dict[str, Any]
+
+    def draws(self, n: int, seed: int = 7) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """``n`` joint draws of (purchase parameters, spend parameters); spend draws with q <= 1 (an
+        infinite mean spend) are redrawn from the remaining ones."""
+        p = self.model.sample_params(n, seed=seed)
+        if self.spend is None:
+            return [(p[i], None) for i in range(n)]
+        s = self.spend.sample_params(4 * n, seed=seed + 1)
+        s = s[s[:, 1] > 1][:n]
+        if len(s) < n:
+            raise InvalidInput(
+                "the spend model's parameter q is too uncertain to value customers (q <= 1 in most draws)",
+                hint="fit the CLV model on more repeat orders (`touchpoint predict clv`)",
+            )
+        return [(p[i], s[i]) for i in range(n)]
+
+
+def fitted_value(wh: Warehouse) -> FittedValue | None:
+    """The latest CLV run's models (None when there is no run)."""
+    run = latest_run(wh)
+    if run is None:
+        return None
+    summary = run["summary"]
+    model = MODELS[summary["model"]](params=summary["params"])
+    if summary.get("covariance") is not None:
+        model.covariance_ = np.asarray(summary["covariance"], dtype=np.float64)
+    spend: GammaGammaModel | None = None
+    sm = summary.get("spend_model")
+    if sm and sm.get("used", sm.get("converged") and sm["params"].get("q", 0) > 1):
+        spend = GammaGammaModel(params=sm["params"])
+        if sm.get("covariance") is not None:
+            spend.covariance_ = np.asarray(sm["covariance"], dtype=np.float64)
+    v = summary.get("valuation", {})
+    options = ClvOptions(
+        model=summary["model"],
+        unit=summary.get("unit", "weeks"),
+        horizon_days=float(v.get("horizon_days", 365.0)),
+        period_days=float(v.get("period_days", 30.0)),
+        annual_discount_rate=float(v.get("annual_discount_rate", 0.10)),
+        margin=float(v.get("margin", 1.0)),
+    )
+    as_of = dt.date.fromisoformat(str(summary["as_of"]))
+    return FittedValue(model, spend, options, as_of, run)
+
+
+def _parts(fv: FittedValue, s: CustomerSummary, day: dt.date, draw: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer (S = expected spend per order, CLV), zero where a customer cannot be valued."""
+    p, sp = draw if draw is not None else (None, None)
+    v = score(fv.model, fv.spend, s, fv.options, day, params=p, spend_params=sp)
+    return np.nan_to_num(v["expected_spend"]), np.nan_to_num(v["clv"])
+
+
+def _decompose(
+    ids_a: np.ndarray, sa: np.ndarray, ca: np.ndarray, ids_b: np.ndarray, sb: np.ndarray, cb: np.ndarray
+) -> dict[str, float]:
+    """The change from (a) to (b) split into acquisition, retention and spend per customer."""
+    pos = {c: i for i, c in enumerate(ids_a.tolist())}
+    old = np.array([c in pos for c in ids_b.tolist()], dtype=bool)
+    ia = np.array([pos[c] for c in ids_b[old].tolist()], dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_a = np.where(sa[ia] > 0, ca[ia] / sa[ia], 0.0)
+        p_b = np.where(sb[old] > 0, cb[old] / sb[old], 0.0)
+    return {
+        "acquisition": float(cb[~old].sum()),
+        "retention": float((sa[ia] * (p_b - p_a)).sum()),
+        "spend_per_customer": float((p_b * (sb[old] - sa[ia])).sum()),
+    }
+
+
+def quarter_ends(first: dt.date, as_of: dt.date) -> list[tuple[str, dt.date]]:
+    """(label, last day counted) for each quarter from ``first`` to ``as_of`` (the last one may be partial)."""
+    out: list[tuple[str, dt.date]] = []
+    y, q = first.year, (first.month - 1) // 3 + 1
+    while True:
+        start, end = quarter_bounds(f"{y}Q{q}")
+        if start > as_of:
+            return out
+        out.append((f"{y}Q{q}", min(end - dt.timedelta(days=1), as_of)))
+        y, q = (y + 1, 1) if q == 4 else (y, q + 1)
+
+
+def _interval(point: float, draws: np.ndarray) -> tuple[float | None, float | None]:
+    d = draws[np.isfinite(draws)]
+    if d.size < 10:
+        return None, None
+    lo, hi = np.quantile(d, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return float(min(lo, point)), float(max(hi, point))
+
+
+def by_quarter(wh: Warehouse, fv: FittedValue, *, draws: int = DRAWS) -> list[dict[str, Any]]:
+    """Customer equity at each quarter end with its interval, and its change split three ways."""
+    orders = orders_from_events(wh)
+    first_day = wh.to_arrow(orders.select(d=orders.ts.min().cast("date"))).column("d")[0].as_py()
+    if first_day is None:
+        return []
+    ends = quarter_ends(first_day, fv.as_of)
+    sums = [load_summary(wh, rfm_summary(orders, calibration_end=e, unit=fv.options.unit)) for _, e in ends]
+    population = sums[-1].customer_id
+    rng = np.random.default_rng(11)
+    sub_ids = set(
+        population.tolist() if population.size <= SUBSAMPLE else rng.choice(population, SUBSAMPLE, replace=False)
+    )
+    scale = population.size / max(len(sub_ids), 1)
+    pars = fv.draws(draws) if draws else []
+    rows: list[dict[str, Any]] = []
+    prev: dict[str, Any] | None = None
+    for (label, end), s in zip(ends, sums, strict=True):
+        spend, clv = _parts(fv, s, end)
+        keep = np.array([c in sub_ids for c in s.customer_id.tolist()], dtype=bool)
+        sub = _subset(s, keep)
+        base_s, base_c = spend[keep], clv[keep]
+        drawn = [_parts(fv, sub, end, d) for d in pars]
+        total = float(clv.sum())
+        sample_totals = np.array([c.sum() for _, c in drawn])
+        lo, hi = _interval(total, total + (sample_totals - base_c.sum()) * scale)
+        row: dict[str, Any] = {
+            "quarter": label,
+            "as_of": end.isoformat(),
+            "value": total,
+            "low": lo,
+            "high": hi,
+            "customers": int(s.customer_id.size),
+        }
+        cur = {"ids": s.customer_id, "s": spend, "c": clv, "sub_ids": sub.customer_id, "bs": base_s, "bc": base_c}
+        cur["drawn"] = drawn
+        if prev is not None:
+            parts = _decompose(prev["ids"], prev["s"], prev["c"], s.customer_id, spend, clv)
+            point_sub = _decompose(prev["sub_ids"], prev["bs"], prev["bc"], sub.customer_id, base_s, base_c)
+            change: dict[str, Any] = {"total": total - prev["total"]}
+            for k, v in parts.items():
+                d = np.array(
+                    [
+                        _decompose(prev["sub_ids"], a[0], a[1], sub.customer_id, b[0], b[1])[k]
+                        for a, b in zip(prev["drawn"], drawn, strict=True)
+                    ]
+                )
+                low, high = _interval(v, v + (d - point_sub[k]) * scale)
+                change[k] = {"value": v, "low": low, "high": high}
+            row["change"] = change
+        cur["total"] = total
+        prev = cur
+        rows.append(row)
+    return rows
+
+
+def _subset(s: CustomerSummary, keep: np.ndarray) -> CustomerSummary:
+    return CustomerSummary(
+        customer_id=s.customer_id[keep],
+        frequency=s.frequency[keep],
+        recency=s.recency[keep],
+        T=s.T[keep],
+        monetary_value=s.monetary_value[keep],
+        first_day=s.first_day[keep],
+        last_day=s.last_day[keep],
+    )
+
+
+METHOD = (
+    "sum over customers of discounted CLV (BG/NBD-family purchases x Gamma-Gamma spend) from the latest "
+    "`touchpoint predict clv` run; {level:.0%} interval from {draws} draws of both models' parameters from "
+    "their asymptotic normal (log scale); change by quarter split exactly into acquisition (new customers' "
+    "CLV), retention (expected orders of existing customers) and spend per customer (expected value per order)"
+)
+
+
+def customer_equity(wh: Warehouse, *, quarter: str | None = None, draws: int = DRAWS) -> dict[str, Any]:
+    """The customer-equity KPI: now (the latest run), or at the end of ``quarter``, with the series."""
+    fv = fitted_value(wh)
+    if fv is None:
+        return {
+            "value": None,
+            "low": None,
+            "high": None,
+            "n": 0,
+            "method": "no CLV predictions",
+            "hint": "run `touchpoint predict clv` first",
+        }
+    series = by_quarter(wh, fv, draws=draws)
+    run = fv.run
+    out: dict[str, Any] = {
+        "value": run["customer_equity"],
+        "low": run["equity_low_90"],
+        "high": run["equity_high_90"],
+        "n": int(run["customers"]),
+        "as_of": fv.as_of.isoformat(),
+        "model": run["model"],
+        "valuation": run["summary"].get("valuation"),
+        "method": METHOD.format(level=LEVEL, draws=draws),
+        "by_quarter": series,
+    }
+    if quarter is not None:
+        quarter_bounds(quarter)  # a malformed quarter fails here, naming --quarter
+        label = quarter.strip().upper()
+        row = next((r for r in series if r["quarter"] == label), None)
+        if row is None:
+            known = f"{series[0]['quarter']} to {series[-1]['quarter']}" if series else "none"
+            raise InvalidInput(
+                f"no customer equity for --quarter {quarter}: the predictions cover {known} (as of {fv.as_of})",
+                hint="pick a quarter with orders up to the latest `touchpoint predict clv` run",
+            )
+        out.update({k: row[k] for k in ("value", "low", "high", "as_of")})
+        out["n"] = row["customers"]
+        out["quarter"] = label
+        if "change" in row:
+            out["change"] = row["change"]
+    return out
