@@ -20,7 +20,10 @@ from touchpoint.warehouse import Warehouse, migrations, schema
 from touchpoint.warehouse.adapters import ADAPTERS
 from touchpoint.warehouse.duckdb_engine import DuckDBWarehouse
 
-DECLARED = {spec.name for spec in (*schema.CORE_TABLES, *schema.DERIVED_TABLES, schema.MIGRATIONS_TABLE)}
+DECLARED = {
+    spec.name
+    for spec in (*schema.CORE_TABLES, *schema.DERIVED_TABLES, *schema.PLAN_TABLES, schema.MIGRATIONS_TABLE)
+}
 
 
 @pytest.fixture

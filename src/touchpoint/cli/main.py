@@ -23,6 +23,7 @@ from touchpoint.cli import (
     journeys,
     kpis,
     mmm,
+    plan,
     predict,
     profiles,
     quarantine,
@@ -88,6 +89,7 @@ app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.command("kpis")(kpis.kpis)
+app.add_typer(plan.app, name="plan", cls=_Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

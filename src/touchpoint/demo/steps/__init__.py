@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from touchpoint.demo.steps import experiments, identity, journeys, kpis, mmm, predict
+from touchpoint.demo.steps import experiments, identity, journeys, kpis, mmm, plan, predict
 from touchpoint.warehouse import Warehouse
 
 
@@ -33,6 +33,7 @@ STEPS: tuple[Step, ...] = (
     Step("kpis", kpis.run_demo, kpis.headline),
     Step("experiments", experiments.run_demo, experiments.headline),
     Step("mmm", mmm.run_demo, mmm.headline),
+    Step("plan", plan.run_demo, plan.headline),
 )
 
 BY_NAME: dict[str, Step] = {step.name: step for step in STEPS}
