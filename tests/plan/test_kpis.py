@@ -153,6 +153,31 @@ def test_small_attractiveness_samples_are_flagged(tmp_path: Path) -> None:
     wh.close()
 
 
+def test_the_demo_steps_check_kpis_and_the_plan_against_the_truth(shop: tuple[Path, dict]) -> None:
+    from touchpoint.demo.steps import experiments
+    from touchpoint.demo.steps import kpis as kpi_step
+    from touchpoint.demo.steps import plan as plan_step
+
+    data, truth = shop
+    with Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}") as wh:
+        k = kpi_step.run_demo(wh, truth, data / "demo")
+        assert k["satisfaction"]["covers_truth"] and k["relative_attractiveness"]["covers_truth"]
+        assert "truth" in kpi_step.headline(k)
+        experiments.define(wh, truth)
+        p = plan_step.run_demo(wh, truth, data / "demo")
+        again = plan_step.run_demo(wh, truth, data / "demo")  # a re-run stores the next version
+    assert again["version"] == p["version"] + 1
+    assert [t["tactic"] for t in p["tactics"]] == [
+        "winback-email",
+        "replenishment-reminder",
+        "winback-audience",
+        "media-reallocation",
+    ]
+    assert 0 <= p["probability_of_attainment"] <= 1 and "P(goal)" in plan_step.headline(p)
+    email = p["email_effect_vs_truth"]
+    assert email["measured"] is not None and email["covers_truth"], email
+
+
 def test_cli_json_has_the_issue_keys_and_errors_name_the_option(
     shop: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,17 +27,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import ibis
 import numpy as np
 
 from touchpoint.errors import InvalidInput
 from touchpoint.plan.surveys import quarter_bounds
 from touchpoint.predict.clv import score
 from touchpoint.predict.fitted import FittedValue, fitted_value
-from touchpoint.predict.summary import CustomerSummary, load_summary, orders_from_events, rfm_summary
+from touchpoint.predict.summary import CustomerSummary, orders_from_events, unit_days
 from touchpoint.warehouse import Warehouse
 
 DRAWS = 40
-SUBSAMPLE = 2000
+SUBSAMPLE = 1000
 LEVEL = 0.9
 
 
@@ -52,9 +53,10 @@ def _decompose(
     ids_a: np.ndarray, sa: np.ndarray, ca: np.ndarray, ids_b: np.ndarray, sb: np.ndarray, cb: np.ndarray
 ) -> dict[str, float]:
     """The change from (a) to (b) split into acquisition, retention and spend per customer."""
-    pos = {c: i for i, c in enumerate(ids_a.tolist())}
-    old = np.array([c in pos for c in ids_b.tolist()], dtype=bool)
-    ia = np.array([pos[c] for c in ids_b[old].tolist()], dtype=np.int64)
+    # ids are sorted (np.unique), and every customer of (a) is in (b): customers only ever join
+    at = np.minimum(np.searchsorted(ids_a, ids_b), max(ids_a.size - 1, 0))
+    old = (ids_a[at] == ids_b) if ids_a.size else np.zeros(ids_b.size, dtype=bool)
+    ia = at[old]
     with np.errstate(divide="ignore", invalid="ignore"):
         p_a = np.where(sa[ia] > 0, ca[ia] / sa[ia], 0.0)
         p_b = np.where(sb[old] > 0, cb[old] / sb[old], 0.0)
@@ -85,26 +87,69 @@ def _interval(point: float, draws: np.ndarray) -> tuple[float | None, float | No
     return float(min(lo, point)), float(max(hi, point))
 
 
+def _daily_orders(wh: Warehouse, as_of: dt.date) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(customer ids, days, revenue): one row per customer and purchase day up to ``as_of``, pulled once
+    (one query, not one per quarter: compiling the summary expression costs more than running it)."""
+    o = orders_from_events(wh)
+    o = o.mutate(day=o.ts.date())
+    o = o.filter(o.customer_id.notnull() & (o.day <= ibis.literal(as_of)))
+    rows = wh.to_arrow(o.group_by(["customer_id", "day"]).aggregate(revenue=o.revenue.sum()))
+    if rows.num_rows == 0:
+        return None
+    return (
+        rows.column("customer_id").to_numpy(zero_copy_only=False).astype(object),
+        rows.column("day").to_numpy(zero_copy_only=False).astype("datetime64[D]"),
+        rows.column("revenue").to_numpy(zero_copy_only=False).astype(np.float64),
+    )
+
+
+def _summary_at(
+    daily: tuple[np.ndarray, np.ndarray, np.ndarray], end: dt.date, days_per_unit: float
+) -> CustomerSummary:
+    """The RFM summary of :func:`touchpoint.predict.summary.rfm_summary` with ``calibration_end=end``, in numpy."""
+    ids, day, revenue = daily
+    keep = day <= np.datetime64(end, "D")
+    ids, day, revenue = ids[keep], day[keep], revenue[keep]
+    uniq, code = np.unique(ids.astype(str), return_inverse=True)
+    n = uniq.size
+    d = day.astype(np.int64)
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, code, d)
+    last = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(last, code, d)
+    freq = np.bincount(code, minlength=n).astype(np.float64) - 1.0
+    repeat = np.bincount(code, weights=np.where(d > first[code], revenue, 0.0), minlength=n)
+    end_day = np.datetime64(end, "D").astype(np.int64)
+    return CustomerSummary(
+        customer_id=uniq.astype(object),
+        frequency=freq,
+        recency=(last - first) / days_per_unit,
+        T=(end_day - first) / days_per_unit,
+        monetary_value=np.where(freq > 0, repeat / np.maximum(freq, 1.0), 0.0),
+        first_day=first.astype("datetime64[D]"),
+        last_day=last.astype("datetime64[D]"),
+    )
+
+
 def by_quarter(wh: Warehouse, fv: FittedValue, *, draws: int = DRAWS) -> list[dict[str, Any]]:
     """Customer equity at each quarter end with its interval, and its change split three ways."""
-    orders = orders_from_events(wh)
-    first_day = wh.to_arrow(orders.select(d=orders.ts.min().cast("date"))).column("d")[0].as_py()
-    if first_day is None:
+    daily = _daily_orders(wh, fv.as_of)
+    if daily is None:
         return []
-    ends = quarter_ends(first_day, fv.as_of)
-    sums = [load_summary(wh, rfm_summary(orders, calibration_end=e, unit=fv.options.unit)) for _, e in ends]
+    ends = quarter_ends(daily[1].min().astype(dt.date), fv.as_of)
+    sums = [_summary_at(daily, e, unit_days(fv.options.unit)) for _, e in ends]
     population = sums[-1].customer_id
     rng = np.random.default_rng(11)
-    sub_ids = set(
-        population.tolist() if population.size <= SUBSAMPLE else rng.choice(population, SUBSAMPLE, replace=False)
+    sub_ids = (population if population.size <= SUBSAMPLE else rng.choice(population, SUBSAMPLE, replace=False)).astype(
+        str
     )
-    scale = population.size / max(len(sub_ids), 1)
+    scale = population.size / max(sub_ids.size, 1)
     pars = fv.draws(draws) if draws else []
     rows: list[dict[str, Any]] = []
     prev: dict[str, Any] | None = None
     for (label, end), s in zip(ends, sums, strict=True):
         spend, clv = _parts(fv, s, end)
-        keep = np.array([c in sub_ids for c in s.customer_id.tolist()], dtype=bool)
+        keep = np.isin(s.customer_id.astype(str), sub_ids)
         sub = _subset(s, keep)
         base_s, base_c = spend[keep], clv[keep]
         drawn = [_parts(fv, sub, end, d) for d in pars]
@@ -119,7 +164,14 @@ def by_quarter(wh: Warehouse, fv: FittedValue, *, draws: int = DRAWS) -> list[di
             "high": hi,
             "customers": int(s.customer_id.size),
         }
-        cur = {"ids": s.customer_id, "s": spend, "c": clv, "sub_ids": sub.customer_id, "bs": base_s, "bc": base_c}
+        cur: dict[str, Any] = {
+            "ids": s.customer_id,
+            "s": spend,
+            "c": clv,
+            "sub_ids": sub.customer_id,
+            "bs": base_s,
+            "bc": base_c,
+        }
         cur["drawn"] = drawn
         if prev is not None:
             parts = _decompose(prev["ids"], prev["s"], prev["c"], s.customer_id, spend, clv)
