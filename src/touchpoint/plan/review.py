@@ -39,10 +39,12 @@ def _measured(wh: Warehouse, t: Tactic) -> dict[str, Any] | None:
     if not t.experiment:
         return None
     from touchpoint.experiments.analysis import AnalysisOptions
+    from touchpoint.experiments.definitions import get_experiment
     from touchpoint.experiments.workflow import analyze
 
     try:
-        result, _ = analyze(wh, t.experiment, AnalysisOptions(relative=False))
+        first = get_experiment(wh, t.experiment).metrics[:1]  # the tactic's evidence: the first metric only
+        result, _ = analyze(wh, t.experiment, AnalysisOptions(relative=False), metrics=first or None)
     except TouchpointError as exc:
         return {"available": False, "reason": f"experiment {t.experiment!r}: {exc.message}"}
     if not result.metrics or not result.metrics[0].comparisons:
@@ -84,8 +86,11 @@ def decide(expected: float, measured: dict[str, Any] | None) -> tuple[str, str]:
     return "keep", f"inconclusive: {eff:+.4g} (interval {low:+.4g} to {high:+.4g}); let the test run longer"
 
 
-def minimum_viable_test(wh: Warehouse, plan: Plan, t: Tactic) -> dict[str, Any]:
-    """The smallest two-arm test that detects the tactic's expected effect on its behaviour."""
+def minimum_viable_test(
+    wh: Warehouse, plan: Plan, t: Tactic, durations: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The smallest two-arm test that detects the tactic's expected effect on its behaviour
+    (``durations`` caches the event-log look-up of how long a number of units takes to arrive)."""
     from touchpoint.experiments import planner
 
     change = next(c for c in plan.behaviour_changes if c.id == t.behaviour_change)
@@ -121,12 +126,13 @@ def minimum_viable_test(wh: Warehouse, plan: Plan, t: Tactic) -> dict[str, Any]:
             f"the audience ({change.people:,.0f} people) is smaller than the {2 * per_arm:,} the test needs: "
             "test a bolder version of the tactic or accept a longer, pooled test"
         )
-    try:
-        duration = planner.expected_duration(wh, 2 * per_arm)
-        out["days"] = duration.to_dict().get("days")
-    except TouchpointError as exc:
-        out["days"] = None
-        out["days_note"] = exc.message
+    cache = durations if durations is not None else {}
+    if 2 * per_arm not in cache:
+        try:
+            cache[2 * per_arm] = {"days": planner.expected_duration(wh, 2 * per_arm).days}
+        except TouchpointError as exc:
+            cache[2 * per_arm] = {"days": None, "days_note": exc.message}
+    out.update(cache[2 * per_arm])
     return out
 
 
@@ -139,6 +145,7 @@ def review_plan(
     plan = Plan.from_dict(stored["plan"])
     rows = []
     effects: dict[str, tuple[float, float, float]] = {}
+    durations: dict[int, dict[str, Any]] = {}
     for t in plan.tactics:
         measured = _measured(wh, t)
         decision, reason = decide(t.expected.effect, measured)
@@ -162,7 +169,7 @@ def review_plan(
             half = (measured["high"] - measured["low"]) / 2 * rollup.Z90 / Z95  # 95% -> 90% half-width
             effects[t.id] = (measured["effect"], measured["effect"] - half, measured["effect"] + half)
         else:
-            row["minimum_viable_test"] = minimum_viable_test(wh, plan, t)
+            row["minimum_viable_test"] = minimum_viable_test(wh, plan, t, durations)
         rows.append(row)
     review = {
         "plan_id": plan.id,
