@@ -264,14 +264,19 @@ def case_cmd(
     """The investment case of a plan: monthly cash flows, NPV, payback and risk, as JSON, HTML, PDF and PNG.
 
     A model of new customers values them at their lifetime value from the latest `predict clv` run."""
+    from touchpoint.errors import WarehouseError
     from touchpoint.mmm import workflow
+    from touchpoint.mmm.lifetime import NEW_CUSTOMER_KPIS
 
     directory = model or workflow.model_dir(settings_for(data).data_dir)
     result = workflow.load(directory)
     lifetime = None
-    if not first_orders_only:
-        with warehouse(data, read_only=True) as wh:
-            lifetime = workflow.lifetime_for(result, wh)
+    if not first_orders_only and result.data.target_name in NEW_CUSTOMER_KPIS:
+        try:
+            with warehouse(data, read_only=True) as wh:
+                lifetime = workflow.lifetime_for(result, wh)
+        except WarehouseError:  # no warehouse beside this model: the case counts first orders, and says so
+            lifetime = None
     case = workflow.make_case(
         result,
         workflow.read_plan(plan),
