@@ -21,8 +21,7 @@ from touchpoint.warehouse.adapters import ADAPTERS
 from touchpoint.warehouse.duckdb_engine import DuckDBWarehouse
 
 DECLARED = {
-    spec.name
-    for spec in (*schema.CORE_TABLES, *schema.DERIVED_TABLES, *schema.PLAN_TABLES, schema.MIGRATIONS_TABLE)
+    spec.name for spec in (*schema.CORE_TABLES, *schema.DERIVED_TABLES, *schema.PLAN_TABLES, schema.MIGRATIONS_TABLE)
 }
 
 

@@ -454,4 +454,3 @@ PLAN_REVIEWS = TableSpec(
 )
 
 PLAN_TABLES: tuple[TableSpec, ...] = (PLANS, PLAN_REVIEWS)
-
