@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         if value not in ("text", "json"):
             raise ValueError(f"log_format {value!r} is not known; use 'text' or 'json'")
         return value
+    brand_name: str | None = Field(
+        None,
+        max_length=200,
+        description="our brand as survey answers name it; relative attractiveness compares it with the others",
+    )
 
     @field_validator("warehouse_url")
     @classmethod

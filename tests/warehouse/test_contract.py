@@ -27,6 +27,7 @@ DECLARED = {
         *schema.DERIVED_TABLES,
         *schema.JOB_TABLES,
         *schema.USER_TABLES,
+        *schema.PLAN_TABLES,
         schema.MIGRATIONS_TABLE,
     )
 }

@@ -13,7 +13,19 @@ from touchpoint import __version__, keys, web
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
 from touchpoint.api.metrics import Metrics
-from touchpoint.api.routes import collect, experiments, health, journeys, mmm, predict, profiles, quarantine, query
+from touchpoint.api.routes import (
+    collect,
+    experiments,
+    health,
+    journeys,
+    kpis,
+    mmm,
+    plans,
+    predict,
+    profiles,
+    quarantine,
+    query,
+)
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
@@ -122,5 +134,7 @@ def create_app(
     app.include_router(mmm.router)
     app.include_router(job_routes.router)
     app.include_router(query.router)
+    app.include_router(kpis.router)
+    app.include_router(plans.router)
     app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

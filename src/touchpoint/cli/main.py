@@ -21,7 +21,9 @@ from touchpoint.cli import (
     imports,
     jobs,
     journeys,
+    kpis,
     mmm,
+    plan,
     predict,
     profiles,
     quarantine,
@@ -90,6 +92,8 @@ app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)
+app.command("kpis")(kpis.kpis)
+app.add_typer(plan.app, name="plan", cls=_Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

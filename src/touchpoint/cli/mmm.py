@@ -254,15 +254,29 @@ def case_cmd(
     ),
     currency: str = typer.Option("", "--currency", help="Currency symbol for the summary, e.g. '€'."),
     out: Path = typer.Option(None, "--out", help="Directory for case.json/.html/.pdf/.png (default: model dir)."),
+    first_orders_only: bool = typer.Option(
+        False, "--first-orders-only", help="Do not value new customers at their lifetime value (CLV)."
+    ),
     model: Path = ModelOpt,
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The investment case of a plan: monthly cash flows, NPV, payback and risk, as JSON, HTML, PDF and PNG."""
+    """The investment case of a plan: monthly cash flows, NPV, payback and risk, as JSON, HTML, PDF and PNG.
+
+    A model of new customers values them at their lifetime value from the latest `predict clv` run."""
+    from touchpoint.errors import WarehouseError
     from touchpoint.mmm import workflow
+    from touchpoint.mmm.lifetime import NEW_CUSTOMER_KPIS
 
     directory = model or workflow.model_dir(settings_for(data).data_dir)
     result = workflow.load(directory)
+    lifetime = None
+    if not first_orders_only and result.data.target_name in NEW_CUSTOMER_KPIS:
+        try:
+            with warehouse(data, read_only=True) as wh:
+                lifetime = workflow.lifetime_for(result, wh)
+        except WarehouseError:  # no warehouse beside this model: the case counts first orders, and says so
+            lifetime = None
     case = workflow.make_case(
         result,
         workflow.read_plan(plan),
@@ -271,6 +285,7 @@ def case_cmd(
         discount_rate=discount_rate,
         gross_margin=gross_margin,
         currency=currency,
+        lifetime=lifetime,
     )
 
     def render() -> None:

@@ -25,6 +25,7 @@ from touchpoint.demo.simulator import (
     Simulation,
     weekly_first_order_revenue,
 )
+from touchpoint.demo.surveys import survey_answers
 from touchpoint.demo.truth import CUSTOMERS_FILE, IDENTITIES_FILE, TRUTH_FILE
 from touchpoint.warehouse.private_files import private_dir
 
@@ -302,11 +303,24 @@ def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
                     "properties": {"campaign": EXPERIMENT_KEY},
                 }
             )
+    # Survey answers (satisfaction, relative attractiveness, NPS) from their own generator.
+    answers, survey_truth = survey_answers(sim)
+    for a in answers:
+        w.write(
+            {
+                "type": "track",
+                "event": "Survey Responded",
+                "userId": c["user_id"][a["user"]],
+                "timestamp": w.ts(a["day"]),
+                "properties": a["properties"],
+            }
+        )
     w.close()
 
     order_rows = _write_orders(sim, out / "orders.csv", start, emails, rng)
     _write_spend(sim, out / "spend.csv", start)
     truth = _truth(sim, order_rows, visitors, junk_users, tablet_users, w.count)
+    truth["surveys"] = survey_truth
     (out / TRUTH_FILE).write_text(json.dumps(truth, indent=2))
     _write_customers(sim, out / CUSTOMERS_FILE, emails, order_rows)
     pq.write_table(

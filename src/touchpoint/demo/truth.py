@@ -64,3 +64,42 @@ def load_truth(data_dir: Path) -> dict[str, Any]:
         raise NotFound(f"no demo ground truth at {path}", hint="run `touchpoint demo --no-serve` first")
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def plan_lifetime_revenue(
+    truth: dict[str, Any], weekly: dict[str, float], weeks: int, horizon_weeks: int
+) -> dict[str, float]:
+    """The simulator's true expected revenue of the new customers a spend plan brings: ``weekly`` spend
+    per paid channel for ``weeks`` weeks, counted over ``horizon_weeks`` from the plan's start.
+
+    New customers per week follow each channel's true adstock, Hill saturation and ``beta`` (starting
+    from no carry-over, as the investment case does); each buys a first order worth the true
+    Gamma-Gamma mean p*gamma/(q-1) and then repeat orders by the true BG/NBD process. Returns the
+    first-order revenue, the repeat revenue within the horizon, their total and the new customers.
+    """
+    import numpy as np
+
+    from touchpoint.demo.simulator import adstock, hill
+    from touchpoint.mmm.lifetime import Lifetime
+    from touchpoint.predict import BetaGeoModel, GammaGammaModel
+
+    gg = truth["clv"]["gamma_gamma"]
+    aov = gg["p"] * gg["gamma"] / (gg["q"] - 1.0)
+    customers = np.zeros(horizon_weeks)
+    for channel, spend in weekly.items():
+        spec = truth["channels"][channel]
+        path = np.zeros(horizon_weeks)
+        path[:weeks] = spend
+        sat = spec["saturation"]
+        customers += spec["beta"] * hill(adstock(path, spec["adstock"]["decay"]), sat["half_saturation"], sat["shape"])
+    curve = Lifetime(
+        BetaGeoModel(params=truth["clv"]["bg_nbd"]), GammaGammaModel(params=gg), unit_days=1.0, first_order_value=aov
+    ).repeat_revenue_per_customer(horizon_weeks, draws=0)[0]
+    first = float(customers.sum() * aov)
+    repeat = float(np.convolve(customers, curve)[:horizon_weeks].sum())
+    return {
+        "new_customers": float(customers.sum()),
+        "first_order_revenue": first,
+        "repeat_revenue": repeat,
+        "revenue": first + repeat,
+    }

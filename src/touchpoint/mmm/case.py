@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from touchpoint.errors import InvalidInput
+from touchpoint.mmm.lifetime import NEW_CUSTOMER_KPIS, Lifetime, cohort_revenue
 from touchpoint.mmm.model import MMMResult
 
 WEEKS_PER_MONTH = 52.1775 / 12
+LATE_MONTH = 6  # value after this month is what a short-term view misses (Binet and Field 2013)
 
 
 def _interval(x: np.ndarray, level: float) -> dict[str, float]:
@@ -37,12 +39,16 @@ def investment_case(
     discount_rate: float = 0.10,
     gross_margin: float | None = None,
     currency: str = "",
+    lifetime: Lifetime | None = None,
 ) -> dict[str, Any]:
     """Cash flows by month over ``horizon_months`` for ``plan`` (from :func:`plan_budget`).
 
     ``discount_rate`` is annual; ``gross_margin`` (default: the plan's) turns revenue into the cash
-    the business keeps. Returns expected return, NPV, payback month, the probability the plan pays
-    back (NPV > 0) and a plain-language summary.
+    the business keeps. With ``lifetime`` (a model on a new-customer KPI), the new customers the plan
+    brings are valued at their lifetime value: their repeat orders within the horizon, by month, with
+    the CLV models' uncertainty (see :mod:`touchpoint.mmm.lifetime`). Returns expected return, NPV,
+    payback month, the probability the plan pays back (NPV > 0), the share of value after month six
+    and a plain-language summary.
     """
     channels = result.data.channels
     if "channels" not in plan or "weeks" not in plan:
@@ -56,6 +62,7 @@ def investment_case(
     if not 0 < margin <= 1:
         raise InvalidInput(f"gross_margin={margin} must be in (0, 1]", hint="e.g. 0.4 for a 40% margin")
     weeks = int(plan["weeks"])
+    level = result.config.interval
     horizon_weeks = int(np.ceil(horizon_months * WEEKS_PER_MONTH))
     if horizon_weeks < weeks:
         raise InvalidInput(
@@ -65,7 +72,19 @@ def investment_case(
     weekly = np.array([float(plan["channels"].get(c, {}).get("weekly", 0.0)) for c in channels])
     path = np.zeros((horizon_weeks, len(channels)))
     path[:weeks] = weekly
-    revenue_w = result.channel_contributions(path).sum(axis=2)  # (D, weeks)
+    contributions = result.channel_contributions(path)  # (D, weeks, channels)
+    brand = np.array([c in result.config.brand_channels for c in channels])
+    lifetime_out: dict[str, Any] = {"included": False}
+    if lifetime is not None:
+        first_w, repeat_w, brand_w, lifetime_out = _lifetime(result, contributions, brand, lifetime, level)
+        revenue_w = first_w + repeat_w
+    else:
+        revenue_w = contributions.sum(axis=2)  # (D, weeks)
+        brand_w = contributions[:, :, brand].sum(axis=2)
+        if result.data.target_name in NEW_CUSTOMER_KPIS:
+            lifetime_out["reason"] = (
+                "first orders only: no CLV model was given, so the new customers' repeat orders are not counted"
+            )
     month = np.minimum((np.arange(horizon_weeks) / WEEKS_PER_MONTH).astype(int), horizon_months - 1)
     spend_m = np.bincount(month, weights=path.sum(axis=1), minlength=horizon_months)
     revenue_m = np.stack([np.bincount(month, weights=r, minlength=horizon_months) for r in revenue_w])
@@ -77,11 +96,21 @@ def investment_case(
     payback_draw = np.where(paid.any(axis=1), np.argmax(paid, axis=1) + 1, -1)
     mean_cum = cum.mean(axis=0)
     mean_payback = int(np.argmax(mean_cum >= 0) + 1) if (mean_cum >= 0).any() else None
-    level = result.config.interval
     total_spend = float(spend_m.sum())
     total_rev = revenue_m.sum(axis=1)
     after = revenue_m[:, int(np.ceil(weeks / WEEKS_PER_MONTH)) :].sum(axis=1)
     p_pay = float(np.mean(npv > 0))
+    late = revenue_m[:, LATE_MONTH:].sum(axis=1)
+    brand_m = np.stack([np.bincount(month, weights=r, minlength=horizon_months) for r in brand_w])
+    after_six = {
+        "share": _interval(late / np.maximum(total_rev, 1e-12), level),
+        "value": _interval(margin * late, level),
+        "brand_channels_share": _interval(brand_m[:, LATE_MONTH:].sum(axis=1) / np.maximum(total_rev, 1e-12), level)
+        if brand.any()
+        else None,
+        "brand_channels": [c for c, b in zip(channels, brand, strict=True) if b],
+        "note": "brand effects build slowly (Binet and Field 2013): the horizon must reach past month six",
+    }
     out = {
         "horizon_months": horizon_months,
         "interval": level,
@@ -97,6 +126,8 @@ def investment_case(
         "probability_pays_back": p_pay,
         "probability_payback_within_horizon": float(np.mean(payback_draw > 0)),
         "carry_over_share": _interval(after / np.maximum(total_rev, 1e-12), level),
+        "value_after_month_6": after_six,
+        "lifetime_value": lifetime_out,
         "months": [
             {
                 "month": m + 1,
@@ -112,10 +143,52 @@ def investment_case(
         "model_problems": result.diagnostics["problems"],
         "extrapolated_channels": plan.get("extrapolated_channels", []),
         "method": "posterior draws of the fitted MMM, plan spend convolved with each draw's adstock; "
-        "NPV with monthly discounting at the annual rate",
+        + (
+            "each draw's new customers valued at their lifetime value (repeat orders by week from the CLV "
+            "model, one parameter draw per MMM draw); "
+            if lifetime is not None
+            else ""
+        )
+        + "NPV with monthly discounting at the annual rate",
     }
+    if horizon_months <= LATE_MONTH:
+        out["warnings"] = [f"the horizon ({horizon_months} months) ends before brand effects after month six arrive"]
     out["summary"] = summary_text(out, currency)
     return out
+
+
+def _lifetime(
+    result: MMMResult, contributions: np.ndarray, brand: np.ndarray, lifetime: Lifetime, level: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """First-order revenue, repeat revenue and the brand channels' revenue (both) by week ``(D, W)``."""
+    kpi = result.data.target_name
+    if kpi not in NEW_CUSTOMER_KPIS:
+        raise InvalidInput(
+            f"the model's KPI is {kpi!r}: lifetime value needs a model of new customers",
+            hint="fit with `touchpoint mmm fit --kpi new_customer_revenue` (or new_customers), or leave out "
+            "the lifetime value",
+        )
+    d, w, _ = contributions.shape
+    customers = contributions if kpi == "new_customers" else contributions / lifetime.first_order_value
+    first = customers.sum(axis=2) * lifetime.first_order_value
+    per_customer = lifetime.repeat_revenue_per_customer(w, draws=d)
+    repeat = cohort_revenue(customers.sum(axis=2), per_customer)
+    brand_customers = customers[:, :, brand].sum(axis=2)
+    brand_revenue = brand_customers * lifetime.first_order_value + (
+        cohort_revenue(brand_customers, per_customer) if brand.any() else 0.0
+    )
+    n_new = customers.sum(axis=(1, 2))
+    info = {
+        "included": True,
+        **lifetime.describe(),
+        "new_customers": _interval(n_new, level),
+        "first_order_revenue": _interval(first.sum(axis=1), level),
+        "repeat_revenue": _interval(repeat.sum(axis=1), level),
+        "repeat_to_first_order_revenue": _interval(repeat.sum(axis=1) / np.maximum(first.sum(axis=1), 1e-12), level),
+        "value_per_new_customer": _interval((first.sum(axis=1) + repeat.sum(axis=1)) / np.maximum(n_new, 1e-12), level),
+        "assumption": "customers the media bring buy again like the customers the CLV model was fitted on",
+    }
+    return first, repeat, brand_revenue, info
 
 
 def _money(x: float, currency: str) -> str:
@@ -148,6 +221,18 @@ def summary_text(case: dict[str, Any], currency: str = "") -> str:
         f"{_money(npv['high'], currency)}); the plan {payback}, and the probability that it pays back is "
         f"{case['probability_pays_back']:.0%}."
     )
+    lt = case.get("lifetime_value") or {}
+    if lt.get("included"):
+        text += (
+            f" Revenue counts the new customers' lifetime value: about {lt['new_customers']['mean']:,.0f} new "
+            f"customers, each worth {_money(lt['value_per_new_customer']['mean'], currency)} within the horizon "
+            f"(repeat orders add {lt['repeat_to_first_order_revenue']['mean']:.1f}x their first orders' revenue)."
+        )
+    elif lt.get("reason"):
+        text += f" Note: {lt['reason']}."
+    late = case.get("value_after_month_6")
+    if late:
+        text += f" {late['share']['mean']:.0%} of the value arrives after month six."
     if not case["reliable"]:
         text += (
             " WARNING: the model behind these numbers failed its diagnostics ("

@@ -16,6 +16,7 @@ from touchpoint.mmm import report
 from touchpoint.mmm.case import investment_case
 from touchpoint.mmm.config import MMMConfig
 from touchpoint.mmm.dataset import MMMData
+from touchpoint.mmm.lifetime import NEW_CUSTOMER_KPIS, Lifetime
 from touchpoint.mmm.model import MMMResult, fit
 from touchpoint.mmm.optimize import plan_budget
 
@@ -74,6 +75,45 @@ def read_plan(path: str | Path) -> dict[str, Any]:
     if not isinstance(plan, dict):
         raise InvalidInput(f"{p} does not hold a plan object", hint="use the plan.json `touchpoint mmm plan` writes")
     return plan
+
+
+def order_values(wh: Any) -> tuple[float | None, float | None]:
+    """(mean first-order revenue, mean repeat-order revenue) over customers by the customer rule, with
+    "first" as the new-customer KPIs define it (each customer's earliest order)."""
+    import ibis
+
+    from touchpoint.predict.summary import orders_from_events
+
+    o = orders_from_events(wh)
+    o = o.filter(o.customer_id.notnull())
+    o = o.mutate(rank=ibis.row_number().over(group_by=o.customer_id, order_by=[o.ts, o.revenue]))
+    row = wh.to_arrow(
+        o.aggregate(
+            first=o.revenue.mean(where=o.rank == 0),
+            repeat=o.revenue.mean(where=o.rank > 0),
+        )
+    ).to_pylist()[0]
+    return row["first"], row["repeat"]
+
+
+def lifetime_for(result: MMMResult, wh: Any) -> Lifetime | None:
+    """The CLV bridge for ``result``'s investment case: the latest CLV run's models and the
+    warehouse's mean first-order value; None when the model is not of new customers or no CLV run
+    exists (the case then counts first orders only, and says so)."""
+    from touchpoint.predict.fitted import fitted_value
+    from touchpoint.predict.summary import unit_days
+
+    if result.data.target_name not in NEW_CUSTOMER_KPIS:
+        return None
+    fv = fitted_value(wh)
+    if fv is None:
+        return None
+    first, repeat = order_values(wh)
+    if not first:
+        return None
+    return Lifetime(
+        fv.model, fv.spend, unit_days(fv.options.unit), float(first), repeat_order_value=repeat and float(repeat)
+    )
 
 
 def make_case(

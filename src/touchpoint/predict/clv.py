@@ -93,6 +93,7 @@ class ClvRun:
     predictions: pa.Table
     calibration: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    spend_model: GammaGammaModel | None = None  # the spend model CLV used (None: customers' own means)
     files: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self, *, rows: int = 0) -> dict[str, Any]:
@@ -106,6 +107,9 @@ class ClvRun:
             "unit": o.unit,
             "params": self.fit.params,
             "standard_errors": self.fit.standard_errors,
+            # the parameters' asymptotic covariance: what the plan's KPIs and the investment case
+            # draw parameters from, to carry this fit's uncertainty into their intervals
+            "covariance": None if self.model.covariance_ is None else self.model.covariance_.tolist(),
             "log_likelihood": self.fit.log_likelihood,
             "fit": self.fit.to_dict(),
             "spend_model": None
@@ -114,6 +118,10 @@ class ClvRun:
                 "model": "gamma_gamma",
                 "params": self.spend_fit.params,
                 "standard_errors": self.spend_fit.standard_errors,
+                "covariance": None
+                if self.spend_model is None or self.spend_model.covariance_ is None
+                else self.spend_model.covariance_.tolist(),
+                "used": self.spend_model is not None,
                 "log_likelihood": self.spend_fit.log_likelihood,
                 "converged": self.spend_fit.converged,
                 "warnings": self.spend_fit.warnings,
@@ -347,6 +355,7 @@ def run_clv(backend: Any, orders: Any, options: ClvOptions | None = None, *, out
         predictions=predictions,
         calibration=calibration,
         warnings=warnings,
+        spend_model=spend,
     )
     if out_dir is not None:
         run.files = write_report(

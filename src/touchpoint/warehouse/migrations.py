@@ -49,6 +49,8 @@ def _job_tables(wh: Warehouse) -> list[str]:
 
 def _user_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.USER_TABLES]
+def _plan_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.PLAN_TABLES]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -62,6 +64,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "the job runner: job_runs, attribution_results, experiment_results", _job_tables),
     Migration(6, "dashboard users and sign-in sessions", _user_tables),
+    Migration(7, "the marketing plan: plans (versioned) and plan_reviews", _plan_tables),
 )
 
 

@@ -492,3 +492,40 @@ DERIVED_TABLES: tuple[TableSpec, ...] = (
     REPLENISHMENT,
     EXPERIMENTS,
 )
+
+
+# -- the marketing plan (decisions people make: never rebuilt) ---------------------------------------
+PLANS = TableSpec(
+    name="plans",
+    doc="Marketing plans: goal, behaviour changes, tactics; every save is a new version, none is overwritten.",
+    key=("plan_id", "version"),
+    not_null=("plan_id", "version", "name", "document", "created_at"),
+    schema=ibis.schema(
+        [
+            ("plan_id", STRING),
+            ("version", dt.Int64()),
+            ("name", STRING),
+            ("document", STRING),  # JSON: the plan as given (goal, behaviour_changes, tactics)
+            ("note", STRING),  # what changed in this version
+            ("created_at", TS),
+        ]
+    ),
+)
+
+PLAN_REVIEWS = TableSpec(
+    name="plan_reviews",
+    doc="Quarterly reviews of a plan version: measured vs expected effect per tactic, decisions, roll-up.",
+    key=("plan_id", "quarter", "reviewed_at"),
+    not_null=("plan_id", "plan_version", "quarter", "review", "reviewed_at"),
+    schema=ibis.schema(
+        [
+            ("plan_id", STRING),
+            ("plan_version", dt.Int64()),
+            ("quarter", STRING),
+            ("review", STRING),  # JSON: the review as `touchpoint plan review` prints it
+            ("reviewed_at", TS),
+        ]
+    ),
+)
+
+PLAN_TABLES: tuple[TableSpec, ...] = (PLANS, PLAN_REVIEWS)

@@ -48,6 +48,9 @@ class CaseRequest(BaseModel):
     discount_rate: float = Field(0.10, ge=0, lt=1)
     gross_margin: float | None = Field(None, gt=0, le=1)
     currency: str = Field("", max_length=8, description="symbol or code printed before amounts, e.g. €")
+    lifetime_value: bool = Field(
+        True, description="value new customers at their lifetime value (needs a new-customer KPI and a CLV run)"
+    )
 
 
 def _dir(app: Any) -> Any:
@@ -76,14 +79,16 @@ def plan(body: PlanRequest, app: State, _key: ReadKey) -> dict[str, Any]:
 
 
 def _case(app: Any, body: CaseRequest, out_dir: Path | None) -> dict[str, Any]:
+    result = workflow.load(_dir(app))
     return workflow.make_case(
-        workflow.load(_dir(app)),
+        result,
         body.plan,
         out_dir,
         horizon_months=body.horizon_months,
         discount_rate=body.discount_rate,
         gross_margin=body.gross_margin,
         currency=body.currency,
+        lifetime=workflow.lifetime_for(result, app.warehouse) if body.lifetime_value else None,
     )
 
 

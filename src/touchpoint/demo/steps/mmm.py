@@ -7,6 +7,10 @@ revenue (``--kpi new_customer_revenue``): the later orders of the growing custom
 (``repeat_revenue`` in the truth) would otherwise sit in the baseline and trend. At the demo's 10,000
 customers the weekly noise is large next to most channels' effects; the model says which ones it
 could not pin down (``tests/mmm/test_mmm_demo_shop.py`` runs the same shop with a million customers).
+
+The investment case values the plan's new customers at their lifetime value, from the predict step's
+CLV models, and is compared with the simulator's true expected revenue of those customers (first and
+repeat orders within the horizon: :func:`touchpoint.demo.truth.plan_lifetime_revenue`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from touchpoint.demo.truth import plan_lifetime_revenue
 from touchpoint.mmm import workflow
+from touchpoint.mmm.case import WEEKS_PER_MONTH
 from touchpoint.mmm.config import MMMConfig
 from touchpoint.mmm.dataset import from_warehouse
 from touchpoint.warehouse import Warehouse
@@ -35,9 +41,22 @@ def run_demo(wh: Warehouse, truth: dict, out_dir: pathlib.Path) -> dict[str, Any
     budget = float(data.spend[-52:].sum())
     plan = workflow.make_plan(result, folder, budget=budget, weeks=52, objective="revenue")
     currency = "€" if truth.get("config", {}).get("currency") == "EUR" else ""
+    lifetime = workflow.lifetime_for(result, wh)  # the predict step's CLV run values the new customers
     case = workflow.make_case(
-        result, plan, folder, horizon_months=24, discount_rate=0.10, gross_margin=0.4, currency=currency
+        result,
+        plan,
+        folder,
+        horizon_months=24,
+        discount_rate=0.10,
+        gross_margin=0.4,
+        currency=currency,
+        lifetime=lifetime,
     )
+    true_value = None
+    if "clv" in truth and all(c in truth.get("channels", {}) for c in plan["channels"]):
+        horizon_weeks = int(np.ceil(24 * WEEKS_PER_MONTH))
+        weekly = {c: float(v["weekly"]) for c, v in plan["channels"].items()}
+        true_value = plan_lifetime_revenue(truth, weekly, int(plan["weeks"]), horizon_weeks)
     start = np.datetime64(truth.get("period", {}).get("start", str(data.dates[0])), "D")
     fitted_weeks = ((data.dates[: fitted["fitted_weeks"]] - start).astype(int) // 7).astype(int)
     recovery: dict[str, Any] = {}
@@ -85,6 +104,13 @@ def run_demo(wh: Warehouse, truth: dict, out_dir: pathlib.Path) -> dict[str, Any
             "npv": case["npv"],
             "payback_month": case["payback_month"],
             "probability_pays_back": case["probability_pays_back"],
+            "expected_revenue": case["expected_revenue"],
+            "lifetime_value": case["lifetime_value"],
+            "value_after_month_6": case["value_after_month_6"],
+            "true_revenue_of_new_customers": true_value,
+            "covers_truth": None
+            if true_value is None
+            else case["expected_revenue"]["low"] <= true_value["revenue"] <= case["expected_revenue"]["high"],
         },
         "files": {**fitted["files"], "plan": plan["file"], **{f"case_{k}": v for k, v in case["files"].items()}},
     }
@@ -92,4 +118,13 @@ def run_demo(wh: Warehouse, truth: dict, out_dir: pathlib.Path) -> dict[str, Any
 
 def headline(s: dict[str, Any]) -> str:
     """The line ``touchpoint demo`` prints for this step."""
-    return f"model {s['model_status']}; ROMI intervals covering the truth: {s['intervals_covering_truth']}"
+    line = f"model {s['model_status']}; ROMI intervals covering the truth: {s['intervals_covering_truth']}"
+    case = s.get("investment_case", {})
+    if case.get("lifetime_value", {}).get("included"):
+        line += (
+            f"; case at lifetime value: revenue {case['expected_revenue']['mean']:,.0f} "
+            f"(truth {case['true_revenue_of_new_customers']['revenue']:,.0f})"
+            if case.get("true_revenue_of_new_customers")
+            else ""
+        )
+    return line
