@@ -1,7 +1,7 @@
 """Who may run commands through a running server, and what happens when the server is gone.
 
 The CLI endpoint answers the holder of the discovery file's token on loopback, and nobody else: no
-token, a wrong one, an API key (even an admin's), a browser (an Origin header), a rebound host name.
+token, a wrong one, an API key (even an admin's), a browser (an Origin header), a proxy, a rebound host name.
 A discovery file left by a server killed with ``kill -9`` (or naming a PID some other program now has)
 is ignored, and commands open the warehouse themselves.
 """
@@ -98,8 +98,14 @@ def test_an_admin_api_key_cannot_run_commands(server: Server) -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [{"Origin": "http://evil.example"}, {"Host": "evil.example"}, {"Host": "rebind.evil.example:8000"}],
-    ids=["browser origin", "foreign host", "rebound host"],
+    [
+        {"Origin": "http://evil.example"},
+        {"Host": "evil.example"},
+        {"Host": "rebind.evil.example:8000"},
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"Forwarded": "for=203.0.113.9"},
+    ],
+    ids=["browser origin", "foreign host", "rebound host", "proxied", "proxied (RFC 7239)"],
 )
 def test_browsers_and_rebound_host_names_are_refused(server: Server, extra: dict[str, str]) -> None:
     found = discovery.read(server.data_dir)
