@@ -1,7 +1,7 @@
 """Who may run commands through a running server, and what happens when the server is gone.
 
 The CLI endpoint answers the holder of the discovery file's token on loopback, and nobody else: no
-token, a wrong one, an API key (even an admin's), a browser (an Origin header), a rebound host name.
+token, a wrong one, an API key (even an admin's), a browser (an Origin header), a proxy, a rebound host name.
 A discovery file left by a server killed with ``kill -9`` (or naming a PID some other program now has)
 is ignored, and commands open the warehouse themselves.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,6 +23,7 @@ from touchpoint.cli import discovery
 from touchpoint.cli.remote import RUN_PATH
 from touchpoint.warehouse import Warehouse
 
+START_TIMEOUT_S = 180.0  # a start took 75-85 s on the shared 2-core machine at load 11
 pytestmark = pytest.mark.slow  # real servers
 ADMIN: list[str] = []  # the module's server's admin API key
 
@@ -34,11 +35,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ADMIN.append(keys.create_api_key(wh, "boss", "admin"))
     wh.close()
     served = Server(data, free_port(), write_key="")
-    served.start()
     try:
+        served.start(timeout=START_TIMEOUT_S)
         yield served
     finally:
         served.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of this test alone (it will be killed or stopped)."""
+    data = tmp_path / "own"
+    wh = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
+    keys.create_source(wh, "test-source")
+    wh.close()
+    server = Server(data, free_port(), write_key="")
+    try:
+        server.start(timeout=START_TIMEOUT_S)
+        yield server
+    finally:
+        server.stop()
 
 
 def _body(server: Server, argv: list[str]) -> dict[str, object]:
@@ -98,8 +114,14 @@ def test_an_admin_api_key_cannot_run_commands(server: Server) -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [{"Origin": "http://evil.example"}, {"Host": "evil.example"}, {"Host": "rebind.evil.example:8000"}],
-    ids=["browser origin", "foreign host", "rebound host"],
+    [
+        {"Origin": "http://evil.example"},
+        {"Host": "evil.example"},
+        {"Host": "rebind.evil.example:8000"},
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"Forwarded": "for=203.0.113.9"},
+    ],
+    ids=["browser origin", "foreign host", "rebound host", "proxied", "proxied (RFC 7239)"],
 )
 def test_browsers_and_rebound_host_names_are_refused(server: Server, extra: dict[str, str]) -> None:
     found = discovery.read(server.data_dir)
@@ -137,10 +159,8 @@ def test_a_discovery_file_others_can_read_is_not_trusted(tmp_path: Path) -> None
     assert discovery.read(data) is None
 
 
-def test_a_killed_servers_discovery_file_is_ignored(
-    make_server: Callable[[], Server], capsys: pytest.CaptureFixture[str]
-) -> None:
-    server = make_server()
+def test_a_killed_servers_discovery_file_is_ignored(own_server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    server = own_server
     assert discovery.live_server(server.data_dir) is not None
     server.kill()  # SIGKILL: the file stays behind
     assert (server.data_dir / discovery.FILE_NAME).exists()
@@ -159,8 +179,8 @@ def test_a_reused_pid_with_nothing_listening_is_ignored(tmp_path: Path, capsys: 
     assert code == 0 and json.loads(out) == [], err
 
 
-def test_a_stopped_server_removes_its_discovery_file(make_server: Callable[[], Server]) -> None:
-    server = make_server()
+def test_a_stopped_server_removes_its_discovery_file(own_server: Server) -> None:
+    server = own_server
     assert (server.data_dir / discovery.FILE_NAME).exists()
     assert server.process is not None
     server.process.send_signal(signal.SIGTERM)

@@ -24,6 +24,7 @@ from tests.conftest import Server, free_port, run_cli
 
 from touchpoint.cli import discovery
 
+START_TIMEOUT_S = 180.0  # a start took 75-85 s on the shared 2-core machine at load 11
 pytestmark = pytest.mark.slow  # a simulated shop, a CLV fit and a real server
 
 CALIBRATION_END, HOLDOUT_END = "2025-06-02", "2025-08-11"
@@ -91,8 +92,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def served(tmp_path: Path, shop: Path) -> Iterator[Server]:
     server = Server(tmp_path / "served", free_port(), write_key="", cwd=shop)
-    server.start()
     try:
+        server.start(timeout=START_TIMEOUT_S)
         yield server
     finally:
         server.stop()

@@ -12,10 +12,10 @@ picks the stream per thread, so concurrent commands never mix). Frames of JSON l
 Who may call it: a client on the loopback interface that presents the token of the discovery file,
 which only the owner of the data directory can read (mode 0600). API keys are not accepted: a command
 line can read and write files as the server's user, which the HTTP API never allows. Requests that
-carry an ``Origin`` header (a browser) or a ``Host`` other than a loopback name (DNS rebinding) are
-refused. Paths on the command line are read and written by the server, which runs as the same user;
-a relative path is made absolute against the client's working directory when it differs from the
-server's.
+carry an ``Origin`` header (a browser), a proxy's forwarding headers, or a ``Host`` other than a loopback
+name (DNS rebinding) are refused. Paths on the command line are read and written by the server, which
+runs as the same user; a relative path is made absolute against the client's working directory when it
+differs from the server's.
 """
 
 from __future__ import annotations
@@ -130,11 +130,16 @@ def _is_loopback(host: str | None) -> bool:
 
 
 def _check_caller(request: Request, token: str) -> None:
-    """Loopback, no browser, a loopback Host, and the discovery file's token; else 401/403."""
+    """Loopback, no browser, no proxy, a loopback Host, and the discovery file's token; else 401/403.
+
+    (A reverse proxy on the same machine makes every request come from loopback, often with a loopback
+    Host too; its forwarding headers give it away. The token is the guard that remains either way.)"""
     if not _is_loopback(request.client.host if request.client else None):
         raise Forbidden("the CLI endpoint answers on the loopback interface only", hint="run the command on the server")
     if request.headers.get("origin") is not None:
         raise Forbidden("the CLI endpoint does not answer browsers", hint="run the command with `touchpoint`")
+    if any(request.headers.get(h) is not None for h in ("forwarded", "x-forwarded-for", "x-real-ip")):
+        raise Forbidden("the CLI endpoint does not answer through a proxy", hint="run the command on the server")
     host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]").lower()
     if host != "localhost" and not _is_loopback(host):
         raise Forbidden(f"the CLI endpoint does not answer for the host name {host!r}", hint="use 127.0.0.1")
