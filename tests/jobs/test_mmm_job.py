@@ -23,7 +23,7 @@ def _shop(settings: Settings, tmp_path: Path) -> None:
     start = date(2026, 1, 5)  # a Monday
     orders = []
     lines = ["date,channel,amount"]
-    for day in range(7 * 30):
+    for day in range(7 * 40):  # 40 weeks: enough for a fit (34 at least), so it is sampling when stopped
         when = start + timedelta(days=day)
         for k in range(3):
             orders.append(
