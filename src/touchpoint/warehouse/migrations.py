@@ -43,6 +43,10 @@ def _key_lifecycle(wh: Warehouse) -> list[str]:
     return [wh.add_column_sql(table, name, dtype) for table in ("sources", "api_keys") for name, dtype in columns]
 
 
+def _audience_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.AUDIENCE_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -52,6 +56,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "predictions, experiments",
         _derived_tables,
     ),
+    Migration(5, "audiences: definitions with versions, memberships with history, evaluation state", _audience_tables),
 )
 
 

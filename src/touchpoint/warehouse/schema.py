@@ -417,3 +417,57 @@ DERIVED_TABLES: tuple[TableSpec, ...] = (
     REPLENISHMENT,
     EXPERIMENTS,
 )
+
+# -- audiences and scores (see touchpoint.audiences) ------------------------------------------------------
+AUDIENCES = TableSpec(
+    name="audiences",
+    doc="Saved audience definitions (JSON), with their current version.",
+    key=("name",),
+    not_null=("name", "definition", "version", "created_at", "updated_at"),
+    schema=ibis.schema(
+        [
+            ("name", STRING),
+            ("description", STRING),
+            ("definition", STRING),  # JSON, the definition language of docs/audiences.md
+            ("version", I64),
+            ("created_at", TS),
+            ("updated_at", TS),
+        ]
+    ),
+)
+AUDIENCE_VERSIONS = TableSpec(
+    name="audience_versions",
+    doc="Every version of every audience definition, kept when it is changed or deleted.",
+    key=("name", "version"),
+    not_null=("name", "version", "definition", "created_at"),
+    schema=ibis.schema(
+        [("name", STRING), ("version", I64), ("definition", STRING), ("created_at", TS), ("deleted_at", TS)]
+    ),
+)
+AUDIENCE_MEMBERSHIPS = TableSpec(
+    name="audience_memberships",
+    doc="Who was in which audience when: one row per stay (exited_at NULL while the profile is a member).",
+    key=("audience", "profile_id", "entered_at"),
+    not_null=("audience", "profile_id", "entered_at"),
+    schema=ibis.schema([("audience", STRING), ("profile_id", STRING), ("entered_at", TS), ("exited_at", TS)]),
+)
+AUDIENCE_STATE = TableSpec(
+    name="audience_state",
+    doc="Each audience's last evaluation: its clock, the events and models it saw, for incremental refresh.",
+    key=("audience",),
+    schema=ibis.schema(
+        [
+            ("audience", STRING),
+            ("evaluated_at", TS),  # the evaluation's `now`
+            ("events_watermark", TS),  # the latest received_at it had seen
+            ("profiles_built_at", TS),
+            ("fingerprint", STRING),  # the definition, every audience it names, the models' runs
+            ("members", I64),
+            ("mode", STRING),  # full | incremental
+            ("candidates", I64),
+            ("seconds", F64),
+        ]
+    ),
+)
+
+AUDIENCE_TABLES: tuple[TableSpec, ...] = (AUDIENCES, AUDIENCE_VERSIONS, AUDIENCE_MEMBERSHIPS, AUDIENCE_STATE)
