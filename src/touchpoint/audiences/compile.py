@@ -32,6 +32,7 @@ import ibis.expr.types as ir
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences.definition import bad
+from touchpoint.errors import InvalidDefinition
 from touchpoint.warehouse import Warehouse, schema
 
 PROFILE_COLUMNS = schema.PROFILES.schema
@@ -177,7 +178,8 @@ class Compiler:
             dtype = PROFILE_COLUMNS[node.trait]
             col_name = node.trait
             self.plan.profile_columns.add(col_name)
-            _typed_ops(ibis.literal(None, dtype), dtype, node.ops, now, path, node.trait)  # check types now
+            probe = now if dtype.is_timestamp() else 0 if dtype.is_numeric() else ""
+            _typed_ops(ibis.literal(probe, dtype), dtype, node.ops, now, path, node.trait)  # check types now
             for op, n in node.ops:
                 if dtype.is_timestamp() and op in d.DATE_OPS:
                     self.plan.trait_dates.add((col_name, True, n))
@@ -268,11 +270,16 @@ class Compiler:
                 return s.select(sp=s.profile_id, st=s.timestamp).distinct()
 
             first = occurrences(node.steps[0])
-            cur = first.select(cp=first.sp, start=first.st, at=first.st)
+            cur = first.select(cp=first.sp, t_first=first.st, t_last=first.st)
             for step in node.steps[1:]:
                 nxt = occurrences(step)
-                j = cur.join(nxt, (cur.cp == nxt.sp) & (nxt.st > cur.at) & (nxt.st <= cur.start + ibis.literal(span)))
-                cur = j.group_by([j.cp, j.start]).agg(at=j.st.min())
+                on = (
+                    (cur.cp == nxt.sp)
+                    & (nxt.st > cur.t_last)
+                    & (nxt.st <= cur.t_first + ibis.interval(seconds=int(span.total_seconds())))
+                )
+                j = cur.join(nxt, on)
+                cur = j.group_by([j.cp, j.t_first]).agg(t_last=j.st.min())
             return cur.select(profile_id=cur.cp).distinct()
 
         plan.flags.append((col, chains))
@@ -305,7 +312,11 @@ class Compiler:
                     f"unknown audience {node.audience!r}",
                     hint="list them: `touchpoint audiences list`",
                 )
-            return self.node(target, f"{path}(audience {node.audience})", (*stack, node.audience))
+            try:
+                return self.node(target, "$", (*stack, node.audience))
+            except InvalidDefinition as exc:  # name the node in the definition at hand, and where inside
+                inner = exc.message.split(": ", 1)[-1]
+                raise bad(f"{path}.audience", f"in audience {node.audience!r} at {exc.path}: {inner}") from None
         leaf: Pred
         if isinstance(node, d.Trait):
             leaf = self._trait(node, path)

@@ -272,9 +272,7 @@ def _parse(path: str, obj: Any, depth: int, seen: list[int]) -> Node:
         raise bad(path, f"the definition is too large (at most {MAX_DEPTH} levels, {MAX_NODES} conditions)")
     if not isinstance(obj, dict):
         raise bad(path, f"a condition is a JSON object, got {type(obj).__name__}")
-    kinds = [
-        k for k in ("all", "any", "not", "trait", "prediction", "event", "sequence", "audience", "consent") if k in obj
-    ]
+    kinds = [k for k in KINDS if k in obj and not (k == "event" and "prediction" in obj)]
     if len(kinds) != 1:
         what = "none" if not kinds else " and ".join(kinds)
         raise bad(

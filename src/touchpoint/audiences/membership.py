@@ -47,10 +47,7 @@ def members(
     count = int(wh.to_arrow(_stays(wh, name, at).count()).as_py())
     page = expr.limit(limit, offset=offset) if limit is not None else expr
     rows = wh.to_arrow(page).to_pylist()
-    out: dict[str, Any] = {"audience": name, "count": count, "members": rows}
-    if at is not None:
-        out["at"] = at
-    return out
+    return {"audience": name, "count": count, "members": rows}
 
 
 def changes(

@@ -17,6 +17,7 @@ from typer.core import TyperGroup, TyperOption
 from touchpoint import __version__
 from touchpoint.cli import (
     admin,
+    audiences,
     demo,
     experiment,
     imports,
@@ -85,6 +86,7 @@ app.add_typer(journeys.journeys_app, name="journeys", cls=_Group)
 app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
+app.add_typer(audiences.app, name="audiences", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 
 
