@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.conftest import run_cli
+
 from touchpoint.collect.store import write_messages
 from touchpoint.profiles import workflow as profiles
 from touchpoint.warehouse import Warehouse
