@@ -315,8 +315,8 @@ class Compiler:
             try:
                 return self.node(target, "$", (*stack, node.audience))
             except InvalidDefinition as exc:  # name the node in the definition at hand, and where inside
-                inner = exc.message.split(": ", 1)[-1]
-                raise bad(f"{path}.audience", f"in audience {node.audience!r} at {exc.path}: {inner}") from None
+                detail = exc.message.split(": ", 1)[-1]
+                raise bad(f"{path}.audience", f"in audience {node.audience!r} at {exc.path}: {detail}") from None
         leaf: Pred
         if isinstance(node, d.Trait):
             leaf = self._trait(node, path)
