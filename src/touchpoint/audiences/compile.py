@@ -156,8 +156,29 @@ def _typed_ops(col: ir.Value, dtype: dt.DataType, ops: tuple, now: datetime, pat
     return out
 
 
+#: Event names that stand for Segment's page and screen calls (whose ``event`` is empty).
+CALLS = {"Page Viewed": "page", "Screen Viewed": "screen"}
+
+
+def is_kind(ev: ir.Table, name: str) -> ir.BooleanValue:
+    """Whether an event is of the kind ``name``: a track call of that name, or a page/screen call."""
+    if name in CALLS:
+        return ev.type == CALLS[name]
+    return ev.event == name
+
+
+def of_kinds(ev: ir.Table, names: set[str]) -> ir.BooleanValue:
+    """Whether an event is of any of the kinds ``names`` (one predicate the engine can push down)."""
+    tracks = sorted(n for n in names if n not in CALLS)
+    calls = sorted(CALLS[n] for n in names if n in CALLS)
+    cond: ir.BooleanValue = ev.event.isin(tracks) if tracks else ibis.literal(False)
+    if calls:
+        cond = cond | ev.type.isin(calls)
+    return cond
+
+
 def _where(ev: ir.Table, step: d.Step, now: datetime) -> ir.BooleanValue:
-    cond = ev.event == step.event
+    cond = is_kind(ev, step.event)
     for prop, ops in step.where:
         cond = cond & _json_ops(ev.properties[prop], ops, now, prop)
     return cond
@@ -336,9 +357,9 @@ class Compiler:
         from touchpoint.identity.people import customer_events
 
         e = self.wh.table("events")
-        e = e.filter(e.event.isin(sorted(self.plan.event_names)) & (e.timestamp <= ibis.literal(self.plan.now)))
+        e = e.filter(of_kinds(e, self.plan.event_names) & (e.timestamp <= ibis.literal(self.plan.now)))
         ev = customer_events(self.wh, e, name="profile_id")
-        ev = ev.select("profile_id", "event", "timestamp", "properties")
+        ev = ev.select("profile_id", "type", "event", "timestamp", "properties")
         if restrict is not None:
             ev = ev.filter(ev.profile_id.isin(restrict.profile_id))
         return ev

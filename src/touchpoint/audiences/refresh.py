@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
-from touchpoint.audiences.compile import _Plan, compile_members
+from touchpoint.audiences.compile import _Plan, compile_members, of_kinds
 from touchpoint.warehouse import Warehouse, schema
 
 MEMBERSHIPS = schema.AUDIENCE_MEMBERSHIPS.name
@@ -96,7 +96,7 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
     parts: list[ir.Table] = []
     e = wh.table("events")
     if plan.event_names:
-        kinds = e.filter(e.event.isin(sorted(plan.event_names)))
+        kinds = e.filter(of_kinds(e, plan.event_names))
         watermark = state["events_watermark"]
         if watermark is not None:
             new = e.received_at > ibis.literal(watermark)

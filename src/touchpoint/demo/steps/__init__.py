@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from touchpoint.demo.steps import experiments, identity, journeys, mmm, predict
+from touchpoint.demo.steps import audiences, experiments, identity, journeys, mmm, predict
 from touchpoint.warehouse import Warehouse
 
 
@@ -30,6 +30,7 @@ STEPS: tuple[Step, ...] = (
     Step("identity", identity.run_demo, identity.headline),
     Step("journeys", journeys.run_demo, journeys.headline),
     Step("predict", predict.run_demo, predict.headline),
+    Step("audiences", audiences.run_demo, audiences.headline),
     Step("experiments", experiments.run_demo, experiments.headline),
     Step("mmm", mmm.run_demo, mmm.headline),
 )
