@@ -62,6 +62,7 @@ def new_events(draw: st.DrawFn, owners: list[str], now: datetime) -> list[dict[s
     return out
 
 
+@pytest.mark.timeout(1200)  # dozens of generated warehouses, each evaluated in DuckDB
 @SETTINGS
 @given(world=worlds(max_events=15), definition=definitions(), data=st.data())
 def test_incremental_equals_full(wh: Warehouse, world: World, definition: dict[str, Any], data: st.DataObject) -> None:

@@ -40,6 +40,7 @@ def compiled(
     return set(wh.to_arrow(expr).column("profile_id").to_pylist())
 
 
+@pytest.mark.timeout(1200)  # dozens of generated warehouses, each evaluated in DuckDB
 @SETTINGS
 @given(world=worlds(), definition=definitions(), shift=st.sampled_from([0, 1, -1, 3600]))
 def test_compiled_equals_reference(wh: Warehouse, world: World, definition: dict[str, Any], shift: int) -> None:
@@ -49,6 +50,7 @@ def test_compiled_equals_reference(wh: Warehouse, world: World, definition: dict
     assert compiled(wh, definition, now) == members(world, node, now), definition
 
 
+@pytest.mark.timeout(1200)  # dozens of generated warehouses, each evaluated in DuckDB
 @SETTINGS
 @given(world=worlds(), inner=definitions(), outer=definitions())
 def test_audience_references_inline_the_other_definition(

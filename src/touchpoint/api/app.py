@@ -11,7 +11,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from touchpoint import __version__, keys
 from touchpoint.api import errors
 from touchpoint.api.deps import AppState
-from touchpoint.api.routes import audiences, collect, experiments, health, journeys, mmm, predict, profiles, quarantine
+from touchpoint.api.routes import (
+    audiences,
+    collect,
+    experiments,
+    health,
+    journeys,
+    mmm,
+    predict,
+    profiles,
+    quarantine,
+    scores,
+)
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
@@ -94,4 +105,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(mmm.router)
     app.include_router(audiences.router)
+    app.include_router(scores.router)
     return app

@@ -364,10 +364,8 @@ class Compiler:
             ev = ev.filter(ev.profile_id.isin(restrict.profile_id))
         return ev
 
-    def members(self, root: d.Node, *, restrict: ir.Table | None = None, stack: tuple[str, ...] = ()) -> ir.Table:
-        """The member expression: one ``profile_id`` column. ``restrict`` (a table with ``profile_id``)
-        limits the evaluation to those profiles (incremental refresh)."""
-        predicate = self.node(root, "$", stack)
+    def table(self, restrict: ir.Table | None = None) -> ir.Table:
+        """Profiles (all, or those in ``restrict``) with every feature the compiled leaves read."""
         plan = self.plan
         p = self.wh.table("profiles")
         t = p.select("profile_id", *sorted(plan.profile_columns - {"profile_id"}))
@@ -399,6 +397,13 @@ class Compiler:
             feature_cols = [c for c in j.columns if c != "profile_id"]
             j = j.rename(tp_key="profile_id")
             t = t.left_join(j, t.profile_id == j.tp_key).select(*t.columns, *feature_cols)
+        return t
+
+    def members(self, root: d.Node, *, restrict: ir.Table | None = None, stack: tuple[str, ...] = ()) -> ir.Table:
+        """The member expression: one ``profile_id`` column. ``restrict`` (a table with ``profile_id``)
+        limits the evaluation to those profiles (incremental refresh)."""
+        predicate = self.node(root, "$", stack)
+        t = self.table(restrict)
         return t.filter(predicate(t)).select("profile_id")
 
 

@@ -27,6 +27,7 @@ from touchpoint.cli import (
     profiles,
     quarantine,
     query,
+    scores,
     serve,
 )
 from touchpoint.cli.common import err_console, json_output, to_json
@@ -87,6 +88,7 @@ app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(audiences.app, name="audiences", cls=_Group)
+app.add_typer(scores.app, name="scores", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 
 

@@ -56,7 +56,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "predictions, experiments",
         _derived_tables,
     ),
-    Migration(5, "audiences: definitions with versions, memberships with history, evaluation state", _audience_tables),
+    Migration(
+        5,
+        "audiences and scores: definitions with versions, memberships with history, evaluation state, "
+        "lead scores with bands and lifecycle stages",
+        _audience_tables,
+    ),
 )
 
 

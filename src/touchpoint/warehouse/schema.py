@@ -470,4 +470,74 @@ AUDIENCE_STATE = TableSpec(
     ),
 )
 
-AUDIENCE_TABLES: tuple[TableSpec, ...] = (AUDIENCES, AUDIENCE_VERSIONS, AUDIENCE_MEMBERSHIPS, AUDIENCE_STATE)
+SCORES = TableSpec(
+    name="scores",
+    doc="Lead score definitions (JSON): fit and engagement rules, caps, ceiling, bands, lifecycle stages.",
+    key=("name",),
+    not_null=("name", "definition", "version", "created_at", "updated_at"),
+    schema=ibis.schema(
+        [
+            ("name", STRING),
+            ("description", STRING),
+            ("definition", STRING),
+            ("version", I64),
+            ("created_at", TS),
+            ("updated_at", TS),
+        ]
+    ),
+)
+SCORE_RESULTS = TableSpec(
+    name="score_results",
+    doc="Each score's latest points per profile, with its band and lifecycle stage.",
+    key=("score", "profile_id"),
+    not_null=("score", "profile_id", "points", "computed_at"),
+    schema=ibis.schema(
+        [
+            ("score", STRING),
+            ("profile_id", STRING),
+            ("points", F64),
+            ("fit", F64),
+            ("engagement", F64),
+            ("band", STRING),
+            ("stage", STRING),
+            ("computed_at", TS),
+        ]
+    ),
+)
+SCORE_BANDS = TableSpec(
+    name="score_band_entries",
+    doc="Every time a profile entered a band of a score (once per entry): the facts a sales hand-off acts on.",
+    key=("score", "profile_id", "entered_at"),
+    not_null=("score", "profile_id", "band", "entered_at"),
+    schema=ibis.schema(
+        [("score", STRING), ("profile_id", STRING), ("band", STRING), ("previous", STRING), ("entered_at", TS)]
+    ),
+)
+SCORE_STAGES = TableSpec(
+    name="score_stages",
+    doc="Lifecycle stage changes per score and profile: promotions by the rules, demotions made explicitly.",
+    key=("score", "profile_id", "changed_at"),
+    not_null=("score", "profile_id", "stage", "changed_at", "kind"),
+    schema=ibis.schema(
+        [
+            ("score", STRING),
+            ("profile_id", STRING),
+            ("stage", STRING),
+            ("previous", STRING),
+            ("kind", STRING),  # promoted | demoted
+            ("reason", STRING),
+            ("changed_at", TS),
+        ]
+    ),
+)
+
+AUDIENCE_TABLES: tuple[TableSpec, ...] = (
+    AUDIENCES,
+    AUDIENCE_VERSIONS,
+    AUDIENCE_MEMBERSHIPS,
+    AUDIENCE_STATE,
+    SCORES,
+    SCORE_RESULTS,
+    SCORE_BANDS,
+    SCORE_STAGES,
+)
