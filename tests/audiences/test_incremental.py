@@ -115,3 +115,25 @@ def test_a_window_that_expires_without_new_events(wh: Warehouse) -> None:
     assert (gone["mode"], gone["members"], gone["exited"], gone["candidates"]) == ("incremental", 0, 1, 1)
     assert _open(wh, "recent", NOW + timedelta(days=6)) == {"p"}
     assert membership.changes(wh, NOW + timedelta(days=6))[0]["change"] == "exited"
+
+
+def test_leaving_and_reentering_at_one_instant_keeps_one_stay(wh: Warehouse) -> None:
+    world = World(
+        profiles=[
+            {"profile_id": "p", "user_id": "p", "email": None, "orders": 1, "revenue": None, "last_order_at": None}
+        ]
+    )
+    load(wh, world)
+    with wh.write() as tx:
+        for table in ("audiences", "audience_versions", "audience_memberships", "audience_state"):
+            tx.delete(table)
+    store.save(wh, "buyers", {"trait": "orders", "gte": 1})
+    assert refresh_one(wh, "buyers", now=NOW)["entered"] == 1
+    store.save(wh, "buyers", {"trait": "orders", "gte": 2}, replace=True)
+    assert refresh_one(wh, "buyers", now=NOW)["exited"] == 1
+    store.save(wh, "buyers", {"trait": "orders", "gte": 1}, replace=True)
+    assert refresh_one(wh, "buyers", now=NOW)["entered"] == 1
+    stays = wh.to_arrow(wh.table("audience_memberships")).to_pylist()
+    got = sorted((s["entered_at"], s["exited_at"] or datetime.max) for s in stays)
+    assert got == [(NOW, datetime.max)]  # the zero-length exit was undone, not a second stay
+    assert _open(wh, "buyers") == {"p"}

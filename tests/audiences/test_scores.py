@@ -146,3 +146,13 @@ def test_http_routes(wh: Warehouse, tmp_path: Path) -> None:
             "/v1/scores", json={"name": "x", "definition": {"fit": "no"}}, headers={"Authorization": f"Bearer {admin}"}
         )
         assert bad.status_code == 400 and json.loads(bad.text)["error"]["code"] == "invalid_definition"
+
+
+def test_a_changed_definition_rerun_at_the_same_instant(wh: Warehouse) -> None:
+    scores.run(wh, "lead", now=NOW)
+    changed = {**DEFINITION, "fit": [{"name": "swede", "when": {"trait": "country", "eq": "SE"}, "points": 40}]}
+    scores.save(wh, "lead", changed, replace=True)
+    out = scores.run(wh, "lead", now=NOW)  # the same instant: that instant's band entry is replaced, not doubled
+    assert out["bands"]["hot"] == 2
+    entries = scores.band_entries(wh, NOW - timedelta(days=1), score="lead")
+    assert sorted((e["profile_id"], e["band"]) for e in entries) == [("a", "hot"), ("b", "hot"), ("c", "warm")]

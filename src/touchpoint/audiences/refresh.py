@@ -156,8 +156,8 @@ def _write(
         exited = current.filter(pc.invert(pc.is_in(ids, value_set=members))) if len(members) else current
         n = len(entered)
         ts = pa.scalar(now, pa.timestamp("us"))
-        if n:
-            tx.append(
+        if n:  # upsert: leaving and re-entering at one instant (two refreshes at one `now`) reopens that stay
+            tx.upsert(
                 MEMBERSHIPS,
                 pa.table(
                     {
@@ -167,6 +167,7 @@ def _write(
                         "exited_at": pa.nulls(n, pa.timestamp("us")),
                     }
                 ),
+                key=["audience", "profile_id", "entered_at"],
             )
         if exited.num_rows:
             m = exited.num_rows

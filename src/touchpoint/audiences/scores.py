@@ -206,8 +206,9 @@ def run(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, A
     with wh.write() as tx:
         tx.delete(RESULTS, "score", [name])
         tx.append(RESULTS, results)
-        tx.append(BANDS, entries)
-        tx.append(STAGES, stages)
+        # a second run at the same instant (a changed definition) replaces that instant's facts
+        tx.upsert(BANDS, entries, key=["score", "profile_id", "entered_at"])
+        tx.upsert(STAGES, stages, key=["score", "profile_id", "changed_at"])
     bands = pc.value_counts(results.column("band")).to_pylist()
     stage_counts = pc.value_counts(stage).to_pylist() if names else []
     return {

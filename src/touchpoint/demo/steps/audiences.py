@@ -54,11 +54,11 @@ LEAD_SCORE: dict[str, Any] = {
     ],
     "caps": {"email": 20, "web": 30},
     "ceiling": 60,
-    "bands": [{"name": "cold", "min": 0}, {"name": "warm", "min": 15}, {"name": "hot", "min": 30}],
+    "bands": [{"name": "cold", "min": 0}, {"name": "warm", "min": 12}, {"name": "hot", "min": 20}],
     "stages": [
         {"name": "subscriber"},
-        {"name": "lead", "min_points": 15},
-        {"name": "marketing-qualified", "min_points": 30},
+        {"name": "lead", "min_points": 12},
+        {"name": "marketing-qualified", "min_points": 20},
         {"name": "customer", "when": {"trait": "orders", "gte": 1}},
     ],
 }
