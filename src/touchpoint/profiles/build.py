@@ -58,7 +58,9 @@ def _as_of(value: datetime | str | None) -> datetime:
         return store.now()
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
+        return (
+            parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
+        )
     return value
 
 
@@ -129,7 +131,9 @@ def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, An
         channels=sess.channel.collect(distinct=True),
     )
 
-    base = ev.group_by("profile_id").agg(first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count())
+    base = ev.group_by("profile_id").agg(
+        first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count()
+    )
     o = ev.filter((ev.type == "track") & (ev.event == ORDER_COMPLETED))
     order_key = ibis.coalesce(o.order_id, o.message_id)
     per_order = o.group_by(["profile_id", order_key.name("order_key")]).agg(
@@ -161,7 +165,9 @@ def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, An
         orders=ibis.coalesce(p.orders, 0),
         revenue=ibis.coalesce(p.revenue, 0.0),
         average_order_value=ibis.ifelse(p.orders > 0, p.revenue / p.orders, ibis.null("float64")),
-        days_since_last_order=((as_of_lit.epoch_seconds() - p.last_order_at.epoch_seconds()) // 86400).cast("int64"),
+        days_since_last_order=((as_of_lit.epoch_seconds() - p.last_order_at.epoch_seconds()) // 86400).cast(
+            "int64"
+        ),
         channels=ibis.ifelse(channels.length() > 0, channels.join(","), ibis.null(str)),
         channels_touched=ibis.coalesce(p.channels.length(), 0).cast("int64"),
         as_of=as_of_lit,
@@ -174,9 +180,13 @@ def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, An
         frequency_score=_score(buyers.orders),
         monetary_score=_score(buyers.revenue),
     )
-    p = p.left_join(scored, "profile_id").select(p, scored.recency_score, scored.frequency_score, scored.monetary_score)
+    p = p.left_join(scored, "profile_id").select(
+        p, scored.recency_score, scored.frequency_score, scored.monetary_score
+    )
     p = p.mutate(
-        rfm=p.recency_score.cast("string") + p.frequency_score.cast("string") + p.monetary_score.cast("string")
+        rfm=p.recency_score.cast("string")
+        + p.frequency_score.cast("string")
+        + p.monetary_score.cast("string")
     )
     store.replace_tables(wh, [(PROFILES, p, PROFILES_SCHEMA), (TRAITS, _traits(events, ep), TRAITS_SCHEMA)])
     n = int(wh.table(PROFILES).count().to_pyarrow().as_py())
