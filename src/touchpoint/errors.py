@@ -47,6 +47,18 @@ class InvalidInput(TouchpointError, ValueError):
     http_status = 400
 
 
+class InvalidDefinition(InvalidInput):
+    """A definition (an audience, a score) that cannot be compiled; ``path`` is the JSON path of the bad
+    node (``$.all[1].count``) and the message says what is allowed there."""
+
+    code = "invalid_definition"
+    http_status = 400
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
 class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
     http_status = 413
@@ -177,6 +189,7 @@ ERRORS: dict[str, type[TouchpointError]] = _table(
     ConfigError,
     InvalidInput,
     InvalidBatch,
+    InvalidDefinition,
     PayloadTooLarge,
     NotFound,
     AlreadyExists,

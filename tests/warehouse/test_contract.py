@@ -28,6 +28,7 @@ DECLARED = {
         *schema.JOB_TABLES,
         *schema.USER_TABLES,
         *schema.PLAN_TABLES,
+        *schema.AUDIENCE_TABLES,
         schema.MIGRATIONS_TABLE,
     )
 }

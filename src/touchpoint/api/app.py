@@ -14,6 +14,7 @@ from touchpoint.api import errors
 from touchpoint.api.deps import AppState
 from touchpoint.api.metrics import Metrics
 from touchpoint.api.routes import (
+    audiences,
     collect,
     experiments,
     health,
@@ -25,6 +26,7 @@ from touchpoint.api.routes import (
     profiles,
     quarantine,
     query,
+    scores,
 )
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
@@ -136,5 +138,7 @@ def create_app(
     app.include_router(query.router)
     app.include_router(kpis.router)
     app.include_router(plans.router)
+    app.include_router(audiences.router)
+    app.include_router(scores.router)
     app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

@@ -16,6 +16,7 @@ from typer.core import TyperGroup, TyperOption
 from touchpoint import __version__
 from touchpoint.cli import (
     admin,
+    audiences,
     demo,
     experiment,
     imports,
@@ -29,6 +30,7 @@ from touchpoint.cli import (
     quarantine,
     query,
     remote,
+    scores,
     serve,
     users,
 )
@@ -89,6 +91,8 @@ app.add_typer(journeys.journeys_app, name="journeys", cls=_Group)
 app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
+app.add_typer(audiences.app, name="audiences", cls=_Group)
+app.add_typer(scores.app, name="scores", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)

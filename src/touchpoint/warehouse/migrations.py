@@ -49,8 +49,14 @@ def _job_tables(wh: Warehouse) -> list[str]:
 
 def _user_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.USER_TABLES]
+
+
 def _plan_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.PLAN_TABLES]
+
+
+def _audience_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.AUDIENCE_TABLES]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -63,6 +69,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         _derived_tables,
     ),
     Migration(4, "the job runner: job_runs, attribution_results, experiment_results", _job_tables),
+    Migration(
+        5,
+        "audiences and scores: definitions with versions, memberships with history, evaluation state, "
+        "lead scores with bands and lifecycle stages",
+        _audience_tables,
+    ),
     Migration(6, "dashboard users and sign-in sessions", _user_tables),
     Migration(7, "the marketing plan: plans (versioned) and plan_reviews", _plan_tables),
 )

@@ -529,3 +529,127 @@ PLAN_REVIEWS = TableSpec(
 )
 
 PLAN_TABLES: tuple[TableSpec, ...] = (PLANS, PLAN_REVIEWS)
+
+# -- audiences and scores (see touchpoint.audiences) ------------------------------------------------------
+AUDIENCES = TableSpec(
+    name="audiences",
+    doc="Saved audience definitions (JSON), with their current version.",
+    key=("name",),
+    not_null=("name", "definition", "version", "created_at", "updated_at"),
+    schema=ibis.schema(
+        [
+            ("name", STRING),
+            ("description", STRING),
+            ("definition", STRING),  # JSON, the definition language of docs/audiences.md
+            ("version", I64),
+            ("created_at", TS),
+            ("updated_at", TS),
+        ]
+    ),
+)
+AUDIENCE_VERSIONS = TableSpec(
+    name="audience_versions",
+    doc="Every version of every audience definition, kept when it is changed or deleted.",
+    key=("name", "version"),
+    not_null=("name", "version", "definition", "created_at"),
+    schema=ibis.schema(
+        [("name", STRING), ("version", I64), ("definition", STRING), ("created_at", TS), ("deleted_at", TS)]
+    ),
+)
+AUDIENCE_MEMBERSHIPS = TableSpec(
+    name="audience_memberships",
+    doc="Who was in which audience when: one row per stay (exited_at NULL while the profile is a member).",
+    key=("audience", "profile_id", "entered_at"),
+    not_null=("audience", "profile_id", "entered_at"),
+    schema=ibis.schema([("audience", STRING), ("profile_id", STRING), ("entered_at", TS), ("exited_at", TS)]),
+)
+AUDIENCE_STATE = TableSpec(
+    name="audience_state",
+    doc="Each audience's last evaluation: its clock, the events and models it saw, for incremental refresh.",
+    key=("audience",),
+    schema=ibis.schema(
+        [
+            ("audience", STRING),
+            ("evaluated_at", TS),  # the evaluation's `now`
+            ("events_watermark", TS),  # the latest received_at it had seen
+            ("profiles_built_at", TS),
+            ("fingerprint", STRING),  # the definition, every audience it names, the models' runs
+            ("members", I64),
+            ("mode", STRING),  # full | incremental
+            ("candidates", I64),
+            ("seconds", F64),
+        ]
+    ),
+)
+
+SCORES = TableSpec(
+    name="scores",
+    doc="Lead score definitions (JSON): fit and engagement rules, caps, ceiling, bands, lifecycle stages.",
+    key=("name",),
+    not_null=("name", "definition", "version", "created_at", "updated_at"),
+    schema=ibis.schema(
+        [
+            ("name", STRING),
+            ("description", STRING),
+            ("definition", STRING),
+            ("version", I64),
+            ("created_at", TS),
+            ("updated_at", TS),
+        ]
+    ),
+)
+SCORE_RESULTS = TableSpec(
+    name="score_results",
+    doc="Each score's latest points per profile, with its band and lifecycle stage.",
+    key=("score", "profile_id"),
+    not_null=("score", "profile_id", "points", "computed_at"),
+    schema=ibis.schema(
+        [
+            ("score", STRING),
+            ("profile_id", STRING),
+            ("points", F64),
+            ("fit", F64),
+            ("engagement", F64),
+            ("band", STRING),
+            ("stage", STRING),
+            ("computed_at", TS),
+        ]
+    ),
+)
+SCORE_BANDS = TableSpec(
+    name="score_band_entries",
+    doc="Every time a profile entered a band of a score (once per entry): the facts a sales hand-off acts on.",
+    key=("score", "profile_id", "entered_at"),
+    not_null=("score", "profile_id", "band", "entered_at"),
+    schema=ibis.schema(
+        [("score", STRING), ("profile_id", STRING), ("band", STRING), ("previous", STRING), ("entered_at", TS)]
+    ),
+)
+SCORE_STAGES = TableSpec(
+    name="score_stages",
+    doc="Lifecycle stage changes per score and profile: promotions by the rules, demotions made explicitly.",
+    key=("score", "profile_id", "changed_at"),
+    not_null=("score", "profile_id", "stage", "changed_at", "kind"),
+    schema=ibis.schema(
+        [
+            ("score", STRING),
+            ("profile_id", STRING),
+            ("stage", STRING),
+            ("previous", STRING),
+            ("kind", STRING),  # promoted | demoted
+            ("reason", STRING),
+            ("changed_at", TS),
+        ]
+    ),
+)
+
+AUDIENCE_TABLES: tuple[TableSpec, ...] = (
+    AUDIENCES,
+    AUDIENCE_VERSIONS,
+    AUDIENCE_MEMBERSHIPS,
+    AUDIENCE_STATE,
+    SCORES,
+    SCORE_RESULTS,
+    SCORE_BANDS,
+    SCORE_STAGES,
+)

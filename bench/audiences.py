@@ -1,0 +1,192 @@
+"""Benchmark audiences: a five-condition definition on N profiles with 20 events each.
+
+Full evaluation (compile, run in DuckDB, record memberships), then an incremental refresh after 10,000
+new events, and, in the same run, a plain pandas evaluation of the same definition (what a data
+scientist would write: load the tables into data frames, filter and group). Synthetic data is made in
+DuckDB SQL; identities are not resolved (events belong to their user id, the profile id).
+
+    uv run python bench/audiences.py --sizes 100000 1000000 --json bench/results/audiences.json
+
+The definition: two traits (country = SE, a stored trait; orders >= 1, a computed trait), one
+prediction (P(alive) < 0.5) and two behavioural windows (2+ lens views in 14 days; no order in 30 days).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from touchpoint.audiences import store
+from touchpoint.audiences.refresh import refresh_one
+from touchpoint.warehouse import Warehouse
+
+NOW = datetime(2026, 3, 1)
+DEFINITION = {
+    "all": [
+        {"trait": "country", "eq": "SE"},
+        {"trait": "orders", "gte": 1},
+        {"prediction": "p_alive", "lt": 0.5},
+        {"event": "Product Viewed", "where": {"category": "lenses"}, "count": {"gte": 2}, "within_days": 14},
+        {"not": {"event": "Order Completed", "within_days": 30}},
+    ]
+}
+EVENTS_PER_PROFILE = 20
+
+
+def generate(path: Path, n: int) -> None:
+    """N profiles with traits and predictions, 20 events each over the 90 days before NOW."""
+    Warehouse.open(f"duckdb://{path}").close()  # migrate
+    con = duckdb.connect(str(path))
+    now = NOW.isoformat(sep=" ")
+    con.execute(
+        f"""
+        INSERT INTO profiles (profile_id, user_id, email, orders, built_at)
+        SELECT 'p' || i, 'p' || i, 'p' || i || '@example.com', (hash(i) % 4)::BIGINT, TIMESTAMP '{now}'
+        FROM range({n}) t(i);
+        INSERT INTO profile_traits (profile_id, trait, value, timestamp)
+        SELECT 'p' || i, 'country', '"' || (['SE', 'NO', 'DK', 'FI'])[1 + (hash(i * 7) % 4)::BIGINT] || '"',
+               TIMESTAMP '{now}'
+        FROM range({n}) t(i);
+        INSERT INTO predictions (customer_id, run_at, p_alive, clv)
+        SELECT 'p' || i, TIMESTAMP '{now}', (hash(i * 13) % 1000) / 1000.0, (hash(i * 17) % 1000)::DOUBLE
+        FROM range({n}) t(i);
+        INSERT INTO events (message_id, type, event, user_id, timestamp, received_at, properties)
+        SELECT 'm' || j, 'track',
+               (['Product Viewed', 'Product Viewed', 'Product Viewed', 'Added to Cart', 'Order Completed'])
+                   [1 + (hash(j * 3) % 5)::BIGINT],
+               'p' || (j // {EVENTS_PER_PROFILE}),
+               TIMESTAMP '{now}' - to_seconds((hash(j * 5) % (90 * 86400))::BIGINT),
+               TIMESTAMP '{now}' - INTERVAL 1 HOUR,
+               ('{{"category": "' || (['lenses', 'frames', 'care'])[1 + (hash(j * 11) % 3)::BIGINT] || '"}}')::JSON
+        FROM range({n * EVENTS_PER_PROFILE}) t(j);
+        CHECKPOINT;
+        """
+    )
+    con.close()
+
+
+def add_events(wh: Warehouse, n_profiles: int, k: int, start: int) -> None:
+    now = NOW.isoformat(sep=" ")
+    with wh.write() as tx:
+        expr = wh.ibis.sql(
+            f"""
+            SELECT 'n' || (j + {start}) AS message_id, 'track' AS type,
+                   (['Product Viewed', 'Order Completed'])[1 + (hash(j) % 2)::BIGINT] AS event,
+                   'p' || (hash(j * 31) % {n_profiles})::BIGINT AS user_id,
+                   TIMESTAMP '{now}' + INTERVAL 30 SECOND AS timestamp,
+                   TIMESTAMP '{now}' + INTERVAL 1 MINUTE AS received_at,
+                   '{{"category": "lenses"}}'::JSON AS properties
+            FROM range({k}) t(j)
+            """
+        )
+        tx.append("events", expr)
+
+
+def pandas_evaluation(path: Path, now: datetime) -> tuple[set[str], float, float]:
+    """The same definition, as a data scientist would write it in pandas: (members, load s, compute s)."""
+    started = time.perf_counter()
+    con = duckdb.connect(str(path), read_only=True)
+    profiles = con.execute("SELECT profile_id, orders FROM profiles").df()
+    traits = con.execute("SELECT profile_id, trait, value FROM profile_traits").df()
+    predictions = con.execute("SELECT customer_id, p_alive FROM predictions").df()
+    events = con.execute(
+        "SELECT user_id, event, timestamp, json_extract_string(properties, '$.category') AS category FROM events"
+    ).df()
+    con.close()
+    loaded = time.perf_counter()
+
+    country = traits[traits.trait == "country"].set_index("profile_id")["value"]
+    p = profiles.set_index("profile_id")
+    p["country"] = country.reindex(p.index)
+    p["p_alive"] = predictions.set_index("customer_id")["p_alive"].reindex(p.index)
+    ev = events[events.timestamp <= now]
+    views = ev[(ev.event == "Product Viewed") & (ev.category == "lenses") & (ev.timestamp >= now - timedelta(days=14))]
+    view_counts = views.groupby("user_id").size().reindex(p.index, fill_value=0)
+    orders = ev[(ev.event == "Order Completed") & (ev.timestamp >= now - timedelta(days=30))]
+    ordered = p.index.isin(orders.user_id.unique())
+    keep = (p.country == '"SE"') & (p.orders >= 1) & (p.p_alive < 0.5) & (view_counts >= 2) & ~ordered
+    members = set(p.index[keep.fillna(False).to_numpy()])
+    return members, loaded - started, time.perf_counter() - loaded
+
+
+def _members(wh: Warehouse) -> set[str]:
+    t = wh.table("audience_memberships")
+    return set(wh.to_arrow(t.filter(t.exited_at.isnull()).select("profile_id")).column("profile_id").to_pylist())
+
+
+def run(n: int, folder: Path) -> dict[str, Any]:
+    path = folder / f"audiences-{n}.duckdb"
+    t = time.perf_counter()
+    generate(path, n)
+    gen = time.perf_counter() - t
+    wh = Warehouse.open(f"duckdb://{path}")
+    try:
+        store.save(wh, "bench", DEFINITION)
+        t = time.perf_counter()
+        full = refresh_one(wh, "bench", now=NOW, full=True)
+        full_s = time.perf_counter() - t
+        add_events(wh, n, 10_000, 0)
+        t = time.perf_counter()
+        inc = refresh_one(wh, "bench", now=NOW + timedelta(minutes=2))
+        inc_s = time.perf_counter() - t
+        ours = _members(wh)
+    finally:
+        wh.close()
+    theirs, load_s, compute_s = pandas_evaluation(path, NOW + timedelta(minutes=2))
+    assert ours == theirs, f"pandas and touchpoint disagree: {len(ours)} vs {len(theirs)}"
+    path.unlink()
+    return {
+        "profiles": n,
+        "events": n * EVENTS_PER_PROFILE + 10_000,
+        "generate_s": round(gen, 2),
+        "full_s": round(full_s, 2),
+        "members": full["members"],
+        "incremental_s": round(inc_s, 2),
+        "incremental_candidates": inc["candidates"],
+        "incremental_mode": inc["mode"],
+        "members_after": inc["members"],
+        "pandas_load_s": round(load_s, 2),
+        "pandas_compute_s": round(compute_s, 2),
+        "pandas_total_over_full": round((load_s + compute_s) / full_s, 2),
+        "pandas_compute_over_full": round(compute_s / full_s, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--dir", type=Path, default=None, help="where to put the warehouses (default: a temp dir)")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for n in args.sizes:
+            row = run(n, Path(tmp))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    load = os.getloadavg()
+    head = f"{'profiles':>10} {'full s':>8} {'incr s':>8} {'pandas s':>9} {'ratio':>6} {'members':>9}"
+    print(head)
+    for r in rows:
+        pandas_s = r["pandas_load_s"] + r["pandas_compute_s"]
+        print(
+            f"{r['profiles']:>10,} {r['full_s']:>8} {r['incremental_s']:>8} {pandas_s:>9.2f} "
+            f"{r['pandas_total_over_full']:>6} {r['members']:>9,}"
+        )
+    print(f"load average at the end: {load[0]:.1f} (2 cores, shared with other work: figures are upper bounds)")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "loadavg": load, "definition": DEFINITION}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Lead scores over HTTP: definitions, explanations and band entries (read key); creating, running and
+demoting (admin key)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.audiences import scores
+
+router = APIRouter(tags=["scores"])
+
+
+class ScoreIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=64)
+    definition: dict[str, Any]
+    description: str | None = Field(None, max_length=2000)
+    replace: bool = False
+    run: bool = True
+
+
+class DemoteIn(BaseModel):
+    to: str = Field(..., min_length=1, description="the earlier stage")
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+@router.get("/v1/scores", summary="Saved lead scores")
+def list_scores(app: State, _key: ReadKey) -> dict[str, Any]:
+    return {"scores": scores.list_all(app.warehouse)}
+
+
+@router.post("/v1/scores", summary="Save a lead score and score every profile", status_code=201)
+def create_score(body: ScoreIn, app: State, _key: AdminKey) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "score": scores.save(
+            app.warehouse, body.name, body.definition, description=body.description, replace=body.replace
+        )
+    }
+    if body.run:
+        out["run"] = scores.run(app.warehouse, body.name)
+    return out
+
+
+@router.get("/v1/scores/entries", summary="Band entries after an instant (the sales hand-off's facts)")
+def band_entries(
+    app: State, _key: ReadKey, since: datetime = Query(...), score: str | None = None, band: str | None = None
+) -> dict[str, Any]:
+    naive = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
+    return {"entries": scores.band_entries(app.warehouse, naive, score=score, band=band)}
+
+
+@router.get("/v1/scores/{name}", summary="A score's definition")
+def show_score(name: str, app: State, _key: ReadKey) -> dict[str, Any]:
+    return scores.get(app.warehouse, name)
+
+
+@router.post("/v1/scores/{name}/run", summary="Score every profile now")
+def run_score(name: str, app: State, _key: AdminKey) -> dict[str, Any]:
+    return scores.run(app.warehouse, name)
+
+
+@router.get("/v1/scores/{name}/explain/{profile_id}", summary="Which rules gave a profile how many points")
+def explain_score(name: str, profile_id: str, app: State, _key: ReadKey) -> dict[str, Any]:
+    return scores.explain(app.warehouse, name, profile_id)
+
+
+@router.post("/v1/scores/{name}/profiles/{profile_id}/demote", summary="Move a profile back to an earlier stage")
+def demote_profile(name: str, profile_id: str, body: DemoteIn, app: State, _key: AdminKey) -> dict[str, Any]:
+    return scores.demote(app.warehouse, name, profile_id, body.to, reason=body.reason)

@@ -1,0 +1,261 @@
+"""Keeping memberships current: a full evaluation, or an incremental one after new events.
+
+A refresh evaluates the definition at ``now`` and records the difference with the open memberships:
+each profile that joined gets a row ``entered_at = now``; each one that left has its row closed,
+``exited_at = now``. Those rows are the facts other features trigger on
+(:func:`touchpoint.audiences.membership.changes`).
+
+**Incremental.** Between two refreshes at ``t0`` and ``t1`` a profile's membership can change only if
+
+1. it has a new event (``received_at`` after the last refresh's watermark) of a kind the definition
+   names (or, when events are stitched without resolved identities, any event carrying both ids);
+2. one of its events of those kinds crosses a window boundary: a timestamp in
+   ``[t0 - N, t1 - N]`` for a window or date offset of N days (N = 0: events that became visible);
+3. one of its date traits crosses a boundary the same way.
+
+Profiles, traits and predictions change only when they are rebuilt; a rebuild (a new ``built_at``
+or ``run_at``), a changed definition (or of an audience it names), a clock that went back, or a new
+day for a definition on forward-looking dates (``next_purchase_at``, replenishment) makes the next
+refresh a full one. Incremental and full refreshes give the same memberships (a property test proves it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from touchpoint.audiences import definition as d
+from touchpoint.audiences import store
+from touchpoint.audiences.compile import _Plan, compile_members, of_kinds
+from touchpoint.warehouse import Warehouse, schema
+
+MEMBERSHIPS = schema.AUDIENCE_MEMBERSHIPS.name
+STATE = schema.AUDIENCE_STATE.name
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(name, threading.Lock())
+
+
+def _scalar(wh: Warehouse, expr: ir.Scalar) -> Any:
+    return wh.to_arrow(expr).as_py()
+
+
+def sources(wh: Warehouse) -> dict[str, Any]:
+    """What a refresh depends on, in one query: when profiles and predictions were last rebuilt, and
+    the latest event received."""
+    p = wh.table("profiles")
+    pr = wh.table("predictions")
+    ps = wh.table("propensity_scores")
+    r = wh.table("replenishment")
+    e = wh.table("events")
+    parts = [
+        p.agg(built=p.built_at.max()),
+        pr.agg(clv_run=pr.run_at.max()),
+        ps.agg(propensity_run=ps.run_at.max()),
+        r.agg(replenish_rows=r.count(), replenish_due=r.due_at.max()),
+        e.agg(watermark=e.received_at.max()),
+    ]
+    row = parts[0]
+    for part in parts[1:]:
+        row = row.cross_join(part)
+    got = wh.to_arrow(row).to_pylist()[0]
+    stamp = f"{got['clv_run']}|{got['propensity_run']}|{got['replenish_rows']}|{got['replenish_due']}"
+    return {"profiles_built_at": got["built"], "predictions": stamp, "watermark": got["watermark"]}
+
+
+def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
+    t = wh.table(STATE)
+    rows = wh.to_arrow(t.filter(t.audience == name)).to_pylist()
+    return rows[0] if rows else None
+
+
+def _mapped(wh: Warehouse, events: ir.Table) -> ir.Table:
+    from touchpoint.identity.people import customer_events
+
+    ev = customer_events(wh, events, name="profile_id")
+    return ev.select("profile_id")
+
+
+def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime) -> ir.Table | None:
+    """The profiles whose membership may have changed since ``state`` (see the module docstring), as
+    an expression with one column ``profile_id``; None when nothing can have changed."""
+    from touchpoint.identity.people import rule_for
+
+    t0: datetime = state["evaluated_at"]
+    parts: list[ir.Table] = []
+    e = wh.table("events")
+    if plan.event_names:
+        kinds = e.filter(of_kinds(e, plan.event_names))
+        watermark = state["events_watermark"]
+        if watermark is not None:
+            new = e.received_at > ibis.literal(watermark)
+            parts.append(_mapped(wh, kinds.filter(new)))
+            if rule_for(wh) != "profiles":  # a new link re-stitches older anonymous events
+                both = e.filter(new & e.user_id.notnull() & e.anonymous_id.notnull())
+                parts.append(_mapped(wh, both))
+                parts.append(both.select(profile_id=both.anonymous_id))
+        else:
+            parts.append(_mapped(wh, kinds))
+        spans = []
+        for n in sorted(plan.offsets):
+            for offset in {n, -n}:
+                lo, hi = t0 - timedelta(days=offset), now - timedelta(days=offset)
+                spans.append((kinds.timestamp >= ibis.literal(lo)) & (kinds.timestamp <= ibis.literal(hi)))
+        if spans:
+            cond = spans[0]
+            for s in spans[1:]:
+                cond = cond | s
+            parts.append(_mapped(wh, kinds.filter(cond)))
+    for trait, is_column, n in sorted(plan.trait_dates):
+        if is_column:
+            src = wh.table("profiles")
+            value, ids = src[trait], src
+        else:
+            ids = wh.table("profile_traits")
+            ids = ids.filter(ids.trait == trait)
+            value = ids.value.cast("json").str.try_cast("timestamp")
+        spans = [
+            (value >= ibis.literal(t0 - timedelta(days=o))) & (value <= ibis.literal(now - timedelta(days=o)))
+            for o in {n, -n, 0}
+        ]
+        cond = spans[0]
+        for s in spans[1:]:
+            cond = cond | s
+        parts.append(ids.filter(cond).select("profile_id"))
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.union(p, distinct=False)
+    return out.filter(out.profile_id.notnull()).distinct()
+
+
+def _write(
+    wh: Warehouse, name: str, now: datetime, members: pa.Array, scope: pa.Array | None, state_row: dict[str, Any]
+) -> dict[str, int]:
+    """Record entries and exits against the open memberships (within ``scope`` when given)."""
+    t = wh.table(MEMBERSHIPS)
+    with wh.write() as tx:
+        open_rows = t.filter((t.audience == name) & t.exited_at.isnull()).select("profile_id", "entered_at")
+        current = wh.to_arrow(open_rows)
+        if scope is not None:
+            current = current.filter(pc.is_in(current.column("profile_id"), value_set=scope))
+        ids = current.column("profile_id")
+        entered = members.filter(pc.invert(pc.is_in(members, value_set=ids))) if len(ids) else members
+        exited = current.filter(pc.invert(pc.is_in(ids, value_set=members))) if len(members) else current
+        n = len(entered)
+        ts = pa.scalar(now, pa.timestamp("us"))
+        if n:  # upsert: leaving and re-entering at one instant (two refreshes at one `now`) reopens that stay
+            tx.upsert(
+                MEMBERSHIPS,
+                pa.table(
+                    {
+                        "audience": pa.array([name] * n, pa.string()),
+                        "profile_id": entered.cast(pa.string()),
+                        "entered_at": pa.array([now] * n, pa.timestamp("us")),
+                        "exited_at": pa.nulls(n, pa.timestamp("us")),
+                    }
+                ),
+                key=["audience", "profile_id", "entered_at"],
+            )
+        if exited.num_rows:
+            m = exited.num_rows
+            tx.upsert(
+                MEMBERSHIPS,
+                pa.table(
+                    {
+                        "audience": pa.array([name] * m, pa.string()),
+                        "profile_id": exited.column("profile_id"),
+                        "entered_at": exited.column("entered_at").cast(pa.timestamp("us")),
+                        "exited_at": pa.array([ts.as_py()] * m, pa.timestamp("us")),
+                    }
+                ),
+                key=["audience", "profile_id", "entered_at"],
+            )
+        size = len(members) if scope is None else int(state_row["previous"]) + n - exited.num_rows
+        state = {k: v for k, v in state_row.items() if k != "previous"}
+        state["members"] = size
+        tx.upsert(
+            STATE,
+            pa.Table.from_pylist([state], schema=schema.AUDIENCE_STATE.schema.to_pyarrow()),
+            key=["audience"],
+        )
+    return {"entered": n, "exited": exited.num_rows, "members": size}
+
+
+def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool = False) -> dict[str, Any]:
+    """Bring one audience's memberships up to ``now`` (default: the clock); incremental when it can.
+
+    Returns ``{"audience", "mode", "members", "entered", "exited", "candidates", "seconds", "evaluated_at"}``.
+    """
+    started = time.perf_counter()
+    at = now or store.now()
+    with _lock(name):
+        saved = store.get(wh, name)
+        node = d.parse(saved["definition"])
+        seen = sources(wh)
+        fp = store.fingerprint(wh, name, node)
+        state = _state(wh, name)
+        expr, plan = compile_members(wh, node, now=at, lookup=store.lookup(wh), name=name)
+        stamp = fp + "|" + seen["predictions"]
+        incremental = (
+            not full
+            and state is not None
+            and state["fingerprint"] == stamp
+            and state["profiles_built_at"] == seen["profiles_built_at"]
+            and at >= state["evaluated_at"]
+            and not (plan.forward_dates and state["evaluated_at"].date() != at.date())
+        )
+        scope: pa.Array | None = None
+        n_candidates = None
+        if incremental and state is not None:
+            cand = candidates(wh, plan, state, at)
+            scope = (
+                pa.array([], pa.string()) if cand is None else wh.to_arrow(cand).column("profile_id").combine_chunks()
+            )
+            n_candidates = len(scope)
+            if n_candidates:
+                restrict = ibis.memtable(pa.table({"profile_id": scope}))
+                expr, _ = compile_members(wh, node, now=at, lookup=store.lookup(wh), restrict=restrict, name=name)
+                members = wh.to_arrow(expr).column("profile_id").combine_chunks()
+            else:
+                members = pa.array([], pa.string())
+        else:
+            members = wh.to_arrow(expr).column("profile_id").combine_chunks()
+        mode = "incremental" if incremental else "full"
+        row = {
+            "audience": name,
+            "evaluated_at": at,
+            "events_watermark": seen["watermark"],
+            "profiles_built_at": seen["profiles_built_at"],
+            "fingerprint": stamp,
+            "members": 0,
+            "previous": (state or {}).get("members") or 0,
+            "mode": mode,
+            "candidates": n_candidates,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        changed = _write(wh, name, at, members, scope, row)
+        size = changed["members"]
+        seconds = round(time.perf_counter() - started, 3)
+    return {
+        "audience": name,
+        "mode": row["mode"],
+        "members": size,
+        "entered": changed["entered"],
+        "exited": changed["exited"],
+        "candidates": n_candidates,
+        "seconds": seconds,
+        "evaluated_at": at.isoformat(),
+    }
