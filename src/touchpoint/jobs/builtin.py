@@ -11,6 +11,10 @@ experiments   every 15m                        ``experiment_results``: each runn
 predictions   daily                            ``predictions`` (CLV, P(alive), next purchase), ``replenishment``
 mmm           weekly                           the marketing-mix model in ``<data_dir>/mmm`` (fit in a
                                                separate process: the API never waits for the sampler)
+audiences     after new events or a profiles   ``audience_memberships`` (incremental: touched profiles and
+              or predictions run, at most 5s   expiring windows), entries and exits as facts
+scores        after new events or a profiles   ``score_results`` with band entries and stage changes
+              run, at most 1m
 ============  ===============================  ==========================================================
 """
 
@@ -213,6 +217,36 @@ def refit_mmm(ctx: JobContext) -> dict[str, Any]:
     return {"rows": len(data.dates), "status": reply.get("status"), "model_dir": str(target)}
 
 
+# -- audiences and scores ------------------------------------------------------------------------------
+def refresh_audiences(ctx: JobContext) -> dict[str, Any]:
+    """Bring every saved audience up to date (each incrementally when it can)."""
+    from touchpoint.audiences import store, workflow
+
+    if not store.list_all(ctx.warehouse):
+        raise Skip("no audiences are defined (`touchpoint audiences create`)")
+    if ctx.warehouse.count("profiles") == 0:
+        raise Skip("no profiles yet: the profiles job builds them")
+    results = workflow.refresh_audiences(ctx.warehouse)
+    changed = sum(r["entered"] + r["exited"] for r in results)
+    return {"rows": changed, "audiences": len(results), "entered": sum(r["entered"] for r in results)}
+
+
+def refresh_scores(ctx: JobContext) -> dict[str, Any]:
+    """Score every profile with every saved lead score."""
+    from touchpoint.audiences import scores
+
+    names = [s["name"] for s in scores.list_all(ctx.warehouse)]
+    if not names:
+        raise Skip("no scores are defined (`touchpoint scores create`)")
+    if ctx.warehouse.count("profiles") == 0:
+        raise Skip("no profiles yet: the profiles job builds them")
+    done = []
+    for name in names:
+        ctx.check_stop()
+        done.append(scores.run(ctx.warehouse, name))
+    return {"rows": len(done), "scores": names}
+
+
 def _swap(new: Path, target: Path) -> None:
     """Put the directory ``new`` where ``target`` is; readers see the old model or the new one."""
     old = target.with_name(target.name + ".old")
@@ -268,6 +302,24 @@ BUILTIN: tuple[Job, ...] = (
         tables=(),
         doc="Refit the marketing-mix model on the weekly summary (in a worker process).",
         retry_base=60.0,
+    ),
+    Job(
+        "audiences",
+        refresh_audiences,
+        every=5.0,
+        trigger="events",
+        tables=("audience_memberships",),
+        after=("profiles", "predictions"),
+        doc="Bring every audience up to date: entries and exits of touched profiles and expiring windows.",
+    ),
+    Job(
+        "scores",
+        refresh_scores,
+        every=60.0,
+        trigger="events",
+        tables=("score_results",),
+        after=("profiles",),
+        doc="Score every profile with every lead score; band entries and stage changes.",
     ),
 )
 

@@ -107,6 +107,7 @@ class Job:
     enabled: bool = True
     retry_base: float = 1.0  # the first retry after a failure waits this long, then doubles
     retry_max: float = 600.0  # ... up to this long (and never longer than ``every`` for interval jobs)
+    after: tuple[str, ...] = ()  # also due (at its cadence) once a run of one of these jobs has succeeded
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum() or not self.name.islower():

@@ -110,6 +110,7 @@ class JobState:
     next_due: float = 0.0  # time.time() when it may run next (events jobs: and there are new events)
     events_seen: int | None = None  # the events count when the last run started
     requested: str | None = None  # a run id asked for by run_now
+    upstream: bool = False  # a job it runs after (Job.after) has succeeded since its last run
 
 
 class JobRunner:
@@ -261,6 +262,8 @@ class JobRunner:
             return None, None
         if state.failures:
             return "retry", None
+        if state.upstream:
+            return "upstream", None
         if state.job.trigger == "interval":
             return "schedule", None
         count = self.events_count()
@@ -287,6 +290,7 @@ class JobRunner:
     def _run(self, state: JobState, trigger: str, count: int | None) -> None:
         with self._cond:
             run_id, state.requested = state.requested or uuid.uuid4().hex, None
+            state.upstream = False
         if count is None and state.job.trigger == "events":
             count = self.warehouse.count("events")
         started = time.time()
@@ -319,6 +323,7 @@ class JobRunner:
             state.next_due = started + state.job.every
             if run.status == "succeeded":
                 state.last_success = run
+                self._wake_downstream(state.job.name)
             if count is not None:
                 state.events_seen = count
         for listener in self.listeners:
@@ -326,6 +331,14 @@ class JobRunner:
                 listener(state.job, run)
             except Exception:
                 log.exception("a job listener failed")
+
+    def _wake_downstream(self, name: str) -> None:
+        """Jobs that run after ``name`` (``Job.after``: audiences after profiles) become due at their cadence."""
+        with self._cond:
+            for other in self._states.values():
+                if name in other.job.after:
+                    other.upstream = True
+            self._cond.notify_all()
 
     def _maybe_prune(self) -> None:
         if time.time() - self._last_prune < PRUNE_EVERY:
