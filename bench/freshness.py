@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import parse_wrk  # noqa: E402 - the house's wrk output parser
+from ingest import parse_wrk, start_server  # noqa: E402 - the house's wrk output parser and server start
 from write_lock import visits  # noqa: E402 - the house's seeded visitors (page, identify, some orders)
 
 PER_REQUEST = 100
@@ -76,22 +76,6 @@ def seed(folder: Path, visitors: int) -> tuple[str, str, int]:
     events = wh.count("events")
     wh.close()
     return write_key, read_key, events
-
-
-def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(1200):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def wait_caught_up(api: httpx.Client, seconds: float = 300) -> None:
