@@ -7,7 +7,7 @@ predictions, mmm), :mod:`~touchpoint.jobs.runner` (threads, no overlap, retries 
 (staleness, degraded jobs). No library package imports this one; it imports the workflows.
 
 >>> sorted(JOBS)
-['attribution', 'experiments', 'mmm', 'predictions', 'profiles', 'sessions']
+['attribution', 'audiences', 'experiments', 'mmm', 'predictions', 'profiles', 'scores', 'sessions']
 """
 
 from __future__ import annotations

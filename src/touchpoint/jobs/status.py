@@ -61,14 +61,17 @@ def describe(state: JobState, wh: Warehouse, *, serving: bool, since: float) -> 
     """One job's state as the surfaces show it."""
     job, now = state.job, time.time()
     success_at = state.last_success.started_at if state.last_success is not None else None
-    behind = _events_since(wh, success_at) if job.trigger == "events" else None
+    # a skipped run looked at the events and had nothing to do (no audience defined): it is not behind
+    looked = state.last if state.last is not None and state.last.status == "skipped" else state.last_success
+    looked_at = looked.started_at if looked is not None else None
+    behind = _events_since(wh, looked_at) if job.trigger == "events" else None
     running = state.running is not None or (not serving and state.last is not None and state.last.status == "running")
     overdue = False
     if job.enabled and not running and serving:
         if job.trigger == "interval" or state.failures:
             overdue = now > max(state.next_due, since) + max(GRACE_SECONDS, job.every / 2)
         elif behind:
-            reference = _ts(success_at) or since
+            reference = _ts(looked_at) or since
             overdue = now - max(reference, since) > job.every + GRACE_SECONDS
     if not job.enabled:
         status = "disabled"
