@@ -301,3 +301,47 @@ def test_resolve_errors_name_the_value_and_what_to_do() -> None:
         identity.resolve(wh, "nobody")
     with pytest.raises(InvalidInput):
         identity.resolve(wh, "  ")
+
+
+def test_a_rebuild_and_updates_at_once_give_what_one_rebuild_gives() -> None:
+    """The job runner's update and a command's rebuild may start together in the server: each reads the
+    graph, computes and writes it back, so they take turns (``Warehouse.exclusive``); run at once
+    without it, both appended their nodes and links (the CI of 2026-12-01 found 4,080 user ids for 400)."""
+    import threading
+
+    msgs = []
+    for i in range(300):
+        msgs += [
+            {"type": "page", "anonymousId": f"a{i}", "timestamp": ts(i % 600)},
+            {"type": "identify", "anonymousId": f"a{i}", "userId": f"u{i}", "timestamp": ts(i % 600 + 1)},
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": f"u{i}",
+                "properties": {"email": f"c{i}@x.org"},
+                "timestamp": ts(i % 600 + 2),
+            },
+        ]
+    alone, together = fresh(), fresh()
+    write_messages(alone, msgs)
+    identity.rebuild(alone)
+    write_messages(together, msgs[:30])
+    identity.rebuild(together)
+    write_messages(together, msgs[30:])
+    errors: list[BaseException] = []
+
+    def run(step: object) -> None:
+        try:
+            step(together)  # type: ignore[operator]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (identity.update, identity.rebuild, identity.update)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    nodes = together.to_arrow(together.table(tables.NODES)).num_rows
+    assert nodes == alone.to_arrow(alone.table(tables.NODES)).num_rows == 900
+    assert assignment(together) == assignment(alone)

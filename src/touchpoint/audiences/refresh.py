@@ -21,7 +21,6 @@ refresh a full one. Incremental and full refreshes give the same memberships (a 
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,15 +37,6 @@ from touchpoint.warehouse import Warehouse, schema
 
 MEMBERSHIPS = schema.AUDIENCE_MEMBERSHIPS.name
 STATE = schema.AUDIENCE_STATE.name
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _lock(name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(name, threading.Lock())
-
-
 def _scalar(wh: Warehouse, expr: ir.Scalar) -> Any:
     return wh.to_arrow(expr).as_py()
 
@@ -201,7 +191,7 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
     """
     started = time.perf_counter()
     at = now or store.now()
-    with _lock(name):
+    with wh.exclusive(f"audience:{name}"):
         saved = store.get(wh, name)
         node = d.parse(saved["definition"])
         seen = sources(wh)

@@ -232,6 +232,7 @@ def _node_table(stats: ir.Table) -> ir.Table:
 
 
 # -- full rebuild --------------------------------------------------------------------------------------
+@store.alone
 def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     """Resolve every stored event from scratch and replace the identity tables.
 
@@ -320,6 +321,7 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
 
 
 # -- incremental update ------------------------------------------------------------------------------
+@store.alone
 def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     """Resolve the events stored since the last run, recomputing only the components they touch.
 
@@ -376,6 +378,7 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
     return result
 
 
+@store.alone
 def recompute_components(
     wh: Warehouse, components: list[int], rules: MergeRules | None = None, note: str | None = None
 ) -> ResolveResult:

@@ -60,6 +60,7 @@ def _add_override(wh: Warehouse, row: dict[str, Any]) -> None:
     store.append(wh, T.OVERRIDES, pa.table(full, schema=schema))
 
 
+@store.alone
 def split(
     wh: Warehouse,
     profile: str,
@@ -102,6 +103,7 @@ def split(
     }
 
 
+@store.alone
 def merge(
     wh: Warehouse, first: str, second: str, *, note: str | None = None, rules: MergeRules | None = None
 ) -> dict[str, Any]:

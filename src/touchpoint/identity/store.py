@@ -10,10 +10,12 @@ never a mix, and the collector's commits wait only for the swap.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -22,6 +24,22 @@ import pyarrow as pa
 from touchpoint.errors import NotFound
 from touchpoint.identity import tables as T
 from touchpoint.warehouse import Warehouse
+
+P = ParamSpec("P")
+R = TypeVar("R")
+SECTION = "identity"
+
+
+def alone(fn: Callable[Concatenate[Warehouse, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
+    """Run an identity operation (read the graph, compute, write it back) with no other one at once:
+    a job's incremental update and a command's rebuild would otherwise both append their rows."""
+
+    @functools.wraps(fn)
+    def run(wh: Warehouse, *args: P.args, **kwargs: P.kwargs) -> R:
+        with wh.exclusive(SECTION):
+            return fn(wh, *args, **kwargs)
+
+    return run
 
 
 def now() -> datetime:

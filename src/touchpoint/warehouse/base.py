@@ -24,9 +24,10 @@ One class per engine implements this (DuckDB today, :mod:`touchpoint.warehouse.d
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from touchpoint.warehouse.schema import TableSpec
 
 WRITE_LANES = ("main", "events")  # see Warehouse.write
+_sections: dict[tuple[str, str], threading.RLock] = {}  # see Warehouse.exclusive
+_sections_guard = threading.Lock()
 Rows = pa.Table  # rows to write: an Arrow table (an Ibis expression is also accepted where noted)
 
 
@@ -157,6 +160,21 @@ class Warehouse(ABC):
         return int(self.ibis.to_pyarrow(self.table(name).count()).as_py())
 
     # -- writes (one writer at a time) --------------------------------------------------------------
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Run a read-compute-write operation named ``name`` (``"identity"``, ``"audience:NAME"``) alone.
+
+        Operations that read a table, compute from it and write it back in several steps (an
+        incremental identity update, an audience refresh) would lose or double rows if two ran at
+        once (the job runner's and a command's). They hold this section; any other work, and the
+        short :meth:`write` transactions, go on meanwhile. Reentrant in one thread; shared by every
+        :class:`Warehouse` of the same URL in this process (the embedded engine is one process).
+        """
+        with _sections_guard:
+            lock = _sections.setdefault((self.url, name), threading.RLock())
+        with lock:
+            yield
+
     @abstractmethod
     def write(self, *, lane: str = "main") -> AbstractContextManager[Transaction]:
         """A transaction under the write lock of ``lane``: ``with wh.write() as tx: tx.append(...)``.
