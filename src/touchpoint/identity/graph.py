@@ -59,9 +59,13 @@ class ResolveResult:
     merges_logged: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: the profiles whose identifiers changed (their ids before and after); ``None``: every profile
+    changed_profiles: list[str] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["changed_profiles"]
+        return out
 
 
 # -- building blocks ---------------------------------------------------------------------------------
@@ -361,7 +365,7 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
             )
             return result
         if found == 0:
-            return ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3))
+            return ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3), changed_profiles=[])
         result = _recompute(wh, s, rules, new_events=new_events, components=None)
         max_received = new_events.received_at.max().to_pyarrow().as_py()
         new_mark = max(ibis.timestamp(watermark).to_pyarrow().as_py(), max_received)
@@ -388,6 +392,8 @@ def recompute_components(
     started = time.perf_counter()
     with Scratch(wh) as s:
         result = _recompute(wh, s, rules, new_events=None, components=components, note=note, manual=True)
+    state = store.read_state(wh)
+    store.write_state(wh, state | {"updated_at": store.now().isoformat()})  # profiles built before are stale
     result.mode = "manual"
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -471,6 +477,8 @@ def _recompute(
     if log_rows:
         store.append(wh, T.MERGE_LOG, store.merge_log_rows(log_rows))
 
+    before_after = ibis.union(old_nodes.select("profile_id"), final_nodes.select("profile_id"), distinct=True)
+    result.changed_profiles = wh.to_arrow(before_after).column("profile_id").to_pylist()
     summary = final_nodes.aggregate(n=final_nodes.count(), p=final_nodes.profile_id.nunique()).to_pyarrow()
     row = summary.to_pylist()[0]
     lrow = final_links.aggregate(n=final_links.count(), r=(final_links.status == "refused").sum()).to_pyarrow()

@@ -66,7 +66,8 @@ def require_resolved(wh: Warehouse) -> None:
         )
 
 
-def _typed(expr: ir.Table, schema: ibis.Schema) -> ir.Table:
+def typed(expr: ir.Table, schema: ibis.Schema) -> ir.Table:
+    """``expr``'s columns named in ``schema``, cast to their types, in its order."""
     return expr.select(*[expr[c].cast(schema[c]).name(c) for c in schema.names])
 
 
@@ -78,7 +79,7 @@ def replace_table(wh: Warehouse, name: str, expr: ir.Table, schema: ibis.Schema)
 def replace_tables(wh: Warehouse, tables: list[tuple[str, ir.Table, ibis.Schema]]) -> None:
     """Replace the rows of several tables in one transaction (rows computed before it starts)."""
     with ExitStack() as stack:
-        ready = [(name, stack.enter_context(wh.staged(_typed(expr, schema)))) for name, expr, schema in tables]
+        ready = [(name, stack.enter_context(wh.staged(typed(expr, schema)))) for name, expr, schema in tables]
         with wh.write() as tx:
             for name, rows in ready:
                 tx.replace(name, rows)
@@ -91,7 +92,7 @@ def replace_rows(wh: Warehouse, steps: list[tuple[str, str, ir.Table | None, ir.
         ready = []
         for table, key, keys, rows, schema in steps:
             staged_keys = stack.enter_context(wh.staged(keys)) if keys is not None else None
-            staged_rows = stack.enter_context(wh.staged(_typed(rows, schema))) if rows is not None else None
+            staged_rows = stack.enter_context(wh.staged(typed(rows, schema))) if rows is not None else None
             ready.append((table, key, staged_keys, staged_rows))
         with wh.write() as tx:
             for table, key, staged_keys, staged_rows in ready:

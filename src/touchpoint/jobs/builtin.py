@@ -47,16 +47,13 @@ def _orders(ctx: JobContext) -> int:
 
 # -- profiles ------------------------------------------------------------------------------------------
 def refresh_profiles(ctx: JobContext) -> dict[str, Any]:
-    """Resolve the events stored since the last run, then rebuild profiles and their computed traits."""
-    from touchpoint import identity
-    from touchpoint.profiles.build import build
+    """Resolve the events stored since the last run, then refresh the profiles they changed."""
+    from touchpoint.profiles.workflow import update
 
     if ctx.warehouse.count("events") == 0:
         raise Skip("no events yet")
-    resolved = identity.update(ctx.warehouse).to_dict()  # the same two steps as profiles.workflow.update
-    ctx.check_stop()  # stopping between them is safe: the next run rebuilds the profiles
-    built = build(ctx.warehouse)
-    return {"rows": built["profiles"], "identity": resolved, "profiles": built}
+    out = update(ctx.warehouse)
+    return {"rows": out["profiles"]["recomputed"], **out}
 
 
 def refresh_sessions(ctx: JobContext) -> dict[str, Any]:

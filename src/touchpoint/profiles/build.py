@@ -34,11 +34,13 @@ with an order, ``ceil(5 * cume_dist)``: equal values share a score and the best 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from touchpoint import identity
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
@@ -50,6 +52,23 @@ TRAITS = schema.PROFILE_TRAITS.name
 SESSION_GAP_MINUTES = 30
 
 PROFILES_SCHEMA = schema.PROFILES.schema
+#: The columns computed from one profile's own events and identifiers (the rest depend on all profiles).
+BASE_COLUMNS = (
+    "profile_id",
+    "identifiers",
+    "user_id",
+    "email",
+    "first_seen",
+    "last_seen",
+    "events",
+    "sessions",
+    "orders",
+    "revenue",
+    "average_order_value",
+    "last_order_at",
+    "channels",
+    "channels_touched",
+)
 TRAITS_SCHEMA = schema.PROFILE_TRAITS.schema
 
 
@@ -105,17 +124,54 @@ def _channel(t: ir.Table) -> ir.StringValue:
     return channel_expr(t)
 
 
-def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, Any]:
+def build(
+    wh: Warehouse, *, as_of: datetime | str | None = None, only: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Rebuild ``profiles`` and ``profile_traits`` from the events and the current identities.
 
     ``as_of`` (default: now, UTC) is the instant ``days_since_last_order`` and recency count from.
-    Returns a summary: how many profiles, traits, seconds.
+    ``only`` (the profiles an identity update changed, :attr:`ResolveResult.changed_profiles`)
+    recomputes those profiles' rows from their events and keeps every other row; the RFM scores and
+    ``days_since_last_order`` of every profile are recomputed either way, as they depend on all
+    profiles and on ``as_of``. Returns a summary: how many profiles, traits, recomputed, seconds.
     """
     started = time.perf_counter()
     as_of_ts = _as_of(as_of)
+    with wh.exclusive(store.SECTION):  # the identities it reads do not change under it
+        if only is None:
+            rows, traits = _rows(wh, None)
+            _finish_and_store(wh, rows, traits, as_of_ts, None)
+        elif only:
+            with wh.staged(ibis.memtable(pa.table({"profile_id": pa.array(list(only), pa.string())}))) as ids:
+                rows, traits = _rows(wh, ids)
+                old = _base(wh.table(PROFILES).anti_join(ids, "profile_id"))
+                rows = ibis.union(old, _base(rows), distinct=False)
+                _finish_and_store(wh, rows, traits, as_of_ts, ids)
+        else:
+            _finish_and_store(wh, wh.table(PROFILES).select(*BASE_COLUMNS), None, as_of_ts, None)
+    n = int(wh.table(PROFILES).count().to_pyarrow().as_py())
+    k = int(wh.table(TRAITS).count().to_pyarrow().as_py())
+    return {
+        "profiles": n,
+        "traits": k,
+        "recomputed": n if only is None else len(only),
+        "as_of": as_of_ts.isoformat(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _base(rows: ir.Table) -> ir.Table:
+    return rows.select(*[rows[c].cast(PROFILES_SCHEMA[c]).name(c) for c in BASE_COLUMNS])
+
+
+def _rows(wh: Warehouse, ids: ir.Table | None) -> tuple[ir.Table, ir.Table]:
+    """The per-profile columns (:data:`BASE_COLUMNS`) and the traits of every profile, or of ``ids``."""
     events = wh.table("events")
     ep = identity.event_profiles(wh, events)
     nodes = wh.table(identity.tables.NODES)
+    if ids is not None:
+        ep = ep.semi_join(ids, "profile_id")
+        nodes = nodes.semi_join(ids, "profile_id")
     ev = events.join(ep, "message_id")
 
     # sessions: a new one starts after 30 minutes of silence
@@ -157,19 +213,28 @@ def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, An
     p = p.left_join(emails, "profile_id").select(p, emails.email)
     p = p.left_join(sessions, "profile_id").select(p, sessions.sessions, sessions.channels)
     p = p.left_join(orders, "profile_id").select(p, orders.orders, orders.revenue, orders.last_order_at)
-    as_of_lit = ibis.literal(as_of_ts, "timestamp")
-    channels = p.channels.sort()
     p = p.mutate(
         events=ibis.coalesce(p.events, 0),
         sessions=ibis.coalesce(p.sessions, 0),
         orders=ibis.coalesce(p.orders, 0),
         revenue=ibis.coalesce(p.revenue, 0.0),
         average_order_value=ibis.ifelse(p.orders > 0, p.revenue / p.orders, ibis.null("float64")),
-        days_since_last_order=((as_of_lit.epoch_seconds() - p.last_order_at.epoch_seconds()) // 86400).cast(
+        channels=ibis.ifelse(p.channels.sort().length() > 0, p.channels.sort().join(","), ibis.null(str)),
+        channels_touched=ibis.coalesce(p.channels.length(), 0).cast("int64"),
+    )
+    return p.select(*BASE_COLUMNS), _traits(events, ep)
+
+
+def _finish_and_store(
+    wh: Warehouse, rows: ir.Table, traits: ir.Table | None, as_of_ts: datetime, ids: ir.Table | None
+) -> None:
+    """Add what depends on every profile or on ``as_of`` (days since the last order, RFM scores) to
+    ``rows`` and store them; ``traits`` replace every trait row, or only those of ``ids``."""
+    as_of_lit = ibis.literal(as_of_ts, "timestamp")
+    p = rows.mutate(
+        days_since_last_order=((as_of_lit.epoch_seconds() - rows.last_order_at.epoch_seconds()) // 86400).cast(
             "int64"
         ),
-        channels=ibis.ifelse(channels.length() > 0, channels.join(","), ibis.null(str)),
-        channels_touched=ibis.coalesce(p.channels.length(), 0).cast("int64"),
         as_of=as_of_lit,
         built_at=ibis.literal(store.now(), "timestamp"),
     )
@@ -188,12 +253,15 @@ def build(wh: Warehouse, *, as_of: datetime | str | None = None) -> dict[str, An
         + p.frequency_score.cast("string")
         + p.monetary_score.cast("string")
     )
-    store.replace_tables(wh, [(PROFILES, p, PROFILES_SCHEMA), (TRAITS, _traits(events, ep), TRAITS_SCHEMA)])
-    n = int(wh.table(PROFILES).count().to_pyarrow().as_py())
-    k = int(wh.table(TRAITS).count().to_pyarrow().as_py())
-    return {
-        "profiles": n,
-        "traits": k,
-        "as_of": as_of_ts.isoformat(),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    if traits is None:
+        store.replace_table(wh, PROFILES, p, PROFILES_SCHEMA)
+    elif ids is None:
+        store.replace_tables(wh, [(PROFILES, p, PROFILES_SCHEMA), (TRAITS, traits, TRAITS_SCHEMA)])
+    else:
+        with wh.staged(store.typed(p, PROFILES_SCHEMA)) as ready_p, wh.staged(
+            store.typed(traits, TRAITS_SCHEMA)
+        ) as ready_t, wh.write() as tx:
+            tx.replace(PROFILES, ready_p)
+            tx.delete(TRAITS, "profile_id", ids.profile_id)
+            tx.append(TRAITS, ready_t)
+

@@ -21,7 +21,7 @@ from typing import Any
 
 from touchpoint import identity
 from touchpoint.errors import InvalidInput
-from touchpoint.profiles.build import build
+from touchpoint.profiles.build import PROFILES, build
 from touchpoint.warehouse import Warehouse
 
 
@@ -55,9 +55,24 @@ def rebuild(
 def update(
     wh: Warehouse, rules: identity.MergeRules | None = None, *, as_of: datetime | str | None = None
 ) -> dict[str, Any]:
-    """Resolve only the events stored since the last run, then refresh the profiles."""
-    result = identity.update(wh, rules)
-    return {"identity": result.to_dict(), "profiles": build(wh, as_of=as_of)}
+    """Resolve only the events stored since the last run, then refresh the profiles they changed.
+
+    Only those profiles are recomputed from their events when the profiles were built after the last
+    change to identities (else, e.g. after a stop between the two steps, every profile is).
+    """
+    with wh.exclusive(identity.store.SECTION):
+        current = _profiles_current(wh)
+        result = identity.update(wh, rules)
+        only = result.changed_profiles if current else None
+        return {"identity": result.to_dict(), "profiles": build(wh, as_of=as_of, only=only)}
+
+
+def _profiles_current(wh: Warehouse) -> bool:
+    """Whether ``profiles`` were built after identities last changed (so they lag by no update)."""
+    changed = identity.store.read_state(wh).get("updated_at")
+    p = wh.table(PROFILES)
+    built = wh.to_arrow(p.built_at.max()).as_py()
+    return changed is not None and built is not None and built >= datetime.fromisoformat(changed)
 
 
 def split(
