@@ -140,11 +140,41 @@ class Settings(BaseSettings):
         if value not in ("text", "json"):
             raise ValueError(f"log_format {value!r} is not known; use 'text' or 'json'")
         return value
+
     brand_name: str | None = Field(
         None,
         max_length=200,
         description="our brand as survey answers name it; relative attractiveness compares it with the others",
     )
+
+    smtp_url: str | None = Field(
+        None,
+        description="where automations send email: smtp://host:port (STARTTLS when offered, "
+        "?starttls=require to insist), smtps://host:port (TLS); user:password@ in the URL or the next settings",
+    )
+    smtp_username: str | None = Field(None, description="SMTP user name (overrides one in smtp_url)")
+    smtp_password: str | None = Field(None, description="SMTP password (overrides one in smtp_url)")
+    smtp_sender: str | None = Field(
+        None, description="the From address of automation emails, e.g. 'Shop <news@shop.example>'"
+    )
+    automations_signing_key: str | None = Field(
+        None,
+        min_length=16,
+        description="signs unsubscribe links and webhook bodies (HMAC-SHA256); default: a random key kept "
+        "in <data_dir>/automations.key",
+    )
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError(
+                f"smtp_url {value!r} is not an SMTP URL; use e.g. 'smtp://127.0.0.1:2525' or 'smtps://mail.example:465'"
+            )
+        return value.strip()
 
     @field_validator("warehouse_url")
     @classmethod

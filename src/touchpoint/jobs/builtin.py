@@ -15,6 +15,9 @@ audiences     after new events or a profiles   ``audience_memberships`` (increme
               or predictions run, at most 5s   expiring windows), entries and exits as facts
 scores        after new events or a profiles   ``score_results`` with band entries and stage changes
               run, at most 1m
+automations   after new events or an           ``automation_entries`` and ``automation_outbox`` (who entered,
+              audiences run, at most 1s        in which arm; what to send), then sends what is due
+deliveries    every 15s                        sends outbox rows that came due: retries, steps after a wait
 ============  ===============================  ==========================================================
 """
 
@@ -244,6 +247,28 @@ def refresh_scores(ctx: JobContext) -> dict[str, Any]:
     return {"rows": len(done), "scores": names}
 
 
+# -- automations ---------------------------------------------------------------------------------------
+def run_automations(ctx: JobContext) -> dict[str, Any]:
+    """Evaluate every automation's trigger since its watermark, then send what is due."""
+    from touchpoint.automations import store, workflow
+
+    if not store.list_all(ctx.warehouse):
+        raise Skip("no automations are defined (`touchpoint automations create`)")
+    out = workflow.run(ctx.warehouse, ctx.settings)
+    entered = sum(d["entered"] for d in out["decided"])
+    return {"rows": entered + sum(out["delivered"].values()), "entered": entered, "delivered": out["delivered"]}
+
+
+def run_deliveries(ctx: JobContext) -> dict[str, Any]:
+    """Send the outbox rows that came due since the last run (retries, steps after a wait)."""
+    from touchpoint.automations import store, workflow
+
+    if not store.list_all(ctx.warehouse, status="active"):
+        raise Skip("no active automations")
+    delivered = workflow.deliver(ctx.warehouse, ctx.settings)
+    return {"rows": sum(delivered.values()), "delivered": delivered}
+
+
 def _swap(new: Path, target: Path) -> None:
     """Put the directory ``new`` where ``target`` is; readers see the old model or the new one."""
     old = target.with_name(target.name + ".old")
@@ -317,6 +342,22 @@ BUILTIN: tuple[Job, ...] = (
         tables=("score_results",),
         after=("profiles",),
         doc="Score every profile with every lead score; band entries and stage changes.",
+    ),
+    Job(
+        "automations",
+        run_automations,
+        every=1.0,
+        trigger="events",
+        tables=("automation_entries", "automation_outbox"),
+        after=("audiences",),
+        doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
+    ),
+    Job(
+        "deliveries",
+        run_deliveries,
+        every=15.0,
+        tables=("automation_outbox",),
+        doc="Send the outbox rows that came due: retries with backoff, steps after a wait.",
     ),
 )
 

@@ -59,6 +59,10 @@ def _audience_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUDIENCE_TABLES]
 
 
+def _automation_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.AUTOMATION_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -77,6 +81,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(6, "dashboard users and sign-in sessions", _user_tables),
     Migration(7, "the marketing plan: plans (versioned) and plan_reviews", _plan_tables),
+    Migration(
+        8,
+        "automations: definitions, entries with their arm, the outbox, trigger watermarks, unsubscribes",
+        _automation_tables,
+    ),
 )
 
 

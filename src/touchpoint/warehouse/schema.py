@@ -653,3 +653,84 @@ AUDIENCE_TABLES: tuple[TableSpec, ...] = (
     SCORE_BANDS,
     SCORE_STAGES,
 )
+
+# -- automations (see touchpoint.automations) ---------------------------------------------------------------
+AUTOMATIONS = TableSpec(
+    name="automations",
+    doc="Saved automation definitions (JSON): trigger, steps, goal, holdout, re-entry; paused or active.",
+    key=("name",),
+    not_null=("name", "definition", "version", "status", "created_at", "updated_at"),
+    schema=ibis.schema(
+        [
+            ("name", STRING),
+            ("definition", STRING),  # JSON, the language of docs/automations.md
+            ("version", I64),
+            ("status", STRING),  # active | paused
+            ("created_at", TS),
+            ("updated_at", TS),
+        ]
+    ),
+)
+AUTOMATION_ENTRIES = TableSpec(
+    name="automation_entries",
+    doc="Who entered which automation, for which occurrence, and in which arm (treated or held out).",
+    key=("automation", "profile_id", "occurrence"),
+    not_null=("automation", "profile_id", "occurrence", "arm", "entered_at"),
+    schema=ibis.schema(
+        [
+            ("automation", STRING),
+            ("profile_id", STRING),
+            ("occurrence", STRING),  # the re-entry policy's key: 'once', or the trigger's own key
+            ("arm", STRING),  # treated | holdout
+            ("trigger", STRING),  # what triggered it: an event's message_id, an audience change
+            ("entered_at", TS),
+        ]
+    ),
+)
+AUTOMATION_OUTBOX = TableSpec(
+    name="automation_outbox",
+    doc="Every message an automation decided to send, once per (automation, step, profile, occurrence).",
+    key=("automation", "step", "profile_id", "occurrence"),
+    not_null=("automation", "step", "profile_id", "occurrence", "channel", "status", "due_at", "created_at"),
+    schema=ibis.schema(
+        [
+            ("automation", STRING),
+            ("step", I64),
+            ("profile_id", STRING),
+            ("occurrence", STRING),
+            ("outbox_id", STRING),  # a hash of the key: the Message-ID and the idempotency key derive from it
+            ("channel", STRING),  # email | webhook
+            ("purpose", STRING),
+            ("status", STRING),  # pending | sending | retry | sent | dead | suppressed | exited
+            ("due_at", TS),
+            ("attempts", I64),
+            ("last_error", STRING),
+            ("payload", STRING),  # JSON: what was rendered at the first attempt (retries resend it)
+            ("entered_at", TS),
+            ("created_at", TS),
+            ("updated_at", TS),
+            ("sent_at", TS),
+        ]
+    ),
+)
+AUTOMATION_STATE = TableSpec(
+    name="automation_state",
+    doc="Each automation's trigger watermark: the latest event or audience change it has evaluated.",
+    key=("automation",),
+    schema=ibis.schema([("automation", STRING), ("watermark", TS), ("evaluated_at", TS)]),
+)
+UNSUBSCRIBES = TableSpec(
+    name="unsubscribes",
+    doc="Withdrawn consent per profile and purpose, from the unsubscribe endpoint (until a privacy module lands).",
+    key=("profile_id", "purpose"),
+    not_null=("profile_id", "purpose", "unsubscribed_at"),
+    schema=ibis.schema([("profile_id", STRING), ("purpose", STRING), ("source", STRING), ("unsubscribed_at", TS)]),
+)
+
+AUTOMATION_TABLES: tuple[TableSpec, ...] = (
+    AUTOMATIONS,
+    AUTOMATION_ENTRIES,
+    AUTOMATION_OUTBOX,
+    AUTOMATION_STATE,
+    UNSUBSCRIBES,
+)

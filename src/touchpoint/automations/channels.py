@@ -1,0 +1,238 @@
+"""The channels: email over SMTP (standard library ``smtplib``) and JSON webhooks over HTTP(S).
+
+Each send answers an :class:`Outcome`: ``sent``, ``retry`` (transient: SMTP 4xx, HTTP 5xx, 408, 429,
+timeouts, refused connections; ``retry_after`` when the receiver said how long to wait) or ``dead``
+(permanent: SMTP 5xx, HTTP 4xx, a redirect). The sender turns it into the outbox row's next state.
+
+A webhook body is signed: ``X-Touchpoint-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>.<body>">`` (the scheme Stripe and Svix use, so receivers can reject replays by ``t``), and carries
+``Idempotency-Key: <outbox id>``, the same on every retry.
+
+>>> sign(b"k", b'{"a":1}', 1700000000)
+'t=1700000000,v1=1b6ad1bc9bf48c52ce01939866d5877c6cc4e87ddad27e16673cb8c4964394a3'
+>>> retry_after_seconds("120"), retry_after_seconds("soon")
+(120.0, None)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr, parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from touchpoint.errors import ConfigError
+
+if TYPE_CHECKING:
+    from touchpoint.config import Settings
+
+USER_AGENT = "touchpoint-automations/1"
+SIGNATURE_HEADER = "X-Touchpoint-Signature"
+TIMEOUT = 10.0
+MAX_RETRY_AFTER = 86400.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # sent | retry | dead
+    error: str | None = None
+    retry_after: float | None = None
+
+
+# -- email --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SMTPConfig:
+    host: str
+    port: int
+    tls: str  # smtps | starttls (when offered) | require (STARTTLS or fail)
+    username: str | None
+    password: str | None
+    sender: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SMTPConfig:
+        if not settings.smtp_url:
+            raise ConfigError(
+                "email steps need an SMTP server, and smtp_url is not set",
+                hint="set TOUCHPOINT_SMTP_URL (e.g. smtp://127.0.0.1:2525) or smtp_url in touchpoint.toml",
+            )
+        if not settings.smtp_sender or "@" not in parseaddr(settings.smtp_sender)[1]:
+            raise ConfigError(
+                f"smtp_sender {settings.smtp_sender!r} is not an email address",
+                hint="set TOUCHPOINT_SMTP_SENDER, e.g. 'Shop <news@shop.example>'",
+            )
+        parts = urlsplit(settings.smtp_url)
+        query = parse_qs(parts.query)
+        smtps = parts.scheme == "smtps"
+        tls = "smtps" if smtps else ("require" if query.get("starttls") == ["require"] else "starttls")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (465 if smtps else 25),
+            tls=tls,
+            username=settings.smtp_username or (unquote(parts.username) if parts.username else None),
+            password=settings.smtp_password or (unquote(parts.password) if parts.password else None),
+            sender=settings.smtp_sender,
+        )
+
+    def domain(self) -> str:
+        return parseaddr(self.sender)[1].rsplit("@", 1)[-1] or "touchpoint.local"
+
+
+def build_email(
+    config: SMTPConfig, *, to: str, subject: str, text: str, html: str | None, outbox_id: str, unsubscribe_url: str
+) -> EmailMessage:
+    """The message with its RFC 8058 one-click unsubscribe headers and a Message-ID from the outbox key."""
+    msg = EmailMessage()
+    msg["From"] = config.sender
+    msg["To"] = to
+    msg["Subject"] = subject.replace("\r", " ").replace("\n", " ")
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = f"<{outbox_id}@{config.domain()}>"
+    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    return msg
+
+
+def _smtp_outcome(code: int, text: Any) -> Outcome:
+    detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    if 400 <= code < 500:
+        return Outcome("retry", f"SMTP {code} {detail}"[:500])
+    return Outcome("dead", f"SMTP {code} {detail}"[:500])
+
+
+class SMTPSender:
+    """One SMTP connection for a batch of messages; reconnects once when the server hung up."""
+
+    def __init__(self, config: SMTPConfig, timeout: float = TIMEOUT) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        c = self.config
+        context = ssl.create_default_context()
+        conn: smtplib.SMTP
+        if c.tls == "smtps":
+            conn = smtplib.SMTP_SSL(c.host, c.port, timeout=self.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(c.host, c.port, timeout=self.timeout)
+            conn.ehlo()
+            if conn.has_extn("starttls"):
+                conn.starttls(context=context)
+                conn.ehlo()
+            elif c.tls == "require":
+                conn.close()
+                raise smtplib.SMTPNotSupportedError("the server does not offer STARTTLS (smtp_url asks for it)")
+        if c.username:
+            conn.login(c.username, c.password or "")
+        return conn
+
+    def send(self, msg: EmailMessage) -> Outcome:
+        for attempt in (1, 2):
+            try:
+                if self.conn is None:
+                    self.conn = self._connect()
+                refused = self.conn.send_message(msg)
+                if refused:
+                    code, text = next(iter(refused.values()))
+                    return _smtp_outcome(code, text)
+                return Outcome("sent")
+            except smtplib.SMTPServerDisconnected as exc:
+                self.close()
+                if attempt == 2:
+                    return Outcome("retry", f"SMTP server disconnected: {exc}")
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = next(iter(exc.recipients.values()))
+                return _smtp_outcome(code, text)
+            except smtplib.SMTPAuthenticationError as exc:
+                self.close()
+                return Outcome("retry", f"SMTP login refused ({exc.smtp_code}): check smtp_username/smtp_password")
+            except smtplib.SMTPResponseException as exc:
+                return _smtp_outcome(exc.smtp_code, exc.smtp_error)
+            except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS failed
+                self.close()
+                return Outcome("retry", f"cannot reach the SMTP server {self.config.host}:{self.config.port}: {exc}")
+        return Outcome("retry", "SMTP server disconnected")  # pragma: no cover - the loop returns
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self.conn.quit()
+            self.conn = None
+
+
+# -- webhooks -----------------------------------------------------------------------------------------
+def sign(key: bytes, body: bytes, at: int) -> str:
+    digest = hmac.new(key, f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now, capped at a day."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), MAX_RETRY_AFTER)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect is answered as the 3xx it is: a webhook URL must be the final one
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def post_webhook(
+    url: str, body: dict[str, Any], *, key: bytes, idempotency_key: str, timeout: float = TIMEOUT
+) -> Outcome:
+    data = json.dumps(body, separators=(",", ":"), sort_keys=True, default=str).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Idempotency-Key": idempotency_key,
+            SIGNATURE_HEADER: sign(key, data, int(time.time())),
+        },
+    )
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        if status == 429 or status == 408:
+            wait = retry_after_seconds(exc.headers.get("Retry-After"))
+            return Outcome("retry", f"HTTP {status} from {url}", wait)
+        if status >= 500:
+            return Outcome("retry", f"HTTP {status} from {url}", retry_after_seconds(exc.headers.get("Retry-After")))
+        return Outcome("dead", f"HTTP {status} from {url}: the receiver refused the request")
+    except (urllib.error.URLError, OSError) as exc:  # refused, DNS, TLS, timed out
+        return Outcome("retry", f"cannot reach {url}: {getattr(exc, 'reason', exc)}")
+    if 200 <= status < 300:
+        return Outcome("sent")
+    return Outcome("dead", f"HTTP {status} from {url}")

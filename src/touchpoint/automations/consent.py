@@ -1,0 +1,117 @@
+"""Consent for an action's purpose, unsubscribe tokens, and recording an unsubscribe.
+
+Until a privacy module lands, a profile consents to purpose P when its trait ``consent_P`` is JSON
+``true`` (the audiences' ``consent`` rule) and it has not unsubscribed from P (the ``unsubscribes``
+table, written by the unsubscribe endpoint). The purpose ``transactional`` needs no consent.
+:func:`with_consent` adds that test as a column to the query that selects the contacts, so the
+decision and the check are one query; the sender repeats it at send time.
+
+An unsubscribe link carries ``profile_id`` and purpose signed with HMAC-SHA256 under the signing
+key (``automations_signing_key``, or a random key kept in ``<data_dir>/automations.key``):
+
+>>> key = b"k" * 32
+>>> token = make_token(key, "p-1", "marketing_email")
+>>> read_token(key, token)
+('p-1', 'marketing_email')
+>>> try:
+...     read_token(key, token[:-2] + "xx")
+... except InvalidInput as exc:
+...     print(exc.message)
+the unsubscribe link is not valid (it was changed or cut short)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import pyarrow as pa
+
+from touchpoint.automations.definition import TRANSACTIONAL
+from touchpoint.errors import InvalidInput
+from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.private_files import private_dir, write_private
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from touchpoint.config import Settings
+
+UNSUBSCRIBES = schema.UNSUBSCRIBES.name
+KEY_FILE = "automations.key"
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The key that signs unsubscribe links and webhook bodies: the setting, else the data directory's own."""
+    if settings.automations_signing_key:
+        return settings.automations_signing_key.encode()
+    path = Path(settings.data_dir).expanduser() / KEY_FILE
+    if not path.exists():
+        private_dir(path.parent)
+        write_private(path, secrets.token_urlsafe(32))
+    return path.read_text(encoding="utf-8").strip().encode()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_token(key: bytes, profile_id: str, purpose: str) -> str:
+    body = f"{profile_id}\n{purpose}".encode()
+    mac = hmac.new(key, b"unsubscribe\n" + body, hashlib.sha256).digest()[:18]
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def read_token(key: bytes, token: str) -> tuple[str, str]:
+    """``(profile_id, purpose)`` of a valid token; :class:`InvalidInput` for anything else."""
+    invalid = InvalidInput(
+        "the unsubscribe link is not valid (it was changed or cut short)",
+        hint="use the link from the email as it arrived",
+    )
+    try:
+        body_text, mac_text = token.split(".", 1)
+        body, mac = _unb64(body_text), _unb64(mac_text)
+    except (ValueError, TypeError):
+        raise invalid from None
+    expected = hmac.new(key, b"unsubscribe\n" + body, hashlib.sha256).digest()[:18]
+    if not hmac.compare_digest(mac, expected):
+        raise invalid
+    try:
+        profile_id, purpose = body.decode().split("\n", 1)
+    except (UnicodeDecodeError, ValueError):
+        raise invalid from None
+    return profile_id, purpose
+
+
+def unsubscribe(wh: Warehouse, key: bytes, token: str, *, source: str = "link") -> dict[str, Any]:
+    """Record the unsubscribe a token stands for (again is harmless: the first time is kept)."""
+    profile_id, purpose = read_token(key, token)
+    at = datetime.now(UTC).replace(tzinfo=None)
+    row = {"profile_id": profile_id, "purpose": purpose, "source": source, "unsubscribed_at": at}
+    with wh.write() as tx:
+        tx.insert_new(UNSUBSCRIBES, pa.Table.from_pylist([row], schema=schema.UNSUBSCRIBES.schema.to_pyarrow()))
+    return {"unsubscribed": True, "profile_id": profile_id, "purpose": purpose}
+
+
+def with_consent(wh: Warehouse, people: ir.Table, purpose: str | None, *, column: str = "consent") -> ir.Table:
+    """``people`` (with a ``profile_id`` column) plus a boolean ``column``: may we act on them for ``purpose``?"""
+    if purpose is None or purpose == TRANSACTIONAL:
+        return people.mutate(**{column: ibis.literal(True)})
+    tr = wh.table("profile_traits")
+    tr = tr.filter(tr.trait == f"consent_{purpose}")
+    yes = tr.filter(tr.value.strip() == "true").select(tp_cpid="profile_id").distinct()
+    un = wh.table(UNSUBSCRIBES)
+    un = un.filter(un.purpose == purpose).select(tp_upid="profile_id")
+    j = people.left_join(yes, people.profile_id == yes.tp_cpid).left_join(un, people.profile_id == un.tp_upid)
+    ok = j.tp_cpid.notnull() & j.tp_upid.isnull()
+    return j.select(*[j[c] for c in people.columns], **{column: ok})

@@ -1,0 +1,302 @@
+"""Automation definitions: JSON in, validated dataclasses out, with errors naming the field.
+
+A definition has a trigger, steps, an optional exit goal, a holdout and a re-entry policy
+(docs/automations.md). The issue's minimal definition is valid as written:
+
+>>> a = parse({"name": "welcome", "trigger": {"event": "Signed Up"}, "holdout": 0.1,
+...            "goal": {"event": "Order Completed", "within_days": 14},
+...            "steps": [{"send_email": {"subject": "Welcome {{ traits.first_name }}", "text": "Hello!",
+...                                      "purpose": "marketing_email"}}]})
+>>> a.trigger.event, a.holdout, a.reentry.policy, a.steps[0].kind, a.goal.within_days
+('Signed Up', 0.1, 'once', 'send_email', 14)
+>>> try:
+...     parse({**a.raw, "holdout": 0})
+... except InvalidDefinition as exc:
+...     print(exc.path, "-", exc.message)
+$.holdout - $.holdout: a holdout of 0 leaves nothing to measure the automation against
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from touchpoint.automations import template
+from touchpoint.errors import InvalidDefinition
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PURPOSE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+TRANSACTIONAL = "transactional"  # the purpose exempt from the consent rule (receipts, password resets)
+MAX_DEPTH = 12  # a definition nested deeper than this is refused before it is read
+MAX_STEPS = 50
+WHERE_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists")
+WAIT_UNITS = {"minutes": 60.0, "hours": 3600.0, "days": 86400.0}
+DEFAULT_HOLDOUT = 0.1
+
+
+def bad(path: str, message: str, hint: str | None = None) -> InvalidDefinition:
+    return InvalidDefinition(f"{path}: {message}", hint=hint or "see docs/automations.md", path=path)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """``{"event": NAME, "where": {...}}`` or ``{"audience": NAME, "on": "enter"|"exit"}``."""
+
+    event: str | None = None
+    where: dict[str, Any] = field(default_factory=dict)
+    audience: str | None = None
+    on: str = "enter"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: ``send_email``, ``webhook`` (actions, with a purpose) or ``wait`` (``seconds``)."""
+
+    kind: str
+    options: dict[str, Any]
+    purpose: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Goal:
+    event: str
+    within_days: int
+
+
+@dataclass(frozen=True)
+class Reentry:
+    """``once`` (ever), ``every_time``, or ``once_per_days`` with ``days``."""
+
+    policy: str = "once"
+    days: int | None = None
+
+
+@dataclass(frozen=True)
+class Automation:
+    name: str
+    trigger: Trigger
+    steps: tuple[Step, ...]
+    goal: Goal | None = None
+    holdout: float = DEFAULT_HOLDOUT
+    allow_no_holdout: bool = False
+    reentry: Reentry = field(default_factory=Reentry)
+    description: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def actions(self) -> list[tuple[int, Step, float]]:
+        """``(step index, step, seconds after entry)`` of every action step (waits add up before it)."""
+        out, delay = [], 0.0
+        for i, step in enumerate(self.steps):
+            if step.kind == "wait":
+                delay += step.seconds
+            else:
+                out.append((i, step, delay))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+
+def _depth(value: Any, limit: int, path: str = "$") -> None:
+    stack = [(value, 1, path)]
+    while stack:
+        item, level, where = stack.pop()
+        if level > limit:
+            raise bad(where, f"the definition is nested deeper than {limit} levels", hint="flatten it")
+        if isinstance(item, dict):
+            stack.extend((v, level + 1, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1, f"{where}[{i}]") for i, v in enumerate(item))
+
+
+def _object(path: str, value: Any, allowed: tuple[str, ...], required: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad(path, f"{what} must be a JSON object, got {type(value).__name__}")
+    unknown = [k for k in value if k not in allowed]
+    if unknown:
+        raise bad(
+            f"{path}.{unknown[0]}", f"unknown key {unknown[0]!r} in {what}", hint=f"allowed: {', '.join(allowed)}"
+        )
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise bad(f"{path}.{missing[0]}", f"{what} needs {missing[0]!r}")
+    return value
+
+
+def _text(path: str, value: Any, what: str, *, limit: int = 200) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise bad(path, f"{what} must be a non-empty string, got {value!r}"[:300])
+    if len(value) > limit:
+        raise bad(path, f"{what} is longer than {limit} characters")
+    return value
+
+
+def _int(path: str, value: Any, lo: int, hi: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise bad(path, f"{what} must be a whole number from {lo} to {hi}, got {value!r}"[:300])
+    return value
+
+
+def _purpose(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not PURPOSE.match(value):
+        raise bad(
+            path,
+            f"purpose {value!r} is not allowed"[:300],
+            hint="a purpose is letters, digits and '_' (e.g. marketing_email); 'transactional' skips the consent rule",
+        )
+    return value
+
+
+def _where(path: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad(path, 'where must be an object of property filters, e.g. {"plan": "pro"}')
+    for prop, cond in value.items():
+        at = f"{path}.{prop}"
+        if not isinstance(prop, str) or not prop:
+            raise bad(at, "a property name must be a non-empty string")
+        if isinstance(cond, dict):
+            if not cond:
+                raise bad(at, f"an empty condition; use one of: {', '.join(WHERE_OPS)}")
+            for op, operand in cond.items():
+                if op not in WHERE_OPS:
+                    raise bad(f"{at}.{op}", f"unknown operator {op!r}", hint=f"use one of: {', '.join(WHERE_OPS)}")
+                if op == "in" and not isinstance(operand, list):
+                    raise bad(f"{at}.in", "'in' takes a list of values")
+                if op in ("gt", "gte", "lt", "lte") and (
+                    isinstance(operand, bool) or not isinstance(operand, int | float | str)
+                ):
+                    raise bad(f"{at}.{op}", f"{op!r} compares with a number or a string, got {operand!r}"[:300])
+                if op == "exists" and not isinstance(operand, bool):
+                    raise bad(f"{at}.exists", "'exists' takes true or false")
+        elif isinstance(cond, list):
+            raise bad(at, 'a list is not a condition; use {"in": [...]}')
+    return value
+
+
+def _trigger(value: Any) -> Trigger:
+    path = "$.trigger"
+    if isinstance(value, dict) and "audience" in value:
+        obj = _object(path, value, ("audience", "on"), ("audience",), "an audience trigger")
+        name = _text(f"{path}.audience", obj["audience"], "the audience's name", limit=64)
+        on = obj.get("on", "enter")
+        if on not in ("enter", "exit"):
+            raise bad(f"{path}.on", f"'on' must be 'enter' or 'exit', got {on!r}"[:300])
+        return Trigger(audience=name, on=on)
+    obj = _object(path, value, ("event", "where"), ("event",), "the trigger")
+    name = _text(f"{path}.event", obj["event"], "the event name")
+    return Trigger(event=name, where=_where(f"{path}.where", obj.get("where", {})))
+
+
+def _step(i: int, value: Any) -> Step:
+    path = f"$.steps[{i}]"
+    if not isinstance(value, dict) or len(value) != 1:
+        raise bad(path, "a step is an object with one key: send_email, webhook or wait")
+    kind, body = next(iter(value.items()))
+    at = f"{path}.{kind}"
+    if kind == "send_email":
+        obj = _object(at, body, ("subject", "text", "html", "purpose"), ("subject", "text", "purpose"), "send_email")
+        for part in ("subject", "text", "html"):
+            if part in obj:
+                template.check(f"{at}.{part}", _text(f"{at}.{part}", obj[part], part, limit=100_000))
+        return Step(
+            kind,
+            {k: obj[k] for k in ("subject", "text", "html") if k in obj},
+            _purpose(f"{at}.purpose", obj["purpose"]),
+        )
+    if kind == "webhook":
+        obj = _object(at, body, ("url", "purpose", "body"), ("url", "purpose"), "webhook")
+        url = _text(f"{at}.url", obj["url"], "the URL", limit=2000)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise bad(f"{at}.url", f"{url!r} is not an http(s) URL"[:300], hint="e.g. https://crm.example/hooks/lead")
+        options: dict[str, Any] = {"url": url}
+        if "body" in obj:
+            if not isinstance(obj["body"], dict):
+                raise bad(f"{at}.body", "the body must be a JSON object (its strings are templates)")
+            _check_body(f"{at}.body", obj["body"])
+            options["body"] = obj["body"]
+        return Step(kind, options, _purpose(f"{at}.purpose", obj["purpose"]))
+    if kind == "wait":
+        obj = _object(at, body, tuple(WAIT_UNITS), (), "wait")
+        if len(obj) != 1:
+            raise bad(at, 'a wait takes one of: minutes, hours, days (e.g. {"days": 2})')
+        unit, amount = next(iter(obj.items()))
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, int | float)
+            or not 0 < amount <= 366 * 86400 / WAIT_UNITS[unit]
+        ):
+            raise bad(f"{at}.{unit}", f"a wait must be positive and at most 366 days, got {amount!r}"[:300])
+        return Step(kind, {unit: amount}, None, float(amount) * WAIT_UNITS[unit])
+    raise bad(path, f"unknown step {kind!r}", hint="steps: send_email, webhook, wait")
+
+
+def _check_body(path: str, value: Any) -> None:
+    if isinstance(value, str):
+        template.check(path, value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_body(f"{path}.{k}", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_body(f"{path}[{i}]", v)
+
+
+def _reentry(value: Any) -> Reentry:
+    path = "$.reentry"
+    if value in ("once", "every_time"):
+        return Reentry(value)
+    if isinstance(value, dict) and set(value) == {"once_per_days"}:
+        return Reentry("once_per_days", _int(f"{path}.once_per_days", value["once_per_days"], 1, 3660, "once_per_days"))
+    raise bad(path, f"reentry {value!r} is not known"[:300], hint='use "once", "every_time" or {"once_per_days": N}')
+
+
+def parse(value: Any) -> Automation:
+    """Validate a definition (a parsed JSON object) and return it; :class:`InvalidDefinition` names the field."""
+    _depth(value, MAX_DEPTH)
+    allowed = ("name", "description", "trigger", "steps", "goal", "holdout", "allow_no_holdout", "reentry")
+    obj = _object("$", value, allowed, ("name", "trigger", "steps"), "an automation")
+    name = obj["name"]
+    if not isinstance(name, str) or not NAME.match(name):
+        raise bad("$.name", f"name {name!r} is not allowed"[:300], hint="1-64 lower-case letters, digits, '-' or '_'")
+    description = obj.get("description")
+    if description is not None:
+        _text("$.description", description, "the description", limit=2000)
+    trigger = _trigger(obj["trigger"])
+    steps_raw = obj["steps"]
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise bad("$.steps", "steps must be a non-empty list", hint='e.g. [{"send_email": {...}}]')
+    if len(steps_raw) > MAX_STEPS:
+        raise bad("$.steps", f"at most {MAX_STEPS} steps, got {len(steps_raw)}")
+    steps = tuple(_step(i, s) for i, s in enumerate(steps_raw))
+    if all(s.kind == "wait" for s in steps):
+        raise bad("$.steps", "the steps only wait; add a send_email or webhook step")
+    goal = None
+    if obj.get("goal") is not None:
+        g = _object("$.goal", obj["goal"], ("event", "within_days"), ("event", "within_days"), "the goal")
+        goal = Goal(
+            _text("$.goal.event", g["event"], "the goal's event"),
+            _int("$.goal.within_days", g["within_days"], 1, 366, "within_days"),
+        )
+    allow = obj.get("allow_no_holdout", False)
+    if not isinstance(allow, bool):
+        raise bad("$.allow_no_holdout", "allow_no_holdout must be true or false")
+    holdout = obj.get("holdout", DEFAULT_HOLDOUT)
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 1:
+        raise bad(
+            "$.holdout",
+            f"holdout must be a share from 0 up to (not including) 1, got {holdout!r}"[:300],
+            hint="e.g. 0.1",
+        )
+    if holdout == 0 and not allow:
+        raise bad(
+            "$.holdout",
+            "a holdout of 0 leaves nothing to measure the automation against",
+            hint='keep a share (default 0.1), or set "allow_no_holdout": true to contact everyone',
+        )
+    reentry = _reentry(obj.get("reentry", "once"))
+    raw = {"holdout": float(holdout), "reentry": obj.get("reentry", "once"), **obj}
+    return Automation(name, trigger, steps, goal, float(holdout), allow, reentry, description, raw)

@@ -1,0 +1,222 @@
+"""The sender: claim due outbox rows, check them again, render, send, record what happened.
+
+One delivery run, under ``Warehouse.exclusive("automations:deliveries")`` (the job's and a command's
+runs take turns):
+
+1. **Claim** due rows of active automations (``sending``, attempts + 1), in one transaction.
+2. **Check again**, in one query per purpose: consent (a withdrawn ``consent_P`` trait or an unsubscribe
+   since the decision suppresses the row), and the goal (a profile that reached it since entering exits).
+3. **Render** the step with the profile's traits and predictions (the first attempt's rendering is kept in
+   ``payload``, so a retry sends the same thing), **send**, and **record** the outcome: ``sent``; ``retry``
+   after capped exponential backoff with jitter, or after the receiver's ``Retry-After``; ``dead`` for a
+   permanent refusal or after :data:`~touchpoint.automations.outbox.MAX_ATTEMPTS`.
+
+Exactly once: a row is decided once (its unique key) and sent by one sender at a time (the claim). A
+sender killed after the provider accepted a message and before the outcome was recorded leaves the row
+``sending``; after the lease it is sent again with the same ``Message-ID`` / ``Idempotency-Key``, so it
+arrives once where the receiver deduplicates by that key (webhooks that honour the key do; most SMTP
+relays do not). That window is one message wide per sender crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import pyarrow as pa
+
+from touchpoint.automations import channels, consent, outbox, store, template
+from touchpoint.automations.definition import Automation
+from touchpoint.errors import TouchpointError
+from touchpoint.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from touchpoint.config import Settings
+
+BATCH = 500
+
+
+def _consents(wh: Warehouse, rows: list[dict[str, Any]]) -> dict[tuple[str, str], bool]:
+    """``(profile_id, purpose) -> may we`` for the claimed rows, one query per purpose."""
+    by_purpose: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        by_purpose[r["purpose"] or ""].add(r["profile_id"])
+    out: dict[tuple[str, str], bool] = {}
+    for purpose, ids in by_purpose.items():
+        people = ibis.memtable(pa.table({"profile_id": pa.array(sorted(ids), pa.string())}))
+        checked = wh.to_arrow(consent.with_consent(wh, people, purpose or None)).to_pylist()
+        out.update({(c["profile_id"], purpose): bool(c["consent"]) for c in checked})
+    return out
+
+
+def _goal_reached(wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], now: datetime) -> set[str]:
+    """The outbox ids whose profile reached the goal after entering (within the goal's window)."""
+    if auto.goal is None or not rows:
+        return set()
+    from touchpoint.identity.people import customer_events
+
+    ids = sorted({r["profile_id"] for r in rows})
+    first = min(r["entered_at"] for r in rows)
+    e = wh.table("events")
+    e = e.filter((e.type == "track") & (e.event == auto.goal.event) & (e.timestamp > ibis.literal(first, "timestamp")))
+    ce = customer_events(wh, e, name="profile_id")
+    ce = ce.filter(ce.profile_id.isin(ids) & (ce.timestamp <= ibis.literal(now, "timestamp")))
+    seen: dict[str, list[datetime]] = defaultdict(list)
+    for g in wh.to_arrow(ce.select("profile_id", "timestamp")).to_pylist():
+        seen[g["profile_id"]].append(g["timestamp"])
+    window = timedelta(days=auto.goal.within_days)
+    return {
+        r["outbox_id"]
+        for r in rows
+        if any(r["entered_at"] < t <= r["entered_at"] + window for t in seen.get(r["profile_id"], []))
+    }
+
+
+def _profiles(wh: Warehouse, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each profile's template context: ``traits`` (traits and profile columns) and ``predictions``."""
+    out: dict[str, dict[str, Any]] = {i: {"traits": {}, "predictions": {}} for i in ids}
+    p = wh.table("profiles")
+    for row in wh.to_arrow(p.filter(p.profile_id.isin(ids))).to_pylist():
+        out[row["profile_id"]]["traits"].update({k: v for k, v in row.items() if v is not None})
+    tr = wh.table("profile_traits")
+    for row in wh.to_arrow(tr.filter(tr.profile_id.isin(ids)).select("profile_id", "trait", "value")).to_pylist():
+        try:
+            value = json.loads(row["value"]) if row["value"] is not None else None
+        except json.JSONDecodeError:
+            value = row["value"]
+        out[row["profile_id"]]["traits"][row["trait"]] = value
+    pr = wh.table("predictions")
+    for row in wh.to_arrow(pr.filter(pr.customer_id.isin(ids))).to_pylist():
+        out[row["customer_id"]]["predictions"] = {k: v for k, v in row.items() if k != "customer_id"}
+    return out
+
+
+def _render(auto: Automation, row: dict[str, Any], ctx: dict[str, Any], unsubscribe_url: str) -> dict[str, Any]:
+    step = auto.steps[int(row["step"])]
+    context = {
+        **ctx,
+        "profile_id": row["profile_id"],
+        "automation": auto.name,
+        "unsubscribe_url": unsubscribe_url,
+    }
+    if step.kind == "send_email":
+        to = ctx["traits"].get("email")
+        html = step.options.get("html")
+        return {
+            "to": to if isinstance(to, str) and "@" in to else None,
+            "subject": template.render(step.options["subject"], context),
+            "text": template.render(step.options["text"], context) + f"\n\nUnsubscribe: {unsubscribe_url}\n",
+            "html": None if html is None else template.render(html, context, html=True),
+            "unsubscribe_url": unsubscribe_url,
+        }
+    body = step.options.get("body")
+    payload = (
+        template.render_tree(body, context)
+        if body is not None
+        else {
+            "automation": auto.name,
+            "step": int(row["step"]),
+            "profile_id": row["profile_id"],
+            "occurrence": row["occurrence"],
+            "entered_at": row["entered_at"],
+            "traits": ctx["traits"],
+            "predictions": ctx["predictions"],
+        }
+    )
+    return {"url": step.options["url"], "body": json.loads(json.dumps(payload, default=str))}
+
+
+def _after(outcome: channels.Outcome, row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    attempts = int(row["attempts"])
+    if outcome.status == "sent":
+        return {"status": "sent", "sent_at": now, "last_error": None}
+    if outcome.status == "retry" and attempts < outbox.MAX_ATTEMPTS:
+        wait = outcome.retry_after if outcome.retry_after is not None else outbox.backoff(attempts)
+        return {"status": "retry", "due_at": now + timedelta(seconds=wait), "last_error": outcome.error}
+    why = outcome.error if outcome.status == "dead" else f"gave up after {attempts} attempts: {outcome.error}"
+    return {"status": "dead", "last_error": why}
+
+
+def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, limit: int = 10_000) -> dict[str, int]:
+    """Send every due outbox row (up to ``limit``); returns counts by the outcome recorded."""
+    at = now or store.now()
+    totals: dict[str, int] = defaultdict(int)
+    active = {a["name"]: store.load(wh, a["name"]) for a in store.list_all(wh, status="active")}
+    if not active:
+        return {}
+    key = consent.signing_key(settings)
+    base = settings.resolved_public_url()
+    with wh.exclusive("automations:deliveries"):
+        smtp: channels.SMTPSender | None = None
+        try:
+            done = 0
+            while done < limit:
+                rows = outbox.claim(wh, at, limit=min(BATCH, limit - done), automations=sorted(active))
+                if not rows:
+                    break
+                done += len(rows)
+                allowed = _consents(wh, rows)
+                exited: set[str] = set()
+                for name, auto in active.items():
+                    exited |= _goal_reached(wh, auto, [r for r in rows if r["automation"] == name], at)
+                contexts = _profiles(wh, sorted({r["profile_id"] for r in rows}))
+                results = []
+                for row in rows:
+                    row["updated_at"] = at
+                    if not allowed.get((row["profile_id"], row["purpose"] or ""), False):
+                        row.update(status="suppressed", last_error=f"no consent for {row['purpose']} at send time")
+                    elif row["outbox_id"] in exited:
+                        row.update(status="exited", last_error="reached the goal before this step")
+                    else:
+                        if smtp is None and row["channel"] == "email":
+                            smtp = channels.SMTPSender(channels.SMTPConfig.from_settings(settings))
+                        row.update(
+                            _send(active[row["automation"]], row, contexts[row["profile_id"]], smtp, key, base, at)
+                        )
+                    totals[row["status"]] += 1
+                    results.append(row)
+                outbox.record(wh, results)
+        finally:
+            if smtp is not None:
+                smtp.close()
+    return dict(totals)
+
+
+def _send(
+    auto: Automation,
+    row: dict[str, Any],
+    ctx: dict[str, Any],
+    smtp: channels.SMTPSender | None,
+    key: bytes,
+    base: str,
+    now: datetime,
+) -> dict[str, Any]:
+    try:
+        if row["payload"] is None:
+            token = consent.make_token(key, row["profile_id"], row["purpose"] or "transactional")
+            payload = _render(auto, row, ctx, f"{base}/v1/unsubscribe?token={token}")
+            row["payload"] = json.dumps(payload, sort_keys=True)
+        else:
+            payload = json.loads(row["payload"])
+    except TouchpointError as exc:
+        return {"status": "dead", "last_error": f"cannot render step {row['step']}: {exc.message}"}
+    if row["channel"] == "email":
+        if not payload.get("to"):
+            return {"status": "suppressed", "last_error": "the profile has no email address"}
+        assert smtp is not None
+        msg = channels.build_email(
+            smtp.config,
+            to=payload["to"],
+            subject=payload["subject"],
+            text=payload["text"],
+            html=payload["html"],
+            outbox_id=row["outbox_id"],
+            unsubscribe_url=payload["unsubscribe_url"],
+        )
+        outcome = smtp.send(msg)
+    else:
+        outcome = channels.post_webhook(payload["url"], payload["body"], key=key, idempotency_key=row["outbox_id"])
+    return _after(outcome, row, now)

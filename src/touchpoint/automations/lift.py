@@ -1,0 +1,109 @@
+"""What an automation earned: the goal rate of treated versus held-out entrants, by the experiments engine.
+
+Each profile counts once, in the arm of its first entry (arms are sticky, so every entry of a profile is
+in the same arm). Its outcome is 1 when it reached the goal event within ``within_days`` of entering (up
+to now), else 0. Both arms are entered at the same times by construction (the hash decides the arm, not
+the time), so entrants whose window is still open dilute both arms alike; ``matured`` says how many
+windows have closed. The comparison runs through :func:`touchpoint.experiments.analysis.analyze` with the
+designed split as the sample-ratio check's expectation; the default engine is ``sequential``, whose
+interval stays valid however often the lift is looked at.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import numpy as np
+
+from touchpoint.automations import store
+from touchpoint.errors import InvalidInput
+from touchpoint.warehouse import Warehouse, schema
+
+
+def lift(
+    wh: Warehouse,
+    name: str,
+    *,
+    now: datetime | None = None,
+    engine: str = "sequential",
+    alpha: float = 0.05,
+    relative: bool = True,
+) -> dict[str, Any]:
+    """Treated versus held out on the automation's goal: lift with interval, SRM check, verdict."""
+    from touchpoint.experiments.analysis import AnalysisOptions, analyze
+    from touchpoint.experiments.statistics import MetricStats, stats_from_units
+    from touchpoint.identity.people import customer_events
+
+    auto = store.load(wh, name)
+    if auto.goal is None:
+        raise InvalidInput(
+            f"automation {name!r} has no goal to measure",
+            hint='add "goal": {"event": "Order Completed", "within_days": 14} and save it with --replace',
+        )
+    if auto.holdout == 0:
+        raise InvalidInput(f"automation {name!r} has no holdout (allow_no_holdout)", hint="give it a holdout share")
+    at = now or store.now()
+    en = wh.table(schema.AUTOMATION_ENTRIES.name)
+    en = en.filter((en.automation == name) & (en.entered_at <= ibis.literal(at, "timestamp")))
+    first = en.group_by("profile_id").agg(tp_in=en.entered_at.min(), arm=en.arm.argmin(en.entered_at))
+    e = wh.table("events")
+    e = e.filter((e.type == "track") & (e.event == auto.goal.event))
+    goal = customer_events(wh, e, name="tp_gp").select("tp_gp", tp_ts="timestamp")
+    end = first.tp_in + ibis.interval(days=auto.goal.within_days)
+    j = first.left_join(
+        goal,
+        (first.profile_id == goal.tp_gp)
+        & (goal.tp_ts > first.tp_in)
+        & (goal.tp_ts <= end)
+        & (goal.tp_ts <= ibis.literal(at, "timestamp")),
+    )
+    per = j.group_by(["profile_id", "arm"]).agg(reached=j.tp_gp.count(), tp_in=j.tp_in.min())
+    rows = wh.to_arrow(per).to_pylist()
+    window = timedelta(days=auto.goal.within_days)
+    y = {
+        arm: np.array([1.0 if r["reached"] else 0.0 for r in rows if r["arm"] == arm]) for arm in ("holdout", "treated")
+    }
+    units = {arm: float(len(v)) for arm, v in y.items()}
+    out: dict[str, Any] = {
+        "automation": name,
+        "goal": {"event": auto.goal.event, "within_days": auto.goal.within_days},
+        "holdout_share": auto.holdout,
+        "entrants": units,
+        "matured": sum(1 for r in rows if r["tp_in"] + window <= at),
+        "goal_rate": {arm: (float(v.mean()) if v.size else None) for arm, v in y.items()},
+    }
+    if min(units.values()) < 2:
+        out.update(
+            status="insufficient_data", verdict="each arm needs at least 2 entrants before a lift can be estimated"
+        )
+        return out
+    metric = f"{auto.goal.event} within {auto.goal.within_days} days"
+    stats = [MetricStats(metric, "binomial", [stats_from_units(arm, v) for arm, v in y.items()])]
+    result = analyze(
+        stats,
+        control="holdout",
+        weights={"holdout": auto.holdout, "treated": 1 - auto.holdout},
+        units=units,
+        options=AnalysisOptions(engine=engine, alpha=alpha, relative=relative),
+        key=f"automation:{name}",
+    )
+    c = result.metrics[0].comparisons[0]
+    out.update(
+        status=result.status,
+        verdict=result.verdict,
+        lift={
+            "relative": relative,
+            "estimate": c.estimate,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "p_value": c.p_value,
+            "engine": engine,
+            "alpha": alpha,
+            "error": c.error,
+        },
+        srm=result.srm.to_dict(),
+        notes=result.notes,
+    )
+    return out

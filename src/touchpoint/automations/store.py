@@ -1,0 +1,93 @@
+"""Saved automations: create (or replace, a new version), read, list, pause and resume.
+
+>>> from touchpoint.warehouse import Warehouse
+>>> wh = Warehouse.open("duckdb://:memory:")
+>>> d = {"name": "welcome", "trigger": {"event": "Signed Up"},
+...      "steps": [{"send_email": {"subject": "Hi", "text": "Hello!", "purpose": "marketing_email"}}]}
+>>> save(wh, d)["status"], set_status(wh, "welcome", "paused")["status"]
+('active', 'paused')
+>>> [a["name"] for a in list_all(wh)]
+['welcome']
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from touchpoint.automations import definition as d
+from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
+from touchpoint.warehouse import Warehouse, schema
+
+TABLE = schema.AUTOMATIONS.name
+STATUSES = ("active", "paused")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _row(wh: Warehouse, name: str) -> dict[str, Any] | None:
+    t = wh.table(TABLE)
+    rows = wh.to_arrow(t.filter(t.name == name)).to_pylist()
+    return rows[0] if rows else None
+
+
+def _out(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "definition": json.loads(row["definition"])}
+
+
+def get(wh: Warehouse, name: str) -> dict[str, Any]:
+    row = _row(wh, name)
+    if row is None:
+        raise NotFound(f"no automation named {name!r}", hint="list them with `touchpoint automations list`")
+    return _out(row)
+
+
+def load(wh: Warehouse, name: str) -> d.Automation:
+    return d.parse(get(wh, name)["definition"])
+
+
+def list_all(wh: Warehouse, *, status: str | None = None) -> list[dict[str, Any]]:
+    t = wh.table(TABLE)
+    if status is not None:
+        t = t.filter(t.status == status)
+    return [_out(r) for r in wh.to_arrow(t.order_by("name")).to_pylist()]
+
+
+def save(wh: Warehouse, definition: Any, *, replace: bool = False) -> dict[str, Any]:
+    """Validate and save ``definition``; with ``replace`` an existing one gets a new version (its status,
+    entries and outbox stay: who entered once does not enter again under the same occurrence)."""
+    auto = d.parse(definition)
+    text = json.dumps(auto.to_dict(), sort_keys=True)
+    at = now()
+    with wh.write() as tx:
+        old = _row(wh, auto.name)
+        if old is not None and not replace:
+            raise AlreadyExists(
+                f"an automation named {auto.name!r} exists (version {old['version']})",
+                hint="change it with `touchpoint automations create --definition FILE --replace`",
+            )
+        row = {
+            "name": auto.name,
+            "definition": text,
+            "version": 1 if old is None else int(old["version"]) + 1,
+            "status": "active" if old is None else old["status"],
+            "created_at": at if old is None else old["created_at"],
+            "updated_at": at,
+        }
+        tx.upsert(TABLE, pa.Table.from_pylist([row], schema=schema.AUTOMATIONS.schema.to_pyarrow()), key=["name"])
+    return get(wh, auto.name)
+
+
+def set_status(wh: Warehouse, name: str, status: str) -> dict[str, Any]:
+    """Pause (no new entries, nothing sent) or resume (entries and sends go on from where they were)."""
+    if status not in STATUSES:
+        raise InvalidInput(f"status {status!r} is not known", hint=f"use one of: {', '.join(STATUSES)}")
+    get(wh, name)
+    with wh.write() as tx:
+        tx.update(TABLE, {"status": status, "updated_at": now()}, key="name", value=name)
+    return get(wh, name)

@@ -1,0 +1,246 @@
+"""Deciding who enters: triggers since the watermark become entries (with their arm) and outbox rows.
+
+One evaluation of an automation, under ``Warehouse.exclusive("automation:NAME")``:
+
+1. **Select** the triggers received since the watermark (an event of the trigger's name whose
+   properties match ``where``, or an entry to / exit from the audience), each with its profile and,
+   in the same query, whether the profile consents to each action's purpose.
+2. **Key** each by the re-entry policy: ``once`` keys every trigger of a profile as ``"once"``;
+   ``every_time`` and ``once_per_days`` key it by the trigger itself (the event's ``messageId``, the
+   audience change and its instant); ``once_per_days`` drops a profile that entered fewer than N days
+   before.
+3. **Assign** the arm: ``holdout`` when the profile's hash bucket for ``automation:NAME`` is below the
+   holdout share (sticky: the same profile is always in the same arm of one automation).
+4. **Write**, in one transaction: the entries, an outbox row per action step for each treated entry
+   (``pending``, or ``suppressed`` without consent, due after the waits before it), and the watermark.
+   Entries and outbox rows are keyed with a unique key, so the same trigger evaluated twice decides once.
+
+A new automation starts from its creation: triggers received before it existed never enter. The
+scan looks back ``OVERLAP`` before the watermark, so an event acknowledged late (received earlier, committed
+after the last evaluation) is still seen; the unique keys make the re-read harmless. A paused automation
+moves its watermark on without entering anyone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from touchpoint.automations import consent, outbox, store
+from touchpoint.automations.definition import Automation, Trigger
+from touchpoint.experiments.assignment import bucket
+from touchpoint.warehouse import Warehouse, schema
+
+ENTRIES = schema.AUTOMATION_ENTRIES.name
+STATE = schema.AUTOMATION_STATE.name
+OVERLAP = timedelta(minutes=10)
+MAX_TRIGGERS = 200_000  # per evaluation; the rest wait for the next one (the watermark says where)
+
+
+def holdout_key(name: str) -> str:
+    return f"automation:{name}"
+
+
+def in_holdout(auto: Automation, profile_id: str) -> bool:
+    return auto.holdout > 0 and bucket(holdout_key(auto.name), profile_id) < auto.holdout
+
+
+def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
+    t = wh.table(STATE)
+    rows = wh.to_arrow(t.filter(t.automation == name)).to_pylist()
+    return rows[0] if rows else None
+
+
+def _comparable(value: Any, operand: Any) -> bool:
+    """Numbers compare with numbers and strings with strings; nothing else is ordered."""
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, int | float) and isinstance(operand, int | float):
+        return True
+    return isinstance(value, str) and isinstance(operand, str)
+
+
+def _matches(props: dict[str, Any], where: dict[str, Any]) -> bool:
+    for key, cond in where.items():
+        present = key in props
+        value = props.get(key)
+        if not isinstance(cond, dict):
+            if not present or value != cond:
+                return False
+            continue
+        for op, operand in cond.items():
+            if op == "exists":
+                if present != operand:
+                    return False
+                continue
+            if op == "eq" and value != operand:
+                return False
+            if op == "ne" and value == operand:
+                return False
+            if op == "in" and value not in operand:
+                return False
+            if op in ("gt", "gte", "lt", "lte"):
+                if not _comparable(value, operand):
+                    return False
+                ok = {"gt": value > operand, "gte": value >= operand, "lt": value < operand, "lte": value <= operand}
+                if not ok[op]:
+                    return False
+    return True
+
+
+def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime) -> ir.Table:
+    """Triggers in ``(since, until]`` as ``profile_id, trigger, at, properties`` (an expression)."""
+    lo, hi = ibis.literal(since, "timestamp"), ibis.literal(until, "timestamp")
+    if trigger.event is not None:
+        from touchpoint.identity.people import customer_events
+
+        e = wh.table("events")
+        e = e.filter((e.type == "track") & (e.event == trigger.event) & (e.received_at > lo) & (e.received_at <= hi))
+        ce = customer_events(wh, e, name="profile_id")
+        return ce.select(
+            "profile_id", trigger=ce.message_id, at=ce.received_at, properties=ce.properties.cast("string")
+        )
+    m = wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
+    col = "entered_at" if trigger.on == "enter" else "exited_at"
+    m = m.filter((m.audience == trigger.audience) & (m[col] > lo) & (m[col] <= hi))
+    return m.select(
+        "profile_id",
+        trigger=ibis.literal(f"{trigger.on}:") + m[col].cast("string"),
+        at=m[col],
+        properties=ibis.null("string"),
+    )
+
+
+def _watermark_source(wh: Warehouse, trigger: Trigger) -> datetime | None:
+    """The latest instant a trigger of this kind can have (events received, or memberships changed)."""
+    if trigger.event is not None:
+        e = wh.table("events")
+        return wh.to_arrow(e.received_at.max()).as_py()
+    m = wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
+    m = m.filter(m.audience == trigger.audience)
+    return wh.to_arrow(ibis.greatest(m.entered_at.max(), m.exited_at.max())).as_py()
+
+
+def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Evaluate one automation's trigger since its watermark; returns what was decided."""
+    at = now or store.now()
+    with wh.exclusive(f"automation:{name}"):
+        saved = store.get(wh, name)
+        auto = store.load(wh, name)
+        state = _state(wh, name)
+        watermark: datetime = state["watermark"] if state and state["watermark"] else saved["created_at"]
+        until = _watermark_source(wh, auto.trigger)
+        out = {"automation": name, "triggers": 0, "entered": 0, "held_out": 0, "outbox": 0, "suppressed": 0}
+        if until is None or until <= watermark - OVERLAP:
+            return out
+        new_mark = max(watermark, until)
+        if saved["status"] != "active":
+            _save_state(wh, name, new_mark, at)
+            return {**out, "paused": True}
+        expr = _selected(wh, auto.trigger, watermark - OVERLAP, until)
+        purposes = sorted({s.purpose for _, s, _ in auto.actions() if s.purpose})
+        for i, purpose in enumerate(purposes):
+            expr = consent.with_consent(wh, expr, purpose, column=f"tp_consent_{i}")
+        rows = wh.to_arrow(
+            expr.filter(expr.profile_id.notnull()).order_by(["at", "trigger"]).limit(MAX_TRIGGERS)
+        ).to_pylist()
+        if len(rows) == MAX_TRIGGERS:
+            new_mark = min(new_mark, rows[-1]["at"])
+        if auto.trigger.where:
+            rows = [r for r in rows if _matches(_props(r["properties"]), auto.trigger.where)]
+        out["triggers"] = len(rows)
+        decided = _entries(wh, auto, rows, purposes, at)
+        with wh.write() as tx:
+            fresh = _not_entered(wh, name, decided)
+            entries = [e for e, _ in fresh]
+            if entries:
+                tx.insert_new(
+                    ENTRIES, pa.Table.from_pylist(entries, schema=schema.AUTOMATION_ENTRIES.schema.to_pyarrow())
+                )
+            rows_out = [
+                r for e, consents in fresh if e["arm"] == "treated" for r in outbox.rows_for(auto, e, consents, at)
+            ]
+            if rows_out:
+                tx.insert_new(outbox.TABLE, outbox.to_arrow(rows_out))
+            _save_state(wh, name, new_mark, at)
+        out["entered"] = len(entries)
+        out["held_out"] = sum(e["arm"] == "holdout" for e in entries)
+        out["outbox"] = sum(r["status"] == "pending" for r in rows_out)
+        out["suppressed"] = sum(r["status"] == "suppressed" for r in rows_out)
+        return out
+
+
+def _props(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _entries(
+    wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], purposes: list[str], at: datetime
+) -> list[tuple[dict[str, Any], dict[str, bool]]]:
+    """Each trigger as an entry (keyed by the re-entry policy) with the profile's consent per purpose."""
+    policy = auto.reentry.policy
+    seen: set[str] = set()
+    out = []
+    recent: set[str] = set()
+    if policy == "once_per_days" and rows:
+        assert auto.reentry.days is not None
+        t = wh.table(ENTRIES)
+        ids = sorted({r["profile_id"] for r in rows})
+        since = ibis.literal(at - timedelta(days=auto.reentry.days), "timestamp")
+        near = t.filter((t.automation == auto.name) & t.profile_id.isin(ids) & (t.entered_at > since))
+        recent = set(wh.to_arrow(near.select("profile_id")).column("profile_id").to_pylist())
+    for r in rows:
+        pid = str(r["profile_id"])
+        if policy != "every_time":
+            if pid in seen or pid in recent:
+                continue
+            seen.add(pid)
+        occurrence = "once" if policy == "once" else str(r["trigger"])
+        entry = {
+            "automation": auto.name,
+            "profile_id": pid,
+            "occurrence": occurrence,
+            "arm": "holdout" if in_holdout(auto, pid) else "treated",
+            "trigger": str(r["trigger"]),
+            "entered_at": at,
+        }
+        out.append((entry, {p: bool(r[f"tp_consent_{i}"]) for i, p in enumerate(purposes)}))
+    return out
+
+
+def _not_entered(
+    wh: Warehouse, name: str, decided: list[tuple[dict[str, Any], dict[str, bool]]]
+) -> list[tuple[dict[str, Any], dict[str, bool]]]:
+    """The decided entries whose key is not stored yet (read inside the writing transaction)."""
+    if not decided:
+        return []
+    t = wh.table(ENTRIES)
+    occurrences = sorted({e["occurrence"] for e, _ in decided})
+    ids = sorted({e["profile_id"] for e, _ in decided})
+    have = t.filter((t.automation == name) & t.occurrence.isin(occurrences) & t.profile_id.isin(ids))
+    known = {
+        (r["profile_id"], r["occurrence"]) for r in wh.to_arrow(have.select("profile_id", "occurrence")).to_pylist()
+    }
+    return [(e, c) for e, c in decided if (e["profile_id"], e["occurrence"]) not in known]
+
+
+def _save_state(wh: Warehouse, name: str, watermark: datetime, at: datetime) -> None:
+    row = {"automation": name, "watermark": watermark, "evaluated_at": at}
+    wh.upsert(
+        STATE, pa.Table.from_pylist([row], schema=schema.AUTOMATION_STATE.schema.to_pyarrow()), key=["automation"]
+    )
+
+
+def evaluate_all(wh: Warehouse, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Evaluate every saved automation (the job's entry point)."""
+    return [evaluate(wh, a["name"], now=now) for a in store.list_all(wh)]

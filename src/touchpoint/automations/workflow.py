@@ -1,0 +1,130 @@
+"""What the CLI, the HTTP API and the job runner share: every automation operation once.
+
+>>> from touchpoint.warehouse import Warehouse
+>>> from touchpoint.config import Settings
+>>> wh = Warehouse.open("duckdb://:memory:")
+>>> d = {"name": "welcome", "trigger": {"event": "Signed Up"}, "holdout": 0.1,
+...      "goal": {"event": "Order Completed", "within_days": 14},
+...      "steps": [{"send_email": {"subject": "Welcome {{ traits.first_name }}", "text": "Hello!",
+...                                "purpose": "marketing_email"}}]}
+>>> create(wh, d)["automation"]["version"]
+1
+>>> run(wh, Settings(automations_signing_key="k" * 16))["decided"][0]["entered"]
+0
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from touchpoint.automations import consent, delivery, outbox, store, triggers
+from touchpoint.automations.lift import lift
+from touchpoint.errors import InvalidInput
+from touchpoint.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from touchpoint.config import Settings
+
+__all__ = ["create", "deliver", "evaluate", "lift", "list_automations", "pause", "resume", "run", "show"]
+MAX_DEFINITION_BYTES = 256 * 1024
+
+
+def load_definition(text: str, source: str = "the definition") -> Any:
+    """JSON text as a definition object, with an error naming ``source`` when it is not JSON."""
+    if len(text.encode()) > MAX_DEFINITION_BYTES:
+        raise InvalidInput(f"{source} is larger than {MAX_DEFINITION_BYTES // 1024} KB", hint="shorten the templates")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{source} is not valid JSON: {exc}", hint="see docs/automations.md for examples") from None
+    except RecursionError:
+        raise InvalidInput(f"{source} is nested too deeply to read", hint="flatten it") from None
+
+
+def create(wh: Warehouse, definition: Any, *, replace: bool = False) -> dict[str, Any]:
+    """Save an automation (a new version with ``replace``); it acts on triggers received from now on."""
+    return {"automation": store.save(wh, definition, replace=replace)}
+
+
+def list_automations(wh: Warehouse) -> list[dict[str, Any]]:
+    out = []
+    for a in store.list_all(wh):
+        c = outbox.counts(wh, a["name"])
+        d = a["definition"]
+        trigger = d["trigger"]
+        out.append(
+            {
+                "name": a["name"],
+                "status": a["status"],
+                "version": a["version"],
+                "trigger": trigger.get("event") or f"audience {trigger.get('audience')} ({trigger.get('on', 'enter')})",
+                "steps": len(d["steps"]),
+                "holdout": d.get("holdout", 0.1),
+                "sent": c.get("sent", 0),
+                "pending": c.get("pending", 0) + c.get("retry", 0) + c.get("sending", 0),
+                "dead": c.get("dead", 0),
+            }
+        )
+    return out
+
+
+def show(wh: Warehouse, name: str) -> dict[str, Any]:
+    """A saved automation with its trigger watermark, entries per arm and outbox counts per status."""
+    from touchpoint.warehouse import schema
+
+    out = store.get(wh, name)
+    out["state"] = triggers._state(wh, name)
+    t = wh.table(schema.AUTOMATION_ENTRIES.name)
+    t = t.filter(t.automation == name)
+    arms = wh.to_arrow(t.group_by("arm").agg(n=t.count())).to_pylist()
+    out["entries"] = {r["arm"]: int(r["n"]) for r in arms}
+    out["outbox"] = outbox.counts(wh, name)
+    return out
+
+
+def pause(wh: Warehouse, name: str) -> dict[str, Any]:
+    return store.set_status(wh, name, "paused")
+
+
+def resume(wh: Warehouse, name: str) -> dict[str, Any]:
+    return store.set_status(wh, name, "active")
+
+
+def evaluate(wh: Warehouse, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Evaluate every automation's trigger since its watermark: entries and outbox rows."""
+    return triggers.evaluate_all(wh, now=now)
+
+
+def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
+    """Send every due outbox row; counts by the outcome recorded."""
+    return delivery.deliver(wh, settings, now=now)
+
+
+def run(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
+    """Decide, then send what is due (the automations job's entry point)."""
+    decided = evaluate(wh, now=now)
+    return {"decided": decided, "delivered": deliver(wh, settings, now=now)}
+
+
+def outbox_rows(
+    wh: Warehouse, *, automation: str | None = None, failed: bool = False, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    if automation is not None:
+        store.get(wh, automation)
+    return outbox.listing(wh, automation=automation, status="dead" if failed else status, limit=limit)
+
+
+def replay(
+    wh: Warehouse, *, automation: str | None = None, outbox_ids: list[str] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Put dead-lettered rows back in the queue; the next delivery sends them (with their original key)."""
+    if automation is not None:
+        store.get(wh, automation)
+    return {"replayed": outbox.replay(wh, now or store.now(), automation=automation, outbox_ids=outbox_ids)}
+
+
+def unsubscribe(wh: Warehouse, settings: Settings, token: str) -> dict[str, Any]:
+    """Record the unsubscribe an email's link carries (the HTTP endpoint's one call)."""
+    return consent.unsubscribe(wh, consent.signing_key(settings), token)
