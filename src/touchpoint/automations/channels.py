@@ -17,6 +17,7 @@ A webhook body is signed: ``X-Touchpoint-Signature: t=<unix seconds>,v1=<hex HMA
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import hashlib
 import hmac
 import json
@@ -93,7 +94,7 @@ def build_email(
     config: SMTPConfig, *, to: str, subject: str, text: str, html: str | None, outbox_id: str, unsubscribe_url: str
 ) -> EmailMessage:
     """The message with its RFC 8058 one-click unsubscribe headers and a Message-ID from the outbox key."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = config.sender
     msg["To"] = to
     msg["Subject"] = subject.replace("\r", " ").replace("\n", " ")
@@ -105,6 +106,11 @@ def build_email(
     if html is not None:
         msg.add_alternative(html, subtype="html")
     return msg
+
+
+# Headers are not folded below SMTP's 998-character line limit: a folded List-Unsubscribe becomes RFC 2047
+# encoded-words (the default policy's 78 columns), which no mail client reads as a URL.
+_POLICY = email.policy.default.clone(max_line_length=998)
 
 
 def _smtp_outcome(code: int, text: Any) -> Outcome:

@@ -18,7 +18,8 @@ One evaluation of an automation, under ``Warehouse.exclusive("automation:NAME")`
 A new automation starts from its creation: triggers received before it existed never enter. The
 scan looks back ``OVERLAP`` before the watermark, so an event acknowledged late (received earlier, committed
 after the last evaluation) is still seen; the unique keys make the re-read harmless. A paused automation
-moves its watermark on without entering anyone.
+moves its watermark on without entering anyone, and raises its ``floor`` with it: triggers passed over
+while paused stay passed over (the look-back never reaches below the floor).
 """
 
 from __future__ import annotations
@@ -134,15 +135,17 @@ def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[s
         auto = store.load(wh, name)
         state = _state(wh, name)
         watermark: datetime = state["watermark"] if state and state["watermark"] else saved["created_at"]
+        floor: datetime = state["floor"] if state and state["floor"] else saved["created_at"]
+        since = max(watermark - OVERLAP, floor)
         until = _watermark_source(wh, auto.trigger)
         out = {"automation": name, "triggers": 0, "entered": 0, "held_out": 0, "outbox": 0, "suppressed": 0}
-        if until is None or until <= watermark - OVERLAP:
+        if until is None or until <= since:
             return out
         new_mark = max(watermark, until)
-        if saved["status"] != "active":
-            _save_state(wh, name, new_mark, at)
+        if saved["status"] != "active":  # passed over: the floor moves up with the watermark
+            _save_state(wh, name, new_mark, new_mark, at)
             return {**out, "paused": True}
-        expr = _selected(wh, auto.trigger, watermark - OVERLAP, until)
+        expr = _selected(wh, auto.trigger, since, until)
         purposes = sorted({s.purpose for _, s, _ in auto.actions() if s.purpose})
         for i, purpose in enumerate(purposes):
             expr = consent.with_consent(wh, expr, purpose, column=f"tp_consent_{i}")
@@ -167,7 +170,7 @@ def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[s
             ]
             if rows_out:
                 tx.insert_new(outbox.TABLE, outbox.to_arrow(rows_out))
-            _save_state(wh, name, new_mark, at)
+            _save_state(wh, name, new_mark, floor, at)
         out["entered"] = len(entries)
         out["held_out"] = sum(e["arm"] == "holdout" for e in entries)
         out["outbox"] = sum(r["status"] == "pending" for r in rows_out)
@@ -234,8 +237,8 @@ def _not_entered(
     return [(e, c) for e, c in decided if (e["profile_id"], e["occurrence"]) not in known]
 
 
-def _save_state(wh: Warehouse, name: str, watermark: datetime, at: datetime) -> None:
-    row = {"automation": name, "watermark": watermark, "evaluated_at": at}
+def _save_state(wh: Warehouse, name: str, watermark: datetime, floor: datetime, at: datetime) -> None:
+    row = {"automation": name, "watermark": watermark, "floor": floor, "evaluated_at": at}
     wh.upsert(
         STATE, pa.Table.from_pylist([row], schema=schema.AUTOMATION_STATE.schema.to_pyarrow()), key=["automation"]
     )

@@ -17,6 +17,7 @@ from touchpoint import __version__
 from touchpoint.cli import (
     admin,
     audiences,
+    automations,
     demo,
     experiment,
     imports,
@@ -93,6 +94,7 @@ app.add_typer(profiles.app, name="profiles", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(audiences.app, name="audiences", cls=_Group)
 app.add_typer(scores.app, name="scores", cls=_Group)
+app.add_typer(automations.app, name="automations", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)

@@ -717,7 +717,14 @@ AUTOMATION_STATE = TableSpec(
     name="automation_state",
     doc="Each automation's trigger watermark: the latest event or audience change it has evaluated.",
     key=("automation",),
-    schema=ibis.schema([("automation", STRING), ("watermark", TS), ("evaluated_at", TS)]),
+    schema=ibis.schema(
+        [
+            ("automation", STRING),
+            ("watermark", TS),  # the latest trigger instant evaluated
+            ("floor", TS),  # triggers at or before this never enter: its creation, or passed over while paused
+            ("evaluated_at", TS),
+        ]
+    ),
 )
 UNSUBSCRIBES = TableSpec(
     name="unsubscribes",

@@ -1,0 +1,191 @@
+"""``touchpoint automations create|list|show|pause|resume|run|outbox|replay|lift``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.errors import InvalidInput
+
+app = typer.Typer(
+    help="Automations: a trigger, steps, a goal and a holdout (docs/automations.md); sent once, measured by lift.",
+    no_args_is_help=True,
+)
+
+NameArg = typer.Argument(..., help="The automation's name.")
+
+
+def _read_definition(path: Path) -> Any:
+    from touchpoint.automations.workflow import load_definition
+
+    if str(path) == "-":
+        return load_definition(sys.stdin.read(), "the definition on stdin")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"no definition file at {path}", hint="check the --definition path") from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise InvalidInput(
+            f"cannot read {path} as UTF-8 text: {exc}", hint="save the definition as a JSON file"
+        ) from None
+    return load_definition(text, str(path))
+
+
+@app.command("create")
+def create(
+    definition: Path = typer.Option(..., "--definition", help="A JSON file with the definition ('-' reads stdin)."),
+    replace: bool = typer.Option(False, "--replace", help="Change an existing automation (a new version)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Save an automation from a JSON definition; it acts on triggers received from now on."""
+    from touchpoint.automations import workflow
+
+    body = _read_definition(definition)
+    with warehouse(data) as wh:
+        out = workflow.create(wh, body, replace=replace)
+    a = out["automation"]
+    emit(
+        out,
+        as_json,
+        lambda: console.print(f"saved automation [bold]{a['name']}[/] (version {a['version']}, {a['status']})"),
+    )
+
+
+@app.command("list")
+def list_(data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """The saved automations with what they sent."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        rows = workflow.list_automations(wh)
+    cols = ["name", "status", "version", "trigger", "steps", "holdout", "sent", "pending", "dead"]
+    emit({"automations": rows}, as_json, lambda: table("automations", cols, [[r[c] for c in cols] for r in rows]))
+
+
+@app.command("show")
+def show(name: str = NameArg, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """One automation: its definition, watermark, entries per arm and outbox per status."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.show(wh, name)
+
+    def render() -> None:
+        console.print(f"[bold]{out['name']}[/] version {out['version']}, {out['status']}")
+        console.print_json(data=out["definition"])
+        console.print(f"entries: {out['entries'] or 'none'}")
+        console.print(f"outbox: {out['outbox'] or 'empty'}")
+
+    emit(out, as_json, render)
+
+
+def _status(name: str, status: str, data: Path | None, as_json: bool) -> None:
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.pause(wh, name) if status == "paused" else workflow.resume(wh, name)
+    emit(out, as_json, lambda: console.print(f"automation [bold]{name}[/] is {out['status']}"))
+
+
+@app.command("pause")
+def pause(name: str = NameArg, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop entering contacts and sending (triggers meanwhile are passed over)."""
+    _status(name, "paused", data, as_json)
+
+
+@app.command("resume")
+def resume(name: str = NameArg, data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Enter contacts and send again."""
+    _status(name, "active", data, as_json)
+
+
+@app.command("run")
+def run(data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Evaluate every trigger and send what is due now (what the automations job does)."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.run(wh, settings_for(data))
+
+    def render() -> None:
+        for d in out["decided"]:
+            console.print(
+                f"{d['automation']}: {d['triggers']} triggers, {d['entered']} entered "
+                f"({d['held_out']} held out), {d['outbox']} to send, {d['suppressed']} without consent"
+            )
+        console.print(f"delivered: {out['delivered'] or 'nothing due'}")
+
+    emit(out, as_json, render)
+
+
+@app.command("outbox")
+def outbox(
+    automation: str = typer.Option(None, "--automation", help="Only this automation's rows."),
+    failed: bool = typer.Option(False, "--failed", help="Only dead-lettered rows (replay them with `replay`)."),
+    status: str = typer.Option(None, "--status", help="Only rows in this status (pending, retry, sent, ...)."),
+    limit: int = typer.Option(100, "--limit", min=1, max=100_000, help="At most this many rows, newest first."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The outbox: each message decided, its status, attempts and last error."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        rows = workflow.outbox_rows(wh, automation=automation, failed=failed, status=status, limit=limit)
+    cols = ["automation", "step", "profile_id", "channel", "status", "attempts", "due_at", "last_error"]
+    emit({"outbox": rows}, as_json, lambda: table("outbox", cols, [[r[c] for c in cols] for r in rows]))
+
+
+@app.command("replay")
+def replay(
+    automation: str = typer.Option(None, "--automation", help="Only this automation's dead rows."),
+    ids: list[str] = typer.Option(None, "--id", help="Only this outbox id (repeatable)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-queue dead-lettered messages; the next delivery sends them with their original key."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.replay(wh, automation=automation, outbox_ids=list(ids or []) or None)
+    emit(out, as_json, lambda: console.print(f"re-queued {out['replayed']} message(s)"))
+
+
+@app.command("lift")
+def lift(
+    name: str = NameArg,
+    engine: str = typer.Option("sequential", "--engine", help="frequentist, sequential or bayesian."),
+    alpha: float = typer.Option(0.05, "--alpha", help="1 - the interval's coverage."),
+    absolute: bool = typer.Option(False, "--absolute", help="The lift in goal-rate points, not relative."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the automation earned: goal rate of treated vs held out, with interval and SRM check."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.lift(wh, name, engine=engine, alpha=alpha, relative=not absolute)
+
+    def render() -> None:
+        rate = out["goal_rate"]
+        console.print(
+            f"[bold]{name}[/]: goal {out['goal']['event']} within {out['goal']['within_days']} days; "
+            f"entrants treated {out['entrants']['treated']:.0f}, held out {out['entrants']['holdout']:.0f}"
+        )
+        console.print(f"goal rate: treated {rate['treated']}, held out {rate['holdout']}")
+        lf = out.get("lift")
+        if lf and lf["estimate"] is not None:
+            unit = "relative" if lf["relative"] else "absolute"
+            console.print(f"lift ({unit}, {engine}): {lf['estimate']:.4f} [{lf['ci_low']:.4f}, {lf['ci_high']:.4f}]")
+        if "srm" in out:
+            console.print(
+                f"sample ratio check: {'ok' if out['srm']['ok'] else 'FAILED'} (p = {out['srm']['p_value']:.3g})"
+            )
+        console.print(out["verdict"])
+
+    emit(out, as_json, render)

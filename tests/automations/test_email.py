@@ -1,0 +1,166 @@
+"""Email automations against a real SMTP server: rendered content and headers, exactly once, holdout
+untouched, consent re-checked at send time, SMTP failures retried or dead-lettered, waits and goals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from touchpoint.automations import consent, outbox, store, triggers, workflow
+from touchpoint.automations.definition import parse
+from touchpoint.jobs import JobContext
+from touchpoint.jobs.builtin import run_automations, run_deliveries
+
+from .channels import smtp_sink
+from .shop import SIGNING_KEY, WELCOME, email_of, open_shop, profile_of, set_traits, settings, track
+
+
+def _held_out(wh, n: int) -> set[int]:  # type: ignore[no-untyped-def]
+    auto = parse(WELCOME | {"holdout": 0.3})
+    return {i for i in range(n) if triggers.in_holdout(auto, profile_of(wh, i))}
+
+
+def test_messages_arrive_rendered_once_each_and_the_holdout_gets_nothing(tmp_path: Path) -> None:
+    n = 20
+    wh = open_shop(tmp_path, n, consent=lambda i: i != 3)  # u3 never consented
+    definition = WELCOME | {"holdout": 0.3}
+    definition["steps"] = [
+        {
+            "send_email": {
+                "subject": "Welcome {{ traits.first_name }}",
+                "text": "Hello {{ traits.first_name }}, CLV {{ predictions.clv | default('n/a') }}",
+                "html": "<p>Hello <b>{{ traits.first_name }}</b></p><a href='{{ unsubscribe_url }}'>unsubscribe</a>",
+                "purpose": "marketing_email",
+            }
+        }
+    ]
+    workflow.create(wh, definition)
+    held = _held_out(wh, n)
+    assert held and len(held) < n, "the hash should hold some out of 20 at 30%"
+    track(wh, "Signed Up", list(range(n)))
+    track(wh, "Signed Up", list(range(n)))  # a second sign-up: once ever
+    with smtp_sink() as sink:
+        s = settings(tmp_path, sink.port)
+        first = workflow.run(wh, s)
+        again = workflow.run(wh, s)  # the same triggers evaluated twice, the sender run twice
+        assert again["decided"][0]["entered"] == 0 and again["delivered"] == {}
+        expected = [i for i in range(n) if i not in held and i != 3]
+        assert first["delivered"] == {"sent": len(expected)}
+        for i in range(n):
+            got = sink.to(email_of(i))
+            assert len(got) == (1 if i in expected else 0), (i, len(got))
+        msg = sink.to(email_of(expected[0]))[0]
+    i = expected[0]
+    assert msg["Subject"] == f"Welcome Name{i}"
+    assert msg["From"] == "Shop <news@shop.test>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsub = msg["List-Unsubscribe"].strip("<>")
+    assert unsub.startswith("https://tp.shop.test/v1/unsubscribe?token=")
+    assert consent.read_token(SIGNING_KEY.encode(), unsub.split("token=")[1]) == (profile_of(wh, i), "marketing_email")
+    oid = outbox.outbox_id("welcome", 0, profile_of(wh, i), "once")
+    assert msg["Message-ID"] == f"<{oid}@shop.test>"
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart()}
+    assert f"Hello Name{i}, CLV n/a" in parts["text/plain"] and unsub in parts["text/plain"]
+    assert f"<b>Name{i}</b>" in parts["text/html"]
+    shown = workflow.show(wh, "welcome")
+    assert shown["entries"] == {"treated": n - len(held), "holdout": len(held)}
+    assert shown["outbox"] == {"sent": len(expected), **({"suppressed": 1} if 3 not in held else {})}
+
+
+def test_consent_withdrawn_between_decision_and_send_sends_nothing(tmp_path: Path) -> None:
+    wh = open_shop(tmp_path, 6)
+    workflow.create(wh, WELCOME | {"holdout": 0, "allow_no_holdout": True})
+    track(wh, "Signed Up", list(range(6)))
+    decided = workflow.evaluate(wh)
+    assert decided[0]["outbox"] == 6
+    set_traits(wh, {1: {"consent_marketing_email": False}})  # the trait turned off
+    token = consent.make_token(SIGNING_KEY.encode(), profile_of(wh, 2), "marketing_email")
+    assert workflow.unsubscribe(wh, settings(tmp_path), token)["unsubscribed"]  # the link clicked
+    with smtp_sink() as sink:
+        out = workflow.deliver(wh, settings(tmp_path, sink.port))
+        assert out == {"sent": 4, "suppressed": 2}
+        assert sink.to(email_of(1)) == [] and sink.to(email_of(2)) == []
+        assert len(sink.messages) == 4
+    suppressed = workflow.outbox_rows(wh, status="suppressed")
+    assert all("no consent for marketing_email at send time" in r["last_error"] for r in suppressed)
+
+
+def test_smtp_4xx_is_retried_with_backoff_and_5xx_is_dead_lettered_then_replayed(tmp_path: Path) -> None:
+    wh = open_shop(tmp_path, 3)
+    workflow.create(wh, WELCOME | {"holdout": 0, "allow_no_holdout": True})
+    track(wh, "Signed Up", [0, 1, 2])
+    workflow.evaluate(wh)
+    with smtp_sink() as sink:
+        sink.reject = {email_of(0): "451 4.7.1 greylisted, try later", email_of(1): "550 5.1.1 no such mailbox"}
+        s = settings(tmp_path, sink.port)
+        now = store.now()
+        assert workflow.deliver(wh, s, now=now) == {"sent": 1, "retry": 1, "dead": 1}
+        rows = {r["profile_id"]: r for r in workflow.outbox_rows(wh)}
+        retry = rows[profile_of(wh, 0)]
+        assert retry["status"] == "retry" and "451" in retry["last_error"]
+        wait = (retry["due_at"] - now).total_seconds()
+        assert outbox.RETRY_BASE / 2 <= wait <= outbox.RETRY_BASE
+        assert "550" in rows[profile_of(wh, 1)]["last_error"]
+        assert workflow.deliver(wh, s, now=now + timedelta(seconds=1)) == {}  # not due yet
+        sink.reject = {}
+        assert workflow.deliver(wh, s, now=now + timedelta(minutes=1)) == {"sent": 1}
+        failed = workflow.outbox_rows(wh, failed=True)
+        assert [r["profile_id"] for r in failed] == [profile_of(wh, 1)]
+        assert workflow.replay(wh, automation="welcome")["replayed"] == 1
+        assert workflow.deliver(wh, s, now=store.now() + timedelta(seconds=1)) == {"sent": 1}
+        assert [len(sink.to(email_of(i))) for i in range(3)] == [1, 1, 1]
+
+
+def test_a_wait_delays_the_step_and_the_goal_ends_the_flow(tmp_path: Path) -> None:
+    wh = open_shop(tmp_path, 3)
+    d = WELCOME | {"holdout": 0, "allow_no_holdout": True, "steps": [{"wait": {"days": 2}}, *WELCOME["steps"]]}
+    workflow.create(wh, d)
+    track(wh, "Signed Up", [0, 1, 2])
+    workflow.evaluate(wh)
+    track(wh, "Order Completed", [1], revenue=20.0)  # u1 reached the goal during the wait
+    with smtp_sink() as sink:
+        s = settings(tmp_path, sink.port)
+        assert workflow.deliver(wh, s) == {}
+        later = store.now() + timedelta(days=2, minutes=1)
+        assert workflow.deliver(wh, s, now=later) == {"sent": 2, "exited": 1}
+        assert sink.to(email_of(1)) == [] and len(sink.messages) == 2
+
+
+def test_paused_automations_neither_enter_nor_send_and_the_jobs_run_them(tmp_path: Path) -> None:
+    wh = open_shop(tmp_path, 2)
+    workflow.create(wh, WELCOME | {"holdout": 0, "allow_no_holdout": True})
+    track(wh, "Signed Up", [0])
+    workflow.evaluate(wh)
+    workflow.pause(wh, "welcome")
+    track(wh, "Signed Up", [1])
+    with smtp_sink() as sink:
+        s = settings(tmp_path, sink.port)
+        ctx = JobContext(warehouse=wh, settings=s)
+        assert run_automations(ctx)["entered"] == 0  # paused: u1's trigger is passed over
+        assert sink.messages == []
+        workflow.resume(wh, "welcome")
+        assert run_deliveries(ctx)["delivered"] == {"sent": 1}
+        assert run_automations(ctx)["entered"] == 0
+        assert [m["To"] for m in sink.messages] == [email_of(0)]
+
+
+def test_reentry_policies_key_occurrences(tmp_path: Path) -> None:
+    wh = open_shop(tmp_path, 2)
+    base = WELCOME | {"holdout": 0, "allow_no_holdout": True}
+    workflow.create(wh, base | {"name": "every", "reentry": "every_time"})
+    workflow.create(wh, base | {"name": "weekly", "reentry": {"once_per_days": 7}})
+    workflow.create(wh, base | {"name": "pro", "trigger": {"event": "Signed Up", "where": {"plan": "pro"}}})
+    track(wh, "Signed Up", [0, 0, 1], plan="pro")
+    track(wh, "Signed Up", [1], plan="free")
+    got = {d["automation"]: d["entered"] for d in workflow.evaluate(wh)}
+    assert got == {"every": 4, "weekly": 2, "pro": 2}
+    track(wh, "Signed Up", [0], plan="pro")
+    got = {d["automation"]: d["entered"] for d in workflow.evaluate(wh)}
+    assert got == {"every": 1, "weekly": 0, "pro": 0}
+
+
+def test_an_automation_does_not_act_on_triggers_from_before_it_existed(tmp_path: Path) -> None:
+    wh = open_shop(tmp_path, 2)
+    track(wh, "Signed Up", [0, 1])
+    workflow.create(wh, WELCOME)
+    assert workflow.evaluate(wh)[0]["entered"] == 0
