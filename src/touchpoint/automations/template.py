@@ -32,9 +32,16 @@ from touchpoint.errors import InvalidDefinition, InvalidInput
 MAX_OUTPUT = 1_000_000  # characters one rendered part may have
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, stricter: an unsafe attribute raises instead of rendering as empty text."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to attribute {attribute!r} of a {type(obj).__name__!r} object is unsafe")
+
+
 @lru_cache(maxsize=2)
 def _env(html: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(autoescape=html, trim_blocks=False)
+    return _Sandbox(autoescape=html, trim_blocks=False)
 
 
 def _private(node: nodes.Node) -> str | None:
