@@ -164,3 +164,18 @@ def test_an_automation_does_not_act_on_triggers_from_before_it_existed(tmp_path:
     track(wh, "Signed Up", [0, 1])
     workflow.create(wh, WELCOME)
     assert workflow.evaluate(wh)[0]["entered"] == 0
+
+
+def test_without_an_smtp_server_the_run_fails_naming_the_setting_and_the_message_waits(tmp_path: Path) -> None:
+    import pytest
+
+    from touchpoint.errors import ConfigError
+
+    wh = open_shop(tmp_path, 1)
+    workflow.create(wh, WELCOME | {"holdout": 0, "allow_no_holdout": True})
+    track(wh, "Signed Up", [0])
+    workflow.evaluate(wh)
+    with pytest.raises(ConfigError, match="smtp_url"):
+        workflow.deliver(wh, settings(tmp_path))
+    row = workflow.outbox_rows(wh)[0]
+    assert row["status"] == "retry" and "smtp_url" in row["last_error"]

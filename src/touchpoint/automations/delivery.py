@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from touchpoint.automations import channels, consent, outbox, store, template
 from touchpoint.automations.definition import Automation
-from touchpoint.errors import TouchpointError
+from touchpoint.errors import ConfigError, TouchpointError
 from touchpoint.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
     base = settings.resolved_public_url()
     with wh.exclusive("automations:deliveries"):
         smtp: channels.SMTPSender | None = None
+        config_error: ConfigError | None = None
         try:
             done = 0
             while done < limit:
@@ -171,17 +172,25 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                     elif row["outbox_id"] in exited:
                         row.update(status="exited", last_error="reached the goal before this step")
                     else:
-                        if smtp is None and row["channel"] == "email":
-                            smtp = channels.SMTPSender(channels.SMTPConfig.from_settings(settings))
-                        row.update(
-                            _send(active[row["automation"]], row, contexts[row["profile_id"]], smtp, key, base, at)
-                        )
+                        if row["channel"] == "email" and smtp is None and config_error is None:
+                            try:
+                                smtp = channels.SMTPSender(channels.SMTPConfig.from_settings(settings))
+                            except ConfigError as exc:  # recorded on the rows, retried, raised after the batch
+                                config_error = exc
+                        if row["channel"] == "email" and smtp is None:
+                            why = config_error.message if config_error else "no SMTP server"
+                            row.update(_after(channels.Outcome("retry", why), row, at))
+                        else:
+                            auto, ctx = active[row["automation"]], contexts[row["profile_id"]]
+                            row.update(_send(auto, row, ctx, smtp, key, base, at))
                     totals[row["status"]] += 1
                     results.append(row)
                 outbox.record(wh, results)
         finally:
             if smtp is not None:
                 smtp.close()
+    if config_error is not None:  # the job run fails loudly; the rows wait in 'retry' with the reason
+        raise ConfigError(config_error.message, hint=config_error.hint)
     return dict(totals)
 
 
