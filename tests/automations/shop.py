@@ -52,8 +52,9 @@ def set_traits(wh: Warehouse, traits: dict[int, dict[str, Any]]) -> None:
     update(wh)
 
 
-def track(wh: Warehouse, event: str, users: list[int], **properties: Any) -> list[str]:
-    """One event per user in ``users`` (a user listed twice triggers twice); returns their messageIds."""
+def track(wh: Warehouse, event: str, users: list[int], *, resolve: bool = True, **properties: Any) -> list[str]:
+    """One event per user in ``users`` (a user listed twice triggers twice), then the profiles job's work
+    (``resolve``: automations act on triggers the profiles have caught up with); returns the messageIds."""
     ids = [uuid.uuid4().hex for _ in users]
     write_messages(
         wh,
@@ -62,6 +63,8 @@ def track(wh: Warehouse, event: str, users: list[int], **properties: Any) -> lis
             for i, m in zip(users, ids, strict=True)
         ],
     )
+    if resolve:
+        update(wh)
     return ids
 
 

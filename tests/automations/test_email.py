@@ -37,7 +37,7 @@ def test_messages_arrive_rendered_once_each_and_the_holdout_gets_nothing(tmp_pat
     workflow.create(wh, definition)
     held = _held_out(wh, n)
     assert held and len(held) < n, "the hash should hold some out of 20 at 30%"
-    track(wh, "Signed Up", list(range(n)))
+    track(wh, "Signed Up", list(range(n)), resolve=False)
     track(wh, "Signed Up", list(range(n)))  # a second sign-up: once ever
     with smtp_sink() as sink:
         s = settings(tmp_path, sink.port)
@@ -179,3 +179,40 @@ def test_without_an_smtp_server_the_run_fails_naming_the_setting_and_the_message
         workflow.deliver(wh, settings(tmp_path))
     row = workflow.outbox_rows(wh)[0]
     assert row["status"] == "retry" and "smtp_url" in row["last_error"]
+
+
+def test_a_trigger_waits_for_the_profiles_to_catch_up(tmp_path: Path) -> None:
+    """A sign-up that arrives with its consent is entered with that consent, under its final profile id."""
+    from touchpoint.collect.store import write_messages
+    from touchpoint.profiles.workflow import update
+
+    wh = open_shop(tmp_path, 1)
+    workflow.create(wh, WELCOME | {"holdout": 0, "allow_no_holdout": True})
+    write_messages(
+        wh,
+        [
+            {
+                "type": "identify",
+                "userId": "new",
+                "traits": {"email": "new@people.test", "consent_marketing_email": True},
+            },
+            {"type": "track", "userId": "new", "event": "Signed Up"},
+        ],
+    )
+    assert workflow.evaluate(wh)[0]["triggers"] == 0  # not resolved yet: not evaluated (and not lost)
+    update(wh)
+    decided = workflow.evaluate(wh)[0]
+    assert decided["entered"] == 1 and decided["outbox"] == 1 and decided["suppressed"] == 0
+    p = wh.table("profiles")
+    new_id = wh.to_arrow(p.filter(p.user_id == "new").profile_id).to_pylist()[0]
+    assert [r["profile_id"] for r in workflow.outbox_rows(wh)] == [new_id]
+
+
+def test_the_jobs_skip_with_a_reason_when_nothing_is_defined(tmp_path: Path) -> None:
+    from touchpoint.jobs import JOBS
+    from touchpoint.jobs.runner import execute
+
+    wh = open_shop(tmp_path, 1)
+    for name, reason in (("automations", "no automations are defined"), ("deliveries", "no active automations")):
+        run = execute(wh, settings(tmp_path), JOBS[name])
+        assert run.status == "skipped" and reason in (run.error or "")

@@ -28,8 +28,8 @@ def test_the_lift_interval_covers_the_true_lift_and_srm_holds(tmp_path: Path, ca
     pid = {r["user_id"]: r["profile_id"] for r in wh.to_arrow(p.select("user_id", "profile_id")).to_pylist()}
     held = [triggers.in_holdout(auto, pid[f"u{i}"]) for i in range(n)]
     buyers = [i for i in range(n) if rng.random() < (HOLDOUT_RATE if held[i] else TREATED_RATE)]
-    track(wh, "Order Completed", buyers, revenue=30.0)
-    track(wh, "Order Completed", buyers[:20], revenue=30.0)  # a second order counts once
+    track(wh, "Order Completed", buyers, resolve=False, revenue=30.0)
+    track(wh, "Order Completed", buyers[:20], resolve=False, revenue=30.0)  # a second order counts once
     out = workflow.lift(wh, "welcome", relative=False)
     assert out["entrants"] == {"holdout": float(sum(held)), "treated": float(n - sum(held))}
     observed = {

@@ -118,13 +118,32 @@ def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime)
 
 
 def _watermark_source(wh: Warehouse, trigger: Trigger) -> datetime | None:
-    """The latest instant a trigger of this kind can have (events received, or memberships changed)."""
+    """The latest instant a trigger of this kind can be evaluated up to: events received and already
+    reflected in the profiles (resolved to their profile, traits built), or memberships changed."""
     if trigger.event is not None:
         e = wh.table("events")
-        return wh.to_arrow(e.received_at.max()).as_py()
+        latest: datetime | None = wh.to_arrow(e.received_at.max()).as_py()
+        return _profiles_caught_up(wh, latest)
     m = wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
     m = m.filter(m.audience == trigger.audience)
     return wh.to_arrow(ibis.greatest(m.entered_at.max(), m.exited_at.max())).as_py()
+
+
+def _profiles_caught_up(wh: Warehouse, latest: datetime | None) -> datetime | None:
+    """``latest``, held back to what identity resolution and the profiles have processed (when identities are
+    resolved at all): a trigger is evaluated once its profile id is final and its consent traits are built,
+    so a person who signs up and consents in one batch is not entered under a provisional id, or without
+    the consent that arrived with the trigger."""
+    from touchpoint.identity import store as identity_store
+
+    if latest is None or not identity_store.resolved(wh):
+        return latest
+    resolved = identity_store.read_state(wh).get("watermark")
+    p = wh.table("profiles")
+    built = wh.to_arrow(p.built_at.max()).as_py()
+    if resolved is None or built is None:
+        return None
+    return min(latest, datetime.fromisoformat(str(resolved)), built)
 
 
 def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
