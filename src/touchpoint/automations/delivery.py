@@ -11,11 +11,13 @@ runs take turns):
    after capped exponential backoff with jitter, or after the receiver's ``Retry-After``; ``dead`` for a
    permanent refusal or after :data:`~touchpoint.automations.outbox.MAX_ATTEMPTS`.
 
-Exactly once: a row is decided once (its unique key) and sent by one sender at a time (the claim). A
-sender killed after the provider accepted a message and before the outcome was recorded leaves the row
-``sending``; after the lease it is sent again with the same ``Message-ID`` / ``Idempotency-Key``, so it
-arrives once where the receiver deduplicates by that key (webhooks that honour the key do; most SMTP
-relays do not). That window is one message wide per sender crash.
+Exactly once: a row is decided once (its unique key) and sent by one sender at a time (the claim), and
+outcomes are recorded every :data:`RECORD_EVERY` messages. A sender killed after the provider accepted
+messages and before their outcomes were recorded leaves those rows ``sending``; the next sender (after a
+restart) sends them again with the same ``Message-ID`` / ``Idempotency-Key``, so they arrive once where the
+receiver deduplicates by that key (webhooks that honour the key do; most SMTP relays do not). That window is
+at most :data:`RECORD_EVERY` messages per crash (a commit per message would shrink it to one, at ~10 ms a
+message). Rows claimed but not yet tried when the sender died are simply sent by the next one.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from touchpoint.warehouse import Warehouse
 if TYPE_CHECKING:
     from touchpoint.config import Settings
 
-BATCH = 500
+BATCH = 500  # rows claimed at once
+RECORD_EVERY = 20  # outcomes recorded per transaction: the most a crash can re-send (a commit costs ~10 ms)
 
 
 def _consents(wh: Warehouse, rows: list[dict[str, Any]]) -> dict[tuple[str, str], bool]:
@@ -185,6 +188,9 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                             row.update(_send(auto, row, ctx, smtp, key, base, at))
                     totals[row["status"]] += 1
                     results.append(row)
+                    if len(results) >= RECORD_EVERY:  # a crash re-sends at most these (same Message-ID)
+                        outbox.record(wh, results)
+                        results = []
                 outbox.record(wh, results)
         finally:
             if smtp is not None:

@@ -4,7 +4,7 @@
 status        meaning
 ============  ===========================================================================
 pending       decided, waiting for ``due_at`` (the waits before the step)
-sending       claimed by a sender; if it stays so past its lease, the sender died mid-send
+sending       claimed by a sender; one found by the next sender belonged to a sender that died mid-send
 retry         a transient failure (SMTP 4xx, HTTP 5xx/429, a timeout); due again at ``due_at``
 sent          the channel accepted it (``sent_at``)
 dead          a permanent failure (SMTP 5xx, HTTP 4xx) or too many attempts: ``replay`` re-queues it
@@ -42,7 +42,6 @@ FAILED = ("dead",)
 RETRY_BASE = 30.0  # seconds before the first retry; doubles each attempt
 RETRY_CAP = 3600.0  # never longer than this between attempts (a Retry-After may ask for longer, up to a day)
 MAX_ATTEMPTS = 8  # then dead
-LEASE = timedelta(minutes=5)  # a row left 'sending' this long belonged to a sender that died
 
 
 def outbox_id(automation: str, step: int, profile_id: str, occurrence: str) -> str:
@@ -94,12 +93,12 @@ KEY = ["automation", "step", "profile_id", "occurrence"]
 def claim(
     wh: Warehouse, now: datetime, *, limit: int = 500, automations: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Take up to ``limit`` due rows (pending, retry, or sending past its lease) and mark them ``sending``."""
+    """Take up to ``limit`` due rows and mark them ``sending``: pending and retry rows that are due, and rows
+    left ``sending`` by a sender that died (the caller holds the deliveries section, and one process writes
+    the embedded warehouse, so no live sender holds them)."""
     t = wh.table(TABLE)
     lit = ibis.literal(now, "timestamp")
-    due = (t.status.isin(["pending", "retry"]) & (t.due_at <= lit)) | (
-        (t.status == "sending") & (t.updated_at <= ibis.literal(now - LEASE, "timestamp"))
-    )
+    due = (t.status.isin(["pending", "retry"]) & (t.due_at <= lit)) | (t.status == "sending")
     if automations is not None:
         due = due & t.automation.isin(automations or [""])
     with wh.write() as tx:
