@@ -130,14 +130,14 @@ def _watermark_source(wh: Warehouse, trigger: Trigger) -> datetime | None:
 
 
 def _profiles_caught_up(wh: Warehouse, latest: datetime | None) -> datetime | None:
-    """``latest``, held back to what identity resolution and the profiles have processed (when identities are
-    resolved at all): a trigger is evaluated once its profile id is final and its consent traits are built,
-    so a person who signs up and consents in one batch is not entered under a provisional id, or without
-    the consent that arrived with the trigger."""
+    """``latest``, held back to what identity resolution and the profiles have processed: a trigger is
+    evaluated once its profile id is final and its consent traits are built, so a person who signs up and
+    consents in one batch is not entered under a provisional id, or without the consent that came with the
+    trigger. Before identities were ever resolved (the profiles job, `touchpoint profiles rebuild`), nothing is."""
     from touchpoint.identity import store as identity_store
 
     if latest is None or not identity_store.resolved(wh):
-        return latest
+        return None
     resolved = identity_store.read_state(wh).get("watermark")
     p = wh.table("profiles")
     built = wh.to_arrow(p.built_at.max()).as_py()

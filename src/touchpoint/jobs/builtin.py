@@ -15,8 +15,8 @@ audiences     after new events or a profiles   ``audience_memberships`` (increme
               or predictions run, at most 5s   expiring windows), entries and exits as facts
 scores        after new events or a profiles   ``score_results`` with band entries and stage changes
               run, at most 1m
-automations   after new events or an           ``automation_entries`` and ``automation_outbox`` (who entered,
-              audiences run, at most 1s        in which arm; what to send), then sends what is due
+automations   after new events or a profiles   ``automation_entries`` and ``automation_outbox`` (who entered,
+              or audiences run, at most 1s     in which arm; what to send), then sends what is due
 deliveries    every 15s                        sends outbox rows that came due: retries, steps after a wait
 ============  ===============================  ==========================================================
 """
@@ -349,7 +349,7 @@ BUILTIN: tuple[Job, ...] = (
         every=1.0,
         trigger="events",
         tables=("automation_entries", "automation_outbox"),
-        after=("audiences",),
+        after=("profiles", "audiences"),  # triggers wait for their profiles; audience triggers for the refresh
         doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
     ),
     Job(
