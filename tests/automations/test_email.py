@@ -150,7 +150,7 @@ def test_reentry_policies_key_occurrences(tmp_path: Path) -> None:
     workflow.create(wh, base | {"name": "every", "reentry": "every_time"})
     workflow.create(wh, base | {"name": "weekly", "reentry": {"once_per_days": 7}})
     workflow.create(wh, base | {"name": "pro", "trigger": {"event": "Signed Up", "where": {"plan": "pro"}}})
-    track(wh, "Signed Up", [0, 0, 1], plan="pro")
+    track(wh, "Signed Up", [0, 0, 1], resolve=False, plan="pro")
     track(wh, "Signed Up", [1], plan="free")
     got = {d["automation"]: d["entered"] for d in workflow.evaluate(wh)}
     assert got == {"every": 4, "weekly": 2, "pro": 2}
@@ -216,3 +216,23 @@ def test_the_jobs_skip_with_a_reason_when_nothing_is_defined(tmp_path: Path) -> 
     for name, reason in (("automations", "no automations are defined"), ("deliveries", "no active automations")):
         run = execute(wh, settings(tmp_path), JOBS[name])
         assert run.status == "skipped" and reason in (run.error or "")
+
+
+def test_entering_and_leaving_an_audience_trigger(tmp_path: Path) -> None:
+    from touchpoint.audiences import workflow as audiences
+
+    wh = open_shop(tmp_path, 4)
+    audiences.create(wh, "vip", {"trait": "tier", "eq": "gold"})
+    base = WELCOME | {"holdout": 0, "allow_no_holdout": True, "reentry": "every_time"}
+    workflow.create(wh, base | {"name": "welcome-vip", "trigger": {"audience": "vip"}})
+    workflow.create(wh, base | {"name": "miss-you", "trigger": {"audience": "vip", "on": "exit"}})
+    set_traits(wh, {0: {"tier": "gold"}, 1: {"tier": "gold"}})
+    audiences.refresh_audiences(wh)
+    got = {d["automation"]: d["entered"] for d in workflow.evaluate(wh)}
+    assert got == {"welcome-vip": 2, "miss-you": 0}
+    set_traits(wh, {1: {"tier": "silver"}})
+    audiences.refresh_audiences(wh)
+    got = {d["automation"]: d["entered"] for d in workflow.evaluate(wh)}
+    assert got == {"welcome-vip": 0, "miss-you": 1}
+    rows = workflow.outbox_rows(wh, automation="miss-you")
+    assert [r["profile_id"] for r in rows] == [profile_of(wh, 1)] and rows[0]["occurrence"].startswith("exit:")
