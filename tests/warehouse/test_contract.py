@@ -29,6 +29,7 @@ DECLARED = {
         *schema.USER_TABLES,
         *schema.PLAN_TABLES,
         *schema.AUDIENCE_TABLES,
+        *schema.AUTOMATION_TABLES,
         schema.MIGRATIONS_TABLE,
     )
 }
