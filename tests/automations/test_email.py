@@ -3,13 +3,17 @@ untouched, consent re-checked at send time, SMTP failures retried or dead-letter
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from touchpoint.automations import consent, outbox, store, triggers, workflow
 from touchpoint.automations.definition import parse
 from touchpoint.jobs import JobContext
 from touchpoint.jobs.builtin import run_automations, run_deliveries
+from touchpoint.warehouse import Warehouse
 
 from .channels import smtp_sink
 from .shop import SIGNING_KEY, WELCOME, email_of, open_shop, profile_of, set_traits, settings, track
@@ -167,8 +171,6 @@ def test_an_automation_does_not_act_on_triggers_from_before_it_existed(tmp_path:
 
 
 def test_without_an_smtp_server_the_run_fails_naming_the_setting_and_the_message_waits(tmp_path: Path) -> None:
-    import pytest
-
     from touchpoint.errors import ConfigError
 
     wh = open_shop(tmp_path, 1)
@@ -236,3 +238,34 @@ def test_entering_and_leaving_an_audience_trigger(tmp_path: Path) -> None:
     assert got == {"welcome-vip": 0, "miss-you": 1}
     rows = workflow.outbox_rows(wh, automation="miss-you")
     assert [r["profile_id"] for r in rows] == [profile_of(wh, 1)] and rows[0]["occurrence"].startswith("exit:")
+
+
+def test_a_test_send_renders_for_one_profile_and_records_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import run_cli
+
+    from touchpoint.config import reset_settings
+
+    wh = open_shop(tmp_path, 1)
+    workflow.create(wh, WELCOME)
+    pid = profile_of(wh, 0)
+    wh.close()
+    with smtp_sink() as sink:
+        monkeypatch.setenv("TOUCHPOINT_SMTP_URL", f"smtp://127.0.0.1:{sink.port}")
+        monkeypatch.setenv("TOUCHPOINT_SMTP_SENDER", "Shop <news@shop.test>")
+        reset_settings()
+        args = ["automations", "test", "welcome", "--profile", pid, "--to", "me@shop.test", "--data", str(tmp_path)]
+        code, out, err = run_cli(capsys, *args, "--json")
+        reset_settings()
+        assert code == 0, out + err
+        step = json.loads(out)["steps"][0]
+        assert step["rendered"]["subject"] == "Welcome Name0" and step["outcome"]["status"] == "sent"
+        assert [m["Subject"] for m in sink.to("me@shop.test")] == ["[test] Welcome Name0"]
+    wh = Warehouse.open(f"duckdb://{tmp_path / 'warehouse.duckdb'}")
+    assert workflow.outbox_rows(wh) == []  # a test send is not a decision
+    wh.close()
+    code, out, _ = run_cli(
+        capsys, "automations", "test", "welcome", "--profile", "nobody", "--data", str(tmp_path), "--json"
+    )
+    assert code != 0 and json.loads(out)["error"]["code"] == "not_found"

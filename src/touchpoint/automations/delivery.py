@@ -235,3 +235,47 @@ def _send(
     else:
         outcome = channels.post_webhook(payload["url"], payload["body"], key=key, idempotency_key=row["outbox_id"])
     return _after(outcome, row, now)
+
+
+def preview(
+    wh: Warehouse, settings: Settings, auto: Automation, profile_id: str, *, to: str | None = None
+) -> dict[str, Any]:
+    """Every action step rendered for one profile, as it would be sent (``touchpoint automations test``).
+
+    With ``to``, the email steps are sent to that address (subject prefixed ``[test]``), outside the outbox:
+    nothing is recorded, consent is not checked, and webhooks are rendered but never called.
+    """
+    contexts = _profiles(wh, [profile_id])
+    if not contexts[profile_id]["traits"]:
+        from touchpoint.errors import NotFound
+
+        raise NotFound(f"no profile {profile_id!r}", hint="find one with `touchpoint profiles list`")
+    key = consent.signing_key(settings)
+    steps = []
+    smtp: channels.SMTPSender | None = None
+    try:
+        for index, step, delay in auto.actions():
+            row = {"step": index, "profile_id": profile_id, "occurrence": "test", "entered_at": store.now()}
+            token = consent.make_token(key, profile_id, step.purpose or "transactional")
+            payload = _render(
+                auto, row, contexts[profile_id], f"{settings.resolved_public_url()}/v1/unsubscribe?token={token}"
+            )
+            out: dict[str, Any] = {"step": index, "kind": step.kind, "after_seconds": delay, "rendered": payload}
+            if to is not None and step.kind == "send_email":
+                smtp = smtp or channels.SMTPSender(channels.SMTPConfig.from_settings(settings))
+                msg = channels.build_email(
+                    smtp.config,
+                    to=to,
+                    subject="[test] " + payload["subject"],
+                    text=payload["text"],
+                    html=payload["html"],
+                    outbox_id=outbox.outbox_id(auto.name, index, profile_id, f"test-{store.now().isoformat()}"),
+                    unsubscribe_url=payload["unsubscribe_url"],
+                )
+                result = smtp.send(msg)
+                out["sent_to"], out["outcome"] = to, {"status": result.status, "error": result.error}
+            steps.append(out)
+    finally:
+        if smtp is not None:
+            smtp.close()
+    return {"automation": auto.name, "profile_id": profile_id, "steps": steps}

@@ -125,6 +125,13 @@ def replay(
     return {"replayed": outbox.replay(wh, now or store.now(), automation=automation, outbox_ids=outbox_ids)}
 
 
+def test(wh: Warehouse, settings: Settings, name: str, profile_id: str, *, to: str | None = None) -> dict[str, Any]:
+    """Render every step for one profile; with ``to``, send the emails there (nothing is recorded)."""
+    if to is not None and "@" not in to:
+        raise InvalidInput(f"--to {to!r} is not an email address", hint="e.g. --to me@example.com")
+    return delivery.preview(wh, settings, store.load(wh, name), profile_id, to=to)
+
+
 def unsubscribe(wh: Warehouse, settings: Settings, token: str) -> dict[str, Any]:
     """Record the unsubscribe an email's link carries (the HTTP endpoint's one call)."""
     return consent.unsubscribe(wh, consent.signing_key(settings), token)

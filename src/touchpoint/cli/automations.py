@@ -156,6 +156,30 @@ def replay(
     emit(out, as_json, lambda: console.print(f"re-queued {out['replayed']} message(s)"))
 
 
+@app.command("test")
+def test(
+    name: str = NameArg,
+    profile: str = typer.Option(..., "--profile", help="The profile id to render the steps for."),
+    to: str = typer.Option(None, "--to", help="Send the email steps to this address (nothing is recorded)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render an automation's steps for one profile, and send its emails to a test address."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.test(wh, settings_for(data), name, profile, to=to)
+
+    def render() -> None:
+        for s in out["steps"]:
+            console.print(f"[bold]step {s['step']}[/] ({s['kind']}, {s['after_seconds']:.0f} s after entry)")
+            console.print_json(data=s["rendered"])
+            if "outcome" in s:
+                console.print(f"sent to {s['sent_to']}: {s['outcome']['status']} {s['outcome']['error'] or ''}")
+
+    emit(out, as_json, render)
+
+
 @app.command("lift")
 def lift(
     name: str = NameArg,
