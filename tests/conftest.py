@@ -23,10 +23,14 @@ from touchpoint.warehouse import Warehouse, open_warehouse
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts from default settings, with no TOUCHPOINT_* variable leaking in."""
+    """Every test starts from default settings, with no TOUCHPOINT_* variable leaking in, and apps it
+    builds run no jobs unless it gives them (``create_app(jobs=...)``, ``Server(jobs=True)``): jobs
+    that start with every server (a CLV fit, attribution, sessions) would compete for the CPU with the
+    test and make answers change under it."""
     for name in list(os.environ):
         if name.startswith("TOUCHPOINT_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TOUCHPOINT_RUN_JOBS", "false")
     reset_settings()
     yield
     reset_settings()
@@ -60,6 +64,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     cwd: Path | None = None  # the server's working directory (default: the test run's)
+    jobs: bool = False  # run the jobs, as `touchpoint serve` does by default
     _log_handle: Any = None
 
     @property
@@ -81,6 +86,7 @@ class Server:
                 str(self.port),
                 "--data",
                 str(self.data_dir),
+                *([] if self.jobs else ["--no-jobs"]),
             ],
             env=env,
             cwd=self.cwd,

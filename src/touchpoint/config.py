@@ -133,6 +133,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="per-job cadence and switch: [jobs.NAME] every, enabled (docs/jobs.md)"
     )
     log_format: str = Field("text", description="log lines of `touchpoint serve`: text or json")
+    run_jobs: bool = Field(
+        True, description="whether `touchpoint serve` runs the jobs (false: a collector and API only, as --no-jobs)"
+    )
 
     @field_validator("log_format")
     @classmethod

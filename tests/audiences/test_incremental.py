@@ -21,7 +21,7 @@ from touchpoint.warehouse import Warehouse
 from .reference import EVENTS, NOW, World, definitions, event_rows, load, worlds
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("AUD_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("AUD_EXAMPLES", "12")),
     deadline=None,
     phases=[Phase.generate] if os.environ.get("AUD_NOSHRINK") else list(Phase),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

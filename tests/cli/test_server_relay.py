@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     wh = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
     ADMIN.append(keys.create_api_key(wh, "boss", "admin"))
     wh.close()
-    served = Server(data, free_port(), write_key="")
+    served = Server(data, free_port(), write_key="", jobs=True)  # `jobs run` asks its runner
     try:
         served.start(timeout=START_TIMEOUT_S)
         yield served

@@ -93,7 +93,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def served(tmp_path: Path, shop: Path) -> Iterator[Server]:
-    server = Server(tmp_path / "served", free_port(), write_key="", cwd=shop)
+    server = Server(tmp_path / "served", free_port(), write_key="", cwd=shop, jobs=True)  # commands run beside the jobs
     try:
         server.start(timeout=START_TIMEOUT_S)
         yield server

@@ -47,7 +47,7 @@ def test_an_event_from_the_segment_client_shows_in_the_profile_with_no_command_r
     write_key = keys.create_source(wh, "web")
     read_key = keys.create_api_key(wh, "dashboard", "read")
     wh.close()
-    server = Server(data, free_port(), write_key)
+    server = Server(data, free_port(), write_key, jobs=True)
     server.start()
     errors: list[object] = []
     sender = segment.Client(

@@ -29,7 +29,34 @@ PASSWORDS = {
     "rita": "rate limited 1",  # the rate-limit test locks this one out
 }
 ROLES = {"ada": "admin", "ann": "analyst", "vic": "viewer", "rita": "viewer"}
-PAGES = ("/", "/customers", "/experiments", "/journeys", "/mmm", "/data", "/users")
+PAGES = ("/", "/customers", "/experiments", "/journeys", "/mmm", "/audiences", "/plan", "/data", "/users")
+PLAN = {  # the example of docs/plan.md, measured by the demo's email experiment
+    "id": "grow-2027",
+    "name": "Repeat revenue 2027",
+    "goal": {"metric": "revenue", "baseline": 1200000, "change": 0.15, "deadline": "2027Q2"},
+    "behaviour_changes": [
+        {
+            "id": "repeat",
+            "audience": "first-time buyers",
+            "behaviour": "repeat purchase within 90 days",
+            "from": 0.18,
+            "to": 0.24,
+            "people": 20000,
+            "value_per_unit": 95.0,
+        }
+    ],
+    "tactics": [
+        {
+            "id": "winback-email",
+            "name": "Win-back email",
+            "kind": "experiment",
+            "behaviour_change": "repeat",
+            "experiment": "email-winback-2026",
+            "expected": {"effect": 0.03, "low": 0.01, "high": 0.05, "source": "last year's test"},
+            "cost": 4000,
+        }
+    ],
+}
 
 
 @dataclass
@@ -52,10 +79,11 @@ def _build(data: Path) -> dict[str, str]:
     from touchpoint.mmm import workflow
     from touchpoint.mmm.config import MMMConfig
     from touchpoint.mmm.dataset import from_warehouse
+    from touchpoint.plan import workflow as plan_workflow
     from touchpoint.warehouse import open_warehouse
 
     settings = Settings(data_dir=data)
-    steps = ("identity", "predict")  # the dashboard analyses journeys and the experiment itself
+    steps = ("identity", "predict", "audiences")  # the dashboard analyses journeys and the experiment itself
     with warnings.catch_warnings():  # numpy's overflow/NaN warnings of a tiny shop's fits are not under test here
         warnings.simplefilter("ignore", RuntimeWarning)
         summary = run_demo(settings, DemoConfig(customers=300, weeks=40, seed=3), say=lambda _m: None, steps=steps)
@@ -65,6 +93,8 @@ def _build(data: Path) -> dict[str, str]:
     try:
         truth = json.loads((data / "demo" / "truth.json").read_text())
         define(wh, truth)  # the demo's randomized email campaign, as an experiment definition
+        plan_workflow.create(wh, PLAN)
+        plan_workflow.review(wh, PLAN["id"], quarter="2026Q4")
         folder = workflow.model_dir(data)
         config = MMMConfig(draws=250, warmup=250, chains=2, seed=0)  # enough to pass its diagnostics here
         workflow.fit_and_save(from_warehouse(wh, kpi="new_customer_revenue"), config, folder)

@@ -119,7 +119,7 @@ def _tab_walk(page: Any, limit: int) -> set[str]:
     return seen
 
 
-PAGE_PATHS = ["/", "/customers", "/experiments", "/journeys", "/mmm", "/data", "/users"]
+PAGE_PATHS = ["/", "/customers", "/experiments", "/journeys", "/mmm", "/audiences", "/plan", "/data", "/users"]
 
 
 def test_every_page_loads_cleanly_and_is_accessible(signed_in: Watched, dashboard: Dashboard) -> None:
@@ -154,6 +154,32 @@ def test_search_a_customer_and_open_the_profile(signed_in: Watched, dashboard: D
     page.goto(dashboard.url + "/customers?q=" + dashboard.email.split("@")[0][:-1])
     page.locator("table a").first.click()
     page.wait_for_url("**/customers/prf_*")
+    assert signed_in.problems == []
+
+
+def test_build_an_audience_see_its_count_and_save_it(signed_in: Watched, dashboard: Dashboard) -> None:
+    page = signed_in.page
+    page.click("nav >> text=Audiences")
+    page.fill("#definition", '{"trait": "orders", "gte": 1}')
+    page.click("button:text-is('Count')")
+    count = int(page.locator("#builder-count").inner_text().split()[0].replace(",", ""))
+    assert count > 0
+    assert page.locator("table a[href^='/customers/prf_']").count() == min(count, 10)
+    page.fill("#definition", '{"trait": "orders", "eq": "SE"}')  # a mistake is named, the text kept
+    page.click("button:text-is('Count')")
+    assert "'orders' is a number" in page.locator("[role=alert]").inner_text()
+    assert page.input_value("#definition") == '{"trait": "orders", "eq": "SE"}'
+    signed_in.problems.clear()  # the 400 of that mistake is expected
+    page.fill("#definition", '{"trait": "orders", "gte": 1}')
+    page.fill("#audience-name", "buyers-from-the-browser")
+    page.click("text=Save as an audience")
+    page.wait_for_url("**/audiences?saved=buyers-from-the-browser")
+    for _ in range(60):  # the page's section is recomputed in the background
+        if f"{count:,} members" in page.content() and "buyers-from-the-browser" in page.content():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    assert "buyers-from-the-browser" in page.content() and f"{count:,} members" in page.content()
     assert signed_in.problems == []
 
 

@@ -63,11 +63,14 @@ JOB_STOP_SECONDS = 10.0  # how long a shutdown waits for running jobs (long ones
 
 
 def create_app(
-    settings: Settings | None = None, *, jobs: Iterable[Job] | None = None, run_jobs: bool = True
+    settings: Settings | None = None, *, jobs: Iterable[Job] | None = None, run_jobs: bool | None = None
 ) -> FastAPI:
     """The app; its lifespan opens the warehouse, starts the group committer and the job runner
-    (``jobs``: default the registry, with ``[jobs.NAME]`` applied; ``run_jobs=False``: none)."""
+    (``jobs``: default the registry, with ``[jobs.NAME]`` applied; ``run_jobs=False``: none; by default
+    the jobs given, else the setting ``run_jobs``)."""
     settings = settings or get_settings()
+    if run_jobs is None:
+        run_jobs = jobs is not None or settings.run_jobs
     configured(settings, jobs)  # a [jobs.NAME] naming no job stops the server before it opens anything
 
     @asynccontextmanager

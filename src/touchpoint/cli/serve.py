@@ -16,7 +16,9 @@ def serve(
     log_format: str | None = typer.Option(
         None, "--log-format", help="text, or json: one JSON object per line (default: setting 'log_format')."
     ),
-    no_jobs: bool = typer.Option(False, "--no-jobs", help="Run no jobs (collector and API only)."),
+    no_jobs: bool = typer.Option(
+        False, "--no-jobs", help="Run no jobs (collector and API only; default: setting 'run_jobs')."
+    ),
 ) -> None:
     """Start the HTTP server: Segment-compatible collector, API, docs at /docs, and the jobs that keep
     profiles, predictions and models current. SIGTERM stops it gracefully (exit 0)."""
@@ -36,7 +38,7 @@ def serve(
 
         settings = override_settings(**changes)
     logs.configure(settings.log_format, log_level)
-    app = create_app(settings, run_jobs=not no_jobs)
+    app = create_app(settings, run_jobs=False if no_jobs else None)
     relay.attach(app, settings)  # other commands run through this server while it holds the warehouse
     import logging
 

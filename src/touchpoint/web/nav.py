@@ -22,6 +22,8 @@ PAGES: tuple[NavPage, ...] = (
     NavPage("/experiments", "Experiments"),
     NavPage("/journeys", "Journeys"),
     NavPage("/mmm", "Marketing mix"),
+    NavPage("/audiences", "Audiences"),
+    NavPage("/plan", "Plan"),
     NavPage("/data", "Data"),
     NavPage("/users", "Users", role="admin"),
 )

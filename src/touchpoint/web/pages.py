@@ -39,9 +39,11 @@ SECTIONS_BY_JOB = {
     "profiles": ("owners", "overview"),
     "sessions": ("journeys",),
     "attribution": ("journeys",),
-    "experiments": ("experiments",),
-    "predictions": ("overview", "owners"),
+    "experiments": ("experiments", "plan"),
+    "predictions": ("overview", "owners", "plan"),
     "mmm": ("mmm", "overview"),
+    "audiences": ("audiences",),
+    "scores": ("audiences",),
 }
 
 
@@ -242,6 +244,8 @@ _section_page("/", "overview", "overview.html", "Overview")
 _section_page("/experiments", "experiments", "experiments.html", "Experiments")
 _section_page("/journeys", "journeys", "journeys.html", "Journeys")
 _section_page("/mmm", "mmm", "mmm.html", "Marketing mix")
+_section_page("/audiences", "audiences", "audiences.html", "Audiences")
+_section_page("/plan", "plan", "plan.html", "Plan and KPIs")
 
 
 @router.get("/csv/{section}/{name}.csv")

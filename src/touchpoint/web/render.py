@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from touchpoint import __version__, users
-from touchpoint.web import charts
+from touchpoint.web import charts, marketing
 from touchpoint.web.auth import Auth
 from touchpoint.web.nav import PAGES
 from touchpoint.web.sections import data_sources, experiments, journeys, mmm, overview
@@ -43,6 +43,8 @@ SECTIONS: dict[str, Section] = {
         Section("overview", overview, ("events", "spend", "predictions", "mmm", "profiles"), min_age=300),
         Section("experiments", experiments, ("events", "experiments"), min_age=300),
         Section("journeys", journeys, ("events", "profiles"), min_age=300),
+        Section("audiences", marketing.audiences, ("audiences",), min_age=30),
+        Section("plan", marketing.plan, ("predictions", "plans", "events"), min_age=300),
     )
 }
 

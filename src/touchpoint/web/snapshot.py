@@ -59,6 +59,8 @@ def inputs(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     runs = wh.table("prediction_runs")
     exps = wh.table("experiments")
     profiles = wh.table("profiles")
+    audience_state, scored = wh.table("audience_state"), wh.table("score_results")
+    plans, reviews = wh.table("plans"), wh.table("plan_reviews")
     return {
         "events": wh.count("events"),
         "spend": wh.count("spend"),
@@ -67,6 +69,12 @@ def inputs(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
         "experiments": (_scalar(wh, exps.updated_at.max()), _scalar(wh, exps.count())),
         "profiles": _scalar(wh, profiles.built_at.max()),
         "mmm": fit.stat().st_mtime_ns if fit.exists() else None,
+        "audiences": (
+            _scalar(wh, audience_state.evaluated_at.max()),
+            _scalar(wh, audience_state.count()),
+            _scalar(wh, scored.computed_at.max()),
+        ),
+        "plans": (_scalar(wh, plans.created_at.max()), _scalar(wh, reviews.reviewed_at.max())),
     }
 
 

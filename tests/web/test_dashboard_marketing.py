@@ -1,0 +1,49 @@
+"""The Audiences and Plan pages show what the library computed, as a viewer sees them on a real server."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx
+import pytest
+from tests.web.conftest import PLAN, Dashboard, client_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+
+def test_audiences_page_lists_each_audience_with_its_size_and_the_score_bands(dashboard: Dashboard) -> None:
+    with client_for(dashboard, "vic") as client:
+        page = client.get("/audiences")
+        assert page.status_code == 200, page.text
+        sizes = list(csv.DictReader(io.StringIO(client.get("/csv/audiences/audiences.csv").text)))
+        bands = list(csv.DictReader(io.StringIO(client.get("/csv/audiences/score-lead-bands.csv").text)))
+    demo = {"at-risk-high-value", "browsed-not-bought", "replenishment-due"}
+    assert demo <= {r["audience"] for r in sizes}  # and any the browser test saved
+    for row in sizes:
+        assert row["audience"] in page.text and f"{int(row['members']):,} members" in page.text
+    assert [r["band"] for r in bands] == ["cold", "warm", "hot"]
+    assert sum(int(r["profiles"]) for r in bands) > 0
+    assert "Lead scores" in page.text and "How is this computed?" in page.text
+
+
+def test_plan_page_shows_the_kpis_the_goals_probability_and_each_tactics_evidence(dashboard: Dashboard) -> None:
+    with client_for(dashboard, "vic") as client:
+        page = client.get("/plan")
+        assert page.status_code == 200, page.text
+        tactics = list(csv.DictReader(io.StringIO(client.get(f"/csv/plan/{PLAN['id']}-tactics.csv").text)))
+        kpis = {r["kpi"]: r for r in csv.DictReader(io.StringIO(client.get("/csv/plan/kpis.csv").text))}
+    assert PLAN["name"] in page.text and "P(goal) = " in page.text
+    assert set(kpis) == {"customer_equity", "satisfaction", "relative_attractiveness"}
+    assert float(kpis["customer_equity"]["low"]) < float(kpis["customer_equity"]["value"])
+    assert f"{float(kpis['customer_equity']['value']):,.0f}" in page.text
+    # the tactic's measured effect is the stored review's (the demo's email experiment), as the API gives it
+    headers = {"Authorization": f"Bearer {dashboard.keys['read_key']}"}
+    url = f"{dashboard.url}/v1/plans/{PLAN['id']}/review"
+    review = httpx.get(url, params={"quarter": "2026Q4"}, headers=headers, timeout=120).json()
+    measured = review["tactics"][0]["measured"]
+    assert measured["available"] and tactics[0]["tactic"] == "Win-back email"
+    assert float(tactics[0]["measured"]) == pytest.approx(measured["effect"])
+    assert float(tactics[0]["measured_low"]) < float(tactics[0]["measured"]) < float(tactics[0]["measured_high"])
+    assert tactics[0]["decision"] == review["tactics"][0]["decision"]
+    assert "P(goal) = " in page.text
