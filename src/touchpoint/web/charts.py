@@ -139,12 +139,15 @@ def lines(
     def y(v: float) -> float:
         return TOP + (H - TOP - BOTTOM) * (1 - (v - lo) / (hi - lo))
 
+    def drawn(values: Sequence[float | None]) -> list[tuple[int, float]]:
+        return [(i, float(v)) for i, v in enumerate(values) if v is not None and math.isfinite(float(v))]
+
     if band:
-        edge = [(px(i), y(float(v))) for i, v in enumerate(band[1]) if v is not None]
-        edge += [(px(i), y(float(v))) for i, v in reversed(list(enumerate(band[0]))) if v is not None]
+        edge = [(px(i), y(v)) for i, v in drawn(band[1])]
+        edge += [(px(i), y(v)) for i, v in reversed(drawn(band[0]))]
         out.append('<polygon class="band" points="' + " ".join(f"{a:.1f},{b:.1f}" for a, b in edge) + '"/>')
     for k, (name, values) in enumerate(series.items()):
-        pts = [f"{px(i):.1f},{y(float(v)):.1f}" for i, v in enumerate(values) if v is not None]
+        pts = [f"{px(i):.1f},{y(v):.1f}" for i, v in drawn(values)]
         colour = PALETTE[k % len(PALETTE)]
         out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(pts)}">')
         out.append(f"<title>{escape(name)}</title></polyline>")
