@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, read_definition, table, warehouse
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(
@@ -23,17 +23,7 @@ AtOpt = typer.Option(None, "--at", help="Evaluate or read as of this instant (IS
 def _read_definition(path: Path) -> Any:
     from touchpoint.audiences.workflow import load_definition
 
-    if str(path) == "-":
-        return load_definition(sys.stdin.read(), "the definition on stdin")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"no definition file at {path}", hint="check the --definition path") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise InvalidInput(
-            f"cannot read {path} as UTF-8 text: {exc}", hint="save the definition as a JSON file"
-        ) from None
-    return load_definition(text, str(path))
+    return read_definition(path, load_definition)
 
 
 def _refresh_line(r: dict[str, Any]) -> str:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
-from touchpoint.errors import InvalidInput
+from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, read_definition, settings_for, table, warehouse
 
 app = typer.Typer(
     help="Automations: a trigger, steps, a goal and a holdout (docs/automations.md); sent once, measured by lift.",
@@ -22,17 +20,7 @@ NameArg = typer.Argument(..., help="The automation's name.")
 def _read_definition(path: Path) -> Any:
     from touchpoint.automations.workflow import load_definition
 
-    if str(path) == "-":
-        return load_definition(sys.stdin.read(), "the definition on stdin")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"no definition file at {path}", hint="check the --definition path") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise InvalidInput(
-            f"cannot read {path} as UTF-8 text: {exc}", hint="save the definition as a JSON file"
-        ) from None
-    return load_definition(text, str(path))
+    return read_definition(path, load_definition)
 
 
 @app.command("create")

@@ -222,6 +222,22 @@ def query_warehouse(data: Path | None = None) -> Iterator[Warehouse]:
         wh.close()
 
 
+def read_definition(path: Path, load: Callable[[str, str], Any]) -> Any:
+    """A JSON definition from the file ``path`` ('-' reads stdin), parsed by the domain's ``load(text,
+    source)`` (e.g. :func:`touchpoint.audiences.workflow.load_definition`), with errors naming the file."""
+    if str(path) == "-":
+        return load(sys.stdin.read(), "the definition on stdin")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"no definition file at {path}", hint="check the --definition path") from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise InvalidInput(
+            f"cannot read {path} as UTF-8 text: {exc}", hint="save the definition as a JSON file"
+        ) from None
+    return load(text, str(path))
+
+
 def parse_when(value: str | None, name: str) -> datetime | None:
     """A command-line date or date-time (ISO 8601) as naive UTC; None when not given."""
     if not value:
