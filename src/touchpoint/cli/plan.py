@@ -149,6 +149,23 @@ def review(
     emit(result, as_json, lambda: _render_review(result))
 
 
+@app.command("export")
+def export(
+    plan_id: str = typer.Argument(..., help="The plan's id."),
+    quarter: str = typer.Option(..., "--quarter", help="The quarter reviewed, e.g. 2026Q3."),
+    out: Path = typer.Option(..., "--out", help="The file to write: NAME.html or NAME.pdf."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The quarter's review as a one-pager (HTML or PDF): P(goal), the arithmetic, expected vs measured
+    effect per tactic. Uses the latest stored review of the quarter, else reviews the plan now."""
+    from touchpoint.plan.export import export as write
+
+    with warehouse(data, read_only=True) as wh:
+        result = write(wh, plan_id, quarter, out)
+    emit(result, as_json, lambda: console.print(f"wrote {result['file']} (from {result['from']})"))
+
+
 @app.command("list")
 def list_cmd(data: DataOpt = None, as_json: JsonOpt = False) -> None:
     """Every plan's latest version."""

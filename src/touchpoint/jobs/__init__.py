@@ -6,8 +6,9 @@ predictions, mmm), :mod:`~touchpoint.jobs.runner` (threads, no overlap, retries 
 :mod:`~touchpoint.jobs.runlog` (the ``job_runs`` table) and :mod:`~touchpoint.jobs.status`
 (staleness, degraded jobs). No library package imports this one; it imports the workflows.
 
->>> sorted(JOBS)
-['attribution', 'audiences', 'experiments', 'mmm', 'predictions', 'profiles', 'scores', 'sessions']
+>>> sorted(JOBS)  # doctest: +NORMALIZE_WHITESPACE
+['attribution', 'audiences', 'automations', 'deliveries', 'experiments',
+ 'mmm', 'predictions', 'profiles', 'scores', 'sessions']
 """
 
 from __future__ import annotations

@@ -182,6 +182,7 @@ class Tactic:
     cost: float = 0.0
     experiment: str | None = None  # an experiment or holdout key whose measured lift is this tactic's evidence
     audience: str = ""
+    automation: str | None = None  # an automation whose holdout lift on its goal is this tactic's evidence
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Tactic:
@@ -192,6 +193,14 @@ class Tactic:
         experiment = d.get("experiment")
         if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
             raise InvalidInput(f"{where}.experiment must be an experiment key", hint=HINT)
+        automation = d.get("automation")
+        if automation is not None and (not isinstance(automation, str) or not automation.strip()):
+            raise InvalidInput(f"{where}.automation must be an automation's name", hint=HINT)
+        if experiment is not None and automation is not None:
+            raise InvalidInput(
+                f"{where} names both an experiment and an automation",
+                hint="give one source of evidence per tactic: the experiment, or the automation's holdout",
+            )
         return cls(
             id=_id(d, where),
             name=_text(d, "name", where, required=False, limit=200) or str(d.get("id")),
@@ -201,6 +210,7 @@ class Tactic:
             cost=_num(d, "cost", where, required=False) or 0.0,
             experiment=experiment.strip() if isinstance(experiment, str) else None,
             audience=_text(d, "audience", where, required=False, limit=200),
+            automation=automation.strip() if isinstance(automation, str) else None,
         )
 
 

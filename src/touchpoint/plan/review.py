@@ -35,7 +35,10 @@ Z95 = 1.959963984540054
 
 
 def _measured(wh: Warehouse, t: Tactic) -> dict[str, Any] | None:
-    """The tactic's measured effect from its experiment, or None (with the reason) when there is none."""
+    """The tactic's measured effect from its experiment or its automation's holdout, or None when it has
+    neither (a dict with the reason when the evidence is not there yet)."""
+    if t.automation:
+        return _automation_lift(wh, t.automation)
     if not t.experiment:
         return None
     from touchpoint.experiments.analysis import AnalysisOptions
@@ -62,6 +65,32 @@ def _measured(wh: Warehouse, t: Tactic) -> dict[str, Any] | None:
         "interval": 0.95,
         "status": result.status,
         "units": {a.variant: a.n for a in m.arms},
+    }
+
+
+def _automation_lift(wh: Warehouse, name: str) -> dict[str, Any]:
+    """The goal rate of an automation's treated entrants minus its held-out ones (an absolute difference,
+    in the behaviour's own units when the behaviour is that rate), with its 95% interval."""
+    from touchpoint.automations.lift import lift
+
+    try:
+        out = lift(wh, name, engine="frequentist", relative=False)
+    except TouchpointError as exc:
+        return {"available": False, "reason": f"automation {name!r}: {exc.message}"}
+    c = out.get("lift") or {}
+    low, high = c.get("ci_low"), c.get("ci_high")
+    if c.get("estimate") is None or low is None or high is None or not math.isfinite(high - low):
+        return {"available": False, "reason": f"automation {name!r}: {c.get('error') or out.get('verdict')}"}
+    goal = out["goal"]
+    return {
+        "available": True,
+        "source": f"automation {name!r}: {goal['event']} within {goal['within_days']} days, treated vs held out",
+        "effect": c["estimate"],
+        "low": low,
+        "high": high,
+        "interval": 0.95,
+        "status": out["status"],
+        "units": out["entrants"],
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Query
+from fastapi.responses import Response
 
 from touchpoint.api.deps import AdminKey, ReadKey, State
 from touchpoint.plan import workflow
@@ -40,6 +41,27 @@ def preview(
     plan_id: str, app: State, _key: ReadKey, quarter: str = QUARTER, version: int | None = Query(None, ge=1)
 ) -> dict[str, Any]:
     return workflow.review(app.warehouse, plan_id, quarter=quarter, version=version, write=False)
+
+
+@router.get(
+    "/v1/plans/{plan_id}/export",
+    summary="The quarter's review as a one-pager (HTML or PDF)",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+)
+def export(
+    plan_id: str,
+    app: State,
+    _key: ReadKey,
+    quarter: str = QUARTER,
+    format: str = Query("html", pattern="^(html|pdf)$", description="html or pdf"),
+) -> Response:
+    from touchpoint.plan.export import render
+
+    content, _ = render(app.warehouse, plan_id, quarter, format)
+    media = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
+    name = f"{plan_id}-{quarter}.{format}"
+    return Response(content, media_type=media, headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
 @router.post("/v1/plans/{plan_id}/reviews", summary="Review the plan for a quarter and store the review")
