@@ -3,6 +3,7 @@ both on 127.0.0.1, both recording what arrived, both able to answer with scripte
 
 from __future__ import annotations
 
+import asyncio
 import email
 import json
 import threading
@@ -18,11 +19,13 @@ from tests.conftest import free_port
 
 @dataclass
 class SMTPSink:
-    """Messages as they arrived; ``reject`` maps a recipient to the SMTP reply its RCPT gets."""
+    """Messages as they arrived; ``reject`` maps a recipient to the SMTP reply its RCPT gets; ``delay``
+    seconds pass before each message is accepted (a slow provider)."""
 
     messages: list[Message] = field(default_factory=list)
     reject: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    delay: float = 0.0
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.reject:
@@ -31,6 +34,8 @@ class SMTPSink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
         return "250 Message accepted for delivery"
 
@@ -39,8 +44,11 @@ class SMTPSink:
 
 
 class smtp_sink:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
     def __enter__(self) -> SMTPSink:
-        self.sink = SMTPSink(port=free_port())
+        self.sink = SMTPSink(port=free_port(), delay=self.delay)
         self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.sink.port)
         self.controller.start()
         return self.sink

@@ -35,7 +35,7 @@ def _wait(condition: object, timeout: float, what: str) -> None:
 
 def test_sigkill_during_a_burst_then_restart_sends_each_message_once(tmp_path: Path) -> None:
     n = 600
-    with smtp_sink() as sink:
+    with smtp_sink(delay=0.02) as sink:  # ~10 s to send them all: the kill lands mid-burst, however busy
         cwd = tmp_path / "cwd"
         cwd.mkdir()
         (cwd / "touchpoint.toml").write_text(
