@@ -69,6 +69,7 @@ BASE_COLUMNS = (
     "channels",
     "channels_touched",
 )
+BASE_SCHEMA = ibis.schema({c: PROFILES_SCHEMA[c] for c in BASE_COLUMNS})
 TRAITS_SCHEMA = schema.PROFILE_TRAITS.schema
 
 
@@ -144,8 +145,8 @@ def build(
         elif only:
             with wh.staged(ibis.memtable(pa.table({"profile_id": pa.array(list(only), pa.string())}))) as ids:
                 rows, traits = _rows(wh, ids)
-                old = _base(wh.table(PROFILES).anti_join(ids, "profile_id"))
-                rows = ibis.union(old, _base(rows), distinct=False)
+                old = store.typed(wh.table(PROFILES).anti_join(ids, "profile_id"), BASE_SCHEMA)
+                rows = ibis.union(old, store.typed(rows, BASE_SCHEMA), distinct=False)
                 _finish_and_store(wh, rows, traits, as_of_ts, ids)
         else:
             _finish_and_store(wh, wh.table(PROFILES).select(*BASE_COLUMNS), None, as_of_ts, None)
@@ -158,10 +159,6 @@ def build(
         "as_of": as_of_ts.isoformat(),
         "seconds": round(time.perf_counter() - started, 3),
     }
-
-
-def _base(rows: ir.Table) -> ir.Table:
-    return rows.select(*[rows[c].cast(PROFILES_SCHEMA[c]).name(c) for c in BASE_COLUMNS])
 
 
 def _rows(wh: Warehouse, ids: ir.Table | None) -> tuple[ir.Table, ir.Table]:

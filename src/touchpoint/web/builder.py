@@ -15,8 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from touchpoint import users
 from touchpoint.errors import InvalidInput, TouchpointError, http_status
-from touchpoint.web import auth
-from touchpoint.web.pages import _ctx, _form, _guard, router
+from touchpoint.web.pages import _checked_form, _ctx, _guard, router
 from touchpoint.web.render import render
 
 SAMPLE = 10
@@ -47,8 +46,7 @@ async def preview(request: Request) -> Response:
         from touchpoint.audiences.workflow import preview as count
 
         _, state = _ctx(request)
-        form = await _form(request)
-        auth.check_csrf(session.csrf_token, form.get("csrf"))
+        form = await _checked_form(request, session)
         builder: dict[str, Any] = {"definition": form.get("definition", ""), "name": form.get("name", "")}
         try:
             definition = _definition(form)
@@ -67,9 +65,7 @@ async def save(request: Request) -> Response:
         from touchpoint.audiences.workflow import create
 
         web, state = _ctx(request)
-        form = await _form(request)
-        auth.check_csrf(session.csrf_token, form.get("csrf"))
-        auth.require_role(session, "analyst")
+        form = await _checked_form(request, session, "analyst")
         name = form.get("name", "").strip()
         builder: dict[str, Any] = {"definition": form.get("definition", ""), "name": name}
         try:

@@ -15,8 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from touchpoint import users
 from touchpoint.collect import quarantine
 from touchpoint.errors import InvalidInput
-from touchpoint.web import auth
-from touchpoint.web.pages import _ctx, _form, _guard, router
+from touchpoint.web.pages import _checked_form, _ctx, _guard, router
 from touchpoint.web.render import WebApp, render
 
 PAGE = 50
@@ -65,9 +64,7 @@ async def replay(request: Request) -> Response:
 
     async def work(session: users.Session) -> Response:
         web, state = _ctx(request)
-        form = await _form(request)
-        auth.check_csrf(session.csrf_token, form.get("csrf"))
-        auth.require_role(session, "analyst")
+        form = await _checked_form(request, session, "analyst")
         record_id = form.get("id") or None
         if record_id is None and form.get("all") != "1":
             raise InvalidInput("say which record to replay", hint="use the Replay button of a record, or Replay all")
@@ -107,9 +104,7 @@ async def users_page(request: Request) -> Response:
 async def create_user(request: Request) -> Response:
     async def work(session: users.Session) -> Response:
         _, state = _ctx(request)
-        form = await _form(request)
-        auth.check_csrf(session.csrf_token, form.get("csrf"))
-        auth.require_role(session, "admin")
+        form = await _checked_form(request, session, "admin")
         name = form.get("name", "").strip()
         await run_in_threadpool(
             users.create_user, state.warehouse, name, form.get("password", ""), form.get("role", "viewer")
@@ -123,9 +118,7 @@ async def create_user(request: Request) -> Response:
 async def disable_user(request: Request, name: str) -> Response:
     async def work(session: users.Session) -> Response:
         _, state = _ctx(request)
-        form = await _form(request)
-        auth.check_csrf(session.csrf_token, form.get("csrf"))
-        auth.require_role(session, "admin")
+        await _checked_form(request, session, "admin")
         await run_in_threadpool(users.disable_user, state.warehouse, name)
         return RedirectResponse("/users", status_code=303)
 

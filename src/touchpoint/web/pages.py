@@ -110,6 +110,15 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in parsed.items()}
 
 
+async def _checked_form(request: Request, session: users.Session, role: str | None = None) -> dict[str, str]:
+    """The form of a signed-in POST, after its CSRF token and (``role``) the session's role are checked."""
+    form = await _form(request)
+    auth.check_csrf(session.csrf_token, form.get("csrf"))
+    if role is not None:
+        auth.require_role(session, role)
+    return form
+
+
 def _error_page(request: Request, exc: TouchpointError, session: users.Session | None) -> Response:
     status = http_status(exc)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
@@ -208,7 +217,7 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request) -> Response:
     async def work(session: users.Session) -> Response:
         web, state = _ctx(request)
-        auth.check_csrf(session.csrf_token, (await _form(request)).get("csrf"))
+        await _checked_form(request, session)
         token = request.cookies.get(auth.SESSION_COOKIE, "")
         await run_in_threadpool(users.end_session, state.warehouse, token)
         web.auth.forget(token)
