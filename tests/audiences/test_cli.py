@@ -189,3 +189,11 @@ def test_definition_file_errors(capsys: pytest.CaptureFixture[str], data: Path, 
     assert code == 1 and "no definition file" in json.loads(out)["error"]["message"]
     code, out, _ = run_cli(capsys, "audiences", "members", "nope", "--data", str(data), "--json")
     assert code == 1 and json.loads(out)["error"]["code"] == "not_found"
+
+
+def test_a_definition_nested_too_deeply_is_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """json.loads raises RecursionError past ~1,000 levels: that is bad input, not a crash (CLI and builder)."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    code, _, err = run_cli(capsys, "audiences", "preview", "--definition", str(deep), "--data", str(tmp_path / "d"))
+    assert code == 1 and "nested too deeply" in err

@@ -35,6 +35,8 @@ def load_definition(text: str, source: str = "the definition") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{source} is not valid JSON: {exc}", hint="see docs/audiences.md for examples") from None
+    except RecursionError:
+        raise InvalidInput(f"{source} is nested too deeply to read", hint="flatten it") from None
 
 
 def create(
