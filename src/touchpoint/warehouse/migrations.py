@@ -63,6 +63,10 @@ def _automation_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUTOMATION_TABLES]
 
 
+def _audit_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.AUDIT_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -86,6 +90,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "automations: definitions, entries with their arm, the outbox, trigger watermarks, unsubscribes",
         _automation_tables,
     ),
+    # 9 (consent) and 10 (export and erasure) belong to the other parts of issue 21
+    Migration(11, "the audit log: append-only, each entry chained to the previous one by its hash", _audit_tables),
 )
 
 

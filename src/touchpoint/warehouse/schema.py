@@ -741,3 +741,29 @@ AUTOMATION_TABLES: tuple[TableSpec, ...] = (
     AUTOMATION_STATE,
     UNSUBSCRIBES,
 )
+
+# -- the audit log (see touchpoint.privacy.audit) -------------------------------------------------------------
+AUDIT_LOG = TableSpec(
+    name="audit_log",
+    doc="Append-only, hash-chained log of every access to personal data and every privacy, key or user change "
+    "(who, what, the subject's id, how many rows; never the personal data itself).",
+    key=("seq",),
+    not_null=("seq", "at", "actor", "surface", "action", "outcome", "prev_hash", "hash"),
+    schema=ibis.schema(
+        [
+            ("seq", I64),  # 1, 2, 3 ... without gaps: a gap is a deleted entry
+            ("at", TS),
+            ("actor", STRING),  # key:<name>, user:<name>, cli:<os user>, job:<name>, link:unsubscribe
+            ("surface", STRING),  # api | cli | web | job
+            ("action", STRING),  # e.g. profiles.read, audiences.export, keys.rotate, retention.delete
+            ("subject", STRING),  # a profile id, an audience name, sha256:<prefix> of an identifier; never the data
+            ("rows", I64),  # how many rows were returned or changed, when known
+            ("outcome", STRING),  # ok, or the error code the request ended with
+            ("detail", STRING),  # canonical JSON of non-personal details (criteria names, counts per table)
+            ("prev_hash", STRING),  # the previous entry's hash (64 zeros for the first)
+            ("hash", STRING),  # sha256(prev_hash + canonical content of this entry)
+        ]
+    ),
+)
+
+AUDIT_TABLES: tuple[TableSpec, ...] = (AUDIT_LOG,)
