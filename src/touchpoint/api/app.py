@@ -15,6 +15,7 @@ from touchpoint.api.deps import AppState
 from touchpoint.api.metrics import Metrics
 from touchpoint.api.routes import (
     audiences,
+    audit,
     automations,
     collect,
     experiments,
@@ -145,5 +146,6 @@ def create_app(
     app.include_router(audiences.router)
     app.include_router(scores.router)
     app.include_router(automations.router)
+    app.include_router(audit.router)
     app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

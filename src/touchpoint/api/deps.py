@@ -1,21 +1,32 @@
-"""Shared dependencies of the routers: the warehouse, the committer, and key checks."""
+"""Shared dependencies of the routers: the warehouse, the committer, key checks, and the audit log.
+
+A route that returns or changes personal data (or changes a key) is declared with ``**audited("action")``:
+its OpenAPI operation carries ``x-audit: action`` (tests/privacy/test_audit_api.py walks the spec and
+calls every such route) and every call that passed the key check writes one audit entry, after the
+handler ran and before the response leaves (:func:`touchpoint.privacy.audit.record`). A handler that
+knows more takes ``note: AuditNote`` and sets ``note.subject`` (a profile id, never an email),
+``note.rows`` and ``note.detail``.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 
 from touchpoint import keys
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.collect.normalize import utcnow
 from touchpoint.config import Settings
-from touchpoint.errors import Forbidden, Unauthorized
+from touchpoint.errors import Forbidden, TouchpointError, Unauthorized
+from touchpoint.privacy import audit
 from touchpoint.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -70,6 +81,10 @@ class AppState:
         match = self._match("api_keys", api_key)
         return None if match is None else match.scope
 
+    def api_key_for(self, api_key: str) -> keys.KeyMatch | None:
+        """The owner (name and scope) of an API key, or None (unknown, revoked, or past its grace period)."""
+        return self._match("api_keys", api_key)
+
 
 def state(request: Request) -> AppState:
     app_state: AppState = request.app.state.touchpoint
@@ -104,12 +119,14 @@ def _require(scope: str) -> Any:
                 "this endpoint needs an API key",
                 hint="send 'Authorization: Bearer <key>'; create one with `touchpoint keys create NAME --scope read`",
             )
-        granted = state(request).scope_for(key)
-        if granted is None:
+        match = state(request).api_key_for(key)
+        granted = None if match is None else match.scope
+        if match is None or granted is None:
             raise Unauthorized(
                 "the API key is not known (write keys can only send events)",
                 hint="create an API key with `touchpoint keys create NAME --scope read`",
             )
+        request.state.audit_actor = f"key:{match.name}"  # who, for the audit log (the key's name, never the key)
         if scope == "admin" and granted != "admin":
             raise Forbidden("this endpoint needs an admin key", hint="use a key made with --scope admin")
         return granted
@@ -120,3 +137,69 @@ def _require(scope: str) -> Any:
 ReadKey = Annotated[str, Depends(_require("read"))]
 AdminKey = Annotated[str, Depends(_require("admin"))]
 State = Annotated[AppState, Depends(state)]
+
+
+# -- the audit log ---------------------------------------------------------------------------------------
+AUDIT_EXTRA = "x-audit"  # the OpenAPI extension naming a route's audit action
+_IDENTIFIERS = {"identifier", "customer_id"}  # path parameters that may be an email or a user id
+
+
+@dataclass
+class AuditNote:
+    """What a handler adds to its route's audit entry (all optional): the subject, rows, details."""
+
+    action: str
+    subject: str | None = None
+    rows: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _default_subject(request: Request) -> str | None:
+    """The route's path parameters; an identifier (an email, a user id) replaced by a pseudonym."""
+    params = request.path_params
+    if not params:
+        return None
+    parts = [audit.pseudonym(str(v)) if k in _IDENTIFIERS else str(v) for k, v in params.items()]
+    return "/".join(parts)
+
+
+def _audited_call(request: Request) -> Iterator[AuditNote]:
+    route = request.scope.get("route")
+    action = str((getattr(route, "openapi_extra", None) or {}).get(AUDIT_EXTRA, "unnamed"))
+    note = AuditNote(action)
+    outcome = "ok"
+    try:
+        yield note
+    except TouchpointError as exc:
+        outcome = exc.code
+        raise
+    except RequestValidationError:
+        outcome = "invalid_input"
+        raise
+    except Exception:
+        outcome = "internal_error"
+        raise
+    finally:
+        actor = getattr(request.state, "audit_actor", None)
+        if actor is not None or outcome == "ok":  # calls refused by the key check are not access
+            audit.record(
+                state(request).warehouse,
+                actor=actor or "anonymous",
+                surface="api",
+                action=note.action,
+                subject=note.subject if note.subject is not None else _default_subject(request),
+                rows=note.rows,
+                outcome=outcome,
+                detail=note.detail or None,
+            )
+
+
+# "function": the entry is written after the handler and before the response is sent back.
+_AUDITED = Depends(_audited_call, scope="function")
+Audit = Annotated[AuditNote, _AUDITED]
+
+
+def audited(action: str) -> dict[str, Any]:
+    """Route options marking a route that returns or changes personal data, or changes a key: spread them
+    into the decorator, ``@router.get(path, **audited("profiles.read"))``."""
+    return {"openapi_extra": {AUDIT_EXTRA: action}, "dependencies": [_AUDITED]}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
-from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
 from touchpoint.audiences import workflow
 
 router = APIRouter(tags=["audiences"])
@@ -58,21 +58,34 @@ def create_audience(body: AudienceIn, app: State, _key: AdminKey) -> dict[str, A
     )
 
 
-@router.post("/v1/audiences/preview", summary="Count and a sample of who a definition selects (not saved)")
-def preview_audience(body: PreviewIn, app: State, _key: ReadKey) -> dict[str, Any]:
-    return workflow.preview(app.warehouse, body.definition, now=_naive(body.at), sample=body.sample, sql=body.explain)
+@router.post(
+    "/v1/audiences/preview",
+    summary="Count and a sample of who a definition selects (not saved)",
+    **audited("audiences.preview"),
+)
+def preview_audience(body: PreviewIn, app: State, _key: ReadKey, note: Audit) -> dict[str, Any]:
+    out = workflow.preview(app.warehouse, body.definition, now=_naive(body.at), sample=body.sample, sql=body.explain)
+    note.rows = len(out.get("sample") or [])
+    return out
 
 
-@router.get("/v1/audiences/changes", summary="Entries and exits recorded after an instant (oldest first)")
+@router.get(
+    "/v1/audiences/changes",
+    summary="Entries and exits recorded after an instant (oldest first)",
+    **audited("audiences.changes"),
+)
 def audience_changes(
     app: State,
     _key: ReadKey,
+    note: Audit,
     since: datetime = Query(..., description="ISO 8601 instant"),
     audience: str | None = Query(None),
 ) -> dict[str, Any]:
     since_naive = _naive(since)
     assert since_naive is not None
-    return {"changes": workflow.changes(app.warehouse, since_naive, audience=audience)}
+    changes = workflow.changes(app.warehouse, since_naive, audience=audience)
+    note.subject, note.rows = audience, len(changes)
+    return {"changes": changes}
 
 
 @router.post("/v1/audiences/refresh", summary="Refresh every audience (incremental where it can)")
@@ -105,16 +118,21 @@ def refresh_audience(name: str, app: State, _key: AdminKey, full: bool = Query(F
     return workflow.refresh_audiences(app.warehouse, [name], full=full)[0]
 
 
-@router.get("/v1/audiences/{name}/members", summary="Members now, or at a past instant (?at=)")
+@router.get(
+    "/v1/audiences/{name}/members", summary="Members now, or at a past instant (?at=)", **audited("audiences.members")
+)
 def audience_members(
     name: str,
     app: State,
     _key: ReadKey,
+    note: Audit,
     at: datetime | None = Query(None, description="ISO 8601 instant; default now"),
     limit: int = Query(100, ge=0, le=10_000),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
-    return workflow.members(app.warehouse, name, at=_naive(at), limit=limit, offset=offset)
+    out = workflow.members(app.warehouse, name, at=_naive(at), limit=limit, offset=offset)
+    note.rows = len(out["members"])
+    return out
 
 
 @router.get("/v1/audiences/{name}/history", summary="Entries, exits and size per day")
@@ -122,7 +140,7 @@ def audience_history(name: str, app: State, _key: ReadKey, days: int = Query(30,
     return workflow.history(app.warehouse, name, days=days)
 
 
-@router.get("/v1/audiences/{name}/export", summary="The members as CSV or JSON lines")
+@router.get("/v1/audiences/{name}/export", summary="The members as CSV or JSON lines", **audited("audiences.export"))
 def export_audience(
     name: str,
     app: State,

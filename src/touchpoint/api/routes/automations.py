@@ -12,11 +12,11 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse
 
-from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
 from touchpoint.automations import workflow
 
 router = APIRouter(tags=["automations"])
@@ -56,19 +56,30 @@ def resume_automation(name: str, app: State, _key: AdminKey) -> dict[str, Any]:
     return workflow.resume(app.warehouse, name)
 
 
-@router.get("/v1/automations/{name}/outbox", summary="The automation's messages and their status")
+@router.get(
+    "/v1/automations/{name}/outbox",
+    summary="The automation's messages and their status",
+    **audited("automations.outbox"),
+)
 def automation_outbox(
     name: str,
     app: State,
     _key: ReadKey,
+    note: Audit,
     failed: bool = Query(False),
     status: str | None = Query(None),
     limit: int = Query(100, ge=1, le=10_000),
 ) -> dict[str, Any]:
-    return {"outbox": workflow.outbox_rows(app.warehouse, automation=name, failed=failed, status=status, limit=limit)}
+    rows = workflow.outbox_rows(app.warehouse, automation=name, failed=failed, status=status, limit=limit)
+    note.rows = len(rows)
+    return {"outbox": rows}
 
 
-@router.post("/v1/automations/{name}/replay", summary="Re-queue the automation's dead-lettered messages")
+@router.post(
+    "/v1/automations/{name}/replay",
+    summary="Re-queue the automation's dead-lettered messages",
+    **audited("automations.replay"),
+)
 def replay_automation(name: str, body: ReplayIn, app: State, _key: AdminKey) -> dict[str, Any]:
     return workflow.replay(app.warehouse, automation=name, outbox_ids=body.outbox_ids)
 
@@ -85,9 +96,18 @@ def automation_lift(
     return workflow.lift(app.warehouse, name, engine=engine, alpha=alpha, relative=relative)
 
 
-@router.post("/v1/unsubscribe", summary="Record an unsubscribe (RFC 8058 one-click; the token is the credential)")
-def unsubscribe(app: State, token: str = Query(..., min_length=10, max_length=2000)) -> dict[str, Any]:
-    return workflow.unsubscribe(app.warehouse, app.settings, token)
+@router.post(
+    "/v1/unsubscribe",
+    summary="Record an unsubscribe (RFC 8058 one-click; the token is the credential)",
+    **audited("consent.unsubscribe"),
+)
+def unsubscribe(
+    request: Request, app: State, note: Audit, token: str = Query(..., min_length=10, max_length=2000)
+) -> dict[str, Any]:
+    request.state.audit_actor = "link:unsubscribe"  # the signed link is the credential: whoever holds it
+    out = workflow.unsubscribe(app.warehouse, app.settings, token)
+    note.subject = out.get("profile_id")
+    return out
 
 
 @router.get("/v1/unsubscribe", summary="A page with the unsubscribe button (a GET changes nothing)")

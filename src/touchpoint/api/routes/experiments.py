@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
 from touchpoint.experiments import definitions, workflow
 from touchpoint.experiments.analysis import AnalysisOptions, analyze
 from touchpoint.experiments.engines import Prior
@@ -130,9 +130,14 @@ def put_weights(key: str, body: WeightsIn, app: State, _key: AdminKey) -> dict[s
     return definitions.update_weights(app.warehouse, key, body.weights).to_dict()
 
 
-@router.post("/v1/experiments/{key}/assign", summary="Arms of units (sticky), optionally recording exposure")
-def post_assign(key: str, body: AssignIn, app: State, _key: AdminKey) -> dict[str, Any]:
+@router.post(
+    "/v1/experiments/{key}/assign",
+    summary="Arms of units (sticky), optionally recording exposure",
+    **audited("experiments.assign"),
+)
+def post_assign(key: str, body: AssignIn, app: State, _key: AdminKey, note: Audit) -> dict[str, Any]:
     arms = workflow.assign(app.warehouse, key, body.units, expose=body.expose)
+    note.rows = len(body.units)
     return {"experiment": key, "assignments": arms}
 
 
@@ -153,9 +158,7 @@ def post_analysis(
 @router.post("/v1/experiments/analysis", summary="Analyse sufficient statistics sent in the request")
 def post_stats_analysis(body: StatsIn, _key: ReadKey) -> dict[str, Any]:
     stats = [MetricStats.from_dict(m) for m in body.metrics]
-    return analyze(
-        stats, control=body.control, weights=body.weights, options=body.options.to_options()
-    ).to_dict()
+    return analyze(stats, control=body.control, weights=body.weights, options=body.options.to_options()).to_dict()
 
 
 @router.get("/v1/experiments/plan/sample-size", summary="Units per arm for a binomial or mean metric")

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from touchpoint import keys
-from touchpoint.api.deps import AdminKey, AppState, State
+from touchpoint.api.deps import AdminKey, AppState, State, audited
 
 router = APIRouter(tags=["keys"])
 
@@ -35,12 +35,16 @@ def list_sources(app: State, _key: AdminKey) -> dict[str, Any]:
     return {"sources": [i.to_dict() for i in keys.list_sources(app.warehouse)]}
 
 
-@router.post("/v1/sources/{name}/rotate", summary="A new write key; the old one works for the grace period")
+@router.post(
+    "/v1/sources/{name}/rotate",
+    summary="A new write key; the old one works for the grace period",
+    **audited("sources.rotate"),
+)
 def rotate_source(name: str, app: State, _key: AdminKey, grace: str = GRACE) -> dict[str, Any]:
     return _rotate(app, "sources", name, grace, "write_key")
 
 
-@router.post("/v1/sources/{name}/revoke", summary="Stop every write key of a source now")
+@router.post("/v1/sources/{name}/revoke", summary="Stop every write key of a source now", **audited("sources.revoke"))
 def revoke_source(name: str, app: State, _key: AdminKey) -> dict[str, Any]:
     return _revoke(app, "sources", name)
 
@@ -50,11 +54,15 @@ def list_api_keys(app: State, _key: AdminKey) -> dict[str, Any]:
     return {"keys": [i.to_dict() for i in keys.list_api_keys(app.warehouse)]}
 
 
-@router.post("/v1/keys/{name}/rotate", summary="A new API key with the same scope; the old one works for the grace")
+@router.post(
+    "/v1/keys/{name}/rotate",
+    summary="A new API key with the same scope; the old one works for the grace",
+    **audited("keys.rotate"),
+)
 def rotate_api_key(name: str, app: State, _key: AdminKey, grace: str = GRACE) -> dict[str, Any]:
     return _rotate(app, "api_keys", name, grace, "key")
 
 
-@router.post("/v1/keys/{name}/revoke", summary="Stop an API key now")
+@router.post("/v1/keys/{name}/revoke", summary="Stop an API key now", **audited("keys.revoke"))
 def revoke_api_key(name: str, app: State, _key: AdminKey) -> dict[str, Any]:
     return _revoke(app, "api_keys", name)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
 from touchpoint.profiles import workflow
 from touchpoint.profiles.lookup import get_profile, search
 from touchpoint.profiles.timeline import timeline
@@ -17,38 +17,55 @@ router = APIRouter(tags=["profiles"])
 _PAGING = {"limit", "offset"}
 
 
-@router.get("/v1/profiles", summary="Search profiles by trait: /v1/profiles?plan=pro&rfm=555")
+@router.get(
+    "/v1/profiles", summary="Search profiles by trait: /v1/profiles?plan=pro&rfm=555", **audited("profiles.search")
+)
 def search_profiles(
     request: Request,
     app: State,
     _key: ReadKey,
+    note: Audit,
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
     criteria = {k: v for k, v in request.query_params.items() if k not in _PAGING}
-    return search(app.warehouse, criteria, limit=limit, offset=offset)
+    found = search(app.warehouse, criteria, limit=limit, offset=offset)
+    note.rows, note.detail["criteria"] = len(found["profiles"]), sorted(criteria)  # the traits, not the values
+    return found
 
 
-@router.get("/v1/profiles/{identifier}", summary="The profile of any identifier (or profile id)")
+@router.get(
+    "/v1/profiles/{identifier}", summary="The profile of any identifier (or profile id)", **audited("profiles.read")
+)
 def show_profile(
     identifier: str,
     app: State,
     _key: ReadKey,
+    note: Audit,
     id_type: str | None = Query(None, alias="type", description="only match this identifier type"),
 ) -> dict[str, Any]:
-    return get_profile(app.warehouse, identifier, id_type)
+    profile = get_profile(app.warehouse, identifier, id_type)
+    note.subject, note.rows = profile["profile_id"], 1
+    return profile
 
 
-@router.get("/v1/profiles/{identifier}/events", summary="The profile's events, newest first (paged)")
+@router.get(
+    "/v1/profiles/{identifier}/events",
+    summary="The profile's events, newest first (paged)",
+    **audited("profiles.events"),
+)
 def profile_events(
     identifier: str,
     app: State,
     _key: ReadKey,
+    note: Audit,
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     event_type: str | None = Query(None, alias="type"),
 ) -> dict[str, Any]:
-    return timeline(app.warehouse, identifier, limit=limit, offset=offset, event_type=event_type)
+    events = timeline(app.warehouse, identifier, limit=limit, offset=offset, event_type=event_type)
+    note.subject, note.rows = events["profile_id"], len(events["events"])
+    return events
 
 
 @router.post("/v1/profiles/rebuild", summary="Resolve every event again and rebuild the profiles")
@@ -73,11 +90,13 @@ class MergeRequest(BaseModel):
     note: str | None = None
 
 
-@router.post("/v1/profiles/{profile}/split", summary="Undo a bad merge: cut one identifier out")
+@router.post(
+    "/v1/profiles/{profile}/split", summary="Undo a bad merge: cut one identifier out", **audited("profiles.split")
+)
 def split_profile(profile: str, body: SplitRequest, app: State, _key: AdminKey) -> dict[str, Any]:
     return workflow.split(app.warehouse, profile, body.identifier, body.type, note=body.note)
 
 
-@router.post("/v1/profiles/merge", summary="Merge two profiles")
+@router.post("/v1/profiles/merge", summary="Merge two profiles", **audited("profiles.merge"))
 def merge_profiles(body: MergeRequest, app: State, _key: AdminKey) -> dict[str, Any]:
     return workflow.merge(app.warehouse, body.first, body.second, note=body.note)

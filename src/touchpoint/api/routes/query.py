@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from touchpoint.api.deps import ReadKey, State
+from touchpoint.api.deps import Audit, ReadKey, State, audited
 from touchpoint.warehouse.sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, MAX_SQL_CHARS, run_readonly_query
 
 router = APIRouter(tags=["query"])
@@ -33,7 +33,9 @@ class QueryRequest(BaseModel):
     "/v1/query",
     summary="Run one read-only SQL statement over the warehouse's tables",
     response_description='{"columns", "rows", "truncated", "max_rows", "seconds"}',
+    **audited("query.run"),
 )
-def query(body: QueryRequest, app: State, _key: ReadKey) -> Response:
+def query(body: QueryRequest, app: State, _key: ReadKey, note: Audit) -> Response:
     result = run_readonly_query(app.warehouse, body.sql, max_rows=body.limit, timeout_s=body.timeout)
+    note.rows = result.table.num_rows  # the statement is not logged: its literals may be someone's email
     return Response(_encode(result.to_dict()), media_type="application/json")

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
 from touchpoint.audiences import scores
 
 router = APIRouter(tags=["scores"])
@@ -45,12 +45,23 @@ def create_score(body: ScoreIn, app: State, _key: AdminKey) -> dict[str, Any]:
     return out
 
 
-@router.get("/v1/scores/entries", summary="Band entries after an instant (the sales hand-off's facts)")
+@router.get(
+    "/v1/scores/entries",
+    summary="Band entries after an instant (the sales hand-off's facts)",
+    **audited("scores.entries"),
+)
 def band_entries(
-    app: State, _key: ReadKey, since: datetime = Query(...), score: str | None = None, band: str | None = None
+    app: State,
+    _key: ReadKey,
+    note: Audit,
+    since: datetime = Query(...),
+    score: str | None = None,
+    band: str | None = None,
 ) -> dict[str, Any]:
     naive = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
-    return {"entries": scores.band_entries(app.warehouse, naive, score=score, band=band)}
+    entries = scores.band_entries(app.warehouse, naive, score=score, band=band)
+    note.rows = len(entries)
+    return {"entries": entries}
 
 
 @router.get("/v1/scores/{name}", summary="A score's definition")
@@ -63,11 +74,19 @@ def run_score(name: str, app: State, _key: AdminKey) -> dict[str, Any]:
     return scores.run(app.warehouse, name)
 
 
-@router.get("/v1/scores/{name}/explain/{profile_id}", summary="Which rules gave a profile how many points")
+@router.get(
+    "/v1/scores/{name}/explain/{profile_id}",
+    summary="Which rules gave a profile how many points",
+    **audited("scores.explain"),
+)
 def explain_score(name: str, profile_id: str, app: State, _key: ReadKey) -> dict[str, Any]:
     return scores.explain(app.warehouse, name, profile_id)
 
 
-@router.post("/v1/scores/{name}/profiles/{profile_id}/demote", summary="Move a profile back to an earlier stage")
+@router.post(
+    "/v1/scores/{name}/profiles/{profile_id}/demote",
+    summary="Move a profile back to an earlier stage",
+    **audited("scores.demote"),
+)
 def demote_profile(name: str, profile_id: str, body: DemoteIn, app: State, _key: AdminKey) -> dict[str, Any]:
     return scores.demote(app.warehouse, name, profile_id, body.to, reason=body.reason)
