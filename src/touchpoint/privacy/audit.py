@@ -137,8 +137,8 @@ def appending(wh: Warehouse) -> Iterator[None]:
 
 
 def _tail(wh: Warehouse) -> tuple[int, str]:
-    t = wh.table(TABLE)
-    last = wh.to_arrow(t.order_by(ibis.desc("seq")).limit(1).select("seq", "hash")).to_pylist()
+    # Plain SQL, portable across engines: compiling the same Ibis expression costs several times the query.
+    last = wh.query(f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1").to_pylist()
     return (int(last[0]["seq"]), str(last[0]["hash"])) if last else (0, GENESIS)
 
 
