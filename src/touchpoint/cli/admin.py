@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, audited, console, emit, table, warehouse
 
 if TYPE_CHECKING:
     from touchpoint.keys import KeyInfo
@@ -41,7 +41,7 @@ def sources_create(name: str, data: DataOpt = None, as_json: JsonOpt = False) ->
     """Create a source and print its write key (shown once; only its hash is stored)."""
     from touchpoint import keys as keylib
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "sources.create", name):
         key = keylib.create_source(wh, name)
 
     def show() -> None:
@@ -75,7 +75,7 @@ def sources_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_js
     from touchpoint import keys as keylib
 
     period = keylib.parse_grace(grace)
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "sources.rotate", name):
         key, info = keylib.rotate(wh, "sources", name, grace=period)
     emit(_rotated(info, "write_key", key), as_json, lambda: _show_rotated("source", name, key, info))
 
@@ -85,7 +85,7 @@ def sources_revoke(name: str, data: DataOpt = None, as_json: JsonOpt = False) ->
     """Stop a source's write keys now (`sources rotate NAME` later issues a fresh one)."""
     from touchpoint import keys as keylib
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "sources.revoke", name):
         info = keylib.revoke(wh, "sources", name)
     emit(info.to_dict(), as_json, lambda: console.print(f"source [bold]{name}[/]: every write key revoked"))
 
@@ -100,8 +100,9 @@ def keys_create(
     """Create an API key for the read or admin endpoints and print it (shown once)."""
     from touchpoint import keys as keylib
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "keys.create", name) as entry:
         key = keylib.create_api_key(wh, name, scope)
+        entry.detail["scope"] = scope
 
     def show() -> None:
         console.print(f"{scope} key [bold]{name}[/] created (shown once, keep it safe):")
@@ -134,7 +135,7 @@ def keys_rotate(name: str, grace: str = GraceOpt, data: DataOpt = None, as_json:
     from touchpoint import keys as keylib
 
     period = keylib.parse_grace(grace)
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "keys.rotate", name):
         key, info = keylib.rotate(wh, "api_keys", name, grace=period)
     emit(_rotated(info, "key", key), as_json, lambda: _show_rotated("API key", name, key, info))
 
@@ -144,6 +145,6 @@ def keys_revoke(name: str, data: DataOpt = None, as_json: JsonOpt = False) -> No
     """Stop an API key now (also an old key still in its grace period)."""
     from touchpoint import keys as keylib
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "keys.revoke", name):
         info = keylib.revoke(wh, "api_keys", name)
     emit(info.to_dict(), as_json, lambda: console.print(f"API key [bold]{name}[/] revoked"))

@@ -8,7 +8,17 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, read_definition, table, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    JsonOpt,
+    audited,
+    console,
+    emit,
+    parse_when,
+    read_definition,
+    table,
+    warehouse,
+)
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(
@@ -124,8 +134,9 @@ def preview(
     from touchpoint.audiences import workflow
 
     body = _read_definition(definition)
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "audiences.preview") as entry:
         out = workflow.preview(wh, body, now=parse_when(at, "--at"), sample=sample, sql=explain)
+        entry.rows = len(out.get("sample") or [])
 
     def render() -> None:
         console.print(f"{out['count']:,} profiles match")
@@ -150,8 +161,9 @@ def members(
     """The members now, or at a past instant (--at), from the recorded history."""
     from touchpoint.audiences import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "audiences.members", name) as entry:
         out = workflow.members(wh, name, at=parse_when(at, "--at"), limit=limit, offset=offset)
+        entry.rows = len(out["members"])
 
     def render() -> None:
         when = f" at {at}" if at else ""
@@ -199,7 +211,7 @@ def export(
     """Export the members (profile id, user id, email, entered at) as CSV or JSON lines."""
     from touchpoint.audiences import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "audiences.export", name) as entry:
         lines = workflow.export(wh, name, fmt, at=parse_when(at, "--at"))
         if output is None:
             for line in lines:
@@ -208,6 +220,7 @@ def export(
             return
         with output.open("w", encoding="utf-8", newline="") as fh:
             n = sum(1 for line in lines if fh.write(line) >= 0)
+        entry.rows = n - 1 if fmt == "csv" else n
     rows = n - 1 if fmt == "csv" else n
     emit(
         {"audience": name, "format": fmt, "rows": rows, "output": str(output)},
@@ -249,8 +262,9 @@ def changes(
 
     when = parse_when(since, "--since")
     assert when is not None
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "audiences.changes", name) as entry:
         rows = workflow.changes(wh, when, audience=name)
+        entry.rows = len(rows)
     emit(
         {"changes": rows},
         as_json,

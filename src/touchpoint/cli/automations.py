@@ -7,7 +7,17 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, read_definition, settings_for, table, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    JsonOpt,
+    audited,
+    console,
+    emit,
+    read_definition,
+    settings_for,
+    table,
+    warehouse,
+)
 
 app = typer.Typer(
     help="Automations: a trigger, steps, a goal and a holdout (docs/automations.md); sent once, measured by lift.",
@@ -123,8 +133,9 @@ def outbox(
     """The outbox: each message decided, its status, attempts and last error."""
     from touchpoint.automations import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "automations.outbox", automation) as entry:
         rows = workflow.outbox_rows(wh, automation=automation, failed=failed, status=status, limit=limit)
+        entry.rows = len(rows)
     cols = ["automation", "step", "profile_id", "channel", "status", "attempts", "due_at", "last_error"]
     emit({"outbox": rows}, as_json, lambda: table("outbox", cols, [[r[c] for c in cols] for r in rows]))
 
@@ -139,7 +150,7 @@ def replay(
     """Re-queue dead-lettered messages; the next delivery sends them with their original key."""
     from touchpoint.automations import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "automations.replay", automation):
         out = workflow.replay(wh, automation=automation, outbox_ids=list(ids or []) or None)
     emit(out, as_json, lambda: console.print(f"re-queued {out['replayed']} message(s)"))
 
@@ -155,7 +166,7 @@ def test(
     """Render an automation's steps for one profile, and send its emails to a test address."""
     from touchpoint.automations import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "automations.test", name):
         out = workflow.test(wh, settings_for(data), name, profile, to=to)
 
     def render() -> None:

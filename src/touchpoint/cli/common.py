@@ -205,6 +205,24 @@ def warehouse(data: Path | None = None, *, read_only: bool = False) -> Iterator[
 
 
 @contextmanager
+def audited(wh: Warehouse, action: str, subject: str | None = None) -> Iterator[Any]:
+    """Record the command's access to personal data (or its key or user change) in the audit log, as
+    ``cli:<os user>``, when the block ends: ``with warehouse(data) as wh, audited(wh, "profiles.read") as note:``.
+    Inside the server the same happens on the server's warehouse, so a relayed command is recorded once."""
+    from touchpoint.privacy import audit
+
+    with audit.recorded(wh, actor=audit.cli_actor(), surface="cli", action=action, subject=subject) as note:
+        yield note
+
+
+def pseudonym(identifier: str) -> str:
+    """How the audit log names an identifier given on the command line (an email, a user id)."""
+    from touchpoint.privacy.audit import pseudonym as hashed
+
+    return hashed(identifier)
+
+
+@contextmanager
 def query_warehouse(data: Path | None = None) -> Iterator[Warehouse]:
     """The warehouse for ``touchpoint query``: a read-only instance of its own with the engine guard on
     (:func:`touchpoint.warehouse.sandbox.open_query_warehouse`); inside the server, the server's warehouse,

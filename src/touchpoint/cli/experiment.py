@@ -11,6 +11,7 @@ from touchpoint.cli.common import (
     DataOpt,
     JsonOpt,
     MapOpt,
+    audited,
     console,
     deprecated_column_options,
     emit,
@@ -319,6 +320,7 @@ def assign(
     """Show (and with --expose, record) the arm of each unit."""
     from touchpoint.experiments import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "experiments.assign", key) as entry:
         arms = workflow.assign(wh, key, unit_ids, expose=expose)
+        entry.rows = len(unit_ids)
     emit(arms, as_json, lambda: table(f"{key} assignments", ["unit", "arm"], list(arms.items())))

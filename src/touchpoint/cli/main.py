@@ -17,6 +17,7 @@ from touchpoint import __version__
 from touchpoint.cli import (
     admin,
     audiences,
+    audit,
     automations,
     demo,
     experiment,
@@ -98,6 +99,7 @@ app.add_typer(automations.app, name="automations", cls=_Group)
 app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)
+app.add_typer(audit.app, name="audit", cls=_Group)
 app.command("kpis")(kpis.kpis)
 app.add_typer(plan.app, name="plan", cls=_Group)
 
@@ -121,7 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         served = remote.run_if_served(sys.argv[1:] if argv is None else argv)
         if served is not None:  # a server holds the warehouse: the command ran there, its output is printed
             sys.exit(served)
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns a command's typer.Exit(code) when not standalone
+            sys.exit(code)
     except TouchpointError as exc:
         if debug_enabled():
             raise

@@ -12,10 +12,12 @@ from touchpoint.cli.common import (
     FormatOpt,
     JsonOpt,
     MapOpt,
+    audited,
     console,
     deprecated_column_options,
     emit,
     file_mapping,
+    pseudonym,
     settings_for,
     table,
     warehouse,
@@ -254,7 +256,7 @@ def show(customer_id: str, data: DataOpt = None, as_json: JsonOpt = False) -> No
     """Everything predicted for one customer (user id or profile id)."""
     from touchpoint.predict.store import customer_predictions
 
-    with warehouse(data, read_only=True) as wh:
+    with warehouse(data) as wh, audited(wh, "predictions.read", pseudonym(customer_id)):
         result = customer_predictions(wh, customer_id)
 
     def render() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, audited, console, emit, pseudonym, table, warehouse
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(
@@ -65,8 +65,9 @@ def show(
     """Show a profile: computed traits, traits with their source, identifiers, merge history."""
     from touchpoint.profiles.lookup import get_profile
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "profiles.read", pseudonym(identifier)) as entry:
         p = get_profile(wh, identifier, id_type)
+        entry.subject, entry.rows = p["profile_id"], 1
 
     def render() -> None:
         console.print(f"[bold]{p['profile_id']}[/] (matched {p['matched']['type']} {p['matched']['value']!r})")
@@ -119,8 +120,9 @@ def events(
     """The profile's timeline across all its identifiers, newest first."""
     from touchpoint.profiles.timeline import timeline
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "profiles.events", pseudonym(identifier)) as entry:
         page = timeline(wh, identifier, limit=limit, offset=offset, event_type=event_type)
+        entry.subject, entry.rows = page["profile_id"], len(page["events"])
 
     def render() -> None:
         table(
@@ -152,8 +154,9 @@ def search_(
         if not sep or not name:
             raise InvalidInput(f"{item!r} is not trait=value", hint="write e.g. plan=pro")
         pairs[name] = value
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "profiles.search") as entry:
         found = search(wh, pairs, limit=limit, offset=offset)
+        entry.rows, entry.detail["criteria"] = len(found["profiles"]), sorted(pairs)
 
     def render() -> None:
         table(
@@ -188,8 +191,9 @@ def split(
     """Undo a bad merge: cut an identifier from everything it linked, recompute, refresh profiles."""
     from touchpoint.profiles import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "profiles.split", pseudonym(profile)) as entry:
         out = workflow.split(wh, profile, identifier, id_type, note=note)
+        entry.subject = out["profile_id"]
     emit(
         out,
         as_json,
@@ -211,8 +215,9 @@ def merge(
     """Merge two profiles (lifting any split between them, else forcing a link), refresh profiles."""
     from touchpoint.profiles import workflow
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "profiles.merge") as entry:
         out = workflow.merge(wh, first, second, note=note)
+        entry.subject = out["profile_id"]
     emit(out, as_json, lambda: console.print(f"merged into {out['profile_id']}"))
 
 
@@ -242,9 +247,10 @@ def log(limit: int = typer.Option(50, "--limit"), data: DataOpt = None, as_json:
     """The merge log, newest first: merges, splits and renames with the link and event that caused them."""
     from touchpoint.identity import tables
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "profiles.log") as entry:
         t = wh.table(tables.MERGE_LOG)
         rows: list[dict[str, Any]] = wh.to_arrow(t.order_by(t.logged_at.desc()).limit(limit)).to_pylist()
+        entry.rows = len(rows)
 
     def render() -> None:
         table(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, audited, console, emit, settings_for, table, warehouse
 
 app = typer.Typer(help="Inspect and replay input that could not be stored as valid events.", no_args_is_help=True)
 
@@ -23,8 +23,9 @@ def list_(
     from touchpoint.collect import quarantine as q
 
     wanted = None if status == "all" else status
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "quarantine.list") as entry:
         records = q.list_records(wh, status=wanted, limit=limit, offset=offset)
+        entry.rows = len(records)
         total = q.count(wh, status=wanted)
 
     def show() -> None:
@@ -42,8 +43,9 @@ def show(record_id: str, data: DataOpt = None, as_json: JsonOpt = False) -> None
     """Show one quarantine record, with the raw payload as received."""
     from touchpoint.collect import quarantine as q
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "quarantine.read", record_id) as entry:
         record = q.get_record(wh, record_id)
+        entry.rows = 1
 
     def render() -> None:
         for key, value in record.items():
@@ -70,7 +72,8 @@ def replay(
         raise typer.BadParameter("name quarantine ids, or pass --all")
     override = payload.read_bytes() if payload else None
     limit = settings_for(data).max_event_bytes
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "quarantine.replay") as entry:
+        entry.detail["ids"] = "all" if all_ else len(ids)
         result = q.replay(wh, None if all_ else list(ids), payload_override=override, max_event_bytes=limit)
 
     def render() -> None:

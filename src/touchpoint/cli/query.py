@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import csv
 import sys
+from pathlib import Path
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, emit, err_console, query_warehouse, table
+from touchpoint.cli.common import DataOpt, JsonOpt, emit, err_console, query_warehouse, table, warehouse
+from touchpoint.errors import TouchpointError
+
+
+def _record(data: Path | None, rows: int | None, outcome: str) -> None:
+    from touchpoint.privacy import audit
+
+    with warehouse(data) as wh:
+        audit.record(wh, actor=audit.cli_actor(), surface="cli", action="query.run", rows=rows, outcome=outcome)
 
 
 def query(
@@ -21,8 +30,16 @@ def query(
     """Run one read-only SELECT over the warehouse's tables (files, URLs and writes are refused)."""
     from touchpoint.warehouse.sandbox import run_readonly_query
 
-    with query_warehouse(data) as wh:
-        result = run_readonly_query(wh, sql, max_rows=limit, timeout_s=timeout)
+    # The query runs on a read-only instance of its own; its audit entry is written after, on a writable one
+    # (inside the server both are the server's warehouse). The statement is not logged: its literals may be
+    # someone's email.
+    try:
+        with query_warehouse(data) as wh:
+            result = run_readonly_query(wh, sql, max_rows=limit, timeout_s=timeout)
+    except TouchpointError as exc:
+        _record(data, None, exc.code)
+        raise
+    _record(data, result.table.num_rows, "ok")
     columns = result.table.column_names
     rows = result.table.to_pylist()
     if result.truncated:

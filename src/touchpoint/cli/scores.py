@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, parse_when, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, audited, console, emit, parse_when, table, warehouse
 
 app = typer.Typer(
     help="Lead scores: fit and engagement rules, bands, lifecycle stages (docs/audiences.md).", no_args_is_help=True
@@ -105,7 +105,7 @@ def explain(
     """Which rules gave a profile how many points, and the caps applied."""
     from touchpoint.audiences import scores
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "scores.explain", f"{name}/{profile}"):
         out = scores.explain(wh, name, profile)
 
     def render() -> None:
@@ -136,7 +136,7 @@ def demote(
     """Move a profile back to an earlier lifecycle stage (the only way a stage goes back)."""
     from touchpoint.audiences import scores
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "scores.demote", f"{name}/{profile}"):
         out = scores.demote(wh, name, profile, stage, reason=reason)
     emit(out, as_json, lambda: console.print(f"{profile}: {out['previous']} -> {out['stage']}"))
 
@@ -154,8 +154,9 @@ def entries(
 
     when = parse_when(since, "--since")
     assert when is not None
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "scores.entries", name) as entry:
         rows = scores.band_entries(wh, when, score=name, band=band)
+        entry.rows = len(rows)
     emit(
         {"entries": rows},
         as_json,

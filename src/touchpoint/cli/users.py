@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, table, warehouse
+from touchpoint.cli.common import DataOpt, JsonOpt, audited, console, emit, table, warehouse
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(help="Dashboard users: a role (viewer, analyst, admin) and a password.", no_args_is_help=True)
@@ -44,7 +44,8 @@ def users_create(
 
     userlib.check_role(role)
     password = _password(password_stdin)
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "users.create", name) as entry:
+        entry.detail["role"] = role
         user = userlib.create_user(wh, name, password, role)
     emit(user.to_dict(), as_json, lambda: console.print(f"user [bold]{name}[/] created with role {role}"))
 
@@ -72,6 +73,6 @@ def users_disable(name: str, data: DataOpt = None, as_json: JsonOpt = False) -> 
     """Stop a user signing in and end their sessions now."""
     from touchpoint import users as userlib
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "users.disable", name):
         user = userlib.disable_user(wh, name)
     emit(user.to_dict(), as_json, lambda: console.print(f"user [bold]{name}[/] disabled; their sessions ended"))

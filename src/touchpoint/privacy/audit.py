@@ -29,13 +29,14 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ibis
 import pyarrow as pa
 
+from touchpoint.errors import TouchpointError
 from touchpoint.warehouse.schema import AUDIT_LOG
 
 if TYPE_CHECKING:
@@ -167,6 +168,43 @@ def record(
                       chain_hash(prev, content))  # fmt: skip
         tx.append(TABLE, pa.Table.from_pylist([_row(entry)], schema=AUDIT_LOG.schema.to_pyarrow()))
     return entry
+
+
+@dataclass
+class Note:
+    """What a caller of :func:`recorded` adds to its entry while the work runs: subject, rows, details."""
+
+    action: str
+    subject: str | None = None
+    rows: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def recorded(wh: Warehouse, *, actor: str, surface: str, action: str, subject: str | None = None) -> Iterator[Note]:
+    """Record the work in the ``with`` block as one entry when it ends: ``ok``, or the error code it raised.
+
+    >>> from touchpoint.warehouse import Warehouse
+    >>> wh = Warehouse.open("duckdb://:memory:")
+    >>> with recorded(wh, actor="cli:ana", surface="cli", action="profiles.read") as note:
+    ...     note.subject, note.rows = "p-1", 1
+    >>> [(e.action, e.subject, e.rows, e.outcome) for e in entries(wh)]
+    [('profiles.read', 'p-1', 1, 'ok')]
+    >>> wh.close()
+    """
+    note = Note(action, subject)
+    outcome = "ok"
+    try:
+        yield note
+    except TouchpointError as exc:
+        outcome = exc.code
+        raise
+    except Exception:
+        outcome = "internal_error"
+        raise
+    finally:
+        record(wh, actor=actor, surface=surface, action=note.action, subject=note.subject, rows=note.rows,
+               outcome=outcome, detail=note.detail or None)  # fmt: skip
 
 
 def _row(entry: Entry) -> dict[str, Any]:
