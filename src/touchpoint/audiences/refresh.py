@@ -37,8 +37,6 @@ from touchpoint.warehouse import Warehouse, schema
 
 MEMBERSHIPS = schema.AUDIENCE_MEMBERSHIPS.name
 STATE = schema.AUDIENCE_STATE.name
-
-
 def _scalar(wh: Warehouse, expr: ir.Scalar) -> Any:
     return wh.to_arrow(expr).as_py()
 
