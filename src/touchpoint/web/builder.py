@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from touchpoint import users
 from touchpoint.errors import InvalidInput, TouchpointError, http_status
-from touchpoint.web.pages import _checked_form, _ctx, _guard, router
+from touchpoint.web.pages import _audit, _checked_form, _ctx, _guard, router
 from touchpoint.web.render import render
 
 SAMPLE = 10
@@ -51,6 +51,7 @@ async def preview(request: Request) -> Response:
         try:
             definition = _definition(form)
             builder["result"] = await run_in_threadpool(lambda: count(state.warehouse, definition, sample=SAMPLE))
+            await _audit(request, session, "audiences.preview", rows=len(builder["result"].get("sample") or []))
         except TouchpointError as exc:  # shown beside the definition, which stays as typed
             builder["error"] = exc
             return _page(request, session, builder, http_status(exc))

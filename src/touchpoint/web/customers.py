@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from touchpoint import users
 from touchpoint.errors import InvalidInput, NotFound, TouchpointError
 from touchpoint.warehouse import Warehouse
-from touchpoint.web.pages import _ctx, _guard, router
+from touchpoint.web.pages import _audit, _ctx, _guard, router
 from touchpoint.web.render import render
 from touchpoint.web.timeline import timeline
 
@@ -76,6 +76,8 @@ async def customers(request: Request, q: str = "") -> Response:
             found = await run_in_threadpool(search, state.warehouse, q)
         except TouchpointError as exc:
             found = {"error": exc, "rows": []}
+        shown = 1 if "redirect" in found else len(found.get("rows") or [])
+        await _audit(request, session, "profiles.search", rows=shown)  # not the words searched for
         if "redirect" in found:
             return RedirectResponse(f"/customers/{found['redirect']}", status_code=303)
         return render(request, "customers.html", {"title": "Customers", "q": q, "found": found}, session)
@@ -103,6 +105,7 @@ async def customer(request: Request, profile_id: str) -> Response:
         web, state = _ctx(request)
         owners = web.snapshot.get("owners")
         data = await run_in_threadpool(profile, state.warehouse, profile_id, owners.data if owners else None)
+        await _audit(request, session, "profiles.read", data["profile"]["profile_id"], 1)
         if data["profile"]["profile_id"] != profile_id:  # merged away: show it under its current id
             return RedirectResponse(f"/customers/{data['profile']['profile_id']}", status_code=303)
         title = data["profile"]["computed"].get("email") or data["profile"]["computed"].get("user_id") or profile_id

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from touchpoint import users
 from touchpoint.collect import quarantine
 from touchpoint.errors import InvalidInput
-from touchpoint.web.pages import _checked_form, _ctx, _guard, router
+from touchpoint.web.pages import _audit, _checked_form, _ctx, _guard, router
 from touchpoint.web.render import WebApp, render
 
 PAGE = 50
@@ -37,6 +37,7 @@ async def data(request: Request, status: str = "quarantined") -> Response:
         if status not in ("quarantined", "replayed", "all"):
             raise InvalidInput(f"status {status!r} is not one of quarantined, replayed, all")
         q = await run_in_threadpool(_quarantine, state.warehouse, status)
+        await _audit(request, session, "quarantine.list", rows=len(q["records"]))
         context = {"title": "Data", "entry": web.snapshot.get("data"), "section": "data", "quarantine": q}
         return render(request, "data.html", context, session)
 
@@ -48,6 +49,7 @@ async def quarantine_record(request: Request, record_id: str) -> Response:
     async def work(session: users.Session) -> Response:
         _, state = _ctx(request)
         record = await run_in_threadpool(quarantine.get_record, state.warehouse, record_id)
+        await _audit(request, session, "quarantine.read", record_id, 1)
         return render(request, "quarantine.html", {"title": f"Quarantine {record_id}", "record": record}, session)
 
     return await _guard(request, "viewer", work)
@@ -77,6 +79,7 @@ async def replay(request: Request) -> Response:
                 max_event_bytes=state.settings.max_event_bytes,
             )
         )
+        await _audit(request, session, "quarantine.replay", record_id, len(result.replayed))
         _replayed(web)
         context = {"title": "Replay", "result": result.to_dict(), "record_id": record_id}
         return render(request, "replayed.html", context, session)
@@ -109,6 +112,7 @@ async def create_user(request: Request) -> Response:
         await run_in_threadpool(
             users.create_user, state.warehouse, name, form.get("password", ""), form.get("role", "viewer")
         )
+        await _audit(request, session, "users.create", name)
         return RedirectResponse(f"/users?created={name}", status_code=303)
 
     return await _guard(request, "admin", work)
@@ -120,6 +124,7 @@ async def disable_user(request: Request, name: str) -> Response:
         _, state = _ctx(request)
         await _checked_form(request, session, "admin")
         await run_in_threadpool(users.disable_user, state.warehouse, name)
+        await _audit(request, session, "users.disable", name)
         return RedirectResponse("/users", status_code=303)
 
     return await _guard(request, "admin", work)

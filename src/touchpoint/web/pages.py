@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -73,6 +74,19 @@ router = APIRouter(include_in_schema=False, lifespan=lifespan)
 
 def _ctx(request: Request) -> tuple[WebApp, Any]:
     return WebApp.of(request.app), request.app.state.touchpoint
+
+
+async def _audit(
+    request: Request, session: users.Session, action: str, subject: str | None = None, rows: int | None = None
+) -> None:
+    """Record a page's access to personal data (or a user change) as ``user:<name>`` (docs/privacy.md, Audit)."""
+    from touchpoint.privacy import audit
+
+    _, state = _ctx(request)
+    actor = f"user:{session.user_name}"
+    await run_in_threadpool(
+        partial(audit.record, state.warehouse, actor=actor, surface="web", action=action, subject=subject, rows=rows)
+    )
 
 
 def _session(request: Request) -> tuple[str, users.Session]:
