@@ -137,6 +137,27 @@ class Settings(BaseSettings):
         True, description="whether `touchpoint serve` runs the jobs (false: a collector and API only, as --no-jobs)"
     )
 
+    retention: dict[str, int | str] = Field(
+        default_factory=dict,
+        description="days each table's rows are kept, by table name, merged over the defaults (events 761 = "
+        "25 months, quarantine 30, audit_log never); 'never' keeps them (docs/privacy.md, Retention)",
+    )
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _check_retention(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("retention must be a table of table names to days, e.g. [retention] quarantine = 30")
+        for table, days in value.items():
+            never = isinstance(days, str) and days.strip().lower() == "never"
+            whole = isinstance(days, int) and not isinstance(days, bool) and 0 < days <= 36_600
+            if not (never or whole):
+                raise ValueError(
+                    f"retention.{table} = {days!r} is not a number of days; use a whole number from 1 to 36600, "
+                    "or 'never'"
+                )
+        return {str(t): ("never" if isinstance(d, str) else d) for t, d in value.items()}
+
     @field_validator("log_format")
     @classmethod
     def _check_log_format(cls, value: str) -> str:

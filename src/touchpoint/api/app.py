@@ -36,6 +36,7 @@ from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.config import Settings, get_settings
 from touchpoint.jobs import Job, JobRunner, configured
+from touchpoint.privacy import retention
 from touchpoint.warehouse import open_warehouse
 
 DESCRIPTION = """
@@ -73,6 +74,7 @@ def create_app(
     if run_jobs is None:
         run_jobs = jobs is not None or settings.run_jobs
     configured(settings, jobs)  # a [jobs.NAME] naming no job stops the server before it opens anything
+    retention.rules(settings)  # so does a retention rule for a table that has none (no such table, no time)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,13 +2,13 @@
 
 The pieces: :mod:`~touchpoint.jobs.definitions` (what a job is, the registry :data:`JOBS`,
 :func:`register`), :mod:`~touchpoint.jobs.builtin` (profiles, sessions, attribution, experiments,
-predictions, mmm), :mod:`~touchpoint.jobs.runner` (threads, no overlap, retries with backoff),
+predictions, mmm, retention, ...), :mod:`~touchpoint.jobs.runner` (threads, no overlap, retries with backoff),
 :mod:`~touchpoint.jobs.runlog` (the ``job_runs`` table) and :mod:`~touchpoint.jobs.status`
 (staleness, degraded jobs). No library package imports this one; it imports the workflows.
 
 >>> sorted(JOBS)  # doctest: +NORMALIZE_WHITESPACE
 ['attribution', 'audiences', 'automations', 'deliveries', 'experiments',
- 'mmm', 'predictions', 'profiles', 'scores', 'sessions']
+ 'mmm', 'predictions', 'profiles', 'retention', 'scores', 'sessions']
 """
 
 from __future__ import annotations

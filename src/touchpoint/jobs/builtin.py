@@ -269,6 +269,13 @@ def run_deliveries(ctx: JobContext) -> dict[str, Any]:
     return {"rows": sum(delivered.values()), "delivered": delivered}
 
 
+def enforce_retention(ctx: JobContext) -> dict[str, Any]:
+    """Delete the rows older than their table's retention rule; each deletion is logged in the audit log."""
+    from touchpoint.privacy import retention
+
+    return retention.enforce(ctx.warehouse, ctx.settings)
+
+
 def _swap(new: Path, target: Path) -> None:
     """Put the directory ``new`` where ``target`` is; readers see the old model or the new one."""
     old = target.with_name(target.name + ".old")
@@ -358,6 +365,13 @@ BUILTIN: tuple[Job, ...] = (
         every=15.0,
         tables=("automation_outbox",),
         doc="Send the outbox rows that came due: retries with backoff, steps after a wait.",
+    ),
+    Job(
+        "retention",
+        enforce_retention,
+        every=86400.0,
+        tables=("events", "quarantine", "audit_log"),
+        doc="Delete rows older than their table's retention rule (setting `retention`); log each deletion.",
     ),
 )
 
