@@ -1,18 +1,15 @@
-"""The CLI records its accesses to personal data and its key and user changes, with or without a running
-server (a relayed command is recorded once, by the server, as the CLI's user); `touchpoint audit list` and
-`touchpoint audit verify` read the log and name the first broken entry."""
+"""The CLI records its accesses to personal data and its key and user changes when no server runs (relayed
+commands: tests/privacy/test_audit_api.py); `touchpoint audit list` and `touchpoint audit verify` read the
+log and name the first broken entry."""
 
 from __future__ import annotations
 
 import getpass
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import Server, free_port, run_cli
+from tests.conftest import run_cli
 
 from touchpoint import keys
 from touchpoint.collect.store import write_messages
@@ -76,26 +73,3 @@ def test_commands_without_a_server_are_recorded_and_verify_names_a_tampered_entr
     assert code == 1 and json.loads(out)["broken"]["seq"] == 3, out
     code, _, err = run_cli(capsys, "audit", "verify", *d)
     assert code == 1 and "broken at entry #3" in err
-
-
-def test_a_command_relayed_to_the_running_server_is_recorded_once(tmp_path: Path) -> None:
-    data = tmp_path / "served"
-    server = Server(data, free_port(), _shop(data))
-    server.start(timeout=180)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "touchpoint.cli.main", *args, "--data", str(data), "--json"]
-        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
-
-    try:
-        assert cli("profiles", "events", "u1").returncode == 0
-        done = cli("audit", "list")
-        assert done.returncode == 0, done.stderr
-        log = json.loads(done.stdout)
-        assert [(e["actor"], e["surface"], e["action"], e["rows"]) for e in log] == [
-            (ME, "cli", "profiles.events", len(MESSAGES))
-        ]
-        assert json.loads(cli("audit", "verify").stdout)["ok"] is True
-    finally:
-        server.stop()
