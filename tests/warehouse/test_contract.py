@@ -30,6 +30,7 @@ DECLARED = {
         *schema.PLAN_TABLES,
         *schema.AUDIENCE_TABLES,
         *schema.AUTOMATION_TABLES,
+        *schema.CONSENT_TABLES,
         schema.MIGRATIONS_TABLE,
     )
 }

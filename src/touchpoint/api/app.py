@@ -17,6 +17,7 @@ from touchpoint.api.routes import (
     audiences,
     automations,
     collect,
+    consent,
     experiments,
     health,
     journeys,
@@ -145,5 +146,6 @@ def create_app(
     app.include_router(audiences.router)
     app.include_router(scores.router)
     app.include_router(automations.router)
+    app.include_router(consent.router)
     app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

@@ -27,6 +27,7 @@ from touchpoint.cli import (
     mmm,
     plan,
     predict,
+    privacy,
     profiles,
     quarantine,
     query,
@@ -100,6 +101,7 @@ app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)
 app.command("kpis")(kpis.kpis)
 app.add_typer(plan.app, name="plan", cls=_Group)
+app.add_typer(privacy.app, name="privacy", cls=_Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

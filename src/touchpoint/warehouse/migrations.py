@@ -63,6 +63,21 @@ def _automation_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUTOMATION_TABLES]
 
 
+def _consent_history(wh: Warehouse) -> list[str]:
+    """The consent history; each unsubscribe recorded so far becomes a denial in it, under the profile's
+    most trusted identifier (the profile id itself when the identity tables no longer know it)."""
+    nodes = """SELECT profile_id, id_type, id_value,
+                      ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY "rank", id_type, id_value) AS tp_n
+               FROM identity_nodes"""
+    copy = f"""INSERT INTO consent_history
+        SELECT 'unsubscribe:' || u.profile_id || ':' || u.purpose,
+               COALESCE(n.id_type, 'profile_id'), COALESCE(n.id_value, u.profile_id),
+               u.purpose, FALSE, 'unsubscribe', COALESCE(u.source, 'link'), NULL,
+               u.unsubscribed_at, NULL, u.unsubscribed_at
+        FROM unsubscribes u LEFT JOIN ({nodes}) n ON n.profile_id = u.profile_id AND n.tp_n = 1"""
+    return [wh.create_table_sql(schema.CONSENT_HISTORY), copy]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -86,6 +101,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "automations: definitions, entries with their arm, the outbox, trigger watermarks, unsubscribes",
         _automation_tables,
     ),
+    Migration(9, "consent: an append-only consent_history; unsubscribes copied into it as denials", _consent_history),
 )
 
 

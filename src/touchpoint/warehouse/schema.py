@@ -728,7 +728,7 @@ AUTOMATION_STATE = TableSpec(
 )
 UNSUBSCRIBES = TableSpec(
     name="unsubscribes",
-    doc="Withdrawn consent per profile and purpose, from the unsubscribe endpoint (until a privacy module lands).",
+    doc="Retired: unsubscribes before consent_history (migration 9 copied them there); nothing writes it now.",
     key=("profile_id", "purpose"),
     not_null=("profile_id", "purpose", "unsubscribed_at"),
     schema=ibis.schema([("profile_id", STRING), ("purpose", STRING), ("source", STRING), ("unsubscribed_at", TS)]),
@@ -741,3 +741,29 @@ AUTOMATION_TABLES: tuple[TableSpec, ...] = (
     AUTOMATION_STATE,
     UNSUBSCRIBES,
 )
+
+# -- privacy: consent (see touchpoint.privacy.consent) ------------------------------------------------------
+CONSENT_HISTORY = TableSpec(
+    name="consent_history",
+    doc="Every consent given or withdrawn, append-only: who (an identifier, resolved to a profile when read), "
+    "purpose, granted or denied, where it came from and its proof, when it holds. The current state is derived.",
+    key=("consent_id",),
+    not_null=("consent_id", "identifier_type", "identifier", "purpose", "granted", "source", "valid_from"),
+    schema=ibis.schema(
+        [
+            ("consent_id", STRING),  # a hash of (source, proof, identifier, purpose): a replay records nothing new
+            ("identifier_type", STRING),  # user_id | anonymous_id | email | phone | an external id type | profile_id
+            ("identifier", STRING),
+            ("purpose", STRING),
+            ("granted", dt.Boolean()),
+            ("source", STRING),  # event | api | dashboard | cli | unsubscribe | import
+            ("proof", STRING),  # the event's messageId, the unsubscribe token's digest, the API request's id
+            ("actor", STRING),  # who recorded it (an API key's name, a user), when not the person
+            ("valid_from", TS),
+            ("valid_until", TS),  # null: until changed
+            ("recorded_at", TS),
+        ]
+    ),
+)
+
+CONSENT_TABLES: tuple[TableSpec, ...] = (CONSENT_HISTORY,)
