@@ -17,6 +17,8 @@ from tests.conftest import Server, free_port, run_cli
 from touchpoint import keys
 from touchpoint.collect.files import import_events
 from touchpoint.collect.store import write_messages
+from touchpoint.config import override_settings
+from touchpoint.errors import ConfigError
 from touchpoint.identity import rebuild
 from touchpoint.privacy import consent
 from touchpoint.warehouse import Warehouse
@@ -217,3 +219,21 @@ def test_show_without_a_server(tmp_path: Path) -> None:
     shown = consent.show(wh, "anon-1")
     assert {h["purpose"] for h in shown["history"]} >= {"analytics", "marketing_sms"}
     wh.close()
+
+
+def test_categories_map_to_purposes_as_configured(tmp_path: Path) -> None:
+    override_settings(consent_categories={"C0004": "advertising", "Marketing Cookies": "marketing_email"})
+    wh = Warehouse.open(f"duckdb://{tmp_path / 'wh.duckdb'}")
+    prefs = {"C0004": True, "marketing-cookies": False, "Targeting": True}  # Targeting: no longer mapped
+    write_messages(
+        wh, [{"type": "page", "messageId": "m", "userId": "u", "context": {"consent": {"categoryPreferences": prefs}}}]
+    )
+    rows = wh.to_arrow(wh.table("consent_history")).to_pylist()
+    assert sorted((r["purpose"], r["granted"]) for r in rows) == [("advertising", True), ("marketing_email", False)]
+    wh.close()
+    with pytest.raises(ConfigError, match=r"consent_categories\.C0004 maps to 'ads', which is not in consent_purposes"):
+        override_settings(consent_categories={"C0004": "ads"})
+    with pytest.raises(ConfigError, match=r"consent_purposes\.email is 'maybe'; use 'opt_in' or 'opt_out'"):
+        override_settings(consent_purposes={"email": "maybe"}, consent_categories={})
+    with pytest.raises(ConfigError, match="'transactional' needs no consent"):
+        override_settings(consent_purposes={"transactional": "opt_in"}, consent_categories={})

@@ -103,4 +103,7 @@ def with_consent(wh: Warehouse, people: ir.Table, purpose: str | None, *, column
     """``people`` (with a ``profile_id`` column) plus a boolean ``column``: may we act on them for ``purpose``?"""
     if purpose is None or purpose == TRANSACTIONAL:
         return people.mutate(**{column: ibis.literal(True)})
-    return privacy_consent.with_consent(wh, people, purpose, column=column)
+    try:
+        return privacy_consent.with_consent(wh, people, purpose, column=column)
+    except InvalidInput:  # a purpose removed from consent_purposes since the automation was saved: none holds
+        return people.mutate(**{column: ibis.literal(False)})

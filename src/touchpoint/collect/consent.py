@@ -43,12 +43,12 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 CONSENT_EVENT = "Consent Updated"
 TRAIT_PREFIX = "consent_"
 WHO = ("user_id", "email", "anonymous_id")  # the identifier a consent row names, most trusted first
 _CATEGORY = re.compile(r"[\s\-]+")
-_MARKERS = ("consent",)  # a row whose JSON never says "consent" is skipped without parsing
 
 
 @dataclass
@@ -66,10 +66,18 @@ def consent_id(source: str, proof: str | None, identifier_type: str, identifier:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _norm(category: str) -> str:
+    return _CATEGORY.sub("_", category.strip()).lower()
+
+
 def category_purpose(category: str, purposes: dict[str, str], categories: dict[str, str]) -> str | None:
-    """The purpose a consent category stands for, or None when it is not one."""
-    name = _CATEGORY.sub("_", category.strip()).lower()
-    mapped = {k.lower(): v for k, v in categories.items()}.get(name)
+    """The purpose a consent category stands for (``categories`` keys normalised), or None when it is not one.
+
+    >>> category_purpose("Data Sharing", {"sharing": "opt_in"}, {"data_sharing": "sharing"})
+    'sharing'
+    """
+    name = _norm(category)
+    mapped = categories.get(name)
     if mapped is not None:
         return mapped
     return name if name in purposes else None
@@ -97,7 +105,8 @@ def _json(text: str | None) -> Any:
 
 class _Reader:
     def __init__(self, purposes: dict[str, str], categories: dict[str, str]) -> None:
-        self.purposes, self.categories = purposes, categories
+        self.purposes = purposes
+        self.categories = {_norm(k): v for k, v in categories.items()}  # normalised once, not per event
         self.known = ", ".join(sorted(purposes))
 
     def purpose(self, name: Any, where: str) -> str:
@@ -163,19 +172,29 @@ def _statements(event: dict[str, Any], reader: _Reader, problems: list[str]) -> 
     return found
 
 
+def _candidates(events: pa.Table) -> pa.Table:
+    """The rows whose JSON says "consent" somewhere, or that are a ``Consent Updated`` event."""
+    names = events.column_names
+    hit = pc.equal(events.column("event").cast(pa.string()), CONSENT_EVENT) if "event" in names else None
+    for column in ("traits", "context", "properties"):
+        if column in names:
+            found = pc.match_substring(events.column(column).cast(pa.string()), "consent")
+            hit = found if hit is None else pc.or_kleene(hit, found)
+    if hit is None:
+        return events.slice(0, 0)
+    return events.filter(pc.fill_null(hit, False))
+
+
 def extract(events: pa.Table, purposes: dict[str, str], categories: dict[str, str]) -> Extracted:
     """The consent rows the events in ``events`` (the ``events`` table's columns) carry."""
     out = Extracted()
     if events.num_rows == 0:
         return out
     reader = _Reader(purposes, categories)
+    events = _candidates(events)  # the few rows that mention consent, found in Arrow: the hot path stays cheap
     columns = ("message_id", "type", "event", *WHO, "timestamp", "received_at", "traits", "context", "properties")
     data = {c: events.column(c).to_pylist() for c in columns if c in events.column_names}
-    texts = ("traits", "context", "properties")
     for i in range(events.num_rows):
-        said = data["event"][i] == CONSENT_EVENT or any(m in (data[c][i] or "") for c in texts for m in _MARKERS)
-        if not said:
-            continue
         event = {c: data[c][i] for c in data}
         mid = str(event["message_id"])
         problems: list[str] = []
