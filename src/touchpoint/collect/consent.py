@@ -36,16 +36,17 @@ identifier (``user_id``, else ``email``, else ``anonymous_id``), the event's ``t
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
 CONSENT_EVENT = "Consent Updated"
+_decode = msgspec.json.Decoder().decode
 TRAIT_PREFIX = "consent_"
 WHO = ("user_id", "email", "anonymous_id")  # the identifier a consent row names, most trusted first
 _CATEGORY = re.compile(r"[\s\-]+")
@@ -98,8 +99,8 @@ def _json(text: str | None) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
-    except ValueError:
+        return _decode(text)
+    except (ValueError, msgspec.DecodeError):
         return None
 
 
@@ -107,6 +108,7 @@ class _Reader:
     def __init__(self, purposes: dict[str, str], categories: dict[str, str]) -> None:
         self.purposes = purposes
         self.categories = {_norm(k): v for k, v in categories.items()}  # normalised once, not per event
+        self.seen: dict[str, str | None] = {}
         self.known = ", ".join(sorted(purposes))
 
     def purpose(self, name: Any, where: str) -> str:
@@ -128,7 +130,10 @@ class _Reader:
             problems.append(f"field {where!r}: {_short(prefs)} is not an object of category: true|false")
             return
         for category, value in prefs.items():
-            purpose = category_purpose(str(category), self.purposes, self.categories)
+            key = str(category)
+            if key not in self.seen:  # a site sends the same few categories on every event
+                self.seen[key] = category_purpose(key, self.purposes, self.categories)
+            purpose = self.seen[key]
             if purpose is None:
                 continue  # a category that is no purpose of ours (strictly necessary, a vendor code)
             try:
