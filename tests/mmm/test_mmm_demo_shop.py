@@ -46,7 +46,7 @@ def test_every_interval_covers_the_demo_shops_true_romi(shop: tuple[MMMResult, d
 def test_channels_whose_spend_variation_pins_the_romi_are_within_15_percent(
     shop: tuple[MMMResult, dict[str, float]],
 ) -> None:
-    """ "Enough spend variation" is judged by what it buys: a posterior relative sd of at most 10%.
+    """"Enough spend variation" is judged by what it buys: a posterior relative sd of at most 10%.
 
     Video runs in bursts with pauses between them, so its return is measured from zero spend up. Paid
     social alternates high and low flights but never pauses: its total return extrapolates the curve

@@ -100,7 +100,9 @@ class Experiment:
         self.metrics = [m if isinstance(m, Metric) else Metric.from_dict(m) for m in self.metrics]
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
-            raise InvalidInput(f"experiment {self.key!r}: metric names repeat: {names}", hint="name each once")
+            raise InvalidInput(
+                f"experiment {self.key!r}: metric names repeat: {names}", hint="name each once"
+            )
 
     @property
     def weight_map(self) -> dict[str, float]:

@@ -41,12 +41,16 @@ def _check(alpha: float, power: float | None = None, ratio: float = 1.0) -> None
     if power is not None and not 0 < power < 1:
         raise InvalidInput(f"power {power!r} must be between 0 and 1", hint="use e.g. 0.8")
     if not ratio > 0:
-        raise InvalidInput(f"ratio {ratio!r} (treatment units per control unit) must be positive", hint="e.g. 1")
+        raise InvalidInput(
+            f"ratio {ratio!r} (treatment units per control unit) must be positive", hint="e.g. 1"
+        )
 
 
 def _check_rate(p: float) -> None:
     if not 0 < p < 1:
-        raise InvalidInput(f"baseline rate {p!r} must be between 0 and 1", hint="e.g. 0.03 for a 3% conversion")
+        raise InvalidInput(
+            f"baseline rate {p!r} must be between 0 and 1", hint="e.g. 0.03 for a 3% conversion"
+        )
 
 
 def _power_z(z: float, alpha: float) -> float:
@@ -76,7 +80,9 @@ def power_mean(
     ``n`` is the control arm's units; the treatment has ``ratio * n``."""
     _check(alpha, None, ratio)
     if not sd > 0 or baseline == 0:
-        raise InvalidInput(f"sd {sd!r} must be positive and baseline {baseline!r} non-zero", hint="from past data")
+        raise InvalidInput(
+            f"sd {sd!r} must be positive and baseline {baseline!r} non-zero", hint="from past data"
+        )
     if not n >= 2:
         raise InvalidInput(f"n {n!r} must be at least 2 units per arm", hint="give the control arm's units")
     d = abs(mde * baseline) / sd
@@ -87,7 +93,9 @@ def power_mean(
     return _power_z(d * math.sqrt(1 / (1 / n + 1 / (n * ratio))), alpha)
 
 
-def power_binomial(n: float, baseline: float, mde: float, *, alpha: float = 0.05, ratio: float = 1.0) -> float:
+def power_binomial(
+    n: float, baseline: float, mde: float, *, alpha: float = 0.05, ratio: float = 1.0
+) -> float:
     """Power to detect a relative lift ``mde`` on a conversion rate ``baseline`` with ``n`` control units."""
     _check(alpha, None, ratio)
     _check_rate(baseline)
@@ -145,13 +153,17 @@ def sample_size_mean(
     )
 
 
-def mde_binomial(baseline: float, n: float, *, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0) -> float:
+def mde_binomial(
+    baseline: float, n: float, *, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
+) -> float:
     """Smallest relative lift (upwards) detectable with ``n`` control units."""
     _check(alpha, power, ratio)
     _check_rate(baseline)
     hi = (1 - 1e-9) / baseline - 1
     if power_binomial(n, baseline, hi, alpha=alpha, ratio=ratio) < power:
-        raise InvalidInput(f"{n:.0f} units per arm cannot reach {power:.0%} power", hint="plan for more units")
+        raise InvalidInput(
+            f"{n:.0f} units per arm cannot reach {power:.0%} power", hint="plan for more units"
+        )
     return float(
         optimize.brentq(
             lambda m: power_binomial(n, baseline, m, alpha=alpha, ratio=ratio) - power, 1e-9, hi, xtol=1e-12
@@ -228,7 +240,9 @@ def expected_duration(
     from touchpoint.experiments.metrics import with_unit
 
     if not 0 < share <= 1:
-        raise InvalidInput(f"share {share!r} must be in (0, 1]", hint="the fraction of the audience in the test")
+        raise InvalidInput(
+            f"share {share!r} must be in (0, 1]", hint="the fraction of the audience in the test"
+        )
     if lookback_days < 7:
         raise InvalidInput(f"lookback_days {lookback_days} is too short", hint="use at least 7 (a full week)")
     t = wh.table("events")

@@ -78,7 +78,9 @@ def _as_of(value: datetime | str | None) -> datetime:
         return store.now()
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
+        return (
+            parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
+        )
     return value
 
 
@@ -123,7 +125,9 @@ def _channel(t: ir.Table) -> ir.StringValue:
     return channel_expr(t)
 
 
-def build(wh: Warehouse, *, as_of: datetime | str | None = None, only: Sequence[str] | None = None) -> dict[str, Any]:
+def build(
+    wh: Warehouse, *, as_of: datetime | str | None = None, only: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Rebuild ``profiles`` and ``profile_traits`` from the events and the current identities.
 
     ``as_of`` (default: now, UTC) is the instant ``days_since_last_order`` and recency count from.
@@ -180,7 +184,9 @@ def _rows(wh: Warehouse, ids: ir.Table | None) -> tuple[ir.Table, ir.Table]:
         channels=sess.channel.collect(distinct=True),
     )
 
-    base = ev.group_by("profile_id").agg(first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count())
+    base = ev.group_by("profile_id").agg(
+        first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count()
+    )
     o = ev.filter((ev.type == "track") & (ev.event == ORDER_COMPLETED))
     order_key = ibis.coalesce(o.order_id, o.message_id)
     per_order = o.group_by(["profile_id", order_key.name("order_key")]).agg(
@@ -223,7 +229,9 @@ def _finish_and_store(
     ``rows`` and store them; ``traits`` replace every trait row, or only those of ``ids``."""
     as_of_lit = ibis.literal(as_of_ts, "timestamp")
     p = rows.mutate(
-        days_since_last_order=((as_of_lit.epoch_seconds() - rows.last_order_at.epoch_seconds()) // 86400).cast("int64"),
+        days_since_last_order=((as_of_lit.epoch_seconds() - rows.last_order_at.epoch_seconds()) // 86400).cast(
+            "int64"
+        ),
         as_of=as_of_lit,
         built_at=ibis.literal(store.now(), "timestamp"),
     )
@@ -234,20 +242,23 @@ def _finish_and_store(
         frequency_score=_score(buyers.orders),
         monetary_score=_score(buyers.revenue),
     )
-    p = p.left_join(scored, "profile_id").select(p, scored.recency_score, scored.frequency_score, scored.monetary_score)
+    p = p.left_join(scored, "profile_id").select(
+        p, scored.recency_score, scored.frequency_score, scored.monetary_score
+    )
     p = p.mutate(
-        rfm=p.recency_score.cast("string") + p.frequency_score.cast("string") + p.monetary_score.cast("string")
+        rfm=p.recency_score.cast("string")
+        + p.frequency_score.cast("string")
+        + p.monetary_score.cast("string")
     )
     if traits is None:
         store.replace_table(wh, PROFILES, p, PROFILES_SCHEMA)
     elif ids is None:
         store.replace_tables(wh, [(PROFILES, p, PROFILES_SCHEMA), (TRAITS, traits, TRAITS_SCHEMA)])
     else:
-        with (
-            wh.staged(store.typed(p, PROFILES_SCHEMA)) as ready_p,
-            wh.staged(store.typed(traits, TRAITS_SCHEMA)) as ready_t,
-            wh.write() as tx,
-        ):
+        with wh.staged(store.typed(p, PROFILES_SCHEMA)) as ready_p, wh.staged(
+            store.typed(traits, TRAITS_SCHEMA)
+        ) as ready_t, wh.write() as tx:
             tx.replace(PROFILES, ready_p)
             tx.delete(TRAITS, "profile_id", ids.profile_id)
             tx.append(TRAITS, ready_t)
+

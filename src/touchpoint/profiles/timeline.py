@@ -66,9 +66,9 @@ def _events_of(wh: Warehouse, profile_id: str) -> Any:
     if others:
         rules = identity._rules(wh)
         extra = json_ids(events, rules)
-        hits = extra.filter(ibis.or_(*[(extra.id_type == k) & extra.id_value.isin(by_type[k]) for k in others])).select(
-            "message_id"
-        )
+        hits = extra.filter(
+            ibis.or_(*[(extra.id_type == k) & extra.id_value.isin(by_type[k]) for k in others])
+        ).select("message_id")
         conds.append(events.message_id.isin(hits.message_id))
     if not conds:
         return events.filter(ibis.literal(False))
@@ -94,7 +94,9 @@ def timeline(
     if event_type:
         ev = ev.filter(ev.type == event_type)
     total = int(ev.count().to_pyarrow().as_py())
-    page = ev.order_by([ev.timestamp.desc(), ev.message_id.desc()]).select(*COLUMNS).limit(limit, offset=offset)
+    page = (
+        ev.order_by([ev.timestamp.desc(), ev.message_id.desc()]).select(*COLUMNS).limit(limit, offset=offset)
+    )
     rows = wh.to_arrow(page).to_pylist()
     for row in rows:
         for key in ("properties", "traits", "context"):
