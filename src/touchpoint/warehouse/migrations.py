@@ -63,6 +63,10 @@ def _automation_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUTOMATION_TABLES]
 
 
+def _privacy_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.PRIVACY_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -86,6 +90,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "automations: definitions, entries with their arm, the outbox, trigger watermarks, unsubscribes",
         _automation_tables,
     ),
+    Migration(10, "privacy: erasure requests and the suppression list of erased people", _privacy_tables),
 )
 
 
