@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from touchpoint.collect import suppression
 from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, quarantine_table
 from touchpoint.warehouse import Warehouse
@@ -35,10 +36,11 @@ class WriteResult:
     stored: int = 0
     quarantined: int = 0
     already_quarantined: int = 0
+    suppressed: int = 0  # from erased people: dropped, counted (touchpoint.collect.suppression)
 
     @property
     def duplicates(self) -> int:
-        return self.received - self.quarantined - self.already_quarantined - self.stored
+        return self.received - self.quarantined - self.already_quarantined - self.stored - self.suppressed
 
     @property
     def rejected(self) -> int:
@@ -50,6 +52,7 @@ class WriteResult:
         self.stored += other.stored
         self.quarantined += other.quarantined
         self.already_quarantined += other.already_quarantined
+        self.suppressed += other.suppressed
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -58,29 +61,44 @@ class WriteResult:
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
             "already_quarantined": self.already_quarantined,
+            "suppressed": self.suppressed,
         }
 
 
 def write_rows(warehouse: Warehouse, rows: EventRows) -> WriteResult:
-    """Commit ``rows`` (valid events and rejects) in one durable transaction, in the events write lane."""
+    """Commit ``rows`` (valid events and rejects) in one durable transaction, in the events write lane.
+
+    Events of erased people (the suppression list) are dropped first and counted.
+    """
+    received = len(rows) + len(rows.rejected)
+    dropped = suppression.drop_suppressed(warehouse, rows)
     events = rows.to_arrow()
     rejects = rows.quarantine_arrow()
     try:
         with warehouse.write(lane="events") as tx:  # never waits for a derived-table swap
             stored = tx.insert_new("events", events)
             new_rejects = tx.insert_new("quarantine", rejects)
+            suppression.count_drops(warehouse, tx, dropped)
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
         if events.num_rows <= 1:
             if events.num_rows == 0:
                 raise
-            return _quarantine_refused(warehouse, rows, events, exc)
-        log.warning("a group of %d events was refused (%s); retrying them one by one", events.num_rows, exc)
-        return _write_one_by_one(warehouse, rows, events)
+            fallback = _quarantine_refused(warehouse, rows, events, exc)
+        else:
+            log.warning("a group of %d events was refused (%s); retrying them one by one", events.num_rows, exc)
+            fallback = _write_one_by_one(warehouse, rows, events)
+        if dropped:  # the drops' counters rolled back with the group: count them again
+            with warehouse.write(lane="events") as tx:
+                suppression.count_drops(warehouse, tx, dropped)
+            fallback.received += sum(dropped.values())
+            fallback.suppressed += sum(dropped.values())
+        return fallback
     return WriteResult(
-        received=len(rows) + len(rows.rejected),
+        received=received,
         stored=stored,
         quarantined=new_rejects,
         already_quarantined=rejects.num_rows - new_rejects,
+        suppressed=sum(dropped.values()),
     )
 
 
