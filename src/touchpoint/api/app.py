@@ -24,6 +24,7 @@ from touchpoint.api.routes import (
     mmm,
     plans,
     predict,
+    privacy,
     profiles,
     quarantine,
     query,
@@ -136,6 +137,7 @@ def create_app(
     app.include_router(experiments.router)
     app.include_router(journeys.router)
     app.include_router(profiles.router)
+    app.include_router(privacy.router)
     app.include_router(predict.router)
     app.include_router(mmm.router)
     app.include_router(job_routes.router)

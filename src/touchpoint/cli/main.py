@@ -27,6 +27,7 @@ from touchpoint.cli import (
     mmm,
     plan,
     predict,
+    privacy,
     profiles,
     quarantine,
     query,
@@ -91,6 +92,7 @@ app.add_typer(experiment.app, name="experiment", cls=_Group)
 app.add_typer(journeys.journeys_app, name="journeys", cls=_Group)
 app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
+app.add_typer(privacy.app, name="privacy", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(audiences.app, name="audiences", cls=_Group)
 app.add_typer(scores.app, name="scores", cls=_Group)
