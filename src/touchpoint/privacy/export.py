@@ -24,10 +24,12 @@ import io
 import json
 import zipfile
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import msgspec
 
 from touchpoint.privacy.people import Person, find, personal_tables, rows
 from touchpoint.warehouse import Warehouse, schema
@@ -46,29 +48,24 @@ EXPLAINED_BY = (
 )
 
 
-def _plain(value: Any, json_column: bool) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if json_column and isinstance(value, str):
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
+            return msgspec.json.decode(value)
+        except msgspec.DecodeError:
             return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {k: _plain(v, False) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v, False) for v in value]
     return value
 
 
-def _records(wh: Warehouse, spec: schema.TableSpec, expr: Any) -> list[dict[str, Any]]:
-    json_columns = {n for n, t in spec.schema.items() if isinstance(t, dt.JSON)}
-    got = wh.to_arrow(expr).to_pylist()
-    out = [{k: _plain(v, k in json_columns) for k, v in r.items()} for r in got]
-    out.sort(key=lambda r: json.dumps(r, sort_keys=True, default=str))
-    return out
+def _records(wh: Warehouse, spec: schema.TableSpec, expr: ir.Table) -> list[dict[str, Any]]:
+    """The rows of ``expr`` as dicts, JSON columns decoded, in a stable order (every column, in the engine)."""
+    json_columns = [n for n, t in spec.schema.items() if isinstance(t, dt.JSON) and n in expr.columns]
+    order = [expr[c].cast("string") if c in json_columns else expr[c] for c in expr.columns]
+    got = wh.to_arrow(expr.order_by(order)).to_pylist()
+    for row in got:
+        for c in json_columns:
+            row[c] = _json_value(row[c])
+    return got
 
 
 def _linked_by(spec: schema.TableSpec) -> dict[str, Any]:
@@ -169,8 +166,8 @@ def export(wh: Warehouse, identifier: str, *, settings: Any = None) -> dict[str,
 
 
 def to_json(doc: dict[str, Any]) -> bytes:
-    """The export as one JSON document (UTF-8, sorted keys, indented)."""
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
+    """The export as one JSON document (UTF-8, sorted keys, indented; times in ISO 8601)."""
+    return msgspec.json.format(msgspec.json.encode(doc, order="sorted", enc_hook=str), indent=2) + b"\n"
 
 
 def to_zip(doc: dict[str, Any]) -> bytes:
