@@ -118,8 +118,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
         out["zelda_export"] = export(ZELDA["email"])
         out["bob_before"] = export(BYSTANDERS[1]).content
-        out["zelda_export_zip"] = http.get(
-            "/v1/privacy/export", params={"identifier": ZELDA["user"], "format": "zip"}, headers=auth
+        out["zelda_export_zip"] = http.post(  # the identifier in the body, out of URL logs
+            "/v1/privacy/export", json={"identifier": ZELDA["user"], "format": "zip"}, headers=auth
         )
         # the CLI, relayed to the server that holds the data directory
         out["erase"] = cli("privacy", "erase", ZELDA["email"], "--yes", "--json", "--data", str(data))

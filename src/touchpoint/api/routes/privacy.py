@@ -24,6 +24,13 @@ def _actor(request: Request, app: Any) -> str:
     return f"api:{found.name}" if found is not None else "api"
 
 
+def _export(app: Any, identifier: str, fmt: str) -> Response:
+    doc = privacy_export.export(app.warehouse, identifier, settings=app.settings)
+    body = privacy_export.render(doc, fmt)
+    media = "application/json" if fmt == "json" else "application/zip"
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="export.{fmt}"'})
+
+
 @router.get(
     "/v1/privacy/export",
     summary="Everything held about a person (any identifier of theirs), as JSON or a ZIP",
@@ -37,10 +44,21 @@ def export_person(
     ),
     fmt: str = Query("json", alias="format", pattern="^(json|zip)$", description="json or zip"),
 ) -> Response:
-    doc = privacy_export.export(app.warehouse, identifier, settings=app.settings)
-    body = privacy_export.render(doc, fmt)
-    media = "application/json" if fmt == "json" else "application/zip"
-    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="export.{fmt}"'})
+    return _export(app, identifier, fmt)
+
+
+class ExportRequest(BaseModel):
+    identifier: str = Field(..., min_length=1, max_length=1000, description="any identifier of the person")
+    format: str = Field("json", pattern="^(json|zip)$", description="json or zip")
+
+
+@router.post(
+    "/v1/privacy/export",
+    summary="The same export, the identifier in the body (kept out of proxies' URL logs)",
+    response_class=Response,
+)
+def export_person_post(body: ExportRequest, app: State, _key: AdminKey) -> Response:
+    return _export(app, body.identifier, body.format)
 
 
 class EraseRequest(BaseModel):
