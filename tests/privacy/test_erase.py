@@ -122,6 +122,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "/v1/privacy/export", json={"identifier": ZELDA["user"], "format": "zip"}, headers=auth
         )
         # the CLI, relayed to the server that holds the data directory
+        out["cli_export"] = cli(
+            "privacy", "export", ZELDA["anon"], "--out", str(root / "zelda.json"), "--json", "--data", str(data)
+        )
+        out["cli_export_file"] = root / "zelda.json"
         out["erase"] = cli("privacy", "erase", ZELDA["email"], "--yes", "--json", "--data", str(data))
         out["files_after_erase"] = files_holding(data, ZELDA_NEEDLES)  # the server still runs: WAL included
         out["erase_again"] = http.post("/v1/privacy/erase", json={"identifier": ZELDA["user"]}, headers=auth)
@@ -161,6 +165,19 @@ def test_export_holds_every_personal_table_and_the_person(scenario: dict[str, An
     assert {s["source"] for s in doc["sources"]} == {"shop-file", "import"}
     assert set(doc["retention"]) == set(doc["tables"])
     assert not any(v for name, v in counts.items() if name.startswith(("events", "profiles")) and v is None)
+
+
+def test_cli_export_through_the_server_writes_the_same_document(scenario: dict[str, Any]) -> None:
+    code, got, err = scenario["cli_export"]
+    assert code == 0, err
+    assert got["rows"]["events"] == 7 and got["format"] == "json"
+    written = without_stamp(scenario["cli_export_file"].read_bytes())
+    by_http = without_stamp(scenario["zelda_export"].content)
+    assert (
+        written["tables"] == by_http["tables"]
+        and written["subject"]["profile_ids"] == by_http["subject"]["profile_ids"]
+    )
+    assert oct(scenario["cli_export_file"].stat().st_mode & 0o777) == "0o600"
 
 
 def test_zip_export_has_a_manifest_and_a_file_per_table(scenario: dict[str, Any]) -> None:
