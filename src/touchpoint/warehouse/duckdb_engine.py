@@ -292,15 +292,19 @@ class DuckDBWarehouse(Warehouse):
             for leftover in (fresh, fresh + ".wal"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(leftover)
-            con = self._root.con
-            con.execute("CHECKPOINT")
-            before = os.path.getsize(self.path)
-            database = str(con.execute("SELECT current_database()").fetchone()[0])
-            con.execute(f"ATTACH '{fresh.replace(chr(39), chr(39) * 2)}' AS __tp_compact")
+            with self._guard:  # a cursor of its own: the root connection is shared by every thread
+                con = self._root.con.cursor()
             try:
-                con.execute(f"COPY FROM DATABASE {_quote(database)} TO __tp_compact")
+                con.execute("CHECKPOINT")
+                before = os.path.getsize(self.path)
+                database = str(con.execute("SELECT current_database()").fetchone()[0])
+                con.execute(f"ATTACH '{fresh.replace(chr(39), chr(39) * 2)}' AS __tp_compact")
+                try:
+                    con.execute(f"COPY FROM DATABASE {_quote(database)} TO __tp_compact")
+                finally:
+                    con.execute("DETACH __tp_compact")
             finally:
-                con.execute("DETACH __tp_compact")
+                con.close()
             make_private(fresh)
             with self._guard:
                 backends = list(self._backends.values())
