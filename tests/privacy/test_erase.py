@@ -227,6 +227,7 @@ def test_bystanders_files_are_kept_but_for_the_person(scenario: dict[str, Any]) 
 def test_erased_person_is_unknown_afterwards(scenario: dict[str, Any]) -> None:
     response = scenario["erase_again"]
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert "erased on" in response.json()["error"]["message"]  # said so, without holding anything about her
     assert scenario["export_erased"].status_code == 404
 
 
