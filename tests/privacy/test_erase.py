@@ -229,6 +229,7 @@ def test_erased_person_is_unknown_afterwards(scenario: dict[str, Any]) -> None:
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert "erased on" in response.json()["error"]["message"]  # said so, without holding anything about her
     assert scenario["export_erased"].status_code == 404
+    assert "erased on" in scenario["export_erased"].json()["error"]["message"]
 
 
 def test_events_sent_again_are_dropped_and_counted(scenario: dict[str, Any]) -> None:

@@ -48,7 +48,6 @@ from typing import Any
 import pyarrow as pa
 
 from touchpoint.collect import suppression
-from touchpoint.errors import NotFound
 from touchpoint.privacy.people import Person, find, match, personal_tables, rows
 from touchpoint.warehouse import Warehouse, schema
 from touchpoint.warehouse.schema import TableSpec
@@ -191,11 +190,7 @@ def erase(wh: Warehouse, identifier: str, *, actor: str, data_dir: Path | None =
     requested = _now()
     folder = data_dir if data_dir is not None else suppression.data_dir(wh)
     with wh.exclusive("identity"):
-        try:
-            person = find(wh, identifier)
-        except NotFound:
-            _already_erased(wh, identifier)
-            raise
+        person = find(wh, identifier)
         erasure_id = uuid.uuid4().hex
         secret = suppression.key(wh, create=True)
         assert secret is not None
@@ -236,24 +231,6 @@ def erase(wh: Warehouse, identifier: str, *, actor: str, data_dir: Path | None =
         "compaction": compaction,
         "seconds": round(time.perf_counter() - start, 3),
     }
-
-
-def _already_erased(wh: Warehouse, identifier: str) -> None:
-    """Raise a :class:`NotFound` that says so when ``identifier`` belongs to a person erased before."""
-    from touchpoint.identity.lookup import candidates
-
-    secret = suppression.key(wh)
-    if secret is None or not wh.has_table(schema.SUPPRESSIONS.name):
-        return
-    hashes = [suppression.digest(form, secret) for form in candidates(identifier, None)]
-    s = wh.table(schema.SUPPRESSIONS.name)
-    hit = wh.to_arrow(s.filter(s.hash.isin(hashes)).select("erasure_id", "added_at").limit(1)).to_pylist()
-    if hit:
-        raise NotFound(
-            f"{identifier!r} belongs to a person erased on {hit[0]['added_at']:%Y-%m-%d %H:%M} UTC "
-            f"(erasure {hit[0]['erasure_id']}): nothing is held about them, and their new events are dropped",
-            hint="`touchpoint privacy erasures` lists the erasures",
-        )
 
 
 def erasures(wh: Warehouse, limit: int = 100) -> list[dict[str, Any]]:

@@ -113,12 +113,32 @@ def find(wh: Warehouse, identifier: str) -> Person:
         person.identifiers |= {(_guess_type(f), f) for f in forms}
     _follow_events(wh, person)
     if not person.profile_ids and not _has_events(wh, person):
+        _already_erased(wh, identifier)
         raise NotFound(
             f"nobody is known by {identifier!r}: no profile, identifier or event holds it",
             hint="give a user id, anonymous id, email or profile id exactly as stored "
             "(`touchpoint profiles search` finds profiles by trait)",
         )
     return person
+
+
+def _already_erased(wh: Warehouse, identifier: str) -> None:
+    """Raise a :class:`NotFound` that says so when ``identifier`` belongs to a person erased before
+    (its keyed hash is on the suppression list); nothing else about them is held to say more."""
+    from touchpoint.collect import suppression
+
+    secret = suppression.key(wh)
+    if secret is None or not wh.has_table(schema.SUPPRESSIONS.name):
+        return
+    hashes = [suppression.digest(form, secret) for form in candidates(identifier, None)]
+    s = wh.table(schema.SUPPRESSIONS.name)
+    hit = wh.to_arrow(s.filter(s.hash.isin(hashes)).select("erasure_id", "added_at").limit(1)).to_pylist()
+    if hit:
+        raise NotFound(
+            f"{identifier!r} belongs to a person erased on {hit[0]['added_at']:%Y-%m-%d %H:%M} UTC "
+            f"(erasure {hit[0]['erasure_id']}): nothing is held about them, and their new events are dropped",
+            hint="`touchpoint privacy erasures` lists the erasures",
+        )
 
 
 def _guess_type(value: str) -> str:
