@@ -127,7 +127,14 @@ def personal_of(spec: schema.TableSpec) -> dict[str, Any]:
 
 
 def retention_of(settings: Settings | None, table: str) -> str | None:
-    """The retention rule for ``table`` in the settings (a ``retention`` mapping or model), as text; None if none."""
+    """The retention rule for ``table`` in the settings (a ``retention`` mapping or model), as text; None if none.
+
+    >>> from types import SimpleNamespace
+    >>> retention_of(SimpleNamespace(retention={"events": 761, "audit_log": "never"}), "events")
+    '761 days'
+    >>> retention_of(SimpleNamespace(retention={"events": 761}), "profiles") is None
+    True
+    """
     rules = getattr(settings, "retention", None) if settings is not None else None
     if rules is None:
         return None
@@ -138,6 +145,8 @@ def retention_of(settings: Settings | None, table: str) -> str | None:
         return None
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+    if isinstance(value, int | float) and not isinstance(value, bool):  # the `retention` setting's days
+        return f"{value:g} days"
     return str(value)
 
 

@@ -333,6 +333,7 @@ JOB_PURPOSES: dict[str, str] = {
     "scores": "personalisation",
     "automations": "per step",
     "deliveries": "per step",
+    "retention": "storage limitation",  # the retention job of issue 21 (deletes rows past their rule)
 }
 
 DESTINATIONS: tuple[Destination, ...] = (
