@@ -119,13 +119,20 @@ def layout(m: DataMap) -> tuple[dict[str, Box], float, float]:
 
 
 def _curve(a: Box, b: Box) -> tuple[float, float, float, float, float, float, float, float]:
-    x1, y1 = a.x + WIDTH, a.y + HEIGHT / 2
-    x2, y2 = b.x, b.y + HEIGHT / 2
-    if b.x <= a.x:  # backwards (a derived table read by a job): leave right, come back in from the left
-        bend = 60 + (a.x - b.x) / 6
-        return x1, y1, x1 + bend, y1, x2 - bend, y2, x2, y2
-    mid = (x2 - x1) / 2
-    return x1, y1, x1 + mid, y1, x2 - mid, y2, x2, y2
+    """A cubic Bézier from ``a`` to ``b``: left to right between columns; right to left when ``b`` is in an
+    earlier column (a derived table read by a job); a bulge on the right within one column (job -> model)."""
+    y1, y2 = a.y + HEIGHT / 2, b.y + HEIGHT / 2
+    if b.x > a.x:
+        x1, x2 = a.x + WIDTH, b.x
+        mid = (x2 - x1) / 2
+        return x1, y1, x1 + mid, y1, x2 - mid, y2, x2, y2
+    if b.x < a.x:
+        x1, x2 = a.x, b.x + WIDTH
+        mid = (x1 - x2) / 2
+        return x1, y1, x1 - mid, y1, x2 + mid, y2, x2, y2
+    x1 = x2 = a.x + WIDTH
+    bulge = 30 + min(abs(y2 - y1) / 4, 40)
+    return x1, y1, x1 + bulge, y1, x2 + bulge, y2, x2, y2
 
 
 # -- formats -------------------------------------------------------------------------------------------
@@ -230,7 +237,7 @@ def to_png(m: DataMap, dpi: int = 100) -> bytes:
     """The SVG's layout drawn with matplotlib's Agg canvas (no display, no download)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import FancyBboxPatch, PathPatch
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.path import Path as MPath
 
     boxes, width, height = layout(m)
@@ -250,7 +257,9 @@ def to_png(m: DataMap, dpi: int = 100) -> bytes:
                 [(x1, y1), (c1x, c1y), (c2x, c2y), (x2, y2)], [MPath.MOVETO, MPath.CURVE4, MPath.CURVE4, MPath.CURVE4]
             )
             colour = PERSONAL if e.kind == "sends" else "#9aa0a6"
-            ax.add_patch(PathPatch(path, fill=False, edgecolor=colour, linewidth=0.8, alpha=0.7))
+            ax.add_patch(
+                FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=8, color=colour, linewidth=0.8, alpha=0.7)
+            )
     for box in boxes.values():
         n = box.node
         stroke, sw, dash = _border(n)
