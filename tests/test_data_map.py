@@ -325,3 +325,18 @@ def test_the_api_serves_the_map_to_a_read_key(shop: Path, tmp_path: Path) -> Non
         assert client.get("/v1/map").status_code == 401
         bad = client.get("/v1/map", params={"format": "dot"}, headers=headers)
         assert bad.status_code in (400, 422) and bad.json()["success"] is False
+
+
+def test_the_layout_keeps_boxes_apart_and_inside_the_picture() -> None:
+    from itertools import pairwise
+
+    from touchpoint.datamap.render import WIDTH, layout
+
+    boxes, width, height = layout(CODE_MAP)
+    assert set(boxes) == CODE_MAP.ids()
+    assert {k: (b.x, b.y) for k, b in layout(CODE_MAP)[0].items()} == {k: (b.x, b.y) for k, b in boxes.items()}
+    for box in boxes.values():
+        assert box.x >= 0 and box.x + WIDTH <= width and box.y >= 0 and box.y + HEIGHT <= height
+    for c in range(len(COLUMNS)):
+        column = sorted((b for b in boxes.values() if b.node.column == c), key=lambda b: b.y)
+        assert all(b.y - a.y >= HEIGHT for a, b in pairwise(column))
