@@ -23,7 +23,7 @@ from touchpoint.automations.channels import CHANNELS
 from touchpoint.config import Settings
 from touchpoint.datamap import DESTINATIONS, MODELS, READ_ONLY_ROUTES, SOURCES, all_tables, build, render
 from touchpoint.datamap.build import COLUMNS, EDGE_KINDS, NODE_KINDS, personal_of, retention_of
-from touchpoint.datamap.registry import JOB_PURPOSES
+from touchpoint.datamap.registry import DELETING_JOBS, JOB_PURPOSES
 from touchpoint.datamap.render import HEIGHT, mermaid_id
 from touchpoint.jobs import JOBS
 from touchpoint.warehouse import Warehouse
@@ -32,6 +32,7 @@ from touchpoint.warehouse.schema import TableSpec
 CODE_MAP = build()
 WRITES = {(e.source, e.target) for e in CODE_MAP.edges if e.kind == "writes"}
 READS = {(e.source, e.target) for e in CODE_MAP.edges if e.kind == "reads"}
+DELETES = {(e.source, e.target) for e in CODE_MAP.edges if e.kind == "deletes"}
 
 
 # -- complete by construction ------------------------------------------------------------------------
@@ -58,10 +59,22 @@ def test_every_job_is_on_the_map_with_what_it_reads_and_writes() -> None:
         for model in job.models:
             assert model in MODELS, f"job {job.name} names model {model!r}, not in datamap.registry.MODELS"
             assert (jid, f"model:{model}") in {(e.source, e.target) for e in CODE_MAP.edges if e.kind == "runs"}
+        drawn = DELETES if job.name in DELETING_JOBS else WRITES
         for table in job.tables:
-            assert any((v, f"table:{table}") in WRITES for v in via), f"{job.name} writes {table}: not drawn"
+            assert any((v, f"table:{table}") in drawn for v in via), f"{job.name} writes {table}: not drawn"
         for table in job.reads:
             assert any((f"table:{table}", v) in READS for v in via), f"{job.name} reads {table}: not drawn"
+
+
+def test_a_job_that_only_deletes_is_drawn_as_deleting_and_leaves_raw_tables_raw() -> None:
+    from touchpoint.jobs import Job
+
+    retention = Job("retention", lambda ctx: None, every=86400.0, tables=("events", "quarantine"), doc="prune")
+    m = build(jobs=[*JOBS.values(), retention])
+    kinds = {(e.source, e.target): e.kind for e in m.edges}
+    assert kinds[("job:retention", "table:events")] == "deletes"
+    assert m.node("table:events").column == CODE_MAP.node("table:events").column == 1
+    assert m.node("job:retention").info["purpose"] == JOB_PURPOSES["retention"]
 
 
 def test_every_channel_and_destination_is_on_the_map() -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from touchpoint.automations.channels import CHANNELS
-from touchpoint.datamap.registry import DESTINATIONS, JOB_PURPOSES, MODELS, SOURCE_KINDS, SOURCES
+from touchpoint.datamap.registry import DELETING_JOBS, DESTINATIONS, JOB_PURPOSES, MODELS, SOURCE_KINDS, SOURCES
 from touchpoint.errors import NotFound
 from touchpoint.warehouse import schema
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 COLUMNS = ("sources", "raw tables", "jobs and models", "derived tables", "actions", "destinations")
 #: The kinds of node and of edge (docs/privacy.md, "Data-flow map").
 NODE_KINDS = ("source", "table", "job", "model", "action", "destination")
-EDGE_KINDS = ("writes", "reads", "runs", "triggers", "sends")
+EDGE_KINDS = ("writes", "reads", "runs", "triggers", "sends", "deletes")
 VERSION = 1
 
 
@@ -174,7 +174,8 @@ def build(
             edges.append(e)
 
     # Who writes each table decides its column: written by a job or a model -> derived.
-    derived = {t for j in job_list for t in j.tables} | {t for m in MODELS.values() for t in m.writes}
+    derived = {t for j in job_list if j.name not in DELETING_JOBS for t in j.tables}
+    derived |= {t for m in MODELS.values() for t in m.writes}
     readers: dict[str, set[str]] = {}
     for j in job_list:
         for t in j.reads:
@@ -279,7 +280,7 @@ def build(
                 edge(known(f"table:{t}"), jid, "reads")
         for t in j.tables:
             if t not in modelled_writes:
-                edge(jid, known(f"table:{t}"), "writes")
+                edge(jid, known(f"table:{t}"), "deletes" if j.name in DELETING_JOBS else "writes")
     for m in MODELS.values():
         for t in m.reads:
             edge(known(f"table:{t}"), f"model:{m.name}", "reads")

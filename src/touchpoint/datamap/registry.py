@@ -336,6 +336,10 @@ JOB_PURPOSES: dict[str, str] = {
     "retention": "storage limitation",  # the retention job of issue 21 (deletes rows past their rule)
 }
 
+#: Jobs that only delete rows from the tables they name (retention): drawn as ``deletes`` edges, and a
+#: table they touch stays where its writers put it (events stay raw).
+DELETING_JOBS: frozenset[str] = frozenset({"retention"})
+
 DESTINATIONS: tuple[Destination, ...] = (
     Destination(
         "email",
