@@ -30,6 +30,7 @@ from touchpoint.api.routes import (
     query,
     scores,
 )
+from touchpoint.api.routes import datamap as datamap_routes
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
@@ -147,5 +148,6 @@ def create_app(
     app.include_router(audiences.router)
     app.include_router(scores.router)
     app.include_router(automations.router)
+    app.include_router(datamap_routes.router)
     app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

@@ -18,6 +18,7 @@ from touchpoint.cli import (
     admin,
     audiences,
     automations,
+    datamap,
     demo,
     experiment,
     imports,
@@ -101,6 +102,7 @@ app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)
 app.command("kpis")(kpis.kpis)
+app.command("map")(datamap.map_command)
 app.add_typer(plan.app, name="plan", cls=_Group)
 
 
