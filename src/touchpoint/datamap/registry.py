@@ -232,6 +232,15 @@ SOURCES: tuple[Source, ...] = (
         runs=("propensity",),
     ),
     Source(
+        "privacy_erasures",
+        "api",
+        "Erasure requests (docs/privacy.md): every personal row of the person goes, their identifiers' keyed "
+        "hashes go on the suppression list (the collector counts the events it drops there), the request is logged.",
+        writes=("privacy_suppressions", "privacy_erasures"),
+        routes=("POST /v1/privacy/erase",),
+        commands=("touchpoint privacy erase",),
+    ),
+    Source(
         "manual_runs",
         "api",
         "Jobs run by hand from the API or the CLI (the same workflow as the runner's).",
@@ -370,5 +379,25 @@ DESTINATIONS: tuple[Destination, ...] = (
         purposes="none declared by the export (the audience's consent rule selects who is in it)",
         routes=("GET /v1/audiences/{name}/export",),
         commands=("touchpoint audiences export",),
+    ),
+    Destination(
+        "privacy_export",
+        "Access export (JSON, ZIP)",
+        "Everything held about one person, for that person (GDPR Art. 15 and 20; docs/privacy.md).",
+        reads=(
+            "events",
+            "quarantine",
+            "identity_nodes",
+            "profiles",
+            "profile_traits",
+            "predictions",
+            "score_results",
+            "audience_memberships",
+            "automation_outbox",
+        ),
+        sends="every row of every personal table that holds the person, with the logic and sources behind them",
+        purposes="the person's own request (none needed)",
+        routes=("GET /v1/privacy/export", "POST /v1/privacy/export"),
+        commands=("touchpoint privacy export",),
     ),
 )

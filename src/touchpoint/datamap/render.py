@@ -51,7 +51,8 @@ def subtitle(node: Node) -> str:
             text = "no personal data"
         else:
             text = "personal data: unclassified"
-        return text + f" · kept {info['retention']}" if info.get("retention") else text
+        # retention first: the box clips its subtitle, and a table's personal columns can be many
+        return f"kept {info['retention']} · {text}" if info.get("retention") else text
     if node.kind == "job":
         return f"{info.get('cadence', '')} · {info.get('purpose', '')}"
     if node.kind == "model":
