@@ -25,11 +25,13 @@ from touchpoint.api.routes import (
     mmm,
     plans,
     predict,
+    privacy,
     profiles,
     quarantine,
     query,
     scores,
 )
+from touchpoint.api.routes import datamap as datamap_routes
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
@@ -137,6 +139,7 @@ def create_app(
     app.include_router(experiments.router)
     app.include_router(journeys.router)
     app.include_router(profiles.router)
+    app.include_router(privacy.router)
     app.include_router(predict.router)
     app.include_router(mmm.router)
     app.include_router(job_routes.router)
@@ -147,5 +150,6 @@ def create_app(
     app.include_router(scores.router)
     app.include_router(automations.router)
     app.include_router(consent.router)
+    app.include_router(datamap_routes.router)
     app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

@@ -18,6 +18,7 @@ from touchpoint.cli import (
     admin,
     audiences,
     automations,
+    datamap,
     demo,
     experiment,
     imports,
@@ -92,6 +93,7 @@ app.add_typer(experiment.app, name="experiment", cls=_Group)
 app.add_typer(journeys.journeys_app, name="journeys", cls=_Group)
 app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
+app.add_typer(privacy.app, name="privacy", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(audiences.app, name="audiences", cls=_Group)
 app.add_typer(scores.app, name="scores", cls=_Group)
@@ -100,6 +102,7 @@ app.add_typer(mmm.app, name="mmm", cls=_Group)
 app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)
 app.command("kpis")(kpis.kpis)
+app.command("map")(datamap.map_command)
 app.add_typer(plan.app, name="plan", cls=_Group)
 app.add_typer(privacy.app, name="privacy", cls=_Group)
 

@@ -78,6 +78,10 @@ def _consent_history(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(schema.CONSENT_HISTORY), copy]
 
 
+def _privacy_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.PRIVACY_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -102,6 +106,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _automation_tables,
     ),
     Migration(9, "consent: an append-only consent_history; unsubscribes copied into it as denials", _consent_history),
+    Migration(10, "privacy: erasure requests and the suppression list of erased people", _privacy_tables),
 )
 
 
