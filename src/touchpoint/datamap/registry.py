@@ -11,7 +11,7 @@ fails it, as do a table nobody writes, a job or a channel the map does not show.
 >>> sorted(MODELS)
 ['attribution', 'clv', 'mmm', 'propensity', 'replenishment']
 >>> next(s for s in SOURCES if s.name == "collector").writes
-('events', 'quarantine')
+('events', 'quarantine', 'consent_history')
 """
 
 from __future__ import annotations
