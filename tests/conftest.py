@@ -20,6 +20,20 @@ from touchpoint import keys
 from touchpoint.config import Settings, reset_settings
 from touchpoint.warehouse import Warehouse, open_warehouse
 
+#: Folders whose conftest builds a session-wide fixture (a simulated shop, a fitted model, a served dashboard):
+#: under pytest-xdist their tests run on one worker, so it is built once.
+SHARED_FOLDERS = ("journeys", "predict", "web")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests for ``pytest -n N --dist loadgroup`` (how ``scripts/test`` runs the suite): a test
+    file stays on one worker (its module fixtures are built once), and so does a folder in SHARED_FOLDERS."""
+    root = Path(__file__).parent
+    for item in items:
+        relative = Path(item.path).relative_to(root)
+        shared = relative.parts[0] in SHARED_FOLDERS and len(relative.parts) > 1
+        item.add_marker(pytest.mark.xdist_group(relative.parts[0] if shared else relative.as_posix()))
+
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -11,6 +11,7 @@ Every setting is documented in ``docs/configuration.md`` (a test keeps the two i
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,30 @@ def parse_cadence(value: str | float | int) -> float:
     if not seconds == seconds or seconds < 0.1 or seconds > 366 * 86400:  # NaN, too short, too long
         raise ValueError(f"{value!r} is not a cadence between 0.1s and 366d; use {CADENCE_HELP}")
     return seconds
+
+
+#: The consent purposes and their default while nobody said (docs/privacy.md, "Consent").
+DEFAULT_PURPOSES = {
+    "analytics": "opt_out",
+    "personalisation": "opt_out",
+    "marketing_email": "opt_in",
+    "marketing_sms": "opt_in",
+    "advertising": "opt_in",
+    "sharing": "opt_in",
+}
+#: Segment consent categories (as OneTrust and Segment's consent manager name them) and their purpose.
+DEFAULT_CATEGORIES = {
+    "performance": "analytics",
+    "functional": "personalisation",
+    "personalization": "personalisation",
+    "marketing": "advertising",
+    "targeting": "advertising",
+    "email": "marketing_email",
+    "sms": "marketing_sms",
+    "data_sharing": "sharing",
+    "sale_of_data": "sharing",
+}
+PURPOSE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class JobSettings(BaseModel):
@@ -187,6 +212,52 @@ class Settings(BaseSettings):
         description="signs unsubscribe links and webhook bodies (HMAC-SHA256); default: a random key kept "
         "in <data_dir>/automations.key",
     )
+
+    consent_purposes: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PURPOSES),
+        description="the purposes consent is asked for, each 'opt_in' (denied until granted) or 'opt_out' "
+        "(granted until denied); see docs/privacy.md",
+    )
+    consent_categories: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_CATEGORIES),
+        description="Segment consent categories (context.consent.categoryPreferences) mapped to purposes; "
+        "a category named like a purpose needs no entry",
+    )
+    analytics_denied: str = Field(
+        "exclude",
+        description="events whose analytics consent is denied: 'exclude' (stored, left out of analytics reads) "
+        "or 'drop' (not stored, counted)",
+    )
+
+    @field_validator("consent_purposes")
+    @classmethod
+    def _check_purposes(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, default in value.items():
+            if not PURPOSE_NAME.fullmatch(name) or name == "transactional":
+                raise ValueError(
+                    f"consent purpose {name!r} is not a purpose name; use lower-case letters, digits and '_' "
+                    "(e.g. marketing_email); 'transactional' needs no consent and cannot be configured"
+                )
+            if default not in ("opt_in", "opt_out"):
+                raise ValueError(f"consent_purposes.{name} is {default!r}; use 'opt_in' or 'opt_out'")
+        return value
+
+    @field_validator("analytics_denied")
+    @classmethod
+    def _check_analytics_denied(cls, value: str) -> str:
+        if value not in ("exclude", "drop"):
+            raise ValueError(f"analytics_denied {value!r} is not known; use 'exclude' or 'drop'")
+        return value
+
+    @model_validator(mode="after")
+    def _check_categories(self) -> Settings:
+        for category, purpose in self.consent_categories.items():
+            if purpose not in self.consent_purposes:
+                raise ValueError(
+                    f"consent_categories.{category} maps to {purpose!r}, which is not in consent_purposes "
+                    f"({', '.join(sorted(self.consent_purposes))})"
+                )
+        return self
 
     @field_validator("smtp_url")
     @classmethod

@@ -36,6 +36,7 @@ class World:
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
     propensity: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)  # user_id, event, timestamp, properties
+    consents: list[dict[str, Any]] = field(default_factory=list)  # profile_id, granted, valid_from, valid_until
 
 
 # -- the reference -------------------------------------------------------------------------------------
@@ -157,8 +158,18 @@ def holds(world: World, node: d.Node, pid: str, now: datetime, saved: dict[str, 
         return not holds(world, node.item, pid, now, saved)
     if isinstance(node, d.Audience):
         return holds(world, saved[node.audience], pid, now, saved)
-    if isinstance(node, d.Consent):
-        return world.traits.get((pid, d.consent_trait(node.purpose))) is True
+    if isinstance(node, d.Consent):  # marketing_email, opt-in: the latest in force wins, a denial wins a tie
+        live = [
+            c
+            for c in world.consents
+            if c["profile_id"] == pid
+            and c["valid_from"] <= now
+            and (c["valid_until"] is None or c["valid_until"] > now)
+        ]
+        if not live:
+            return False
+        latest = max(c["valid_from"] for c in live)
+        return all(c["granted"] for c in live if c["valid_from"] == latest)
     if isinstance(node, d.Trait):
         if node.trait in TRAIT_COLUMNS:
             row = next(p for p in world.profiles if p["profile_id"] == pid)
@@ -243,6 +254,27 @@ def load(wh: Warehouse, world: World) -> None:
         tx.replace("propensity_scores", _table(schema.PROPENSITY_SCORES, props))
         tx.delete("events")
         tx.append("events", event_rows(world.events))
+        tx.delete("consent_history")
+        tx.append("consent_history", _table(schema.CONSENT_HISTORY, consent_rows(world.consents, built)))
+
+
+def consent_rows(consents: list[dict[str, Any]], recorded_at: datetime) -> list[dict[str, Any]]:
+    """The consent history rows of ``consents`` (recorded under the profile id, purpose marketing_email)."""
+    return [
+        {
+            "consent_id": f"c{i}",
+            "identifier_type": "profile_id",
+            "identifier": c["profile_id"],
+            "purpose": "marketing_email",
+            "granted": c["granted"],
+            "source": "api",
+            "proof": f"c{i}",
+            "valid_from": c["valid_from"],
+            "valid_until": c["valid_until"],
+            "recorded_at": recorded_at,
+        }
+        for i, c in enumerate(consents)
+    ]
 
 
 # -- strategies -------------------------------------------------------------------------------------------
@@ -280,6 +312,12 @@ def worlds(draw: st.DrawFn, max_profiles: int = 6, max_events: int = 25) -> Worl
                 "last_order_at": draw(st.one_of(st.none(), _instant())),
             }
         )
+        for _ in range(draw(st.integers(0, 2))):
+            start = draw(_instant())
+            end = draw(st.one_of(st.none(), _instant().filter(lambda t, s=start: t > s)))
+            w.consents.append(
+                {"profile_id": pid, "granted": draw(st.booleans()), "valid_from": start, "valid_until": end}
+            )
         for trait in ("country", "age", "signup", "vip", "consent_email"):
             if draw(st.booleans()):
                 w.traits[(pid, trait)] = draw(json_scalar)
@@ -407,7 +445,7 @@ def _leaf() -> st.SearchStrategy[dict[str, Any]]:
         st.sampled_from([None, *EVENTS]),
         st.sampled_from(WINDOWS),
     )
-    consent = st.just({"consent": "email"})
+    consent = st.just({"consent": "marketing_email"})
     return st.one_of(trait_json, trait_typed, prediction, event, sequence, consent)
 
 

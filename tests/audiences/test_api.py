@@ -67,13 +67,18 @@ def test_scopes_and_the_members_shape(server: tuple[Server, dict[str, str]]) -> 
         assert r.status_code == 200 and r.json()["audience"]["version"] == 2 and r.json()["refresh"]["members"] == 3
         shown = c.get("/v1/audiences/swedes", params={"explain": "true"}, headers=_h(tokens["read"])).json()
         assert [v["version"] for v in shown["versions"]] == [1, 2] and "SELECT" in shown["sql"]
-        csv_text = c.get("/v1/audiences/swedes/export", params={"format": "csv"}, headers=_h(tokens["read"])).text
+        everyone = {"format": "csv", "purpose": "analytics"}  # opt-out, nobody denied it
+        csv_text = c.get("/v1/audiences/swedes/export", params=everyone, headers=_h(tokens["read"])).text
         assert csv_text.splitlines()[0] == "profile_id,user_id,email,entered_at" and len(csv_text.splitlines()) == 4
         lines = c.get(
-            "/v1/audiences/swedes/export", params={"format": "jsonl"}, headers=_h(tokens["read"])
+            "/v1/audiences/swedes/export",
+            params={"format": "jsonl", "purpose": "marketing_email"},
+            headers=_h(tokens["read"]),
         ).text.splitlines()
-        assert sorted(json.loads(x)["user_id"] for x in lines) == ["u1", "u2", "u3"]
-        assert c.get("/v1/audiences/nope/export", headers=_h(tokens["read"])).status_code == 404
+        assert [json.loads(x)["user_id"] for x in lines] == ["u1"]  # u2 never granted, u3 denied
+        r = c.get("/v1/audiences/swedes/export", headers=_h(tokens["read"]))
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("purpose:")
+        assert c.get("/v1/audiences/nope/export", params=everyone, headers=_h(tokens["read"])).status_code == 404
         hist = c.get("/v1/audiences/swedes/history", params={"days": 2}, headers=_h(tokens["read"])).json()
         assert hist["days"][-1]["size"] == 3
         assert c.delete("/v1/audiences/swedes", headers=_h(tokens["read"])).status_code == 403

@@ -20,14 +20,14 @@ MESSAGES: list[dict[str, Any]] = [
     {
         "type": "identify",
         "userId": "u1",
-        "traits": {"country": "SE", "email": "ann@example.com"},
+        "traits": {"country": "SE", "email": "ann@example.com", "consent_marketing_email": True},
         "timestamp": "2026-01-01T10:00:00Z",
     },
     {"type": "identify", "userId": "u2", "traits": {"country": "NO"}, "timestamp": "2026-01-01T10:00:00Z"},
     {
         "type": "identify",
         "userId": "u3",
-        "traits": {"country": "SE", "email": "=cmd@evil.test"},
+        "traits": {"country": "SE", "email": "=cmd@evil.test", "consent_marketing_email": False},
         "timestamp": "2026-01-01T10:00:00Z",
     },
     {
@@ -122,15 +122,20 @@ def test_export_csv_and_jsonl(capsys: pytest.CaptureFixture[str], data: Path, tm
     cli(
         capsys, data, "audiences", "create", "swedes", "--definition", _file(tmp_path, {"trait": "country", "eq": "SE"})
     )
-    code, out, err = run_cli(capsys, "audiences", "export", "swedes", "--format", "csv", "--data", str(data))
+    args = ("audiences", "export", "swedes", "--data", str(data))
+    code, out, err = run_cli(capsys, *args, "--purpose", "analytics", "--format", "csv")  # opt-out: all hold
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert sorted(r["user_id"] for r in rows) == ["u1", "u3"]
     assert "'=cmd@evil.test" in {r["email"] for r in rows}  # no spreadsheet formula survives export
     target = tmp_path / "out.jsonl"
-    got = cli(capsys, data, "audiences", "export", "swedes", "--format", "jsonl", "--output", str(target))
-    assert got["rows"] == 2
-    assert sorted(json.loads(line)["user_id"] for line in target.read_text().splitlines()) == ["u1", "u3"]
+    got = cli(capsys, data, *args[:3], "--purpose", "marketing_email", "--format", "jsonl", "--output", str(target))
+    assert got["rows"] == 1 and got["purpose"] == "marketing_email"  # u3 denied it
+    assert [json.loads(line)["user_id"] for line in target.read_text().splitlines()] == ["u1"]
+    code, out, err = run_cli(capsys, *args, "--json")
+    assert code != 0 and json.loads(out)["error"]["code"] == "invalid_input" and "purpose" in out
+    code, out, err = run_cli(capsys, *args, "--purpose", "spam", "--json")
+    assert code != 0 and "'spam' is not a consent purpose" in json.loads(out)["error"]["message"]
 
 
 @pytest.mark.parametrize(

@@ -54,13 +54,18 @@ def test_automations_and_unsubscribe_over_http(tmp_path: Path) -> None:
         )
         assert r.status_code == 200 and r.json()["unsubscribed"] is True
         assert _unsubscribes(c, read) == 1
+        c.post("/v1/unsubscribe", params={"token": token})  # the same link again records nothing new
+        assert _unsubscribes(c, read) == 1
         forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
         r = c.post("/v1/unsubscribe", params={"token": forged})
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"
     wh = Warehouse.open(s.resolved_warehouse_url())
     try:
-        rows = wh.to_arrow(wh.table("unsubscribes")).to_pylist()
-        assert [(r["profile_id"], r["purpose"]) for r in rows] == [(pid, "marketing_email")]
+        from touchpoint.privacy.consent import history
+
+        rows = wh.to_arrow(history(wh)).to_pylist()
+        denials = [(r["profile_id"], r["purpose"], r["source"]) for r in rows if not r["granted"]]
+        assert denials == [(pid, "marketing_email", "unsubscribe")]
         track(wh, "Signed Up", [0, 1, 2])
         decided = workflow.evaluate(wh)[0]
         assert decided["suppressed"] == (0 if profile_in_holdout(wh, 1) else 1)  # excluded in the selecting query
@@ -69,7 +74,11 @@ def test_automations_and_unsubscribe_over_http(tmp_path: Path) -> None:
 
 
 def _unsubscribes(c: TestClient, read: dict[str, str]) -> int:
-    r = c.post("/v1/query", json={"sql": "SELECT count(*) AS n FROM unsubscribes"}, headers=read)
+    r = c.post(
+        "/v1/query",
+        json={"sql": "SELECT count(*) AS n FROM consent_history WHERE source = 'unsubscribe'"},
+        headers=read,
+    )
     assert r.status_code == 200, r.text
     return int(r.json()["rows"][0]["n"])
 

@@ -25,7 +25,7 @@ MINIMAL = """{"name": "welcome", "trigger": {"event": "Signed Up"}, "holdout": 0
 
 
 def _step(**email: Any) -> dict[str, Any]:
-    return {**WELCOME, "steps": [{"send_email": {"subject": "s", "text": "t", "purpose": "m", **email}}]}
+    return {**WELCOME, "steps": [{"send_email": {"subject": "s", "text": "t", "purpose": "marketing_email", **email}}]}
 
 
 @pytest.mark.parametrize(

@@ -91,9 +91,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def served(tmp_path: Path, shop: Path) -> Iterator[Server]:
-    server = Server(tmp_path / "served", free_port(), write_key="", cwd=shop, jobs=True)  # commands run beside the jobs
+def _serve(data_dir: Path, shop: Path, *, jobs: bool) -> Iterator[Server]:
+    server = Server(data_dir, free_port(), write_key="", cwd=shop, jobs=jobs)
     try:
         server.start(timeout=START_TIMEOUT_S)
         yield server
@@ -101,9 +100,23 @@ def served(tmp_path: Path, shop: Path) -> Iterator[Server]:
         server.stop()
 
 
+@pytest.fixture
+def quiet(tmp_path: Path, shop: Path) -> Iterator[Server]:
+    """A server that runs no jobs: the tour compares outputs, and a job (the predictions job's own CLV fit, an
+    identity update) run between two commands would change what the second prints."""
+    yield from _serve(tmp_path / "served", shop, jobs=False)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, shop: Path) -> Iterator[Server]:
+    """One server for the tests below, running its jobs: commands run beside them."""
+    yield from _serve(tmp_path_factory.mktemp("busy") / "served", shop, jobs=True)
+
+
 def test_the_tour_prints_the_same_through_a_running_server(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shop: Path, served: Server
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shop: Path, quiet: Server
 ) -> None:
+    served = quiet
     monkeypatch.chdir(shop)  # the tour names its files relative to where it runs, as a user would
     direct_dir = tmp_path / "direct"
     found = discovery.live_server(served.data_dir)
@@ -189,7 +202,7 @@ def test_colours_and_width_follow_the_clients_terminal(served: Server, tmp_path:
     terminal = {"FORCE_COLOR": "1", "COLUMNS": "44", "TERM": "xterm-256color"}
     commands = [
         ["query", "SELECT 1 AS one, 'a value long enough to wrap in 44 columns' AS two"],
-        ["profiles", "show", "nobody@example.com"],
+        ["query", "SELECT CAST('not a number' AS INTEGER) AS n"],  # an error, whatever the server holds
     ]
     for argv in commands:
         a = _cli(*argv, "--data", str(direct), extra_env=terminal)

@@ -20,20 +20,7 @@ from touchpoint.warehouse import Warehouse, migrations, schema
 from touchpoint.warehouse.adapters import ADAPTERS
 from touchpoint.warehouse.duckdb_engine import DuckDBWarehouse
 
-DECLARED = {
-    spec.name
-    for spec in (
-        *schema.CORE_TABLES,
-        *schema.DERIVED_TABLES,
-        *schema.JOB_TABLES,
-        *schema.USER_TABLES,
-        *schema.PLAN_TABLES,
-        *schema.AUDIENCE_TABLES,
-        *schema.AUTOMATION_TABLES,
-        *schema.AUDIT_TABLES,
-        schema.MIGRATIONS_TABLE,
-    )
-}
+DECLARED = {spec.name for spec in schema.all_tables()}  # every TableSpec of the schema module
 
 
 @pytest.fixture

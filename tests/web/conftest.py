@@ -29,7 +29,7 @@ PASSWORDS = {
     "rita": "rate limited 1",  # the rate-limit test locks this one out
 }
 ROLES = {"ada": "admin", "ann": "analyst", "vic": "viewer", "rita": "viewer"}
-PAGES = ("/", "/customers", "/experiments", "/journeys", "/mmm", "/audiences", "/plan", "/data", "/users")
+PAGES = ("/", "/customers", "/experiments", "/journeys", "/mmm", "/audiences", "/plan", "/data", "/datamap", "/users")
 PLAN = {  # the example of docs/plan.md, measured by the demo's email experiment
     "id": "grow-2027",
     "name": "Repeat revenue 2027",

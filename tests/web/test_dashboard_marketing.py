@@ -47,3 +47,25 @@ def test_plan_page_shows_the_kpis_the_goals_probability_and_each_tactics_evidenc
     assert float(tactics[0]["measured_low"]) < float(tactics[0]["measured"]) < float(tactics[0]["measured_high"])
     assert tactics[0]["decision"] == review["tactics"][0]["decision"]
     assert "P(goal) = " in page.text
+
+
+def test_data_map_page_draws_the_demo_shops_flows(dashboard: Dashboard) -> None:
+    """Every table and job of the demo shop's server on the drawing, each table with who writes it."""
+    from touchpoint.datamap import all_tables
+    from touchpoint.jobs import JOBS
+
+    with client_for(dashboard, "vic") as client:
+        page = client.get("/datamap")
+        api = httpx.get(
+            f"{dashboard.url}/v1/map", headers={"Authorization": f"Bearer {dashboard.keys['read_key']}"}, timeout=60
+        )
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert 'href="/datamap"' in html and "<svg" in html and "Where personal data leaves" in html
+    for spec in all_tables():
+        assert f'data-id="table:{spec.name}"' in html, spec.name
+    for name in JOBS:
+        assert f'data-id="job:{name}"' in html, name
+    assert api.status_code == 200, api.text
+    writes = {e["to"] for e in api.json()["edges"] if e["kind"] == "writes"}
+    assert {f"table:{spec.name}" for spec in all_tables()} <= writes

@@ -159,3 +159,15 @@ def test_a_model_that_failed_its_diagnostics_shows_why_not_numbers() -> None:
     html = _page("overview.html", overview)
     assert html.count("Model failed:</strong> ABNORMAL_TERMINATION_IN_LNSRCH") == 2  # active customers and equity
     assert "Model failed its diagnostics:</strong> too few effective draws" in html and "ROMI <strong>" not in html
+
+
+def test_the_journeys_section_of_a_shop_without_page_views(warehouse: Warehouse, tmp_path: Path) -> None:
+    from touchpoint.collect.store import write_messages
+    from touchpoint.web.sections import journeys
+
+    write_messages(
+        warehouse, [{"type": "track", "event": "Order Completed", "userId": "u1", "properties": {"revenue": 5}}]
+    )
+    funnel = journeys(warehouse, tmp_path)["tables"]["funnel"]
+    first = dict(zip(funnel["columns"], funnel["rows"][0], strict=True))
+    assert first["people"] == 0 and first["overall_low"] is None and first["overall_high"] is None

@@ -18,6 +18,7 @@ from touchpoint.api.routes import (
     audit,
     automations,
     collect,
+    consent,
     experiments,
     health,
     journeys,
@@ -25,11 +26,13 @@ from touchpoint.api.routes import (
     mmm,
     plans,
     predict,
+    privacy,
     profiles,
     quarantine,
     query,
     scores,
 )
+from touchpoint.api.routes import datamap as datamap_routes
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
@@ -139,6 +142,7 @@ def create_app(
     app.include_router(experiments.router)
     app.include_router(journeys.router)
     app.include_router(profiles.router)
+    app.include_router(privacy.router)
     app.include_router(predict.router)
     app.include_router(mmm.router)
     app.include_router(job_routes.router)
@@ -149,5 +153,7 @@ def create_app(
     app.include_router(scores.router)
     app.include_router(automations.router)
     app.include_router(audit.router)
+    app.include_router(consent.router)
+    app.include_router(datamap_routes.router)
     app.include_router(web.router)  # the dashboard at /, last: the API's paths win
     return app

@@ -5,6 +5,8 @@ in one process, as in tests, never share counters). What is exported:
 
 ``touchpoint_events_accepted_total``, ``touchpoint_events_quarantined_total``
     events stored, and input kept in quarantine, by the collector's group commits
+``touchpoint_events_suppressed_total``
+    events dropped because they come from an erased person (the suppression list; docs/privacy.md)
 ``touchpoint_commit_seconds``
     a histogram of group commit latency (writing one group durably)
 ``touchpoint_commit_failures_total``, ``touchpoint_queue_events``
@@ -73,6 +75,9 @@ class Metrics:
         self.quarantined = Counter(
             "touchpoint_events_quarantined", "Input kept in quarantine by the collector", registry=r
         )
+        self.suppressed = Counter(
+            "touchpoint_events_suppressed", "Events dropped because they come from an erased person", registry=r
+        )
         self.commit_seconds = Histogram(
             "touchpoint_commit_seconds", "Group commit latency", buckets=COMMIT_BUCKETS, registry=r
         )
@@ -96,6 +101,7 @@ class Metrics:
     def _on_commit(self, result: WriteResult, seconds: float) -> None:
         self.accepted.inc(result.stored)
         self.quarantined.inc(result.quarantined)
+        self.suppressed.inc(result.suppressed)
         self.commit_seconds.observe(seconds)
 
     def _on_run(self, job: Job, run: Run) -> None:

@@ -55,6 +55,7 @@ class _Plan:
     offsets: set[int] = field(default_factory=set)  # days: windows that move with the clock (incremental)
     trait_dates: set[tuple[str, bool, int]] = field(default_factory=set)  # (trait, a profiles column?, days)
     forward_dates: bool = False
+    consents: set[str] = field(default_factory=set)  # purposes whose consent the definition tests
     counter: int = 0
 
     def column(self, prefix: str) -> str:
@@ -211,6 +212,22 @@ class Compiler:
                 self.plan.trait_dates.add((node.trait, False, n))
         return lambda t: _json_ops(t[col], node.ops, now, path)
 
+    def _consent(self, node: d.Consent) -> Pred:
+        """Consent holds: a flag on the profiles whose stated consent differs from the purpose's default."""
+        from touchpoint.privacy import consent, purposes
+
+        plan, purpose = self.plan, node.purpose
+        plan.consents.add(purpose)
+        default = purposes.default_granted(purpose)
+        col = plan.column("consent")
+
+        def differs(_ev: ir.Table) -> ir.Table:
+            s = consent.state(self.wh, at=plan.now, purpose=purpose)
+            return s.filter(s.granted != default).select("profile_id").distinct()
+
+        plan.flags.append((col, differs))
+        return (lambda t: t[col].isnull()) if default else (lambda t: t[col].notnull())
+
     def _prediction(self, node: d.Prediction, path: str) -> Pred:
         now = self.plan.now
         name = node.prediction
@@ -342,7 +359,7 @@ class Compiler:
         if isinstance(node, d.Trait):
             leaf = self._trait(node, path)
         elif isinstance(node, d.Consent):
-            leaf = self._trait(d.Trait(d.consent_trait(node.purpose), (("eq", True),)), path)
+            leaf = self._consent(node)
         elif isinstance(node, d.Prediction):
             leaf = self._prediction(node, path)
         elif isinstance(node, d.Event):

@@ -136,16 +136,12 @@ class Audience:
 
 @dataclass(frozen=True)
 class Consent:
-    """Consent for a purpose: until the privacy module lands, the trait ``consent_<purpose>`` is JSON ``true``."""
+    """Consent for a purpose holds (:mod:`touchpoint.privacy.consent`: stated, or the purpose's default)."""
 
     purpose: str
 
 
 Node = Trait | Prediction | Event | Sequence | All | AnyOf | Not | Audience | Consent
-
-
-def consent_trait(purpose: str) -> str:
-    return f"consent_{purpose}"
 
 
 # -- parsing -------------------------------------------------------------------------------------------
@@ -293,8 +289,15 @@ def _parse(path: str, obj: Any, depth: int, seen: list[int]) -> Node:
     if kind == "consent":
         _split(path, obj, ("consent",), (), "a consent condition")
         purpose = _name(f"{path}.consent", obj["consent"], "a purpose")
-        if not purpose.replace("_", "").isalnum():
-            raise bad(f"{path}.consent", "a purpose is letters, digits and underscores, e.g. email_marketing")
+        from touchpoint.privacy import purposes
+
+        known = purposes.purposes()
+        if purpose not in known:
+            raise bad(
+                f"{path}.consent",
+                f"{purpose!r} is not a consent purpose (known: {', '.join(sorted(known))})"[:300],
+                hint="use a purpose of the consent_purposes setting (docs/privacy.md)",
+            )
         return Consent(purpose)
     if kind == "trait":
         ops = _split(path, obj, ("trait",), VALUE_OPS + DATE_OPS, "a trait condition")

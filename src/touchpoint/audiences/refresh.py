@@ -11,7 +11,9 @@ each profile that joined gets a row ``entered_at = now``; each one that left has
    names (or, when events are stitched without resolved identities, any event carrying both ids);
 2. one of its events of those kinds crosses a window boundary: a timestamp in
    ``[t0 - N, t1 - N]`` for a window or date offset of N days (N = 0: events that became visible);
-3. one of its date traits crosses a boundary the same way.
+3. one of its date traits crosses a boundary the same way;
+4. (a definition with a consent condition) it has consent recorded since the last refresh, or a
+   stated consent of that purpose starts or ends between the two.
 
 Profiles, traits and predictions change only when they are rebuilt; a rebuild (a new ``built_at``
 or ``run_at``), a changed definition (or of an audience it names), a clock that went back, or a new
@@ -37,6 +39,8 @@ from touchpoint.warehouse import Warehouse, schema
 
 MEMBERSHIPS = schema.AUDIENCE_MEMBERSHIPS.name
 STATE = schema.AUDIENCE_STATE.name
+
+
 def _scalar(wh: Warehouse, expr: ir.Scalar) -> Any:
     return wh.to_arrow(expr).as_py()
 
@@ -123,6 +127,20 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
         for s in spans[1:]:
             cond = cond | s
         parts.append(ids.filter(cond).select("profile_id"))
+    if plan.consents:  # consent recorded since, or a stated consent starting or ending in between
+        from touchpoint.privacy.consent import history
+
+        h = history(wh)
+        lo, hi = ibis.literal(t0), ibis.literal(now)
+        h = h.filter(
+            h.purpose.isin(sorted(plan.consents))
+            & (
+                (h.recorded_at > lo)
+                | h.valid_from.between(lo, hi)
+                | (h.valid_until.notnull() & h.valid_until.between(lo, hi))
+            )
+        )
+        parts.append(h.select("profile_id"))
     if not parts:
         return None
     out = parts[0]

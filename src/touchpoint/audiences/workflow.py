@@ -140,12 +140,29 @@ def history(wh: Warehouse, name: str, *, days: int = 30) -> dict[str, Any]:
     return {"audience": name, "days": membership.history(wh, name, days=days)}
 
 
-def export(wh: Warehouse, name: str, fmt: str = "csv", *, at: datetime | None = None) -> Iterator[str]:
-    """The members as CSV or JSON lines, one string per line (with its newline)."""
+def export(
+    wh: Warehouse, name: str, fmt: str = "csv", *, purpose: str | None = None, at: datetime | None = None
+) -> Iterator[str]:
+    """The members whose consent for ``purpose`` holds, as CSV or JSON lines, one string per line.
+
+    An export hands people to another system, so it needs a purpose (``marketing_email``,
+    ``advertising``...; ``transactional`` for messages that need none): the members and their consent
+    are one query (:func:`touchpoint.privacy.consent.consenting`).
+    """
+    from touchpoint.privacy import consent, purposes
+
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"export format {fmt!r} is not known", hint="use csv or jsonl")
+    if not purpose:
+        raise InvalidInput(
+            "purpose: an export needs the purpose it is for",
+            hint=f"name it (--purpose, ?purpose=): one of {', '.join(sorted(purposes.purposes()))}, or transactional",
+        )
+    if purpose != purposes.TRANSACTIONAL:
+        purposes.check(purpose, "purpose")
     store.get(wh, name)
-    expr = membership.members_expr(wh, name, at)
+    members = membership.members_expr(wh, name, at)
+    expr = consent.consenting(wh, members, purpose, at=at).order_by(["entered_at", "profile_id"])
     columns = ["profile_id", "user_id", "email", "entered_at"]
     if fmt == "csv":
         buf = io.StringIO()

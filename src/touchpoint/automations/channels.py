@@ -43,6 +43,13 @@ SIGNATURE_HEADER = "X-Touchpoint-Signature"
 TIMEOUT = 10.0
 MAX_RETRY_AFTER = 86400.0
 
+#: The channels an automation step sends through (the outbox's ``channel``), with what each sends where;
+#: the data-flow map (``touchpoint map``) draws one destination per channel, and a test fails when one is missing.
+CHANNELS: dict[str, str] = {
+    "email": "an email over SMTP to the profile's address: the rendered subject and text (traits in templates)",
+    "webhook": "a signed JSON POST to the step's URL: the rendered body (profile ids and traits in templates)",
+}
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -1,10 +1,9 @@
 """Consent for an action's purpose, unsubscribe tokens, and recording an unsubscribe.
 
-Until a privacy module lands, a profile consents to purpose P when its trait ``consent_P`` is JSON
-``true`` (the audiences' ``consent`` rule) and it has not unsubscribed from P (the ``unsubscribes``
-table, written by the unsubscribe endpoint). The purpose ``transactional`` needs no consent.
-:func:`with_consent` adds that test as a column to the query that selects the contacts, so the
-decision and the check are one query; the sender repeats it at send time.
+Consent is the privacy module's (:mod:`touchpoint.privacy.consent`): :func:`with_consent` adds its
+decision as a column to the query that selects the contacts, so the decision and the check are one
+query; the sender repeats it at send time. The purpose ``transactional`` needs no consent. An
+unsubscribe is a denial in the consent history (source ``unsubscribe``, the token's digest as proof).
 
 An unsubscribe link carries ``profile_id`` and purpose signed with HMAC-SHA256 under the signing
 key (``automations_signing_key``, or a random key kept in ``<data_dir>/automations.key``):
@@ -26,16 +25,15 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis
-import pyarrow as pa
 
 from touchpoint.automations.definition import TRANSACTIONAL
 from touchpoint.errors import InvalidInput
-from touchpoint.warehouse import Warehouse, schema
+from touchpoint.privacy import consent as privacy_consent
+from touchpoint.warehouse import Warehouse
 from touchpoint.warehouse.private_files import private_dir, write_private
 
 if TYPE_CHECKING:
@@ -43,7 +41,6 @@ if TYPE_CHECKING:
 
     from touchpoint.config import Settings
 
-UNSUBSCRIBES = schema.UNSUBSCRIBES.name
 KEY_FILE = "automations.key"
 
 
@@ -93,13 +90,12 @@ def read_token(key: bytes, token: str) -> tuple[str, str]:
     return profile_id, purpose
 
 
-def unsubscribe(wh: Warehouse, key: bytes, token: str, *, source: str = "link") -> dict[str, Any]:
-    """Record the unsubscribe a token stands for (again is harmless: the first time is kept)."""
+def unsubscribe(wh: Warehouse, key: bytes, token: str) -> dict[str, Any]:
+    """Record the denial a token stands for (again is harmless: the same token records nothing new)."""
     profile_id, purpose = read_token(key, token)
-    at = datetime.now(UTC).replace(tzinfo=None)
-    row = {"profile_id": profile_id, "purpose": purpose, "source": source, "unsubscribed_at": at}
-    with wh.write() as tx:
-        tx.insert_new(UNSUBSCRIBES, pa.Table.from_pylist([row], schema=schema.UNSUBSCRIBES.schema.to_pyarrow()))
+    if purpose == TRANSACTIONAL:  # a receipt's link: nothing to withdraw, and not a purpose to record
+        return {"unsubscribed": True, "profile_id": profile_id, "purpose": purpose}
+    privacy_consent.record_unsubscribe(wh, profile_id, purpose, token)
     return {"unsubscribed": True, "profile_id": profile_id, "purpose": purpose}
 
 
@@ -107,11 +103,7 @@ def with_consent(wh: Warehouse, people: ir.Table, purpose: str | None, *, column
     """``people`` (with a ``profile_id`` column) plus a boolean ``column``: may we act on them for ``purpose``?"""
     if purpose is None or purpose == TRANSACTIONAL:
         return people.mutate(**{column: ibis.literal(True)})
-    tr = wh.table("profile_traits")
-    tr = tr.filter(tr.trait == f"consent_{purpose}")
-    yes = tr.filter(tr.value.strip() == "true").select(tp_cpid="profile_id").distinct()
-    un = wh.table(UNSUBSCRIBES)
-    un = un.filter(un.purpose == purpose).select(tp_upid="profile_id")
-    j = people.left_join(yes, people.profile_id == yes.tp_cpid).left_join(un, people.profile_id == un.tp_upid)
-    ok = j.tp_cpid.notnull() & j.tp_upid.isnull()
-    return j.select(*[j[c] for c in people.columns], **{column: ok})
+    try:
+        return privacy_consent.with_consent(wh, people, purpose, column=column)
+    except InvalidInput:  # a purpose removed from consent_purposes since the automation was saved: none holds
+        return people.mutate(**{column: ibis.literal(False)})

@@ -141,11 +141,15 @@ def _int(path: str, value: Any, lo: int, hi: int, what: str) -> int:
 
 
 def _purpose(path: str, value: Any) -> str:
-    if not isinstance(value, str) or not PURPOSE.match(value):
+    from touchpoint.privacy import purposes
+
+    known = purposes.purposes()
+    if not isinstance(value, str) or not PURPOSE.match(value) or (value != TRANSACTIONAL and value not in known):
         raise bad(
             path,
-            f"purpose {value!r} is not allowed"[:300],
-            hint="a purpose is letters, digits and '_' (e.g. marketing_email); 'transactional' skips the consent rule",
+            f"purpose {value!r} is not a consent purpose"[:300],
+            hint=f"use one of {', '.join(sorted(known))} (the consent_purposes setting), or 'transactional' "
+            "for messages that need no consent (receipts, password resets)",
         )
     return value
 

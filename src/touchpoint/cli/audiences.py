@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -202,17 +203,22 @@ def history(
 @app.command("export")
 def export(
     name: str = typer.Argument(...),
+    purpose: str = typer.Option(
+        None, "--purpose", help="What the export is for (e.g. marketing_email): only members who consent are exported."
+    ),
     fmt: str = typer.Option("csv", "--format", help="csv or jsonl."),
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file (default: stdout)."),
     at: str = typer.Option(None, "--at", help="The members at this instant (ISO 8601, UTC)."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export the members (profile id, user id, email, entered at) as CSV or JSON lines."""
+    """Export the members who consent to --purpose (profile id, user id, email, entered at) as CSV or JSON lines."""
     from touchpoint.audiences import workflow
 
     with warehouse(data) as wh, audited(wh, "audiences.export", name) as entry:
-        lines = workflow.export(wh, name, fmt, at=parse_when(at, "--at"))
+        lines = workflow.export(wh, name, fmt, purpose=purpose, at=parse_when(at, "--at"))
+        first = next(lines, "")  # a refused export fails before anything is written
+        lines = itertools.chain([first], lines)
         if output is None:
             for line in lines:
                 sys.stdout.write(line)
@@ -223,7 +229,7 @@ def export(
         entry.rows = n - 1 if fmt == "csv" else n
     rows = n - 1 if fmt == "csv" else n
     emit(
-        {"audience": name, "format": fmt, "rows": rows, "output": str(output)},
+        {"audience": name, "format": fmt, "purpose": purpose, "rows": rows, "output": str(output)},
         as_json,
         lambda: console.print(f"wrote {rows:,} members to {output}"),
     )

@@ -62,7 +62,9 @@ def _report(kind: str, report: ImportReport, as_json: bool) -> None:
         known = f", {data['already_quarantined']:,} already in quarantine" if data["already_quarantined"] else ""
         console.print(
             f"{kind} from [bold]{report.file}[/]: {data['stored']:,} stored, {data['duplicates']:,} already there, "
-            f"{data['quarantined']:,} quarantined{known} "
+            f"{data['quarantined']:,} quarantined{known}"
+            + (f", {data['suppressed']:,} from erased people dropped" if data.get("suppressed") else "")
+            + " "
             f"({data['seconds']:.1f} s, {data['events_per_second']:,}/s)"
         )
         for reason in report.sample_reasons:

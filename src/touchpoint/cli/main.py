@@ -19,6 +19,7 @@ from touchpoint.cli import (
     audiences,
     audit,
     automations,
+    datamap,
     demo,
     experiment,
     imports,
@@ -28,6 +29,7 @@ from touchpoint.cli import (
     mmm,
     plan,
     predict,
+    privacy,
     profiles,
     quarantine,
     query,
@@ -92,6 +94,7 @@ app.add_typer(experiment.app, name="experiment", cls=_Group)
 app.add_typer(journeys.journeys_app, name="journeys", cls=_Group)
 app.command("attribution")(journeys.attribution)
 app.add_typer(profiles.app, name="profiles", cls=_Group)
+app.add_typer(privacy.app, name="privacy", cls=_Group)
 app.add_typer(predict.app, name="predict", cls=_Group)
 app.add_typer(audiences.app, name="audiences", cls=_Group)
 app.add_typer(scores.app, name="scores", cls=_Group)
@@ -101,7 +104,9 @@ app.add_typer(jobs.app, name="jobs", cls=_Group)
 app.add_typer(users.app, name="users", cls=_Group)
 app.add_typer(audit.app, name="audit", cls=_Group)
 app.command("kpis")(kpis.kpis)
+app.command("map")(datamap.map_command)
 app.add_typer(plan.app, name="plan", cls=_Group)
+app.add_typer(privacy.app, name="privacy", cls=_Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

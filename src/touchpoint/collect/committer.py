@@ -42,6 +42,7 @@ class CommitStats:
     events: int = 0
     stored: int = 0
     quarantined: int = 0
+    consent_dropped: int = 0  # not stored: their own consent denied analytics (analytics_denied = "drop")
     failed_commits: int = 0
     largest_group: int = 0
     last_commit_ms: float = 0.0
@@ -168,6 +169,7 @@ class GroupCommitter:
             self.stats.last_commit_ms = seconds * 1000
             self.stats.stored += result.stored
             self.stats.quarantined += result.quarantined
+            self.stats.consent_dropped += result.consent_dropped
             for listener in self.listeners:
                 try:
                     listener(result, seconds)

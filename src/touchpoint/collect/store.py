@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from touchpoint.collect import suppression
+from touchpoint.collect.consent import Extracted, extract
 from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, quarantine_table
-from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse import Warehouse, schema
+
+CONSENT_TABLE = schema.CONSENT_HISTORY.name
 
 log = logging.getLogger(__name__)
+MAX_PROBLEMS = 100  # consent problems kept per write (each is also logged)
 
 
 @dataclass
@@ -35,10 +41,21 @@ class WriteResult:
     stored: int = 0
     quarantined: int = 0
     already_quarantined: int = 0
+    consent_dropped: int = 0  # not stored: the event's own consent denies analytics (analytics_denied = "drop")
+    consent_recorded: int = 0  # new consent_history rows from the events' consent
+    consent_problems: list[str] = field(default_factory=list)  # consent that could not be read (the events are kept)
+    suppressed: int = 0  # from erased people: dropped, counted (touchpoint.collect.suppression)
 
     @property
     def duplicates(self) -> int:
-        return self.received - self.quarantined - self.already_quarantined - self.stored
+        return (
+            self.received
+            - self.quarantined
+            - self.already_quarantined
+            - self.stored
+            - self.consent_dropped
+            - self.suppressed
+        )
 
     @property
     def rejected(self) -> int:
@@ -50,6 +67,10 @@ class WriteResult:
         self.stored += other.stored
         self.quarantined += other.quarantined
         self.already_quarantined += other.already_quarantined
+        self.consent_dropped += other.consent_dropped
+        self.consent_recorded += other.consent_recorded
+        self.consent_problems.extend(other.consent_problems[: max(0, MAX_PROBLEMS - len(self.consent_problems))])
+        self.suppressed += other.suppressed
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -58,30 +79,81 @@ class WriteResult:
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
             "already_quarantined": self.already_quarantined,
+            "consent_dropped": self.consent_dropped,
+            "suppressed": self.suppressed,
         }
 
 
-def write_rows(warehouse: Warehouse, rows: EventRows) -> WriteResult:
-    """Commit ``rows`` (valid events and rejects) in one durable transaction, in the events write lane."""
+def write_rows(warehouse: Warehouse, rows: EventRows, *, with_consent: bool = True) -> WriteResult:
+    """Commit ``rows`` (valid events and rejects) in one durable transaction, in the events write lane.
+
+    Events of erased people (the suppression list) are dropped first and counted. The consent the
+    events carry (:mod:`touchpoint.collect.consent`) is appended to ``consent_history`` in the same
+    transaction; if the warehouse refuses it, the events are written without it.
+    """
+    received = len(rows) + len(rows.rejected)
+    suppressed = suppression.drop_suppressed(warehouse, rows)
     events = rows.to_arrow()
     rejects = rows.quarantine_arrow()
+    found, dropped = _consent(events) if with_consent else (None, 0)
+    if found is not None and dropped:
+        keep = pc.invert(pc.is_in(events.column("message_id"), pa.array(sorted(found.analytics_denied))))
+        events = events.filter(keep)
+    consent = _consent_table(found.rows if found is not None else [])
     try:
         with warehouse.write(lane="events") as tx:  # never waits for a derived-table swap
             stored = tx.insert_new("events", events)
             new_rejects = tx.insert_new("quarantine", rejects)
+            recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
+            suppression.count_drops(warehouse, tx, suppressed)
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
-        if events.num_rows <= 1:
-            if events.num_rows == 0:
-                raise
-            return _quarantine_refused(warehouse, rows, events, exc)
-        log.warning("a group of %d events was refused (%s); retrying them one by one", events.num_rows, exc)
-        return _write_one_by_one(warehouse, rows, events)
+        if events.num_rows <= 1 and consent.num_rows:  # the consent must never cost the event
+            log.warning("the consent of an event was refused (%s); storing the event without it", exc)
+            fallback = write_rows(warehouse, rows, with_consent=False)
+            fallback.consent_problems.append(f"the warehouse refused the event's consent: {exc}")
+        elif events.num_rows == 0:
+            raise
+        elif events.num_rows == 1:
+            fallback = _quarantine_refused(warehouse, rows, events, exc)
+        else:
+            log.warning("a group of %d events was refused (%s); retrying them one by one", events.num_rows, exc)
+            fallback = _write_one_by_one(warehouse, rows)
+        if suppressed:  # the drops' counters rolled back with the group: count them again
+            with warehouse.write(lane="events") as tx:
+                suppression.count_drops(warehouse, tx, suppressed)
+            fallback.received += sum(suppressed.values())
+            fallback.suppressed += sum(suppressed.values())
+        return fallback
     return WriteResult(
-        received=len(rows) + len(rows.rejected),
+        received=received,
         stored=stored,
         quarantined=new_rejects,
         already_quarantined=rejects.num_rows - new_rejects,
+        consent_dropped=dropped,
+        consent_recorded=recorded,
+        consent_problems=found.problems[:MAX_PROBLEMS] if found is not None else [],
+        suppressed=sum(suppressed.values()),
     )
+
+
+def _consent(events: pa.Table) -> tuple[Extracted | None, int]:
+    """The events' consent, and how many events analytics_denied = "drop" keeps out."""
+    from touchpoint.config import get_settings
+
+    try:
+        settings = get_settings()
+        found = extract(events, settings.consent_purposes, settings.consent_categories)
+    except Exception:  # never let consent cost the events
+        log.exception("reading the consent of %d events failed; they are stored without it", events.num_rows)
+        return None, 0
+    for problem in found.problems[:10]:
+        log.warning("consent not recorded: %s", problem)
+    dropped = len(found.analytics_denied) if settings.analytics_denied == "drop" else 0
+    return found, dropped
+
+
+def _consent_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema.CONSENT_HISTORY.schema.to_pyarrow())
 
 
 def _insert_quarantine(warehouse: Warehouse, rejects: pa.Table) -> int:
@@ -89,15 +161,15 @@ def _insert_quarantine(warehouse: Warehouse, rejects: pa.Table) -> int:
         return tx.insert_new("quarantine", rejects)
 
 
-def _write_one_by_one(warehouse: Warehouse, rows: EventRows, events: pa.Table) -> WriteResult:
+def _write_one_by_one(warehouse: Warehouse, rows: EventRows) -> WriteResult:
     result = WriteResult()
     new_rejects = _insert_quarantine(warehouse, rows.quarantine_arrow())
     result.received += len(rows.rejected)
     result.quarantined += new_rejects
     result.already_quarantined += len(rows.rejected) - new_rejects
-    for i in range(events.num_rows):
+    for row in rows.rows:  # every event, also one the consent rule took out of ``events``: its write decides again
         single = EventRows()
-        single.add_row(rows.rows[i])
+        single.add_row(row)
         result.add(write_rows(warehouse, single))
     return result
 

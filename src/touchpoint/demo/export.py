@@ -8,6 +8,7 @@ ground truth: ``truth.json``, ``customers.parquet`` and ``identities.parquet``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -92,6 +93,15 @@ class _Writer:
         self.handle.close()
 
 
+def consent_context(email: str) -> dict[str, Any]:
+    """The consent banner's answer a customer gives when signing up (Segment's consent object): about 60%
+    accept marketing email, 30% advertising; all accept analytics. Drawn from the email's hash, not the
+    simulation's random stream, so the rest of the shop is the same with or without it."""
+    h = int(hashlib.sha256(email.encode()).hexdigest()[:8], 16) % 100
+    prefs = {"Analytics": True, "Email": h < 60, "Advertising": h % 10 < 3}
+    return {"consent": {"categoryPreferences": prefs}}
+
+
 def _ids(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
     raw = rng.integers(0, 2**63, size=n, dtype=np.int64)
     return [f"{prefix}{int(v):016x}" for v in raw]
@@ -174,6 +184,7 @@ def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
                     "anonymousId": anon,
                     "timestamp": w.ts(max(t0 - 3.0, 0.0)),
                     "traits": {"email": emails[i], "created_at": w.ts(max(t0 - 3.0, 0.0))},
+                    "context": consent_context(emails[i]),
                 }
             )
         for _ in range(int(rng.integers(0, 3))):
@@ -188,6 +199,7 @@ def write_files(sim: Simulation, out: Path) -> dict[str, Any]:
                     "anonymousId": anon,
                     "timestamp": w.ts(t0 - 0.0005),
                     "traits": {"email": emails[i]},
+                    "context": consent_context(emails[i]),
                 }
             )
         identified_at[i] = t0

@@ -23,7 +23,10 @@ Registering a job (how the audiences, automations and plan layers add theirs)::
         return {"rows": audiences.workflow.refresh(ctx.warehouse)}
 
     register(Job("audiences", refresh_audiences, every=60, trigger="events",
-                 tables=("audience_members",), doc="Recompute audience memberships."))
+                 tables=("audience_members",), reads=("profiles",), doc="Recompute audience memberships."))
+
+``tables`` are the tables a job writes and ``reads`` the ones it reads: the data-flow map
+(``touchpoint map``, docs/privacy.md) draws them, and a test fails when a job's tables are not in it.
 
 >>> job = Job("demo", lambda ctx: 3, every=5, trigger="events", doc="a job")
 >>> job.describe_cadence()
@@ -108,6 +111,8 @@ class Job:
     retry_base: float = 1.0  # the first retry after a failure waits this long, then doubles
     retry_max: float = 600.0  # ... up to this long (and never longer than ``every`` for interval jobs)
     after: tuple[str, ...] = ()  # also due (at its cadence) once a run of one of these jobs has succeeded
+    reads: tuple[str, ...] = ()  # the tables it reads (``tables`` are the ones it writes): the data-flow map
+    models: tuple[str, ...] = ()  # the models it fits or scores with, by name in ``touchpoint.datamap.MODELS``
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum() or not self.name.islower():
@@ -140,6 +145,8 @@ class Job:
             "cadence": self.describe_cadence(),
             "enabled": self.enabled,
             "tables": list(self.tables),
+            "reads": list(self.reads),
+            "models": list(self.models),
         }
 
 

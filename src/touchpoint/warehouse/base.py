@@ -213,6 +213,22 @@ class Warehouse(ABC):
         with self.write() as tx:
             tx.delete(table, column, values)
 
+    def compact(self) -> dict[str, Any]:
+        """Make deleted rows unrecoverable from the engine's files, and return what it took.
+
+        Deleting a row frees its storage but engines do not overwrite freed space: an erasure
+        (:mod:`touchpoint.privacy.erase`) calls this after its deletes so the person's bytes leave the
+        disk. DuckDB rewrites the database into a fresh file; PostgreSQL would ``VACUUM FULL``; an
+        engine that cannot must say so rather than let an erasure claim what it did not do.
+        Returns ``{"engine", "method", "seconds", "bytes_before", "bytes_after"}``.
+        """
+        from touchpoint.errors import WarehouseError
+
+        raise WarehouseError(
+            f"the {self.dialect} adapter cannot compact its storage, so an erasure cannot remove the bytes",
+            hint="implement Warehouse.compact() for this engine (PostgreSQL: VACUUM FULL)",
+        )
+
     # -- schema ------------------------------------------------------------------------------------
     @abstractmethod
     def create_table_sql(self, spec: TableSpec) -> str:

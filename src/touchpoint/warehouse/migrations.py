@@ -63,6 +63,25 @@ def _automation_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUTOMATION_TABLES]
 
 
+def _consent_history(wh: Warehouse) -> list[str]:
+    """The consent history; each unsubscribe recorded so far becomes a denial in it, under the profile's
+    most trusted identifier (the profile id itself when the identity tables no longer know it)."""
+    nodes = """SELECT profile_id, id_type, id_value,
+                      ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY "rank", id_type, id_value) AS tp_n
+               FROM identity_nodes"""
+    copy = f"""INSERT INTO consent_history
+        SELECT 'unsubscribe:' || u.profile_id || ':' || u.purpose,
+               COALESCE(n.id_type, 'profile_id'), COALESCE(n.id_value, u.profile_id),
+               u.purpose, FALSE, 'unsubscribe', COALESCE(u.source, 'link'), NULL,
+               u.unsubscribed_at, NULL, u.unsubscribed_at
+        FROM unsubscribes u LEFT JOIN ({nodes}) n ON n.profile_id = u.profile_id AND n.tp_n = 1"""
+    return [wh.create_table_sql(schema.CONSENT_HISTORY), copy]
+
+
+def _privacy_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.PRIVACY_TABLES]
+
+
 def _audit_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUDIT_TABLES]
 
@@ -90,7 +109,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "automations: definitions, entries with their arm, the outbox, trigger watermarks, unsubscribes",
         _automation_tables,
     ),
-    # 9 (consent) and 10 (export and erasure) belong to the other parts of issue 21
+    Migration(9, "consent: an append-only consent_history; unsubscribes copied into it as denials", _consent_history),
+    Migration(10, "privacy: erasure requests and the suppression list of erased people", _privacy_tables),
     Migration(11, "the audit log: append-only, each entry chained to the previous one by its hash", _audit_tables),
 )
 

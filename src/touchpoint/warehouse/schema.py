@@ -17,14 +17,58 @@ import ibis.expr.datatypes as dt
 
 
 @dataclass(frozen=True)
+class Personal:
+    """How a table's rows are tied to a person (the registry the privacy package reads; docs/privacy.md).
+
+    A row belongs to a person when one of its ``profile`` columns holds one of the person's profile
+    ids, one of its ``identifiers`` columns holds one of their identifier values (user id, anonymous
+    id, email, phone, external id; a ``customer_id`` holds a profile id or such a value), one of its
+    ``kinds`` pairs ``(type column, value column)`` holds one of their ``(type, value)`` identifiers,
+    one of its ``messages`` columns names one of their events, or one of its ``nodes`` columns one of
+    their identity nodes. ``payloads`` are text or JSON columns that may carry identifiers: exported
+    and erased with their row; when a table has no other column to match on, they are searched for
+    the person's identifier values. ``none=True`` says the table identifies nobody (definitions,
+    aggregates, configuration); ``note`` says why or what else to know.
+
+    >>> Personal(profile=("profile_id",)).is_personal, NOT_PERSONAL.is_personal
+    (True, False)
+    """
+
+    profile: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    kinds: tuple[tuple[str, str], ...] = ()
+    messages: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+    payloads: tuple[str, ...] = ()
+    none: bool = False
+    note: str = ""
+
+    @property
+    def is_personal(self) -> bool:
+        return not self.none
+
+    def columns(self) -> tuple[str, ...]:
+        """Every column named here (a test checks that each exists in its table)."""
+        pairs = tuple(c for pair in self.kinds for c in pair)
+        return (*self.profile, *self.identifiers, *pairs, *self.messages, *self.nodes, *self.payloads)
+
+
+NOT_PERSONAL = Personal(none=True)
+
+
+@dataclass(frozen=True)
 class TableSpec:
-    """A table: its Ibis schema, its key (used to deduplicate) and what it is for."""
+    """A table: its Ibis schema, its key (used to deduplicate), what it is for and how it holds people.
+
+    ``personal`` is None only for a table nobody has classified yet: a test fails until it is.
+    """
 
     name: str
     schema: ibis.Schema
     key: tuple[str, ...] = ()
     doc: str = ""
     not_null: tuple[str, ...] = field(default=())
+    personal: Personal | None = None
 
 
 STRING = dt.String()
@@ -70,6 +114,10 @@ EVENTS = TableSpec(
             ("utm_content", STRING),
         ]
     ),
+    personal=Personal(
+        identifiers=("user_id", "anonymous_id", "email", "previous_id"),
+        payloads=("properties", "traits", "context", "integrations"),
+    ),
 )
 
 QUARANTINE = TableSpec(
@@ -91,6 +139,11 @@ QUARANTINE = TableSpec(
             ("replayed_at", TS),
         ]
     ),
+    personal=Personal(
+        messages=("message_id",),
+        payloads=("payload",),
+        note="input that failed validation: matched by the identifiers its raw payload carries",
+    ),
 )
 
 SOURCES = TableSpec(
@@ -99,6 +152,7 @@ SOURCES = TableSpec(
     key=("name",),
     not_null=("name", "write_key_hash", "created_at"),
     schema=ibis.schema([("name", STRING), ("write_key_hash", STRING), ("key_prefix", STRING), ("created_at", TS)]),
+    personal=Personal(none=True, note="configuration: source names and key hashes"),
 )
 
 API_KEYS = TableSpec(
@@ -115,6 +169,7 @@ API_KEYS = TableSpec(
             ("created_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="configuration: key names and hashes"),
 )
 
 SPEND = TableSpec(
@@ -135,6 +190,7 @@ SPEND = TableSpec(
             ("imported_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="aggregate spend per day and channel"),
 )
 
 MIGRATIONS_TABLE = TableSpec(
@@ -142,6 +198,7 @@ MIGRATIONS_TABLE = TableSpec(
     doc="Which schema migrations have been applied, and when.",
     key=("version",),
     schema=ibis.schema([("version", dt.Int64()), ("name", STRING), ("applied_at", TS)]),
+    personal=Personal(none=True, note="schema versions"),
 )
 
 CORE_TABLES: tuple[TableSpec, ...] = (EVENTS, QUARANTINE, SOURCES, API_KEYS, SPEND)
@@ -162,6 +219,7 @@ USERS = TableSpec(
             ("last_sign_in_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="dashboard staff accounts, not customers (managed by `touchpoint users`)"),
 )
 
 WEB_SESSIONS = TableSpec(
@@ -181,6 +239,7 @@ WEB_SESSIONS = TableSpec(
             ("ended_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="dashboard staff sign-ins, not customers"),
 )
 
 USER_TABLES: tuple[TableSpec, ...] = (USERS, WEB_SESSIONS)
@@ -206,6 +265,7 @@ IDENTITY_NODES = TableSpec(
             ("profile_id", STRING),
         ]
     ),
+    personal=Personal(profile=("profile_id",), kinds=(("id_type", "id_value"),)),
 )
 IDENTITY_LINKS = TableSpec(
     name="identity_links",
@@ -222,11 +282,13 @@ IDENTITY_LINKS = TableSpec(
             ("reason", STRING),
         ]
     ),
+    personal=Personal(nodes=("src", "dst"), messages=("message_id",)),
 )
 IDENTITY_RECENT = TableSpec(
     name="identity_recent",
     doc="Events of the last hour before the resolved watermark, so none is resolved twice.",
     schema=ibis.schema([("message_id", STRING), ("received_at", TS)]),
+    personal=Personal(messages=("message_id",)),
 )
 IDENTITY_OVERRIDES = TableSpec(
     name="identity_overrides",
@@ -242,6 +304,7 @@ IDENTITY_OVERRIDES = TableSpec(
             ("note", STRING),
         ]
     ),
+    personal=Personal(kinds=(("id_type", "id_value"), ("other_type", "other_value"))),
 )
 IDENTITY_MERGE_LOG = TableSpec(
     name="identity_merge_log",
@@ -261,11 +324,18 @@ IDENTITY_MERGE_LOG = TableSpec(
             ("note", STRING),
         ]
     ),
+    personal=Personal(
+        profile=("profile_id",),
+        identifiers=("src_value", "dst_value"),
+        messages=("message_id",),
+        payloads=("merged_profile_ids", "note"),
+    ),
 )
 IDENTITY_STATE = TableSpec(
     name="identity_state",
     doc="The last resolution's state: watermark, rules' fingerprint, when it was built (JSON values).",
     schema=ibis.schema([("key", STRING), ("value", STRING)]),
+    personal=Personal(none=True, note="the resolver's watermark and rules"),
 )
 
 # -- profiles ----------------------------------------------------------------------------------------
@@ -297,6 +367,7 @@ PROFILES = TableSpec(
             ("built_at", TS),
         ]
     ),
+    personal=Personal(profile=("profile_id",), identifiers=("user_id", "email")),
 )
 PROFILE_TRAITS = TableSpec(
     name="profile_traits",
@@ -311,6 +382,7 @@ PROFILE_TRAITS = TableSpec(
             ("message_id", STRING),
         ]
     ),
+    personal=Personal(profile=("profile_id",), messages=("message_id",), payloads=("value",)),
 )
 
 # -- journeys ----------------------------------------------------------------------------------------
@@ -332,6 +404,9 @@ SESSIONS = TableSpec(
             ("medium", STRING),
             ("landing_path", STRING),
         ]
+    ),
+    personal=Personal(
+        identifiers=("person",), note="person: the customer rule's id (a profile id, else a raw user or anonymous id)"
     ),
 )
 
@@ -360,6 +435,9 @@ PREDICTIONS = TableSpec(
             ("next_purchase_days", F64),
         ]
     ),
+    personal=Personal(
+        identifiers=("customer_id",), note="the logic behind each row is its prediction_runs row (model, run_at)"
+    ),
 )
 PREDICTION_RUNS = TableSpec(
     name="prediction_runs",
@@ -377,6 +455,7 @@ PREDICTION_RUNS = TableSpec(
             ("summary", STRING),
         ]
     ),
+    personal=Personal(none=True, note="per-run aggregates: customer equity, fit summary"),
 )
 PROPENSITY_SCORES = TableSpec(
     name="propensity_scores",
@@ -393,6 +472,7 @@ PROPENSITY_SCORES = TableSpec(
             ("run_at", TS),
         ]
     ),
+    personal=Personal(identifiers=("customer_id",)),
 )
 REPLENISHMENT = TableSpec(
     name="replenishment",
@@ -411,6 +491,7 @@ REPLENISHMENT = TableSpec(
             ("uncertain", dt.Boolean()),
         ]
     ),
+    personal=Personal(identifiers=("customer_id",)),
 )
 
 # -- experiments -------------------------------------------------------------------------------------
@@ -438,6 +519,9 @@ EXPERIMENTS = TableSpec(
             ("updated_at", TS),
         ]
     ),
+    personal=Personal(
+        none=True, note="definitions; assignments are derived from the unit's id and exposures are events"
+    ),
 )
 
 # -- the job runner ------------------------------------------------------------------------------------
@@ -461,18 +545,21 @@ JOB_RUNS = TableSpec(
             ("summary", STRING),  # JSON: what the job's function returned
         ]
     ),
+    personal=Personal(none=True, note="job bookkeeping: counts and errors"),
 )
 ATTRIBUTION_RESULTS = TableSpec(
     name="attribution_results",
     doc="The latest attribution comparison of every model, refreshed by the 'attribution' job (JSON).",
     key=("run_at",),
     schema=ibis.schema([("run_at", TS), ("models", STRING), ("paths", I64), ("result", STRING)]),
+    personal=Personal(none=True, note="aggregate credit per channel"),
 )
 EXPERIMENT_RESULTS = TableSpec(
     name="experiment_results",
     doc="The latest analysis of every running experiment, refreshed by the 'experiments' job (JSON).",
     key=("key",),
     schema=ibis.schema([("key", STRING), ("analyzed_at", TS), ("status", STRING), ("result", STRING)]),
+    personal=Personal(none=True, note="aggregate results per arm"),
 )
 JOB_TABLES: tuple[TableSpec, ...] = (JOB_RUNS, ATTRIBUTION_RESULTS, EXPERIMENT_RESULTS)
 
@@ -510,6 +597,7 @@ PLANS = TableSpec(
             ("created_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="marketing plans"),
 )
 
 PLAN_REVIEWS = TableSpec(
@@ -526,6 +614,7 @@ PLAN_REVIEWS = TableSpec(
             ("reviewed_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="aggregate reviews"),
 )
 
 PLAN_TABLES: tuple[TableSpec, ...] = (PLANS, PLAN_REVIEWS)
@@ -546,6 +635,7 @@ AUDIENCES = TableSpec(
             ("updated_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="definitions"),
 )
 AUDIENCE_VERSIONS = TableSpec(
     name="audience_versions",
@@ -555,6 +645,7 @@ AUDIENCE_VERSIONS = TableSpec(
     schema=ibis.schema(
         [("name", STRING), ("version", I64), ("definition", STRING), ("created_at", TS), ("deleted_at", TS)]
     ),
+    personal=Personal(none=True, note="definitions"),
 )
 AUDIENCE_MEMBERSHIPS = TableSpec(
     name="audience_memberships",
@@ -562,6 +653,7 @@ AUDIENCE_MEMBERSHIPS = TableSpec(
     key=("audience", "profile_id", "entered_at"),
     not_null=("audience", "profile_id", "entered_at"),
     schema=ibis.schema([("audience", STRING), ("profile_id", STRING), ("entered_at", TS), ("exited_at", TS)]),
+    personal=Personal(profile=("profile_id",)),
 )
 AUDIENCE_STATE = TableSpec(
     name="audience_state",
@@ -580,6 +672,7 @@ AUDIENCE_STATE = TableSpec(
             ("seconds", F64),
         ]
     ),
+    personal=Personal(none=True, note="evaluation bookkeeping: counts"),
 )
 
 SCORES = TableSpec(
@@ -597,6 +690,7 @@ SCORES = TableSpec(
             ("updated_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="definitions"),
 )
 SCORE_RESULTS = TableSpec(
     name="score_results",
@@ -615,6 +709,7 @@ SCORE_RESULTS = TableSpec(
             ("computed_at", TS),
         ]
     ),
+    personal=Personal(profile=("profile_id",)),
 )
 SCORE_BANDS = TableSpec(
     name="score_band_entries",
@@ -624,6 +719,7 @@ SCORE_BANDS = TableSpec(
     schema=ibis.schema(
         [("score", STRING), ("profile_id", STRING), ("band", STRING), ("previous", STRING), ("entered_at", TS)]
     ),
+    personal=Personal(profile=("profile_id",)),
 )
 SCORE_STAGES = TableSpec(
     name="score_stages",
@@ -641,6 +737,7 @@ SCORE_STAGES = TableSpec(
             ("changed_at", TS),
         ]
     ),
+    personal=Personal(profile=("profile_id",)),
 )
 
 AUDIENCE_TABLES: tuple[TableSpec, ...] = (
@@ -670,6 +767,7 @@ AUTOMATIONS = TableSpec(
             ("updated_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="definitions"),
 )
 AUTOMATION_ENTRIES = TableSpec(
     name="automation_entries",
@@ -686,6 +784,7 @@ AUTOMATION_ENTRIES = TableSpec(
             ("entered_at", TS),
         ]
     ),
+    personal=Personal(profile=("profile_id",), messages=("trigger",)),
 )
 AUTOMATION_OUTBOX = TableSpec(
     name="automation_outbox",
@@ -712,6 +811,7 @@ AUTOMATION_OUTBOX = TableSpec(
             ("sent_at", TS),
         ]
     ),
+    personal=Personal(profile=("profile_id",), payloads=("payload", "last_error")),
 )
 AUTOMATION_STATE = TableSpec(
     name="automation_state",
@@ -725,13 +825,15 @@ AUTOMATION_STATE = TableSpec(
             ("evaluated_at", TS),
         ]
     ),
+    personal=Personal(none=True, note="trigger watermarks"),
 )
 UNSUBSCRIBES = TableSpec(
     name="unsubscribes",
-    doc="Withdrawn consent per profile and purpose, from the unsubscribe endpoint (until a privacy module lands).",
+    doc="Retired: unsubscribes before consent_history (migration 9 copied them there); nothing writes it now.",
     key=("profile_id", "purpose"),
     not_null=("profile_id", "purpose", "unsubscribed_at"),
     schema=ibis.schema([("profile_id", STRING), ("purpose", STRING), ("source", STRING), ("unsubscribed_at", TS)]),
+    personal=Personal(profile=("profile_id",)),
 )
 
 AUTOMATION_TABLES: tuple[TableSpec, ...] = (
@@ -741,6 +843,79 @@ AUTOMATION_TABLES: tuple[TableSpec, ...] = (
     AUTOMATION_STATE,
     UNSUBSCRIBES,
 )
+
+# -- privacy: consent (see touchpoint.privacy.consent) ------------------------------------------------------
+CONSENT_HISTORY = TableSpec(
+    name="consent_history",
+    doc="Every consent given or withdrawn, append-only: who (an identifier, resolved to a profile when read), "
+    "purpose, granted or denied, where it came from and its proof, when it holds. The current state is derived.",
+    key=("consent_id",),
+    not_null=("consent_id", "identifier_type", "identifier", "purpose", "granted", "source", "valid_from"),
+    schema=ibis.schema(
+        [
+            ("consent_id", STRING),  # a hash of (source, proof, identifier, purpose): a replay records nothing new
+            ("identifier_type", STRING),  # user_id | anonymous_id | email | phone | an external id type | profile_id
+            ("identifier", STRING),
+            ("purpose", STRING),
+            ("granted", dt.Boolean()),
+            ("source", STRING),  # event | api | dashboard | cli | unsubscribe | import
+            ("proof", STRING),  # the event's messageId, the unsubscribe token's digest, the API request's id
+            ("actor", STRING),  # who recorded it (an API key's name, a user), when not the person
+            ("valid_from", TS),
+            ("valid_until", TS),  # null: until changed
+            ("recorded_at", TS),
+        ]
+    ),
+    personal=Personal(
+        identifiers=("identifier",),  # an identifier value, or a profile id when no identifier was known
+        messages=("proof",),  # an event's consent: its messageId
+        note="consent is the person's: erased with them (the erasure log keeps that it happened)",
+    ),
+)
+
+CONSENT_TABLES: tuple[TableSpec, ...] = (CONSENT_HISTORY,)
+
+# -- privacy: erasure requests and the suppression list (see touchpoint.privacy) --------------------------------
+SUPPRESSIONS = TableSpec(
+    name="privacy_suppressions",
+    doc="Keyed hashes (HMAC-SHA256) of erased people's identifiers: the collector drops their events, counted.",
+    key=("hash",),
+    not_null=("hash", "added_at"),
+    schema=ibis.schema(
+        [
+            ("hash", STRING),  # hex HMAC-SHA256 of the identifier value, keyed by <data_dir>/privacy.key
+            ("id_type", STRING),  # user_id | anonymous_id | email | phone | ...
+            ("erasure_id", STRING),
+            ("added_at", TS),
+            ("dropped", I64),  # events dropped since
+            ("last_dropped_at", TS),
+        ]
+    ),
+    personal=Personal(none=True, note="keyed hashes: they identify nobody without the installation's key"),
+)
+ERASURES = TableSpec(
+    name="privacy_erasures",
+    doc="Every erasure request: when, who asked, the subject's hash, rows deleted per table; never the data.",
+    key=("erasure_id",),
+    not_null=("erasure_id", "requested_at", "subject_hash", "status"),
+    schema=ibis.schema(
+        [
+            ("erasure_id", STRING),
+            ("requested_at", TS),
+            ("finished_at", TS),
+            ("actor", STRING),  # the API key's name, or cli:<user>
+            ("subject_hash", STRING),  # HMAC of the identifier the request named
+            ("identifiers", I64),  # how many identifiers the person had (all suppressed)
+            ("deleted", STRING),  # JSON: {table: rows}
+            ("files", STRING),  # JSON: {"rewritten": n, "removed": n}
+            ("compact_seconds", F64),
+            ("status", STRING),  # erased
+        ]
+    ),
+    personal=Personal(none=True, note="the request's record: a keyed hash and counts, never the data"),
+)
+PRIVACY_TABLES: tuple[TableSpec, ...] = (SUPPRESSIONS, ERASURES)
+
 
 # -- the audit log (see touchpoint.privacy.audit) -------------------------------------------------------------
 AUDIT_LOG = TableSpec(
@@ -764,6 +939,20 @@ AUDIT_LOG = TableSpec(
             ("hash", STRING),  # sha256(prev_hash + canonical content of this entry)
         ]
     ),
+    personal=Personal(
+        none=True,
+        note="who did what, never the data: a subject is a profile id (which points to nobody once the person "
+        "is erased) or a hash of an identifier; kept whole so the chain verifies",
+    ),
 )
 
 AUDIT_TABLES: tuple[TableSpec, ...] = (AUDIT_LOG,)
+
+
+def all_tables() -> tuple[TableSpec, ...]:
+    """Every table declared in this module (whatever group it belongs to), in declaration order.
+
+    >>> "events" in [t.name for t in all_tables()]
+    True
+    """
+    return tuple(v for v in globals().values() if isinstance(v, TableSpec))

@@ -25,5 +25,6 @@ PAGES: tuple[NavPage, ...] = (
     NavPage("/audiences", "Audiences"),
     NavPage("/plan", "Plan"),
     NavPage("/data", "Data"),
+    NavPage("/datamap", "Data map"),
     NavPage("/users", "Users", role="admin"),
 )

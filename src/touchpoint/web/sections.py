@@ -210,8 +210,8 @@ def journeys(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     out["tables"]["funnel"] = table(
         ["step", "people", "overall", "overall_low", "overall_high", "from_previous"],
         [
-            [s["label"], s["people"], s["overall"], s["overall_ci"][0], s["overall_ci"][1], s["from_previous"]]
-            for s in fun["steps"]
+            [s["label"], s["people"], s["overall"], *(s["overall_ci"] or (None, None)), s["from_previous"]]
+            for s in fun["steps"]  # no interval when nobody took the first step (a shop without page views)
         ],
     )
     to_order = paths(wh, ORDER_COMPLETED, direction="to", depth=3, top=10)

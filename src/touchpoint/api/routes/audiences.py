@@ -146,9 +146,10 @@ def export_audience(
     app: State,
     _key: ReadKey,
     fmt: Literal["csv", "jsonl"] = Query("csv", alias="format"),
+    purpose: str | None = Query(None, max_length=64, description="what the export is for; only members who consent"),
     at: datetime | None = Query(None),
 ) -> StreamingResponse:
-    lines: Iterator[str] = workflow.export(app.warehouse, name, fmt, at=_naive(at))
+    lines: Iterator[str] = workflow.export(app.warehouse, name, fmt, purpose=purpose, at=_naive(at))
     first = next(lines, "")  # errors (an unknown audience) surface before the response starts
 
     def body() -> Iterator[str]:

@@ -4,6 +4,8 @@ with and prints their sizes, evaluated at the end of the simulated period.
 * **at-risk high-value**: P(alive) under 0.5 and CLV in the top quarter of the shop's customers;
 * **replenishment due**: a product due to run out in the next 7 days;
 * **browsed, not bought**: viewed a product page in the last 14 days and no order in that time;
+* **at-risk high-value, emailable**: those of the first whose marketing_email consent holds (given on
+  the simulated consent banner at sign-up, docs/privacy.md): whom a win-back email may reach;
 
 and a lead score (known email; email opens and product views fading with a half-life) with its bands.
 """
@@ -35,6 +37,9 @@ def definitions(clv_floor: float) -> dict[str, dict[str, Any]]:
                 {"event": "Page Viewed", "where": {"path": {"contains": "/products/"}}, "within_days": 14},
                 {"not": {"event": "Order Completed", "within_days": 14}},
             ]
+        },
+        "at-risk-high-value-emailable": {
+            "all": [{"audience": "at-risk-high-value"}, {"consent": "marketing_email"}],
         },
     }
 

@@ -1,0 +1,69 @@
+"""Consent over HTTP: record a person's consent (admin key), read its state and history (read key).
+
+``POST /v1/consent`` ``{"identifier", "purposes": [...] | "purpose", "granted": bool, "type"?,
+"valid_from"?, "valid_until"?, "proof"?}``; ``GET /v1/profiles/{identifier}/consent``;
+``GET /v1/consent/purposes``. See docs/privacy.md, "Consent".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from touchpoint.api.deps import AdminKey, ReadKey, State
+from touchpoint.privacy import consent, purposes
+
+router = APIRouter(tags=["privacy"])
+
+
+class ConsentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: str = Field(..., min_length=1, max_length=1000, description="any identifier, or a profile id")
+    type: str | None = Field(None, max_length=100, description="only match this identifier type (e.g. email)")
+    purposes: Any = Field(None, description="purpose names (a list), or one name")
+    purpose: Any = Field(None, description="one purpose name (instead of purposes)")
+    granted: Any = Field(..., description="true: consent given; false: withdrawn")
+    valid_from: datetime | None = Field(None, description="when it starts to hold (default: now)")
+    valid_until: datetime | None = Field(None, description="when it stops holding (default: until changed)")
+    proof: str | None = Field(None, max_length=1000, description="a reference to the consent's record")
+
+
+@router.post("/v1/consent", summary="Record consent given or withdrawn for one or more purposes")
+def record_consent(body: ConsentBody, app: State, scope: AdminKey) -> dict[str, Any]:
+    names = body.purposes if body.purposes is not None else body.purpose
+    if names is None:
+        names = []
+    if not isinstance(names, str | list):
+        names = [names]  # reported by name below
+    return consent.set_consent(
+        app.warehouse,
+        body.identifier,
+        names,
+        body.granted,
+        source="api",
+        actor=f"api key ({scope})",
+        proof=body.proof,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        id_type=body.type,
+        settings=app.settings,
+    )
+
+
+@router.get("/v1/profiles/{identifier}/consent", summary="A person's consent per purpose now, and its history")
+def show_consent(
+    identifier: str,
+    app: State,
+    _key: ReadKey,
+    id_type: str | None = Query(None, alias="type", description="only match this identifier type"),
+) -> dict[str, Any]:
+    return consent.show(app.warehouse, identifier, id_type=id_type, settings=app.settings)
+
+
+@router.get("/v1/consent/purposes", summary="The consent purposes and their defaults")
+def list_purposes(app: State, _key: ReadKey) -> dict[str, Any]:
+    return {"purposes": purposes.describe(app.settings)}

@@ -1,0 +1,288 @@
+"""Consent per purpose: an append-only history, and the state derived from it in the query that acts.
+
+Every consent given or withdrawn is one row of ``consent_history`` (never updated, never deleted by
+this module): who (an identifier, ``identifier_type`` + ``identifier``), ``purpose``, ``granted``,
+``source`` (event, api, cli, dashboard, unsubscribe, import), ``proof`` (the event's messageId, the
+unsubscribe token's digest, the request's id), ``valid_from``, ``valid_until`` (null: until changed),
+``recorded_at``. Events bring theirs in the transaction that stores them
+(:mod:`touchpoint.collect.consent`); :func:`set_consent` records the API's, the CLI's and the
+dashboard's; :func:`record_unsubscribe` an unsubscribe link's.
+
+**Who** is resolved when read, through the identity tables, so a merge gathers, and a split
+separates, the consent of the identifiers involved. **The state** of a profile and purpose at an
+instant: among its rows in force then (``valid_from <= at < valid_until``), the latest ``valid_from``
+wins; a denial wins a tie. Without a row the purpose's default holds (:mod:`touchpoint.privacy.purposes`).
+:func:`with_consent` adds that decision as a boolean column to any query with a ``profile_id``, so
+the people an action selects and the consent it needs are one query.
+
+>>> from touchpoint.warehouse import Warehouse
+>>> from touchpoint.collect.store import write_messages
+>>> from touchpoint.identity import rebuild
+>>> wh = Warehouse.open("duckdb://:memory:")
+>>> _ = write_messages(wh, [
+...     {"type": "identify", "userId": "u1", "traits": {"consent_marketing_email": True},
+...      "timestamp": "2026-01-01T00:00:00Z"},
+...     {"type": "identify", "userId": "u2", "timestamp": "2026-01-01T00:00:00Z"}])
+>>> _ = rebuild(wh)
+>>> people = wh.table("identity_nodes").select("profile_id", user="id_value")
+>>> rows = wh.to_arrow(with_consent(wh, people, "marketing_email").order_by("user")).to_pylist()
+>>> [(r["user"], r["consent"]) for r in rows]
+[('u1', True), ('u2', False)]
+>>> _ = set_consent(wh, "u1", ["marketing_email"], False, source="cli")
+>>> [r["consent"] for r in wh.to_arrow(with_consent(wh, people, "marketing_email").order_by("user")).to_pylist()]
+[False, False]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import pyarrow as pa
+
+from touchpoint.collect.consent import consent_id
+from touchpoint.errors import InvalidInput
+from touchpoint.identity import tables as identity_tables
+from touchpoint.privacy import purposes as P
+from touchpoint.warehouse import Warehouse, schema
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from touchpoint.config import Settings
+
+HISTORY = schema.CONSENT_HISTORY.name
+COLUMNS = tuple(schema.CONSENT_HISTORY.schema.names)
+SOURCES = ("event", "api", "cli", "dashboard", "unsubscribe", "import", "bounce")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _naive(at: datetime | None) -> datetime:
+    if at is None:
+        return now()
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+def history(wh: Warehouse) -> ir.Table:
+    """Every consent row with the ``profile_id`` its identifier belongs to now (rows whose identifier no
+    profile holds, e.g. an event not yet resolved, are left out until it is; a row recorded under a
+    ``profile_id`` keeps it)."""
+    h = wh.table(HISTORY)
+    n = wh.table(identity_tables.NODES).select(tp_type="id_type", tp_value="id_value", tp_pid="profile_id")
+    by_id = h.join(n, [h.identifier_type == n.tp_type, h.identifier == n.tp_value])
+    by_id = by_id.select(profile_id=by_id.tp_pid, **{c: by_id[c] for c in COLUMNS})
+    own = h.filter(h.identifier_type == "profile_id")  # recorded under a profile id no identifier names
+    own = own.select(profile_id=own.identifier, **{c: own[c] for c in COLUMNS})
+    loose = ibis.schema({name: dtype.copy(nullable=True) for name, dtype in by_id.schema().items()})
+    return by_id.cast(loose).union(own.cast(loose))
+
+
+def state(wh: Warehouse, *, at: datetime | None = None, purpose: str | None = None) -> ir.Table:
+    """``profile_id, purpose, granted, since``: the stated consent in force at ``at`` (default now).
+
+    Profiles that never stated a purpose have no row: their purpose's default holds (:func:`with_consent`).
+    """
+    h = history(wh)
+    if purpose is not None:
+        h = h.filter(h.purpose == purpose)
+    t = ibis.literal(_naive(at), "timestamp")
+    h = h.filter((h.valid_from <= t) & (h.valid_until.isnull() | (h.valid_until > t)))
+    latest = h.group_by(["profile_id", "purpose"]).agg(tp_since=h.valid_from.max())
+    j = h.join(
+        latest,
+        [h.profile_id == latest.profile_id, h.purpose == latest.purpose, h.valid_from == latest.tp_since],
+    )
+    return j.group_by([h.profile_id, h.purpose]).agg(granted=j.granted.all(), since=j.tp_since.max())
+
+
+def with_consent(
+    wh: Warehouse,
+    people: ir.Table,
+    purpose: str | None,
+    *,
+    column: str = "consent",
+    at: datetime | None = None,
+    settings: Settings | None = None,
+) -> ir.Table:
+    """``people`` (with a ``profile_id`` column) plus a boolean ``column``: does consent for ``purpose`` hold?
+
+    ``None`` and ``transactional`` need no consent (the column is true). An unknown purpose is
+    :class:`~touchpoint.errors.InvalidInput`.
+    """
+    if purpose is None or purpose == P.TRANSACTIONAL:
+        return people.mutate(**{column: ibis.literal(True)})
+    default = P.default_granted(purpose, settings)
+    s = state(wh, at=at, purpose=purpose).select(tp_cpid="profile_id", tp_granted="granted")
+    j = people.left_join(s, people.profile_id == s.tp_cpid)
+    ok = j.tp_granted.fill_null(default)
+    return j.select(*[j[c] for c in people.columns], **{column: ok})
+
+
+def consenting(wh: Warehouse, people: ir.Table, purpose: str | None, **kw: Any) -> ir.Table:
+    """Only the rows of ``people`` whose consent for ``purpose`` holds (same query, no extra column)."""
+    t = with_consent(wh, people, purpose, column="tp_consent_ok", **kw)
+    return t.filter(t.tp_consent_ok).drop("tp_consent_ok")
+
+
+def analytics_events(wh: Warehouse, events: ir.Table | None = None) -> ir.Table:
+    """``events`` without those the analytics purpose may not use: events whose own consent denied
+    analytics, and events of profiles whose analytics consent is denied now (``analytics_denied`` =
+    ``exclude``; with ``drop`` the first kind was never stored)."""
+    from touchpoint.identity import event_profiles
+    from touchpoint.identity import store as identity_store
+
+    e = events if events is not None else wh.table("events")
+    h = wh.table(HISTORY)
+    own = h.filter((h.source == "event") & (h.purpose == "analytics") & ~h.granted).select(tp_mid="proof")
+    e = e.filter(~e.message_id.isin(own.tp_mid))
+    if not identity_store.resolved(wh):
+        return e
+    ep = event_profiles(wh, e)
+    denied = with_consent(wh, ep, "analytics")
+    denied = denied.filter(~denied.consent).select(tp_dmid="message_id")
+    return e.filter(~e.message_id.isin(denied.tp_dmid))
+
+
+# -- writing -----------------------------------------------------------------------------------------------
+def record(wh: Warehouse, rows: Sequence[dict[str, Any]]) -> int:
+    """Append consent rows (the history's columns); a row already recorded (same key) is skipped."""
+    if not rows:
+        return 0
+    table = pa.Table.from_pylist(list(rows), schema=schema.CONSENT_HISTORY.schema.to_pyarrow())
+    with wh.write(lane="events") as tx:  # the lane the collector appends consent in
+        return tx.insert_new(HISTORY, table)
+
+
+def _who(wh: Warehouse, profile_id: str) -> tuple[str, str]:
+    """The profile's most trusted identifier (a consent row outlives profile ids, which a rebuild may change)."""
+    n = wh.table(identity_tables.NODES)
+    hit = (
+        n.filter(n.profile_id == profile_id)
+        .order_by(["rank", "id_type", "id_value"])
+        .select("id_type", "id_value")
+        .limit(1)
+    )
+    rows = wh.to_arrow(hit).to_pylist()
+    return (rows[0]["id_type"], rows[0]["id_value"]) if rows else ("profile_id", profile_id)
+
+
+def _identify(wh: Warehouse, identifier: str, id_type: str | None = None) -> tuple[str, tuple[str, str]]:
+    from touchpoint.identity.lookup import find_profile
+
+    found = find_profile(wh, identifier, id_type)
+    if found["matched_type"] == "profile_id":
+        return found["profile_id"], _who(wh, found["profile_id"])
+    return found["profile_id"], (found["matched_type"], found["matched_value"])
+
+
+def set_consent(
+    wh: Warehouse,
+    identifier: str,
+    purposes: Sequence[str] | str,
+    granted: Any,
+    *,
+    source: str = "api",
+    actor: str | None = None,
+    proof: str | None = None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    id_type: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Record that the person ``identifier`` names granted (or denied) ``purposes``; returns the rows."""
+    if not isinstance(granted, bool):
+        raise InvalidInput(f"granted: {granted!r} is not true or false", hint="send granted: true or false")
+    names = [purposes] if isinstance(purposes, str) else list(purposes)
+    if not names:
+        raise InvalidInput("purposes: none given", hint="name at least one purpose, e.g. marketing_email")
+    checked = [P.check(p, f"purposes[{i}]" if len(names) > 1 else "purpose", settings) for i, p in enumerate(names)]
+    if source not in SOURCES:
+        raise InvalidInput(f"source: {source!r} is not known", hint=f"use one of {', '.join(SOURCES)}")
+    start, end = _naive(valid_from), (_naive(valid_until) if valid_until else None)
+    if end is not None and end <= start:
+        raise InvalidInput("valid_until: it must be after valid_from", hint="leave it out for 'until changed'")
+    profile_id, (kind, value) = _identify(wh, identifier, id_type)
+    proof = proof or uuid.uuid4().hex
+    at = now()
+    rows = [
+        {
+            "consent_id": consent_id(source, proof, kind, value, p),
+            "identifier_type": kind,
+            "identifier": value,
+            "purpose": p,
+            "granted": granted,
+            "source": source,
+            "proof": proof,
+            "actor": actor,
+            "valid_from": start,
+            "valid_until": end,
+            "recorded_at": at,
+        }
+        for p in dict.fromkeys(checked)
+    ]
+    record(wh, rows)
+    return {"profile_id": profile_id, "recorded": [_public(r) for r in rows]}
+
+
+def record_unsubscribe(wh: Warehouse, profile_id: str, purpose: str, token: str) -> dict[str, Any]:
+    """A denial of ``purpose`` from an unsubscribe link; again with the same token records nothing new."""
+    kind, value = _who(wh, profile_id)
+    proof = "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    at = now()
+    row = {
+        "consent_id": consent_id("unsubscribe", proof, kind, value, purpose),
+        "identifier_type": kind,
+        "identifier": value,
+        "purpose": purpose,
+        "granted": False,
+        "source": "unsubscribe",
+        "proof": proof,
+        "actor": None,
+        "valid_from": at,
+        "valid_until": None,
+        "recorded_at": at,
+    }
+    return {"recorded": record(wh, [row])}
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "consent_id"}
+    for key in ("valid_from", "valid_until", "recorded_at", "since"):
+        if isinstance(out.get(key), datetime):
+            out[key] = out[key].isoformat()
+    return out
+
+
+def show(
+    wh: Warehouse, identifier: str, *, id_type: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """A person's consent: the state of every purpose now (stated or by default) and the history."""
+    from touchpoint.identity.lookup import find_profile
+
+    profile_id = find_profile(wh, identifier, id_type)["profile_id"]
+    s = state(wh)
+    stated = {r["purpose"]: r for r in wh.to_arrow(s.filter(s.profile_id == profile_id)).to_pylist()}
+    h = history(wh)
+    h = h.filter(h.profile_id == profile_id).order_by([h.valid_from.desc(), h.recorded_at.desc()])
+    rows = [_public({k: v for k, v in r.items() if k != "profile_id"}) for r in wh.to_arrow(h).to_pylist()]
+    current = []
+    for purpose, kind in sorted(P.purposes(settings).items()):
+        hit = stated.get(purpose)
+        current.append(
+            {
+                "purpose": purpose,
+                "granted": bool(hit["granted"]) if hit else kind == P.OPT_OUT,
+                "stated": hit is not None,
+                "default": kind,
+                "since": hit["since"].isoformat() if hit else None,
+            }
+        )
+    return {"profile_id": profile_id, "purposes": current, "history": rows}
