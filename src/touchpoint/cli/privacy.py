@@ -8,7 +8,17 @@ from pathlib import Path
 
 import typer
 
-from touchpoint.cli.common import DataOpt, JsonOpt, console, emit, settings_for, table, warehouse
+from touchpoint.cli.common import (
+    DataOpt,
+    JsonOpt,
+    audited,
+    console,
+    emit,
+    pseudonym,
+    settings_for,
+    table,
+    warehouse,
+)
 from touchpoint.errors import InvalidInput
 
 app = typer.Typer(
@@ -44,8 +54,9 @@ def export(
 
     if fmt not in privacy_export.FORMATS:
         raise InvalidInput(f"export format {fmt!r} is not known", hint="use --format json or --format zip")
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "privacy.export", pseudonym(identifier)) as entry:
         doc = privacy_export.export(wh, identifier, settings=settings_for(data))
+        entry.rows = sum(t["count"] for t in doc["tables"].values())
     body = privacy_export.render(doc, fmt)
     if out is None:
         if fmt == "json":
@@ -94,8 +105,9 @@ def erase(
             hint="export it first if needed (`touchpoint privacy export`), then run again with --yes",
         )
     settings = settings_for(data)
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "privacy.erase", pseudonym(identifier)) as entry:
         out = privacy_erase.erase(wh, identifier, actor=_actor(), data_dir=Path(settings.data_dir).expanduser())
+        entry.rows = sum(out["deleted"].values())
 
     def render() -> None:
         console.print(
@@ -119,8 +131,9 @@ def erasures(
     """The erasure requests (who, when, rows deleted) and the events dropped since for each."""
     from touchpoint.privacy import erase as privacy_erase
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "privacy.erasures") as entry:
         got = privacy_erase.erasures(wh, limit)
+        entry.rows = len(got)
     emit(
         got,
         as_json,
@@ -145,7 +158,7 @@ def show(
     """Show a person's consent per purpose now (stated or by default) and its history."""
     from touchpoint.privacy import consent
 
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "consent.read", pseudonym(identifier)):
         out = consent.show(wh, identifier, id_type=id_type)
 
     def render() -> None:
@@ -179,7 +192,7 @@ def set_(
 
     if decision not in ("granted", "denied"):
         raise InvalidInput(f"decision: {decision!r} is not granted or denied", hint="write granted or denied")
-    with warehouse(data) as wh:
+    with warehouse(data) as wh, audited(wh, "consent.set", pseudonym(identifier)):
         out = consent.set_consent(
             wh, identifier, [purpose], decision == "granted", source="cli", actor="cli", id_type=id_type
         )

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from touchpoint.api.deps import AdminKey, ReadKey, State
-from touchpoint.privacy import consent, purposes
+from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
+from touchpoint.privacy import audit, consent, purposes
 
 router = APIRouter(tags=["privacy"])
 
@@ -32,14 +32,17 @@ class ConsentBody(BaseModel):
     proof: str | None = Field(None, max_length=1000, description="a reference to the consent's record")
 
 
-@router.post("/v1/consent", summary="Record consent given or withdrawn for one or more purposes")
-def record_consent(body: ConsentBody, app: State, scope: AdminKey) -> dict[str, Any]:
+@router.post(
+    "/v1/consent", summary="Record consent given or withdrawn for one or more purposes", **audited("consent.set")
+)
+def record_consent(body: ConsentBody, app: State, scope: AdminKey, note: Audit) -> dict[str, Any]:
+    note.subject = audit.pseudonym(body.identifier)
     names = body.purposes if body.purposes is not None else body.purpose
     if names is None:
         names = []
     if not isinstance(names, str | list):
         names = [names]  # reported by name below
-    return consent.set_consent(
+    out = consent.set_consent(
         app.warehouse,
         body.identifier,
         names,
@@ -52,9 +55,15 @@ def record_consent(body: ConsentBody, app: State, scope: AdminKey) -> dict[str, 
         id_type=body.type,
         settings=app.settings,
     )
+    note.subject, note.rows = out["profile_id"], len(out["recorded"])
+    return out
 
 
-@router.get("/v1/profiles/{identifier}/consent", summary="A person's consent per purpose now, and its history")
+@router.get(
+    "/v1/profiles/{identifier}/consent",
+    summary="A person's consent per purpose now, and its history",
+    **audited("consent.read"),
+)
 def show_consent(
     identifier: str,
     app: State,

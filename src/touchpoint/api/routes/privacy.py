@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from touchpoint.api.deps import AdminKey, State, credentials
+from touchpoint.api.deps import AdminKey, Audit, State, audited, credentials
+from touchpoint.privacy import audit
 from touchpoint.privacy import erase as privacy_erase
 from touchpoint.privacy import export as privacy_export
 
@@ -24,8 +25,10 @@ def _actor(request: Request, app: Any) -> str:
     return f"api:{found.name}" if found is not None else "api"
 
 
-def _export(app: Any, identifier: str, fmt: str) -> Response:
+def _export(app: Any, identifier: str, fmt: str, note: Any) -> Response:
+    note.subject = audit.pseudonym(identifier)
     doc = privacy_export.export(app.warehouse, identifier, settings=app.settings)
+    note.rows = sum(t["count"] for t in doc["tables"].values())
     body = privacy_export.render(doc, fmt)
     media = "application/json" if fmt == "json" else "application/zip"
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="export.{fmt}"'})
@@ -35,16 +38,18 @@ def _export(app: Any, identifier: str, fmt: str) -> Response:
     "/v1/privacy/export",
     summary="Everything held about a person (any identifier of theirs), as JSON or a ZIP",
     response_class=Response,
+    **audited("privacy.export"),
 )
 def export_person(
     app: State,
     _key: AdminKey,
+    note: Audit,
     identifier: str = Query(
         ..., min_length=1, max_length=1000, description="a user id, anonymous id, email or profile id"
     ),
     fmt: str = Query("json", alias="format", pattern="^(json|zip)$", description="json or zip"),
 ) -> Response:
-    return _export(app, identifier, fmt)
+    return _export(app, identifier, fmt, note)
 
 
 class ExportRequest(BaseModel):
@@ -56,25 +61,38 @@ class ExportRequest(BaseModel):
     "/v1/privacy/export",
     summary="The same export, the identifier in the body (kept out of proxies' URL logs)",
     response_class=Response,
+    **audited("privacy.export"),
 )
-def export_person_post(body: ExportRequest, app: State, _key: AdminKey) -> Response:
-    return _export(app, body.identifier, body.format)
+def export_person_post(body: ExportRequest, app: State, _key: AdminKey, note: Audit) -> Response:
+    return _export(app, body.identifier, body.format, note)
 
 
 class EraseRequest(BaseModel):
     identifier: str = Field(..., min_length=1, max_length=1000, description="any identifier of the person")
 
 
-@router.post("/v1/privacy/erase", summary="Erase a person: rows, files and bytes; their future events are dropped")
-def erase_person(body: EraseRequest, request: Request, app: State, _key: AdminKey) -> dict[str, Any]:
-    return privacy_erase.erase(
+@router.post(
+    "/v1/privacy/erase",
+    summary="Erase a person: rows, files and bytes; their future events are dropped",
+    **audited("privacy.erase"),
+)
+def erase_person(body: EraseRequest, request: Request, app: State, _key: AdminKey, note: Audit) -> dict[str, Any]:
+    note.subject = audit.pseudonym(body.identifier)
+    out = privacy_erase.erase(
         app.warehouse,
         body.identifier,
         actor=_actor(request, app),
         data_dir=Path(app.settings.data_dir).expanduser(),
     )
+    note.rows = sum(out["deleted"].values())
+    note.detail = {"erasure_id": out["erasure_id"]}
+    return out
 
 
-@router.get("/v1/privacy/erasures", summary="Erasure requests: who, when, rows deleted, events dropped since")
+@router.get(
+    "/v1/privacy/erasures",
+    summary="Erasure requests: who, when, rows deleted, events dropped since",
+    **audited("privacy.erasures"),
+)
 def list_erasures(app: State, _key: AdminKey, limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
     return privacy_erase.erasures(app.warehouse, limit)
