@@ -21,8 +21,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
+import typer._click
+from typer.core import TyperGroup, TyperOption
 
 from touchpoint.errors import InvalidInput
+
+
+class Group(TyperGroup):
+    """A command group whose ``--help`` flag reads as False when absent.
+
+    Typer leaves an absent ``--help`` as None and coerces that through pydantic, so every group the
+    command line passes through would import pydantic (a third of a second) before a ``--help`` that
+    needs none of it. A bool default is taken as it is.
+    """
+
+    def get_help_option(self, ctx: typer._click.Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
 
 if TYPE_CHECKING:
     from typing import TextIO

@@ -11,7 +11,6 @@ import sys
 
 import typer
 import typer._click  # typer >= 0.26 raises its own copy of click's exceptions
-from typer.core import TyperGroup, TyperOption
 
 from touchpoint import __version__
 from touchpoint.cli import (
@@ -38,28 +37,12 @@ from touchpoint.cli import (
     serve,
     users,
 )
-from touchpoint.cli.common import debug_enabled, enable_debug, err_console, json_output, to_json
+from touchpoint.cli.common import Group, debug_enabled, enable_debug, err_console, json_output, to_json
 from touchpoint.errors import TouchpointError, error_body
-
-
-class _Group(TyperGroup):
-    """A command group whose ``--help`` flag reads as False when absent.
-
-    Typer leaves an absent ``--help`` as None and coerces that through pydantic, so every group the
-    command line passes through would import pydantic (a third of a second) before a ``--help`` that
-    needs none of it. A bool default is taken as it is.
-    """
-
-    def get_help_option(self, ctx: typer._click.Context) -> TyperOption | None:
-        option = super().get_help_option(ctx)
-        if option is not None and option.default is None:
-            option.default = False
-        return option
-
 
 app = typer.Typer(
     name="touchpoint",
-    cls=_Group,
+    cls=Group,
     help="touchpoint: collect, resolve, predict, measure and act on customer data, on one copy of it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -86,27 +69,27 @@ def _root(
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.command("query")(query.query)
-app.add_typer(admin.sources_app, name="sources", cls=_Group)
-app.add_typer(admin.keys_app, name="keys", cls=_Group)
-app.add_typer(imports.app, name="import", cls=_Group)
-app.add_typer(quarantine.app, name="quarantine", cls=_Group)
-app.add_typer(experiment.app, name="experiment", cls=_Group)
-app.add_typer(journeys.journeys_app, name="journeys", cls=_Group)
+app.add_typer(admin.sources_app, name="sources", cls=Group)
+app.add_typer(admin.keys_app, name="keys", cls=Group)
+app.add_typer(imports.app, name="import", cls=Group)
+app.add_typer(quarantine.app, name="quarantine", cls=Group)
+app.add_typer(experiment.app, name="experiment", cls=Group)
+app.add_typer(journeys.journeys_app, name="journeys", cls=Group)
 app.command("attribution")(journeys.attribution)
-app.add_typer(profiles.app, name="profiles", cls=_Group)
-app.add_typer(privacy.app, name="privacy", cls=_Group)
-app.add_typer(predict.app, name="predict", cls=_Group)
-app.add_typer(audiences.app, name="audiences", cls=_Group)
-app.add_typer(scores.app, name="scores", cls=_Group)
-app.add_typer(automations.app, name="automations", cls=_Group)
-app.add_typer(mmm.app, name="mmm", cls=_Group)
-app.add_typer(jobs.app, name="jobs", cls=_Group)
-app.add_typer(users.app, name="users", cls=_Group)
-app.add_typer(audit.app, name="audit", cls=_Group)
+app.add_typer(profiles.app, name="profiles", cls=Group)
+app.add_typer(privacy.app, name="privacy", cls=Group)
+app.add_typer(predict.app, name="predict", cls=Group)
+app.add_typer(audiences.app, name="audiences", cls=Group)
+app.add_typer(scores.app, name="scores", cls=Group)
+app.add_typer(automations.app, name="automations", cls=Group)
+app.add_typer(mmm.app, name="mmm", cls=Group)
+app.add_typer(jobs.app, name="jobs", cls=Group)
+app.add_typer(users.app, name="users", cls=Group)
+app.add_typer(audit.app, name="audit", cls=Group)
 app.command("kpis")(kpis.kpis)
 app.command("map")(datamap.map_command)
-app.add_typer(plan.app, name="plan", cls=_Group)
-app.add_typer(privacy.app, name="privacy", cls=_Group)
+app.add_typer(plan.app, name="plan", cls=Group)
+app.add_typer(privacy.app, name="privacy", cls=Group)
 
 
 def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: str = "error") -> None:

@@ -10,6 +10,7 @@ import typer
 
 from touchpoint.cli.common import (
     DataOpt,
+    Group,
     JsonOpt,
     audited,
     console,
@@ -27,7 +28,7 @@ app = typer.Typer(
 )
 
 consent_app = typer.Typer(help="A person's consent per purpose: show it, record it.", no_args_is_help=True)
-app.add_typer(consent_app, name="consent")
+app.add_typer(consent_app, name="consent", cls=Group)
 
 IdentifierArg = typer.Argument(..., help="A user id, anonymous id, email, phone or profile id of the person.")
 

@@ -25,6 +25,7 @@ from touchpoint.automations.channels import CHANNELS
 from touchpoint.datamap.registry import DELETING_JOBS, DESTINATIONS, JOB_PURPOSES, MODELS, SOURCE_KINDS, SOURCES
 from touchpoint.errors import NotFound
 from touchpoint.warehouse import schema
+from touchpoint.warehouse.schema import all_tables
 
 if TYPE_CHECKING:
     from touchpoint.config import Settings
@@ -97,17 +98,6 @@ class DataMap:
             "edges": [e.to_dict() for e in self.edges],
             "notes": list(self.notes),
         }
-
-
-def all_tables() -> list[schema.TableSpec]:
-    """Every table the schema declares (any ``TableSpec`` in :mod:`touchpoint.warehouse.schema`), once each."""
-    seen: dict[str, schema.TableSpec] = {}
-    for value in vars(schema).values():
-        specs = value if isinstance(value, tuple) else (value,)
-        for spec in specs:
-            if isinstance(spec, schema.TableSpec) and spec.name not in seen:
-                seen[spec.name] = spec
-    return list(seen.values())
 
 
 def personal_of(spec: schema.TableSpec) -> dict[str, Any]:

@@ -955,4 +955,8 @@ def all_tables() -> tuple[TableSpec, ...]:
     >>> "events" in [t.name for t in all_tables()]
     True
     """
-    return tuple(v for v in globals().values() if isinstance(v, TableSpec))
+    seen: dict[str, TableSpec] = {}
+    for value in globals().values():
+        if isinstance(value, TableSpec):
+            seen.setdefault(value.name, value)
+    return tuple(seen.values())
