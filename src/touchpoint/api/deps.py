@@ -144,14 +144,7 @@ AUDIT_EXTRA = "x-audit"  # the OpenAPI extension naming a route's audit action
 _IDENTIFIERS = {"identifier", "customer_id"}  # path parameters that may be an email or a user id
 
 
-@dataclass
-class AuditNote:
-    """What a handler adds to its route's audit entry (all optional): the subject, rows, details."""
-
-    action: str
-    subject: str | None = None
-    rows: int | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+AuditNote = audit.Note  # what a handler adds to its route's entry: the subject, rows, details
 
 
 def _default_subject(request: Request) -> str | None:

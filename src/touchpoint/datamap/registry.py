@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from touchpoint.collect.spec import EVENT_TYPES, SHORT_PATHS
+from touchpoint.warehouse.schema import all_tables
 
 #: The kinds of source, in the order the map lists them.
 SOURCE_KINDS = ("collector", "file", "api", "dashboard", "cli", "system")
@@ -408,17 +409,7 @@ DESTINATIONS: tuple[Destination, ...] = (
         "privacy_export",
         "Access export (JSON, ZIP)",
         "Everything held about one person, for that person (GDPR Art. 15 and 20; docs/privacy.md).",
-        reads=(
-            "events",
-            "quarantine",
-            "identity_nodes",
-            "profiles",
-            "profile_traits",
-            "predictions",
-            "score_results",
-            "audience_memberships",
-            "automation_outbox",
-        ),
+        reads=tuple(t.name for t in all_tables() if t.personal is not None and t.personal.is_personal),
         sends="every row of every personal table that holds the person, with the logic and sources behind them",
         purposes="the person's own request (none needed)",
         routes=("GET /v1/privacy/export", "POST /v1/privacy/export"),
