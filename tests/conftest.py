@@ -25,14 +25,29 @@ from touchpoint.warehouse import Warehouse, open_warehouse
 SHARED_FOLDERS = ("journeys", "predict", "web")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group the tests for ``pytest -n N --dist loadgroup`` (how ``scripts/test`` runs the suite): a test
-    file stays on one worker (its module fixtures are built once), and so does a folder in SHARED_FOLDERS."""
-    root = Path(__file__).parent
-    for item in items:
-        relative = Path(item.path).relative_to(root)
-        shared = relative.parts[0] in SHARED_FOLDERS and len(relative.parts) > 1
-        item.add_marker(pytest.mark.xdist_group(relative.parts[0] if shared else relative.as_posix()))
+def work_unit(nodeid: str) -> str:
+    """The tests that must share a pytest-xdist worker: a test file (its module fixtures are built once), or
+    a whole folder in SHARED_FOLDERS.
+
+    >>> work_unit("tests/web/test_dashboard_auth.py::test_x[/]"), work_unit("tests/cli/test_serve.py::test_y")
+    ('tests/web', 'tests/cli/test_serve.py')
+    """
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 and parts[1] in SHARED_FOLDERS else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n N`` (how ``scripts/test`` runs the suite) send each :func:`work_unit` to one worker,
+    the units with the most tests first. Our own rule, since xdist's ``loadgroup`` marks stopped taking
+    effect with pytest 9.2 (a test's node id can no longer be given the group's suffix)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
 
 
 @pytest.fixture(autouse=True)
@@ -176,3 +191,4 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
