@@ -50,16 +50,31 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ByWorkUnit(config, log)
 
 
+def _default_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TOUCHPOINT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TOUCHPOINT_RUN_JOBS", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session() -> Iterator[None]:
+    """The same environment for the module- and session-scoped fixtures (a served app, a built shop), which
+    pytest sets up before any function-scoped fixture: without it their apps ran every job."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _default_environment(monkeypatch)
+        reset_settings()
+        yield
+    reset_settings()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts from default settings, with no TOUCHPOINT_* variable leaking in, and apps it
     builds run no jobs unless it gives them (``create_app(jobs=...)``, ``Server(jobs=True)``): jobs
     that start with every server (a CLV fit, attribution, sessions) would compete for the CPU with the
     test and make answers change under it."""
-    for name in list(os.environ):
-        if name.startswith("TOUCHPOINT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TOUCHPOINT_RUN_JOBS", "false")
+    _default_environment(monkeypatch)
     reset_settings()
     yield
     reset_settings()
