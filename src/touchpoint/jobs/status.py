@@ -10,7 +10,7 @@ time, an events job whose tables miss events for longer than ``every + 60 s``. E
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,21 +50,30 @@ def _states(wh: Warehouse, jobs: list[Job]) -> list[JobState]:
     return out
 
 
-def _events_since(wh: Warehouse, at: datetime | None) -> int:
+def _events_since(wh: Warehouse, moments: Sequence[datetime | None]) -> list[int]:
+    """How many events were received after each moment (``None``: ever), counted in one scan of the log."""
+    if not moments:
+        return []
     events = wh.table("events")
-    if at is None:
-        return int(wh.to_arrow(events.count()).as_py())
-    return int(wh.to_arrow(events.filter(events.received_at > at).count()).as_py())
+    counts = {
+        f"n{i}": events.count() if at is None else (events.received_at > at).sum() for i, at in enumerate(moments)
+    }
+    row = wh.to_arrow(events.aggregate(**counts)).to_pylist()[0]
+    return [int(row[f"n{i}"] or 0) for i in range(len(moments))]
 
 
-def describe(state: JobState, wh: Warehouse, *, serving: bool, since: float) -> dict[str, Any]:
-    """One job's state as the surfaces show it."""
+def _looked_at(state: JobState) -> datetime | None:
+    """When an events job last looked at the events: its last success, or a skipped run (it had nothing to do,
+    no audience defined: it is not behind)."""
+    looked = state.last if state.last is not None and state.last.status == "skipped" else state.last_success
+    return looked.started_at if looked is not None else None
+
+
+def describe(state: JobState, behind: int | None, *, serving: bool, since: float) -> dict[str, Any]:
+    """One job's state as the surfaces show it (``behind``: events it has not seen, for an events job)."""
     job, now = state.job, time.time()
     success_at = state.last_success.started_at if state.last_success is not None else None
-    # a skipped run looked at the events and had nothing to do (no audience defined): it is not behind
-    looked = state.last if state.last is not None and state.last.status == "skipped" else state.last_success
-    looked_at = looked.started_at if looked is not None else None
-    behind = _events_since(wh, looked_at) if job.trigger == "events" else None
+    looked_at = _looked_at(state)
     running = state.running is not None or (not serving and state.last is not None and state.last.status == "running")
     overdue = False
     if job.enabled and not running and serving:
@@ -106,21 +115,31 @@ def describe(state: JobState, wh: Warehouse, *, serving: bool, since: float) -> 
     }
 
 
+def _described(wh: Warehouse, states: list[JobState], *, serving: bool, since: float) -> list[dict[str, Any]]:
+    """Every state described, with the backlog of all events jobs counted in one query."""
+    watching = [i for i, state in enumerate(states) if state.job.trigger == "events"]
+    behind = dict(zip(watching, _events_since(wh, [_looked_at(states[i]) for i in watching]), strict=True))
+    return [describe(state, behind.get(i), serving=serving, since=since) for i, state in enumerate(states)]
+
+
 def tables(wh: Warehouse, described: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """How stale each derived table is: when the job writing it last succeeded, and events since then."""
     now = time.time()
+    described = list(described)
+    refreshed = [datetime.fromisoformat(j["last_success_at"]) if j["last_success_at"] else None for j in described]
+    unknown = [i for i, j in enumerate(described) if j["events_behind"] is None]
+    counted = dict(zip(unknown, _events_since(wh, [refreshed[i] for i in unknown]), strict=True))
     out = []
-    for job in described:
+    for i, job in enumerate(described):
         at = job["last_success_at"]
-        refreshed = datetime.fromisoformat(at) if at else None
-        behind = job["events_behind"] if job["events_behind"] is not None else _events_since(wh, refreshed)
+        behind = job["events_behind"] if job["events_behind"] is not None else counted[i]
         for table in job["tables"]:
             out.append(
                 {
                     "table": table,
                     "job": job["name"],
                     "refreshed_at": at,
-                    "age_seconds": round(now - (_ts(refreshed) or now), 3) if refreshed else None,
+                    "age_seconds": round(now - (_ts(refreshed[i]) or now), 3) if refreshed[i] else None,
                     "events_since": behind,
                 }
             )
@@ -140,7 +159,7 @@ def overview(
         states, since = runner.states(), runner.started_at
     else:
         states, since = _states(wh, configured(settings, jobs)), 0.0
-    described = [describe(s, wh, serving=runner is not None, since=since) for s in states]
+    described = _described(wh, states, serving=runner is not None, since=since)
     return {
         "served": runner is not None,
         "jobs": described,
@@ -162,6 +181,6 @@ def one(
     else:
         job = get(name, configured(settings))
         state, since = _states(wh, [job])[0], 0.0
-    out = describe(state, wh, serving=runner is not None, since=since)
+    out = _described(wh, [state], serving=runner is not None, since=since)[0]
     out["history"] = [r.to_dict() for r in runlog.history(wh, name, history)]
     return out
