@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -108,7 +109,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     cwd: Path | None = None  # the server's working directory (default: the test run's)
-    jobs: bool = False  # run the jobs, as `touchpoint serve` does by default
+    jobs: bool | tuple[str, ...] = False  # run the jobs (True: all, as `touchpoint serve` does; or these only)
     _log_handle: Any = None
 
     @property
@@ -117,6 +118,12 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
+        if isinstance(self.jobs, tuple):  # the others switched off, as `[jobs.NAME] enabled = false` would
+            from touchpoint.jobs.definitions import JOBS
+
+            unknown = set(self.jobs) - set(JOBS)
+            assert not unknown, f"no such jobs: {unknown}"
+            env["TOUCHPOINT_JOBS"] = json.dumps({name: {"enabled": False} for name in JOBS if name not in self.jobs})
         self.log = self.data_dir.parent / f"server-{self.port}.log"
         self._close_log()
         self._log_handle = self.log.open("ab")
