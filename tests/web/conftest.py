@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,19 @@ PASSWORDS = {
     "rita": "rate limited 1",  # the rate-limit test locks this one out
 }
 ROLES = {"ada": "admin", "ann": "analyst", "vic": "viewer", "rita": "viewer"}
-PAGES = ("/", "/customers", "/experiments", "/journeys", "/mmm", "/audiences", "/plan", "/data", "/datamap", "/users")
+PAGES = (
+    "/",
+    "/customers",
+    "/experiments",
+    "/journeys",
+    "/mmm",
+    "/audiences",
+    "/automations",
+    "/plan",
+    "/data",
+    "/datamap",
+    "/users",
+)
 PLAN = {  # the example of docs/plan.md, measured by the demo's email experiment
     "id": "grow-2027",
     "name": "Repeat revenue 2027",
@@ -101,12 +114,41 @@ def _build(data: Path) -> dict[str, str]:
         result = workflow.load(folder)
         plan = workflow.make_plan(result, folder, budget=float(result.data.spend[-20:].sum()), weeks=20)
         workflow.make_case(result, plan, folder, horizon_months=12)
+        _welcome_flow(wh)
         for name, password in PASSWORDS.items():
             users.create_user(wh, name, password, ROLES[name])
     finally:
         wh.close()
     keys: dict[str, str] = summary["keys"]
     return keys
+
+
+WELCOME = {
+    "name": "welcome",
+    "description": "Welcome new sign-ups",
+    "trigger": {"event": "Signed Up"},
+    "holdout": 0.5,
+    "goal": {"event": "Order Completed", "within_days": 14},
+    "steps": [
+        {"wait": {"hours": 1}},
+        {"send_email": {"subject": "Welcome", "text": "Hi", "purpose": "marketing_email"}},
+    ],
+}
+
+
+def _welcome_flow(wh: Any) -> None:
+    """A welcome automation entered by 80 new sign-ups (half held out), 30 of whom ordered since."""
+    from touchpoint.automations import workflow as automations
+    from touchpoint.collect.store import write_messages
+    from touchpoint.profiles.workflow import update
+
+    automations.create(wh, WELCOME)
+    people = [f"new-{i}" for i in range(80)]
+    write_messages(wh, [{"type": "track", "userId": u, "event": "Signed Up"} for u in people], source="test")
+    update(wh)
+    automations.evaluate(wh)
+    orders = [{"type": "track", "userId": u, "event": "Order Completed", "properties": {"revenue": 20}} for u in people]
+    write_messages(wh, orders[:30], source="test")
 
 
 def csrf_of(html: str) -> str:

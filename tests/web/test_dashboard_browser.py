@@ -119,7 +119,18 @@ def _tab_walk(page: Any, limit: int) -> set[str]:
     return seen
 
 
-PAGE_PATHS = ["/", "/customers", "/experiments", "/journeys", "/mmm", "/audiences", "/plan", "/data", "/users"]
+PAGE_PATHS = [
+    "/",
+    "/customers",
+    "/experiments",
+    "/journeys",
+    "/mmm",
+    "/audiences",
+    "/automations",
+    "/plan",
+    "/data",
+    "/users",
+]
 
 
 def test_every_page_loads_cleanly_and_is_accessible(signed_in: Watched, dashboard: Dashboard) -> None:

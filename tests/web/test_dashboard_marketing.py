@@ -69,3 +69,26 @@ def test_data_map_page_draws_the_demo_shops_flows(dashboard: Dashboard) -> None:
     assert api.status_code == 200, api.text
     writes = {e["to"] for e in api.json()["edges"] if e["kind"] == "writes"}
     assert {f"table:{spec.name}" for spec in all_tables()} <= writes
+
+
+def test_automations_page_shows_each_flow_its_sends_and_the_lift_the_api_measures(dashboard: Dashboard) -> None:
+    with client_for(dashboard, "vic") as client:
+        page = client.get("/automations")
+        assert page.status_code == 200, page.text
+        rows = list(csv.DictReader(io.StringIO(client.get("/csv/automations/automations.csv").text)))
+    headers = {"Authorization": f"Bearer {dashboard.keys['read_key']}"}
+    lift = httpx.get(f"{dashboard.url}/v1/automations/welcome/lift", headers=headers, timeout=30).json()
+    (welcome,) = [r for r in rows if r["automation"] == "welcome"]
+    assert int(welcome["entered"]) + int(welcome["held out"]) == 80  # every sign-up entered once
+    assert 20 <= int(welcome["held out"]) <= 60  # half held out, by hash
+    assert {int(welcome["entered"]), int(welcome["held out"])} == {int(n) for n in lift["entrants"].values()}
+    text = page.text.replace("&nbsp;", " ")
+    assert "When: Signed Up" in text and "wait 1 hours" in text
+    assert "email \u201cWelcome\u201d (marketing_email)" in text
+    assert "Goal: Order Completed within 14 days" in text
+    treated = f"treated {lift['goal_rate']['treated'] * 100:.1f}%"
+    held = f"held out {lift['goal_rate']['holdout'] * 100:.1f}%"
+    assert treated in text and held in text, text[text.find("Goal rate") :][:300]
+    interval = f"95% interval {lift['lift']['ci_low'] * 100:.1f}% to {lift['lift']['ci_high'] * 100:.1f}%"
+    assert interval in text
+    assert "Sample ratio check: passed" in text

@@ -1,4 +1,5 @@
-"""The dashboard's marketing pages: audiences with lead scores, and the plan with its KPIs.
+"""The dashboard's marketing pages: audiences with lead scores, automations with their lift, and the plan
+with its KPIs.
 
 Like :mod:`touchpoint.web.sections`, each function returns plain data (headline numbers and ``tables``)
 computed by the library off the request path; nothing here changes what it reads.
@@ -16,6 +17,9 @@ HISTORY_DAYS = 30
 NO_AUDIENCES = (
     "No audiences yet: define one with `touchpoint audiences create NAME --definition FILE.json` "
     "(docs/audiences.md) or run `touchpoint demo`."
+)
+NO_AUTOMATIONS = (
+    "No automations yet: define one with `touchpoint automations create FILE.json` (docs/automations.md)."
 )
 NO_PLAN = "No plan yet: write one (docs/plan.md) and run `touchpoint plan create FILE.json`, or run `touchpoint demo`."
 
@@ -53,6 +57,58 @@ def audiences(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"audiences": items, "scores": score_items, "tables": tables, "days": HISTORY_DAYS}
     if not items and not score_items:
         out["missing"] = NO_AUDIENCES
+    return out
+
+
+def _step(step: Any) -> str:
+    """One step of a flow in words: what it does, and for an action the purpose its consent is checked for."""
+    if step.kind == "wait":
+        unit, amount = next(iter(step.options.items()))
+        return f"wait {amount} {unit}"
+    if step.kind == "send_email":
+        return f"email \u201c{step.options.get('subject', '')}\u201d ({step.purpose})"
+    return f"webhook to {step.options.get('url', '')} ({step.purpose})"
+
+
+def automations(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
+    """Every automation: its flow, entrants per arm, messages per status, and the lift its holdout measures."""
+    from touchpoint.automations import store
+    from touchpoint.automations import workflow as aw
+    from touchpoint.errors import TouchpointError
+
+    items, rows, tables = [], [], {}
+    for listed in aw.list_automations(wh):
+        name = listed["name"]
+        shown, auto = aw.show(wh, name), store.load(wh, name)
+        try:
+            lift = aw.lift(wh, name)
+        except TouchpointError as exc:  # no goal or no holdout: the page says why there is no lift
+            lift = {"status": "not_measured", "verdict": exc.message}
+        entries = {arm: int(shown["entries"].get(arm, 0)) for arm in ("treated", "holdout")}
+        outbox = {status: int(n) for status, n in sorted(shown["outbox"].items())}
+        tables[f"{name}-outbox"] = table(["status", "messages"], [[k, v] for k, v in outbox.items()])
+        rows.append(
+            [name, listed["status"], listed["trigger"], entries["treated"], entries["holdout"], listed["sent"],
+             listed["pending"], listed["dead"]]
+        )  # fmt: skip
+        goal = auto.goal
+        items.append(
+            {
+                **listed,
+                "description": auto.description,
+                "flow": [_step(step) for step in auto.steps],
+                "goal": f"{goal.event} within {goal.within_days} days" if goal is not None else None,
+                "entries": entries,
+                "outbox": outbox,
+                "lift": lift,
+            }
+        )
+    tables["automations"] = table(
+        ["automation", "status", "trigger", "entered", "held out", "sent", "waiting", "dead letters"], rows
+    )
+    out: dict[str, Any] = {"automations": items, "tables": tables}
+    if not items:
+        out["missing"] = NO_AUTOMATIONS
     return out
 
 

@@ -23,6 +23,7 @@ PAGES: tuple[NavPage, ...] = (
     NavPage("/journeys", "Journeys"),
     NavPage("/mmm", "Marketing mix"),
     NavPage("/audiences", "Audiences"),
+    NavPage("/automations", "Automations"),
     NavPage("/plan", "Plan"),
     NavPage("/data", "Data"),
     NavPage("/datamap", "Data map"),

@@ -45,6 +45,8 @@ SECTIONS_BY_JOB = {
     "mmm": ("mmm", "overview"),
     "audiences": ("audiences",),
     "scores": ("audiences",),
+    "automations": ("automations",),
+    "deliveries": ("automations",),
 }
 
 
@@ -268,6 +270,7 @@ _section_page("/experiments", "experiments", "experiments.html", "Experiments")
 _section_page("/journeys", "journeys", "journeys.html", "Journeys")
 _section_page("/mmm", "mmm", "mmm.html", "Marketing mix")
 _section_page("/audiences", "audiences", "audiences.html", "Audiences")
+_section_page("/automations", "automations", "automations.html", "Automations")
 _section_page("/plan", "plan", "plan.html", "Plan and KPIs")
 
 

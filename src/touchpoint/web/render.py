@@ -44,6 +44,7 @@ SECTIONS: dict[str, Section] = {
         Section("experiments", experiments, ("events", "experiments"), min_age=300),
         Section("journeys", journeys, ("events", "profiles"), min_age=300),
         Section("audiences", marketing.audiences, ("audiences",), min_age=30),
+        Section("automations", marketing.automations, ("automations", "events"), min_age=60),
         Section("plan", marketing.plan, ("predictions", "plans", "events"), min_age=300),
     )
 }

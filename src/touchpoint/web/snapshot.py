@@ -61,6 +61,7 @@ def inputs(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     profiles = wh.table("profiles")
     audience_state, scored = wh.table("audience_state"), wh.table("score_results")
     plans, reviews = wh.table("plans"), wh.table("plan_reviews")
+    autos, outbox = wh.table("automations"), wh.table("automation_outbox")
     return {
         "events": wh.count("events"),
         "spend": wh.count("spend"),
@@ -75,6 +76,11 @@ def inputs(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
             _scalar(wh, scored.computed_at.max()),
         ),
         "plans": (_scalar(wh, plans.created_at.max()), _scalar(wh, reviews.reviewed_at.max())),
+        "automations": (
+            _scalar(wh, autos.updated_at.max()),
+            _scalar(wh, wh.table("automation_entries").count()),
+            _scalar(wh, outbox.updated_at.max()),
+        ),
     }
 
 
