@@ -1,4 +1,4 @@
-"""The Audiences and Plan pages show what the library computed, as a viewer sees them on a real server."""
+"""The Audiences, Automations, Plan and Data pages show what the library computed, on a real server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import io
 import httpx
 import pytest
 from tests.web.conftest import PLAN, Dashboard, client_for
+
+from touchpoint.jobs import JOBS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -92,3 +94,22 @@ def test_automations_page_shows_each_flow_its_sends_and_the_lift_the_api_measure
     interval = f"95% interval {lift['lift']['ci_low'] * 100:.1f}% to {lift['lift']['ci_high'] * 100:.1f}%"
     assert interval in text
     assert "Sample ratio check: passed" in text
+
+
+def test_the_data_page_shows_the_jobs_and_to_admins_the_privacy_requests(dashboard: Dashboard) -> None:
+    write, admin = (dashboard.keys["write_key"], ""), {"Authorization": f"Bearer {dashboard.keys['admin_key']}"}
+    person = {"type": "identify", "userId": "to-be-forgotten", "traits": {"email": "gone@people.test"}}
+    httpx.post(f"{dashboard.url}/v1/identify", json=person, auth=write, timeout=30).raise_for_status()
+    erased = httpx.post(
+        f"{dashboard.url}/v1/privacy/erase", json={"identifier": "to-be-forgotten"}, headers=admin, timeout=300
+    )
+    assert erased.status_code == 200, erased.text
+    with client_for(dashboard, "ada") as client:
+        page = client.get("/data").text
+    for name in JOBS:
+        assert f"<td>{name}</td><td>" in page
+    assert "Jobs and freshness" in page and "runs no jobs" in page  # this server was started with --no-jobs
+    assert "Privacy requests" in page and "gone@people.test" not in page and "to-be-forgotten" not in page
+    assert f"<td>{sum(erased.json()['deleted'].values()):,}</td>" in page  # the rows deleted
+    with client_for(dashboard, "vic") as client:
+        assert "Privacy requests" not in client.get("/data").text  # who asked for an erasure is for admins

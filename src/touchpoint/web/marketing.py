@@ -18,9 +18,7 @@ NO_AUDIENCES = (
     "No audiences yet: define one with `touchpoint audiences create NAME --definition FILE.json` "
     "(docs/audiences.md) or run `touchpoint demo`."
 )
-NO_AUTOMATIONS = (
-    "No automations yet: define one with `touchpoint automations create FILE.json` (docs/automations.md)."
-)
+NO_AUTOMATIONS = "No automations yet: define one with `touchpoint automations create FILE.json` (docs/automations.md)."
 NO_PLAN = "No plan yet: write one (docs/plan.md) and run `touchpoint plan create FILE.json`, or run `touchpoint demo`."
 
 

@@ -1,4 +1,5 @@
-"""Data and users: sources and their volume, the quarantine (inspect, replay), and user management.
+"""Data and users: sources and their volume, the jobs and how fresh each derived table is, the quarantine
+(inspect, replay), privacy requests, and user management.
 
 Replaying needs the analyst role; managing users needs admin. Both are checked here, on the server,
 for every POST, after the CSRF token.
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from touchpoint import users
 from touchpoint.collect import quarantine
 from touchpoint.errors import InvalidInput
+from touchpoint.privacy import erase as privacy_erase
 from touchpoint.web.pages import _audit, _checked_form, _ctx, _guard, router
 from touchpoint.web.render import WebApp, render
 
@@ -30,6 +32,13 @@ def _quarantine(wh: Any, status: str) -> dict[str, Any]:
     }
 
 
+def _jobs(state: Any) -> dict[str, Any]:
+    """Each job's state and each derived table's staleness, as `touchpoint jobs list` shows them."""
+    from touchpoint.jobs.status import overview
+
+    return overview(state.warehouse, state.settings, runner=getattr(state, "runner", None))
+
+
 @router.get("/data", response_class=HTMLResponse)
 async def data(request: Request, status: str = "quarantined") -> Response:
     async def work(session: users.Session) -> Response:
@@ -38,7 +47,11 @@ async def data(request: Request, status: str = "quarantined") -> Response:
             raise InvalidInput(f"status {status!r} is not one of quarantined, replayed, all")
         q = await run_in_threadpool(_quarantine, state.warehouse, status)
         await _audit(request, session, "quarantine.list", rows=len(q["records"]))
-        context = {"title": "Data", "entry": web.snapshot.get("data"), "section": "data", "quarantine": q}
+        jobs = await run_in_threadpool(_jobs, state)
+        context: dict[str, Any] = {"title": "Data", "entry": web.snapshot.get("data"), "section": "data"}
+        context |= {"quarantine": q, "jobs": jobs}
+        if users.allows(session.role, "admin"):  # who asked for an erasure is for admins
+            context["erasures"] = await run_in_threadpool(privacy_erase.erasures, state.warehouse, PAGE)
         return render(request, "data.html", context, session)
 
     return await _guard(request, "viewer", work)
