@@ -55,7 +55,7 @@ def export(
 
     if fmt not in privacy_export.FORMATS:
         raise InvalidInput(f"export format {fmt!r} is not known", hint="use --format json or --format zip")
-    with warehouse(data) as wh, audited(wh, "privacy.export", pseudonym(identifier)) as entry:
+    with warehouse(data) as wh, audited(wh, "privacy.export", pseudonym(wh, identifier)) as entry:
         doc = privacy_export.export(wh, identifier, settings=settings_for(data))
         entry.rows = sum(t["count"] for t in doc["tables"].values())
     body = privacy_export.render(doc, fmt)
@@ -106,7 +106,7 @@ def erase(
             hint="export it first if needed (`touchpoint privacy export`), then run again with --yes",
         )
     settings = settings_for(data)
-    with warehouse(data) as wh, audited(wh, "privacy.erase", pseudonym(identifier)) as entry:
+    with warehouse(data) as wh, audited(wh, "privacy.erase", pseudonym(wh, identifier)) as entry:
         out = privacy_erase.erase(wh, identifier, actor=_actor(), data_dir=Path(settings.data_dir).expanduser())
         entry.rows = sum(out["deleted"].values())
 
@@ -159,7 +159,7 @@ def show(
     """Show a person's consent per purpose now (stated or by default) and its history."""
     from touchpoint.privacy import consent
 
-    with warehouse(data) as wh, audited(wh, "consent.read", pseudonym(identifier)):
+    with warehouse(data) as wh, audited(wh, "consent.read", pseudonym(wh, identifier)):
         out = consent.show(wh, identifier, id_type=id_type)
 
     def render() -> None:
@@ -193,7 +193,7 @@ def set_(
 
     if decision not in ("granted", "denied"):
         raise InvalidInput(f"decision: {decision!r} is not granted or denied", hint="write granted or denied")
-    with warehouse(data) as wh, audited(wh, "consent.set", pseudonym(identifier)):
+    with warehouse(data) as wh, audited(wh, "consent.set", pseudonym(wh, identifier)):
         out = consent.set_consent(
             wh, identifier, [purpose], decision == "granted", source="cli", actor="cli", id_type=id_type
         )

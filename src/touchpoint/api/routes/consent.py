@@ -36,7 +36,7 @@ class ConsentBody(BaseModel):
     "/v1/consent", summary="Record consent given or withdrawn for one or more purposes", **audited("consent.set")
 )
 def record_consent(body: ConsentBody, app: State, scope: AdminKey, note: Audit) -> dict[str, Any]:
-    note.subject = audit.pseudonym(body.identifier)
+    note.subject = audit.pseudonym(app.warehouse, body.identifier)
     names = body.purposes if body.purposes is not None else body.purpose
     if names is None:
         names = []
