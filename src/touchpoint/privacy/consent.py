@@ -85,6 +85,16 @@ def history(wh: Warehouse) -> ir.Table:
     return by_id.cast(loose).union(own.cast(loose))
 
 
+def _in_force(h: ir.Table, keys: list[str], at: datetime | None) -> ir.Table:
+    """``keys..., granted, since`` from history rows ``h``: per key, among the rows in force at ``at``,
+    the latest ``valid_from`` wins and a denial wins a tie."""
+    t = ibis.literal(_naive(at), "timestamp")
+    h = h.filter((h.valid_from <= t) & (h.valid_until.isnull() | (h.valid_until > t)))
+    latest = h.group_by(keys).agg(tp_since=h.valid_from.max())
+    j = h.join(latest, [*[h[k] == latest[k] for k in keys], h.valid_from == latest.tp_since])
+    return j.group_by([h[k] for k in keys]).agg(granted=j.granted.all(), since=j.tp_since.max())
+
+
 def state(wh: Warehouse, *, at: datetime | None = None, purpose: str | None = None) -> ir.Table:
     """``profile_id, purpose, granted, since``: the stated consent in force at ``at`` (default now).
 
@@ -93,14 +103,15 @@ def state(wh: Warehouse, *, at: datetime | None = None, purpose: str | None = No
     h = history(wh)
     if purpose is not None:
         h = h.filter(h.purpose == purpose)
-    t = ibis.literal(_naive(at), "timestamp")
-    h = h.filter((h.valid_from <= t) & (h.valid_until.isnull() | (h.valid_until > t)))
-    latest = h.group_by(["profile_id", "purpose"]).agg(tp_since=h.valid_from.max())
-    j = h.join(
-        latest,
-        [h.profile_id == latest.profile_id, h.purpose == latest.purpose, h.valid_from == latest.tp_since],
-    )
-    return j.group_by([h.profile_id, h.purpose]).agg(granted=j.granted.all(), since=j.tp_since.max())
+    return _in_force(h, ["profile_id", "purpose"], at)
+
+
+def identifier_state(wh: Warehouse, purpose: str, *, at: datetime | None = None) -> ir.Table:
+    """``identifier_type, identifier, granted, since``: what each identifier itself stated for ``purpose``,
+    whether or not a profile holds it (for events that identity resolution has not reached yet)."""
+    h = wh.table(HISTORY)
+    h = h.filter(h.purpose == purpose)
+    return _in_force(h, ["identifier_type", "identifier"], at)
 
 
 def with_consent(
@@ -133,22 +144,11 @@ def consenting(wh: Warehouse, people: ir.Table, purpose: str | None, **kw: Any) 
 
 
 def analytics_events(wh: Warehouse, events: ir.Table | None = None) -> ir.Table:
-    """``events`` without those the analytics purpose may not use: events whose own consent denied
-    analytics, and events of profiles whose analytics consent is denied now (``analytics_denied`` =
-    ``exclude``; with ``drop`` the first kind was never stored)."""
-    from touchpoint.identity import event_profiles
-    from touchpoint.identity import store as identity_store
+    """``events`` without those the analytics purpose may not use: :func:`touchpoint.privacy.analytics.events`,
+    the one door analytics reads go through."""
+    from touchpoint.privacy import analytics
 
-    e = events if events is not None else wh.table("events")
-    h = wh.table(HISTORY)
-    own = h.filter((h.source == "event") & (h.purpose == "analytics") & ~h.granted).select(tp_mid="proof")
-    e = e.filter(~e.message_id.isin(own.tp_mid))
-    if not identity_store.resolved(wh):
-        return e
-    ep = event_profiles(wh, e)
-    denied = with_consent(wh, ep, "analytics")
-    denied = denied.filter(~denied.consent).select(tp_dmid="message_id")
-    return e.filter(~e.message_id.isin(denied.tp_dmid))
+    return analytics.events(wh, events)
 
 
 # -- writing -----------------------------------------------------------------------------------------------

@@ -45,6 +45,11 @@ def default_granted(purpose: str, settings: Settings | None = None) -> bool:
     return purposes(settings)[check(purpose, "purpose", settings)] == OPT_OUT
 
 
+def granted_everywhere(purpose: str, settings: Settings | None = None) -> bool:
+    """Whether ``purpose`` holds by default for every person who never said (whatever their region)."""
+    return default_granted(purpose, settings)
+
+
 def check(name: Any, field: str, settings: Settings | None = None) -> str:
     """``name`` if it is a configured purpose; else :class:`InvalidInput` naming ``field``."""
     known = purposes(settings)
