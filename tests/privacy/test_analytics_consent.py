@@ -204,12 +204,12 @@ def _raw_reads(path: Path) -> list[tuple[str, int]]:
                 and child.args[0].value == "events"
             ):
                 found.append((where, child.lineno))
-            if isinstance(child, ast.ImportFrom) and child.module in (
-                "touchpoint.identity.people",
-                "touchpoint.identity",
+            if (
+                isinstance(child, ast.ImportFrom)
+                and child.module in ("touchpoint.identity.people", "touchpoint.identity")
+                and any(alias.name == "customer_events" for alias in child.names)
             ):
-                if any(alias.name == "customer_events" for alias in child.names):
-                    found.append((where, child.lineno))
+                found.append((where, child.lineno))
             visit(child, name)
 
     visit(tree, "<module>")

@@ -131,10 +131,43 @@ def with_consent(
     if purpose is None or purpose == P.TRANSACTIONAL:
         return people.mutate(**{column: ibis.literal(True)})
     default = P.default_granted(purpose, settings)
+    by_region = P.region_defaults(purpose, settings)
     s = state(wh, at=at, purpose=purpose).select(tp_cpid="profile_id", tp_granted="granted")
     j = people.left_join(s, people.profile_id == s.tp_cpid)
-    ok = j.tp_granted.fill_null(default)
+    fallback: ir.BooleanValue = ibis.literal(default)
+    if by_region:  # the default of the person's region, else the purpose's
+        r = regions(wh, settings).select(tp_rpid="profile_id", tp_region="region")
+        j = j.left_join(r, j.profile_id == r.tp_rpid)
+        fallback = ibis.cases(
+            *[(j.tp_region == name, ibis.literal(granted)) for name, granted in sorted(by_region.items())],
+            else_=ibis.literal(default),
+        )
+    ok = j.tp_granted.fill_null(fallback)
     return j.select(*[j[c] for c in people.columns], **{column: ok})
+
+
+REGION_TRAIT, COUNTRY_TRAIT = "consent_region", "country"
+
+
+def regions(wh: Warehouse, settings: Settings | None = None) -> ir.Table:
+    """``profile_id, region``: each profile's consent region, from its trait ``consent_region`` when set,
+    else its ``country`` trait mapped by the ``consent_regions`` setting (upper case). Profiles with
+    neither have no row (their purposes' own defaults hold)."""
+    from touchpoint.config import get_settings
+
+    name = schema.PROFILE_TRAITS.name
+    if not wh.has_table(name):
+        return ibis.memtable(pa.table({"profile_id": pa.array([], pa.string()), "region": pa.array([], pa.string())}))
+    t = wh.table(name)
+    t = t.filter(t.trait.isin([REGION_TRAIT, COUNTRY_TRAIT]))
+    text = t.value.cast("string")
+    text = text.startswith('"').ifelse(text.substr(1, text.length() - 2), text).strip().upper()
+    mapping = (settings or get_settings()).consent_regions
+    mapped = text.substitute(mapping, else_=text) if mapping else text
+    region = (t.trait == REGION_TRAIT).ifelse(text, mapped)
+    rank = (t.trait == REGION_TRAIT).ifelse(0, 1)
+    t = t.mutate(tp_region=region, tp_rank=rank).filter(region != "")
+    return t.group_by("profile_id").agg(region=t.tp_region.argmin(t.tp_rank))
 
 
 def consenting(wh: Warehouse, people: ir.Table, purpose: str | None, **kw: Any) -> ir.Table:
@@ -268,21 +301,36 @@ def show(
     from touchpoint.identity.lookup import find_profile
 
     profile_id = find_profile(wh, identifier, id_type)["profile_id"]
+    r = regions(wh, settings)
+    found = wh.to_arrow(r.filter(r.profile_id == profile_id).region).to_pylist()
+    region = found[0] if found else None
     s = state(wh)
     stated = {r["purpose"]: r for r in wh.to_arrow(s.filter(s.profile_id == profile_id)).to_pylist()}
     h = history(wh)
     h = h.filter(h.profile_id == profile_id).order_by([h.valid_from.desc(), h.recorded_at.desc()])
     rows = [_public({k: v for k, v in r.items() if k != "profile_id"}) for r in wh.to_arrow(h).to_pylist()]
+    hit_source: dict[str, str] = {}  # the source of the statement in force: the newest row that says it
+    for row in rows:
+        hit = stated.get(row["purpose"])
+        if (
+            hit is not None
+            and row["purpose"] not in hit_source
+            and row["granted"] == hit["granted"]
+            and row["valid_from"] == hit["since"].isoformat()
+        ):
+            hit_source[row["purpose"]] = row["source"]
     current = []
-    for purpose, kind in sorted(P.purposes(settings).items()):
+    for purpose in sorted(P.purposes(settings)):
         hit = stated.get(purpose)
+        default = P.default_granted(purpose, settings, region=region)
         current.append(
             {
                 "purpose": purpose,
-                "granted": bool(hit["granted"]) if hit else kind == P.OPT_OUT,
+                "granted": bool(hit["granted"]) if hit else default,
                 "stated": hit is not None,
-                "default": kind,
+                "default": P.OPT_OUT if default else P.OPT_IN,
                 "since": hit["since"].isoformat() if hit else None,
+                "source": hit_source.get(purpose) if hit else "default",
             }
         )
-    return {"profile_id": profile_id, "purposes": current, "history": rows}
+    return {"profile_id": profile_id, "region": region, "purposes": current, "history": rows}
