@@ -29,6 +29,8 @@ app = typer.Typer(
 
 consent_app = typer.Typer(help="A person's consent per purpose: show it, record it.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent", cls=Group)
+bounces_app = typer.Typer(help="Bounces and spam complaints reported by the mail provider.", no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces", cls=Group)
 
 IdentifierArg = typer.Argument(..., help="A user id, anonymous id, email, phone or profile id of the person.")
 
@@ -198,3 +200,27 @@ def set_(
             wh, identifier, [purpose], decision == "granted", source="cli", actor="cli", id_type=id_type
         )
     emit(out, as_json, lambda: console.print(f"{out['profile_id']}: {purpose} {decision}"))
+
+
+@bounces_app.command("import")
+def bounces_import(
+    file: Path = typer.Argument(..., help="JSON array, JSON lines or CSV of {type, email, message_id, time}."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record bounces and complaints: a complaint or hard bounce denies marketing_email; soft bounces are counted."""
+    from touchpoint.privacy import bounces
+
+    items = bounces.read_file(file)
+    with warehouse(data) as wh, audited(wh, "consent.email_events") as entry:
+        out = bounces.record(wh, items, actor=_actor())
+        entry.rows, entry.detail = out["recorded"], dict(out["counts"])
+    c = out["counts"]
+    emit(
+        out,
+        as_json,
+        lambda: console.print(
+            f"{out['events']} events: {c['complaint']} complaints, {c['hard_bounce']} hard bounces "
+            f"({out['recorded']} new denials of marketing_email), {c['soft_bounce']} soft bounces counted"
+        ),
+    )

@@ -152,6 +152,15 @@ SOURCES: tuple[Source, ...] = (
         personal=True,
     ),
     Source(
+        "email_feedback",
+        "api",
+        "Bounces and spam complaints from the mail provider: complaints and hard bounces deny marketing_email.",
+        writes=("consent_history",),
+        routes=("POST /v1/email/events",),
+        commands=("touchpoint privacy bounces import",),
+        personal=True,
+    ),
+    Source(
         "identity_decisions",
         "api",
         "Merges and splits decided by a person (an override of the identity rules).",

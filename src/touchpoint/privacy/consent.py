@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 HISTORY = schema.CONSENT_HISTORY.name
 COLUMNS = tuple(schema.CONSENT_HISTORY.schema.names)
-SOURCES = ("event", "api", "cli", "dashboard", "unsubscribe", "import", "bounce")
+SOURCES = ("event", "api", "cli", "dashboard", "unsubscribe", "import", "bounce", "complaint")
 
 
 def now() -> datetime:
