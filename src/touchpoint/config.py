@@ -80,6 +80,14 @@ DEFAULT_CATEGORIES = {
     "sale_of_data": "sharing",
 }
 PURPOSE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+#: Countries (ISO 3166-1 alpha-2) and the consent region each belongs to: the EU's 27 and the rest of the
+#: EEA (Iceland, Liechtenstein, Norway), where the GDPR applies. A country not listed is its own region.
+# fmt: off
+EEA_COUNTRIES = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
+                 "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO")
+# fmt: on
+DEFAULT_REGIONS = dict.fromkeys(EEA_COUNTRIES, "EU")
+REGION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 
 
 class JobSettings(BaseModel):
@@ -223,6 +231,16 @@ class Settings(BaseSettings):
         description="Segment consent categories (context.consent.categoryPreferences) mapped to purposes; "
         "a category named like a purpose needs no entry",
     )
+    consent_region_defaults: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per purpose, the default for unknown consent in a region, e.g. "
+        "{analytics = {EU = 'opt_in', US = 'opt_out'}}; other regions keep the purpose's default",
+    )
+    consent_regions: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_REGIONS),
+        description="country code (ISO 3166-1 alpha-2) -> consent region, merged over the default (EU and EEA "
+        "countries -> 'EU'); any other country is its own region",
+    )
     analytics_denied: str = Field(
         "exclude",
         description="events whose analytics consent is denied: 'exclude' (stored, left out of analytics reads) "
@@ -242,6 +260,43 @@ class Settings(BaseSettings):
                 raise ValueError(f"consent_purposes.{name} is {default!r}; use 'opt_in' or 'opt_out'")
         return value
 
+    @field_validator("consent_region_defaults", mode="before")
+    @classmethod
+    def _check_region_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, dict[str, str]] = {}
+        for purpose, regions in value.items():
+            if not isinstance(regions, dict):
+                raise ValueError(
+                    f"consent_region_defaults.{purpose} is {regions!r}; use a table of region = 'opt_in' or 'opt_out'"
+                )
+            out[str(purpose)] = {}
+            for region, default in regions.items():
+                kind = str(default).replace("-", "_").lower()
+                if kind not in ("opt_in", "opt_out"):
+                    raise ValueError(
+                        f"consent_region_defaults.{purpose}.{region} is {default!r}; use 'opt_in' or 'opt_out'"
+                    )
+                if not REGION_NAME.fullmatch(str(region)):
+                    raise ValueError(f"consent_region_defaults.{purpose}: {region!r} is not a region name (e.g. EU)")
+                out[str(purpose)][str(region).upper()] = kind
+        return out
+
+    @field_validator("consent_regions", mode="before")
+    @classmethod
+    def _check_regions(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = dict(DEFAULT_REGIONS)  # merged over the default: an entry adds or changes one country
+        for country, region in value.items():
+            if not (isinstance(country, str) and len(country) == 2 and country.isalpha()):
+                raise ValueError(f"consent_regions: {country!r} is not a two-letter country code (e.g. DE)")
+            if not (isinstance(region, str) and REGION_NAME.fullmatch(region)):
+                raise ValueError(f"consent_regions.{country} = {region!r} is not a region name (e.g. EU)")
+            out[country.upper()] = region.upper()
+        return out
+
     @field_validator("analytics_denied")
     @classmethod
     def _check_analytics_denied(cls, value: str) -> str:
@@ -251,6 +306,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_categories(self) -> Settings:
+        for purpose in self.consent_region_defaults:
+            if purpose not in self.consent_purposes:
+                raise ValueError(
+                    f"consent_region_defaults.{purpose}: {purpose!r} is not in consent_purposes "
+                    f"({', '.join(sorted(self.consent_purposes))})"
+                )
         for category, purpose in self.consent_categories.items():
             if purpose not in self.consent_purposes:
                 raise ValueError(

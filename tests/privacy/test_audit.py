@@ -119,3 +119,36 @@ def test_any_content_round_trips_through_the_hash(details: list[dict[str, object
         for detail in details:
             audit.record(wh, actor="cli:t", surface="cli", action="a", subject=subject, detail=detail)
         assert audit.verify(wh).ok
+
+
+def test_the_subject_pseudonym_is_keyed_by_the_installation_and_still_found_by_its_identifier(
+    tmp_path: Path,
+) -> None:
+    from touchpoint.collect import suppression
+
+    email = "ana@example.com"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        Warehouse.open(f"duckdb://{tmp_path / 'a' / 'wh.duckdb'}") as a,
+        Warehouse.open(f"duckdb://{tmp_path / 'b' / 'wh.duckdb'}") as b,
+    ):
+        name = audit.pseudonym(a, email)
+        # unkeyed, anyone could confirm a guessed email: sha256 of the guess would equal the subject
+        assert name != audit.legacy_pseudonym(email) and email not in name
+        assert name == audit.pseudonym(a, email) != audit.pseudonym(b, email)  # another key, another name
+        # one key file, the suppression list's, and no second copy of key handling
+        assert (tmp_path / "a" / suppression.KEY_FILE).exists()
+        assert suppression.key(a) == (tmp_path / "a" / suppression.KEY_FILE).read_text().strip().encode()
+        audit.record(a, actor="cli:x", surface="cli", action="consent.read", subject=audit.legacy_pseudonym(email))
+        audit.record(a, actor="cli:x", surface="cli", action="consent.set", subject=name)
+        audit.record(a, actor="cli:x", surface="cli", action="consent.set", subject=audit.pseudonym(a, "bob@x.org"))
+        audit.record(a, actor="cli:x", surface="cli", action="profiles.read", subject="prf_1")
+        found = [e.action for e in audit.entries(a, subject="  ANA@example.com")]
+        assert found == ["consent.set", "consent.read"]  # the keyed entry and the one written before the key
+        assert [e.action for e in audit.entries(a, subject="prf_1")] == ["profiles.read"]
+        assert audit.entries(b, subject=email) == []
+        assert audit.verify(a).ok
+    with Warehouse.open(f"duckdb://{tmp_path / 'a' / 'wh.duckdb'}") as again:  # the key outlives the process
+        suppression._keys.pop(again, None)
+        assert audit.pseudonym(again, email) == name

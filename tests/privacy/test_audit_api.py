@@ -52,7 +52,7 @@ PERSONAL = [
     r"^/v1/predictions(/\{customer_id\})?$",
     r"^/v1/scores/(entries|\{name\}/explain/.*|\{name\}/profiles/.*)$",
     r"^/v1/experiments/\{key\}/assign$",
-    r"^/v1/(privacy|consent|suppression)",
+    r"^/v1/(privacy|consent|suppression|email)",
     r"^/v1/(keys|sources|users)/.+",
 ]
 #: Recomputations the job runner also makes (recorded in job_runs): they neither return nor hand out anyone's data.
@@ -131,6 +131,7 @@ BODIES: dict[str, Any] = {
     "POST /v1/automations/{name}/replay": {"outbox_ids": []},
     "POST /v1/experiments/{key}/assign": {"units": ["u1"]},
     "POST /v1/consent": {"identifier": "u1", "purposes": ["marketing_email"], "granted": True},
+    "POST /v1/email/events": {"events": [{"type": "soft_bounce", "email": "u1@example.test"}]},
     "POST /v1/privacy/export": {"identifier": "u1"},
     "POST /v1/privacy/erase": {"identifier": "nobody-at-all"},  # refused (not_found): the data stays
 }

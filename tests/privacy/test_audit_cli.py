@@ -64,6 +64,9 @@ def test_commands_without_a_server_are_recorded_and_verify_names_a_tampered_entr
     assert [e["action"] for e in _log(capsys, data, "--actor", ME, "--limit", "2")] == ["keys.revoke", "keys.create"]
     assert _log(capsys, data, "--actor", "key:nobody") == []
     assert _log(capsys, data, "--since", "2999-01-01") == []
+    about = _log(capsys, data, "--subject", "Nobody@Example.com")  # an identifier: found by its pseudonym
+    assert [(e["action"], e["outcome"]) for e in about] == [("profiles.read", "not_found")]
+    assert str(about[0]["subject"]).startswith("hmac:")
 
     code, out, _ = run_cli(capsys, "audit", "verify", *d, "--json")
     assert code == 0 and json.loads(out)["ok"] is True and json.loads(out)["head"]["seq"] == 5

@@ -182,3 +182,95 @@ def test_the_derived_state_matches_the_reference(wh: Warehouse, case: Any) -> No
     assert {r["profile_id"]: r["consent"] for r in got} == {
         p: expected.get((p, "marketing_email"), False) for p in ("P1", "P2", "P3", "P9")
     }
+
+
+# -- defaults by region -------------------------------------------------------------------------------------
+REGIONAL = {"marketing_email": {"EU": "opt-in", "US": "opt_out"}}  # opt-in elsewhere (the purpose's default)
+COUNTRIES = [None, "SE", "de", "US", "BR", "NO"]  # NO: EEA, so EU; BR: its own region, no entry: the default
+
+
+def _traits(wh: Warehouse, traits: dict[str, dict[str, str]]) -> None:
+    import json
+
+    ts = schema.PROFILE_TRAITS.schema.to_pyarrow()
+    rows = [
+        {"profile_id": p, "trait": name, "value": json.dumps(value), "source": "t", "timestamp": T0, "message_id": "m"}
+        for p, found in sorted(traits.items())
+        for name, value in sorted(found.items())
+    ]
+    with wh.write() as tx:
+        if wh.has_table("profile_traits"):
+            tx.delete("profile_traits")
+            tx.append("profile_traits", pa.Table.from_pylist(rows, ts))
+        else:
+            tx.replace("profile_traits", pa.Table.from_pylist(rows, ts))
+
+
+def reference_region(traits: dict[str, str], settings_: Any) -> str | None:
+    """The rule in plain Python: ``consent_region`` as written, else the country's region, else none."""
+    if traits.get("consent_region"):
+        return traits["consent_region"].upper()
+    country = traits.get("country")
+    if not country:
+        return None
+    return settings_.consent_regions.get(country.upper(), country.upper())
+
+
+@st.composite
+def regional_cases(draw: st.DrawFn) -> tuple[Any, ...]:
+    nodes, rows, at = draw(histories())
+    traits: dict[str, dict[str, str]] = {}
+    for p in ("P1", "P2", "P3", "P9"):
+        found = {}
+        country = draw(st.sampled_from(COUNTRIES))
+        if country is not None:
+            found["country"] = country
+        if draw(st.integers(0, 4)) == 0:
+            found["consent_region"] = draw(st.sampled_from(["eu", "US", "APAC"]))
+        traits[p] = found
+    return nodes, rows, at, traits
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=regional_cases())
+def test_defaults_by_region_match_the_reference(wh: Warehouse, case: Any) -> None:
+    from touchpoint.config import override_settings
+
+    conf = override_settings(consent_region_defaults=REGIONAL)
+    nodes, rows, at, traits = case
+    _load(wh, rows, nodes)
+    _traits(wh, traits)
+    expected = reference(nodes, rows, at)
+    people = ibis.memtable({"profile_id": ["P1", "P2", "P3", "P9"]})
+    got = wh.to_arrow(consent.with_consent(wh, people, "marketing_email", at=at, settings=conf)).to_pylist()
+    want = {}
+    for p in ("P1", "P2", "P3", "P9"):
+        region = reference_region(traits[p], conf)
+        default = {"EU": False, "US": True}.get(region or "", False)  # stated consent wins; else the region's
+        want[p] = expected.get((p, "marketing_email"), default)
+    assert {r["profile_id"]: r["consent"] for r in got} == want
+    # analytics has no regional default: opt-out for everybody who never said
+    got = wh.to_arrow(consent.with_consent(wh, people, "analytics", at=at, settings=conf)).to_pylist()
+    assert {r["profile_id"]: r["consent"] for r in got} == {
+        p: expected.get((p, "analytics"), True) for p in ("P1", "P2", "P3", "P9")
+    }
+
+
+def test_region_settings_are_checked_and_documented_sources_decide() -> None:
+    from touchpoint.config import Settings
+    from touchpoint.privacy import purposes
+
+    s = Settings(consent_region_defaults={"analytics": {"eu": "opt-in"}}, consent_regions={"gb": "uk"})
+    assert s.consent_region_defaults == {"analytics": {"EU": "opt_in"}}
+    assert purposes.region_of("gb", s) == "UK" and purposes.region_of("FR", Settings()) == "EU"
+    assert not purposes.granted_everywhere("analytics", s) and purposes.granted_everywhere("analytics", Settings())
+    listed = {d["purpose"]: d for d in purposes.describe(s)}
+    assert listed["analytics"]["default_by_region"] == {"EU": "opt_in"}
+    assert purposes.region_of("FR", s) == "EU"  # a table given is merged over the EU/EEA default
+    for bad, word in [
+        ({"consent_region_defaults": {"analytics": {"EU": "maybe"}}}, "opt_in"),
+        ({"consent_region_defaults": {"spam": {"EU": "opt_in"}}}, "not in consent_purposes"),
+        ({"consent_regions": {"GER": "EU"}}, "two-letter"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            Settings(**bad)

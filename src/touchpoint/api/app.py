@@ -93,6 +93,7 @@ def create_app(
         runner = JobRunner(warehouse, settings, jobs).start() if run_jobs else None
         metrics = Metrics()
         metrics.attach(committer, runner)
+        metrics.watch_analytics(warehouse, settings)
         app.state.touchpoint = AppState(
             settings=settings,
             warehouse=warehouse,

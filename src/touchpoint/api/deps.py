@@ -152,7 +152,9 @@ def _default_subject(request: Request) -> str | None:
     params = request.path_params
     if not params:
         return None
-    parts = [audit.pseudonym(str(v)) if k in _IDENTIFIERS else str(v) for k, v in params.items()]
+    parts = [
+        audit.pseudonym(state(request).warehouse, str(v)) if k in _IDENTIFIERS else str(v) for k, v in params.items()
+    ]
     return "/".join(parts)
 
 

@@ -7,6 +7,11 @@ in one process, as in tests, never share counters). What is exported:
     events stored, and input kept in quarantine, by the collector's group commits
 ``touchpoint_events_suppressed_total``
     events dropped because they come from an erased person (the suppression list; docs/privacy.md)
+``touchpoint_events_consent_dropped_total``
+    events not stored because their own consent denied analytics (``analytics_denied = drop``)
+``touchpoint_events_excluded_from_analytics``
+    events stored but left out of every analytics read now (consent to analytics; docs/privacy.md),
+    counted in the warehouse at scrape time, at most once a minute
 ``touchpoint_commit_seconds``
     a histogram of group commit latency (writing one group durably)
 ``touchpoint_commit_failures_total``, ``touchpoint_queue_events``
@@ -19,6 +24,9 @@ in one process, as in tests, never share counters). What is exported:
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +37,10 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from touchpoint.collect.committer import GroupCommitter
     from touchpoint.collect.store import WriteResult
+    from touchpoint.config import Settings
     from touchpoint.jobs import Job, JobRunner
     from touchpoint.jobs.runlog import Run
+    from touchpoint.warehouse import Warehouse
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -65,6 +75,33 @@ class _Committer(Collector):
         )
 
 
+class _AnalyticsExcluded(Collector):
+    """Events left out of analytics (:func:`touchpoint.privacy.analytics.excluded`), counted at most once per
+    ``every`` seconds: the count is a warehouse query, and a scrape must stay cheap."""
+
+    def __init__(self, warehouse: Warehouse, settings: Settings, every: float = 60.0) -> None:
+        self.warehouse, self.settings, self.every = warehouse, settings, every
+        self._at = -every
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from touchpoint.privacy import analytics
+
+        with self._lock:
+            if time.monotonic() - self._at >= self.every:
+                try:
+                    self._value = analytics.excluded(self.warehouse, self.settings)["excluded"]
+                except Exception:  # a scrape never fails because the warehouse is busy; the last value stands
+                    logging.getLogger(__name__).warning("counting the events excluded from analytics failed")
+                self._at = time.monotonic()
+        yield GaugeMetricFamily(
+            "touchpoint_events_excluded_from_analytics",
+            "Events stored but left out of analytics (their analytics consent is denied)",
+            value=self._value,
+        )
+
+
 class Metrics:
     """The app's metrics; :meth:`attach` wires the committer and the job runner to them."""
 
@@ -77,6 +114,11 @@ class Metrics:
         )
         self.suppressed = Counter(
             "touchpoint_events_suppressed", "Events dropped because they come from an erased person", registry=r
+        )
+        self.consent_dropped = Counter(
+            "touchpoint_events_consent_dropped",
+            "Events not stored because their own consent denied analytics (analytics_denied = drop)",
+            registry=r,
         )
         self.commit_seconds = Histogram(
             "touchpoint_commit_seconds", "Group commit latency", buckets=COMMIT_BUCKETS, registry=r
@@ -102,7 +144,12 @@ class Metrics:
         self.accepted.inc(result.stored)
         self.quarantined.inc(result.quarantined)
         self.suppressed.inc(result.suppressed)
+        self.consent_dropped.inc(result.consent_dropped)
         self.commit_seconds.observe(seconds)
+
+    def watch_analytics(self, warehouse: Warehouse, settings: Settings) -> None:
+        """Export how many stored events analytics leaves out (``touchpoint_events_excluded_from_analytics``)."""
+        self.registry.register(_AnalyticsExcluded(warehouse, settings))
 
     def _on_run(self, job: Job, run: Run) -> None:
         self.job_runs.labels(job.name, run.status).inc()

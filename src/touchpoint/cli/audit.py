@@ -15,6 +15,9 @@ def audit_list(
     since: str = typer.Option(None, "--since", help="Only entries from this instant on (ISO 8601, UTC)."),
     actor: str = typer.Option(None, "--actor", help="Only this actor: key:NAME, user:NAME, cli:USER, job:NAME."),
     action: str = typer.Option(None, "--action", help="Only this action, e.g. profiles.read."),
+    subject: str = typer.Option(
+        None, "--subject", help="Only entries about this: a profile id or name, or an email or user id (its pseudonym)."
+    ),
     limit: int = typer.Option(100, "--limit", min=1, help="Most entries shown (newest first)."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -23,7 +26,9 @@ def audit_list(
     from touchpoint.privacy import audit
 
     with warehouse(data) as wh:
-        found = audit.entries(wh, since=parse_when(since, "--since"), actor=actor, action=action, limit=limit)
+        found = audit.entries(
+            wh, since=parse_when(since, "--since"), actor=actor, action=action, subject=subject, limit=limit
+        )
     emit(
         [e.to_dict() for e in found],
         as_json,

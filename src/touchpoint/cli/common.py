@@ -233,11 +233,11 @@ def audited(wh: Warehouse, action: str, subject: str | None = None) -> Iterator[
         yield note
 
 
-def pseudonym(identifier: str) -> str:
-    """How the audit log names an identifier given on the command line (an email, a user id)."""
-    from touchpoint.privacy.audit import pseudonym as hashed
+def pseudonym(wh: Warehouse, identifier: str) -> str:
+    """How the audit log names an identifier given on the command line (an email, a user id): keyed."""
+    from touchpoint.privacy.audit import pseudonym as keyed
 
-    return hashed(identifier)
+    return keyed(wh, identifier)
 
 
 @contextmanager

@@ -256,7 +256,7 @@ def show(customer_id: str, data: DataOpt = None, as_json: JsonOpt = False) -> No
     """Everything predicted for one customer (user id or profile id)."""
     from touchpoint.predict.store import customer_predictions
 
-    with warehouse(data) as wh, audited(wh, "predictions.read", pseudonym(customer_id)):
+    with warehouse(data) as wh, audited(wh, "predictions.read", pseudonym(wh, customer_id)):
         result = customer_predictions(wh, customer_id)
 
     def render() -> None:

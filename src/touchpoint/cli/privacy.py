@@ -29,6 +29,8 @@ app = typer.Typer(
 
 consent_app = typer.Typer(help="A person's consent per purpose: show it, record it.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent", cls=Group)
+bounces_app = typer.Typer(help="Bounces and spam complaints reported by the mail provider.", no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces", cls=Group)
 
 IdentifierArg = typer.Argument(..., help="A user id, anonymous id, email, phone or profile id of the person.")
 
@@ -55,7 +57,7 @@ def export(
 
     if fmt not in privacy_export.FORMATS:
         raise InvalidInput(f"export format {fmt!r} is not known", hint="use --format json or --format zip")
-    with warehouse(data) as wh, audited(wh, "privacy.export", pseudonym(identifier)) as entry:
+    with warehouse(data) as wh, audited(wh, "privacy.export", pseudonym(wh, identifier)) as entry:
         doc = privacy_export.export(wh, identifier, settings=settings_for(data))
         entry.rows = sum(t["count"] for t in doc["tables"].values())
     body = privacy_export.render(doc, fmt)
@@ -106,7 +108,7 @@ def erase(
             hint="export it first if needed (`touchpoint privacy export`), then run again with --yes",
         )
     settings = settings_for(data)
-    with warehouse(data) as wh, audited(wh, "privacy.erase", pseudonym(identifier)) as entry:
+    with warehouse(data) as wh, audited(wh, "privacy.erase", pseudonym(wh, identifier)) as entry:
         out = privacy_erase.erase(wh, identifier, actor=_actor(), data_dir=Path(settings.data_dir).expanduser())
         entry.rows = sum(out["deleted"].values())
 
@@ -159,7 +161,7 @@ def show(
     """Show a person's consent per purpose now (stated or by default) and its history."""
     from touchpoint.privacy import consent
 
-    with warehouse(data) as wh, audited(wh, "consent.read", pseudonym(identifier)):
+    with warehouse(data) as wh, audited(wh, "consent.read", pseudonym(wh, identifier)):
         out = consent.show(wh, identifier, id_type=id_type)
 
     def render() -> None:
@@ -193,8 +195,32 @@ def set_(
 
     if decision not in ("granted", "denied"):
         raise InvalidInput(f"decision: {decision!r} is not granted or denied", hint="write granted or denied")
-    with warehouse(data) as wh, audited(wh, "consent.set", pseudonym(identifier)):
+    with warehouse(data) as wh, audited(wh, "consent.set", pseudonym(wh, identifier)):
         out = consent.set_consent(
             wh, identifier, [purpose], decision == "granted", source="cli", actor="cli", id_type=id_type
         )
     emit(out, as_json, lambda: console.print(f"{out['profile_id']}: {purpose} {decision}"))
+
+
+@bounces_app.command("import")
+def bounces_import(
+    file: Path = typer.Argument(..., help="JSON array, JSON lines or CSV of {type, email, message_id, time}."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record bounces and complaints: a complaint or hard bounce denies marketing_email; soft bounces are counted."""
+    from touchpoint.privacy import bounces
+
+    items = bounces.read_file(file)
+    with warehouse(data) as wh, audited(wh, "consent.email_events") as entry:
+        out = bounces.record(wh, items, actor=_actor())
+        entry.rows, entry.detail = out["recorded"], dict(out["counts"])
+    c = out["counts"]
+    emit(
+        out,
+        as_json,
+        lambda: console.print(
+            f"{out['events']} events: {c['complaint']} complaints, {c['hard_bounce']} hard bounces "
+            f"({out['recorded']} new denials of marketing_email), {c['soft_bounce']} soft bounces counted"
+        ),
+    )

@@ -65,7 +65,7 @@ def show(
     """Show a profile: computed traits, traits with their source, identifiers, merge history."""
     from touchpoint.profiles.lookup import get_profile
 
-    with warehouse(data) as wh, audited(wh, "profiles.read", pseudonym(identifier)) as entry:
+    with warehouse(data) as wh, audited(wh, "profiles.read", pseudonym(wh, identifier)) as entry:
         p = get_profile(wh, identifier, id_type)
         entry.subject, entry.rows = p["profile_id"], 1
 
@@ -120,7 +120,7 @@ def events(
     """The profile's timeline across all its identifiers, newest first."""
     from touchpoint.profiles.timeline import timeline
 
-    with warehouse(data) as wh, audited(wh, "profiles.events", pseudonym(identifier)) as entry:
+    with warehouse(data) as wh, audited(wh, "profiles.events", pseudonym(wh, identifier)) as entry:
         page = timeline(wh, identifier, limit=limit, offset=offset, event_type=event_type)
         entry.subject, entry.rows = page["profile_id"], len(page["events"])
 
@@ -191,7 +191,7 @@ def split(
     """Undo a bad merge: cut an identifier from everything it linked, recompute, refresh profiles."""
     from touchpoint.profiles import workflow
 
-    with warehouse(data) as wh, audited(wh, "profiles.split", pseudonym(profile)) as entry:
+    with warehouse(data) as wh, audited(wh, "profiles.split", pseudonym(wh, profile)) as entry:
         out = workflow.split(wh, profile, identifier, id_type, note=note)
         entry.subject = out["profile_id"]
     emit(

@@ -145,10 +145,19 @@ SOURCES: tuple[Source, ...] = (
     Source(
         "consent_statements",
         "api",
-        "Consent per purpose recorded by the API or the CLI (events carry theirs through the collector).",
+        "Consent per purpose recorded by the API, the CLI or the dashboard (events bring theirs via the collector).",
         writes=("consent_history",),
-        routes=("POST /v1/consent",),
+        routes=("POST /v1/consent", "POST /customers/{profile_id}/consent"),
         commands=("touchpoint privacy consent set",),
+        personal=True,
+    ),
+    Source(
+        "email_feedback",
+        "api",
+        "Bounces and spam complaints from the mail provider: complaints and hard bounces deny marketing_email.",
+        writes=("consent_history",),
+        routes=("POST /v1/email/events",),
+        commands=("touchpoint privacy bounces import",),
         personal=True,
     ),
     Source(

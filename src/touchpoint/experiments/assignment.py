@@ -80,7 +80,7 @@ def previous_assignments(wh: Warehouse, exp: Experiment, unit_ids: list[str]) ->
     """Arms already seen by these units (their first exposure), from the event log."""
     if not unit_ids:
         return {}
-    t = wh.table("events")
+    t = wh.table("events")  # not analytics: a unit keeps its arm whatever it consented to
     t = t.filter((t.type == "track") & (t.event == EXPOSURE_EVENT))
     t = t.mutate(
         _unit=unit_column(t, exp.unit),

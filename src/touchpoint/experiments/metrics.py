@@ -27,6 +27,7 @@ import ibis
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput
 from touchpoint.experiments.statistics import ArmStats, MetricKind, MetricStats, check_kind
+from touchpoint.privacy.analytics import events as analytics_events
 from touchpoint.warehouse.jsonpath import check_json_key
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def with_unit(wh: Warehouse, t: ir.Table, unit: str) -> ir.Table:
     """``t`` with ``_unit``: the raw id, or for ``customer`` the customer of the customer rule
     (:mod:`touchpoint.identity.people`), so exposures and orders of one person meet across their ids."""
     if unit == "customer":
-        from touchpoint.identity.people import customer_events
+        from touchpoint.privacy.analytics import customer_events
 
         return customer_events(wh, t, name="_unit")
     return t.mutate(_unit=unit_column(t, unit))
@@ -216,7 +217,7 @@ def _value(t: ir.Table, value: str) -> ir.Column:
 def _exposure_rows(
     wh: Warehouse, key: str, unit: str, start: datetime | None, end: datetime | None
 ) -> ir.Table:
-    t = wh.table("events")
+    t = analytics_events(wh)
     t = t.filter((t.type == "track") & (t.event == EXPOSURE_EVENT))
     t = t.filter(json_is(t.properties["experiment_id"], key))
     t = with_unit(wh, t, unit)
@@ -297,7 +298,7 @@ def _per_unit_values(
         names.add(m.event)
         if m.denominator_event:
             names.add(m.denominator_event)
-    e = wh.table("events")
+    e = analytics_events(wh)
     e = with_unit(wh, e.filter((e.type == "track") & e.event.isin(sorted(names))), unit)
     values = sorted({m.value for m in metrics} | {m.denominator_value for m in metrics if m.kind == "ratio"})
     value_cols = {v: f"_v{i}" for i, v in enumerate(values)}

@@ -238,6 +238,7 @@ def expected_duration(
     window we extrapolate with the last week's rate of new units.
     """
     from touchpoint.experiments.metrics import with_unit
+    from touchpoint.privacy.analytics import events as analytics_events
 
     if not 0 < share <= 1:
         raise InvalidInput(
@@ -245,7 +246,7 @@ def expected_duration(
         )
     if lookback_days < 7:
         raise InvalidInput(f"lookback_days {lookback_days} is too short", hint="use at least 7 (a full week)")
-    t = wh.table("events")
+    t = analytics_events(wh)
     if event is not None:
         t = t.filter(t.event == event)
     last = t.timestamp.max().to_pyarrow().as_py()

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import ibis.expr.types as ir
 
-from touchpoint.identity.people import Rule, customer_events
+from touchpoint.identity.people import Rule
+from touchpoint.privacy.analytics import customer_events
 
 if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
@@ -26,7 +27,9 @@ Identity = Rule
 
 
 def person_events(wh: Warehouse, *, identity: Identity | str = "auto", events: ir.Table | None = None) -> ir.Table:
-    """The ``events`` table with a ``person`` column; rows with no identifier at all are dropped.
+    """The ``events`` table with a ``person`` column; rows with no identifier at all are dropped, and so are
+    events analytics may not use (consent: :mod:`touchpoint.privacy.analytics`; ``events``, when given, is
+    taken as it is).
 
     ``identity``: the rule of :func:`touchpoint.identity.people.customer_events`: ``auto``
     (profiles when identities are resolved, else ``stitch``), ``profiles``, ``stitch`` or ``raw``

@@ -239,9 +239,10 @@ def _daily_kpi(wh: Any, kpi: str) -> Any:
     """
     import ibis
 
-    from touchpoint.identity.people import customer_events
+    from touchpoint.privacy.analytics import customer_events
+    from touchpoint.privacy.analytics import events as analytics_events
 
-    ev = wh.table("events")
+    ev = analytics_events(wh)  # orders of people who denied analytics are not counted (docs/privacy.md)
     orders = ev.filter((ev.type == "track") & (ev.event == ORDER_COMPLETED))
     day = orders.timestamp.cast("date")
     if kpi in ("revenue", "conversions"):

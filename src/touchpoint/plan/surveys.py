@@ -25,7 +25,8 @@ import numpy as np
 
 from touchpoint.errors import InvalidInput
 from touchpoint.experiments.metrics import json_is, json_text
-from touchpoint.identity.people import customer_events
+from touchpoint.privacy.analytics import customer_events
+from touchpoint.privacy.analytics import events as analytics_events
 from touchpoint.warehouse import Warehouse
 from touchpoint.warehouse.jsonpath import check_json_key
 
@@ -87,7 +88,7 @@ def answers(wh: Warehouse, survey: str, *, by: str | None = None) -> Answers:
     answer property to group by (e.g. ``segment``)."""
     if by is not None:
         check_json_key(by, "--by")
-    events = wh.table("events")
+    events = analytics_events(wh)
     t = events.filter((events.type == "track") & (events.event == SURVEY_EVENT))
     t = t.filter(json_is(t.properties["survey"], survey))
     t = customer_events(wh, t)

@@ -34,7 +34,9 @@ import pyarrow as pa
 
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.errors import InvalidInput, NotFound
-from touchpoint.identity.people import customer_events, describe
+from touchpoint.identity.people import describe
+from touchpoint.privacy.analytics import customer_events
+from touchpoint.privacy.analytics import events as analytics_events
 
 UNITS = {"days": 1.0, "weeks": 7.0}
 
@@ -66,13 +68,14 @@ def customer_key_source(wh: Any) -> str:
 
 
 def events_with_customer(wh: Any) -> ir.Table:
-    """The event log with a ``customer_id`` column (:func:`touchpoint.identity.people.customer_events`)."""
-    return customer_events(wh)
+    """The event log with a ``customer_id`` column (:func:`touchpoint.privacy.analytics.customer_events`: the
+    customer rule, over the events analytics may use)."""
+    return customer_events(wh)  # the analytics door: consent to analytics applied
 
 
 def orders_from_events(wh: Any) -> ir.Table:
     """Orders from the event log: ``customer_id``, ``ts`` (naive UTC), ``revenue`` (missing = 0)."""
-    events = wh.table("events")
+    events = analytics_events(wh)
     o = customer_events(wh, events.filter((events.type == "track") & (events.event == ORDER_COMPLETED)))
     return o.select(
         customer_id=o.customer_id,

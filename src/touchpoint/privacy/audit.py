@@ -2,7 +2,7 @@
 
 Every entry says who (``key:<name>``, ``user:<name>``, ``cli:<os user>``, ``job:<name>``), through which
 surface, what (an action such as ``profiles.read``), about whom (the subject: a profile id, an audience's
-name, or ``sha256:<prefix>`` of an identifier given in a request; never the personal data itself), how
+name, or ``hmac:<prefix>``, a keyed pseudonym of an identifier given in a request; never the personal data itself), how
 many rows, and how it ended (``ok`` or an error code). Entries are numbered 1, 2, 3 ... and each carries
 ``hash = sha256(prev_hash + canonical content)`` where ``prev_hash`` is the previous entry's hash: editing
 an entry breaks its own hash, deleting one leaves a gap in the numbers and breaks the next entry's link,
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -48,13 +49,52 @@ SURFACES = ("api", "cli", "web", "job")
 _SECTION = "audit"  # the wh.exclusive section appends hold
 
 
-def pseudonym(value: str) -> str:
-    """How an identifier given in a request (an email, a user id) is named in the log: a hash prefix.
+PSEUDONYM_PREFIX = "hmac:"
+LEGACY_PREFIX = "sha256:"  # entries written before the keyed pseudonym (kept as written: the chain covers them)
+_PSEUDONYM_DOMAIN = b"touchpoint audit subject"  # keeps these digests apart from the suppression list's
 
-    >>> pseudonym("ana@example.com")
+
+def pseudonym(wh: Warehouse, value: str) -> str:
+    """How an identifier given in a request (an email, a user id) is named in the log: ``hmac:<16 hex>``,
+    keyed by the installation's key in ``<data_dir>/privacy.key`` (the one the suppression list uses,
+    :func:`touchpoint.collect.suppression.key`, under a purpose of its own). Without the key a guessed
+    email cannot be confirmed against the log; with it, :func:`subject_forms` finds a person's entries.
+
+    >>> from touchpoint.warehouse import Warehouse
+    >>> wh = Warehouse.open("duckdb://:memory:")
+    >>> name = pseudonym(wh, "ana@example.com")
+    >>> name.startswith("hmac:"), len(name), name == pseudonym(wh, "ana@example.com")
+    (True, 21, True)
+    >>> wh.close()
+    """
+    from touchpoint.collect import suppression
+
+    secret = suppression.key(wh, create=True)
+    assert secret is not None  # create=True always yields a key
+    keyed = hmac.new(secret, _PSEUDONYM_DOMAIN, hashlib.sha256).digest()
+    return PSEUDONYM_PREFIX + hmac.new(keyed, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def legacy_pseudonym(value: str) -> str:
+    """The unkeyed name entries written before the keyed pseudonym carry (looked up, never written).
+
+    >>> legacy_pseudonym("ana@example.com")
     'sha256:8e43ca37701228e7'
     """
-    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return LEGACY_PREFIX + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def subject_forms(wh: Warehouse, subject: str) -> list[str]:
+    """Every ``subject`` an entry about ``subject`` may carry: itself (a profile id, a name), and the keyed
+    and legacy pseudonyms of it and of the forms a lookup accepts (an email in lower case)."""
+    from touchpoint.identity.lookup import candidates
+
+    forms = dict.fromkeys([subject, *candidates(subject, None)])
+    out = dict.fromkeys([subject])
+    for form in forms:
+        out[pseudonym(wh, form)] = None
+        out[legacy_pseudonym(form)] = None
+    return list(out)
 
 
 def cli_actor() -> str:
@@ -221,10 +261,14 @@ def entries(
     since: datetime | None = None,
     actor: str | None = None,
     action: str | None = None,
+    subject: str | None = None,
     limit: int = 100,
 ) -> list[Entry]:
-    """The newest ``limit`` entries (newest first), from ``since`` (naive UTC) on, of one actor or action."""
+    """The newest ``limit`` entries (newest first), from ``since`` (naive UTC) on, of one actor or action, about
+    one ``subject`` (a profile id or name as written, or an identifier: matched through its pseudonyms)."""
     t = wh.table(TABLE)
+    if subject:
+        t = t.filter(t.subject.isin(subject_forms(wh, subject)))
     if since is not None:
         t = t.filter(t.at >= since)
     if actor:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 HISTORY = schema.CONSENT_HISTORY.name
 COLUMNS = tuple(schema.CONSENT_HISTORY.schema.names)
-SOURCES = ("event", "api", "cli", "dashboard", "unsubscribe", "import", "bounce")
+SOURCES = ("event", "api", "cli", "dashboard", "unsubscribe", "import", "bounce", "complaint")
 
 
 def now() -> datetime:
@@ -85,6 +85,16 @@ def history(wh: Warehouse) -> ir.Table:
     return by_id.cast(loose).union(own.cast(loose))
 
 
+def _in_force(h: ir.Table, keys: list[str], at: datetime | None) -> ir.Table:
+    """``keys..., granted, since`` from history rows ``h``: per key, among the rows in force at ``at``,
+    the latest ``valid_from`` wins and a denial wins a tie."""
+    t = ibis.literal(_naive(at), "timestamp")
+    h = h.filter((h.valid_from <= t) & (h.valid_until.isnull() | (h.valid_until > t)))
+    latest = h.group_by(keys).agg(tp_since=h.valid_from.max())
+    j = h.join(latest, [*[h[k] == latest[k] for k in keys], h.valid_from == latest.tp_since])
+    return j.group_by([h[k] for k in keys]).agg(granted=j.granted.all(), since=j.tp_since.max())
+
+
 def state(wh: Warehouse, *, at: datetime | None = None, purpose: str | None = None) -> ir.Table:
     """``profile_id, purpose, granted, since``: the stated consent in force at ``at`` (default now).
 
@@ -93,14 +103,15 @@ def state(wh: Warehouse, *, at: datetime | None = None, purpose: str | None = No
     h = history(wh)
     if purpose is not None:
         h = h.filter(h.purpose == purpose)
-    t = ibis.literal(_naive(at), "timestamp")
-    h = h.filter((h.valid_from <= t) & (h.valid_until.isnull() | (h.valid_until > t)))
-    latest = h.group_by(["profile_id", "purpose"]).agg(tp_since=h.valid_from.max())
-    j = h.join(
-        latest,
-        [h.profile_id == latest.profile_id, h.purpose == latest.purpose, h.valid_from == latest.tp_since],
-    )
-    return j.group_by([h.profile_id, h.purpose]).agg(granted=j.granted.all(), since=j.tp_since.max())
+    return _in_force(h, ["profile_id", "purpose"], at)
+
+
+def identifier_state(wh: Warehouse, purpose: str, *, at: datetime | None = None) -> ir.Table:
+    """``identifier_type, identifier, granted, since``: what each identifier itself stated for ``purpose``,
+    whether or not a profile holds it (for events that identity resolution has not reached yet)."""
+    h = wh.table(HISTORY)
+    h = h.filter(h.purpose == purpose)
+    return _in_force(h, ["identifier_type", "identifier"], at)
 
 
 def with_consent(
@@ -120,10 +131,43 @@ def with_consent(
     if purpose is None or purpose == P.TRANSACTIONAL:
         return people.mutate(**{column: ibis.literal(True)})
     default = P.default_granted(purpose, settings)
+    by_region = P.region_defaults(purpose, settings)
     s = state(wh, at=at, purpose=purpose).select(tp_cpid="profile_id", tp_granted="granted")
     j = people.left_join(s, people.profile_id == s.tp_cpid)
-    ok = j.tp_granted.fill_null(default)
+    fallback: ir.BooleanValue = ibis.literal(default)
+    if by_region:  # the default of the person's region, else the purpose's
+        r = regions(wh, settings).select(tp_rpid="profile_id", tp_region="region")
+        j = j.left_join(r, j.profile_id == r.tp_rpid)
+        fallback = ibis.cases(
+            *[(j.tp_region == name, ibis.literal(granted)) for name, granted in sorted(by_region.items())],
+            else_=ibis.literal(default),
+        )
+    ok = j.tp_granted.fill_null(fallback)
     return j.select(*[j[c] for c in people.columns], **{column: ok})
+
+
+REGION_TRAIT, COUNTRY_TRAIT = "consent_region", "country"
+
+
+def regions(wh: Warehouse, settings: Settings | None = None) -> ir.Table:
+    """``profile_id, region``: each profile's consent region, from its trait ``consent_region`` when set,
+    else its ``country`` trait mapped by the ``consent_regions`` setting (upper case). Profiles with
+    neither have no row (their purposes' own defaults hold)."""
+    from touchpoint.config import get_settings
+
+    name = schema.PROFILE_TRAITS.name
+    if not wh.has_table(name):
+        return ibis.memtable(pa.table({"profile_id": pa.array([], pa.string()), "region": pa.array([], pa.string())}))
+    t = wh.table(name)
+    t = t.filter(t.trait.isin([REGION_TRAIT, COUNTRY_TRAIT]))
+    text = t.value.cast("string")
+    text = text.startswith('"').ifelse(text.substr(1, text.length() - 2), text).strip().upper()
+    mapping = (settings or get_settings()).consent_regions
+    mapped = text.substitute(mapping, else_=text) if mapping else text
+    region = (t.trait == REGION_TRAIT).ifelse(text, mapped)
+    rank = (t.trait == REGION_TRAIT).ifelse(0, 1)
+    t = t.mutate(tp_region=region, tp_rank=rank).filter(region != "")
+    return t.group_by("profile_id").agg(region=t.tp_region.argmin(t.tp_rank))
 
 
 def consenting(wh: Warehouse, people: ir.Table, purpose: str | None, **kw: Any) -> ir.Table:
@@ -133,22 +177,11 @@ def consenting(wh: Warehouse, people: ir.Table, purpose: str | None, **kw: Any) 
 
 
 def analytics_events(wh: Warehouse, events: ir.Table | None = None) -> ir.Table:
-    """``events`` without those the analytics purpose may not use: events whose own consent denied
-    analytics, and events of profiles whose analytics consent is denied now (``analytics_denied`` =
-    ``exclude``; with ``drop`` the first kind was never stored)."""
-    from touchpoint.identity import event_profiles
-    from touchpoint.identity import store as identity_store
+    """``events`` without those the analytics purpose may not use: :func:`touchpoint.privacy.analytics.events`,
+    the one door analytics reads go through."""
+    from touchpoint.privacy import analytics
 
-    e = events if events is not None else wh.table("events")
-    h = wh.table(HISTORY)
-    own = h.filter((h.source == "event") & (h.purpose == "analytics") & ~h.granted).select(tp_mid="proof")
-    e = e.filter(~e.message_id.isin(own.tp_mid))
-    if not identity_store.resolved(wh):
-        return e
-    ep = event_profiles(wh, e)
-    denied = with_consent(wh, ep, "analytics")
-    denied = denied.filter(~denied.consent).select(tp_dmid="message_id")
-    return e.filter(~e.message_id.isin(denied.tp_dmid))
+    return analytics.events(wh, events)
 
 
 # -- writing -----------------------------------------------------------------------------------------------
@@ -268,21 +301,36 @@ def show(
     from touchpoint.identity.lookup import find_profile
 
     profile_id = find_profile(wh, identifier, id_type)["profile_id"]
+    r = regions(wh, settings)
+    found = wh.to_arrow(r.filter(r.profile_id == profile_id).region).to_pylist()
+    region = found[0] if found else None
     s = state(wh)
     stated = {r["purpose"]: r for r in wh.to_arrow(s.filter(s.profile_id == profile_id)).to_pylist()}
     h = history(wh)
     h = h.filter(h.profile_id == profile_id).order_by([h.valid_from.desc(), h.recorded_at.desc()])
     rows = [_public({k: v for k, v in r.items() if k != "profile_id"}) for r in wh.to_arrow(h).to_pylist()]
+    hit_source: dict[str, str] = {}  # the source of the statement in force: the newest row that says it
+    for row in rows:
+        hit = stated.get(row["purpose"])
+        if (
+            hit is not None
+            and row["purpose"] not in hit_source
+            and row["granted"] == hit["granted"]
+            and row["valid_from"] == hit["since"].isoformat()
+        ):
+            hit_source[row["purpose"]] = row["source"]
     current = []
-    for purpose, kind in sorted(P.purposes(settings).items()):
+    for purpose in sorted(P.purposes(settings)):
         hit = stated.get(purpose)
+        default = P.default_granted(purpose, settings, region=region)
         current.append(
             {
                 "purpose": purpose,
-                "granted": bool(hit["granted"]) if hit else kind == P.OPT_OUT,
+                "granted": bool(hit["granted"]) if hit else default,
                 "stated": hit is not None,
-                "default": kind,
+                "default": P.OPT_OUT if default else P.OPT_IN,
                 "since": hit["since"].isoformat() if hit else None,
+                "source": hit_source.get(purpose) if hit else "default",
             }
         )
-    return {"profile_id": profile_id, "purposes": current, "history": rows}
+    return {"profile_id": profile_id, "region": region, "purposes": current, "history": rows}

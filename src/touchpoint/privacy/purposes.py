@@ -5,10 +5,20 @@ Purposes come from the ``consent_purposes`` setting (docs/configuration.md): eac
 analytics, personalisation). ``transactional`` (receipts, password resets) is no purpose: it needs
 no consent and is never recorded.
 
+A purpose's default may differ by region (``consent_region_defaults``): a person's region is the
+trait ``consent_region`` when set, else their ``country`` trait (ISO 3166-1 alpha-2) mapped by
+``consent_regions`` (EU and EEA countries -> ``EU`` by default; any other country is its own region);
+a person with neither gets the purpose's own default.
+
 >>> from touchpoint.config import Settings
 >>> settings = Settings()
 >>> default_granted("analytics", settings), default_granted("marketing_email", settings)
 (True, False)
+>>> eu = Settings(consent_region_defaults={"analytics": {"EU": "opt-in"}})
+>>> default_granted("analytics", eu, region="EU"), default_granted("analytics", eu, region="US")
+(False, True)
+>>> region_of("se", eu), region_of("US", eu), region_of(None, eu)
+('EU', 'US', None)
 >>> try:
 ...     check("email", "purpose", settings)
 ... except InvalidInput as exc:
@@ -40,9 +50,33 @@ def purposes(settings: Settings | None = None) -> dict[str, str]:
     return dict(_settings(settings).consent_purposes)
 
 
-def default_granted(purpose: str, settings: Settings | None = None) -> bool:
-    """Whether ``purpose`` holds for a person who never said (opt-out purposes hold)."""
-    return purposes(settings)[check(purpose, "purpose", settings)] == OPT_OUT
+def default_granted(purpose: str, settings: Settings | None = None, *, region: str | None = None) -> bool:
+    """Whether ``purpose`` holds for a person who never said (opt-out purposes hold), in ``region`` if known."""
+    name = check(purpose, "purpose", settings)
+    if region is not None:
+        by_region = region_defaults(name, settings)
+        if region.upper() in by_region:
+            return by_region[region.upper()]
+    return purposes(settings)[name] == OPT_OUT
+
+
+def region_defaults(purpose: str, settings: Settings | None = None) -> dict[str, bool]:
+    """``{region: granted by default}`` for ``purpose`` as configured in ``consent_region_defaults``."""
+    configured = _settings(settings).consent_region_defaults.get(purpose, {})
+    return {region: kind == OPT_OUT for region, kind in configured.items()}
+
+
+def granted_everywhere(purpose: str, settings: Settings | None = None) -> bool:
+    """Whether ``purpose`` holds by default for every person who never said, whatever their region."""
+    return default_granted(purpose, settings) and all(region_defaults(purpose, settings).values())
+
+
+def region_of(country: str | None, settings: Settings | None = None) -> str | None:
+    """The consent region of a country code (``consent_regions``; an unlisted country is its own region)."""
+    if not country or not country.strip():
+        return None
+    code = country.strip().upper()
+    return _settings(settings).consent_regions.get(code, code)
 
 
 def check(name: Any, field: str, settings: Settings | None = None) -> str:
@@ -60,6 +94,11 @@ def check(name: Any, field: str, settings: Settings | None = None) -> str:
 def describe(settings: Settings | None = None) -> list[dict[str, Any]]:
     """Each purpose with its default, for listings (``GET /v1/consent/purposes``)."""
     return [
-        {"purpose": name, "default": kind, "default_granted": kind == OPT_OUT}
+        {
+            "purpose": name,
+            "default": kind,
+            "default_granted": kind == OPT_OUT,
+            "default_by_region": dict(_settings(settings).consent_region_defaults.get(name, {})),
+        }
         for name, kind in sorted(purposes(settings).items())
     ]

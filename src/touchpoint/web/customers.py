@@ -1,8 +1,13 @@
-"""Customers: search by any identifier or trait, and one customer's profile page.
+"""Customers: search by any identifier or trait, and one customer's profile page, with their consent.
 
 The search box takes an identifier (user id, email, anonymous id, phone, profile id: it opens that
 profile), ``trait=value`` pairs (``plan=pro rfm=555``: every pair must match), or the start of an
 identifier or a trait value (a list of matches). Empty, it lists the customers with the highest CLV.
+
+The profile page shows the consent per purpose (granted or not, stated or by default, its source and since
+when) and its history; an admin changes it with a form (``POST /customers/{profile_id}/consent``, CSRF
+checked), recorded like the API's (:func:`touchpoint.privacy.consent.set_consent`) with source
+``dashboard``, the user as actor and proof, and audited as ``consent.set``.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from starlette.concurrency import run_in_threadpool
 from touchpoint import users
 from touchpoint.errors import InvalidInput, NotFound, TouchpointError
 from touchpoint.warehouse import Warehouse
-from touchpoint.web.pages import _audit, _ctx, _guard, router
+from touchpoint.web.pages import _audit, _checked_form, _ctx, _guard, router
 from touchpoint.web.render import render
 from touchpoint.web.timeline import timeline
 
 LIMIT = 25
 TIMELINE = 50
+HISTORY = 20  # consent history rows shown on the profile page
+CONSENT_ROLE = "admin"  # the role that changes consent, as the API's admin scope does
 _PAIR = re.compile(r"([A-Za-z0-9_.$-]+)=(\S*)")
 
 
@@ -85,9 +92,12 @@ async def customers(request: Request, q: str = "") -> Response:
     return await _guard(request, "viewer", work)
 
 
-def profile(wh: Warehouse, profile_id: str, owners: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The profile with its identities and traits, its predictions, and its latest events."""
+def profile(
+    wh: Warehouse, profile_id: str, owners: dict[str, Any] | None = None, settings: Any = None
+) -> dict[str, Any]:
+    """The profile with its identities and traits, its predictions, its consent and its latest events."""
     from touchpoint.predict import store
+    from touchpoint.privacy import consent
     from touchpoint.profiles.lookup import get_profile
 
     found = get_profile(wh, profile_id)
@@ -95,8 +105,33 @@ def profile(wh: Warehouse, profile_id: str, owners: dict[str, Any] | None = None
         predicted = store.customer_predictions(wh, found["profile_id"])
     except NotFound:
         predicted = {}
+    stated = consent.show(wh, found["profile_id"], settings=settings)
+    stated["total"] = len(stated["history"])
+    stated["history"] = stated["history"][:HISTORY]
     events = timeline(wh, found["profile_id"], owners, limit=TIMELINE)
-    return {"profile": found, "predicted": predicted, "timeline": events}
+    return {"profile": found, "predicted": predicted, "consent": stated, "timeline": events}
+
+
+def change_consent(wh: Warehouse, profile_id: str, form: dict[str, str], user: str, settings: Any = None) -> str:
+    """Record the consent form's decision for the profile (source ``dashboard``); returns the purpose."""
+    from touchpoint.privacy import consent
+
+    decision = form.get("granted")
+    if decision not in ("true", "false"):
+        raise InvalidInput(f"granted: {decision!r} is not true or false", hint="use the Grant or Deny button")
+    purpose = form.get("purpose", "")
+    at = consent.now()
+    consent.set_consent(
+        wh,
+        profile_id,
+        [purpose],
+        decision == "true",
+        source="dashboard",
+        actor=f"user:{user}",
+        proof=f"user:{user} at {at.isoformat()}",  # who, and a distinct statement each time
+        settings=settings,
+    )
+    return purpose
 
 
 @router.get("/customers/{profile_id}", response_class=HTMLResponse)
@@ -104,7 +139,9 @@ async def customer(request: Request, profile_id: str) -> Response:
     async def work(session: users.Session) -> Response:
         web, state = _ctx(request)
         owners = web.snapshot.get("owners")
-        data = await run_in_threadpool(profile, state.warehouse, profile_id, owners.data if owners else None)
+        data = await run_in_threadpool(
+            profile, state.warehouse, profile_id, owners.data if owners else None, state.settings
+        )
         await _audit(request, session, "profiles.read", data["profile"]["profile_id"], 1)
         if data["profile"]["profile_id"] != profile_id:  # merged away: show it under its current id
             return RedirectResponse(f"/customers/{data['profile']['profile_id']}", status_code=303)
@@ -112,3 +149,19 @@ async def customer(request: Request, profile_id: str) -> Response:
         return render(request, "profile.html", {"title": f"Customer {title}", **data}, session)
 
     return await _guard(request, "viewer", work)
+
+
+@router.post("/customers/{profile_id}/consent", response_class=HTMLResponse)
+async def set_customer_consent(request: Request, profile_id: str) -> Response:
+    """Grant or deny one purpose for the customer (admin), then back to their page."""
+
+    async def work(session: users.Session) -> Response:
+        _, state = _ctx(request)
+        form = await _checked_form(request, session, CONSENT_ROLE)
+        purpose = await run_in_threadpool(
+            change_consent, state.warehouse, profile_id, form, session.user_name, state.settings
+        )
+        await _audit(request, session, "consent.set", profile_id, 1)
+        return RedirectResponse(f"/customers/{profile_id}?consent={purpose}#consent", status_code=303)
+
+    return await _guard(request, CONSENT_ROLE, work)

@@ -21,10 +21,13 @@ def list_audit(
     since: datetime | None = Query(None, description="ISO 8601 instant; only entries from then on"),
     actor: str | None = Query(None, description="e.g. key:ops, user:ana, cli:ana"),
     action: str | None = Query(None, description="e.g. profiles.read"),
+    subject: str | None = Query(
+        None, max_length=1000, description="a profile id or name, or an identifier (matched by its pseudonym)"
+    ),
     limit: int = Query(100, ge=1, le=10_000),
 ) -> dict[str, Any]:
     naive = since.astimezone(UTC).replace(tzinfo=None) if since is not None and since.tzinfo else since
-    found = audit.entries(app.warehouse, since=naive, actor=actor, action=action, limit=limit)
+    found = audit.entries(app.warehouse, since=naive, actor=actor, action=action, subject=subject, limit=limit)
     return {"entries": [e.to_dict() for e in found]}
 
 

@@ -2,7 +2,8 @@
 
 ``POST /v1/consent`` ``{"identifier", "purposes": [...] | "purpose", "granted": bool, "type"?,
 "valid_from"?, "valid_until"?, "proof"?}``; ``GET /v1/profiles/{identifier}/consent``;
-``GET /v1/consent/purposes``. See docs/privacy.md, "Consent".
+``GET /v1/consent/purposes``; ``POST /v1/email/events`` (bounces and spam complaints, admin key).
+See docs/privacy.md, "Consent".
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
-from touchpoint.privacy import audit, consent, purposes
+from touchpoint.privacy import audit, bounces, consent, purposes
 
 router = APIRouter(tags=["privacy"])
 
@@ -36,7 +37,7 @@ class ConsentBody(BaseModel):
     "/v1/consent", summary="Record consent given or withdrawn for one or more purposes", **audited("consent.set")
 )
 def record_consent(body: ConsentBody, app: State, scope: AdminKey, note: Audit) -> dict[str, Any]:
-    note.subject = audit.pseudonym(body.identifier)
+    note.subject = audit.pseudonym(app.warehouse, body.identifier)
     names = body.purposes if body.purposes is not None else body.purpose
     if names is None:
         names = []
@@ -76,3 +77,33 @@ def show_consent(
 @router.get("/v1/consent/purposes", summary="The consent purposes and their defaults")
 def list_purposes(app: State, _key: ReadKey) -> dict[str, Any]:
     return {"purposes": purposes.describe(app.settings)}
+
+
+class EmailEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(..., max_length=20, description="hard_bounce, soft_bounce or complaint")
+    email: str = Field(..., max_length=320, description="the recipient's address")
+    message_id: str | None = Field(None, max_length=1000, description="the message's id (makes a retry a no-op)")
+    time: datetime | None = Field(None, description="when it happened (default: now)")
+    reason: str | None = Field(None, max_length=2000, description="the provider's text; not stored")
+
+
+class EmailEvents(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EmailEvent] = Field(..., max_length=bounces.MAX_EVENTS)
+
+
+@router.post(
+    "/v1/email/events",
+    summary="Bounces and spam complaints from the mail provider: complaints and hard bounces stop marketing email",
+    **audited("consent.email_events"),
+)
+def email_events(body: EmailEvents, app: State, scope: AdminKey, note: Audit) -> dict[str, Any]:
+    out = bounces.record(
+        app.warehouse, [e.model_dump(exclude_none=True) for e in body.events], actor=f"api key ({scope})"
+    )
+    note.rows = out["recorded"]
+    note.detail = dict(out["counts"])  # the counts, never the addresses
+    return out

@@ -26,7 +26,7 @@ def _actor(request: Request, app: Any) -> str:
 
 
 def _export(app: Any, identifier: str, fmt: str, note: Any) -> Response:
-    note.subject = audit.pseudonym(identifier)
+    note.subject = audit.pseudonym(app.warehouse, identifier)
     doc = privacy_export.export(app.warehouse, identifier, settings=app.settings)
     note.rows = sum(t["count"] for t in doc["tables"].values())
     body = privacy_export.render(doc, fmt)
@@ -77,7 +77,7 @@ class EraseRequest(BaseModel):
     **audited("privacy.erase"),
 )
 def erase_person(body: EraseRequest, request: Request, app: State, _key: AdminKey, note: Audit) -> dict[str, Any]:
-    note.subject = audit.pseudonym(body.identifier)
+    note.subject = audit.pseudonym(app.warehouse, body.identifier)
     out = privacy_erase.erase(
         app.warehouse,
         body.identifier,
