@@ -25,7 +25,7 @@ from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.collect.normalize import utcnow
 from touchpoint.config import Settings
-from touchpoint.errors import Forbidden, TouchpointError, Unauthorized
+from touchpoint.errors import Forbidden, Unauthorized
 from touchpoint.privacy import audit
 from touchpoint.warehouse import Warehouse
 
@@ -159,32 +159,15 @@ def _default_subject(request: Request) -> str | None:
 def _audited_call(request: Request) -> Iterator[AuditNote]:
     route = request.scope.get("route")
     action = str((getattr(route, "openapi_extra", None) or {}).get(AUDIT_EXTRA, "unnamed"))
-    note = AuditNote(action)
-    outcome = "ok"
-    try:
+    with audit.recorded(
+        state(request).warehouse,
+        actor=lambda: getattr(request.state, "audit_actor", None),  # set by the key check, which runs later
+        surface="api",
+        action=action,
+        subject=_default_subject(request),
+        invalid=(RequestValidationError,),
+    ) as note:
         yield note
-    except TouchpointError as exc:
-        outcome = exc.code
-        raise
-    except RequestValidationError:
-        outcome = "invalid_input"
-        raise
-    except Exception:
-        outcome = "internal_error"
-        raise
-    finally:
-        actor = getattr(request.state, "audit_actor", None)
-        if actor is not None or outcome == "ok":  # calls refused by the key check are not access
-            audit.record(
-                state(request).warehouse,
-                actor=actor or "anonymous",
-                surface="api",
-                action=note.action,
-                subject=note.subject if note.subject is not None else _default_subject(request),
-                rows=note.rows,
-                outcome=outcome,
-                detail=note.detail or None,
-            )
 
 
 # "function": the entry is written after the handler and before the response is sent back.
