@@ -58,7 +58,7 @@ def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
 @contextmanager
 def live_app(data_dir: Path, app_hook: Any = None, **changes: Any) -> Iterator[LiveApp]:
     """Serve ``create_app(Settings(data_dir=..., **changes))``; ``app_hook(app)`` may add test routes first."""
-    settings = Settings(data_dir=data_dir, **changes)
+    settings = Settings(data_dir=data_dir, **{"run_jobs": False, **changes})
     wh = open_warehouse(settings)
     write_key = keys.create_source(wh, "live")
     read_key = keys.create_api_key(wh, "live-read", "read")
