@@ -24,6 +24,7 @@ carries ``Strict-Transport-Security`` (:class:`StrictTransport`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,10 @@ PLACEHOLDERS = frozenset(
         "your-signing-key",
     }
 )
+#: Words no random secret contains, but placeholders and human-chosen ones do ("my-secret-key-2024").
+PLACEHOLDER_WORDS = ("changeme", "replaceme", "yoursecret", "placeholder", "example", "secret", "password", "xxxx")
 MIN_DISTINCT = 8  # a secret of fewer distinct characters ("aaaaaaaaaaaaaaaa", "1234123412341234") is guessable
+_REPEATED = re.compile(r"^(.{1,8})\1+$")
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,18 @@ def weak_secret(value: str) -> bool:
 
     >>> weak_secret("change-me"), weak_secret("aaaaaaaaaaaaaaaaaaaa"), weak_secret("q8Zr-2LpX_v0Tn4wK9s")
     (True, True, False)
+    >>> weak_secret("Change_Me-Change_Me"), weak_secret("abcdefgh" * 3), weak_secret("MySecretKey-2026!")
+    (True, True, True)
     """
     text = value.strip()
-    return text.lower() in PLACEHOLDERS or len(set(text)) < MIN_DISTINCT
+    plain = re.sub(r"[^a-z0-9]", "", text.lower())
+    return (
+        text.lower() in PLACEHOLDERS
+        or plain in PLACEHOLDERS
+        or any(word in plain for word in PLACEHOLDER_WORDS)
+        or bool(_REPEATED.match(plain))
+        or len(set(text)) < MIN_DISTINCT
+    )
 
 
 def _tls_problems(settings: Settings) -> list[Problem]:
