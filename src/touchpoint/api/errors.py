@@ -20,6 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from touchpoint.api import malformed
+from touchpoint.api.limits import BODY_KEY
 from touchpoint.errors import TouchpointError, error_body, http_status
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):
+            body = b"".join(request.scope.get(BODY_KEY, ()))  # what api.limits.BodyLimit let through
+            bad_byte = cause.start if isinstance(cause, UnicodeDecodeError) else None
+            message = malformed.explain(body, bad_byte)
+            return error_response(400, "invalid_input", message, "see /docs for the expected body")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, None, headers=getattr(exc, "headers", None))

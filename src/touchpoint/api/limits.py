@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchpoint.errors import PayloadTooLarge, RateLimited
 
+BODY_KEY = "touchpoint.body"  # the scope key under which BodyLimit keeps the chunks it let through
 MAX_BUCKETS = 100_000  # distinct clients remembered; past it, the full (idle) buckets are forgotten
 
 
@@ -127,12 +128,15 @@ class BodyLimit:
                     return
                 break
         seen = 0
+        kept: list[bytes] = scope.setdefault(BODY_KEY, [])  # references, not copies: for api.malformed
 
         async def counting_receive() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                seen += len(chunk)
+                kept.append(chunk)
                 if seen > self.max_bytes:  # an HTTPException: FastAPI re-raises it as is while reading a body
                     raise HTTPException(413, detail=self._too_large(None).message)
             return message
