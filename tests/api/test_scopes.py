@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tests.api.live import LiveApp, api_routes, live_app
@@ -133,3 +134,17 @@ def test_a_read_key_cannot_export_erase_change_consent_or_keys(live: LiveApp) ->
         "POST /v1/keys/{name}/rotate",
     ):
         assert must in admin_routes
+
+
+def test_the_query_sandbox_hides_credentials_from_all_and_the_audit_log_from_read_keys(live: LiveApp) -> None:
+    def run(who: str, sql: str) -> Any:
+        return live.http.post("/v1/query", headers=live.auth(who), json={"sql": sql})
+
+    assert run("admin", "SELECT count(*) AS n FROM audit_log").status_code == 200
+    refused = run("read", "SELECT count(*) AS n FROM audit_log")
+    assert refused.status_code == 400 and "only an admin key reads it" in refused.json()["error"]["message"]
+    assert run("read", "SELECT count(*) AS n FROM privacy_erasures").status_code == 400
+    for table in ("api_keys", "sources", "users", "web_sessions"):
+        answer = run("admin", f"SELECT * FROM {table}")
+        assert answer.status_code == 400 and "holds credentials" in answer.json()["error"]["message"], table
+    assert run("read", "SELECT count(*) AS n FROM events").status_code == 200

@@ -141,4 +141,4 @@ class BodyLimit:
                     raise HTTPException(413, detail=self._too_large(None).message)
             return message
 
-        await self.app(scope, receive if scope["method"] in ("GET", "HEAD") else counting_receive, send)
+        await self.app(scope, counting_receive, send)

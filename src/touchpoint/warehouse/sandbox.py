@@ -223,12 +223,10 @@ def _check_table(node: exp.Table, tables: set[str], defined: set[str], hidden: f
         raise _refuse(f"names the database {catalog!r}", "only the warehouse itself can be read here")
     if schema == "information_schema":
         return
-    if not schema and name.lower() in defined:
-        return
-    if schema in ("", "main") and name.lower() in hidden:
+    if schema in ("", "main") and name.lower() in hidden:  # before CTE names: `WITH users AS (... FROM users)`
         why = "it holds credentials" if name.lower() in CREDENTIAL_TABLES else "only an admin key reads it"
         raise _refuse(f"reads {name}, which is not open to this query", f"{why} (docs/security.md)")
-    if schema in ("", "main") and name.lower() in tables:
+    if schema in ("", "main") and (name.lower() in tables or (not schema and name.lower() in defined)):
         return
     if any(c in name for c in "/\\.:~"):
         raise _refuse(f"reads from {name!r}, which DuckDB would open as a file", "files cannot be read here")
