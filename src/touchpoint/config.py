@@ -27,6 +27,7 @@ from pydantic_settings import (
 from touchpoint.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "touchpoint.toml"
+ENVIRONMENTS = ("development", "test", "production")
 
 #: Cadence words a job's ``every`` takes besides a duration such as ``"5s"``, ``"10m"``, ``"2h"``, ``"3d"``.
 CADENCE_WORDS = {"hourly": 3600.0, "daily": 86400.0, "weekly": 7 * 86400.0}
@@ -133,7 +134,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOUCHPOINT_", extra="forbid", validate_default=True)
 
-    env: str = Field("development", description="development, test or production")
+    env: str = Field(
+        "development",
+        description="development, test or production (production: `touchpoint serve` refuses default secrets "
+        "and plain HTTP; docs/security.md)",
+    )
     data_dir: Path = Field(Path("touchpoint-data"), description="where the embedded warehouse and demo files live")
     warehouse_url: str | None = Field(
         None, description="Ibis connection URL; default: an embedded DuckDB file in data_dir"
@@ -154,6 +159,41 @@ class Settings(BaseSettings):
         200_000, gt=0, description="events waiting to be committed before the collector answers 429"
     )
     import_chunk_events: int = Field(100_000, gt=0, description="events per transaction in file imports")
+    max_request_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="largest request body of every endpoint but the collector's (which has max_batch_bytes); "
+        "larger answers 413",
+    )
+    rate_limit_per_key: int = Field(
+        6000, ge=0, description="requests a minute one API key may make (a bucket of as many); 0: no limit"
+    )
+    rate_limit_per_address: int = Field(
+        600,
+        ge=0,
+        description="requests a minute from one client address without a valid key (no key, an unknown key, "
+        "dashboard sign-in, unsubscribe links); 0: no limit",
+    )
+    signin_failures_per_user: int = Field(
+        5, gt=0, description="failed dashboard sign-ins for one user name per 5 minutes before 429"
+    )
+    signin_failures_per_address: int = Field(
+        30, gt=0, description="failed dashboard sign-ins from one client address per 5 minutes before 429"
+    )
+    tls_certfile: Path | None = Field(
+        None, description="PEM certificate chain: `touchpoint serve` speaks HTTPS itself (with tls_keyfile)"
+    )
+    tls_keyfile: Path | None = Field(None, description="PEM private key of tls_certfile")
+    behind_tls_proxy: bool = Field(
+        False,
+        description="a reverse proxy terminates TLS in front of the server: X-Forwarded-Proto and -For are "
+        "trusted from forwarded_allow_ips",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="addresses (comma-separated, or '*') whose X-Forwarded-Proto/-For headers are trusted: "
+        "the TLS proxy's",
+    )
     duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'")
     duckdb_threads: int | None = Field(None, gt=0, description="DuckDB worker threads (default: all cores)")
     journeys_session_timeout_minutes: float = Field(
@@ -190,6 +230,19 @@ class Settings(BaseSettings):
                     "or 'never'"
                 )
         return {str(t): ("never" if isinstance(d, str) else d) for t, d in value.items()}
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, value: str) -> str:
+        if value not in ENVIRONMENTS:
+            raise ValueError(f"env {value!r} is not known; use one of {', '.join(ENVIRONMENTS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together; set both (or neither)")
+        return self
 
     @field_validator("log_format")
     @classmethod

@@ -129,6 +129,18 @@ class TooManyAttempts(TouchpointError, RuntimeError):
         self.retry_after = retry_after
 
 
+class RateLimited(TouchpointError, RuntimeError):
+    """More requests than a limit allows (per API key, or per address without a valid key); wait
+    ``retry_after`` seconds (docs/configuration.md, Limits)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
 class WarehouseError(TouchpointError, RuntimeError):
     code = "warehouse_error"
     http_status = 503
@@ -197,6 +209,7 @@ ERRORS: dict[str, type[TouchpointError]] = _table(
     Forbidden,
     Overloaded,
     TooManyAttempts,
+    RateLimited,
     WarehouseError,
     WarehouseLocked,
     NotConverged,

@@ -49,16 +49,18 @@ def test_a_500_keeps_the_connection_and_hides_internals(live_url: str, caplog: p
         assert first.status_code == 200
         boom = client.get("/test/boom")
         assert boom.status_code == 500
+        rid = boom.headers["x-request-id"]
         assert boom.json() == {
             "success": False,
             "error": {
                 "code": "internal_error",
                 "message": "an unexpected error occurred",
-                "hint": "the server log has details",
+                "hint": f"the server log has details under request id {rid}",
             },
+            "request_id": rid,
         }
         assert "shadow" not in boom.text
         after = client.get("/healthz")
         assert after.status_code == 200
         assert _client_end(first) == _client_end(boom) == _client_end(after), "the connection was reset"
-    assert any("unexpected error on GET /test/boom" in r.getMessage() for r in caplog.records)
+    assert any(f"unexpected error on GET /test/boom (request {rid})" in r.getMessage() for r in caplog.records)

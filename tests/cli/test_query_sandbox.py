@@ -16,7 +16,12 @@ from tests.conftest import run_cli
 from touchpoint.config import Settings
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse, open_warehouse
-from touchpoint.warehouse.sandbox import open_query_warehouse, run_readonly_query
+from touchpoint.warehouse.sandbox import (
+    ADMIN_TABLES,
+    CREDENTIAL_TABLES,
+    open_query_warehouse,
+    run_readonly_query,
+)
 
 run = run_cli
 
@@ -154,9 +159,27 @@ def _iter_tables(wh: Warehouse) -> Iterator[str]:
     yield from wh.ibis.list_tables()
 
 
-def test_sandbox_reads_every_warehouse_table(warehouse: Warehouse) -> None:
-    for name in _iter_tables(warehouse):
-        assert run_readonly_query(warehouse, f'SELECT count(*) AS n FROM "{name}"').table.num_rows == 1
+def test_sandbox_reads_every_warehouse_table_but_the_credentials(warehouse: Warehouse) -> None:
+    names = list(_iter_tables(warehouse))
+    assert set(names) >= CREDENTIAL_TABLES
+    for name in names:
+        sql = f'SELECT count(*) AS n FROM "{name}"'
+        if name in CREDENTIAL_TABLES:  # key and password hashes, session tokens: never through a query
+            with pytest.raises(InvalidInput, match=f"reads {name}, which is not open to this query"):
+                run_readonly_query(warehouse, sql)
+        else:
+            assert run_readonly_query(warehouse, sql).table.num_rows == 1
+    hidden = CREDENTIAL_TABLES | ADMIN_TABLES  # what the HTTP API hides from a read key
+    with pytest.raises(InvalidInput, match="only an admin key reads it"):
+        run_readonly_query(warehouse, "SELECT * FROM audit_log", hidden=hidden)
+    for sql in (
+        "WITH x AS (SELECT * FROM users) SELECT * FROM x",
+        "WITH users AS (SELECT * FROM users) SELECT * FROM users",  # a CTE named like it reads the real one
+        "SELECT * FROM main.web_sessions",
+        'SELECT * FROM "API_KEYS"',
+    ):
+        with pytest.raises(InvalidInput, match="holds credentials"):
+            run_readonly_query(warehouse, sql)
 
 
 def test_ordinary_analytics_sql_is_not_refused(warehouse: Warehouse) -> None:

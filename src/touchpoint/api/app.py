@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from touchpoint import __version__, keys, web
-from touchpoint.api import errors
+from touchpoint.api import errors, security
 from touchpoint.api.deps import AppState
+from touchpoint.api.limits import BodyLimit, Rates
 from touchpoint.api.metrics import Metrics
 from touchpoint.api.routes import (
     audiences,
@@ -102,6 +103,7 @@ def create_app(
             usage=usage,
             runner=runner,
             metrics=metrics,
+            rates=Rates(settings.rate_limit_per_key, settings.rate_limit_per_address),
         )
         log.info("serving", extra={"fields": {"warehouse": settings.resolved_warehouse_url(), "jobs": run_jobs}})
         try:
@@ -136,6 +138,8 @@ def create_app(
         max_age=86400,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, exempt=collect.PATHS)
+    security.install(app, settings)  # production: HSTS
     app.include_router(collect.router)
     app.include_router(health.router)
     app.include_router(quarantine.router)

@@ -21,11 +21,12 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 
 from touchpoint import keys
+from touchpoint.api.limits import Rates
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.collect.normalize import utcnow
 from touchpoint.config import Settings
-from touchpoint.errors import Forbidden, TouchpointError, Unauthorized
+from touchpoint.errors import Forbidden, Unauthorized
 from touchpoint.privacy import audit
 from touchpoint.warehouse import Warehouse
 
@@ -45,6 +46,7 @@ class AppState:
     usage: keys.UsageRecorder | None = None
     runner: JobRunner | None = None
     metrics: Metrics | None = None
+    rates: Rates = field(default_factory=lambda: Rates(0, 0))
     _keys: dict[tuple[str, str], tuple[keys.KeyMatch | None, float]] = field(default_factory=dict)
 
     def _match(self, kind: str, key: str) -> keys.KeyMatch | None:
@@ -111,21 +113,30 @@ def credentials(request: Request) -> tuple[str | None, str]:
     return None, "none"
 
 
+def client_host(request: Request) -> str | None:
+    """The client's address (behind a trusted proxy: the one it forwarded, see ``forwarded_allow_ips``)."""
+    return request.client.host if request.client else None
+
+
 def _require(scope: str) -> Any:
     def check(request: Request) -> str:
         key, _ = credentials(request)
+        app = state(request)
         if not key:
+            app.rates.address(client_host(request))
             raise Unauthorized(
                 "this endpoint needs an API key",
                 hint="send 'Authorization: Bearer <key>'; create one with `touchpoint keys create NAME --scope read`",
             )
-        match = state(request).api_key_for(key)
+        match = app.api_key_for(key)
         granted = None if match is None else match.scope
         if match is None or granted is None:
+            app.rates.address(client_host(request))
             raise Unauthorized(
                 "the API key is not known (write keys can only send events)",
                 hint="create an API key with `touchpoint keys create NAME --scope read`",
             )
+        app.rates.key(match.name)  # before the actor is known: a refused call writes no audit entry
         request.state.audit_actor = f"key:{match.name}"  # who, for the audit log (the key's name, never the key)
         if scope == "admin" and granted != "admin":
             raise Forbidden("this endpoint needs an admin key", hint="use a key made with --scope admin")
@@ -161,32 +172,15 @@ def _default_subject(request: Request) -> str | None:
 def _audited_call(request: Request) -> Iterator[AuditNote]:
     route = request.scope.get("route")
     action = str((getattr(route, "openapi_extra", None) or {}).get(AUDIT_EXTRA, "unnamed"))
-    note = AuditNote(action)
-    outcome = "ok"
-    try:
+    with audit.recorded(
+        state(request).warehouse,
+        actor=lambda: getattr(request.state, "audit_actor", None),  # set by the key check, which runs later
+        surface="api",
+        action=action,
+        subject=_default_subject(request),
+        invalid=(RequestValidationError,),
+    ) as note:
         yield note
-    except TouchpointError as exc:
-        outcome = exc.code
-        raise
-    except RequestValidationError:
-        outcome = "invalid_input"
-        raise
-    except Exception:
-        outcome = "internal_error"
-        raise
-    finally:
-        actor = getattr(request.state, "audit_actor", None)
-        if actor is not None or outcome == "ok":  # calls refused by the key check are not access
-            audit.record(
-                state(request).warehouse,
-                actor=actor or "anonymous",
-                surface="api",
-                action=note.action,
-                subject=note.subject if note.subject is not None else _default_subject(request),
-                rows=note.rows,
-                outcome=outcome,
-                detail=note.detail or None,
-            )
 
 
 # "function": the entry is written after the handler and before the response is sent back.

@@ -1,12 +1,16 @@
 """One JSON error shape for the whole HTTP API, produced here and nowhere else.
 
 Every error answers ``{"success": false, "error": {"code", "message", "hint"}}`` with the
-matching status. Internals and stack traces never reach the client.
+matching status. Internals and stack traces never reach the client: an unexpected exception answers a
+generic 500 with a ``request_id`` (also the ``X-Request-ID`` header) that names the server log line
+holding the traceback; a 5xx the library raised on purpose carries the same id.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from typing import Any
 
 import msgspec
@@ -16,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from touchpoint.errors import Overloaded, TouchpointError, error_body, http_status
+from touchpoint.api import malformed
+from touchpoint.api.limits import BODY_KEY
+from touchpoint.errors import TouchpointError, error_body, http_status
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
@@ -35,10 +41,24 @@ def error_response(
     return Response(_encode(body), status_code=status, media_type="application/json", headers=headers)
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
+def request_id(headers: Any) -> str:
+    """The client's ``X-Request-ID`` when it is a short token (a proxy's id joins the logs), else a new one."""
+    given = headers.get("x-request-id") if headers is not None else None
+    if isinstance(given, str) and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
 def from_touchpoint_error(exc: TouchpointError, **extra: Any) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+    retry_after = getattr(exc, "retry_after", None)  # Overloaded, TooManyAttempts, RateLimited
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if exc.code == "unauthorized":
         headers = {"WWW-Authenticate": 'Basic realm="touchpoint"'}
+    if "request_id" in extra:
+        headers = {**(headers or {}), "X-Request-ID": str(extra["request_id"])}
     return error_response(http_status(exc), exc.code, exc.message, exc.hint, headers=headers, **extra)
 
 
@@ -59,7 +79,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TouchpointError)
     async def _touchpoint(request: Request, exc: TouchpointError) -> Response:
         if http_status(exc) >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+            rid = request_id(request.headers)
+            log.error("%s %s failed: %s", request.method, request.url.path, exc, extra={"fields": {"request_id": rid}})
+            return from_touchpoint_error(exc, request_id=rid)
         return from_touchpoint_error(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -71,6 +93,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):
+            body = b"".join(request.scope.get(BODY_KEY, ()))  # what api.limits.BodyLimit let through
+            bad_byte = cause.start if isinstance(cause, UnicodeDecodeError) else None
+            message = malformed.explain(body, bad_byte)
+            return error_response(400, "invalid_input", message, "see /docs for the expected body")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, None, headers=getattr(exc, "headers", None))
@@ -106,10 +134,22 @@ class UnexpectedErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            rid = request_id(dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]))
+            log.exception(
+                "unexpected error on %s %s (request %s)",
+                scope.get("method"),
+                scope.get("path"),
+                rid,
+                extra={"fields": {"request_id": rid}},
+            )
             if started:
                 raise
             response = error_response(
-                500, "internal_error", "an unexpected error occurred", "the server log has details"
+                500,
+                "internal_error",
+                "an unexpected error occurred",
+                f"the server log has details under request id {rid}",
+                headers={"X-Request-ID": rid},
+                request_id=rid,
             )
             await response(scope, receive, send)

@@ -24,7 +24,7 @@ def serve(
     profiles, predictions and models current. SIGTERM stops it gracefully (exit 0)."""
     import uvicorn
 
-    from touchpoint.api import logs
+    from touchpoint.api import logs, security
     from touchpoint.api.app import create_app
     from touchpoint.api.server import GracefulServer
     from touchpoint.cli import relay
@@ -37,13 +37,15 @@ def serve(
         from touchpoint.config import override_settings
 
         settings = override_settings(**changes)
+    security.check_production(settings)  # production: no default secret, TLS in front (docs/security.md)
     logs.configure(settings.log_format, log_level)
     app = create_app(settings, run_jobs=False if no_jobs else None)
     relay.attach(app, settings)  # other commands run through this server while it holds the warehouse
     import logging
 
     log = logging.getLogger("touchpoint.server")
-    where = f"http://{settings.host}:{settings.port}"
+    options = security.server_options(settings)
+    where = f"{'https' if 'ssl_certfile' in options else 'http'}://{settings.host}:{settings.port}"
     if settings.log_format == "json":  # every line on stderr is then one JSON object
         log.info("touchpoint serving on %s", where, extra={"fields": {"url": where, "docs": f"{where}/docs"}})
     else:
@@ -69,6 +71,7 @@ def serve(
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=10,
+            **options,
         )
     )
     server.run()

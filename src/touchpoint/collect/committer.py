@@ -155,10 +155,11 @@ class GroupCommitter:
         size = sum(sub.size for sub in group)
         try:
             result = write_rows(self.warehouse, merged)
-        except BaseException as exc:
+        except BaseException:
             self.stats.failed_commits += 1
             log.exception("group commit of %d events failed; nothing in it was acknowledged", size)
-            error = WarehouseError(f"the warehouse could not commit: {exc}", hint="retry; nothing was stored")
+            # The engine's own words (SQL, file paths) go to the log above, never to the client.
+            error = WarehouseError("the warehouse could not commit the events", hint="retry; nothing was stored")
             for sub in group:
                 sub.future.set_exception(error)
         else:

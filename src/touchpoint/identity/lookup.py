@@ -21,8 +21,32 @@ from touchpoint.identity.extract import normalize_phone
 from touchpoint.warehouse import Warehouse
 
 
+def check_identifier(identifier: str, field: str = "identifier") -> str:
+    """Refuse a control character (NUL among them): no stored identifier holds one (the collector
+    quarantines them), and the engine's SQL text cannot carry a NUL.
+
+    >>> check_identifier("ann@example.com")
+    'ann@example.com'
+    >>> try:
+    ...     check_identifier("a\\x00b")
+    ... except InvalidInput as exc:
+    ...     print(exc.message)
+    identifier: 'a\\x00b' holds a control character, which no identifier has
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in identifier):
+        shown = identifier if len(identifier) <= 100 else identifier[:100] + "..."
+        raise InvalidInput(
+            f"{field}: {shown!r} holds a control character, which no identifier has",
+            hint="send the identifier exactly as stored, without control characters",
+        )
+    return identifier
+
+
 def candidates(identifier: str, id_type: str | None, country_code: str | None = None) -> list[str]:
     """The stored forms ``identifier`` may take: as given, as a normalised email, as a phone number."""
+    check_identifier(identifier)
+    if id_type is not None:
+        check_identifier(id_type, "type")
     forms = [identifier]
     text = identifier.strip()
     if text != identifier:
@@ -44,6 +68,7 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
     """
     if not identifier or not identifier.strip():
         raise InvalidInput("the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id")
+    check_identifier(identifier)
     store.require_resolved(wh)
     nodes = wh.table(T.NODES)
     state = store.read_state(wh)

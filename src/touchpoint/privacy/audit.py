@@ -28,7 +28,7 @@ import getpass
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -220,9 +220,40 @@ class Note:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def outcome_of(exc: BaseException | None, invalid: tuple[type[BaseException], ...] = ()) -> str:
+    """How a call ended, as the log names it: ``ok``, the error's code, ``invalid_input`` for one of
+    ``invalid`` (the surface's own validation errors), else ``internal_error``.
+
+    >>> from touchpoint.errors import NotFound
+    >>> outcome_of(None), outcome_of(NotFound("no such profile")), outcome_of(KeyError("bug"))
+    ('ok', 'not_found', 'internal_error')
+    """
+    if exc is None:
+        return "ok"
+    if isinstance(exc, TouchpointError):
+        return exc.code
+    if isinstance(exc, invalid):
+        return "invalid_input"
+    return "internal_error"
+
+
 @contextmanager
-def recorded(wh: Warehouse, *, actor: str, surface: str, action: str, subject: str | None = None) -> Iterator[Note]:
+def recorded(
+    wh: Warehouse,
+    *,
+    actor: str | Callable[[], str | None],
+    surface: str,
+    action: str,
+    subject: str | None = None,
+    invalid: tuple[type[BaseException], ...] = (),
+) -> Iterator[Note]:
     """Record the work in the ``with`` block as one entry when it ends: ``ok``, or the error code it raised.
+
+    ``actor`` may be a function asked when the block ends, for a surface that learns who calls only
+    inside it (the API knows the key after its check). A call that failed while it still answers
+    ``None`` was refused before anyone was known (no key, a bad key): that is not access, and it is not
+    recorded; one that succeeded without an actor is recorded as ``anonymous``. ``invalid`` names the
+    surface's own validation errors (recorded as ``invalid_input``).
 
     >>> from touchpoint.warehouse import Warehouse
     >>> wh = Warehouse.open("duckdb://:memory:")
@@ -233,18 +264,18 @@ def recorded(wh: Warehouse, *, actor: str, surface: str, action: str, subject: s
     >>> wh.close()
     """
     note = Note(action, subject)
-    outcome = "ok"
+    failure: BaseException | None = None
     try:
         yield note
-    except TouchpointError as exc:
-        outcome = exc.code
-        raise
-    except Exception:
-        outcome = "internal_error"
+    except Exception as exc:
+        failure = exc
         raise
     finally:
-        record(wh, actor=actor, surface=surface, action=note.action, subject=note.subject, rows=note.rows,
-               outcome=outcome, detail=note.detail or None)  # fmt: skip
+        outcome = outcome_of(failure, invalid)
+        who = actor() if callable(actor) else actor
+        if who is not None or outcome == "ok":
+            record(wh, actor=who or "anonymous", surface=surface, action=note.action, subject=note.subject,
+                   rows=note.rows, outcome=outcome, detail=note.detail or None)  # fmt: skip
 
 
 def _row(entry: Entry) -> dict[str, Any]:

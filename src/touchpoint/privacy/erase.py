@@ -22,6 +22,11 @@
 6. **Log** the request in ``privacy_erasures``: when, who, the subject's keyed hash, rows deleted
    per table, files touched: never the data.
 
+A crash (even SIGKILL) at any step leaves a warehouse that opens with everyone else's data whole: the
+deletes are one transaction and the compaction swaps files atomically. Erasing the same identifier again
+then finishes the job: an erasure whose suppression entries exist without its record is resumed (files,
+compaction, check, record) under its first id.
+
 >>> from touchpoint.warehouse import Warehouse
 >>> from touchpoint.collect.store import write_messages
 >>> wh = Warehouse.open("duckdb://:memory:")
@@ -48,7 +53,9 @@ from typing import Any
 import pyarrow as pa
 
 from touchpoint.collect import suppression
-from touchpoint.privacy.people import Person, find, match, personal_tables, rows
+from touchpoint.errors import NotFound
+from touchpoint.identity.lookup import candidates
+from touchpoint.privacy.people import Person, find, guess_type, match, personal_tables, rows
 from touchpoint.warehouse import Warehouse, schema
 from touchpoint.warehouse.schema import TableSpec
 
@@ -190,8 +197,17 @@ def erase(wh: Warehouse, identifier: str, *, actor: str, data_dir: Path | None =
     requested = _now()
     folder = data_dir if data_dir is not None else suppression.data_dir(wh)
     with wh.exclusive("identity"):
-        person = find(wh, identifier)
-        erasure_id = uuid.uuid4().hex
+        try:
+            person = find(wh, identifier)
+            erasure_id = uuid.uuid4().hex
+        except NotFound:
+            unfinished = _unfinished(wh, identifier)
+            if unfinished is None:
+                raise
+            # An erasure of this person was cut short (the process died after its deletes, before its
+            # record): finish it, so the bytes the compaction had not yet removed go too.
+            person, erasure_id = Person(asked=identifier), unfinished
+            person.identifiers |= {(guess_type(form), form) for form in candidates(identifier, None)}
         secret = suppression.key(wh, create=True)
         assert secret is not None
         with wh.write() as tx:
@@ -231,6 +247,19 @@ def erase(wh: Warehouse, identifier: str, *, actor: str, data_dir: Path | None =
         "compaction": compaction,
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _unfinished(wh: Warehouse, identifier: str) -> str | None:
+    """The id of an erasure that suppressed ``identifier`` but has no record: one a crash cut short."""
+    secret = suppression.key(wh)
+    if secret is None or not wh.has_table(schema.SUPPRESSIONS.name):
+        return None
+    hashes = [suppression.digest(form, secret) for form in candidates(identifier, None)]
+    s, done = wh.table(schema.SUPPRESSIONS.name), wh.table(schema.ERASURES.name)
+    ids = wh.to_arrow(s.filter(s.hash.isin(hashes)).select("erasure_id").distinct()).column("erasure_id").to_pylist()
+    recorded = set(wh.to_arrow(done.filter(done.erasure_id.isin(ids)).select("erasure_id")).column(0).to_pylist())
+    unfinished = sorted(i for i in ids if i is not None and i not in recorded)
+    return unfinished[0] if unfinished else None
 
 
 def erasures(wh: Warehouse, limit: int = 100) -> list[dict[str, Any]]:

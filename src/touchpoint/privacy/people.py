@@ -110,7 +110,7 @@ def find(wh: Warehouse, identifier: str) -> Person:
         if profiles:
             _add_nodes(wh, person, profiles)
     if not person.identifiers:
-        person.identifiers |= {(_guess_type(f), f) for f in forms}
+        person.identifiers |= {(guess_type(f), f) for f in forms}
     _follow_events(wh, person)
     if not person.profile_ids and not _has_events(wh, person):
         _already_erased(wh, identifier)
@@ -141,7 +141,7 @@ def _already_erased(wh: Warehouse, identifier: str) -> None:
         )
 
 
-def _guess_type(value: str) -> str:
+def guess_type(value: str) -> str:
     return "email" if "@" in value else "profile_id" if value.startswith("prf_") else "user_id"
 
 

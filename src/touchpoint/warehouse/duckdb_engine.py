@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import threading
 import time
@@ -30,6 +31,8 @@ from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ibis.backends.duckdb import Backend as DuckDBBackend
@@ -123,6 +126,27 @@ class _DuckDBMigrationCursor(MigrationCursor):
         yield from (tuple(r) for r in self.con.execute(sql).fetchall())
 
 
+def _fsync(path: str) -> None:
+    """Flush a file's (or a directory's entries') bytes to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_compact_leftovers(path: str) -> list[str]:
+    """Remove what a compaction killed before its rename left beside the database ``path``: the partial
+    copy ``<path>.compact`` and its log. The database itself was never touched by it. Returns what went."""
+    removed = []
+    for leftover in (path + ".compact", path + ".compact.wal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)
+            removed.append(leftover)
+            log.warning("removed %s, left by a compaction that did not finish", leftover)
+    return removed
+
+
 class DuckDBWarehouse(Warehouse):
     """DuckDB behind the warehouse contract: per-thread cursors for reads, one writer at a time."""
 
@@ -157,6 +181,7 @@ class DuckDBWarehouse(Warehouse):
         if not read_only and self.path != ":memory:":
             for file in (self.path, self.path + ".wal"):
                 make_private(file)  # 0600: the warehouse holds personal data and key hashes
+            remove_compact_leftovers(self.path)  # we hold the write lock: no compaction of ours is running
         self._local = threading.local()
         self._backends: dict[threading.Thread, DuckDBBackend] = {}
         self._guard = threading.Lock()  # guards _backends, _closed and _generation
@@ -273,6 +298,13 @@ class DuckDBWarehouse(Warehouse):
         thread's cursor and the database, rename the new file over the old one (atomic on POSIX) and
         reopen. Each thread gets a new cursor on its next read; a read running at the very moment of
         the swap fails and may be retried. The cost is one copy of the live data.
+
+        Crash-safe (a SIGKILL or a power cut at any point): until the rename the old file is the database,
+        whole and checkpointed; the new file is fsynced before the rename and the directory after it, and
+        the old file's log is removed before the rename, so no stale log is ever replayed onto the new
+        file. A half-written ``<file>.compact`` left by a crash is removed when the warehouse next opens
+        for writing (:func:`remove_compact_leftovers`); an erasure interrupted by one is finished by
+        running it again (docs/privacy.md, "Erasure").
         """
         start = time.perf_counter()
         if self.path == ":memory:":
@@ -306,6 +338,7 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 con.close()
             make_private(fresh)
+            _fsync(fresh)  # every byte of the copy is on disk before it can become the database
             with self._guard:
                 backends = list(self._backends.values())
                 self._backends.clear()
@@ -314,9 +347,10 @@ class DuckDBWarehouse(Warehouse):
                 with contextlib.suppress(Exception):
                     backend.con.close()
             self._root.disconnect()
+            with contextlib.suppress(FileNotFoundError):  # the old database's log (checkpointed: empty),
+                os.remove(self.path + ".wal")  # before the rename: it must never be replayed onto the copy
             os.replace(fresh, self.path)
-            with contextlib.suppress(FileNotFoundError):  # the old database's log (checkpointed: empty)
-                os.remove(self.path + ".wal")
+            _fsync(os.path.dirname(os.path.abspath(self.path)))  # the rename itself survives a power cut
             self._root = ibis.duckdb.connect(self.path, **self._options)
             make_private(self.path)
         return {

@@ -56,6 +56,11 @@ DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 30.0
 MAX_SQL_CHARS = 100_000
 
+#: Tables holding credentials (key hashes, password hashes, session tokens): no query reads them, whoever asks.
+CREDENTIAL_TABLES = frozenset({"api_keys", "sources", "users", "web_sessions"})
+#: Tables only an admin reads over HTTP (as GET /v1/audit and /v1/privacy/erasures): hidden from read keys.
+ADMIN_TABLES = frozenset({"audit_log", "privacy_erasures", "privacy_suppressions"})
+
 # Table functions that only generate values; every other function in FROM is refused.
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 # Functions that reach outside the warehouse (files, URLs, the environment, other SQL, the engine's state).
@@ -176,11 +181,11 @@ def _check_root(tree: exp.Expression) -> None:
         raise _refuse(f"is a {kind} statement", _STATEMENTS_REFUSED)
 
 
-def check_query(sql: str, tables: set[str]) -> exp.Expression:
+def check_query(sql: str, tables: set[str], hidden: frozenset[str] = CREDENTIAL_TABLES) -> exp.Expression:
     """Parse ``sql`` and return its tree if it is one read-only statement over ``tables``; else raise.
 
     ``tables`` are the names the statement may read (lower case); names defined by its own ``WITH`` are
-    allowed too. The error names the refused construct and says why.
+    allowed too, ``hidden`` ones never. The error names the refused construct and says why.
     """
     tree = _parse(sql)
     _check_root(tree)
@@ -196,11 +201,11 @@ def check_query(sql: str, tables: set[str]) -> exp.Expression:
                     "only the warehouse's own tables can be read here",
                 )
         if isinstance(node, exp.Table):
-            _check_table(node, tables, defined)
+            _check_table(node, tables - hidden, defined, hidden)
     return tree
 
 
-def _check_table(node: exp.Table, tables: set[str], defined: set[str]) -> None:
+def _check_table(node: exp.Table, tables: set[str], defined: set[str], hidden: frozenset[str]) -> None:
     source = node.this
     if isinstance(source, exp.Func):
         name = _function_name(source)
@@ -218,6 +223,9 @@ def _check_table(node: exp.Table, tables: set[str], defined: set[str]) -> None:
         raise _refuse(f"names the database {catalog!r}", "only the warehouse itself can be read here")
     if schema == "information_schema":
         return
+    if schema in ("", "main") and name.lower() in hidden:  # before CTE names: `WITH users AS (... FROM users)`
+        why = "it holds credentials" if name.lower() in CREDENTIAL_TABLES else "only an admin key reads it"
+        raise _refuse(f"reads {name}, which is not open to this query", f"{why} (docs/security.md)")
     if schema in ("", "main") and (name.lower() in tables or (not schema and name.lower() in defined)):
         return
     if any(c in name for c in "/\\.:~"):
@@ -328,9 +336,15 @@ def _fetch(cur: Any, sql: str, max_rows: int) -> tuple[pa.Table, bool]:
 
 
 def run_readonly_query(
-    wh: Warehouse, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS, timeout_s: float = DEFAULT_TIMEOUT_S
+    wh: Warehouse,
+    sql: str,
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    hidden: frozenset[str] = CREDENTIAL_TABLES,
 ) -> QueryResult:
-    """Check ``sql`` (:func:`check_query`) and run it with a time and a row limit.
+    """Check ``sql`` (:func:`check_query`) and run it with a time and a row limit; ``hidden`` tables are
+    refused (the credential tables always; the HTTP API hides :data:`ADMIN_TABLES` from read keys too).
 
     Refused SQL, a timeout and engine errors raise :class:`~touchpoint.errors.InvalidInput` (HTTP 400)
     naming the construct or the limit and how to proceed. More than ``max_rows`` rows are cut to
@@ -347,7 +361,7 @@ def run_readonly_query(
     timer = threading.Timer(timeout_s, cur.interrupt)
     try:
         try:
-            tree = check_query(sql, _tables(cur))
+            tree = check_query(sql, _tables(cur), hidden)
             _check_functions_exist(wh, cur, tree)
             checked_sql = tree.sql(dialect="duckdb")
         except RecursionError:

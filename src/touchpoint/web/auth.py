@@ -1,9 +1,9 @@
 """Who is asking: the session cookie, roles, CSRF tokens and the sign-in rate limit.
 
 A signed-in browser carries one cookie, ``tp_session`` (HttpOnly, SameSite=Lax, Secure when served over
-TLS), whose SHA-256 names a row of ``web_sessions``. Every form carries the session's CSRF token; a POST
-without the right one is refused with 403 before anything runs. The sign-in form, used before there is a
-session, carries a token that must match the ``tp_signin`` cookie (double submit).
+TLS, and always in production), whose SHA-256 names a row of ``web_sessions``. Every form carries the
+session's CSRF token; a POST without the right one is refused with 403 before anything runs. The sign-in
+form, used before there is a session, carries a token that must match the ``tp_signin`` cookie (double submit).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import Request
 
 from touchpoint import keys, users
+from touchpoint.config import Settings
 from touchpoint.errors import Forbidden, TooManyAttempts, Unauthorized
 from touchpoint.warehouse import Warehouse
 
@@ -41,6 +42,11 @@ class RateLimit:
     window: float = 300.0
     _failures: dict[str, deque[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def configure(self, settings: Settings) -> None:
+        """Take the limits from ``signin_failures_per_user`` and ``signin_failures_per_address``."""
+        self.per_user = settings.signin_failures_per_user
+        self.per_address = settings.signin_failures_per_address
 
     def _limit(self, key: str) -> int:
         return self.per_user if key.startswith("user:") else self.per_address
@@ -120,9 +126,15 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def secure(request: Request, public_url: str | None) -> bool:
-    """Whether the cookie must be Secure: the request came over TLS, or the server's public URL is https."""
-    return request.url.scheme == "https" or bool(public_url and public_url.startswith("https://"))
+def secure(request: Request, settings: Settings) -> bool:
+    """Whether a cookie must be Secure: always in production (TLS is in front), else when the request came
+    over TLS (or a trusted proxy says it did) or the server's public URL is https."""
+    public_url = settings.public_url
+    return (
+        settings.env == "production"
+        or request.url.scheme == "https"
+        or bool(public_url and public_url.startswith("https://"))
+    )
 
 
 def new_signin_token() -> str:

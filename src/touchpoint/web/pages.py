@@ -24,7 +24,15 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from touchpoint import users
-from touchpoint.errors import InvalidInput, NotConverged, NotFound, TooManyAttempts, TouchpointError, http_status
+from touchpoint.errors import (
+    InvalidInput,
+    NotConverged,
+    NotFound,
+    RateLimited,
+    TooManyAttempts,
+    TouchpointError,
+    http_status,
+)
 from touchpoint.web import auth
 from touchpoint.web.render import WebApp, render
 from touchpoint.web.snapshot import Refresher
@@ -137,7 +145,7 @@ async def _checked_form(request: Request, session: users.Session, role: str | No
 
 def _error_page(request: Request, exc: TouchpointError, session: users.Session | None) -> Response:
     status = http_status(exc)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts | RateLimited) else None
     return render(request, "error.html", {"title": "Error", "error": exc, "status": status}, session, status, headers)
 
 
@@ -187,7 +195,7 @@ def _signin_form(request: Request, error: str | None, status: int, headers: dict
         token,
         httponly=True,
         samesite="strict",
-        secure=auth.secure(request, state.settings.public_url),
+        secure=auth.secure(request, state.settings),
         max_age=3600,
         path="/signin",
     )
@@ -203,6 +211,8 @@ async def signin(request: Request) -> Response:
     except TouchpointError as exc:
         return _error_page(request, exc, None)
     try:
+        state.rates.address(auth.client_address(request))  # every try, failed or not (brute force)
+        web.auth.limit.configure(state.settings)
         token, _ = await run_in_threadpool(
             auth.sign_in,
             state.warehouse,
@@ -211,7 +221,7 @@ async def signin(request: Request) -> Response:
             form.get("username", ""),
             form.get("password", ""),
         )
-    except TooManyAttempts as exc:
+    except (TooManyAttempts, RateLimited) as exc:
         return _signin_form(request, f"{exc.message} ({exc.hint})", 429, {"Retry-After": str(exc.retry_after)})
     except TouchpointError as exc:
         return _signin_form(request, exc.message, 401)
@@ -221,7 +231,7 @@ async def signin(request: Request) -> Response:
         token,
         httponly=True,
         samesite="lax",
-        secure=auth.secure(request, state.settings.public_url),
+        secure=auth.secure(request, state.settings),
         max_age=int(users.SESSION_HOURS * 3600),
         path="/",
     )

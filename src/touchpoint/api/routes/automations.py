@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse
 
-from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
+from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited, client_host
 from touchpoint.automations import workflow
 
 router = APIRouter(tags=["automations"])
@@ -104,6 +104,7 @@ def automation_lift(
 def unsubscribe(
     request: Request, app: State, note: Audit, token: str = Query(..., min_length=10, max_length=2000)
 ) -> dict[str, Any]:
+    app.rates.address(client_host(request))  # a link's token is guessed by nobody, but tries cost work
     request.state.audit_actor = "link:unsubscribe"  # the signed link is the credential: whoever holds it
     out = workflow.unsubscribe(app.warehouse, app.settings, token)
     note.subject = out.get("profile_id")

@@ -14,7 +14,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from touchpoint.api.deps import credentials, state
+from touchpoint.api.deps import client_host, credentials, state
 from touchpoint.api.errors import error_response
 from touchpoint.collect.body import decompress, rows_from_body, write_key_in
 from touchpoint.collect.normalize import EventRows, Rejected, payload_text, utcnow
@@ -64,12 +64,14 @@ async def ingest(request: Request, kind: str) -> Response:
     if not key:
         key = write_key_in(body, kind)
     if not key:
+        app.rates.address(client_host(request))
         raise Unauthorized(
             "no write key was sent",
             hint="send the source's write key as the HTTP Basic username, or as writeKey in the body",
         )
     source = app.source_for(key)
     if source is None:
+        app.rates.address(client_host(request))
         raise Unauthorized("the write key is not known", hint="create a source with `touchpoint sources create NAME`")
 
     try:
@@ -134,6 +136,9 @@ for _kind in (*EVENT_TYPES, "batch"):
 for _short, _kind in (*SHORT_PATHS.items(), ("b", "batch")):
     router.add_api_route(f"/v1/{_short}", _make(_kind), methods=["POST"], include_in_schema=False, responses=_RESPONSES)
 
+#: The collector's paths: their bodies have the collector's own limits (max_batch_bytes, max_event_bytes).
+PATHS = frozenset(f"/v1/{p}" for p in (*EVENT_TYPES, "batch", *SHORT_PATHS, "b"))
+
 
 @router.get("/v1/projects/{write_key}/settings", summary="Settings analytics.js loads at start")
 async def project_settings(request: Request, write_key: str) -> Response:
@@ -141,6 +146,7 @@ async def project_settings(request: Request, write_key: str) -> Response:
     app = state(request)
     source = app.source_for(write_key)
     if source is None:
+        app.rates.address(client_host(request))
         raise Unauthorized("the write key is not known", hint="create a source with `touchpoint sources create NAME`")
     scheme, _, where = app.settings.resolved_public_url().partition("://")  # never the request's Host header
     settings = {

@@ -4,7 +4,9 @@ The same function as ``touchpoint query`` (:func:`touchpoint.warehouse.sandbox.r
 statement is parsed and refused unless it is one read of the warehouse's own tables (no files, URLs,
 extensions, settings or writes), it runs in a transaction that is rolled back, and it is interrupted
 after ``timeout`` seconds without holding up other requests (each request reads on a connection of its
-own). At most ``limit`` rows come back; ``truncated`` says when there were more.
+own). At most ``limit`` rows come back; ``truncated`` says when there were more. No query reads the
+credential tables (key and password hashes, sessions), and a read key does not read the audit log or the
+erasure records either: an admin key does, as with ``GET /v1/audit``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from touchpoint.api.deps import Audit, ReadKey, State, audited
-from touchpoint.warehouse.sandbox import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, MAX_SQL_CHARS, run_readonly_query
+from touchpoint.warehouse.sandbox import (
+    ADMIN_TABLES,
+    CREDENTIAL_TABLES,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_TIMEOUT_S,
+    MAX_SQL_CHARS,
+    run_readonly_query,
+)
 
 router = APIRouter(tags=["query"])
 MAX_ROWS = 100_000
@@ -35,7 +44,8 @@ class QueryRequest(BaseModel):
     response_description='{"columns", "rows", "truncated", "max_rows", "seconds"}',
     **audited("query.run"),
 )
-def query(body: QueryRequest, app: State, _key: ReadKey, note: Audit) -> Response:
-    result = run_readonly_query(app.warehouse, body.sql, max_rows=body.limit, timeout_s=body.timeout)
+def query(body: QueryRequest, app: State, scope: ReadKey, note: Audit) -> Response:
+    hidden = CREDENTIAL_TABLES if scope == "admin" else CREDENTIAL_TABLES | ADMIN_TABLES  # least privilege
+    result = run_readonly_query(app.warehouse, body.sql, max_rows=body.limit, timeout_s=body.timeout, hidden=hidden)
     note.rows = result.table.num_rows  # the statement is not logged: its literals may be someone's email
     return Response(_encode(result.to_dict()), media_type="application/json")
