@@ -89,3 +89,40 @@ def test_a_refresh_after_identities_changed_without_one_rebuilds_every_profile()
     out = workflow.update(wh)
     assert out["profiles"]["recomputed"] == out["profiles"]["profiles"] == 2
     assert {r["user_id"] for r in wh.to_arrow(wh.table("profiles")).to_pylist()} == {"u1", "u2"}
+
+
+def test_live_traffic_extends_profiles_and_equals_a_full_build() -> None:
+    """Events arriving in time order (the live case): known visitors' profiles are extended by their new
+    events alone (sessions, channels, traits); orders and new identities are recomputed; same rows."""
+    rng = random.Random(7)
+    wh = Warehouse.open("duckdb://:memory:")
+    minute = 0
+    extended = []
+    for batch in range(4):
+        msgs: list[dict[str, Any]] = []
+        for _ in range(30):
+            minute += rng.choice([1, 5, 45])  # some gaps start a new session
+            person = rng.randrange(12)
+            ts = f"2026-03-{1 + minute // 1440:02d}T{(minute // 60) % 24:02d}:{minute % 60:02d}:00Z"
+            base: dict[str, Any] = {"anonymousId": f"a{person}", "timestamp": ts}
+            kind = rng.random()
+            if kind < 0.5:
+                campaign = rng.choice([None, "spring"])
+                ctx = {"campaign": {"source": "news", "medium": "email", "name": campaign}} if campaign else {}
+                msgs.append({"type": "page", "name": "Home", "context": ctx, **base})
+            elif kind < 0.75:
+                traits = {"plan": rng.choice(["free", "pro"]), "email": f"p{person}@x.org"}
+                msgs.append({"type": "identify", "userId": f"u{person}", "traits": traits, **base})
+            elif kind < 0.9:
+                msgs.append({"type": "track", "event": "Product Viewed", **base})
+            else:
+                props = {"order_id": f"o{minute}", "revenue": 20.0}
+                msgs.append({"type": "track", "event": "Order Completed", "properties": props, **base})
+        write_messages(wh, msgs)
+        out = workflow.update(wh, as_of=AS_OF)
+        if batch:
+            extended.append(out["profiles"]["extended"])
+        incremental = _rows(wh, "profiles"), _rows(wh, "profile_traits")
+        profiles.build(wh, as_of=AS_OF)
+        assert (_rows(wh, "profiles"), _rows(wh, "profile_traits")) == incremental
+    assert max(extended) > 0  # the extension path ran

@@ -22,7 +22,7 @@ function of a component's identifiers and links.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.errors import InvalidInput
-from touchpoint.identity import store
+from touchpoint.identity import delta, store
 from touchpoint.identity import tables as T
 from touchpoint.identity.components import Scratch
 from touchpoint.identity.extract import identifiers, node_stats, pair_stats
@@ -59,13 +59,45 @@ class ResolveResult:
     merges_logged: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: how the touched components were resolved: engine (SQL rounds), memory, statistics (none changed)
+    path: str = "engine"
+    #: identifiers whose statistics (last seen, events) were updated without recomputing their component
+    statistics_updated: int = 0
     #: the profiles whose identifiers changed (their ids before and after); ``None``: every profile
     changed_profiles: list[str] | None = field(default=None, repr=False)
+    #: profiles with new events whose identifiers did not change (their rows need the new events only)
+    touched_profiles: list[str] = field(default_factory=list, repr=False)
+    #: changed profiles made of new identifiers only (all their events are new ones)
+    new_profiles: list[str] = field(default_factory=list, repr=False)
+    #: ``message_id, profile_id`` of the events this update resolved (after a fast path)
+    new_events: pa.Table | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["changed_profiles"]
-        return out
+        internal = ("changed_profiles", "touched_profiles", "new_profiles", "new_events")
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), list) else v
+            for f in fields(self)
+            if f.name not in internal
+        }
+
+
+def _from_delta(d: delta.Delta) -> ResolveResult:
+    return ResolveResult(
+        mode="incremental",
+        path=d.path,
+        identifiers=d.identifiers,
+        links=d.links,
+        refused_links=d.refused_links,
+        profiles=d.profiles,
+        components_recomputed=d.components_recomputed,
+        conflicted_components=d.conflicted_components,
+        merges_logged=d.merges_logged,
+        statistics_updated=d.statistics_updated,
+        changed_profiles=d.changed_profiles,
+        touched_profiles=d.touched_profiles,
+        new_profiles=d.new_profiles,
+        new_events=d.new_events,
+    )
 
 
 # -- building blocks ---------------------------------------------------------------------------------
@@ -366,7 +398,12 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
             return result
         if found == 0:
             return ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3), changed_profiles=[])
-        result = _recompute(wh, s, rules, new_events=new_events, components=None)
+        fast = delta.apply(wh, s, rules, new_events)
+        if fast is None:  # the touched components are large: resolve them in the engine
+            result = _recompute(wh, s, rules, new_events=new_events, components=None)
+            result.path = "engine"
+        else:
+            result = _from_delta(fast)
         max_received = new_events.received_at.max().to_pyarrow().as_py()
         new_mark = max(ibis.timestamp(watermark).to_pyarrow().as_py(), max_received)
         keep_since = ibis.timestamp(new_mark) - _late()

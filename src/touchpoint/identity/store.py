@@ -85,14 +85,19 @@ def replace_tables(wh: Warehouse, tables: list[tuple[str, ir.Table, ibis.Schema]
                 tx.replace(name, rows)
 
 
-def replace_rows(wh: Warehouse, steps: list[tuple[str, str, ir.Table | None, ir.Table | None, ibis.Schema]]) -> None:
+def replace_rows(
+    wh: Warehouse, steps: list[tuple[str, str, ir.Table | None, ir.Table | pa.Table | None, ibis.Schema]]
+) -> None:
     """In one transaction, for each ``(table, key, keys, rows, schema)``: delete the rows whose
     ``key`` is in ``keys`` (a one-column expression) and insert ``rows``."""
     with ExitStack() as stack:
         ready = []
         for table, key, keys, rows, schema in steps:
             staged_keys = stack.enter_context(wh.staged(keys)) if keys is not None else None
-            staged_rows = stack.enter_context(wh.staged(typed(rows, schema))) if rows is not None else None
+            if isinstance(rows, pa.Table):  # Arrow rows (built in memory) are already in the schema
+                staged_rows: pa.Table | ir.Table | None = rows
+            else:
+                staged_rows = stack.enter_context(wh.staged(typed(rows, schema))) if rows is not None else None
             ready.append((table, key, staged_keys, staged_rows))
         with wh.write() as tx:
             for table, key, staged_keys, staged_rows in ready:

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -78,9 +80,7 @@ def _as_of(value: datetime | str | None) -> datetime:
         return store.now()
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (
-            parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
-        )
+        return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
     return value
 
 
@@ -126,45 +126,169 @@ def _channel(t: ir.Table) -> ir.StringValue:
 
 
 def build(
-    wh: Warehouse, *, as_of: datetime | str | None = None, only: Sequence[str] | None = None
+    wh: Warehouse,
+    *,
+    as_of: datetime | str | None = None,
+    only: Sequence[str] | None = None,
+    touched: Sequence[str] = (),
+    new_events: pa.Table | None = None,
+    new_profiles: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Rebuild ``profiles`` and ``profile_traits`` from the events and the current identities.
 
     ``as_of`` (default: now, UTC) is the instant ``days_since_last_order`` and recency count from.
     ``only`` (the profiles an identity update changed, :attr:`ResolveResult.changed_profiles`)
-    recomputes those profiles' rows from their events and keeps every other row; the RFM scores and
-    ``days_since_last_order`` of every profile are recomputed either way, as they depend on all
-    profiles and on ``as_of``. Returns a summary: how many profiles, traits, recomputed, seconds.
+    recomputes those profiles' rows from their events and keeps every other row. With what the update
+    also knows (:class:`~touchpoint.identity.ResolveResult`: ``new_events``, ``message_id, profile_id``
+    of the events it resolved; ``touched``, profiles that only got new events; ``new_profiles``, changed
+    profiles made of new identifiers only, whose events are all new), touched profiles are extended by
+    their new events alone where that is exact (:mod:`touchpoint.profiles.extend`), else recomputed, and
+    new profiles are computed from the new events. The RFM scores and ``days_since_last_order`` depend
+    on every profile and on ``as_of``: they are recomputed for every profile, and only the rows whose
+    values changed are written (their ``as_of`` says when). Returns a summary: how many profiles,
+    traits, recomputed, extended, seconds.
     """
     started = time.perf_counter()
     as_of_ts = _as_of(as_of)
+    extended = 0
     with wh.exclusive(store.SECTION):  # the identities it reads do not change under it
         if only is None:
             rows, traits = _rows(wh, None)
             _finish_and_store(wh, rows, traits, as_of_ts, None)
-        elif only:
-            with wh.staged(ibis.memtable(pa.table({"profile_id": pa.array(list(only), pa.string())}))) as ids:
-                rows, traits = _rows(wh, ids)
-                old = store.typed(wh.table(PROFILES).anti_join(ids, "profile_id"), BASE_SCHEMA)
-                rows = ibis.union(old, store.typed(rows, BASE_SCHEMA), distinct=False)
-                _finish_and_store(wh, rows, traits, as_of_ts, ids)
+            recomputed: int | None = None
         else:
-            _finish_and_store(wh, wh.table(PROFILES).select(*BASE_COLUMNS), None, as_of_ts, None)
+            recompute = set(only)
+            if new_events is None:
+                recompute.update(touched)
+                touched, new_profiles = (), ()
+            plan = _Plan(sorted(recompute), sorted(set(touched) - recompute), new_events, set(new_profiles))
+            extended, recomputed = _refresh(wh, plan, as_of_ts)
     n = int(wh.table(PROFILES).count().to_pyarrow().as_py())
     k = int(wh.table(TRAITS).count().to_pyarrow().as_py())
     return {
         "profiles": n,
         "traits": k,
-        "recomputed": n if only is None else len(only),
+        "recomputed": n if recomputed is None else recomputed,
+        "extended": extended,
         "as_of": as_of_ts.isoformat(),
         "seconds": round(time.perf_counter() - started, 3),
     }
 
 
-def _rows(wh: Warehouse, ids: ir.Table | None) -> tuple[ir.Table, ir.Table]:
-    """The per-profile columns (:data:`BASE_COLUMNS`) and the traits of every profile, or of ``ids``."""
+@dataclass
+class _Plan:
+    recompute: list[str]
+    touched: list[str]
+    new_events: pa.Table | None
+    new_profiles: set[str]
+
+
+def _ids(values: Sequence[str], name: str = "profile_id") -> ir.Table:
+    return ibis.memtable(pa.table({name: pa.array(list(values), pa.string())}))
+
+
+def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
+    """Recompute some profiles, extend others, rescore, write what changed. Returns (extended, recomputed)."""
+    from touchpoint.profiles import extend
+
+    with ExitStack() as stack:
+
+        def stage(expr: ir.Table) -> ir.Table:
+            staged = stack.enter_context(wh.staged(expr))
+            assert isinstance(staged, ir.Table)
+            return staged
+
+        recompute = plan.recompute
+        ext = extend.Extension()
+        e_ids = stage(ibis.memtable(plan.new_events)) if plan.new_events is not None else None
+        if plan.touched and e_ids is not None:
+            ext = extend.extend(wh, plan.touched, e_ids, SESSION_GAP_MINUTES * 60)
+            recompute = sorted(set(recompute) | set(ext.fallback))
+        changed = stage(_ids([*recompute, *ext.profiles]))
+        parts = [store.typed(wh.table(PROFILES).anti_join(changed, "profile_id"), BASE_SCHEMA)]
+        traits: list[tuple[ir.Table, ir.Table]] = []
+        events = wh.table("events")
+        brand_new = [p for p in recompute if p in plan.new_profiles] if e_ids is not None else []
+        from_log = sorted(set(recompute) - set(brand_new))
+        if brand_new and e_ids is not None:  # all their events are new: resolved by the update already
+            n_ids = stage(_ids(brand_new))
+            ep = stage(e_ids.semi_join(n_ids, "profile_id"))
+            rows, n_traits = _rows(wh, n_ids, stage(events.semi_join(ep, "message_id")), ep)
+            parts.append(store.typed(rows, BASE_SCHEMA))
+            traits.append((n_ids, n_traits))
+        if from_log:
+            r_ids = stage(_ids(from_log))
+            candidates = stage(candidate_events(wh, r_ids))
+            ep = stage(identity.event_profiles(wh, candidates).semi_join(r_ids, "profile_id"))
+            rows, r_traits = _rows(wh, r_ids, candidates, ep)
+            parts.append(store.typed(rows, BASE_SCHEMA))
+            traits.append((r_ids, r_traits))
+        if ext.rows and e_ids is not None:
+            x_ids = stage(_ids(ext.profiles))
+            x_rows = ibis.memtable(pa.Table.from_pylist(ext.rows, schema=BASE_SCHEMA.to_pyarrow()))
+            parts.append(store.typed(x_rows, BASE_SCHEMA))
+            traits.append((x_ids, extend.new_traits(wh, x_ids, e_ids)))
+        p = _finish(ibis.union(*parts, distinct=False), as_of_ts)
+        # write the changed profiles and every row whose scores or days since the last order moved
+        s = wh.table(PROFILES).select(
+            "profile_id",
+            s_days="days_since_last_order",
+            s_r="recency_score",
+            s_f="frequency_score",
+            s_m="monetary_score",
+        )
+        j = p.left_join(s, "profile_id")
+        moved = (
+            ~j.days_since_last_order.identical_to(j.s_days)
+            | ~j.recency_score.identical_to(j.s_r)
+            | ~j.frequency_score.identical_to(j.s_f)
+            | ~j.monetary_score.identical_to(j.s_m)
+            | j.profile_id.isin(changed.profile_id)
+        )
+        write = stage(store.typed(j.filter(moved), PROFILES_SCHEMA))
+        ready = [(ids, stage(store.typed(t, TRAITS_SCHEMA))) for ids, t in traits]
+        with wh.write() as tx:
+            tx.delete(PROFILES, "profile_id", changed.profile_id)
+            tx.delete(PROFILES, "profile_id", write.profile_id)
+            tx.append(PROFILES, write)
+            for ids, rows_t in ready:
+                tx.delete(TRAITS, "profile_id", ids.profile_id)
+                tx.append(TRAITS, rows_t)
+    return len(ext.profiles), len(recompute)
+
+
+def candidate_events(wh: Warehouse, ids: ir.Table) -> ir.Table:
+    """The events that may belong to the profiles ``ids``: those carrying one of their identifiers in a
+    column, or any identifier in JSON (phone, external ids: resolved as usual). An event belongs to the
+    profile of its most trusted identifier, so every event of these profiles is among them."""
+    from touchpoint.identity.extract import _mentions
+
     events = wh.table("events")
-    ep = identity.event_profiles(wh, events)
+    nodes = wh.table(identity.tables.NODES)
+    values = nodes.semi_join(ids, "profile_id").id_value
+    rules = identity.saved_rules(wh)
+    json_ids = _mentions(events.traits, "phone") | _mentions(events.context, "phone")
+    json_ids = json_ids | _mentions(events.context, "externalIds")
+    for ext in rules.external_ids:
+        json_ids = json_ids | _mentions(events[ext.path.split(".", 1)[0]], ext.path.rsplit(".", 1)[-1])
+        json_ids = json_ids | _mentions(events.context, ext.path.rsplit(".", 1)[-1])
+    return events.filter(
+        events.user_id.isin(values)
+        | events.anonymous_id.isin(values)
+        | events.email.isin(values)
+        | events.previous_id.isin(values)
+        | json_ids
+    )
+
+
+def _rows(
+    wh: Warehouse, ids: ir.Table | None, events: ir.Table | None = None, ep: ir.Table | None = None
+) -> tuple[ir.Table, ir.Table]:
+    """The per-profile columns (:data:`BASE_COLUMNS`) and the traits of every profile, or of ``ids``
+    (``events``: all of them, or a subset holding every event of those profiles; ``ep``: their
+    ``message_id, profile_id`` when already computed)."""
+    events = events if events is not None else wh.table("events")
+    ep = ep if ep is not None else identity.event_profiles(wh, events)
     nodes = wh.table(identity.tables.NODES)
     if ids is not None:
         ep = ep.semi_join(ids, "profile_id")
@@ -184,9 +308,7 @@ def _rows(wh: Warehouse, ids: ir.Table | None) -> tuple[ir.Table, ir.Table]:
         channels=sess.channel.collect(distinct=True),
     )
 
-    base = ev.group_by("profile_id").agg(
-        first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count()
-    )
+    base = ev.group_by("profile_id").agg(first_seen=ev.timestamp.min(), last_seen=ev.timestamp.max(), events=ev.count())
     o = ev.filter((ev.type == "track") & (ev.event == ORDER_COMPLETED))
     order_key = ibis.coalesce(o.order_id, o.message_id)
     per_order = o.group_by(["profile_id", order_key.name("order_key")]).agg(
@@ -222,16 +344,12 @@ def _rows(wh: Warehouse, ids: ir.Table | None) -> tuple[ir.Table, ir.Table]:
     return p.select(*BASE_COLUMNS), _traits(events, ep)
 
 
-def _finish_and_store(
-    wh: Warehouse, rows: ir.Table, traits: ir.Table | None, as_of_ts: datetime, ids: ir.Table | None
-) -> None:
-    """Add what depends on every profile or on ``as_of`` (days since the last order, RFM scores) to
-    ``rows`` and store them; ``traits`` replace every trait row, or only those of ``ids``."""
+def _finish(rows: ir.Table, as_of_ts: datetime) -> ir.Table:
+    """``rows`` (every profile's base columns) with what depends on every profile or on ``as_of``: days
+    since the last order, the RFM scores."""
     as_of_lit = ibis.literal(as_of_ts, "timestamp")
     p = rows.mutate(
-        days_since_last_order=((as_of_lit.epoch_seconds() - rows.last_order_at.epoch_seconds()) // 86400).cast(
-            "int64"
-        ),
+        days_since_last_order=((as_of_lit.epoch_seconds() - rows.last_order_at.epoch_seconds()) // 86400).cast("int64"),
         as_of=as_of_lit,
         built_at=ibis.literal(store.now(), "timestamp"),
     )
@@ -242,23 +360,19 @@ def _finish_and_store(
         frequency_score=_score(buyers.orders),
         monetary_score=_score(buyers.revenue),
     )
-    p = p.left_join(scored, "profile_id").select(
-        p, scored.recency_score, scored.frequency_score, scored.monetary_score
+    p = p.left_join(scored, "profile_id").select(p, scored.recency_score, scored.frequency_score, scored.monetary_score)
+    return p.mutate(
+        rfm=p.recency_score.cast("string") + p.frequency_score.cast("string") + p.monetary_score.cast("string")
     )
-    p = p.mutate(
-        rfm=p.recency_score.cast("string")
-        + p.frequency_score.cast("string")
-        + p.monetary_score.cast("string")
-    )
+
+
+def _finish_and_store(
+    wh: Warehouse, rows: ir.Table, traits: ir.Table | None, as_of_ts: datetime, ids: ir.Table | None
+) -> None:
+    """Add what depends on every profile or on ``as_of`` (:func:`_finish`) to ``rows`` (every profile) and
+    replace the tables with them."""
+    p = _finish(rows, as_of_ts)
     if traits is None:
         store.replace_table(wh, PROFILES, p, PROFILES_SCHEMA)
-    elif ids is None:
-        store.replace_tables(wh, [(PROFILES, p, PROFILES_SCHEMA), (TRAITS, traits, TRAITS_SCHEMA)])
     else:
-        with wh.staged(store.typed(p, PROFILES_SCHEMA)) as ready_p, wh.staged(
-            store.typed(traits, TRAITS_SCHEMA)
-        ) as ready_t, wh.write() as tx:
-            tx.replace(PROFILES, ready_p)
-            tx.delete(TRAITS, "profile_id", ids.profile_id)
-            tx.append(TRAITS, ready_t)
-
+        store.replace_tables(wh, [(PROFILES, p, PROFILES_SCHEMA), (TRAITS, traits, TRAITS_SCHEMA)])

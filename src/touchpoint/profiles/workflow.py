@@ -63,8 +63,17 @@ def update(
     with wh.exclusive(identity.store.SECTION):
         current = _profiles_current(wh)
         result = identity.update(wh, rules)
-        only = result.changed_profiles if current else None
-        return {"identity": result.to_dict(), "profiles": build(wh, as_of=as_of, only=only)}
+        if not current or result.changed_profiles is None:
+            return {"identity": result.to_dict(), "profiles": build(wh, as_of=as_of)}
+        profiles = build(
+            wh,
+            as_of=as_of,
+            only=result.changed_profiles,
+            touched=result.touched_profiles,
+            new_profiles=result.new_profiles,
+            new_events=result.new_events,
+        )
+        return {"identity": result.to_dict(), "profiles": profiles}
 
 
 def _profiles_current(wh: Warehouse) -> bool:
