@@ -163,7 +163,9 @@ def test_the_api_drops_an_old_key_when_its_grace_ends(client: TestClient) -> Non
 
 def test_key_uses_are_recorded_coalesced_and_off_the_request_path(client: TestClient) -> None:
     state = app_state(client)
-    assert state.usage is not None
+    assert state.usage is not None and state.usage._thread is not None
+    state.usage._stop.set()  # its background flush off (every 5 s): this test flushes by hand, however slow
+    state.usage._thread.join()
     wh = state.warehouse
     write_key = keys.create_source(wh, "web")
     api_key = keys.create_api_key(wh, "bi", "read")
