@@ -21,7 +21,6 @@ from touchpoint import keys
 from touchpoint.collect.store import write_messages
 from touchpoint.warehouse import Warehouse
 
-START_TIMEOUT_S = 180.0  # a start took 75-85 s on the shared 2-core machine at load 11
 pytestmark = pytest.mark.slow  # a real server
 
 
@@ -35,7 +34,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     wh.close()
     server = Server(data, free_port(), write_key)
     try:
-        server.start(timeout=START_TIMEOUT_S)
+        server.start()
         yield server, read, write_key
     finally:
         server.stop()

@@ -30,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     tokens = {scope: keys.create_api_key(wh, f"{scope}-key", scope) for scope in ("read", "admin")}
     wh.close()
     srv = Server(data, free_port(), write_key)
-    srv.start(timeout=180)
+    srv.start()
     try:
         yield srv, tokens
     finally:

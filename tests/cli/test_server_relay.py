@@ -23,7 +23,6 @@ from touchpoint.cli import discovery
 from touchpoint.cli.remote import RUN_PATH
 from touchpoint.warehouse import Warehouse
 
-START_TIMEOUT_S = 180.0  # a start took 75-85 s on the shared 2-core machine at load 11
 pytestmark = pytest.mark.slow  # real servers
 ADMIN: list[str] = []  # the module's server's admin API key
 
@@ -36,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     wh.close()
     served = Server(data, free_port(), write_key="", jobs=True)  # `jobs run` asks its runner
     try:
-        served.start(timeout=START_TIMEOUT_S)
+        served.start()
         yield served
     finally:
         served.stop()
@@ -51,7 +50,7 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
     wh.close()
     server = Server(data, free_port(), write_key="")
     try:
-        server.start(timeout=START_TIMEOUT_S)
+        server.start()
         yield server
     finally:
         server.stop()

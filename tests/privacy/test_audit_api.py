@@ -149,7 +149,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     users.create_user(wh, "ada", PASSWORD, "admin")
     wh.close()
     srv = Server(data, free_port(), write_key)
-    srv.start(timeout=180)
+    srv.start()
     try:
         with httpx.Client(base_url=srv.url, timeout=60) as c:
             basic = base64.b64encode(f"{write_key}:".encode()).decode()

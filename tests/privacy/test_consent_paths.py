@@ -99,7 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     admin = keys.create_api_key(wh, "admin-key", "admin")
     wh.close()
     srv = Server(data, free_port(), write_key)
-    srv.start(timeout=180)
+    srv.start()
     try:
         yield srv, admin
     finally:

@@ -39,7 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     users.create_user(wh, "vic", PASSWORDS["vic"], "viewer")
     wh.close()
     server = Server(data, free_port(), write_key)
-    server.start(timeout=180)
+    server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as c:
             pid = c.get("/v1/profiles/u1", headers={"Authorization": f"Bearer {admin}"}).json()["profile_id"]
