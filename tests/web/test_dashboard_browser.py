@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.web.conftest import PASSWORDS, Dashboard
+from tests.web.conftest import PAGES, PASSWORDS, Dashboard
 
 # The shared server's set-up simulates, resolves, predicts and fits a small shop first (minutes on a busy machine).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -119,27 +119,13 @@ def _tab_walk(page: Any, limit: int) -> set[str]:
     return seen
 
 
-PAGE_PATHS = [
-    "/",
-    "/customers",
-    "/experiments",
-    "/journeys",
-    "/mmm",
-    "/audiences",
-    "/automations",
-    "/plan",
-    "/data",
-    "/users",
-]
-
-
 def test_every_page_loads_cleanly_and_is_accessible(signed_in: Watched, dashboard: Dashboard) -> None:
     page = signed_in.page
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.goto(dashboard.url + "/customers?q=" + dashboard.email)
     profile_path = page.url.removeprefix(dashboard.url)
     assert profile_path.startswith("/customers/prf_")
-    for path in [*PAGE_PATHS, profile_path]:
+    for path in [*PAGES, profile_path]:
         page.goto(dashboard.url + path)
         name = "profile" if path == profile_path else (path.strip("/") or "overview")
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

@@ -141,7 +141,8 @@ def to_svg(m: DataMap) -> str:
     boxes, width, height = layout(m)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" role="img" class="datamap">',
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" role="img" class="datamap" '
+        'aria-label="touchpoint data-flow map: sources, tables, jobs, models and destinations">',
         "<title>touchpoint data-flow map</title>",
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#80868b"/></marker></defs>',
