@@ -218,8 +218,12 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
             traits.append((n_ids, n_traits))
         if from_log:
             r_ids = stage(_ids(from_log))
-            candidates = stage(candidate_events(wh, r_ids))
-            ep = stage(identity.event_profiles(wh, candidates).semi_join(r_ids, "profile_id"))
+            if store.events_indexed(wh):  # their events by event_identities: one join
+                ep = stage(identity.event_profiles(wh).semi_join(r_ids, "profile_id"))
+                candidates = stage(events.semi_join(ep, "message_id"))
+            else:
+                candidates = stage(candidate_events(wh, r_ids))
+                ep = stage(identity.event_profiles(wh, candidates).semi_join(r_ids, "profile_id"))
             rows, r_traits = _rows(wh, r_ids, candidates, ep)
             parts.append(store.typed(rows, BASE_SCHEMA))
             traits.append((r_ids, r_traits))
@@ -287,8 +291,9 @@ def _rows(
     """The per-profile columns (:data:`BASE_COLUMNS`) and the traits of every profile, or of ``ids``
     (``events``: all of them, or a subset holding every event of those profiles; ``ep``: their
     ``message_id, profile_id`` when already computed)."""
+    if ep is None:
+        ep = identity.event_profiles(wh, events)
     events = events if events is not None else wh.table("events")
-    ep = ep if ep is not None else identity.event_profiles(wh, events)
     nodes = wh.table(identity.tables.NODES)
     if ids is not None:
         ep = ep.semi_join(ids, "profile_id")
