@@ -1,5 +1,8 @@
 """A profile's timeline: its events across every identifier it holds, newest first, paged.
 
+The events are the ones ``event_identities`` gives one of the profile's identity nodes (each resolved
+event's most trusted identifier): joins in the warehouse, milliseconds whatever the log's size.
+
 >>> from touchpoint.warehouse import Warehouse
 >>> from touchpoint.collect.store import write_messages
 >>> from touchpoint import identity
