@@ -203,7 +203,7 @@ def sankey(nodes: Sequence[str], links: Sequence[dict[str, Any]], *, title: str,
     >>> svg.count('class="flow"'), svg.count('class="node"'), 'aria-label="Paths from A"' in svg
     (2, 3, True)
     """
-    height, node_w, gap, pad = 320, 10, 10, 8
+    width, height, node_w, gap, pad, label_w = 900, 360, 10, 10, 8, 160  # label_w: the last column's labels
     col = {i: _step_of(name) for i, name in enumerate(nodes)}
     labels = sorted({_step_label(name) for name in nodes})
     n_cols = max(col.values(), default=0) + 1
@@ -224,7 +224,7 @@ def sankey(nodes: Sequence[str], links: Sequence[dict[str, Any]], *, title: str,
     busiest = max((len(v) for v in columns.values()), default=1)
     total = max((sum(size[k] for k in v) for v in columns.values()), default=1.0) or 1.0
     scale = (height - 2 * pad - gap * (busiest - 1)) / total
-    step_x = (W - 2 * pad - node_w) / max(n_cols - 1, 1)
+    step_x = (width - 2 * pad - node_w - label_w) / max(n_cols - 1, 1)
     x = {k: pad + col[k] * step_x for k in size}
     y: dict[int, float] = {}
     for keys in columns.values():
@@ -233,7 +233,7 @@ def sankey(nodes: Sequence[str], links: Sequence[dict[str, Any]], *, title: str,
             y[k] = top
             top += size[k] * scale + gap
     out = [
-        f'<svg class="chart sankey" viewBox="0 0 {W} {height}" role="img" aria-label="{escape(title)}" '
+        f'<svg class="chart sankey" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     used_out: dict[int, float] = {}
@@ -259,19 +259,22 @@ def sankey(nodes: Sequence[str], links: Sequence[dict[str, Any]], *, title: str,
         )
     for k in size:
         h = max(size[k] * scale, 1.0)
-        label = f"{_step_label(nodes[k])[:24]} ({size[k]:,.0f})"
+        room = label_w if col[k] == n_cols - 1 else step_x - node_w - 6  # labels stop before the next column
+        label = _fit(f"{_step_label(nodes[k])} ({size[k]:,.0f})", int(room / 5.6))
         out.append(
             f'<rect class="node" x="{x[k]:.1f}" y="{y[k]:.1f}" width="{node_w}" height="{h:.1f}">'
             f"<title>{escape(_step_label(nodes[k]))}: {size[k]:,.0f}</title></rect>"
         )
-        last = col[k] == n_cols - 1 and n_cols > 1
-        tx = x[k] - 4 if last else x[k] + node_w + 4
         out.append(
-            f'<text class="node-label" x="{tx:.1f}" y="{y[k] + h / 2 + 4:.1f}" '
-            f'text-anchor="{"end" if last else "start"}">{escape(label)}</text>'
+            f'<text class="node-label" x="{x[k] + node_w + 4:.1f}" y="{y[k] + h / 2 + 4:.1f}">{escape(label)}</text>'
         )
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def _fit(text: str, chars: int) -> str:
+    """``text`` cut to ``chars`` characters with an ellipsis (the node's ``<title>`` and the table say it all)."""
+    return text if len(text) <= chars else text[: max(chars - 1, 1)] + "…"
 
 
 def _step_of(name: str) -> int:
