@@ -265,3 +265,60 @@ def test_the_planner_names_the_field_of_each_mistake(warehouse: Warehouse) -> No
     metric = {"id": "cta:revenue", "label": "x", "kind": "mean", "baseline": 20.0, "sd": 5.0, "units": 100}
     chosen = plan(warehouse, {"metric": "cta:revenue", "units": "1000"}, [metric])
     assert chosen["result"]["kind"] == "mean" and chosen["form"]["baseline"] == "20" and chosen["form"]["sd"] == "5"
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    counts=st.dictionaries(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f", "g"]), max_size=4).map(tuple),
+        st.integers(1, 1000),
+        max_size=30,
+    ),
+    keep=st.integers(1, 5),
+)
+def test_folding_a_sankey_keeps_every_person_at_every_step(counts: dict, keep: int) -> None:
+    from touchpoint.journeys.paths import fold, sankey
+
+    full = sankey("A", counts)
+    small = fold(full, keep=keep)
+
+    def per_step(sk: dict) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for lk in sk["links"]:
+            step = sk["nodes"][lk["source"]].split(". ")[0]
+            out[step] = out.get(step, 0) + lk["value"]
+        return out
+
+    assert per_step(small) == per_step(full)
+    steps: dict[str, int] = {}
+    for name in small["nodes"]:
+        steps[name.split(". ")[0]] = steps.get(name.split(". ")[0], 0) + 1
+    assert all(n <= keep + 1 for n in steps.values())
+    assert len(small["nodes"]) == len(set(small["nodes"]))
+
+
+def test_a_profiles_messages_carry_the_rendered_subject_not_the_text(warehouse: Warehouse) -> None:
+    from datetime import datetime
+
+    from touchpoint.automations import outbox
+
+    at = datetime(2026, 3, 1, 12, 0)
+    rows = [
+        {
+            "automation": "welcome", "step": step, "profile_id": pid, "occurrence": "once",
+            "outbox_id": outbox.outbox_id("welcome", step, pid, "once"), "channel": "email",
+            "purpose": "marketing_email", "status": status, "due_at": at, "attempts": 1, "last_error": None,
+            "payload": payload, "entered_at": at, "created_at": at, "updated_at": at,
+            "sent_at": at if status == "sent" else None,
+        }
+        for step, pid, status, payload in [
+            (1, "p-1", "sent", json.dumps({"subject": "Welcome, Ann", "text": "secret body", "to": "a@x.test"})),
+            (3, "p-1", "pending", None),
+            (1, "p-2", "sent", json.dumps({"subject": "Not Ann's"})),
+        ]
+    ]  # fmt: skip
+    outbox.record(warehouse, rows)
+    mine = outbox.for_profile(warehouse, "p-1")
+    assert [(m["step"], m["status"], m["subject"]) for m in mine] == [(1, "sent", "Welcome, Ann"), (3, "pending", None)]
+    assert "secret body" not in json.dumps(mine, default=str) and "payload" not in mine[0]
+    assert outbox.for_profile(warehouse, "nobody") == []
