@@ -238,13 +238,13 @@ def explain(wh: Warehouse, name: str, profile_id: str, *, now: datetime | None =
 def explain_all(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
     """Every profile's explanation at once (one pass over the events, as :func:`run`), for a cache.
 
-    ``now`` defaults to the score's last run, so the explanations add up to its stored points. Returns
-    ``{"score", "at", "rows"}``: ``rows`` an Arrow table sorted by ``profile_id`` with the rule columns and
-    the stage; :func:`explanation_of` turns one profile's row into :func:`explain`'s answer.
+    ``now`` defaults to now, as :func:`explain`'s. Returns ``{"score", "at", "rows", "definition"}``:
+    ``rows`` an Arrow table sorted by ``profile_id`` with the rule columns and the stored stage;
+    :func:`explanation_of` turns one profile's row into :func:`explain`'s answer at ``at``.
     """
     s = _definition(wh, name)
     t = wh.table(RESULTS)
-    at = now or wh.execute(t.filter(t.score == name).computed_at.max()) or store.now()
+    at = now or store.now()
     stages = t.filter(t.score == name).select(tp_pid="profile_id", stage="stage")
     r = _compile(wh, s, at)
     r = r.left_join(stages, r.profile_id == stages.tp_pid).drop("tp_pid")

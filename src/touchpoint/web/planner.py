@@ -65,7 +65,7 @@ def parse(params: dict[str, str], metrics: list[dict[str, Any]]) -> tuple[dict[s
     >>> parse({"baseline": "ten", "mde": "0.05"}, [])
     Traceback (most recent call last):
     ...
-    touchpoint.web.planner.FieldError: baseline: 'ten' is not a number
+    touchpoint.web.planner.FieldError: baseline: 'ten' is not a number (write it with a dot, e.g. 0.05)
     """
     form = {name: str(params.get(name, default)).strip()[:MAX_CHARS] for name, default in FIELDS.items()}
     if form["metric"]:

@@ -23,15 +23,15 @@ STAYS = 100  # audience stays shown (current first)
 
 
 def score_index(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
-    """Every score's explanation of every profile at its last run (a snapshot section)."""
+    """Every score's explanation of every profile now (a snapshot section, recomputed after each scores run)."""
     from touchpoint.audiences import scores as library
 
     return {"scores": {s["name"]: library.explain_all(wh, s["name"]) for s in library.list_all(wh)}, "tables": {}}
 
 
 def scores(wh: Warehouse, profile_id: str, cached: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every lead score for the profile: why it has its points (per rule), its band and stage, at the last
-    run (from ``cached``, :func:`score_index`'s answer) or, without it, now."""
+    """Every lead score for the profile: why it has its points (per rule), its band and stage, as of the
+    background computation (``cached``, :func:`score_index`'s answer) or, without it, now."""
     from touchpoint.audiences import scores as library
 
     out = []
