@@ -322,3 +322,23 @@ def test_a_profiles_messages_carry_the_rendered_subject_not_the_text(warehouse: 
     assert [(m["step"], m["status"], m["subject"]) for m in mine] == [(1, "sent", "Welcome, Ann"), (3, "pending", None)]
     assert "secret body" not in json.dumps(mine, default=str) and "payload" not in mine[0]
     assert outbox.for_profile(warehouse, "nobody") == []
+
+
+def test_the_planners_cached_traffic_gives_the_durations_of_the_query(warehouse: Warehouse) -> None:
+    from datetime import datetime, timedelta
+
+    from touchpoint.collect.store import write_messages
+    from touchpoint.experiments.planner import expected_duration
+    from touchpoint.web.planner import plan
+
+    start = datetime(2026, 3, 1)
+    visits = [
+        {"type": "page", "anonymousId": f"v{i}", "timestamp": (start + timedelta(hours=7 * i)).isoformat() + "Z"}
+        for i in range(120)
+    ]
+    write_messages(warehouse, visits)
+    traffic = expected_duration(warehouse, 1).cumulative_units
+    assert traffic[-1] > 0
+    for params in ({"baseline": "0.1", "mde": "0.5"}, {"baseline": "0.1", "units": "30", "share": "0.5"}):
+        queried, cached = plan(warehouse, params, []), plan(warehouse, params, [], traffic)
+        assert cached["result"]["duration"] == queried["result"]["duration"]

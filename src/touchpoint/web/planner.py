@@ -104,15 +104,21 @@ def parse(params: dict[str, str], metrics: list[dict[str, Any]]) -> tuple[dict[s
     return form, args
 
 
-def plan(wh: Warehouse, params: dict[str, str], metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """The planner's answer for a page: ``{"form", "result"}``, or ``{"form", "error", "field"}``."""
+def plan(
+    wh: Warehouse, params: dict[str, str], metrics: list[dict[str, Any]], traffic: list[int] | None = None
+) -> dict[str, Any]:
+    """The planner's answer for a page: ``{"form", "result"}``, or ``{"form", "error", "field"}``.
+
+    ``traffic``: the distinct units by day of any event, counted by the Experiments section in the
+    background; without an audience event the duration comes from it (no query on the request)."""
     from touchpoint.experiments import workflow
 
     form = {name: str(params.get(name, default)).strip()[:MAX_CHARS] for name, default in FIELDS.items()}
     try:
         form, args = parse(params, metrics)
         baseline = args.pop("baseline")
-        result, _ = workflow.plan(wh, baseline, **args)
+        cached = traffic if args["event"] is None else None
+        result, _ = workflow.plan(wh, baseline, traffic=cached, **args)
     except FieldError as exc:
         return {"form": form, "error": exc, "field": exc.field}
     except TouchpointError as exc:  # the library's own check: it names the field in its words
@@ -125,12 +131,13 @@ async def experiments(request: Request) -> Response:
     async def work(session: users.Session) -> Response:
         web, state = _ctx(request)
         entry = web.snapshot.get("experiments")
-        metrics = ((entry.data or {}).get("metrics") or []) if entry is not None else []
+        data = (entry.data or {}) if entry is not None else {}
+        metrics, traffic = data.get("metrics") or [], data.get("traffic")
         params = dict(request.query_params)
         planner: dict[str, Any] = {"form": dict(FIELDS), "metrics": metrics}
         status = 200
         if any(params.get(name) for name in FIELDS):
-            planner |= await run_in_threadpool(plan, state.warehouse, params, metrics)
+            planner |= await run_in_threadpool(plan, state.warehouse, params, metrics, traffic)
             status = 400 if "error" in planner else 200
         context = {"title": "Experiments", "entry": entry, "section": "experiments", "planner": planner}
         return render(request, "experiments.html", context, session, status)

@@ -149,6 +149,7 @@ def _mmm_total(data_dir: Path) -> dict[str, Any]:
 def experiments(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     """Every experiment analysed with its own metrics (default options): lifts with intervals, SRM, verdict."""
     from touchpoint.experiments.definitions import list_experiments
+    from touchpoint.experiments.planner import expected_duration
     from touchpoint.experiments.results import analyze_experiment
 
     found, planning = [], []
@@ -197,7 +198,8 @@ def experiments(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
         )
         found.append(item)
     tables = {k: v for item in found for k, v in item.get("tables", {}).items()}
-    return {"experiments": found, "tables": tables, "metrics": planning}
+    traffic = expected_duration(wh, 1).cumulative_units  # the planner's audience "any event", counted once
+    return {"experiments": found, "tables": tables, "metrics": planning, "traffic": traffic}
 
 
 def _planning_metric(key: str, metric: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
