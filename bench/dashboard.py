@@ -32,9 +32,15 @@ PAGES = [
     "/customers?q={email}",
     "/customers/{profile}",
     "/experiments",
+    "/experiments?baseline=0.1&mde=0.05",
+    "/experiments?baseline=0.1&units=5000&event=Order+Completed&share=0.5",
     "/journeys",
     "/mmm",
+    "/audiences",
+    "/automations",
+    "/plan",
     "/data",
+    "/datamap",
     "/users",
     "/csv/overview/weekly.csv",
 ]
@@ -94,7 +100,8 @@ def main() -> None:
         token = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text).group(1)  # type: ignore[union-attr]
         client.post("/signin", data={"csrf": token, "username": "", "password": keys["admin_key"]})
         started = time.monotonic()
-        while any("data-computing" in client.get(p).text for p in ("/", "/experiments", "/journeys", "/mmm", "/data")):
+        computed = ("/", "/experiments", "/journeys", "/mmm", "/audiences", "/automations", "/plan", "/data")
+        while any("data-computing" in client.get(p).text for p in computed):
             time.sleep(1)
         warm = time.monotonic() - started
         top = client.get(
@@ -129,10 +136,10 @@ def main() -> None:
             server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
-    print(f"{'page':32s} {'status':>6s} {'server p50':>11s} {'server max':>11s} {'client p50':>11s}")
+    print(f"{'page':70s} {'status':>6s} {'server p50':>11s} {'server max':>11s} {'client p50':>11s}")
     for r in rows:
         print(
-            f"{r['page']:32s} {r['status']:6d} {r['server_ms_median']:9.1f}ms {r['server_ms_max']:9.1f}ms "
+            f"{r['page']:70s} {r['status']:6d} {r['server_ms_median']:9.1f}ms {r['server_ms_max']:9.1f}ms "
             f"{r['client_ms_median']:9.1f}ms"
         )
     print(f"first full refresh after start: {warm:.1f} s; load average {os.getloadavg()[0]:.1f}")

@@ -79,6 +79,17 @@ def test_points_decay_caps_and_ceiling(wh: Warehouse) -> None:
     assert (a["band"], b["band"], c["band"]) == ("warm", "hot", "warm")
 
 
+def test_every_profiles_explanation_at_once_is_each_ones_explanation(wh: Warehouse) -> None:
+    scores.run(wh, "lead", now=NOW)
+    scores.demote(wh, "lead", "b", "lead", reason="sales returned it")
+    cached = scores.explain_all(wh, "lead", now=NOW)
+    assert cached["at"] == NOW and cached["rows"].column("profile_id").to_pylist() == ["a", "b", "c"]
+    for pid in ("a", "b", "c"):
+        assert scores.explanation_of(cached, pid) == scores.explain(wh, "lead", pid, now=NOW)
+    assert scores.explanation_of(cached, "b")["stage"] == "lead"  # the stored stage, demotion included
+    assert scores.explanation_of(cached, "nobody") is None
+
+
 def test_bands_are_entered_once_and_stages_move_forward_only(wh: Warehouse) -> None:
     scores.run(wh, "lead", now=NOW)
     again = scores.run(wh, "lead", now=NOW)

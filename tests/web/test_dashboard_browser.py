@@ -8,6 +8,7 @@ of every page go to ``test-artifacts/screenshots`` (gitignored).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -93,6 +94,8 @@ A11Y = """() => {
   for (const el of document.querySelectorAll('a, button')) {
     if (!el.textContent.trim() && !el.getAttribute('aria-label')) problems.push('control without a name');
   }
+  const ids = Array.from(document.querySelectorAll('[id]'), e => e.id);
+  for (const id of new Set(ids.filter((id, i) => ids.indexOf(id) !== i))) problems.push('duplicate id ' + id);
   for (const el of document.querySelectorAll('[tabindex]')) {
     if (el.tabIndex < 0) problems.push('removed from tab order');
   }
@@ -209,6 +212,33 @@ def test_download_a_csv_and_the_investment_case(signed_in: Watched, dashboard: D
     assert signed_in.problems == []
 
 
+def test_paths_sankey_and_the_experiment_planner(signed_in: Watched, dashboard: Dashboard) -> None:
+    from touchpoint.experiments.planner import sample_size_binomial
+
+    page = signed_in.page
+    page.goto(dashboard.url + "/journeys")
+    sankey = page.locator("svg.sankey")
+    assert sankey.is_visible() and (sankey.get_attribute("aria-label") or "").startswith("Paths to an order")
+    box = sankey.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    flows = page.locator("svg.sankey path.flow")
+    assert flows.count() > 0 and "Order Completed" in page.locator("svg.sankey").inner_html()
+    page.goto(dashboard.url + "/experiments")
+    page.fill("#plan-baseline", "0.1")
+    page.fill("#plan-mde", "0.05")
+    page.click("button:text-is('Plan')")
+    page.wait_for_url("**/experiments?*")
+    assert page.locator("#plan-total").inner_text() == f"{2 * math.ceil(sample_size_binomial(0.1, 0.05)):,}"
+    assert "days" in page.locator("#plan-duration").inner_text()
+    assert signed_in.problems == []
+    page.fill("#plan-baseline", "ten")  # a mistake is named beside its field, what was typed kept
+    page.click("button:text-is('Plan')")
+    assert "baseline: 'ten' is not a number" in page.locator("#plan-error").inner_text()
+    assert page.get_attribute("#plan-baseline", "aria-invalid") == "true"
+    assert page.input_value("#plan-baseline") == "ten"
+    signed_in.problems.clear()  # that answer's 400 (and the console's note of it) is expected
+
+
 def test_readable_on_a_phone(browser: Any, dashboard: Dashboard) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
@@ -217,7 +247,7 @@ def test_readable_on_a_phone(browser: Any, dashboard: Dashboard) -> None:
     page.fill("#password", PASSWORDS["vic"])
     page.click("button[type=submit]")
     page.wait_for_url(dashboard.url + "/")
-    for path in ("/", "/mmm", "/journeys"):
+    for path in ("/", "/mmm", "/journeys", "/experiments"):
         page.goto(dashboard.url + path)
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, (path, overflow)  # wide tables scroll inside their box, not the page

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -131,13 +133,13 @@ def test_charts_draw_any_numbers_and_escape_any_label(labels: list[str], values:
     assert charts.spark(values, title="s").count("<svg") <= 1
 
 
-def _page(template: str, data: dict) -> str:
+def _page(template: str, data: dict, **extra: object) -> str:
     from datetime import UTC, datetime
 
     from touchpoint.web.snapshot import Entry
 
     entry = Entry(data, None, datetime.now(UTC), 0.1, ())
-    ctx = {"title": "t", "entry": entry, "section": "s", "session": None, "nav": [], "path": "/", "csrf": ""}
+    ctx = {"title": "t", "entry": entry, "section": "s", "session": None, "nav": [], "path": "/", "csrf": "", **extra}
     return environment().get_template(template).render(can=lambda _role: False, **ctx)
 
 
@@ -171,3 +173,172 @@ def test_the_journeys_section_of_a_shop_without_page_views(warehouse: Warehouse,
     funnel = journeys(warehouse, tmp_path)["tables"]["funnel"]
     first = dict(zip(funnel["columns"], funnel["rows"][0], strict=True))
     assert first["people"] == 0 and first["overall_low"] is None and first["overall_high"] is None
+
+
+labels = st.text(max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(st.tuples(st.integers(0, 4), labels), min_size=1, max_size=15),
+    links=st.lists(st.tuples(st.integers(0, 14), st.integers(0, 14), st.one_of(st.integers(-3, 10**6), numbers))),
+    backwards=st.booleans(),
+)
+def test_sankey_draws_any_paths_and_escapes_any_label(names: list, links: list, backwards: bool) -> None:
+    nodes = [f"{step}. {label}" for step, label in names]
+    drawn = [{"source": a, "target": b, "value": v} for a, b, v in links if a < len(nodes) and b < len(nodes)]
+    ok = [lk for lk in drawn if lk["value"] is not None and math.isfinite(float(lk["value"])) and lk["value"] > 0]
+    svg = charts.sankey(nodes, ok, title="<paths>", backwards=backwards)
+    assert svg.startswith("<svg") and svg.endswith("</svg>") and 'aria-label="&lt;paths&gt;"' in svg
+    geometry = " ".join(re.findall(r' (?:d|x|y|width|height)="([^"]*)"', svg)).lower()
+    assert "nan" not in geometry and "inf" not in geometry
+    assert svg.count('class="flow"') == len(ok)
+    for _, label in names:
+        if "<" in label:
+            assert label not in svg
+
+
+def test_a_failed_sample_ratio_check_shows_why_not_lifts() -> None:
+    srm = {"ok": False, "p_value": 1e-9, "observed": [900, 1100], "expected": [1000.0, 1000.0]}
+    lifts = {"columns": ["metric", "variant", "estimate", "ci_low", "ci_high"], "rows": [["buy", "b", 0.5, 0.1, 0.9]]}
+    arms = {"columns": ["metric", "variant", "units", "mean"], "rows": [["buy", "a", 900, 0.1]]}
+    exp = {
+        "key": "cta", "name": "CTA", "kind": "experiment", "status": "running", "verdict": "No verdict: split",
+        "result_status": "srm_failed", "srm": srm, "notes": [], "relative": True, "engine": "frequentist",
+        "labels": ["buy: b"], "tables": {"cta-lifts": lifts, "cta-arms": arms},
+    }  # fmt: skip
+    html = _page("experiments.html", {"experiments": [exp], "tables": {}, "metrics": []}, planner=_planner())
+    assert "Lifts not shown" in html and "FAILED" in html and "900 / 1100" in html
+    assert "cta-lifts.csv" not in html and "<svg" not in html and "cta-arms.csv" in html
+    exp["srm"] = {**srm, "ok": True, "p_value": 0.4}
+    html = _page("experiments.html", {"experiments": [exp], "tables": {}, "metrics": []}, planner=_planner())
+    assert "Lifts not shown" not in html and "cta-lifts.csv" in html and "<svg" in html
+
+
+def test_a_failed_holdout_split_and_a_failed_clv_fit_show_why_not_numbers() -> None:
+    lift = {
+        "status": "inconclusive", "verdict": "v", "goal_rate": {"treated": 0.2, "holdout": 0.1},
+        "lift": {"estimate": 0.9, "ci_low": 0.1, "ci_high": 1.5, "relative": True, "engine": "sequential"},
+        "matured": 10, "srm": {"ok": False, "p_value": 1e-6, "observed": [70, 10], "expected": [40.0, 40.0]},
+    }  # fmt: skip
+    auto = {
+        "name": "welcome", "status": "active", "trigger": "Signed Up", "holdout": 0.5, "flow": [], "goal": None,
+        "description": "", "entries": {"treated": 70, "holdout": 10}, "sent": 0, "pending": 0, "dead": 0, "lift": lift,
+    }  # fmt: skip
+    outbox = {"columns": ["status", "messages"], "rows": []}
+    listing = {"columns": ["automation", "status", "trigger", "entered", "held out", "sent"], "rows": []}
+    tables = {"welcome-outbox": outbox, "automations": listing}
+    html = _page("automations.html", {"automations": [auto], "tables": tables})
+    assert "Sample ratio check: FAILED" in html and "70 / 10" in html and "95% interval" not in html
+    kpi = {"key": "customer_equity", "value": None, "failed": "ABNORMAL_TERMINATION_IN_LNSRCH", "method": "m"}
+    others = [
+        {"key": k, "value": None, "method": "none yet", "hint": ""} for k in ("satisfaction", "relative_attractiveness")
+    ]
+    html = _page("plan.html", {"kpis": [kpi, *others], "plans": [], "quarters": [], "tables": {}, "no_plan": "none"})
+    assert "Model failed:</strong> ABNORMAL_TERMINATION_IN_LNSRCH" in html
+
+
+def _planner() -> dict:
+    from touchpoint.web.planner import FIELDS
+
+    return {"form": dict(FIELDS), "metrics": []}
+
+
+def test_the_planner_names_the_field_of_each_mistake(warehouse: Warehouse) -> None:
+    from touchpoint.web.planner import plan
+
+    cases = {
+        "baseline": {"mde": "0.05"},
+        "mde": {"baseline": "0.1"},
+        "units": {"baseline": "0.1", "units": "1"},
+        "alpha": {"baseline": "0.1", "mde": "0.05", "alpha": "2"},
+        "power": {"baseline": "0.1", "mde": "0.05", "power": "1.5"},
+        "share": {"baseline": "0.1", "mde": "0.05", "share": "nan"},
+        "metric": {"metric": "nope:buy", "mde": "0.05"},
+    }
+    for field, params in cases.items():
+        answer = plan(warehouse, params, [])
+        assert answer["field"] == field, (field, answer.get("error"))
+        assert field in answer["error"].message
+    fine = plan(warehouse, {"baseline": "0.1", "mde": "0.1"}, [])
+    assert fine["result"]["units_control"] == 14749 and fine["form"]["alpha"] == "0.05"
+    metric = {"id": "cta:revenue", "label": "x", "kind": "mean", "baseline": 20.0, "sd": 5.0, "units": 100}
+    chosen = plan(warehouse, {"metric": "cta:revenue", "units": "1000"}, [metric])
+    assert chosen["result"]["kind"] == "mean" and chosen["form"]["baseline"] == "20" and chosen["form"]["sd"] == "5"
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    counts=st.dictionaries(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f", "g"]), max_size=4).map(tuple),
+        st.integers(1, 1000),
+        max_size=30,
+    ),
+    keep=st.integers(1, 5),
+)
+def test_folding_a_sankey_keeps_every_person_at_every_step(counts: dict, keep: int) -> None:
+    from touchpoint.journeys.paths import fold, sankey
+
+    full = sankey("A", counts)
+    small = fold(full, keep=keep)
+
+    def per_step(sk: dict) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for lk in sk["links"]:
+            step = sk["nodes"][lk["source"]].split(". ")[0]
+            out[step] = out.get(step, 0) + lk["value"]
+        return out
+
+    assert per_step(small) == per_step(full)
+    steps: dict[str, int] = {}
+    for name in small["nodes"]:
+        steps[name.split(". ")[0]] = steps.get(name.split(". ")[0], 0) + 1
+    assert all(n <= keep + 1 for n in steps.values())
+    assert len(small["nodes"]) == len(set(small["nodes"]))
+
+
+def test_a_profiles_messages_carry_the_rendered_subject_not_the_text(warehouse: Warehouse) -> None:
+    from datetime import datetime
+
+    from touchpoint.automations import outbox
+
+    at = datetime(2026, 3, 1, 12, 0)
+    rows = [
+        {
+            "automation": "welcome", "step": step, "profile_id": pid, "occurrence": "once",
+            "outbox_id": outbox.outbox_id("welcome", step, pid, "once"), "channel": "email",
+            "purpose": "marketing_email", "status": status, "due_at": at, "attempts": 1, "last_error": None,
+            "payload": payload, "entered_at": at, "created_at": at, "updated_at": at,
+            "sent_at": at if status == "sent" else None,
+        }
+        for step, pid, status, payload in [
+            (1, "p-1", "sent", json.dumps({"subject": "Welcome, Ann", "text": "secret body", "to": "a@x.test"})),
+            (3, "p-1", "pending", None),
+            (1, "p-2", "sent", json.dumps({"subject": "Not Ann's"})),
+        ]
+    ]  # fmt: skip
+    outbox.record(warehouse, rows)
+    mine = outbox.for_profile(warehouse, "p-1")
+    assert [(m["step"], m["status"], m["subject"]) for m in mine] == [(1, "sent", "Welcome, Ann"), (3, "pending", None)]
+    assert "secret body" not in json.dumps(mine, default=str) and "payload" not in mine[0]
+    assert outbox.for_profile(warehouse, "nobody") == []
+
+
+def test_the_planners_cached_traffic_gives_the_durations_of_the_query(warehouse: Warehouse) -> None:
+    from datetime import datetime, timedelta
+
+    from touchpoint.collect.store import write_messages
+    from touchpoint.experiments.planner import expected_duration
+    from touchpoint.web.planner import plan
+
+    start = datetime(2026, 3, 1)
+    visits = [
+        {"type": "page", "anonymousId": f"v{i}", "timestamp": (start + timedelta(hours=7 * i)).isoformat() + "Z"}
+        for i in range(120)
+    ]
+    write_messages(warehouse, visits)
+    traffic = expected_duration(warehouse, 1).cumulative_units
+    assert traffic[-1] > 0
+    for params in ({"baseline": "0.1", "mde": "0.5"}, {"baseline": "0.1", "units": "30", "share": "0.5"}):
+        queried, cached = plan(warehouse, params, []), plan(warehouse, params, [], traffic)
+        assert cached["result"]["duration"] == queried["result"]["duration"]

@@ -50,6 +50,15 @@ def members(
     return {"audience": name, "count": count, "members": rows}
 
 
+def of_profile(wh: Warehouse, profile_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """A profile's stays in audiences, current ones first, then the latest: ``audience, entered_at,
+    exited_at`` (``exited_at`` None while it is a member)."""
+    t = wh.table(MEMBERSHIPS)
+    t = t.filter(t.profile_id == profile_id)
+    order = [t.exited_at.isnull().desc(), t.entered_at.desc(), t.audience]
+    return wh.to_arrow(t.select("audience", "entered_at", "exited_at").order_by(order).limit(limit)).to_pylist()
+
+
 def changes(
     wh: Warehouse, since: datetime, *, audience: str | None = None, until: datetime | None = None
 ) -> list[dict[str, Any]]:

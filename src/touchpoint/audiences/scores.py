@@ -230,7 +230,38 @@ def explain(wh: Warehouse, name: str, profile_id: str, *, now: datetime | None =
     rows = wh.to_arrow(_compile(wh, s, at, restrict)).to_pylist()
     if not rows:
         raise NotFound(f"no profile {profile_id!r}", hint="use a profile id (see `touchpoint profiles show`)")
-    row = rows[0]
+    t = wh.table(RESULTS)
+    stored = wh.to_arrow(t.filter((t.score == name) & (t.profile_id == profile_id))).to_pylist()
+    return _explanation(name, s, rows[0], stored[0]["stage"] if stored else None, at)
+
+
+def explain_all(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Every profile's explanation at once (one pass over the events, as :func:`run`), for a cache.
+
+    ``now`` defaults to now, as :func:`explain`'s. Returns ``{"score", "at", "rows", "definition"}``:
+    ``rows`` an Arrow table sorted by ``profile_id`` with the rule columns and the stored stage;
+    :func:`explanation_of` turns one profile's row into :func:`explain`'s answer at ``at``.
+    """
+    s = _definition(wh, name)
+    t = wh.table(RESULTS)
+    at = now or store.now()
+    stages = t.filter(t.score == name).select(tp_pid="profile_id", stage="stage")
+    r = _compile(wh, s, at)
+    r = r.left_join(stages, r.profile_id == stages.tp_pid).drop("tp_pid")
+    return {"score": name, "at": at, "rows": wh.to_arrow(r).sort_by("profile_id"), "definition": s}
+
+
+def explanation_of(cached: dict[str, Any], profile_id: str) -> dict[str, Any] | None:
+    """One profile's explanation from :func:`explain_all`'s answer (None when it was not scored then)."""
+    rows: pa.Table = cached["rows"]
+    at = int(pc.index(rows.column("profile_id"), profile_id).as_py())
+    if at < 0:
+        return None
+    row = rows.slice(at, 1).to_pylist()[0]
+    return _explanation(cached["score"], cached["definition"], row, row.get("stage"), cached["at"])
+
+
+def _explanation(name: str, s: ScoreDefinition, row: dict[str, Any], stage: str | None, at: datetime) -> dict[str, Any]:
     rules = [
         {"rule": r.name, "kind": "fit", "group": r.group, "points": round(row[f"r_{i}"], 4)}
         for i, r in enumerate(s.fit)
@@ -251,17 +282,15 @@ def explain(wh: Warehouse, name: str, profile_id: str, *, now: datetime | None =
         g["raw"] += r["points"]
     for g in groups.values():
         g["counted"] = min(g["raw"], g["cap"]) if g["cap"] is not None else g["raw"]
-    t = wh.table(RESULTS)
-    stored = wh.to_arrow(t.filter((t.score == name) & (t.profile_id == profile_id))).to_pylist()
     return {
         "score": name,
-        "profile_id": profile_id,
+        "profile_id": row["profile_id"],
         "points": row["points"],
         "fit": row["fit"],
         "engagement": row["engagement"],
         "ceiling": s.ceiling,
         "band": row["band"],
-        "stage": stored[0]["stage"] if stored else None,
+        "stage": stage,
         "rules": rules,
         "groups": list(groups.values()),
         "at": at,

@@ -41,16 +41,12 @@ def _check(alpha: float, power: float | None = None, ratio: float = 1.0) -> None
     if power is not None and not 0 < power < 1:
         raise InvalidInput(f"power {power!r} must be between 0 and 1", hint="use e.g. 0.8")
     if not ratio > 0:
-        raise InvalidInput(
-            f"ratio {ratio!r} (treatment units per control unit) must be positive", hint="e.g. 1"
-        )
+        raise InvalidInput(f"ratio {ratio!r} (treatment units per control unit) must be positive", hint="e.g. 1")
 
 
 def _check_rate(p: float) -> None:
     if not 0 < p < 1:
-        raise InvalidInput(
-            f"baseline rate {p!r} must be between 0 and 1", hint="e.g. 0.03 for a 3% conversion"
-        )
+        raise InvalidInput(f"baseline rate {p!r} must be between 0 and 1", hint="e.g. 0.03 for a 3% conversion")
 
 
 def _power_z(z: float, alpha: float) -> float:
@@ -80,9 +76,7 @@ def power_mean(
     ``n`` is the control arm's units; the treatment has ``ratio * n``."""
     _check(alpha, None, ratio)
     if not sd > 0 or baseline == 0:
-        raise InvalidInput(
-            f"sd {sd!r} must be positive and baseline {baseline!r} non-zero", hint="from past data"
-        )
+        raise InvalidInput(f"sd {sd!r} must be positive and baseline {baseline!r} non-zero", hint="from past data")
     if not n >= 2:
         raise InvalidInput(f"n {n!r} must be at least 2 units per arm", hint="give the control arm's units")
     d = abs(mde * baseline) / sd
@@ -93,9 +87,7 @@ def power_mean(
     return _power_z(d * math.sqrt(1 / (1 / n + 1 / (n * ratio))), alpha)
 
 
-def power_binomial(
-    n: float, baseline: float, mde: float, *, alpha: float = 0.05, ratio: float = 1.0
-) -> float:
+def power_binomial(n: float, baseline: float, mde: float, *, alpha: float = 0.05, ratio: float = 1.0) -> float:
     """Power to detect a relative lift ``mde`` on a conversion rate ``baseline`` with ``n`` control units."""
     _check(alpha, None, ratio)
     _check_rate(baseline)
@@ -153,17 +145,13 @@ def sample_size_mean(
     )
 
 
-def mde_binomial(
-    baseline: float, n: float, *, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
-) -> float:
+def mde_binomial(baseline: float, n: float, *, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0) -> float:
     """Smallest relative lift (upwards) detectable with ``n`` control units."""
     _check(alpha, power, ratio)
     _check_rate(baseline)
     hi = (1 - 1e-9) / baseline - 1
     if power_binomial(n, baseline, hi, alpha=alpha, ratio=ratio) < power:
-        raise InvalidInput(
-            f"{n:.0f} units per arm cannot reach {power:.0%} power", hint="plan for more units"
-        )
+        raise InvalidInput(f"{n:.0f} units per arm cannot reach {power:.0%} power", hint="plan for more units")
     return float(
         optimize.brentq(
             lambda m: power_binomial(n, baseline, m, alpha=alpha, ratio=ratio) - power, 1e-9, hi, xtol=1e-12
@@ -241,9 +229,7 @@ def expected_duration(
     from touchpoint.privacy.analytics import events as analytics_events
 
     if not 0 < share <= 1:
-        raise InvalidInput(
-            f"share {share!r} must be in (0, 1]", hint="the fraction of the audience in the test"
-        )
+        raise InvalidInput(f"share {share!r} must be in (0, 1]", hint="the fraction of the audience in the test")
     if lookback_days < 7:
         raise InvalidInput(f"lookback_days {lookback_days} is too short", hint="use at least 7 (a full week)")
     t = analytics_events(wh)
@@ -263,18 +249,36 @@ def expected_duration(
     counts = np.zeros(lookback_days, dtype=np.int64)
     for r in rows:
         counts[min(max(int(r["d"]), 0), lookback_days - 1)] += int(r["k"])
-    cumulative = np.cumsum(counts)
+    return duration_from(np.cumsum(counts).tolist(), needed, share=share)
+
+
+def duration_from(cumulative: list[int], units_needed: float, *, share: float = 1.0) -> DurationEstimate:
+    """The duration from a traffic curve already counted (``cumulative`` distinct units by day, as
+    :func:`expected_duration` counts them): a planner asked many times reuses one count.
+
+    >>> duration_from([10, 20, 30, 40, 50, 60, 70, 80], 30).days
+    3.0
+    >>> print(duration_from([10, 20, 30, 40, 50, 60, 70, 80], 100).method)
+    extrapolated beyond 8 days at the last week's 10 new units/day
+    """
+    if not 0 < share <= 1:
+        raise InvalidInput(f"share {share!r} must be in (0, 1]", hint="the fraction of the audience in the test")
+    lookback_days = len(cumulative)
+    needed = math.ceil(units_needed)
+    if not lookback_days:
+        return DurationEstimate(needed, share, None, lookback_days, [], 0.0, "no events")
+    cumulative_arr = np.asarray(cumulative, dtype=np.int64)
     target = needed / share
-    hit = np.flatnonzero(cumulative >= target)
-    rate = float(cumulative[-1] - cumulative[-8]) / 7.0
+    hit = np.flatnonzero(cumulative_arr >= target)
+    rate = float(cumulative_arr[-1] - (cumulative_arr[-8] if lookback_days >= 8 else 0)) / 7.0
     if hit.size:
         days, method = float(hit[0] + 1), f"observed: distinct units over the last {lookback_days} days"
     elif rate > 0:
-        days = lookback_days + (target - float(cumulative[-1])) / rate
+        days = lookback_days + (target - float(cumulative_arr[-1])) / rate
         method = f"extrapolated beyond {lookback_days} days at the last week's {rate:,.0f} new units/day"
     else:
         days, method = None, "no new units in the last week"
-    return DurationEstimate(needed, share, days, lookback_days, cumulative.tolist(), rate, method)
+    return DurationEstimate(needed, share, days, lookback_days, cumulative_arr.tolist(), rate, method)
 
 
 def _epoch(naive_utc: Any) -> float:

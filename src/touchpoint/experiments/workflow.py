@@ -159,9 +159,11 @@ def plan(
     ratio: float = 1.0,
     event: str | None = None,
     share: float = 1.0,
+    traffic: list[int] | None = None,
 ) -> tuple[dict[str, Any], planner.DurationEstimate]:
     """Units per arm for ``mde`` (or the lift detectable with ``units``), and how long the warehouse's
-    traffic takes to bring them. Returns the plan and the duration estimate."""
+    traffic takes to bring them. Returns the plan and the duration estimate. ``traffic``: the audience's
+    curve already counted (``DurationEstimate.cumulative_units`` of ``event``), to skip counting it again."""
     kind = "mean" if sd is not None else "binomial"
     out: dict[str, Any] = {"kind": kind, "baseline": baseline, "alpha": alpha, "power": power, "ratio": ratio}
     if mde is not None and units is None:
@@ -176,6 +178,9 @@ def plan(
         )
     total = out["units_control"] + out["units_treatment"]
     out["units_total"] = total
-    duration = planner.expected_duration(wh, total, event=event, share=share)
+    if traffic is not None:
+        duration = planner.duration_from(traffic, total, share=share)
+    else:
+        duration = planner.expected_duration(wh, total, event=event, share=share)
     out["duration"] = duration.to_dict() | {"summary": duration.describe()}
     return out, duration

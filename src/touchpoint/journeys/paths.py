@@ -168,3 +168,50 @@ def sankey(anchor: str, counts: dict[tuple[str, ...], int], direction: str = "fr
         "nodes": list(nodes),
         "links": [{"source": s, "target": t, "value": v} for (s, t), v in ordered],
     }
+
+
+OTHER = "(other)"
+
+
+def fold(sk: dict[str, Any], keep: int = 6) -> dict[str, Any]:
+    """A readable Sankey: in each step, the ``keep`` busiest nodes stay and the rest become ``(other)``.
+
+    People are kept: every link's value lands on the folded nodes, so each step still adds up.
+
+    >>> sk = sankey("A", {("B",): 5, ("C",): 2, ("D",): 1})
+    >>> small = fold(sk, keep=1)
+    >>> small["nodes"]
+    ['0. A', '1. B', '1. (other)', '2. (end)']
+    >>> [(small["nodes"][lk["source"]], small["nodes"][lk["target"]], lk["value"]) for lk in small["links"]]
+    [('0. A', '1. B', 5), ('0. A', '1. (other)', 3), ('1. B', '2. (end)', 5), ('1. (other)', '2. (end)', 3)]
+    """
+    if keep < 1:
+        raise InvalidInput(f"keep {keep!r} must be at least 1", hint="keep the busiest node of each step at least")
+    names: list[str] = sk["nodes"]
+    into: dict[int, int] = {}
+    out_of: dict[int, int] = {}
+    for lk in sk["links"]:
+        out_of[lk["source"]] = out_of.get(lk["source"], 0) + lk["value"]
+        into[lk["target"]] = into.get(lk["target"], 0) + lk["value"]
+    size = {i: max(into.get(i, 0), out_of.get(i, 0)) for i in range(len(names))}
+    by_step: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        by_step.setdefault(name.split(". ", 1)[0], []).append(i)
+    renamed: dict[int, str] = {}
+    order: list[tuple[int, bool, int, int]] = []  # step, folded, -people: busiest first, (other) last
+    for step, members in by_step.items():
+        ranked = sorted(members, key=lambda i: (-size[i], names[i]))
+        whole = len(ranked) <= keep + 1  # folding one node into "(other)" would hide its name for nothing
+        for rank, i in enumerate(ranked):
+            folded = not whole and rank >= keep
+            renamed[i] = f"{step}. {OTHER}" if folded else names[i]
+            order.append((int(step) if step.isdigit() else 0, folded, -size[i], i))
+    nodes: dict[str, int] = {}
+    links: dict[tuple[int, int], int] = {}
+    for *_, i in sorted(order):
+        nodes.setdefault(renamed[i], len(nodes))
+    for lk in sk["links"]:
+        key = (nodes[renamed[lk["source"]]], nodes[renamed[lk["target"]]])
+        links[key] = links.get(key, 0) + lk["value"]
+    ordered = sorted(links.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
+    return {"nodes": list(nodes), "links": [{"source": s, "target": t, "value": v} for (s, t), v in ordered]}

@@ -7,8 +7,8 @@ Nothing is fetched from the network: templates, CSS and charts (inline SVG) ship
 
 from __future__ import annotations
 
-from touchpoint.web import builder, customers, datamap, operations, pages
+from touchpoint.web import builder, customers, datamap, operations, pages, planner
 
-router = pages.router  # builder, customers, datamap and operations add their routes to it on import
+router = pages.router  # builder, customers, datamap, operations and planner add their routes to it on import
 
-__all__ = ["builder", "customers", "datamap", "operations", "router"]
+__all__ = ["builder", "customers", "datamap", "operations", "planner", "router"]

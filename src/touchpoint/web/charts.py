@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 from markupsafe import Markup
 
@@ -188,3 +189,100 @@ def heat(share: float | None) -> str:
         return "transparent"
     s = max(0.0, min(1.0, float(share)))
     return f"rgba(37, 99, 235, {0.08 + 0.8 * s:.2f})"
+
+
+def sankey(nodes: Sequence[str], links: Sequence[dict[str, Any]], *, title: str, backwards: bool = False) -> Markup:
+    """A Sankey diagram of :func:`touchpoint.journeys.paths.paths`' ``sankey`` (nodes named ``"<step>. <label>"``).
+
+    One column per step; a node's height is the people through it, a band's width the people who went
+    from one node to the next. ``backwards`` (paths *to* an anchor) mirrors the columns so time runs
+    left to right and the anchor is the last column.
+
+    >>> svg = sankey(["0. A", "1. B", "1. (end)"], [{"source": 0, "target": 1, "value": 2},
+    ...              {"source": 0, "target": 2, "value": 1}], title="Paths from A")
+    >>> svg.count('class="flow"'), svg.count('class="node"'), 'aria-label="Paths from A"' in svg
+    (2, 3, True)
+    """
+    width, height, node_w, gap, pad, label_w = 900, 360, 10, 10, 8, 160  # label_w: the last column's labels
+    col = {i: _step_of(name) for i, name in enumerate(nodes)}
+    labels = sorted({_step_label(name) for name in nodes})
+    n_cols = max(col.values(), default=0) + 1
+    if backwards:
+        col = {i: n_cols - 1 - c for i, c in col.items()}
+    drawn = [lk for lk in links if lk["source"] in col and lk["target"] in col and float(lk["value"]) > 0]
+    left_of = {id(lk): (lk["target"], lk["source"]) if backwards else (lk["source"], lk["target"]) for lk in drawn}
+    into: dict[int, float] = {}
+    out_of: dict[int, float] = {}
+    for lk in drawn:
+        a, b = left_of[id(lk)]
+        out_of[a] = out_of.get(a, 0.0) + float(lk["value"])
+        into[b] = into.get(b, 0.0) + float(lk["value"])
+    size = {k: max(into.get(k, 0.0), out_of.get(k, 0.0)) for k in set(into) | set(out_of)}
+    columns: dict[int, list[int]] = {}
+    for k in sorted(size, key=lambda k: (-size[k], str(nodes[k]))):
+        columns.setdefault(col[k], []).append(k)
+    busiest = max((len(v) for v in columns.values()), default=1)
+    total = max((sum(size[k] for k in v) for v in columns.values()), default=1.0) or 1.0
+    scale = (height - 2 * pad - gap * (busiest - 1)) / total
+    step_x = (width - 2 * pad - node_w - label_w) / max(n_cols - 1, 1)
+    x = {k: pad + col[k] * step_x for k in size}
+    y: dict[int, float] = {}
+    for keys in columns.values():
+        top = float(pad)
+        for k in keys:
+            y[k] = top
+            top += size[k] * scale + gap
+    out = [
+        f'<svg class="chart sankey" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
+    used_out: dict[int, float] = {}
+    starts: dict[int, float] = {}
+    for lk in sorted(drawn, key=lambda lk: (left_of[id(lk)][0], y[left_of[id(lk)][1]])):
+        a, _ = left_of[id(lk)]
+        starts[id(lk)] = y[a] + used_out.get(a, 0.0)
+        used_out[a] = used_out.get(a, 0.0) + float(lk["value"]) * scale
+    used_in: dict[int, float] = {}
+    for lk in sorted(drawn, key=lambda lk: (left_of[id(lk)][1], y[left_of[id(lk)][0]])):
+        a, b = left_of[id(lk)]
+        w = float(lk["value"]) * scale
+        ys, yt = starts[id(lk)], y[b] + used_in.get(b, 0.0)
+        used_in[b] = used_in.get(b, 0.0) + w
+        xs, xt = x[a] + node_w, x[b]
+        mid = (xs + xt) / 2
+        colour = PALETTE[labels.index(_step_label(nodes[int(lk["target"])])) % len(PALETTE)]
+        text = f"{_step_label(nodes[lk['source']])} → {_step_label(nodes[lk['target']])}: {float(lk['value']):,.0f}"
+        out.append(
+            f'<path class="flow" fill="{colour}" d="M{xs:.1f},{ys:.1f} C{mid:.1f},{ys:.1f} {mid:.1f},{yt:.1f} '
+            f"{xt:.1f},{yt:.1f} L{xt:.1f},{yt + w:.1f} C{mid:.1f},{yt + w:.1f} {mid:.1f},{ys + w:.1f} "
+            f'{xs:.1f},{ys + w:.1f} Z"><title>{escape(text)}</title></path>'
+        )
+    for k in size:
+        h = max(size[k] * scale, 1.0)
+        room = label_w if col[k] == n_cols - 1 else step_x - node_w - 6  # labels stop before the next column
+        label = _fit(f"{_step_label(nodes[k])} ({size[k]:,.0f})", int(room / 5.6))
+        out.append(
+            f'<rect class="node" x="{x[k]:.1f}" y="{y[k]:.1f}" width="{node_w}" height="{h:.1f}">'
+            f"<title>{escape(_step_label(nodes[k]))}: {size[k]:,.0f}</title></rect>"
+        )
+        out.append(
+            f'<text class="node-label" x="{x[k] + node_w + 4:.1f}" y="{y[k] + h / 2 + 4:.1f}">{escape(label)}</text>'
+        )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def _fit(text: str, chars: int) -> str:
+    """``text`` cut to ``chars`` characters with an ellipsis (the node's ``<title>`` and the table say it all)."""
+    return text if len(text) <= chars else text[: max(chars - 1, 1)] + "…"
+
+
+def _step_of(name: str) -> int:
+    head = str(name).split(". ", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _step_label(name: str) -> str:
+    """``"2. page:/cart"`` -> ``"page:/cart"`` (the step number is the column)."""
+    head, _, rest = str(name).partition(". ")
+    return rest if head.isdigit() and rest else str(name)

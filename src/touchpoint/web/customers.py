@@ -4,6 +4,10 @@ The search box takes an identifier (user id, email, anonymous id, phone, profile
 profile), ``trait=value`` pairs (``plan=pro rfm=555``: every pair must match), or the start of an
 identifier or a trait value (a list of matches). Empty, it lists the customers with the highest CLV.
 
+The page also shows the customer's lead scores with why (an admin moves a lead back to an earlier stage:
+``POST /customers/{profile_id}/scores/{name}/demote``, CSRF checked, audited as ``scores.demote``), the
+audiences they are in and were in, and the messages automations sent them (profile_parts.py).
+
 The profile page shows the consent per purpose (granted or not, stated or by default, its source and since
 when) and its history; an admin changes it with a form (``POST /customers/{profile_id}/consent``, CSRF
 checked), recorded like the API's (:func:`touchpoint.privacy.consent.set_consent`) with source
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,7 +27,9 @@ from starlette.concurrency import run_in_threadpool
 from touchpoint import users
 from touchpoint.errors import InvalidInput, NotFound, TouchpointError
 from touchpoint.warehouse import Warehouse
+from touchpoint.web.marketing import clv_failed
 from touchpoint.web.pages import _audit, _checked_form, _ctx, _guard, router
+from touchpoint.web.profile_parts import demote, parts
 from touchpoint.web.render import render
 from touchpoint.web.timeline import timeline
 
@@ -30,6 +37,7 @@ LIMIT = 25
 TIMELINE = 50
 HISTORY = 20  # consent history rows shown on the profile page
 CONSENT_ROLE = "admin"  # the role that changes consent, as the API's admin scope does
+DEMOTE_ROLE = "admin"  # the role that moves a lead back a stage, as the API's admin key does
 _PAIR = re.compile(r"([A-Za-z0-9_.$-]+)=(\S*)")
 
 
@@ -93,9 +101,14 @@ async def customers(request: Request, q: str = "") -> Response:
 
 
 def profile(
-    wh: Warehouse, profile_id: str, owners: dict[str, Any] | None = None, settings: Any = None
+    wh: Warehouse,
+    profile_id: str,
+    owners: dict[str, Any] | None = None,
+    settings: Any = None,
+    scores: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The profile with its identities and traits, its predictions, its consent and its latest events."""
+    """The profile with its identities and traits, its predictions, its consent, its lead scores, audiences and
+    messages received (profile_parts.py), and its latest events."""
     from touchpoint.predict import store
     from touchpoint.privacy import consent
     from touchpoint.profiles.lookup import get_profile
@@ -109,7 +122,14 @@ def profile(
     stated["total"] = len(stated["history"])
     stated["history"] = stated["history"][:HISTORY]
     events = timeline(wh, found["profile_id"], owners, limit=TIMELINE)
-    return {"profile": found, "predicted": predicted, "consent": stated, "timeline": events}
+    return {
+        "profile": found,
+        "predicted": predicted,
+        "clv_failed": clv_failed(wh) if predicted.get("clv") else None,
+        "consent": stated,
+        "timeline": events,
+        **parts(wh, found["profile_id"], scores),
+    }
 
 
 def change_consent(wh: Warehouse, profile_id: str, form: dict[str, str], user: str, settings: Any = None) -> str:
@@ -138,9 +158,14 @@ def change_consent(wh: Warehouse, profile_id: str, form: dict[str, str], user: s
 async def customer(request: Request, profile_id: str) -> Response:
     async def work(session: users.Session) -> Response:
         web, state = _ctx(request)
-        owners = web.snapshot.get("owners")
+        owners, scores = web.snapshot.get("owners"), web.snapshot.get("scores")
         data = await run_in_threadpool(
-            profile, state.warehouse, profile_id, owners.data if owners else None, state.settings
+            profile,
+            state.warehouse,
+            profile_id,
+            owners.data if owners else None,
+            state.settings,
+            scores.data if scores else None,
         )
         await _audit(request, session, "profiles.read", data["profile"]["profile_id"], 1)
         if data["profile"]["profile_id"] != profile_id:  # merged away: show it under its current id
@@ -165,3 +190,17 @@ async def set_customer_consent(request: Request, profile_id: str) -> Response:
         return RedirectResponse(f"/customers/{profile_id}?consent={purpose}#consent", status_code=303)
 
     return await _guard(request, CONSENT_ROLE, work)
+
+
+@router.post("/customers/{profile_id}/scores/{name}/demote", response_class=HTMLResponse)
+async def demote_lead(request: Request, profile_id: str, name: str) -> Response:
+    """Move a lead back to an earlier stage of a score (admin), then back to the customer's page."""
+
+    async def work(session: users.Session) -> Response:
+        _, state = _ctx(request)
+        form = await _checked_form(request, session, DEMOTE_ROLE)
+        out = await run_in_threadpool(demote, state.warehouse, profile_id, name, form, session.user_name)
+        await _audit(request, session, "scores.demote", profile_id, 1)
+        return RedirectResponse(f"/customers/{profile_id}?demoted={quote(out['stage'])}#scores", status_code=303)
+
+    return await _guard(request, DEMOTE_ROLE, work)

@@ -110,6 +110,17 @@ def automations(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     return out
 
 
+def clv_failed(wh: Warehouse) -> str | None:
+    """Why the latest CLV run cannot be trusted (its fit did not converge), or None."""
+    from touchpoint.predict import store
+
+    run = store.latest_run(wh)
+    fit = ((run or {}).get("summary") or {}).get("fit") or {}
+    if fit.get("converged", True):
+        return None
+    return str(fit.get("message") or "the fit did not converge")
+
+
 def plan(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     """The KPIs that matter (customer equity, satisfaction, relative attractiveness) and every plan with
     its arithmetic, its roll-up and its latest quarterly review."""
@@ -123,6 +134,9 @@ def plan(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
         k = kpis(wh, brand=get_settings().brand_name)
     except Exception as exc:  # no predictions or no answers yet: the page says why, the plans still show
         k = {"error": str(exc)}
+    failed = clv_failed(wh)
+    if failed and isinstance(k.get("customer_equity"), dict):  # a run that did not converge gives no numbers
+        k["customer_equity"] = {"failed": failed, "method": "the latest `touchpoint predict clv` run"}
     headline = []
     for key in ("customer_equity", "satisfaction", "relative_attractiveness"):
         kpi = k.get(key) or {}
@@ -135,6 +149,7 @@ def plan(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
                 "n": kpi.get("n"),
                 "method": kpi.get("method") or "",
                 "hint": kpi.get("hint") or "",
+                "failed": kpi.get("failed"),
             }
         )
     tables["kpis"] = table(

@@ -52,7 +52,7 @@ SECTIONS_BY_JOB = {
     "predictions": ("overview", "owners", "plan"),
     "mmm": ("mmm", "overview"),
     "audiences": ("audiences",),
-    "scores": ("audiences",),
+    "scores": ("audiences", "scores"),
     "automations": ("automations",),
     "deliveries": ("automations",),
 }
@@ -276,7 +276,6 @@ def _section_page(path: str, section: str, template: str, title: str) -> None:
 
 
 _section_page("/", "overview", "overview.html", "Overview")
-_section_page("/experiments", "experiments", "experiments.html", "Experiments")
 _section_page("/journeys", "journeys", "journeys.html", "Journeys")
 _section_page("/mmm", "mmm", "mmm.html", "Marketing mix")
 _section_page("/audiences", "audiences", "audiences.html", "Audiences")

@@ -15,6 +15,7 @@ from touchpoint import __version__, users
 from touchpoint.web import charts, marketing
 from touchpoint.web.auth import Auth
 from touchpoint.web.nav import PAGES
+from touchpoint.web.profile_parts import score_index
 from touchpoint.web.sections import data_sources, experiments, journeys, mmm, overview
 from touchpoint.web.snapshot import Refresher, Section, Snapshot
 from touchpoint.web.timeline import owners
@@ -40,6 +41,7 @@ SECTIONS: dict[str, Section] = {
         Section("data", data_sources, ("events", "quarantine"), min_age=30),
         Section("mmm", mmm, ("mmm",)),
         Section("owners", owners, ("events", "profiles"), min_age=60),
+        Section("scores", score_index, ("audiences", "profiles"), min_age=60),
         Section("overview", overview, ("events", "spend", "predictions", "mmm", "profiles"), min_age=300),
         Section("experiments", experiments, ("events", "experiments"), min_age=300),
         Section("journeys", journeys, ("events", "profiles"), min_age=300),

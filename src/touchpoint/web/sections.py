@@ -17,6 +17,7 @@ from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.warehouse import Warehouse
 
 WEEKS = 26
+SANKEY_KEEP = 6  # the busiest steps drawn per column of the paths Sankey; the rest are "(other)"
 FUNNEL = ("page", "page:/products%", "page:/cart", "page:/checkout", ORDER_COMPLETED)
 
 
@@ -148,9 +149,10 @@ def _mmm_total(data_dir: Path) -> dict[str, Any]:
 def experiments(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     """Every experiment analysed with its own metrics (default options): lifts with intervals, SRM, verdict."""
     from touchpoint.experiments.definitions import list_experiments
+    from touchpoint.experiments.planner import expected_duration
     from touchpoint.experiments.results import analyze_experiment
 
-    found = []
+    found, planning = [], []
     for exp in list_experiments(wh):
         item: dict[str, Any] = {"key": exp.key, "name": exp.name or exp.key, "kind": exp.kind, "status": exp.status}
         try:
@@ -175,6 +177,10 @@ def experiments(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
                     ]
                 )
         arms = [[m["metric"], a["variant"], a["n"], a["mean"]] for m in result["metrics"] for a in m["arms"]]
+        for m in result["metrics"]:  # the planner starts from a metric's control arm (its baseline and sd)
+            control = next((a for a in m["arms"] if a["variant"] == result["control"]), None)
+            if control is not None and m["dimension"] is None:
+                planning.append(_planning_metric(exp.key, m, control))
         item.update(
             verdict=result["verdict"],
             result_status=result["status"],
@@ -192,14 +198,28 @@ def experiments(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
         )
         found.append(item)
     tables = {k: v for item in found for k, v in item.get("tables", {}).items()}
-    return {"experiments": found, "tables": tables}
+    traffic = expected_duration(wh, 1).cumulative_units  # the planner's audience "any event", counted once
+    return {"experiments": found, "tables": tables, "metrics": planning, "traffic": traffic}
+
+
+def _planning_metric(key: str, metric: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
+    """A metric the experiment planner can start from: its control arm's rate or mean (and sd)."""
+    binomial = metric["kind"] == "binomial"
+    return {
+        "id": f"{key}:{metric['metric']}",
+        "label": f"{key}: {metric['metric']} ({metric['kind']}, control {control['mean']:.4g})",
+        "kind": metric["kind"],
+        "baseline": control["mean"],
+        "sd": None if binomial else control["stddev"],
+        "units": control["n"],
+    }
 
 
 def journeys(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     """The funnel, paths to an order, monthly retention of first-order cohorts, attribution side by side."""
     from touchpoint.journeys.attribution import MODELS, comparison, fit_all
     from touchpoint.journeys.funnels import funnel
-    from touchpoint.journeys.paths import paths
+    from touchpoint.journeys.paths import fold, paths
     from touchpoint.journeys.retention import retention
     from touchpoint.journeys.touches import journeys as journey_data
 
@@ -216,6 +236,13 @@ def journeys(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     )
     to_order = paths(wh, ORDER_COMPLETED, direction="to", depth=3, top=10)
     out["tables"]["paths"] = table(["path", "people"], [[_path(p["path"]), p["people"]] for p in to_order["paths"]])
+    drawn = fold(to_order["sankey"], keep=SANKEY_KEEP)
+    out["sankey"] = {**drawn, "people": to_order["people"], "direction": to_order["direction"], "keep": SANKEY_KEEP}
+    names = drawn["nodes"]
+    out["tables"]["sankey"] = table(
+        ["from", "to", "people"],
+        [[names[lk["source"]], names[lk["target"]], lk["value"]] for lk in drawn["links"]],
+    )
     ret = retention(wh, period="month", cohort="first_order", returning="order", max_periods=6)
     width = max((len(c["periods"]) for c in ret["cohorts"]), default=0)
     out["tables"]["retention"] = table(
