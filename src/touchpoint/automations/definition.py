@@ -41,13 +41,47 @@ def bad(path: str, message: str, hint: str | None = None) -> InvalidDefinition:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """``every`` (seconds, anchored at the automation's creation) or ``cron`` (five fields, UTC)."""
+
+    every: float | None = None
+    cron: str | None = None
+
+
+@dataclass(frozen=True)
 class Trigger:
-    """``{"event": NAME, "where": {...}}`` or ``{"audience": NAME, "on": "enter"|"exit"}``."""
+    """``{"event": NAME, "where": {...}}``, ``{"audience": NAME, "on": "enter"|"exit"}``,
+    ``{"score": NAME, "band": BAND}``, ``{"before"|"after": DATE, "days": N}`` or
+    ``{"schedule": {"every"|"cron": ..., "audience": NAME}}``."""
 
     event: str | None = None
     where: dict[str, Any] = field(default_factory=dict)
     audience: str | None = None
     on: str = "enter"
+    score: str | None = None
+    band: str | None = None
+    date: str | None = None  # a prediction (next_purchase_at, replenishment_due_at) or a trait
+    direction: str = "before"  # before | after the date
+    days: int = 0
+    product: str | None = None  # replenishment_due_at of one product
+    schedule: Schedule | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.event is not None:
+            return "event"
+        if self.schedule is not None:
+            return "schedule"
+        if self.score is not None:
+            return "score"
+        if self.date is not None:
+            return "date"
+        return "audience"
+
+    @property
+    def clock(self) -> bool:
+        """Fires with the clock (a date, a schedule), not with new events."""
+        return self.kind in ("date", "schedule")
 
 
 @dataclass(frozen=True)
@@ -180,8 +214,84 @@ def _where(path: str, value: Any) -> dict[str, Any]:
     return value
 
 
+DURATION = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+DURATION_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0}
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6))
+
+
+def cron_field(path: str, text: str, lo: int, hi: int, what: str) -> frozenset[int]:
+    """One cron field (``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n``, comma lists) as the set of values it allows.
+
+    >>> sorted(cron_field("$", "*/20", 0, 59, "minute")), sorted(cron_field("$", "1-5", 0, 6, "day of week"))
+    ([0, 20, 40], [1, 2, 3, 4, 5])
+    """
+    out: set[int] = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", part)
+        if m is None:
+            raise bad(
+                path, f"the {what} field {text!r} is not a cron field"[:300], hint="e.g. 0 9 * * 1 (Mondays 09:00)"
+            )
+        step = int(m.group(4)) if m.group(4) else 1
+        a, b = (lo, hi) if m.group(1) == "*" else (int(m.group(2)), int(m.group(3) or m.group(2)))
+        if not lo <= a <= b <= hi or step < 1:
+            raise bad(path, f"the {what} field {text!r} is outside {lo}-{hi}"[:300])
+        out.update(range(a, b + 1, step))
+    return frozenset(out)
+
+
+def _schedule(path: str, value: Any) -> tuple[Schedule, str]:
+    obj = _object(path, value, ("every", "cron", "audience"), ("audience",), "a schedule")
+    audience = _text(f"{path}.audience", obj["audience"], "the audience's name", limit=64)
+    if ("every" in obj) == ("cron" in obj):
+        raise bad(path, "a schedule takes one of every or cron", hint='e.g. {"every": "7d"} or {"cron": "0 9 * * 1"}')
+    if "every" in obj:
+        m = DURATION.match(obj["every"]) if isinstance(obj["every"], str) else None
+        seconds = int(m.group(1)) * DURATION_UNITS[m.group(2)] if m else 0.0
+        if not 3600 <= seconds <= 366 * 86400:
+            raise bad(
+                f"{path}.every",
+                f"every {obj['every']!r} is not a period from 1 hour to 366 days"[:300],
+                hint='a number and m, h or d: "60m", "12h", "7d"',
+            )
+        return Schedule(every=seconds), audience
+    cron = _text(f"{path}.cron", obj["cron"], "the cron expression")
+    fields = cron.split()
+    if len(fields) != 5:
+        raise bad(
+            f"{path}.cron", f"{cron!r} has {len(fields)} fields, not 5"[:300], hint="minute hour day month weekday"
+        )
+    for text, (what, lo, hi) in zip(fields, CRON_FIELDS, strict=True):
+        cron_field(f"{path}.cron", text, lo, hi, what)
+    return Schedule(cron=" ".join(fields)), audience
+
+
 def _trigger(value: Any) -> Trigger:
     path = "$.trigger"
+    if isinstance(value, dict) and "schedule" in value:
+        obj = _object(path, value, ("schedule",), ("schedule",), "a schedule trigger")
+        sched, audience = _schedule(f"{path}.schedule", obj["schedule"])
+        return Trigger(audience=audience, schedule=sched)
+    if isinstance(value, dict) and "score" in value:
+        obj = _object(path, value, ("score", "band"), ("score", "band"), "a score band trigger")
+        return Trigger(
+            score=_text(f"{path}.score", obj["score"], "the score's name", limit=64),
+            band=_text(f"{path}.band", obj["band"], "the band's name", limit=64),
+        )
+    if isinstance(value, dict) and ("before" in value or "after" in value):
+        if "before" in value and "after" in value:
+            raise bad(path, "a date trigger takes one of before or after")
+        direction = "before" if "before" in value else "after"
+        obj = _object(path, value, (direction, "days", "product"), (direction, "days"), "a date trigger")
+        date = _text(f"{path}.{direction}", obj[direction], "the date's prediction or trait", limit=64)
+        product = None
+        if "product" in obj:
+            if date != "replenishment_due_at":
+                raise bad(f"{path}.product", "product belongs to the date replenishment_due_at")
+            product = _text(f"{path}.product", obj["product"], "the product", limit=200)
+        return Trigger(
+            date=date, direction=direction, days=_int(f"{path}.days", obj["days"], 0, 366, "days"), product=product
+        )
     if isinstance(value, dict) and "audience" in value:
         obj = _object(path, value, ("audience", "on"), ("audience",), "an audience trigger")
         name = _text(f"{path}.audience", obj["audience"], "the audience's name", limit=64)
@@ -189,6 +299,12 @@ def _trigger(value: Any) -> Trigger:
         if on not in ("enter", "exit"):
             raise bad(f"{path}.on", f"'on' must be 'enter' or 'exit', got {on!r}"[:300])
         return Trigger(audience=name, on=on)
+    if isinstance(value, dict) and "event" not in value:
+        raise bad(
+            path,
+            "a trigger has one of event, audience, score, before, after or schedule",
+            hint='e.g. {"event": "Signed Up"} or {"before": "next_purchase_at", "days": 5}',
+        )
     obj = _object(path, value, ("event", "where"), ("event",), "the trigger")
     name = _text(f"{path}.event", obj["event"], "the event name")
     return Trigger(event=name, where=_where(f"{path}.where", obj.get("where", {})))
@@ -301,6 +417,7 @@ def parse(value: Any) -> Automation:
             "a holdout of 0 leaves nothing to measure the automation against",
             hint='keep a share (default 0.1), or set "allow_no_holdout": true to contact everyone',
         )
-    reentry = _reentry(obj.get("reentry", "once"))
-    raw = {"holdout": float(holdout), "reentry": obj.get("reentry", "once"), **obj}
+    default_reentry = "every_time" if trigger.schedule is not None else "once"  # a schedule sends every run
+    reentry = _reentry(obj.get("reentry", default_reentry))
+    raw = {"holdout": float(holdout), "reentry": obj.get("reentry", default_reentry), **obj}
     return Automation(name, trigger, steps, goal, float(holdout), allow, reentry, description, raw)

@@ -32,7 +32,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from touchpoint.automations import consent, outbox, store
+from touchpoint.automations import consent, dates, outbox, schedules, store
 from touchpoint.automations.definition import Automation, Trigger
 from touchpoint.experiments.assignment import bucket
 from touchpoint.warehouse import Warehouse, schema
@@ -94,7 +94,9 @@ def _matches(props: dict[str, Any], where: dict[str, Any]) -> bool:
     return True
 
 
-def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime) -> ir.Table:
+def _selected(
+    wh: Warehouse, trigger: Trigger, since: datetime, until: datetime, *, floor: datetime, anchor: datetime
+) -> ir.Table:
     """Triggers in ``(since, until]`` as ``profile_id, trigger, at, properties`` (an expression)."""
     lo, hi = ibis.literal(since, "timestamp"), ibis.literal(until, "timestamp")
     if trigger.event is not None:
@@ -106,6 +108,21 @@ def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime)
         return ce.select(
             "profile_id", trigger=ce.message_id, at=ce.received_at, properties=ce.properties.cast("string")
         )
+    if trigger.kind == "score":
+        b = wh.table(schema.SCORE_BANDS.name)
+        b = b.filter((b.score == trigger.score) & (b.band == trigger.band) & (b.entered_at > lo) & (b.entered_at <= hi))
+        return b.select(
+            "profile_id",
+            trigger=ibis.literal(f"band:{trigger.score}:{trigger.band}:") + b.entered_at.cast("string"),
+            at=b.entered_at,
+            properties=ibis.null("string"),
+        )
+    if trigger.kind == "date":
+        return dates.selected(wh, trigger, floor=floor, now=until)
+    if trigger.kind == "schedule":
+        assert trigger.schedule is not None and trigger.audience is not None
+        run = schedules.latest_run(trigger.schedule, anchor, since, until)
+        return schedules.members_at(wh, trigger.audience, run)
     m = wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
     col = "entered_at" if trigger.on == "enter" else "exited_at"
     m = m.filter((m.audience == trigger.audience) & (m[col] > lo) & (m[col] <= hi))
@@ -117,9 +134,15 @@ def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime)
     )
 
 
-def _watermark_source(wh: Warehouse, trigger: Trigger) -> datetime | None:
+def _watermark_source(wh: Warehouse, trigger: Trigger, now: datetime) -> datetime | None:
     """The latest instant a trigger of this kind can be evaluated up to: events received and already
-    reflected in the profiles (resolved to their profile, traits built), or memberships changed."""
+    reflected in the profiles (resolved to their profile, traits built), memberships changed, band entries
+    recorded, or (dates and schedules) the clock."""
+    if trigger.clock:
+        return now
+    if trigger.kind == "score":
+        b = wh.table(schema.SCORE_BANDS.name)
+        return wh.to_arrow(b.filter(b.score == trigger.score).entered_at.max()).as_py()
     if trigger.event is not None:
         e = wh.table("events")
         latest: datetime | None = wh.to_arrow(e.received_at.max()).as_py()
@@ -156,7 +179,7 @@ def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[s
         watermark: datetime = state["watermark"] if state and state["watermark"] else saved["created_at"]
         floor: datetime = state["floor"] if state and state["floor"] else saved["created_at"]
         since = max(watermark - OVERLAP, floor)
-        until = _watermark_source(wh, auto.trigger)
+        until = _watermark_source(wh, auto.trigger, at)
         out = {"automation": name, "triggers": 0, "entered": 0, "held_out": 0, "outbox": 0, "suppressed": 0}
         if until is None or until <= since:
             return out
@@ -164,7 +187,7 @@ def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[s
         if saved["status"] != "active":  # passed over: the floor moves up with the watermark
             _save_state(wh, name, new_mark, new_mark, at)
             return {**out, "paused": True}
-        expr = _selected(wh, auto.trigger, since, until)
+        expr = _selected(wh, auto.trigger, since, until, floor=floor, anchor=saved["created_at"])
         purposes = sorted({s.purpose for _, s, _ in auto.actions() if s.purpose})
         for i, purpose in enumerate(purposes):
             expr = consent.with_consent(wh, expr, purpose, column=f"tp_consent_{i}")

@@ -59,7 +59,7 @@ def list_automations(wh: Warehouse) -> list[dict[str, Any]]:
                 "name": a["name"],
                 "status": a["status"],
                 "version": a["version"],
-                "trigger": trigger.get("event") or f"audience {trigger.get('audience')} ({trigger.get('on', 'enter')})",
+                "trigger": describe_trigger(trigger),
                 "steps": len(d["steps"]),
                 "holdout": d.get("holdout", 0.1),
                 "sent": c.get("sent", 0),
@@ -68,6 +68,25 @@ def list_automations(wh: Warehouse) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def describe_trigger(trigger: dict[str, Any]) -> str:
+    """A trigger in a few words (the list's column).
+
+    >>> describe_trigger({"before": "next_purchase_at", "days": 5})
+    '5 days before next_purchase_at'
+    """
+    if "event" in trigger:
+        return str(trigger["event"])
+    if "score" in trigger:
+        return f"score {trigger['score']} enters {trigger['band']}"
+    if "schedule" in trigger:
+        s = trigger["schedule"]
+        return f"every {s['every']}" if "every" in s else f"cron {s['cron']}" + f" to audience {s['audience']}"
+    for direction in ("before", "after"):
+        if direction in trigger:
+            return f"{trigger['days']} days {direction} {trigger[direction]}"
+    return f"audience {trigger.get('audience')} ({trigger.get('on', 'enter')})"
 
 
 def show(wh: Warehouse, name: str) -> dict[str, Any]:

@@ -394,9 +394,11 @@ BUILTIN: tuple[Job, ...] = (
             "profiles",
             "profile_traits",
             "predictions",
+            "replenishment",
+            "score_band_entries",
             "unsubscribes",
         ),
-        after=("profiles", "audiences"),  # triggers wait for their profiles; audience triggers for the refresh
+        after=("profiles", "audiences", "scores"),  # triggers wait for their profiles; audience triggers for the refresh
         doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
     ),
     Job(
