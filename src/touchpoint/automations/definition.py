@@ -29,7 +29,7 @@ from touchpoint.errors import InvalidDefinition
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 PURPOSE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 TRANSACTIONAL = "transactional"  # the purpose exempt from the consent rule (receipts, password resets)
-MAX_DEPTH = 12  # a definition nested deeper than this is refused before it is read
+MAX_DEPTH = 24  # a definition nested deeper than this is refused before it is read (a fork adds 4 levels)
 MAX_STEPS = 50
 WHERE_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists")
 WAIT_UNITS = {"minutes": 60.0, "hours": 3600.0, "days": 86400.0}
@@ -84,14 +84,28 @@ class Trigger:
         return self.kind in ("date", "schedule")
 
 
+ACTIONS = ("send_email", "webhook", "hand_off", "set_trait", "add_to_audience", "remove_from_audience")
+CONTROL = ("wait", "wait_until", "wait_for", "branch", "split")
+STEP_KINDS = ACTIONS + CONTROL
+LINEAR = ("send_email", "webhook", "wait")  # flows of only these are decided whole at entry
+TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
 @dataclass(frozen=True)
 class Step:
-    """One step: ``send_email``, ``webhook`` (actions, with a purpose) or ``wait`` (``seconds``)."""
+    """One step: an action (``send_email``, ``webhook``, ``hand_off``, ``set_trait``, ``add_to_audience``,
+    ``remove_from_audience``; with a purpose where it contacts someone), a wait (``wait`` for ``seconds``,
+    ``wait_until`` a local time, ``wait_for`` an event), or a fork (``branch``, ``split``) whose ``paths``
+    are named lists of steps. ``index`` numbers every step of the flow depth-first (a ``hand_off`` takes two
+    numbers: its webhook and its email), and is the step of the outbox key."""
 
     kind: str
     options: dict[str, Any]
     purpose: str | None = None
     seconds: float = 0.0
+    index: int = -1
+    paths: tuple[tuple[str, tuple[Step, ...]], ...] = ()
+    condition: Any = None  # a branch's parsed audience condition
 
 
 @dataclass(frozen=True)
@@ -121,14 +135,61 @@ class Automation:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def actions(self) -> list[tuple[int, Step, float]]:
-        """``(step index, step, seconds after entry)`` of every action step (waits add up before it)."""
+        """``(step index, step, seconds after entry)`` of every action step (the durations of the plain waits
+        before it add up; in a flow with forks, the first path's)."""
         out, delay = [], 0.0
-        for i, step in enumerate(self.steps):
+        for step in self.walk():
             if step.kind == "wait":
                 delay += step.seconds
-            else:
-                out.append((i, step, delay))
+            elif step.kind in ACTIONS:
+                out.append((step.index, step, delay))
         return out
+
+    def walk(self) -> list[Step]:
+        """Every step, depth-first (the order of their indices)."""
+        out: list[Step] = []
+
+        def visit(steps: tuple[Step, ...]) -> None:
+            for s in steps:
+                out.append(s)
+                for _, sub in s.paths:
+                    visit(sub)
+
+        visit(self.steps)
+        return out
+
+    @property
+    def linear(self) -> bool:
+        """Only sends and plain waits: every message is decided when the contact enters."""
+        return all(s.kind in LINEAR for s in self.steps)
+
+    def step(self, index: int) -> Step:
+        """The step numbered ``index`` (a hand-off's email is its number + 1)."""
+        for s in self.walk():
+            if s.index == index or (s.kind == "hand_off" and s.index + 1 == index):
+                return s
+        raise KeyError(index)
+
+    def successors(self) -> dict[int, int | None]:
+        """Each step's next step once it is done: the next in its list, else the next after its fork."""
+        nxt: dict[int, int | None] = {}
+
+        def visit(steps: tuple[Step, ...], after: int | None) -> None:
+            for i, s in enumerate(steps):
+                follow = steps[i + 1].index if i + 1 < len(steps) else after
+                nxt[s.index] = follow
+                for _, sub in s.paths:
+                    visit(sub, follow)
+
+        visit(self.steps, None)
+        return nxt
+
+    def path_start(self, step: Step, name: str) -> int | None:
+        """The first step of a fork's path ``name`` (the step after the fork when the path is empty)."""
+        for n, sub in step.paths:
+            if n == name and sub:
+                return sub[0].index
+        return self.successors()[step.index]
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
@@ -310,10 +371,24 @@ def _trigger(value: Any) -> Trigger:
     return Trigger(event=name, where=_where(f"{path}.where", obj.get("where", {})))
 
 
-def _step(i: int, value: Any) -> Step:
-    path = f"$.steps[{i}]"
+def _steps(path: str, value: Any, counter: list[int], *, empty: bool = False) -> tuple[Step, ...]:
+    if not isinstance(value, list) or (not value and not empty):
+        raise bad(path, "steps must be a non-empty list" if not empty else "a path is a list of steps")
+    if len(value) > MAX_STEPS:
+        raise bad(path, f"at most {MAX_STEPS} steps, got {len(value)}")
+    return tuple(_step(f"{path}[{i}]", s, counter) for i, s in enumerate(value))
+
+
+def _step(path: str, value: Any, counter: list[int]) -> Step:
     if not isinstance(value, dict) or len(value) != 1:
-        raise bad(path, "a step is an object with one key: send_email, webhook or wait")
+        raise bad(path, f"a step is an object with one key: {', '.join(STEP_KINDS)}")
+    index = counter[0]
+    counter[0] += 2 if isinstance(value, dict) and "hand_off" in value else 1
+    step = _step_body(path, value, counter)
+    return Step(step.kind, step.options, step.purpose, step.seconds, index, step.paths, step.condition)
+
+
+def _step_body(path: str, value: dict[str, Any], counter: list[int]) -> Step:
     kind, body = next(iter(value.items()))
     at = f"{path}.{kind}"
     if kind == "send_email":
@@ -351,7 +426,96 @@ def _step(i: int, value: Any) -> Step:
         ):
             raise bad(f"{at}.{unit}", f"a wait must be positive and at most 366 days, got {amount!r}"[:300])
         return Step(kind, {unit: amount}, None, float(amount) * WAIT_UNITS[unit])
-    raise bad(path, f"unknown step {kind!r}", hint="steps: send_email, webhook, wait")
+    if kind == "wait_until":
+        obj = _object(at, body, ("time",), ("time",), "wait_until")
+        if not isinstance(obj["time"], str) or not TIME_OF_DAY.match(obj["time"]):
+            raise bad(f"{at}.time", f"time {obj['time']!r} is not HH:MM"[:300], hint='e.g. "09:00" (24-hour)')
+        return Step(kind, {"time": obj["time"]})
+    if kind == "wait_for":
+        keys = ("event", "where", "timeout_days", "on_event", "on_timeout")
+        obj = _object(at, body, keys, ("event", "timeout_days"), "wait_for")
+        options = {
+            "event": _text(f"{at}.event", obj["event"], "the event name"),
+            "where": _where(f"{at}.where", obj.get("where", {})),
+            "timeout_days": _int(f"{at}.timeout_days", obj["timeout_days"], 1, 366, "timeout_days"),
+        }
+        paths = tuple(
+            (name, _steps(f"{at}.{name}", obj.get(name, []), counter, empty=True))
+            for name in ("on_event", "on_timeout")
+        )
+        return Step(kind, options, paths=paths)
+    if kind == "branch":
+        obj = _object(at, body, ("if", "then", "else"), ("if",), "branch")
+        from touchpoint.audiences import definition as audience_language
+
+        try:
+            condition = audience_language.parse(obj["if"])
+        except InvalidDefinition as exc:  # its path is relative to the condition: put it under ours
+            sub = (exc.path or "$")[1:]
+            where = f"{at}.if{sub}"
+            message = exc.message.split(": ", 1)[1] if exc.message.startswith(exc.path or "\0") else exc.message
+            raise bad(where, message, hint=exc.hint or "the audiences language: docs/audiences.md") from None
+        paths = tuple(
+            (name, _steps(f"{at}.{name}", obj.get(name, []), counter, empty=True)) for name in ("then", "else")
+        )
+        return Step(kind, {"if": obj["if"]}, paths=paths, condition=condition)
+    if kind == "split":
+        obj = _object(at, body, ("arms",), ("arms",), "split")
+        arms = obj["arms"]
+        if not isinstance(arms, list) or not 2 <= len(arms) <= 10:
+            raise bad(f"{at}.arms", "a split takes a list of 2 to 10 arms", hint='[{"name": "a", "steps": [...]}, ...]')
+        names: list[str] = []
+        weights: list[float] = []
+        paths_list = []
+        for i, arm in enumerate(arms):
+            ap = f"{at}.arms[{i}]"
+            a = _object(ap, arm, ("name", "weight", "steps"), ("name", "steps"), "an arm")
+            name = _text(f"{ap}.name", a["name"], "the arm's name", limit=64)
+            if name in names:
+                raise bad(f"{ap}.name", f"two arms are named {name!r}")
+            weight = a.get("weight", 1)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+                raise bad(f"{ap}.weight", f"weight must be a positive number, got {weight!r}"[:300])
+            names.append(name)
+            weights.append(float(weight))
+            paths_list.append((name, _steps(f"{ap}.steps", a["steps"], counter, empty=True)))
+        return Step(kind, {"arms": names, "weights": weights}, paths=tuple(paths_list))
+    if kind == "hand_off":
+        keys = ("url", "owner", "score", "purpose", "timeline_days")
+        obj = _object(at, body, keys, ("url", "owner", "score"), "hand_off")
+        url = _text(f"{at}.url", obj["url"], "the CRM's URL", limit=2000)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise bad(f"{at}.url", f"{url!r} is not an http(s) URL"[:300], hint="e.g. https://crm.example/hooks/lead")
+        owner = _text(f"{at}.owner", obj["owner"], "the owner's email address", limit=320)
+        if "@" not in owner or any(c in owner for c in " \r\n<>,"):
+            raise bad(f"{at}.owner", f"{owner!r} is not an email address"[:300], hint="e.g. sales@shop.example")
+        options = {
+            "url": url,
+            "owner": owner,
+            "score": _text(f"{at}.score", obj["score"], "the score's name", limit=64),
+            "timeline_days": _int(f"{at}.timeline_days", obj.get("timeline_days", 30), 1, 366, "timeline_days"),
+        }
+        return Step(kind, options, _purpose(f"{at}.purpose", obj.get("purpose", TRANSACTIONAL)))
+    if kind == "set_trait":
+        obj = _object(at, body, ("traits",), ("traits",), "set_trait")
+        traits = obj["traits"]
+        if not isinstance(traits, dict) or not traits:
+            raise bad(f"{at}.traits", 'traits must be a non-empty object, e.g. {"lifecycle": "nurtured"}')
+        for k, v in traits.items():
+            if not k or k.startswith("consent_"):
+                raise bad(
+                    f"{at}.traits.{k}", f"trait {k!r} cannot be set by an automation", hint="consent is the person's"
+                )
+            if isinstance(v, dict | list):
+                raise bad(f"{at}.traits.{k}", "a trait set by an automation is a string, number, boolean or null")
+            if isinstance(v, str):
+                template.check(f"{at}.traits.{k}", v)
+        return Step(kind, {"traits": traits})
+    if kind in ("add_to_audience", "remove_from_audience"):
+        obj = _object(at, body, ("audience",), ("audience",), kind)
+        return Step(kind, {"audience": _text(f"{at}.audience", obj["audience"], "the audience's name", limit=64)})
+    raise bad(path, f"unknown step {kind!r}", hint=f"steps: {', '.join(STEP_KINDS)}")
 
 
 def _check_body(path: str, value: Any) -> None:
@@ -389,11 +553,12 @@ def parse(value: Any) -> Automation:
     steps_raw = obj["steps"]
     if not isinstance(steps_raw, list) or not steps_raw:
         raise bad("$.steps", "steps must be a non-empty list", hint='e.g. [{"send_email": {...}}]')
-    if len(steps_raw) > MAX_STEPS:
-        raise bad("$.steps", f"at most {MAX_STEPS} steps, got {len(steps_raw)}")
-    steps = tuple(_step(i, s) for i, s in enumerate(steps_raw))
-    if all(s.kind == "wait" for s in steps):
-        raise bad("$.steps", "the steps only wait; add a send_email or webhook step")
+    counter = [0]
+    steps = _steps("$.steps", steps_raw, counter)
+    if counter[0] > MAX_STEPS:
+        raise bad("$.steps", f"at most {MAX_STEPS} steps, got {counter[0]}")
+    if all(s.kind not in ACTIONS for s in Automation("x", trigger, steps).walk()):
+        raise bad("$.steps", "the steps only wait; add an action (send_email, webhook, hand_off, set_trait, ...)")
     goal = None
     if obj.get("goal") is not None:
         g = _object("$.goal", obj["goal"], ("event", "within_days"), ("event", "within_days"), "the goal")

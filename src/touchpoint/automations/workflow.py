@@ -111,9 +111,11 @@ def resume(wh: Warehouse, name: str) -> dict[str, Any]:
     return store.set_status(wh, name, "active")
 
 
-def evaluate(wh: Warehouse, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Evaluate every automation's trigger since its watermark: entries and outbox rows."""
-    return triggers.evaluate_all(wh, now=now)
+def evaluate(wh: Warehouse, *, now: datetime | None = None, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Evaluate every automation's trigger since its watermark (entries and outbox rows), and advance the
+    flows that wait, branch or split."""
+    tz = settings.default_timezone if settings is not None else "UTC"
+    return triggers.evaluate_all(wh, now=now, default_timezone=tz)
 
 
 def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
@@ -123,7 +125,7 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -
 
 def run(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
     """Decide, then send what is due (the automations job's entry point)."""
-    decided = evaluate(wh, now=now)
+    decided = evaluate(wh, now=now, settings=settings)
     return {"decided": decided, "delivered": deliver(wh, settings, now=now)}
 
 

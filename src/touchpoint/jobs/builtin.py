@@ -398,7 +398,8 @@ BUILTIN: tuple[Job, ...] = (
             "score_band_entries",
             "unsubscribes",
         ),
-        after=("profiles", "audiences", "scores"),  # triggers wait for their profiles; audience triggers for the refresh
+        # triggers wait for their profiles; audience and score triggers for the refresh
+        after=("profiles", "audiences", "scores"),
         doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
     ),
     Job(

@@ -86,6 +86,10 @@ def _audit_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUDIT_TABLES]
 
 
+def _flow_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.FLOW_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -112,6 +116,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "consent: an append-only consent_history; unsubscribes copied into it as denials", _consent_history),
     Migration(10, "privacy: erasure requests and the suppression list of erased people", _privacy_tables),
     Migration(11, "the audit log: append-only, each entry chained to the previous one by its hash", _audit_tables),
+    Migration(
+        13,
+        "automation flows: where each entry of a multi-step flow is (waits, branches, splits) and its path",
+        _flow_tables,
+    ),
 )
 
 
