@@ -163,3 +163,19 @@ def test_a_bad_trigger_names_the_field(trigger: dict[str, Any], path: str, words
         parse(_auto("x", trigger))
     assert info.value.path == path
     assert words in info.value.message + (info.value.hint or "")
+
+
+def test_the_flows_job_decides_what_the_clock_brings_and_skips_event_only_automations(tmp_path: Path) -> None:
+    from touchpoint.jobs import JobContext, Skip
+    from touchpoint.jobs.builtin import run_flows
+
+    wh = open_shop(tmp_path, 2)
+    ctx = JobContext(warehouse=wh, settings=settings(tmp_path))
+    with pytest.raises(Skip):
+        run_flows(ctx)
+    workflow.create(wh, _auto("welcome", {"event": "Signed Up"}))
+    workflow.create(wh, _auto("replenish", {"before": "next_purchase_at", "days": 2}))
+    _predict(wh, {profile_of(wh, 0): store.now().date() + timedelta(days=4)})
+    decided = workflow.evaluate(wh, now=_midnight(store.now().date()) + timedelta(days=2, hours=1), clock=True)
+    assert [(d["automation"], d["entered"]) for d in decided] == [("replenish", 1)]
+    assert run_flows(ctx)["entered"] == 0  # the real clock: nothing more is due

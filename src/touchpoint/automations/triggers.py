@@ -299,6 +299,15 @@ def _save_state(wh: Warehouse, name: str, watermark: datetime, floor: datetime, 
     )
 
 
-def evaluate_all(wh: Warehouse, *, now: datetime | None = None, default_timezone: str = "UTC") -> list[dict[str, Any]]:
-    """Evaluate every saved automation (the job's entry point)."""
-    return [evaluate(wh, a["name"], now=now, default_timezone=default_timezone) for a in store.list_all(wh)]
+def evaluate_all(
+    wh: Warehouse, *, now: datetime | None = None, default_timezone: str = "UTC", clock: bool = False
+) -> list[dict[str, Any]]:
+    """Evaluate every saved automation (the jobs' entry point); ``clock``: only those the clock moves."""
+    out = []
+    for a in store.list_all(wh):
+        if clock:
+            auto = store.load(wh, a["name"])
+            if auto.linear and not auto.trigger.clock:
+                continue
+        out.append(evaluate(wh, a["name"], now=now, default_timezone=default_timezone))
+    return out

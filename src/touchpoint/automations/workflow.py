@@ -111,11 +111,14 @@ def resume(wh: Warehouse, name: str) -> dict[str, Any]:
     return store.set_status(wh, name, "active")
 
 
-def evaluate(wh: Warehouse, *, now: datetime | None = None, settings: Settings | None = None) -> list[dict[str, Any]]:
+def evaluate(
+    wh: Warehouse, *, now: datetime | None = None, settings: Settings | None = None, clock: bool = False
+) -> list[dict[str, Any]]:
     """Evaluate every automation's trigger since its watermark (entries and outbox rows), and advance the
-    flows that wait, branch or split."""
+    flows that wait, branch or split; ``clock``: only the automations the clock moves (date and schedule
+    triggers, flows with state), what the ``flows`` job does between events."""
     tz = settings.default_timezone if settings is not None else "UTC"
-    return triggers.evaluate_all(wh, now=now, default_timezone=tz)
+    return triggers.evaluate_all(wh, now=now, default_timezone=tz, clock=clock)
 
 
 def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:

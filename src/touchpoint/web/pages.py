@@ -55,6 +55,7 @@ SECTIONS_BY_JOB = {
     "scores": ("audiences",),
     "automations": ("automations",),
     "deliveries": ("automations",),
+    "flows": ("automations",),
 }
 
 
