@@ -20,14 +20,27 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from touchpoint.automations import consent, delivery, outbox, store, triggers
-from touchpoint.automations.lift import lift
+from touchpoint.automations.lift import lift, split
+from touchpoint.automations.runs import runs
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from touchpoint.config import Settings
 
-__all__ = ["create", "deliver", "evaluate", "lift", "list_automations", "pause", "resume", "run", "show"]
+__all__ = [
+    "create",
+    "deliver",
+    "evaluate",
+    "lift",
+    "list_automations",
+    "pause",
+    "resume",
+    "run",
+    "runs",
+    "show",
+    "split",
+]
 MAX_DEFINITION_BYTES = 256 * 1024
 
 
