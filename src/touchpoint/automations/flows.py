@@ -302,6 +302,11 @@ class _Pass:
                 return
             before = {id(r): (r["position"], r["status"], r["waiting_since"]) for r in active}
             for index, group in sorted(groups.items()):
+                if index not in by_index:  # the definition was replaced and this step is gone: the flow ends
+                    for r in group:
+                        self.log(r, Step("gone", {}, index=index), outcome="ended: the step no longer exists")
+                        self.move(r, None)
+                    continue
                 step = by_index[index]
                 if step.kind in ACTIONS:
                     self.actions(step, group)
