@@ -398,11 +398,12 @@ BUILTIN: tuple[Job, ...] = (
         run_automations,
         every=1.0,
         trigger="events",
-        tables=("automation_entries", "automation_outbox", "automation_state"),
+        tables=("automation_entries", "automation_outbox", "automation_state", "automation_flows"),
         reads=(
             "automations",
             "automation_state",
             "automation_entries",
+            "automation_flows",
             "events",
             "audience_memberships",
             "profiles",
