@@ -398,7 +398,14 @@ BUILTIN: tuple[Job, ...] = (
         run_automations,
         every=1.0,
         trigger="events",
-        tables=("automation_entries", "automation_outbox", "automation_state", "automation_flows"),
+        # automation_flows: flows with state; audience_memberships: manual audience steps
+        tables=(
+            "automation_entries",
+            "automation_outbox",
+            "automation_state",
+            "automation_flows",
+            "audience_memberships",
+        ),
         reads=(
             "automations",
             "automation_state",
@@ -421,7 +428,14 @@ BUILTIN: tuple[Job, ...] = (
         "flows",
         run_flows,
         every=60.0,
-        tables=("automation_entries", "automation_outbox", "automation_state", "automation_flows"),
+        # automation_flows: flows with state; audience_memberships: manual audience steps
+        tables=(
+            "automation_entries",
+            "automation_outbox",
+            "automation_state",
+            "automation_flows",
+            "audience_memberships",
+        ),
         reads=(
             "automations",
             "automation_state",
