@@ -36,8 +36,14 @@ START = dt.datetime(2025, 1, 6, 9)
 
 
 def _shop(n: int = 300, seed: int = 5) -> list[dict[str, Any]]:
-    """Visitors from two channels view a product; two in three sign up and buy by a BG/NBD process."""
+    """Visitors from two channels view a product; two in three sign up and buy by a BG/NBD process.
+
+    Every order is stamped at the time of day twelve hours from now: a profile's ``days_since_last_order``
+    counts whole days up to the build's ``as_of``, so the profile update during the test (a later
+    ``as_of``) gives the same counts as the seed's build unless the test took half a day."""
     rng = np.random.default_rng(seed)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=12)
+    phase = now - dt.datetime.combine(now.date(), dt.time())
     msgs: list[dict[str, Any]] = []
     for i in range(n):
         t = START + dt.timedelta(days=float(rng.uniform(0, 120)))
@@ -75,7 +81,7 @@ def _shop(n: int = 300, seed: int = 5) -> list[dict[str, Any]]:
                     "type": "track",
                     "event": "Order Completed",
                     "userId": f"c{i}",
-                    "timestamp": when.isoformat() + "Z",
+                    "timestamp": (dt.datetime.combine(when.date(), dt.time()) + phase).isoformat() + "Z",
                     "properties": {"order_id": f"o{i}-{k}", "revenue": round(float(rng.gamma(6, 4)), 2)},
                 }
             )

@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     queue_max_events: int = Field(
         200_000, gt=0, description="events waiting to be committed before the collector answers 429"
     )
+    memory_ceiling_mb: int | None = Field(
+        None,
+        ge=0,
+        description="resident memory of the server the collector keeps under: past it, requests answer 429 with "
+        "Retry-After; unset: half the machine's memory; 0: none. When set, DuckDB's memory_limit defaults "
+        "to half of it",
+    )
     import_chunk_events: int = Field(100_000, gt=0, description="events per transaction in file imports")
     max_request_bytes: int = Field(
         1024 * 1024,

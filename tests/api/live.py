@@ -1,4 +1,5 @@
-"""touchpoint's app served by uvicorn in a thread on 127.0.0.1, with a write key, a read key and an admin key.
+"""touchpoint's app served by uvicorn in a thread on 127.0.0.1 (:func:`in_thread`); :func:`live_app` adds a
+write key, a read key and an admin key.
 
 The tests that use it reach the app over real HTTP (httpx, keep-alive) and may look into its warehouse.
 """
@@ -67,19 +68,23 @@ def live_app(data_dir: Path, app_hook: Any = None, **changes: Any) -> Iterator[L
     app = create_app(settings)
     if app_hook is not None:
         app_hook(app)
+    with in_thread(app) as url, httpx.Client(base_url=url, timeout=60.0) as http:
+        yield LiveApp(url, app, settings, write_key, read_key, admin_key, http)
+
+
+@contextmanager
+def in_thread(app: Any, start_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on a free port of 127.0.0.1; yield its base URL; stop it on exit."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on"))
     thread = threading.Thread(target=server.run, name="live-uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=url, timeout=60.0)
     try:
-        yield LiveApp(url, app, settings, write_key, read_key, admin_key, http)
+        deadline = time.monotonic() + start_timeout_s
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        http.close()
         server.should_exit = True
         thread.join(30)

@@ -4,15 +4,12 @@ survives it: the client's next request on the same TCP connection is answered (i
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from tests.conftest import free_port
+from tests.api.live import in_thread
 
 from touchpoint.api.app import create_app
 from touchpoint.config import Settings
@@ -26,17 +23,8 @@ def live_url(tmp_path: Any) -> Iterator[str]:
     def boom() -> None:
         raise RuntimeError("a bug with a secret inside: /etc/shadow")
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with in_thread(app) as url:
+        yield url
 
 
 def _client_end(response: httpx.Response) -> Any:

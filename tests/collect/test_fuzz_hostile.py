@@ -18,28 +18,22 @@ import contextlib
 import io
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import hypothesis.strategies as st
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, event, given, settings
+from tests.api.live import LiveApp, live_app
 from tests.collect.hostile import Item, dump, encodings, items
-from tests.conftest import free_port
 
-from touchpoint import keys
-from touchpoint.api.app import create_app
 from touchpoint.cli.main import main as cli_main
 from touchpoint.collect.normalize import EventRows, Rejected, utcnow
 from touchpoint.collect.store import write_rows
-from touchpoint.config import Settings
-from touchpoint.warehouse import Warehouse, open_warehouse
+from touchpoint.warehouse import Warehouse
 
 EXAMPLES = int(os.environ.get("TP_FUZZ_EXAMPLES", "0"))
 
@@ -54,22 +48,8 @@ def budget(default: int) -> Any:
     )
 
 
-@dataclass
-class Live:
+class Live(LiveApp):
     """touchpoint's app served by uvicorn in a thread on 127.0.0.1, and a keep-alive client."""
-
-    url: str
-    write_key: str
-    admin_key: str
-    app: Any
-    server: uvicorn.Server
-    thread: threading.Thread
-    http: httpx.Client
-
-    @property
-    def warehouse(self) -> Warehouse:
-        wh: Warehouse = self.app.state.touchpoint.warehouse
-        return wh
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         return self.warehouse.query(sql).to_pylist()
@@ -77,25 +57,8 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    cfg = Settings(data_dir=tmp_path_factory.mktemp("fuzz-live") / "data")
-    wh = open_warehouse(cfg)
-    write_key = keys.create_source(wh, "fuzz")
-    admin_key = keys.create_api_key(wh, "fuzz-admin", "admin")
-    wh.close()
-    app = create_app(cfg)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="fuzz-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
-    yield Live(f"http://127.0.0.1:{port}", write_key, admin_key, app, server, thread, http)
-    http.close()
-    server.should_exit = True
-    thread.join(30)
+    with live_app(tmp_path_factory.mktemp("fuzz-live") / "data") as served:
+        yield Live(**vars(served))
 
 
 def _connection(response: httpx.Response) -> Any:

@@ -1,7 +1,9 @@
 """The incremental update's fast paths (statistics only, components resolved in memory) give what a full
-rebuild gives: the same profiles, the same refused links with their reasons, and the same statistics of
-every identifier and link, over random event streams that arrive in random batches (late events, repeated
-visits, new links, a shared device, a manual split between batches)."""
+rebuild gives: the same profiles, the same refused links with their reasons, the same statistics of
+every identifier and link, and the same ``event_identities`` (each event's node, so its profile), over
+random event streams that arrive in random batches (late events, repeated visits, new links, a shared
+device, a junk identifier, a manual split between batches). ``event_identities`` is also compared with
+the mapping computed from the events themselves (:func:`touchpoint.identity.resolve_events`)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from touchpoint.identity.quality import assignment, refused_pairs
 from touchpoint.warehouse import Warehouse
 
 USERS = ["u1", "u2", "u3"]
-ANONS = ["a1", "a2", "a3", "a4", "kiosk"]
+ANONS = ["a1", "a2", "a3", "a4", "kiosk", "anonymous"]  # "anonymous" is junk: alone, its event has no profile
 EMAILS = ["x@y.org", "z@y.org"]
 
 
@@ -73,6 +75,24 @@ def _links(wh: Warehouse) -> dict[tuple[tuple[str, str], ...], tuple[Any, ...]]:
     return out
 
 
+def _event_nodes(wh: Warehouse) -> dict[str, tuple[str, str]]:
+    """Each event's node in ``event_identities``, by its identifier (node ids differ between runs)."""
+    ei, n = wh.table("event_identities"), wh.table("identity_nodes")
+    j = ei.join(n, "node_id").select(ei.message_id, n.id_type, n.id_value)
+    rows = wh.to_arrow(j).to_pylist()
+    out = {r["message_id"]: (r["id_type"], r["id_value"]) for r in rows}
+    assert len(out) == len(rows) == wh.to_arrow(ei.count()).as_py()  # one row per event, each a stored node
+    return out
+
+
+def _event_profiles(wh: Warehouse) -> dict[str, str]:
+    """The stored mapping (``event_profiles``), checked against the one computed from the events."""
+    stored = {r["message_id"]: r["profile_id"] for r in wh.to_arrow(identity.event_profiles(wh)).to_pylist()}
+    computed = {r["message_id"]: r["profile_id"] for r in wh.to_arrow(identity.resolve_events(wh)).to_pylist()}
+    assert stored == computed
+    return stored
+
+
 def _check(batches: list[list[dict[str, Any]]], split_after_first: bool) -> list[str]:
     wh = Warehouse.open("duckdb://:memory:")
     paths = []
@@ -88,12 +108,14 @@ def _check(batches: list[list[dict[str, Any]]], split_after_first: bool) -> list
             if big:
                 id_type, value = big[0][0]
                 identity.split(wh, assignment(wh)[(id_type, value)], value, id_type)
-    incremental = assignment(wh), refused_pairs(wh), _nodes(wh), _links(wh)
+    incremental = assignment(wh), refused_pairs(wh), _nodes(wh), _links(wh), _event_nodes(wh), _event_profiles(wh)
     identity.rebuild(wh)  # from scratch, overrides kept
     assert incremental[0] == assignment(wh)
     assert incremental[1] == refused_pairs(wh)
     assert incremental[2] == _nodes(wh)
     assert incremental[3] == _links(wh)
+    assert incremental[4] == _event_nodes(wh)
+    assert incremental[5] == _event_profiles(wh)
     wh.close()
     return paths
 
@@ -149,3 +171,31 @@ def test_repeat_visits_of_known_identifiers_only_update_statistics() -> None:
     write_messages(wh, [{"type": "page", "anonymousId": "a2", "timestamp": "2026-04-01T00:00:00Z"}])
     r = identity.update(wh)
     assert (r.path, r.components_recomputed) == ("memory", 1)
+
+
+def test_identities_built_before_event_identities_are_read_as_before_then_rebuilt_once() -> None:
+    wh = Warehouse.open("duckdb://:memory:")
+    write_messages(
+        wh,
+        [
+            {"type": "page", "anonymousId": "a1", "timestamp": "2026-05-01T10:00:00Z"},
+            {"type": "identify", "anonymousId": "a1", "userId": "u1", "timestamp": "2026-05-01T10:01:00Z"},
+            {"type": "page", "anonymousId": "anonymous", "timestamp": "2026-05-01T10:02:00Z"},
+        ],
+    )
+    identity.update(wh)
+    expected = _event_profiles(wh)
+    assert len(expected) == 2 and len(set(expected.values())) == 1  # the junk-only event has no profile
+    # as a warehouse resolved before migration 12 looks: state version 1, no event_identities rows
+    state = identity.store.read_state(wh)
+    identity.store.write_state(wh, state | {"version": 1})
+    with wh.write() as tx:
+        tx.delete("event_identities", "message_id", list(expected))
+    assert not identity.store.events_indexed(wh)
+    assert {r["message_id"]: r["profile_id"] for r in wh.to_arrow(identity.event_profiles(wh)).to_pylist()} == expected
+    write_messages(wh, [{"type": "page", "anonymousId": "a1", "timestamp": "2026-05-01T11:00:00Z"}])
+    r = identity.update(wh)
+    assert r.mode == "rebuild" and "version 1" in r.notes[0]
+    assert identity.store.events_indexed(wh)
+    after = _event_profiles(wh)
+    assert len(after) == 3 and set(after.values()) == set(expected.values())

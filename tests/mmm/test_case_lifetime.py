@@ -15,11 +15,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from tests.mmm.conftest import BRAND, MillionShop
 
-from touchpoint.demo.simulator import ORGANIC_CHANNELS, DemoConfig, simulate, weekly_first_order_revenue
 from touchpoint.demo.truth import plan_lifetime_revenue
 from touchpoint.errors import InvalidInput
-from touchpoint.mmm import MMMConfig, MMMData, MMMResult, fit
+from touchpoint.mmm import MMMResult
 from touchpoint.mmm.case import WEEKS_PER_MONTH, investment_case
 from touchpoint.mmm.lifetime import Lifetime
 from touchpoint.predict import BetaGeoModel, GammaGammaModel
@@ -27,7 +27,6 @@ from touchpoint.predict import BetaGeoModel, GammaGammaModel
 pytestmark = pytest.mark.slow  # a million simulated customers and an MMM fit: about a minute of CPU
 
 HORIZON = 24
-BRAND = ("display", "video")
 
 
 def _truth(sim: object) -> dict:
@@ -62,17 +61,11 @@ def _clv_models(sim: object, n: int = 20_000, seed: int = 5) -> tuple[BetaGeoMod
 
 
 @pytest.fixture(scope="module")
-def shop() -> tuple[MMMResult, Lifetime, dict, dict]:
-    sim = simulate(DemoConfig(customers=1_000_000, weeks=104, seed=42))
-    by_channel = weekly_first_order_revenue(sim.orders, sim.customers["channel"], sim.config.weeks, list(sim.spend))
-    organic = weekly_first_order_revenue(sim.orders, sim.customers["channel"], sim.config.weeks, list(ORGANIC_CHANNELS))
-    total = sum(by_channel.values()) + sum(organic.values())
-    dates = np.datetime64(sim.config.start.isoformat(), "D") + 7 * np.arange(sim.config.weeks)
-    data = MMMData.from_columns(dates=dates, target=total, spend=sim.spend, target_name="new_customer_revenue")
-    result = fit(data, MMMConfig(draws=400, warmup=400, chains=2, holdout_weeks=8, seed=0, brand_channels=BRAND))
+def shop(million_shop: MillionShop) -> tuple[MMMResult, Lifetime, dict, dict]:
+    sim = million_shop.sim
     bg, gg, first_value = _clv_models(sim)
     plan = {"weeks": 52, "channels": {c: {"weekly": float(s[-52:].mean())} for c, s in sim.spend.items()}}
-    return result, Lifetime(bg, gg, unit_days=1.0, first_order_value=first_value), plan, _truth(sim)
+    return million_shop.result, Lifetime(bg, gg, unit_days=1.0, first_order_value=first_value), plan, _truth(sim)
 
 
 def test_the_case_matches_the_true_lifetime_revenue_of_the_plans_new_customers(shop: tuple) -> None:

@@ -10,28 +10,20 @@ new_customer_revenue`` reads it from the warehouse.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from tests.mmm.conftest import HOLDOUT, MillionShop
 
-from touchpoint.demo.simulator import ORGANIC_CHANNELS, DemoConfig, simulate, weekly_first_order_revenue
-from touchpoint.mmm import MMMConfig, MMMData, MMMResult, fit
+from touchpoint.mmm import MMMResult
 
 PRECISE = 0.10  # posterior sd / mean of ROMI: the channel's spend varied enough to measure its return
-HOLDOUT = 8
 
 
 @pytest.fixture(scope="module")
-def shop() -> tuple[MMMResult, dict[str, float]]:
-    sim = simulate(DemoConfig(customers=1_000_000, weeks=104, seed=42))
-    by_channel = weekly_first_order_revenue(sim.orders, sim.customers["channel"], sim.config.weeks, list(sim.spend))
-    organic = weekly_first_order_revenue(sim.orders, sim.customers["channel"], sim.config.weeks, list(ORGANIC_CHANNELS))
-    total = sum(by_channel.values()) + sum(organic.values())
-    dates = np.datetime64(sim.config.start.isoformat(), "D") + 7 * np.arange(sim.config.weeks)
-    data = MMMData.from_columns(dates=dates, target=total, spend=sim.spend, target_name="new_customer_revenue")
-    fitted = slice(0, sim.config.weeks - HOLDOUT)
-    truth = {c: float(by_channel[c][fitted].sum() / sim.spend[c][fitted].sum()) for c in sim.spend}
-    config = MMMConfig(draws=400, warmup=400, chains=2, holdout_weeks=HOLDOUT, seed=0)
-    return fit(data, config), truth
+def shop(million_shop: MillionShop) -> tuple[MMMResult, dict[str, float]]:
+    """The shared fit (tests/mmm/conftest.py) and each channel's true ROMI over the fitted weeks."""
+    sim, fitted = million_shop.sim, slice(0, million_shop.sim.config.weeks - HOLDOUT)
+    truth = {c: float(million_shop.by_channel[c][fitted].sum() / sim.spend[c][fitted].sum()) for c in sim.spend}
+    return million_shop.result, truth
 
 
 def test_every_interval_covers_the_demo_shops_true_romi(shop: tuple[MMMResult, dict[str, float]]) -> None:
@@ -46,7 +38,7 @@ def test_every_interval_covers_the_demo_shops_true_romi(shop: tuple[MMMResult, d
 def test_channels_whose_spend_variation_pins_the_romi_are_within_15_percent(
     shop: tuple[MMMResult, dict[str, float]],
 ) -> None:
-    """"Enough spend variation" is judged by what it buys: a posterior relative sd of at most 10%.
+    """ "Enough spend variation" is judged by what it buys: a posterior relative sd of at most 10%.
 
     Video runs in bursts with pauses between them, so its return is measured from zero spend up. Paid
     social alternates high and low flights but never pauses: its total return extrapolates the curve

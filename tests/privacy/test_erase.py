@@ -199,6 +199,7 @@ def test_erase_reports_what_it_deleted(scenario: dict[str, Any]) -> None:
     assert code == 0, err
     assert got["deleted"]["events"] == 7 and got["deleted"]["quarantine"] == 1
     assert got["deleted"]["profiles"] == 1 and got["deleted"]["audience_memberships"] == 1
+    assert got["deleted"]["event_identities"] == 5  # her events resolved when the profiles were built
     assert got["identifiers"] >= 5
     assert sorted(got["files"]["removed"]) == ["exports/report.html"]
     assert sorted(got["files"]["rewritten"]) == ["exports/people.jsonl", "exports/people.parquet"]
@@ -215,6 +216,10 @@ def test_no_column_of_any_table_holds_the_person(scenario: dict[str, Any]) -> No
     try:
         assert columns_holding(wh, [*ZELDA_NEEDLES, BYSTANDERS[0]]) == {}
         assert wh.count("events") == 3  # Bob's events are all that is left
+        # event_identities names no one by value: none of its rows may outlive its event or its node
+        ei = wh.table("event_identities")
+        assert wh.to_arrow(ei.anti_join(wh.table("events"), "message_id").count()).as_py() == 0
+        assert wh.to_arrow(ei.anti_join(wh.table("identity_nodes"), "node_id").count()).as_py() == 0
     finally:
         wh.close()
 

@@ -40,6 +40,7 @@ def test_person_tables_are_the_ones_expected() -> None:
         "events",
         "quarantine",
         "identity_nodes",
+        "event_identities",
         "profiles",
         "profile_traits",
         "predictions",

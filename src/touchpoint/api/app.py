@@ -13,6 +13,7 @@ from touchpoint import __version__, keys, web
 from touchpoint.api import errors, security
 from touchpoint.api.deps import AppState
 from touchpoint.api.limits import BodyLimit, Rates
+from touchpoint.api.memory import MemoryCeiling, ceiling_bytes
 from touchpoint.api.metrics import Metrics
 from touchpoint.api.routes import (
     audiences,
@@ -95,6 +96,8 @@ def create_app(
         metrics = Metrics()
         metrics.attach(committer, runner)
         metrics.watch_analytics(warehouse, settings)
+        memory = MemoryCeiling(ceiling_bytes(settings.memory_ceiling_mb))
+        metrics.watch_memory(memory)
         app.state.touchpoint = AppState(
             settings=settings,
             warehouse=warehouse,
@@ -104,6 +107,7 @@ def create_app(
             runner=runner,
             metrics=metrics,
             rates=Rates(settings.rate_limit_per_key, settings.rate_limit_per_address),
+            memory=memory,
         )
         log.info("serving", extra={"fields": {"warehouse": settings.resolved_warehouse_url(), "jobs": run_jobs}})
         try:

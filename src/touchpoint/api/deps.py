@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 
 from touchpoint import keys
 from touchpoint.api.limits import Rates
+from touchpoint.api.memory import MemoryCeiling
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import GroupCommitter
 from touchpoint.collect.normalize import utcnow
@@ -47,6 +48,7 @@ class AppState:
     runner: JobRunner | None = None
     metrics: Metrics | None = None
     rates: Rates = field(default_factory=lambda: Rates(0, 0))
+    memory: MemoryCeiling = field(default_factory=lambda: MemoryCeiling(None))
     _keys: dict[tuple[str, str], tuple[keys.KeyMatch | None, float]] = field(default_factory=dict)
 
     def _match(self, kind: str, key: str) -> keys.KeyMatch | None:

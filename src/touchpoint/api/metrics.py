@@ -20,6 +20,9 @@ in one process, as in tests, never share counters). What is exported:
     finished job runs by outcome, and their durations
 ``touchpoint_job_failures{job}``, ``touchpoint_job_running{job}``, ``touchpoint_job_degraded{job}``
     consecutive failures, whether a run is under way, whether the job is failing or overdue
+``touchpoint_resident_memory_bytes``, ``touchpoint_memory_ceiling_bytes``, ``touchpoint_memory_refusals_total``
+    the server's resident memory, its ceiling (``memory_ceiling_mb``), and collector requests answered 429
+    at it (docs/configuration.md, Limits)
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from touchpoint.api.memory import MemoryCeiling, resident_bytes
 
 if TYPE_CHECKING:
     from touchpoint.collect.committer import GroupCommitter
@@ -72,6 +77,28 @@ class _Committer(Collector):
     def collect(self) -> Iterator[CounterMetricFamily]:
         yield CounterMetricFamily(
             "touchpoint_commit_failures", "Group commits that failed", value=self.committer.stats.failed_commits
+        )
+
+
+class _Memory(Collector):
+    """The process's resident memory, its ceiling and the requests refused at it (:mod:`touchpoint.api.memory`)."""
+
+    def __init__(self, ceiling: MemoryCeiling) -> None:
+        self.ceiling = ceiling
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily(
+            "touchpoint_resident_memory_bytes", "Resident memory of the server process", value=resident_bytes() or 0
+        )
+        yield GaugeMetricFamily(
+            "touchpoint_memory_ceiling_bytes",
+            "memory_ceiling_mb in bytes (0: none)",
+            value=self.ceiling.ceiling_bytes or 0,
+        )
+        yield CounterMetricFamily(
+            "touchpoint_memory_refusals",
+            "Collector requests answered 429 because the server was at its memory ceiling",
+            value=self.ceiling.refused,
         )
 
 
@@ -129,6 +156,9 @@ class Metrics:
             "touchpoint_job_duration_seconds", "Job run duration", ["job"], buckets=JOB_BUCKETS, registry=r
         )
         self.degraded = Gauge("touchpoint_job_degraded", "1 when the job is failing or overdue", ["job"], registry=r)
+
+    def watch_memory(self, ceiling: MemoryCeiling) -> None:
+        self.registry.register(_Memory(ceiling))
 
     def attach(self, committer: GroupCommitter, runner: JobRunner | None) -> None:
         self.queue.set_function(lambda: committer.queued_events)

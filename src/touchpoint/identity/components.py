@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -35,6 +37,18 @@ from touchpoint.errors import NotConverged
 from touchpoint.warehouse import Warehouse
 
 MAX_ROUNDS = 200
+#: SQL compiled by :meth:`Scratch.save_query`, by engine, builder, key and input schemas.
+_COMPILED: dict[tuple[Any, ...], str] = {}
+
+
+def _holder(key: str) -> str:
+    return f"__tp_input_{key}__"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 _SEED_BITS = 2**32
 
 
@@ -54,6 +68,42 @@ class Scratch:
         if full not in self.names:
             self.names.append(full)
         return table
+
+    def save_query(
+        self, name: str, key: tuple[Any, ...], build: Callable[..., ir.Table], **inputs: ir.Table
+    ) -> ir.Table:
+        """Materialise ``build(**inputs)`` like :meth:`save`, compiling it once per process.
+
+        ``inputs`` are named tables (saved ones, or the warehouse's); ``name`` and ``key`` name everything
+        else the expression depends on (``build``'s place in the code, the merge rules' fingerprint).
+        The expression is built over placeholder tables of the inputs' schemas and compiled to SQL for
+        this engine the first time; later calls put the inputs' names in the cached text and run it, so
+        Ibis neither builds nor compiles it again (building and compiling were most of an incremental
+        update's cost: docs/decisions.md). Portable: ``CREATE TEMPORARY TABLE ... AS`` and the SQL
+        Ibis compiled for the engine.
+        """
+        cache_key = (
+            self.con.name,
+            build.__module__,
+            build.__qualname__,
+            name,
+            key,
+            tuple((k, tuple(t.schema().items())) for k, t in sorted(inputs.items())),
+        )
+        sql = _COMPILED.get(cache_key)
+        if sql is None:
+            holders = {k: ibis.table(t.schema(), name=_holder(k)) for k, t in inputs.items()}
+            sql = str(self.con.compile(build(**holders)))
+            _COMPILED[cache_key] = sql
+        for k, t in inputs.items():
+            sql = sql.replace(_quote(_holder(k)), _quote(t.op().name))
+        full = f"{self.prefix}_{name}"
+        with contextlib.suppress(Exception):
+            self.con.drop_table(full, force=True)
+        self.con.raw_sql(f"CREATE TEMPORARY TABLE {_quote(full)} AS {sql}")
+        if full not in self.names:
+            self.names.append(full)
+        return self.con.table(full)
 
     def close(self) -> None:
         for name in self.names:

@@ -31,7 +31,7 @@ import pyarrow as pa
 from touchpoint.identity import memory, store
 from touchpoint.identity import tables as T
 from touchpoint.identity.components import Scratch
-from touchpoint.identity.extract import centers, identifiers, node_stats, pair_stats
+from touchpoint.identity.extract import centers, column_ids, identifiers, node_stats, pair_stats
 from touchpoint.identity.rules import MergeRules
 from touchpoint.warehouse import Warehouse
 
@@ -94,9 +94,12 @@ def _rows(wh: Warehouse, expr: ir.Table) -> list[dict[str, Any]]:
 def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table) -> Delta | None:
     """Resolve ``new_events`` by the fast paths and write the result; ``None`` (nothing written)
     when the components they change are too large to resolve in memory."""
-    wide_expr, types, extra_expr = identifiers(new_events, rules)
-    wide, extra = s.save(wide_expr, "new_ids"), s.save(extra_expr, "new_extra_ids")
-    stats = node_stats(wide, types, extra, rules)
+    # the same few queries every run: built and compiled once per rules (Scratch.save_query)
+    key = (rules.fingerprint(),)
+    types = [t for t, _ in column_ids(new_events, rules)]
+    wide = s.save_query("new_ids", key, lambda events: identifiers(events, rules)[0], events=new_events)
+    extra = s.save_query("new_extra_ids", key, lambda events: identifiers(events, rules)[2], events=new_events)
+    stats = s.save_query("new_stats", key, lambda w, x: node_stats(w, types, x, rules), w=wide, x=extra)
     nodes = wh.table(T.NODES)
     known = nodes.select(
         "id_type",
@@ -130,7 +133,7 @@ def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table) ->
             known.profile_id,
         ),
     )
-    pairs = _rows(wh, pair_stats(wide, types, extra, rules))
+    pairs = _rows(wh, s.save_query("new_pairs", key, lambda w, x: pair_stats(w, types, x, rules), w=wide, x=extra))
 
     # node ids for the new identifiers (after the largest stored one)
     fresh = [r for r in seen if r["node_id"] is None]
@@ -290,24 +293,39 @@ def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table) ->
     else:
         log = []
     out.touched_profiles = sorted(touched - set(out.changed_profiles))
+    # each new event's node: its most trusted identifier (event_identities), and so its profile
+    event_mids: list[str] = []
+    event_nodes: list[int] = []
+    new_centers = s.save_query("new_centers", key, lambda w, x: centers(w, types, x, rules), w=wide, x=extra)
+    for c in wh.to_arrow(new_centers).to_pylist():
+        center = by_key.get((c["center_type"], c["center_value"]))
+        if center is not None:
+            event_mids.append(c["message_id"])
+            event_nodes.append(center["node_id"])
     if out.touched_profiles or out.changed_profiles:
-        # each new event's profile (that of its most trusted identifier), for the profile refresh
-        profile_of = {key: r["profile_id"] for key, r in by_key.items() if r["profile_id"] is not None}
+        # each new event's profile, for the profile refresh
+        profile_of = {r["node_id"]: r["profile_id"] for r in seen if r["profile_id"] is not None}
         if affected or fresh:
-            profile_of.update({(r["id_type"], r["id_value"]): new_profile[n] for n, r in sub.items()})
+            profile_of.update(new_profile)
             # profiles made of new identifiers only: every event of theirs is a new one
             out.new_profiles = sorted(set(new_profile.values()) - {new_profile[n] for n in old_profile})
         mids, pids = [], []
-        for c in wh.to_arrow(centers(wide, types, extra, rules)).to_pylist():
-            pid = profile_of.get((c["center_type"], c["center_value"]))
+        for mid, node in zip(event_mids, event_nodes, strict=True):
+            pid = profile_of.get(node)
             if pid is not None:
-                mids.append(c["message_id"])
+                mids.append(mid)
                 pids.append(pid)
         out.new_events = pa.table(
             {"message_id": pa.array(mids, pa.string()), "profile_id": pa.array(pids, pa.string())}
         )
 
     steps: list[Any] = []
+    if event_mids:  # node ids are stable: the new events' rows are added, no stored row changes
+        rows = pa.table(
+            {"message_id": pa.array(event_mids, pa.string()), "node_id": pa.array(event_nodes, pa.int64())},
+            schema=T.EVENTS_SCHEMA.to_pyarrow(),
+        )
+        steps.append((T.EVENTS, "message_id", None, rows, T.EVENTS_SCHEMA))
     if delete_nodes or node_rows:
         rows = pa.Table.from_pylist(node_rows, schema=T.NODES_SCHEMA.to_pyarrow())
         steps.append(

@@ -34,14 +34,15 @@ from touchpoint.errors import InvalidInput
 from touchpoint.identity import delta, store
 from touchpoint.identity import tables as T
 from touchpoint.identity.components import Scratch
-from touchpoint.identity.extract import identifiers, node_stats, pair_stats
+from touchpoint.identity.extract import centers, identifiers, node_stats, pair_stats
 from touchpoint.identity.partition import partition
 from touchpoint.identity.rules import MergeRules
 from touchpoint.warehouse import Warehouse
 
 #: Events are looked for this far behind the watermark, so one committed a little late is not missed.
 LATE_WINDOW = timedelta(hours=1)
-STATE_VERSION = 1
+#: 2: the tables include ``event_identities`` (each resolved event's node); an older state is rebuilt once.
+STATE_VERSION = store.STATE_VERSION
 
 
 @dataclass
@@ -263,6 +264,14 @@ def _check_rules(state: dict[str, Any], rules: MergeRules) -> None:
         )
 
 
+def _event_nodes(wide: ir.Table, types: list[str], extra: ir.Table, rules: MergeRules, lookup: ir.Table) -> ir.Table:
+    """``message_id, node_id``: each event's most trusted usable identifier, as a node of ``lookup``
+    (``node_id, id_type, id_value``); events whose identifiers are all blocked have no row."""
+    c = centers(wide, types, extra, rules)
+    j = c.join(lookup, [c.center_type == lookup.id_type, c.center_value == lookup.id_value])
+    return j.select(c.message_id, lookup.node_id)
+
+
 def _node_table(stats: ir.Table) -> ir.Table:
     return stats.select("node_id", "id_type", "id_value", "rank", "first_seen", "last_seen", "events")
 
@@ -318,6 +327,7 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
                 (T.NODES, final_nodes, T.NODES_SCHEMA),
                 (T.LINKS, final_links, T.LINKS_SCHEMA),
                 (T.RECENT, recent, T.RECENT_SCHEMA),
+                (T.EVENTS, s.save(_event_nodes(wide, types, extra, rules, lookup), "event_nodes"), T.EVENTS_SCHEMA),
             ],
         )
         if log_rows:
@@ -376,6 +386,10 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         watermark = state.get("watermark")
         if watermark is None:
             return rebuild(wh, rules)
+        if int(state.get("version") or 1) < STATE_VERSION:  # built before event_identities existed
+            result = rebuild(wh, rules)
+            result.notes.append(f"rebuilt: the identity tables were built by version {state.get('version')}")
+            return result
         since = ibis.timestamp(watermark) - _late()
         seen = wh.table(T.RECENT).select("message_id")
         recent = events.filter(events.received_at >= since)
@@ -471,7 +485,9 @@ def _recompute(
         new_links = s.save(_links_by_node(pair_stats(wide, types, extra, rules), lookup), "new_links")
         parts_nodes.append(fresh.mutate(component=ibis.null("int64")))
         parts_nodes.append(touched)
+        event_nodes: ir.Table | None = s.save(_event_nodes(wide, types, extra, rules, lookup), "event_nodes")
     else:
+        event_nodes = None
         affected = ibis.memtable(pa.table({"component": pa.array(list(components or []), pa.int64())}))
     affected = s.save(affected, "affected")
 
@@ -510,6 +526,8 @@ def _recompute(
         (T.NODES, "component", affected.select("component"), final_nodes, T.NODES_SCHEMA),
         (T.LINKS, "src", old_nodes.select("node_id"), final_links, T.LINKS_SCHEMA),
     ]
+    if event_nodes is not None:  # node ids are stable: the new events' rows are added, no other changes
+        steps.append((T.EVENTS, "message_id", None, event_nodes, T.EVENTS_SCHEMA))
     store.replace_rows(wh, steps)
     if log_rows:
         store.append(wh, T.MERGE_LOG, store.merge_log_rows(log_rows))

@@ -7,8 +7,8 @@ the same way, everywhere. The rule (``rule="auto"``):
 
 1. **Identities resolved** (``touchpoint profiles rebuild`` built ``identity_nodes``): the profile
    of the event's most trusted identifier (:func:`touchpoint.identity.event_profiles`, the same
-   mapping the profiles are built from). An event stored since the last resolution whose most
-   trusted identifier is new belongs to the profile of its ``user_id``, else of its
+   mapping the profiles are built from). An event stored since the last resolution (the server
+   resolves new events every second) belongs to the profile of its ``user_id``, else of its
    ``anonymous_id``, when either is known; else to its raw ``user_id``, else ``anonymous_id``.
 2. **Identities not resolved**: stitching inside the event log. An event belongs to its
    ``user_id``; an anonymous event whose ``anonymous_id`` was ever seen together with a

@@ -28,6 +28,8 @@ from touchpoint.warehouse import Warehouse
 P = ParamSpec("P")
 R = TypeVar("R")
 SECTION = "identity"
+#: The identity state's version: 2 since the tables include ``event_identities``.
+STATE_VERSION = 2
 
 
 def alone(fn: Callable[Concatenate[Warehouse, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
@@ -55,6 +57,12 @@ def has_rows(wh: Warehouse, name: str) -> bool:
 def resolved(wh: Warehouse) -> bool:
     """Whether identities have been resolved at least once: the node table has rows."""
     return has_rows(wh, T.NODES)
+
+
+def events_indexed(wh: Warehouse) -> bool:
+    """Whether ``event_identities`` is maintained: the identity state is of version 2 or later (tables
+    resolved before it existed are rebuilt by the next update)."""
+    return int(read_state(wh).get("version") or 0) >= STATE_VERSION
 
 
 def require_resolved(wh: Warehouse) -> None:

@@ -13,6 +13,8 @@
 ``identity_overrides``     manual splits and merges (kept across rebuilds; the only source data)
 ``identity_merge_log``     every merge and split: which profiles, which link, which event, when
 ``identity_state``         the watermark, the rules' fingerprint, when it was built
+``event_identities``       one row per resolved event: ``message_id, node_id``, its most trusted
+                           identifier (the event belongs to that node's profile)
 =========================  ===================================================================
 """
 
@@ -26,6 +28,7 @@ RECENT = schema.IDENTITY_RECENT.name
 OVERRIDES = schema.IDENTITY_OVERRIDES.name
 MERGE_LOG = schema.IDENTITY_MERGE_LOG.name
 STATE = schema.IDENTITY_STATE.name
+EVENTS = schema.EVENT_IDENTITIES.name
 
 NODES_SCHEMA = schema.IDENTITY_NODES.schema
 LINKS_SCHEMA = schema.IDENTITY_LINKS.schema
@@ -33,3 +36,4 @@ RECENT_SCHEMA = schema.IDENTITY_RECENT.schema
 OVERRIDES_SPEC = schema.IDENTITY_OVERRIDES
 MERGE_LOG_SCHEMA = schema.IDENTITY_MERGE_LOG.schema
 STATE_SCHEMA = schema.IDENTITY_STATE.schema
+EVENTS_SCHEMA = schema.EVENT_IDENTITIES.schema

@@ -312,6 +312,7 @@ BUILTIN: tuple[Job, ...] = (
             "identity_recent",
             "identity_merge_log",
             "identity_state",
+            "event_identities",
             "profiles",
             "profile_traits",
         ),

@@ -47,6 +47,7 @@ import pyarrow as pa
 from touchpoint import identity
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.identity import store
+from touchpoint.identity.components import Scratch
 from touchpoint.warehouse import Warehouse, schema
 
 PROFILES = schema.PROFILES.name
@@ -198,6 +199,16 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
             assert isinstance(staged, ir.Table)
             return staged
 
+        # the per-profile queries are the same every run: built and compiled once (Scratch.save_query)
+        scratch = stack.enter_context(Scratch(wh))
+
+        def rows_of(name: str, ids: ir.Table, evs: ir.Table, ep: ir.Table) -> tuple[ir.Table, ir.Table]:
+            r = scratch.save_query(
+                f"{name}_rows", (), lambda i, e, p: store.typed(_rows(wh, i, e, p)[0], BASE_SCHEMA), i=ids, e=evs, p=ep
+            )
+            t = scratch.save_query(f"{name}_traits", (), lambda i, e, p: _rows(wh, i, e, p)[1], i=ids, e=evs, p=ep)
+            return store.typed(r, BASE_SCHEMA), t  # the stored columns' types, as every part of the union
+
         recompute = plan.recompute
         ext = extend.Extension()
         e_ids = stage(ibis.memtable(plan.new_events)) if plan.new_events is not None else None
@@ -213,21 +224,28 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
         if brand_new and e_ids is not None:  # all their events are new: resolved by the update already
             n_ids = stage(_ids(brand_new))
             ep = stage(e_ids.semi_join(n_ids, "profile_id"))
-            rows, n_traits = _rows(wh, n_ids, stage(events.semi_join(ep, "message_id")), ep)
-            parts.append(store.typed(rows, BASE_SCHEMA))
+            rows, n_traits = rows_of("new", n_ids, stage(events.semi_join(ep, "message_id")), ep)
+            parts.append(rows)
             traits.append((n_ids, n_traits))
         if from_log:
             r_ids = stage(_ids(from_log))
-            candidates = stage(candidate_events(wh, r_ids))
-            ep = stage(identity.event_profiles(wh, candidates).semi_join(r_ids, "profile_id"))
-            rows, r_traits = _rows(wh, r_ids, candidates, ep)
-            parts.append(store.typed(rows, BASE_SCHEMA))
+            if store.events_indexed(wh):  # their events by event_identities: one join
+                ep = stage(identity.event_profiles(wh).semi_join(r_ids, "profile_id"))
+                candidates = stage(events.semi_join(ep, "message_id"))
+            else:
+                candidates = stage(candidate_events(wh, r_ids))
+                ep = stage(identity.event_profiles(wh, candidates).semi_join(r_ids, "profile_id"))
+            rows, r_traits = rows_of("log", r_ids, candidates, ep)
+            parts.append(rows)
             traits.append((r_ids, r_traits))
         if ext.rows and e_ids is not None:
             x_ids = stage(_ids(ext.profiles))
             x_rows = ibis.memtable(pa.Table.from_pylist(ext.rows, schema=BASE_SCHEMA.to_pyarrow()))
             parts.append(store.typed(x_rows, BASE_SCHEMA))
-            traits.append((x_ids, extend.new_traits(wh, x_ids, e_ids)))
+            x_traits = scratch.save_query(
+                "extended_traits", (), lambda x, e: extend.new_traits(wh, x, e), x=x_ids, e=e_ids
+            )
+            traits.append((x_ids, x_traits))
         p = _finish(ibis.union(*parts, distinct=False), as_of_ts)
         # write the changed profiles and every row whose scores or days since the last order moved
         s = wh.table(PROFILES).select(
@@ -287,8 +305,9 @@ def _rows(
     """The per-profile columns (:data:`BASE_COLUMNS`) and the traits of every profile, or of ``ids``
     (``events``: all of them, or a subset holding every event of those profiles; ``ep``: their
     ``message_id, profile_id`` when already computed)."""
+    if ep is None:
+        ep = identity.event_profiles(wh, events)
     events = events if events is not None else wh.table("events")
-    ep = ep if ep is not None else identity.event_profiles(wh, events)
     nodes = wh.table(identity.tables.NODES)
     if ids is not None:
         ep = ep.semi_join(ids, "profile_id")

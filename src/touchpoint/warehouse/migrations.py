@@ -86,8 +86,16 @@ def _audit_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUDIT_TABLES]
 
 
+<<<<<<< HEAD
 def _flow_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.FLOW_TABLES]
+=======
+def _event_identities(wh: Warehouse) -> list[str]:
+    """Each resolved event's identity node. Filled by the next identity update: the identity state's
+    version 2 marks tables that maintain it, so an older resolution is rebuilt once (and until then
+    :func:`touchpoint.identity.event_profiles` computes the mapping from the events, as before)."""
+    return [wh.create_table_sql(schema.EVENT_IDENTITIES)]
+>>>>>>> main
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -116,6 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "consent: an append-only consent_history; unsubscribes copied into it as denials", _consent_history),
     Migration(10, "privacy: erasure requests and the suppression list of erased people", _privacy_tables),
     Migration(11, "the audit log: append-only, each entry chained to the previous one by its hash", _audit_tables),
+    Migration(12, "identity: event_identities, each resolved event's most trusted identifier", _event_identities),
     Migration(
         13,
         "automation flows: where each entry of a multi-step flow is (waits, branches, splits) and its path",

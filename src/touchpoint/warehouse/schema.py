@@ -290,6 +290,15 @@ IDENTITY_RECENT = TableSpec(
     schema=ibis.schema([("message_id", STRING), ("received_at", TS)]),
     personal=Personal(messages=("message_id",)),
 )
+EVENT_IDENTITIES = TableSpec(
+    name="event_identities",
+    doc="Each resolved event's most trusted identifier (its identity node): the event belongs to that "
+    "node's profile. Maintained by the identity update (new events get a row; node ids are stable, so a "
+    "merge or split changes no row); events whose identifiers are all blocked have none.",
+    key=("message_id",),
+    schema=ibis.schema([("message_id", STRING), ("node_id", I64)]),
+    personal=Personal(messages=("message_id",), nodes=("node_id",)),
+)
 IDENTITY_OVERRIDES = TableSpec(
     name="identity_overrides",
     doc="Manual identity decisions: 'split' (the identifier links to nothing) or 'merge' (force a link).",

@@ -19,8 +19,16 @@ if TYPE_CHECKING:
 def duckdb_config(settings: Settings) -> dict[str, Any]:
     """DuckDB's settings; extensions are never installed or loaded on demand (nothing downloads at run time:
     json, parquet and icu are linked into the engine, and an extension we need comes as a pip package)."""
+    memory_limit = settings.duckdb_memory_limit
+    extra = {}
+    if settings.memory_ceiling_mb:  # the engine lives in the server's process: under its memory ceiling
+        memory_limit = memory_limit or f"{max(64, settings.memory_ceiling_mb // 2)}MB"
+        # hand memory back to the system after each task, so the resident size the collector admits
+        # requests by is what is in use (DuckDB's default keeps up to 128 MB)
+        extra["allocator_flush_threshold"] = f"{max(4, settings.memory_ceiling_mb // 32)}MB"
     return {
-        "memory_limit": settings.duckdb_memory_limit,
+        **extra,
+        "memory_limit": memory_limit,
         "threads": settings.duckdb_threads,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,

@@ -1,4 +1,9 @@
-"""A customer's timeline for the profile page, answered in milliseconds from a cached owner index.
+"""A customer's timeline for the profile page, answered in milliseconds.
+
+Since identities keep ``event_identities`` (each resolved event's identity node), the library's
+:func:`touchpoint.profiles.timeline.timeline` answers a page by joins on it and this module only relays
+to it; :func:`owners` then builds no index. For identity tables built before it (until the next
+identity update rebuilds them), the cached owner index below is used.
 
 The library's :func:`touchpoint.profiles.timeline.timeline` decides, for every candidate event, which
 profile it belongs to (the profile of its most trusted identifier, :func:`touchpoint.identity.event_profiles`)
@@ -33,6 +38,8 @@ def owners(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
     as_of = wh.execute(events.received_at.max())
     if not people.resolved(wh):
         return {"index": None, "as_of": None, "why": "identities were never resolved"}
+    if identity.store.events_indexed(wh):
+        return {"index": None, "as_of": None, "why": "event_identities answers each page", "rows": 0, "tables": {}}
     mapping = wh.to_arrow(identity.event_profiles(wh, events.filter(events.received_at <= as_of)))
     index = mapping.sort_by("profile_id")
     return {"index": index, "as_of": as_of, "rows": index.num_rows, "tables": {}}
@@ -50,10 +57,12 @@ def _mine(index: pa.Table, profile_id: str) -> list[str]:
 
 def timeline(wh: Warehouse, profile_id: str, cached: dict[str, Any] | None, *, limit: int = 50) -> dict[str, Any]:
     """The profile's latest ``limit`` events, newest first, as the library's timeline returns them."""
-    from touchpoint.identity import tables
+    from touchpoint.identity import store, tables
     from touchpoint.profiles.timeline import COLUMN_OF, COLUMNS
     from touchpoint.profiles.timeline import timeline as library_timeline
 
+    if store.resolved(wh) and store.events_indexed(wh):
+        return library_timeline(wh, profile_id, limit=limit)
     index = (cached or {}).get("index")
     ids = _mine(index, profile_id) if index is not None else None
     if ids is None or len(ids) > MAX_IDS:

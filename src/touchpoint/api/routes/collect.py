@@ -14,12 +14,12 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from touchpoint.api.deps import client_host, credentials, state
+from touchpoint.api.deps import AppState, client_host, credentials, state
 from touchpoint.api.errors import error_response
 from touchpoint.collect.body import decompress, rows_from_body, write_key_in
 from touchpoint.collect.normalize import EventRows, Rejected, payload_text, utcnow
 from touchpoint.collect.spec import EVENT_TYPES, SHORT_PATHS, batch_json_schema, message_json_schema
-from touchpoint.errors import InvalidBatch, PayloadTooLarge, Unauthorized
+from touchpoint.errors import InvalidBatch, Overloaded, PayloadTooLarge, Unauthorized
 
 router = APIRouter(tags=["collect"])
 _encode = msgspec.json.Encoder().encode
@@ -29,7 +29,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not usable (not JSON, or over the batch's event limit)"},
     401: {"description": "Unknown or missing write key"},
     413: {"description": "Over the size limit per event (32 KB) or per request (500 KB)"},
-    429: {"description": "Too many events waiting to be committed; retry after Retry-After seconds"},
+    429: {
+        "description": "Too many events waiting to be committed, or the server at its memory ceiling; retry "
+        "after Retry-After seconds"
+    },
     503: {"description": "The warehouse could not commit; nothing was stored, retry"},
 }
 
@@ -54,8 +57,34 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _discard_body(request: Request, limit: int) -> None:
+    """Read a refused request's body without keeping it (up to twice ``limit``), so that the client, which may
+    still be sending, reads the answer on its connection instead of a reset."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > 2 * limit:
+            return
+
+
 async def ingest(request: Request, kind: str) -> Response:
     app = state(request)
+    limits = app.limits
+    declared = request.headers.get("content-length", "")
+    compressed = request.headers.get("content-encoding", "identity").strip().lower() not in ("identity", "")
+    expected = int(declared) if declared.isdigit() and not compressed else limits.max_batch_bytes
+    try:
+        reservation = app.memory.admit(min(expected, limits.max_batch_bytes))
+    except Overloaded:
+        await _discard_body(request, limits.max_batch_bytes)
+        raise
+    try:
+        return await _ingest(request, kind, app)
+    finally:
+        reservation.release()
+
+
+async def _ingest(request: Request, kind: str, app: AppState) -> Response:
     limits = app.limits
     received_at = utcnow()
     raw = await _read_body(request, limits.max_batch_bytes)

@@ -1,0 +1,175 @@
+"""The server's memory ceiling: under overload the collector answers 429 before it runs out of memory.
+
+A request to the collector reserves, before its body is read, what it will hold at its peak: :data:`EXPANSION`
+times its size. Measured on Segment batches, parsing holds 3.5 times the body (the body, the parsed items and
+the rows), and the group commit that writes them about 12 times more in the engine (the Arrow table and
+DuckDB's insert with its primary-key check); so the reservations of the requests in one group cover its
+commit. A request is admitted while the process's resident memory plus every reservation in flight stays
+under nine tenths of ``memory_ceiling_mb`` (:data:`HEADROOM` is kept for what the estimate misses); its
+reservation lasts until its events are committed and the client answered.
+
+Otherwise the body is read and thrown away chunk by chunk (so the client can read the answer on the same
+connection instead of meeting a reset while it writes) and the answer is 429 with ``Retry-After``
+(:class:`~touchpoint.errors.Overloaded`, the collector's back-pressure). Nothing acknowledged is at risk: a
+refused request stored nothing and the client retries it.
+
+The resident size is read from ``/proc/self/statm`` (Linux), at most every :data:`RSS_EVERY_S`. When it is
+over the ceiling, freed memory is handed back to the system (a garbage collection and glibc's
+``malloc_trim``) at most once a second before refusing. When memory stays over the ceiling with no request
+in flight (held by a job, or not given back), one request is admitted every :data:`STALL_S` seconds, so the
+collector keeps making progress, and the log says so.
+
+>>> ceiling = MemoryCeiling(ceiling_bytes=100 * MB, rss=lambda: 50 * MB)
+>>> first, second = ceiling.admit(1 * MB), ceiling.admit(1 * MB)  # 16 MB each: 50 + 32 <= 90
+>>> ceiling.admit(1 * MB)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+    ...
+touchpoint.errors.Overloaded: the server is at its memory ceiling of 100 MB (50 MB in use, 32 MB reserved by ...)
+>>> first.release(); ceiling.admit(1 * MB).release()
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from touchpoint.errors import Overloaded
+
+log = logging.getLogger("touchpoint.api")
+
+MB = 1024 * 1024
+EXPANSION = 16.0  # peak bytes held per byte of body, parsed (3.5) and then committed (about 12 more)
+RSS_EVERY_S = 0.02  # how stale the resident size may be
+TRIM_EVERY_S = 1.0  # how often memory is handed back to the system when over the ceiling
+HEADROOM = 0.1  # the share of the ceiling kept free of reservations, for what the estimate misses
+STALL_S = 5.0  # with nothing in flight and memory still over the ceiling, one request is admitted this often
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (Linux ``/proc/self/statm``), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def physical_bytes() -> int | None:
+    """The machine's memory, or None where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def ceiling_bytes(memory_ceiling_mb: int | None) -> int | None:
+    """The configured ceiling; unset: half the machine's memory; 0: none."""
+    if memory_ceiling_mb is None:
+        physical = physical_bytes()
+        return None if physical is None else physical // 2
+    return memory_ceiling_mb * MB if memory_ceiling_mb > 0 else None
+
+
+def _malloc_trim() -> Callable[[], None]:
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    return (lambda: trim(0)) if trim is not None else (lambda: None)
+
+
+@dataclass
+class Reservation:
+    """Memory promised to one request in flight; :meth:`release` it when the request is answered."""
+
+    ceiling: MemoryCeiling | None
+    nbytes: int
+
+    def release(self) -> None:
+        if self.ceiling is not None:
+            self.ceiling._release(self.nbytes)
+            self.ceiling = None
+
+
+class MemoryCeiling:
+    """Admission of collector requests under a ceiling on the process's resident memory."""
+
+    def __init__(self, ceiling_bytes: int | None, rss: Callable[[], int | None] = resident_bytes) -> None:
+        self.ceiling_bytes = ceiling_bytes if ceiling_bytes and rss() is not None else None
+        self.refused = 0  # requests answered 429 because of the ceiling (the metrics show it)
+        self._rss = rss
+        self._reserved = 0
+        self._in_flight = 0
+        self._seen: tuple[float, int] = (-1.0, 0)
+        self._trimmed_at = -TRIM_EVERY_S
+        self._admitted_at = time.monotonic()
+        self._trim = _malloc_trim()
+        self._lock = threading.Lock()
+        if ceiling_bytes and self.ceiling_bytes is None:
+            log.warning("memory_ceiling_mb is set but this system does not report resident memory: not enforced")
+
+    @property
+    def enabled(self) -> bool:
+        return self.ceiling_bytes is not None
+
+    def admit(self, body_bytes: int) -> Reservation:
+        """Reserve room for a body of ``body_bytes``, or raise :class:`Overloaded` (429)."""
+        if self.ceiling_bytes is None:
+            return Reservation(None, 0)
+        need = int(body_bytes * EXPANSION)
+        with self._lock:
+            now = time.monotonic()
+            rss = self._resident()
+            room = self.ceiling_bytes * (1 - HEADROOM)
+            if rss + self._reserved + need > room:
+                rss = self._give_back() if rss > room - need else rss
+                over = rss + self._reserved + need > room
+                if over and (self._in_flight or now - self._admitted_at < STALL_S):
+                    self.refused += 1
+                    raise Overloaded(
+                        f"the server is at its memory ceiling of {self.ceiling_bytes / MB:,.0f} MB "
+                        f"({rss / MB:,.0f} MB in use, {self._reserved / MB:,.0f} MB reserved by requests in flight)",
+                        retry_after=1,
+                        hint="retry after the delay in Retry-After; an operator can raise memory_ceiling_mb",
+                    )
+                if over:
+                    log.warning(
+                        "resident memory stays over the ceiling with no request in flight: admitting one",
+                        extra={"fields": {"resident_mb": rss // MB, "ceiling_mb": self.ceiling_bytes // MB}},
+                    )
+            self._reserved += need
+            self._in_flight += 1
+            self._admitted_at = now
+        return Reservation(self, need)
+
+    def _release(self, nbytes: int) -> None:
+        with self._lock:
+            self._reserved -= nbytes
+            self._in_flight -= 1
+
+    def _resident(self) -> int:
+        at, value = self._seen
+        now = time.monotonic()
+        if now - at > RSS_EVERY_S:
+            value = self._rss() or 0
+            self._seen = (now, value)
+        return value
+
+    def _give_back(self) -> int:
+        """Return freed memory to the system (at most once a second); the resident size after it."""
+        now = time.monotonic()
+        if now - self._trimmed_at >= TRIM_EVERY_S:
+            self._trimmed_at = now
+            gc.collect()
+            self._trim()
+            self._seen = (-1.0, 0)
+        return self._resident()
