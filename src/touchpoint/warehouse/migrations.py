@@ -86,16 +86,15 @@ def _audit_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUDIT_TABLES]
 
 
-<<<<<<< HEAD
-def _flow_tables(wh: Warehouse) -> list[str]:
-    return [wh.create_table_sql(spec) for spec in schema.FLOW_TABLES]
-=======
 def _event_identities(wh: Warehouse) -> list[str]:
     """Each resolved event's identity node. Filled by the next identity update: the identity state's
     version 2 marks tables that maintain it, so an older resolution is rebuilt once (and until then
     :func:`touchpoint.identity.event_profiles` computes the mapping from the events, as before)."""
     return [wh.create_table_sql(schema.EVENT_IDENTITIES)]
->>>>>>> main
+
+
+def _flow_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.FLOW_TABLES]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
