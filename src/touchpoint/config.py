@@ -274,6 +274,10 @@ class Settings(BaseSettings):
     smtp_sender: str | None = Field(
         None, description="the From address of automation emails, e.g. 'Shop <news@shop.example>'"
     )
+    default_timezone: str = Field(
+        "UTC",
+        description="the IANA time zone of a contact without a 'timezone' trait (an automation's wait_until)",
+    )
     automations_signing_key: str | None = Field(
         None,
         min_length=16,

@@ -228,6 +228,21 @@ class Compiler:
         plan.flags.append((col, differs))
         return (lambda t: t[col].isnull()) if default else (lambda t: t[col].notnull())
 
+    def _manual(self, name: str | None, path: str) -> Pred:
+        """The open stays of a manual audience (who was added and not removed), at ``now``."""
+        if name is None:
+            raise bad(path, '{"manual": true} is the definition of a saved audience only')
+        plan, col = self.plan, self.plan.column("manual")
+
+        def stays(_ev: ir.Table) -> ir.Table:
+            m = self.wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
+            lit = ibis.literal(plan.now, "timestamp")
+            m = m.filter((m.audience == name) & (m.entered_at <= lit) & (m.exited_at.isnull() | (m.exited_at > lit)))
+            return m.select("profile_id").distinct()
+
+        plan.flags.append((col, stays))
+        return lambda t: t[col].notnull()
+
     def _prediction(self, node: d.Prediction, path: str) -> Pred:
         now = self.plan.now
         name = node.prediction
@@ -339,6 +354,8 @@ class Compiler:
         if isinstance(node, d.Not):
             inner = self.node(node.item, f"{path}.not", stack)
             return lambda t: ~inner(t)
+        if isinstance(node, d.Manual):
+            return self._manual(stack[-1] if stack else None, path)
         if isinstance(node, d.Audience):
             if node.audience in stack:
                 chain = " -> ".join([*stack[stack.index(node.audience) :], node.audience])

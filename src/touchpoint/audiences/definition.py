@@ -30,7 +30,7 @@ VALUE_OPS = ("contains", "eq", "exists", "gt", "gte", "in", "lt", "lte", "neq")
 DATE_OPS = ("before_days_ago", "within_days", "within_next_days")
 NUMBER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte")
 WHERE_OPS = ("eq", "neq", "in", "gt", "gte", "lt", "lte", "contains", "exists")
-KINDS = ("all", "any", "not", "trait", "prediction", "event", "sequence", "audience", "consent")
+KINDS = ("all", "any", "not", "trait", "prediction", "event", "sequence", "audience", "consent", "manual")
 MAX_DAYS = 36_600
 MAX_DEPTH = 32
 MAX_NODES = 500
@@ -141,7 +141,13 @@ class Consent:
     purpose: str
 
 
-Node = Trait | Prediction | Event | Sequence | All | AnyOf | Not | Audience | Consent
+@dataclass(frozen=True)
+class Manual:
+    """A manual audience: ``{"manual": true}`` as the whole definition. Its members are who was added
+    (by an automation's ``add_to_audience`` step) and not removed since; a refresh changes nothing."""
+
+
+Node = Trait | Prediction | Event | Sequence | All | AnyOf | Not | Audience | Consent | Manual
 
 
 # -- parsing -------------------------------------------------------------------------------------------
@@ -276,6 +282,11 @@ def _parse(path: str, obj: Any, depth: int, seen: list[int]) -> Node:
             f"a condition has exactly one of {', '.join(KINDS)} (found {what})",
         )
     kind = kinds[0]
+    if kind == "manual":
+        _split(path, obj, ("manual",), (), "a manual audience")
+        if obj["manual"] is not True or path != "$":
+            raise bad(path, '{"manual": true} is a whole definition, not a condition inside one')
+        return Manual()
     if kind in ("all", "any"):
         _split(path, obj, (kind,), (), f"an {kind!r} condition")
         items = _items(path, obj[kind], kind, depth, seen)
@@ -392,6 +403,8 @@ def to_dict(node: Node) -> dict[str, Any]:
         return {"audience": node.audience}
     if isinstance(node, Consent):
         return {"consent": node.purpose}
+    if isinstance(node, Manual):
+        return {"manual": True}
     if isinstance(node, Trait):
         return {"trait": node.trait, **_ops_dict(node.ops)}
     if isinstance(node, Prediction):

@@ -202,6 +202,11 @@ def _write(
     return {"entered": n, "exited": exited.num_rows, "members": size}
 
 
+def members_count(wh: Warehouse, name: str) -> ir.Scalar:
+    t = wh.table(MEMBERSHIPS)
+    return t.filter((t.audience == name) & t.exited_at.isnull()).count()
+
+
 def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool = False) -> dict[str, Any]:
     """Bring one audience's memberships up to ``now`` (default: the clock); incremental when it can.
 
@@ -212,6 +217,11 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
     with wh.exclusive(f"audience:{name}"):
         saved = store.get(wh, name)
         node = d.parse(saved["definition"])
+        if isinstance(node, d.Manual):  # its members change only when added or removed (automations.manual)
+            size = int(wh.to_arrow(members_count(wh, name)).as_py())
+            return {"audience": name, "mode": "manual", "members": size, "entered": 0, "exited": 0,
+                    "candidates": None, "seconds": round(time.perf_counter() - started, 3),
+                    "evaluated_at": at.isoformat()}  # fmt: skip
         seen = sources(wh)
         fp = store.fingerprint(wh, name, node)
         state = _state(wh, name)

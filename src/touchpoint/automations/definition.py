@@ -29,7 +29,7 @@ from touchpoint.errors import InvalidDefinition
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 PURPOSE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 TRANSACTIONAL = "transactional"  # the purpose exempt from the consent rule (receipts, password resets)
-MAX_DEPTH = 12  # a definition nested deeper than this is refused before it is read
+MAX_DEPTH = 24  # a definition nested deeper than this is refused before it is read (a fork adds 4 levels)
 MAX_STEPS = 50
 WHERE_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists")
 WAIT_UNITS = {"minutes": 60.0, "hours": 3600.0, "days": 86400.0}
@@ -41,23 +41,71 @@ def bad(path: str, message: str, hint: str | None = None) -> InvalidDefinition:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """``every`` (seconds, anchored at the automation's creation) or ``cron`` (five fields, UTC)."""
+
+    every: float | None = None
+    cron: str | None = None
+
+
+@dataclass(frozen=True)
 class Trigger:
-    """``{"event": NAME, "where": {...}}`` or ``{"audience": NAME, "on": "enter"|"exit"}``."""
+    """``{"event": NAME, "where": {...}}``, ``{"audience": NAME, "on": "enter"|"exit"}``,
+    ``{"score": NAME, "band": BAND}``, ``{"before"|"after": DATE, "days": N}`` or
+    ``{"schedule": {"every"|"cron": ..., "audience": NAME}}``."""
 
     event: str | None = None
     where: dict[str, Any] = field(default_factory=dict)
     audience: str | None = None
     on: str = "enter"
+    score: str | None = None
+    band: str | None = None
+    date: str | None = None  # a prediction (next_purchase_at, replenishment_due_at) or a trait
+    direction: str = "before"  # before | after the date
+    days: int = 0
+    product: str | None = None  # replenishment_due_at of one product
+    schedule: Schedule | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.event is not None:
+            return "event"
+        if self.schedule is not None:
+            return "schedule"
+        if self.score is not None:
+            return "score"
+        if self.date is not None:
+            return "date"
+        return "audience"
+
+    @property
+    def clock(self) -> bool:
+        """Fires with the clock (a date, a schedule), not with new events."""
+        return self.kind in ("date", "schedule")
+
+
+ACTIONS = ("send_email", "webhook", "hand_off", "set_trait", "add_to_audience", "remove_from_audience")
+CONTROL = ("wait", "wait_until", "wait_for", "branch", "split")
+STEP_KINDS = ACTIONS + CONTROL
+LINEAR = ("send_email", "webhook", "wait")  # flows of only these are decided whole at entry
+TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One step: ``send_email``, ``webhook`` (actions, with a purpose) or ``wait`` (``seconds``)."""
+    """One step: an action (``send_email``, ``webhook``, ``hand_off``, ``set_trait``, ``add_to_audience``,
+    ``remove_from_audience``; with a purpose where it contacts someone), a wait (``wait`` for ``seconds``,
+    ``wait_until`` a local time, ``wait_for`` an event), or a fork (``branch``, ``split``) whose ``paths``
+    are named lists of steps. ``index`` numbers every step of the flow depth-first (a ``hand_off`` takes two
+    numbers: its webhook and its email), and is the step of the outbox key."""
 
     kind: str
     options: dict[str, Any]
     purpose: str | None = None
     seconds: float = 0.0
+    index: int = -1
+    paths: tuple[tuple[str, tuple[Step, ...]], ...] = ()
+    condition: Any = None  # a branch's parsed audience condition
 
 
 @dataclass(frozen=True)
@@ -87,14 +135,61 @@ class Automation:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def actions(self) -> list[tuple[int, Step, float]]:
-        """``(step index, step, seconds after entry)`` of every action step (waits add up before it)."""
+        """``(step index, step, seconds after entry)`` of every action step (the durations of the plain waits
+        before it add up; in a flow with forks, the first path's)."""
         out, delay = [], 0.0
-        for i, step in enumerate(self.steps):
+        for step in self.walk():
             if step.kind == "wait":
                 delay += step.seconds
-            else:
-                out.append((i, step, delay))
+            elif step.kind in ACTIONS:
+                out.append((step.index, step, delay))
         return out
+
+    def walk(self) -> list[Step]:
+        """Every step, depth-first (the order of their indices)."""
+        out: list[Step] = []
+
+        def visit(steps: tuple[Step, ...]) -> None:
+            for s in steps:
+                out.append(s)
+                for _, sub in s.paths:
+                    visit(sub)
+
+        visit(self.steps)
+        return out
+
+    @property
+    def linear(self) -> bool:
+        """Only sends and plain waits: every message is decided when the contact enters."""
+        return all(s.kind in LINEAR for s in self.steps)
+
+    def step(self, index: int) -> Step:
+        """The step numbered ``index`` (a hand-off's email is its number + 1)."""
+        for s in self.walk():
+            if s.index == index or (s.kind == "hand_off" and s.index + 1 == index):
+                return s
+        raise KeyError(index)
+
+    def successors(self) -> dict[int, int | None]:
+        """Each step's next step once it is done: the next in its list, else the next after its fork."""
+        nxt: dict[int, int | None] = {}
+
+        def visit(steps: tuple[Step, ...], after: int | None) -> None:
+            for i, s in enumerate(steps):
+                follow = steps[i + 1].index if i + 1 < len(steps) else after
+                nxt[s.index] = follow
+                for _, sub in s.paths:
+                    visit(sub, follow)
+
+        visit(self.steps, None)
+        return nxt
+
+    def path_start(self, step: Step, name: str) -> int | None:
+        """The first step of a fork's path ``name`` (the step after the fork when the path is empty)."""
+        for n, sub in step.paths:
+            if n == name and sub:
+                return sub[0].index
+        return self.successors()[step.index]
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
@@ -180,8 +275,84 @@ def _where(path: str, value: Any) -> dict[str, Any]:
     return value
 
 
+DURATION = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+DURATION_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0}
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6))
+
+
+def cron_field(path: str, text: str, lo: int, hi: int, what: str) -> frozenset[int]:
+    """One cron field (``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n``, comma lists) as the set of values it allows.
+
+    >>> sorted(cron_field("$", "*/20", 0, 59, "minute")), sorted(cron_field("$", "1-5", 0, 6, "day of week"))
+    ([0, 20, 40], [1, 2, 3, 4, 5])
+    """
+    out: set[int] = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", part)
+        if m is None:
+            raise bad(
+                path, f"the {what} field {text!r} is not a cron field"[:300], hint="e.g. 0 9 * * 1 (Mondays 09:00)"
+            )
+        step = int(m.group(4)) if m.group(4) else 1
+        a, b = (lo, hi) if m.group(1) == "*" else (int(m.group(2)), int(m.group(3) or m.group(2)))
+        if not lo <= a <= b <= hi or step < 1:
+            raise bad(path, f"the {what} field {text!r} is outside {lo}-{hi}"[:300])
+        out.update(range(a, b + 1, step))
+    return frozenset(out)
+
+
+def _schedule(path: str, value: Any) -> tuple[Schedule, str]:
+    obj = _object(path, value, ("every", "cron", "audience"), ("audience",), "a schedule")
+    audience = _text(f"{path}.audience", obj["audience"], "the audience's name", limit=64)
+    if ("every" in obj) == ("cron" in obj):
+        raise bad(path, "a schedule takes one of every or cron", hint='e.g. {"every": "7d"} or {"cron": "0 9 * * 1"}')
+    if "every" in obj:
+        m = DURATION.match(obj["every"]) if isinstance(obj["every"], str) else None
+        seconds = int(m.group(1)) * DURATION_UNITS[m.group(2)] if m else 0.0
+        if not 3600 <= seconds <= 366 * 86400:
+            raise bad(
+                f"{path}.every",
+                f"every {obj['every']!r} is not a period from 1 hour to 366 days"[:300],
+                hint='a number and m, h or d: "60m", "12h", "7d"',
+            )
+        return Schedule(every=seconds), audience
+    cron = _text(f"{path}.cron", obj["cron"], "the cron expression")
+    fields = cron.split()
+    if len(fields) != 5:
+        raise bad(
+            f"{path}.cron", f"{cron!r} has {len(fields)} fields, not 5"[:300], hint="minute hour day month weekday"
+        )
+    for text, (what, lo, hi) in zip(fields, CRON_FIELDS, strict=True):
+        cron_field(f"{path}.cron", text, lo, hi, what)
+    return Schedule(cron=" ".join(fields)), audience
+
+
 def _trigger(value: Any) -> Trigger:
     path = "$.trigger"
+    if isinstance(value, dict) and "schedule" in value:
+        obj = _object(path, value, ("schedule",), ("schedule",), "a schedule trigger")
+        sched, audience = _schedule(f"{path}.schedule", obj["schedule"])
+        return Trigger(audience=audience, schedule=sched)
+    if isinstance(value, dict) and "score" in value:
+        obj = _object(path, value, ("score", "band"), ("score", "band"), "a score band trigger")
+        return Trigger(
+            score=_text(f"{path}.score", obj["score"], "the score's name", limit=64),
+            band=_text(f"{path}.band", obj["band"], "the band's name", limit=64),
+        )
+    if isinstance(value, dict) and ("before" in value or "after" in value):
+        if "before" in value and "after" in value:
+            raise bad(path, "a date trigger takes one of before or after")
+        direction = "before" if "before" in value else "after"
+        obj = _object(path, value, (direction, "days", "product"), (direction, "days"), "a date trigger")
+        date = _text(f"{path}.{direction}", obj[direction], "the date's prediction or trait", limit=64)
+        product = None
+        if "product" in obj:
+            if date != "replenishment_due_at":
+                raise bad(f"{path}.product", "product belongs to the date replenishment_due_at")
+            product = _text(f"{path}.product", obj["product"], "the product", limit=200)
+        return Trigger(
+            date=date, direction=direction, days=_int(f"{path}.days", obj["days"], 0, 366, "days"), product=product
+        )
     if isinstance(value, dict) and "audience" in value:
         obj = _object(path, value, ("audience", "on"), ("audience",), "an audience trigger")
         name = _text(f"{path}.audience", obj["audience"], "the audience's name", limit=64)
@@ -189,15 +360,35 @@ def _trigger(value: Any) -> Trigger:
         if on not in ("enter", "exit"):
             raise bad(f"{path}.on", f"'on' must be 'enter' or 'exit', got {on!r}"[:300])
         return Trigger(audience=name, on=on)
+    if isinstance(value, dict) and "event" not in value:
+        raise bad(
+            path,
+            "a trigger has one of event, audience, score, before, after or schedule",
+            hint='e.g. {"event": "Signed Up"} or {"before": "next_purchase_at", "days": 5}',
+        )
     obj = _object(path, value, ("event", "where"), ("event",), "the trigger")
     name = _text(f"{path}.event", obj["event"], "the event name")
     return Trigger(event=name, where=_where(f"{path}.where", obj.get("where", {})))
 
 
-def _step(i: int, value: Any) -> Step:
-    path = f"$.steps[{i}]"
+def _steps(path: str, value: Any, counter: list[int], *, empty: bool = False) -> tuple[Step, ...]:
+    if not isinstance(value, list) or (not value and not empty):
+        raise bad(path, "steps must be a non-empty list" if not empty else "a path is a list of steps")
+    if len(value) > MAX_STEPS:
+        raise bad(path, f"at most {MAX_STEPS} steps, got {len(value)}")
+    return tuple(_step(f"{path}[{i}]", s, counter) for i, s in enumerate(value))
+
+
+def _step(path: str, value: Any, counter: list[int]) -> Step:
     if not isinstance(value, dict) or len(value) != 1:
-        raise bad(path, "a step is an object with one key: send_email, webhook or wait")
+        raise bad(path, f"a step is an object with one key: {', '.join(STEP_KINDS)}")
+    index = counter[0]
+    counter[0] += 2 if isinstance(value, dict) and "hand_off" in value else 1
+    step = _step_body(path, value, counter)
+    return Step(step.kind, step.options, step.purpose, step.seconds, index, step.paths, step.condition)
+
+
+def _step_body(path: str, value: dict[str, Any], counter: list[int]) -> Step:
     kind, body = next(iter(value.items()))
     at = f"{path}.{kind}"
     if kind == "send_email":
@@ -235,7 +426,96 @@ def _step(i: int, value: Any) -> Step:
         ):
             raise bad(f"{at}.{unit}", f"a wait must be positive and at most 366 days, got {amount!r}"[:300])
         return Step(kind, {unit: amount}, None, float(amount) * WAIT_UNITS[unit])
-    raise bad(path, f"unknown step {kind!r}", hint="steps: send_email, webhook, wait")
+    if kind == "wait_until":
+        obj = _object(at, body, ("time",), ("time",), "wait_until")
+        if not isinstance(obj["time"], str) or not TIME_OF_DAY.match(obj["time"]):
+            raise bad(f"{at}.time", f"time {obj['time']!r} is not HH:MM"[:300], hint='e.g. "09:00" (24-hour)')
+        return Step(kind, {"time": obj["time"]})
+    if kind == "wait_for":
+        keys = ("event", "where", "timeout_days", "on_event", "on_timeout")
+        obj = _object(at, body, keys, ("event", "timeout_days"), "wait_for")
+        options = {
+            "event": _text(f"{at}.event", obj["event"], "the event name"),
+            "where": _where(f"{at}.where", obj.get("where", {})),
+            "timeout_days": _int(f"{at}.timeout_days", obj["timeout_days"], 1, 366, "timeout_days"),
+        }
+        paths = tuple(
+            (name, _steps(f"{at}.{name}", obj.get(name, []), counter, empty=True))
+            for name in ("on_event", "on_timeout")
+        )
+        return Step(kind, options, paths=paths)
+    if kind == "branch":
+        obj = _object(at, body, ("if", "then", "else"), ("if",), "branch")
+        from touchpoint.audiences import definition as audience_language
+
+        try:
+            condition = audience_language.parse(obj["if"])
+        except InvalidDefinition as exc:  # its path is relative to the condition: put it under ours
+            sub = (exc.path or "$")[1:]
+            where = f"{at}.if{sub}"
+            message = exc.message.split(": ", 1)[1] if exc.message.startswith(exc.path or "\0") else exc.message
+            raise bad(where, message, hint=exc.hint or "the audiences language: docs/audiences.md") from None
+        paths = tuple(
+            (name, _steps(f"{at}.{name}", obj.get(name, []), counter, empty=True)) for name in ("then", "else")
+        )
+        return Step(kind, {"if": obj["if"]}, paths=paths, condition=condition)
+    if kind == "split":
+        obj = _object(at, body, ("arms",), ("arms",), "split")
+        arms = obj["arms"]
+        if not isinstance(arms, list) or not 2 <= len(arms) <= 10:
+            raise bad(f"{at}.arms", "a split takes a list of 2 to 10 arms", hint='[{"name": "a", "steps": [...]}, ...]')
+        names: list[str] = []
+        weights: list[float] = []
+        paths_list = []
+        for i, arm in enumerate(arms):
+            ap = f"{at}.arms[{i}]"
+            a = _object(ap, arm, ("name", "weight", "steps"), ("name", "steps"), "an arm")
+            name = _text(f"{ap}.name", a["name"], "the arm's name", limit=64)
+            if name in names:
+                raise bad(f"{ap}.name", f"two arms are named {name!r}")
+            weight = a.get("weight", 1)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+                raise bad(f"{ap}.weight", f"weight must be a positive number, got {weight!r}"[:300])
+            names.append(name)
+            weights.append(float(weight))
+            paths_list.append((name, _steps(f"{ap}.steps", a["steps"], counter, empty=True)))
+        return Step(kind, {"arms": names, "weights": weights}, paths=tuple(paths_list))
+    if kind == "hand_off":
+        keys = ("url", "owner", "score", "purpose", "timeline_days")
+        obj = _object(at, body, keys, ("url", "owner", "score"), "hand_off")
+        url = _text(f"{at}.url", obj["url"], "the CRM's URL", limit=2000)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise bad(f"{at}.url", f"{url!r} is not an http(s) URL"[:300], hint="e.g. https://crm.example/hooks/lead")
+        owner = _text(f"{at}.owner", obj["owner"], "the owner's email address", limit=320)
+        if "@" not in owner or any(c in owner for c in " \r\n<>,"):
+            raise bad(f"{at}.owner", f"{owner!r} is not an email address"[:300], hint="e.g. sales@shop.example")
+        options = {
+            "url": url,
+            "owner": owner,
+            "score": _text(f"{at}.score", obj["score"], "the score's name", limit=64),
+            "timeline_days": _int(f"{at}.timeline_days", obj.get("timeline_days", 30), 1, 366, "timeline_days"),
+        }
+        return Step(kind, options, _purpose(f"{at}.purpose", obj.get("purpose", TRANSACTIONAL)))
+    if kind == "set_trait":
+        obj = _object(at, body, ("traits",), ("traits",), "set_trait")
+        traits = obj["traits"]
+        if not isinstance(traits, dict) or not traits:
+            raise bad(f"{at}.traits", 'traits must be a non-empty object, e.g. {"lifecycle": "nurtured"}')
+        for k, v in traits.items():
+            if not k or k.startswith("consent_"):
+                raise bad(
+                    f"{at}.traits.{k}", f"trait {k!r} cannot be set by an automation", hint="consent is the person's"
+                )
+            if isinstance(v, dict | list):
+                raise bad(f"{at}.traits.{k}", "a trait set by an automation is a string, number, boolean or null")
+            if isinstance(v, str):
+                template.check(f"{at}.traits.{k}", v)
+        return Step(kind, {"traits": traits})
+    if kind in ("add_to_audience", "remove_from_audience"):
+        obj = _object(at, body, ("audience",), ("audience",), kind)
+        return Step(kind, {"audience": _text(f"{at}.audience", obj["audience"], "the audience's name", limit=64)})
+    raise bad(path, f"unknown step {kind!r}", hint=f"steps: {', '.join(STEP_KINDS)}")
 
 
 def _check_body(path: str, value: Any) -> None:
@@ -273,11 +553,12 @@ def parse(value: Any) -> Automation:
     steps_raw = obj["steps"]
     if not isinstance(steps_raw, list) or not steps_raw:
         raise bad("$.steps", "steps must be a non-empty list", hint='e.g. [{"send_email": {...}}]')
-    if len(steps_raw) > MAX_STEPS:
-        raise bad("$.steps", f"at most {MAX_STEPS} steps, got {len(steps_raw)}")
-    steps = tuple(_step(i, s) for i, s in enumerate(steps_raw))
-    if all(s.kind == "wait" for s in steps):
-        raise bad("$.steps", "the steps only wait; add a send_email or webhook step")
+    counter = [0]
+    steps = _steps("$.steps", steps_raw, counter)
+    if counter[0] > MAX_STEPS:
+        raise bad("$.steps", f"at most {MAX_STEPS} steps, got {counter[0]}")
+    if all(s.kind not in ACTIONS for s in Automation("x", trigger, steps).walk()):
+        raise bad("$.steps", "the steps only wait; add an action (send_email, webhook, hand_off, set_trait, ...)")
     goal = None
     if obj.get("goal") is not None:
         g = _object("$.goal", obj["goal"], ("event", "within_days"), ("event", "within_days"), "the goal")
@@ -301,6 +582,7 @@ def parse(value: Any) -> Automation:
             "a holdout of 0 leaves nothing to measure the automation against",
             hint='keep a share (default 0.1), or set "allow_no_holdout": true to contact everyone',
         )
-    reentry = _reentry(obj.get("reentry", "once"))
-    raw = {"holdout": float(holdout), "reentry": obj.get("reentry", "once"), **obj}
+    default_reentry = "every_time" if trigger.schedule is not None else "once"  # a schedule sends every run
+    reentry = _reentry(obj.get("reentry", default_reentry))
+    raw = {"holdout": float(holdout), "reentry": obj.get("reentry", default_reentry), **obj}
     return Automation(name, trigger, steps, goal, float(holdout), allow, reentry, description, raw)

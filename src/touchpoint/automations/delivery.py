@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import pyarrow as pa
 
-from touchpoint.automations import channels, consent, outbox, store, template
+from touchpoint.automations import actions, channels, consent, outbox, store, template
 from touchpoint.automations.definition import Automation
 from touchpoint.errors import ConfigError, TouchpointError
 from touchpoint.warehouse import Warehouse
@@ -97,14 +97,24 @@ def _profiles(wh: Warehouse, ids: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _render(auto: Automation, row: dict[str, Any], ctx: dict[str, Any], unsubscribe_url: str) -> dict[str, Any]:
-    step = auto.steps[int(row["step"])]
+def _render(
+    auto: Automation,
+    row: dict[str, Any],
+    ctx: dict[str, Any],
+    unsubscribe_url: str,
+    wh: Warehouse | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    step = auto.step(int(row["step"]))
     context = {
         **ctx,
         "profile_id": row["profile_id"],
         "automation": auto.name,
         "unsubscribe_url": unsubscribe_url,
     }
+    if step.kind in ("hand_off", "set_trait"):  # the newer actions (automations.actions)
+        assert wh is not None
+        return actions.render(wh, auto, step, {"outbox_id": "preview", **row}, ctx, context, now or store.now())
     if step.kind == "send_email":
         to = ctx["traits"].get("email")
         html = step.options.get("html")
@@ -185,7 +195,7 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                             row.update(_after(channels.Outcome("retry", why), row, at))
                         else:
                             auto, ctx = active[row["automation"]], contexts[row["profile_id"]]
-                            row.update(_send(auto, row, ctx, smtp, key, base, at))
+                            row.update(_send(auto, row, ctx, smtp, key, base, at, wh))
                     totals[row["status"]] += 1
                     results.append(row)
                     if len(results) >= RECORD_EVERY:  # a crash re-sends at most these (same Message-ID)
@@ -208,11 +218,12 @@ def _send(
     key: bytes,
     base: str,
     now: datetime,
+    wh: Warehouse | None = None,
 ) -> dict[str, Any]:
     try:
         if row["payload"] is None:
             token = consent.make_token(key, row["profile_id"], row["purpose"] or "transactional")
-            payload = _render(auto, row, ctx, f"{base}/v1/unsubscribe?token={token}")
+            payload = _render(auto, row, ctx, f"{base}/v1/unsubscribe?token={token}", wh, now)
             row["payload"] = json.dumps(payload, sort_keys=True)
         else:
             payload = json.loads(row["payload"])
@@ -232,6 +243,9 @@ def _send(
             unsubscribe_url=payload["unsubscribe_url"],
         )
         outcome = smtp.send(msg)
+    elif row["channel"] == "event":  # a set_trait step: an identify event in the event log
+        assert wh is not None
+        outcome = actions.write_event(wh, payload)
     else:
         outcome = channels.post_webhook(payload["url"], payload["body"], key=key, idempotency_key=row["outbox_id"])
     return _after(outcome, row, now)
@@ -258,7 +272,11 @@ def preview(
             row = {"step": index, "profile_id": profile_id, "occurrence": "test", "entered_at": store.now()}
             token = consent.make_token(key, profile_id, step.purpose or "transactional")
             payload = _render(
-                auto, row, contexts[profile_id], f"{settings.resolved_public_url()}/v1/unsubscribe?token={token}"
+                auto,
+                row,
+                contexts[profile_id],
+                f"{settings.resolved_public_url()}/v1/unsubscribe?token={token}",
+                wh,
             )
             out: dict[str, Any] = {"step": index, "kind": step.kind, "after_seconds": delay, "rendered": payload}
             if to is not None and step.kind == "send_email":

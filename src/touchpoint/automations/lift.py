@@ -107,3 +107,123 @@ def lift(
         notes=result.notes,
     )
     return out
+
+
+def split(
+    wh: Warehouse,
+    name: str,
+    *,
+    step: int | None = None,
+    now: datetime | None = None,
+    engine: str = "sequential",
+    alpha: float = 0.05,
+    relative: bool = True,
+) -> dict[str, Any]:
+    """A split step's arms compared on the automation's goal, like :func:`lift` compares treated and held out.
+
+    Each profile counts once, in the arm its first entry was put in at that split (sticky: every entry of a
+    profile takes the same arm), from the instant it reached the split; its outcome is the goal within
+    ``within_days`` of that instant. The first arm is the control; the sample-ratio check expects the arms'
+    weights.
+    """
+    import json
+
+    import pyarrow as pa
+
+    from touchpoint.automations import flows
+    from touchpoint.experiments.analysis import AnalysisOptions, analyze
+    from touchpoint.experiments.statistics import MetricStats, stats_from_units
+    from touchpoint.identity.people import customer_events
+
+    auto = store.load(wh, name)
+    splits = [s for s in auto.walk() if s.kind == "split"]
+    if not splits:
+        raise InvalidInput(f"automation {name!r} has no split step", hint="add a split step to compare arms")
+    if step is None and len(splits) > 1:
+        raise InvalidInput(
+            f"automation {name!r} has {len(splits)} split steps", hint=f"choose one: --step {splits[0].index}"
+        )
+    chosen = splits[0] if step is None else next((s for s in splits if s.index == step), None)
+    if chosen is None:
+        raise InvalidInput(f"step {step} of {name!r} is not a split", hint=f"splits: {[s.index for s in splits]}")
+    if auto.goal is None:
+        raise InvalidInput(
+            f"automation {name!r} has no goal to compare its arms on",
+            hint='add "goal": {"event": "Order Completed", "within_days": 14} and save it with --replace',
+        )
+    at = now or store.now()
+    f = wh.table(flows.TABLE)
+    first: dict[str, tuple[datetime, str]] = {}
+    for r in wh.to_arrow(f.filter(f.automation == name).select("profile_id", "path")).to_pylist():
+        for p in json.loads(r["path"]):
+            if p["step"] == chosen.index and p["kind"] == "split":
+                when = datetime.fromisoformat(p["at"])
+                if r["profile_id"] not in first or when < first[r["profile_id"]][0]:
+                    first[r["profile_id"]] = (when, p["taken"])
+    arms: list[str] = list(chosen.options["arms"])
+    weights = dict(zip(arms, chosen.options["weights"], strict=True))
+    reached: set[str] = set()
+    if first:
+        people = ibis.memtable(
+            pa.table(
+                {
+                    "tp_pid": pa.array(list(first), pa.string()),
+                    "tp_in": pa.array([w for w, _ in first.values()], pa.timestamp("us")),
+                }
+            )
+        )
+        e = wh.table("events")
+        e = e.filter((e.type == "track") & (e.event == auto.goal.event))
+        goal = customer_events(wh, e, name="tp_gp").select("tp_gp", tp_ts="timestamp")
+        j = people.inner_join(
+            goal,
+            (people.tp_pid == goal.tp_gp)
+            & (goal.tp_ts > people.tp_in)
+            & (goal.tp_ts <= people.tp_in + ibis.interval(days=auto.goal.within_days))
+            & (goal.tp_ts <= ibis.literal(at, "timestamp")),
+        )
+        reached = set(wh.to_arrow(j.select("tp_pid").distinct()).column("tp_pid").to_pylist())
+    y = {arm: np.array([1.0 if p in reached else 0.0 for p, (_, a) in first.items() if a == arm]) for arm in arms}
+    units = {arm: float(len(v)) for arm, v in y.items()}
+    out: dict[str, Any] = {
+        "automation": name,
+        "step": chosen.index,
+        "goal": {"event": auto.goal.event, "within_days": auto.goal.within_days},
+        "arms": arms,
+        "weights": weights,
+        "entrants": units,
+        "goal_rate": {arm: (float(v.mean()) if v.size else None) for arm, v in y.items()},
+    }
+    if min(units.values()) < 2:
+        out.update(status="insufficient_data", verdict="each arm needs at least 2 entrants before arms can be compared")
+        return out
+    metric = f"{auto.goal.event} within {auto.goal.within_days} days"
+    stats = [MetricStats(metric, "binomial", [stats_from_units(arm, y[arm]) for arm in arms])]
+    result = analyze(
+        stats,
+        control=arms[0],
+        weights={a: w / sum(weights.values()) for a, w in weights.items()},
+        units=units,
+        options=AnalysisOptions(engine=engine, alpha=alpha, relative=relative),
+        key=f"automation:{name}:split:{chosen.index}",
+    )
+    out.update(
+        status=result.status,
+        verdict=result.verdict,
+        control=arms[0],
+        comparisons=[
+            {
+                "arm": c.variant,
+                "estimate": c.estimate,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+                "p_value": c.p_value,
+                "error": c.error,
+            }
+            for c in result.metrics[0].comparisons
+        ],
+        lift_engine={"engine": engine, "alpha": alpha, "relative": relative},
+        srm=result.srm.to_dict(),
+        notes=result.notes,
+    )
+    return out

@@ -32,7 +32,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from touchpoint.automations import consent, outbox, store
+from touchpoint.automations import consent, dates, flows, outbox, schedules, store
 from touchpoint.automations.definition import Automation, Trigger
 from touchpoint.experiments.assignment import bucket
 from touchpoint.warehouse import Warehouse, schema
@@ -94,7 +94,9 @@ def _matches(props: dict[str, Any], where: dict[str, Any]) -> bool:
     return True
 
 
-def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime) -> ir.Table:
+def _selected(
+    wh: Warehouse, trigger: Trigger, since: datetime, until: datetime, *, floor: datetime, anchor: datetime
+) -> ir.Table:
     """Triggers in ``(since, until]`` as ``profile_id, trigger, at, properties`` (an expression)."""
     lo, hi = ibis.literal(since, "timestamp"), ibis.literal(until, "timestamp")
     if trigger.event is not None:
@@ -106,6 +108,21 @@ def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime)
         return ce.select(
             "profile_id", trigger=ce.message_id, at=ce.received_at, properties=ce.properties.cast("string")
         )
+    if trigger.kind == "score":
+        b = wh.table(schema.SCORE_BANDS.name)
+        b = b.filter((b.score == trigger.score) & (b.band == trigger.band) & (b.entered_at > lo) & (b.entered_at <= hi))
+        return b.select(
+            "profile_id",
+            trigger=ibis.literal(f"band:{trigger.score}:{trigger.band}:") + b.entered_at.cast("string"),
+            at=b.entered_at,
+            properties=ibis.null("string"),
+        )
+    if trigger.kind == "date":
+        return dates.selected(wh, trigger, floor=floor, now=until)
+    if trigger.kind == "schedule":
+        assert trigger.schedule is not None and trigger.audience is not None
+        run = schedules.latest_run(trigger.schedule, anchor, since, until)
+        return schedules.members_at(wh, trigger.audience, run)
     m = wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
     col = "entered_at" if trigger.on == "enter" else "exited_at"
     m = m.filter((m.audience == trigger.audience) & (m[col] > lo) & (m[col] <= hi))
@@ -117,9 +134,15 @@ def _selected(wh: Warehouse, trigger: Trigger, since: datetime, until: datetime)
     )
 
 
-def _watermark_source(wh: Warehouse, trigger: Trigger) -> datetime | None:
+def _watermark_source(wh: Warehouse, trigger: Trigger, now: datetime) -> datetime | None:
     """The latest instant a trigger of this kind can be evaluated up to: events received and already
-    reflected in the profiles (resolved to their profile, traits built), or memberships changed."""
+    reflected in the profiles (resolved to their profile, traits built), memberships changed, band entries
+    recorded, or (dates and schedules) the clock."""
+    if trigger.clock:
+        return now
+    if trigger.kind == "score":
+        b = wh.table(schema.SCORE_BANDS.name)
+        return wh.to_arrow(b.filter(b.score == trigger.score).entered_at.max()).as_py()
     if trigger.event is not None:
         e = wh.table("events")
         latest: datetime | None = wh.to_arrow(e.received_at.max()).as_py()
@@ -146,55 +169,68 @@ def _profiles_caught_up(wh: Warehouse, latest: datetime | None) -> datetime | No
     return min(latest, datetime.fromisoformat(str(resolved)), built)
 
 
-def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """Evaluate one automation's trigger since its watermark; returns what was decided."""
+def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None, default_timezone: str = "UTC") -> dict[str, Any]:
+    """Evaluate one automation's trigger since its watermark, then advance its flows (a flow with waits for
+    a time or an event, branches, splits, trait or audience steps); returns what was decided."""
     at = now or store.now()
     with wh.exclusive(f"automation:{name}"):
         saved = store.get(wh, name)
         auto = store.load(wh, name)
-        state = _state(wh, name)
-        watermark: datetime = state["watermark"] if state and state["watermark"] else saved["created_at"]
-        floor: datetime = state["floor"] if state and state["floor"] else saved["created_at"]
-        since = max(watermark - OVERLAP, floor)
-        until = _watermark_source(wh, auto.trigger)
-        out = {"automation": name, "triggers": 0, "entered": 0, "held_out": 0, "outbox": 0, "suppressed": 0}
-        if until is None or until <= since:
-            return out
-        new_mark = max(watermark, until)
-        if saved["status"] != "active":  # passed over: the floor moves up with the watermark
-            _save_state(wh, name, new_mark, new_mark, at)
-            return {**out, "paused": True}
-        expr = _selected(wh, auto.trigger, since, until)
-        purposes = sorted({s.purpose for _, s, _ in auto.actions() if s.purpose})
-        for i, purpose in enumerate(purposes):
-            expr = consent.with_consent(wh, expr, purpose, column=f"tp_consent_{i}")
-        rows = wh.to_arrow(
-            expr.filter(expr.profile_id.notnull()).order_by(["at", "trigger"]).limit(MAX_TRIGGERS)
-        ).to_pylist()
-        if len(rows) == MAX_TRIGGERS:
-            new_mark = min(new_mark, rows[-1]["at"])
-        if auto.trigger.where:
-            rows = [r for r in rows if _matches(_props(r["properties"]), auto.trigger.where)]
-        out["triggers"] = len(rows)
-        decided = _entries(wh, auto, rows, purposes, at)
-        with wh.write() as tx:
-            fresh = _not_entered(wh, name, decided)
-            entries = [e for e, _ in fresh]
-            if entries:
-                tx.insert_new(
-                    ENTRIES, pa.Table.from_pylist(entries, schema=schema.AUTOMATION_ENTRIES.schema.to_pyarrow())
-                )
+        out = _decide(wh, saved, auto, at)
+        if saved["status"] == "active" and not auto.linear:
+            out["flows"] = flows.advance(wh, auto, at, default_timezone=default_timezone)
+        return out
+
+
+def _decide(wh: Warehouse, saved: dict[str, Any], auto: Automation, at: datetime) -> dict[str, Any]:
+    name = auto.name
+    state = _state(wh, name)
+    watermark: datetime = state["watermark"] if state and state["watermark"] else saved["created_at"]
+    floor: datetime = state["floor"] if state and state["floor"] else saved["created_at"]
+    since = max(watermark - OVERLAP, floor)
+    until = _watermark_source(wh, auto.trigger, at)
+    out: dict[str, Any] = {"automation": name, "triggers": 0, "entered": 0, "held_out": 0, "outbox": 0, "suppressed": 0}
+    if until is None or until <= since:
+        return out
+    new_mark = max(watermark, until)
+    if saved["status"] != "active":  # passed over: the floor moves up with the watermark
+        _save_state(wh, name, new_mark, new_mark, at)
+        return {**out, "paused": True}
+    expr = _selected(wh, auto.trigger, since, until, floor=floor, anchor=saved["created_at"])
+    purposes = sorted({s.purpose for _, s, _ in auto.actions() if s.purpose}) if auto.linear else []
+    for i, purpose in enumerate(purposes):
+        expr = consent.with_consent(wh, expr, purpose, column=f"tp_consent_{i}")
+    rows = wh.to_arrow(
+        expr.filter(expr.profile_id.notnull()).order_by(["at", "trigger"]).limit(MAX_TRIGGERS)
+    ).to_pylist()
+    if len(rows) == MAX_TRIGGERS:
+        new_mark = min(new_mark, rows[-1]["at"])
+    if auto.trigger.where:
+        rows = [r for r in rows if _matches(_props(r["properties"]), auto.trigger.where)]
+    out["triggers"] = len(rows)
+    decided = _entries(wh, auto, rows, purposes, at)
+    rows_out: list[dict[str, Any]] = []
+    with wh.write() as tx:
+        fresh = _not_entered(wh, name, decided)
+        entries = [e for e, _ in fresh]
+        if entries:
+            tx.insert_new(ENTRIES, pa.Table.from_pylist(entries, schema=schema.AUTOMATION_ENTRIES.schema.to_pyarrow()))
+        if auto.linear:  # every message decided now; otherwise the flow decides each step when it is reached
             rows_out = [
                 r for e, consents in fresh if e["arm"] == "treated" for r in outbox.rows_for(auto, e, consents, at)
             ]
             if rows_out:
                 tx.insert_new(outbox.TABLE, outbox.to_arrow(rows_out))
-            _save_state(wh, name, new_mark, floor, at)
-        out["entered"] = len(entries)
-        out["held_out"] = sum(e["arm"] == "holdout" for e in entries)
-        out["outbox"] = sum(r["status"] == "pending" for r in rows_out)
-        out["suppressed"] = sum(r["status"] == "suppressed" for r in rows_out)
-        return out
+        else:
+            started = flows.start_rows(entries, at)
+            if started:
+                tx.insert_new(flows.TABLE, flows.to_arrow(started))
+        _save_state(wh, name, new_mark, floor, at)
+    out["entered"] = len(entries)
+    out["held_out"] = sum(e["arm"] == "holdout" for e in entries)
+    out["outbox"] = sum(r["status"] == "pending" for r in rows_out)
+    out["suppressed"] = sum(r["status"] == "suppressed" for r in rows_out)
+    return out
 
 
 def _props(value: Any) -> dict[str, Any]:
@@ -263,6 +299,15 @@ def _save_state(wh: Warehouse, name: str, watermark: datetime, floor: datetime, 
     )
 
 
-def evaluate_all(wh: Warehouse, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Evaluate every saved automation (the job's entry point)."""
-    return [evaluate(wh, a["name"], now=now) for a in store.list_all(wh)]
+def evaluate_all(
+    wh: Warehouse, *, now: datetime | None = None, default_timezone: str = "UTC", clock: bool = False
+) -> list[dict[str, Any]]:
+    """Evaluate every saved automation (the jobs' entry point); ``clock``: only those the clock moves."""
+    out = []
+    for a in store.list_all(wh):
+        if clock:
+            auto = store.load(wh, a["name"])
+            if auto.linear and not auto.trigger.clock:
+                continue
+        out.append(evaluate(wh, a["name"], now=now, default_timezone=default_timezone))
+    return out

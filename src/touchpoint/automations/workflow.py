@@ -20,14 +20,27 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from touchpoint.automations import consent, delivery, outbox, store, triggers
-from touchpoint.automations.lift import lift
+from touchpoint.automations.lift import lift, split
+from touchpoint.automations.runs import runs
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from touchpoint.config import Settings
 
-__all__ = ["create", "deliver", "evaluate", "lift", "list_automations", "pause", "resume", "run", "show"]
+__all__ = [
+    "create",
+    "deliver",
+    "evaluate",
+    "lift",
+    "list_automations",
+    "pause",
+    "resume",
+    "run",
+    "runs",
+    "show",
+    "split",
+]
 MAX_DEFINITION_BYTES = 256 * 1024
 
 
@@ -59,7 +72,7 @@ def list_automations(wh: Warehouse) -> list[dict[str, Any]]:
                 "name": a["name"],
                 "status": a["status"],
                 "version": a["version"],
-                "trigger": trigger.get("event") or f"audience {trigger.get('audience')} ({trigger.get('on', 'enter')})",
+                "trigger": describe_trigger(trigger),
                 "steps": len(d["steps"]),
                 "holdout": d.get("holdout", 0.1),
                 "sent": c.get("sent", 0),
@@ -68,6 +81,25 @@ def list_automations(wh: Warehouse) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def describe_trigger(trigger: dict[str, Any]) -> str:
+    """A trigger in a few words (the list's column).
+
+    >>> describe_trigger({"before": "next_purchase_at", "days": 5})
+    '5 days before next_purchase_at'
+    """
+    if "event" in trigger:
+        return str(trigger["event"])
+    if "score" in trigger:
+        return f"score {trigger['score']} enters {trigger['band']}"
+    if "schedule" in trigger:
+        s = trigger["schedule"]
+        return f"every {s['every']}" if "every" in s else f"cron {s['cron']}" + f" to audience {s['audience']}"
+    for direction in ("before", "after"):
+        if direction in trigger:
+            return f"{trigger['days']} days {direction} {trigger[direction]}"
+    return f"audience {trigger.get('audience')} ({trigger.get('on', 'enter')})"
 
 
 def show(wh: Warehouse, name: str) -> dict[str, Any]:
@@ -92,9 +124,14 @@ def resume(wh: Warehouse, name: str) -> dict[str, Any]:
     return store.set_status(wh, name, "active")
 
 
-def evaluate(wh: Warehouse, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Evaluate every automation's trigger since its watermark: entries and outbox rows."""
-    return triggers.evaluate_all(wh, now=now)
+def evaluate(
+    wh: Warehouse, *, now: datetime | None = None, settings: Settings | None = None, clock: bool = False
+) -> list[dict[str, Any]]:
+    """Evaluate every automation's trigger since its watermark (entries and outbox rows), and advance the
+    flows that wait, branch or split; ``clock``: only the automations the clock moves (date and schedule
+    triggers, flows with state), what the ``flows`` job does between events."""
+    tz = settings.default_timezone if settings is not None else "UTC"
+    return triggers.evaluate_all(wh, now=now, default_timezone=tz, clock=clock)
 
 
 def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
@@ -104,7 +141,7 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -
 
 def run(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
     """Decide, then send what is due (the automations job's entry point)."""
-    decided = evaluate(wh, now=now)
+    decided = evaluate(wh, now=now, settings=settings)
     return {"decided": decided, "delivered": deliver(wh, settings, now=now)}
 
 

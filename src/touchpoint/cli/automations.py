@@ -1,4 +1,4 @@
-"""``touchpoint automations create|list|show|pause|resume|run|outbox|replay|lift``."""
+"""``touchpoint automations create|list|show|pause|resume|run|runs|outbox|replay|lift|split|test``."""
 
 from __future__ import annotations
 
@@ -209,6 +209,66 @@ def lift(
             console.print(
                 f"sample ratio check: {'ok' if out['srm']['ok'] else 'FAILED'} (p = {out['srm']['p_value']:.3g})"
             )
+        console.print(out["verdict"])
+
+    emit(out, as_json, render)
+
+
+@app.command("runs")
+def runs(
+    name: str = NameArg,
+    profile: str = typer.Option(None, "--profile", help="Only this profile's entries."),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000, help="At most this many entries, newest first."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many entries (paging)."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each entry's path through the flow: steps reached, branch taken, waits, outcome."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh, audited(wh, "automations.runs", name) as entry:
+        out = workflow.runs(wh, name, profile_id=profile, limit=limit, offset=offset)
+        entry.rows = len(out["runs"])
+
+    def render() -> None:
+        console.print(f"[bold]{name}[/]: {out['total']} entries (showing {len(out['runs'])})")
+        for r in out["runs"]:
+            steps = []
+            for p in r["path"]:
+                what = p.get("taken") or p.get("outcome") or p.get("message") or ""
+                steps.append(f"{p['step']}:{p['kind']}" + (f"={what}" if isinstance(what, str) and what else ""))
+            where = f" at step {r['at']['step']} until {r['at']['until']}" if r.get("at") else ""
+            console.print(f"{r['profile_id']} [{r['arm']}] {r['entered_at']}: {' -> '.join(steps) or '-'}"
+                          f"  => {r['outcome']}{where}")  # fmt: skip
+
+    emit(out, as_json, render)
+
+
+@app.command("split")
+def split(
+    name: str = NameArg,
+    step: int = typer.Option(None, "--step", help="The split step's number (when the flow has several)."),
+    engine: str = typer.Option("sequential", "--engine", help="frequentist, sequential or bayesian."),
+    alpha: float = typer.Option(0.05, "--alpha", help="1 - the interval's coverage."),
+    absolute: bool = typer.Option(False, "--absolute", help="Differences in goal-rate points, not relative."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A split's arms compared on the goal: each arm's goal rate and its lift over the first, with interval."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.split(wh, name, step=step, engine=engine, alpha=alpha, relative=not absolute)
+
+    def render() -> None:
+        console.print(f"[bold]{name}[/] split at step {out['step']}: goal {out['goal']['event']}")
+        for arm in out["arms"]:
+            console.print(f"  {arm}: {out['entrants'][arm]:.0f} entrants, goal rate {out['goal_rate'][arm]}")
+        for c in out.get("comparisons", []):
+            if c["estimate"] is not None:
+                console.print(
+                    f"  {c['arm']} vs {out['control']}: {c['estimate']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]"
+                )
         console.print(out["verdict"])
 
     emit(out, as_json, render)

@@ -376,6 +376,7 @@ JOB_PURPOSES: dict[str, str] = {
     "scores": "personalisation",
     "automations": "per step",
     "deliveries": "per step",
+    "flows": "per step",
     "retention": "storage limitation",  # the retention job of issue 21 (deletes rows past their rule)
 }
 
@@ -392,7 +393,7 @@ DESTINATIONS: tuple[Destination, ...] = (
         sends="email address, rendered subject and text (traits, predictions), an unsubscribe link",
         purposes="per step (e.g. marketing_email; 'transactional' needs none)",
         channel="email",
-        sent_by=("automations", "deliveries"),
+        sent_by=("automations", "flows", "deliveries"),
     ),
     Destination(
         "webhook",
@@ -402,7 +403,7 @@ DESTINATIONS: tuple[Destination, ...] = (
         sends="the rendered JSON body: profile id, user id, traits and predictions named in the template",
         purposes="per step (e.g. sharing)",
         channel="webhook",
-        sent_by=("automations", "deliveries"),
+        sent_by=("automations", "flows", "deliveries"),
     ),
     Destination(
         "audience_export",

@@ -7,7 +7,7 @@ predictions, mmm, retention, ...), :mod:`~touchpoint.jobs.runner` (threads, no o
 (staleness, degraded jobs). No library package imports this one; it imports the workflows.
 
 >>> sorted(JOBS)  # doctest: +NORMALIZE_WHITESPACE
-['attribution', 'audiences', 'automations', 'deliveries', 'experiments',
+['attribution', 'audiences', 'automations', 'deliveries', 'experiments', 'flows',
  'mmm', 'predictions', 'profiles', 'retention', 'scores', 'sessions']
 """
 

@@ -17,6 +17,8 @@ scores        after new events or a profiles   ``score_results`` with band entri
               run, at most 1m
 automations   after new events or a profiles   ``automation_entries`` and ``automation_outbox`` (who entered,
               or audiences run, at most 1s     in which arm; what to send), then sends what is due
+flows         every 1m                         the clock's decisions: date and schedule triggers, flows whose
+                                               wait or timeout ended (``automation_flows``)
 deliveries    every 15s                        sends outbox rows that came due: retries, steps after a wait
 ============  ===============================  ==========================================================
 """
@@ -259,6 +261,18 @@ def run_automations(ctx: JobContext) -> dict[str, Any]:
     return {"rows": entered + sum(out["delivered"].values()), "entered": entered, "delivered": out["delivered"]}
 
 
+def run_flows(ctx: JobContext) -> dict[str, Any]:
+    """The clock's decisions: date and schedule triggers that came due, and flows whose wait ended."""
+    from touchpoint.automations import store, workflow
+
+    if not store.list_all(ctx.warehouse, status="active"):
+        raise Skip("no active automations")
+    decided = workflow.evaluate(ctx.warehouse, settings=ctx.settings, clock=True)
+    entered = sum(d["entered"] for d in decided)
+    moved = sum(n for d in decided for k, n in (d.get("flows") or {}).items() if k in ("active", "waiting", "done"))
+    return {"rows": entered + moved, "entered": entered, "advanced": moved}
+
+
 def run_deliveries(ctx: JobContext) -> dict[str, Any]:
     """Send the outbox rows that came due since the last run (retries, steps after a wait)."""
     from touchpoint.automations import store, workflow
@@ -385,20 +399,57 @@ BUILTIN: tuple[Job, ...] = (
         run_automations,
         every=1.0,
         trigger="events",
-        tables=("automation_entries", "automation_outbox", "automation_state"),
+        # automation_flows: flows with state; audience_memberships: manual audience steps
+        tables=(
+            "automation_entries",
+            "automation_outbox",
+            "automation_state",
+            "automation_flows",
+            "audience_memberships",
+        ),
         reads=(
             "automations",
             "automation_state",
             "automation_entries",
+            "automation_flows",
             "events",
             "audience_memberships",
             "profiles",
             "profile_traits",
             "predictions",
+            "replenishment",
+            "score_band_entries",
             "unsubscribes",
         ),
-        after=("profiles", "audiences"),  # triggers wait for their profiles; audience triggers for the refresh
+        # triggers wait for their profiles; audience and score triggers for the refresh
+        after=("profiles", "audiences", "scores"),
         doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
+    ),
+    Job(
+        "flows",
+        run_flows,
+        every=60.0,
+        # automation_flows: flows with state; audience_memberships: manual audience steps
+        tables=(
+            "automation_entries",
+            "automation_outbox",
+            "automation_state",
+            "automation_flows",
+            "audience_memberships",
+        ),
+        reads=(
+            "automations",
+            "automation_state",
+            "automation_flows",
+            "events",
+            "audience_memberships",
+            "profiles",
+            "profile_traits",
+            "predictions",
+            "replenishment",
+            "score_results",
+        ),
+        doc="Decide what the clock brings: date and schedule triggers, and flows whose wait or timeout ended.",
     ),
     Job(
         "deliveries",

@@ -93,6 +93,10 @@ def _event_identities(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(schema.EVENT_IDENTITIES)]
 
 
+def _flow_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.FLOW_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -120,6 +124,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "privacy: erasure requests and the suppression list of erased people", _privacy_tables),
     Migration(11, "the audit log: append-only, each entry chained to the previous one by its hash", _audit_tables),
     Migration(12, "identity: event_identities, each resolved event's most trusted identifier", _event_identities),
+    Migration(
+        13,
+        "automation flows: where each entry of a multi-step flow is (waits, branches, splits) and its path",
+        _flow_tables,
+    ),
 )
 
 

@@ -853,6 +853,30 @@ AUTOMATION_TABLES: tuple[TableSpec, ...] = (
     UNSUBSCRIBES,
 )
 
+AUTOMATION_FLOWS = TableSpec(
+    name="automation_flows",
+    doc="Where each treated entry of a flow with waits for a time or an event, branches, splits or trait and "
+    "audience steps is: the step it waits at, until when, and the path it took (steps, branches, outcomes).",
+    key=("automation", "profile_id", "occurrence"),
+    not_null=("automation", "profile_id", "occurrence", "status", "path", "entered_at", "updated_at"),
+    schema=ibis.schema(
+        [
+            ("automation", STRING),
+            ("profile_id", STRING),
+            ("occurrence", STRING),
+            ("status", STRING),  # active | waiting | done | exited
+            ("position", I64),  # the step it is at (waiting at, or about to take); NULL when done
+            ("due_at", TS),  # when to look at it again (a wait's end, a wait_for's timeout)
+            ("waiting_since", TS),  # when the wait at `position` began (NULL: not waiting)
+            ("path", STRING),  # JSON list: {"step", "kind", "at", and "taken" | "outcome" | "until"}
+            ("entered_at", TS),
+            ("updated_at", TS),
+        ]
+    ),
+    personal=Personal(profile=("profile_id",), note="the path names steps and branches, never the person's data"),
+)
+FLOW_TABLES: tuple[TableSpec, ...] = (AUTOMATION_FLOWS,)
+
 # -- privacy: consent (see touchpoint.privacy.consent) ------------------------------------------------------
 CONSENT_HISTORY = TableSpec(
     name="consent_history",

@@ -65,7 +65,20 @@ def _step(step: Any) -> str:
         return f"wait {amount} {unit}"
     if step.kind == "send_email":
         return f"email \u201c{step.options.get('subject', '')}\u201d ({step.purpose})"
-    return f"webhook to {step.options.get('url', '')} ({step.purpose})"
+    if step.kind == "webhook":
+        return f"webhook to {step.options.get('url', '')} ({step.purpose})"
+    o = step.options
+    words = {
+        "wait_until": lambda: f"wait until {o['time']} local time",
+        "wait_for": lambda: f"wait for {o['event']} (at most {o['timeout_days']} days)",
+        "branch": lambda: "branch on a condition",
+        "split": lambda: f"split into {', '.join(o['arms'])}",
+        "hand_off": lambda: f"hand off to sales ({o['owner']}, {o['url']})",
+        "set_trait": lambda: f"set {', '.join(o['traits'])}",
+        "add_to_audience": lambda: f"add to audience {o['audience']}",
+        "remove_from_audience": lambda: f"remove from audience {o['audience']}",
+    }
+    return words[step.kind]() if step.kind in words else step.kind
 
 
 def automations(wh: Warehouse, data_dir: Path) -> dict[str, Any]:

@@ -55,6 +55,7 @@ SECTIONS_BY_JOB = {
     "scores": ("audiences", "scores"),
     "automations": ("automations",),
     "deliveries": ("automations",),
+    "flows": ("automations",),
 }
 
 

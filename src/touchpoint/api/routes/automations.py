@@ -96,6 +96,38 @@ def automation_lift(
     return workflow.lift(app.warehouse, name, engine=engine, alpha=alpha, relative=relative)
 
 
+@router.get(
+    "/v1/automations/{name}/runs",
+    summary="Each entry's path through the flow: steps reached, branch taken, waits, outcome",
+    **audited("automations.runs"),
+)
+def automation_runs(
+    name: str,
+    app: State,
+    _key: ReadKey,
+    note: Audit,
+    profile_id: str | None = Query(None),
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    out = workflow.runs(app.warehouse, name, profile_id=profile_id, limit=limit, offset=offset)
+    note.rows = len(out["runs"])
+    return out
+
+
+@router.get("/v1/automations/{name}/split", summary="A split step's arms compared on the goal, with interval")
+def automation_split(
+    name: str,
+    app: State,
+    _key: ReadKey,
+    step: int | None = Query(None),
+    engine: str = Query("sequential"),
+    alpha: float = Query(0.05, gt=0, lt=1),
+    relative: bool = Query(True),
+) -> dict[str, Any]:
+    return workflow.split(app.warehouse, name, step=step, engine=engine, alpha=alpha, relative=relative)
+
+
 @router.post(
     "/v1/unsubscribe",
     summary="Record an unsubscribe (RFC 8058 one-click; the token is the credential)",
