@@ -8,8 +8,9 @@ its holdout and printed next to the simulator's true lift.
   webhook to the CRM and an email to the owner with the score's explanation and the timeline. Sales
   hand-offs are operational, not marketing: it runs without a holdout (``allow_no_holdout``).
 
-Both are saved a day before the end of the simulated period and run as the server's jobs would, once a
-simulated day, for the four weeks after it. What a reminder does is the simulator's: a customer still alive
+Both are saved a day before the end of the simulated period and run as the server's jobs would, every four
+simulated days (the jobs run every minute; a reminder due five days ahead is never missed at that stride),
+for the four weeks after it. What a reminder does is the simulator's: a customer still alive
 orders within 14 days with the chance their purchase process gives (``1 - exp(-14 lambda)``), and a reminder
 makes one who would not have ordered order anyway with the chance :data:`REMINDER_EFFECT`, if it reaches them
 (their ``marketing_email`` consent holds; the others are entered, and not emailed). Each entrant's two
@@ -39,6 +40,7 @@ from touchpoint.warehouse import Warehouse
 REMINDER_EFFECT = 0.3  # the share of alive customers who would not have ordered and do after the reminder
 GOAL_DAYS = 14
 RUN_DAYS = 28
+STRIDE_DAYS = 4  # the jobs run every minute; the demo strides, and the 5-day lead means nobody is missed
 HOLDOUT = 0.3
 SEED = 7
 SENDER = "shop@demo.example"
@@ -192,7 +194,7 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: Path) -> dict[str, A
         settings = Settings(data_dir=out_dir.parent, smtp_url=smtp_url, smtp_sender=SENDER)
         for definition in definitions(crm_url):
             workflow.create(wh, definition, replace=True, now=end - dt.timedelta(days=1))
-        for day in range(1, RUN_DAYS + 1):  # as the jobs would: decide, then send, once a simulated day
+        for day in range(STRIDE_DAYS, RUN_DAYS + 1, STRIDE_DAYS):  # as the jobs would: decide, then send
             workflow.run(wh, settings, now=end + dt.timedelta(days=day))
         entries = wh.query(
             "SELECT profile_id, occurrence, arm, entered_at FROM automation_entries WHERE automation = 'replenish'"
@@ -208,18 +210,27 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: Path) -> dict[str, A
         ).to_pylist()
         received = list(sink.messages)
         hooks = list(crm)
+        held_out = wh.query(
+            "SELECT p.email FROM automation_entries e JOIN profiles p USING (profile_id) "
+            "WHERE e.automation = 'replenish' AND e.arm = 'holdout' AND p.email IS NOT NULL"
+        ).to_pylist()
+        hot = wh.query(
+            "SELECT count(*) AS n FROM automation_entries WHERE automation = 'hot-lead-handoff'"
+        ).to_pylist()[0]["n"]
     arms = {a: sum(1 for e in entries if e["arm"] == a) for a in ("treated", "holdout")}
     to_customers = [m for m in received if OWNER not in m["to"]]
+    held_out_addresses = {row["email"].lower() for row in held_out}
     return {
         "replenish": {
             "entered": arms,
             "emails_received": len(to_customers),
             "distinct_message_ids": len({m["message_id"] for m in to_customers}),
-            "held_out_emailed": 0,
+            "held_out_emailed": sum(1 for m in to_customers if {a.lower() for a in m["to"]} & held_out_addresses),
             "lift": measured,
             "true": true,
         },
         "hot_leads": {
+            "entered": hot,
             "handed_off": len(hooks),
             "distinct_idempotency_keys": len({h["key"] for h in hooks}),
             "owner_emails": sum(1 for m in received if OWNER in m["to"]),
