@@ -58,12 +58,13 @@ def list_all(wh: Warehouse, *, status: str | None = None) -> list[dict[str, Any]
     return [_out(r) for r in wh.to_arrow(t.order_by("name")).to_pylist()]
 
 
-def save(wh: Warehouse, definition: Any, *, replace: bool = False) -> dict[str, Any]:
+def save(wh: Warehouse, definition: Any, *, replace: bool = False, at: datetime | None = None) -> dict[str, Any]:
     """Validate and save ``definition``; with ``replace`` an existing one gets a new version (its status,
-    entries and outbox stay: who entered once does not enter again under the same occurrence)."""
+    entries and outbox stay: who entered once does not enter again under the same occurrence). ``at``
+    (default: now) is when it was saved: it acts on triggers after that instant."""
     auto = d.parse(definition)
     text = json.dumps(auto.to_dict(), sort_keys=True)
-    at = now()
+    at = at or now()
     with wh.write() as tx:
         old = _row(wh, auto.name)
         if old is not None and not replace:

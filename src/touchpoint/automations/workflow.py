@@ -56,9 +56,10 @@ def load_definition(text: str, source: str = "the definition") -> Any:
         raise InvalidInput(f"{source} is nested too deeply to read", hint="flatten it") from None
 
 
-def create(wh: Warehouse, definition: Any, *, replace: bool = False) -> dict[str, Any]:
-    """Save an automation (a new version with ``replace``); it acts on triggers received from now on."""
-    return {"automation": store.save(wh, definition, replace=replace)}
+def create(wh: Warehouse, definition: Any, *, replace: bool = False, now: datetime | None = None) -> dict[str, Any]:
+    """Save an automation (a new version with ``replace``); it acts on triggers received from ``now`` (default:
+    the present) on."""
+    return {"automation": store.save(wh, definition, replace=replace, at=now)}
 
 
 def list_automations(wh: Warehouse) -> list[dict[str, Any]]:

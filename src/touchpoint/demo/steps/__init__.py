@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from touchpoint.demo.steps import audiences, experiments, identity, journeys, kpis, mmm, plan, predict
+from touchpoint.demo.steps import audiences, automations, experiments, identity, journeys, kpis, mmm, plan, predict
 from touchpoint.warehouse import Warehouse
 
 
@@ -32,6 +32,7 @@ STEPS: tuple[Step, ...] = (
     Step("predict", predict.run_demo, predict.headline),
     Step("kpis", kpis.run_demo, kpis.headline),
     Step("audiences", audiences.run_demo, audiences.headline),
+    Step("automations", automations.run_demo, automations.headline),
     Step("experiments", experiments.run_demo, experiments.headline),
     Step("mmm", mmm.run_demo, mmm.headline),
     Step("plan", plan.run_demo, plan.headline),
