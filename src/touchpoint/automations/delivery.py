@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import pyarrow as pa
 
-from touchpoint.automations import channels, consent, outbox, store, template
+from touchpoint.automations import channels, consent, outbox, pacing, store, template
 from touchpoint.automations.definition import Automation
 from touchpoint.errors import ConfigError, TouchpointError
 from touchpoint.warehouse import Warehouse
@@ -152,6 +152,7 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
         return {}
     key = consent.signing_key(settings)
     base = settings.resolved_public_url()
+    pacer = pacing.Pacer(wh, settings, at)
     with wh.exclusive("automations:deliveries"):
         smtp: channels.SMTPSender | None = None
         config_error: ConfigError | None = None
@@ -167,6 +168,8 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                 for name, auto in active.items():
                     exited |= _goal_reached(wh, auto, [r for r in rows if r["automation"] == name], at)
                 contexts = _profiles(wh, sorted({r["profile_id"] for r in rows}))
+                if pacer.active:
+                    pacer.prepare(rows, contexts)
                 results = []
                 for row in rows:
                     row["updated_at"] = at
@@ -174,6 +177,8 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                         row.update(status="suppressed", last_error=f"no consent for {row['purpose']} at send time")
                     elif row["outbox_id"] in exited:
                         row.update(status="exited", last_error="reached the goal before this step")
+                    elif pacer.active and (paced := pacer.check(row)) is not None:  # held, capped, control
+                        row.update(paced)
                     else:
                         if row["channel"] == "email" and smtp is None and config_error is None:
                             try:
@@ -186,6 +191,8 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                         else:
                             auto, ctx = active[row["automation"]], contexts[row["profile_id"]]
                             row.update(_send(auto, row, ctx, smtp, key, base, at))
+                            if row["status"] == "sent":
+                                pacer.note_sent(row)
                     totals[row["status"]] += 1
                     results.append(row)
                     if len(results) >= RECORD_EVERY:  # a crash re-sends at most these (same Message-ID)

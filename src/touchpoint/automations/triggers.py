@@ -32,7 +32,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from touchpoint.automations import consent, outbox, store
+from touchpoint.automations import consent, outbox, pacing, store
 from touchpoint.automations.definition import Automation, Trigger
 from touchpoint.experiments.assignment import bucket
 from touchpoint.warehouse import Warehouse, schema
@@ -146,8 +146,9 @@ def _profiles_caught_up(wh: Warehouse, latest: datetime | None) -> datetime | No
     return min(latest, datetime.fromisoformat(str(resolved)), built)
 
 
-def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """Evaluate one automation's trigger since its watermark; returns what was decided."""
+def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None, control: float = 0.0) -> dict[str, Any]:
+    """Evaluate one automation's trigger since its watermark; returns what was decided. ``control`` is the
+    global control group's share (:mod:`~touchpoint.automations.pacing`): its profiles enter, never contacted."""
     at = now or store.now()
     with wh.exclusive(f"automation:{name}"):
         saved = store.get(wh, name)
@@ -176,7 +177,7 @@ def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[s
         if auto.trigger.where:
             rows = [r for r in rows if _matches(_props(r["properties"]), auto.trigger.where)]
         out["triggers"] = len(rows)
-        decided = _entries(wh, auto, rows, purposes, at)
+        decided = _entries(wh, auto, rows, purposes, at, control)
         with wh.write() as tx:
             fresh = _not_entered(wh, name, decided)
             entries = [e for e, _ in fresh]
@@ -207,7 +208,7 @@ def _props(value: Any) -> dict[str, Any]:
 
 
 def _entries(
-    wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], purposes: list[str], at: datetime
+    wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], purposes: list[str], at: datetime, control: float = 0.0
 ) -> list[tuple[dict[str, Any], dict[str, bool]]]:
     """Each trigger as an entry (keyed by the re-entry policy) with the profile's consent per purpose."""
     policy = auto.reentry.policy
@@ -232,7 +233,9 @@ def _entries(
             "automation": auto.name,
             "profile_id": pid,
             "occurrence": occurrence,
-            "arm": "holdout" if in_holdout(auto, pid) else "treated",
+            "arm": pacing.CONTROL_ARM
+            if pacing.in_control(pid, control)
+            else ("holdout" if in_holdout(auto, pid) else "treated"),
             "trigger": str(r["trigger"]),
             "entered_at": at,
         }
@@ -263,6 +266,6 @@ def _save_state(wh: Warehouse, name: str, watermark: datetime, floor: datetime, 
     )
 
 
-def evaluate_all(wh: Warehouse, *, now: datetime | None = None) -> list[dict[str, Any]]:
+def evaluate_all(wh: Warehouse, *, now: datetime | None = None, control: float = 0.0) -> list[dict[str, Any]]:
     """Evaluate every saved automation (the job's entry point)."""
-    return [evaluate(wh, a["name"], now=now) for a in store.list_all(wh)]
+    return [evaluate(wh, a["name"], now=now, control=control) for a in store.list_all(wh)]

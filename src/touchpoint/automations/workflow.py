@@ -19,8 +19,9 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from touchpoint.automations import consent, delivery, outbox, store, triggers
+from touchpoint.automations import consent, delivery, outbox, pacing, store, triggers
 from touchpoint.automations.lift import lift
+from touchpoint.automations.lift import programme_lift as _programme_lift
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse
 
@@ -63,7 +64,7 @@ def list_automations(wh: Warehouse) -> list[dict[str, Any]]:
                 "steps": len(d["steps"]),
                 "holdout": d.get("holdout", 0.1),
                 "sent": c.get("sent", 0),
-                "pending": c.get("pending", 0) + c.get("retry", 0) + c.get("sending", 0),
+                "pending": c.get("pending", 0) + c.get("held", 0) + c.get("retry", 0) + c.get("sending", 0),
                 "dead": c.get("dead", 0),
             }
         )
@@ -92,9 +93,10 @@ def resume(wh: Warehouse, name: str) -> dict[str, Any]:
     return store.set_status(wh, name, "active")
 
 
-def evaluate(wh: Warehouse, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Evaluate every automation's trigger since its watermark: entries and outbox rows."""
-    return triggers.evaluate_all(wh, now=now)
+def evaluate(wh: Warehouse, *, now: datetime | None = None, control: float = 0.0) -> list[dict[str, Any]]:
+    """Evaluate every automation's trigger since its watermark: entries and outbox rows (``control``: the
+    global control group's share, ``automations_global_control``)."""
+    return triggers.evaluate_all(wh, now=now, control=control)
 
 
 def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
@@ -104,8 +106,32 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -
 
 def run(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
     """Decide, then send what is due (the automations job's entry point)."""
-    decided = evaluate(wh, now=now)
+    decided = evaluate(wh, now=now, control=pacing.control_share(settings))
     return {"decided": decided, "delivered": deliver(wh, settings, now=now)}
+
+
+def programme_lift(
+    wh: Warehouse,
+    settings: Settings,
+    *,
+    goal: str | None = None,
+    within_days: int | None = None,
+    now: datetime | None = None,
+    engine: str = "sequential",
+    alpha: float = 0.05,
+    relative: bool = True,
+) -> dict[str, Any]:
+    """The whole programme's lift: the global control group versus everyone else who entered an automation."""
+    return _programme_lift(
+        wh,
+        pacing.control_share(settings),
+        goal=goal,
+        within_days=within_days,
+        now=now,
+        engine=engine,
+        alpha=alpha,
+        relative=relative,
+    )
 
 
 def outbox_rows(

@@ -82,6 +82,14 @@ def _privacy_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.PRIVACY_TABLES]
 
 
+def _outbox_pacing(wh: Warehouse) -> list[str]:
+    """The outbox records what pacing did to a message: held by quiet hours until when, and why."""
+    return [
+        wh.add_column_sql(schema.AUTOMATION_OUTBOX.name, "held_until", schema.TS),
+        wh.add_column_sql(schema.AUTOMATION_OUTBOX.name, "pacing", schema.STRING),
+    ]
+
+
 def _audit_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUDIT_TABLES]
 
@@ -112,6 +120,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "consent: an append-only consent_history; unsubscribes copied into it as denials", _consent_history),
     Migration(10, "privacy: erasure requests and the suppression list of erased people", _privacy_tables),
     Migration(11, "the audit log: append-only, each entry chained to the previous one by its hash", _audit_tables),
+    Migration(
+        14, "automation_outbox: held_until and pacing (quiet hours, frequency caps, global control)", _outbox_pacing
+    ),
 )
 
 
