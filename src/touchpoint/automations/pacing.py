@@ -131,7 +131,10 @@ class QuietHours:
         day = local.date()
         if self.start > self.end and local.time() >= self.start:  # the evening part: the window ends tomorrow
             day += timedelta(days=1)
+        now = at.replace(tzinfo=UTC)
         end = _wall(day, self.end, tz)
+        if end < now:  # clocks went back: the wall time came twice, and ``at`` is past its first time
+            end = _wall(day, self.end, tz, fold=1)
         out = end + timedelta(seconds=self.jitter(key))
         while self.inside(out.astimezone(tz).time()):  # a jitter longer than the day's open hours: next morning
             day += timedelta(days=1)
@@ -146,11 +149,12 @@ def _hex(key: str) -> bool:
     return len(key) >= 8 and all(c in "0123456789abcdef" for c in key[:8])
 
 
-def _wall(day: Any, at: time, tz: ZoneInfo) -> datetime:
-    """``day`` at wall-clock ``at`` in ``tz`` as an aware UTC datetime; a time in a spring-forward gap
-    becomes the gap's end (02:30 on the day clocks jump from 02:00 to 03:00 is 03:00)."""
+def _wall(day: Any, at: time, tz: ZoneInfo, fold: int = 0) -> datetime:
+    """``day`` at wall-clock ``at`` in ``tz`` as an aware UTC datetime (``fold=1``: the second of a time that
+    happens twice when clocks go back); a time in a spring-forward gap becomes the gap's end (02:30 on the
+    day clocks jump from 02:00 to 03:00 is 03:00)."""
     naive = datetime.combine(day, at)
-    aware = naive.replace(tzinfo=tz)
+    aware = naive.replace(tzinfo=tz, fold=fold)
     utc = aware.astimezone(UTC)
     if utc.astimezone(tz).replace(tzinfo=None) != naive:  # it does not exist: the gap's end
         before = (naive - timedelta(hours=3)).replace(tzinfo=tz).astimezone(UTC)
