@@ -269,6 +269,9 @@ class Settings(BaseSettings):
     smtp_sender: str | None = Field(
         None, description="the From address of automation emails, e.g. 'Shop <news@shop.example>'"
     )
+    smtp_connections: int = Field(
+        4, ge=1, le=32, description="SMTP connections an automations delivery run sends over side by side"
+    )
     automations_signing_key: str | None = Field(
         None,
         min_length=16,

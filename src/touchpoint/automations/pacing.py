@@ -271,6 +271,12 @@ class Pacer:
         if self.caps and row["purpose"] != TRANSACTIONAL:
             self.sent[(row["profile_id"], row["channel"])].append(self.now)
 
+    def unnote_sent(self, row: dict[str, Any]) -> None:
+        """A message counted by :meth:`note_sent` was not sent after all."""
+        sent = self.sent.get((row["profile_id"], row["channel"]))
+        if self.caps and row["purpose"] != TRANSACTIONAL and sent and self.now in sent:
+            sent.remove(self.now)
+
 
 def _event_zones(wh: Warehouse, ids: list[str]) -> dict[str, ZoneInfo]:
     """``context.timezone`` of each profile's latest event that has one (one query)."""
