@@ -221,6 +221,26 @@ def latency(rate: int, seconds: float) -> dict[str, Any]:
                 while sink.count() < n and time.monotonic() < deadline:
                     time.sleep(0.2)
                 arrivals = sink.arrivals()
+                if os.environ.get("BENCH_DEBUG"):
+                    for job in ("profiles", "automations", "deliveries"):
+                        for r in api.get(f"/v1/jobs/{job}", params={"history": 20}).json()["history"]:
+                            print(job, {k: r.get(k) for k in ("started_at", "seconds", "status", "trigger", "result")})
+                    print(
+                        "acks",
+                        min(acks.values()),
+                        max(acks.values()),
+                        "arrivals",
+                        min(arrivals.values()),
+                        max(arrivals.values()),
+                    )
+                runs = {
+                    job: [
+                        r["seconds"]
+                        for r in api.get(f"/v1/jobs/{job}", params={"history": 200}).json()["history"]
+                        if r["status"] == "succeeded" and r["seconds"] is not None
+                    ]
+                    for job in ("profiles", "automations")
+                }
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(120)
@@ -236,6 +256,9 @@ def latency(rate: int, seconds: float) -> dict[str, Any]:
         "max_s": round(float(delays.max()), 3) if len(delays) else None,
         "load_1m_before": load_before,
         "load_1m_after": load_avg(),
+        "profiles_run_s_median": round(float(np.median(runs["profiles"])), 2) if runs["profiles"] else None,
+        "automations_run_s_median": round(float(np.median(runs["automations"])), 2) if runs["automations"] else None,
+        "job_runs": {job: len(v) for job, v in runs.items()},
     }
 
 
