@@ -174,7 +174,8 @@ async def post_paced(url: str, write_key: str, n: int, rate: float) -> tuple[dic
     """``Signed Up`` for c0..c(n-1) at ``rate``/s; recipient -> acknowledgement (unix seconds), achieved rate."""
     acks: dict[str, float] = {}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, auth=(write_key, ""), timeout=60, limits=limits) as client:
+    timeout = httpx.Timeout(60, pool=None)  # a request waits for a free connection as long as it takes
+    async with httpx.AsyncClient(base_url=url, auth=(write_key, ""), timeout=timeout, limits=limits) as client:
         start = time.monotonic()
 
         async def one(i: int) -> None:
@@ -340,13 +341,22 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_1m": load_avg()}
     }
     if args.only != "throughput":
-        rows = [latency(r, args.seconds) for r in args.rates]
+        rows = []
+        for r in args.rates:
+            try:
+                rows.append(latency(r, args.seconds))
+            except (httpx.HTTPError, RuntimeError) as exc:  # the server could not keep up: say so, go on
+                rows.append({"rate_per_s": r, "error": f"{type(exc).__name__}: {exc}"[:300], "load_1m": load_avg()})
+            print(json.dumps(rows[-1]), flush=True)
         result["latency"] = rows
         print(
             f"{'rate/s':>7} {'achieved':>9} {'triggers':>9} {'arrived':>8} {'p50 s':>7} {'p99 s':>7} {'max s':>7} "
             f"{'load':>11}"
         )
         for r in rows:
+            if "error" in r:
+                print(f"{r['rate_per_s']:>7} {r['error']}")
+                continue
             print(
                 f"{r['rate_per_s']:>7} {r['achieved_per_s']:>9} {r['triggers']:>9} {r['arrived']:>8} "
                 f"{r['p50_s']!s:>7} {r['p99_s']!s:>7} {r['max_s']!s:>7} "
