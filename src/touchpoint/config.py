@@ -89,6 +89,8 @@ EEA_COUNTRIES = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE
 # fmt: on
 DEFAULT_REGIONS = dict.fromkeys(EEA_COUNTRIES, "EU")
 REGION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+CAP = re.compile(r"(email|webhook):[1-9][0-9]{0,5}/[1-9][0-9]{0,4}[mhd]")  # automations_frequency_caps
+QUIET_HOURS = re.compile(r"((?:[01][0-9]|2[0-3]):[0-5][0-9])-((?:[01][0-9]|2[0-3]):[0-5][0-9])")
 
 
 class JobSettings(BaseModel):
@@ -276,13 +278,38 @@ class Settings(BaseSettings):
     )
     default_timezone: str = Field(
         "UTC",
-        description="the IANA time zone of a contact without a 'timezone' trait (an automation's wait_until)",
+        description="the IANA time zone of a contact without a 'timezone' trait (an automation's wait_until) "
+        "and, for quiet hours, without a context.timezone in their events",
+    )
+    smtp_connections: int = Field(
+        4, ge=1, le=32, description="SMTP connections an automations delivery run sends over side by side"
     )
     automations_signing_key: str | None = Field(
         None,
         min_length=16,
         description="signs unsubscribe links and webhook bodies (HMAC-SHA256); default: a random key kept "
         "in <data_dir>/automations.key",
+    )
+
+    automations_frequency_caps: list[str] = Field(
+        default_factory=lambda: ["email:3/7d"],
+        description="at most N messages per channel per contact in a rolling window, each 'CHANNEL:N/PERIOD' "
+        "(e.g. 'email:3/7d', 'webhook:10/24h'); transactional messages are exempt; [] for none",
+    )
+    automations_quiet_hours: str | None = Field(
+        None,
+        description="no automation email in this daily window of the recipient's local time, e.g. '21:00-08:00' "
+        "(held until it ends); unset: none",
+    )
+    automations_quiet_hours_spread: float = Field(
+        600.0, ge=0, le=3600, description="seconds over which messages held by quiet hours are released"
+    )
+    automations_global_control: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="the share of all profiles no automation ever contacts (the global control group, "
+        "e.g. 0.05); 0: none",
     )
 
     consent_purposes: dict[str, str] = Field(
@@ -383,6 +410,42 @@ class Settings(BaseSettings):
                     f"({', '.join(sorted(self.consent_purposes))})"
                 )
         return self
+
+    @field_validator("automations_frequency_caps")
+    @classmethod
+    def _check_caps(cls, value: list[str]) -> list[str]:
+        for cap in value:
+            if not CAP.fullmatch(cap.strip()):
+                raise ValueError(
+                    f"automations_frequency_caps: {cap!r} is not CHANNEL:N/PERIOD; use e.g. 'email:3/7d' "
+                    "(channels email, webhook; periods in m, h or d)"
+                )
+        return [c.strip() for c in value]
+
+    @field_validator("automations_quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        m = QUIET_HOURS.fullmatch(value.strip())
+        if m is None or m[1] == m[2]:
+            raise ValueError(
+                f"automations_quiet_hours {value!r} is not HH:MM-HH:MM with two different times (e.g. '21:00-08:00')"
+            )
+        return value.strip()
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"default_timezone {value!r} is not an IANA time zone (e.g. 'Europe/Berlin')"
+            ) from None
+        return value
 
     @field_validator("smtp_url")
     @classmethod

@@ -28,8 +28,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr, parsedate_to_datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, parseaddr, parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -99,25 +103,57 @@ class SMTPConfig:
 
 def build_email(
     config: SMTPConfig, *, to: str, subject: str, text: str, html: str | None, outbox_id: str, unsubscribe_url: str
-) -> EmailMessage:
-    """The message with its RFC 8058 one-click unsubscribe headers and a Message-ID from the outbox key."""
-    msg = EmailMessage(policy=_POLICY)
-    msg["From"] = config.sender
-    msg["To"] = to
-    msg["Subject"] = subject.replace("\r", " ").replace("\n", " ")
+) -> Message:
+    """The message with its RFC 8058 one-click unsubscribe headers and a Message-ID from the outbox key.
+
+    Built with the standard library's ``compat32`` classes (``MIMEText``): the same MIME as
+    ``EmailMessage`` with the default policy, at a tenth of its cost (its header objects parse every address).
+    Headers are not folded below SMTP's 998-character line limit: a folded ``List-Unsubscribe`` becomes RFC 2047
+    encoded-words, which no mail client reads as a URL; non-ASCII names and subjects are RFC 2047 encoded.
+    """
+    body = MIMEText(text, "plain", _charset(text), policy=_POLICY)
+    msg: Message
+    if html is not None:
+        msg = MIMEMultipart("alternative", policy=_POLICY)
+        msg.attach(body)
+        msg.attach(MIMEText(html, "html", _charset(html), policy=_POLICY))
+    else:
+        msg = body
+    msg["From"] = _address(config.sender)
+    msg["To"] = _address(to)
+    msg["Subject"] = _header(subject.replace("\r", " ").replace("\n", " "))
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = f"<{outbox_id}@{config.domain()}>"
     msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(text)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
     return msg
 
 
-# Headers are not folded below SMTP's 998-character line limit: a folded List-Unsubscribe becomes RFC 2047
-# encoded-words (the default policy's 78 columns), which no mail client reads as a URL.
-_POLICY = email.policy.default.clone(max_line_length=998)
+_POLICY = email.policy.compat32.clone(max_line_length=998)
+_ASCII = Charset("utf-8")
+_ASCII.body_encoding = None  # type: ignore[assignment]  # 7bit: ASCII text as it is
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # other text quoted-printable (readable, and no 8BITMIME needed), not base64
+
+
+def _charset(text: str) -> Any:  # a Charset: MIMEText takes one, though typeshed says str
+    short = all(len(line) < 990 for line in text.splitlines())  # 7bit lines stop at 998 octets
+    return _ASCII if short and text.isascii() else _UTF8
+
+
+def _header(value: str) -> str:
+    """``value`` as it is when ASCII, else an RFC 2047 encoded word (never folded)."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=998).encode()
+
+
+def _address(value: str) -> str:
+    """An address header: a non-ASCII display name encoded, the address itself as it is."""
+    if value.isascii():
+        return value.replace("\r", " ").replace("\n", " ")
+    name, addr = parseaddr(value)
+    return formataddr((name, addr), charset="utf-8")
 
 
 def _smtp_outcome(code: int, text: Any) -> Outcome:
@@ -154,7 +190,7 @@ class SMTPSender:
             conn.login(c.username, c.password or "")
         return conn
 
-    def send(self, msg: EmailMessage) -> Outcome:
+    def send(self, msg: Message) -> Outcome:
         for attempt in (1, 2):
             try:
                 if self.conn is None:

@@ -11,6 +11,9 @@ runs take turns):
    after capped exponential backoff with jitter, or after the receiver's ``Retry-After``; ``dead`` for a
    permanent refusal or after :data:`~touchpoint.automations.outbox.MAX_ATTEMPTS`.
 
+Messages go out in groups of :data:`RECORD_EVERY` over ``smtp_connections`` SMTP connections side by side
+(webhooks likewise), and each group's outcomes are recorded in one transaction before the next group is sent.
+
 Exactly once: a row is decided once (its unique key) and sent by one sender at a time (the claim), and
 outcomes are recorded every :data:`RECORD_EVERY` messages. A sender killed after the provider accepted
 messages and before their outcomes were recorded leaves those rows ``sending``; the next sender (after a
@@ -24,13 +27,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import ibis
 import pyarrow as pa
 
-from touchpoint.automations import actions, channels, consent, outbox, store, template
+from touchpoint.automations import actions, channels, consent, outbox, pacing, store, template
 from touchpoint.automations.definition import Automation
 from touchpoint.errors import ConfigError, TouchpointError
 from touchpoint.warehouse import Warehouse
@@ -162,9 +166,9 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
         return {}
     key = consent.signing_key(settings)
     base = settings.resolved_public_url()
+    pacer = pacing.Pacer(wh, settings, at)
+    lanes = _Lanes(settings)
     with wh.exclusive("automations:deliveries"):
-        smtp: channels.SMTPSender | None = None
-        config_error: ConfigError | None = None
         try:
             done = 0
             while done < limit:
@@ -177,49 +181,113 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                 for name, auto in active.items():
                     exited |= _goal_reached(wh, auto, [r for r in rows if r["automation"] == name], at)
                 contexts = _profiles(wh, sorted({r["profile_id"] for r in rows}))
-                results = []
-                for row in rows:
-                    row["updated_at"] = at
-                    if not allowed.get((row["profile_id"], row["purpose"] or ""), False):
-                        row.update(status="suppressed", last_error=f"no consent for {row['purpose']} at send time")
-                    elif row["outbox_id"] in exited:
-                        row.update(status="exited", last_error="reached the goal before this step")
-                    else:
-                        if row["channel"] == "email" and smtp is None and config_error is None:
-                            try:
-                                smtp = channels.SMTPSender(channels.SMTPConfig.from_settings(settings))
-                            except ConfigError as exc:  # recorded on the rows, retried, raised after the batch
-                                config_error = exc
-                        if row["channel"] == "email" and smtp is None:
-                            why = config_error.message if config_error else "no SMTP server"
-                            row.update(_after(channels.Outcome("retry", why), row, at))
+                if pacer.active:
+                    pacer.prepare(rows, contexts)
+                for lo in range(0, len(rows), RECORD_EVERY):  # a crash re-sends at most these (same Message-ID)
+                    chunk = rows[lo : lo + RECORD_EVERY]
+                    sends: list[tuple[dict[str, Any], Any]] = []
+                    for row in chunk:
+                        row["updated_at"] = at
+                        if not allowed.get((row["profile_id"], row["purpose"] or ""), False):
+                            row.update(status="suppressed", last_error=f"no consent for {row['purpose']} at send time")
+                        elif row["outbox_id"] in exited:
+                            row.update(status="exited", last_error="reached the goal before this step")
+                        elif pacer.active and (paced := pacer.check(row)) is not None:  # held, capped, control
+                            row.update(paced)
                         else:
                             auto, ctx = active[row["automation"]], contexts[row["profile_id"]]
-                            row.update(_send(auto, row, ctx, smtp, key, base, at, wh))
-                    totals[row["status"]] += 1
-                    results.append(row)
-                    if len(results) >= RECORD_EVERY:  # a crash re-sends at most these (same Message-ID)
-                        outbox.record(wh, results)
-                        results = []
-                outbox.record(wh, results)
+                            ready = _prepare(auto, row, ctx, lanes, key, base, wh, at)
+                            if isinstance(ready, dict) and "retry" in ready:
+                                row.update(_after(channels.Outcome("retry", ready["retry"]), row, at))
+                            elif isinstance(ready, dict):
+                                row.update(ready)
+                            else:
+                                sends.append((row, ready))
+                                pacer.note_sent(row)  # counted towards the caps of the rows after it
+                    for row, outcome in lanes.send(sends, key):
+                        row.update(_after(outcome, row, at))
+                        if row["status"] != "sent":
+                            pacer.unnote_sent(row)
+                    for row in chunk:
+                        totals[row["status"]] += 1
+                    outbox.record(wh, chunk)
         finally:
-            if smtp is not None:
-                smtp.close()
-    if config_error is not None:  # the job run fails loudly; the rows wait in 'retry' with the reason
-        raise ConfigError(config_error.message, hint=config_error.hint)
+            lanes.close()
+    if lanes.config_error is not None:  # the job run fails loudly; the rows wait in 'retry' with the reason
+        raise ConfigError(lanes.config_error.message, hint=lanes.config_error.hint)
     return dict(totals)
 
 
-def _send(
+class _Lanes:
+    """``smtp_connections`` SMTP connections sending side by side (each a thread while it waits for the server),
+    and webhooks likewise: a group of messages costs the slowest lane's round trips, not the sum of them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.width = max(1, int(settings.smtp_connections))
+        self.smtp: list[channels.SMTPSender] = []
+        self.config: channels.SMTPConfig | None = None
+        self.config_error: ConfigError | None = None
+        self.pool: ThreadPoolExecutor | None = None
+
+    def email_config(self) -> channels.SMTPConfig | None:
+        if self.config is None and self.config_error is None:
+            try:
+                self.config = channels.SMTPConfig.from_settings(self.settings)
+            except ConfigError as exc:  # recorded on the rows, retried, raised after the run
+                self.config_error = exc
+        return self.config
+
+    def send(self, sends: list[tuple[dict[str, Any], Any]], key: bytes) -> list[tuple[dict[str, Any], Any]]:
+        """Send each prepared message; ``(row, Outcome)`` in the order given."""
+        if not sends:
+            return []
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.width, thread_name_prefix="touchpoint-send")
+        emails = [(i, m) for i, (_, m) in enumerate(sends) if not isinstance(m, tuple)]
+        hooks = [(i, m) for i, (_, m) in enumerate(sends) if isinstance(m, tuple)]
+        assert self.config is not None or not emails
+        while len(self.smtp) < min(self.width, len(emails)):
+            assert self.config is not None
+            self.smtp.append(channels.SMTPSender(self.config))
+        outcomes: dict[int, channels.Outcome] = {}
+
+        def lane(j: int) -> None:
+            for i, msg in emails[j :: len(self.smtp)]:
+                outcomes[i] = self.smtp[j].send(msg)
+
+        def hook(i: int, job: tuple[str, Any, str]) -> None:
+            url, body, idempotency_key = job
+            outcomes[i] = channels.post_webhook(url, body, key=key, idempotency_key=idempotency_key)
+
+        futures = [self.pool.submit(lane, j) for j in range(len(self.smtp) if emails else 0)]
+        futures += [self.pool.submit(hook, i, job) for i, job in hooks]
+        for f in futures:
+            f.result()
+        return [(row, outcomes[i]) for i, (row, _) in enumerate(sends)]
+
+    def close(self) -> None:
+        for smtp in self.smtp:
+            smtp.close()
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _prepare(
     auto: Automation,
     row: dict[str, Any],
     ctx: dict[str, Any],
-    smtp: channels.SMTPSender | None,
+    lanes: _Lanes,
     key: bytes,
     base: str,
+    wh: Warehouse,
     now: datetime,
-    wh: Warehouse | None = None,
-) -> dict[str, Any]:
+) -> Any:
+    """What to send for ``row``: an email message or ``(url, body, idempotency key)``; or a dict of the row's
+    new fields when there is nothing to send (``{"retry": why}`` when email is not configured; a ``set_trait``
+    step's event, written to the event log here)."""
+    if row["channel"] == "email" and lanes.email_config() is None:
+        return {"retry": lanes.config_error.message if lanes.config_error else "no SMTP server"}
     try:
         if row["payload"] is None:
             token = consent.make_token(key, row["profile_id"], row["purpose"] or "transactional")
@@ -229,26 +297,22 @@ def _send(
             payload = json.loads(row["payload"])
     except TouchpointError as exc:
         return {"status": "dead", "last_error": f"cannot render step {row['step']}: {exc.message}"}
-    if row["channel"] == "email":
-        if not payload.get("to"):
-            return {"status": "suppressed", "last_error": "the profile has no email address"}
-        assert smtp is not None
-        msg = channels.build_email(
-            smtp.config,
-            to=payload["to"],
-            subject=payload["subject"],
-            text=payload["text"],
-            html=payload["html"],
-            outbox_id=row["outbox_id"],
-            unsubscribe_url=payload["unsubscribe_url"],
-        )
-        outcome = smtp.send(msg)
-    elif row["channel"] == "event":  # a set_trait step: an identify event in the event log
-        assert wh is not None
-        outcome = actions.write_event(wh, payload)
-    else:
-        outcome = channels.post_webhook(payload["url"], payload["body"], key=key, idempotency_key=row["outbox_id"])
-    return _after(outcome, row, now)
+    if row["channel"] == "event":  # a set_trait step: an identify event in the event log
+        return _after(actions.write_event(wh, payload), row, now)
+    if row["channel"] != "email":
+        return (payload["url"], payload["body"], row["outbox_id"])
+    if not payload.get("to"):
+        return {"status": "suppressed", "last_error": "the profile has no email address"}
+    assert lanes.config is not None
+    return channels.build_email(
+        lanes.config,
+        to=payload["to"],
+        subject=payload["subject"],
+        text=payload["text"],
+        html=payload["html"],
+        outbox_id=row["outbox_id"],
+        unsubscribe_url=payload["unsubscribe_url"],
+    )
 
 
 def preview(

@@ -32,10 +32,6 @@ def lift(
     relative: bool = True,
 ) -> dict[str, Any]:
     """Treated versus held out on the automation's goal: lift with interval, SRM check, verdict."""
-    from touchpoint.experiments.analysis import AnalysisOptions, analyze
-    from touchpoint.experiments.statistics import MetricStats, stats_from_units
-    from touchpoint.identity.people import customer_events
-
     auto = store.load(wh, name)
     if auto.goal is None:
         raise InvalidInput(
@@ -48,10 +44,96 @@ def lift(
     en = wh.table(schema.AUTOMATION_ENTRIES.name)
     en = en.filter((en.automation == name) & (en.entered_at <= ibis.literal(at, "timestamp")))
     first = en.group_by("profile_id").agg(tp_in=en.entered_at.min(), arm=en.arm.argmin(en.entered_at))
+    rows = _reached(wh, first, auto.goal.event, auto.goal.within_days, at)
+    out: dict[str, Any] = {
+        "automation": name,
+        "goal": {"event": auto.goal.event, "within_days": auto.goal.within_days},
+        "holdout_share": auto.holdout,
+    }
+    return _compare(
+        out,
+        rows,
+        control="holdout",
+        treated="treated",
+        share=auto.holdout,
+        goal=(auto.goal.event, auto.goal.within_days),
+        at=at,
+        key=f"automation:{name}",
+        engine=engine,
+        alpha=alpha,
+        relative=relative,
+    )
+
+
+def programme_lift(
+    wh: Warehouse,
+    share: float,
+    *,
+    goal: str | None = None,
+    within_days: int | None = None,
+    now: datetime | None = None,
+    engine: str = "sequential",
+    alpha: float = 0.05,
+    relative: bool = True,
+) -> dict[str, Any]:
+    """The whole programme's lift: everyone who entered any automation, the global control group (never
+    contacted, ``share`` of all profiles) versus the rest, on a goal event within N days of the first entry.
+
+    The rest includes the automations' own held-out entrants: it measures the programme as it runs. The
+    goal defaults to the one goal every automation with a goal shares."""
+    from touchpoint.automations import pacing
+
+    if share <= 0:
+        raise InvalidInput(
+            "there is no global control group to measure the programme against",
+            hint="set automations_global_control (e.g. 0.05); profiles entering from then on are measured",
+        )
+    if goal is None or within_days is None:
+        shared = pacing.programme_goal([a["definition"] for a in store.list_all(wh)])
+        if shared is None and goal is None:
+            raise InvalidInput(
+                "the automations do not share one goal, so the programme's goal must be named",
+                hint='pass --goal "Order Completed" --within-days 30',
+            )
+        goal = goal or str(shared["event"])  # type: ignore[index]
+        within_days = within_days or (int(shared["within_days"]) if shared else 30)
+    if not 1 <= within_days <= 366:
+        raise InvalidInput(f"within_days {within_days} is out of range", hint="a whole number from 1 to 366")
+    at = now or store.now()
+    en = wh.table(schema.AUTOMATION_ENTRIES.name)
+    en = en.filter(en.entered_at <= ibis.literal(at, "timestamp"))
+    arm = ibis.ifelse(en.arm == pacing.CONTROL_ARM, pacing.CONTROL_ARM, "programme")
+    en = en.mutate(tp_arm=arm)
+    first = en.group_by("profile_id").agg(tp_in=en.entered_at.min(), arm=en.tp_arm.argmin(en.entered_at))
+    rows = _reached(wh, first, goal, within_days, at)
+    out: dict[str, Any] = {
+        "programme": True,
+        "goal": {"event": goal, "within_days": within_days},
+        "control_share": share,
+    }
+    return _compare(
+        out,
+        rows,
+        control=pacing.CONTROL_ARM,
+        treated="programme",
+        share=share,
+        goal=(goal, within_days),
+        at=at,
+        key=pacing.CONTROL_KEY,
+        engine=engine,
+        alpha=alpha,
+        relative=relative,
+    )
+
+
+def _reached(wh: Warehouse, first: Any, event: str, within_days: int, at: datetime) -> list[dict[str, Any]]:
+    """Per entrant (``first``: profile_id, tp_in, arm): whether the goal event came within the window."""
+    from touchpoint.identity.people import customer_events
+
     e = wh.table("events")
-    e = e.filter((e.type == "track") & (e.event == auto.goal.event))
+    e = e.filter((e.type == "track") & (e.event == event))
     goal = customer_events(wh, e, name="tp_gp").select("tp_gp", tp_ts="timestamp")
-    end = first.tp_in + ibis.interval(days=auto.goal.within_days)
+    end = first.tp_in + ibis.interval(days=within_days)
     j = first.left_join(
         goal,
         (first.profile_id == goal.tp_gp)
@@ -60,34 +142,48 @@ def lift(
         & (goal.tp_ts <= ibis.literal(at, "timestamp")),
     )
     per = j.group_by(["profile_id", "arm"]).agg(reached=j.tp_gp.count(), tp_in=j.tp_in.min())
-    rows = wh.to_arrow(per).to_pylist()
-    window = timedelta(days=auto.goal.within_days)
-    y = {
-        arm: np.array([1.0 if r["reached"] else 0.0 for r in rows if r["arm"] == arm]) for arm in ("holdout", "treated")
-    }
+    return wh.to_arrow(per).to_pylist()
+
+
+def _compare(
+    out: dict[str, Any],
+    rows: list[dict[str, Any]],
+    *,
+    control: str,
+    treated: str,
+    share: float,
+    goal: tuple[str, int],
+    at: datetime,
+    key: str,
+    engine: str,
+    alpha: float,
+    relative: bool,
+) -> dict[str, Any]:
+    from touchpoint.experiments.analysis import AnalysisOptions, analyze
+    from touchpoint.experiments.statistics import MetricStats, stats_from_units
+
+    window = timedelta(days=goal[1])
+    y = {arm: np.array([1.0 if r["reached"] else 0.0 for r in rows if r["arm"] == arm]) for arm in (control, treated)}
     units = {arm: float(len(v)) for arm, v in y.items()}
-    out: dict[str, Any] = {
-        "automation": name,
-        "goal": {"event": auto.goal.event, "within_days": auto.goal.within_days},
-        "holdout_share": auto.holdout,
-        "entrants": units,
-        "matured": sum(1 for r in rows if r["tp_in"] + window <= at),
-        "goal_rate": {arm: (float(v.mean()) if v.size else None) for arm, v in y.items()},
-    }
+    out.update(
+        entrants=units,
+        matured=sum(1 for r in rows if r["arm"] in y and r["tp_in"] + window <= at),
+        goal_rate={arm: (float(v.mean()) if v.size else None) for arm, v in y.items()},
+    )
     if min(units.values()) < 2:
         out.update(
             status="insufficient_data", verdict="each arm needs at least 2 entrants before a lift can be estimated"
         )
         return out
-    metric = f"{auto.goal.event} within {auto.goal.within_days} days"
+    metric = f"{goal[0]} within {goal[1]} days"
     stats = [MetricStats(metric, "binomial", [stats_from_units(arm, v) for arm, v in y.items()])]
     result = analyze(
         stats,
-        control="holdout",
-        weights={"holdout": auto.holdout, "treated": 1 - auto.holdout},
+        control=control,
+        weights={control: share, treated: 1 - share},
         units=units,
         options=AnalysisOptions(engine=engine, alpha=alpha, relative=relative),
-        key=f"automation:{name}",
+        key=key,
     )
     c = result.metrics[0].comparisons[0]
     out.update(

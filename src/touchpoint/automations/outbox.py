@@ -4,11 +4,13 @@
 status        meaning
 ============  ===========================================================================
 pending       decided, waiting for ``due_at`` (the waits before the step)
+held          quiet hours in the recipient's time zone: due again at ``held_until`` (``pacing`` says why)
 sending       claimed by a sender; one found by the next sender belonged to a sender that died mid-send
 retry         a transient failure (SMTP 4xx, HTTP 5xx/429, a timeout); due again at ``due_at``
 sent          the channel accepted it (``sent_at``)
 dead          a permanent failure (SMTP 5xx, HTTP 4xx) or too many attempts: ``replay`` re-queues it
-suppressed    no consent for the purpose (at decision or at send time), or no address
+capped        a frequency cap was reached (``pacing`` names it); never sent
+suppressed    no consent for the purpose (at decision or at send time), no address, or the global control group
 exited        the profile reached the automation's goal before the step was due
 ============  ===========================================================================
 
@@ -37,7 +39,8 @@ from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse, schema
 
 TABLE = schema.AUTOMATION_OUTBOX.name
-STATUSES = ("pending", "sending", "retry", "sent", "dead", "suppressed", "exited")
+STATUSES = ("pending", "held", "sending", "retry", "sent", "dead", "capped", "suppressed", "exited")
+WAITING = ("pending", "held", "retry")  # due at due_at
 FAILED = ("dead",)
 RETRY_BASE = 30.0  # seconds before the first retry; doubles each attempt
 RETRY_CAP = 3600.0  # never longer than this between attempts (a Retry-After may ask for longer, up to a day)
@@ -78,6 +81,8 @@ def rows_for(auto: Automation, entry: dict[str, Any], consents: dict[str, bool],
                 "created_at": at,
                 "updated_at": at,
                 "sent_at": None,
+                "held_until": None,
+                "pacing": None,
             }
         )
     return out
@@ -98,7 +103,7 @@ def claim(
     the embedded warehouse, so no live sender holds them)."""
     t = wh.table(TABLE)
     lit = ibis.literal(now, "timestamp")
-    due = (t.status.isin(["pending", "retry"]) & (t.due_at <= lit)) | (t.status == "sending")
+    due = (t.status.isin(list(WAITING)) & (t.due_at <= lit)) | (t.status == "sending")
     if automations is not None:
         due = due & t.automation.isin(automations or [""])
     with wh.write() as tx:
@@ -128,7 +133,7 @@ def listing(
     if status is not None:
         t = t.filter(t.status == status)
     cols = ["automation", "step", "profile_id", "occurrence", "outbox_id", "channel", "purpose", "status"]
-    cols += ["attempts", "due_at", "sent_at", "last_error"]
+    cols += ["attempts", "due_at", "sent_at", "last_error", "held_until", "pacing"]
     return wh.to_arrow(t.select(*cols).order_by([ibis.desc("due_at"), "outbox_id"]).limit(limit)).to_pylist()
 
 

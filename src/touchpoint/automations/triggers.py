@@ -32,7 +32,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from touchpoint.automations import consent, dates, flows, outbox, schedules, store
+from touchpoint.automations import consent, dates, flows, outbox, pacing, schedules, store
 from touchpoint.automations.definition import Automation, Trigger
 from touchpoint.experiments.assignment import bucket
 from touchpoint.warehouse import Warehouse, schema
@@ -169,20 +169,24 @@ def _profiles_caught_up(wh: Warehouse, latest: datetime | None) -> datetime | No
     return min(latest, datetime.fromisoformat(str(resolved)), built)
 
 
-def evaluate(wh: Warehouse, name: str, *, now: datetime | None = None, default_timezone: str = "UTC") -> dict[str, Any]:
+def evaluate(
+    wh: Warehouse, name: str, *, now: datetime | None = None, default_timezone: str = "UTC", control: float = 0.0
+) -> dict[str, Any]:
     """Evaluate one automation's trigger since its watermark, then advance its flows (a flow with waits for
-    a time or an event, branches, splits, trait or audience steps); returns what was decided."""
+    a time or an event, branches, splits, trait or audience steps); returns what was decided. ``control`` is
+    the global control group's share (:mod:`~touchpoint.automations.pacing`): its profiles enter, never
+    contacted."""
     at = now or store.now()
     with wh.exclusive(f"automation:{name}"):
         saved = store.get(wh, name)
         auto = store.load(wh, name)
-        out = _decide(wh, saved, auto, at)
+        out = _decide(wh, saved, auto, at, control)
         if saved["status"] == "active" and not auto.linear:
             out["flows"] = flows.advance(wh, auto, at, default_timezone=default_timezone)
         return out
 
 
-def _decide(wh: Warehouse, saved: dict[str, Any], auto: Automation, at: datetime) -> dict[str, Any]:
+def _decide(wh: Warehouse, saved: dict[str, Any], auto: Automation, at: datetime, control: float) -> dict[str, Any]:
     name = auto.name
     state = _state(wh, name)
     watermark: datetime = state["watermark"] if state and state["watermark"] else saved["created_at"]
@@ -208,7 +212,7 @@ def _decide(wh: Warehouse, saved: dict[str, Any], auto: Automation, at: datetime
     if auto.trigger.where:
         rows = [r for r in rows if _matches(_props(r["properties"]), auto.trigger.where)]
     out["triggers"] = len(rows)
-    decided = _entries(wh, auto, rows, purposes, at)
+    decided = _entries(wh, auto, rows, purposes, at, control)
     rows_out: list[dict[str, Any]] = []
     with wh.write() as tx:
         fresh = _not_entered(wh, name, decided)
@@ -243,7 +247,7 @@ def _props(value: Any) -> dict[str, Any]:
 
 
 def _entries(
-    wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], purposes: list[str], at: datetime
+    wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], purposes: list[str], at: datetime, control: float = 0.0
 ) -> list[tuple[dict[str, Any], dict[str, bool]]]:
     """Each trigger as an entry (keyed by the re-entry policy) with the profile's consent per purpose."""
     policy = auto.reentry.policy
@@ -268,7 +272,9 @@ def _entries(
             "automation": auto.name,
             "profile_id": pid,
             "occurrence": occurrence,
-            "arm": "holdout" if in_holdout(auto, pid) else "treated",
+            "arm": pacing.CONTROL_ARM
+            if pacing.in_control(pid, control)
+            else ("holdout" if in_holdout(auto, pid) else "treated"),
             "trigger": str(r["trigger"]),
             "entered_at": at,
         }
@@ -300,7 +306,12 @@ def _save_state(wh: Warehouse, name: str, watermark: datetime, floor: datetime, 
 
 
 def evaluate_all(
-    wh: Warehouse, *, now: datetime | None = None, default_timezone: str = "UTC", clock: bool = False
+    wh: Warehouse,
+    *,
+    now: datetime | None = None,
+    default_timezone: str = "UTC",
+    clock: bool = False,
+    control: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Evaluate every saved automation (the jobs' entry point); ``clock``: only those the clock moves."""
     out = []
@@ -309,5 +320,5 @@ def evaluate_all(
             auto = store.load(wh, a["name"])
             if auto.linear and not auto.trigger.clock:
                 continue
-        out.append(evaluate(wh, a["name"], now=now, default_timezone=default_timezone))
+        out.append(evaluate(wh, a["name"], now=now, default_timezone=default_timezone, control=control))
     return out

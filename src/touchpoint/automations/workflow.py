@@ -19,8 +19,9 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from touchpoint.automations import consent, delivery, outbox, store, triggers
+from touchpoint.automations import consent, delivery, outbox, pacing, store, triggers
 from touchpoint.automations.lift import lift, split
+from touchpoint.automations.lift import programme_lift as _programme_lift
 from touchpoint.automations.runs import runs
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse
@@ -77,7 +78,7 @@ def list_automations(wh: Warehouse) -> list[dict[str, Any]]:
                 "steps": len(d["steps"]),
                 "holdout": d.get("holdout", 0.1),
                 "sent": c.get("sent", 0),
-                "pending": c.get("pending", 0) + c.get("retry", 0) + c.get("sending", 0),
+                "pending": c.get("pending", 0) + c.get("held", 0) + c.get("retry", 0) + c.get("sending", 0),
                 "dead": c.get("dead", 0),
             }
         )
@@ -130,9 +131,10 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Evaluate every automation's trigger since its watermark (entries and outbox rows), and advance the
     flows that wait, branch or split; ``clock``: only the automations the clock moves (date and schedule
-    triggers, flows with state), what the ``flows`` job does between events."""
+    triggers, flows with state), what the ``flows`` job does between events. The settings give the default
+    time zone and the global control group's share (``automations_global_control``)."""
     tz = settings.default_timezone if settings is not None else "UTC"
-    return triggers.evaluate_all(wh, now=now, default_timezone=tz, clock=clock)
+    return triggers.evaluate_all(wh, now=now, default_timezone=tz, clock=clock, control=pacing.control_share(settings))
 
 
 def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
@@ -144,6 +146,30 @@ def run(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> di
     """Decide, then send what is due (the automations job's entry point)."""
     decided = evaluate(wh, now=now, settings=settings)
     return {"decided": decided, "delivered": deliver(wh, settings, now=now)}
+
+
+def programme_lift(
+    wh: Warehouse,
+    settings: Settings,
+    *,
+    goal: str | None = None,
+    within_days: int | None = None,
+    now: datetime | None = None,
+    engine: str = "sequential",
+    alpha: float = 0.05,
+    relative: bool = True,
+) -> dict[str, Any]:
+    """The whole programme's lift: the global control group versus everyone else who entered an automation."""
+    return _programme_lift(
+        wh,
+        pacing.control_share(settings),
+        goal=goal,
+        within_days=within_days,
+        now=now,
+        engine=engine,
+        alpha=alpha,
+        relative=relative,
+    )
 
 
 def outbox_rows(

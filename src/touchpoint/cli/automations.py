@@ -136,7 +136,7 @@ def outbox(
     with warehouse(data) as wh, audited(wh, "automations.outbox", automation) as entry:
         rows = workflow.outbox_rows(wh, automation=automation, failed=failed, status=status, limit=limit)
         entry.rows = len(rows)
-    cols = ["automation", "step", "profile_id", "channel", "status", "attempts", "due_at", "last_error"]
+    cols = ["automation", "step", "profile_id", "channel", "status", "attempts", "due_at", "last_error", "pacing"]
     emit({"outbox": rows}, as_json, lambda: table("outbox", cols, [[r[c] for c in cols] for r in rows]))
 
 
@@ -269,6 +269,50 @@ def split(
                 console.print(
                     f"  {c['arm']} vs {out['control']}: {c['estimate']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]"
                 )
+        console.print(out["verdict"])
+
+    emit(out, as_json, render)
+
+
+@app.command("programme-lift")
+def programme_lift(
+    goal: str = typer.Option(None, "--goal", help="The goal event (default: the goal every automation shares)."),
+    within_days: int = typer.Option(None, "--within-days", min=1, max=366, help="Days after the first entry."),
+    engine: str = typer.Option("sequential", "--engine", help="frequentist, sequential or bayesian."),
+    alpha: float = typer.Option(0.05, "--alpha", help="1 - the interval's coverage."),
+    absolute: bool = typer.Option(False, "--absolute", help="The lift in goal-rate points, not relative."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole programme's lift: the global control group (never contacted) versus everyone else."""
+    from touchpoint.automations import workflow
+
+    with warehouse(data) as wh:
+        out = workflow.programme_lift(
+            wh,
+            settings_for(data),
+            goal=goal,
+            within_days=within_days,
+            engine=engine,
+            alpha=alpha,
+            relative=not absolute,
+        )
+
+    def render() -> None:
+        rate, n = out["goal_rate"], out["entrants"]
+        console.print(
+            f"[bold]programme[/]: goal {out['goal']['event']} within {out['goal']['within_days']} days of the first "
+            f"entry; entrants contacted-eligible {n['programme']:.0f}, global control {n['global_control']:.0f}"
+        )
+        console.print(f"goal rate: programme {rate['programme']}, global control {rate['global_control']}")
+        lf = out.get("lift")
+        if lf and lf["estimate"] is not None:
+            unit = "relative" if lf["relative"] else "absolute"
+            console.print(f"lift ({unit}, {engine}): {lf['estimate']:.4f} [{lf['ci_low']:.4f}, {lf['ci_high']:.4f}]")
+        if "srm" in out:
+            console.print(
+                f"sample ratio check: {'ok' if out['srm']['ok'] else 'FAILED'} (p = {out['srm']['p_value']:.3g})"
+            )
         console.print(out["verdict"])
 
     emit(out, as_json, render)

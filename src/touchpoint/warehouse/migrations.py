@@ -82,6 +82,14 @@ def _privacy_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.PRIVACY_TABLES]
 
 
+def _outbox_pacing(wh: Warehouse) -> list[str]:
+    """The outbox records what pacing did to a message: held by quiet hours until when, and why."""
+    return [
+        wh.add_column_sql(schema.AUTOMATION_OUTBOX.name, "held_until", schema.TS),
+        wh.add_column_sql(schema.AUTOMATION_OUTBOX.name, "pacing", schema.STRING),
+    ]
+
+
 def _audit_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.AUDIT_TABLES]
 
@@ -128,6 +136,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         13,
         "automation flows: where each entry of a multi-step flow is (waits, branches, splits) and its path",
         _flow_tables,
+    ),
+    Migration(
+        14, "automation_outbox: held_until and pacing (quiet hours, frequency caps, global control)", _outbox_pacing
     ),
 )
 

@@ -809,7 +809,7 @@ AUTOMATION_OUTBOX = TableSpec(
             ("outbox_id", STRING),  # a hash of the key: the Message-ID and the idempotency key derive from it
             ("channel", STRING),  # email | webhook
             ("purpose", STRING),
-            ("status", STRING),  # pending | sending | retry | sent | dead | suppressed | exited
+            ("status", STRING),  # pending | held | sending | retry | sent | dead | capped | suppressed | exited
             ("due_at", TS),
             ("attempts", I64),
             ("last_error", STRING),
@@ -818,6 +818,9 @@ AUTOMATION_OUTBOX = TableSpec(
             ("created_at", TS),
             ("updated_at", TS),
             ("sent_at", TS),
+            # migration 14: what pacing did (automations.pacing)
+            ("held_until", TS),  # quiet hours held it until this instant (then due_at)
+            ("pacing", STRING),  # why: the quiet hours and time zone, the frequency cap, the global control group
         ]
     ),
     personal=Personal(profile=("profile_id",), payloads=("payload", "last_error")),

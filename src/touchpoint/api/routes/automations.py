@@ -84,6 +84,27 @@ def replay_automation(name: str, body: ReplayIn, app: State, _key: AdminKey) -> 
     return workflow.replay(app.warehouse, automation=name, outbox_ids=body.outbox_ids)
 
 
+@router.get("/v1/automations-programme/lift", summary="The whole programme's lift: global control vs the rest")
+def programme_lift(
+    app: State,
+    _key: ReadKey,
+    goal: str | None = Query(None, max_length=200),
+    within_days: int | None = Query(None, ge=1, le=366),
+    engine: str = Query("sequential"),
+    alpha: float = Query(0.05, gt=0, lt=1),
+    relative: bool = Query(True),
+) -> dict[str, Any]:
+    return workflow.programme_lift(
+        app.warehouse,
+        app.settings,
+        goal=goal,
+        within_days=within_days,
+        engine=engine,
+        alpha=alpha,
+        relative=relative,
+    )
+
+
 @router.get("/v1/automations/{name}/lift", summary="Goal rate of treated vs held out, with interval and SRM")
 def automation_lift(
     name: str,
