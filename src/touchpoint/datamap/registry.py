@@ -226,7 +226,11 @@ SOURCES: tuple[Source, ...] = (
         "api",
         "Lead scores as defined by a person, and stages moved back by hand.",
         writes=("scores", "score_results", "score_band_entries", "score_stages"),
-        routes=("POST /v1/scores", "POST /v1/scores/{name}/profiles/{profile_id}/demote"),
+        routes=(
+            "POST /v1/scores",
+            "POST /v1/scores/{name}/profiles/{profile_id}/demote",
+            "POST /customers/{profile_id}/scores/{name}/demote",
+        ),
         commands=("touchpoint scores create", "touchpoint scores demote"),
         runs=("scores",),
     ),
