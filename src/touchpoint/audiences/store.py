@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -28,14 +27,14 @@ import pyarrow as pa
 from touchpoint.audiences import definition as d
 from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.clock import utcnow
 
 TABLE = schema.AUDIENCES.name
 VERSIONS = schema.AUDIENCE_VERSIONS.name
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def check_name(name: str) -> str:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -21,13 +21,13 @@ import pyarrow as pa
 from touchpoint.automations import definition as d
 from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.clock import utcnow
 
 TABLE = schema.AUTOMATIONS.name
 STATUSES = ("active", "paused")
 
 
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def _row(wh: Warehouse, name: str) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from touchpoint.collect.decode import EventError, decode_event
 from touchpoint.collect.spec import EVENT_TYPES, Message, Typed
+from touchpoint.warehouse.clock import utcnow as utcnow
 from touchpoint.warehouse.schema import EVENTS, QUARANTINE
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,6 @@ class Rejected:
     payload: str
     message_id: str | None = None
     origin: str | None = None
-
-
-def utcnow() -> datetime:
-    """Now, as naive UTC (how the warehouse stores time)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:

@@ -26,6 +26,7 @@ import pyarrow as pa
 from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
 from touchpoint.experiments.metrics import Metric
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.clock import utcnow
 
 TABLE = schema.EXPERIMENTS.name
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -36,10 +37,7 @@ STATUSES = ("draft", "running", "stopped")
 EXPERIMENTS = schema.EXPERIMENTS
 
 
-def _now() -> datetime:
-    from touchpoint.collect.normalize import utcnow
-
-    return utcnow()
+_now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 @dataclass
@@ -100,9 +98,7 @@ class Experiment:
         self.metrics = [m if isinstance(m, Metric) else Metric.from_dict(m) for m in self.metrics]
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
-            raise InvalidInput(
-                f"experiment {self.key!r}: metric names repeat: {names}", hint="name each once"
-            )
+            raise InvalidInput(f"experiment {self.key!r}: metric names repeat: {names}", hint="name each once")
 
     @property
     def weight_map(self) -> dict[str, float]:

@@ -14,7 +14,6 @@ import functools
 import json
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import ibis
@@ -24,6 +23,7 @@ import pyarrow as pa
 from touchpoint.errors import NotFound
 from touchpoint.identity import tables as T
 from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse.clock import utcnow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,8 +44,7 @@ def alone(fn: Callable[Concatenate[Warehouse, P], R]) -> Callable[Concatenate[Wa
     return run
 
 
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def has_rows(wh: Warehouse, name: str) -> bool:

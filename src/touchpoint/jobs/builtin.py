@@ -37,10 +37,9 @@ import pyarrow as pa
 
 from touchpoint.errors import InvalidInput, NotFound, TouchpointError
 from touchpoint.jobs.definitions import Job, JobContext, Skip, register
+from touchpoint.warehouse.clock import utcnow
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+_now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def _orders(ctx: JobContext) -> int:

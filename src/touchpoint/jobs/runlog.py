@@ -11,20 +11,20 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.clock import utcnow
 
 TABLE = schema.JOB_RUNS.name
 STATUSES = ("running", "succeeded", "failed", "skipped", "interrupted")
 ERROR_CHARS = 2000  # an engine's message can run to pages
 
 
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 @dataclass

@@ -14,7 +14,6 @@ overwritten; every review is kept with the version it reviewed (``plan_reviews``
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -23,11 +22,10 @@ import pyarrow as pa
 from touchpoint.errors import AlreadyExists, NotFound
 from touchpoint.plan.document import Plan
 from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse.clock import utcnow
 from touchpoint.warehouse.schema import PLAN_REVIEWS, PLANS
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+_now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def _versions(wh: Warehouse, plan_id: str) -> list[dict[str, Any]]:

@@ -31,13 +31,14 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import ibis
 import pyarrow as pa
 
 from touchpoint.errors import TouchpointError
+from touchpoint.warehouse.clock import utcnow
 from touchpoint.warehouse.schema import AUDIT_LOG
 
 if TYPE_CHECKING:
@@ -165,8 +166,7 @@ def _detail_text(detail: Mapping[str, Any] | None) -> str | None:
     return json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+_now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 @contextmanager

@@ -49,6 +49,7 @@ from touchpoint.errors import InvalidInput
 from touchpoint.identity import tables as identity_tables
 from touchpoint.privacy import purposes as P
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.clock import utcnow
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -60,8 +61,7 @@ COLUMNS = tuple(schema.CONSENT_HISTORY.schema.names)
 SOURCES = ("event", "api", "cli", "dashboard", "unsubscribe", "import", "bounce", "complaint")
 
 
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def _naive(at: datetime | None) -> datetime:

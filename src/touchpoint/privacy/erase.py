@@ -46,7 +46,7 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from touchpoint.errors import NotFound
 from touchpoint.identity.lookup import candidates
 from touchpoint.privacy.people import Person, find, guess_type, match, personal_tables, rows
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.clock import utcnow
 from touchpoint.warehouse.schema import TableSpec
 
 #: Files under the data directory an erasure never edits: the warehouse, its log and the keys.
@@ -66,8 +67,7 @@ LINE_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv", ".txt", ".log")
 MAX_CHECKS = 2
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+_now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def count(wh: Warehouse, person: Person) -> dict[str, int]:

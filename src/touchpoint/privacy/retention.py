@@ -21,12 +21,13 @@ touchpoint.errors.ConfigError: retention.profiles: the table 'profiles' has no t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from touchpoint.errors import ConfigError
 from touchpoint.privacy import audit
 from touchpoint.warehouse import schema
+from touchpoint.warehouse.clock import utcnow
 
 if TYPE_CHECKING:
     from touchpoint.config import Settings
@@ -90,8 +91,7 @@ def rules(settings: Settings) -> list[Rule]:
     return out
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+_now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
 def apply(wh: Warehouse, rule: Rule, *, now: datetime | None = None, actor: str = "job:retention") -> int:
