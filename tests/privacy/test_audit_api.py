@@ -115,6 +115,8 @@ NOT_PERSONAL = {
     "POST /v1/automations/{name}/pause",
     "POST /v1/automations/{name}/resume",
     "GET /v1/automations/{name}/lift",
+    "GET /v1/automations/{name}/split",  # goal rates per arm
+    "GET /v1/automations-programme/lift",  # the whole programme against the global control group
     "GET /v1/unsubscribe",  # a page with a button; it changes nothing
     "GET /v1/audit",  # the log itself: key and user names, no customer's data
     "GET /v1/audit/verify",
