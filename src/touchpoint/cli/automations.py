@@ -179,6 +179,17 @@ def test(
     emit(out, as_json, render)
 
 
+def _comparison(out: dict[str, Any], engine: str) -> None:
+    """A lift's estimate with its interval, the sample ratio check and the verdict."""
+    lf = out.get("lift")
+    if lf and lf["estimate"] is not None:
+        unit = "relative" if lf["relative"] else "absolute"
+        console.print(f"lift ({unit}, {engine}): {lf['estimate']:.4f} [{lf['ci_low']:.4f}, {lf['ci_high']:.4f}]")
+    if "srm" in out:
+        console.print(f"sample ratio check: {'ok' if out['srm']['ok'] else 'FAILED'} (p = {out['srm']['p_value']:.3g})")
+    console.print(out["verdict"])
+
+
 @app.command("lift")
 def lift(
     name: str = NameArg,
@@ -201,15 +212,7 @@ def lift(
             f"entrants treated {out['entrants']['treated']:.0f}, held out {out['entrants']['holdout']:.0f}"
         )
         console.print(f"goal rate: treated {rate['treated']}, held out {rate['holdout']}")
-        lf = out.get("lift")
-        if lf and lf["estimate"] is not None:
-            unit = "relative" if lf["relative"] else "absolute"
-            console.print(f"lift ({unit}, {engine}): {lf['estimate']:.4f} [{lf['ci_low']:.4f}, {lf['ci_high']:.4f}]")
-        if "srm" in out:
-            console.print(
-                f"sample ratio check: {'ok' if out['srm']['ok'] else 'FAILED'} (p = {out['srm']['p_value']:.3g})"
-            )
-        console.print(out["verdict"])
+        _comparison(out, engine)
 
     emit(out, as_json, render)
 
@@ -305,14 +308,6 @@ def programme_lift(
             f"entry; entrants contacted-eligible {n['programme']:.0f}, global control {n['global_control']:.0f}"
         )
         console.print(f"goal rate: programme {rate['programme']}, global control {rate['global_control']}")
-        lf = out.get("lift")
-        if lf and lf["estimate"] is not None:
-            unit = "relative" if lf["relative"] else "absolute"
-            console.print(f"lift ({unit}, {engine}): {lf['estimate']:.4f} [{lf['ci_low']:.4f}, {lf['ci_high']:.4f}]")
-        if "srm" in out:
-            console.print(
-                f"sample ratio check: {'ok' if out['srm']['ok'] else 'FAILED'} (p = {out['srm']['p_value']:.3g})"
-            )
-        console.print(out["verdict"])
+        _comparison(out, engine)
 
     emit(out, as_json, render)

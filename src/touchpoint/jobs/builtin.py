@@ -299,6 +299,16 @@ def _swap(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+#: What the automations and flows jobs write (automation_flows: flows with state; audience_memberships: the
+#: manual audiences' steps).
+AUTOMATION_WRITES = (
+    "automation_entries",
+    "automation_outbox",
+    "automation_state",
+    "automation_flows",
+    "audience_memberships",
+)
+
 BUILTIN: tuple[Job, ...] = (
     Job(
         "profiles",
@@ -398,14 +408,7 @@ BUILTIN: tuple[Job, ...] = (
         run_automations,
         every=1.0,
         trigger="events",
-        # automation_flows: flows with state; audience_memberships: manual audience steps
-        tables=(
-            "automation_entries",
-            "automation_outbox",
-            "automation_state",
-            "automation_flows",
-            "audience_memberships",
-        ),
+        tables=AUTOMATION_WRITES,
         reads=(
             "automations",
             "automation_state",
@@ -428,14 +431,7 @@ BUILTIN: tuple[Job, ...] = (
         "flows",
         run_flows,
         every=60.0,
-        # automation_flows: flows with state; audience_memberships: manual audience steps
-        tables=(
-            "automation_entries",
-            "automation_outbox",
-            "automation_state",
-            "automation_flows",
-            "audience_memberships",
-        ),
+        tables=AUTOMATION_WRITES,
         reads=(
             "automations",
             "automation_state",
