@@ -41,10 +41,15 @@ class ConfigError(TouchpointError, ValueError):
 
 
 class InvalidInput(TouchpointError, ValueError):
-    """Input that cannot be accepted as given; the message names the field."""
+    """Input that cannot be accepted as given; the message names the field, and ``field`` may name it for a
+    program too (the dashboard marks that form field)."""
 
     code = "invalid_input"
     http_status = 400
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
 
 
 class InvalidDefinition(InvalidInput):

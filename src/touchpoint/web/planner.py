@@ -40,12 +40,9 @@ NUMBERS = ("baseline", "sd", "mde", "units", "alpha", "power", "ratio", "share")
 MAX_CHARS = 200
 
 
-class FieldError(InvalidInput):
-    """A planner input that cannot be used; ``field`` is the form field it concerns."""
-
-    def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
-        super().__init__(f"{field}: {message}", hint=hint)
-        self.field = field
+def _invalid(field: str, message: str, *, hint: str | None = None) -> InvalidInput:
+    """A planner input that cannot be used, naming its form field."""
+    return InvalidInput(f"{field}: {message}", hint=hint, field=field)
 
 
 def _field_of(message: str) -> str:
@@ -55,7 +52,7 @@ def _field_of(message: str) -> str:
 
 
 def parse(params: dict[str, str], metrics: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, Any]]:
-    """The form as typed (defaults filled in) and the workflow's arguments; raises :class:`FieldError`.
+    """The form as typed (defaults filled in) and the workflow's arguments; raises an InvalidInput naming the field.
 
     A chosen ``metric`` fills the baseline (and for a mean metric the sd) when they are left empty.
 
@@ -65,13 +62,13 @@ def parse(params: dict[str, str], metrics: list[dict[str, Any]]) -> tuple[dict[s
     >>> parse({"baseline": "ten", "mde": "0.05"}, [])
     Traceback (most recent call last):
     ...
-    touchpoint.web.planner.FieldError: baseline: 'ten' is not a number (write it with a dot, e.g. 0.05)
+    touchpoint.errors.InvalidInput: baseline: 'ten' is not a number (write it with a dot, e.g. 0.05)
     """
     form = {name: str(params.get(name, default)).strip()[:MAX_CHARS] for name, default in FIELDS.items()}
     if form["metric"]:
         chosen = next((m for m in metrics if m["id"] == form["metric"]), None)
         if chosen is None:
-            raise FieldError("metric", f"{form['metric']!r} is not a metric of an analysed experiment")
+            raise _invalid("metric", f"{form['metric']!r} is not a metric of an analysed experiment")
         if not form["baseline"]:
             form["baseline"] = f"{chosen['baseline']:.6g}"
             if chosen["sd"] is not None and not form["sd"]:
@@ -85,21 +82,19 @@ def parse(params: dict[str, str], metrics: list[dict[str, Any]]) -> tuple[dict[s
         try:
             value = float(text)
         except ValueError:
-            raise FieldError(name, f"{text!r} is not a number", hint="write it with a dot, e.g. 0.05") from None
+            raise _invalid(name, f"{text!r} is not a number", hint="write it with a dot, e.g. 0.05") from None
         if not math.isfinite(value):
-            raise FieldError(name, f"{text!r} is not a finite number")
+            raise _invalid(name, f"{text!r} is not a finite number")
         args[name] = value
     if args["baseline"] is None:
-        raise FieldError("baseline", "is required", hint="the control's conversion rate (e.g. 0.03) or mean")
+        raise _invalid("baseline", "is required", hint="the control's conversion rate (e.g. 0.03) or mean")
     if (args["mde"] is None) == (args["units"] is None):
-        raise FieldError(
-            "mde", "give either the lift to detect (for a sample size) or the units per arm (for the lift)"
-        )
+        raise _invalid("mde", "give either the lift to detect (for a sample size) or the units per arm (for the lift)")
     for name, default in (("alpha", 0.05), ("power", 0.8), ("ratio", 1.0), ("share", 1.0)):
         if args[name] is None:
             args[name] = default
     if args["units"] is not None and args["units"] < 2:
-        raise FieldError("units", f"{form['units']} must be at least 2 units per arm")
+        raise _invalid("units", f"{form['units']} must be at least 2 units per arm")
     args["event"] = form["event"] or None
     return form, args
 
@@ -119,10 +114,8 @@ def plan(
         baseline = args.pop("baseline")
         cached = traffic if args["event"] is None else None
         result, _ = workflow.plan(wh, baseline, traffic=cached, **args)
-    except FieldError as exc:
-        return {"form": form, "error": exc, "field": exc.field}
-    except TouchpointError as exc:  # the library's own check: it names the field in its words
-        return {"form": form, "error": exc, "field": _field_of(exc.message)}
+    except TouchpointError as exc:  # the form's own check names its field; the library's, in its words
+        return {"form": form, "error": exc, "field": getattr(exc, "field", None) or _field_of(exc.message)}
     return {"form": form, "result": result}
 
 
