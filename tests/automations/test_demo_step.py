@@ -9,19 +9,22 @@ from pathlib import Path
 
 import pytest
 
+from touchpoint.automations import workflow
 from touchpoint.config import Settings
 from touchpoint.demo.run import run_demo
 from touchpoint.demo.simulator import DemoConfig
+from touchpoint.warehouse import open_warehouse
 
 pytestmark = pytest.mark.slow  # a demo shop loaded, its CLV fitted, its automations run for four weeks
 
 
 def test_the_demo_reminds_hands_off_and_its_lift_covers_the_truth(tmp_path: Path) -> None:
     steps = ("identity", "predict", "audiences", "automations")
+    settings = Settings(data_dir=tmp_path / "data")
     with warnings.catch_warnings():  # a small shop's fits may warn (overflow) without being under test here
         warnings.simplefilter("ignore", RuntimeWarning)
         summary = run_demo(
-            Settings(data_dir=tmp_path / "data"),
+            settings,
             DemoConfig(customers=4_000, weeks=60, seed=11),
             say=lambda _: None,
             steps=steps,
@@ -39,3 +42,11 @@ def test_the_demo_reminds_hands_off_and_its_lift_covers_the_truth(tmp_path: Path
     h = result["hot_leads"]
     assert h["handed_off"] == h["entered"] == h["owner_emails"] == h["distinct_idempotency_keys"]
     assert "automations: replenishment reminder to" in result["headline"]
+    wh = open_warehouse(settings)
+    try:  # the sink and the CRM stopped with the step: a server started after the demo sends nothing to them
+        assert {a["name"]: a["status"] for a in workflow.list_automations(wh)} == {
+            "replenish": "paused",
+            "hot-lead-handoff": "paused",
+        }
+    finally:
+        wh.close()

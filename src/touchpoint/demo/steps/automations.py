@@ -18,6 +18,9 @@ potential outcomes are drawn, the one of their arm is written to the event log a
 the true lift is the mean of the entrants' potential outcomes: so the measured lift has a truth to cover. The
 lift is the fixed-horizon (frequentist) analysis after the last entrant's goal window, over everyone who
 entered (intention to treat).
+
+Both are paused at the end of the step, since the SMTP sink and the CRM webhook stop with it: `touchpoint serve`
+after the demo does not try to send to them (`touchpoint automations resume NAME` with ``smtp_url`` set).
 """
 
 from __future__ import annotations
@@ -210,6 +213,8 @@ def run_demo(wh: Warehouse, truth: dict[str, Any], out_dir: Path) -> dict[str, A
         ).to_pylist()
         received = list(sink.messages)
         hooks = list(crm)
+        for definition in definitions(crm_url):  # the sink and the CRM stop with this step: nothing more to send
+            workflow.pause(wh, definition["name"])
         held_out = wh.query(
             "SELECT p.email FROM automation_entries e JOIN profiles p USING (profile_id) "
             "WHERE e.automation = 'replenish' AND e.arm = 'holdout' AND p.email IS NOT NULL"
