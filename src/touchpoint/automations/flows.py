@@ -30,12 +30,12 @@ import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import ibis
 import pyarrow as pa
 
-from touchpoint.automations import outbox
+from touchpoint.automations import outbox, pacing
 from touchpoint.automations.definition import ACTIONS, Automation, Step
 from touchpoint.warehouse import Warehouse, schema
 
@@ -47,18 +47,12 @@ MAX_FLOWS = 50_000  # advanced per evaluation; the rest in the next one
 
 
 def zone(name: Any, default: str = "UTC") -> tzinfo:
-    """A time zone by its IANA name; the default for a missing or unknown one.
+    """A time zone by its IANA name; the default for a missing or unknown one (:func:`pacing.zone` reads both).
 
     >>> str(zone("Europe/Stockholm")), str(zone("Mars/Olympus")), str(zone(None, "Asia/Tokyo"))
     ('Europe/Stockholm', 'UTC', 'Asia/Tokyo')
     """
-    for candidate in (name, default):
-        if isinstance(candidate, str) and candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
+    return pacing.zone(name) or pacing.zone(default) or ZoneInfo("UTC")
 
 
 def next_local_time(after: datetime, hhmm: str, tz: tzinfo) -> datetime:

@@ -178,6 +178,7 @@ def quiet_hours(settings: Settings) -> QuietHours | None:
 
 
 def zone(name: Any) -> ZoneInfo | None:
+    """The IANA time zone ``name`` (a trait, a context, a setting), or None when it is not one."""
     if not isinstance(name, str) or not name or len(name) > 64:
         return None
     try:

@@ -33,6 +33,10 @@ def _read_definition(path: Path) -> Any:
     return read_definition(path, load_definition)
 
 
+EngineOpt = typer.Option("sequential", "--engine", help="frequentist, sequential or bayesian.")
+AlphaOpt = typer.Option(0.05, "--alpha", help="1 - the interval's coverage.")
+
+
 @app.command("create")
 def create(
     definition: Path = typer.Option(..., "--definition", help="A JSON file with the definition ('-' reads stdin)."),
@@ -193,8 +197,8 @@ def _comparison(out: dict[str, Any], engine: str) -> None:
 @app.command("lift")
 def lift(
     name: str = NameArg,
-    engine: str = typer.Option("sequential", "--engine", help="frequentist, sequential or bayesian."),
-    alpha: float = typer.Option(0.05, "--alpha", help="1 - the interval's coverage."),
+    engine: str = EngineOpt,
+    alpha: float = AlphaOpt,
     absolute: bool = typer.Option(False, "--absolute", help="The lift in goal-rate points, not relative."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -251,8 +255,8 @@ def runs(
 def split(
     name: str = NameArg,
     step: int = typer.Option(None, "--step", help="The split step's number (when the flow has several)."),
-    engine: str = typer.Option("sequential", "--engine", help="frequentist, sequential or bayesian."),
-    alpha: float = typer.Option(0.05, "--alpha", help="1 - the interval's coverage."),
+    engine: str = EngineOpt,
+    alpha: float = AlphaOpt,
     absolute: bool = typer.Option(False, "--absolute", help="Differences in goal-rate points, not relative."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -281,8 +285,8 @@ def split(
 def programme_lift(
     goal: str = typer.Option(None, "--goal", help="The goal event (default: the goal every automation shares)."),
     within_days: int = typer.Option(None, "--within-days", min=1, max=366, help="Days after the first entry."),
-    engine: str = typer.Option("sequential", "--engine", help="frequentist, sequential or bayesian."),
-    alpha: float = typer.Option(0.05, "--alpha", help="1 - the interval's coverage."),
+    engine: str = EngineOpt,
+    alpha: float = AlphaOpt,
     absolute: bool = typer.Option(False, "--absolute", help="The lift in goal-rate points, not relative."),
     data: DataOpt = None,
     as_json: JsonOpt = False,
