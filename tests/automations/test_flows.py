@@ -19,6 +19,7 @@ from touchpoint.audiences import scores
 from touchpoint.audiences import workflow as audiences
 from touchpoint.automations import actions, flows, store, triggers, workflow
 from touchpoint.automations.definition import parse
+from touchpoint.collect.store import write_messages
 from touchpoint.errors import InvalidDefinition
 from touchpoint.warehouse import Warehouse, schema
 
@@ -83,26 +84,31 @@ def test_wait_for_an_event_continues_on_either_path_then_branches(tmp_path: Path
     assert [e["taken"] for e in f[p[3]]["path"] if e["kind"] == "branch"] == ["else"]
 
 
-def test_wait_until_a_local_time_uses_the_timezone_trait_else_the_default(tmp_path: Path) -> None:
-    wh = open_shop(tmp_path, 3)
+def test_wait_until_a_local_time_uses_the_timezone_trait_else_the_events_else_the_default(tmp_path: Path) -> None:
+    wh = open_shop(tmp_path, 4)
     set_traits(wh, {0: {"timezone": "America/New_York"}, 1: {"timezone": "Not/AZone"}})
+    # the recipient's zone is one rule (automations.zones), the same quiet hours read: a Segment library's
+    # context.timezone counts when there is no trait
+    tokyo = {"type": "track", "userId": "u3", "event": "Page Viewed", "context": {"timezone": "Asia/Tokyo"}}
+    write_messages(wh, [tokyo])
     steps = [
         {"wait_until": {"time": "09:00"}},
         {"webhook": {"url": "http://127.0.0.1:9/x", "purpose": "transactional"}},
     ]
     workflow.create(wh, _auto("morning", {"event": "Signed Up"}, steps))
-    track(wh, "Signed Up", [0, 1, 2])
+    track(wh, "Signed Up", [0, 1, 2, 3])
     at = datetime(2030, 3, 9, 15, 0)  # a Saturday; New York moves its clocks on Sunday the 10th
-    assert triggers.evaluate(wh, "morning", now=at, default_timezone="Europe/Stockholm")["entered"] == 3
+    assert triggers.evaluate(wh, "morning", now=at, default_timezone="Europe/Stockholm")["entered"] == 4
     f = _flows(wh, "morning")
-    p = [profile_of(wh, i) for i in range(3)]
+    p = [profile_of(wh, i) for i in range(4)]
     assert f[p[0]]["due_at"] == datetime(2030, 3, 10, 13, 0)  # 09:00 EDT (UTC-4) after the change
     assert f[p[1]]["due_at"] == f[p[2]]["due_at"] == datetime(2030, 3, 10, 8, 0)  # 09:00 in Stockholm (UTC+1)
+    assert f[p[3]]["due_at"] == datetime(2030, 3, 10, 0, 0)  # 09:00 in Tokyo (UTC+9)
     assert _outbox(wh, "morning") == []
     triggers.evaluate(wh, "morning", now=datetime(2030, 3, 10, 8, 30), default_timezone="Europe/Stockholm")
-    assert _outbox(wh, "morning") == sorted([(p[1], 1), (p[2], 1)])
+    assert _outbox(wh, "morning") == sorted([(p[1], 1), (p[2], 1), (p[3], 1)])
     triggers.evaluate(wh, "morning", now=datetime(2030, 3, 10, 13, 0), default_timezone="Europe/Stockholm")
-    assert _outbox(wh, "morning") == sorted([(p[0], 1), (p[1], 1), (p[2], 1)])
+    assert _outbox(wh, "morning") == sorted([(p[0], 1), (p[1], 1), (p[2], 1), (p[3], 1)])
 
 
 SCORE = {

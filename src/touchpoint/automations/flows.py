@@ -13,7 +13,8 @@ rows of the actions it passes are written in the same transaction that records i
   row the sender turns into an ``identify`` event (source ``automation``, messageId from the outbox id);
   ``add_to_audience``/``remove_from_audience`` change a manual audience's membership in this transaction.
 * ``wait`` ends a duration after the contact reached it; ``wait_until`` at the next ``HH:MM`` in the
-  contact's time zone (the trait ``timezone``, else the ``default_timezone`` setting); ``wait_for`` ends at
+  contact's time zone (:mod:`touchpoint.automations.zones`: the trait ``timezone``, else the latest event's
+  ``context.timezone``, else the ``default_timezone`` setting); ``wait_for`` ends at
   the event (then the ``on_event`` path) or after ``timeout_days`` (the ``on_timeout`` path). Either way
   the flow then goes on with the steps after the wait.
 * ``branch`` evaluates its audiences-language condition for the contact at that moment (``then`` or
@@ -30,13 +31,13 @@ import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import ibis
 import pyarrow as pa
 
-from touchpoint.automations import outbox, pacing
+from touchpoint.automations import outbox
 from touchpoint.automations.definition import ACTIONS, Automation, Step
+from touchpoint.automations.zones import default_zone, recipient_zones
 from touchpoint.warehouse import Warehouse, schema
 
 TABLE = schema.AUTOMATION_FLOWS.name
@@ -46,19 +47,11 @@ WAITS = ("wait", "wait_until", "wait_for")
 MAX_FLOWS = 50_000  # advanced per evaluation; the rest in the next one
 
 
-def zone(name: Any, default: str = "UTC") -> tzinfo:
-    """A time zone by its IANA name; the default for a missing or unknown one (:func:`pacing.zone` reads both).
-
-    >>> str(zone("Europe/Stockholm")), str(zone("Mars/Olympus")), str(zone(None, "Asia/Tokyo"))
-    ('Europe/Stockholm', 'UTC', 'Asia/Tokyo')
-    """
-    return pacing.zone(name) or pacing.zone(default) or ZoneInfo("UTC")
-
-
 def next_local_time(after: datetime, hhmm: str, tz: tzinfo) -> datetime:
     """The first instant strictly after ``after`` (naive UTC) when the clock in ``tz`` shows ``hhmm``, as
     naive UTC. On a day the clock skips that time (spring forward), the instant it would have been.
 
+    >>> from zoneinfo import ZoneInfo
     >>> next_local_time(datetime(2026, 3, 28, 12), "09:00", ZoneInfo("Europe/Stockholm"))
     datetime.datetime(2026, 3, 29, 7, 0)
     >>> next_local_time(datetime(2026, 3, 27, 12), "09:00", ZoneInfo("Europe/Stockholm"))
@@ -183,7 +176,8 @@ class _Pass:
         }
 
     def timed_wait(self, step: Step, rows: list[dict[str, Any]]) -> None:
-        zones = self._zones([r["profile_id"] for r in rows]) if step.kind == "wait_until" else {}
+        ids = [r["profile_id"] for r in rows]
+        zones = recipient_zones(self.wh, ids, default_zone(self.default_timezone)) if step.kind == "wait_until" else {}
         for r in rows:
             since = r["waiting_since"] or self.at(r)
             if r["waiting_since"] is not None:
@@ -191,7 +185,7 @@ class _Pass:
             elif step.kind == "wait":
                 until = since + timedelta(seconds=step.seconds)
             else:
-                tz = zone(zones.get(r["profile_id"]), self.default_timezone)
+                tz = zones[r["profile_id"]]
                 until = next_local_time(since, step.options["time"], tz)
             if until <= self.now:
                 self.clock[(r["profile_id"], r["occurrence"])] = until
@@ -199,17 +193,6 @@ class _Pass:
                 self.move(r, self.next[step.index], until)
             else:
                 self.block(r, since, until)
-
-    def _zones(self, ids: list[str]) -> dict[str, Any]:
-        t = self.wh.table("profile_traits")
-        t = t.filter((t.trait == "timezone") & t.profile_id.isin(sorted(set(ids))))
-        out = {}
-        for row in self.wh.to_arrow(t.select("profile_id", "value")).to_pylist():
-            try:
-                out[row["profile_id"]] = json.loads(row["value"]) if row["value"] is not None else None
-            except json.JSONDecodeError:
-                out[row["profile_id"]] = row["value"]
-        return out
 
     def wait_for(self, step: Step, rows: list[dict[str, Any]]) -> None:
         from touchpoint.automations.triggers import _matches, _props

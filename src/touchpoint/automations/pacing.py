@@ -8,10 +8,11 @@ The sender asks a :class:`Pacer` about each claimed row before sending it (after
   records such a profile's entry with ``arm = global_control`` and writes no outbox row; a row decided
   before the profile fell in the group (the share was raised) is ``suppressed`` at send time.
 * **Quiet hours** (``automations_quiet_hours``, e.g. ``"21:00-08:00"``; off by default) in the recipient's
-  time zone: the ``timezone`` trait, else ``context.timezone`` of their latest event, else
-  ``default_timezone``. A message due inside the window is ``held`` until the window ends, plus a
-  deterministic jitter of up to ``automations_quiet_hours_spread`` seconds taken from the outbox id (so a
-  night's messages do not all leave at 08:00:00); ``held_until`` and ``pacing`` record it on the row.
+  time zone (:mod:`touchpoint.automations.zones`: the ``timezone`` trait, else ``context.timezone`` of
+  their latest event, else ``default_timezone``). A message due inside the window is ``held`` until the
+  window ends, plus a deterministic jitter of up to ``automations_quiet_hours_spread`` seconds taken from
+  the outbox id (so a night's messages do not all leave at 08:00:00); ``held_until`` and ``pacing``
+  record it on the row.
 * **Frequency caps** (``automations_frequency_caps``, default ``["email:3/7d"]``): at most N messages per
   channel per contact in any rolling window. The count is of messages ``sent`` in the window (and those sent
   earlier in this run); a message over a cap is ``capped`` (final, with the cap in ``pacing``): it is not
@@ -39,10 +40,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import ibis
 
+from touchpoint.automations.zones import default_zone, recipient_zones
 from touchpoint.experiments.assignment import bucket
 from touchpoint.warehouse import Warehouse, schema
 
@@ -177,16 +179,6 @@ def quiet_hours(settings: Settings) -> QuietHours | None:
     return QuietHours.parse(settings.automations_quiet_hours, float(settings.automations_quiet_hours_spread))
 
 
-def zone(name: Any) -> ZoneInfo | None:
-    """The IANA time zone ``name`` (a trait, a context, a setting), or None when it is not one."""
-    if not isinstance(name, str) or not name or len(name) > 64:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-
-
 # -- the sender's check ----------------------------------------------------------------------------------
 class Pacer:
     """What pacing does to each row of one delivery run (one instance per run)."""
@@ -196,7 +188,7 @@ class Pacer:
         self.now = now
         self.caps = caps(settings)
         self.quiet = quiet_hours(settings)
-        self.default_tz = zone(settings.default_timezone) or ZoneInfo("UTC")
+        self.default_tz = default_zone(settings.default_timezone)
         self.control = control_share(settings)
         self.sent: dict[tuple[str, str], list[datetime]] = defaultdict(list)
         self.zones: dict[str, ZoneInfo] = {}
@@ -214,14 +206,9 @@ class Pacer:
         if self.caps:
             self._load_sent(ids)
         if self.quiet:
-            missing = []
-            for pid in ids:
-                tz = zone(contexts.get(pid, {}).get("traits", {}).get("timezone"))
-                if tz is not None:
-                    self.zones[pid] = tz
-                elif pid not in self.zones:
-                    missing.append(pid)
-            self.zones.update(_event_zones(self.wh, missing))
+            new = [pid for pid in ids if pid not in self.zones]
+            traits = {pid: contexts.get(pid, {}).get("traits", {}).get("timezone") for pid in new}
+            self.zones.update(recipient_zones(self.wh, new, self.default_tz, traits))
 
     def _load_sent(self, ids: list[str]) -> None:
         window = max(c.seconds for c in self.caps)
@@ -277,25 +264,6 @@ class Pacer:
         sent = self.sent.get((row["profile_id"], row["channel"]))
         if self.caps and row["purpose"] != TRANSACTIONAL and sent and self.now in sent:
             sent.remove(self.now)
-
-
-def _event_zones(wh: Warehouse, ids: list[str]) -> dict[str, ZoneInfo]:
-    """``context.timezone`` of each profile's latest event that has one (one query)."""
-    if not ids:
-        return {}
-    from touchpoint.identity.people import customer_events
-
-    e = wh.table("events")
-    e = e.filter(e.context["timezone"].notnull())
-    ce = customer_events(wh, e, name="tp_pid")
-    ce = ce.filter(ce.tp_pid.isin(ids)).select("tp_pid", "timestamp", tp_tz=ce.context["timezone"].str)
-    latest = ce.group_by("tp_pid").agg(tz=ce.tp_tz.argmax(ce.timestamp))
-    out = {}
-    for r in wh.to_arrow(latest).to_pylist():
-        tz = zone(r["tz"])
-        if tz is not None:
-            out[r["tp_pid"]] = tz
-    return out
 
 
 def programme_goal(definitions: list[dict[str, Any]]) -> dict[str, Any] | None:
