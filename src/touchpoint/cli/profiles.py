@@ -70,8 +70,17 @@ def show(
         entry.subject, entry.rows = p["profile_id"], 1
 
     def render() -> None:
-        console.print(f"[bold]{p['profile_id']}[/] (matched {p['matched']['type']} {p['matched']['value']!r})")
-        c = p["computed"]
+        waiting = p["pending"]
+        if waiting["provisional"]:
+            console.print(
+                f"[bold]provisional profile[/] (matched {p['matched']['type']} {p['matched']['value']!r}): "
+                f"{waiting['events']} event(s) stored since the last identity update, not resolved yet"
+            )
+        else:
+            console.print(f"[bold]{p['profile_id']}[/] (matched {p['matched']['type']} {p['matched']['value']!r})")
+            if waiting["events"]:
+                console.print(f"  [dim]{waiting['events']} event(s) since the last profile update: traits included[/]")
+        c = p["computed"] or {}
         for key in (
             "first_seen",
             "last_seen",

@@ -91,7 +91,11 @@ def _score(metric: ir.Column) -> ir.IntegerValue:
     return ibis.greatest(1, ibis.least(5, (q * 5).ceil().cast("int64")))
 
 
-def _traits(events: ir.Table, ep: ir.Table) -> ir.Table:
+def latest_traits(events: ir.Table, ep: ir.Table) -> ir.Table:
+    """Each profile's latest value of each trait (``profile_id, trait, value, source, timestamp,
+    message_id``) from ``events`` mapped to profiles by ``ep`` (``message_id, profile_id``): the later
+    message wins; at the same instant identify ``traits`` win over ``context.traits``, then the larger
+    message id (:func:`trait_key`)."""
     parts = []
     for column, source in (("traits", "traits"), ("context", "context.traits")):
         has = ibis.coalesce(events[column].cast("string").contains("{"), False)
@@ -360,7 +364,7 @@ def _rows(
         channels=ibis.ifelse(p.channels.sort().length() > 0, p.channels.sort().join(","), ibis.null(str)),
         channels_touched=ibis.coalesce(p.channels.length(), 0).cast("int64"),
     )
-    return p.select(*BASE_COLUMNS), _traits(events, ep)
+    return p.select(*BASE_COLUMNS), latest_traits(events, ep)
 
 
 def _finish(rows: ir.Table, as_of_ts: datetime) -> ir.Table:

@@ -118,11 +118,11 @@ def extend(wh: Warehouse, names: list[str], new_events: ir.Table, gap_seconds: i
 def new_traits(wh: Warehouse, extended: ir.Table, new_events: ir.Table) -> ir.Table:
     """The trait rows of the ``extended`` profiles: the stored ones, overwritten by what their new events
     (among ``new_events``) set: those are later than every stored value, so they win."""
-    from touchpoint.profiles.build import _traits
+    from touchpoint.profiles.build import latest_traits
 
     events = wh.table("events")
     ep = new_events.semi_join(extended, "profile_id")
-    fresh = _traits(events.semi_join(ep, "message_id"), ep)
+    fresh = latest_traits(events.semi_join(ep, "message_id"), ep)
     old = wh.table(TRAITS).semi_join(extended, "profile_id")
     kept = old.anti_join(fresh, ["profile_id", "trait"])
     shape = schema.PROFILE_TRAITS.schema

@@ -23,7 +23,8 @@ import ibis
 
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.identity import store, tables
-from touchpoint.identity.lookup import find_profile
+from touchpoint.identity.lookup import candidates, find_profile
+from touchpoint.profiles import pending
 from touchpoint.profiles.build import PROFILES, PROFILES_SCHEMA, TRAITS
 from touchpoint.warehouse import Warehouse
 
@@ -47,10 +48,25 @@ def _row(wh: Warehouse, profile_id: str) -> dict[str, Any]:
     return rows[0]
 
 
-def get_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> dict[str, Any]:
-    """The profile of any identifier: computed traits, traits (with source), identifiers, merge history."""
-    _require(wh)
-    found = find_profile(wh, identifier, id_type)
+def get_profile(
+    wh: Warehouse, identifier: str, id_type: str | None = None, *, provisional: bool = True
+) -> dict[str, Any]:
+    """The profile of any identifier: computed traits, traits (with source), identifiers, merge history,
+    and what events stored since the last identity update add (:mod:`touchpoint.profiles.pending`).
+
+    An identifier only such events carry gets a provisional profile (``profile_id`` None) unless
+    ``provisional`` is false.
+    """
+    mark = pending.watermark(wh)  # read first: what the profile rows hold is at least this recent
+    try:
+        _require(wh)
+        found = find_profile(wh, identifier, id_type)
+    except NotFound:
+        cc = (store.read_state(wh).get("rules") or {}).get("default_country_code")
+        early = pending.provisional(wh, candidates(identifier, id_type, cc), id_type, mark) if provisional else None
+        if early is None:
+            raise
+        return early
     pid = found["profile_id"]
     row = _row(wh, pid)
     nodes = wh.table(tables.NODES)
@@ -75,11 +91,9 @@ def get_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> d
             "message_id": r["message_id"],
         }
     log = wh.table(tables.MERGE_LOG)
-    mine = log.filter(
-        (log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ",")
-    )
+    mine = log.filter((log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ","))
     history: list[dict[str, Any]] = wh.to_arrow(mine.order_by(log.logged_at.desc()).limit(100)).to_pylist()
-    return {
+    profile = {
         "profile_id": pid,
         "matched": {
             "type": found["matched_type"],
@@ -92,6 +106,7 @@ def get_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> d
         "identifiers": identifiers,
         "merge_history": history,
     }
+    return pending.overlay(wh, profile, mark)
 
 
 def _coerce(name: str, text: str) -> Any:
@@ -111,9 +126,7 @@ def search(wh: Warehouse, criteria: dict[str, str], *, limit: int = 50, offset: 
     ``orders`` compare exactly; other traits compare with their stored value: ``plan=pro``, ``vip=true``)."""
     _require(wh)
     if not criteria:
-        raise InvalidInput(
-            "no search criteria", hint="pass at least one trait=value, e.g. plan=pro or rfm=555"
-        )
+        raise InvalidInput("no search criteria", hint="pass at least one trait=value, e.g. plan=pro or rfm=555")
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit {limit} is outside 1..1000")
     p = wh.table(PROFILES)
@@ -138,11 +151,7 @@ def stats(wh: Warehouse) -> dict[str, Any]:
     sizes = nodes.group_by("profile_id").agg(n=nodes.count())
     size = sizes.aggregate(profiles=sizes.count(), largest=sizes.n.max(), multi=(sizes.n > 1).sum())
     srow = size.to_pyarrow().to_pylist()[0]
-    lrow = (
-        links.aggregate(links=links.count(), refused=(links.status == "refused").sum())
-        .to_pyarrow()
-        .to_pylist()[0]
-    )
+    lrow = links.aggregate(links=links.count(), refused=(links.status == "refused").sum()).to_pyarrow().to_pylist()[0]
     return {
         "profiles": int(srow["profiles"]),
         "profiles_with_several_identifiers": int(srow["multi"] or 0),

@@ -1,7 +1,9 @@
 """A profile's timeline: its events across every identifier it holds, newest first, paged.
 
 The events are the ones ``event_identities`` gives one of the profile's identity nodes (each resolved
-event's most trusted identifier): joins in the warehouse, milliseconds whatever the log's size.
+event's most trusted identifier): joins in the warehouse, milliseconds whatever the log's size. Events
+stored since the last identity update that carry one of its identifiers show too
+(:mod:`touchpoint.profiles.pending`).
 
 >>> from touchpoint.warehouse import Warehouse
 >>> from touchpoint.collect.store import write_messages
@@ -28,6 +30,8 @@ from touchpoint.errors import InvalidInput
 from touchpoint.identity import tables
 from touchpoint.identity.extract import json_ids
 from touchpoint.identity.lookup import find_profile
+from touchpoint.profiles import pending
+from touchpoint.profiles.pending import COLUMN_OF
 from touchpoint.warehouse import Warehouse
 
 COLUMNS = (
@@ -51,19 +55,25 @@ COLUMNS = (
     "utm_medium",
     "utm_campaign",
 )
-COLUMN_OF = {"user_id": "user_id", "anonymous_id": "anonymous_id", "email": "email"}
 
 
 def _events_of(wh: Warehouse, profile_id: str) -> Any:
     """The events whose most trusted identifier belongs to ``profile_id`` (an Ibis expression): those
-    ``event_identities`` gives one of its nodes (events stored since the last identity update show
-    after it, a second or so later while the server runs its jobs)."""
+    ``event_identities`` gives one of its nodes, and those stored since the last identity update that
+    carry one of its identifiers in a column (:mod:`touchpoint.profiles.pending`)."""
     events = wh.table("events")
     if identity.store.events_indexed(wh):
+        mark = pending.watermark(wh)  # before the resolved events: an event is in one part or both
         nodes = wh.table(tables.NODES)
+        own = nodes.filter(nodes.profile_id == profile_id)
         ei = wh.table(tables.EVENTS)
-        mine = ei.semi_join(nodes.filter(nodes.profile_id == profile_id), "node_id")
-        return events.semi_join(mine, "message_id")
+        mine = ei.semi_join(own, "node_id")
+        resolved = events.semi_join(mine, "message_id")
+        ids = [(r["id_type"], r["id_value"]) for r in wh.to_arrow(own.select("id_type", "id_value")).to_pylist()]
+        new = pending.events(wh, ids, mark)
+        if new is None:
+            return resolved
+        return resolved.union(new.anti_join(mine, "message_id"), distinct=False)
     return _events_by_identifiers(wh, profile_id)
 
 

@@ -113,7 +113,7 @@ def profile(
     from touchpoint.privacy import consent
     from touchpoint.profiles.lookup import get_profile
 
-    found = get_profile(wh, profile_id)
+    found = get_profile(wh, profile_id, provisional=False)
     try:
         predicted = store.customer_predictions(wh, found["profile_id"])
     except NotFound:
