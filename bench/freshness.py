@@ -5,8 +5,9 @@ A real ``touchpoint serve`` runs on 127.0.0.1 with its jobs at their default cad
 ``wrk``, a compiled load generator in its own process) posts batches of 100 events with fresh messageIds,
 paced to the target rate. Meanwhile a probe identifies a new customer with a unique trait through
 ``POST /v1/identify``, takes the moment the answer arrives as the acknowledgement, and polls
-``GET /v1/profiles/{userId}`` every 0.2 s until the trait shows. Prints p50/p99/max of that delay and the
-load reached; writes bench/results/freshness.json.
+``GET /v1/profiles/{userId}`` every 0.2 s until the trait shows (from the profiles job's tables, or from
+the events stored since its last run: ``prov`` counts the probes first seen in a provisional profile).
+Prints p50/p99/max of that delay and the load reached; writes bench/results/freshness.json.
 
     uv run python bench/freshness.py            # 2k, 10k, 50k seeded visitors (about 10 minutes)
     uv run python bench/freshness.py --quick    # 2k visitors only
@@ -88,9 +89,11 @@ def wait_caught_up(api: httpx.Client, seconds: float = 300) -> None:
     raise RuntimeError("the profiles job did not catch up before the load started")
 
 
-def probe(url: str, write_key: str, api: httpx.Client, until: float, tag: str) -> list[float]:
-    """Identify new customers one after another until ``until``; each one's delay to its profile."""
+def probe(url: str, write_key: str, api: httpx.Client, until: float, tag: str) -> tuple[list[float], int]:
+    """Identify new customers one after another until ``until``; each one's delay to its profile, and how
+    many showed before the profiles job resolved them (a provisional profile from the pending events)."""
     delays: list[float] = []
+    provisional = 0
     k = 0
     with httpx.Client(base_url=url, auth=(write_key, ""), timeout=30) as collector:
         while time.monotonic() < until:
@@ -103,12 +106,13 @@ def probe(url: str, write_key: str, api: httpx.Client, until: float, tag: str) -
                 response = api.get(f"/v1/profiles/{user}")
                 if response.status_code == 200 and response.json()["traits"].get("plan") == plan:
                     delays.append(time.monotonic() - acknowledged)
+                    provisional += bool(response.json().get("pending", {}).get("provisional"))
                     break
                 if time.monotonic() - acknowledged > 120:
                     raise RuntimeError(f"{user} never showed in its profile")
                 time.sleep(0.2)
             k += 1
-    return delays
+    return delays, provisional
 
 
 def run(visitors: int, seconds: float, rate: int) -> dict[str, Any]:
@@ -133,7 +137,7 @@ def run(visitors: int, seconds: float, rate: int) -> dict[str, Any]:
                     text=True,
                 )
                 time.sleep(3)  # let the load reach its rate before measuring
-                delays = probe(url, write_key, api, time.monotonic() + seconds - 6, str(visitors))
+                delays, provisional = probe(url, write_key, api, time.monotonic() + seconds - 6, str(visitors))
                 out, _ = load.communicate(timeout=seconds + 60)
                 history = api.get("/v1/jobs/profiles", params={"history": 200}).json()["history"]
         finally:
@@ -149,6 +153,7 @@ def run(visitors: int, seconds: float, rate: int) -> dict[str, Any]:
         "load_non_2xx": wrk["non_2xx"],
         "load_p99_ms": wrk["p99_ms"],
         "samples": len(delays),
+        "shown_provisional": provisional,
         "p50_s": round(float(np.percentile(ms, 50)), 2),
         "p99_s": round(float(np.percentile(ms, 99)), 2),
         "max_s": round(float(ms.max()), 2),
@@ -168,13 +173,14 @@ def main() -> None:
     rows = [run(n, args.seconds, args.rate) for n in sizes]
     head = (
         f"{'visitors':>9} {'events':>9} {'load ev/s':>10} {'non-2xx':>8} {'samples':>8} "
-        f"{'p50 s':>6} {'p99 s':>6} {'max s':>6} {'run s':>6}"
+        f"{'prov':>5} {'p50 s':>6} {'p99 s':>6} {'max s':>6} {'run s':>6}"
     )
     print(head)
     for r in rows:
         print(
             f"{r['visitors']:>9,} {r['seeded_events']:>9,} {r['load_events_per_s']:>10,} {r['load_non_2xx']:>8} "
-            f"{r['samples']:>8} {r['p50_s']:>6} {r['p99_s']:>6} {r['max_s']:>6} {r['profiles_run_s_median'] or '-':>6}"
+            f"{r['samples']:>8} {r['shown_provisional']:>5} {r['p50_s']:>6} {r['p99_s']:>6} {r['max_s']:>6} "
+            f"{r['profiles_run_s_median'] or '-':>6}"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "load_1m": os.getloadavg()[0], "python": platform.python_version()}
