@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.warehouse.pg import PostgresServer
 
 from touchpoint import keys
 from touchpoint.config import Settings, reset_settings
@@ -91,6 +92,33 @@ def warehouse(settings: Settings) -> Iterator[Warehouse]:
     wh = open_warehouse(settings)
     yield wh
     wh.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (tests/warehouse/pg.py), stopped at its end."""
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A ``postgresql://`` URL of an empty database of this test's own, dropped after it."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+ENGINES = ("duckdb", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty warehouse on each engine in turn: an embedded DuckDB file, a PostgreSQL database."""
+    if request.param == "duckdb":
+        return f"duckdb://{tmp_path / 'wh.duckdb'}"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def free_port() -> int:
