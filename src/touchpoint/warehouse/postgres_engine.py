@@ -102,10 +102,21 @@ def _compiler() -> Any:
     functions: ``hexdigest`` (``md5``, ``sha256``: the same hex text as DuckDB's, so ids derived from
     a hash are equal on both engines; tests/engines checks it)."""
     import sqlglot.expressions as sge
-    from ibis.backends.sql.compilers.base import NULL
+    from ibis.backends.sql.compilers.base import NULL, SQLGlotCompiler
     from ibis.backends.sql.compilers.postgres import PostgresCompiler
 
     class Compiler(PostgresCompiler):
+        def to_sqlglot(self, expr: Any, *, limit: Any = None, params: Any = None) -> Any:
+            """As Ibis's, but json stays json (Ibis casts it to text at the top of every query, so a table
+            created from an expression loses the type; our connections load json as text instead)."""
+            table = expr.as_table()
+            schema = table.schema()
+            conversions = {name: table[name].as_ewkb() for name in schema.geospatial}
+            conversions.update((name, table[name].cast(dt.string)) for name, kind in schema.items() if kind.is_map())
+            if conversions:
+                table = table.mutate(**conversions)
+            return SQLGlotCompiler.to_sqlglot(self, table, limit=limit, params=params)
+
         def visit_HexDigest(self, op: Any, *, arg: Any, how: str) -> Any:
             if how == "md5":
                 return self.f.md5(arg)
@@ -292,6 +303,10 @@ class PostgresWarehouse(Warehouse):
                 with contextlib.suppress(Exception):
                     old.con.close()
         con = self._connect()
+        from psycopg.types.string import TextLoader
+
+        for kind in ("json", "jsonb"):  # as text, exactly as stored (what Ibis expects of a json column)
+            con.adapters.register_loader(kind, TextLoader)
         backend = ibis.postgres.from_connection(con)
         backend.compiler = self._compiler
         with self._guard:
@@ -419,7 +434,7 @@ class PostgresWarehouse(Warehouse):
         backend = self._backend()
         name = f"__tp_stage_{next(_names)}"
         backend._run_pre_execute_hooks(rows)
-        with backend.con.cursor() as cur:  # json columns come out as text (Ibis's rule); the write casts them back
+        with backend.con.cursor() as cur:
             cur.execute(f"CREATE TEMPORARY TABLE {_quote(name)} AS {backend.compile(rows)}")
         try:
             yield backend.table(name)
