@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,7 @@ class Server:
     log: Path | None = None
     cwd: Path | None = None  # the server's working directory (default: the test run's)
     jobs: bool | tuple[str, ...] = False  # run the jobs (True: all, as `touchpoint serve` does; or these only)
+    env: dict[str, str] = field(default_factory=dict)  # TOUCHPOINT_* settings for it (e.g. TOUCHPOINT_WAREHOUSE_URL)
     _log_handle: Any = None
 
     @property
@@ -150,7 +151,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")} | self.env
         if isinstance(self.jobs, tuple):  # the others switched off, as `[jobs.NAME] enabled = false` would
             from touchpoint.jobs.definitions import JOBS
 
