@@ -97,6 +97,24 @@ def _csv_ready(rows: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=rows.column_names)
 
 
+def _semi_and_anti_joins_as_exists(select: Any) -> None:
+    """Rewrite ``select``'s SEMI and ANTI joins (which PostgreSQL lacks) as ``[NOT] EXISTS`` in its WHERE.
+
+    sqlglot does this when it writes PostgreSQL, but it removes joins from the list it walks, so of two
+    such joins in one SELECT the second is left as ``LEFT ANTI JOIN`` (invalid) - identity's partition
+    step builds such queries. Done here, over a copy of the list, before sqlglot writes the text."""
+    import sqlglot.expressions as sge
+
+    for join in list(select.args.get("joins") or []):
+        on = join.args.get("on")
+        if on and join.kind in ("SEMI", "ANTI"):
+            exists: Any = sge.Exists(this=sge.select("1").from_(join.this).where(on))
+            if join.kind == "ANTI":
+                exists = exists.not_(copy=False)
+            join.pop()
+            select.where(exists, copy=False)
+
+
 def _compiler() -> Any:
     """Ibis's PostgreSQL compiler with the operations it lacks and the domains use, in PostgreSQL's own
     functions: ``hexdigest`` (``md5``, ``sha256``: the same hex text as DuckDB's, so ids derived from
@@ -115,7 +133,10 @@ def _compiler() -> Any:
             conversions.update((name, table[name].cast(dt.string)) for name, kind in schema.items() if kind.is_map())
             if conversions:
                 table = table.mutate(**conversions)
-            return SQLGlotCompiler.to_sqlglot(self, table, limit=limit, params=params)
+            query = SQLGlotCompiler.to_sqlglot(self, table, limit=limit, params=params)
+            for select in list(query.find_all(sge.Select)):
+                _semi_and_anti_joins_as_exists(select)
+            return query
 
         def visit_HexDigest(self, op: Any, *, arg: Any, how: str) -> Any:
             if how == "md5":
@@ -123,6 +144,11 @@ def _compiler() -> Any:
             if how == "sha256":
                 return self.f.encode(self.f.sha256(self.f.convert_to(arg, sge.convert("UTF8"))), sge.convert("hex"))
             raise NotImplementedError(f"no {how} hash on PostgreSQL; use md5 or sha256")
+
+        def visit_Cast(self, op: Any, *, arg: Any, to: Any) -> Any:
+            if op.arg.dtype.is_boolean() and to.is_integer() and not to.is_int32():  # boolean -> int only
+                arg = super().visit_Cast(op, arg=arg, to=dt.int32)
+            return super().visit_Cast(op, arg=arg, to=to)
 
         def visit_ToJSONMap(self, op: Any, *, arg: Any) -> Any:  # ``json.map``: an object as a map (jsonb)
             b = "b" * op.arg.dtype.binary
@@ -303,10 +329,14 @@ class PostgresWarehouse(Warehouse):
                 with contextlib.suppress(Exception):
                     old.con.close()
         con = self._connect()
+        from psycopg.types.numeric import FloatLoader
         from psycopg.types.string import TextLoader
 
         for kind in ("json", "jsonb"):  # as text, exactly as stored (what Ibis expects of a json column)
             con.adapters.register_loader(kind, TextLoader)
+        # numeric is what PostgreSQL's avg() and sum() of integers return where Ibis (and DuckDB) give a
+        # double; the warehouse declares no decimal column, so numeric is read as a float
+        con.adapters.register_loader("numeric", FloatLoader)
         backend = ibis.postgres.from_connection(con)
         backend.compiler = self._compiler
         with self._guard:
