@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import ibis
 import ibis.common.exceptions as ibis_exc
@@ -39,6 +39,7 @@ import pyarrow.csv as pa_csv
 
 from touchpoint.errors import NotFound, WarehouseError
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
+from touchpoint.warehouse.urls import redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,20 +63,6 @@ def advisory_key(name: str) -> int:
     """
     digest = hashlib.blake2b(f"touchpoint:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages.
-
-    >>> redact("postgresql://tp:secret@db:5432/shop")
-    'postgresql://tp:***@db:5432/shop'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def _csv_ready(rows: pa.Table) -> pa.Table:
