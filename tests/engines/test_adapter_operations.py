@@ -16,7 +16,9 @@ from typing import Any
 import ibis
 import pyarrow as pa
 import pytest
+from tests.warehouse.pg import PostgresServer
 
+from touchpoint.errors import WarehouseError
 from touchpoint.warehouse import Warehouse
 
 T = datetime(2026, 3, 2, 9, 0, 0)
@@ -220,6 +222,7 @@ def test_every_adapter_operation_gives_the_same_answer_on_every_engine(wh: Wareh
 
 
 HOLDER = """import sys, time
+from touchpoint.errors import WarehouseError
 from touchpoint.warehouse import Warehouse
 wh = Warehouse.open(sys.argv[1])
 with wh.exclusive("identity"), wh.write() as tx:
@@ -260,3 +263,17 @@ def test_exclusive_sections_and_the_main_lane_hold_across_processes_on_postgresq
             holder.kill()
     assert waited["events lane"] < 1.0 and waited["other section"] < 1.0, waited
     assert waited["main lane"] > 1.5 and waited["same section"] > 1.5, waited  # until the other process let go
+
+
+def test_an_empty_postgresql_database_is_migrated_when_opened(postgres_server: PostgresServer) -> None:
+    from touchpoint.warehouse import migrations, schema
+
+    url = postgres_server.new_database(migrated=False)
+    try:
+        with pytest.raises(WarehouseError, match="needs migrating"):
+            Warehouse.open(url, read_only=True)
+        with Warehouse.open(url) as wh:
+            assert set(wh.tables()) == {spec.name for spec in schema.all_tables()}
+            assert migrations.pending(wh) == [] and migrations.migrate(wh) == []  # a second run does nothing
+    finally:
+        postgres_server.drop_database(url)
