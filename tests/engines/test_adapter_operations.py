@@ -277,3 +277,15 @@ def test_an_empty_postgresql_database_is_migrated_when_opened(postgres_server: P
             assert migrations.pending(wh) == [] and migrations.migrate(wh) == []  # a second run does nothing
     finally:
         postgres_server.drop_database(url)
+
+
+def test_a_nul_character_postgresql_cannot_store_quarantines_only_its_event(postgres_url: str) -> None:
+    from touchpoint.collect.store import write_messages
+
+    with Warehouse.open(postgres_url) as wh:
+        ok = {"type": "track", "userId": "u", "event": "Fine", "messageId": "ok"}
+        bad = {"type": "track", "userId": "u", "event": "Nul\x00here", "messageId": "bad"}
+        result = write_messages(wh, [ok, bad])
+        assert (result.stored, result.quarantined) == (1, 1)
+        assert wh.query("SELECT message_id FROM events").to_pylist() == [{"message_id": "ok"}]
+        assert wh.query("SELECT message_id FROM quarantine").to_pylist() == [{"message_id": "bad"}]

@@ -71,7 +71,7 @@ class PostgresServer:
             run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         data = root / "data"
         subprocess.run(
-            [bin_dir / "initdb", "-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync"],
+            [bin_dir / "initdb", "-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
             check=True,
             capture_output=True,
             **run_as,  # type: ignore[call-overload]

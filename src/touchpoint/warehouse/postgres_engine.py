@@ -23,6 +23,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
     from touchpoint.warehouse.schema import TableSpec
 
+log = logging.getLogger(__name__)
 _names = itertools.count()
 _CSV = pa_csv.WriteOptions(include_header=False)
 
@@ -282,7 +284,21 @@ class PostgresWarehouse(Warehouse):
         self._compiler = _compiler()
         #: False makes the events lane share the main lane's lock (as on DuckDB; bench/write_lock.py)
         self.separate_event_lane = True
-        self._backend()  # connect now: a wrong URL or a server that is down fails here, with a hint
+        self._check_collation()  # connects now: a wrong URL or a server that is down fails here, with a hint
+
+    def _check_collation(self) -> None:
+        """Warn when text sorts by a language's rules: DuckDB compares bytes, so ``ORDER BY`` and ``min()`` of
+        text (tie-breaks, first-seen identifiers) could differ between the engines (docs/scaling.md)."""
+        with self._backend().con.cursor() as cur:
+            row = cur.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()").fetchone()
+        collation = str(row[0]) if row else ""
+        if collation not in ("C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"):
+            log.warning(
+                "the PostgreSQL database of %s sorts text by the %r collation, not byte order as DuckDB does; "
+                "create it with LC_COLLATE 'C' (TEMPLATE template0) for the same orderings (docs/scaling.md)",
+                redact(self.url),
+                collation,
+            )
 
     # -- per-thread connections ----------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
