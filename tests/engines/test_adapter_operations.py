@@ -275,6 +275,15 @@ def test_an_empty_postgresql_database_is_migrated_when_opened(postgres_server: P
         with Warehouse.open(url) as wh:
             assert set(wh.tables()) == {spec.name for spec in schema.all_tables()}
             assert migrations.pending(wh) == [] and migrations.migrate(wh) == []  # a second run does nothing
+            wh.append("identity_overrides", _overrides("x"))
+        with Warehouse.open(url, read_only=True) as reader:  # reads that need temporary tables still work
+            t = reader.table("identity_overrides")
+            wanted = ibis.memtable({"id_value": ["x", "y"]})
+            assert reader.to_arrow(t.semi_join(wanted, "id_value").select("id_value")).to_pylist() == [
+                {"id_value": "x"}
+            ]
+            with pytest.raises(WarehouseError, match="read-only"):
+                reader.append("identity_overrides", _overrides("y"))
     finally:
         postgres_server.drop_database(url)
 

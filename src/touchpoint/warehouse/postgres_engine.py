@@ -304,10 +304,15 @@ class PostgresWarehouse(Warehouse):
     def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
 
-        options = "-c timezone=UTC" + (" -c default_transaction_read_only=on" if self.read_only else "")
+        # read_only refuses write() here, but the session stays writable: analytics create temporary tables
+        # (Ibis's in-memory tables, identity's scratch), which a read-only transaction forbids
         try:
             return psycopg.connect(
-                self._conninfo, autocommit=True, application_name="touchpoint", options=options, connect_timeout=10
+                self._conninfo,
+                autocommit=True,
+                application_name="touchpoint",
+                options="-c timezone=UTC",
+                connect_timeout=10,
             )
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
