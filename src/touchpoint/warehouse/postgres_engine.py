@@ -9,7 +9,8 @@ must not interleave across processes is made to wait on PostgreSQL advisory lock
 transaction holds one for its lane until it ends (domains check, then write, under it), and
 :meth:`PostgresWarehouse.exclusive` holds one per section name for its duration. The ``"events"`` lane
 takes none: its writes are inserts that skip stored keys, which PostgreSQL makes safe between
-processes, so collectors never queue behind each other.
+processes (a copy of a message being inserted elsewhere waits for that commit, then is skipped), so
+collectors do not queue behind each other.
 
 Rows given as Arrow go in by ``COPY`` (CSV, written by Arrow in C) into a temporary table shaped like
 the target, then one ``INSERT ... SELECT`` with the conflict clause; rows given as an Ibis expression
@@ -105,9 +106,11 @@ def _semi_and_anti_joins_as_exists(select: Any) -> None:
 
 
 def _compiler() -> Any:
-    """Ibis's PostgreSQL compiler with the operations it lacks and the domains use, in PostgreSQL's own
-    functions: ``hexdigest`` (``md5``, ``sha256``: the same hex text as DuckDB's, so ids derived from
-    a hash are equal on both engines; tests/engines checks it)."""
+    """Ibis's PostgreSQL compiler with what it lacks or gets wrong for the domains, in PostgreSQL's own
+    terms (each run on every engine by tests/engines/test_adapter_operations.py): ``hexdigest`` (``md5``,
+    ``sha256``: the same hex text as DuckDB's, so ids derived from a hash are equal on both engines), a
+    JSON object read as a map, boolean-to-integer casts, SEMI/ANTI joins as ``[NOT] EXISTS``, and json
+    left as json in the outermost SELECT."""
     import sqlglot.expressions as sge
     from ibis.backends.sql.compilers.base import NULL, SQLGlotCompiler
     from ibis.backends.sql.compilers.postgres import PostgresCompiler
