@@ -143,6 +143,11 @@ def averages_are_floats(wh: Warehouse) -> Any:  # PostgreSQL's avg of integers i
     return wh.to_arrow(t.aggregate(m=t.x.mean(), s=t.x.sum())).to_pylist()
 
 
+def aggregate_of_an_empty_not_null_column(wh: Warehouse) -> Any:  # NULL, not an error
+    t = wh.table("audience_memberships")
+    return wh.to_arrow(t.entered_at.max()).as_py(), wh.to_arrow(t.filter(t.audience == "x").count()).as_py()
+
+
 def staged_then_written(wh: Warehouse) -> Any:
     wh.append("identity_overrides", _overrides("a", "b"))
     t = wh.table("identity_overrides")
@@ -181,6 +186,7 @@ OPERATIONS: dict[str, Callable[[Warehouse], Any]] = {
         boolean_to_integer,
         two_anti_joins_in_one_select,
         averages_are_floats,
+        aggregate_of_an_empty_not_null_column,
         staged_then_written,
         compact,
         query_and_tables,
@@ -199,6 +205,7 @@ EXPECTED: dict[str, Any] = {
     "boolean_to_integer": 2,
     "two_anti_joins_in_one_select": [1, 3, 5],
     "averages_are_floats": [{"m": 7 / 3, "s": 7}],
+    "aggregate_of_an_empty_not_null_column": (None, 0),
     "staged_then_written": ["a!", "b!"],
     "compact": (True, 0),
     "query_and_tables": ([{"key": "k", "status": '{"a": 1}'}], True, False),

@@ -151,6 +151,22 @@ def _compiler() -> Any:
     return Compiler()
 
 
+def _backend_class() -> type[PostgresBackend]:
+    """Ibis's PostgreSQL backend, reading every column as nullable.
+
+    Ibis marks a ``NOT NULL`` column non-nullable, and so an aggregate of it (``max`` of an empty table):
+    its result then fails to convert to Arrow when it is NULL. DuckDB's backend never hits this; nullable
+    everywhere is what the domains expect of both."""
+    from ibis.backends.postgres import Backend
+
+    class NullableBackend(Backend):
+        def get_schema(self, name: str, *, catalog: str | None = None, database: str | None = None) -> Any:
+            found = super().get_schema(name, catalog=catalog, database=database)
+            return ibis.schema({column: kind.copy(nullable=True) for column, kind in found.items()})
+
+    return NullableBackend
+
+
 class PostgresTransaction(Transaction):
     """Writes inside one transaction on the writing thread's connection."""
 
@@ -348,7 +364,7 @@ class PostgresWarehouse(Warehouse):
         # numeric is what PostgreSQL's avg() and sum() of integers return where Ibis (and DuckDB) give a
         # double; the warehouse declares no decimal column, so numeric is read as a float
         con.adapters.register_loader("numeric", FloatLoader)
-        backend = ibis.postgres.from_connection(con)
+        backend = _backend_class().from_connection(con)
         backend.compiler = self._compiler
         with self._guard:
             if self._closed:
