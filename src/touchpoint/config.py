@@ -442,7 +442,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"default_timezone {value!r} is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+            raise ValueError(
+                f"default_timezone {value!r} is not an IANA time zone (e.g. 'Europe/Berlin')"
+            ) from None
         return value
 
     @field_validator("smtp_url")

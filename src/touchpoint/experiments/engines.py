@@ -218,7 +218,9 @@ def bayesian(
     check_alpha(alpha)
     prior = prior or Prior()
     if prior.proper and not prior.sd > 0:
-        raise InvalidInput(f"prior sd {prior.sd!r} must be positive", hint="use e.g. 0.3 (a 30% lift is rare)")
+        raise InvalidInput(
+            f"prior sd {prior.sd!r} must be positive", hint="use e.g. 0.3 (a 30% lift is rare)"
+        )
     est, var, error = difference(m, relative)
     ok = _ok(error)
     safe_var = np.where(ok, var, 1.0)

@@ -75,7 +75,9 @@ def get_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> d
             "message_id": r["message_id"],
         }
     log = wh.table(tables.MERGE_LOG)
-    mine = log.filter((log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ","))
+    mine = log.filter(
+        (log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ",")
+    )
     history: list[dict[str, Any]] = wh.to_arrow(mine.order_by(log.logged_at.desc()).limit(100)).to_pylist()
     return {
         "profile_id": pid,
@@ -109,7 +111,9 @@ def search(wh: Warehouse, criteria: dict[str, str], *, limit: int = 50, offset: 
     ``orders`` compare exactly; other traits compare with their stored value: ``plan=pro``, ``vip=true``)."""
     _require(wh)
     if not criteria:
-        raise InvalidInput("no search criteria", hint="pass at least one trait=value, e.g. plan=pro or rfm=555")
+        raise InvalidInput(
+            "no search criteria", hint="pass at least one trait=value, e.g. plan=pro or rfm=555"
+        )
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit {limit} is outside 1..1000")
     p = wh.table(PROFILES)
@@ -134,7 +138,11 @@ def stats(wh: Warehouse) -> dict[str, Any]:
     sizes = nodes.group_by("profile_id").agg(n=nodes.count())
     size = sizes.aggregate(profiles=sizes.count(), largest=sizes.n.max(), multi=(sizes.n > 1).sum())
     srow = size.to_pyarrow().to_pylist()[0]
-    lrow = links.aggregate(links=links.count(), refused=(links.status == "refused").sum()).to_pyarrow().to_pylist()[0]
+    lrow = (
+        links.aggregate(links=links.count(), refused=(links.status == "refused").sum())
+        .to_pyarrow()
+        .to_pylist()[0]
+    )
     return {
         "profiles": int(srow["profiles"]),
         "profiles_with_several_identifiers": int(srow["multi"] or 0),
