@@ -104,7 +104,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A ``postgresql://`` URL of an empty database of this test's own, dropped after it."""
+    """A ``postgresql://`` URL of a database of this test's own (migrated, no rows), dropped after it."""
     url = postgres_server.new_database()
     yield url
     postgres_server.drop_database(url)
@@ -115,7 +115,7 @@ ENGINES = ("duckdb", "postgresql")
 
 @pytest.fixture(params=ENGINES)
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty warehouse on each engine in turn: an embedded DuckDB file, a PostgreSQL database."""
+    """The URL of a warehouse with no rows on each engine in turn: an embedded DuckDB file, a PostgreSQL database."""
     if request.param == "duckdb":
         return f"duckdb://{tmp_path / 'wh.duckdb'}"
     return str(request.getfixturevalue("postgres_url"))
