@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.warehouse.pg import PostgresServer
 
 from touchpoint import keys
 from touchpoint.config import Settings, reset_settings
@@ -93,6 +94,33 @@ def warehouse(settings: Settings) -> Iterator[Warehouse]:
     wh.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (tests/warehouse/pg.py), stopped at its end."""
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A ``postgresql://`` URL of a database of this test's own (migrated, no rows), dropped after it."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+ENGINES = ("duckdb", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a warehouse with no rows on each engine in turn: an embedded DuckDB file, a PostgreSQL database."""
+    if request.param == "duckdb":
+        return f"duckdb://{tmp_path / 'wh.duckdb'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -115,6 +143,7 @@ class Server:
     log: Path | None = None
     cwd: Path | None = None  # the server's working directory (default: the test run's)
     jobs: bool | tuple[str, ...] = False  # run the jobs (True: all, as `touchpoint serve` does; or these only)
+    env: dict[str, str] = field(default_factory=dict)  # TOUCHPOINT_* settings for it (e.g. TOUCHPOINT_WAREHOUSE_URL)
     _log_handle: Any = None
 
     @property
@@ -122,7 +151,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")} | self.env
         if isinstance(self.jobs, tuple):  # the others switched off, as `[jobs.NAME] enabled = false` would
             from touchpoint.jobs.definitions import JOBS
 

@@ -1,11 +1,11 @@
-"""The warehouse contract on DuckDB: declared tables, NotFound, transactions, many threads at once."""
+"""The warehouse contract on every engine (DuckDB, PostgreSQL): declared tables, NotFound, transactions, many
+threads at once."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -17,15 +17,16 @@ from touchpoint.config import Settings
 from touchpoint.errors import AlreadyExists, NotFound, WarehouseError
 from touchpoint.experiments.definitions import Experiment, create_experiment, get_experiment, update_weights
 from touchpoint.warehouse import Warehouse, migrations, schema
-from touchpoint.warehouse.adapters import ADAPTERS
+from touchpoint.warehouse.adapters import ADAPTERS, engine_for
 from touchpoint.warehouse.duckdb_engine import DuckDBWarehouse
+from touchpoint.warehouse.postgres_engine import PostgresWarehouse
 
 DECLARED = {spec.name for spec in schema.all_tables()}  # every TableSpec of the schema module
 
 
 @pytest.fixture
-def wh(tmp_path: Path) -> Iterator[Warehouse]:
-    warehouse = Warehouse.open(f"duckdb://{tmp_path / 'wh.duckdb'}")
+def wh(warehouse_url: str) -> Iterator[Warehouse]:
+    warehouse = Warehouse.open(warehouse_url)
     yield warehouse
     warehouse.close()
 
@@ -47,7 +48,9 @@ def _visits(prefix: str, n: int) -> list[dict[str, Any]]:
 
 def test_every_engine_is_a_warehouse_and_opens_by_scheme(wh: Warehouse) -> None:
     assert all(issubclass(cls, Warehouse) for cls in ADAPTERS.values())
-    assert isinstance(wh, DuckDBWarehouse)
+    assert type(wh) is engine_for(wh.url)
+    assert isinstance(wh, {"duckdb": DuckDBWarehouse, "postgresql": PostgresWarehouse}[wh.url.split(":")[0]])
+    assert ADAPTERS["postgres"] is ADAPTERS["postgresql"] is PostgresWarehouse
 
 
 def test_every_table_is_declared_by_a_migration_and_none_is_created_on_use(wh: Warehouse) -> None:
@@ -77,8 +80,8 @@ def test_table_raises_not_found_only_for_a_missing_table(wh: Warehouse, monkeypa
     assert not isinstance(info.value, NotFound)
 
 
-def test_a_closed_warehouse_says_so_instead_of_not_found(tmp_path: Path) -> None:
-    warehouse = Warehouse.open(f"duckdb://{tmp_path / 'wh.duckdb'}")
+def test_a_closed_warehouse_says_so_instead_of_not_found(warehouse_url: str) -> None:
+    warehouse = Warehouse.open(warehouse_url)
     warehouse.close()
     with pytest.raises(Exception) as info:
         warehouse.table("events")
@@ -182,8 +185,8 @@ def test_the_write_lock_serialises_check_then_write(wh: Warehouse) -> None:
     assert len(get_experiment(wh, "once").weights_history) == 1 + 8  # no update lost
 
 
-def test_migration_3_declares_tables_on_a_warehouse_that_made_some_on_first_use(tmp_path: Path) -> None:
-    url = f"duckdb://{tmp_path / 'old.duckdb'}"
+def test_migration_3_declares_tables_on_a_warehouse_that_made_some_on_first_use(warehouse_url: str) -> None:
+    url = warehouse_url
     with Warehouse.open(url) as old:  # as a version-2 warehouse: one table made on use, one never made
         old.append("identity_overrides", pa.table({"kind": ["split"], "id_type": ["email"], "id_value": ["a@b.c"]}))
         old.ibis.drop_table("sessions")

@@ -1,11 +1,10 @@
 """Event commits run in their own write lane: a derived-table transaction held open does not delay them,
-and the two lanes committing at once lose nothing."""
+and the two lanes committing at once lose nothing; on every engine."""
 
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -47,8 +46,8 @@ def _commit_while_main_lane_is_held(wh: Warehouse) -> float:
 
 
 @pytest.fixture
-def wh(tmp_path: Path) -> Warehouse:
-    warehouse = Warehouse.open(f"duckdb://{tmp_path / 'wh.duckdb'}")
+def wh(warehouse_url: str) -> Warehouse:
+    warehouse = Warehouse.open(warehouse_url)
     yield warehouse  # type: ignore[misc]
     warehouse.close()
 

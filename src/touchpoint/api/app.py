@@ -43,6 +43,7 @@ from touchpoint.config import Settings, get_settings
 from touchpoint.jobs import Job, JobRunner, configured
 from touchpoint.privacy import retention
 from touchpoint.warehouse import open_warehouse
+from touchpoint.warehouse.urls import redact
 
 DESCRIPTION = """
 touchpoint's HTTP API. The collector endpoints (`/v1/track`, `/v1/batch`, ...) follow the
@@ -109,7 +110,9 @@ def create_app(
             rates=Rates(settings.rate_limit_per_key, settings.rate_limit_per_address),
             memory=memory,
         )
-        log.info("serving", extra={"fields": {"warehouse": settings.resolved_warehouse_url(), "jobs": run_jobs}})
+        log.info(
+            "serving", extra={"fields": {"warehouse": redact(settings.resolved_warehouse_url()), "jobs": run_jobs}}
+        )
         try:
             yield
         finally:

@@ -28,6 +28,7 @@ def serve(
     from touchpoint.api.app import create_app
     from touchpoint.api.server import GracefulServer
     from touchpoint.cli import relay
+    from touchpoint.warehouse.urls import redact
 
     if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise InvalidInput(f"--log-level {log_level!r} is not known", hint="use debug, info, warning or error")
@@ -50,7 +51,7 @@ def serve(
         log.info("touchpoint serving on %s", where, extra={"fields": {"url": where, "docs": f"{where}/docs"}})
     else:
         err_console.print(
-            f"touchpoint serving on {where} (docs at /docs, warehouse {settings.resolved_warehouse_url()})"
+            f"touchpoint serving on {where} (docs at /docs, warehouse {redact(settings.resolved_warehouse_url())})"
         )
     if settings.public_url is None and settings.host in ("0.0.0.0", "::"):
         note = (

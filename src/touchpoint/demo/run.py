@@ -27,6 +27,7 @@ from touchpoint.demo.truth import demo_dir
 from touchpoint.errors import AlreadyExists
 from touchpoint.warehouse import Warehouse, open_warehouse
 from touchpoint.warehouse.private_files import write_private
+from touchpoint.warehouse.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def run_demo(
             r = report.to_dict()
             say(f"  {r['stored']:,} stored, {r['duplicates']:,} already there, {r['quarantined']:,} quarantined")
         summary["warehouse"] = {
-            "url": settings.resolved_warehouse_url(),
+            "url": redact(settings.resolved_warehouse_url()),
             "events": wh.count("events"),
             "spend_rows": wh.count("spend"),
             "quarantined": wh.count("quarantine"),

@@ -2,7 +2,7 @@
 
 Analytics are Ibis expressions and run on any engine Ibis supports. What Ibis does not express
 portably (DDL with keys, inserts that skip stored keys, upserts, deletes, transactions, per-thread
-connections) is written once per engine, in that engine's class. Adding PostgreSQL or Spark means
+connections) is written once per engine, in that engine's class. Adding an engine (Spark) means
 adding a class and an entry here; an engine without one gets an error naming those that exist.
 """
 
@@ -13,8 +13,13 @@ from urllib.parse import urlsplit
 from touchpoint.errors import ConfigError
 from touchpoint.warehouse.base import Warehouse
 from touchpoint.warehouse.duckdb_engine import DuckDBWarehouse
+from touchpoint.warehouse.postgres_engine import PostgresWarehouse
 
-ADAPTERS: dict[str, type[Warehouse]] = {"duckdb": DuckDBWarehouse}
+ADAPTERS: dict[str, type[Warehouse]] = {
+    "duckdb": DuckDBWarehouse,
+    "postgresql": PostgresWarehouse,
+    "postgres": PostgresWarehouse,
+}
 
 
 def engine_for(url: str) -> type[Warehouse]:

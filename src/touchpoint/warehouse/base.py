@@ -18,8 +18,9 @@ Every table is declared in :mod:`touchpoint.warehouse.schema` and created by a m
 never create tables. :meth:`Warehouse.table` raises :class:`~touchpoint.errors.NotFound` only when
 the table is missing; any other failure propagates.
 
-One class per engine implements this (DuckDB today, :mod:`touchpoint.warehouse.duckdb_engine`);
-:data:`touchpoint.warehouse.adapters.ADAPTERS` maps URL schemes to them.
+One class per engine implements this (:mod:`touchpoint.warehouse.duckdb_engine`,
+:mod:`touchpoint.warehouse.postgres_engine`); :data:`touchpoint.warehouse.adapters.ADAPTERS` maps URL
+schemes to them.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ class Warehouse(ABC):
         incremental identity update, an audience refresh) would lose or double rows if two ran at
         once (the job runner's and a command's). They hold this section; any other work, and the
         short :meth:`write` transactions, go on meanwhile. Reentrant in one thread; shared by every
-        :class:`Warehouse` of the same URL in this process (the embedded engine is one process).
+        :class:`Warehouse` of the same URL in this process (the embedded engine is one process; an
+        engine several processes write, PostgreSQL, also holds it across them).
         """
         with _sections_guard:
             lock = _sections.setdefault((self.url, name), threading.RLock())
@@ -258,7 +260,8 @@ class MigrationCursor(ABC):
     """What a migration needs: run DDL, read and record versions."""
 
     @abstractmethod
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement; ``params`` bind to ``?`` placeholders (each engine maps them to its own)."""
 
     @abstractmethod
     def rows(self, sql: str) -> Iterator[tuple[Any, ...]]: ...
