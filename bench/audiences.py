@@ -159,41 +159,63 @@ def _members(wh: Warehouse) -> set[str]:
     return set(wh.to_arrow(t.filter(t.exited_at.isnull()).select("profile_id")).column("profile_id").to_pylist())
 
 
+def _cpu() -> float:
+    """This process's CPU seconds so far (every thread: DuckDB's workers too)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Timer:
+    """Wall and CPU seconds of a block, and the 1-minute load average at its end."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), _cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu() - self.cpu
+        self.load = os.getloadavg()[0]
+
+
 def run(n: int, folder: Path) -> dict[str, Any]:
     path = folder / f"audiences-{n}.duckdb"
-    t = time.perf_counter()
-    generate(path, n)
-    gen = time.perf_counter() - t
+    with Timer() as gen:
+        generate(path, n)
     wh = Warehouse.open(f"duckdb://{path}")
     try:
         store.save(wh, "bench", DEFINITION)
-        t = time.perf_counter()
-        full = refresh_one(wh, "bench", now=NOW, full=True)
-        full_s = time.perf_counter() - t
+        with Timer() as full_t:
+            full = refresh_one(wh, "bench", now=NOW, full=True)
         add_events(wh, n, 10_000, 0)
-        t = time.perf_counter()
-        inc = refresh_one(wh, "bench", now=NOW + timedelta(minutes=2))
-        inc_s = time.perf_counter() - t
+        with Timer() as inc_t:
+            inc = refresh_one(wh, "bench", now=NOW + timedelta(minutes=2))
         ours = _members(wh)
     finally:
         wh.close()
-    theirs, load_s, compute_s = pandas_evaluation(path, NOW + timedelta(minutes=2))
+    with Timer() as pandas_t:
+        theirs, load_s, compute_s = pandas_evaluation(path, NOW + timedelta(minutes=2))
     assert ours == theirs, f"pandas and touchpoint disagree: {len(ours)} vs {len(theirs)}"
     path.unlink()
     return {
         "profiles": n,
         "events": n * EVENTS_PER_PROFILE + 10_000,
-        "generate_s": round(gen, 2),
-        "full_s": round(full_s, 2),
+        "generate_s": round(gen.wall, 2),
+        "generate_cpu_s": round(gen.cpu, 2),
+        "full_s": round(full_t.wall, 2),
+        "full_cpu_s": round(full_t.cpu, 2),
+        "full_load1": round(full_t.load, 1),
         "members": full["members"],
-        "incremental_s": round(inc_s, 2),
+        "incremental_s": round(inc_t.wall, 2),
+        "incremental_cpu_s": round(inc_t.cpu, 2),
+        "incremental_load1": round(inc_t.load, 1),
         "incremental_candidates": inc["candidates"],
         "incremental_mode": inc["mode"],
         "members_after": inc["members"],
         "pandas_load_s": round(load_s, 2),
         "pandas_compute_s": round(compute_s, 2),
-        "pandas_total_over_full": round((load_s + compute_s) / full_s, 2),
-        "pandas_compute_over_full": round(compute_s / full_s, 2),
+        "pandas_cpu_s": round(pandas_t.cpu, 2),
+        "pandas_total_over_full": round((load_s + compute_s) / full_t.wall, 2),
+        "pandas_compute_over_full": round(compute_s / full_t.wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -211,17 +233,19 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     load = os.getloadavg()
-    head = f"{'profiles':>10} {'full s':>8} {'incr s':>8} {'pandas s':>9} {'ratio':>6} {'members':>9}"
+    head = f"{'profiles':>10} {'full s':>8} {'(cpu)':>7} {'incr s':>8} {'(cpu)':>7} {'pandas s':>9} {'ratio':>6}"
+    head += f" {'members':>9}"
     print(head)
     for r in rows:
         pandas_s = r["pandas_load_s"] + r["pandas_compute_s"]
         print(
-            f"{r['profiles']:>10,} {r['full_s']:>8} {r['incremental_s']:>8} {pandas_s:>9.2f} "
-            f"{r['pandas_total_over_full']:>6} {r['members']:>9,}"
+            f"{r['profiles']:>10,} {r['full_s']:>8} {r['full_cpu_s']:>7} {r['incremental_s']:>8} "
+            f"{r['incremental_cpu_s']:>7} {pandas_s:>9.2f} {r['pandas_total_over_full']:>6} {r['members']:>9,}"
         )
     print(f"load average at the end: {load[0]:.1f} (2 cores, shared with other work: figures are upper bounds)")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "loadavg": load, "definition": DEFINITION}, indent=2))
+        out = {"rows": rows, "loadavg": load, "cpus": os.cpu_count(), "definition": DEFINITION}
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
