@@ -3,7 +3,9 @@
 Full evaluation (compile, run in DuckDB, record memberships), then an incremental refresh after 10,000
 new events, and, in the same run, a plain pandas evaluation of the same definition (what a data
 scientist would write: load the tables into data frames, filter and group). Synthetic data is made in
-DuckDB SQL; identities are not resolved (events belong to their user id, the profile id).
+DuckDB SQL straight into the declared tables, identities resolved as after `touchpoint profiles
+rebuild` (each event mapped to its profile by ``event_identities``; the 10,000 new events are not
+resolved yet and belong to the profile of their user id).
 
     uv run python bench/audiences.py --sizes 100000 1000000 --json bench/results/audiences.json
 
@@ -14,6 +16,7 @@ prediction (P(alive) < 0.5) and two behavioural windows (2+ lens views in 14 day
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -27,7 +30,7 @@ import duckdb
 
 from touchpoint.audiences import store
 from touchpoint.audiences.refresh import refresh_one
-from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse import Warehouse, schema
 
 NOW = datetime(2026, 3, 1)
 DEFINITION = {
@@ -43,31 +46,57 @@ EVENTS_PER_PROFILE = 20
 
 
 def generate(path: Path, n: int) -> None:
-    """N profiles with traits and predictions, 20 events each over the 90 days before NOW."""
-    Warehouse.open(f"duckdb://{path}").close()  # migrate
+    """N resolved profiles with traits and predictions, 20 events each over the 90 days before NOW.
+
+    Written in bulk with DuckDB SQL straight into the declared tables, as the running system leaves
+    them after ``touchpoint profiles rebuild``: each user id is one identity node of one profile
+    (``identity_nodes``), each event is resolved to its node (``event_identities``, identity state
+    version 2), profiles and predictions are keyed by the profile id (not the user id). Message ids
+    are zero-padded, in key order.
+    """
+    wh = Warehouse.open(f"duckdb://{path}")  # migrate
+    # the two big keyed tables are declared again without their key, filled, then keyed: DuckDB builds a
+    # primary key's index in bulk several times faster than row by row (the end state is the same)
+    big = [schema.EVENTS, schema.EVENT_IDENTITIES]
+    unkeyed = [wh.create_table_sql(dataclasses.replace(spec, key=())) for spec in big]
+    wh.close()
     con = duckdb.connect(str(path))
+    con.execute("SET preserve_insertion_order = false")
+    for spec, ddl in zip(big, unkeyed, strict=True):
+        con.execute(f"DROP TABLE {spec.name}; {ddl}")
     now = NOW.isoformat(sep=" ")
+    e = n * EVENTS_PER_PROFILE
     con.execute(
         f"""
-        INSERT INTO profiles (profile_id, user_id, email, orders, built_at)
-        SELECT 'p' || i, 'p' || i, 'p' || i || '@example.com', (hash(i) % 4)::BIGINT, TIMESTAMP '{now}'
-        FROM range({n}) t(i);
-        INSERT INTO profile_traits (profile_id, trait, value, timestamp)
-        SELECT 'p' || i, 'country', '"' || (['SE', 'NO', 'DK', 'FI'])[1 + (hash(i * 7) % 4)::BIGINT] || '"',
+        INSERT INTO profiles (profile_id, identifiers, user_id, email, events, orders, built_at)
+        SELECT 'p' || i, 1, 'u' || i, 'u' || i || '@example.com', {EVENTS_PER_PROFILE}, (hash(i) % 4)::BIGINT,
                TIMESTAMP '{now}'
         FROM range({n}) t(i);
-        INSERT INTO predictions (customer_id, run_at, p_alive, clv)
-        SELECT 'p' || i, TIMESTAMP '{now}', (hash(i * 13) % 1000) / 1000.0, (hash(i * 17) % 1000)::DOUBLE
+        INSERT INTO profile_traits (profile_id, trait, value, source, timestamp)
+        SELECT 'p' || i, 'country', (['"SE"', '"NO"', '"DK"', '"FI"'])[1 + (hash(i * 7) % 4)::BIGINT], 'identify',
+               TIMESTAMP '{now}'
+        FROM range({n}) t(i);
+        INSERT INTO predictions (customer_id, model, run_at, p_alive, clv)
+        SELECT 'p' || i, 'bg_nbd', TIMESTAMP '{now}', (hash(i * 13) % 1000) / 1000.0, (hash(i * 17) % 1000)::DOUBLE
+        FROM range({n}) t(i);
+        INSERT INTO identity_nodes (node_id, id_type, id_value, rank, events, component, cluster, profile_id)
+        SELECT i, 'user_id', 'u' || i, 0, {EVENTS_PER_PROFILE}, i, i, 'p' || i
         FROM range({n}) t(i);
         INSERT INTO events (message_id, type, event, user_id, timestamp, received_at, properties)
-        SELECT 'm' || j, 'track',
+        SELECT 'm' || lpad(j::VARCHAR, 10, '0'), 'track',
                (['Product Viewed', 'Product Viewed', 'Product Viewed', 'Added to Cart', 'Order Completed'])
                    [1 + (hash(j * 3) % 5)::BIGINT],
-               'p' || (j // {EVENTS_PER_PROFILE}),
-               TIMESTAMP '{now}' - to_seconds((hash(j * 5) % (90 * 86400))::BIGINT),
+               'u' || (j // {EVENTS_PER_PROFILE}),
+               epoch_ms(epoch_ms(TIMESTAMP '{now}') - (hash(j * 5) % (90 * 86400))::BIGINT * 1000),
                TIMESTAMP '{now}' - INTERVAL 1 HOUR,
-               ('{{"category": "' || (['lenses', 'frames', 'care'])[1 + (hash(j * 11) % 3)::BIGINT] || '"}}')::JSON
-        FROM range({n * EVENTS_PER_PROFILE}) t(j);
+               (['{{"category": "lenses"}}'::JSON, '{{"category": "frames"}}'::JSON, '{{"category": "care"}}'::JSON])
+                   [1 + (hash(j * 11) % 3)::BIGINT]
+        FROM range({e}) t(j);
+        INSERT INTO event_identities (message_id, node_id)
+        SELECT 'm' || lpad(j::VARCHAR, 10, '0'), j // {EVENTS_PER_PROFILE} FROM range({e}) t(j);
+        ALTER TABLE events ADD PRIMARY KEY (message_id);
+        ALTER TABLE event_identities ADD PRIMARY KEY (message_id);
+        INSERT INTO identity_state VALUES ('version', '2'), ('watermark', '"{(NOW - timedelta(hours=1)).isoformat()}"');
         CHECKPOINT;
         """
     )
@@ -81,7 +110,7 @@ def add_events(wh: Warehouse, n_profiles: int, k: int, start: int) -> None:
             f"""
             SELECT 'n' || (j + {start}) AS message_id, 'track' AS type,
                    (['Product Viewed', 'Order Completed'])[1 + (hash(j) % 2)::BIGINT] AS event,
-                   'p' || (hash(j * 31) % {n_profiles})::BIGINT AS user_id,
+                   'u' || (hash(j * 31) % {n_profiles})::BIGINT AS user_id,
                    TIMESTAMP '{now}' + INTERVAL 30 SECOND AS timestamp,
                    TIMESTAMP '{now}' + INTERVAL 1 MINUTE AS received_at,
                    '{{"category": "lenses"}}'::JSON AS properties
@@ -99,8 +128,11 @@ def pandas_evaluation(path: Path, now: datetime) -> tuple[set[str], float, float
     traits = con.execute("SELECT profile_id, trait, value FROM profile_traits").df()
     predictions = con.execute("SELECT customer_id, p_alive FROM predictions").df()
     events = con.execute(
-        "SELECT user_id, event, timestamp, json_extract_string(properties, '$.category') AS category FROM events"
+        "SELECT message_id, user_id, event, timestamp, json_extract_string(properties, '$.category') AS category"
+        " FROM events"
     ).df()
+    resolved = con.execute("SELECT message_id, node_id FROM event_identities").df()
+    nodes = con.execute("SELECT node_id, id_type, id_value, profile_id FROM identity_nodes").df()
     con.close()
     loaded = time.perf_counter()
 
@@ -108,11 +140,15 @@ def pandas_evaluation(path: Path, now: datetime) -> tuple[set[str], float, float
     p = profiles.set_index("profile_id")
     p["country"] = country.reindex(p.index)
     p["p_alive"] = predictions.set_index("customer_id")["p_alive"].reindex(p.index)
-    ev = events[events.timestamp <= now]
+    ev = events[(events.timestamp <= now) & (events.timestamp >= now - timedelta(days=30))]
+    # each event's profile: its resolved node's, else (stored since the last resolution) its user id's
+    by_message = resolved.merge(nodes[["node_id", "profile_id"]], on="node_id").set_index("message_id")["profile_id"]
+    by_user = nodes[nodes.id_type == "user_id"].set_index("id_value")["profile_id"]
+    ev = ev.assign(profile_id=ev.message_id.map(by_message).fillna(ev.user_id.map(by_user)))
     views = ev[(ev.event == "Product Viewed") & (ev.category == "lenses") & (ev.timestamp >= now - timedelta(days=14))]
-    view_counts = views.groupby("user_id").size().reindex(p.index, fill_value=0)
-    orders = ev[(ev.event == "Order Completed") & (ev.timestamp >= now - timedelta(days=30))]
-    ordered = p.index.isin(orders.user_id.unique())
+    view_counts = views.groupby("profile_id").size().reindex(p.index, fill_value=0)
+    orders = ev[ev.event == "Order Completed"]
+    ordered = p.index.isin(orders.profile_id.unique())
     keep = (p.country == '"SE"') & (p.orders >= 1) & (p.p_alive < 0.5) & (view_counts >= 2) & ~ordered
     members = set(p.index[keep.fillna(False).to_numpy()])
     return members, loaded - started, time.perf_counter() - loaded
@@ -123,41 +159,63 @@ def _members(wh: Warehouse) -> set[str]:
     return set(wh.to_arrow(t.filter(t.exited_at.isnull()).select("profile_id")).column("profile_id").to_pylist())
 
 
+def _cpu() -> float:
+    """This process's CPU seconds so far (every thread: DuckDB's workers too)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Timer:
+    """Wall and CPU seconds of a block, and the 1-minute load average at its end."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), _cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu() - self.cpu
+        self.load = os.getloadavg()[0]
+
+
 def run(n: int, folder: Path) -> dict[str, Any]:
     path = folder / f"audiences-{n}.duckdb"
-    t = time.perf_counter()
-    generate(path, n)
-    gen = time.perf_counter() - t
+    with Timer() as gen:
+        generate(path, n)
     wh = Warehouse.open(f"duckdb://{path}")
     try:
         store.save(wh, "bench", DEFINITION)
-        t = time.perf_counter()
-        full = refresh_one(wh, "bench", now=NOW, full=True)
-        full_s = time.perf_counter() - t
+        with Timer() as full_t:
+            full = refresh_one(wh, "bench", now=NOW, full=True)
         add_events(wh, n, 10_000, 0)
-        t = time.perf_counter()
-        inc = refresh_one(wh, "bench", now=NOW + timedelta(minutes=2))
-        inc_s = time.perf_counter() - t
+        with Timer() as inc_t:
+            inc = refresh_one(wh, "bench", now=NOW + timedelta(minutes=2))
         ours = _members(wh)
     finally:
         wh.close()
-    theirs, load_s, compute_s = pandas_evaluation(path, NOW + timedelta(minutes=2))
+    with Timer() as pandas_t:
+        theirs, load_s, compute_s = pandas_evaluation(path, NOW + timedelta(minutes=2))
     assert ours == theirs, f"pandas and touchpoint disagree: {len(ours)} vs {len(theirs)}"
     path.unlink()
     return {
         "profiles": n,
         "events": n * EVENTS_PER_PROFILE + 10_000,
-        "generate_s": round(gen, 2),
-        "full_s": round(full_s, 2),
+        "generate_s": round(gen.wall, 2),
+        "generate_cpu_s": round(gen.cpu, 2),
+        "full_s": round(full_t.wall, 2),
+        "full_cpu_s": round(full_t.cpu, 2),
+        "full_load1": round(full_t.load, 1),
         "members": full["members"],
-        "incremental_s": round(inc_s, 2),
+        "incremental_s": round(inc_t.wall, 2),
+        "incremental_cpu_s": round(inc_t.cpu, 2),
+        "incremental_load1": round(inc_t.load, 1),
         "incremental_candidates": inc["candidates"],
         "incremental_mode": inc["mode"],
         "members_after": inc["members"],
         "pandas_load_s": round(load_s, 2),
         "pandas_compute_s": round(compute_s, 2),
-        "pandas_total_over_full": round((load_s + compute_s) / full_s, 2),
-        "pandas_compute_over_full": round(compute_s / full_s, 2),
+        "pandas_cpu_s": round(pandas_t.cpu, 2),
+        "pandas_total_over_full": round((load_s + compute_s) / full_t.wall, 2),
+        "pandas_compute_over_full": round(compute_s / full_t.wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -175,17 +233,19 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     load = os.getloadavg()
-    head = f"{'profiles':>10} {'full s':>8} {'incr s':>8} {'pandas s':>9} {'ratio':>6} {'members':>9}"
+    head = f"{'profiles':>10} {'full s':>8} {'(cpu)':>7} {'incr s':>8} {'(cpu)':>7} {'pandas s':>9} {'ratio':>6}"
+    head += f" {'members':>9}"
     print(head)
     for r in rows:
         pandas_s = r["pandas_load_s"] + r["pandas_compute_s"]
         print(
-            f"{r['profiles']:>10,} {r['full_s']:>8} {r['incremental_s']:>8} {pandas_s:>9.2f} "
-            f"{r['pandas_total_over_full']:>6} {r['members']:>9,}"
+            f"{r['profiles']:>10,} {r['full_s']:>8} {r['full_cpu_s']:>7} {r['incremental_s']:>8} "
+            f"{r['incremental_cpu_s']:>7} {pandas_s:>9.2f} {r['pandas_total_over_full']:>6} {r['members']:>9,}"
         )
     print(f"load average at the end: {load[0]:.1f} (2 cores, shared with other work: figures are upper bounds)")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "loadavg": load, "definition": DEFINITION}, indent=2))
+        out = {"rows": rows, "loadavg": load, "cpus": os.cpu_count(), "definition": DEFINITION}
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -256,6 +256,30 @@ def load(wh: Warehouse, world: World) -> None:
         tx.append("events", event_rows(world.events))
         tx.delete("consent_history")
         tx.append("consent_history", _table(schema.CONSENT_HISTORY, consent_rows(world.consents, built)))
+        for table in ("identity_nodes", "event_identities", "identity_state"):  # identities not resolved
+            tx.delete(table)
+
+
+def resolve(wh: Warehouse, resolved: list[bool]) -> None:
+    """Record identities as resolved the way ``touchpoint profiles rebuild`` leaves them: one
+    ``user_id`` node per user id (its profile: the user id, as :func:`members` reads events), and the
+    ``i``-th event (by message id) in ``event_identities`` when ``resolved[i]`` (cycled); the others
+    are as if stored since the last identity update."""
+    ev = wh.to_arrow(wh.table("events").select("message_id", "user_id").order_by("message_id")).to_pylist()
+    users = sorted({e["user_id"] for e in ev if e["user_id"] is not None})
+    node = {u: i for i, u in enumerate(users)}
+    nodes = [{"node_id": i, "id_type": "user_id", "id_value": u, "profile_id": u} for u, i in node.items()]
+    flags = resolved or [False]
+    links = [
+        {"message_id": e["message_id"], "node_id": node[e["user_id"]]}
+        for i, e in enumerate(ev)
+        if e["user_id"] is not None and flags[i % len(flags)]
+    ]
+    state = [{"key": "version", "value": "2"}]
+    with wh.write() as tx:
+        tx.append("identity_nodes", _table(schema.IDENTITY_NODES, nodes))
+        tx.append("event_identities", _table(schema.EVENT_IDENTITIES, links))
+        tx.append("identity_state", _table(schema.IDENTITY_STATE, state))
 
 
 def consent_rows(consents: list[dict[str, Any]], recorded_at: datetime) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from touchpoint.audiences.compile import compile_members
 from touchpoint.audiences.refresh import refresh_one
 from touchpoint.warehouse import Warehouse
 
-from .reference import EVENTS, NOW, World, definitions, event_rows, load, worlds
+from .reference import EVENTS, NOW, World, definitions, event_rows, load, resolve, worlds
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("AUD_EXAMPLES", "12")),
@@ -67,6 +67,8 @@ def new_events(draw: st.DrawFn, owners: list[str], now: datetime) -> list[dict[s
 @given(world=worlds(max_events=15), definition=definitions(), data=st.data())
 def test_incremental_equals_full(wh: Warehouse, world: World, definition: dict[str, Any], data: st.DataObject) -> None:
     load(wh, world)
+    if data.draw(st.booleans(), label="identities resolved"):  # events meet profiles via event_identities
+        resolve(wh, data.draw(st.lists(st.booleans(), min_size=1, max_size=3), label="events resolved"))
     with wh.write() as tx:
         for table in ("audiences", "audience_versions", "audience_memberships", "audience_state"):
             tx.delete(table)

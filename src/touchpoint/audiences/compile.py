@@ -50,7 +50,11 @@ class _Plan:
     predictions: set[str] = field(default_factory=set)
     propensity: dict[tuple[str, int], str] = field(default_factory=dict)
     flags: list[tuple[str, Any]] = field(default_factory=list)  # (column, builder(ev) -> table of profile_id)
-    aggregates: list[tuple[str, Any]] = field(default_factory=list)  # (column, builder(ev) -> agg expr)
+    #: (column, {row column: builder(events) -> value}, builder(mapped rows) -> agg expr): each event's
+    #: values are computed before the events meet their profiles, so only those few columns travel
+    aggregates: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
+    sequences: bool = False  # a sequence reads whole events (type, event, timestamp, properties)
+    since: list[datetime | None] = field(default_factory=list)  # each event leaf's window start (None: all)
     event_names: set[str] = field(default_factory=set)
     offsets: set[int] = field(default_factory=set)  # days: windows that move with the clock (incremental)
     trait_dates: set[tuple[str, bool, int]] = field(default_factory=set)  # (trait, a profiles column?, days)
@@ -61,6 +65,12 @@ class _Plan:
     def column(self, prefix: str) -> str:
         self.counter += 1
         return f"tp_{prefix}_{self.counter}"
+
+    def lower_bound(self) -> datetime | None:
+        """The earliest event timestamp any condition reads (None: no bound), pushed down to the scan."""
+        if not self.since or any(s is None for s in self.since):
+            return None
+        return min(s for s in self.since if s is not None)
 
 
 def _cmp(value: ir.Value, op: str, operand: Any) -> ir.BooleanValue:
@@ -178,11 +188,83 @@ def of_kinds(ev: ir.Table, names: set[str]) -> ir.BooleanValue:
     return cond
 
 
-def _where(ev: ir.Table, step: d.Step, now: datetime) -> ir.BooleanValue:
+def _where(ev: ir.Table, step: d.Step, now: datetime, since: datetime | None = None) -> ir.BooleanValue:
+    """Whether an event is of the step's kind (at or after ``since``) with the step's properties. The
+    properties (JSON, costly to read) are read only for the events of that kind, in that window; the
+    result is NULL or false alike for an event that does not match (both count as not matching)."""
     cond = is_kind(ev, step.event)
+    if since is not None:
+        cond = cond & (ev.timestamp >= ibis.literal(since))
+    if not step.where:
+        return cond
+    props: ir.BooleanValue = ibis.literal(True)
     for prop, ops in step.where:
-        cond = cond & _json_ops(ev.properties[prop], ops, now, prop)
-    return cond
+        props = props & _json_ops(ev.properties[prop], ops, now, prop)
+    return ibis.ifelse(cond, props, False)
+
+
+IDS = ("message_id", "user_id", "anonymous_id")
+
+
+def owners(
+    wh: Warehouse,
+    events: ir.Table,
+    restrict: ir.Table | None = None,
+    values: Callable[[ir.Table], ir.Table] | None = None,
+) -> ir.Table:
+    """``events`` with the ``profile_id`` the one customer rule names
+    (:func:`touchpoint.identity.people.customer_events`) instead of ``message_id, user_id,
+    anonymous_id``; only the events of the profiles in ``restrict`` when given. ``values`` picks the
+    columns to keep (the three ids and what it computes; default: all), once the events are narrowed.
+
+    With identities resolved and ``event_identities`` kept, each event meets its profile through that
+    table, and only the columns given travel through the joins; an event without a row there (stored
+    since the last identity update) falls back, as the rule says, to the profile of its ``user_id``,
+    else of its ``anonymous_id``, else the raw id. With ``restrict``, the events are first narrowed to
+    those that can belong to one of its profiles: resolved to one of their identity nodes, or carrying
+    one of their identifiers (or their id itself) for the fallback. Other rules: ``customer_events``.
+    """
+    from touchpoint.identity import store as identity_store
+    from touchpoint.identity import tables as T
+    from touchpoint.identity.people import customer_events, rule_for
+
+    pick = values or (lambda ev: ev)
+    if rule_for(wh) != "profiles" or not identity_store.events_indexed(wh):
+        narrow = pick(events)
+        payload = [c for c in narrow.columns if c not in IDS]
+        ev = customer_events(wh, narrow, name="profile_id").select("profile_id", *payload)
+        return ev if restrict is None else ev.filter(ev.profile_id.isin(restrict.profile_id))
+    ei = wh.table(T.EVENTS)
+    nodes = wh.table(T.NODES)
+    if restrict is not None:
+        mine = nodes.filter(nodes.profile_id.isin(restrict.profile_id))
+        resolved = ei.filter(ei.node_id.isin(mine.node_id))
+        ids = mine.select(tp_id=mine.id_value).union(restrict.select(tp_id=restrict.profile_id), distinct=False)
+        events = events.filter(
+            events.message_id.isin(resolved.message_id)
+            | events.user_id.isin(ids.tp_id)
+            | events.anonymous_id.isin(ids.tp_id)
+        )
+    events = pick(events)
+    payload = [c for c in events.columns if c not in IDS]
+    ep = ei.select(tp_mid=ei.message_id, tp_node=ei.node_id)
+    j = events.left_join(ep, events.message_id == ep.tp_mid)
+    n = nodes.select(tp_nid=nodes.node_id, tp_ep=nodes.profile_id)
+    j = j.left_join(n, j.tp_node == n.tp_nid)
+    none = ibis.null(dt.string)
+    j = j.select(
+        *events.columns,
+        "tp_ep",
+        tp_fu=ibis.ifelse(j.tp_ep.isnull(), j.user_id, none),  # look the fallback up only when unresolved
+        tp_fa=ibis.ifelse(j.tp_ep.isnull(), j.anonymous_id, none),
+    ).view()  # a relation of its own: Ibis would otherwise fold the next joins into this chain
+    users = nodes.filter(nodes.id_type == "user_id").select(tp_uid=nodes.id_value, tp_up=nodes.profile_id)
+    anons = nodes.filter(nodes.id_type == "anonymous_id").select(tp_aid=nodes.id_value, tp_ap=nodes.profile_id)
+    j = j.left_join(users, j.tp_fu == users.tp_uid)
+    j = j.left_join(anons, j.tp_fa == anons.tp_aid)
+    owner = ibis.coalesce(j.tp_ep, j.tp_up, j.tp_ap, j.user_id, j.anonymous_id)
+    out = j.select(owner.name("profile_id"), *[j[c] for c in payload])
+    return out if restrict is None else out.filter(out.profile_id.isin(restrict.profile_id))
 
 
 class Compiler:
@@ -284,27 +366,28 @@ class Compiler:
                     plan.offsets.add(n)
 
         def matches(ev: ir.Table) -> ir.BooleanValue:
-            cond = _where(ev, node.step, now)
-            if window is not None:
-                cond = cond & (ev.timestamp >= ibis.literal(now - timedelta(days=window)))
-            return cond
+            return _where(ev, node.step, now, None if window is None else now - timedelta(days=window))
 
+        plan.since.append(None if window is None else now - timedelta(days=window))
+        hit, val = f"{col}_m", f"{col}_v"
         if node.sum is not None:
             prop = node.sum_property
-            plan.aggregates.append((col, lambda ev: ev.properties[prop].float.sum(where=matches(ev))))
+            plan.aggregates.append(
+                (col, {hit: matches, val: lambda ev: ev.properties[prop].float}, lambda t: t[val].sum(where=t[hit]))
+            )
             sum_ops = node.sum.ops
             return lambda t: _typed_ops(ibis.coalesce(t[col], 0.0), dt.float64, sum_ops, now, "", "sum")
         if node.first is not None or node.last is not None:
             first = node.first is not None
             date_ops: tuple = node.first or node.last or ()
 
-            def when(ev: ir.Table) -> ir.Value:
-                return ev.timestamp.min(where=matches(ev)) if first else ev.timestamp.max(where=matches(ev))
+            def when(t: ir.Table) -> ir.Value:
+                return t[val].min(where=t[hit]) if first else t[val].max(where=t[hit])
 
-            plan.aggregates.append((col, when))
+            plan.aggregates.append((col, {hit: matches, val: lambda ev: ev.timestamp}, when))
             return lambda t: _date_ops(t[col], date_ops, now)
         assert node.count is not None
-        plan.aggregates.append((col, lambda ev: ev.count(where=matches(ev))))
+        plan.aggregates.append((col, {hit: matches}, lambda t: t.count(where=t[hit])))
         count_ops = node.count.ops
         return lambda t: _typed_ops(ibis.coalesce(t[col], 0), dt.int64, count_ops, now, "", "count")
 
@@ -312,6 +395,8 @@ class Compiler:
         plan = self.plan
         now = plan.now
         plan.offsets.add(0)
+        plan.sequences = True
+        plan.since.append(None)
         for step in node.steps:
             plan.event_names.add(step.event)
         col = plan.column("sequence")
@@ -387,43 +472,51 @@ class Compiler:
 
     # -- the expression ------------------------------------------------------------------------------------
     def events(self, restrict: ir.Table | None = None) -> ir.Table:
-        """The visible events of the definition's kinds, each with the ``profile_id`` it belongs to."""
-        from touchpoint.identity.people import customer_events
-
+        """The visible events of the definition's kinds (from the earliest window any condition reads),
+        each with the ``profile_id`` it belongs to and the values the aggregates read; with a
+        sequence, also ``type, event, timestamp, properties``."""
+        plan = self.plan
         e = self.wh.table("events")
-        e = e.filter(of_kinds(e, self.plan.event_names) & (e.timestamp <= ibis.literal(self.plan.now)))
-        ev = customer_events(self.wh, e, name="profile_id")
-        ev = ev.select("profile_id", "type", "event", "timestamp", "properties")
-        if restrict is not None:
-            ev = ev.filter(ev.profile_id.isin(restrict.profile_id))
-        return ev
+        cond = of_kinds(e, plan.event_names) & (e.timestamp <= ibis.literal(plan.now))
+        lo = plan.lower_bound()
+        if lo is not None:
+            cond = cond & (e.timestamp >= ibis.literal(lo))
+        whole = ["type", "event", "timestamp", "properties"] if plan.sequences else []
+
+        def values(ev: ir.Table) -> ir.Table:
+            built = {c: build(ev) for _, rows, _ in plan.aggregates for c, build in rows.items()}
+            return ev.select(*IDS, *whole, **built)
+
+        return owners(self.wh, e.filter(cond), restrict, values)
 
     def table(self, restrict: ir.Table | None = None) -> ir.Table:
         """Profiles (all, or those in ``restrict``) with every feature the compiled leaves read."""
         plan = self.plan
+
+        def only(t: ir.Table, key: str = "profile_id") -> ir.Table:
+            return t if restrict is None else t.filter(t[key].isin(restrict.profile_id))
+
         p = self.wh.table("profiles")
-        t = p.select("profile_id", *sorted(plan.profile_columns - {"profile_id"}))
-        if restrict is not None:
-            t = t.filter(t.profile_id.isin(restrict.profile_id))
+        t = only(p.select("profile_id", *sorted(plan.profile_columns - {"profile_id"})))
         joins: list[ir.Table] = []
         traits = self.wh.table("profile_traits")
         for trait, col in plan.traits.items():
-            tr = traits.filter(traits.trait == trait)
+            tr = only(traits.filter(traits.trait == trait))
             joins.append(tr.group_by("profile_id").agg(**{col: tr.value.max().cast("json")}))
         if plan.predictions:
-            pr = self.wh.table("predictions")
+            pr = only(self.wh.table("predictions"), "customer_id")
             joins.append(
                 pr.group_by(profile_id=pr.customer_id).agg(**{c: pr[c].max() for c in sorted(plan.predictions)})
             )
         if plan.propensity:
-            ps = self.wh.table("propensity_scores")
+            ps = only(self.wh.table("propensity_scores"), "customer_id")
             for (event, days), col in plan.propensity.items():
                 s = ps.filter((ps.event == event) & (ps.days == days))
                 joins.append(s.group_by(profile_id=s.customer_id).agg(**{col: s.score.max()}))
         ev = self.events(restrict) if plan.event_names else None
         if plan.aggregates:
             assert ev is not None
-            joins.append(ev.group_by("profile_id").agg(**{col: build(ev) for col, build in plan.aggregates}))
+            joins.append(ev.group_by("profile_id").agg(**{col: agg(ev) for col, _, agg in plan.aggregates}))
         for col, build in plan.flags:
             flag = build(ev)
             joins.append(flag.select("profile_id", **{col: ibis.literal(True)}))

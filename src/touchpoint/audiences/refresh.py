@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
-from touchpoint.audiences.compile import _Plan, compile_members, of_kinds
+from touchpoint.audiences.compile import IDS, _Plan, compile_members, of_kinds, owners
 from touchpoint.warehouse import Warehouse, schema
 
 MEMBERSHIPS = schema.AUDIENCE_MEMBERSHIPS.name
@@ -74,13 +74,6 @@ def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def _mapped(wh: Warehouse, events: ir.Table) -> ir.Table:
-    from touchpoint.identity.people import customer_events
-
-    ev = customer_events(wh, events, name="profile_id")
-    return ev.select("profile_id")
-
-
 def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime) -> ir.Table | None:
     """The profiles whose membership may have changed since ``state`` (see the module docstring), as
     an expression with one column ``profile_id``; None when nothing can have changed."""
@@ -90,27 +83,21 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
     parts: list[ir.Table] = []
     e = wh.table("events")
     if plan.event_names:
-        kinds = e.filter(of_kinds(e, plan.event_names))
+        kinds = of_kinds(e, plan.event_names)
         watermark = state["events_watermark"]
-        if watermark is not None:
-            new = e.received_at > ibis.literal(watermark)
-            parts.append(_mapped(wh, kinds.filter(new)))
-            if rule_for(wh) != "profiles":  # a new link re-stitches older anonymous events
-                both = e.filter(new & e.user_id.notnull() & e.anonymous_id.notnull())
-                parts.append(_mapped(wh, both))
-                parts.append(both.select(profile_id=both.anonymous_id))
-        else:
-            parts.append(_mapped(wh, kinds))
-        spans = []
+        # new events, and events crossing a window's edge: one simple range each (the scan skips whole
+        # row groups by their min/max), then all met with their profiles in one pass
+        ranges = [ibis.literal(True) if watermark is None else e.received_at > ibis.literal(watermark)]
         for n in sorted(plan.offsets):
-            for offset in {n, -n}:
+            for offset in sorted({n, -n}):
                 lo, hi = t0 - timedelta(days=offset), now - timedelta(days=offset)
-                spans.append((kinds.timestamp >= ibis.literal(lo)) & (kinds.timestamp <= ibis.literal(hi)))
-        if spans:
-            cond = spans[0]
-            for s in spans[1:]:
-                cond = cond | s
-            parts.append(_mapped(wh, kinds.filter(cond)))
+                ranges.append(e.timestamp.between(ibis.literal(lo), ibis.literal(hi)))
+        touched = ibis.union(*[e.filter(kinds & r).select(*IDS) for r in ranges], distinct=False)
+        parts.append(owners(wh, touched))
+        if watermark is not None and rule_for(wh) != "profiles":  # a new link re-stitches older anonymous events
+            both = e.filter((e.received_at > ibis.literal(watermark)) & e.user_id.notnull() & e.anonymous_id.notnull())
+            parts.append(owners(wh, both.select(*IDS)))
+            parts.append(both.select(profile_id=both.anonymous_id))
     for trait, is_column, n in sorted(plan.trait_dates):
         if is_column:
             src = wh.table("profiles")

@@ -85,15 +85,18 @@ def _compile(wh: Warehouse, s: ScoreDefinition, now: datetime, restrict: ir.Tabl
         col = f"r_{len(s.fit) + i}"
         c.plan.event_names.add(rule.step.event)
 
-        def build(ev: ir.Table, rule: Any = rule) -> ir.Value:
-            cond = _where(ev, rule.step, now)
-            if rule.within_days is not None:
-                cond = cond & (ev.timestamp >= ibis.literal(now - timedelta(days=rule.within_days)))
-            age_days = (now_s - ev.timestamp.epoch_seconds()) / 86400.0
-            decay = ibis.literal(0.5).pow(age_days / rule.half_life_days)
-            return (decay * rule.points).sum(where=cond)
+        since = None if rule.within_days is None else now - timedelta(days=rule.within_days)
+        c.plan.since.append(since)
 
-        c.plan.aggregates.append((col, build))
+        def hit(ev: ir.Table, rule: Any = rule, since: datetime | None = since) -> ir.Value:
+            return _where(ev, rule.step, now, since)
+
+        def decayed(ev: ir.Table, rule: Any = rule) -> ir.Value:
+            age_days = (now_s - ev.timestamp.epoch_seconds()) / 86400.0
+            return ibis.literal(0.5).pow(age_days / rule.half_life_days) * rule.points
+
+        h, v = f"{col}_m", f"{col}_v"
+        c.plan.aggregates.append((col, {h: hit, v: decayed}, lambda t, h=h, v=v: t[v].sum(where=t[h])))
         eng_cols.append((col, rule))
     t = c.table(restrict)
     values: dict[str, ir.Value] = {}
