@@ -23,7 +23,7 @@ from touchpoint.warehouse import Warehouse, schema
 from .reference import NOW
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("AUD_EXAMPLES", "20")),
+    max_examples=int(os.environ.get("AUD_EXAMPLES", "12")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

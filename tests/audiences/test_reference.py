@@ -53,7 +53,7 @@ def test_compiled_equals_reference(wh: Warehouse, world: World, definition: dict
 
 
 @pytest.mark.timeout(1200)  # dozens of generated warehouses, each evaluated in DuckDB
-@SETTINGS
+@settings(SETTINGS, max_examples=int(os.environ.get("AUD_EXAMPLES", "15")))  # the test above covers the language
 @given(
     world=worlds(),
     definition=definitions(),
