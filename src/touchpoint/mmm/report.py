@@ -43,11 +43,16 @@ def _stamp(ax: Any, status: str) -> None:
 
 
 def plot_romi(summary: dict[str, Any], path: Path) -> Path:
-    """ROMI per channel with its credible interval; channels that are not identified are grey."""
+    """ROMI per channel with its credible interval; channels that are not identified are grey.
+
+    After a refit (``diagnostics.refit``), each channel's interval in the previous fit is drawn below
+    it in light grey, so a calibration's narrowing (or a drift) shows; calibrated channels are marked."""
     plt = _plt()
     items = list(summary["romi"].items())
+    refit = (summary.get("diagnostics") or {}).get("refit") or {}
+    before = refit.get("channels", {})
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(items) + 1.5))
-    for i, (_ch, v) in enumerate(items):
+    for i, (ch, v) in enumerate(items):
         r = v["romi"]
         color = "tab:blue" if v.get("identified", True) else "grey"
         ax.errorbar(
@@ -57,11 +62,31 @@ def plot_romi(summary: dict[str, Any], path: Path) -> Path:
             fmt="o",
             color=color,
             capsize=4,
+            label="this fit" if i == 0 else None,
         )
+        if ch in before:
+            b = before[ch]["before"]
+            ax.errorbar(
+                b["mean"],
+                i - 0.25,
+                xerr=[[b["mean"] - b["low"]], [b["high"] - b["mean"]]],
+                fmt="o",
+                color="lightgrey",
+                capsize=3,
+                label="previous fit" if not any(c in before for c, _ in items[:i]) else None,
+            )
     ax.axvline(1.0, color="black", lw=0.8, ls="--")
-    ax.set_yticks(range(len(items)), [ch for ch, _ in items])
+    labels = []
+    for ch, v in items:
+        label = ch + (" (calibrated)" if v.get("calibrated_by") else "")
+        if ch in before and before[ch]["width_before"] > 0:
+            label += f"\nwidth {before[ch]['width_before']:.2f} → {before[ch]['width_after']:.2f}"
+        labels.append(label)
+    ax.set_yticks(range(len(items)), labels)
     ax.set_xlabel("ROMI (revenue per unit of spend), with credible interval")
     ax.set_title("Return on marketing investment per channel")
+    if before:
+        ax.legend(fontsize=7, loc="best")
     _stamp(ax, summary["status"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
