@@ -157,6 +157,13 @@ def test_a_lift_test_narrows_the_weakest_channel_and_keeps_the_truth(shop: Shop)
     saved = json.loads((model / "fit.json").read_text())
     assert saved["diagnostics"]["refit"]["channels"][ch]["width_after"] == pytest.approx(n["width_after"])
     assert Path(saved["files"]["romi"]).stat().st_size > 0
+    # the investment case's report says which lift tests the numbers rest on, and the narrowing
+    result = MMMResult.load(model)
+    plan = workflow.make_plan(result, None, budget=float(shop.data.spend[-52:].sum()), weeks=52)
+    case = workflow.make_case(result, plan, model / "case")
+    assert case["calibration"][0]["source"] == f"experiment:{KEY}"
+    assert case["calibration"][0]["width_after"] == pytest.approx(n["width_after"])
+    assert f"Calibrated with lift tests: {ch} by experiment:{KEY}" in (model / "case" / "case.html").read_text()
     # a second accept of the same test is refused; withdrawing keeps the row, marked
     with Warehouse.open(shop.url) as wh:
         with pytest.raises(AlreadyExists, match="withdraw it first"):

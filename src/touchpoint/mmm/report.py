@@ -195,6 +195,17 @@ def _failed_text(case: dict[str, Any]) -> str:
     return "The model failed its diagnostics: " + "; ".join(case["model_problems"]) if not case["reliable"] else ""
 
 
+def _calibration_text(case: dict[str, Any]) -> str:
+    """One sentence on the lift tests behind the numbers, with each channel's interval before and after."""
+    parts = []
+    for c in case.get("calibration") or []:
+        text = f"{c['channel']} by {c['source'] or 'a lift test'} ({c['period'][0]} to {c['period'][1]})"
+        if c.get("width_before") is not None:
+            text += f", ROMI interval width {c['width_before']:.2f} before, {c['width_after']:.2f} after"
+        parts.append(text)
+    return "Calibrated with lift tests: " + "; ".join(parts) + "." if parts else ""
+
+
 def case_html(case: dict[str, Any], plan: dict[str, Any], png: Path) -> str:
     """A self-contained one-page HTML report (the chart embedded as a data URL)."""
     img = base64.b64encode(png.read_bytes()).decode()
@@ -206,6 +217,8 @@ def case_html(case: dict[str, Any], plan: dict[str, Any], png: Path) -> str:
 
     failed = _failed_text(case)
     warn = f"<p class='warn'>{html.escape(failed)}</p>" if failed else ""
+    calibrated = _calibration_text(case)
+    warn += f"<p>{html.escape(calibrated)}</p>" if calibrated else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Investment case</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}}
@@ -232,7 +245,7 @@ def case_pdf(case: dict[str, Any], plan: dict[str, Any], path: Path) -> Path:
             fig.text(0.07, y, line, fontsize=9, color="#b00", weight="bold")
             y -= 0.016
         y -= 0.006
-    for line in textwrap.wrap(case["summary"], 100):
+    for line in textwrap.wrap(case["summary"], 100) + textwrap.wrap(_calibration_text(case), 100):
         fig.text(0.07, y, line, fontsize=9.5)
         y -= 0.017
     ax = fig.add_axes((0.07, y - 0.13, 0.86, 0.12))
