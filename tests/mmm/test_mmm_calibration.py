@@ -33,6 +33,7 @@ from touchpoint.mmm import MMMConfig, MMMData, MMMResult, calibration, simulate,
 from touchpoint.mmm.simulate import true_test_roi
 from touchpoint.warehouse import Warehouse, schema
 
+pytestmark = pytest.mark.timeout(900)  # a fit and a refit in one test: minutes on a busy 2-core machine
 SMALL = MMMConfig(draws=200, warmup=200, chains=2, holdout_weeks=4, seed=1)
 TEST_WEEKS = slice(40, 52)  # a 12-week lift test inside the fitted weeks
 UNITS = 2000  # per arm
@@ -297,3 +298,39 @@ def test_the_api_runs_the_same_loop(shop: Shop) -> None:
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
         left = client.get("/v1/mmm/calibrations", headers=as_reader).json()["calibrations"]
         assert cid not in [c["calibration_id"] for c in left]
+
+
+def test_an_automations_holdout_lift_reads_as_revenue_on_its_channel(tmp_path: Path) -> None:
+    """``automation:NAME``: the treated minus held-out goal rate, times the treated entrants, times the value
+    of a conversion; the channel and its spend are named (an automation's email costs what the user says)."""
+    from tests.automations.shop import WELCOME, open_shop, track
+
+    from touchpoint.automations import store, triggers
+    from touchpoint.automations import workflow as automations
+
+    n, treated_rate, holdout_rate, value = 700, 0.55, 0.25, 30.0  # 300 entrants per arm at least
+    wh = open_shop(tmp_path, n)
+    try:
+        automations.create(wh, WELCOME | {"holdout": 0.5})
+        track(wh, "Signed Up", list(range(n)))
+        automations.evaluate(wh)
+        auto = store.load(wh, "welcome")
+        p = wh.table("profiles")
+        pid = {r["user_id"]: r["profile_id"] for r in wh.to_arrow(p.select("user_id", "profile_id")).to_pylist()}
+        held = [triggers.in_holdout(auto, pid[f"u{i}"]) for i in range(n)]
+        rng = np.random.default_rng(7)
+        buyers = [i for i in range(n) if rng.random() < (holdout_rate if held[i] else treated_rate)]
+        track(wh, "Order Completed", buyers, resolve=False, revenue=value)
+        e = _error(lambda: calibration.measure(wh, "automation:welcome", sources=SOURCES))
+        assert "--value-per-conversion" in e.message and e.field == "value_per_conversion"  # type: ignore[union-attr]
+        opts = calibration.LiftOptions(value_per_conversion=value)
+        lift = calibration.measure(wh, "automation:welcome", opts, sources=SOURCES)
+        treated = n - sum(held)
+        assert lift.source == "automation:welcome" and lift.units == treated
+        assert lift.low < (treated_rate - holdout_rate) * treated * value < lift.high
+        assert lift.se == pytest.approx((lift.high - lift.low) / (2 * 1.959963984540054))
+        assert lift.start == lift.end == store.now().date().isoformat()
+        prop = calibration.proposal(wh, lift, channel="email", channels=("email", "search"), spend=1000.0)
+        assert prop["roi"] == pytest.approx(lift.incremental / 1000.0)
+    finally:
+        wh.close()

@@ -43,7 +43,7 @@ def from_automation(wh: Warehouse, name: str, opts: LiftOptions) -> MeasuredLift
     if out.get("status") in (None, "insufficient_data", "srm_failed") or "lift" not in out:
         raise InvalidInput(
             f"automation {name!r} has no usable holdout lift yet: {out.get('verdict') or out.get('status')}",
-            hint="wait until both arms have entrants whose goal window has closed",
+            hint="wait for more entrants in both arms (the message says how many are needed)",
         )
     est = out["lift"]
     treated = float(out["entrants"]["treated"])
