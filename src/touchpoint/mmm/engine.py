@@ -19,8 +19,8 @@ Accepted lift tests (``MMMConfig.calibrations``) add one likelihood term each, o
     incr_k = y_scale * beta_c * sum_{t in test weeks} (sat_c(adstock_c(x_c))_t - sat_c(adstock_c(x_c without
              the channel's spend in the test weeks))_t)
 
-The terms sit in ``CALIBRATION_SLOTS`` fixed slots (unused ones masked out), so a fit with or without
-calibrations runs the same compiled sampler.
+The terms sit in ``CALIBRATION_SLOTS`` fixed slots (unused ones masked out), so fits with one to four
+calibrations run the same compiled sampler; a fit without any has no term (and no extra cost).
 """
 
 from __future__ import annotations
@@ -101,9 +101,10 @@ class CalibrationInputs:
     @classmethod
     def padded(cls, items: list[dict[str, Any]], lagged: np.ndarray) -> CalibrationInputs:
         """Fill ``CALIBRATION_SLOTS`` slots (or a multiple) from ``items`` (dicts of the fields above, the
-        lag matrix and weeks of one channel); empty slots copy channel 0 and are switched off."""
+        lag matrix and weeks of one channel); empty slots copy channel 0 and are switched off. No items,
+        no slots."""
         t = lagged.shape[0]
-        k = max(CALIBRATION_SLOTS, -(-len(items) // CALIBRATION_SLOTS) * CALIBRATION_SLOTS)
+        k = -(-len(items) // CALIBRATION_SLOTS) * CALIBRATION_SLOTS
         channel = np.zeros(k, dtype=np.int32)
         cf = np.repeat(lagged[:, :1, :], k, axis=1)
         weeks = np.zeros((t, k))
@@ -181,10 +182,11 @@ def _model_fn(config: MMMConfig, n_channels: int) -> Any:
         with numpyro.handlers.mask(mask=train > 0):
             numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
         c, cf_lagged, weeks, spend, roi_obs, se, on = cal
-        h_cf = saturate(jnp, config.saturation, adstock(jnp, cf_lagged, w[c]), sat[c])
-        incr = jnp.sum((h[:, c] - h_cf) * weeks, axis=0) * beta[c] * y_scale
-        with numpyro.handlers.mask(mask=on > 0):
-            numpyro.sample("lift", dist.Normal(incr / spend, se), obs=roi_obs)
+        if on.shape[0]:  # a static shape: no calibrations, no term in the compiled program
+            h_cf = saturate(jnp, config.saturation, adstock(jnp, cf_lagged, w[c]), sat[c])
+            incr = jnp.sum((h[:, c] - h_cf) * weeks, axis=0) * beta[c] * y_scale
+            with numpyro.handlers.mask(mask=on > 0):
+                numpyro.sample("lift", dist.Normal(incr / spend, se), obs=roi_obs)
 
     return model
 

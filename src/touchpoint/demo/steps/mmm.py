@@ -148,7 +148,8 @@ GEO_HOLDOUT = 0.5  # the share of regions where the channel goes dark
 
 def run_calibration_demo(wh: Warehouse, truth: dict, out_dir: pathlib.Path) -> dict[str, Any]:
     """A geo test on the mmm step's weakest-identified channel, accepted as a calibration; the refit's
-    interval against the one before and the truth (one more fit, with the compiled sampler reused).
+    interval against the one before and the truth (one more fit; the first calibrated fit of a data shape
+    compiles its sampler once, then JAX's persistent cache keeps it).
 
     The simulator runs the test ideally: in half of the regions the channel goes dark for the last 13 fitted
     weeks; the lift is the first-order revenue the channel brought in those weeks (the simulator knows who
