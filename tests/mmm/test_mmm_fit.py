@@ -259,7 +259,7 @@ def test_the_demos_model_is_the_one_the_cli_and_api_read(tmp_path: Path) -> None
     from touchpoint.demo.simulator import DemoConfig
 
     settings = Settings(data_dir=tmp_path / "data")
-    summary = run_demo(settings, DemoConfig(customers=400, weeks=50), say=lambda _: None, steps=("mmm",))
+    summary = run_demo(settings, DemoConfig(customers=400, weeks=50), say=lambda _: None, steps=("mmm", "calibration"))
     step = summary["steps"]["mmm"]
     assert step["kpi"] == "new_customer_revenue" and set(step["recovery"]) == set(step["romi"])
     model = workflow.model_dir(settings.data_dir)
@@ -267,3 +267,13 @@ def test_the_demos_model_is_the_one_the_cli_and_api_read(tmp_path: Path) -> None
     run = CliRunner().invoke(mmm_cli.app, ["case", "--plan", str(model / "plan.json"), "--model", str(model)])
     assert run.exit_code in (0, mmm_cli.FAILED_EXIT), run.output
     assert (model / "case.pdf").exists()
+    # the calibration step: a geo test on the weakest-identified channel, accepted, the model refitted with it
+    cal = summary["steps"]["calibration"]
+    assert cal["status"] == "ok", cal
+    assert cal["channel"] in step["romi"] and cal["test"]["kind"] == "geo" and cal["test"]["se"] > 0
+    assert cal["width_after"] < cal["width_before"] and cal["before"] == {
+        k: step["romi"][cal["channel"]][k] for k in ("mean", "low", "high")
+    }
+    refitted = MMMResult.load(model)
+    assert [c.source for c in refitted.config.calibrations] == [f"demo:geo-test:{cal['channel']}"]
+    assert refitted.diagnostics["refit"]["changed"] == ["calibrations"]

@@ -85,6 +85,9 @@ NOT_PERSONAL = {
     "POST /v1/mmm/case",
     "POST /v1/mmm/case.pdf",
     "GET /v1/mmm/charts/{name}.png",
+    "POST /v1/mmm/calibrate",  # lifts of experiments (aggregates) as calibration of the model
+    "GET /v1/mmm/calibrations",
+    "POST /v1/mmm/calibrations/{calibration_id}/withdraw",
     "GET /v1/jobs",
     "GET /v1/jobs/{name}",
     "POST /v1/jobs/{name}/run",

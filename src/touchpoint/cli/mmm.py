@@ -1,4 +1,5 @@
-"""``touchpoint mmm fit|plan|case``: marketing-mix model, budget plan, investment case.
+"""``touchpoint mmm fit|plan|case|calibrate|calibrations``: marketing-mix model, budget plan, investment
+case, and the lift tests that calibrate the model.
 
 Each command exits with code 2 when the model behind its numbers failed its diagnostics, after
 printing the numbers with the problems, so scripts cannot mistake them for a confident answer.
@@ -12,6 +13,7 @@ import typer
 
 from touchpoint.cli.common import (
     DataOpt,
+    Group,
     JsonOpt,
     MapOpt,
     console,
@@ -33,6 +35,11 @@ FAILED_EXIT = 2
 #: so that `touchpoint mmm --help` does not import the model stack (numpy, JAX) to show them.
 DRAWS, WARMUP, CHAINS, HOLDOUT_WEEKS = 500, 500, 4, 8
 ModelOpt = typer.Option(None, "--model", help="Model directory (default: <data>/mmm).")
+calibrations_app = typer.Typer(
+    help="Lift tests accepted as calibration of the model: list them, withdraw one.", no_args_is_help=True
+)
+app.add_typer(calibrations_app, name="calibrations", cls=Group)
+NoRefitOpt = typer.Option(False, "--no-refit", help="Store the change only; the next fit uses it.")
 
 
 def _pairs(values: list[str] | None, what: str, example: str) -> dict[str, tuple[float, float]]:
@@ -126,6 +133,7 @@ def fit_cmd(
             raise InvalidInput("--control and --map need --file", hint="they name a file's columns")
         with warehouse(data) as wh:
             mmm_data = from_warehouse(wh, kpi=kpi, channels=list(channel or []) or None)
+            config = workflow.with_calibrations(wh, config)  # the accepted lift tests (`mmm calibrate`)
     out = model or workflow.model_dir(settings_for(data).data_dir)
     with console.status("sampling the posterior (NUTS)...", spinner="dots") if not as_json else _null():
         summary = workflow.fit_and_save(mmm_data, config, out)
@@ -161,11 +169,199 @@ def fit_cmd(
             console.print(
                 f"brand share of spend {b['brand_share_of_spend']:.0%} (guideline {b['guideline']:.0%})"
             )
+        _refit_lines(summary)
         _status_line(summary["status"], summary["problems"], summary["warnings"])
         console.print(f"model and charts saved in {out}")
 
     emit(summary, as_json, render)
     if not summary["reliable"]:
+        raise typer.Exit(FAILED_EXIT)
+
+
+def _refit_lines(summary: dict) -> None:
+    """The calibrations a fit used and how each channel's interval changed against the previous fit."""
+    for c in summary["diagnostics"].get("calibration") or []:
+        used = (
+            f"model's ROI in those weeks {_iv(c['model_roi'])}" if c["used"] else f"[yellow]not used:[/] {c['reason']}"
+        )
+        console.print(
+            f"calibration {c['calibration_id'] or c['source']} on {c['channel']} ({c['start']}..{c['end']}): "
+            f"measured ROI {c['roi']:.2f} ± {c['roi_se']:.2f}; {used}"
+        )
+    refit = summary["diagnostics"].get("refit")
+    if refit and refit["channels"]:
+        changed = ", ".join(refit["changed"]) or "nothing"
+        console.print(f"against the previous fit (changed: {changed}):")
+        for ch, v in refit["channels"].items():
+            flag = " [bold red]DRIFT[/]" if v["drift"] else ""
+            console.print(
+                f"  {ch}: interval width {v['width_before']:.2f} -> {v['width_after']:.2f} "
+                f"({v['narrowed_by']:+.0%} narrower){flag}"
+            )
+
+
+def _actor() -> str:
+    from touchpoint.privacy.audit import cli_actor
+
+    return cli_actor()
+
+
+def _sources() -> dict:
+    from touchpoint.automations.calibration import SOURCES
+
+    return SOURCES
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    key: str = typer.Option(
+        ...,
+        "--from-experiment",
+        help="Where the lift was measured: experiment:KEY (or KEY), or automation:NAME (its holdout).",
+    ),
+    channel: str = typer.Option(None, "--channel", help="The channel the test varied (one of the model's)."),
+    metric: str = typer.Option(None, "--metric", help="The experiment's revenue metric (when it has several)."),
+    arm: str = typer.Option(None, "--arm", help="The experiment's arm that ran the channel (when several)."),
+    value_per_conversion: float = typer.Option(
+        None, "--value-per-conversion", help="Revenue of one goal conversion (automation:NAME)."
+    ),
+    spend: float = typer.Option(
+        None, "--spend", help="The channel's spend in the test (default: the spend table over its period)."
+    ),
+    level: float = typer.Option(0.95, "--level", help="Confidence level of the lift's interval."),
+    accept: bool = typer.Option(False, "--accept", help="Store it as a calibration and refit the model."),
+    no_refit: bool = NoRefitOpt,
+    model: Path = ModelOpt,
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn a measured lift into a calibration of the model: shown first, stored and refitted with --accept.
+
+    The refit uses the saved model's data and settings with every accepted calibration, and shows how much
+    the channel's ROMI interval narrowed."""
+    from touchpoint.mmm import workflow
+    from touchpoint.mmm.calibration import LiftOptions
+
+    directory = model or workflow.model_dir(settings_for(data).data_dir)
+    options = LiftOptions(metric=metric, arm=arm, value_per_conversion=value_per_conversion, level=level)
+    with (
+        warehouse(data) as wh,
+        console.status("refitting the model with the calibration (NUTS)...", spinner="dots")
+        if accept and not no_refit and not as_json
+        else _null(),
+    ):
+        out = workflow.calibrate(
+            wh,
+            key,
+            directory,
+            channel=channel,
+            spend=spend,
+            options=options,
+            accept=accept,
+            by=_actor(),
+            refit=not no_refit,
+            sources=_sources(),
+        )
+
+    def render() -> None:
+        p = out["proposal"]
+        lift, ri = p["lift"], p["roi_interval"]
+        table(
+            f"lift test {p['source']} on {p['channel']} ({p['period']['start']} to {p['period']['end']})",
+            ["measure", "estimate", "interval"],
+            [
+                (
+                    "incremental revenue",
+                    f"{lift['estimate']:,.0f}",
+                    f"[{lift['low']:,.0f}, {lift['high']:,.0f}] ({lift['level']:.0%})",
+                ),
+                ("spend", f"{p['spend']:,.0f}", ""),
+                ("ROI", f"{p['roi']:.2f} ± {p['roi_se']:.2f}", f"[{ri['low']:.2f}, {ri['high']:.2f}]"),
+            ],
+        )
+        if out["accepted"] is None:
+            console.print(out["note"])
+            return
+        a = out["accepted"]
+        console.print(f"accepted as {a['calibration_id']} by {a['accepted_by']} at {a['accepted_at']}")
+        _narrowing(out)
+
+    emit(out, as_json, render)
+    if out["refit"] is not None and not out["refit"]["reliable"]:
+        raise typer.Exit(FAILED_EXIT)
+
+
+def _narrowing(out: dict) -> None:
+    n = out.get("narrowing")
+    if out["refit"] is None:
+        console.print("not refitted (--no-refit): the next `touchpoint mmm fit` uses it")
+        return
+    if n and "before" in n:
+        b, a = n["before"], n["after"]
+        console.print(
+            f"ROMI of {n['channel']}: before {b['mean']:.2f} [{b['low']:.2f}, {b['high']:.2f}] (width "
+            f"{n['width_before']:.2f}), after {a['mean']:.2f} [{a['low']:.2f}, {a['high']:.2f}] (width "
+            f"{n['width_after']:.2f}): {n['narrowed_by']:.0%} narrower"
+        )
+    r = out["refit"]
+    _status_line(r["status"], r["problems"], r["warnings"])
+
+
+@calibrations_app.command("list")
+def calibrations_list(
+    withdrawn: bool = typer.Option(False, "--withdrawn", help="Also the withdrawn ones."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The lift tests accepted as calibration (source, channel, period, ROI, who accepted it and when)."""
+    from touchpoint.mmm import calibration
+
+    with warehouse(data, read_only=True) as wh:
+        rows = calibration.list_calibrations(wh, withdrawn=withdrawn)
+
+    def render() -> None:
+        table(
+            "calibrations of the marketing-mix model",
+            ["id", "source", "channel", "period", "ROI", "accepted", "status"],
+            [
+                (
+                    r["calibration_id"],
+                    r["source"],
+                    r["channel"],
+                    f"{r['period_start']}..{r['period_end']}",
+                    f"{r['roi']:.2f} ± {r['roi_se']:.2f}",
+                    f"{r['accepted_by']} {r['accepted_at'][:16]}",
+                    r["status"] + (f" ({r['withdrawn_by']})" if r["withdrawn_by"] else ""),
+                )
+                for r in rows
+            ],
+        )
+
+    emit({"calibrations": rows}, as_json, render)
+
+
+@calibrations_app.command("withdraw")
+def calibrations_withdraw(
+    calibration_id: str = typer.Argument(..., help="The calibration's id (`touchpoint mmm calibrations list`)."),
+    no_refit: bool = NoRefitOpt,
+    model: Path = ModelOpt,
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop using a calibration: the row stays, marked withdrawn; the model is refitted without it."""
+    from touchpoint.mmm import workflow
+
+    directory = model or workflow.model_dir(settings_for(data).data_dir)
+    with warehouse(data) as wh:
+        out = workflow.withdraw(wh, calibration_id, directory, by=_actor(), refit=not no_refit)
+
+    def render() -> None:
+        w = out["withdrawn"]
+        console.print(f"withdrew {w['calibration_id']} ({w['source']} on {w['channel']})")
+        _narrowing(out)
+
+    emit(out, as_json, render)
+    if out["refit"] is not None and not out["refit"]["reliable"]:
         raise typer.Exit(FAILED_EXIT)
 
 

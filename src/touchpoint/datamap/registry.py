@@ -248,6 +248,16 @@ SOURCES: tuple[Source, ...] = (
         commands=("touchpoint automations create", "touchpoint automations pause", "touchpoint automations replay"),
     ),
     Source(
+        "mmm_calibrations",
+        "api",
+        "Lift tests (experiments, automations' holdouts) accepted as calibration of the marketing-mix model, "
+        "and withdrawn; accepting or withdrawing refits the model unless told not to.",
+        writes=("mmm_calibrations",),
+        routes=("POST /v1/mmm/calibrate", "POST /v1/mmm/calibrations/{calibration_id}/withdraw"),
+        commands=("touchpoint mmm calibrate", "touchpoint mmm calibrations withdraw"),
+        runs=("mmm",),
+    ),
+    Source(
         "propensity_runs",
         "cli",
         "Propensity models fitted and scored by hand (not a job): P(event within a window) per profile.",
@@ -362,7 +372,7 @@ MODELS: dict[str, Model] = {
             "mmm",
             "Marketing-mix model (Bayesian)",
             "Weekly KPI against spend per channel with adstock and saturation; aggregates only.",
-            reads=("events", "spend"),
+            reads=("events", "spend", "mmm_calibrations"),
             files="<data_dir>/mmm: the fitted model (weekly aggregates, no person)",
         ),
     )

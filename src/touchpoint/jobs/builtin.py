@@ -160,15 +160,20 @@ def _saved_setup(target: Path) -> tuple[str, list[str] | None, dict[str, Any]]:
     return saved.data.target_name, list(saved.data.channels), saved.config.to_dict()
 
 
-def _fit_child(data: dict[str, Any], config: dict[str, Any], out_dir: str, reply: Any) -> None:  # pragma: no cover
-    """In the worker process: fit and save, send back the summary's headline (or the error)."""
+def _fit_child(
+    data: dict[str, Any], config: dict[str, Any], out_dir: str, reply: Any, previous: str | None = None
+) -> None:  # pragma: no cover
+    """In the worker process: fit and save (compared with the model in ``previous``), send back the
+    summary's headline and the channels whose ROMI drifted (or the error)."""
     try:
         from touchpoint.mmm.config import MMMConfig
         from touchpoint.mmm.dataset import MMMData
-        from touchpoint.mmm.workflow import fit_and_save
+        from touchpoint.mmm.workflow import drift_report, fit_and_save
 
-        summary = fit_and_save(MMMData.from_dict(data), MMMConfig.from_dict(config), out_dir)
-        reply.send({"ok": True, "status": summary.get("status"), "weeks": summary.get("weeks")})
+        summary = fit_and_save(MMMData.from_dict(data), MMMConfig.from_dict(config), out_dir, previous=previous)
+        reply.send(
+            {"ok": True, "status": summary.get("status"), "weeks": summary.get("weeks"), **drift_report(summary)}
+        )
     except BaseException as exc:
         reply.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
@@ -177,11 +182,13 @@ def refit_mmm(ctx: JobContext) -> dict[str, Any]:
     """Pull the weekly summary from the engine, fit in a worker process, swap the saved model in.
 
     A saved model keeps its KPI, channels and configuration (the demo fits new-customer revenue)."""
+    from touchpoint.mmm.config import MMMConfig
     from touchpoint.mmm.dataset import from_warehouse
-    from touchpoint.mmm.workflow import model_dir
+    from touchpoint.mmm.workflow import model_dir, with_calibrations
 
     target = model_dir(ctx.settings.data_dir)
     kpi, channels, config = _saved_setup(target)
+    config = with_calibrations(ctx.warehouse, MMMConfig.from_dict(config)).to_dict()  # the accepted lift tests
     if (target / "fit.json").exists():
         saved = datetime.fromtimestamp((target / "fit.json").stat().st_mtime, UTC).replace(tzinfo=None)
         ctx.fresh_enough(saved, "the saved marketing-mix model")
@@ -194,7 +201,9 @@ def refit_mmm(ctx: JobContext) -> dict[str, Any]:
     work.mkdir(parents=True)
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no lock or thread of ours in it
     receive, send = spawn.Pipe(duplex=False)
-    child = spawn.Process(target=_fit_child, args=(data.to_dict(), config, str(work), send), name="touchpoint-mmm-fit")
+    child = spawn.Process(
+        target=_fit_child, args=(data.to_dict(), config, str(work), send, str(target)), name="touchpoint-mmm-fit"
+    )
     child.start()
     send.close()
     reply: dict[str, Any] = {"ok": False}
@@ -215,7 +224,16 @@ def refit_mmm(ctx: JobContext) -> dict[str, Any]:
     if not reply["ok"]:
         raise RuntimeError(f"the marketing-mix fit failed: {reply['error']}")
     _swap(work, target)
-    return {"rows": len(data.dates), "status": reply.get("status"), "model_dir": str(target)}
+    if reply.get("drift"):  # a refit that moved a channel's ROMI outside its previous interval
+        logging.getLogger("touchpoint.jobs").warning("mmm: %s", "; ".join(reply["drift_warnings"]))
+    return {
+        "rows": len(data.dates),
+        "status": reply.get("status"),
+        "model_dir": str(target),
+        "drift": reply.get("drift", []),
+        "drift_warnings": reply.get("drift_warnings", []),
+        "calibrations": len(config.get("calibrations", [])),
+    }
 
 
 # -- audiences and scores ------------------------------------------------------------------------------
@@ -368,7 +386,7 @@ BUILTIN: tuple[Job, ...] = (
         refit_mmm,
         every=7 * 86400.0,
         tables=(),
-        reads=("events", "spend"),
+        reads=("events", "spend", "mmm_calibrations"),
         models=("mmm",),
         doc="Refit the marketing-mix model on the weekly summary (in a worker process).",
         retry_base=60.0,

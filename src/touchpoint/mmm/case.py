@@ -141,6 +141,7 @@ def investment_case(
         "model_status": result.status,
         "reliable": result.reliable,
         "model_problems": result.diagnostics["problems"],
+        "calibration": calibration_note(result),
         "extrapolated_channels": plan.get("extrapolated_channels", []),
         "method": "posterior draws of the fitted MMM, plan spend convolved with each draw's adstock; "
         + (
@@ -245,3 +246,24 @@ def summary_text(case: dict[str, Any], currency: str = "") -> str:
             "so those returns are extrapolated."
         )
     return text
+
+
+def calibration_note(result: MMMResult) -> list[dict[str, Any]]:
+    """The lift tests the model was calibrated with, and each channel's ROMI interval width before and after
+    the refit that added them (when the refit replaced a saved model)."""
+    refit = (result.diagnostics.get("refit") or {}).get("channels", {})
+    out = []
+    for cal in result.config.calibrations:
+        change = refit.get(cal.channel, {})
+        out.append(
+            {
+                "channel": cal.channel,
+                "source": cal.source,
+                "period": [cal.start, cal.end],
+                "roi": cal.roi,
+                "roi_se": cal.roi_se,
+                "width_before": change.get("width_before"),
+                "width_after": change.get("width_after"),
+            }
+        )
+    return out

@@ -12,6 +12,15 @@ The model, on scaled data (target divided by its mean, spend by each channel's m
 Sampling ROI directly (as Google's Meridian does) keeps the well-identified quantity, the total
 return of a channel, apart from the weakly identified shape of its curve, which shortens NUTS
 trajectories, and lets lift experiments calibrate it with a prior on ROI.
+
+Accepted lift tests (``MMMConfig.calibrations``) add one likelihood term each, on the test's weeks::
+
+    roi_k ~ Normal(incr_k / spend_k, se_k)
+    incr_k = y_scale * beta_c * sum_{t in test weeks} (sat_c(adstock_c(x_c))_t - sat_c(adstock_c(x_c without
+             the channel's spend in the test weeks))_t)
+
+The terms sit in ``CALIBRATION_SLOTS`` fixed slots (unused ones masked out), so fits with one to four
+calibrations run the same compiled sampler; a fit without any has no term (and no extra cost).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from touchpoint.mmm.transforms import ADSTOCK_KINDS, SATURATION_KINDS, adstock, 
 
 EXTRA = "touchpoint[mmm]"
 HOST_DEVICES = 8
+CALIBRATION_SLOTS = 4  # lift-test terms are padded to a multiple of this (one compiled program for 0-4)
 
 
 def _load() -> tuple[Any, Any, Any, Any]:
@@ -71,6 +81,40 @@ class EngineInputs:
     y_scale: float
     roi_mu: np.ndarray
     roi_sigma: np.ndarray
+    calibration: CalibrationInputs | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationInputs:
+    """Lift tests as arrays, one per slot ``k``: the channel index, the lag matrix of that channel's
+    scaled spend with the test weeks zeroed ``(T, K, L)``, the test weeks ``(T, K)``, the channel's spend
+    in those weeks (money), the measured ROI and its standard error, and ``on`` (0 for a padding slot)."""
+
+    channel: np.ndarray
+    lagged: np.ndarray
+    weeks: np.ndarray
+    spend: np.ndarray
+    roi: np.ndarray
+    se: np.ndarray
+    on: np.ndarray
+
+    @classmethod
+    def padded(cls, items: list[dict[str, Any]], lagged: np.ndarray) -> CalibrationInputs:
+        """Fill ``CALIBRATION_SLOTS`` slots (or a multiple) from ``items`` (dicts of the fields above, the
+        lag matrix and weeks of one channel); empty slots copy channel 0 and are switched off. No items,
+        no slots."""
+        t = lagged.shape[0]
+        k = -(-len(items) // CALIBRATION_SLOTS) * CALIBRATION_SLOTS
+        channel = np.zeros(k, dtype=np.int32)
+        cf = np.repeat(lagged[:, :1, :], k, axis=1)
+        weeks = np.zeros((t, k))
+        spend, roi, se, on = np.ones(k), np.zeros(k), np.ones(k), np.zeros(k)
+        for i, item in enumerate(items):
+            channel[i] = item["channel"]
+            cf[:, i, :] = item["lagged"]
+            weeks[:, i] = item["weeks"]
+            spend[i], roi[i], se[i], on[i] = item["spend"], item["roi"], item["se"], 1.0
+        return cls(channel, cf, weeks, spend, roi, se, on)
 
 
 @dataclass(frozen=True)
@@ -108,7 +152,15 @@ def _model_fn(config: MMMConfig, n_channels: int) -> Any:
     _, jnp, numpyro, dist = _load()
 
     def model(
-        lagged: Any, z: Any, y: Any, train: Any, spend_train: Any, y_scale: Any, roi_mu: Any, roi_sigma: Any
+        lagged: Any,
+        z: Any,
+        y: Any,
+        train: Any,
+        spend_train: Any,
+        y_scale: Any,
+        roi_mu: Any,
+        roi_sigma: Any,
+        cal: tuple[Any, ...],
     ) -> None:
         with numpyro.plate("channel", n_channels):
             roi = numpyro.sample("roi", dist.LogNormal(roi_mu, roi_sigma))
@@ -129,6 +181,12 @@ def _model_fn(config: MMMConfig, n_channels: int) -> Any:
         mu = mu + h @ beta
         with numpyro.handlers.mask(mask=train > 0):
             numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+        c, cf_lagged, weeks, spend, roi_obs, se, on = cal
+        if on.shape[0]:  # a static shape: no calibrations, no term in the compiled program
+            h_cf = saturate(jnp, config.saturation, adstock(jnp, cf_lagged, w[c]), sat[c])
+            incr = jnp.sum((h[:, c] - h_cf) * weeks, axis=0) * beta[c] * y_scale
+            with numpyro.handlers.mask(mask=on > 0):
+                numpyro.sample("lift", dist.Normal(incr / spend, se), obs=roi_obs)
 
     return model
 
@@ -163,6 +221,10 @@ def sample(inputs: EngineInputs, config: MMMConfig) -> EngineResult:
         np.float64(inputs.y_scale),
         inputs.roi_mu,
         inputs.roi_sigma,
+        tuple(
+            getattr(inputs.calibration or CalibrationInputs.padded([], inputs.lagged), name)
+            for name in ("channel", "lagged", "weeks", "spend", "roi", "se", "on")
+        ),
     )
     mcmc.run(jax.random.PRNGKey(config.seed), *args, extra_fields=("diverging", "num_steps"))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}

@@ -10,7 +10,8 @@ True
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,7 @@ class MMMResult:
                 "marginal_romi": self._interval(mroi[:, j]),
                 "identified": ident[ch]["identified"],
                 "note": ident[ch].get("note"),
+                "calibrated_by": [c.source or c.calibration_id for c in self.config.calibrations if c.channel == ch],
             }
         return out
 
@@ -259,8 +261,17 @@ class MMMResult:
             "method": "Bayesian MMM, NumPyro NUTS; see docs/mmm.md",
             "config": self.config.to_dict(),
             "config_hash": self.config.config_hash(),
+            "data_hash": self.data_hash(),
+            "fitted_at": self.diagnostics.get("fitted_at"),
             "fit_seconds": self.seconds,
         }
+
+    def data_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the data the model was fitted on (dates, KPI, spend, controls)."""
+        import hashlib
+
+        blob = json.dumps(self.data.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     # ---- persistence -------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -336,6 +347,20 @@ def fit(data: MMMData, config: MMMConfig | None = None) -> MMMResult:
         roi_mu=np.array(mus),
         roi_sigma=np.array(sigmas),
     )
+    used, unused = calibration_weeks(data, design, config)
+    if used:
+        items = [
+            {
+                "channel": u["index"],
+                "lagged": u["lagged"],
+                "weeks": u["mask"],
+                "spend": u["spend"],
+                "roi": u["calibration"].roi,
+                "se": u["calibration"].roi_se,
+            }
+            for u in used
+        ]
+        inputs = replace(inputs, calibration=engine.CalibrationInputs.padded(items, inputs.lagged))
     out = engine.sample(inputs, config)
     draws = _flatten(out.samples, MAX_POST_DRAWS)
     if "gamma" not in draws:
@@ -346,7 +371,109 @@ def fit(data: MMMData, config: MMMConfig | None = None) -> MMMResult:
     h = result.saturation(adstock(np, lagged, result.weights()))
     result.extra["beta"] = draws["roi"] * inputs.spend_train / np.maximum(h[:, :n, :].sum(axis=1), 1e-12)
     result.diagnostics = _diagnose(result, out, np.array(mus), np.array(sigmas))
+    result.diagnostics["calibration"] = _calibration_check(result, used, unused)
+    result.diagnostics["versions"] = versions()
+    result.diagnostics["fitted_at"] = datetime.now(UTC).replace(microsecond=0).isoformat()
     return result
+
+
+def versions() -> dict[str, str | None]:
+    """The versions of the libraries that shape the draws (recorded with every fit), read without importing them."""
+    import platform
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"touchpoint": __version__, "python": platform.python_version()}
+    for name in ("numpyro", "jax", "jaxlib", "numpy", "scipy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    out["machine"] = platform.machine()
+    return out
+
+
+def calibration_weeks(
+    data: MMMData, design: Design, config: MMMConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Where each of ``config.calibrations`` falls in the fitted weeks: ``(used, unused)``.
+
+    A week counts when any of its seven days lies in the test's period; held-out weeks never count (the
+    held-out check stays out of sample). Each used entry has the channel's index, the fitted weeks of the
+    test (``mask``), the channel's spend in them and the lag matrix of its scaled spend with those weeks
+    zeroed (the test's counterfactual). A test outside the fitted weeks, on a channel not in the data or
+    with no spend in its weeks is unused, with the reason."""
+    used: list[dict[str, Any]] = []
+    unused: list[dict[str, Any]] = []
+    n = design.n_train
+    first = data.dates.astype("datetime64[D]")
+    for cal in config.calibrations:
+        start, end = np.datetime64(cal.start, "D"), np.datetime64(cal.end, "D")
+        mask = ((first + 6) >= start) & (first <= end) & (np.arange(data.n_weeks) < n)
+        reason = None
+        if cal.channel not in data.channels:
+            reason = f"channel {cal.channel!r} is not in the data"
+        elif not mask.any():
+            reason = f"its period {cal.start}..{cal.end} lies outside the fitted weeks {first[0]}..{first[n - 1] + 6}"
+        else:
+            j = data.channels.index(cal.channel)
+            spend = float(data.spend[mask, j].sum())
+            if spend <= 0:
+                reason = f"{cal.channel} had no spend in the fitted weeks of {cal.start}..{cal.end}"
+        if reason:
+            unused.append({"calibration": cal, "reason": reason})
+            continue
+        scaled = data.spend[:, j] / design.x_scale[j]
+        scaled = np.where(mask, 0.0, scaled)
+        used.append(
+            {
+                "calibration": cal,
+                "index": j,
+                "mask": mask.astype(float),
+                "spend": spend,
+                "lagged": lag_matrix(scaled[:, None], config.max_lag)[:, 0, :],
+            }
+        )
+    return used, unused
+
+
+def _calibration_check(
+    result: MMMResult, used: list[dict[str, Any]], unused: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per lift test: the model's ROI of the tested spend in the test's weeks (posterior) against the
+    measured ROI; a test more than 3 combined standard errors away is warned about (the test or the
+    model is wrong, and the posterior is a compromise between them)."""
+    out: list[dict[str, Any]] = []
+    spend = result.data.spend
+    full = result.channel_contributions(spend)
+    for u in used:
+        cal, j, mask = u["calibration"], u["index"], u["mask"] > 0
+        cf_spend = spend.copy()
+        cf_spend[mask, j] = 0.0
+        lost = (full[:, :, j] - result.channel_contributions(cf_spend)[:, :, j])[:, mask].sum(axis=1)
+        model_roi = lost / u["spend"]
+        z = (cal.roi - float(model_roi.mean())) / float(np.sqrt(cal.roi_se**2 + model_roi.var()))
+        entry = {
+            **asdict(cal),
+            "used": True,
+            "weeks": int(mask.sum()),
+            "spend_in_weeks": u["spend"],
+            "model_roi": result._interval(model_roi),
+            "z": z,
+        }
+        if abs(z) > 3:
+            result.diagnostics["warnings"].append(
+                f"lift test {cal.source or cal.channel} (ROI {cal.roi:.2f} ± {cal.roi_se:.2f}) disagrees with the "
+                f"model's ROI of {cal.channel} in its weeks ({model_roi.mean():.2f}); check the test's spend and "
+                "period, or a missing control"
+            )
+        out.append(entry)
+    for u in unused:
+        cal = u["calibration"]
+        out.append({**asdict(cal), "used": False, "reason": u["reason"]})
+        result.diagnostics["warnings"].append(f"lift test {cal.source or cal.channel} was not used: {u['reason']}")
+    if result.diagnostics["warnings"] and result.diagnostics["status"] == "ok":
+        result.diagnostics["status"] = "warning"
+    return out
 
 
 def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.ndarray) -> dict[str, Any]:
@@ -430,7 +557,8 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
             entry["note"] = (
                 f"weakly identified: its spend barely moves apart from the trend, season, controls and other "
                 f"channels (independent variation {variation[j]['independent_variation']:.0%} of its average, "
-                f"{variation[j]['explained_share']:.0%} explained by them); a lift test (--roi-prior) would pin it down"
+                f"{variation[j]['explained_share']:.0%} explained by them); a lift test would pin it down "
+                "(`touchpoint mmm calibrate`)"
             )
         elif contraction < 0.1:
             entry["note"] = "weakly identified: the data barely moved the ROI prior"

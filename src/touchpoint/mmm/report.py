@@ -43,11 +43,16 @@ def _stamp(ax: Any, status: str) -> None:
 
 
 def plot_romi(summary: dict[str, Any], path: Path) -> Path:
-    """ROMI per channel with its credible interval; channels that are not identified are grey."""
+    """ROMI per channel with its credible interval; channels that are not identified are grey.
+
+    After a refit (``diagnostics.refit``), each channel's interval in the previous fit is drawn below
+    it in light grey, so a calibration's narrowing (or a drift) shows; calibrated channels are marked."""
     plt = _plt()
     items = list(summary["romi"].items())
+    refit = (summary.get("diagnostics") or {}).get("refit") or {}
+    before = refit.get("channels", {})
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(items) + 1.5))
-    for i, (_ch, v) in enumerate(items):
+    for i, (ch, v) in enumerate(items):
         r = v["romi"]
         color = "tab:blue" if v.get("identified", True) else "grey"
         ax.errorbar(
@@ -57,11 +62,31 @@ def plot_romi(summary: dict[str, Any], path: Path) -> Path:
             fmt="o",
             color=color,
             capsize=4,
+            label="this fit" if i == 0 else None,
         )
+        if ch in before:
+            b = before[ch]["before"]
+            ax.errorbar(
+                b["mean"],
+                i - 0.25,
+                xerr=[[b["mean"] - b["low"]], [b["high"] - b["mean"]]],
+                fmt="o",
+                color="lightgrey",
+                capsize=3,
+                label="previous fit" if not any(c in before for c, _ in items[:i]) else None,
+            )
     ax.axvline(1.0, color="black", lw=0.8, ls="--")
-    ax.set_yticks(range(len(items)), [ch for ch, _ in items])
+    labels = []
+    for ch, v in items:
+        label = ch + (" (calibrated)" if v.get("calibrated_by") else "")
+        if ch in before and before[ch]["width_before"] > 0:
+            label += f"\nwidth {before[ch]['width_before']:.2f} → {before[ch]['width_after']:.2f}"
+        labels.append(label)
+    ax.set_yticks(range(len(items)), labels)
     ax.set_xlabel("ROMI (revenue per unit of spend), with credible interval")
     ax.set_title("Return on marketing investment per channel")
+    if before:
+        ax.legend(fontsize=7, loc="best")
     _stamp(ax, summary["status"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -170,6 +195,17 @@ def _failed_text(case: dict[str, Any]) -> str:
     return "The model failed its diagnostics: " + "; ".join(case["model_problems"]) if not case["reliable"] else ""
 
 
+def _calibration_text(case: dict[str, Any]) -> str:
+    """One sentence on the lift tests behind the numbers, with each channel's interval before and after."""
+    parts = []
+    for c in case.get("calibration") or []:
+        text = f"{c['channel']} by {c['source'] or 'a lift test'} ({c['period'][0]} to {c['period'][1]})"
+        if c.get("width_before") is not None:
+            text += f", ROMI interval width {c['width_before']:.2f} before, {c['width_after']:.2f} after"
+        parts.append(text)
+    return "Calibrated with lift tests: " + "; ".join(parts) + "." if parts else ""
+
+
 def case_html(case: dict[str, Any], plan: dict[str, Any], png: Path) -> str:
     """A self-contained one-page HTML report (the chart embedded as a data URL)."""
     img = base64.b64encode(png.read_bytes()).decode()
@@ -181,6 +217,8 @@ def case_html(case: dict[str, Any], plan: dict[str, Any], png: Path) -> str:
 
     failed = _failed_text(case)
     warn = f"<p class='warn'>{html.escape(failed)}</p>" if failed else ""
+    calibrated = _calibration_text(case)
+    warn += f"<p>{html.escape(calibrated)}</p>" if calibrated else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Investment case</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}}
@@ -207,7 +245,7 @@ def case_pdf(case: dict[str, Any], plan: dict[str, Any], path: Path) -> Path:
             fig.text(0.07, y, line, fontsize=9, color="#b00", weight="bold")
             y -= 0.016
         y -= 0.006
-    for line in textwrap.wrap(case["summary"], 100):
+    for line in textwrap.wrap(case["summary"], 100) + textwrap.wrap(_calibration_text(case), 100):
         fig.text(0.07, y, line, fontsize=9.5)
         y -= 0.017
     ax = fig.add_axes((0.07, y - 0.13, 0.86, 0.12))

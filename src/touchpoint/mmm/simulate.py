@@ -72,5 +72,32 @@ def simulate(
         "beta": dict(zip(names, beta.tolist(), strict=True)),
         "spend_scale": dict(zip(names, scale.tolist(), strict=True)),
         "baseline_share": float(baseline.sum() / mean.sum()),
+        "max_lag": max_lag,
     }
     return data, truth
+
+
+def true_test_roi(data: MMMData, truth: dict[str, Any], channel: str, weeks: slice) -> dict[str, float]:
+    """What a perfect lift test of ``channel`` over ``weeks`` measures in the simulated world: the revenue
+    lost in those weeks had the channel's spend in them been zero, over that spend (the quantity a lift
+    calibration compares with, :func:`touchpoint.mmm.model.calibration_weeks`).
+
+    >>> data, truth = simulate(weeks=60, channels=2, seed=1)
+    >>> t = true_test_roi(data, truth, "ch1", slice(20, 28))
+    >>> t["spend"] > 0 and 0 < t["roi"] < 10
+    True
+    """
+    j = data.channels.index(channel)
+    scale = truth["spend_scale"][channel]
+    w = adstock_weights(np, "geometric", np.array([[truth["decay"][channel]]]), truth["max_lag"])
+
+    def revenue(x: np.ndarray) -> np.ndarray:
+        a = adstock(np, lag_matrix(x[:, None] / scale, truth["max_lag"]), w)[:, 0]
+        return hill(np, a, truth["half_saturation"][channel], truth["hill_shape"][channel]) * truth["beta"][channel]
+
+    spend = data.spend[:, j]
+    without = spend.copy()
+    without[weeks] = 0.0
+    lost = float((revenue(spend) - revenue(without))[weeks].sum())
+    paid = float(spend[weeks].sum())
+    return {"incremental": lost, "spend": paid, "roi": lost / paid if paid else float("nan")}

@@ -105,6 +105,10 @@ def _flow_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.FLOW_TABLES]
 
 
+def _mmm_tables(wh: Warehouse) -> list[str]:
+    return [wh.create_table_sql(spec) for spec in schema.MMM_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -140,6 +144,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         14, "automation_outbox: held_until and pacing (quiet hours, frequency caps, global control)", _outbox_pacing
     ),
+    Migration(15, "the marketing-mix model: mmm_calibrations, lift tests accepted as calibration", _mmm_tables),
 )
 
 

@@ -985,6 +985,62 @@ AUDIT_LOG = TableSpec(
 AUDIT_TABLES: tuple[TableSpec, ...] = (AUDIT_LOG,)
 
 
+# -- the marketing-mix model's calibrations (see touchpoint.mmm.calibration) ---------------------------------
+MMM_CALIBRATIONS = TableSpec(
+    name="mmm_calibrations",
+    doc="Lift tests accepted as calibration of the marketing-mix model: source, channel, period, lift with its "
+    "interval, spend, ROI with its standard error, who accepted it and when; withdrawn ones are kept, marked.",
+    key=("calibration_id",),
+    not_null=(
+        "calibration_id",
+        "source",
+        "channel",
+        "period_start",
+        "period_end",
+        "lift",
+        "lift_se",
+        "spend",
+        "roi",
+        "roi_se",
+        "status",
+        "accepted_by",
+        "accepted_at",
+    ),
+    schema=ibis.schema(
+        [
+            ("calibration_id", STRING),
+            ("source", STRING),  # experiment:KEY | automation:NAME | another source's key
+            ("channel", STRING),
+            ("period_start", dt.Date()),
+            ("period_end", dt.Date()),
+            ("metric", STRING),
+            ("units", dt.Float64()),  # units in the treated arm
+            ("lift", dt.Float64()),  # incremental revenue over the treated arm, money
+            ("lift_low", dt.Float64()),
+            ("lift_high", dt.Float64()),
+            ("lift_se", dt.Float64()),
+            ("level", dt.Float64()),  # of lift_low..lift_high
+            ("spend", dt.Float64()),  # the channel's spend in the period, money
+            ("roi", dt.Float64()),
+            ("roi_se", dt.Float64()),
+            ("status", STRING),  # accepted | withdrawn
+            ("accepted_by", STRING),  # an actor, as in the audit log: cli:<os user>, key:<name>, demo
+            ("accepted_at", TS),
+            ("withdrawn_by", STRING),
+            ("withdrawn_at", TS),
+            ("details", STRING),  # JSON: the arm, the control, the per-unit lift, the analysis status
+        ]
+    ),
+    personal=Personal(
+        none=True,
+        note="aggregate lifts of experiments and holdouts; accepted_by/withdrawn_by are actors as in the audit "
+        "log (an API key's or an OS user's name), never a customer",
+    ),
+)
+
+MMM_TABLES: tuple[TableSpec, ...] = (MMM_CALIBRATIONS,)
+
+
 def all_tables() -> tuple[TableSpec, ...]:
     """Every table declared in this module (whatever group it belongs to), in declaration order.
 

@@ -1,4 +1,5 @@
-"""Marketing-mix model over HTTP: fit (admin), read the fit, plan a budget, build an investment case.
+"""Marketing-mix model over HTTP: fit (admin), read the fit, plan a budget, build an investment case;
+calibrate it with lift tests (admin), list and withdraw calibrations.
 
 Every answer carries ``status`` / ``reliable`` (or ``model_status``): a model that failed its
 diagnostics is served with its problems, never as a confident number.
@@ -11,13 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from touchpoint.api.deps import AdminKey, ReadKey, State
 from touchpoint.errors import NotFound
-from touchpoint.mmm import workflow
+from touchpoint.mmm import calibration, workflow
 from touchpoint.mmm.config import MMMConfig
 from touchpoint.mmm.dataset import from_warehouse
 
@@ -57,10 +58,71 @@ def _dir(app: Any) -> Any:
     return workflow.model_dir(app.settings.data_dir)
 
 
+class CalibrateRequest(BaseModel):
+    key: str = Field(..., description="experiment:KEY (or KEY), or automation:NAME (its holdout lift)")
+    channel: str | None = Field(None, description="the channel the test varied (one of the model's)")
+    metric: str | None = Field(None, description="the experiment's revenue metric, when it has several")
+    arm: str | None = Field(None, description="the experiment's arm that ran the channel, when several")
+    value_per_conversion: float | None = Field(None, gt=0, description="revenue of one goal conversion (automations)")
+    spend: float | None = Field(None, gt=0, description="the channel's spend in the test (default: the spend table)")
+    level: float = Field(0.95, gt=0, lt=1)
+    accept: bool = Field(False, description="store it as a calibration (and refit, unless refit is false)")
+    refit: bool = True
+
+
+class WithdrawRequest(BaseModel):
+    refit: bool = True
+
+
 @router.post("/v1/mmm/fit", summary="Fit the marketing-mix model on the warehouse (slow: minutes)")
 def fit_mmm(body: FitRequest, app: State, _key: AdminKey) -> dict[str, Any]:
     data = from_warehouse(app.warehouse, kpi=body.kpi, channels=body.channels)
-    return workflow.fit_and_save(data, MMMConfig.from_dict(body.config), _dir(app))
+    config = workflow.with_calibrations(app.warehouse, MMMConfig.from_dict(body.config))
+    return workflow.fit_and_save(data, config, _dir(app))
+
+
+def _actor(request: Request) -> str:
+    return str(getattr(request.state, "audit_actor", None) or "api")
+
+
+@router.post(
+    "/v1/mmm/calibrate",
+    summary="A measured lift as calibration: shown, or with accept stored and the model refitted (slow: minutes)",
+)
+def calibrate(body: CalibrateRequest, request: Request, app: State, _key: AdminKey) -> dict[str, Any]:
+    from touchpoint.automations.calibration import SOURCES
+
+    options = calibration.LiftOptions(
+        metric=body.metric, arm=body.arm, value_per_conversion=body.value_per_conversion, level=body.level
+    )
+    return workflow.calibrate(
+        app.warehouse,
+        body.key,
+        _dir(app),
+        channel=body.channel,
+        spend=body.spend,
+        options=options,
+        accept=body.accept,
+        by=_actor(request),
+        refit=body.refit,
+        sources=SOURCES,
+    )
+
+
+@router.get("/v1/mmm/calibrations", summary="Lift tests accepted as calibration of the model")
+def calibrations(app: State, _key: ReadKey, withdrawn: bool = False) -> dict[str, Any]:
+    return {"calibrations": calibration.list_calibrations(app.warehouse, withdrawn=withdrawn)}
+
+
+@router.post(
+    "/v1/mmm/calibrations/{calibration_id}/withdraw",
+    summary="Stop using a calibration (kept, marked withdrawn); the model is refitted without it",
+)
+def withdraw(
+    calibration_id: str, request: Request, app: State, _key: AdminKey, body: WithdrawRequest | None = None
+) -> dict[str, Any]:
+    refit = True if body is None else body.refit
+    return workflow.withdraw(app.warehouse, calibration_id, _dir(app), by=_actor(request), refit=refit)
 
 
 @router.get("/v1/mmm/model", summary="The saved fit: ROMI per channel with intervals, diagnostics")

@@ -35,6 +35,7 @@ STEPS: tuple[Step, ...] = (
     Step("automations", automations.run_demo, automations.headline),
     Step("experiments", experiments.run_demo, experiments.headline),
     Step("mmm", mmm.run_demo, mmm.headline),
+    Step("calibration", mmm.run_calibration_demo, mmm.calibration_headline),  # one more fit (see docs/mmm.md)
     Step("plan", plan.run_demo, plan.headline),
 )
 
