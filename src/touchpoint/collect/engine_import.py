@@ -110,6 +110,8 @@ _INDEX = {name: i for i, name in enumerate(PATHS)}
 _BLANK = " \t\x0b\x0c"  # what bytes.strip() removes from a line besides CR/LF (a staged line has neither)
 _KEY = r'"([^"]*)":'  # a key, in text with no backslash (so no string holds a quote)
 _NOT_FINITE = r"[:\[,]-?(?i:nan|inf)"  # the engine's parser takes NaN/Infinity; the rules do not
+# numbers that may be out of range (decode._maybe_huge's bound): the engine keeps such text as it is
+_MAYBE_HUGE = r"\d{20}|[eE][-+]?\d{3}"
 _ISO = (
     r"^(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))"
     r"(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d)(?::([0-5]\d)(?:\.(\d{1,6}))?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?$"
@@ -262,6 +264,7 @@ def parsed(lines: ir.Table, *, max_event_bytes: int | None) -> ir.Table:
         & ~t.contains("\\")
         & ((t.length() - t.replace("{", "").length() + t.length() - t.replace("[", "").length()) <= rules.MAX_DEPTH)
         & ~t.re_search(_NOT_FINITE)
+        & ~t.re_search(_MAYBE_HUGE)
     )
     if max_event_bytes is not None:
         shape_ok &= _octets(t) <= max_event_bytes
