@@ -104,8 +104,8 @@ def _canonical(draw: st.DrawFn, n: int) -> bytes:
 @st.composite
 def mixed(draw: st.DrawFn) -> list[bytes]:
     n = next(_files)
-    lines = [_canonical(draw, n) for _ in range(draw(st.integers(0, 12)))]
-    hostile: list[Item] = draw(st.lists(items(), max_size=6))
+    lines = [_canonical(draw, n) for _ in range(draw(st.integers(0, 60)))]
+    hostile: list[Item] = draw(st.lists(items(), max_size=30))
     lines += [item.body for item in hostile if b"\n" not in item.body and b"\r" not in item.body]
     if lines and draw(st.booleans()):
         lines.append(lines[0])  # a duplicate line: stored once
@@ -117,7 +117,7 @@ def _rows(wh: Warehouse, table: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: msgspec.json.encode(r, enc_hook=str))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(lines=mixed())
 def test_http_and_engine_import_store_and_quarantine_the_same(folder: Path, lines: list[bytes]) -> None:
     http = Warehouse.open("duckdb://:memory:")
