@@ -140,6 +140,7 @@ _DUCKDB_DURABLE = """
 import sys, time, resource, json, duckdb
 path, db = sys.argv[1], sys.argv[2]
 con = duckdb.connect(db)
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE TABLE events (message_id VARCHAR PRIMARY KEY, type VARCHAR, user_id VARCHAR, event VARCHAR, "
             "timestamp VARCHAR, properties JSON, context JSON)")
 start = time.perf_counter()
@@ -168,7 +169,7 @@ def run_duckdb_durable(folder: Path, path: Path) -> dict[str, Any]:
         text=True,
     )
     cpu = _children_cpu() - cpu
-    result: dict[str, Any] = json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result.update(events_per_s=result["stored"] / result["seconds"], cpu_seconds=cpu)
     result["cpu_s_per_million"] = cpu / result["stored"] * 1e6
     return result
