@@ -3,6 +3,7 @@ the in-process limit, and DuckDB's own JSON loader as the ceiling, at several si
 
     uv run python bench/ingest.py                 # full run (1M-event import; about 5-10 minutes)
     uv run python bench/ingest.py --quick         # small sizes, for a smoke test
+    uv run python bench/ingest.py --import-only   # file import vs DuckDB's own loads at 100k, 1M (--sizes ...)
 
 HTTP load comes from wrk (Debian package `wrk`, a compiled load generator, so the client does not steal
 the server's CPU the way a Python client would); each request carries fresh messageIds, generated in Lua.
@@ -105,18 +106,121 @@ def count_events(folder: Path) -> int:
         wh.close()
 
 
-def run_import(folder: Path, path: Path) -> dict[str, Any]:
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_import(folder: Path, path: Path, *, engine: bool = False) -> dict[str, Any]:
+    """``touchpoint import events`` in its own process (durable, deduplicated, validated)."""
     new_warehouse(folder)
+    command = [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder)]
+    cpu = _children_cpu()
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder), "--json"],
+        [*command, "--json", *(["--engine"] if engine else [])], check=True, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    cpu = _children_cpu() - cpu
+    report = json.loads(out.stdout)
+    return {
+        "seconds": seconds,
+        "events_per_s": report["received"] / seconds,
+        "stored": report["stored"],
+        "cpu_seconds": cpu,
+        "cpu_s_per_million": cpu / report["received"] * 1e6,
+        "path": report.get("path", "python"),
+        "python_judged": report.get("python_judged"),
+    }
+
+
+_DUCKDB_DURABLE = """
+import sys, time, resource, json, duckdb
+path, db = sys.argv[1], sys.argv[2]
+con = duckdb.connect(db)
+con.execute("SET enable_progress_bar = false")
+con.execute("CREATE TABLE events (message_id VARCHAR PRIMARY KEY, type VARCHAR, user_id VARCHAR, event VARCHAR, "
+            "timestamp VARCHAR, properties JSON, context JSON)")
+start = time.perf_counter()
+con.execute(f\"\"\"INSERT INTO events SELECT "messageId", type, "userId", event, timestamp, properties, context
+  FROM read_json('{path}', format='newline_delimited', columns={{'messageId': 'VARCHAR', 'type': 'VARCHAR',
+  'userId': 'VARCHAR', 'event': 'VARCHAR', 'timestamp': 'VARCHAR', 'properties': 'JSON', 'context': 'JSON'}})
+  ON CONFLICT DO NOTHING\"\"\")
+con.execute("CHECKPOINT")
+seconds = time.perf_counter() - start
+n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+print(json.dumps({"seconds": seconds, "stored": n}))
+"""
+
+
+def run_duckdb_durable(folder: Path, path: Path) -> dict[str, Any]:
+    """The engine's own durable, deduplicated load: read_json into an on-disk table with the same primary
+    key (ON CONFLICT DO NOTHING), then CHECKPOINT; no validation. The peer the import is measured against."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    cpu = _children_cpu()
+    out = subprocess.run(
+        [sys.executable, "-c", _DUCKDB_DURABLE, str(path), str(folder / "durable.duckdb")],
         check=True,
         capture_output=True,
         text=True,
     )
-    seconds = time.perf_counter() - started
-    report = json.loads(out.stdout)
-    return {"seconds": seconds, "events_per_s": report["received"] / seconds, "stored": report["stored"]}
+    cpu = _children_cpu() - cpu
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(events_per_s=result["stored"] / result["seconds"], cpu_seconds=cpu)
+    result["cpu_s_per_million"] = cpu / result["stored"] * 1e6
+    return result
+
+
+def import_only(sizes: list[int], engine_max: int) -> None:
+    """touchpoint import events beside DuckDB's durable deduplicated load and raw read_json, same run."""
+    work = Path(tempfile.mkdtemp(prefix="tp-bench-import-"))
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "sizes": sizes,
+        "rows": [],
+    }
+    try:
+        for n in sizes:
+            path = work / f"events-{n}.jsonl"
+            write_jsonl(path, n)
+            measures = [
+                ("touchpoint import events", lambda path=path: run_import(work / "import", path)),
+                (
+                    "duckdb read_json, durable, deduplicated",
+                    lambda path=path: run_duckdb_durable(work / "durable", path),
+                ),
+                ("duckdb read_json, raw (ceiling)", lambda path=path: run_duckdb_read_json(work / "raw", path)),
+            ]
+            if n <= engine_max:
+                measures.insert(
+                    1,
+                    ("touchpoint import events --engine", lambda path=path: run_import(work / "e", path, engine=True)),
+                )
+            for label, measure in measures:
+                load_before = os.getloadavg()[0]
+                result = measure()
+                result.update(measure=label, size=n, load_before=load_before, load_after=os.getloadavg()[0])
+                results["rows"].append(result)
+                print(f"{label:44} {n:>10,} {result['events_per_s']:>12,.0f}/s", file=sys.stderr)
+            path.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'measure':44} {'size':>10} {'events/s':>10} {'% durable':>9} {'cpu s/M':>8} {'load':>5}")
+    for row in results["rows"]:
+        peer = next(r for r in results["rows"] if r["size"] == row["size"] and r["measure"].endswith("deduplicated"))
+        share = 100 * row["events_per_s"] / peer["events_per_s"]
+        cpu = row.get("cpu_s_per_million")
+        print(
+            f"{row['measure']:44} {row['size']:>10,} {row['events_per_s']:>10,.0f} {share:>8.1f}% "
+            f"{'' if cpu is None else f'{cpu:8.1f}'} {row['load_before']:>5.1f}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest-import.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwritten to {RESULTS / 'ingest-import.json'}")
 
 
 def run_in_process(folder: Path, path: Path) -> dict[str, Any]:
@@ -252,7 +356,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--seconds", type=int, default=15, help="duration of each HTTP run")
     parser.add_argument("--http-only", action="store_true", help="skip the file and in-process measures")
+    parser.add_argument("--import-only", action="store_true", help="only the file import and DuckDB's own loads")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="with --import-only")
+    parser.add_argument("--engine-max", type=int, default=100_000, help="largest size for import --engine")
     args = parser.parse_args()
+    if args.import_only:
+        import_only(args.sizes, args.engine_max)
+        return
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest.py needs wrk for HTTP load: apt-get install wrk")
     sizes = [] if args.http_only else [20_000, 100_000] if args.quick else [100_000, 300_000, 1_000_000]

@@ -99,6 +99,11 @@ def events(
     mapping: list[str] = MapOpt,
     source: str = SourceOpt,
     quiet: bool = QuietOpt,
+    engine: bool = typer.Option(
+        False,
+        "--engine",
+        help="Judge a JSONL file in the warehouse engine (experimental; same rules and result, not yet faster).",
+    ),
     data: DataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,6 +124,7 @@ def events(
         source=source or "import",
         chunk_events=settings.import_chunk_events,
         max_event_bytes=settings.max_event_bytes,
+        engine=engine,
     )
 
 

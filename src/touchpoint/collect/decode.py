@@ -26,9 +26,9 @@ from typing import Any
 
 import msgspec
 
+from touchpoint.collect.rules import MAX_DEPTH as MAX_DEPTH
 from touchpoint.collect.spec import NULL, Message
 
-MAX_DEPTH = 64
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 JSON_FIELDS = ("properties", "traits", "context", "integrations")

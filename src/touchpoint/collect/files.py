@@ -48,6 +48,7 @@ _SNAKE = {re.sub(r"(?<!^)(?=[A-Z])", "_", f).lower(): f for f in TOP_LEVEL}
 _NUMBER = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d+)?([eE][-+]?\d+)?$")
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
+ENGINE_CHUNK_MIN = 500_000  # lines per transaction in the engine path (fewer, larger commits)
 
 
 @dataclass
@@ -58,6 +59,9 @@ class ImportReport:
     write: WriteResult = field(default_factory=WriteResult)
     seconds: float = 0.0
     sample_reasons: list[str] = field(default_factory=list)
+    path: str = "python"  # "engine": judged by set-based expressions (collect.engine_import); "python": line by line
+    engine_seconds: float = 0.0  # time the engine spent judging (engine path)
+    python_judged: int = 0  # lines the engine path left to the Python judge (refused or rare shapes)
 
     def to_dict(self) -> dict[str, Any]:
         rate = self.write.received / self.seconds if self.seconds else 0.0
@@ -67,6 +71,8 @@ class ImportReport:
             "seconds": round(self.seconds, 3),
             "events_per_second": round(rate),
             "sample_reasons": self.sample_reasons,
+            "path": self.path,
+            "python_judged": self.python_judged,
         }
 
 
@@ -199,6 +205,36 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _engine_import(
+    warehouse: Warehouse,
+    path: Path,
+    source: str,
+    chunk_events: int,
+    max_event_bytes: int | None,
+    progress: Progress | None,
+    report: ImportReport,
+) -> bool:
+    """Import through the engine when it can stage the file with the same line split; False if not."""
+    from touchpoint.collect import engine_import
+
+    if not engine_import.file_is_plain(path):  # CR or \x01 in the file: the reader would split lines differently
+        return False
+    try:
+        engine_import.import_jsonl(
+            warehouse,
+            path,
+            source=source,
+            chunk_events=max(chunk_events, ENGINE_CHUNK_MIN),
+            max_event_bytes=max_event_bytes,
+            progress=progress,
+            report=report,
+        )
+    except NotImplementedError:  # this engine cannot stage a file: nothing was written yet
+        return False
+    report.path = "engine"
+    return True
+
+
 def import_events(
     warehouse: Warehouse,
     path: Path,
@@ -209,12 +245,26 @@ def import_events(
     chunk_events: int = 100_000,
     max_event_bytes: int | None = None,
     progress: Progress | None = None,
+    engine: bool = False,
 ) -> ImportReport:
-    """Import Segment-shaped events from ``path``; returns counts (stored, duplicates, quarantined)."""
+    """Import Segment-shaped events from ``path``; returns counts (stored, duplicates, quarantined).
+
+    With ``engine=True`` (experimental: correct, not yet fast), a JSONL file without a mapping is judged
+    in the engine (:mod:`touchpoint.collect.engine_import`) when the warehouse can stage it; otherwise,
+    and for other formats and mappings, line by line. Both apply the same rules and give the same result.
+    """
     fmt = detect_format(path, fmt)
     report = ImportReport(file=str(path))
     started = time.perf_counter()
     received_at = utcnow()
+    if (
+        fmt == "jsonl"
+        and not mapping
+        and engine
+        and _engine_import(warehouse, path, source, chunk_events, max_event_bytes, progress, report)
+    ):
+        report.seconds = time.perf_counter() - started
+        return report
     writer = ChunkWriter(warehouse, report)
     rows = EventRows()
     name = path.name

@@ -29,7 +29,20 @@ import msgspec
 import pyarrow as pa
 
 from touchpoint.collect.decode import EventError, decode_event
-from touchpoint.collect.spec import EVENT_TYPES, Message, Typed
+from touchpoint.collect.rules import (
+    CAMPAIGN_KEYS,
+    CONTROL_CLASS,
+    EARLIEST,
+    EVENT_TYPES,
+    LATEST,
+    MAX_AMOUNT,
+    MAX_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_SEND_DELAY,
+    SEND_DELAY_TOLERANCE,
+    UTM_KEYS,
+)
+from touchpoint.collect.spec import Message, Typed
 from touchpoint.warehouse.clock import utcnow as utcnow
 from touchpoint.warehouse.schema import EVENTS, QUARANTINE
 
@@ -40,17 +53,10 @@ EVENT_COLUMNS = tuple(EVENTS.schema.names)
 EVENTS_ARROW = EVENTS.schema.to_pyarrow()
 QUARANTINE_ARROW = QUARANTINE.schema.to_pyarrow()
 
-MAX_ID_CHARS = 1024
-MAX_NAME_CHARS = 512  # event, name, category
-MAX_AMOUNT = 1e15  # |revenue| in the typed column
-EARLIEST = datetime(1970, 1, 1)
-LATEST = datetime(2200, 12, 31, 23, 59, 59)
-MAX_SEND_DELAY = timedelta(days=366)  # sentAt - timestamp that the clock correction trusts
-SEND_DELAY_TOLERANCE = timedelta(minutes=5)  # sentAt a little before timestamp: taken as sent at once
 QUARANTINE_DEDUP_WINDOW = timedelta(hours=24)  # the same HTTP reject within it is recorded once
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-_CAMPAIGN_KEYS = ("source", "medium", "name", "term", "content")
+_CONTROL = re.compile(CONTROL_CLASS)
+_UTM = UTM_KEYS
+_CAMPAIGN_KEYS = CAMPAIGN_KEYS
 
 
 _TYPE_WORDS = (

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-EVENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+from touchpoint.collect.rules import EVENT_TYPES as EVENT_TYPES
 
 # The short paths analytics.js uses.
 SHORT_PATHS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias"}

@@ -93,8 +93,39 @@ def write_rows(warehouse: Warehouse, rows: EventRows, *, with_consent: bool = Tr
     """
     received = len(rows) + len(rows.rejected)
     suppressed = suppression.drop_suppressed(warehouse, rows)
-    events = rows.to_arrow()
+    return _commit(warehouse, rows.to_arrow(), rows, received, suppressed, with_consent)
+
+
+def write_table(warehouse: Warehouse, events: pa.Table, rejects: EventRows) -> WriteResult:
+    """:func:`write_rows` for events already in Arrow (``events`` schema), with ``rejects`` holding only
+    rejected inputs: the engine file import (:mod:`touchpoint.collect.engine_import`) writes this way."""
+    received = events.num_rows + len(rejects.rejected)
+    suppressed = suppression.drop_suppressed(warehouse, rejects)
+    events, dropped = suppression.drop_suppressed_table(warehouse, events)
+    for hit, count in dropped.items():
+        suppressed[hit] = suppressed.get(hit, 0) + count
+    return _commit(warehouse, events, rejects, received, suppressed, True)
+
+
+def _as_rows(events: pa.Table, rejects: EventRows) -> EventRows:
+    """``events`` as row tuples beside ``rejects`` (only for the one-by-one fallback, which is rare)."""
+    rows = EventRows()
+    rows.extend(rejects)
+    rows.rows.extend(zip(*(column.to_pylist() for column in events.columns), strict=True))
+    return rows
+
+
+def _commit(
+    warehouse: Warehouse,
+    events: pa.Table,
+    rows: EventRows,
+    received: int,
+    suppressed: dict[str, int],
+    with_consent: bool,
+) -> WriteResult:
+    """The transaction of :func:`write_rows`; ``rows`` holds the rejects (and, from write_rows, the events)."""
     rejects = rows.quarantine_arrow()
+    every_event = events
     found, dropped = _consent(events) if with_consent else (None, 0)
     if found is not None and dropped:
         keep = pc.invert(pc.is_in(events.column("message_id"), pa.array(sorted(found.analytics_denied))))
@@ -107,6 +138,8 @@ def write_rows(warehouse: Warehouse, rows: EventRows, *, with_consent: bool = Tr
             recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
             suppression.count_drops(warehouse, tx, suppressed)
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
+        if not rows.rows and every_event.num_rows:  # from write_table: the events as rows, to isolate them
+            rows = _as_rows(every_event, rows)
         if events.num_rows <= 1 and consent.num_rows:  # the consent must never cost the event
             log.warning("the consent of an event was refused (%s); storing the event without it", exc)
             fallback = write_rows(warehouse, rows, with_consent=False)

@@ -185,6 +185,41 @@ def drop_suppressed(wh: Warehouse, rows: EventRows) -> dict[str, int]:
     return dropped
 
 
+def drop_suppressed_table(wh: Warehouse, events: Any) -> tuple[Any, dict[str, int]]:
+    """:func:`drop_suppressed` for events in an Arrow table (the engine file import): ``(kept, {hash: dropped})``.
+
+    One HMAC per distinct identifier, and only while the list has entries.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    listed = hashes(wh)
+    if not listed or events.num_rows == 0:
+        return events, {}
+    secret = key(wh)
+    if secret is None:
+        return events, {}  # (drop_suppressed logs the missing key for the rejects of the same write)
+    names = [EVENTS.schema.names[p] for p in _POSITIONS]
+    hit_of: dict[str, str] = {}
+    for name in names:
+        for value in pc.unique(events.column(name)).to_pylist():
+            if isinstance(value, str) and value and value not in hit_of:
+                h = digest(value, secret)
+                if h in listed:
+                    hit_of[value] = h
+    if not hit_of:
+        return events, {}
+    columns = {name: events.column(name).to_pylist() for name in names}
+    keep: list[bool] = []
+    dropped: dict[str, int] = {}
+    for i in range(events.num_rows):
+        hit = next((hit_of[v] for name in names if (v := columns[name][i]) in hit_of), None)
+        keep.append(hit is None)
+        if hit is not None:
+            dropped[hit] = dropped.get(hit, 0) + 1
+    return events.filter(pa.array(keep)), dropped
+
+
 def _payload_ids(payload: str) -> list[Any]:
     """The identifiers a rejected input's payload names, as far as it parses."""
     import json

@@ -29,6 +29,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -44,6 +45,20 @@ WRITE_LANES = ("main", "events")  # see Warehouse.write
 _sections: dict[tuple[str, str], threading.RLock] = {}  # see Warehouse.exclusive
 _sections_guard = threading.Lock()
 Rows = pa.Table  # rows to write: an Arrow table (an Ibis expression is also accepted where noted)
+
+
+@dataclass
+class StagedLines:
+    """A text file's lines staged in the engine (see :meth:`Warehouse.stage_lines`).
+
+    ``table`` has ``n`` (the 1-based ordinal of each line the reader could decode, empty lines
+    included) and ``line`` (its text, NULL when empty). ``unreadable`` holds the byte offsets of
+    lines it could not decode (not UTF-8), which are not in ``table``.
+    """
+
+    table: ir.Table
+    rows: int
+    unreadable: list[int] = field(default_factory=list)
 
 
 class Transaction(ABC):
@@ -230,6 +245,13 @@ class Warehouse(ABC):
             f"the {self.dialect} adapter cannot compact its storage, so an erasure cannot remove the bytes",
             hint="implement Warehouse.compact() for this engine (PostgreSQL: VACUUM FULL)",
         )
+
+    def stage_lines(self, path: str) -> AbstractContextManager[StagedLines]:
+        """The lines of the text file at ``path``, read by the engine's own reader into a temporary table
+        on this thread's connection (dropped on exit), for set-based work such as
+        :mod:`touchpoint.collect.engine_import`. Engines without one raise ``NotImplementedError`` and
+        their callers take the row-by-row path."""
+        raise NotImplementedError(f"the {self.dialect} adapter cannot stage a file's lines")
 
     # -- schema ------------------------------------------------------------------------------------
     @abstractmethod

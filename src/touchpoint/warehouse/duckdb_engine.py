@@ -28,7 +28,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
-from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, StagedLines, Transaction, Warehouse
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
 
@@ -286,6 +286,30 @@ class DuckDBWarehouse(Warehouse):
             yield staged
         finally:
             backend.drop_table(name, force=True)
+
+    @contextmanager
+    def stage_lines(self, path: str) -> Iterator[StagedLines]:
+        """DuckDB's CSV reader with no quote, no escape and a delimiter a line cannot hold as valid JSON
+        (\\x01): one VARCHAR per line, in file order (a temporary table's rowid keeps insertion order).
+        Lines that are not UTF-8 are skipped by the reader and reported by byte offset."""
+        backend = self._backend()
+        name = f"__tp_lines_{next(_names)}"
+        literal = "'" + str(path).replace("'", "''") + "'"
+        backend.con.execute(
+            f"CREATE TEMP TABLE {name}_raw AS SELECT line FROM read_csv({literal}, columns={{'line': 'VARCHAR'}}, "
+            "delim='\x01', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
+            "new_line='\\n', max_line_size=1073741824, ignore_errors=true, store_rejects=true, "
+            f"rejects_table='{name}_rj', rejects_scan='{name}_rs')"
+        )
+        try:
+            backend.con.execute(f"CREATE TEMP TABLE {name} AS SELECT rowid + 1 AS n, line FROM {name}_raw")
+            backend.con.execute(f"DROP TABLE {name}_raw")
+            rows = int(backend.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+            offsets = backend.con.execute(f"SELECT DISTINCT byte_position FROM {name}_rj ORDER BY 1").fetchall()
+            yield StagedLines(backend.table(name), rows, [int(r[0]) for r in offsets])
+        finally:
+            for table in (f"{name}_raw", name, f"{name}_rj", f"{name}_rs"):
+                backend.con.execute(f"DROP TABLE IF EXISTS {table}")
 
     # -- compaction ------------------------------------------------------------------------------------
     def compact(self) -> dict[str, Any]:
