@@ -2,7 +2,7 @@
 
 Each chunk of the file commits in its own transaction and every event is keyed by messageId
 (inserted only when new), so a re-run skips what the killed run committed and adds the rest.
-The file has 200,000 events (TOUCHPOINT_TEST_RESUME_EVENTS to change it): 1,000,000 takes about a
+The file has 60,000 events in 8 chunks (TOUCHPOINT_TEST_RESUME_EVENTS to change it): 1,000,000 takes about a
 minute per run on two shared cores, too slow for the suite; the mechanism does not depend on size.
 """
 
@@ -19,7 +19,7 @@ import msgspec
 
 from touchpoint.warehouse import Warehouse
 
-EVENTS = int(os.environ.get("TOUCHPOINT_TEST_RESUME_EVENTS", "200000"))
+EVENTS = int(os.environ.get("TOUCHPOINT_TEST_RESUME_EVENTS", "60000"))
 
 
 def _write(path: Path, n: int) -> None:
