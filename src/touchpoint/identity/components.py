@@ -35,6 +35,7 @@ import ibis.expr.types as ir
 
 from touchpoint.errors import NotConverged
 from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse.base import quote
 
 MAX_ROUNDS = 200
 #: SQL compiled by :meth:`Scratch.save_query`, by engine, builder, key and input schemas.
@@ -43,10 +44,6 @@ _COMPILED: dict[tuple[Any, ...], str] = {}
 
 def _holder(key: str) -> str:
     return f"__tp_input_{key}__"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 _SEED_BITS = 2**32
@@ -96,11 +93,11 @@ class Scratch:
             sql = str(self.con.compile(build(**holders)))
             _COMPILED[cache_key] = sql
         for k, t in inputs.items():
-            sql = sql.replace(_quote(_holder(k)), _quote(t.op().name))
+            sql = sql.replace(quote(_holder(k)), quote(t.op().name))
         full = f"{self.prefix}_{name}"
         with contextlib.suppress(Exception):
             self.con.drop_table(full, force=True)
-        self.con.raw_sql(f"CREATE TEMPORARY TABLE {_quote(full)} AS {sql}")
+        self.con.raw_sql(f"CREATE TEMPORARY TABLE {quote(full)} AS {sql}")
         if full not in self.names:
             self.names.append(full)
         return self.con.table(full)

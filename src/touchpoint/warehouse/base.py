@@ -61,6 +61,11 @@ class StagedLines:
     unreadable: list[int] = field(default_factory=list)
 
 
+def quote(name: str) -> str:
+    """``name`` as a quoted SQL identifier (standard SQL: double quotes, an inner one doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class Transaction(ABC):
     """The writes of one :meth:`Warehouse.write` block; all commit together or none does.
 
@@ -255,12 +260,22 @@ class Warehouse(ABC):
 
     # -- schema ------------------------------------------------------------------------------------
     @abstractmethod
-    def create_table_sql(self, spec: TableSpec) -> str:
-        """``CREATE TABLE IF NOT EXISTS`` for a declared table, in this engine's dialect."""
+    def column_type(self, dtype: dt.DataType) -> str:
+        """The engine's SQL type for an Ibis type."""
 
-    @abstractmethod
+    def create_table_sql(self, spec: TableSpec) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` for a declared table: standard SQL with this engine's types."""
+        cols = []
+        for name, dtype in spec.schema.items():
+            null = " NOT NULL" if name in spec.not_null else ""
+            cols.append(f"{quote(name)} {self.column_type(dtype)}{null}")
+        if spec.key:
+            cols.append("PRIMARY KEY (" + ", ".join(quote(k) for k in spec.key) + ")")
+        return f"CREATE TABLE IF NOT EXISTS {quote(spec.name)} (\n  " + ",\n  ".join(cols) + "\n)"
+
     def add_column_sql(self, table: str, column: str, dtype: dt.DataType) -> str:
-        """``ALTER TABLE ... ADD COLUMN`` in this engine's dialect."""
+        """``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` with this engine's type."""
+        return f"ALTER TABLE {quote(table)} ADD COLUMN IF NOT EXISTS {quote(column)} {self.column_type(dtype)}"
 
     @abstractmethod
     def migration_transaction(self) -> AbstractContextManager[MigrationCursor]:

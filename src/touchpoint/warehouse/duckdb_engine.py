@@ -28,7 +28,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
-from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, StagedLines, Transaction, Warehouse
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, StagedLines, Transaction, Warehouse, quote
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
 
@@ -37,13 +37,8 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from ibis.backends.duckdb import Backend as DuckDBBackend
 
-    from touchpoint.warehouse.schema import TableSpec
 
 _names = itertools.count()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class DuckDBTransaction(Transaction):
@@ -71,7 +66,7 @@ class DuckDBTransaction(Transaction):
         if isinstance(rows, pa.Table) and rows.num_rows == 0:
             return 0
         with self._rows(rows) as source:
-            result = self.con.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM {source}{suffix}").fetchone()
+            result = self.con.execute(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM {source}{suffix}").fetchone()
         return int(result[0]) if result else 0
 
     def append(self, table: str, rows: pa.Table | ir.Table) -> int:
@@ -83,36 +78,36 @@ class DuckDBTransaction(Transaction):
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
         if rows.num_rows == 0:
             return 0
-        updates = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in rows.column_names if c not in key)
-        conflict = ", ".join(_quote(k) for k in key)
+        updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rows.column_names if c not in key)
+        conflict = ", ".join(quote(k) for k in key)
         where = ""
         if compare:
             where = " WHERE " + " OR ".join(
-                f"{_quote(table)}.{_quote(c)} IS DISTINCT FROM excluded.{_quote(c)}" for c in compare
+                f"{quote(table)}.{quote(c)} IS DISTINCT FROM excluded.{quote(c)}" for c in compare
             )
         return self._insert(table, rows, f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}{where}")
 
     def replace(self, table: str, rows: pa.Table | ir.Table) -> int:
-        self.con.execute(f"DELETE FROM {_quote(table)}")
+        self.con.execute(f"DELETE FROM {quote(table)}")
         return self._insert(table, rows)
 
     def delete(self, table: str, column: str | None = None, values: ir.Column | Sequence[Any] | None = None) -> None:
         if column is None:
-            self.con.execute(f"DELETE FROM {_quote(table)}")
+            self.con.execute(f"DELETE FROM {quote(table)}")
             return
         if isinstance(values, ir.Column):
             keys = values.as_table()
             with self._rows(keys) as source:
-                self.con.execute(f"DELETE FROM {_quote(table)} WHERE {_quote(column)} IN (SELECT * FROM {source})")
+                self.con.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} IN (SELECT * FROM {source})")
             return
         listed = list(values or [])
         if listed:
             marks = ", ".join("?" for _ in listed)
-            self.con.execute(f"DELETE FROM {_quote(table)} WHERE {_quote(column)} IN ({marks})", listed)
+            self.con.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} IN ({marks})", listed)
 
     def update(self, table: str, values: dict[str, Any], *, key: str, value: Any) -> None:
-        sets = ", ".join(f"{_quote(c)} = ?" for c in values)
-        self.con.execute(f"UPDATE {_quote(table)} SET {sets} WHERE {_quote(key)} = ?", [*values.values(), value])
+        sets = ", ".join(f"{quote(c)} = ?" for c in values)
+        self.con.execute(f"UPDATE {quote(table)} SET {sets} WHERE {quote(key)} = ?", [*values.values(), value])
 
 
 class _DuckDBMigrationCursor(MigrationCursor):
@@ -356,7 +351,7 @@ class DuckDBWarehouse(Warehouse):
                 database = str(con.execute("SELECT current_database()").fetchone()[0])
                 con.execute(f"ATTACH '{fresh.replace(chr(39), chr(39) * 2)}' AS __tp_compact")
                 try:
-                    con.execute(f"COPY FROM DATABASE {_quote(database)} TO __tp_compact")
+                    con.execute(f"COPY FROM DATABASE {quote(database)} TO __tp_compact")
                 finally:
                     con.execute("DETACH __tp_compact")
             finally:
@@ -388,18 +383,6 @@ class DuckDBWarehouse(Warehouse):
     # -- schema ----------------------------------------------------------------------------------------
     def column_type(self, dtype: Any) -> str:
         return str(self._root.compiler.type_mapper.from_ibis(dtype).sql(self.dialect))
-
-    def create_table_sql(self, spec: TableSpec) -> str:
-        cols = []
-        for name, dtype in spec.schema.items():
-            null = " NOT NULL" if name in spec.not_null else ""
-            cols.append(f"{_quote(name)} {self.column_type(dtype)}{null}")
-        if spec.key:
-            cols.append("PRIMARY KEY (" + ", ".join(_quote(k) for k in spec.key) + ")")
-        return f"CREATE TABLE IF NOT EXISTS {_quote(spec.name)} (\n  " + ",\n  ".join(cols) + "\n)"
-
-    def add_column_sql(self, table: str, column: str, dtype: Any) -> str:
-        return f"ALTER TABLE {_quote(table)} ADD COLUMN IF NOT EXISTS {_quote(column)} {self.column_type(dtype)}"
 
     @contextmanager
     def migration_transaction(self) -> Iterator[MigrationCursor]:

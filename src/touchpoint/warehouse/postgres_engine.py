@@ -40,22 +40,17 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from touchpoint.errors import NotFound, WarehouseError
-from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote
 from touchpoint.warehouse.urls import redact
 
 if TYPE_CHECKING:
     import psycopg
     from ibis.backends.postgres import Backend as PostgresBackend
 
-    from touchpoint.warehouse.schema import TableSpec
 
 log = logging.getLogger(__name__)
 _names = itertools.count()
 _CSV = pa_csv.WriteOptions(include_header=False)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def advisory_key(name: str) -> int:
@@ -185,18 +180,18 @@ class PostgresTransaction(Transaction):
         """``(columns, relation)``: ``rows`` as a SQL relation, and the columns they carry."""
         if isinstance(rows, pa.Table):
             name = f"__tp_rows_{next(_names)}"
-            columns = ", ".join(_quote(c) for c in rows.column_names)
+            columns = ", ".join(quote(c) for c in rows.column_names)
             with self.con.cursor() as cur:
-                cur.execute(f"CREATE TEMPORARY TABLE {_quote(name)} (LIKE {_quote(table)})")
+                cur.execute(f"CREATE TEMPORARY TABLE {quote(name)} (LIKE {quote(table)})")
                 try:
                     buffer = io.BytesIO()
                     pa_csv.write_csv(_csv_ready(rows), buffer, _CSV)
-                    with cur.copy(f"COPY {_quote(name)} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                    with cur.copy(f"COPY {quote(name)} ({columns}) FROM STDIN (FORMAT csv)") as copy:
                         copy.write(buffer.getbuffer())
-                    yield list(rows.column_names), _quote(name)
+                    yield list(rows.column_names), quote(name)
                 finally:
                     if not self.con.broken and self.con.info.transaction_status != 3:  # 3: in a failed transaction
-                        cur.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+                        cur.execute(f"DROP TABLE IF EXISTS {quote(name)}")
         else:
             self.backend._run_pre_execute_hooks(rows)  # creates the expression's in-memory tables
             yield list(rows.columns), f"({self.backend.compile(rows)}) AS __tp_source"
@@ -206,10 +201,10 @@ class PostgresTransaction(Transaction):
             return 0
         json_columns = self.warehouse.json_columns(table)
         with self._source(table, rows) as (columns, source):
-            names = ", ".join(_quote(c) for c in columns)
+            names = ", ".join(quote(c) for c in columns)
             # Ibis reads json out as text; json takes text only by an explicit cast
-            values = ", ".join(f"{_quote(c)}::json" if c in json_columns else _quote(c) for c in columns)
-            return self._execute(f"INSERT INTO {_quote(table)} ({names}) SELECT {values} FROM {source}{suffix}")
+            values = ", ".join(f"{quote(c)}::json" if c in json_columns else quote(c) for c in columns)
+            return self._execute(f"INSERT INTO {quote(table)} ({names}) SELECT {values} FROM {source}{suffix}")
 
     def append(self, table: str, rows: pa.Table | ir.Table) -> int:
         return self._insert(table, rows)
@@ -220,35 +215,35 @@ class PostgresTransaction(Transaction):
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
         if rows.num_rows == 0:
             return 0
-        updates = ", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in rows.column_names if c not in key)
-        conflict = ", ".join(_quote(k) for k in key)
+        updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rows.column_names if c not in key)
+        conflict = ", ".join(quote(k) for k in key)
         action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
         where = ""
         if compare and updates:
             json_columns = self.warehouse.json_columns(table)
 
             def value(side: str, column: str) -> str:  # json has no equality operator: compare its text
-                ref = f"{side}.{_quote(column)}"
+                ref = f"{side}.{quote(column)}"
                 return f"{ref}::text" if column in json_columns else ref
 
             where = " WHERE " + " OR ".join(
-                f"{value(_quote(table), c)} IS DISTINCT FROM {value('excluded', c)}" for c in compare
+                f"{value(quote(table), c)} IS DISTINCT FROM {value('excluded', c)}" for c in compare
             )
         return self._insert(table, rows, f" ON CONFLICT ({conflict}) {action}{where}")
 
     def replace(self, table: str, rows: pa.Table | ir.Table) -> int:
-        self._execute(f"DELETE FROM {_quote(table)}")  # not TRUNCATE: readers keep their snapshot meanwhile
+        self._execute(f"DELETE FROM {quote(table)}")  # not TRUNCATE: readers keep their snapshot meanwhile
         return self._insert(table, rows)
 
     def delete(self, table: str, column: str | None = None, values: ir.Column | Sequence[Any] | None = None) -> None:
         if column is None:
-            self._execute(f"DELETE FROM {_quote(table)}")
+            self._execute(f"DELETE FROM {quote(table)}")
             return
         if isinstance(values, ir.Column):
             keys = values.as_table()
             self.backend._run_pre_execute_hooks(keys)
             self._execute(
-                f"DELETE FROM {_quote(table)} WHERE {_quote(column)} IN"
+                f"DELETE FROM {quote(table)} WHERE {quote(column)} IN"
                 f" (SELECT * FROM ({self.backend.compile(keys)}) AS __tp_keys)"
             )
             return
@@ -256,11 +251,11 @@ class PostgresTransaction(Transaction):
         for start in range(0, len(listed), 10_000):  # a statement takes at most 65535 parameters
             chunk = listed[start : start + 10_000]
             marks = ", ".join("%s" for _ in chunk)
-            self._execute(f"DELETE FROM {_quote(table)} WHERE {_quote(column)} IN ({marks})", chunk)
+            self._execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} IN ({marks})", chunk)
 
     def update(self, table: str, values: dict[str, Any], *, key: str, value: Any) -> None:
-        sets = ", ".join(f"{_quote(c)} = %s" for c in values)
-        self._execute(f"UPDATE {_quote(table)} SET {sets} WHERE {_quote(key)} = %s", [*values.values(), value])
+        sets = ", ".join(f"{quote(c)} = %s" for c in values)
+        self._execute(f"UPDATE {quote(table)} SET {sets} WHERE {quote(key)} = %s", [*values.values(), value])
 
 
 class _PostgresMigrationCursor(MigrationCursor):
@@ -492,7 +487,7 @@ class PostgresWarehouse(Warehouse):
         name = f"__tp_stage_{next(_names)}"
         backend._run_pre_execute_hooks(rows)
         with backend.con.cursor() as cur:
-            cur.execute(f"CREATE TEMPORARY TABLE {_quote(name)} AS {backend.compile(rows)}")
+            cur.execute(f"CREATE TEMPORARY TABLE {quote(name)} AS {backend.compile(rows)}")
         try:
             yield backend.table(name)
         finally:
@@ -512,7 +507,7 @@ class PostgresWarehouse(Warehouse):
             with con.cursor() as cur:
                 before = int(cur.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
                 for table in self.tables():
-                    cur.execute(f"VACUUM FULL {_quote(table)}")
+                    cur.execute(f"VACUUM FULL {quote(table)}")
                 if _is_superuser(cur):  # recycle the log segments that still hold the old rows sooner
                     cur.execute("CHECKPOINT")
                 after = int(cur.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
@@ -531,18 +526,6 @@ class PostgresWarehouse(Warehouse):
         from ibis.backends.sql.datatypes import PostgresType
 
         return str(PostgresType.from_ibis(dtype).sql(self.dialect))
-
-    def create_table_sql(self, spec: TableSpec) -> str:
-        cols = []
-        for name, dtype in spec.schema.items():
-            null = " NOT NULL" if name in spec.not_null else ""
-            cols.append(f"{_quote(name)} {self.column_type(dtype)}{null}")
-        if spec.key:
-            cols.append("PRIMARY KEY (" + ", ".join(_quote(k) for k in spec.key) + ")")
-        return f"CREATE TABLE IF NOT EXISTS {_quote(spec.name)} (\n  " + ",\n  ".join(cols) + "\n)"
-
-    def add_column_sql(self, table: str, column: str, dtype: dt.DataType) -> str:
-        return f"ALTER TABLE {_quote(table)} ADD COLUMN IF NOT EXISTS {_quote(column)} {self.column_type(dtype)}"
 
     @contextmanager
     def migration_transaction(self) -> Iterator[MigrationCursor]:
