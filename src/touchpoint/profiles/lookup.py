@@ -57,12 +57,13 @@ def get_profile(
     An identifier only such events carry gets a provisional profile (``profile_id`` None) unless
     ``provisional`` is false.
     """
-    mark = pending.watermark(wh)  # read first: what the profile rows hold is at least this recent
+    state = store.read_state(wh)  # read first: what the profile rows hold is at least this recent
+    mark = pending.watermark(wh, state)
     try:
         _require(wh)
         found = find_profile(wh, identifier, id_type)
     except NotFound:
-        cc = (store.read_state(wh).get("rules") or {}).get("default_country_code")
+        cc = (state.get("rules") or {}).get("default_country_code")
         early = pending.provisional(wh, candidates(identifier, id_type, cc), id_type, mark) if provisional else None
         if early is None:
             raise

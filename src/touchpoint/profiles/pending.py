@@ -49,9 +49,10 @@ COLUMN_OF = {"user_id": "user_id", "anonymous_id": "anonymous_id", "email": "ema
 LIMIT = 10_000
 
 
-def watermark(wh: Warehouse) -> datetime | None:
-    """The newest ``received_at`` the last identity update took (None before the first)."""
-    mark = store.read_state(wh).get("watermark")
+def watermark(wh: Warehouse, state: dict[str, Any] | None = None) -> datetime | None:
+    """The newest ``received_at`` the last identity update took (None before the first); ``state``: the
+    identity state when the caller has read it already."""
+    mark = (store.read_state(wh) if state is None else state).get("watermark")
     return datetime.fromisoformat(mark) if mark else None
 
 
