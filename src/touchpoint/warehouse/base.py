@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,10 @@ class StagedLines:
     table: ir.Table
     rows: int
     unreadable: list[int] = field(default_factory=list)
+
+
+def _row_count(wh: Warehouse, name: str) -> ir.Scalar:
+    return wh.table(name).count()
 
 
 def quote(name: str) -> str:
@@ -169,6 +173,13 @@ class Warehouse(ABC):
         result: pa.Table = self.ibis.to_pyarrow(expr)
         return result
 
+    def prepared(self, build: Callable[..., ir.Expr], *values: str, key: Hashable = None) -> Any:
+        """``to_arrow(build(self, *values))`` (``build(self, key, *values)`` with a ``key``): a read an
+        engine may build and compile once per process and then run with ``values`` bound as parameters
+        (:mod:`touchpoint.warehouse.prepared`). ``build`` is a module-level function; ``key`` is what
+        shapes its query beside the values (a table's name). This default builds and compiles every time."""
+        return self.to_arrow(build(self, *values) if key is None else build(self, key, *values))
+
     @abstractmethod
     def query(self, sql: str) -> pa.Table:
         """Run one read-only SQL statement in the engine's dialect (``touchpoint query``)."""
@@ -178,7 +189,7 @@ class Warehouse(ABC):
         """Raise if the warehouse cannot answer a trivial query."""
 
     def count(self, name: str) -> int:
-        return int(self.ibis.to_pyarrow(self.table(name).count()).as_py())
+        return int(self.prepared(_row_count, key=name).as_py())
 
     # -- writes (one writer at a time) --------------------------------------------------------------
     @contextmanager

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
+from touchpoint.warehouse import prepared
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, StagedLines, Transaction, Warehouse, quote
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
@@ -39,6 +40,20 @@ if TYPE_CHECKING:
 
 
 _names = itertools.count()
+_PREPARED: dict[tuple[Hashable, ...], prepared.Compiled] = {}  # see Warehouse.prepared
+
+
+def _definitions(backend: DuckDBBackend, tables: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``(name, CREATE statement)`` of the database's own tables among ``tables`` (a recreated table with
+    the same columns has the same statement)."""
+    if not tables:
+        return ()
+    rows = backend.con.execute(
+        "SELECT table_name, sql FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = 'main' AND NOT temporary AND list_contains($1, table_name) ORDER BY table_name",
+        [list(tables)],
+    ).fetchall()
+    return tuple((str(name), str(sql)) for name, sql in rows)
 
 
 class DuckDBTransaction(Transaction):
@@ -235,6 +250,26 @@ class DuckDBWarehouse(Warehouse):
             .fetchall()
         )
         return [str(r[0]) for r in rows]
+
+    def prepared(self, build: prepared.Builder, *values: str, key: Hashable = None) -> Any:
+        from ibis.backends.duckdb.converter import DuckDBPyArrowData
+
+        ck = prepared.cache_key(build, values, key)
+        backend = self._backend()
+        hit = _PREPARED.get(ck)
+        if hit is None or _definitions(backend, hit.tables) != hit.signature:
+            expr, sql, tables = prepared.compile_with_markers(
+                build, self, values, key, lambda e: str(backend.compile(e.as_table())), "${n}"
+            )
+            signature = _definitions(backend, tables) if sql is not None else ()
+            if sql is None or len(signature) != len(tables):  # or a temporary table, a view: not cached
+                log.debug("the read of %s.%s is not cached", build.__module__, build.__qualname__)
+                return self.to_arrow(prepared.call(build, self, values, key))
+            if len(_PREPARED) >= prepared.MAX_CACHED:  # keys carry page sizes and offsets: bound the memory
+                _PREPARED.clear()
+            hit = _PREPARED[ck] = prepared.Compiled(sql, expr, tables, signature)
+        table = backend.con.sql(hit.sql, params=list(values)).to_arrow_table()
+        return hit.expr.__pyarrow_result__(table, data_mapper=DuckDBPyArrowData)
 
     def query(self, sql: str) -> pa.Table:
         relation = self._backend().con.sql(sql)
