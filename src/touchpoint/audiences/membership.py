@@ -53,10 +53,15 @@ def members(
 def of_profile(wh: Warehouse, profile_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
     """A profile's stays in audiences, current ones first, then the latest: ``audience, entered_at,
     exited_at`` (``exited_at`` None while it is a member)."""
+    rows: list[dict[str, Any]] = wh.prepared(_stays_of, profile_id, key=limit).to_pylist()
+    return rows
+
+
+def _stays_of(wh: Warehouse, limit: int, profile_id: str) -> ir.Table:
     t = wh.table(MEMBERSHIPS)
     t = t.filter(t.profile_id == profile_id)
     order = [t.exited_at.isnull().desc(), t.entered_at.desc(), t.audience]
-    return wh.to_arrow(t.select("audience", "entered_at", "exited_at").order_by(order).limit(limit)).to_pylist()
+    return t.select("audience", "entered_at", "exited_at").order_by(order).limit(limit)
 
 
 def changes(

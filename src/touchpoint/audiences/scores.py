@@ -31,17 +31,35 @@ BANDS, STAGES = schema.SCORE_BANDS.name, schema.SCORE_STAGES.name
 
 
 # -- definitions --------------------------------------------------------------------------------------
-def get(wh: Warehouse, name: str) -> dict[str, Any]:
+def _named(wh: Warehouse, name: str) -> ir.Table:
     t = wh.table(TABLE)
-    rows = wh.to_arrow(t.filter(t.name == name)).to_pylist()
+    return t.filter(t.name == name)
+
+
+def _all(wh: Warehouse) -> ir.Table:
+    return wh.table(TABLE).order_by("name")
+
+
+def _result_of(wh: Warehouse, name: str, profile_id: str) -> ir.Table:
+    t = wh.table(RESULTS)
+    return t.filter((t.score == name) & (t.profile_id == profile_id))
+
+
+def stored(wh: Warehouse, name: str, profile_id: str) -> dict[str, Any] | None:
+    """The profile's row of score ``name``'s last run (None when the run did not score it)."""
+    rows = wh.prepared(_result_of, name, profile_id).to_pylist()
+    return rows[0] if rows else None
+
+
+def get(wh: Warehouse, name: str) -> dict[str, Any]:
+    rows = wh.prepared(_named, name).to_pylist()
     if not rows:
         raise NotFound(f"no score named {name!r}", hint="list them with `touchpoint scores list`")
     return {**rows[0], "definition": json.loads(rows[0]["definition"])}
 
 
 def list_all(wh: Warehouse) -> list[dict[str, Any]]:
-    t = wh.table(TABLE)
-    return [{**r, "definition": json.loads(r["definition"])} for r in wh.to_arrow(t.order_by("name")).to_pylist()]
+    return [{**r, "definition": json.loads(r["definition"])} for r in wh.prepared(_all).to_pylist()]
 
 
 def save(

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.automations.definition import Automation
@@ -137,16 +138,20 @@ def listing(
     return wh.to_arrow(t.select(*cols).order_by([ibis.desc("due_at"), "outbox_id"]).limit(limit)).to_pylist()
 
 
+def _of_profile(wh: Warehouse, limit: int, profile_id: str) -> ir.Table:
+    t = wh.table(TABLE)
+    t = t.filter(t.profile_id == profile_id)
+    cols = ["automation", "step", "channel", "purpose", "status", "due_at", "sent_at", "attempts", "payload"]
+    when = ibis.coalesce(t.sent_at, t.due_at)
+    return t.order_by([when.desc(), "automation", "step"]).select(*cols).limit(limit)
+
+
 def for_profile(wh: Warehouse, profile_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
     """The messages automations decided for one profile, latest first, with the email's subject when it
     was rendered (``payload``; a pending message has none yet). The rendered text is not returned."""
     import json
 
-    t = wh.table(TABLE)
-    t = t.filter(t.profile_id == profile_id)
-    cols = ["automation", "step", "channel", "purpose", "status", "due_at", "sent_at", "attempts", "payload"]
-    when = ibis.coalesce(t.sent_at, t.due_at)
-    rows = wh.to_arrow(t.order_by([when.desc(), "automation", "step"]).select(*cols).limit(limit)).to_pylist()
+    rows = wh.prepared(_of_profile, profile_id, key=limit).to_pylist()
     for row in rows:
         payload = row.pop("payload")
         try:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import ibis.expr.types as ir
+
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.identity import store
 from touchpoint.identity import tables as T
@@ -70,12 +72,11 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
         raise InvalidInput("the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id")
     check_identifier(identifier)
     store.require_resolved(wh)
-    nodes = wh.table(T.NODES)
     state = store.read_state(wh)
     cc = (state.get("rules") or {}).get("default_country_code")
     forms = candidates(identifier, id_type, cc)
     if identifier.startswith("prf_"):
-        hit = nodes.filter(nodes.profile_id == identifier).select("profile_id").limit(1).to_pyarrow().to_pylist()
+        hit = wh.prepared(_holder, identifier).to_pylist()
         if hit:
             return {
                 "profile_id": identifier,
@@ -91,11 +92,8 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
                 "matched_value": identifier,
                 "redirected_from": identifier,
             }
-    q = nodes.filter(nodes.id_value.isin(forms))
-    if id_type:
-        q = q.filter(q.id_type == id_type)
-    rows = q.order_by(["rank", "id_type"]).select("profile_id", "id_type", "id_value").limit(1).to_pyarrow()
-    found = rows.to_pylist()
+    typed = [id_type] if id_type else []
+    found = wh.prepared(_best_match, *forms, *typed, key=(len(forms), bool(typed))).to_pylist()
     if not found:
         what = f"{id_type} " if id_type else "identifier "
         raise NotFound(
@@ -109,6 +107,23 @@ def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> 
         "matched_value": r["id_value"],
         "redirected_from": None,
     }
+
+
+def _holder(wh: Warehouse, profile_id: str) -> ir.Table:
+    """The profile id if an identifier belongs to it (one row), else no row."""
+    nodes = wh.table(T.NODES)
+    return nodes.filter(nodes.profile_id == profile_id).select("profile_id").limit(1)
+
+
+def _best_match(wh: Warehouse, shape: tuple[int, bool], *values: str) -> ir.Table:
+    """The most trusted identifier among ``shape[0]`` forms (the values), of the type that follows them
+    when ``shape[1]``."""
+    forms, id_type = values[: shape[0]], (values[shape[0]] if shape[1] else None)
+    nodes = wh.table(T.NODES)
+    q = nodes.filter(nodes.id_value.isin(forms))
+    if id_type is not None:
+        q = q.filter(q.id_type == id_type)
+    return q.order_by(["rank", "id_type"]).select("profile_id", "id_type", "id_value").limit(1)
 
 
 def _redirect(wh: Warehouse, profile_id: str, depth: int = 0) -> str | None:

@@ -47,10 +47,14 @@ def alone(fn: Callable[Concatenate[Warehouse, P], R]) -> Callable[Concatenate[Wa
 now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
+def _first_row(wh: Warehouse, name: str) -> ir.Table:
+    t = wh.table(name)
+    return t.select(t.columns[0]).limit(1)
+
+
 def has_rows(wh: Warehouse, name: str) -> bool:
     """Whether the table ``name`` holds any row."""
-    t = wh.table(name)
-    return bool(wh.to_arrow(t.select(t.columns[0]).limit(1)).num_rows)
+    return bool(wh.prepared(_first_row, key=name).num_rows)
 
 
 def resolved(wh: Warehouse) -> bool:
@@ -120,9 +124,13 @@ def append(wh: Warehouse, name: str, rows: pa.Table | ir.Table) -> None:
 
 
 # -- state -----------------------------------------------------------------------------------------
+def _state(wh: Warehouse) -> ir.Table:
+    return wh.table(T.STATE)
+
+
 def read_state(wh: Warehouse) -> dict[str, Any]:
     """The last resolution's state (watermark, rules, counts), or ``{}`` if identities were never built."""
-    rows = wh.to_arrow(wh.table(T.STATE)).to_pylist()
+    rows = wh.prepared(_state).to_pylist()
     return {r["key"]: json.loads(r["value"]) for r in rows}
 
 

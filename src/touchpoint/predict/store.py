@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.predict.clv import PREDICTIONS_TABLE, RUNS_TABLE
@@ -33,20 +34,29 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _rows(wh: Warehouse, table: str, customer_id: str) -> list[dict[str, Any]]:
+def _customer(wh: Warehouse, table: str, customer_id: str) -> ir.Table:
     t = wh.table(table)
-    return [clean(r) for r in wh.to_arrow(t.filter(t.customer_id == customer_id)).to_pylist()]
+    return t.filter(t.customer_id == customer_id)
+
+
+def _rows(wh: Warehouse, table: str, customer_id: str) -> list[dict[str, Any]]:
+    return [clean(r) for r in wh.prepared(_customer, customer_id, key=table).to_pylist()]
 
 
 def top_customers(wh: Warehouse, *, by: str = "clv", limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Customers of the latest CLV run, highest ``by`` first (clv, p_alive, expected_purchases)."""
     if by not in {"clv", "p_alive", "expected_purchases", "prob_purchase_window"}:
         raise InvalidInput(f"cannot sort predictions by {by!r}", hint="use clv, p_alive or expected_purchases")
-    t = wh.table(PREDICTIONS_TABLE)
-    if not wh.to_arrow(t.select("customer_id").limit(1)).num_rows:
+    total = wh.count(PREDICTIONS_TABLE)
+    if not total:
         raise NotFound("no predictions have been made yet", hint="run `touchpoint predict clv` first")
-    rows = wh.to_arrow(t.order_by(ibis.desc(by)).limit(limit, offset=offset)).to_pylist()
-    return {"total": int(t.count().execute()), "by": by, "rows": [clean(r) for r in rows]}
+    rows = wh.prepared(_top, key=(by, limit, offset)).to_pylist()
+    return {"total": total, "by": by, "rows": [clean(r) for r in rows]}
+
+
+def _top(wh: Warehouse, page: tuple[str, int, int]) -> ir.Table:
+    by, limit, offset = page
+    return wh.table(PREDICTIONS_TABLE).order_by(ibis.desc(by)).limit(limit, offset=offset)
 
 
 def _profile_ids(wh: Warehouse, customer_id: str) -> list[str]:
@@ -84,10 +94,14 @@ def customer_predictions(wh: Warehouse, customer_id: str) -> dict[str, Any]:
     return out
 
 
+def _latest_run(wh: Warehouse) -> ir.Table:
+    t = wh.table(RUNS_TABLE)
+    return t.order_by(t.run_at.desc()).limit(1)
+
+
 def latest_run(wh: Warehouse) -> dict[str, Any] | None:
     """The latest CLV run: model, parameters, fit, holdout metrics and customer equity with its interval."""
-    t = wh.table(RUNS_TABLE)
-    rows = wh.to_arrow(t.order_by(t.run_at.desc()).limit(1)).to_pylist()
+    rows = wh.prepared(_latest_run).to_pylist()
     if not rows:
         return None
     row = rows[0]

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.collect.consent import consent_id
@@ -52,8 +53,6 @@ from touchpoint.warehouse import Warehouse, schema
 from touchpoint.warehouse.clock import utcnow
 
 if TYPE_CHECKING:
-    import ibis.expr.types as ir
-
     from touchpoint.config import Settings
 
 HISTORY = schema.CONSENT_HISTORY.name
@@ -85,17 +84,19 @@ def history(wh: Warehouse) -> ir.Table:
     return by_id.cast(loose).union(own.cast(loose))
 
 
-def _in_force(h: ir.Table, keys: list[str], at: datetime | None) -> ir.Table:
-    """``keys..., granted, since`` from history rows ``h``: per key, among the rows in force at ``at``,
-    the latest ``valid_from`` wins and a denial wins a tie."""
-    t = ibis.literal(_naive(at), "timestamp")
+def _in_force(h: ir.Table, keys: list[str], at: datetime | ir.TimestampValue | None) -> ir.Table:
+    """``keys..., granted, since`` from history rows ``h``: per key, among the rows in force at ``at``
+    (an instant, or an expression of one), the latest ``valid_from`` wins and a denial wins a tie."""
+    t = at if isinstance(at, ir.Expr) else ibis.literal(_naive(at), "timestamp")
     h = h.filter((h.valid_from <= t) & (h.valid_until.isnull() | (h.valid_until > t)))
     latest = h.group_by(keys).agg(tp_since=h.valid_from.max())
     j = h.join(latest, [*[h[k] == latest[k] for k in keys], h.valid_from == latest.tp_since])
     return j.group_by([h[k] for k in keys]).agg(granted=j.granted.all(), since=j.tp_since.max())
 
 
-def state(wh: Warehouse, *, at: datetime | None = None, purpose: str | None = None) -> ir.Table:
+def state(
+    wh: Warehouse, *, at: datetime | ir.TimestampValue | None = None, purpose: str | None = None
+) -> ir.Table:
     """``profile_id, purpose, granted, since``: the stated consent in force at ``at`` (default now).
 
     Profiles that never stated a purpose have no row: their purpose's default holds (:func:`with_consent`).
@@ -155,6 +156,10 @@ def regions(wh: Warehouse, settings: Settings | None = None) -> ir.Table:
     neither have no row (their purposes' own defaults hold)."""
     from touchpoint.config import get_settings
 
+    return _regions(wh, (settings or get_settings()).consent_regions)
+
+
+def _regions(wh: Warehouse, mapping: dict[str, str]) -> ir.Table:
     name = schema.PROFILE_TRAITS.name
     if not wh.has_table(name):
         return ibis.memtable(pa.table({"profile_id": pa.array([], pa.string()), "region": pa.array([], pa.string())}))
@@ -162,7 +167,6 @@ def regions(wh: Warehouse, settings: Settings | None = None) -> ir.Table:
     t = t.filter(t.trait.isin([REGION_TRAIT, COUNTRY_TRAIT]))
     text = t.value.cast("string")
     text = text.startswith('"').ifelse(text.substr(1, text.length() - 2), text).strip().upper()
-    mapping = (settings or get_settings()).consent_regions
     mapped = text.substitute(mapping, else_=text) if mapping else text
     region = (t.trait == REGION_TRAIT).ifelse(text, mapped)
     rank = (t.trait == REGION_TRAIT).ifelse(0, 1)
@@ -294,21 +298,37 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _region_of(wh: Warehouse, mapping: tuple[tuple[str, str], ...], profile_id: str) -> ir.Column:
+    r = _regions(wh, dict(mapping))
+    return r.filter(r.profile_id == profile_id).region
+
+
+def _stated_of(wh: Warehouse, profile_id: str, at: str) -> ir.Table:
+    s = state(wh, at=ibis.literal(at).cast("timestamp"))
+    return s.filter(s.profile_id == profile_id)
+
+
+def _history_of(wh: Warehouse, profile_id: str) -> ir.Table:
+    h = history(wh)
+    return h.filter(h.profile_id == profile_id).order_by([h.valid_from.desc(), h.recorded_at.desc()])
+
+
 def show(
     wh: Warehouse, identifier: str, *, id_type: str | None = None, settings: Settings | None = None
 ) -> dict[str, Any]:
     """A person's consent: the state of every purpose now (stated or by default) and the history."""
+    from touchpoint.config import get_settings
     from touchpoint.identity.lookup import find_profile
 
     profile_id = find_profile(wh, identifier, id_type)["profile_id"]
-    r = regions(wh, settings)
-    found = wh.to_arrow(r.filter(r.profile_id == profile_id).region).to_pylist()
+    mapping = tuple(sorted((settings or get_settings()).consent_regions.items()))
+    found = wh.prepared(_region_of, profile_id, key=mapping).to_pylist()
     region = found[0] if found else None
-    s = state(wh)
-    stated = {r["purpose"]: r for r in wh.to_arrow(s.filter(s.profile_id == profile_id)).to_pylist()}
-    h = history(wh)
-    h = h.filter(h.profile_id == profile_id).order_by([h.valid_from.desc(), h.recorded_at.desc()])
-    rows = [_public({k: v for k, v in r.items() if k != "profile_id"}) for r in wh.to_arrow(h).to_pylist()]
+    stated = {r["purpose"]: r for r in wh.prepared(_stated_of, profile_id, now().isoformat()).to_pylist()}
+    rows = [
+        _public({k: v for k, v in r.items() if k != "profile_id"})
+        for r in wh.prepared(_history_of, profile_id).to_pylist()
+    ]
     hit_source: dict[str, str] = {}  # the source of the statement in force: the newest row that says it
     for row in rows:
         hit = stated.get(row["purpose"])

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.identity import store, tables
@@ -37,9 +38,30 @@ def _require(wh: Warehouse) -> None:
         raise NotFound("profiles have not been built yet", hint="run `touchpoint profiles rebuild`")
 
 
-def _row(wh: Warehouse, profile_id: str) -> dict[str, Any]:
+def _profile_row(wh: Warehouse, profile_id: str) -> ir.Table:
     p = wh.table(PROFILES)
-    rows = wh.to_arrow(p.filter(p.profile_id == profile_id)).to_pylist()
+    return p.filter(p.profile_id == profile_id)
+
+
+def _identifiers(wh: Warehouse, profile_id: str) -> ir.Table:
+    nodes = wh.table(tables.NODES)
+    return nodes.filter(nodes.profile_id == profile_id).order_by(["rank", "first_seen"])
+
+
+def _traits(wh: Warehouse, profile_id: str) -> ir.Table:
+    t = wh.table(TRAITS)
+    return t.filter(t.profile_id == profile_id).order_by("trait")
+
+
+def _merges(wh: Warehouse, profile_id: str) -> ir.Table:
+    log = wh.table(tables.MERGE_LOG)
+    needle = "," + ibis.literal(profile_id) + ","  # built in SQL: the id stays one literal, bound once prepared
+    mine = log.filter((log.profile_id == profile_id) | ("," + log.merged_profile_ids + ",").contains(needle))
+    return mine.order_by(log.logged_at.desc()).limit(100)
+
+
+def _row(wh: Warehouse, profile_id: str) -> dict[str, Any]:
+    rows = wh.prepared(_profile_row, profile_id).to_pylist()
     if not rows:
         raise NotFound(
             f"profile {profile_id} has identities but no profile row yet",
@@ -70,8 +92,6 @@ def get_profile(
         return early
     pid = found["profile_id"]
     row = _row(wh, pid)
-    nodes = wh.table(tables.NODES)
-    idents = nodes.filter(nodes.profile_id == pid).order_by(["rank", "first_seen"])
     identifiers = [
         {
             "type": r["id_type"],
@@ -80,20 +100,17 @@ def get_profile(
             "last_seen": r["last_seen"],
             "events": r["events"],
         }
-        for r in wh.to_arrow(idents).to_pylist()
+        for r in wh.prepared(_identifiers, pid).to_pylist()
     ]
-    t = wh.table(TRAITS)
     traits, sources = {}, {}
-    for r in wh.to_arrow(t.filter(t.profile_id == pid).order_by("trait")).to_pylist():
+    for r in wh.prepared(_traits, pid).to_pylist():
         traits[r["trait"]] = json.loads(r["value"])
         sources[r["trait"]] = {
             "source": r["source"],
             "timestamp": r["timestamp"],
             "message_id": r["message_id"],
         }
-    log = wh.table(tables.MERGE_LOG)
-    mine = log.filter((log.profile_id == pid) | ("," + log.merged_profile_ids + ",").contains("," + pid + ","))
-    history: list[dict[str, Any]] = wh.to_arrow(mine.order_by(log.logged_at.desc()).limit(100)).to_pylist()
+    history: list[dict[str, Any]] = wh.prepared(_merges, pid).to_pylist()
     profile = {
         "profile_id": pid,
         "matched": {

@@ -56,31 +56,61 @@ def watermark(wh: Warehouse, state: dict[str, Any] | None = None) -> datetime | 
     return datetime.fromisoformat(mark) if mark else None
 
 
-def events(wh: Warehouse, identifiers: list[tuple[str, str]], mark: datetime | None) -> ir.Table | None:
-    """The events stored after ``mark`` that carry one of ``identifiers`` (``(type, value)``) in a column
-    (an Ibis expression), or None when none of the types has a column."""
-    by_column: dict[str, list[str]] = {}
+Query = tuple[tuple[tuple[str, int], ...], bool]  # (column, how many values) per column; a watermark or not
+
+
+def query(identifiers: list[tuple[str, str]], mark: datetime | None) -> tuple[Query, tuple[str, ...]] | None:
+    """The shape and values of the pending events' read (:func:`events`) for ``identifiers``
+    (``(type, value)``) after ``mark``, or None when none of the types has a column."""
+    by_column: dict[str, set[str]] = {}
     for id_type, value in identifiers:
         if id_type in COLUMN_OF:
-            by_column.setdefault(COLUMN_OF[id_type], []).append(value)
+            by_column.setdefault(COLUMN_OF[id_type], set()).add(value)
     if not by_column:
         return None
-    t = wh.table("events")
+    columns = sorted(by_column)
+    values = [v for c in columns for v in sorted(by_column[c])]
     if mark is not None:
-        t = t.filter(t.received_at > ibis.literal(mark, "timestamp"))
-    hit = ibis.or_(*(t[column].isin(sorted(set(values))) for column, values in by_column.items()))
-    return t.filter(hit)
+        values.append(mark.isoformat())
+    return (tuple((c, len(by_column[c])) for c in columns), mark is not None), tuple(values)
+
+
+def events(wh: Warehouse, shape: Query, *values: str) -> ir.Table:
+    """The events stored after the watermark that carry one of the values in their column (the shape
+    and values :func:`query` gives)."""
+    columns, marked = shape
+    t = wh.table("events")
+    if marked:
+        t = t.filter(t.received_at > ibis.literal(values[-1]).cast("timestamp"))
+    hits, at = [], 0
+    for column, n in columns:
+        hits.append(t[column].isin(list(values[at : at + n])))
+        at += n
+    return t.filter(ibis.or_(*hits))
+
+
+def _rows(wh: Warehouse, shape: Query, *values: str) -> ir.Table:
+    return events(wh, shape, *values).select("message_id", "timestamp", "received_at", *COLUMN_OF.values()).limit(
+        LIMIT
+    )
+
+
+def _traits(wh: Warehouse, shape: Query, *values: str) -> ir.Table:
+    from touchpoint.profiles.build import latest_traits
+
+    expr = events(wh, shape, *values)
+    return latest_traits(expr, expr.select("message_id", profile_id=ibis.literal("pending")))
 
 
 def overlay(wh: Warehouse, profile: dict[str, Any], mark: datetime | None) -> dict[str, Any]:
     """``profile`` (as :func:`touchpoint.profiles.lookup.get_profile` builds it) with the pending events'
     traits laid over its own and a ``pending`` summary; unchanged apart from that summary when none."""
     ids = [(i["type"], i["value"]) for i in profile["identifiers"]]
-    expr = events(wh, ids, mark)
-    rows = _read(wh, expr)
+    q = query(ids, mark)
+    rows = _read(wh, q)
     profile["pending"] = _summary(rows, mark, provisional=False)
     if rows:
-        for trait, value, source in _latest(wh, expr):
+        for trait, value, source in _latest(wh, q):
             held = profile["trait_sources"].get(trait)
             if held is None or _key(source) > _key(held):
                 profile["traits"][trait] = value
@@ -92,8 +122,8 @@ def provisional(wh: Warehouse, forms: list[str], id_type: str | None, mark: date
     """A profile made of the pending events carrying ``forms`` of one identifier (of ``id_type``, else of
     any type with a column), or None when no pending event carries it."""
     types = [id_type] if id_type is not None else list(COLUMN_OF)
-    expr = events(wh, [(t, f) for t in types for f in forms], mark)
-    rows = _read(wh, expr)
+    q = query([(t, f) for t in types for f in forms], mark)
+    rows = _read(wh, q)
     if not rows:
         return None
     seen: dict[tuple[str, str], dict[str, Any]] = {}
@@ -116,7 +146,7 @@ def provisional(wh: Warehouse, forms: list[str], id_type: str | None, mark: date
             node["events"] += 1
     matched = next(((t, v) for (t, v) in seen if v in forms and t in types), None)
     traits, sources = {}, {}
-    for trait, value, source in _latest(wh, expr):
+    for trait, value, source in _latest(wh, q):
         traits[trait], sources[trait] = value, source
     return {
         "profile_id": None,
@@ -134,23 +164,19 @@ def provisional(wh: Warehouse, forms: list[str], id_type: str | None, mark: date
     }
 
 
-def _read(wh: Warehouse, expr: ir.Table | None) -> list[dict[str, Any]]:
-    if expr is None:
+def _read(wh: Warehouse, q: tuple[Query, tuple[str, ...]] | None) -> list[dict[str, Any]]:
+    if q is None:
         return []
-    cols = ["message_id", "timestamp", "received_at", *COLUMN_OF.values()]
-    return wh.to_arrow(expr.select(*cols).limit(LIMIT)).to_pylist()
+    rows: list[dict[str, Any]] = wh.prepared(_rows, *q[1], key=q[0]).to_pylist()
+    return rows
 
 
-def _latest(wh: Warehouse, expr: ir.Table | None) -> list[tuple[str, Any, dict[str, Any]]]:
+def _latest(wh: Warehouse, q: tuple[Query, tuple[str, ...]] | None) -> list[tuple[str, Any, dict[str, Any]]]:
     """``(trait, value, source)`` of each trait the pending events set, by the build's rule."""
-    from touchpoint.profiles.build import latest_traits
-
-    if expr is None:
+    if q is None:
         return []
-    ep = expr.select("message_id", profile_id=ibis.literal("pending"))
-    rows = wh.to_arrow(latest_traits(expr, ep)).to_pylist()
     out = []
-    for r in rows:
+    for r in wh.prepared(_traits, *q[1], key=q[0]).to_pylist():
         source = {"source": r["source"], "timestamp": r["timestamp"], "message_id": r["message_id"]}
         out.append((r["trait"], json.loads(r["value"]), source))
     return out

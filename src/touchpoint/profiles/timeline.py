@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 from touchpoint import identity
 from touchpoint.errors import InvalidInput
@@ -57,29 +58,55 @@ COLUMNS = (
 )
 
 
-def _events_of(wh: Warehouse, profile_id: str) -> Any:
-    """The events whose most trusted identifier belongs to ``profile_id`` (an Ibis expression): those
-    ``event_identities`` gives one of its nodes, and those stored since the last identity update that
-    carry one of its identifiers in a column (:mod:`touchpoint.profiles.pending`)."""
+Shape = tuple[pending.Query | None, bool]  # the pending events' read (or none); one event type or all
+
+
+def _events_of(wh: Warehouse, profile_id: str) -> tuple[Shape, tuple[str, ...]] | None:
+    """How to read the events whose most trusted identifier belongs to ``profile_id`` (a shape and
+    values for :func:`_indexed`), or None for identity tables built before ``event_identities``."""
+    state = identity.store.read_state(wh)
+    if int(state.get("version") or 0) < identity.store.STATE_VERSION:
+        return None
+    mark = pending.watermark(wh, state)  # before the resolved events: an event is in one part or both
+    ids = [(r["id_type"], r["id_value"]) for r in wh.prepared(_identifiers, profile_id).to_pylist()]
+    new = pending.query(ids, mark)
+    return (new[0] if new else None, False), (profile_id, *(new[1] if new else ()))
+
+
+def _identifiers(wh: Warehouse, profile_id: str) -> ir.Table:
+    nodes = wh.table(tables.NODES)
+    return nodes.filter(nodes.profile_id == profile_id).select("id_type", "id_value")
+
+
+def _indexed(wh: Warehouse, shape: Shape, profile_id: str, *values: str) -> ir.Table:
+    """The events ``event_identities`` gives one of the profile's nodes, and those stored since the last
+    identity update that carry one of its identifiers in a column (:mod:`touchpoint.profiles.pending`);
+    with an event type (the last value) only those of that type."""
+    new_shape, typed = shape
+    if typed:
+        values, event_type = values[:-1], values[-1]
     events = wh.table("events")
-    if identity.store.events_indexed(wh):
-        mark = pending.watermark(wh)  # before the resolved events: an event is in one part or both
-        nodes = wh.table(tables.NODES)
-        own = nodes.filter(nodes.profile_id == profile_id)
-        ei = wh.table(tables.EVENTS)
-        mine = ei.semi_join(own, "node_id")
-        resolved = events.semi_join(mine, "message_id")
-        ids = [(r["id_type"], r["id_value"]) for r in wh.to_arrow(own.select("id_type", "id_value")).to_pylist()]
-        new = pending.events(wh, ids, mark)
-        if new is None:
-            return resolved
-        return resolved.union(new.anti_join(mine, "message_id"), distinct=False)
-    return _events_by_identifiers(wh, profile_id)
+    nodes = wh.table(tables.NODES)
+    mine = wh.table(tables.EVENTS).semi_join(nodes.filter(nodes.profile_id == profile_id), "node_id")
+    ev = events.semi_join(mine, "message_id")
+    if new_shape is not None:
+        ev = ev.union(pending.events(wh, new_shape, *values).anti_join(mine, "message_id"), distinct=False)
+    return ev.filter(ev.type == event_type) if typed else ev
+
+
+def _count(wh: Warehouse, shape: Shape, *values: str) -> ir.Scalar:
+    return _indexed(wh, shape, *values).count()
+
+
+def _page(wh: Warehouse, key: tuple[Shape, int, int], *values: str) -> ir.Table:
+    shape, limit, offset = key
+    ev = _indexed(wh, shape, *values)
+    return ev.order_by([ev.timestamp.desc(), ev.message_id.desc()]).select(*COLUMNS).limit(limit, offset=offset)
 
 
 def _events_by_identifiers(wh: Warehouse, profile_id: str) -> Any:
-    """:func:`_events_of` for identity tables built before ``event_identities``: the events carrying one
-    of the profile's identifiers, each resolved again."""
+    """The profile's events for identity tables built before ``event_identities``: the events carrying
+    one of the profile's identifiers, each resolved again."""
     nodes = wh.table(tables.NODES)
     mine = nodes.filter(nodes.profile_id == profile_id).select("id_type", "id_value").to_pyarrow().to_pylist()
     by_type: dict[str, list[str]] = {}
@@ -117,12 +144,20 @@ def timeline(
     if offset < 0:
         raise InvalidInput(f"offset {offset} is negative", hint="use 0 or more")
     profile_id = find_profile(wh, identifier)["profile_id"]
-    ev = _events_of(wh, profile_id)
-    if event_type:
-        ev = ev.filter(ev.type == event_type)
-    total = int(ev.count().to_pyarrow().as_py())
-    page = ev.order_by([ev.timestamp.desc(), ev.message_id.desc()]).select(*COLUMNS).limit(limit, offset=offset)
-    rows = wh.to_arrow(page).to_pylist()
+    read = _events_of(wh, profile_id)
+    if read is not None:
+        (new, _), values = read
+        shape: Shape = (new, bool(event_type))
+        values = (*values, event_type) if event_type else values
+        total = int(wh.prepared(_count, *values, key=shape).as_py())
+        rows = wh.prepared(_page, *values, key=(shape, limit, offset)).to_pylist()
+    else:
+        ev = _events_by_identifiers(wh, profile_id)
+        if event_type:
+            ev = ev.filter(ev.type == event_type)
+        total = int(ev.count().to_pyarrow().as_py())
+        page = ev.order_by([ev.timestamp.desc(), ev.message_id.desc()]).select(*COLUMNS).limit(limit, offset=offset)
+        rows = wh.to_arrow(page).to_pylist()
     for row in rows:
         for key in ("properties", "traits", "context"):
             if row[key] is not None:

@@ -17,7 +17,7 @@ checked), recorded like the API's (:func:`touchpoint.privacy.consent.set_consent
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import Request
@@ -32,6 +32,9 @@ from touchpoint.web.pages import _audit, _checked_form, _ctx, _guard, router
 from touchpoint.web.profile_parts import demote, parts
 from touchpoint.web.render import render
 from touchpoint.web.timeline import timeline
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 LIMIT = 25
 TIMELINE = 50
@@ -48,7 +51,6 @@ def _escape_like(text: str) -> str:
 def search(wh: Warehouse, q: str) -> dict[str, Any]:
     """``{"redirect": profile_id}`` for an exact identifier, else ``{"rows": [...], "how": ...}``."""
     from touchpoint.identity import store as store_identity
-    from touchpoint.identity import tables
     from touchpoint.identity.lookup import find_profile
     from touchpoint.predict import store
     from touchpoint.profiles.lookup import search as by_traits
@@ -73,14 +75,21 @@ def search(wh: Warehouse, q: str) -> dict[str, Any]:
         return {"redirect": find_profile(wh, q)["profile_id"]}
     except NotFound:
         pass
-    nodes = wh.table(tables.NODES)
-    pattern = _escape_like(q.lower()) + "%"
-    ids = nodes.filter(nodes.id_value.lower().like(pattern)).select("profile_id", "id_type", "id_value").limit(LIMIT)
-    traits = wh.table("profile_traits")
-    tv = traits.filter(traits.value.lower().like("%" + _escape_like(q.lower()) + "%"))
-    tv = tv.select("profile_id", id_type=traits.trait, id_value=traits.value).limit(LIMIT)
-    rows = wh.to_arrow(ids.union(tv).limit(LIMIT)).to_pylist()
+    text = _escape_like(q.lower())
+    rows = wh.prepared(_matching, text + "%", "%" + text + "%").to_pylist()
     return {"how": f"identifiers starting with, or traits containing, {q!r}", "rows": rows, "total": len(rows)}
+
+
+def _matching(wh: Warehouse, prefix: str, infix: str) -> ir.Table:
+    """Identifiers like ``prefix`` and trait values like ``infix`` (lower-cased LIKE patterns)."""
+    from touchpoint.identity import tables
+
+    nodes = wh.table(tables.NODES)
+    ids = nodes.filter(nodes.id_value.lower().like(prefix)).select("profile_id", "id_type", "id_value").limit(LIMIT)
+    traits = wh.table("profile_traits")
+    tv = traits.filter(traits.value.lower().like(infix))
+    tv = tv.select("profile_id", id_type=traits.trait, id_value=traits.value).limit(LIMIT)
+    return ids.union(tv).limit(LIMIT)
 
 
 @router.get("/customers", response_class=HTMLResponse)

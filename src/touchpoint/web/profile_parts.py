@@ -45,10 +45,9 @@ def scores(wh: Warehouse, profile_id: str, cached: dict[str, Any] | None = None)
                 explained = library.explain(wh, s["name"], profile_id)
         except NotFound:  # a profile the score cannot see (built after its last run): say so, not fail
             explained = None
-        t = wh.table("score_results")
-        stored = wh.to_arrow(t.filter((t.score == s["name"]) & (t.profile_id == profile_id))).to_pylist()
+        stored = library.stored(wh, s["name"], profile_id)
         if explained is not None and stored:  # the stage now (a demotion since the cached run shows at once)
-            explained = {**explained, "stage": stored[0]["stage"]}
+            explained = {**explained, "stage": stored["stage"]}
         stage = explained["stage"] if explained else None
         earlier = stages[: stages.index(stage)] if stage in stages else []
         out.append(
@@ -56,7 +55,7 @@ def scores(wh: Warehouse, profile_id: str, cached: dict[str, Any] | None = None)
                 "name": s["name"],
                 "description": s.get("description"),
                 "explain": explained,
-                "last_run": stored[0] if stored else None,
+                "last_run": stored,
                 "earlier_stages": earlier,
             }
         )
