@@ -8,7 +8,7 @@ marks the record ``replayed``; a replay that still fails updates the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from touchpoint.collect.normalize import EventRows, utcnow
 from touchpoint.collect.spec import EVENT_TYPES
@@ -16,27 +16,40 @@ from touchpoint.collect.store import write_rows
 from touchpoint.errors import InvalidInput, NotFound
 from touchpoint.warehouse import Warehouse
 
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
 MAX_REPLAY_IDS = 10_000
 DEFAULT_MAX_EVENT_BYTES = 32 * 1024  # the setting max_event_bytes; callers pass the configured value
 LIST_COLUMNS = ("id", "received_at", "source", "origin", "field", "reason", "status")
+
+
+def _records(wh: Warehouse, key: tuple[bool, int, int], *status: str) -> ir.Table:
+    """The records of ``status`` (when ``key[0]``), newest first, page ``key[1:]`` (limit, offset)."""
+    by_status, limit, offset = key
+    t = wh.table("quarantine")
+    if by_status:
+        t = t.filter(t.status == status[0])
+    return t.order_by([t.received_at.desc(), t.id]).limit(limit, offset=offset).select(*LIST_COLUMNS)
+
+
+def _count(wh: Warehouse, by_status: bool, *status: str) -> ir.Scalar:
+    t = wh.table("quarantine")
+    return (t.filter(t.status == status[0]) if by_status else t).count()
 
 
 def list_records(
     wh: Warehouse, *, status: str | None = "quarantined", limit: int = 50, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Quarantine records, newest first (``status=None`` for all)."""
-    t = wh.table("quarantine")
-    if status:
-        t = t.filter(t.status == status)
-    t = t.order_by([t.received_at.desc(), t.id]).limit(limit, offset=offset)
-    return t.select(*LIST_COLUMNS).to_pyarrow().to_pylist()
+    given = (status,) if status else ()
+    rows: list[dict[str, Any]] = wh.prepared(_records, *given, key=(bool(status), limit, offset)).to_pylist()
+    return rows
 
 
 def count(wh: Warehouse, *, status: str | None = "quarantined") -> int:
-    t = wh.table("quarantine")
-    if status:
-        t = t.filter(t.status == status)
-    return int(t.count().to_pyarrow().as_py())
+    given = (status,) if status else ()
+    return int(wh.prepared(_count, *given, key=bool(status)).as_py())
 
 
 def get_record(wh: Warehouse, record_id: str) -> dict[str, Any]:

@@ -12,12 +12,15 @@ import json
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from touchpoint.warehouse import Warehouse, schema
 from touchpoint.warehouse.clock import utcnow
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 TABLE = schema.JOB_RUNS.name
 STATUSES = ("running", "succeeded", "failed", "skipped", "interrupted")
@@ -118,33 +121,41 @@ class JobHistory:
     failed_total: int = 0
 
 
-def summaries(wh: Warehouse) -> dict[str, JobHistory]:
-    """Per job: the last run, the last successful one, consecutive failures and totals (aggregated in the engine)."""
+def _last(wh: Warehouse, status: str) -> ir.Table:
+    """Each job's latest run (``status`` ``"any"``) or latest run of that status (a key: it shapes the query)."""
     import ibis
 
     t = wh.table(TABLE)
+    t = t if status == "any" else t.filter(t.status == status)
     latest = ibis.row_number().over(group_by=t.job, order_by=[t.started_at.desc(), t.run_id.desc()])
-    last = t.mutate(_n=latest).filter(lambda r: r._n == 0).drop("_n")
-    ok = t.filter(t.status == "succeeded")
-    ok_latest = ibis.row_number().over(group_by=ok.job, order_by=[ok.started_at.desc(), ok.run_id.desc()])
-    last_ok = ok.mutate(_n=ok_latest).filter(lambda r: r._n == 0).drop("_n")
+    return t.mutate(_n=latest).filter(lambda r: r._n == 0).drop("_n")
+
+
+def _counts(wh: Warehouse) -> ir.Table:
+    """Per job: runs, failed runs, and failures since the last settled (neither failed nor running) run."""
+    t = wh.table(TABLE)
     settled = (
         t.filter(~t.status.isin(["failed", "running"])).group_by("job").agg(settled_at=lambda r: r.started_at.max())
     )
     j = t.left_join(settled, "job")
-    counts = j.group_by(j.job).agg(
+    return j.group_by(j.job).agg(
         runs=j.count(),
         failed_total=(j.status == "failed").sum(),
         failures=((j.status == "failed") & (j.settled_at.isnull() | (j.started_at > j.settled_at))).sum(),
     )
+
+
+def summaries(wh: Warehouse) -> dict[str, JobHistory]:
+    """Per job: the last run, the last successful one, consecutive failures and totals (aggregated in the
+    engine, by reads compiled once: :meth:`~touchpoint.warehouse.Warehouse.prepared`)."""
     out: dict[str, JobHistory] = {}
-    for row in wh.to_arrow(counts).to_pylist():
+    for row in wh.prepared(_counts).to_pylist():
         out[row["job"]] = JobHistory(
             runs=int(row["runs"]), failed_total=int(row["failed_total"] or 0), failures=int(row["failures"] or 0)
         )
-    for row in wh.to_arrow(last).to_pylist():
+    for row in wh.prepared(_last, key="any").to_pylist():
         out[row["job"]].last = Run(**row)
-    for row in wh.to_arrow(last_ok).to_pylist():
+    for row in wh.prepared(_last, key="succeeded").to_pylist():
         out[row["job"]].last_success = Run(**row)
     return out
 

@@ -19,6 +19,8 @@ from touchpoint.jobs.definitions import Job, configured
 from touchpoint.jobs.runner import JobRunner, JobState
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
     from touchpoint.config import Settings
     from touchpoint.warehouse import Warehouse
 
@@ -54,12 +56,25 @@ def _events_since(wh: Warehouse, moments: Sequence[datetime | None]) -> list[int
     """How many events were received after each moment (``None``: ever), counted in one scan of the log."""
     if not moments:
         return []
-    events = wh.table("events")
-    counts = {
-        f"n{i}": events.count() if at is None else (events.received_at > at).sum() for i, at in enumerate(moments)
-    }
-    row = wh.to_arrow(events.aggregate(**counts)).to_pylist()[0]
+    shape = tuple(at is not None for at in moments)
+    naive = [at.astimezone(UTC).replace(tzinfo=None) if at and at.tzinfo else at for at in moments]
+    values = [at.isoformat() for at in naive if at is not None]
+    row = wh.prepared(_counts_since, *values, key=shape).to_pylist()[0]
     return [int(row[f"n{i}"] or 0) for i in range(len(moments))]
+
+
+def _counts_since(wh: Warehouse, shape: tuple[bool, ...], *moments: str) -> ir.Table:
+    """``n0, n1, ...``: events received after each moment (the values, in order, where ``shape`` is true),
+    or all events (where it is false)."""
+    import ibis
+
+    events = wh.table("events")
+    given = iter(moments)
+    counts = {
+        f"n{i}": (events.received_at > ibis.literal(next(given)).cast("timestamp")).sum() if dated else events.count()
+        for i, dated in enumerate(shape)
+    }
+    return events.aggregate(**counts)
 
 
 def _looked_at(state: JobState) -> datetime | None:
