@@ -1,8 +1,10 @@
 """The customer page reads one profile with reads compiled once per process
-(:meth:`touchpoint.warehouse.Warehouse.prepared`): the second profile's page compiles no query."""
+(:meth:`touchpoint.warehouse.Warehouse.prepared`): the second profile's page compiles no query, nor does the
+first page after the dashboard's background refresh has warmed them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +14,8 @@ from touchpoint import profiles
 from touchpoint.collect.store import write_messages
 from touchpoint.privacy import consent
 from touchpoint.profiles import workflow
-from touchpoint.warehouse import Warehouse
-from touchpoint.web import customers
+from touchpoint.warehouse import Warehouse, duckdb_engine
+from touchpoint.web import customers, profile_parts
 
 
 def _shop() -> tuple[Warehouse, list[str]]:
@@ -35,9 +37,7 @@ def _shop() -> tuple[Warehouse, list[str]]:
     return wh, ids
 
 
-def test_a_second_customer_page_compiles_no_query(monkeypatch: pytest.MonkeyPatch) -> None:
-    wh, ids = _shop()
-    first = customers.profile(wh, ids[0])
+def _compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     compiled: list[str] = []
     real = SQLBackend.compile
 
@@ -47,6 +47,13 @@ def test_a_second_customer_page_compiles_no_query(monkeypatch: pytest.MonkeyPatc
         return sql
 
     monkeypatch.setattr(SQLBackend, "compile", counting)
+    return compiled
+
+
+def test_a_second_customer_page_compiles_no_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    wh, ids = _shop()
+    first = customers.profile(wh, ids[0])
+    compiled = _compiled(monkeypatch)
     second = customers.profile(wh, ids[1])
     assert compiled == [], "\n".join(compiled)
     assert first["profile"]["profile_id"] == ids[0] and second["profile"]["profile_id"] == ids[1]
@@ -55,3 +62,14 @@ def test_a_second_customer_page_compiles_no_query(monkeypatch: pytest.MonkeyPatc
     assert second["timeline"]["total"] == 5 and first["timeline"]["total"] == 4
     assert [c["granted"] for c in first["consent"]["purposes"] if c["purpose"] == "marketing_email"] == [True]
     assert second["consent"]["history"] == [] and len(first["consent"]["history"]) == 1
+
+
+def test_the_background_refresh_warms_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    duckdb_engine._PREPARED.clear()  # as after a start
+    wh, ids = _shop()
+    write_messages(wh, [{"type": "identify", "userId": f"u{p}", "traits": {"tier": "a"}} for p in range(3)])
+    index = profile_parts.score_index(wh, Path("."))  # the dashboard's "scores" section
+    compiled = _compiled(monkeypatch)
+    page = customers.profile(wh, ids[2], None, None, index)
+    assert compiled == [], "\n".join(compiled)
+    assert page["profile"]["traits"]["tier"] == "a"
