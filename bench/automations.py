@@ -1,17 +1,20 @@
 """Automations: trigger latency through a running server, and the sender's throughput, against a real SMTP sink.
 
 1. **Trigger latency.** A real ``touchpoint serve`` on 127.0.0.1 (its jobs at their default cadence) with one
-   automation (``Signed Up`` -> an email, no holdout) and N known contacts (email, consent). A client posts
-   ``POST /v1/track`` ``Signed Up`` for one contact after another, paced to 10, 100 and 1,000 triggers/s; the
-   moment each answer arrives is the acknowledgement. An aiosmtpd sink in its own process notes the moment
-   each message arrives. Latency = arrival - acknowledgement, p50/p99/max, and how many arrived.
+   automation (``Signed Up`` -> an email, no holdout) and N known contacts (email, consent). A client offers
+   ``Signed Up`` for one contact after another at 10, 100 and 1,000 triggers/s on an open-loop schedule
+   (:func:`post_paced`: every 10 ms the events due leave in one request, ``/v1/track`` for one, ``/v1/batch``
+   for several, as a Segment library batches; no request waits for an earlier answer); the moment each answer
+   arrives is the acknowledgement. An aiosmtpd sink in its own process notes the moment each message arrives.
+   Latency = arrival - acknowledgement, p50/p99/max; the offered and acknowledged rates, and how many arrived.
 2. **Sending throughput.** N decided outbox rows (one email each) sent by ``workflow.deliver`` in this process
-   to the sink in its own process; messages/s. The peer in the same run: ``smtplib`` sending the same number
-   of already built messages over one connection, the ceiling the SMTP exchange with this sink allows.
+   to the sink in its own process; messages/s, this process's CPU seconds and the sink's. The peers in the same
+   run: ``smtplib`` sending as many already built messages over one connection with ``send_message``, and
+   the same messages flattened beforehand with ``sendmail`` (what the sender's connections do).
 
 The machine's load average is printed beside each figure (the bench machine is shared).
 
-    uv run python bench/automations.py                  # latency at 10, 100, 1000/s; throughput 500, 2000, 5000
+    uv run python bench/automations.py                  # latency at 10, 100, 1000/s; throughput 2000, 10000
     uv run python bench/automations.py --quick          # smaller
     uv run python bench/automations.py --only throughput --sizes 1000
 """
@@ -100,6 +103,12 @@ def load_avg() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def email_of(i: int) -> str:
     return f"c{i}@people.bench"
 
@@ -156,7 +165,7 @@ def start_server(folder: Path, port: int, sink: Sink) -> subprocess.Popen[bytes]
     proc = subprocess.Popen(
         [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(folder / "server.log").open("ab"),  # kept for BENCH_DEBUG and for a failed rate's report
         env=env,
     )
     for _ in range(1800):
@@ -170,26 +179,70 @@ def start_server(folder: Path, port: int, sink: Sink) -> subprocess.Popen[bytes]
     raise RuntimeError("server did not start")
 
 
-async def post_paced(url: str, write_key: str, n: int, rate: float) -> tuple[dict[str, float], float]:
-    """``Signed Up`` for c0..c(n-1) at ``rate``/s; recipient -> acknowledgement (unix seconds), achieved rate."""
+TICK = 0.01  # the load generator's clock: every 10 ms it sends what is due
+
+
+async def post_paced(url: str, write_key: str, n: int, rate: float) -> dict[str, Any]:
+    """``Signed Up`` for c0..c(n-1), offered at ``rate``/s on an open-loop schedule (event i is due at i/rate).
+
+    Every :data:`TICK` the events due by then leave in one request, without waiting for earlier answers: one
+    event as ``POST /v1/track``, several as ``POST /v1/batch`` (at 1,000/s, 10 a request: what a server-side
+    Segment library does, with a 10 ms flush interval instead of its 0.5 s, so the client's buffering adds at
+    most 10 ms). Each request has its own task; up to 512 connections are open at once, so a slow answer
+    delays no later request. Returns each recipient's acknowledgement (the arrival of its request's answer, unix
+    seconds), the offered rate (events over the span in which they were sent), the acknowledged rate (events over
+    the span from the first send to the last answer), how late the requests left against their schedule, and
+    the errors."""
     acks: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    timeout = httpx.Timeout(60, pool=None)  # a request waits for a free connection as long as it takes
+    lateness: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    timeout = httpx.Timeout(60, pool=None)
     async with httpx.AsyncClient(base_url=url, auth=(write_key, ""), timeout=timeout, limits=limits) as client:
-        start = time.monotonic()
 
-        async def one(i: int) -> None:
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            r = await client.post("/v1/track", json={"userId": f"c{i}", "event": "Signed Up"})
+        async def one(ids: list[int]) -> None:
+            events = [{"type": "track", "userId": f"c{i}", "event": "Signed Up"} for i in ids]
+            try:
+                if len(events) == 1:
+                    r = await client.post("/v1/track", json=events[0])
+                else:
+                    r = await client.post("/v1/batch", json={"batch": events})
+            except httpx.HTTPError as exc:
+                errors.append(f"{type(exc).__name__}: {exc!r}"[:200])
+                return
+            at = time.time()
             if r.status_code != 200:
-                raise RuntimeError(f"not acknowledged: {r.status_code} {r.text}")
-            acks[email_of(i)] = time.time()
+                errors.append(f"{r.status_code} {r.text}"[:200])
+                return
+            for i in ids:
+                acks[email_of(i)] = at
 
-        await asyncio.gather(*(one(i) for i in range(n)))
-        took = time.monotonic() - start
-    return acks, n / took
+        tasks = []
+        start = time.monotonic()
+        first_sent = last_sent = 0.0
+        sent = 0
+        while sent < n:
+            now = time.monotonic()
+            due = min(n, int((now - start) * rate) + 1)
+            if due > sent:
+                lateness.append(now - (start + sent / rate))
+                tasks.append(asyncio.create_task(one(list(range(sent, due)))))
+                first_sent = first_sent or now
+                last_sent = now
+                sent = due
+            await asyncio.sleep(max(0.0, min(TICK, start + sent / rate - time.monotonic())))
+        await asyncio.gather(*tasks)
+        answered = time.monotonic()
+    span = max(last_sent - first_sent, 1 / rate)
+    return {
+        "acks": acks,
+        "requests": len(tasks),
+        "offered_per_s": round((n - 1) / span, 1) if n > 1 else None,
+        "acknowledged_per_s": round(len(acks) / (answered - first_sent), 1),
+        "send_late_p99_s": round(float(np.percentile(lateness, 99)), 4),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
 
 
 def latency(rate: int, seconds: float) -> dict[str, Any]:
@@ -217,12 +270,19 @@ def latency(rate: int, seconds: float) -> dict[str, Any]:
                     time.sleep(0.5)
                 time.sleep(2)
                 load_before = load_avg()
-                acks, achieved = asyncio.run(post_paced(url, write_key, n, rate))
+                cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
+                offered = asyncio.run(post_paced(url, write_key, n, rate))
+                offered["client_cpu_s"] = round(time.process_time() - client_before, 2)
+                acks = offered.pop("acks")
                 deadline = time.monotonic() + 120
-                while sink.count() < n and time.monotonic() < deadline:
+                while sink.count() < len(acks) and time.monotonic() < deadline:
                     time.sleep(0.2)
+                server_cpu = cpu_seconds(server.pid) - cpu_before
                 arrivals = sink.arrivals()
-                if os.environ.get("BENCH_DEBUG"):
+                if offered["errors"]:  # what the server said about it
+                    lines = (folder / "server.log").read_text(errors="replace").splitlines()
+                    offered["server_log"] = [x[:300] for x in lines if "ERROR" in x or "WARNING" in x][-5:]
+                if os.environ.get("BENCH_DEBUG") and acks and arrivals:
                     for job in ("profiles", "automations", "deliveries"):
                         for r in api.get(f"/v1/jobs/{job}", params={"history": 20}).json()["history"]:
                             print(job, {k: r.get(k) for k in ("started_at", "seconds", "status", "trigger", "result")})
@@ -249,14 +309,16 @@ def latency(rate: int, seconds: float) -> dict[str, Any]:
     delays = np.array([arrivals[to] - at for to, at in acks.items() if to in arrivals])
     return {
         "rate_per_s": rate,
-        "achieved_per_s": round(achieved, 1),
+        **offered,
         "triggers": n,
+        "acknowledged": len(acks),
         "arrived": len(delays),
         "p50_s": round(float(np.percentile(delays, 50)), 3) if len(delays) else None,
         "p99_s": round(float(np.percentile(delays, 99)), 3) if len(delays) else None,
         "max_s": round(float(delays.max()), 3) if len(delays) else None,
         "load_1m_before": load_before,
         "load_1m_after": load_avg(),
+        "server_cpu_s": round(server_cpu, 2),
         "profiles_run_s_median": round(float(np.median(runs["profiles"])), 2) if runs["profiles"] else None,
         "automations_run_s_median": round(float(np.median(runs["automations"])), 2) if runs["automations"] else None,
         "job_runs": {job: len(v) for job, v in runs.items()},
@@ -286,12 +348,14 @@ def throughput(n: int) -> dict[str, Any]:
                 public_url="https://tp.shop.bench",
             )
             load_before = load_avg()
+            sink_before, cpu_before = cpu_seconds(sink.proc.pid), time.process_time()
             started = time.perf_counter()
             out = workflow.deliver(wh, settings)
             took = time.perf_counter() - started
-            load_mid = load_avg()
+            cpu, load_mid = time.process_time() - cpu_before, load_avg()
             while sink.count() < n:
                 time.sleep(0.05)
+            sink_cpu = cpu_seconds(sink.proc.pid) - sink_before
             # the peer: smtplib alone, the same number of built messages over one connection
             config = channels.SMTPConfig.from_settings(settings)
             msgs = [
@@ -311,6 +375,13 @@ def throughput(n: int) -> dict[str, Any]:
                 for m in msgs:
                     conn.send_message(m)
             peer = time.perf_counter() - started
+            # the second peer: the same messages flattened beforehand, sent with sendmail (what the lanes do)
+            flat = [m.as_bytes() for m in msgs]
+            started = time.perf_counter()
+            with smtplib.SMTP("127.0.0.1", sink.port) as conn:
+                for i, data in enumerate(flat):
+                    conn.sendmail("news@shop.bench", [f"peer{i}@people.bench"], data)
+            peer_flat = time.perf_counter() - started
         finally:
             sink.close()
             wh.close()
@@ -320,7 +391,10 @@ def throughput(n: int) -> dict[str, Any]:
         "sent": out.get("sent", 0),
         "seconds": round(took, 3),
         "per_s": round(out.get("sent", 0) / took, 1),
+        "cpu_s": round(cpu, 3),
+        "sink_cpu_s": round(sink_cpu, 3),
         "smtplib_peer_per_s": round(n / peer, 1),
+        "smtplib_sendmail_peer_per_s": round(n / peer_flat, 1),
         "load_1m_before": load_before,
         "load_1m_after": load_mid,
     }
@@ -332,7 +406,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["latency", "throughput"])
     parser.add_argument("--rates", type=int, nargs="*", default=[10, 100, 1000])
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of triggers per rate")
-    parser.add_argument("--sizes", type=int, nargs="*", default=[500, 2000, 5000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[2000, 10000])
     parser.add_argument("--json", type=Path, default=RESULTS / "automations.json")
     args = parser.parse_args()
     if args.quick:
@@ -350,25 +424,29 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         result["latency"] = rows
         print(
-            f"{'rate/s':>7} {'achieved':>9} {'triggers':>9} {'arrived':>8} {'p50 s':>7} {'p99 s':>7} {'max s':>7} "
-            f"{'load':>11}"
+            f"{'rate/s':>7} {'offered':>8} {'acked/s':>8} {'requests':>8} {'errors':>6} {'arrived':>8} {'p50 s':>7} "
+            f"{'p99 s':>7} {'max s':>7} {'load':>11}"
         )
         for r in rows:
             if "error" in r:
                 print(f"{r['rate_per_s']:>7} {r['error']}")
                 continue
             print(
-                f"{r['rate_per_s']:>7} {r['achieved_per_s']:>9} {r['triggers']:>9} {r['arrived']:>8} "
-                f"{r['p50_s']!s:>7} {r['p99_s']!s:>7} {r['max_s']!s:>7} "
+                f"{r['rate_per_s']:>7} {r['offered_per_s']!s:>8} {r['acknowledged_per_s']:>8} {r['requests']:>8} "
+                f"{r['errors']:>6} {r['arrived']:>8} {r['p50_s']!s:>7} {r['p99_s']!s:>7} {r['max_s']!s:>7} "
                 f"{r['load_1m_before']:>5}->{r['load_1m_after']:<5}"
             )
     if args.only != "latency":
         rows = [throughput(n) for n in args.sizes]
         result["throughput"] = rows
-        print(f"{'messages':>9} {'sent':>6} {'seconds':>8} {'msg/s':>8} {'smtplib/s':>10} {'load':>11}")
+        print(
+            f"{'messages':>9} {'sent':>6} {'seconds':>8} {'cpu s':>6} {'msg/s':>8} {'smtplib/s':>10} "
+            f"{'sendmail/s':>10} {'load':>11}"
+        )
         for r in rows:
             print(
-                f"{r['messages']:>9} {r['sent']:>6} {r['seconds']:>8} {r['per_s']:>8} {r['smtplib_peer_per_s']:>10} "
+                f"{r['messages']:>9} {r['sent']:>6} {r['seconds']:>8} {r['cpu_s']:>6} {r['per_s']:>8} "
+                f"{r['smtplib_peer_per_s']:>10} {r['smtplib_sendmail_peer_per_s']:>10} "
                 f"{r['load_1m_before']:>5}->{r['load_1m_after']:<5}"
             )
     args.json.parent.mkdir(parents=True, exist_ok=True)

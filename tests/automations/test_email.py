@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from touchpoint.automations import consent, outbox, store, triggers, workflow
+from touchpoint.automations import consent, journal, outbox, store, triggers, workflow
 from touchpoint.automations.definition import parse
 from touchpoint.jobs import JobContext
 from touchpoint.jobs.builtin import run_automations, run_deliveries
@@ -87,6 +87,36 @@ def test_consent_withdrawn_between_decision_and_send_sends_nothing(tmp_path: Pat
         assert len(sink.messages) == 4
     suppressed = workflow.outbox_rows(wh, status="suppressed")
     assert all("no consent for marketing_email at send time" in r["last_error"] for r in suppressed)
+
+
+def test_a_run_killed_after_the_server_accepted_is_settled_from_the_journal_not_resent(tmp_path: Path) -> None:
+    """What a SIGKILL leaves: rows claimed (``sending``), some accepted by the server and journaled but not yet
+    recorded. The next run records those as sent, with the payload they were sent with, and sends the rest."""
+    wh = open_shop(tmp_path, 6)
+    workflow.create(wh, WELCOME | {"holdout": 0, "allow_no_holdout": True})
+    track(wh, "Signed Up", list(range(6)))
+    workflow.evaluate(wh)
+    s = settings(tmp_path)
+    now = store.now()
+    claimed = {r["profile_id"]: r for r in outbox.claim(wh, now)}
+    assert len(claimed) == 6
+    path = journal.path_for(s.data_dir, wh.url)
+    died = journal.Journal(path)
+    for i in (0, 4):  # the server accepted these two, then the sender was killed
+        row = claimed[profile_of(wh, i)] | {"payload": json.dumps({"subject": f"Welcome Name{i}"})}
+        died.accepted(row, now)
+    died.close()
+    with path.open("a") as f:
+        f.write('{"id": "cut sho')  # a line a power loss cut: ignored (that message would be sent again)
+    with smtp_sink() as sink:
+        assert workflow.deliver(wh, settings(tmp_path, sink.port), now=now + timedelta(seconds=5)) == {"sent": 4}
+        assert [len(sink.to(email_of(i))) for i in range(6)] == [0, 1, 1, 1, 0, 1]
+    rows = {r["profile_id"]: r for r in workflow.outbox_rows(wh)}
+    assert {r["status"] for r in rows.values()} == {"sent"}
+    assert rows[profile_of(wh, 0)]["sent_at"] == now
+    shown = outbox.for_profile(wh, profile_of(wh, 4))
+    assert shown[0]["subject"] == "Welcome Name4"
+    assert path.stat().st_size == 0
 
 
 def test_smtp_4xx_is_retried_with_backoff_and_5xx_is_dead_lettered_then_replayed(tmp_path: Path) -> None:
