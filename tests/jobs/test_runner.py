@@ -128,3 +128,40 @@ def test_running_a_job_needs_an_admin_key_and_a_known_name(live_server: Any) -> 
         listing = admin.get("/v1/jobs").json()
         assert [j["name"] for j in listing["jobs"]] == ["noop"]
         assert httpx.post(f"{server.url}/v1/jobs/noop/run").status_code == 401
+
+
+def test_an_after_job_runs_only_after_its_upstream_job_succeeded_never_on_events_alone(live_server: Any) -> None:
+    ups: list[float] = []
+    downs: list[float] = []
+
+    def up(ctx: JobContext) -> int:
+        ups.append(time.monotonic())
+        return 1
+
+    def down(ctx: JobContext) -> int:
+        downs.append(time.monotonic())
+        return 1
+
+    def orphan(ctx: JobContext) -> int:
+        raise AssertionError("an after job ran although its upstream job never ran")
+
+    server = live_server(
+        [
+            Job("up", up, every=0.3, trigger="events", doc="an events job"),
+            Job("down", down, every=0.1, trigger="after", after=("up",), doc="runs after up"),
+            Job("off", up, every=0.1, trigger="events", enabled=False, doc="never runs"),
+            Job("orphan", orphan, every=0.1, trigger="after", after=("off",), doc="after a job that never runs"),
+        ]
+    )
+    _send(server.url, server.write_key, 1.5)
+    _wait(lambda: len(ups) >= 2 and len(downs) >= 2, 20, "runs of up and down")
+    time.sleep(1.0)
+    with server.client() as admin:
+        down_runs = admin.get("/v1/jobs/down", params={"history": 100}).json()
+        orphan_job = admin.get("/v1/jobs/orphan").json()
+    assert {r["trigger"] for r in down_runs["history"]} == {"upstream"}
+    assert down_runs["cadence"] == "after a up run, at most every 0.1s"
+    assert orphan_job["runs"] == 0 and orphan_job["next_due"] == "after a off run"
+    assert len(downs) <= len(ups), "down ran more often than up succeeded"
+    # each run of down started after a run of up (it never runs on the events alone)
+    assert all(any(u <= d for u in ups) for d in downs)

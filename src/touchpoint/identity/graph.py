@@ -421,10 +421,14 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         max_received = new_events.received_at.max().to_pyarrow().as_py()
         new_mark = max(ibis.timestamp(watermark).to_pyarrow().as_py(), max_received)
         keep_since = ibis.timestamp(new_mark) - _late()
+        # the window moves on: rows that left it go, the new events' rows come (not a rewrite of the
+        # window, which at a steady stream holds an hour of events whatever the batch)
         old_recent = wh.table(T.RECENT)
-        kept = old_recent.filter(old_recent.received_at >= keep_since)
+        expired = old_recent.filter(old_recent.received_at < keep_since).message_id
         added = new_events.filter(new_events.received_at >= keep_since).select("message_id", "received_at")
-        store.replace_table(wh, T.RECENT, s.save(kept.union(added, distinct=False), "recent"), T.RECENT_SCHEMA)
+        with wh.write() as tx:
+            tx.delete(T.RECENT, "message_id", expired)
+            tx.append(T.RECENT, store.typed(added, T.RECENT_SCHEMA))
     new_watermark = max(str(state.get("watermark") or ""), max_received.isoformat()) if max_received else watermark
     state.update(watermark=new_watermark, events_processed=processed + found, updated_at=store.now().isoformat())
     store.write_state(wh, state)

@@ -3,7 +3,7 @@
 ============  ===============================  ==========================================================
 job           default cadence                  what it refreshes
 ============  ===============================  ==========================================================
-profiles      after new events, at most 1s     identities (incremental) and profiles with their computed
+profiles      after new events, at most 0.25s  identities (incremental) and profiles with their computed
                                                traits (RFM, orders, channels: part of ``profiles.build``)
 sessions      after new events, at most 10m    the ``sessions`` table
 attribution   hourly                           ``attribution_results``: every model, CPA and ROAS
@@ -15,8 +15,8 @@ audiences     after new events or a profiles   ``audience_memberships`` (increme
               or predictions run, at most 5s   expiring windows), entries and exits as facts
 scores        after new events or a profiles   ``score_results`` with band entries and stage changes
               run, at most 1m
-automations   after new events or a profiles   ``automation_entries`` and ``automation_outbox`` (who entered,
-              or audiences run, at most 1s     in which arm; what to send), then sends what is due
+automations   after a profiles, audiences or   ``automation_entries`` and ``automation_outbox`` (who entered,
+              scores run, at most 0.25s        in which arm; what to send), then sends what is due
 flows         every 1m                         the clock's decisions: date and schedule triggers, flows whose
                                                wait or timeout ended (``automation_flows``)
 deliveries    every 15s                        sends outbox rows that came due: retries, steps after a wait
@@ -331,7 +331,7 @@ BUILTIN: tuple[Job, ...] = (
     Job(
         "profiles",
         refresh_profiles,
-        every=1.0,
+        every=0.25,
         trigger="events",
         tables=(
             "identity_nodes",
@@ -424,8 +424,8 @@ BUILTIN: tuple[Job, ...] = (
     Job(
         "automations",
         run_automations,
-        every=1.0,
-        trigger="events",
+        every=0.25,
+        trigger="after",
         tables=AUTOMATION_WRITES,
         reads=(
             "automations",
@@ -441,7 +441,8 @@ BUILTIN: tuple[Job, ...] = (
             "score_band_entries",
             "unsubscribes",
         ),
-        # triggers wait for their profiles; audience and score triggers for the refresh
+        # triggers wait for their profiles; audience and score triggers for the refresh: new events alone
+        # give it nothing to decide (docs/decisions.md, "Triggers wait for the profiles")
         after=("profiles", "audiences", "scores"),
         doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
     ),

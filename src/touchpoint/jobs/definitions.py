@@ -8,6 +8,10 @@ A job is a name, a function of the library it runs, a default cadence, a trigger
 ``trigger="interval"``
     run every ``every`` seconds (``hourly``, ``daily``, ``weekly`` in ``touchpoint.toml``), whether or not
     events arrived.
+``trigger="after"``
+    run only once a job it runs after (``after``) has succeeded, at most once every ``every`` seconds
+    (automations: their triggers wait for the profiles, so a run on new events alone has nothing to
+    decide and only takes the processor from the profiles run it waits for).
 
 The function takes a :class:`JobContext` and returns a summary: a dict (its ``"rows"`` is recorded as the
 run's rows), a number of rows, or None. It raises :class:`Skip` when there is nothing to do (no orders
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
     from touchpoint.config import Settings
     from touchpoint.warehouse import Warehouse
 
-TRIGGERS = ("events", "interval")
+TRIGGERS = ("events", "interval", "after")
 
 
 class Skip(Exception):
@@ -121,10 +125,14 @@ class Job:
             raise InvalidInput(f"job {self.name!r}: trigger {self.trigger!r} is not one of {', '.join(TRIGGERS)}")
         if not self.every > 0:
             raise InvalidInput(f"job {self.name!r}: every must be a positive number of seconds, got {self.every!r}")
+        if self.trigger == "after" and not self.after:
+            raise InvalidInput(f"job {self.name!r}: trigger 'after' needs the jobs it runs after (after=...)")
 
     def describe_cadence(self) -> str:
         if self.trigger == "events":
             return f"after new events, at most every {format_seconds(self.every)}"
+        if self.trigger == "after":
+            return f"after a {'/'.join(self.after)} run, at most every {format_seconds(self.every)}"
         return (
             f"every {format_seconds(self.every)}"
             if format_seconds(self.every)[0].isdigit()
@@ -133,7 +141,7 @@ class Job:
 
     def backoff(self, failures: int) -> float:
         """Seconds before retry number ``failures`` (1, 2, ...): doubling from ``retry_base``."""
-        ceiling = self.retry_max if self.trigger == "events" else min(self.retry_max, self.every)
+        ceiling = self.retry_max if self.trigger != "interval" else min(self.retry_max, self.every)
         return float(min(ceiling, self.retry_base * 2 ** max(0, failures - 1)))
 
     def to_dict(self) -> dict[str, Any]:

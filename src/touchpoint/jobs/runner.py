@@ -5,6 +5,7 @@ Each job's thread sleeps until its job is due, runs it through :func:`execute` (
 
 * after a success or a skip: ``every`` seconds after this run started; an ``events`` job also waits
   until events arrived after that start (the runner counts the ``events`` table, a metadata read);
+* an ``after`` job (automations) runs only once a job it runs after has succeeded since its last run;
 * after a failure: an exponential backoff (``Job.backoff``), whether or not events arrived. A failing
   job never stops the others: each has its own thread, and nothing it raises leaves that thread.
 
@@ -178,8 +179,8 @@ class JobRunner:
         """An interval job runs ``every`` after its last run; one that never ran, and an events job that runs
         seldom, ``startup_delay`` after the start (the server's first seconds are the collector's); a
         frequent events job (profiles) at once."""
-        if state.job.trigger == "events" and state.job.every <= 10:
-            return now
+        if state.job.trigger == "after" or (state.job.trigger == "events" and state.job.every <= 10):
+            return now  # an "after" job runs only once its upstream job has run
         if state.job.trigger == "events" or state.last is None:
             return now + self.startup_delay
         last = state.last.started_at.replace(tzinfo=UTC).timestamp()
@@ -266,6 +267,8 @@ class JobRunner:
             return "upstream", None
         if state.job.trigger == "interval":
             return "schedule", None
+        if state.job.trigger == "after":
+            return None, None
         count = self.events_count()
         if state.events_seen is None or count != state.events_seen:
             return "events", count

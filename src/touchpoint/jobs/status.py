@@ -113,6 +113,8 @@ def describe(state: JobState, behind: int | None, *, serving: bool, since: float
         next_due = None
     elif job.trigger == "events" and not state.failures and not behind:
         next_due = "after new events"
+    elif job.trigger == "after" and not state.failures:
+        next_due = f"after a {'/'.join(job.after)} run"
     else:
         next_due = _iso(max(state.next_due, now) if serving else state.next_due or now)
     return {

@@ -217,7 +217,7 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
         ext = extend.Extension()
         e_ids = stage(ibis.memtable(plan.new_events)) if plan.new_events is not None else None
         if plan.touched and e_ids is not None:
-            ext = extend.extend(wh, plan.touched, e_ids, SESSION_GAP_MINUTES * 60)
+            ext = extend.extend(wh, plan.touched, e_ids, SESSION_GAP_MINUTES * 60, scratch)
             recompute = sorted(set(recompute) | set(ext.fallback))
         changed = stage(_ids([*recompute, *ext.profiles]))
         parts = [store.typed(wh.table(PROFILES).anti_join(changed, "profile_id"), BASE_SCHEMA)]

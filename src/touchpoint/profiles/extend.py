@@ -11,6 +11,7 @@ id needs the old orders) is recomputed from its events as before.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 from touchpoint import identity
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
 from touchpoint.identity import store
+from touchpoint.identity.components import Scratch
 from touchpoint.warehouse import Warehouse, schema
 
 PROFILES = schema.PROFILES.name
@@ -37,14 +39,11 @@ class Extension:
     fallback: list[str] = field(default_factory=list)
 
 
-def extend(wh: Warehouse, names: list[str], new_events: ir.Table, gap_seconds: int) -> Extension:
-    """The new rows of the touched profiles (``names``) that their new events (among ``new_events``:
-    ``message_id, profile_id``, staged) only extend; the others are listed in ``fallback`` (among them a
-    profile none of whose new events it holds: one of its identifiers was seen on another's event)."""
-    from touchpoint.profiles.build import BASE_COLUMNS, _channel
+def _additions(events: ir.Table, new_events: ir.Table, stored: ir.Table, gap_seconds: int) -> ir.Table:
+    """Per profile of ``new_events``: how many new events, their first and last instant, the stored
+    ``last_seen`` (``o_last``), orders among them, the sessions they start and those sessions' channels."""
+    from touchpoint.profiles.build import _channel
 
-    events = wh.table("events")
-    stored = wh.table(PROFILES)
     last = stored.select("profile_id", o_last=stored.last_seen)
     ev = events.join(new_events, "message_id").left_join(last, "profile_id")
     w = ibis.window(group_by=ev.profile_id, order_by=[ev.timestamp, ev.message_id])
@@ -66,7 +65,47 @@ def extend(wh: Warehouse, names: list[str], new_events: ir.Table, gap_seconds: i
     starts = marked.filter(marked.start)
     starts = starts.mutate(channel=_channel(starts))
     per = starts.group_by("profile_id").agg(channels=starts.channel.collect(distinct=True))
-    agg = agg.left_join(per, "profile_id").select(agg, per.channels)
+    return agg.left_join(per, "profile_id").select(agg, per.channels)
+
+
+def _people(nodes: ir.Table, keep: ir.Table) -> ir.Table:
+    """``profile_id, identifiers, user_id, email`` of the profiles ``keep`` (as :func:`build._rows` has them)."""
+    n = nodes.semi_join(keep, "profile_id")
+    users = n.filter(n.id_type == "user_id")
+    users = users.group_by("profile_id").agg(user_id=users.id_value.argmin(users.first_seen))
+    emails = n.filter(n.id_type == "email")
+    emails = emails.group_by("profile_id").agg(email=emails.id_value.argmax(emails.last_seen))
+    ident = n.group_by("profile_id").agg(identifiers=n.count())
+    who = ident.left_join(users, "profile_id").select(ident.profile_id, ident.identifiers, users.user_id)
+    return who.left_join(emails, "profile_id").select(who, emails.email)
+
+
+def extend(
+    wh: Warehouse, names: list[str], new_events: ir.Table, gap_seconds: int, scratch: Scratch | None = None
+) -> Extension:
+    """The new rows of the touched profiles (``names``) that their new events (among ``new_events``:
+    ``message_id, profile_id``, staged) only extend; the others are listed in ``fallback`` (among them a
+    profile none of whose new events it holds: one of its identifiers was seen on another's event).
+    With ``scratch``, its queries are compiled once per process (:meth:`Scratch.save_query`)."""
+    with contextlib.ExitStack() as stack:
+        if scratch is None:
+            scratch = stack.enter_context(Scratch(wh))
+        return _extend(wh, scratch, names, new_events, gap_seconds)
+
+
+def _extend(wh: Warehouse, scratch: Scratch, names: list[str], new_events: ir.Table, gap_seconds: int) -> Extension:
+    from touchpoint.profiles.build import BASE_COLUMNS
+
+    events = wh.table("events")
+    stored = wh.table(PROFILES)
+    agg = scratch.save_query(
+        "extend_additions",
+        (gap_seconds,),
+        lambda e, n, s: _additions(e, n, s, gap_seconds),
+        e=events,
+        n=new_events,
+        s=stored,
+    )
     wanted = set(names)
     got = [r for r in wh.to_arrow(agg).to_pylist() if r["profile_id"] in wanted]
     out = Extension(fallback=sorted(set(names) - {r["profile_id"] for r in got}))
@@ -82,15 +121,11 @@ def extend(wh: Warehouse, names: list[str], new_events: ir.Table, gap_seconds: i
     nodes = wh.table(identity.tables.NODES)
     with wh.staged(ids) as keep:
         assert isinstance(keep, ir.Table)
-        old_rows = wh.to_arrow(stored.semi_join(keep, "profile_id").select(*BASE_COLUMNS)).to_pylist()
-        n = nodes.semi_join(keep, "profile_id")
-        users = n.filter(n.id_type == "user_id")
-        users = users.group_by("profile_id").agg(user_id=users.id_value.argmin(users.first_seen))
-        emails = n.filter(n.id_type == "email")
-        emails = emails.group_by("profile_id").agg(email=emails.id_value.argmax(emails.last_seen))
-        ident = n.group_by("profile_id").agg(identifiers=n.count())
-        who = ident.left_join(users, "profile_id").select(ident.profile_id, ident.identifiers, users.user_id)
-        who = who.left_join(emails, "profile_id").select(who, emails.email)
+        old = scratch.save_query(
+            "extend_old_rows", (), lambda s, k: s.semi_join(k, "profile_id").select(*BASE_COLUMNS), s=stored, k=keep
+        )
+        old_rows = wh.to_arrow(old).to_pylist()
+        who = scratch.save_query("extend_people", (), _people, nodes=nodes, keep=keep)
         people = {r["profile_id"]: r for r in wh.to_arrow(who).to_pylist()}
     for row in old_rows:
         add = ok[row["profile_id"]]

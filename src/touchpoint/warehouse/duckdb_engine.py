@@ -11,6 +11,7 @@ main-lane transaction (a profile swap) is open.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -54,6 +55,31 @@ def _definitions(backend: DuckDBBackend, tables: tuple[str, ...]) -> tuple[tuple
         [list(tables)],
     ).fetchall()
     return tuple((str(name), str(sql)) for name, sql in rows)
+
+
+def _cache_type_parsing() -> None:
+    """Remember what DuckDB's column type strings parse to: Ibis reads a table's schema (``DESCRIBE``) each
+    time an expression names the table and parses every column's type with sqlglot, about 0.2 ms a column:
+    an eighth of an incremental profile update's run was spent there (docs/decisions.md, 2026-12-02). The
+    parse is a pure function of the string and its Ibis types are immutable, so a cache is exact."""
+    from ibis.backends.sql.datatypes import DuckDBType
+
+    if getattr(DuckDBType.from_string, "_tp_cached", False):
+        return
+    parse = DuckDBType.from_string
+
+    @functools.lru_cache(maxsize=4096)
+    def cached(text: str, nullable: bool | None = None) -> Any:
+        return parse(text, nullable=nullable)
+
+    def from_string(cls: type, text: str, nullable: bool | None = None) -> Any:
+        return cached(text, nullable)
+
+    from_string._tp_cached = True  # type: ignore[attr-defined]
+    DuckDBType.from_string = classmethod(from_string)
+
+
+_cache_type_parsing()
 
 
 class DuckDBTransaction(Transaction):
@@ -277,6 +303,19 @@ class DuckDBWarehouse(Warehouse):
 
     def ping(self) -> None:
         self._backend().con.execute("SELECT 1").fetchone()
+
+    def count(self, name: str) -> int:
+        """Rows of the table ``name``: one SQL statement, no Ibis schema read or compile (the job runner asks
+        for the events count every tick while events jobs wait)."""
+        try:
+            row = self._backend().con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
+        except Exception as exc:  # duckdb.CatalogException: the table does not exist
+            if "does not exist" in str(exc):
+                raise NotFound(
+                    f"no table {name!r} in the warehouse", hint='`touchpoint query "SHOW TABLES"` lists them'
+                ) from None
+            raise
+        return int(row[0]) if row else 0
 
     # -- writes ----------------------------------------------------------------------------------------
     @contextmanager
