@@ -654,6 +654,14 @@ def compile_members(
     return expr, c.plan
 
 
+def plan_of(wh: Warehouse, root: d.Node, *, now: datetime, lookup: Lookup, name: str | None = None) -> _Plan:
+    """What the member expression of ``root`` at ``now`` depends on, without building it (the
+    incremental refresh builds only the expression restricted to its candidates)."""
+    c = Compiler(wh, now, lookup)
+    c.node(root, "$", (name,) if name else ())
+    return c.plan
+
+
 def explain(expr: ir.Table) -> str:
     """The SQL the engine runs for a member expression."""
     return str(ibis.to_sql(expr))

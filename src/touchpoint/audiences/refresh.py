@@ -42,6 +42,7 @@ from touchpoint.audiences.compile import (
     fallback_owner,
     of_kinds,
     owners,
+    plan_of,
     unresolved,
 )
 from touchpoint.warehouse import Warehouse, schema
@@ -258,7 +259,7 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
         seen = sources(wh)
         fp = store.fingerprint(wh, name, node)
         state = _state(wh, name)
-        expr, plan = compile_members(wh, node, now=at, lookup=store.lookup(wh), name=name)
+        plan = plan_of(wh, node, now=at, lookup=store.lookup(wh), name=name)
         stamp = fp + "|" + seen["predictions"]
         incremental = (
             not full
@@ -283,6 +284,7 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
             else:
                 members = pa.array([], pa.string())
         else:
+            expr, _ = compile_members(wh, node, now=at, lookup=store.lookup(wh), name=name)
             members = wh.to_arrow(expr).column("profile_id").combine_chunks()
         mode = "incremental" if incremental else "full"
         row = {
