@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import resource
+import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -51,7 +52,8 @@ def generate(path: Path, n: int) -> None:
     Written in bulk with DuckDB SQL straight into the declared tables, as the running system leaves
     them after ``touchpoint profiles rebuild``: each user id is one identity node of one profile
     (``identity_nodes``), each event is resolved to its node (``event_identities``, identity state
-    version 2), profiles and predictions are keyed by the profile id (not the user id). Message ids
+    version 3: with the event's kind, times and properties, in timestamp order as a rebuild writes it),
+    profiles and predictions are keyed by the profile id (not the user id). Message ids
     are zero-padded, in key order.
     """
     wh = Warehouse.open(f"duckdb://{path}")  # migrate
@@ -92,11 +94,14 @@ def generate(path: Path, n: int) -> None:
                (['{{"category": "lenses"}}'::JSON, '{{"category": "frames"}}'::JSON, '{{"category": "care"}}'::JSON])
                    [1 + (hash(j * 11) % 3)::BIGINT]
         FROM range({e}) t(j);
-        INSERT INTO event_identities (message_id, node_id)
-        SELECT 'm' || lpad(j::VARCHAR, 10, '0'), j // {EVENTS_PER_PROFILE} FROM range({e}) t(j);
+        SET preserve_insertion_order = true;
+        INSERT INTO event_identities (message_id, node_id, type, event, timestamp, received_at, properties)
+        SELECT message_id, substr(message_id, 2)::BIGINT // {EVENTS_PER_PROFILE}, type, event, timestamp, received_at,
+               properties
+        FROM events ORDER BY timestamp;
         ALTER TABLE events ADD PRIMARY KEY (message_id);
         ALTER TABLE event_identities ADD PRIMARY KEY (message_id);
-        INSERT INTO identity_state VALUES ('version', '2'), ('watermark', '"{(NOW - timedelta(hours=1)).isoformat()}"');
+        INSERT INTO identity_state VALUES ('version', '3'), ('watermark', '"{(NOW - timedelta(hours=1)).isoformat()}"');
         CHECKPOINT;
         """
     )
@@ -177,10 +182,17 @@ class Timer:
         self.load = os.getloadavg()[0]
 
 
-def run(n: int, folder: Path) -> dict[str, Any]:
+def run(n: int, folder: Path, cache: Path | None = None) -> dict[str, Any]:
     path = folder / f"audiences-{n}.duckdb"
     with Timer() as gen:
-        generate(path, n)
+        base = None if cache is None else cache / f"audiences-{n}-base.duckdb"
+        if base is None or not base.exists():
+            generate(path, n)
+            if base is not None:  # keep the generated warehouse for the next run (it is only read from)
+                base.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, base)
+        else:
+            shutil.copyfile(base, path)
     wh = Warehouse.open(f"duckdb://{path}")
     try:
         store.save(wh, "bench", DEFINITION)
@@ -225,11 +237,17 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--dir", type=Path, default=None, help="where to put the warehouses (default: a temp dir)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="keep each generated warehouse here and reuse it in later runs (generate_s is then the copy)",
+    )
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for n in args.sizes:
-            row = run(n, Path(tmp))
+            row = run(n, Path(tmp), args.cache)
             rows.append(row)
             print(json.dumps(row), flush=True)
     load = os.getloadavg()

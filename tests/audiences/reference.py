@@ -260,22 +260,30 @@ def load(wh: Warehouse, world: World) -> None:
             tx.delete(table)
 
 
-def resolve(wh: Warehouse, resolved: list[bool]) -> None:
+def resolve(wh: Warehouse, resolved: list[bool], version: int = 2) -> None:
     """Record identities as resolved the way ``touchpoint profiles rebuild`` leaves them: one
     ``user_id`` node per user id (its profile: the user id, as :func:`members` reads events), and the
     ``i``-th event (by message id) in ``event_identities`` when ``resolved[i]`` (cycled); the others
-    are as if stored since the last identity update."""
-    ev = wh.to_arrow(wh.table("events").select("message_id", "user_id").order_by("message_id")).to_pylist()
+    are as if stored since the last identity update. ``version`` 3: the rows carry the events' kind,
+    times and properties, and the watermark is just before the events' arrival when some are not
+    resolved (so the resolved ones are also in the log's tail, as when an update commits during a read)."""
+    carried = ("type", "event", "timestamp", "received_at", "properties")
+    cols = ("message_id", "user_id", *carried)
+    ev = wh.to_arrow(wh.table("events").select(*cols).order_by("message_id")).to_pylist()
     users = sorted({e["user_id"] for e in ev if e["user_id"] is not None})
     node = {u: i for i, u in enumerate(users)}
     nodes = [{"node_id": i, "id_type": "user_id", "id_value": u, "profile_id": u} for u, i in node.items()]
     flags = resolved or [False]
     links = [
-        {"message_id": e["message_id"], "node_id": node[e["user_id"]]}
+        {"message_id": e["message_id"], "node_id": node[e["user_id"]], **{c: e[c] for c in carried}}
         for i, e in enumerate(ev)
         if e["user_id"] is not None and flags[i % len(flags)]
     ]
-    state = [{"key": "version", "value": "2"}]
+    state = [{"key": "version", "value": str(version)}]
+    if version >= 3 and ev:
+        arrived = max(e["received_at"] for e in ev)
+        mark = arrived - timedelta(seconds=1) if len(links) < len(ev) else arrived
+        state.append({"key": "watermark", "value": json.dumps(mark.isoformat())})
     with wh.write() as tx:
         tx.append("identity_nodes", _table(schema.IDENTITY_NODES, nodes))
         tx.append("event_identities", _table(schema.EVENT_IDENTITIES, links))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences import membership, store
-from touchpoint.audiences.compile import compile_members
+from touchpoint.audiences.compile import carried, compile_members
 from touchpoint.audiences.refresh import refresh_one
 from touchpoint.warehouse import Warehouse
 
@@ -68,7 +68,8 @@ def new_events(draw: st.DrawFn, owners: list[str], now: datetime) -> list[dict[s
 def test_incremental_equals_full(wh: Warehouse, world: World, definition: dict[str, Any], data: st.DataObject) -> None:
     load(wh, world)
     if data.draw(st.booleans(), label="identities resolved"):  # events meet profiles via event_identities
-        resolve(wh, data.draw(st.lists(st.booleans(), min_size=1, max_size=3), label="events resolved"))
+        resolved = data.draw(st.lists(st.booleans(), min_size=1, max_size=3), label="events resolved")
+        resolve(wh, resolved, data.draw(st.sampled_from([2, 3]), label="identity state version"))
     with wh.write() as tx:
         for table in ("audiences", "audience_versions", "audience_memberships", "audience_state"):
             tx.delete(table)
@@ -139,3 +140,35 @@ def test_leaving_and_reentering_at_one_instant_keeps_one_stay(wh: Warehouse) -> 
     got = sorted((s["entered_at"], s["exited_at"] or datetime.max) for s in stays)
     assert got == [(NOW, datetime.max)]  # the zero-length exit was undone, not a second stay
     assert _open(wh, "buyers") == {"p"}
+
+
+def test_events_read_from_event_identities_when_it_carries_them(wh: Warehouse) -> None:
+    """Identity state version 3: resolved events are read from ``event_identities`` (their kind, times and
+    properties), new ones from the log's tail by their user id; windows still expire, and both agree
+    with a full evaluation."""
+    row = {"email": None, "orders": None, "revenue": None, "last_order_at": None}
+    world = World(
+        profiles=[{"profile_id": p, "user_id": p, **row} for p in ("p", "q")],
+        events=[
+            {"user_id": "p", "event": "Product Viewed", "timestamp": NOW - timedelta(days=1), "properties": None},
+            {"user_id": "q", "event": "Order Completed", "timestamp": NOW - timedelta(days=3), "properties": None},
+        ],
+    )
+    load(wh, world)
+    resolve(wh, [True], version=3)
+    assert carried(wh) is not None
+    with wh.write() as tx:
+        for table in ("audiences", "audience_versions", "audience_memberships", "audience_state"):
+            tx.delete(table)
+    definition = {"event": "Product Viewed", "within_days": 7}
+    store.save(wh, "recent", definition)
+    assert refresh_one(wh, "recent", now=NOW)["members"] == 1
+    new = [{"user_id": "q", "event": "Product Viewed", "timestamp": NOW + timedelta(hours=1), "properties": None}]
+    wh.append("events", event_rows([{**new[0], "received_at": NOW + timedelta(hours=2)}], start=2))
+    later = NOW + timedelta(hours=3)
+    got = refresh_one(wh, "recent", now=later)
+    assert (got["mode"], got["members"], got["candidates"]) == ("incremental", 2, 1)
+    assert _open(wh, "recent") == _full(wh, d.parse(definition), later) == {"p", "q"}
+    gone = refresh_one(wh, "recent", now=NOW + timedelta(days=6, seconds=1))
+    assert (gone["mode"], gone["members"], gone["exited"]) == ("incremental", 1, 1)
+    assert _open(wh, "recent") == {"q"}

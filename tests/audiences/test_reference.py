@@ -59,14 +59,16 @@ def test_compiled_equals_reference(wh: Warehouse, world: World, definition: dict
     definition=definitions(),
     resolved=st.lists(st.booleans(), min_size=1, max_size=4),
     picked=st.lists(st.booleans(), min_size=1, max_size=4),
+    version=st.sampled_from([2, 3]),
 )
 def test_compiled_equals_reference_with_identities_resolved(
-    wh: Warehouse, world: World, definition: dict[str, Any], resolved: list[bool], picked: list[bool]
+    wh: Warehouse, world: World, definition: dict[str, Any], resolved: list[bool], picked: list[bool], version: int
 ) -> None:
     """Events meet their profiles through ``event_identities`` (some not yet resolved: through their
-    user id), for every profile and for a subset (what an incremental refresh evaluates)."""
+    user id), for every profile and for a subset (what an incremental refresh evaluates); with
+    identity state version 3, the resolved events are read from ``event_identities`` itself."""
     load(wh, world)
-    resolve(wh, resolved)
+    resolve(wh, resolved, version)
     node = d.parse(definition)
     expected = members(world, node, NOW)
     assert compiled(wh, definition) == expected, definition

@@ -34,7 +34,17 @@ import pyarrow.compute as pc
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
-from touchpoint.audiences.compile import IDS, _Plan, compile_members, of_kinds, owners
+from touchpoint.audiences.compile import (
+    IDS,
+    _Plan,
+    carried,
+    compile_members,
+    fallback_owner,
+    of_kinds,
+    owners,
+    plan_of,
+    unresolved,
+)
 from touchpoint.warehouse import Warehouse, schema
 
 MEMBERSHIPS = schema.AUDIENCE_MEMBERSHIPS.name
@@ -82,7 +92,10 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
     t0: datetime = state["evaluated_at"]
     parts: list[ir.Table] = []
     e = wh.table("events")
-    if plan.event_names:
+    ident = carried(wh) if plan.event_names else None
+    if ident is not None:
+        parts.extend(_touched(wh, plan, state, now, ident))
+    elif plan.event_names:
         kinds = of_kinds(e, plan.event_names)
         watermark = state["events_watermark"]
         # new events, and events crossing a window's edge: one simple range each (the scan skips whole
@@ -134,6 +147,40 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
     for p in parts[1:]:
         out = out.union(p, distinct=False)
     return out.filter(out.profile_id.notnull()).distinct()
+
+
+def _touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime, ident: dict[str, Any]) -> list[ir.Table]:
+    """Candidates 1 and 2 of the module docstring when ``event_identities`` carries the events
+    (``ident``: the identity state): the resolved events come from there with their node, each range one
+    simple filter the scan prunes by row-group min/max (new rows are at its end; a rebuild writes it in
+    timestamp order), and the events not resolved yet from the log's tail, by their user or anonymous id."""
+    from touchpoint.identity import tables as T
+
+    t0: datetime = state["evaluated_at"]
+    watermark = state["events_watermark"]
+
+    def ranges(t: ir.Table) -> list[ir.BooleanValue]:
+        out = [ibis.literal(True) if watermark is None else t.received_at > ibis.literal(watermark)]
+        for n in sorted(plan.offsets):
+            for offset in sorted({n, -n}):
+                lo, hi = t0 - timedelta(days=offset), now - timedelta(days=offset)
+                out.append(t.timestamp.between(ibis.literal(lo), ibis.literal(hi)))
+        return out
+
+    ix = wh.table(T.EVENTS)
+    kinds = of_kinds(ix, plan.event_names)
+    nodes = wh.table(T.NODES)
+    hit = ibis.union(*[ix.filter(kinds & r).select("node_id") for r in ranges(ix)], distinct=True)
+    resolved = hit.join(nodes, hit.node_id == nodes.node_id).select(nodes.profile_id)
+    tails = []
+    for i in range(len(ranges(ix))):  # the log's tail, one range at a time
+
+        def where(t: ir.Table, i: int = i) -> ir.BooleanValue:
+            return of_kinds(t, plan.event_names) & ranges(t)[i]
+
+        tails.append(unresolved(wh, ident, where).select("user_id", "anonymous_id"))
+    owned = fallback_owner(wh, ibis.union(*tails, distinct=True).view())  # met with their profiles once
+    return [resolved, owned.select("profile_id")]
 
 
 def _write(
@@ -212,7 +259,7 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
         seen = sources(wh)
         fp = store.fingerprint(wh, name, node)
         state = _state(wh, name)
-        expr, plan = compile_members(wh, node, now=at, lookup=store.lookup(wh), name=name)
+        plan = plan_of(wh, node, now=at, lookup=store.lookup(wh), name=name)
         stamp = fp + "|" + seen["predictions"]
         incremental = (
             not full
@@ -237,6 +284,7 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
             else:
                 members = pa.array([], pa.string())
         else:
+            expr, _ = compile_members(wh, node, now=at, lookup=store.lookup(wh), name=name)
             members = wh.to_arrow(expr).column("profile_id").combine_chunks()
         mode = "incremental" if incremental else "full"
         row = {

@@ -321,10 +321,8 @@ def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table) ->
 
     steps: list[Any] = []
     if event_mids:  # node ids are stable: the new events' rows are added, no stored row changes
-        rows = pa.table(
-            {"message_id": pa.array(event_mids, pa.string()), "node_id": pa.array(event_nodes, pa.int64())},
-            schema=T.EVENTS_SCHEMA.to_pyarrow(),
-        )
+        mids = pa.table({"message_id": pa.array(event_mids, pa.string()), "node_id": pa.array(event_nodes, pa.int64())})
+        rows = store.event_rows(ibis.memtable(mids), new_events)  # with each event's kind, times and properties
         steps.append((T.EVENTS, "message_id", None, rows, T.EVENTS_SCHEMA))
     if delete_nodes or node_rows:
         rows = pa.Table.from_pylist(node_rows, schema=T.NODES_SCHEMA.to_pyarrow())

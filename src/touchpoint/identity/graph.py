@@ -272,6 +272,11 @@ def _event_nodes(wide: ir.Table, types: list[str], extra: ir.Table, rules: Merge
     return j.select(c.message_id, lookup.node_id)
 
 
+def _carried(event_nodes: ir.Table, events: ir.Table) -> ir.Table:
+    """``event_identities`` rows for a rebuild, in timestamp order (a window read skips row groups)."""
+    return store.event_rows(event_nodes, events).order_by("timestamp")
+
+
 def _node_table(stats: ir.Table) -> ir.Table:
     return stats.select("node_id", "id_type", "id_value", "rank", "first_seen", "last_seen", "events")
 
@@ -327,7 +332,11 @@ def rebuild(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
                 (T.NODES, final_nodes, T.NODES_SCHEMA),
                 (T.LINKS, final_links, T.LINKS_SCHEMA),
                 (T.RECENT, recent, T.RECENT_SCHEMA),
-                (T.EVENTS, s.save(_event_nodes(wide, types, extra, rules, lookup), "event_nodes"), T.EVENTS_SCHEMA),
+                (
+                    T.EVENTS,
+                    s.save(_carried(_event_nodes(wide, types, extra, rules, lookup), snap), "event_nodes"),
+                    T.EVENTS_SCHEMA,
+                ),
             ],
         )
         if log_rows:
@@ -489,7 +498,9 @@ def _recompute(
         new_links = s.save(_links_by_node(pair_stats(wide, types, extra, rules), lookup), "new_links")
         parts_nodes.append(fresh.mutate(component=ibis.null("int64")))
         parts_nodes.append(touched)
-        event_nodes: ir.Table | None = s.save(_event_nodes(wide, types, extra, rules, lookup), "event_nodes")
+        event_nodes: ir.Table | None = s.save(
+            store.event_rows(_event_nodes(wide, types, extra, rules, lookup), new_events), "event_nodes"
+        )
     else:
         event_nodes = None
         affected = ibis.memtable(pa.table({"component": pa.array(list(components or []), pa.int64())}))

@@ -28,8 +28,11 @@ from touchpoint.warehouse.clock import utcnow
 P = ParamSpec("P")
 R = TypeVar("R")
 SECTION = "identity"
-#: The identity state's version: 2 since the tables include ``event_identities``.
-STATE_VERSION = 2
+#: The identity state's version: 2 since the tables include ``event_identities``, 3 since its rows carry
+#: each event's kind, times and properties (:func:`event_rows`).
+STATE_VERSION = 3
+#: The first version whose ``event_identities`` maps every resolved event to its node.
+INDEXED_VERSION = 2
 
 
 def alone(fn: Callable[Concatenate[Warehouse, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
@@ -65,7 +68,24 @@ def resolved(wh: Warehouse) -> bool:
 def events_indexed(wh: Warehouse) -> bool:
     """Whether ``event_identities`` is maintained: the identity state is of version 2 or later (tables
     resolved before it existed are rebuilt by the next update)."""
-    return int(read_state(wh).get("version") or 0) >= STATE_VERSION
+    return int(read_state(wh).get("version") or 0) >= INDEXED_VERSION
+
+
+def events_carried(wh: Warehouse, state: dict[str, Any] | None = None) -> bool:
+    """Whether ``event_identities`` also carries each event's kind, times and properties (version 3)."""
+    return int((read_state(wh) if state is None else state).get("version") or 0) >= STATE_VERSION
+
+
+#: The columns of ``events`` that ``event_identities`` carries besides the node.
+CARRIED = ("type", "event", "timestamp", "received_at", "properties")
+
+
+def event_rows(nodes: ir.Table, events: ir.Table) -> ir.Table:
+    """``event_identities`` rows: ``nodes`` (``message_id, node_id``: each resolved event's node) with
+    the event's :data:`CARRIED` columns from ``events`` (the events just resolved)."""
+    ev = events.select("message_id", *CARRIED).rename(tp_mid="message_id")
+    j = nodes.join(ev, nodes.message_id == ev.tp_mid)
+    return j.select(nodes.message_id, nodes.node_id, *[j[c] for c in CARRIED])
 
 
 def require_resolved(wh: Warehouse) -> None:

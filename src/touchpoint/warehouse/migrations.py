@@ -101,6 +101,14 @@ def _event_identities(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(schema.EVENT_IDENTITIES)]
 
 
+def _event_facts(wh: Warehouse) -> list[str]:
+    """``event_identities`` carries each event's kind, times and properties. The rows stored before are
+    kept (their new columns NULL, still read for their node); the identity state's version 3 marks tables
+    that fill them, so the next identity update rebuilds an older resolution once."""
+    spec = schema.EVENT_IDENTITIES
+    return [wh.add_column_sql(spec.name, c, spec.schema[c]) for c in spec.schema.names[2:]]
+
+
 def _flow_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.FLOW_TABLES]
 
@@ -145,6 +153,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         14, "automation_outbox: held_until and pacing (quiet hours, frequency caps, global control)", _outbox_pacing
     ),
     Migration(15, "the marketing-mix model: mmm_calibrations, lift tests accepted as calibration", _mmm_tables),
+    Migration(
+        17, "event_identities: each resolved event's type, event, timestamp, received_at and properties", _event_facts
+    ),
 )
 
 

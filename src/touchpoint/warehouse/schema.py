@@ -294,10 +294,23 @@ EVENT_IDENTITIES = TableSpec(
     name="event_identities",
     doc="Each resolved event's most trusted identifier (its identity node): the event belongs to that "
     "node's profile. Maintained by the identity update (new events get a row; node ids are stable, so a "
-    "merge or split changes no row); events whose identifiers are all blocked have none.",
+    "merge or split changes no row); events whose identifiers are all blocked have none. Each row also "
+    "carries the event's kind, times and properties (identity state version 3), so the behaviour of a "
+    "set of profiles is read here by node id alone; a rebuild writes the rows in timestamp order, so a "
+    "time window skips row groups.",
     key=("message_id",),
-    schema=ibis.schema([("message_id", STRING), ("node_id", I64)]),
-    personal=Personal(messages=("message_id",), nodes=("node_id",)),
+    schema=ibis.schema(
+        [
+            ("message_id", STRING),
+            ("node_id", I64),
+            ("type", STRING),
+            ("event", STRING),
+            ("timestamp", TS),
+            ("received_at", TS),
+            ("properties", JSON),
+        ]
+    ),
+    personal=Personal(messages=("message_id",), nodes=("node_id",), payloads=("properties",)),
 )
 IDENTITY_OVERRIDES = TableSpec(
     name="identity_overrides",
