@@ -165,7 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float, default=40.0, help="load duration per size")
-    parser.add_argument("--rate", type=int, default=6_000, help="target events/s of the load")
+    # wrk's delay() is added to each answer's latency (a closed loop), so the pace asked for must be above the
+    # 5,000 events/s the issue wants reached: 8,000 asked gave 5,045-5,355 reached (the table reports it)
+    parser.add_argument("--rate", type=int, default=8_000, help="events/s the load is paced for")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
