@@ -120,6 +120,8 @@ class JobSettings(BaseModel):
         if value is None:
             return None
         parse_cadence(value)
+        if isinstance(value, int | float):  # a bare number is seconds (`every = 2.0`), kept with its unit
+            return f"{float(value)}s"
         return str(value).strip()
 
     def seconds(self) -> float | None:

@@ -35,6 +35,12 @@ def test_cadence_from_the_file_is_applied(tmp_path: Path, monkeypatch: pytest.Mo
     assert jobs["attribution"] == JOBS["attribution"]  # untouched
 
 
+@pytest.mark.parametrize(("every", "seconds"), [("2.0", 2.0), ("3", 3.0), ("0.5", 0.5)])
+def test_a_bare_number_is_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: str, seconds: float) -> None:
+    _toml(tmp_path, monkeypatch, f"[jobs.profiles]\nevery = {every}\n")  # a TOML number, not a string
+    assert {job.name: job for job in configured(get_settings())}["profiles"].every == seconds
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
