@@ -62,17 +62,20 @@ def candidates(identifier: str, id_type: str | None, country_code: str | None = 
     return list(dict.fromkeys(forms))
 
 
-def find_profile(wh: Warehouse, identifier: str, id_type: str | None = None) -> dict[str, Any]:
+def find_profile(
+    wh: Warehouse, identifier: str, id_type: str | None = None, *, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``{"profile_id", "matched_type", "matched_value", "redirected_from"}`` for ``identifier``.
 
     ``identifier`` may also be a profile id, including one that was merged into another (the merge
-    log redirects it). With several matches the most trusted identifier type wins.
+    log redirects it). With several matches the most trusted identifier type wins. ``state``: the
+    identity state (:func:`~touchpoint.identity.store.read_state`) when the caller has read it already.
     """
     if not identifier or not identifier.strip():
         raise InvalidInput("the identifier is empty", hint="give a user id, anonymous id, email, phone or profile id")
     check_identifier(identifier)
     store.require_resolved(wh)
-    state = store.read_state(wh)
+    state = store.read_state(wh) if state is None else state
     cc = (state.get("rules") or {}).get("default_country_code")
     forms = candidates(identifier, id_type, cc)
     if identifier.startswith("prf_"):

@@ -83,7 +83,7 @@ def get_profile(
     mark = pending.watermark(wh, state)
     try:
         _require(wh)
-        found = find_profile(wh, identifier, id_type)
+        found = find_profile(wh, identifier, id_type, state=state)
     except NotFound:
         cc = (state.get("rules") or {}).get("default_country_code")
         early = pending.provisional(wh, candidates(identifier, id_type, cc), id_type, mark) if provisional else None

@@ -61,10 +61,10 @@ COLUMNS = (
 Shape = tuple[pending.Query | None, bool]  # the pending events' read (or none); one event type or all
 
 
-def _events_of(wh: Warehouse, profile_id: str) -> tuple[Shape, tuple[str, ...]] | None:
+def _events_of(wh: Warehouse, profile_id: str, state: dict[str, Any]) -> tuple[Shape, tuple[str, ...]] | None:
     """How to read the events whose most trusted identifier belongs to ``profile_id`` (a shape and
-    values for :func:`_indexed`), or None for identity tables built before ``event_identities``."""
-    state = identity.store.read_state(wh)
+    values for :func:`_indexed`), or None for identity tables built before ``event_identities``; ``state``:
+    the identity state, read before the events."""
     if int(state.get("version") or 0) < identity.store.STATE_VERSION:
         return None
     mark = pending.watermark(wh, state)  # before the resolved events: an event is in one part or both
@@ -143,8 +143,9 @@ def timeline(
         raise InvalidInput(f"limit {limit} is outside 1..1000", hint="page with --offset instead")
     if offset < 0:
         raise InvalidInput(f"offset {offset} is negative", hint="use 0 or more")
-    profile_id = find_profile(wh, identifier)["profile_id"]
-    read = _events_of(wh, profile_id)
+    state = identity.store.read_state(wh)
+    profile_id = find_profile(wh, identifier, state=state)["profile_id"]
+    read = _events_of(wh, profile_id, state)
     if read is not None:
         (new, _), values = read
         shape: Shape = (new, bool(event_type))

@@ -178,7 +178,9 @@ class Warehouse(ABC):
         engine may build and compile once per process and then run with ``values`` bound as parameters
         (:mod:`touchpoint.warehouse.prepared`). ``build`` is a module-level function; ``key`` is what
         shapes its query beside the values (a table's name). This default builds and compiles every time."""
-        return self.to_arrow(build(self, *values) if key is None else build(self, key, *values))
+        from touchpoint.warehouse.prepared import call
+
+        return self.to_arrow(call(build, self, values, key))
 
     @abstractmethod
     def query(self, sql: str) -> pa.Table:
