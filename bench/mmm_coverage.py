@@ -206,6 +206,31 @@ def _print_table(summary: list[dict[str, Any]]) -> None:
         )
 
 
+def _print_markdown(summary: list[dict[str, Any]]) -> None:
+    print(
+        "| scenario | engine | data sets | channels | coverage (95% CI) | median error | median width | "
+        "CPU s | fits failed | missed, of them flagged | coverage of converged fits |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in summary:
+        conv = "-" if s["coverage_converged"] is None else f"{s['coverage_converged']:.0%} of {s['converged_channels']}"
+        print(
+            f"| {s['scenario']} | {s['engine']} | {s['datasets']} | {s['channels']} | {s['coverage']:.0%} "
+            f"({s['coverage_95ci'][0]:.0%}-{s['coverage_95ci'][1]:.0%}) | {s['median_relative_error']:.0%} | "
+            f"{s['median_relative_width']:.2f} | {s['median_cpu_seconds']:.0f} | {s['fits_failed']} | "
+            f"{s['missed']}, {s['missed_flagged']} | {conv} |"
+        )
+
+
+def _load_all(path: Path, merge: list[str]) -> list[dict[str, Any]]:
+    """This run's fits and those of the JSONL files in ``merge`` (another process's), each fit once."""
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for source in [path, *map(Path, merge)]:
+        for r in load(source):
+            rows.setdefault((r["engine"], r["scenario"], r["seed"]), r)
+    return list(rows.values())
+
+
 def load(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -225,7 +250,8 @@ def main() -> None:
     ap.add_argument("--no-ours", action="store_true", help="run only the peer's fits")
     ap.add_argument("--results", default=str(RESULTS / "mmm_coverage.jsonl"), help="the resumable JSONL")
     ap.add_argument("--summary", action="store_true", help="only print the table and write the JSON")
-    ap.add_argument("--merge", action="append", default=[], help="another run's JSONL to include in the table")
+    ap.add_argument("--merge", action="append", default=[], help="another process's JSONL (done, and in the table)")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/mmm.md)")
     ap.add_argument("--until", type=float, help="stop starting fits after this many seconds")
     args = ap.parse_args()
     path = Path(args.results)
@@ -236,7 +262,7 @@ def main() -> None:
         sys.exit(f"unknown scenario(s) {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     began = time.perf_counter()
     if not args.summary:
-        done = {(r["engine"], r["scenario"], r["seed"]) for r in load(path)}
+        done = {(r["engine"], r["scenario"], r["seed"]) for r in _load_all(path, args.merge)}
         jobs: list[tuple[str, str, int]] = []
         for seed in range(args.datasets):  # seed by seed across scenarios, so a stopped run stays balanced
             if not args.no_ours:
@@ -257,9 +283,9 @@ def main() -> None:
             with path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             _print_fit(row)
-    rows = load(path) + [r for extra in args.merge for r in load(Path(extra))]
+    rows = _load_all(path, args.merge)
     summary = summarise(rows)
-    _print_table(summary)
+    _print_markdown(summary) if args.markdown else _print_table(summary)
     meta = {"holdout_weeks": HOLDOUT, "cores": os.cpu_count(), "load_average": os.getloadavg(), "fits": len(rows)}
     out = path.with_suffix(".json")
     out.write_text(json.dumps({"meta": meta, "summary": summary}, indent=1))

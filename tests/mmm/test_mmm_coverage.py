@@ -77,7 +77,7 @@ CI_CONFIG = {"draws": 250, "warmup": 250, "chains": 2, "holdout_weeks": 8}
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # 10 fits: about a minute and a half of CPU when the sampler is cached
+@pytest.mark.timeout(900)  # 10 fits: about 230 s of CPU (two chains in parallel) when the sampler is cached
 def test_small_coverage_study_is_in_the_target_band() -> None:
     covered, channels, gate_passed = 0, 0, 0
     for seed in range(CI_DATASETS):
