@@ -1,7 +1,8 @@
 """Fit PyMC-Marketing's MMM on a CSV and print its ROMI per channel as JSON (run in the peer venv).
 
 Used by bench/mmm.py through a subprocess: PyMC-Marketing is a benchmark peer, never a dependency.
-Usage: python mmm_peer_pymc.py DATA.csv CHANNELS(comma) DRAWS TUNE CHAINS SEED
+Usage: python mmm_peer_pymc.py DATA.csv CHANNELS(comma) DRAWS TUNE CHAINS SEED [CONTROLS(comma)]
+The controls (columns of the CSV) are given to the model besides the linear trend ``t``.
 """
 
 import json
@@ -17,19 +18,20 @@ from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
 def main() -> None:
     path, channels, draws, tune, chains, seed = sys.argv[1:7]
     channels = channels.split(",")
+    controls = [c for c in sys.argv[7].split(",") if c] if len(sys.argv) > 7 else []
     df = pd.read_csv(path, parse_dates=["date"])
     df["t"] = np.arange(len(df), dtype=float)
     model = MMM(
         date_column="date",
         channel_columns=channels,
-        control_columns=["t"],
+        control_columns=["t", *controls],
         adstock=GeometricAdstock(l_max=13),
         saturation=LogisticSaturation(),
         yearly_seasonality=2,
     )
     start = time.perf_counter()
     model.fit(
-        df[["date", "t", *channels]],
+        df[["date", "t", *controls, *channels]],
         df["revenue"],
         draws=int(draws),
         tune=int(tune),
