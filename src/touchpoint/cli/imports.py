@@ -99,12 +99,11 @@ def events(
     mapping: list[str] = MapOpt,
     source: str = SourceOpt,
     quiet: bool = QuietOpt,
-    engine: bool | None = typer.Option(
-        None,
+    engine: bool = typer.Option(
+        False,
         "--engine/--no-engine",
-        help="Judge a JSONL file in the warehouse engine, or line by line in Python (same rules, same result); "
-        "by default the engine from 8 MB.",
-        show_default=False,
+        help="Judge a JSONL file in the warehouse engine instead of line by line in Python (same rules, same "
+        "result; about half the CPU, not yet faster on a busy machine).",
     ),
     data: DataOpt = None,
     as_json: JsonOpt = False,

@@ -49,8 +49,6 @@ _NUMBER = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d+)?([eE][-+]?\d+)?$")
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
 ENGINE_CHUNK_MIN = 500_000  # lines per transaction in the engine path (fewer, larger commits)
-ENGINE_AUTO_BYTES = 8 << 20  # engine=None: JSONL files from this size take the engine path (below it, compiling
-# the engine's expression costs more than the Python judge saves)
 
 
 @dataclass
@@ -245,18 +243,15 @@ def import_events(
     chunk_events: int = 100_000,
     max_event_bytes: int | None = None,
     progress: Progress | None = None,
-    engine: bool | None = False,
+    engine: bool = False,
 ) -> ImportReport:
     """Import Segment-shaped events from ``path``; returns counts (stored, duplicates, quarantined).
 
     With ``engine=True``, a JSONL file without a mapping is judged in the engine
     (:mod:`touchpoint.collect.engine_import`) when the warehouse can stage tables; otherwise, and for
     other formats and mappings, line by line. Both apply the same rules and give the same result.
-    ``engine=None`` chooses the engine for JSONL files of at least :data:`ENGINE_AUTO_BYTES`.
     """
     fmt = detect_format(path, fmt)
-    if engine is None:
-        engine = path.stat().st_size >= ENGINE_AUTO_BYTES
     report = ImportReport(file=str(path))
     started = time.perf_counter()
     received_at = utcnow()
