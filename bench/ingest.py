@@ -113,15 +113,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_import(folder: Path, path: Path, *, engine: bool | None = None) -> dict[str, Any]:
-    """``touchpoint import events`` in its own process (durable, deduplicated, validated); ``engine``
-    None: the command's default (the engine for files from 8 MB), True/False: --engine/--no-engine."""
+def run_import(folder: Path, path: Path, *, engine: bool) -> dict[str, Any]:
+    """``touchpoint import events --engine|--no-engine`` in its own process (durable, deduplicated, validated)."""
     new_warehouse(folder)
     command = [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder)]
     cpu = _children_cpu()
     started = time.perf_counter()
     out = subprocess.run(
-        [*command, "--json", *([] if engine is None else ["--engine" if engine else "--no-engine"])],
+        [*command, "--json", "--engine" if engine else "--no-engine"],
         check=True,
         capture_output=True,
         text=True,
@@ -192,7 +191,7 @@ def import_only(sizes: list[int], python_max: int) -> None:
             path = work / f"events-{n}.jsonl"
             write_jsonl(path, n)
             measures = [
-                ("touchpoint import events (engine)", lambda path=path: run_import(work / "import", path)),
+                ("touchpoint import events --engine", lambda path=path: run_import(work / "e", path, engine=True)),
                 (
                     "duckdb read_json, durable, deduplicated",
                     lambda path=path: run_duckdb_durable(work / "durable", path),
@@ -392,7 +391,7 @@ def main() -> None:
             path = work / f"events-{n}.jsonl"
             write_jsonl(path, n)
             results["in_process"][n] = run_in_process(work / "inproc", path)
-            results["import"][n] = run_import(work / "import", path)
+            results["import"][n] = run_import(work / "import", path, engine=False)
             results["duckdb_read_json"][n] = run_duckdb_read_json(work / "raw", path)
             path.unlink()
             print(f"size {n:,}: done", file=sys.stderr)
