@@ -3,7 +3,7 @@ the in-process limit, and DuckDB's own JSON loader as the ceiling, at several si
 
     uv run python bench/ingest.py                 # full run (1M-event import; about 5-10 minutes)
     uv run python bench/ingest.py --quick         # small sizes, for a smoke test
-    uv run python bench/ingest.py --import-only   # file import vs DuckDB's own loads at 100k, 1M (--sizes ...)
+    uv run python bench/ingest.py --import-only   # file import vs DuckDB's own loads at 100k, 1M, 5M (--sizes ...)
 
 HTTP load comes from wrk (Debian package `wrk`, a compiled load generator, so the client does not steal
 the server's CPU the way a Python client would); each request carries fresh messageIds, generated in Lua.
@@ -113,14 +113,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_import(folder: Path, path: Path, *, engine: bool = False) -> dict[str, Any]:
-    """``touchpoint import events`` in its own process (durable, deduplicated, validated)."""
+def run_import(folder: Path, path: Path, *, engine: bool) -> dict[str, Any]:
+    """``touchpoint import events --engine|--no-engine`` in its own process (durable, deduplicated, validated)."""
     new_warehouse(folder)
     command = [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder)]
     cpu = _children_cpu()
     started = time.perf_counter()
     out = subprocess.run(
-        [*command, "--json", *(["--engine"] if engine else [])], check=True, capture_output=True, text=True
+        [*command, "--json", "--engine" if engine else "--no-engine"],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
     cpu = _children_cpu() - cpu
@@ -175,7 +178,7 @@ def run_duckdb_durable(folder: Path, path: Path) -> dict[str, Any]:
     return result
 
 
-def import_only(sizes: list[int], engine_max: int) -> None:
+def import_only(sizes: list[int], python_max: int) -> None:
     """touchpoint import events beside DuckDB's durable deduplicated load and raw read_json, same run."""
     work = Path(tempfile.mkdtemp(prefix="tp-bench-import-"))
     results: dict[str, Any] = {
@@ -188,21 +191,26 @@ def import_only(sizes: list[int], engine_max: int) -> None:
             path = work / f"events-{n}.jsonl"
             write_jsonl(path, n)
             measures = [
-                ("touchpoint import events", lambda path=path: run_import(work / "import", path)),
+                ("touchpoint import events --engine", lambda path=path: run_import(work / "e", path, engine=True)),
                 (
                     "duckdb read_json, durable, deduplicated",
                     lambda path=path: run_duckdb_durable(work / "durable", path),
                 ),
                 ("duckdb read_json, raw (ceiling)", lambda path=path: run_duckdb_read_json(work / "raw", path)),
             ]
-            if n <= engine_max:
+            if n <= python_max:
                 measures.insert(
                     1,
-                    ("touchpoint import events --engine", lambda path=path: run_import(work / "e", path, engine=True)),
+                    (
+                        "touchpoint import events --no-engine",
+                        lambda path=path: run_import(work / "p", path, engine=False),
+                    ),
                 )
             for label, measure in measures:
                 load_before = os.getloadavg()[0]
+                wall = time.perf_counter()
                 result = measure()
+                result.setdefault("wall_seconds", time.perf_counter() - wall)
                 result.update(measure=label, size=n, load_before=load_before, load_after=os.getloadavg()[0])
                 results["rows"].append(result)
                 print(f"{label:44} {n:>10,} {result['events_per_s']:>12,.0f}/s", file=sys.stderr)
@@ -357,11 +365,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15, help="duration of each HTTP run")
     parser.add_argument("--http-only", action="store_true", help="skip the file and in-process measures")
     parser.add_argument("--import-only", action="store_true", help="only the file import and DuckDB's own loads")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="with --import-only")
-    parser.add_argument("--engine-max", type=int, default=100_000, help="largest size for import --engine")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000], help="with --import-only"
+    )
+    parser.add_argument("--python-max", type=int, default=1_000_000, help="largest size for import --no-engine")
     args = parser.parse_args()
     if args.import_only:
-        import_only(args.sizes, args.engine_max)
+        import_only(args.sizes, args.python_max)
         return
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest.py needs wrk for HTTP load: apt-get install wrk")
@@ -381,7 +391,7 @@ def main() -> None:
             path = work / f"events-{n}.jsonl"
             write_jsonl(path, n)
             results["in_process"][n] = run_in_process(work / "inproc", path)
-            results["import"][n] = run_import(work / "import", path)
+            results["import"][n] = run_import(work / "import", path, engine=False)
             results["duckdb_read_json"][n] = run_duckdb_read_json(work / "raw", path)
             path.unlink()
             print(f"size {n:,}: done", file=sys.stderr)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from touchpoint.warehouse import Warehouse
 
@@ -35,32 +36,38 @@ def _write(path: Path, n: int) -> None:
             )
 
 
-# The CLI, with each committed chunk announced on stdout, so the test knows when to kill it.
+# The CLI, with each committed chunk announced on stdout, so the test knows when to kill it (the engine
+# path's chunks, at least ENGINE_CHUNK_MIN lines in use, take the test's size here).
 _ANNOUNCING = """
 import sys
-from touchpoint.collect import files
-commit = files.write_rows
-def announced(*args, **kwargs):
-    result = commit(*args, **kwargs)
-    print("committed", result.stored, flush=True)
-    return result
-files.write_rows = announced
+from touchpoint.collect import engine_import, files
+def announcing(commit):
+    def announced(*args, **kwargs):
+        result = commit(*args, **kwargs)
+        print("committed", result.stored, flush=True)
+        return result
+    return announced
+files.write_rows = announcing(files.write_rows)
+engine_import._write = announcing(engine_import._write)
+files.ENGINE_CHUNK_MIN = 1
 from touchpoint.cli.main import app
 app(sys.argv[1:])
 """
 
 
-def _import(path: Path, data: Path, env: dict[str, str], *, announce: bool = False) -> subprocess.Popen[str]:
-    args = ["import", "events", str(path), "--data", str(data), "--json"]
+def _import(
+    path: Path, data: Path, env: dict[str, str], *, engine: bool, announce: bool = False
+) -> subprocess.Popen[str]:
+    args = ["import", "events", str(path), "--data", str(data), "--json", "--engine" if engine else "--no-engine"]
     command = (
         [sys.executable, "-c", _ANNOUNCING, *args] if announce else [sys.executable, "-m", "touchpoint.cli.main", *args]
     )
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _killed_halfway(path: Path, data: Path, env: dict[str, str]) -> int:
+def _killed_halfway(path: Path, data: Path, env: dict[str, str], *, engine: bool) -> int:
     """Run the import and SIGKILL it once two of its eight chunks are committed; returns what it stored."""
-    run = _import(path, data, env, announce=True)
+    run = _import(path, data, env, engine=engine, announce=True)
     assert run.stdout is not None
     commits = 0
     for line in run.stdout:
@@ -77,15 +84,16 @@ def _killed_halfway(path: Path, data: Path, env: dict[str, str]) -> int:
         wh.close()
 
 
-def test_a_killed_import_rerun_stores_each_event_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", [False, True], ids=["python", "engine"])
+def test_a_killed_import_rerun_stores_each_event_once(tmp_path: Path, engine: bool) -> None:
     path = tmp_path / "events.jsonl"
     _write(path, EVENTS)
     data = tmp_path / "data"
     env = {**os.environ, "TOUCHPOINT_IMPORT_CHUNK_EVENTS": str(EVENTS // 8)}
-    partial = _killed_halfway(path, data, env)
+    partial = _killed_halfway(path, data, env, engine=engine)
     assert 0 < partial < EVENTS
 
-    rerun = _import(path, data, env)
+    rerun = _import(path, data, env, engine=engine)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     report = json.loads(out)

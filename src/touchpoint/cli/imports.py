@@ -101,8 +101,9 @@ def events(
     quiet: bool = QuietOpt,
     engine: bool = typer.Option(
         False,
-        "--engine",
-        help="Judge a JSONL file in the warehouse engine (experimental; same rules and result, not yet faster).",
+        "--engine/--no-engine",
+        help="Judge a JSONL file in the warehouse engine instead of line by line in Python (same rules, same "
+        "result; about half the CPU, not yet faster on a busy machine).",
     ),
     data: DataOpt = None,
     as_json: JsonOpt = False,

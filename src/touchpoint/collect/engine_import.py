@@ -21,21 +21,25 @@ killed import re-run stores each event once.
 
 from __future__ import annotations
 
-import mmap
+import dataclasses
+import sys
 import time
-from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.datatypes as dt
+import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from touchpoint.collect import rules
+from touchpoint.collect.decode import _maybe_huge
 from touchpoint.collect.normalize import EVENT_COLUMNS, EVENTS_ARROW, EventRows, content_message_id, utcnow
 from touchpoint.collect.readers import Progress
+from touchpoint.collect.store import CONSENT_TABLE, MAX_PROBLEMS, WriteResult
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -60,28 +64,19 @@ def _json_text(doc: str) -> str: ...  # type: ignore[empty-body]
 def _json_paths(doc: str, paths: dt.Array(dt.string)) -> dt.Array(dt.string): ...  # type: ignore[valid-type]
 
 
-@ibis.udf.scalar.builtin(name="json_type")
-def _json_type(doc: str) -> str: ...  # type: ignore[empty-body]
-
-
-@ibis.udf.scalar.builtin(name="json_extract_string")
-def _json_string(doc: str, path: str) -> str: ...  # type: ignore[empty-body]
-
-
-@ibis.udf.scalar.builtin(name="json_keys")
-def _json_keys(doc: str) -> dt.Array(dt.string): ...  # type: ignore[valid-type]
-
-
-@ibis.udf.scalar.builtin(name="regexp_extract_all")
-def _extract_all(text: str, pattern: str, group: int) -> dt.Array(dt.string): ...  # type: ignore[valid-type]
-
-
 @ibis.udf.scalar.builtin(name="regexp_extract")
 def _extract(text: str, pattern: str, group: int) -> str: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="strlen")
-def _octets(text: str) -> int: ...  # type: ignore[empty-body]
+_ISO_PARTS = ("date", "clock", "seconds", "fraction", "zone")
+
+
+@ibis.udf.scalar.builtin(name="regexp_extract")
+def _extract_parts(
+    text: str,
+    pattern: str,
+    names: dt.Array(dt.string),  # type: ignore[valid-type]
+) -> dt.Struct(dict.fromkeys(_ISO_PARTS, dt.string)): ...  # type: ignore[valid-type]
 
 
 @ibis.udf.scalar.builtin(name="trim")
@@ -107,11 +102,17 @@ _NESTED = (
 )
 PATHS = (*_TOP, *_NESTED)
 _INDEX = {name: i for i, name in enumerate(PATHS)}
-_BLANK = " \t\x0b\x0c"  # what bytes.strip() removes from a line besides CR/LF (a staged line has neither)
-_KEY = r'"([^"]*)":'  # a key, in text with no backslash (so no string holds a quote)
-_NOT_FINITE = r"[:\[,]-?(?i:nan|inf)"  # the engine's parser takes NaN/Infinity; the rules do not
-# numbers that may be out of range (decode._maybe_huge's bound): the engine keeps such text as it is
-_MAYBE_HUGE = r"\d{20}|[eE][-+]?\d{3}"
+#: paths whose string the rules read stripped (names, the typed columns' strings)
+_STRIPPED = frozenset(
+    (
+        "type",
+        *rules.NAME_FIELDS,
+        *(f"properties.{p}" for p in ("currency", "order_id", "orderId", *rules.PAGE_FIELDS)),
+        *(f"context.page.{p}" for p in rules.PAGE_FIELDS),
+        *(f"context.campaign.{k}" for k in rules.CAMPAIGN_KEYS),
+        *rules.EMAIL_PATHS,
+    )
+)
 _ISO = (
     r"^(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))"
     r"(?:[T ]((?:[01]\d|2[0-3]):[0-5]\d)(?::([0-5]\d)(?:\.(\d{1,6}))?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?$"
@@ -136,24 +137,49 @@ class _Line:
         return value
 
     def kind(self, path: str) -> ir.StringValue:
-        """The JSON type (VARCHAR, BIGINT, UBIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY, NULL); 'ABSENT' if not there."""
+        """The JSON type (VARCHAR, BIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY, NULL); 'ABSENT' if not there.
+
+        Read from the value's text, which is the engine's serialisation (a decidable line is): its
+        first character, and for a number whether the engine wrote it as a double (with ``.`` or
+        an exponent, as it always writes one)."""
         if self.table is not None:
             return self.table[f"k{_INDEX[path]}"]
         raw = self.raw(path)
-        return raw.isnull().ifelse("ABSENT", _json_type(raw))
+        first = raw.substr(0, 1)
+        return ibis.cases(
+            (raw.isnull(), "ABSENT"),
+            (first == '"', "VARCHAR"),
+            (first == "{", "OBJECT"),
+            (first == "[", "ARRAY"),
+            (first.isin(("t", "f")), "BOOLEAN"),
+            (first == "n", "NULL"),
+            (raw.contains(".") | raw.contains("e") | raw.contains("E"), "DOUBLE"),
+            else_="BIGINT",
+        )
 
     def text(self, path: str) -> ir.StringValue:
-        """The string value (NULL when not a string)."""
+        """The string value (NULL when not a string): the text between the quotes, since a decidable
+        line has no backslash, so no string in it holds an escape."""
         if self.table is not None:
             return self.table[f"s{_INDEX[path]}"]
-        return (self.kind(path) == "VARCHAR").ifelse(_json_string(self.raw(path), "$"), ibis.null(dt.string))
+        raw = self.raw(path)
+        return (raw.substr(0, 1) == '"').ifelse(raw.substr(1, raw.length() - 2), ibis.null(dt.string))
+
+    def stripped(self, path: str) -> ir.StringValue:
+        """The string value stripped as ``str.strip()`` does (a column of :func:`fields` for :data:`_STRIPPED`)."""
+        if self.table is not None and path in _STRIPPED:
+            return self.table[f"t{_INDEX[path]}"]
+        return _strip(self.text(path))
 
     def absent(self, path: str) -> ir.BooleanValue:
         return self.kind(path).isin(("ABSENT", "NULL"))
 
 
 def _strip(text: ir.StringValue) -> ir.StringValue:
-    return _trim(text, rules.WHITESPACE)
+    """``str.strip()``; the engine's trim with a set of characters is slow, so only where an end is blank."""
+    blank = ibis.literal(rules.WHITESPACE)
+    ends = blank.contains(text.substr(0, 1)) | blank.contains(text.right(1))
+    return ends.ifelse(_trim(text, rules.WHITESPACE), text)
 
 
 def _identifier(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValue]:
@@ -176,7 +202,7 @@ def _identifier(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValu
 def _name(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValue]:
     """``normalize.check_name``: stripped text; refused (here: not decided) when too long or holding controls."""
     kind = line.kind(field)
-    text = _strip(line.text(field))
+    text = line.stripped(field)
     fine = ibis.cases(
         (kind.isin(("ABSENT", "NULL")), True),
         (kind == "VARCHAR", (text.length() <= rules.MAX_NAME_CHARS) & ~text.re_search(rules.CONTROL_CLASS)),
@@ -186,14 +212,14 @@ def _name(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValue]:
 
 
 def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, ir.BooleanValue]:
-    """``normalize.parse_time``: (UTC time, present, decided and acceptable). Plain ISO forms only."""
+    """``normalize.parse_time``: (UTC time, present, decided and acceptable). Plain ISO forms only.
+
+    Reads the parts :func:`fields` matched with one regular expression (``<field>_iso``)."""
+    assert line.table is not None
     kind = line.kind(field)
     text = line.text(field)
-    date = _extract(text, _ISO, 1)
-    clock = _extract(text, _ISO, 2)
-    seconds = _extract(text, _ISO, 3)
-    fraction = _extract(text, _ISO, 4)
-    zone = _extract(text, _ISO, 5)
+    parts = line.table[f"{field}_iso"]
+    date, clock, seconds, fraction, zone = (parts[name] for name in _ISO_PARTS)
     iso = (
         date
         + " "
@@ -210,7 +236,7 @@ def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, 
         (kind.isin(("ABSENT", "NULL")), True),
         (kind != "VARCHAR", False),
         (text == "", True),
-        else_=text.re_search(_ISO) & parsed.notnull() & in_range,
+        else_=(date != "") & parsed.notnull() & in_range,  # (the date is part of every match)
     )
     return parsed, present, fine
 
@@ -219,7 +245,7 @@ def _plain_string(line: _Line, path: str) -> tuple[ir.StringValue, ir.BooleanVal
     """``normalize._str``: stripped text or an integer's digits; other types give NULL; floats undecided."""
     kind = line.kind(path)
     value = ibis.cases(
-        (kind == "VARCHAR", _strip(line.text(path)).nullif("")),
+        (kind == "VARCHAR", line.stripped(path).nullif("")),
         (kind.isin(_INTEGER), line.raw(path)),
         else_=ibis.null(dt.string),
     )
@@ -248,63 +274,53 @@ def _first(*values: ir.Value) -> ir.Value:
     return ibis.coalesce(*values)
 
 
-def parsed(lines: ir.Table, *, max_event_bytes: int | None) -> ir.Table:
-    """Step 1 (materialised, so its JSON is parsed once): every non-empty staged line with
-    ``decidable`` (a shape the engine can judge exactly) and ``values`` (its JSON at :data:`PATHS`).
+def parsed(lines: ir.Table) -> ir.Table:
+    """Step 1 (materialised, so its JSON is parsed once): each candidate line with ``decidable`` (the
+    engine's own serialisation of the line is the line itself) and ``values`` (its JSON at :data:`PATHS`).
 
-    ``lines`` has ``n`` and ``line`` (:class:`~touchpoint.warehouse.base.StagedLines`). Lines that are
-    empty once stripped are left out (they are not events, as in the Python path).
+    ``lines`` has ``n``, ``text`` and ``fallback`` (see :func:`candidates`): lines msgspec already
+    found canonical. Requiring the engine's serialisation to equal them too means every JSON object
+    the engine extracts is byte for byte what the Python judge stores (the two serialisers differ on
+    some numbers, e.g. doubles from 1e16 to 1e21, which this sends to the Python judge).
     """
-    text = _trim(lines.line, _BLANK)
-    lines = lines.select("n", text=text)
-    lines = lines.filter(lines.text.notnull() & (lines.text != ""))
     t = lines.text
-    shape_ok = (
-        t.startswith("{")
-        & ~t.contains("\\")
-        & ((t.length() - t.replace("{", "").length() + t.length() - t.replace("[", "").length()) <= rules.MAX_DEPTH)
-        & ~t.re_search(_NOT_FINITE)
-        & ~t.re_search(_MAYBE_HUGE)
-    )
-    if max_event_bytes is not None:
-        shape_ok &= _octets(t) <= max_event_bytes
-    canonical = _json_valid(t).ifelse(_json_text(t) == t, False)
-    keys = _extract_all(t, _KEY, 1)
-    decidable = (shape_ok & canonical & (keys.length() == keys.unique().length())).fill_null(False)
+    decidable = _json_valid(t).ifelse(_json_text(t) == t, False).fill_null(False)
     paths = ibis.literal([f"$.{p}" for p in PATHS], type=dt.Array(dt.string))
     return lines.select(
-        "n", "text", decidable=decidable, values=decidable.ifelse(_json_paths(t, paths), ibis.null(dt.Array(dt.string)))
+        "n",
+        "text",
+        "fallback",
+        decidable=decidable,
+        values=decidable.ifelse(_json_paths(t, paths), ibis.null(dt.Array(dt.string))),
     )
 
 
 def fields(staged: ir.Table) -> ir.Table:
-    """Step 2 (materialised): the type, text and JSON of each path as columns, and the three times parsed."""
-    line = _Line(staged["values"])
+    """Step 2 (materialised): the type, text and JSON of each path as columns, the strings the rules
+    read stripped, and the ISO parts of the three times (one regular expression each)."""
+    line = _Line(staged["values"].cast(dt.Array(dt.string)))  # staged as the engine's JSON[]: read as text
     columns: dict[str, ir.Value] = {}
     for path, i in _INDEX.items():
         columns[f"k{i}"] = line.kind(path)
         columns[f"s{i}"] = line.text(path)
         columns[f"r{i}"] = line.raw(path)
+        if path in _STRIPPED:
+            columns[f"t{i}"] = _strip(line.text(path))
+    names = ibis.literal(list(_ISO_PARTS), type=dt.Array(dt.string))
     for field in rules.TIME_FIELDS:
-        value, present, fine = _time(line, field)
-        columns[f"{field}_value"] = value
-        columns[f"{field}_present"] = present
-        columns[f"{field}_fine"] = fine
-    return staged.select("n", "text", "decidable", **columns)
+        columns[f"{field}_iso"] = _extract_parts(line.text(field), _ISO, names)
+    return staged.select("n", "fallback", "decidable", **columns)
 
 
-def judged(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
-    """Step 3: each line of :func:`parsed` with ``ok`` (accepted exactly) and its ``events`` row.
-
-    The row's columns are meaningful only where ``ok``; ``line`` is kept for the lines not
-    accepted, and for accepted lines without messageId (their id is a hash of the line).
-    """
+def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
+    """Step 3 (materialised): each line of :func:`fields` with ``ok`` (every rule but the page URL's
+    passes, exactly) and its ``events`` row, whose page path and UTM tags :func:`judged` completes."""
     checks: list[ir.BooleanValue] = [staged.decidable]
     line = _Line(table=staged)
 
     raw_type = line.text("type")
     plain_type = raw_type.isin(rules.EVENT_TYPES)
-    folded = raw_type.re_search(_ASCII).ifelse(_strip(raw_type).lower(), ibis.null(dt.string))
+    folded = raw_type.re_search(_ASCII).ifelse(line.stripped("type").lower(), ibis.null(dt.string))
     etype = plain_type.ifelse(raw_type, folded)
     checks += [line.kind("type") == "VARCHAR", etype.isin(rules.EVENT_TYPES)]
     checks += [line.absent("writeKey") | (line.kind("writeKey") == "VARCHAR")]
@@ -322,9 +338,9 @@ def judged(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
     checks += [(etype != "group") | group_id.notnull()]
     checks += [(etype != "alias") | previous_id.notnull()]
 
-    ts, ts_present, ts_fine = (staged[f"timestamp_{x}"] for x in ("value", "present", "fine"))
-    ots, ots_present, ots_fine = (staged[f"originalTimestamp_{x}"] for x in ("value", "present", "fine"))
-    sent, sent_present, sent_fine = (staged[f"sentAt_{x}"] for x in ("value", "present", "fine"))
+    ts, ts_present, ts_fine = _time(line, "timestamp")
+    ots, ots_present, ots_fine = _time(line, "originalTimestamp")
+    sent, sent_present, sent_fine = _time(line, "sentAt")
     checks += [ts_fine, ts_present | ots_fine, sent_fine]
     original = ts_present.ifelse(ts, ots_present.ifelse(ots, ibis.null(dt.timestamp)))
     sent_at = sent_present.ifelse(sent, ibis.null(dt.timestamp))
@@ -365,13 +381,14 @@ def judged(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
     checks += [fine_a, fine_b]
     order_id = has_props.ifelse(_first(order_a, order_b), ibis.null(dt.string))
 
-    emails = []
+    emails, stripped = [], []
     for path in rules.EMAIL_PATHS:
         candidate = line.text(path)
         emails.append(candidate.contains("@").ifelse(candidate, ibis.null(dt.string)))
+        stripped.append(candidate.contains("@").ifelse(line.stripped(path), ibis.null(dt.string)))
     chosen = _first(*emails)
     checks += [chosen.isnull() | chosen.re_search(_ASCII)]
-    email = _strip(chosen).lower()
+    email = _first(*stripped).lower()
 
     is_page = etype == "page"
     page_is_object = line.kind("context.page") == "OBJECT"
@@ -389,23 +406,8 @@ def judged(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
         value, fine = _plain_string(line, f"context.campaign.{key}")
         checks += [~campaign_used | fine]
         utm.append(campaign_used.ifelse(value, ibis.null(dt.string)))
-    url = page["url"]
-    from_url = url.notnull() & url.contains("utm_") & ibis.and_(*(u.isnull() for u in utm))
-    # normalize._utm_from_url: the query's first non-empty utm_* values, and the path after the host
-    for i, key in enumerate(rules.UTM_KEYS):
-        first = _extract(url, r"^[^#?]*\?(?:[^#]*?&)?" + key + r"=([^&#]+)", 1)
-        checks += [~from_url | ~(first.contains("%") | first.contains("+"))]
-        utm[i] = from_url.ifelse(_strip(first).nullif(""), utm[i])
-    base = _extract(url, r"^[^#?]*", 0)
-    url_path = (
-        base.contains("//")
-        .ifelse(_extract(base, r"^.*?//[^/]*(/.*)$", 1), _extract(base, r"^[^/]*(/.*)$", 1))
-        .nullif("")
-    )
-    path = (from_url & page["path"].isnull()).ifelse(url_path, page["path"])
-
-    message_id = ids["messageId"][0]
-    ok = ibis.and_(*checks).fill_null(False)
+    message_id = ibis.coalesce(ids["messageId"][0], staged.fallback)  # none sent: the line's hash (chunks)
+    checks += [message_id.notnull()]
     row = {
         "message_id": message_id,
         "type": etype,
@@ -428,67 +430,146 @@ def judged(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
         "revenue": revenue,
         "currency": currency,
         "order_id": order_id,
-        "url": url,
-        "path": path,
+        "url": page["url"],
+        "path": page["path"],
         "referrer": page["referrer"],
         **dict(zip(rules.UTM_KEYS, utm, strict=True)),
     }
-    keep_line = ~ok | message_id.isnull()
-    return staged.select(
-        staged.n,
-        ok=ok,
-        line=keep_line.ifelse(staged.text, ibis.null(dt.string)),
-        **row,
-    )
+    return staged.select(staged.n, ok=ibis.and_(*checks).fill_null(False), **row)
+
+
+_UTM_IN_QUERY = r"^[^#?]*\?(?:[^#]*?&)?{key}=([^&#]+)"  # the first non-empty value of the key in the query
+
+
+def url_parts(typed: ir.Table) -> ir.Table:
+    """Step 4 (materialised): the rows of :func:`typed` with what ``normalize._utm_from_url`` reads from
+    the page URL of an event without campaign tags, each regular expression run once: the first
+    non-empty ``utm_*`` values of the query (``q_<key>``) and the path after the host."""
+    url = typed.url
+    from_url = url.notnull() & url.contains("utm_") & ibis.and_(*(typed[key].isnull() for key in rules.UTM_KEYS))
+    none = ibis.null(dt.string)
+    parts: dict[str, ir.Value] = {
+        f"q_{key}": from_url.ifelse(_extract(url, _UTM_IN_QUERY.format(key=key), 1), none) for key in rules.UTM_KEYS
+    }
+    parts["host_path"] = from_url.ifelse(_extract(url, r"^[^#?]*?//[^/#?]*(/[^#?]*)", 1), none)  # after "//host"
+    parts["plain_path"] = from_url.ifelse(_extract(url, r"^[^/#?]*(/[^#?]*)", 1), none)  # from the first "/"
+    return typed.mutate(from_url=from_url, has_host=url.re_search(r"^[^#?]*//"), **parts)
+
+
+def judged(parts: ir.Table) -> ir.Table:
+    """Step 5: each line with ``ok`` (accepted exactly) and its ``events`` row, UTM tags and path
+    taken from the URL parts of :func:`url_parts` where the rules read them from the URL."""
+    from_url = parts.from_url
+    checks = [parts.ok]
+    utm = {}
+    for key in rules.UTM_KEYS:
+        first = parts[f"q_{key}"]
+        checks += [~from_url | ~(first.contains("%") | first.contains("+"))]  # unquoting: the Python judge
+        utm[key] = from_url.ifelse(_strip(first).nullif(""), parts[key])
+    url_path = parts.has_host.ifelse(parts.host_path, parts.plain_path).nullif("")
+    path = (from_url & parts.path.isnull()).ifelse(url_path, parts.path)
+    values = {"path": path, **utm}
+    kept = [c for c in EVENT_COLUMNS if c not in values]
+    return parts.select("n", *kept, ok=ibis.and_(*checks).fill_null(False), **values)
 
 
 # -- the import -----------------------------------------------------------------------------------------
 
-
-def file_is_plain(path: Path) -> bool:
-    """Whether the reader's line split matches the Python path's: no CR and no \\x01 anywhere."""
-    if path.stat().st_size == 0:
-        return True
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return data.find(b"\r") < 0 and data.find(b"\x01") < 0
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+_CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its _candidates)
+_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _parts, _python
+LINES_SCHEMA = pa.schema([("n", pa.int64()), ("text", pa.string()), ("fallback", pa.string())])
 
 
-def _unreadable_lines(path: Path, offsets: list[int]) -> list[tuple[int, bytes]]:
-    """(line number, bytes) of the lines the engine's reader skipped, found from its byte offsets."""
-    found: dict[int, bytes] = {}
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        for pos in offsets:
-            starts = [data.rfind(b"\n", 0, pos) + 1]
-            if data[pos : pos + 1] == b"\n":
-                starts.insert(0, pos + 1)
-            for start in starts:
-                end = data.find(b"\n", start)
-                raw = data[start : end if end >= 0 else len(data)]
+@dataclass
+class Chunk:
+    """A chunk of a file's lines as the Python pre-pass (:func:`chunks`) split them."""
+
+    numbers: list[int] = dataclasses.field(default_factory=list)  # candidates for the engine: line numbers,
+    texts: list[bytes] = dataclasses.field(default_factory=list)  # the lines (stripped),
+    fallbacks: list[str | None] = dataclasses.field(default_factory=list)  # the id of a line without messageId
+    pending: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)  # for the Python judge: (number, line)
+    size: int = 0  # bytes of the file read
+
+    def __len__(self) -> int:
+        return len(self.numbers) + len(self.pending)
+
+    def lines(self) -> pa.Table:
+        """The candidates as Arrow (``n``, ``text``, ``fallback``); msgspec decoded each, so each is UTF-8."""
+        texts = pa.array(self.texts, pa.binary()).view(pa.string())
+        return pa.table(
+            [pa.array(self.numbers, pa.int64()), texts, pa.array(self.fallbacks, pa.string())], LINES_SCHEMA
+        )
+
+
+def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Iterator[Chunk]:
+    """The file's non-empty lines (split and stripped as :func:`~touchpoint.collect.readers.iter_lines`
+    does), each either an engine candidate or left to the Python judge.
+
+    A candidate is a JSON object that msgspec decodes and encodes back to the very same bytes: its
+    text is then what the Python judge would store for it (no repeated key, no escape, no number
+    spelled otherwise, valid UTF-8), within the size and nesting limits, with no backslash and no
+    number that may be out of range (:func:`~touchpoint.collect.decode.check_text`'s bounds). The
+    engine still judges it against every rule; the pre-pass only keeps shapes it cannot decide
+    exactly away from it. A candidate without messageId gets the id the Python judge gives it.
+    """
+    limit = max_event_bytes if max_event_bytes is not None else sys.maxsize
+    chunk = Chunk()
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            chunk.size += len(line)
+            line = line.strip()
+            if not line:
+                continue
+            value = None
+            if (
+                len(line) <= limit
+                and b"\\" not in line
+                and line.count(b"{") + line.count(b"[") <= rules.MAX_DEPTH
+                and not _maybe_huge(line)
+            ):
                 try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    found[start] = raw
-                    break
-        numbered = []
-        for start in sorted(found):
-            numbered.append((data[:start].count(b"\n") + 1, found[start]))
-    return numbered
+                    value = _decode(line)
+                except Exception:  # not JSON, not UTF-8, too deep...: the Python judge says why
+                    value = None
+            if type(value) is dict and _encode(value) == line:
+                chunk.numbers.append(number)
+                chunk.texts.append(line)
+                mid = value.get("messageId")
+                chunk.fallbacks.append(content_message_id(line) if mid is None or mid == "" else None)
+            else:
+                chunk.pending.append((number, line))
+            if len(chunk) >= lines_per_chunk:
+                yield chunk
+                chunk = Chunk()
+    if len(chunk) or chunk.size:
+        yield chunk
 
 
-def _line_numbers(ordinals: list[int], skipped: list[int]) -> list[int]:
-    """The file's line numbers of staged lines (ordinals among what the reader kept), given the
-    sorted line numbers it ``skipped``: the reader left out each skipped line, shifting the rest."""
-    gaps = [number - i - 1 for i, number in enumerate(skipped)]  # kept lines before each skipped one
-    return [n + bisect_left(gaps, n) for n in ordinals]
+class _Judge:
+    """The judging steps, built once per import over this connection's temporary tables (``received_at``
+    and ``source`` are literals of the expression), then run over each chunk's staged lines."""
 
+    def __init__(self, warehouse: Warehouse, *, received_at: datetime, source: str) -> None:
+        self.warehouse = warehouse
+        warehouse.stage_table(f"{_STAGE}_lines", LINES_SCHEMA.empty_table())  # NotImplementedError: not here
+        self.parsed = parsed(warehouse.table(f"{_STAGE}_lines"))
+        warehouse.stage_table(f"{_STAGE}_parsed", self.parsed)
+        # fields and typed in one statement: the engine computes each shared value once
+        self.typed = typed(fields(warehouse.table(f"{_STAGE}_parsed")), received_at=received_at, source=source)
+        warehouse.stage_table(f"{_STAGE}_typed", self.typed)
+        self.parts = url_parts(warehouse.table(f"{_STAGE}_typed"))
+        warehouse.stage_table(f"{_STAGE}_parts", self.parts)
+        self.judged = judged(warehouse.table(f"{_STAGE}_parts"))  # not materialised: cheap expressions
 
-def _events_table(accepted: pa.Table, hashes: list[str] | None) -> pa.Table:
-    table = accepted.select(list(EVENT_COLUMNS))
-    if hashes is not None:
-        ids = table.column("message_id").to_pylist()
-        it = iter(hashes)
-        table = table.set_column(0, "message_id", pa.array([i if i is not None else next(it) for i in ids]))
-    return table.cast(EVENTS_ARROW)
+    def run(self, lines: pa.Table) -> None:
+        """Stage ``lines`` and judge them: :attr:`judged` then reads this chunk."""
+        wh = self.warehouse
+        wh.stage_table(f"{_STAGE}_lines", lines)
+        wh.stage_table(f"{_STAGE}_parsed", self.parsed)
+        wh.stage_table(f"{_STAGE}_typed", self.typed)
+        wh.stage_table(f"{_STAGE}_parts", self.parts)
 
 
 def import_jsonl(
@@ -502,42 +583,29 @@ def import_jsonl(
     report: ImportReport,
     received_at: datetime | None = None,
 ) -> None:
-    """Import a JSONL file through the engine (see the module's doc); fills ``report``."""
-    from touchpoint.collect.store import write_table
+    """Import a JSONL file through the engine (see the module's doc); fills ``report``.
 
+    Raises ``NotImplementedError`` before writing anything when the warehouse cannot stage tables.
+    """
     received_at = received_at or utcnow()
     name = path.name
-    size = path.stat().st_size
-    with warehouse.stage_lines(str(path)) as staged:
-        skipped = _unreadable_lines(path, staged.unreadable) if staged.unreadable else []
-        skipped_numbers = [number for number, _ in skipped]
-        backend = warehouse.ibis
-        total = staged.rows + len(skipped)
-        for start in range(1, max(staged.rows, 1) + 1, chunk_events):
+    judge = _Judge(warehouse, received_at=received_at, source=source)
+    try:
+        for chunk in chunks(path, chunk_events, max_event_bytes):
             started = time.perf_counter()
-            chunk = staged.table.filter(staged.table.n.between(start, start + chunk_events - 1))
-            step = f"__tp_parsed_{start}"
-            parts = backend.create_table(step, parsed(chunk, max_event_bytes=max_event_bytes), temp=True)
-            try:
-                columns = backend.create_table(step + "_f", fields(parts), temp=True)
-                verdicts = judged(columns, received_at=received_at, source=source)
-                result = warehouse.to_arrow(verdicts.order_by("n"))
-            finally:
-                backend.drop_table(step + "_f", force=True)
-                backend.drop_table(step, force=True)
-            engine_seconds = time.perf_counter() - started
+            if chunk.numbers:
+                judge.run(chunk.lines())
+                lines, verdicts = warehouse.table(f"{_STAGE}_lines"), judge.judged
+                refused = verdicts.filter(~verdicts.ok).select("n")
+                undecided = warehouse.to_arrow(lines.semi_join(refused, "n").select("n", "text"))
+                python = zip(undecided.column("n").to_pylist(), undecided.column("text").to_pylist(), strict=True)
+                pending = sorted([*chunk.pending, *((n, text.encode("utf-8")) for n, text in python)])
+            else:
+                pending = chunk.pending
+            report.engine_seconds += time.perf_counter() - started
             rows = EventRows()
-            ok = result.column("ok")
-            undecided = result.filter(pc.invert(ok))
-            numbers = _line_numbers(undecided.column("n").to_pylist(), skipped_numbers)
-            pending = list(
-                zip(undecided.column("n").to_pylist(), numbers, undecided.column("line").to_pylist(), strict=True)
-            )
-            if start == 1:  # the lines the reader could not decode, once (ordinal 0: they sort first)
-                pending += [(0, number, raw) for number, raw in skipped]
             python_n: list[int] = []
-            for ordinal, number, text in pending:
-                raw = (text.encode("utf-8") if isinstance(text, str) else text).strip()
+            for number, raw in pending:
                 if rows.add_raw(
                     raw,
                     received_at=received_at,
@@ -546,40 +614,68 @@ def import_jsonl(
                     deterministic_ids=True,
                     origin=f"file:{name}:{number}",
                 ):
-                    python_n.append(ordinal)
-            accepted = result.filter(ok)
-            missing = accepted.filter(pc.is_null(accepted.column("message_id")))
-            hashes = (
-                [content_message_id(t.encode("utf-8")) for t in missing.column("line").to_pylist()]
-                if missing.num_rows
-                else None
-            )
-            events = _events_table(accepted, hashes)
-            if rows.rows:  # lines the Python path accepted: merged in line order, the first of an id wins
-                events = _merge(events, accepted.column("n"), rows.to_arrow(), python_n)
-                rows.rows.clear()
-            report.write.add(write_table(warehouse, events, rows))
-            report.engine_seconds += engine_seconds
+                    python_n.append(number)
             report.python_judged += len(pending)
+            report.write.add(_write(warehouse, judge.judged if chunk.numbers else None, rows, python_n))
             for rejected in rows.rejected:
                 if len(report.sample_reasons) >= 10:
                     break
                 report.sample_reasons.append(f"{rejected.origin}: {rejected.reason}")
             if progress is not None:
-                progress(int(size * result.num_rows / max(total, 1)))
+                progress(chunk.size)
+    finally:
+        for step in ("lines", "parsed", "typed", "parts", "python"):
+            warehouse.drop_staged(f"{_STAGE}_{step}")
 
 
-def _merge(events: pa.Table, events_n: pa.ChunkedArray, python_rows: pa.Table, python_n: list[int]) -> pa.Table:
-    """Engine-accepted and Python-accepted rows in line order, a later row of the same messageId dropped."""
-    merged = pa.concat_tables([events, python_rows.cast(EVENTS_ARROW)])
-    order = pa.concat_arrays([events_n.combine_chunks(), pa.array(python_n, type=events_n.type)])
-    merged = merged.take(pc.sort_indices(order))
-    seen: set[str] = set()
-    keep = []
-    for value in merged.column("message_id").to_pylist():
-        keep.append(value not in seen)
-        seen.add(value)
-    return merged.filter(pa.array(keep))
+def _write(warehouse: Warehouse, verdicts: ir.Table | None, rows: EventRows, python_n: list[int]) -> WriteResult:
+    """Commit a chunk: the engine's accepted lines (``verdicts``), the Python judge's rows and
+    rejects, in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules: suppression,
+    the events' consent, and dedup by messageId where the first line of an id wins."""
+    from touchpoint.collect import suppression
+    from touchpoint.collect.store import _consent, _consent_table, write_table
+
+    python_rows = rows.to_arrow().append_column("n", pa.array(python_n, pa.int64()))
+    rows.rows.clear()
+    if verdicts is None:
+        return write_table(warehouse, python_rows.drop_columns(["n"]), rows)
+    accepted = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
+    warehouse.stage_table(f"{_STAGE}_python", python_rows)
+    staged = accepted.union(warehouse.table(f"{_STAGE}_python").select("n", *EVENT_COLUMNS))
+    counts = warehouse.to_arrow(staged.aggregate(rows=staged.count(), ids=staged.message_id.nunique()))
+    received = counts["rows"][0].as_py() + len(rows.rejected)
+    first = staged  # a messageId twice in the chunk: its first line wins (the engine's own order is not the file's)
+    if counts["ids"][0].as_py() != counts["rows"][0].as_py():
+        first = staged.filter(ibis.row_number().over(group_by="message_id", order_by="n") == 0)
+    if suppression.hashes(warehouse):  # erased people on the list: the Arrow write path checks each event
+        events = warehouse.to_arrow(first.order_by("n").drop("n"))
+        return write_table(warehouse, events.cast(EVENTS_ARROW), rows)
+    # the consent of every accepted line, in line order, as write_rows reads it from its events
+    mentions = [staged.event == "Consent Updated", *(staged[c].contains("consent") for c in _CONSENT_IN)]
+    candidates = warehouse.to_arrow(staged.filter(ibis.or_(*mentions).fill_null(False)).order_by("n").drop("n"))
+    found, dropped = _consent(candidates.cast(EVENTS_ARROW))
+    events = first.drop("n")
+    if found is not None and dropped:
+        events = events.filter(~events.message_id.isin(sorted(found.analytics_denied)))
+    consent = _consent_table(found.rows if found is not None else [])
+    rejects = rows.quarantine_arrow()
+    try:
+        with warehouse.write(lane="events") as tx:
+            stored = tx.insert_new("events", events)
+            new_rejects = tx.insert_new("quarantine", rejects)
+            recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
+    except Exception:  # a value the rules let through and the warehouse refused: the Arrow path isolates it
+        everything = warehouse.to_arrow(first.order_by("n").drop("n"))
+        return write_table(warehouse, everything.cast(EVENTS_ARROW), rows)
+    return WriteResult(
+        received=received,
+        stored=stored,
+        quarantined=new_rejects,
+        already_quarantined=rejects.num_rows - new_rejects,
+        consent_dropped=dropped,
+        consent_recorded=recorded,
+        consent_problems=found.problems[:MAX_PROBLEMS] if found is not None else [],
+    )
 
 
-__all__ = ["PATHS", "file_is_plain", "import_jsonl", "judged"]
+__all__ = ["PATHS", "chunks", "import_jsonl", "judged"]

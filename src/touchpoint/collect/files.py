@@ -214,11 +214,9 @@ def _engine_import(
     progress: Progress | None,
     report: ImportReport,
 ) -> bool:
-    """Import through the engine when it can stage the file with the same line split; False if not."""
+    """Import through the engine when the warehouse can stage tables; False if not (nothing written then)."""
     from touchpoint.collect import engine_import
 
-    if not engine_import.file_is_plain(path):  # CR or \x01 in the file: the reader would split lines differently
-        return False
     try:
         engine_import.import_jsonl(
             warehouse,
@@ -249,9 +247,9 @@ def import_events(
 ) -> ImportReport:
     """Import Segment-shaped events from ``path``; returns counts (stored, duplicates, quarantined).
 
-    With ``engine=True`` (experimental: correct, not yet fast), a JSONL file without a mapping is judged
-    in the engine (:mod:`touchpoint.collect.engine_import`) when the warehouse can stage it; otherwise,
-    and for other formats and mappings, line by line. Both apply the same rules and give the same result.
+    With ``engine=True``, a JSONL file without a mapping is judged in the engine
+    (:mod:`touchpoint.collect.engine_import`) when the warehouse can stage tables; otherwise, and for
+    other formats and mappings, line by line. Both apply the same rules and give the same result.
     """
     fmt = detect_format(path, fmt)
     report = ImportReport(file=str(path))

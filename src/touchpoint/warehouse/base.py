@@ -29,7 +29,6 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -45,20 +44,6 @@ WRITE_LANES = ("main", "events")  # see Warehouse.write
 _sections: dict[tuple[str, str], threading.RLock] = {}  # see Warehouse.exclusive
 _sections_guard = threading.Lock()
 Rows = pa.Table  # rows to write: an Arrow table (an Ibis expression is also accepted where noted)
-
-
-@dataclass
-class StagedLines:
-    """A text file's lines staged in the engine (see :meth:`Warehouse.stage_lines`).
-
-    ``table`` has ``n`` (the 1-based ordinal of each line the reader could decode, empty lines
-    included) and ``line`` (its text, NULL when empty). ``unreadable`` holds the byte offsets of
-    lines it could not decode (not UTF-8), which are not in ``table``.
-    """
-
-    table: ir.Table
-    rows: int
-    unreadable: list[int] = field(default_factory=list)
 
 
 def _row_count(wh: Warehouse, name: str) -> ir.Scalar:
@@ -82,7 +67,7 @@ class Transaction(ABC):
         """Insert every row; returns how many."""
 
     @abstractmethod
-    def insert_new(self, table: str, rows: pa.Table) -> int:
+    def insert_new(self, table: str, rows: pa.Table | ir.Table) -> int:
         """Insert the rows whose key (the table's declared key) is not stored yet; returns how many."""
 
     @abstractmethod
@@ -231,7 +216,7 @@ class Warehouse(ABC):
         with self.staged(rows) as ready, self.write() as tx:
             return tx.append(table, ready)
 
-    def insert_new(self, table: str, rows: pa.Table) -> int:
+    def insert_new(self, table: str, rows: pa.Table | ir.Table) -> int:
         with self.write() as tx:
             return tx.insert_new(table, rows)
 
@@ -264,12 +249,16 @@ class Warehouse(ABC):
             hint="implement Warehouse.compact() for this engine (PostgreSQL: VACUUM FULL)",
         )
 
-    def stage_lines(self, path: str) -> AbstractContextManager[StagedLines]:
-        """The lines of the text file at ``path``, read by the engine's own reader into a temporary table
-        on this thread's connection (dropped on exit), for set-based work such as
-        :mod:`touchpoint.collect.engine_import`. Engines without one raise ``NotImplementedError`` and
-        their callers take the row-by-row path."""
-        raise NotImplementedError(f"the {self.dialect} adapter cannot stage a file's lines")
+    def stage_table(self, name: str, rows: pa.Table | ir.Table) -> None:
+        """Put ``rows`` (Arrow, or an expression over this connection's tables) in the temporary table
+        ``name`` on this thread's connection, replacing what it held, for set-based work in several
+        materialised steps such as :mod:`touchpoint.collect.engine_import`. Engines without temporary
+        tables raise ``NotImplementedError`` and their callers take the row-by-row path."""
+        raise NotImplementedError(f"the {self.dialect} adapter cannot stage temporary tables")
+
+    def drop_staged(self, name: str) -> None:
+        """Drop the temporary table ``name`` that :meth:`stage_table` made, if there is one."""
+        return None  # engines without temporary tables staged nothing
 
     # -- schema ------------------------------------------------------------------------------------
     @abstractmethod

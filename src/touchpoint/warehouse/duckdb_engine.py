@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
 from touchpoint.warehouse import prepared
-from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, StagedLines, Transaction, Warehouse, quote
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
 
@@ -113,7 +113,7 @@ class DuckDBTransaction(Transaction):
     def append(self, table: str, rows: pa.Table | ir.Table) -> int:
         return self._insert(table, rows)
 
-    def insert_new(self, table: str, rows: pa.Table) -> int:
+    def insert_new(self, table: str, rows: pa.Table | ir.Table) -> int:
         return self._insert(table, rows, " ON CONFLICT DO NOTHING")
 
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
@@ -356,29 +356,21 @@ class DuckDBWarehouse(Warehouse):
         finally:
             backend.drop_table(name, force=True)
 
-    @contextmanager
-    def stage_lines(self, path: str) -> Iterator[StagedLines]:
-        """DuckDB's CSV reader with no quote, no escape and a delimiter a line cannot hold as valid JSON
-        (\\x01): one VARCHAR per line, in file order (a temporary table's rowid keeps insertion order).
-        Lines that are not UTF-8 are skipped by the reader and reported by byte offset."""
+    def stage_table(self, name: str, rows: pa.Table | ir.Table) -> None:
         backend = self._backend()
-        name = f"__tp_lines_{next(_names)}"
-        literal = "'" + str(path).replace("'", "''") + "'"
-        backend.con.execute(
-            f"CREATE TEMP TABLE {name}_raw AS SELECT line FROM read_csv({literal}, columns={{'line': 'VARCHAR'}}, "
-            "delim='\x01', quote='', escape='', header=false, auto_detect=false, strict_mode=false, "
-            "new_line='\\n', max_line_size=1073741824, ignore_errors=true, store_rejects=true, "
-            f"rejects_table='{name}_rj', rejects_scan='{name}_rs')"
-        )
-        try:
-            backend.con.execute(f"CREATE TEMP TABLE {name} AS SELECT rowid + 1 AS n, line FROM {name}_raw")
-            backend.con.execute(f"DROP TABLE {name}_raw")
-            rows = int(backend.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
-            offsets = backend.con.execute(f"SELECT DISTINCT byte_position FROM {name}_rj ORDER BY 1").fetchall()
-            yield StagedLines(backend.table(name), rows, [int(r[0]) for r in offsets])
-        finally:
-            for table in (f"{name}_raw", name, f"{name}_rj", f"{name}_rs"):
-                backend.con.execute(f"DROP TABLE IF EXISTS {table}")
+        if isinstance(rows, pa.Table):
+            view = f"__tp_arrow_{next(_names)}"
+            backend.con.register(view, rows)
+            try:
+                backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM {view}")
+            finally:
+                backend.con.unregister(view)
+            return
+        backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
+        backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {backend.compile(rows)}")
+
+    def drop_staged(self, name: str) -> None:
+        self._backend().con.execute(f"DROP TABLE IF EXISTS temp.{quote(name)}")
 
     # -- compaction ------------------------------------------------------------------------------------
     def compact(self) -> dict[str, Any]:

@@ -209,7 +209,7 @@ class PostgresTransaction(Transaction):
     def append(self, table: str, rows: pa.Table | ir.Table) -> int:
         return self._insert(table, rows)
 
-    def insert_new(self, table: str, rows: pa.Table) -> int:
+    def insert_new(self, table: str, rows: pa.Table | ir.Table) -> int:
         return self._insert(table, rows, " ON CONFLICT DO NOTHING")
 
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
