@@ -266,9 +266,12 @@ def run_duckdb_read_json(folder: Path, path: Path) -> dict[str, Any]:
     return {"seconds": seconds, "events_per_s": n / seconds, "stored": n}
 
 
+NO_JOBS: list[str] = []  # ["--no-jobs"] with --no-jobs: the collector without the job runner beside it
+
+
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder)],
+        [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder), *NO_JOBS],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -385,7 +388,15 @@ def main() -> None:
         choices=["batch_100_c8", "batch_100_c32", "single_track_c32", "single_track_path_c32"],
         help="only these HTTP runs (default: all four)",
     )
+    parser.add_argument(
+        "--no-jobs",
+        action="store_true",
+        help="serve with --no-jobs: the collector alone, without the jobs (identity, profiles...) that by default "
+        "run beside it and process the events as they arrive",
+    )
     args = parser.parse_args()
+    if args.no_jobs:
+        NO_JOBS.append("--no-jobs")
     if args.import_only:
         import_only(args.sizes, args.engine_max)
         return
