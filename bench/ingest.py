@@ -7,7 +7,8 @@ the in-process limit, and DuckDB's own JSON loader as the ceiling, at several si
 
 HTTP load comes from wrk (Debian package `wrk`, a compiled load generator, so the client does not steal
 the server's CPU the way a Python client would); each request carries fresh messageIds, generated in Lua.
-Prints a table and writes bench/results/ingest.json.
+Each HTTP run also reports the server's CPU seconds per million stored events (user + system, all threads, from
+/proc) and wrk's own share of the CPU used by both. Prints a table and writes bench/results/ingest.json.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
-TARGETS = {"batch_events_per_s": 50_000, "single_requests_per_s": 2_000, "import_events_per_s": 200_000}
+TARGETS = {"batch_events_per_s": 50_000, "single_requests_per_s": 3_000, "import_events_per_s": 200_000}
 
 WRK_BATCH = r"""
 local counter = 0
@@ -273,9 +274,12 @@ def run_duckdb_read_json(folder: Path, path: Path) -> dict[str, Any]:
     return {"seconds": seconds, "events_per_s": n / seconds, "stored": n}
 
 
+NO_JOBS: list[str] = []  # ["--no-jobs"] with --no-jobs: the collector without the job runner beside it
+
+
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder)],
+        [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder), *NO_JOBS],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -320,6 +324,9 @@ def _wrk(folder: Path, port: int, lua: str, connections: int, seconds: int) -> d
     server = start_server(folder, port)
     script = folder / "wrk.lua"
     script.write_text(lua.replace("%(auth)s", base64.b64encode(f"{key}:".encode()).decode()))
+    load_before = os.getloadavg()[0]
+    server_cpu = _process_cpu(server.pid)
+    wrk_cpu = _children_cpu()  # the server is not reaped yet: only wrk's time lands here
     try:
         out = subprocess.run(
             [
@@ -341,13 +348,29 @@ def _wrk(folder: Path, port: int, lua: str, connections: int, seconds: int) -> d
             capture_output=True,
             text=True,
         ).stdout
+        wrk_cpu = _children_cpu() - wrk_cpu
+        server_cpu = _process_cpu(server.pid) - server_cpu
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     result = parse_wrk(out)
     result.update({"connections": connections, "stored": count_events(folder)})
     result["events_per_s"] = result["stored"] / result["seconds"]
+    result.update(
+        server_cpu_seconds=server_cpu,
+        server_cpu_s_per_million=server_cpu / max(1, result["stored"]) * 1e6,
+        wrk_cpu_seconds=wrk_cpu,
+        wrk_cpu_share=wrk_cpu / max(1e-9, wrk_cpu + server_cpu),
+        load_before=load_before,
+        load_after=os.getloadavg()[0],
+    )
     return result
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_http(folder: Path, port: int, per_request: int, path: str, connections: int, seconds: int) -> dict[str, Any]:
@@ -369,7 +392,21 @@ def main() -> None:
         "--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000], help="with --import-only"
     )
     parser.add_argument("--python-max", type=int, default=1_000_000, help="largest size for import --no-engine")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=["batch_100_c8", "batch_100_c32", "single_track_c32", "single_track_path_c32"],
+        help="only these HTTP runs (default: all four)",
+    )
+    parser.add_argument(
+        "--no-jobs",
+        action="store_true",
+        help="serve with --no-jobs: the collector alone, without the jobs (identity, profiles...) that by default "
+        "run beside it and process the events as they arrive",
+    )
     args = parser.parse_args()
+    if args.no_jobs:
+        NO_JOBS.append("--no-jobs")
     if args.import_only:
         import_only(args.sizes, args.python_max)
         return
@@ -396,15 +433,20 @@ def main() -> None:
             path.unlink()
             print(f"size {n:,}: done", file=sys.stderr)
         port = 18_000 + os.getpid() % 1000
-        results["http"]["batch_100_c8"] = run_http(work / "http1", port, 100, "/v1/batch", 8, seconds)
-        results["http"]["batch_100_c32"] = run_http(work / "http2", port + 1, 100, "/v1/batch", 32, seconds)
-        results["http"]["single_track_c32"] = run_http(work / "http3", port + 2, 1, "/v1/batch", 32, seconds)
-        results["http"]["single_track_path_c32"] = run_http_single(work / "http4", port + 3, 32, seconds)
+        cases = {
+            "batch_100_c8": lambda: run_http(work / "http1", port, 100, "/v1/batch", 8, seconds),
+            "batch_100_c32": lambda: run_http(work / "http2", port + 1, 100, "/v1/batch", 32, seconds),
+            "single_track_c32": lambda: run_http(work / "http3", port + 2, 1, "/v1/batch", 32, seconds),
+            "single_track_path_c32": lambda: run_http_single(work / "http4", port + 3, 32, seconds),
+        }
+        for name in args.cases or list(cases):
+            results["http"][name] = cases[name]()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    best_batch = max(results["http"]["batch_100_c8"]["events_per_s"], results["http"]["batch_100_c32"]["events_per_s"])
-    if sizes:
+    batches = [r["events_per_s"] for k, r in results["http"].items() if k.startswith("batch")]
+    best_batch = max(batches, default=0.0)
+    if sizes and batches:
         results["ratio_batch_to_in_process"] = best_batch / results["in_process"][sizes[-1]]["events_per_s"]
     print_table(results, sizes)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -434,7 +476,10 @@ def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> 
 
 
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
-    print(f"\n{'measure':44} {'size':>10} {'events/s':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'target':>9}")
+    print(
+        f"\n{'measure':44} {'size':>10} {'events/s':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'target':>9} "
+        f"{'cpu s/M':>8} {'wrk cpu':>7} {'load':>5}"
+    )
     for n in sizes:
         for key, label in (
             ("import", "touchpoint import events (JSONL)"),
@@ -448,7 +493,8 @@ def print_table(results: dict[str, Any], sizes: list[int]) -> None:
         target = TARGETS["single_requests_per_s"] if key.startswith("single") else TARGETS["batch_events_per_s"]
         print(
             f"{'HTTP ' + key:44} {r['stored']:>10,} {r['events_per_s']:>12,.0f} {r['requests_per_s']:>9,.0f} "
-            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {target:>9,}"
+            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {target:>9,} {r['server_cpu_s_per_million']:>8.1f} "
+            f"{r['wrk_cpu_share']:>7.0%} {r['load_before']:>5.1f}"
         )
     if "ratio_batch_to_in_process" in results:
         ratio = results["ratio_batch_to_in_process"]

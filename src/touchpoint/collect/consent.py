@@ -197,6 +197,8 @@ def extract(events: pa.Table, purposes: dict[str, str], categories: dict[str, st
         return out
     reader = _Reader(purposes, categories)
     events = _candidates(events)  # the few rows that mention consent, found in Arrow: the hot path stays cheap
+    if events.num_rows == 0:
+        return out
     columns = ("message_id", "type", "event", *WHO, "timestamp", "received_at", "traits", "context", "properties")
     data = {c: events.column(c).to_pylist() for c in columns if c in events.column_names}
     for i in range(events.num_rows):

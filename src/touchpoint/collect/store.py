@@ -124,7 +124,7 @@ def _commit(
     with_consent: bool,
 ) -> WriteResult:
     """The transaction of :func:`write_rows`; ``rows`` holds the rejects (and, from write_rows, the events)."""
-    rejects = rows.quarantine_arrow()
+    rejects = rows.quarantine_arrow() if rows.rejected else _NO_REJECTS
     every_event = events
     found, dropped = _consent(events) if with_consent else (None, 0)
     if found is not None and dropped:
@@ -185,8 +185,14 @@ def _consent(events: pa.Table) -> tuple[Extracted | None, int]:
     return found, dropped
 
 
+_CONSENT_ARROW = schema.CONSENT_HISTORY.schema.to_pyarrow()
+# Most group commits carry no reject and no consent: their empty tables are built once, not per commit.
+_NO_REJECTS = EventRows().quarantine_arrow()
+_NO_CONSENT = pa.Table.from_pylist([], schema=_CONSENT_ARROW)
+
+
 def _consent_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schema.CONSENT_HISTORY.schema.to_pyarrow())
+    return pa.Table.from_pylist(rows, schema=_CONSENT_ARROW) if rows else _NO_CONSENT
 
 
 def _insert_quarantine(warehouse: Warehouse, rejects: pa.Table) -> int:
