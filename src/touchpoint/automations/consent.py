@@ -25,15 +25,15 @@ import base64
 import hashlib
 import hmac
 import secrets
-from pathlib import Path
 from collections.abc import Hashable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis
 
 from touchpoint.automations.definition import TRANSACTIONAL
-from touchpoint.errors import InvalidInput
 from touchpoint.config import get_settings
+from touchpoint.errors import InvalidInput
 from touchpoint.privacy import consent as privacy_consent
 from touchpoint.privacy import purposes
 from touchpoint.warehouse import Warehouse

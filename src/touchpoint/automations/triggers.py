@@ -335,7 +335,8 @@ def _not_entered(
     if occurrences is not None and ids is not None:
         have = wh.prepared(_entered_read, name, occurrences, ids)
     else:  # an identifier holding the separator: the same read, built for these lists
-        have = wh.to_arrow(_entered(wh, ibis.literal(name), _values(decided, "occurrence"), _values(decided, "profile_id")))
+        lists = _values(decided, "occurrence"), _values(decided, "profile_id")
+        have = wh.to_arrow(_entered(wh, ibis.literal(name), *lists))
     known = {(r["profile_id"], r["occurrence"]) for r in have.to_pylist()}
     return [(e, c) for e, c in decided if (e["profile_id"], e["occurrence"]) not in known]
 
