@@ -25,15 +25,19 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ibis
 
 from touchpoint.automations.definition import TRANSACTIONAL
+from touchpoint.config import get_settings
 from touchpoint.errors import InvalidInput
 from touchpoint.privacy import consent as privacy_consent
+from touchpoint.privacy import purposes
 from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse.clock import utcnow
 from touchpoint.warehouse.private_files import private_dir, write_private
 
 if TYPE_CHECKING:
@@ -99,11 +103,36 @@ def unsubscribe(wh: Warehouse, key: bytes, token: str) -> dict[str, Any]:
     return {"unsubscribed": True, "profile_id": profile_id, "purpose": purpose}
 
 
-def with_consent(wh: Warehouse, people: ir.Table, purpose: str | None, *, column: str = "consent") -> ir.Table:
-    """``people`` (with a ``profile_id`` column) plus a boolean ``column``: may we act on them for ``purpose``?"""
+def with_consent(
+    wh: Warehouse,
+    people: ir.Table,
+    purpose: str | None,
+    *,
+    column: str = "consent",
+    at: ir.TimestampValue | None = None,
+) -> ir.Table:
+    """``people`` (with a ``profile_id`` column) plus a boolean ``column``: may we act on them for ``purpose``
+    at ``at`` (an expression: a prepared read's bound instant; default the present)?"""
     if purpose is None or purpose == TRANSACTIONAL:
         return people.mutate(**{column: ibis.literal(True)})
     try:
-        return privacy_consent.with_consent(wh, people, purpose, column=column)
+        return privacy_consent.with_consent(wh, people, purpose, column=column, at=at)
     except InvalidInput:  # a purpose removed from consent_purposes since the automation was saved: none holds
         return people.mutate(**{column: ibis.literal(False)})
+
+
+def shape(purpose: str | None) -> Hashable:
+    """What shapes :func:`with_consent`'s query for ``purpose`` beside the data (the purpose's default, its
+    regions' defaults, the country-to-region mapping, or that the purpose is unknown): the key of a
+    prepared read that checks it, so a changed setting compiles the read again."""
+    if purpose is None or purpose == TRANSACTIONAL:
+        return "always"
+    try:
+        default = purposes.default_granted(purpose)
+    except InvalidInput:
+        return "unknown"
+    regions = tuple(sorted(purposes.region_defaults(purpose).items()))
+    return (purpose, default, regions, tuple(sorted(get_settings().consent_regions.items())) if regions else ())
+
+
+now = utcnow  # the instant consent is judged at (the warehouse's clock)

@@ -40,6 +40,7 @@ from touchpoint.automations import actions, channels, consent, journal, outbox, 
 from touchpoint.automations.definition import Automation
 from touchpoint.errors import ConfigError, TouchpointError
 from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse.prepared import joined, listed
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -51,6 +52,12 @@ RECORD_EVERY = 200  # outcomes recorded per transaction (~10 ms whatever its siz
 IN_FLIGHT = 32  # messages handed to the lanes without an outcome yet
 
 
+def _who(ids: str | ir.Table) -> ir.Table:
+    """A builder's profile ids as a one-column table ``tp_pid``: a bound list (:func:`joined`), or (when an id
+    holds the separator) the in-memory table of them."""
+    return listed(ids, "tp_pid") if isinstance(ids, str) else ids
+
+
 def _ids(ids: list[str], column: str = "tp_pid") -> ir.Table:
     """``ids`` as a one-column in-memory table to join with: an ``isin`` of hundreds of literals costs Ibis
     ~50 ms to compile, a join with this ~10 ms."""
@@ -58,16 +65,29 @@ def _ids(ids: list[str], column: str = "tp_pid") -> ir.Table:
 
 
 def _consents(wh: Warehouse, rows: list[dict[str, Any]]) -> dict[tuple[str, str], bool]:
-    """``(profile_id, purpose) -> may we`` for the claimed rows, one query per purpose."""
+    """``(profile_id, purpose) -> may we`` for the claimed rows, one query per purpose (compiled once per
+    process and purpose: :func:`_consent_read`)."""
     by_purpose: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         by_purpose[r["purpose"] or ""].add(r["profile_id"])
     out: dict[tuple[str, str], bool] = {}
     for purpose, ids in by_purpose.items():
-        people = ibis.memtable(pa.table({"profile_id": pa.array(sorted(ids), pa.string())}))
-        checked = wh.to_arrow(consent.with_consent(wh, people, purpose or None)).to_pylist()
-        out.update({(c["profile_id"], purpose): bool(c["consent"]) for c in checked})
+        listed_ids = joined(sorted(ids))
+        if listed_ids is not None:
+            key = (purpose or None, consent.shape(purpose or None))
+            table = wh.prepared(_consent_read, listed_ids, consent.now().isoformat(), key=key)
+        else:  # an identifier holding the separator: the same check over an in-memory list
+            people = ibis.memtable(pa.table({"profile_id": pa.array(sorted(ids), pa.string())}))
+            table = wh.to_arrow(consent.with_consent(wh, people, purpose or None))
+        out.update({(c["profile_id"], purpose): bool(c["consent"]) for c in table.to_pylist()})
     return out
+
+
+def _consent_read(wh: Warehouse, key: tuple[str | None, Any], ids: str, at: str) -> ir.Table:
+    """``profile_id, consent`` for the profiles ``ids`` (:func:`joined`) and the purpose in ``key``, at ``at``."""
+    people = listed(ids, "profile_id")
+    when = ibis.literal(at, "string").cast("timestamp")
+    return consent.with_consent(wh, people, key[0], at=when)
 
 
 def _goal_reached(wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], now: datetime) -> set[str]:
@@ -95,23 +115,44 @@ def _goal_reached(wh: Warehouse, auto: Automation, rows: list[dict[str, Any]], n
     }
 
 
-def _profiles(wh: Warehouse, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Each profile's template context: ``traits`` (traits and profile columns) and ``predictions``."""
-    out: dict[str, dict[str, Any]] = {i: {"traits": {}, "predictions": {}} for i in ids}
-    who = _ids(ids)
+def _profile_rows(wh: Warehouse, ids: str | ir.Table) -> ir.Table:
     p = wh.table("profiles")
-    for row in wh.to_arrow(p.semi_join(who, p.profile_id == who.tp_pid)).to_pylist():
-        out[row["profile_id"]]["traits"].update({k: v for k, v in row.items() if v is not None})
+    who = _who(ids)
+    return p.semi_join(who, p.profile_id == who.tp_pid)
+
+
+def _trait_rows(wh: Warehouse, ids: str | ir.Table) -> ir.Table:
     tr = wh.table("profile_traits")
-    tr = tr.semi_join(who, tr.profile_id == who.tp_pid).select("profile_id", "trait", "value")
-    for row in wh.to_arrow(tr).to_pylist():
+    who = _who(ids)
+    return tr.semi_join(who, tr.profile_id == who.tp_pid).select("profile_id", "trait", "value")
+
+
+def _prediction_rows(wh: Warehouse, ids: str | ir.Table) -> ir.Table:
+    pr = wh.table("predictions")
+    who = _who(ids)
+    return pr.semi_join(who, pr.customer_id == who.tp_pid)
+
+
+def _profiles(wh: Warehouse, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each profile's template context: ``traits`` (traits and profile columns) and ``predictions`` (three
+    reads, each compiled once per process: the list of ids is one bound value)."""
+    out: dict[str, dict[str, Any]] = {i: {"traits": {}, "predictions": {}} for i in ids}
+    listed_ids = joined(ids)
+
+    def read(build: Any) -> list[dict[str, Any]]:
+        if listed_ids is not None:
+            return list(wh.prepared(build, listed_ids).to_pylist())
+        return list(wh.to_arrow(build(wh, _ids(ids))).to_pylist())  # an id holding the separator
+
+    for row in read(_profile_rows):
+        out[row["profile_id"]]["traits"].update({k: v for k, v in row.items() if v is not None})
+    for row in read(_trait_rows):
         try:
             value = json.loads(row["value"]) if row["value"] is not None else None
         except json.JSONDecodeError:
             value = row["value"]
         out[row["profile_id"]]["traits"][row["trait"]] = value
-    pr = wh.table("predictions")
-    for row in wh.to_arrow(pr.semi_join(who, pr.customer_id == who.tp_pid)).to_pylist():
+    for row in read(_prediction_rows):
         out[row["customer_id"]]["predictions"] = {k: v for k, v in row.items() if k != "customer_id"}
     return out
 

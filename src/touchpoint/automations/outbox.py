@@ -102,18 +102,25 @@ def claim(
     """Take up to ``limit`` due rows and mark them ``sending``: pending and retry rows that are due, and rows
     left ``sending`` by a sender that died (the caller holds the deliveries section, and one process writes
     the embedded warehouse, so no live sender holds them)."""
-    t = wh.table(TABLE)
-    lit = ibis.literal(now, "timestamp")
-    due = (t.status.isin(list(WAITING)) & (t.due_at <= lit)) | (t.status == "sending")
-    if automations is not None:
-        due = due & t.automation.isin(automations or [""])
     with wh.write() as tx:
-        rows = wh.to_arrow(t.filter(due).order_by(["due_at", "outbox_id"]).limit(limit)).to_pylist()
+        names = None if automations is None else tuple(automations or [""])
+        rows = wh.prepared(_due, now.isoformat(), key=(names, limit)).to_pylist()
         if rows:
             for r in rows:
                 r["status"], r["updated_at"], r["attempts"] = "sending", now, int(r["attempts"] or 0) + 1
             tx.upsert(TABLE, to_arrow(rows), key=KEY)
     return rows
+
+
+def _due(wh: Warehouse, key: tuple[tuple[str, ...] | None, int], now: str) -> ir.Table:
+    """The claim's read (compiled once per process and set of automations): due rows, oldest first."""
+    automations, limit = key
+    t = wh.table(TABLE)
+    lit = ibis.literal(now, "string").cast("timestamp")
+    due = (t.status.isin(list(WAITING)) & (t.due_at <= lit)) | (t.status == "sending")
+    if automations is not None:
+        due = due & t.automation.isin(list(automations))
+    return t.filter(due).order_by(["due_at", "outbox_id"]).limit(limit)
 
 
 def record(wh: Warehouse, rows: list[dict[str, Any]]) -> None:

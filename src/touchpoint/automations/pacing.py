@@ -48,8 +48,11 @@ import pyarrow as pa
 from touchpoint.automations.zones import default_zone, recipient_zones
 from touchpoint.experiments.assignment import bucket
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.prepared import joined, listed
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
     from touchpoint.config import Settings
 
 CONTROL_KEY = "automations:global_control"
@@ -213,20 +216,18 @@ class Pacer:
 
     def _load_sent(self, ids: list[str]) -> None:
         window = max(c.seconds for c in self.caps)
-        since = ibis.literal(self.now - timedelta(seconds=window), "timestamp")
-        t = self.wh.table(schema.AUTOMATION_OUTBOX.name)
-        who = ibis.memtable(pa.table({"tp_pid": pa.array(ids, pa.string())}))  # cheaper to compile than isin
-        t = t.filter(
-            (t.status == "sent")
-            & (t.sent_at > since)
-            & (t.purpose.fill_null("") != TRANSACTIONAL)
-            & t.channel.isin(sorted({c.channel for c in self.caps}))
-        )
-        t = t.semi_join(who, t.profile_id == who.tp_pid)
+        since = (self.now - timedelta(seconds=window)).isoformat()
+        channels = tuple(sorted({c.channel for c in self.caps}))
+        listed_ids = joined(ids)
+        if listed_ids is not None:  # compiled once per process (the ids are one bound value)
+            found = self.wh.prepared(_recent_sends, listed_ids, since, key=channels)
+        else:  # an id holding the separator
+            who = ibis.memtable(pa.table({"tp_pid": pa.array(ids, pa.string())}))
+            found = self.wh.to_arrow(_recent_sends(self.wh, channels, who, since))
         for pid in ids:
-            for channel in {c.channel for c in self.caps}:
+            for channel in channels:
                 self.sent.pop((pid, channel), None)
-        for r in self.wh.to_arrow(t.select("profile_id", "channel", "sent_at")).to_pylist():
+        for r in found.to_pylist():
             self.sent[(r["profile_id"], r["channel"])].append(r["sent_at"])
 
     def check(self, row: dict[str, Any]) -> dict[str, Any] | None:
@@ -266,6 +267,20 @@ class Pacer:
         sent = self.sent.get((row["profile_id"], row["channel"]))
         if self.caps and row["purpose"] != TRANSACTIONAL and sent and self.now in sent:
             sent.remove(self.now)
+
+
+def _recent_sends(wh: Warehouse, channels: tuple[str, ...], ids: str | ir.Table, since: str) -> ir.Table:
+    """``profile_id, channel, sent_at`` of the capped channels' messages sent after ``since`` to ``ids``."""
+    who = listed(ids, "tp_pid") if isinstance(ids, str) else ids
+    t = wh.table(schema.AUTOMATION_OUTBOX.name)
+    t = t.filter(
+        (t.status == "sent")
+        & (t.sent_at > ibis.literal(since, "string").cast("timestamp"))
+        & (t.purpose.fill_null("") != TRANSACTIONAL)
+        & t.channel.isin(list(channels))
+    )
+    t = t.semi_join(who, t.profile_id == who.tp_pid)
+    return t.select("profile_id", "channel", "sent_at")
 
 
 def programme_goal(definitions: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -16,6 +16,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.automations import definition as d
@@ -30,9 +32,21 @@ STATUSES = ("active", "paused")
 now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
-def _row(wh: Warehouse, name: str) -> dict[str, Any] | None:
+def _named(wh: Warehouse, name: str) -> ir.Table:
     t = wh.table(TABLE)
-    rows = wh.to_arrow(t.filter(t.name == name)).to_pylist()
+    return t.filter(t.name == name)
+
+
+def _listed(wh: Warehouse, key: tuple[str | None]) -> ir.Table:
+    t = wh.table(TABLE)
+    (status,) = key
+    if status is not None:
+        t = t.filter(t.status == ibis.literal(status, "string"))
+    return t.order_by("name")
+
+
+def _row(wh: Warehouse, name: str) -> dict[str, Any] | None:
+    rows = wh.prepared(_named, name).to_pylist()  # read by every run of the jobs: compiled once
     return rows[0] if rows else None
 
 
@@ -52,10 +66,7 @@ def load(wh: Warehouse, name: str) -> d.Automation:
 
 
 def list_all(wh: Warehouse, *, status: str | None = None) -> list[dict[str, Any]]:
-    t = wh.table(TABLE)
-    if status is not None:
-        t = t.filter(t.status == status)
-    return [_out(r) for r in wh.to_arrow(t.order_by("name")).to_pylist()]
+    return [_out(r) for r in wh.prepared(_listed, key=(status,)).to_pylist()]
 
 
 def save(wh: Warehouse, definition: Any, *, replace: bool = False, at: datetime | None = None) -> dict[str, Any]:

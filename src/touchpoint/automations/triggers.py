@@ -36,6 +36,7 @@ from touchpoint.automations import consent, dates, flows, outbox, pacing, schedu
 from touchpoint.automations.definition import Automation, Trigger
 from touchpoint.experiments.assignment import bucket
 from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.prepared import joined, listed
 
 ENTRIES = schema.AUTOMATION_ENTRIES.name
 STATE = schema.AUTOMATION_STATE.name
@@ -51,10 +52,19 @@ def in_holdout(auto: Automation, profile_id: str) -> bool:
     return auto.holdout > 0 and bucket(holdout_key(auto.name), profile_id) < auto.holdout
 
 
-def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
+def _state_read(wh: Warehouse, name: str) -> ir.Table:
     t = wh.table(STATE)
-    rows = wh.to_arrow(t.filter(t.automation == name)).to_pylist()
+    return t.filter(t.automation == name)
+
+
+def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
+    rows = wh.prepared(_state_read, name).to_pylist()
     return rows[0] if rows else None
+
+
+def _ts(value: str) -> ir.TimestampValue:
+    """A builder's timestamp value (an ISO text bound as a parameter, cast in the engine)."""
+    return ibis.literal(value, "string").cast("timestamp")
 
 
 def _comparable(value: Any, operand: Any) -> bool:
@@ -100,14 +110,7 @@ def _selected(
     """Triggers in ``(since, until]`` as ``profile_id, trigger, at, properties`` (an expression)."""
     lo, hi = ibis.literal(since, "timestamp"), ibis.literal(until, "timestamp")
     if trigger.event is not None:
-        from touchpoint.identity.people import customer_events
-
-        e = wh.table("events")
-        e = e.filter((e.type == "track") & (e.event == trigger.event) & (e.received_at > lo) & (e.received_at <= hi))
-        ce = customer_events(wh, e, name="profile_id")
-        return ce.select(
-            "profile_id", trigger=ce.message_id, at=ce.received_at, properties=ce.properties.cast("string")
-        )
+        return _event_triggers(wh, ibis.literal(trigger.event), lo, hi)
     if trigger.kind == "score":
         b = wh.table(schema.SCORE_BANDS.name)
         b = b.filter((b.score == trigger.score) & (b.band == trigger.band) & (b.entered_at > lo) & (b.entered_at <= hi))
@@ -134,6 +137,44 @@ def _selected(
     )
 
 
+def _event_triggers(
+    wh: Warehouse, event: ir.StringValue, lo: ir.TimestampValue, hi: ir.TimestampValue, rule: str = "auto"
+) -> ir.Table:
+    """``track`` events named ``event`` received in ``(lo, hi]`` as ``profile_id, trigger, at, properties``."""
+    from touchpoint.identity.people import customer_events
+
+    e = wh.table("events")
+    e = e.filter((e.type == "track") & (e.event == event) & (e.received_at > lo) & (e.received_at <= hi))
+    ce = customer_events(wh, e, rule=rule, name="profile_id")
+    return ce.select("profile_id", trigger=ce.message_id, at=ce.received_at, properties=ce.properties.cast("string"))
+
+
+def _chosen(wh: Warehouse, expr: ir.Table, purposes: list[str], at: ir.TimestampValue | None = None) -> ir.Table:
+    """The selected triggers with each purpose's consent (``tp_consent_I``), in order, at most :data:`MAX_TRIGGERS`."""
+    for i, purpose in enumerate(purposes):
+        expr = consent.with_consent(wh, expr, purpose, column=f"tp_consent_{i}", at=at)
+    return expr.filter(expr.profile_id.notnull()).order_by(["at", "trigger"]).limit(MAX_TRIGGERS)
+
+
+def _event_read(wh: Warehouse, key: tuple[Any, ...], event: str, since: str, until: str, now: str) -> ir.Table:
+    """The prepared read of an event trigger's selection (:func:`_chosen` over :func:`_event_triggers`): the
+    hot path of every run, compiled once per process; ``key`` is the purposes, how consent reads each
+    (:func:`consent.shape`) and whether events' identities are indexed."""
+    purposes = list(key[0])
+    triggers = _event_triggers(wh, ibis.literal(event, "string"), _ts(since), _ts(until), "profiles")
+    return _chosen(wh, triggers, purposes, _ts(now))
+
+
+def _latest_received(wh: Warehouse) -> ir.Scalar:
+    e = wh.table("events")
+    return e.received_at.max()
+
+
+def _latest_built(wh: Warehouse) -> ir.Scalar:
+    p = wh.table("profiles")
+    return p.built_at.max()
+
+
 def _watermark_source(wh: Warehouse, trigger: Trigger, now: datetime) -> datetime | None:
     """The latest instant a trigger of this kind can be evaluated up to: events received and already
     reflected in the profiles (resolved to their profile, traits built), memberships changed, band entries
@@ -144,8 +185,7 @@ def _watermark_source(wh: Warehouse, trigger: Trigger, now: datetime) -> datetim
         b = wh.table(schema.SCORE_BANDS.name)
         return wh.to_arrow(b.filter(b.score == trigger.score).entered_at.max()).as_py()
     if trigger.event is not None:
-        e = wh.table("events")
-        latest: datetime | None = wh.to_arrow(e.received_at.max()).as_py()
+        latest: datetime | None = wh.prepared(_latest_received).as_py()
         return _profiles_caught_up(wh, latest)
     m = wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
     m = m.filter(m.audience == trigger.audience)
@@ -162,8 +202,7 @@ def _profiles_caught_up(wh: Warehouse, latest: datetime | None) -> datetime | No
     if latest is None or not identity_store.resolved(wh):
         return None
     resolved = identity_store.read_state(wh).get("watermark")
-    p = wh.table("profiles")
-    built = wh.to_arrow(p.built_at.max()).as_py()
+    built = wh.prepared(_latest_built).as_py()
     if resolved is None or built is None:
         return None
     return min(latest, datetime.fromisoformat(str(resolved)), built)
@@ -200,13 +239,16 @@ def _decide(wh: Warehouse, saved: dict[str, Any], auto: Automation, at: datetime
     if saved["status"] != "active":  # passed over: the floor moves up with the watermark
         _save_state(wh, name, new_mark, new_mark, at)
         return {**out, "paused": True}
-    expr = _selected(wh, auto.trigger, since, until, floor=floor, anchor=saved["created_at"])
     purposes = sorted({s.purpose for _, s, _ in auto.actions() if s.purpose}) if auto.linear else []
-    for i, purpose in enumerate(purposes):
-        expr = consent.with_consent(wh, expr, purpose, column=f"tp_consent_{i}")
-    rows = wh.to_arrow(
-        expr.filter(expr.profile_id.notnull()).order_by(["at", "trigger"]).limit(MAX_TRIGGERS)
-    ).to_pylist()
+    if auto.trigger.event is not None:  # the hot path (a trigger per event): compiled once per process
+        from touchpoint.identity import store as identity_store
+
+        key = (tuple(purposes), tuple(consent.shape(p) for p in purposes), identity_store.events_indexed(wh))
+        values = (auto.trigger.event, since.isoformat(), until.isoformat(), consent.now().isoformat())
+        rows = wh.prepared(_event_read, *values, key=key).to_pylist()
+    else:
+        expr = _selected(wh, auto.trigger, since, until, floor=floor, anchor=saved["created_at"])
+        rows = wh.to_arrow(_chosen(wh, expr, purposes)).to_pylist()
     if len(rows) == MAX_TRIGGERS:
         new_mark = min(new_mark, rows[-1]["at"])
     if auto.trigger.where:
@@ -288,14 +330,32 @@ def _not_entered(
     """The decided entries whose key is not stored yet (read inside the writing transaction)."""
     if not decided:
         return []
-    t = wh.table(ENTRIES)
-    occurrences = sorted({e["occurrence"] for e, _ in decided})
-    ids = sorted({e["profile_id"] for e, _ in decided})
-    have = t.filter((t.automation == name) & t.occurrence.isin(occurrences) & t.profile_id.isin(ids))
-    known = {
-        (r["profile_id"], r["occurrence"]) for r in wh.to_arrow(have.select("profile_id", "occurrence")).to_pylist()
-    }
+    occurrences = joined(sorted({e["occurrence"] for e, _ in decided}))
+    ids = joined(sorted({e["profile_id"] for e, _ in decided}))
+    if occurrences is not None and ids is not None:
+        have = wh.prepared(_entered_read, name, occurrences, ids)
+    else:  # an identifier holding the separator: the same read, built for these lists
+        lists = _values(decided, "occurrence"), _values(decided, "profile_id")
+        have = wh.to_arrow(_entered(wh, ibis.literal(name), *lists))
+    known = {(r["profile_id"], r["occurrence"]) for r in have.to_pylist()}
     return [(e, c) for e, c in decided if (e["profile_id"], e["occurrence"]) not in known]
+
+
+def _values(decided: list[tuple[dict[str, Any], dict[str, bool]]], column: str) -> ir.Table:
+    return ibis.memtable(pa.table({"tp_v": pa.array(sorted({e[column] for e, _ in decided}), pa.string())}))
+
+
+def _entered(wh: Warehouse, name: ir.StringValue, occurrences: ir.Table, ids: ir.Table) -> ir.Table:
+    """``profile_id, occurrence`` of the entries of automation ``name`` among ``occurrences`` and ``ids``
+    (one-column tables ``tp_v``)."""
+    t = wh.table(ENTRIES)
+    t = t.filter(t.automation == name)
+    t = t.semi_join(occurrences, t.occurrence == occurrences.tp_v).semi_join(ids, t.profile_id == ids.tp_v)
+    return t.select("profile_id", "occurrence")
+
+
+def _entered_read(wh: Warehouse, name: str, occurrences: str, ids: str) -> ir.Table:
+    return _entered(wh, ibis.literal(name, "string"), listed(occurrences, "tp_v"), listed(ids, "tp_v"))
 
 
 def _save_state(wh: Warehouse, name: str, watermark: datetime, floor: datetime, at: datetime) -> None:

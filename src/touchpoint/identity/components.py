@@ -47,6 +47,12 @@ def _holder(key: str) -> str:
 
 
 _SEED_BITS = 2**32
+#: The schemas of :meth:`Scratch.save_empty`'s tables, by builder, key and input schemas.
+_SCHEMAS: dict[tuple[Any, ...], ibis.Schema] = {}
+
+
+def _input_schemas(inputs: dict[str, ir.Table]) -> tuple[Any, ...]:
+    return tuple((k, tuple(t.schema().items())) for k, t in sorted(inputs.items()))
 
 
 class Scratch:
@@ -85,7 +91,7 @@ class Scratch:
             build.__qualname__,
             name,
             key,
-            tuple((k, tuple(t.schema().items())) for k, t in sorted(inputs.items())),
+            _input_schemas(inputs),
         )
         sql = _COMPILED.get(cache_key)
         if sql is None:
@@ -101,6 +107,23 @@ class Scratch:
         if full not in self.names:
             self.names.append(full)
         return self.con.table(full)
+
+    def save_empty(
+        self, name: str, key: tuple[Any, ...], build: Callable[..., ir.Table], **inputs: ir.Table
+    ) -> ir.Table:
+        """What :meth:`save_query` would save when ``build`` selects no row: an empty table of its schema
+        (found once per process, over placeholders, like the SQL), without building, compiling or running
+        the query."""
+        cache_key = ("schema", build.__module__, build.__qualname__, name, key, _input_schemas(inputs))
+        found = _SCHEMAS.get(cache_key)
+        if found is None:
+            holders = {k: ibis.table(t.schema(), name=_holder(k)) for k, t in inputs.items()}
+            found = _SCHEMAS[cache_key] = build(**holders).schema()
+        full = f"{self.prefix}_{name}"
+        table = self.con.create_table(full, schema=found, temp=True, overwrite=True)
+        if full not in self.names:
+            self.names.append(full)
+        return table
 
     def close(self) -> None:
         for name in self.names:

@@ -91,14 +91,19 @@ def _rows(wh: Warehouse, expr: ir.Table) -> list[dict[str, Any]]:
     return rows
 
 
-def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table) -> Delta | None:
+def apply(
+    wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table, *, json_ids: bool = True
+) -> Delta | None:
     """Resolve ``new_events`` by the fast paths and write the result; ``None`` (nothing written)
-    when the components they change are too large to resolve in memory."""
+    when the components they change are too large to resolve in memory. ``json_ids=False`` says no new
+    event's JSON mentions a key identifiers are read from (:func:`~touchpoint.identity.extract.json_mentioned`):
+    their table is then created empty, without running its query."""
     # the same few queries every run: built and compiled once per rules (Scratch.save_query)
     key = (rules.fingerprint(),)
     types = [t for t, _ in column_ids(new_events, rules)]
     wide = s.save_query("new_ids", key, lambda events: identifiers(events, rules)[0], events=new_events)
-    extra = s.save_query("new_extra_ids", key, lambda events: identifiers(events, rules)[2], events=new_events)
+    save = s.save_query if json_ids else s.save_empty
+    extra = save("new_extra_ids", key, lambda events: identifiers(events, rules)[2], events=new_events)
     stats = s.save_query("new_stats", key, lambda w, x: node_stats(w, types, x, rules), w=wide, x=extra)
     nodes = wh.table(T.NODES)
     known = nodes.select(

@@ -34,7 +34,7 @@ from touchpoint.errors import InvalidInput
 from touchpoint.identity import delta, store
 from touchpoint.identity import tables as T
 from touchpoint.identity.components import Scratch
-from touchpoint.identity.extract import centers, identifiers, node_stats, pair_stats
+from touchpoint.identity.extract import centers, identifiers, json_mentioned, node_stats, pair_stats
 from touchpoint.identity.partition import partition
 from touchpoint.identity.rules import MergeRules
 from touchpoint.warehouse import Warehouse
@@ -404,14 +404,14 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
         recent = events.filter(events.received_at >= since)
         # the new events and the count of all events in ONE statement, so one snapshot: events the
         # collector commits meanwhile are in neither (the next update takes them), not in one only
-        counted = recent.anti_join(seen, "message_id").mutate(_events_total=events.count().as_scalar())
+        counted = recent.anti_join(seen, "message_id")
+        counted = counted.mutate(_events_total=events.count().as_scalar(), _json_ids=json_mentioned(counted, rules))
         saved = s.save(counted, "new_events_counted")
-        found = int(saved.count().to_pyarrow().as_py())
-        if found:
-            total = int(saved._events_total.max().to_pyarrow().as_py())
-        else:
-            total = int(events.count().to_pyarrow().as_py())
-        new_events = s.save(saved.drop("_events_total"), "new_events")
+        summary = saved.aggregate(n=saved.count(), total=saved._events_total.max(), json=saved._json_ids.any())
+        first = summary.to_pyarrow().to_pylist()[0]
+        found = int(first["n"])
+        total = int(first["total"]) if found else int(events.count().to_pyarrow().as_py())
+        new_events = s.save(saved.drop("_events_total", "_json_ids"), "new_events")
         if found != total - processed:
             # events arrived stamped before the window (an import with old received_at) or were erased
             result = rebuild(wh, rules)
@@ -421,7 +421,7 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
             return result
         if found == 0:
             return ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3), changed_profiles=[])
-        fast = delta.apply(wh, s, rules, new_events)
+        fast = delta.apply(wh, s, rules, new_events, json_ids=bool(first["json"]))
         if fast is None:  # the touched components are large: resolve them in the engine
             result = _recompute(wh, s, rules, new_events=new_events, components=None)
             result.path = "engine"

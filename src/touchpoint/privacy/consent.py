@@ -121,10 +121,11 @@ def with_consent(
     purpose: str | None,
     *,
     column: str = "consent",
-    at: datetime | None = None,
+    at: datetime | ir.TimestampValue | None = None,
     settings: Settings | None = None,
 ) -> ir.Table:
-    """``people`` (with a ``profile_id`` column) plus a boolean ``column``: does consent for ``purpose`` hold?
+    """``people`` (with a ``profile_id`` column) plus a boolean ``column``: does consent for ``purpose`` hold
+    at ``at`` (an instant, or an expression of one: a prepared read's bound parameter; default now)?
 
     ``None`` and ``transactional`` need no consent (the column is true). An unknown purpose is
     :class:`~touchpoint.errors.InvalidInput`.

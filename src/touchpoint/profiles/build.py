@@ -168,8 +168,7 @@ def build(
                 touched, new_profiles = (), ()
             plan = _Plan(sorted(recompute), sorted(set(touched) - recompute), new_events, set(new_profiles))
             extended, recomputed = _refresh(wh, plan, as_of_ts)
-    n = int(wh.table(PROFILES).count().to_pyarrow().as_py())
-    k = int(wh.table(TRAITS).count().to_pyarrow().as_py())
+    n, k = wh.count(PROFILES), wh.count(TRAITS)
     return {
         "profiles": n,
         "traits": k,
@@ -211,7 +210,7 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
                 f"{name}_rows", (), lambda i, e, p: store.typed(_rows(wh, i, e, p)[0], BASE_SCHEMA), i=ids, e=evs, p=ep
             )
             t = scratch.save_query(f"{name}_traits", (), lambda i, e, p: _rows(wh, i, e, p)[1], i=ids, e=evs, p=ep)
-            return store.typed(r, BASE_SCHEMA), t  # the stored columns' types, as every part of the union
+            return r, t  # typed to the stored columns' types as every part of the union (_rows_to_write)
 
         recompute = plan.recompute
         ext = extend.Extension()
@@ -220,7 +219,7 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
             ext = extend.extend(wh, plan.touched, e_ids, SESSION_GAP_MINUTES * 60, scratch)
             recompute = sorted(set(recompute) | set(ext.fallback))
         changed = stage(_ids([*recompute, *ext.profiles]))
-        parts = [store.typed(wh.table(PROFILES).anti_join(changed, "profile_id"), BASE_SCHEMA)]
+        parts: list[ir.Table] = []  # the rows of the recomputed and extended profiles (the others are kept)
         traits: list[tuple[ir.Table, ir.Table]] = []
         events = wh.table("events")
         brand_new = [p for p in recompute if p in plan.new_profiles] if e_ids is not None else []
@@ -244,30 +243,28 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
             traits.append((r_ids, r_traits))
         if ext.rows and e_ids is not None:
             x_ids = stage(_ids(ext.profiles))
-            x_rows = ibis.memtable(pa.Table.from_pylist(ext.rows, schema=BASE_SCHEMA.to_pyarrow()))
-            parts.append(store.typed(x_rows, BASE_SCHEMA))
+            x_rows = stage(ibis.memtable(pa.Table.from_pylist(ext.rows, schema=BASE_SCHEMA.to_pyarrow())))
+            parts.append(x_rows)
             x_traits = scratch.save_query(
                 "extended_traits", (), lambda x, e: extend.new_traits(wh, x, e), x=x_ids, e=e_ids
             )
             traits.append((x_ids, x_traits))
-        p = _finish(ibis.union(*parts, distinct=False), as_of_ts)
-        # write the changed profiles and every row whose scores or days since the last order moved
-        s = wh.table(PROFILES).select(
-            "profile_id",
-            s_days="days_since_last_order",
-            s_r="recency_score",
-            s_f="frequency_score",
-            s_m="monetary_score",
+        # the rows to write, compiled once per process and number of parts (Scratch.save_query): the
+        # instants as a one-row input, each part as a staged input, the stored profiles by name
+        clock = stage(
+            ibis.memtable(
+                pa.table(
+                    {
+                        "as_of": pa.array([as_of_ts], pa.timestamp("us")),
+                        "built_at": pa.array([store.now()], pa.timestamp("us")),
+                    }
+                )
+            )
         )
-        j = p.left_join(s, "profile_id")
-        moved = (
-            ~j.days_since_last_order.identical_to(j.s_days)
-            | ~j.recency_score.identical_to(j.s_r)
-            | ~j.frequency_score.identical_to(j.s_f)
-            | ~j.monetary_score.identical_to(j.s_m)
-            | j.profile_id.isin(changed.profile_id)
+        inputs = {f"part_{i}": part for i, part in enumerate(parts)}
+        write = scratch.save_query(
+            "write", (len(parts),), _rows_to_write, profiles=wh.table(PROFILES), changed=changed, clock=clock, **inputs
         )
-        write = stage(store.typed(j.filter(moved), PROFILES_SCHEMA))
         ready = [(ids, stage(store.typed(t, TRAITS_SCHEMA))) for ids, t in traits]
         with wh.write() as tx:
             tx.delete(PROFILES, "profile_id", changed.profile_id)
@@ -277,6 +274,33 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
                 tx.delete(TRAITS, "profile_id", ids.profile_id)
                 tx.append(TRAITS, rows_t)
     return len(ext.profiles), len(recompute)
+
+
+def _rows_to_write(profiles: ir.Table, changed: ir.Table, clock: ir.Table, **parts: ir.Table) -> ir.Table:
+    """The profile rows an incremental refresh writes: the stored rows of unchanged profiles and the new
+    ``parts`` (base columns), finished (:func:`_finish`, at ``clock``'s ``as_of`` and ``built_at``), of which
+    the changed profiles and every row whose scores or days since the last order moved."""
+    kept = store.typed(profiles.anti_join(changed, "profile_id"), BASE_SCHEMA)
+    ordered = [store.typed(parts[k], BASE_SCHEMA) for k in sorted(parts, key=lambda k: int(k.split("_")[1]))]
+    p = _finish(
+        ibis.union(kept, *ordered, distinct=False), clock.as_of.max().as_scalar(), clock.built_at.max().as_scalar()
+    )
+    s = profiles.select(
+        "profile_id",
+        s_days="days_since_last_order",
+        s_r="recency_score",
+        s_f="frequency_score",
+        s_m="monetary_score",
+    )
+    j = p.left_join(s, "profile_id")
+    moved = (
+        ~j.days_since_last_order.identical_to(j.s_days)
+        | ~j.recency_score.identical_to(j.s_r)
+        | ~j.frequency_score.identical_to(j.s_f)
+        | ~j.monetary_score.identical_to(j.s_m)
+        | j.profile_id.isin(changed.profile_id)
+    )
+    return store.typed(j.filter(moved), PROFILES_SCHEMA)
 
 
 def candidate_events(wh: Warehouse, ids: ir.Table) -> ir.Table:
@@ -367,14 +391,17 @@ def _rows(
     return p.select(*BASE_COLUMNS), latest_traits(events, ep)
 
 
-def _finish(rows: ir.Table, as_of_ts: datetime) -> ir.Table:
+def _finish(
+    rows: ir.Table, as_of_ts: datetime | ir.TimestampValue, built_at: ir.TimestampValue | None = None
+) -> ir.Table:
     """``rows`` (every profile's base columns) with what depends on every profile or on ``as_of``: days
-    since the last order, the RFM scores."""
-    as_of_lit = ibis.literal(as_of_ts, "timestamp")
+    since the last order, the RFM scores. ``as_of_ts`` and ``built_at`` (default now) may be expressions
+    (a compiled query's inputs)."""
+    as_of_lit = as_of_ts if isinstance(as_of_ts, ir.Expr) else ibis.literal(as_of_ts, "timestamp")
     p = rows.mutate(
         days_since_last_order=((as_of_lit.epoch_seconds() - rows.last_order_at.epoch_seconds()) // 86400).cast("int64"),
         as_of=as_of_lit,
-        built_at=ibis.literal(store.now(), "timestamp"),
+        built_at=built_at if built_at is not None else ibis.literal(store.now(), "timestamp"),
     )
     buyers = p.filter(p.orders > 0)
     scored = buyers.select(

@@ -97,3 +97,24 @@ def compile_with_markers(
     if tag in sql:  # a marker outside a whole literal: the value shapes the query, not only binds to it
         return expr, None, tables
     return expr, sql, tables
+
+
+#: What :func:`joined` puts between values (the ASCII unit separator: no identifier this code makes holds it).
+SEP = "\x1f"
+
+
+def joined(values: list[str]) -> str | None:
+    """``values`` as one string to bind (:func:`listed` splits it in the engine); ``None`` when a value
+    holds :data:`SEP` (the caller then reads without a prepared query)."""
+    if any(SEP in v for v in values):
+        return None
+    return SEP.join(values)
+
+
+def listed(value: str, name: str) -> ir.Table:
+    """A one-column table ``name`` of the values :func:`joined` put in ``value`` (a builder's marker): a
+    list of any length as ONE bound parameter, so a read of "these profiles" compiles once for every list
+    (an ``isin`` of literals compiles anew for each list, and an in-memory table is never cached)."""
+    import ibis
+
+    return ibis.literal(value, "string").split(SEP).unnest().name(name).as_table()
