@@ -13,6 +13,9 @@ Other query settings: ``memory`` (``spark.driver.memory``, default ``2g``), ``pa
 (``spark.sql.shuffle.partitions``, default 8), ``database`` (the Spark database the tables are in,
 default ``tp_`` and a hash of the warehouse location).
 
+Temporary tables (identity's rounds, :meth:`SparkWarehouse.staged`) are Parquet files in
+``<warehouse>/_tp_scratch/`` read back as temporary views.
+
 Storage: every declared table is a Parquet table in ``<warehouse>/<table>/``, registered in Spark's own
 catalog as an external table of its database. The catalog is the in-memory one (no metastore to run):
 each open registers the declared tables again over their directories, so the files are the truth and
@@ -290,9 +293,10 @@ def _zip_explodes(select: Any) -> None:
 def _backend_class() -> type[PySparkBackend]:
     """Ibis's PySpark backend with what the warehouse needs of it:
 
-    * temporary tables (Ibis's raise ``NotImplementedError``): the query's rows computed now and kept by
-      Spark (``localCheckpoint``: materialised, cut from the query that made it) under a temporary view, so
-      an iterative computation (identity's rounds) plans one step a round, not a query growing every round;
+    * temporary tables (Ibis's raise ``NotImplementedError``): the query's rows computed now, written as
+      Parquet to the warehouse's scratch folder and read back under a temporary view (cut from the query that
+      made them), so an iterative computation (identity's rounds) plans one step a round, not a query growing
+      every round; dropping one removes its files;
     * the declared schema's JSON columns typed JSON (Parquet stores them as text);
     * results through Arrow (Spark 4's ``toArrow``), not pandas (Ibis's way, slower, and noisy on pandas 3).
     """
