@@ -24,7 +24,7 @@ from touchpoint.warehouse import Warehouse, open_warehouse
 
 #: Folders whose conftest builds a session-wide fixture (a simulated shop, a fitted model, a served dashboard):
 #: under pytest-xdist their tests run on one worker, so it is built once.
-SHARED_FOLDERS = ("journeys", "mmm", "predict", "web")
+SHARED_FOLDERS = ("engines", "journeys", "mmm", "predict", "web")  # engines: one Spark JVM, one PostgreSQL
 
 
 def work_unit(nodeid: str) -> str:
@@ -116,6 +116,56 @@ ENGINES = ("duckdb", "postgresql")
 @pytest.fixture(params=ENGINES)
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a warehouse with no rows on each engine in turn: an embedded DuckDB file, a PostgreSQL database."""
+    if request.param == "duckdb":
+        return f"duckdb://{tmp_path / 'wh.duckdb'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def spark_url(folder: Path) -> str:
+    """A Spark warehouse URL over ``folder`` for the tests (docs/scaling.md)."""
+    return f"spark+local://{folder}?threads=2&partitions=2&memory=1g"
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The process's Spark (local[2], 2 shuffle partitions, 1 GB of driver memory), started once for the test
+    session and stopped at its end (spark_engine.stop); every Spark warehouse of the session shares it.
+    Yields a migrated Spark warehouse directory with no rows, which ``spark_warehouse_url`` copies (migrating
+    a new one costs 5-20 s on Spark: each migration is a few Spark jobs)."""
+    import gc
+    import warnings
+
+    from touchpoint.warehouse import spark_engine
+
+    template = tmp_path_factory.mktemp("spark") / "migrated"
+    with warnings.catch_warnings():
+        # PySpark leaves its loopback sockets to the garbage collector (tests/engines/conftest.py)
+        warnings.simplefilter("ignore", ResourceWarning)
+        Warehouse.open(spark_url(template)).close()
+        gc.collect()
+    yield template
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        spark_engine.stop()
+        gc.collect()
+
+
+def spark_warehouse_url(template: Path, folder: Path) -> str:
+    """A Spark warehouse of its own in ``folder``: a copy of the migrated ``template`` (``spark_session``)."""
+    import shutil
+
+    shutil.copytree(template, folder)
+    return spark_url(folder)
+
+
+ALL_ENGINES = (*ENGINES, "spark")
+
+
+@pytest.fixture(params=ALL_ENGINES)
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """As ``warehouse_url``, and a Spark warehouse (Parquet tables in a temporary directory) too."""
+    if request.param == "spark":
+        return spark_warehouse_url(request.getfixturevalue("spark_session"), tmp_path / "spark-wh")
     if request.param == "duckdb":
         return f"duckdb://{tmp_path / 'wh.duckdb'}"
     return str(request.getfixturevalue("postgres_url"))

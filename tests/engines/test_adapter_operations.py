@@ -161,7 +161,7 @@ def compact(wh: Warehouse) -> Any:
     wh.delete("identity_overrides")
     report = wh.compact()
     assert report["bytes_before"] >= 0 and report["bytes_after"] >= 0 and report["method"]
-    return report["engine"] in ("duckdb", "postgres"), wh.count("identity_overrides")
+    return report["engine"] in ("duckdb", "postgres", "spark"), wh.count("identity_overrides")
 
 
 def query_and_tables(wh: Warehouse) -> Any:
@@ -213,8 +213,8 @@ EXPECTED: dict[str, Any] = {
 
 
 @pytest.fixture
-def wh(warehouse_url: str) -> Iterator[Warehouse]:
-    warehouse = Warehouse.open(warehouse_url)
+def wh(engine_url: str) -> Iterator[Warehouse]:
+    warehouse = Warehouse.open(engine_url)
     yield warehouse
     warehouse.close()
 

@@ -1,9 +1,10 @@
-"""Parity: the same events through DuckDB and PostgreSQL give the same answers (exact for counts and ids,
+"""Parity: the same events through DuckDB, PostgreSQL and Spark give the same answers (exact for counts and ids,
 1e-9 relative for sums): identity components, profiles and their computed traits, sessions, a funnel, the
 Markov attribution inputs, the CDNOW-style summary, experiment sums and arms, audience membership.
 
-One small simulated shop is written to both warehouses once (module scope); each test runs one analysis on
-both and compares the rows.
+One small simulated shop is written to every warehouse once (module scope); each test runs one analysis on
+each and compares the rows with DuckDB's. Spark (local[2], Parquet tables) shares the session's Spark
+(tests/conftest.py ``spark_session``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import ibis.common.exceptions as ibis_exc
 import pyarrow as pa
 import pytest
+from tests.conftest import spark_warehouse_url
 from tests.warehouse.pg import PostgresServer
 
 from touchpoint import identity, profiles
@@ -73,11 +76,15 @@ def shop(n: int = 90, seed: int = 7) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def engines(
-    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+    postgres_server: PostgresServer, spark_session: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Warehouse]]:
     url = postgres_server.new_database("parity")
     folder: Path = tmp_path_factory.mktemp("parity")
-    whs = {"duckdb": Warehouse.open(f"duckdb://{folder / 'wh.duckdb'}"), "postgresql": Warehouse.open(url)}
+    whs = {
+        "duckdb": Warehouse.open(f"duckdb://{folder / 'wh.duckdb'}"),
+        "postgresql": Warehouse.open(url),
+        "spark": Warehouse.open(spark_warehouse_url(spark_session, folder / "spark")),
+    }
     messages = shop()
     for wh in whs.values():
         assert write_messages(wh, messages, source="sim", received_at=RECEIVED).stored == len(messages)
@@ -107,17 +114,25 @@ def _sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def same_rows(tables: dict[str, pa.Table], key: list[str] | None = None) -> list[dict[str, Any]]:
-    """Assert both engines' tables hold the same rows (in any order); returns the DuckDB rows."""
+    """Assert every engine's table holds DuckDB's rows (in any order); returns the DuckDB rows."""
     rows = {}
     for engine, table in tables.items():
         listed = table.to_pylist()
         order = (lambda r: tuple(str(r[k]) for k in key)) if key else _sort_key
         rows[engine] = sorted(listed, key=order)
-    duck, pg = rows["duckdb"], rows["postgresql"]
-    assert len(duck) == len(pg)
-    for d, p in zip(duck, pg, strict=True):
-        assert _close(d, p), f"DuckDB {d}\n!= PostgreSQL {p}"
+    duck = rows["duckdb"]
+    for engine, other in rows.items():
+        assert len(duck) == len(other), engine
+        for d, o in zip(duck, other, strict=True):
+            assert _close(d, o), f"DuckDB {d}\n!= {engine} {o}"
     return duck
+
+
+def same(results: dict[str, Any]) -> Any:
+    """Assert every engine's result equals DuckDB's (1e-9 relative for floats); returns DuckDB's."""
+    for engine, result in results.items():
+        assert _close(results["duckdb"], result), f"DuckDB {results['duckdb']}\n!= {engine} {result}"
+    return results["duckdb"]
 
 
 def _table(wh: Warehouse, name: str) -> pa.Table:
@@ -155,8 +170,7 @@ def test_identity_components_and_profile_ids_are_equal_and_derived_from_the_same
             (*sorted((ids[r["src"]], ids[r["dst"]])), *(v for k, v in sorted(r.items()) if k not in ("src", "dst")))
             for r in _table(wh, "identity_links").to_pylist()
         )
-    assert components["duckdb"] == components["postgresql"]
-    assert links["duckdb"] == links["postgresql"] and links["duckdb"]
+    assert same(components) and same(links)
     # profile ids come from md5 in the engine (Ibis hexdigest): the same text as Python's md5 on both
     for wh in engines.values():
         t = wh.table("identity_nodes")
@@ -178,7 +192,7 @@ def test_sessions_are_equal(engines: dict[str, Warehouse]) -> None:
     from touchpoint.journeys.sessions import build_sessions_table
 
     counts = {e: build_sessions_table(wh) for e, wh in engines.items()}
-    assert counts["duckdb"] == counts["postgresql"] > 50
+    assert same(counts) > 50
     same_rows({e: _table(wh, "sessions") for e, wh in engines.items()}, key=["session_id"])
 
 
@@ -186,7 +200,7 @@ def test_a_four_step_funnel_is_equal(engines: dict[str, Warehouse]) -> None:
     from touchpoint.journeys.funnels import funnel
 
     results = {e: funnel(wh, STEPS) for e, wh in engines.items()}
-    assert _close(results["duckdb"], results["postgresql"]), results
+    same(results)
     assert results["duckdb"]["steps"][0]["people"] > results["duckdb"]["steps"][-1]["people"] > 0
 
 
@@ -194,13 +208,15 @@ def test_markov_attribution_inputs_are_equal(engines: dict[str, Warehouse]) -> N
     from touchpoint.journeys.people import person_events
     from touchpoint.journeys.touches import journeys_expr
 
-    tables = {
-        e: wh.to_arrow(
+    def inputs(wh: Warehouse) -> pa.Table:
+        return wh.to_arrow(
             journeys_expr(person_events(wh), lookback_days=30).select("converted", "value", "channels", "ages")
         )
-        for e, wh in engines.items()
-    }
-    rows = same_rows(tables)
+
+    # not on Spark yet: each journey's channels are an ordered collect, which Ibis 12 cannot compile for Spark
+    with pytest.raises(ibis_exc.UnsupportedOperationError, match="order-sensitive aggregations"):
+        inputs(engines["spark"])
+    rows = same_rows({e: inputs(wh) for e, wh in engines.items() if e != "spark"})
     assert any(r["converted"] for r in rows) and any(not r["converted"] for r in rows)
 
 
@@ -232,10 +248,10 @@ def test_experiment_arms_and_sums_are_equal(engines: dict[str, Warehouse]) -> No
             for i, (u, arm) in enumerate(arms[engine].items())
         ]
         write_messages(wh, exposures, source="sim", received_at=RECEIVED)
-    assert arms["duckdb"] == arms["postgresql"]  # assigned by a hash in Python: the same on every engine
+    same(arms)  # assigned by a hash in Python: the same on every engine
     assert set(arms["duckdb"].values()) == {"control", "treatment"}
     held = {e: asg.split_holdout(asg.create_holdout(wh, "hold", 0.2), units) for e, wh in engines.items()}
-    assert held["duckdb"] == held["postgresql"] and held["duckdb"][1]  # the same units held out
+    assert same(held)[1]  # the same units held out
     stats = {}
     for engine, wh in engines.items():
         found, summary = compute_stats(
@@ -248,7 +264,7 @@ def test_experiment_arms_and_sums_are_equal(engines: dict[str, Warehouse]) -> No
             start=T0,
         )
         stats[engine] = ([(s.metric, a.variant, a.n, a.sum, a.sum_squares) for s in found for a in s.arms], summary)
-    assert _close(stats["duckdb"], stats["postgresql"]), stats
+    same(stats)
     sums = {(metric, arm): (n, total) for metric, arm, n, total, _ in stats["duckdb"][0]}
     assert sums[("revenue", "control")][1] > 0 and sums[("purchase", "treatment")][0] > 10
 
@@ -269,5 +285,4 @@ def test_audience_membership_is_equal(engines: dict[str, Warehouse]) -> None:
     for engine, wh in engines.items():
         workflow.create(wh, "engaged", definition, now=AS_OF)
         members[engine] = sorted(m["profile_id"] for m in workflow.members(wh, "engaged", limit=None)["members"])
-    assert members["duckdb"] == members["postgresql"]
-    assert members["duckdb"], "the definition should select someone"
+    assert same(members), "the definition should select someone"

@@ -35,7 +35,6 @@ import ibis.expr.types as ir
 
 from touchpoint.errors import NotConverged
 from touchpoint.warehouse import Warehouse
-from touchpoint.warehouse.base import quote
 
 MAX_ROUNDS = 200
 #: SQL compiled by :meth:`Scratch.save_query`, by engine, builder, key and input schemas.
@@ -82,7 +81,7 @@ class Scratch:
         The expression is built over placeholder tables of the inputs' schemas and compiled to SQL for
         this engine the first time; later calls put the inputs' names in the cached text and run it, so
         Ibis neither builds nor compiles it again (building and compiling were most of an incremental
-        update's cost: docs/decisions.md). Portable: ``CREATE TEMPORARY TABLE ... AS`` and the SQL
+        update's cost: docs/decisions.md). Portable: :meth:`Warehouse.create_temp_table` over the SQL
         Ibis compiled for the engine.
         """
         cache_key = (
@@ -99,11 +98,11 @@ class Scratch:
             sql = str(self.con.compile(build(**holders)))
             _COMPILED[cache_key] = sql
         for k, t in inputs.items():
-            sql = sql.replace(quote(_holder(k)), quote(t.op().name))
+            sql = sql.replace(self.wh.identifier(_holder(k)), self.wh.identifier(t.op().name))
         full = f"{self.prefix}_{name}"
         with contextlib.suppress(Exception):
             self.con.drop_table(full, force=True)
-        self.con.raw_sql(f"CREATE TEMPORARY TABLE {quote(full)} AS {sql}")
+        self.wh.create_temp_table(full, sql)
         if full not in self.names:
             self.names.append(full)
         return self.con.table(full)

@@ -19,8 +19,8 @@ never create tables. :meth:`Warehouse.table` raises :class:`~touchpoint.errors.N
 the table is missing; any other failure propagates.
 
 One class per engine implements this (:mod:`touchpoint.warehouse.duckdb_engine`,
-:mod:`touchpoint.warehouse.postgres_engine`); :data:`touchpoint.warehouse.adapters.ADAPTERS` maps URL
-schemes to them.
+:mod:`touchpoint.warehouse.postgres_engine`, :mod:`touchpoint.warehouse.spark_engine`);
+:data:`touchpoint.warehouse.adapters.ADAPTERS` maps URL schemes to them.
 """
 
 from __future__ import annotations
@@ -174,6 +174,16 @@ class Warehouse(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Raise if the warehouse cannot answer a trivial query."""
+
+    def identifier(self, name: str) -> str:
+        """``name`` quoted as an identifier in the SQL Ibis compiles for this engine (standard SQL's double
+        quotes; Spark's backticks)."""
+        return quote(name)
+
+    def create_temp_table(self, name: str, sql: str) -> None:
+        """Materialise the engine-SQL query ``sql`` (compiled by :attr:`ibis`) as the temporary table ``name``
+        on this thread's connection (``CREATE TEMPORARY TABLE ... AS``; Spark keeps computed rows instead)."""
+        self.ibis.raw_sql(f"CREATE TEMPORARY TABLE {quote(name)} AS {sql}")
 
     def count(self, name: str) -> int:
         return int(self.prepared(_row_count, key=name).as_py())

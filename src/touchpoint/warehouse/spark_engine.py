@@ -1,0 +1,784 @@
+"""Apache Spark: the analytics over Parquet tables in a directory, on a local or cluster Spark session.
+
+URLs (docs/configuration.md, docs/scaling.md):
+
+* ``spark+local:///data/warehouse?threads=2`` - Spark in this process's JVM (``local[2]``; ``threads`` is
+  ``*`` by default, every core) over the warehouse directory ``/data/warehouse``.
+* ``spark://master:7077?warehouse=hdfs://nn/touchpoint`` - a Spark standalone cluster (the URL, less its
+  query, is Spark's own master URL); ``warehouse`` is where the tables' files go (a path every executor
+  reaches: HDFS, S3 through ``s3a://``, a shared mount).
+* ``sc://host:15002?warehouse=...`` - a Spark Connect server (Databricks, EMR, ``start-connect-server.sh``).
+
+Other query settings: ``memory`` (``spark.driver.memory``, default ``2g``), ``partitions``
+(``spark.sql.shuffle.partitions``, default 8), ``database`` (the Spark database the tables are in,
+default ``tp_`` and a hash of the warehouse location).
+
+Temporary tables (identity's rounds, :meth:`SparkWarehouse.staged`) are Parquet files in
+``<warehouse>/_tp_scratch/`` read back as temporary views.
+
+Storage: every declared table is a Parquet table in ``<warehouse>/<table>/``, registered in Spark's own
+catalog as an external table of its database. The catalog is the in-memory one (no metastore to run):
+each open registers the declared tables again over their directories, so the files are the truth and
+any process (or any Spark) can read them. Parquet has no transactions, so the adapter provides them
+where the files are local (docs/decisions.md, 2026-12-02, "Spark: Parquet tables"):
+
+* an append adds files; ``replace``, ``delete``, ``update`` and ``upsert`` compute the table's new rows
+  (cut from their lineage by ``localCheckpoint``, so the table may be read while it is overwritten) and
+  overwrite it (``INSERT OVERWRITE``): they cost a rewrite of the table, which is what a data lake does;
+* before a transaction first changes a table it hard-links the table's files aside; an error restores
+  them, a commit drops the links. Readers are not isolated from a transaction in progress.
+
+One writer at a time in the process (both write lanes share one lock), and one process writing a
+warehouse: the collector stays on DuckDB or PostgreSQL (ingestion on Spark is Parquet batches, not rows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import ibis.common.exceptions as ibis_exc
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from touchpoint.errors import NotFound, WarehouseError
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
+
+if TYPE_CHECKING:
+    from ibis.backends.pyspark import Backend as PySparkBackend
+    from pyspark.sql import DataFrame, SparkSession
+
+    from touchpoint.warehouse.schema import TableSpec
+
+log = logging.getLogger(__name__)
+_names = itertools.count()
+_root: SparkSession | None = None  # the process's Spark session (one JVM, one SparkContext)
+_root_guard = threading.Lock()
+#: settings every session of the process takes; the first warehouse opened starts Spark with its own
+DEFAULT_MEMORY = "2g"
+DEFAULT_PARTITIONS = "8"
+
+
+def tick(name: str) -> str:
+    """``name`` as a Spark SQL identifier (backticks; an inner one doubled).
+
+    >>> tick("events"), tick("a`b")
+    ('`events`', '`a``b`')
+    """
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_url(url: str) -> dict[str, str]:
+    """The Spark master, the warehouse location, the database and the session settings ``url`` names.
+
+    >>> parse_url("spark+local:///data/wh?threads=2")["master"]
+    'local[2]'
+    >>> p = parse_url("spark://m:7077?warehouse=hdfs://nn/tp&memory=4g")
+    >>> p["master"], p["warehouse"], p["memory"]
+    ('spark://m:7077', 'hdfs://nn/tp', '4g')
+    """
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    if parts.scheme == "spark+local":
+        warehouse = options.pop("warehouse", None) or (parts.netloc + parts.path)
+        master = f"local[{options.pop('threads', '*')}]"
+    elif parts.scheme in ("spark", "sc"):
+        warehouse = options.pop("warehouse", "")
+        master = urlunsplit(parts._replace(query=""))
+    else:
+        raise WarehouseError(f"{url!r} is not a Spark URL", hint="use spark+local:///path, spark://host:7077 or sc://")
+    if not warehouse:
+        raise WarehouseError(
+            f"the Spark URL {url!r} names no warehouse location",
+            hint="give the tables' directory: spark+local:///data/warehouse or ?warehouse=hdfs://... for a cluster",
+        )
+    if "://" not in warehouse:
+        warehouse = str(Path(warehouse).absolute())
+    database = options.pop("database", "tp_" + hashlib.sha256(warehouse.encode()).hexdigest()[:12])
+    return {
+        "scheme": parts.scheme,
+        "master": master,
+        "warehouse": warehouse,
+        "database": database,
+        "memory": options.pop("memory", DEFAULT_MEMORY),
+        "partitions": options.pop("partitions", DEFAULT_PARTITIONS),
+        **options,
+    }
+
+
+def session(settings: dict[str, str]) -> SparkSession:
+    """The process's Spark session, started with ``settings`` the first time (a JVM takes 10-20 s to start).
+
+    Spark runs one SparkContext per process; every warehouse opened afterwards shares it (its master,
+    memory and partitions are the first one's) through a session of its own (:meth:`SparkSession.newSession`).
+    """
+    global _root
+    with _root_guard:
+        if _root is not None and not _stopped(_root):
+            return _root
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise WarehouseError(
+                "the Spark warehouse needs pyspark", hint="install touchpoint with the spark extra: touchpoint[spark]"
+            ) from exc
+        builder = SparkSession.builder.appName("touchpoint")
+        if settings["scheme"] == "sc":
+            builder = builder.remote(settings["master"])
+        else:
+            builder = (
+                builder.master(settings["master"])
+                .config("spark.driver.memory", settings["memory"])
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.catalogImplementation", "in-memory")
+                .config("spark.sql.shuffle.partitions", settings["partitions"])
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.pyspark.python", sys.executable)  # a Python UDF's workers: this interpreter
+                .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+            )
+        try:
+            started = builder.getOrCreate()
+        except Exception as exc:  # no Java, a cluster that does not answer
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WarehouseError(
+                f"cannot start Spark ({settings['master']}): {first}",
+                hint="a local Spark needs a Java 17 runtime on the PATH or in JAVA_HOME (Debian: "
+                "openjdk-17-jre-headless); a cluster URL must name a master that answers",
+            ) from exc
+        with contextlib.suppress(Exception):  # Spark Connect sessions have no SparkContext
+            started.sparkContext.setLogLevel("ERROR")
+        _root = started
+        return started
+
+
+def _stopped(spark: SparkSession) -> bool:
+    try:
+        return bool(spark.sparkContext._jsc is None)
+    except Exception:  # Spark Connect
+        return False
+
+
+def stop() -> None:
+    """Stop the process's Spark session (tests stop it at the end of the run; a new open starts another)."""
+    global _root
+    with _root_guard:
+        if _root is not None:
+            _root.stop()
+            _root = None
+
+
+def _compiler() -> Any:
+    """Ibis's PySpark compiler with what the domains need beyond it (each run on every engine by
+    tests/engines/test_adapter_operations.py): a JSON object read as a map of each key's JSON text, and a JSON
+    array as a list of each element's (Spark 4's variant: ``try_parse_json``, then ``MAP<STRING, VARIANT>``
+    or ``ARRAY<VARIANT>``, each value back to JSON), as DuckDB and PostgreSQL give them; several arrays
+    unnested in one select side by side (:func:`_zip_explodes`)."""
+    import sqlglot as sg
+    import sqlglot.expressions as sge
+    from ibis.backends.sql.compilers.base import NULL
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    as_map = sg.parse_one(
+        "TRANSFORM_VALUES(TRY_VARIANT_GET(TRY_PARSE_JSON(__tp_arg), '$', 'MAP<STRING, VARIANT>'),"
+        " (__tp_k, __tp_v) -> TO_JSON(__tp_v))",
+        read="spark",
+    )
+    as_array = sg.parse_one(
+        "TRANSFORM(TRY_VARIANT_GET(TRY_PARSE_JSON(__tp_arg), '$', 'ARRAY<VARIANT>'), __tp_v -> TO_JSON(__tp_v))",
+        read="spark",
+    )
+
+    def put(template: Any, arg: Any) -> Any:
+        return template.transform(
+            lambda node: arg.copy() if isinstance(node, sge.Column) and node.name == "__tp_arg" else node
+        )
+
+    from ibis.backends.sql.datatypes import PySparkType
+
+    class Types(PySparkType):  # JSON is text in Spark's tables (and in a cast)
+        @classmethod
+        def from_ibis(cls, dtype: dt.DataType) -> Any:
+            if dtype.is_json():
+                return sge.DataType.build("STRING", dialect="spark")
+            return super().from_ibis(dtype)
+
+    import ibis.expr.operations as ops
+
+    native = (ops.UnwrapJSONString, ops.UnwrapJSONInt64, ops.UnwrapJSONFloat64, ops.UnwrapJSONBoolean)
+
+    class Compiler(PySparkCompiler):
+        type_mapper = Types
+        SIMPLE_OPS: ClassVar = {op: name for op, name in PySparkCompiler.SIMPLE_OPS.items() if op not in native}
+
+        def to_sqlglot(self, expr: Any, *, limit: Any = None, params: Any = None) -> Any:
+            query = super().to_sqlglot(expr, limit=limit, params=params)
+            for select in list(query.find_all(sge.Select)):
+                _zip_explodes(select)
+            return query
+
+        def visit_ToJSONMap(self, op: Any, *, arg: Any) -> Any:
+            return put(as_map, arg)
+
+        def visit_ToJSONArray(self, op: Any, *, arg: Any) -> Any:
+            return put(as_array, arg)
+
+        # JSON scalars in Spark itself, as Databricks' compiler does (Ibis's PySpark one runs Python UDFs)
+        def _unwrap(self, arg: Any, kinds: tuple[str, ...], to: str) -> Any:
+            value = self.f.try_parse_json(arg)
+            return self.if_(
+                self.f.schema_of_variant(value).isin(*(sge.convert(k) for k in kinds)),
+                self.f.try_variant_get(value, "$", to),
+                NULL,
+            )
+
+        def visit_UnwrapJSONString(self, op: Any, *, arg: Any) -> Any:
+            return self._unwrap(arg, ("STRING",), "STRING")
+
+        def visit_UnwrapJSONInt64(self, op: Any, *, arg: Any) -> Any:
+            return self._unwrap(arg, ("BIGINT",), "BIGINT")
+
+        def visit_UnwrapJSONFloat64(self, op: Any, *, arg: Any) -> Any:  # any number (objects give NULL)
+            value = self.f.try_parse_json(arg)
+            text = self.f.schema_of_variant(value).isin(sge.convert("STRING"), sge.convert("BOOLEAN"))
+            return self.if_(text, NULL, self.f.try_variant_get(value, "$", "DOUBLE"))
+
+        def visit_UnwrapJSONBoolean(self, op: Any, *, arg: Any) -> Any:
+            return self._unwrap(arg, ("BOOLEAN",), "BOOLEAN")
+
+    return Compiler()
+
+
+def _zip_explodes(select: Any) -> None:
+    """Unnest several arrays in one SELECT side by side, as DuckDB does (the i-th row takes each array's i-th
+    element; a shorter array gives NULL): Spark crosses two ``EXPLODE``s instead. They become one generator,
+    ``INLINE(ARRAYS_ZIP(a, b)) AS (x, y)``, in place of the first (the others must follow it directly, so the
+    columns keep their order)."""
+    import sqlglot.expressions as sge
+
+    projections = list(select.expressions)
+    spots = [
+        i
+        for i, p in enumerate(projections)
+        if isinstance(p, sge.Alias) and isinstance(p.this, sge.Explode) and not isinstance(p.this, sge.Posexplode)
+    ]
+    if len(spots) < 2:
+        return
+    if spots != list(range(spots[0], spots[0] + len(spots))):
+        raise NotImplementedError("Spark: the arrays unnested in one select must be adjacent columns")
+    arrays = [projections[i].this.this for i in spots]
+    names = [sge.to_identifier(projections[i].alias, quoted=True) for i in spots]
+    zipped = sge.Aliases(this=sge.func("INLINE", sge.func("ARRAYS_ZIP", *arrays)), expressions=names)
+    select.set("expressions", [*projections[: spots[0]], zipped, *projections[spots[-1] + 1 :]])
+
+
+def _backend_class() -> type[PySparkBackend]:
+    """Ibis's PySpark backend with what the warehouse needs of it:
+
+    * temporary tables (Ibis's raise ``NotImplementedError``): the query's rows computed now, written as
+      Parquet to the warehouse's scratch folder and read back under a temporary view (cut from the query that
+      made them), so an iterative computation (identity's rounds) plans one step a round, not a query growing
+      every round; dropping one removes its files;
+    * the declared schema's JSON columns typed JSON (Parquet stores them as text);
+    * results through Arrow (Spark 4's ``toArrow``), not pandas (Ibis's way, slower, and noisy on pandas 3).
+    """
+    import ibis
+    from ibis.backends.pyspark import Backend
+
+    ibis.pyspark  # noqa: B018  (loading it through Ibis registers its options, which its compiler reads)
+
+    class WarehouseBackend(Backend):
+        json_columns: dict[str, frozenset[str]]  # set by SparkWarehouse._backend, as are the two below
+        scratch_root: str  # where temporary tables' files go (the warehouse's _tp_scratch folder)
+        scratch: dict[str, str]
+
+        def create_table(self, name: str, /, obj: Any = None, *, temp: bool | None = None, **kwargs: Any) -> Any:
+            if not temp:
+                return super().create_table(name, obj, temp=temp, **kwargs)
+            import ibis
+
+            table = obj if isinstance(obj, ir.Expr) else ibis.memtable(obj, schema=kwargs.get("schema"))
+            self._run_pre_execute_hooks(table)
+            self.temp_table_from_sql(name, str(self.compile(table)))
+            return self.table(name)
+
+        def temp_table_from_sql(self, name: str, sql: str) -> None:
+            # Parquet files in the warehouse's scratch folder, read back as a temporary view: a checkpointed
+            # frame joined with itself fails in Spark 4.0's analyser ("key not found"), files do not
+            folder = os.path.join(self.scratch_root, f"{name}-{uuid.uuid4().hex[:8]}")
+            self._session.sql(sql).write.parquet(folder)
+            self._session.read.parquet(folder).createOrReplaceTempView(name)
+            self.scratch[name] = folder
+
+        def drop_table(self, name: str, /, *, database: Any = None, force: bool = False) -> None:
+            folder = self.scratch.pop(name, None)
+            if folder is None:
+                super().drop_table(name, database=database, force=force)
+                return
+            self._session.catalog.dropTempView(name)
+            shutil.rmtree(folder.removeprefix("file:"), ignore_errors=True)
+
+        def get_schema(self, table_name: str, *, catalog: str | None = None, database: str | None = None) -> Any:
+            import ibis
+
+            found = super().get_schema(table_name, catalog=catalog, database=database)
+            json = self.json_columns.get(table_name)
+            if not json:
+                return found
+            return ibis.schema({c: (dt.json if c in json else kind) for c, kind in found.items()})
+
+        def to_pyarrow(self, expr: Any, /, *, params: Any = None, limit: Any = None, **kwargs: Any) -> Any:
+            from ibis.formats.pyarrow import PyArrowData
+
+            self._run_pre_execute_hooks(expr)
+            table_expr = expr.as_table()
+            arrow = self._session.sql(str(self.compile(table_expr, params=params, limit=limit))).toArrow()
+            return expr.__pyarrow_result__(PyArrowData.convert_table(arrow, table_expr.schema()))
+
+        def execute(self, expr: Any, /, *, params: Any = None, limit: Any = None, **kwargs: Any) -> Any:
+            from ibis.formats.pandas import PandasData
+
+            table_expr = expr.as_table()
+            frame = self.to_pyarrow(table_expr, params=params, limit=limit).to_pandas()
+            return expr.__pandas_result__(PandasData.convert_table(frame, table_expr.schema()))
+
+    return WarehouseBackend
+
+
+def _files(directory: str) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+
+
+class SparkTransaction(Transaction):
+    """The writes of one :meth:`SparkWarehouse.write` block (module doc: appends add files, other writes
+    overwrite the table; the first change to a table links its files aside for a rollback)."""
+
+    def __init__(self, warehouse: SparkWarehouse) -> None:
+        self.warehouse = warehouse
+        self.spark = warehouse.spark
+        self.backups: dict[str, str] = {}  # table -> the directory its files were linked into
+        self.folder = os.path.join(warehouse.local_root or "", ".tp_transactions", uuid.uuid4().hex)
+
+    # -- rollback by files ------------------------------------------------------------------------------
+    def _touch(self, table: str) -> None:
+        """Link ``table``'s files aside before this transaction first changes it (local warehouses)."""
+        if table in self.backups or self.warehouse.local_root is None:
+            return
+        source = self.warehouse.location(table)
+        backup = os.path.join(self.folder, table)
+        os.makedirs(backup)
+        for name in _files(source):
+            os.link(os.path.join(source, name), os.path.join(backup, name))
+        self.backups[table] = backup
+
+    def rollback(self) -> None:
+        for table, backup in self.backups.items():
+            target = self.warehouse.location(table)
+            shutil.rmtree(target, ignore_errors=True)
+            os.makedirs(target)
+            for name in _files(backup):
+                os.link(os.path.join(backup, name), os.path.join(target, name))
+            self.spark.catalog.refreshTable(self.warehouse.qualified(table))
+        self.finish()
+
+    def finish(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.backups.clear()
+
+    # -- rows as Spark frames -----------------------------------------------------------------------------
+    def _frame(self, rows: pa.Table | ir.Table) -> DataFrame:
+        if isinstance(rows, pa.Table):
+            return self.spark.createDataFrame(_spark_ready(rows))
+        backend = self.warehouse.ibis
+        backend._run_pre_execute_hooks(rows)
+        return self.spark.sql(str(backend.compile(rows)))
+
+    def _conform(self, table: str, frame: DataFrame) -> DataFrame:
+        """``frame`` as ``table``'s columns in its order (matched by name; missing ones NULL), cast to its types."""
+        from pyspark.sql import functions as F
+
+        target = self.spark.table(self.warehouse.qualified(table)).schema
+        have = set(frame.columns)
+        unknown = have - {f.name for f in target.fields}
+        if unknown:
+            raise WarehouseError(
+                f"the rows for {table!r} carry columns it does not have: {sorted(unknown)}",
+                hint="write only the table's declared columns",
+            )
+        return frame.select(
+            *[
+                (F.col(tick(f.name)) if f.name in have else F.lit(None)).cast(f.dataType).alias(f.name)
+                for f in target.fields
+            ]
+        )
+
+    def _stored(self, table: str) -> DataFrame:
+        return self.spark.table(self.warehouse.qualified(table))
+
+    def _overwrite(self, table: str, frame: DataFrame) -> None:
+        """Replace ``table``'s rows with ``frame``'s, computed first (they may be read from the table itself)."""
+        self._touch(table)
+        ready = self._conform(table, frame).localCheckpoint(eager=True)
+        ready.write.insertInto(self.warehouse.qualified(table), overwrite=True)
+
+    def _add(self, table: str, frame: DataFrame, n: int | None = None) -> int:
+        self._touch(table)
+        ready = self._conform(table, frame)
+        if n is None:
+            ready = ready.localCheckpoint(eager=True)
+            n = ready.count()
+        if n:
+            ready.write.insertInto(self.warehouse.qualified(table))
+        return n
+
+    def _key(self, table: str) -> list[str]:
+        spec = self.warehouse.spec(table)
+        if spec is None or not spec.key:
+            raise WarehouseError(f"the table {table!r} declares no key", hint="pass the key, or append the rows")
+        return list(spec.key)
+
+    # -- the contract -----------------------------------------------------------------------------------------
+    def append(self, table: str, rows: pa.Table | ir.Table) -> int:
+        if isinstance(rows, pa.Table):
+            return self._add(table, self._frame(rows), rows.num_rows) if rows.num_rows else 0
+        return self._add(table, self._frame(rows))
+
+    def insert_new(self, table: str, rows: pa.Table) -> int:
+        if rows.num_rows == 0:
+            return 0
+        key = self._key(table)
+        new = self._frame(rows).dropDuplicates(key)
+        new = new.join(self._stored(table).select(*key), on=key, how="left_anti")
+        return self._add(table, new)
+
+    def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
+        if rows.num_rows == 0:
+            return 0
+        from pyspark.sql import functions as F
+
+        key = list(key)
+        incoming = self._frame(rows).alias("n")
+        stored = self._stored(table).alias("s")
+        if compare:  # rows whose compared columns all equal the stored row's are not written
+            same = F.lit(True)
+            for column in compare:
+                same = same & F.col(f"s.{tick(column)}").eqNullSafe(F.col(f"n.{tick(column)}"))
+            matched = [F.col(f"s.{tick(k)}") == F.col(f"n.{tick(k)}") for k in key]
+            unchanged = incoming.join(stored, on=[*matched, same], how="left_semi")
+            incoming = incoming.join(unchanged.alias("u"), on=key, how="left_anti")
+        changed = self._conform(table, incoming).localCheckpoint(eager=True)
+        n = changed.count()
+        if n == 0:
+            return 0
+        kept = self._stored(table).join(changed.select(*key), on=key, how="left_anti")
+        self._overwrite(table, kept.unionByName(changed))
+        return n
+
+    def replace(self, table: str, rows: pa.Table | ir.Table) -> int:
+        frame = self._conform(table, self._frame(rows)).localCheckpoint(eager=True)
+        self._overwrite(table, frame)
+        return int(rows.num_rows) if isinstance(rows, pa.Table) else frame.count()
+
+    def delete(self, table: str, column: str | None = None, values: ir.Column | Sequence[Any] | None = None) -> None:
+        from pyspark.sql import functions as F
+
+        stored = self._stored(table)
+        if column is None:
+            self._overwrite(table, stored.limit(0))
+            return
+        if isinstance(values, ir.Column):
+            keys = self._frame(values.name("__tp_key").as_table()).where(F.col("__tp_key").isNotNull())
+            kept = stored.join(keys, on=stored[tick(column)] == keys["__tp_key"], how="left_anti")
+        else:
+            listed = [v for v in (values or []) if v is not None]
+            if not listed:
+                return
+            kept = stored.where(~F.coalesce(F.col(tick(column)).isin(listed), F.lit(False)))
+        self._overwrite(table, kept)
+
+    def update(self, table: str, values: dict[str, Any], *, key: str, value: Any) -> None:
+        from pyspark.sql import functions as F
+
+        stored = self._stored(table)
+        hit = F.coalesce(F.col(tick(key)) == F.lit(value), F.lit(False))
+        changed = {
+            c: F.when(hit, F.lit(v).cast(stored.schema[c].dataType)).otherwise(F.col(tick(c)))
+            for c, v in values.items()
+        }
+        self._overwrite(table, stored.withColumns(changed))
+
+
+def _spark_ready(rows: pa.Table) -> pa.Table:
+    """``rows`` in types Spark takes from Arrow: dictionaries decoded, timestamps naive UTC microseconds."""
+    columns = []
+    for column in rows.columns:
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column = column.cast(kind.value_type)
+            kind = column.type
+        if pa.types.is_null(kind):
+            column = column.cast(pa.string())
+        elif pa.types.is_timestamp(kind):
+            column = column.cast(pa.timestamp("us", tz="UTC"))
+        elif pa.types.is_large_string(kind):
+            column = column.cast(pa.string())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=rows.column_names)
+
+
+class _SparkMigrationCursor(MigrationCursor):
+    """Migrations are written in standard SQL (double-quoted names, ``?`` parameters); the statements the
+    adapter writes itself (DDL) are Spark SQL already, the others are translated by sqlglot."""
+
+    def __init__(self, warehouse: SparkWarehouse) -> None:
+        self.warehouse = warehouse
+
+    def _spark_sql(self, sql: str) -> str:
+        if not sql or sql.startswith(SPARK_SQL):
+            return sql[len(SPARK_SQL) :]
+        import sqlglot
+
+        return str(sqlglot.transpile(sql, read="postgres", write="spark")[0])
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        statement = self._spark_sql(sql)
+        if statement.strip():
+            self.warehouse.spark.sql(statement, args=list(params) or None).collect()
+        if statement.startswith("CREATE TABLE") and self.warehouse.local_root is not None:
+            # Spark makes an empty table's directory only when rows arrive; the next open registers the
+            # tables whose directory exists (SparkWarehouse._register_stored_tables)
+            name = statement.split(" LOCATION ")[0].split("(")[0].split(".")[-1].strip().strip("`")
+            os.makedirs(self.warehouse.location(name), exist_ok=True)
+
+    def rows(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        yield from (tuple(r) for r in self.warehouse.spark.sql(self._spark_sql(sql)).collect())
+
+
+SPARK_SQL = "/* spark */ "  # marks a statement the adapter wrote in Spark SQL (the migration cursor runs it as is)
+
+
+class SparkWarehouse(Warehouse):
+    """Spark behind the warehouse contract: Parquet tables in a directory, one writer at a time."""
+
+    dialect = "spark"
+
+    def __init__(self, url: str, *, read_only: bool = False, config: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.read_only = read_only
+        self.settings = parse_url(url)
+        self.root = self.settings["warehouse"]
+        local = self.root if "://" not in self.root else (self.root[7:] if self.root.startswith("file://") else None)
+        self.local_root: str | None = local
+        self.database = self.settings["database"]
+        self._local = threading.local()
+        self._backends: dict[threading.Thread, PySparkBackend] = {}
+        self._guard = threading.Lock()
+        self._closed = False
+        lock = threading.RLock()  # no MVCC under Parquet files: the two lanes share one writer
+        self._write_locks = dict.fromkeys(WRITE_LANES, lock)
+        if local is not None:
+            from touchpoint.warehouse.private_files import private_dir
+
+            private_dir(Path(local))
+            for leftover in (".tp_transactions", "_tp_scratch"):  # a crashed process's links and scratch tables
+                shutil.rmtree(os.path.join(local, leftover), ignore_errors=True)
+        from touchpoint.warehouse import schema
+
+        self._json_columns = {
+            spec.name: frozenset(n for n, t in spec.schema.items() if t.is_json()) for spec in schema.all_tables()
+        }
+        self._compiler = _compiler()
+        self.spark = session(self.settings).newSession()
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {tick(self.database)} LOCATION {_literal(self.root)}").collect()
+        self.spark.catalog.setCurrentDatabase(self.database)
+        self._register_stored_tables()
+
+    # -- the catalog --------------------------------------------------------------------------------------------
+    def qualified(self, table: str) -> str:
+        return f"{tick(self.database)}.{tick(table)}"
+
+    def location(self, table: str) -> str:
+        return os.path.join(self.root, table)
+
+    def spec(self, table: str) -> TableSpec | None:
+        from touchpoint.warehouse import schema
+
+        return {s.name: s for s in schema.all_tables()}.get(table)
+
+    def _register_stored_tables(self) -> None:
+        """Register every declared table whose directory exists (Spark's in-memory catalog forgets them when
+        the process ends; the declared schema reads older files too: a column they lack reads as NULL)."""
+        if self.local_root is None:
+            return
+        from touchpoint.warehouse import schema
+
+        for spec in schema.all_tables():
+            if os.path.isdir(self.location(spec.name)):
+                self.spark.sql(self.create_table_sql(spec)[len(SPARK_SQL) :]).collect()
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+    def _backend(self) -> PySparkBackend:
+        backend: PySparkBackend | None = getattr(self._local, "backend", None)
+        if backend is not None:
+            return backend
+        with self._guard:
+            if self._closed:
+                raise WarehouseError(f"the warehouse {self.url} is closed", hint="open it again")
+        backend = _backend_class()().connect(self.spark)
+        backend.compiler = self._compiler
+        backend.json_columns = self._json_columns
+        backend.scratch_root = os.path.join(self.root, "_tp_scratch")
+        backend.scratch = {}
+        with self._guard:
+            self._backends[threading.current_thread()] = backend
+        self._local.backend = backend
+        return backend
+
+    @property
+    def ibis(self) -> PySparkBackend:
+        return self._backend()
+
+    def table(self, name: str) -> ir.Table:
+        try:
+            return self._backend().table(name)
+        except ibis_exc.TableNotFound:
+            raise NotFound(
+                f"no table {name!r} in the warehouse", hint="`touchpoint query 'SHOW TABLES'` lists them"
+            ) from None
+
+    def tables(self) -> list[str]:
+        return sorted(t.name for t in self.spark.catalog.listTables(self.database) if not t.isTemporary)
+
+    def query(self, sql: str) -> pa.Table:
+        result: pa.Table = self.spark.sql(sql).toArrow()
+        return result
+
+    def ping(self) -> None:
+        self.spark.sql("SELECT 1").collect()
+
+    def identifier(self, name: str) -> str:
+        return tick(name)
+
+    def create_temp_table(self, name: str, sql: str) -> None:
+        self._backend().temp_table_from_sql(name, sql)
+
+    # -- writes -----------------------------------------------------------------------------------------------------
+    @contextmanager
+    def write(self, *, lane: str = "main") -> Iterator[Transaction]:
+        if lane not in self._write_locks:
+            raise ValueError(f"write lane {lane!r} is not known; use one of {', '.join(WRITE_LANES)}")
+        outer: SparkTransaction | None = getattr(self._local, "transaction", None)
+        if outer is not None:
+            yield outer
+            return
+        if self.read_only:
+            raise WarehouseError(
+                f"the warehouse {self.url} is open read-only", hint="open it without read_only to write"
+            )
+        with self._write_locks[lane]:
+            tx = SparkTransaction(self)
+            self._local.transaction = tx
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+            else:
+                tx.finish()
+            finally:
+                self._local.transaction = None
+
+    @contextmanager
+    def staged(self, rows: pa.Table | ir.Table) -> Iterator[pa.Table | ir.Table]:
+        if isinstance(rows, pa.Table) or getattr(self._local, "transaction", None) is not None:
+            yield rows
+            return
+        backend = self._backend()
+        name = f"__tp_stage_{next(_names)}"
+        table = backend.create_table(name, rows, temp=True)
+        try:
+            yield table
+        finally:
+            backend.drop_table(name, force=True)
+
+    def compact(self) -> dict[str, Any]:
+        """Nothing to rewrite: on Parquet a delete rewrites the table's files and removes the old ones (and a
+        transaction's links to them when it ends), so deleted rows leave the disk when the delete commits.
+        Reports the warehouse directory's size."""
+        if getattr(self._local, "transaction", None) is not None:
+            raise WarehouseError("compact() cannot run inside a write transaction", hint="call it after the write")
+        start = time.perf_counter()
+        size = _size(self.local_root) if self.local_root else 0
+        return {
+            "engine": "spark",
+            "method": "none needed: a delete overwrites the table's Parquet files and removes the old ones",
+            "seconds": round(time.perf_counter() - start, 3),
+            "bytes_before": size,
+            "bytes_after": size,
+        }
+
+    # -- schema --------------------------------------------------------------------------------------------------------
+    def column_type(self, dtype: dt.DataType) -> str:
+        if dtype.is_json() or dtype.is_uuid():
+            return "STRING"
+        from ibis.backends.sql.datatypes import PySparkType
+
+        return str(PySparkType.from_ibis(dtype).sql("spark"))
+
+    def create_table_sql(self, spec: TableSpec) -> str:
+        """A Parquet table over ``<warehouse>/<name>``. Keys and NOT NULL are the adapter's to keep: Spark's
+        Parquet tables declare neither (``insert_new`` and ``upsert`` skip or replace stored keys)."""
+        columns = ", ".join(f"{tick(n)} {self.column_type(t)}" for n, t in spec.schema.items())
+        return (
+            f"{SPARK_SQL}CREATE TABLE IF NOT EXISTS {self.qualified(spec.name)} ({columns}) USING parquet"
+            f" LOCATION {_literal(self.location(spec.name))}"
+        )
+
+    def add_column_sql(self, table: str, column: str, dtype: dt.DataType) -> str:
+        """``ALTER TABLE ... ADD COLUMNS``, or nothing when the column is there (Spark has no ``IF NOT EXISTS``
+        for it; a table registered from the declared schema has every declared column already)."""
+        if column in self.spark.table(self.qualified(table)).columns:
+            return SPARK_SQL
+        return f"{SPARK_SQL}ALTER TABLE {self.qualified(table)} ADD COLUMNS ({tick(column)} {self.column_type(dtype)})"
+
+    @contextmanager
+    def migration_transaction(self) -> Iterator[MigrationCursor]:
+        with self.write():
+            yield _SparkMigrationCursor(self)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Forget this warehouse's connections; the process's Spark keeps running for the next (:func:`stop`)."""
+        with self._guard:
+            self._closed = True
+            self._backends.clear()
+
+
+def _size(folder: str) -> int:
+    total = 0
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(parent, name))
+    return total
