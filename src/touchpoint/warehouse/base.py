@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from touchpoint.errors import NotFound
+
 if TYPE_CHECKING:
     import ibis.expr.datatypes as dt
     import ibis.expr.types as ir
@@ -138,9 +140,16 @@ class Warehouse(ABC):
     def ibis(self) -> SQLBackend:
         """This thread's Ibis backend, for building expressions."""
 
-    @abstractmethod
     def table(self, name: str) -> ir.Table:
         """The table ``name``; :class:`~touchpoint.errors.NotFound` if there is none, other errors as raised."""
+        import ibis.common.exceptions as ibis_exc  # not at import: the CLI starts without Ibis
+
+        try:
+            return self.ibis.table(name)
+        except ibis_exc.TableNotFound:
+            raise NotFound(
+                f"no table {name!r} in the warehouse", hint='`touchpoint query "SHOW TABLES"` lists them'
+            ) from None
 
     @abstractmethod
     def tables(self) -> list[str]:

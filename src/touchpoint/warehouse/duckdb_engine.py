@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import ibis
-import ibis.common.exceptions as ibis_exc
 import ibis.expr.types as ir
 import pyarrow as pa
 
@@ -256,14 +255,6 @@ class DuckDBWarehouse(Warehouse):
     @property
     def ibis(self) -> DuckDBBackend:
         return self._backend()
-
-    def table(self, name: str) -> ir.Table:
-        try:
-            return self._backend().table(name)
-        except ibis_exc.TableNotFound:
-            raise NotFound(
-                f"no table {name!r} in the warehouse", hint='`touchpoint query "SHOW TABLES"` lists them'
-            ) from None
 
     def tables(self) -> list[str]:
         """The warehouse's own tables (not this connection's temporary tables or Ibis's in-memory views)."""

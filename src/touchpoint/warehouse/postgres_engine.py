@@ -33,13 +33,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import ibis
-import ibis.common.exceptions as ibis_exc
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from touchpoint.errors import NotFound, WarehouseError
+from touchpoint.errors import WarehouseError
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote
 from touchpoint.warehouse.urls import redact
 
@@ -376,14 +375,6 @@ class PostgresWarehouse(Warehouse):
     @property
     def ibis(self) -> PostgresBackend:
         return self._backend()
-
-    def table(self, name: str) -> ir.Table:
-        try:
-            return self._backend().table(name)
-        except ibis_exc.TableNotFound:
-            raise NotFound(
-                f"no table {name!r} in the warehouse", hint='`touchpoint query "SHOW TABLES"` lists them'
-            ) from None
 
     def tables(self) -> list[str]:
         """The warehouse's own tables in the connection's schema (not temporary tables)."""

@@ -50,12 +50,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import ibis.common.exceptions as ibis_exc
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from touchpoint.errors import NotFound, WarehouseError
+from touchpoint.errors import WarehouseError
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
 
 if TYPE_CHECKING:
@@ -658,14 +657,6 @@ class SparkWarehouse(Warehouse):
     @property
     def ibis(self) -> PySparkBackend:
         return self._backend()
-
-    def table(self, name: str) -> ir.Table:
-        try:
-            return self._backend().table(name)
-        except ibis_exc.TableNotFound:
-            raise NotFound(
-                f"no table {name!r} in the warehouse", hint="`touchpoint query 'SHOW TABLES'` lists them"
-            ) from None
 
     def tables(self) -> list[str]:
         return sorted(t.name for t in self.spark.catalog.listTables(self.database) if not t.isTemporary)
