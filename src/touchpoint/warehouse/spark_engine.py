@@ -4,9 +4,10 @@ URLs (docs/configuration.md, docs/scaling.md):
 
 * ``spark+local:///data/warehouse?threads=2`` - Spark in this process's JVM (``local[2]``; ``threads`` is
   ``*`` by default, every core) over the warehouse directory ``/data/warehouse``.
-* ``spark://master:7077?warehouse=hdfs://nn/touchpoint`` - a Spark standalone cluster (the URL, less its
-  query, is Spark's own master URL); ``warehouse`` is where the tables' files go (a path every executor
-  reaches: HDFS, S3 through ``s3a://``, a shared mount).
+* ``spark://master:7077?warehouse=/mnt/shared/touchpoint`` - a Spark standalone cluster (the URL, less its
+  query, is Spark's own master URL); ``warehouse`` is where the tables' files go: a directory mounted at the
+  same path on this machine and every executor. HDFS and S3 locations are refused for now: a failed
+  transaction's rollback hard-links files and opening lists the tables' directories, both on a file system.
 * ``sc://host:15002?warehouse=...`` - a Spark Connect server (Databricks, EMR, ``start-connect-server.sh``).
 
 Other query settings: ``memory`` (``spark.driver.memory``, default ``2g``), ``partitions``
@@ -90,9 +91,9 @@ def parse_url(url: str) -> dict[str, str]:
 
     >>> parse_url("spark+local:///data/wh?threads=2")["master"]
     'local[2]'
-    >>> p = parse_url("spark://m:7077?warehouse=hdfs://nn/tp&memory=4g")
+    >>> p = parse_url("spark://m:7077?warehouse=/mnt/shared/tp&memory=4g")
     >>> p["master"], p["warehouse"], p["memory"]
-    ('spark://m:7077', 'hdfs://nn/tp', '4g')
+    ('spark://m:7077', '/mnt/shared/tp', '4g')
     """
     parts = urlsplit(url)
     options = dict(parse_qsl(parts.query))
@@ -107,10 +108,15 @@ def parse_url(url: str) -> dict[str, str]:
     if not warehouse:
         raise WarehouseError(
             f"the Spark URL {url!r} names no warehouse location",
-            hint="give the tables' directory: spark+local:///data/warehouse or ?warehouse=hdfs://... for a cluster",
+            hint="give the tables' directory: spark+local:///data/warehouse, or ?warehouse=/mounted/dir for a cluster",
         )
-    if "://" not in warehouse:
-        warehouse = str(Path(warehouse).absolute())
+    if "://" in warehouse and not warehouse.startswith("file://"):
+        raise WarehouseError(
+            f"the Spark warehouse location {warehouse!r} is not a directory on this machine",
+            hint="HDFS and S3 locations are not supported yet (rollback and opening need a file system): use a "
+            "directory every executor mounts at the same path, e.g. ?warehouse=/mnt/shared/touchpoint",
+        )
+    warehouse = str(Path(warehouse.removeprefix("file://")).absolute())
     database = options.pop("database", "tp_" + hashlib.sha256(warehouse.encode()).hexdigest()[:12])
     return {
         "scheme": parts.scheme,
