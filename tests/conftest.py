@@ -24,7 +24,7 @@ from touchpoint.warehouse import Warehouse, open_warehouse
 
 #: Folders whose conftest builds a session-wide fixture (a simulated shop, a fitted model, a served dashboard):
 #: under pytest-xdist their tests run on one worker, so it is built once.
-SHARED_FOLDERS = ("journeys", "mmm", "predict", "web")
+SHARED_FOLDERS = ("engines", "journeys", "mmm", "predict", "web")  # engines: one Spark JVM, one PostgreSQL
 
 
 def work_unit(nodeid: str) -> str:
