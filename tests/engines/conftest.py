@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 SPARK_SOCKETS = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+#: Starting Spark's JVM forks; on a worker that already ran the MMM's tests, JAX warns at every fork.
+JAX_FORK = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 
 
 def _on_spark(item: pytest.Item) -> bool:
@@ -25,6 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _on_spark(item):
             item.add_marker(SPARK_SOCKETS)
+            item.add_marker(JAX_FORK)
 
 
 @pytest.fixture(autouse=True)
