@@ -25,6 +25,7 @@ One class per engine implements this (:mod:`touchpoint.warehouse.duckdb_engine`,
 
 from __future__ import annotations
 
+import itertools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 WRITE_LANES = ("main", "events")  # see Warehouse.write
 _sections: dict[tuple[str, str], threading.RLock] = {}  # see Warehouse.exclusive
+_staged_names = itertools.count()  # see Warehouse.staged
 _sections_guard = threading.Lock()
 Rows = pa.Table  # rows to write: an Arrow table (an Ibis expression is also accepted where noted)
 
@@ -105,6 +107,7 @@ class Warehouse(ABC):
     url: str
     dialect: str
     read_only: bool
+    _local: threading.local  # per thread: the connection, the open transaction
 
     @abstractmethod
     def __init__(self, url: str, *, read_only: bool = False, config: dict[str, Any] | None = None) -> None:
@@ -223,13 +226,23 @@ class Warehouse(ABC):
         (whatever its lane). On an error everything rolls back.
         """
 
-    @abstractmethod
-    def staged(self, rows: pa.Table | ir.Table) -> AbstractContextManager[pa.Table | ir.Table]:
+    @contextmanager
+    def staged(self, rows: pa.Table | ir.Table) -> Iterator[pa.Table | ir.Table]:
         """``rows`` computed now on this thread's connection, without the write lock, for a short
         :meth:`write` after: ``with wh.staged(expr) as rows, wh.write() as tx: tx.replace(name, rows)``.
 
-        Arrow tables pass through; inside a :meth:`write` block expressions pass through too.
+        Arrow tables pass through; inside a :meth:`write` block expressions pass through too (the lock is
+        held already). This default computes them into a temporary table of Ibis's backend.
         """
+        if isinstance(rows, pa.Table) or getattr(self._local, "transaction", None) is not None:
+            yield rows
+            return
+        name = f"__tp_stage_{next(_staged_names)}"
+        table = self.ibis.create_table(name, rows, temp=True)
+        try:
+            yield table
+        finally:
+            self.ibis.drop_table(name, force=True)
 
     def append(self, table: str, rows: pa.Table | ir.Table) -> int:
         with self.staged(rows) as ready, self.write() as tx:

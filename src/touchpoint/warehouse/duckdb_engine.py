@@ -334,19 +334,6 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 self._local.transaction = None
 
-    @contextmanager
-    def staged(self, rows: pa.Table | ir.Table) -> Iterator[pa.Table | ir.Table]:
-        if isinstance(rows, pa.Table) or getattr(self._local, "transaction", None) is not None:
-            yield rows  # inside a transaction the lock is held already: write straight from the expression
-            return
-        backend = self._backend()
-        name = f"__tp_stage_{next(_names)}"
-        staged = backend.create_table(name, rows, temp=True)
-        try:
-            yield staged
-        finally:
-            backend.drop_table(name, force=True)
-
     def stage_table(self, name: str, rows: pa.Table | ir.Table) -> None:
         backend = self._backend()
         if isinstance(rows, pa.Table):

@@ -706,19 +706,6 @@ class SparkWarehouse(Warehouse):
             finally:
                 self._local.transaction = None
 
-    @contextmanager
-    def staged(self, rows: pa.Table | ir.Table) -> Iterator[pa.Table | ir.Table]:
-        if isinstance(rows, pa.Table) or getattr(self._local, "transaction", None) is not None:
-            yield rows
-            return
-        backend = self._backend()
-        name = f"__tp_stage_{next(_names)}"
-        table = backend.create_table(name, rows, temp=True)
-        try:
-            yield table
-        finally:
-            backend.drop_table(name, force=True)
-
     def compact(self) -> dict[str, Any]:
         """Nothing to rewrite: on Parquet a delete rewrites the table's files and removes the old ones (and a
         transaction's links to them when it ends), so deleted rows leave the disk when the delete commits.
