@@ -11,7 +11,10 @@ Each entry into a band and each stage change is recorded once (``score_band_entr
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,14 +23,17 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
-from touchpoint.audiences.compile import Compiler, _where
+from touchpoint.audiences.compile import Compiler, _Plan, _where
+from touchpoint.audiences.refresh import candidates, sources
 from touchpoint.audiences.scoredef import ScoreDefinition, parse_score
 from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
 from touchpoint.warehouse import Warehouse, schema
 
 TABLE, RESULTS = schema.SCORES.name, schema.SCORE_RESULTS.name
 BANDS, STAGES = schema.SCORE_BANDS.name, schema.SCORE_STAGES.name
+STATE = schema.SCORE_STATE.name
 
 
 # -- definitions --------------------------------------------------------------------------------------
@@ -92,6 +98,12 @@ def save(
 # -- the expression ------------------------------------------------------------------------------------
 def _compile(wh: Warehouse, s: ScoreDefinition, now: datetime, restrict: ir.Table | None = None) -> ir.Table:
     """Per profile: one column per rule (``r_<i>``), ``fit``, ``engagement``, ``points``, ``band``, ``earned``."""
+    return _compiler(wh, s, now)[1](restrict)
+
+
+def _compiler(wh: Warehouse, s: ScoreDefinition, now: datetime) -> tuple[_Plan, Callable[[ir.Table | None], ir.Table]]:
+    """What :func:`_compile`'s expression depends on (an incremental run's candidates, without building
+    it) and a function building it for every profile or those in ``restrict``."""
     c = Compiler(wh, now, store.lookup(wh))
     fit_preds = [(f"r_{i}", c.node(rule.when, f"$.fit[{i}].when"), rule) for i, rule in enumerate(s.fit)]
     stage_preds = [
@@ -105,6 +117,8 @@ def _compile(wh: Warehouse, s: ScoreDefinition, now: datetime, restrict: ir.Tabl
 
         since = None if rule.within_days is None else now - timedelta(days=rule.within_days)
         c.plan.since.append(since)
+        # an event that becomes visible, or leaves the rule's window, moves the points between two runs
+        c.plan.offsets.update({0} if rule.within_days is None else {0, rule.within_days})
 
         def hit(ev: ir.Table, rule: Any = rule, since: datetime | None = since) -> ir.Value:
             return _where(ev, rule.step, now, since)
@@ -116,6 +130,17 @@ def _compile(wh: Warehouse, s: ScoreDefinition, now: datetime, restrict: ir.Tabl
         h, v = f"{col}_m", f"{col}_v"
         c.plan.aggregates.append((col, {h: hit, v: decayed}, lambda t, h=h, v=v: t[v].sum(where=t[h])))
         eng_cols.append((col, rule))
+    return c.plan, lambda restrict: _expression(c, s, restrict, fit_preds, stage_preds, eng_cols)
+
+
+def _expression(
+    c: Compiler,
+    s: ScoreDefinition,
+    restrict: ir.Table | None,
+    fit_preds: list[tuple[str, Any, Any]],
+    stage_preds: list[Any],
+    eng_cols: list[tuple[str, Any]],
+) -> ir.Table:
     t = c.table(restrict)
     values: dict[str, ir.Value] = {}
     for col, pred, fit_rule in fit_preds:
@@ -163,50 +188,185 @@ def _definition(wh: Warehouse, name: str) -> ScoreDefinition:
 
 
 # -- running -----------------------------------------------------------------------------------------------
+def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
+    t = wh.table(STATE)
+    rows = wh.to_arrow(t.filter(t.score == name)).to_pylist()
+    return rows[0] if rows else None
+
+
+def _fingerprint(wh: Warehouse, definition: Any, s: ScoreDefinition) -> str:
+    """A hash of the definition and of every audience its rules name, transitively (a change in any of
+    them makes the next run a full one)."""
+    nodes = [r.when for r in s.fit] + [st.when for st in s.stages if st.when is not None]
+    named = sorted({a for node in nodes for a in d.audiences_named(node)})
+    find = store.lookup(wh)
+    audiences = {a: store.fingerprint(wh, a, node) for a in named if (node := find(a)) is not None}
+    text = json.dumps({"definition": definition, "audiences": audiences}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime) -> pa.Array:
+    """The profiles whose points can have moved since the run ``state`` records, other than by the
+    clock alone: the audiences' candidates (:func:`touchpoint.audiences.refresh.candidates`: new events
+    of the kinds the rules name, events entering or leaving a window, date traits and consents crossing
+    an edge), every profile rebuilt since (new events, identity changes, traits: ``built_at`` after the
+    run's), and the profiles a merge or split since then made or removed."""
+    from touchpoint.identity import tables as T
+
+    built = state["profiles_built_at"]
+    p = wh.table("profiles")
+    parts = [p.filter(p.built_at.notnull() if built is None else p.built_at > ibis.literal(built)).select("profile_id")]
+    cand = candidates(wh, plan, state, now)
+    if cand is not None:
+        parts.append(cand)
+    out = parts[0].union(parts[1], distinct=True) if len(parts) > 1 else parts[0]
+    ids = set(wh.to_arrow(out).column("profile_id").to_pylist())
+    if built is not None:  # a merge is logged before the profiles it changes are rebuilt
+        log = wh.table(T.MERGE_LOG)
+        rows = wh.to_arrow(log.filter(log.logged_at >= ibis.literal(built)).select("profile_id", "merged_profile_ids"))
+        for row in rows.to_pylist():
+            ids.update(x for x in [row["profile_id"], *(row["merged_profile_ids"] or "").split(",")] if x)
+    ids.discard(None)
+    return pa.array(sorted(ids), pa.string())
+
+
 def run(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
     """Score every profile; record band entries and stage promotions; returns counts per band and stage."""
+    return refresh(wh, name, now=now, full=True)
+
+
+def refresh(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool = False) -> dict[str, Any]:
+    """Bring score ``name`` up to ``now`` (default: the clock): incremental when it can, else full.
+
+    Incremental: only the profiles :func:`touched` since the last run are rescored, at ``now``, exactly
+    as a full run at ``now`` scores them; the others keep their last points. Points also move with the
+    clock alone (the half-life, a band's threshold crossed as points decay), which only a full run
+    catches: the ``scores_full`` job runs one every 15 minutes. A changed definition (or of an audience
+    it names), new predictions, a clock that went back or a new day for forward-looking dates make the
+    run full. Returns the counts of the rows scored, with ``mode`` and ``candidates``.
+    """
+    started = time.perf_counter()
     at = now or store.now()
-    s = _definition(wh, name)
-    expr = _compile(wh, s, at)
-    prev = wh.table(RESULTS)
-    prev = prev.filter(prev.score == name).select(tp_pp="profile_id", prev_band="band", prev_stage="stage")
-    j = expr.left_join(prev, expr.profile_id == prev.tp_pp)
-    rows = wh.to_arrow(
-        j.select("profile_id", "fit", "engagement", "points", "band", "earned", "prev_band", "prev_stage")
-    )
+    with wh.exclusive(f"score:{name}"):
+        saved = get(wh, name)
+        s = parse_score(saved["definition"])
+        seen = sources(wh)
+        state = _state(wh, name)
+        stamp = _fingerprint(wh, saved["definition"], s) + "|" + seen["predictions"]
+        plan, build = _compiler(wh, s, at)
+        incremental = (
+            not full
+            and state is not None
+            and state["fingerprint"] == stamp
+            and at >= state["evaluated_at"]
+            and not (plan.forward_dates and state["evaluated_at"].date() != at.date())
+        )
+        scope: pa.Array | None = None
+        if incremental and state is not None:
+            scope = touched(wh, plan, state, at)
+            expr = build(ibis.memtable(pa.table({"profile_id": scope}))) if len(scope) else None
+        else:
+            expr = build(None)
+        row = {
+            "score": name,
+            "evaluated_at": at,
+            "events_watermark": seen["watermark"],
+            "profiles_built_at": seen["profiles_built_at"],
+            "fingerprint": stamp,
+            "full_at": at if scope is None else (state or {}).get("full_at"),
+            "mode": "full" if scope is None else "incremental",
+            "candidates": None if scope is None else len(scope),
+            "seconds": None,
+        }
+        out = _record(wh, name, s, at, expr, scope, row, started)
+    return out
+
+
+def _record(
+    wh: Warehouse,
+    name: str,
+    s: ScoreDefinition,
+    at: datetime,
+    expr: ir.Table | None,
+    scope: pa.Array | None,
+    state_row: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """Write the points of the rows ``expr`` scores (all, or the profiles in ``scope``), their band
+    entries and stage promotions, and the run's state.
+
+    A second run at one instant (incremental runs after each batch of events, or a changed definition)
+    replaces that instant's facts: the band and stage a profile had *before* the instant are what its
+    entry and promotion are recorded against, so several runs at one instant leave what one run leaves.
+    """
     names = [st.name for st in s.stages]
     index = {n: i for i, n in enumerate(names)}
-    prev_idx = pa.array(
-        [index.get(v, -1) if v is not None else -1 for v in rows.column("prev_stage").to_pylist()], pa.int64()
+    cols = ["profile_id", "fit", "engagement", "points", "band", "earned", "prev_band", "prev_stage"]
+    if expr is None:
+        rows = pa.table({c: pa.array([], pa.string()) for c in cols})
+    else:
+        prev = wh.table(RESULTS)
+        prev = prev.filter(prev.score == name).select(tp_pp="profile_id", prev_band="band", prev_stage="stage")
+        rows = wh.to_arrow(expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*cols))
+    pids = rows.column("profile_id")
+    n = rows.num_rows
+    # the facts this instant already holds (an earlier run at the same `now`): their `previous` is the
+    # profile's state before the instant
+    b = wh.table(BANDS)
+    inst_b = wh.to_arrow(
+        b.filter((b.score == name) & (b.entered_at == ibis.literal(at))).select("profile_id", "band", "previous")
     )
+    g = wh.table(STAGES)
+    inst_s = wh.to_arrow(
+        g.filter((g.score == name) & (g.changed_at == ibis.literal(at)) & (g.kind == "promoted")).select(
+            "profile_id", "stage", "previous"
+        )
+    )
+    band_before = rows.column("prev_band")
+    has_b, held_b = pa.array([False] * n), pa.nulls(n, pa.string())
+    if inst_b.num_rows and n:
+        at_b = pc.index_in(pids, value_set=inst_b.column("profile_id"))
+        has_b = pc.is_valid(at_b)
+        band_before = pc.if_else(has_b, pc.take(inst_b.column("previous"), at_b), band_before)
+        held_b = pc.take(inst_b.column("band"), at_b)
+    stage_before = rows.column("prev_stage")
+    has_s, held_s = pa.array([False] * n), pa.nulls(n, pa.string())
+    if inst_s.num_rows and n:
+        at_s = pc.index_in(pids, value_set=inst_s.column("profile_id"))
+        has_s = pc.is_valid(at_s)
+        stage_before = pc.if_else(has_s, pc.take(inst_s.column("previous"), at_s), stage_before)
+        held_s = pc.take(inst_s.column("stage"), at_s)
+    prev_idx = pa.array([index.get(v, -1) if v is not None else -1 for v in stage_before.to_pylist()], pa.int64())
     earned = rows.column("earned").cast(pa.int64())
+    # forward only from the stage held before this instant (a stage reached earlier at this instant is
+    # that instant's fact, replaced like a band entry)
     new_idx = pc.max_element_wise(prev_idx, earned) if names else earned
     stage = pa.array([names[i] if names and i >= 0 else None for i in new_idx.to_pylist()], pa.string())
-    n = rows.num_rows
     ts = pa.array([at] * n, pa.timestamp("us"))
     results = pa.table(
         {
             "score": pa.array([name] * n, pa.string()),
-            "profile_id": rows.column("profile_id"),
+            "profile_id": pids.cast(pa.string()),
             "points": rows.column("points").cast(pa.float64()),
             "fit": rows.column("fit").cast(pa.float64()),
             "engagement": rows.column("engagement").cast(pa.float64()),
-            "band": rows.column("band"),
+            "band": rows.column("band").cast(pa.string()),
             "stage": stage,
             "computed_at": ts,
         }
     )
-    band_changed = pc.fill_null(pc.not_equal(rows.column("band"), rows.column("prev_band")), True)
-    band_changed = pc.and_(band_changed, pc.is_valid(rows.column("band")))
+    band = results.column("band")
+    band_changed = pc.fill_null(pc.not_equal(band, band_before.cast(pa.string())), True)
+    band_changed = pc.and_(band_changed, pc.is_valid(band))
     entries = pa.table(
         {
             "score": results.column("score"),
             "profile_id": results.column("profile_id"),
-            "band": results.column("band"),
-            "previous": rows.column("prev_band"),
+            "band": band,
+            "previous": band_before.cast(pa.string()),
             "entered_at": ts,
         }
-    ).filter(band_changed)
+    ).filter(pc.and_(band_changed, pc.invert(pc.fill_null(pc.equal(held_b, band), False))))
     promoted = pc.greater(new_idx, prev_idx) if names else pa.array([False] * n)
     prev_names = (
         pa.array([names[i] if i >= 0 else None for i in prev_idx.to_pylist()], pa.string())
@@ -223,24 +383,53 @@ def run(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, A
             "reason": pa.array(["rules"] * n, pa.string()),
             "changed_at": ts,
         }
-    ).filter(promoted)
+    ).filter(pc.and_(promoted, pc.invert(pc.fill_null(pc.equal(held_s, stage), False))))
+    undo_b = pids.filter(pc.and_(has_b, pc.invert(band_changed))) if n else pa.array([], pa.string())
+    undo_s = pids.filter(pc.and_(has_s, pc.invert(promoted))) if n else pa.array([], pa.string())
     with wh.write() as tx:
-        tx.delete(RESULTS, "score", [name])
-        tx.append(RESULTS, results)
-        # a second run at the same instant (a changed definition) replaces that instant's facts
+        if scope is None:
+            tx.delete(RESULTS, "score", [name])
+            tx.append(RESULTS, results)
+        else:
+            gone = pc.filter(scope, pc.invert(pc.is_in(scope, value_set=pids))) if n else scope
+            if len(gone):  # merged away or removed: every score's row of a profile that no longer exists
+                tx.delete(RESULTS, "profile_id", gone.to_pylist())
+            if n:
+                tx.upsert(RESULTS, results, key=["score", "profile_id"])
+        _undo(wh, tx, BANDS, "entered_at", name, at, undo_b)
+        _undo(wh, tx, STAGES, "changed_at", name, at, undo_s)
         tx.upsert(BANDS, entries, key=["score", "profile_id", "entered_at"])
         tx.upsert(STAGES, stages, key=["score", "profile_id", "changed_at"])
-    bands = pc.value_counts(results.column("band")).to_pylist()
+        state_row = {**state_row, "seconds": round(time.perf_counter() - started, 3)}
+        tx.upsert(
+            STATE, pa.Table.from_pylist([state_row], schema=schema.SCORE_STATE.schema.to_pyarrow()), key=["score"]
+        )
+    bands = pc.value_counts(band).to_pylist()
     stage_counts = pc.value_counts(stage).to_pylist() if names else []
     return {
         "score": name,
+        "mode": state_row["mode"],
         "profiles": n,
-        "bands": {str(b["values"]): b["counts"] for b in bands},
+        "candidates": state_row["candidates"],
+        "bands": {str(x["values"]): x["counts"] for x in bands},
         "stages": {str(x["values"]): x["counts"] for x in stage_counts},
         "band_entries": entries.num_rows,
         "promotions": stages.num_rows,
         "computed_at": at,
+        "seconds": state_row["seconds"],
     }
+
+
+def _undo(wh: Warehouse, tx: Any, table: str, column: str, name: str, at: datetime, profiles: pa.Array) -> None:
+    """Remove ``profiles``' facts of score ``name`` at instant ``at`` (a rerun at that instant found the
+    profile back where it was before it): the rows at ``at`` are rewritten without them."""
+    if not len(profiles):
+        return
+    t = wh.table(table)
+    kept = wh.to_arrow(t.filter(t[column] == ibis.literal(at)))
+    drop = pc.and_(pc.equal(kept.column("score"), name), pc.is_in(kept.column("profile_id"), value_set=profiles))
+    tx.delete(table, column, [at])
+    tx.append(table, kept.filter(pc.invert(drop)))
 
 
 def explain(wh: Warehouse, name: str, profile_id: str, *, now: datetime | None = None) -> dict[str, Any]:

@@ -388,6 +388,7 @@ JOB_PURPOSES: dict[str, str] = {
     "mmm": "analytics",
     "audiences": "personalisation",
     "scores": "personalisation",
+    "scores_full": "personalisation",
     "automations": "per step",
     "deliveries": "per step",
     "flows": "per step",

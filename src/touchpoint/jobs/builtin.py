@@ -14,7 +14,9 @@ mmm           weekly                           the marketing-mix model in ``<dat
 audiences     after new events or a profiles   ``audience_memberships`` (incremental: touched profiles and
               or predictions run, at most 5s   expiring windows), entries and exits as facts
 scores        after new events or a profiles   ``score_results`` with band entries and stage changes
-              run, at most 1m
+              or predictions run, at most 5s   (incremental: the profiles touched since the last run)
+scores_full   every 15m                        every profile rescored: points decayed by the half-life and
+                                               bands left or entered with no new event
 automations   after a profiles, audiences or   ``automation_entries`` and ``automation_outbox`` (who entered,
               scores run, at most 0.25s        in which arm; what to send), then sends what is due
 flows         every 1m                         the clock's decisions: date and schedule triggers, flows whose
@@ -250,8 +252,7 @@ def refresh_audiences(ctx: JobContext) -> dict[str, Any]:
     return {"rows": changed, "audiences": len(results), "entered": sum(r["entered"] for r in results)}
 
 
-def refresh_scores(ctx: JobContext) -> dict[str, Any]:
-    """Score every profile with every saved lead score."""
+def _scores(ctx: JobContext, *, full: bool) -> dict[str, Any]:
     from touchpoint.audiences import scores
 
     names = [s["name"] for s in scores.list_all(ctx.warehouse)]
@@ -262,8 +263,24 @@ def refresh_scores(ctx: JobContext) -> dict[str, Any]:
     done = []
     for name in names:
         ctx.check_stop()
-        done.append(scores.run(ctx.warehouse, name))
-    return {"rows": len(done), "scores": names}
+        done.append(scores.refresh(ctx.warehouse, name, full=full))
+    return {
+        "rows": sum(r["profiles"] for r in done),
+        "scores": names,
+        "modes": [r["mode"] for r in done],
+        "band_entries": sum(r["band_entries"] for r in done),
+        "promotions": sum(r["promotions"] for r in done),
+    }
+
+
+def refresh_scores(ctx: JobContext) -> dict[str, Any]:
+    """Rescore the profiles touched since each lead score's last run (a full run when it must)."""
+    return _scores(ctx, full=False)
+
+
+def refresh_scores_full(ctx: JobContext) -> dict[str, Any]:
+    """Rescore every profile with every lead score: decay and bands crossed with no new event."""
+    return _scores(ctx, full=True)
 
 
 # -- automations ---------------------------------------------------------------------------------------
@@ -414,12 +431,42 @@ BUILTIN: tuple[Job, ...] = (
     Job(
         "scores",
         refresh_scores,
-        every=60.0,
+        every=5.0,
         trigger="events",
-        tables=("score_results", "score_band_entries", "score_stages"),
-        reads=("scores", "score_results", "profiles", "events"),
-        after=("profiles",),
-        doc="Score every profile with every lead score; band entries and stage changes.",
+        tables=("score_results", "score_band_entries", "score_stages", "score_state"),
+        reads=(
+            "scores",
+            "score_results",
+            "score_state",
+            "audiences",
+            "profiles",
+            "profile_traits",
+            "predictions",
+            "propensity_scores",
+            "replenishment",
+            "events",
+            "identity_merge_log",
+        ),
+        after=("profiles", "predictions"),
+        doc="Rescore the profiles touched since the last run with every lead score; band entries and stage changes.",
+    ),
+    Job(
+        "scores_full",
+        refresh_scores_full,
+        every=900.0,
+        tables=("score_results", "score_band_entries", "score_stages", "score_state"),
+        reads=(
+            "scores",
+            "score_results",
+            "audiences",
+            "profiles",
+            "profile_traits",
+            "predictions",
+            "propensity_scores",
+            "replenishment",
+            "events",
+        ),
+        doc="Rescore every profile with every lead score: points decay and cross band thresholds with no event.",
     ),
     Job(
         "automations",
@@ -443,7 +490,7 @@ BUILTIN: tuple[Job, ...] = (
         ),
         # triggers wait for their profiles; audience and score triggers for the refresh: new events alone
         # give it nothing to decide (docs/decisions.md, "Triggers wait for the profiles")
-        after=("profiles", "audiences", "scores"),
+        after=("profiles", "audiences", "scores", "scores_full"),
         doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
     ),
     Job(

@@ -117,6 +117,11 @@ def _mmm_tables(wh: Warehouse) -> list[str]:
     return [wh.create_table_sql(spec) for spec in schema.MMM_TABLES]
 
 
+def _score_state(wh: Warehouse) -> list[str]:
+    """Each lead score's last run (its watermarks), so the scores job rescores only the touched profiles."""
+    return [wh.create_table_sql(spec) for spec in schema.SCORE_STATE_TABLES]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: events, quarantine, sources, api_keys, spend", _core_tables),
     Migration(2, "keys: revoked_at, last_used_at, previous key with its expiry", _key_lifecycle),
@@ -156,6 +161,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         17, "event_identities: each resolved event's type, event, timestamp, received_at and properties", _event_facts
     ),
+    Migration(18, "score_state: each lead score's last run, for incremental scoring", _score_state),
 )
 
 

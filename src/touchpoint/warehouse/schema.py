@@ -762,6 +762,26 @@ SCORE_STAGES = TableSpec(
     personal=Personal(profile=("profile_id",)),
 )
 
+SCORE_STATE = TableSpec(
+    name="score_state",
+    doc="Each lead score's last run: its clock, the events, profiles and models it saw, for incremental runs.",
+    key=("score",),
+    schema=ibis.schema(
+        [
+            ("score", STRING),
+            ("evaluated_at", TS),  # the run's `now`
+            ("events_watermark", TS),  # the latest received_at it had seen
+            ("profiles_built_at", TS),  # the latest profile built_at it had seen
+            ("fingerprint", STRING),  # the definition, every audience it names, the models' runs
+            ("full_at", TS),  # the `now` of the last full run
+            ("mode", STRING),  # full | incremental
+            ("candidates", I64),
+            ("seconds", F64),
+        ]
+    ),
+    personal=Personal(none=True, note="scoring bookkeeping: instants and counts"),
+)
+
 AUDIENCE_TABLES: tuple[TableSpec, ...] = (
     AUDIENCES,
     AUDIENCE_VERSIONS,
@@ -1052,6 +1072,7 @@ MMM_CALIBRATIONS = TableSpec(
 )
 
 MMM_TABLES: tuple[TableSpec, ...] = (MMM_CALIBRATIONS,)
+SCORE_STATE_TABLES: tuple[TableSpec, ...] = (SCORE_STATE,)
 
 
 def all_tables() -> tuple[TableSpec, ...]:
