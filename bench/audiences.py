@@ -15,6 +15,12 @@ members are not compared with it).
 
 The definition: two traits (country = SE, a stored trait; orders >= 1, a computed trait), one
 prediction (P(alive) < 0.5) and two behavioural windows (2+ lens views in 14 days; no order in 30 days).
+
+Lead scores, in the same run (``--no-scores`` leaves them out): the score ``LEAD`` (two fit rules, two
+engagement rules with a half-life, a cap, bands and stages) is run in full at NOW, then after the same
+10,000 new events incrementally at NOW + 2 min (the profiles those events touch) and, beside it, in full
+at that instant; the incremental run's points are checked equal to the full run's for every profile it
+rescored.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 
 import duckdb
 
-from touchpoint.audiences import store
+from touchpoint.audiences import scores, store
 from touchpoint.audiences.refresh import refresh_one
 from touchpoint.warehouse import Warehouse, schema
 
@@ -48,6 +54,22 @@ DEFINITION = {
     ]
 }
 EVENTS_PER_PROFILE = 20
+LEAD = {
+    "fit": [
+        {"name": "swede", "when": {"trait": "country", "eq": "SE"}, "points": 15},
+        {"name": "buyer", "when": {"trait": "orders", "gte": 1}, "points": 20},
+    ],
+    "engagement": [
+        {"name": "lens views", "event": "Product Viewed", "where": {"category": "lenses"}, "points": 5,
+         "half_life_days": 14, "group": "web"},
+        {"name": "orders", "event": "Order Completed", "points": 10, "half_life_days": 30, "within_days": 90},
+    ],
+    "caps": {"web": 30},
+    "ceiling": 100,
+    "bands": [{"name": "cold", "min": 0}, {"name": "warm", "min": 30}, {"name": "hot", "min": 60}],
+    "stages": [{"name": "subscriber"}, {"name": "lead", "min_points": 20}, {"name": "marketing-qualified",
+               "min_points": 60}],
+}  # fmt: skip
 
 
 def generate(path: Path, n: int) -> None:
@@ -186,7 +208,14 @@ class Timer:
         self.load = os.getloadavg()[0]
 
 
-def run(n: int, folder: Path, cache: Path | None = None, pandas: bool = True) -> dict[str, Any]:
+def _score_rows(wh: Warehouse) -> dict[str, tuple[Any, ...]]:
+    t = wh.table("score_results").select("profile_id", "points", "band", "stage", "computed_at")
+    return {r["profile_id"]: (r["points"], r["band"], r["stage"], r["computed_at"]) for r in wh.to_arrow(t).to_pylist()}
+
+
+def run(
+    n: int, folder: Path, cache: Path | None = None, pandas: bool = True, with_scores: bool = True
+) -> dict[str, Any]:
     path = folder / f"audiences-{n}.duckdb"
     with Timer() as gen:
         base = None if cache is None else cache / f"audiences-{n}-base.duckdb"
@@ -202,10 +231,41 @@ def run(n: int, folder: Path, cache: Path | None = None, pandas: bool = True) ->
         store.save(wh, "bench", DEFINITION)
         with Timer() as full_t:
             full = refresh_one(wh, "bench", now=NOW, full=True)
+        if with_scores:
+            scores.save(wh, "lead", LEAD)
+            with Timer() as s_full0_t:
+                s_full0 = scores.refresh(wh, "lead", now=NOW, full=True)
         add_events(wh, n, 10_000, 0)
         with Timer() as inc_t:
             inc = refresh_one(wh, "bench", now=NOW + timedelta(minutes=2))
         ours = _members(wh)
+        scored: dict[str, Any] = {}
+        if with_scores:
+            later = NOW + timedelta(minutes=2)
+            with Timer() as s_inc_t:
+                s_inc = scores.refresh(wh, "lead", now=later)
+            after_inc = _score_rows(wh)
+            with Timer() as s_full_t:
+                s_full = scores.refresh(wh, "lead", now=later, full=True)
+            after_full = _score_rows(wh)
+            rescored = [p for p, row in after_inc.items() if row[3] == later]
+            assert s_inc["mode"] == "incremental" and len(rescored) == s_inc["profiles"], s_inc
+            assert all(after_inc[p] == after_full[p] for p in rescored), "incremental and full scores disagree"
+            scored = {
+                "scores_full_s": round(s_full_t.wall, 2),
+                "scores_full_cpu_s": round(s_full_t.cpu, 2),
+                "scores_full_load1": round(s_full_t.load, 1),
+                "scores_first_full_s": round(s_full0_t.wall, 2),
+                "scores_first_full_cpu_s": round(s_full0_t.cpu, 2),
+                "scores_incremental_s": round(s_inc_t.wall, 2),
+                "scores_incremental_cpu_s": round(s_inc_t.cpu, 2),
+                "scores_incremental_load1": round(s_inc_t.load, 1),
+                "scores_incremental_candidates": s_inc["candidates"],
+                "scores_incremental_rescored": s_inc["profiles"],
+                "scores_incremental_band_entries": s_inc["band_entries"],
+                "scores_full_band_entries": s_full["band_entries"],
+                "scores_bands": s_full0["bands"],
+            }
     finally:
         wh.close()
     peer: dict[str, Any] = {"pandas_load_s": None, "pandas_compute_s": None, "pandas_cpu_s": None}
@@ -238,6 +298,7 @@ def run(n: int, folder: Path, cache: Path | None = None, pandas: bool = True) ->
         "incremental_mode": inc["mode"],
         "members_after": inc["members"],
         **peer,
+        **scored,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -259,11 +320,12 @@ def main() -> None:
         default=1_000_000,
         help="run the pandas peer only up to this many profiles (it needs about 8 GB at 1M)",
     )
+    ap.add_argument("--no-scores", action="store_true", help="leave out the lead score runs")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for n in args.sizes:
-            row = run(n, Path(tmp), args.cache, pandas=n <= args.pandas_up_to)
+            row = run(n, Path(tmp), args.cache, pandas=n <= args.pandas_up_to, with_scores=not args.no_scores)
             rows.append(row)
             print(json.dumps(row), flush=True)
     load = os.getloadavg()
@@ -278,9 +340,19 @@ def main() -> None:
             f"{r['profiles']:>10,} {r['full_s']:>8} {r['full_cpu_s']:>7} {r['incremental_s']:>8} "
             f"{r['incremental_cpu_s']:>7} {pandas_s:>9} {ratio:>6} {r['members']:>9,}"
         )
+    if not args.no_scores:
+        print(f"{'profiles':>10} {'scores full s':>14} {'(cpu)':>7} {'incr s':>8} {'(cpu)':>7} {'rescored':>9}")
+        for r in rows:
+            print(
+                f"{r['profiles']:>10,} {r['scores_full_s']:>14} {r['scores_full_cpu_s']:>7} "
+                f"{r['scores_incremental_s']:>8} {r['scores_incremental_cpu_s']:>7} "
+                f"{r['scores_incremental_rescored']:>9,}"
+            )
     print(f"load average at the end: {load[0]:.1f} (2 cores, shared with other work: figures are upper bounds)")
     if args.json:
         out = {"rows": rows, "loadavg": load, "cpus": os.cpu_count(), "definition": DEFINITION}
+        if not args.no_scores:
+            out["score"] = LEAD
         args.json.write_text(json.dumps(out, indent=2) + "\n")
 
 
