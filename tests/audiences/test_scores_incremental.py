@@ -169,6 +169,7 @@ def test_incremental_runs_equal_a_full_run_at_the_same_instant(
             _change_orders(wh, pid, orders, received)
         out = scores.refresh(wh, "s", now=at)
         assert out["mode"] == ("full" if new_day else "incremental"), out
+        new_day = False  # the next runs are on the same day
     incremental = {t: _rows(wh, t) for t in TABLES}
     after_incremental = _snapshot(wh)
 
@@ -237,6 +238,20 @@ def test_a_merged_away_profile_loses_its_rows_and_a_trait_change_is_rescored(wh:
 def test_runs_at_one_instant_leave_what_one_run_leaves(wh: Warehouse) -> None:
     """Two batches scored at one instant: warm then hot is one entry into hot from the band held before
     the instant; a stage reached and lost again at that instant is no promotion (as one full run)."""
+    _one_instant(wh)
+
+
+def test_incremental_runs_on_every_engine(warehouse_url: str) -> None:
+    """The same on PostgreSQL: its upserts, deletes by instant and migration 18's table."""
+    w = Warehouse.open(warehouse_url)
+    try:
+        _one_instant(w)
+        assert scores.refresh(w, "s", now=NOW + timedelta(minutes=1))["mode"] == "incremental"
+    finally:
+        w.close()
+
+
+def _one_instant(wh: Warehouse) -> None:
     profile = {"profile_id": "a", "user_id": "a", "email": None, "orders": None, "revenue": None,
                "last_order_at": None}  # fmt: skip
     load(wh, World(profiles=[profile]))
