@@ -48,8 +48,9 @@ def test_a_known_contacts_trigger_is_decided_before_the_profiles_run_and_only_on
 
 def test_what_the_profiles_run_may_change_waits_for_it(tmp_path: Path) -> None:
     """An unknown user, a known user with a new anonymous id (a link to come), one whose identify (here:
-    withdrawing consent) came in the same batch, and one carrying an email wait; the plain known one goes."""
-    wh = open_shop(tmp_path, 5)
+    withdrawing consent) came in the same batch, one carrying an email and one carrying a trait the template
+    may render wait; the plain known one goes."""
+    wh = open_shop(tmp_path, 6)
     workflow.create(wh, NO_HOLDOUT)
     write_messages(
         wh,
@@ -60,13 +61,14 @@ def test_what_the_profiles_run_may_change_waits_for_it(tmp_path: Path) -> None:
             {"type": "identify", "userId": "u2", "traits": {"consent_marketing_email": False}},
             _signed_up(userId="u2"),
             _signed_up(userId="u3", context={"traits": {"email": "other@people.test"}}),
+            _signed_up(userId="u4", context={"traits": {"first_name": "Renamed"}}),
         ],
     )
     fast = triggers.evaluate(wh, "welcome")
     assert fast["entered"] == 1 and {e["profile_id"] for e in _entries(wh)} == {profile_of(wh, 0)}
     update(wh)
     slow = triggers.evaluate(wh, "welcome")
-    assert slow["entered"] == 4
+    assert slow["entered"] == 5
     rows = {r["profile_id"]: r["status"] for r in outbox.listing(wh, automation="welcome", limit=10)}
     assert rows[profile_of(wh, 2)] == "suppressed"  # the consent sent with the trigger was seen
     assert rows[profile_of(wh, 0)] == rows[profile_of(wh, 1)] == "pending"

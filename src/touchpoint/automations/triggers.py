@@ -193,12 +193,13 @@ def _fast_triggers(
     trigger, at, properties``.
 
     An event qualifies when its ``user_id`` is an identity node (its profile is the node's), its
-    ``anonymous_id`` is absent or a node of the same profile, it carries no email and no identifier in its
-    JSON, and neither identifier is *touched* by an unresolved event (received after ``done`` minus
-    :data:`PENDING_MARGIN` and not in ``identity_recent``) that could link or merge or bring traits: any
-    event other than ``track``, or one with an unknown or conflicting identifier, an email or JSON
-    identifiers. Everything else waits for the profiles job (the slow path). Consent is read through the
-    identity nodes (a consent row recorded with an event under a known identifier counts at once)."""
+    ``anonymous_id`` is absent or a node of the same profile, it carries no email, no traits (``traits`` or
+    ``context.traits``) and no identifier in its JSON, and neither identifier is *touched* by an unresolved
+    event (received after ``done`` minus :data:`PENDING_MARGIN` and not in ``identity_recent``) that could
+    link or merge or bring traits: any event other than ``track``, or one with an unknown or conflicting
+    identifier, an email, traits or JSON identifiers. Everything else waits for the profiles job (the slow
+    path). Consent is read through the identity nodes (a consent row recorded with an event under a known
+    identifier counts at once)."""
     from touchpoint.identity import tables as identity_tables
     from touchpoint.identity.extract import json_mentioned
 
@@ -214,6 +215,7 @@ def _fast_triggers(
     unsafe = pj.filter(
         (pj.type != "track")
         | pj.email.notnull()
+        | _brings_traits(pj)
         | json_mentioned(pj, rules)
         | (pj.user_id.notnull() & pj.tp_up.isnull())
         | (pj.anonymous_id.notnull() & pj.tp_ap.isnull())
@@ -223,7 +225,7 @@ def _fast_triggers(
     for col in ("anonymous_id", "previous_id"):
         touched = touched.union(unsafe.filter(unsafe[col].notnull()).select(tp_b=unsafe[col]))
     t = e.filter((e.type == "track") & (e.event == event) & (e.received_at > lo) & (e.received_at <= hi))
-    t = t.filter(t.email.isnull() & ~json_mentioned(t, rules))
+    t = t.filter(t.email.isnull() & ~_brings_traits(t) & ~json_mentioned(t, rules))
     tj = t.join(users, t.user_id == users.tp_uid)
     tj = tj.left_join(anons, tj.anonymous_id == anons.tp_aid)
     tj = tj.filter(tj.anonymous_id.isnull() | (tj.tp_ap == tj.tp_up))
@@ -231,6 +233,13 @@ def _fast_triggers(
     return tj.select(
         profile_id=tj.tp_up, trigger=tj.message_id, at=tj.received_at, properties=tj.properties.cast("string")
     )
+
+
+def _brings_traits(t: ir.Table) -> ir.BooleanValue:
+    """Whether an event may set traits (``traits``, or ``context.traits`` on any call: the profiles read both),
+    judged on the raw JSON text: a template must not render a trait the profiles job has not built yet."""
+    mentions = ibis.coalesce(t.context.cast("string").contains('"traits"'), False)
+    return t.traits.notnull() | mentions
 
 
 def _fast_read(
