@@ -165,3 +165,32 @@ def test_an_after_job_runs_only_after_its_upstream_job_succeeded_never_on_events
     assert len(downs) <= len(ups), "down ran more often than up succeeded"
     # each run of down started after a run of up (it never runs on the events alone)
     assert all(any(u <= d for u in ups) for d in downs)
+
+
+def test_an_after_job_on_commit_is_woken_by_the_collectors_commits(live_server: Any) -> None:
+    """``on_commit``: the committer tells the runner, and the job runs though its upstream job never does; with
+    nothing committed it stays asleep."""
+    runs: list[float] = []
+
+    def quick(ctx: JobContext) -> int:
+        runs.append(time.monotonic())
+        return 1
+
+    server = live_server(
+        [
+            Job("off", quick, every=0.1, trigger="events", enabled=False, doc="never runs"),
+            Job("quick", quick, every=0.1, trigger="after", after=("off",), on_commit=True, doc="after commits"),
+        ]
+    )
+    time.sleep(1.0)
+    assert runs == [], "it ran with nothing committed"
+    sent = time.monotonic()
+    with httpx.Client(base_url=server.url, auth=(server.write_key, ""), timeout=30) as client:
+        assert client.post("/v1/batch", json=BATCH).status_code == 200
+    _wait(lambda: runs, 10, "a run after the commit")
+    assert runs[0] >= sent
+    with server.client() as admin:
+        history = admin.get("/v1/jobs/quick", params={"history": 10}).json()["history"]
+    assert {r["trigger"] for r in history} == {"events"}
+    time.sleep(1.0)
+    assert len(runs) == 1, "it ran again with nothing new committed"

@@ -94,6 +94,8 @@ def create_app(
         ).start()
         usage = keys.UsageRecorder(warehouse).start()
         runner = JobRunner(warehouse, settings, jobs).start() if run_jobs else None
+        if runner is not None:  # the automations' fast lane runs as soon as events are committed
+            committer.listeners.append(runner.events_committed)
         metrics = Metrics()
         metrics.attach(committer, runner)
         metrics.watch_analytics(warehouse, settings)

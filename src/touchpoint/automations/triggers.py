@@ -156,13 +156,102 @@ def _chosen(wh: Warehouse, expr: ir.Table, purposes: list[str], at: ir.Timestamp
     return expr.filter(expr.profile_id.notnull()).order_by(["at", "trigger"]).limit(MAX_TRIGGERS)
 
 
-def _event_read(wh: Warehouse, key: tuple[Any, ...], event: str, since: str, until: str, now: str) -> ir.Table:
-    """The prepared read of an event trigger's selection (:func:`_chosen` over :func:`_event_triggers`): the
-    hot path of every run, compiled once per process; ``key`` is the purposes, how consent reads each
-    (:func:`consent.shape`) and whether events' identities are indexed."""
+def _not_yet(wh: Warehouse, triggers: ir.Table, name: str) -> ir.Table:
+    """``triggers`` without those that entered automation ``name`` already (an event's ``messageId`` is its
+    trigger, unique): the look-back and the fast lane read a trigger many times, and only new ones reach Python."""
+    t = wh.table(ENTRIES)
+    t = t.filter(t.automation == ibis.literal(name, "string")).select(tp_trigger="trigger")
+    return triggers.anti_join(t, triggers.trigger == t.tp_trigger)
+
+
+def _event_read(
+    wh: Warehouse, key: tuple[Any, ...], name: str, event: str, since: str, until: str, now: str
+) -> ir.Table:
+    """The prepared read of an event trigger's selection (:func:`_chosen` over :func:`_event_triggers`, without
+    the triggers entered already): the hot path of every run, compiled once per process; ``key`` is the
+    purposes, how consent reads each (:func:`consent.shape`) and whether events' identities are indexed."""
     purposes = list(key[0])
     triggers = _event_triggers(wh, ibis.literal(event, "string"), _ts(since), _ts(until), "profiles")
-    return _chosen(wh, triggers, purposes, _ts(now))
+    return _chosen(wh, _not_yet(wh, triggers, name), purposes, _ts(now))
+
+
+#: how far before the profiles' caught-up instant the fast lane looks for events identity resolution has not
+#: taken yet (an event is stamped when received and committed within a second or so; see :func:`_fast_read`)
+PENDING_MARGIN = timedelta(seconds=60)
+
+
+def _fast_triggers(
+    wh: Warehouse,
+    event: ir.StringValue,
+    lo: ir.TimestampValue,
+    hi: ir.TimestampValue,
+    done: ir.TimestampValue,
+    rules: Any,
+) -> ir.Table:
+    """The fast lane: ``track`` events named ``event`` received in ``(lo, hi]`` (after the profiles caught up)
+    whose profile is already known and cannot change with the events not resolved yet, as ``profile_id,
+    trigger, at, properties``.
+
+    An event qualifies when its ``user_id`` is an identity node (its profile is the node's), its
+    ``anonymous_id`` is absent or a node of the same profile, it carries no email, no traits (``traits`` or
+    ``context.traits``) and no identifier in its JSON, and neither identifier is *touched* by an unresolved
+    event (received after ``done`` minus :data:`PENDING_MARGIN` and not in ``identity_recent``) that could
+    link or merge or bring traits: any event other than ``track``, or one with an unknown or conflicting
+    identifier, an email, traits or JSON identifiers. Everything else waits for the profiles job (the slow
+    path). Consent is read through the identity nodes (a consent row recorded with an event under a known
+    identifier counts at once)."""
+    from touchpoint.identity import tables as identity_tables
+    from touchpoint.identity.extract import json_mentioned
+
+    e = wh.table("events")
+    nodes = wh.table(identity_tables.NODES)
+    users = nodes.filter(nodes.id_type == "user_id").select(tp_uid=nodes.id_value, tp_up=nodes.profile_id)
+    anons = nodes.filter(nodes.id_type == "anonymous_id").select(tp_aid=nodes.id_value, tp_ap=nodes.profile_id)
+    recent = wh.table(identity_tables.RECENT).select("message_id")
+    margin = ibis.interval(seconds=int(PENDING_MARGIN.total_seconds()))
+    pending = e.filter(e.received_at > done - margin).anti_join(recent, "message_id")
+    pj = pending.left_join(users, pending.user_id == users.tp_uid)
+    pj = pj.left_join(anons, pj.anonymous_id == anons.tp_aid)
+    unsafe = pj.filter(
+        (pj.type != "track")
+        | pj.email.notnull()
+        | _brings_traits(pj)
+        | json_mentioned(pj, rules)
+        | (pj.user_id.notnull() & pj.tp_up.isnull())
+        | (pj.anonymous_id.notnull() & pj.tp_ap.isnull())
+        | (pj.user_id.notnull() & pj.anonymous_id.notnull() & (pj.tp_up != pj.tp_ap))
+    )
+    touched = unsafe.filter(unsafe.user_id.notnull()).select(tp_b=unsafe.user_id)
+    for col in ("anonymous_id", "previous_id"):
+        touched = touched.union(unsafe.filter(unsafe[col].notnull()).select(tp_b=unsafe[col]))
+    t = e.filter((e.type == "track") & (e.event == event) & (e.received_at > lo) & (e.received_at <= hi))
+    t = t.filter(t.email.isnull() & ~_brings_traits(t) & ~json_mentioned(t, rules))
+    tj = t.join(users, t.user_id == users.tp_uid)
+    tj = tj.left_join(anons, tj.anonymous_id == anons.tp_aid)
+    tj = tj.filter(tj.anonymous_id.isnull() | (tj.tp_ap == tj.tp_up))
+    tj = tj.filter(~tj.user_id.isin(touched.tp_b), tj.anonymous_id.isnull() | ~tj.anonymous_id.isin(touched.tp_b))
+    return tj.select(
+        profile_id=tj.tp_up, trigger=tj.message_id, at=tj.received_at, properties=tj.properties.cast("string")
+    )
+
+
+def _brings_traits(t: ir.Table) -> ir.BooleanValue:
+    """Whether an event may set traits (``traits``, or ``context.traits`` on any call: the profiles read both),
+    judged on the raw JSON text: a template must not render a trait the profiles job has not built yet."""
+    mentions = ibis.coalesce(t.context.cast("string").contains('"traits"'), False)
+    return t.traits.notnull() | mentions
+
+
+def _fast_read(
+    wh: Warehouse, key: tuple[Any, ...], name: str, event: str, lo: str, hi: str, done: str, now: str
+) -> ir.Table:
+    """The prepared read of the fast lane (:func:`_fast_triggers` with consent, like :func:`_event_read`);
+    ``key`` is :func:`_event_read`'s and the merge rules' fingerprint (the rules are the saved ones)."""
+    from touchpoint.identity import saved_rules
+
+    rules = saved_rules(wh)
+    triggers = _fast_triggers(wh, ibis.literal(event, "string"), _ts(lo), _ts(hi), _ts(done), rules)
+    return _chosen(wh, _not_yet(wh, triggers, name), list(key[0]), _ts(now))
 
 
 def _latest_received(wh: Warehouse) -> ir.Scalar:
@@ -231,21 +320,49 @@ def _decide(wh: Warehouse, saved: dict[str, Any], auto: Automation, at: datetime
     watermark: datetime = state["watermark"] if state and state["watermark"] else saved["created_at"]
     floor: datetime = state["floor"] if state and state["floor"] else saved["created_at"]
     since = max(watermark - OVERLAP, floor)
-    until = _watermark_source(wh, auto.trigger, at)
     out: dict[str, Any] = {"automation": name, "triggers": 0, "entered": 0, "held_out": 0, "outbox": 0, "suppressed": 0}
-    if until is None or until <= since:
+    latest: datetime | None = None
+    if auto.trigger.event is not None:
+        latest = wh.prepared(_latest_received).as_py()
+        until = _profiles_caught_up(wh, latest)
+    else:
+        until = _watermark_source(wh, auto.trigger, at)
+    # the fast lane (event triggers of an active automation): events received after the profiles caught up,
+    # whose profile is known and stays so, decided now rather than after the next profiles run
+    fast = (
+        auto.trigger.event is not None
+        and saved["status"] == "active"
+        and until is not None
+        and latest is not None
+        and latest > max(since, until)
+    )
+    if (until is None or until <= since) and not fast:
         return out
+    assert until is not None  # fast implies it
     new_mark = max(watermark, until)
     if saved["status"] != "active":  # passed over: the floor moves up with the watermark
         _save_state(wh, name, new_mark, new_mark, at)
         return {**out, "paused": True}
     purposes = sorted({s.purpose for _, s, _ in auto.actions() if s.purpose}) if auto.linear else []
+    rows: list[dict[str, Any]] = []
     if auto.trigger.event is not None:  # the hot path (a trigger per event): compiled once per process
         from touchpoint.identity import store as identity_store
 
-        key = (tuple(purposes), tuple(consent.shape(p) for p in purposes), identity_store.events_indexed(wh))
-        values = (auto.trigger.event, since.isoformat(), until.isoformat(), consent.now().isoformat())
-        rows = wh.prepared(_event_read, *values, key=key).to_pylist()
+        indexed = identity_store.events_indexed(wh)
+        key = (tuple(purposes), tuple(consent.shape(p) for p in purposes), indexed)
+        now_iso = consent.now().isoformat()
+        if until > since:
+            values = (name, auto.trigger.event, since.isoformat(), until.isoformat(), now_iso)
+            rows = wh.prepared(_event_read, *values, key=key).to_pylist()
+        if fast and indexed and len(rows) < MAX_TRIGGERS:
+            from touchpoint.identity import saved_rules
+
+            assert latest is not None
+            span = (max(since, until).isoformat(), latest.isoformat(), until.isoformat())
+            rules = saved_rules(wh).fingerprint()
+            quick = wh.prepared(_fast_read, name, auto.trigger.event, *span, now_iso, key=(*key, rules))
+            rows += quick.to_pylist()[: MAX_TRIGGERS - len(rows)]
+            out["fast"] = quick.num_rows
     else:
         expr = _selected(wh, auto.trigger, since, until, floor=floor, anchor=saved["created_at"])
         rows = wh.to_arrow(_chosen(wh, expr, purposes)).to_pylist()
@@ -257,7 +374,7 @@ def _decide(wh: Warehouse, saved: dict[str, Any], auto: Automation, at: datetime
     decided = _entries(wh, auto, rows, purposes, at, control)
     rows_out: list[dict[str, Any]] = []
     with wh.write() as tx:
-        fresh = _not_entered(wh, name, decided)
+        fresh = _not_entered(wh, name, decided, by_trigger=auto.trigger.event is not None)
         entries = [e for e, _ in fresh]
         if entries:
             tx.insert_new(ENTRIES, pa.Table.from_pylist(entries, schema=schema.AUTOMATION_ENTRIES.schema.to_pyarrow()))
@@ -325,11 +442,19 @@ def _entries(
 
 
 def _not_entered(
-    wh: Warehouse, name: str, decided: list[tuple[dict[str, Any], dict[str, bool]]]
+    wh: Warehouse, name: str, decided: list[tuple[dict[str, Any], dict[str, bool]]], *, by_trigger: bool = False
 ) -> list[tuple[dict[str, Any], dict[str, bool]]]:
-    """The decided entries whose key is not stored yet (read inside the writing transaction)."""
+    """The decided entries whose key is not stored yet (read inside the writing transaction). ``by_trigger``
+    (event triggers, whose trigger is the event's unique ``messageId``): also those whose trigger entered
+    already, under whichever profile: the fast lane decided it under the profile its identifier had then,
+    and a merge since may name another (the same trigger decides once)."""
     if not decided:
         return []
+    if by_trigger:
+        done = _triggers_entered(wh, name, sorted({e["trigger"] for e, _ in decided}))
+        decided = [(e, c) for e, c in decided if e["trigger"] not in done]
+        if not decided:
+            return []
     occurrences = joined(sorted({e["occurrence"] for e, _ in decided}))
     ids = joined(sorted({e["profile_id"] for e, _ in decided}))
     if occurrences is not None and ids is not None:
@@ -339,6 +464,27 @@ def _not_entered(
         have = wh.to_arrow(_entered(wh, ibis.literal(name), *lists))
     known = {(r["profile_id"], r["occurrence"]) for r in have.to_pylist()}
     return [(e, c) for e, c in decided if (e["profile_id"], e["occurrence"]) not in known]
+
+
+def _triggers_entered(wh: Warehouse, name: str, triggers: list[str]) -> set[str]:
+    """Which of ``triggers`` entered automation ``name`` already."""
+    listed_triggers = joined(triggers)
+    if listed_triggers is not None:
+        have = wh.prepared(_by_trigger_read, name, listed_triggers)
+    else:  # a trigger holding the separator: the same read, built for this list
+        values = ibis.memtable(pa.table({"tp_v": pa.array(triggers, pa.string())}))
+        have = wh.to_arrow(_by_trigger(wh, ibis.literal(name), values))
+    return set(have.column("trigger").to_pylist())
+
+
+def _by_trigger(wh: Warehouse, name: ir.StringValue, triggers: ir.Table) -> ir.Table:
+    t = wh.table(ENTRIES)
+    t = t.filter(t.automation == name)
+    return t.semi_join(triggers, t.trigger == triggers.tp_v).select("trigger")
+
+
+def _by_trigger_read(wh: Warehouse, name: str, triggers: str) -> ir.Table:
+    return _by_trigger(wh, ibis.literal(name, "string"), listed(triggers, "tp_v"))
 
 
 def _values(decided: list[tuple[dict[str, Any], dict[str, bool]]], column: str) -> ir.Table:
@@ -372,13 +518,17 @@ def evaluate_all(
     default_timezone: str = "UTC",
     clock: bool = False,
     control: float = 0.0,
+    events_only: bool = False,
 ) -> list[dict[str, Any]]:
-    """Evaluate every saved automation (the jobs' entry point); ``clock``: only those the clock moves."""
+    """Evaluate every saved automation (the jobs' entry point); ``clock``: only those the clock moves;
+    ``events_only``: only those with an event trigger."""
     out = []
     for a in store.list_all(wh):
-        if clock:
+        if clock or events_only:
             auto = store.load(wh, a["name"])
-            if auto.linear and not auto.trigger.clock:
+            if clock and auto.linear and not auto.trigger.clock:
+                continue
+            if events_only and auto.trigger.event is None:
                 continue
         out.append(evaluate(wh, a["name"], now=now, default_timezone=default_timezone, control=control))
     return out

@@ -18,7 +18,8 @@ scores        after new events or a profiles   ``score_results`` with band entri
 scores_full   every 15m                        every profile rescored: points decayed by the half-life and
                                                bands left or entered with no new event
 automations   after a profiles, audiences or   ``automation_entries`` and ``automation_outbox`` (who entered,
-              scores run, at most 0.25s        in which arm; what to send), then sends what is due
+              scores run or a commit of        in which arm; what to send), then sends what is due
+              events, at most 0.25s
 flows         every 1m                         the clock's decisions: date and schedule triggers, flows whose
                                                wait or timeout ended (``automation_flows``)
 deliveries    every 15s                        sends outbox rows that came due: retries, steps after a wait
@@ -290,9 +291,12 @@ def run_automations(ctx: JobContext) -> dict[str, Any]:
 
     if not store.list_all(ctx.warehouse):
         raise Skip("no automations are defined (`touchpoint automations create`)")
-    out = workflow.run(ctx.warehouse, ctx.settings)
+    # woken by a commit alone: only event triggers can have anything new (the fast lane)
+    out = workflow.run(ctx.warehouse, ctx.settings, events_only=ctx.trigger == "events")
     entered = sum(d["entered"] for d in out["decided"])
-    return {"rows": entered + sum(out["delivered"].values()), "entered": entered, "delivered": out["delivered"]}
+    fast = sum(d.get("fast", 0) for d in out["decided"])
+    rows = entered + sum(out["delivered"].values())
+    return {"rows": rows, "entered": entered, "fast": fast, "delivered": out["delivered"], **out["timing"]}
 
 
 def run_flows(ctx: JobContext) -> dict[str, Any]:
@@ -488,9 +492,10 @@ BUILTIN: tuple[Job, ...] = (
             "score_band_entries",
             "unsubscribes",
         ),
-        # triggers wait for their profiles; audience and score triggers for the refresh: new events alone
-        # give it nothing to decide (docs/decisions.md, "Triggers wait for the profiles")
+        # triggers wait for their profiles; audience and score triggers for the refresh; event triggers of
+        # known people also go at once, through the fast lane (docs/decisions.md, "the fast lane")
         after=("profiles", "audiences", "scores", "scores_full"),
+        on_commit=True,
         doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
     ),
     Job(

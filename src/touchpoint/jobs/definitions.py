@@ -10,8 +10,10 @@ A job is a name, a function of the library it runs, a default cadence, a trigger
     events arrived.
 ``trigger="after"``
     run only once a job it runs after (``after``) has succeeded, at most once every ``every`` seconds
-    (automations: their triggers wait for the profiles, so a run on new events alone has nothing to
-    decide and only takes the processor from the profiles run it waits for).
+    (automations: most triggers wait for the profiles). With ``on_commit=True`` also once the collector
+    has committed events since the job's last run started: the committer tells the runner (a condition
+    the job's thread waits on, not a count it polls); the automations' fast lane decides event triggers
+    of known people at once.
 
 The function takes a :class:`JobContext` and returns a summary: a dict (its ``"rows"`` is recorded as the
 run's rows), a number of rows, or None. It raises :class:`Skip` when there is nothing to do (no orders
@@ -115,6 +117,7 @@ class Job:
     retry_base: float = 1.0  # the first retry after a failure waits this long, then doubles
     retry_max: float = 600.0  # ... up to this long (and never longer than ``every`` for interval jobs)
     after: tuple[str, ...] = ()  # also due (at its cadence) once a run of one of these jobs has succeeded
+    on_commit: bool = False  # also due (at its cadence) once the collector committed events since its last run
     reads: tuple[str, ...] = ()  # the tables it reads (``tables`` are the ones it writes): the data-flow map
     models: tuple[str, ...] = ()  # the models it fits or scores with, by name in ``touchpoint.datamap.MODELS``
 

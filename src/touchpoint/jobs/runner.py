@@ -5,7 +5,9 @@ Each job's thread sleeps until its job is due, runs it through :func:`execute` (
 
 * after a success or a skip: ``every`` seconds after this run started; an ``events`` job also waits
   until events arrived after that start (the runner counts the ``events`` table, a metadata read);
-* an ``after`` job (automations) runs only once a job it runs after has succeeded since its last run;
+* an ``after`` job (automations) runs only once a job it runs after has succeeded since its last run,
+  or (``on_commit``) once the collector committed events since then (:meth:`JobRunner.events_committed`,
+  a listener of the group committer: the job's thread is woken, no count is polled);
 * after a failure: an exponential backoff (``Job.backoff``), whether or not events arrived. A failing
   job never stops the others: each has its own thread, and nothing it raises leaves that thread.
 
@@ -112,6 +114,7 @@ class JobState:
     events_seen: int | None = None  # the events count when the last run started
     requested: str | None = None  # a run id asked for by run_now
     upstream: bool = False  # a job it runs after (Job.after) has succeeded since its last run
+    committed: bool = False  # events were committed since its last run started (Job.on_commit)
 
 
 class JobRunner:
@@ -265,6 +268,8 @@ class JobRunner:
             return "retry", None
         if state.upstream:
             return "upstream", None
+        if state.committed:
+            return "events", None
         if state.job.trigger == "interval":
             return "schedule", None
         if state.job.trigger == "after":
@@ -284,7 +289,9 @@ class JobRunner:
             if trigger is None:
                 with self._cond:
                     if state.requested is None and not self.stopping.is_set():
-                        self._cond.wait(self.tick)
+                        # until the next tick, or the instant the job's cadence allows it again if sooner
+                        ahead = state.next_due - time.time()
+                        self._cond.wait(min(self.tick, ahead) if ahead > 0.005 else self.tick)
                 continue
             self._run(state, trigger, count)
             if state.job.name == self.jobs[0].name:
@@ -293,7 +300,7 @@ class JobRunner:
     def _run(self, state: JobState, trigger: str, count: int | None) -> None:
         with self._cond:
             run_id, state.requested = state.requested or uuid.uuid4().hex, None
-            state.upstream = False
+            state.upstream = state.committed = False
         if count is None and state.job.trigger == "events":
             count = self.warehouse.count("events")
         started = time.time()
@@ -341,6 +348,17 @@ class JobRunner:
             for other in self._states.values():
                 if name in other.job.after:
                     other.upstream = True
+            self._cond.notify_all()
+
+    def events_committed(self, result: Any = None, seconds: float = 0.0) -> None:
+        """The collector committed events (a :class:`~touchpoint.collect.committer.GroupCommitter` listener):
+        jobs with ``on_commit`` become due at their cadence, and their threads wake now."""
+        if result is not None and not getattr(result, "stored", 1):
+            return
+        with self._cond:
+            for state in self._states.values():
+                if state.job.on_commit:
+                    state.committed = True
             self._cond.notify_all()
 
     def _maybe_prune(self) -> None:
