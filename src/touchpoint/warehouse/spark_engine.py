@@ -71,6 +71,7 @@ _root_guard = threading.Lock()
 #: settings every session of the process takes; the first warehouse opened starts Spark with its own
 DEFAULT_MEMORY = "2g"
 DEFAULT_PARTITIONS = "8"
+ROWS_PER_FILE = 1_000_000  # rows per Parquet file an append writes (at most; fewer rows make one file)
 
 
 def tick(name: str) -> str:
@@ -446,6 +447,22 @@ def _backend_class() -> type[PySparkBackend]:
     return WarehouseBackend
 
 
+def _drop_killed_writes(root: str) -> None:
+    """Remove what a killed process's Spark write left in the tables' directories: ``_temporary`` (Hadoop's
+    file committer stages each task's files there and moves them into the table when the job commits) and
+    ``.spark-staging-*``. Readers skip them, but the next write's commit would not: it moves every committed
+    task's files found under ``_temporary/0``, so a killed append's files would be added by the next one,
+    past its dedup (``insert_new``). Run at a writable open (one process writes a Spark warehouse)."""
+    for table in _files(root):
+        folder = os.path.join(root, table)
+        if not os.path.isdir(folder) or table.startswith((".", "_")):
+            continue
+        for name in _files(folder):
+            if name == "_temporary" or name.startswith(".spark-staging-"):
+                log.warning("removing %s: the files of a write that did not finish", os.path.join(folder, name))
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
 def _files(directory: str) -> list[str]:
     try:
         return sorted(os.listdir(directory))
@@ -531,8 +548,8 @@ class SparkTransaction(Transaction):
         if n is None:
             ready = ready.localCheckpoint(eager=True)
             n = ready.count()
-        if n:
-            ready.write.insertInto(self.warehouse.qualified(table))
+        if n:  # one file per ROWS_PER_FILE rows (an import's chunk is one file, not one per partition)
+            ready.coalesce(max(1, -(-n // ROWS_PER_FILE))).write.insertInto(self.warehouse.qualified(table))
         return n
 
     def _key(self, table: str) -> list[str]:
@@ -686,6 +703,8 @@ class SparkWarehouse(Warehouse):
             private_dir(Path(local))
             for leftover in (".tp_transactions", "_tp_scratch"):  # a crashed process's links and scratch tables
                 shutil.rmtree(os.path.join(local, leftover), ignore_errors=True)
+            if not read_only:
+                _drop_killed_writes(local)
         from touchpoint.warehouse import schema
 
         self._json_columns = {
