@@ -138,6 +138,26 @@ def two_anti_joins_in_one_select(wh: Warehouse) -> Any:
     return sorted(wh.to_arrow(expr).column("k").to_pylist())
 
 
+def ordered_collect(wh: Warehouse) -> Any:  # Spark: Ibis 12 refuses an ordered collect (journeys' paths need one)
+    t = ibis.memtable(
+        pa.table(
+            {
+                "g": [1, 1, 1, 1, 2, 2],
+                "ts": pa.array([3, 1, None, 1, 5, 4], pa.int64()),  # a NULL key (not NaN)
+                "k": ["a", "b", "c", "a", "x", "y"],
+                "v": ["3a", "1b", "nc", "1a", None, "4y"],
+            }
+        )
+    )
+    expr = t.group_by("g").agg(
+        up=t.v.collect(order_by=[t.ts, t.k]),
+        down=t.v.collect(order_by=[t.ts.desc(), t.k]),
+        nulls_first=t.v.collect(order_by=[t.ts.asc(nulls_first=True), t.k.desc()]),
+        where=t.v.collect(order_by=t.k, where=t.ts > 1),
+    )
+    return sorted((r["g"], r["up"], r["down"], r["nulls_first"], r["where"]) for r in wh.to_arrow(expr).to_pylist())
+
+
 def averages_are_floats(wh: Warehouse) -> Any:  # PostgreSQL's avg of integers is numeric
     t = ibis.memtable({"x": [1, 2, 4]})
     return wh.to_arrow(t.aggregate(m=t.x.mean(), s=t.x.sum())).to_pylist()
@@ -185,6 +205,7 @@ OPERATIONS: dict[str, Callable[[Warehouse], Any]] = {
         json_object_as_a_map,
         boolean_to_integer,
         two_anti_joins_in_one_select,
+        ordered_collect,
         averages_are_floats,
         aggregate_of_an_empty_not_null_column,
         staged_then_written,
@@ -204,6 +225,10 @@ EXPECTED: dict[str, Any] = {
     "json_object_as_a_map": [("n", "3"), ("plan", '"pro"')],
     "boolean_to_integer": 2,
     "two_anti_joins_in_one_select": [1, 3, 5],
+    "ordered_collect": [
+        (1, ["1a", "1b", "3a", "nc"], ["3a", "1a", "1b", "nc"], ["nc", "1b", "1a", "3a"], ["3a"]),
+        (2, ["4y"], ["4y"], ["4y"], ["4y"]),
+    ],
     "averages_are_floats": [{"m": 7 / 3, "s": 7}],
     "aggregate_of_an_empty_not_null_column": (None, 0),
     "staged_then_written": ["a!", "b!"],

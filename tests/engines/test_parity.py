@@ -10,14 +10,15 @@ each and compares the rows with DuckDB's. Spark (local[2], Parquet tables) share
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import ibis.common.exceptions as ibis_exc
 import pyarrow as pa
 import pytest
 from tests.conftest import spark_warehouse_url
@@ -213,11 +214,26 @@ def test_markov_attribution_inputs_are_equal(engines: dict[str, Warehouse]) -> N
             journeys_expr(person_events(wh), lookback_days=30).select("converted", "value", "channels", "ages")
         )
 
-    # not on Spark yet: each journey's channels are an ordered collect, which Ibis 12 cannot compile for Spark
-    with pytest.raises(ibis_exc.UnsupportedOperationError, match="order-sensitive aggregations"):
-        inputs(engines["spark"])
-    rows = same_rows({e: inputs(wh) for e, wh in engines.items() if e != "spark"})
+    from touchpoint.journeys.markov import markov
+    from touchpoint.journeys.touches import from_journey_table
+
+    tables = {e: inputs(wh) for e, wh in engines.items()}  # Spark: the ordered collect of its adapter
+    rows = same_rows(tables)
     assert any(r["converted"] for r in rows) and any(not r["converted"] for r in rows)
+
+    def transitions(table: pa.Table) -> Counter[tuple[str, str]]:
+        counted: Counter[tuple[str, str]] = Counter()
+        for r in table.to_pylist():
+            path = ["(start)", *(r["channels"] or []), "(conversion)" if r["converted"] else "(null)"]
+            counted.update(itertools.pairwise(path))
+        return counted
+
+    counts = {e: transitions(t) for e, t in tables.items()}
+    assert counts["spark"] == counts["postgresql"] == counts["duckdb"]
+    ends = {"(start)", "(conversion)", "(null)"}
+    assert any(a not in ends and b not in ends for a, b in counts["duckdb"])  # paths of several touches: ordered
+    fits = {e: markov(from_journey_table(t)) for e, t in tables.items()}
+    same({e: (f.channels, f.n_transitions, f.removal_effects.tolist(), f.value.tolist()) for e, f in fits.items()})
 
 
 def test_the_cdnow_style_summary_is_equal(engines: dict[str, Warehouse]) -> None:

@@ -71,6 +71,7 @@ _root_guard = threading.Lock()
 #: settings every session of the process takes; the first warehouse opened starts Spark with its own
 DEFAULT_MEMORY = "2g"
 DEFAULT_PARTITIONS = "8"
+ROWS_PER_FILE = 1_000_000  # rows per Parquet file an append writes (at most; fewer rows make one file)
 
 
 def tick(name: str) -> str:
@@ -269,7 +270,71 @@ def _compiler() -> Any:
         def visit_UnwrapJSONBoolean(self, op: Any, *, arg: Any) -> Any:
             return self._unwrap(arg, ("BOOLEAN",), "BOOLEAN")
 
+        def visit_ArrayCollect(
+            self, op: Any, *, arg: Any, where: Any, order_by: Any, include_null: Any, distinct: Any
+        ) -> Any:
+            if not order_by:
+                return super().visit_ArrayCollect(
+                    op, arg=arg, where=where, order_by=order_by, include_null=include_null, distinct=distinct
+                )
+            if distinct:
+                raise NotImplementedError("Spark: a collect cannot be both distinct and ordered")
+            keep = where
+            if not include_null:
+                present = arg.is_(sg.not_(NULL, copy=False))
+                keep = present if keep is None else sge.And(this=present, expression=keep)
+            ascending = [(k.ascending, k.nulls_first) for k in op.order_by]
+            return _ordered_collect(arg, [o.this for o in order_by], ascending, keep)
+
     return Compiler()
+
+
+def _ordered_collect(arg: Any, keys: list[Any], directions: list[tuple[bool, bool]], keep: Any) -> Any:
+    """``arg``'s values of a group as an array in the order of ``keys`` (each ``(ascending, nulls_first)``), as
+    DuckDB's and PostgreSQL's ``ARRAY_AGG(arg ORDER BY ...)``: Spark's ``collect_list`` keeps no order and
+    Ibis 12 refuses ``order_by`` there ("ordering of order-sensitive aggregations"). Each row becomes a struct
+    of its sort keys and value, ``collect_list`` gathers the structs (only the rows ``keep`` is true for),
+    ``array_sort`` with a comparator orders them by the keys (NULL keys first or last as asked, each key
+    ascending or descending), and ``transform`` takes the values out. Ties keep no defined order, as on the
+    other engines."""
+    import sqlglot as sg
+    import sqlglot.expressions as sge
+
+    def field(var: str, name: str) -> Any:
+        return sge.Dot(this=sg.to_identifier(var), expression=sg.to_identifier(name))
+
+    def num(n: int) -> Any:
+        return sge.convert(n) if n >= 0 else sge.Neg(this=sge.convert(-n))
+
+    names = [f"__tp_k{i}" for i in range(len(keys))]
+    struct = sge.func(
+        "NAMED_STRUCT",
+        *[part for n, k in zip([*names, "__tp_v"], [*keys, arg], strict=True) for part in (sge.convert(n), k)],
+    )
+    element = struct if keep is None else sge.If(this=keep, true=struct, false=sge.Null())
+
+    def null(var: str, name: str) -> Any:
+        return sge.Is(this=field(var, name), expression=sge.Null())
+
+    def not_null(var: str, name: str) -> Any:
+        return sge.Not(this=null(var, name))
+
+    ifs = []  # one flat CASE: a key that ties (equal, or NULL on both sides) falls through to the next
+    for name, (ascending, nulls_first) in zip(names, directions, strict=True):
+        null_side = -1 if nulls_first else 1
+        order_side = -1 if ascending else 1
+        left, right = field("__tp_l", name), field("__tp_r", name)
+        ifs += [
+            sge.If(this=sge.and_(null("__tp_l", name), not_null("__tp_r", name)), true=num(null_side)),
+            sge.If(this=sge.and_(not_null("__tp_l", name), null("__tp_r", name)), true=num(-null_side)),
+            sge.If(this=sge.LT(this=left.copy(), expression=right.copy()), true=num(order_side)),
+            sge.If(this=sge.GT(this=left, expression=right), true=num(-order_side)),
+        ]
+    compare = sge.Case(ifs=ifs, default=num(0))
+    comparator = sge.Lambda(this=compare, expressions=[sg.to_identifier("__tp_l"), sg.to_identifier("__tp_r")])
+    ordered = sge.func("ARRAY_SORT", sge.func("COLLECT_LIST", element), comparator)
+    value = sge.Lambda(this=field("__tp_e", "__tp_v"), expressions=[sg.to_identifier("__tp_e")])
+    return sge.func("TRANSFORM", ordered, value)
 
 
 def _zip_explodes(select: Any) -> None:
@@ -303,7 +368,8 @@ def _backend_class() -> type[PySparkBackend]:
       made them), so an iterative computation (identity's rounds) plans one step a round, not a query growing
       every round; dropping one removes its files;
     * the declared schema's JSON columns typed JSON (Parquet stores them as text);
-    * results through Arrow (Spark 4's ``toArrow``), not pandas (Ibis's way, slower, and noisy on pandas 3).
+    * results through Arrow (Spark 4's ``toArrow``), not pandas (Ibis's way, slower, and noisy on pandas 3);
+    * in-memory tables (``ibis.memtable``) through Arrow too: Ibis's pandas frame turned NULLs into NaN.
     """
     import ibis
     from ibis.backends.pyspark import Backend
@@ -341,6 +407,19 @@ def _backend_class() -> type[PySparkBackend]:
             self._session.catalog.dropTempView(name)
             shutil.rmtree(folder.removeprefix("file:"), ignore_errors=True)
 
+        def _register_in_memory_table(self, op: Any) -> None:
+            # through Arrow (Spark 4 takes it), not Ibis's pandas frame, where a NULL integer became NaN and a
+            # NULL string the text 'NaN' (so every value of such a column read as NULL or 'NaN')
+            from ibis.backends.sql.datatypes import PySparkType
+
+            schema = op.schema
+            frame = self._session.createDataFrame(_spark_ready(op.data.to_pyarrow(schema)))
+            typed = [
+                frame[tick(name)].cast(PySparkType.from_ibis(kind).sql("spark")).alias(name)
+                for name, kind in schema.items()
+            ]
+            frame.select(*typed).createOrReplaceTempView(op.name)
+
         def get_schema(self, table_name: str, *, catalog: str | None = None, database: str | None = None) -> Any:
             import ibis
 
@@ -366,6 +445,22 @@ def _backend_class() -> type[PySparkBackend]:
             return expr.__pandas_result__(PandasData.convert_table(frame, table_expr.schema()))
 
     return WarehouseBackend
+
+
+def _drop_killed_writes(root: str) -> None:
+    """Remove what a killed process's Spark write left in the tables' directories: ``_temporary`` (Hadoop's
+    file committer stages each task's files there and moves them into the table when the job commits) and
+    ``.spark-staging-*``. Readers skip them, but the next write's commit would not: it moves every committed
+    task's files found under ``_temporary/0``, so a killed append's files would be added by the next one,
+    past its dedup (``insert_new``). Run at a writable open (one process writes a Spark warehouse)."""
+    for table in _files(root):
+        folder = os.path.join(root, table)
+        if not os.path.isdir(folder) or table.startswith((".", "_")):
+            continue
+        for name in _files(folder):
+            if name == "_temporary" or name.startswith(".spark-staging-"):
+                log.warning("removing %s: the files of a write that did not finish", os.path.join(folder, name))
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
 def _files(directory: str) -> list[str]:
@@ -453,8 +548,8 @@ class SparkTransaction(Transaction):
         if n is None:
             ready = ready.localCheckpoint(eager=True)
             n = ready.count()
-        if n:
-            ready.write.insertInto(self.warehouse.qualified(table))
+        if n:  # one file per ROWS_PER_FILE rows (an import's chunk is one file, not one per partition)
+            ready.coalesce(max(1, -(-n // ROWS_PER_FILE))).write.insertInto(self.warehouse.qualified(table))
         return n
 
     def _key(self, table: str) -> list[str]:
@@ -608,6 +703,8 @@ class SparkWarehouse(Warehouse):
             private_dir(Path(local))
             for leftover in (".tp_transactions", "_tp_scratch"):  # a crashed process's links and scratch tables
                 shutil.rmtree(os.path.join(local, leftover), ignore_errors=True)
+            if not read_only:
+                _drop_killed_writes(local)
         from touchpoint.warehouse import schema
 
         self._json_columns = {
