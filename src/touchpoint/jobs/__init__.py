@@ -8,7 +8,7 @@ predictions, mmm, retention, ...), :mod:`~touchpoint.jobs.runner` (threads, no o
 
 >>> sorted(JOBS)  # doctest: +NORMALIZE_WHITESPACE
 ['attribution', 'audiences', 'automations', 'deliveries', 'experiments', 'flows',
- 'mmm', 'predictions', 'profiles', 'retention', 'scores', 'sessions']
+ 'mmm', 'predictions', 'profiles', 'retention', 'scores', 'scores_full', 'sessions']
 """
 
 from __future__ import annotations
