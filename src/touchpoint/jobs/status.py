@@ -120,7 +120,8 @@ def describe(state: JobState, behind: int | None, *, serving: bool, since: float
     return {
         **job.to_dict(),
         "status": status,
-        "degraded": status in ("failing", "overdue"),
+        # a failing job's retry in progress is still degraded (else /healthz flickers "ok" during each retry)
+        "degraded": status in ("failing", "overdue") or (running and state.failures > 0),
         "running": running,
         "last_run": state.last.to_dict() if state.last is not None else None,
         "last_success_at": success_at.isoformat() if success_at is not None else None,
