@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -37,6 +38,20 @@ def work_unit(nodeid: str) -> str:
     path = nodeid.split("::", 1)[0]
     parts = path.split("/")
     return "/".join(parts[:2]) if len(parts) > 2 and parts[1] in SHARED_FOLDERS else path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After each test's fixtures are torn down: collect its garbage, then freeze what survives.
+
+    A worker accumulates long-lived objects (module fixtures, imported libraries, compiled queries);
+    without this every full collection scans them all again, and allocation-heavy tests (hypothesis)
+    ran several times slower late in a worker's life than alone (1.8 s alone, 6.6 s after tests/predict,
+    16 s in a full run). What is frozen was reachable when frozen; each collection then scans only
+    what the test itself allocated."""
+    yield
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
