@@ -126,3 +126,22 @@ def test_live_traffic_extends_profiles_and_equals_a_full_build() -> None:
         profiles.build(wh, as_of=AS_OF)
         assert (_rows(wh, "profiles"), _rows(wh, "profile_traits")) == incremental
     assert max(extended) > 0  # the extension path ran
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb", "postgresql"], indirect=True)
+def test_later_events_of_a_known_profile_extend_it_on_every_engine(warehouse_url: str) -> None:
+    """The extension path (a known profile's later events) on each engine: PostgreSQL sums a bigint into a
+    numeric, read back as a float, and the second update failed there before it counted instead."""
+    wh = Warehouse.open(warehouse_url)
+    try:
+        identify = {"type": "identify", "userId": "u1", "traits": {"email": "a@x.example"}}
+        write_messages(wh, [identify | {"timestamp": "2026-05-01T10:00:00Z"}], source="t")
+        workflow.update(wh)
+        for day in (2, 3):
+            track = {"type": "track", "userId": "u1", "event": "Viewed", "timestamp": f"2026-05-0{day}T10:00:00Z"}
+            out = workflow.update(wh) if write_messages(wh, [track], source="t").stored else None
+            assert out is not None and out["profiles"]["extended"] == 1
+        row = wh.to_arrow(wh.table("profiles")).to_pylist()[0]
+        assert (row["events"], row["sessions"], row["orders"]) == (3, 3, 0)
+    finally:
+        wh.close()

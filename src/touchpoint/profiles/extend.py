@@ -59,8 +59,9 @@ def _additions(events: ir.Table, new_events: ir.Table, stored: ir.Table, gap_sec
         lo=marked.timestamp.min(),
         hi=marked.timestamp.max(),
         o_last=marked.o_last.max(),
-        orders=marked.is_order.cast("int64").sum(),
-        starts=marked.start.cast("int64").sum(),
+        # counts, not sums of 0/1: PostgreSQL sums a bigint into a numeric, which is read back as a float
+        orders=marked.count(where=marked.is_order),
+        starts=marked.count(where=marked.start),
     )
     starts = marked.filter(marked.start)
     starts = starts.mutate(channel=_channel(starts))
