@@ -322,20 +322,8 @@ def _record(
             "profile_id", "stage", "previous"
         )
     )
-    band_before = rows.column("prev_band")
-    has_b, held_b = pa.array([False] * n), pa.nulls(n, pa.string())
-    if inst_b.num_rows and n:
-        at_b = pc.index_in(pids, value_set=inst_b.column("profile_id"))
-        has_b = pc.is_valid(at_b)
-        band_before = pc.if_else(has_b, pc.take(inst_b.column("previous"), at_b), band_before)
-        held_b = pc.take(inst_b.column("band"), at_b)
-    stage_before = rows.column("prev_stage")
-    has_s, held_s = pa.array([False] * n), pa.nulls(n, pa.string())
-    if inst_s.num_rows and n:
-        at_s = pc.index_in(pids, value_set=inst_s.column("profile_id"))
-        has_s = pc.is_valid(at_s)
-        stage_before = pc.if_else(has_s, pc.take(inst_s.column("previous"), at_s), stage_before)
-        held_s = pc.take(inst_s.column("stage"), at_s)
+    band_before, has_b, held_b = _before_instant(pids, rows.column("prev_band"), inst_b, "band")
+    stage_before, has_s, held_s = _before_instant(pids, rows.column("prev_stage"), inst_s, "stage")
     prev_idx = pa.array([index.get(v, -1) if v is not None else -1 for v in stage_before.to_pylist()], pa.int64())
     earned = rows.column("earned").cast(pa.int64())
     # forward only from the stage held before this instant (a stage reached earlier at this instant is
@@ -505,6 +493,22 @@ def _explanation(name: str, s: ScoreDefinition, row: dict[str, Any], stage: str 
         "groups": list(groups.values()),
         "at": at,
     }
+
+
+def _before_instant(
+    pids: pa.ChunkedArray, stored: pa.ChunkedArray, facts: pa.Table, column: str
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Per profile of ``pids``: the value (band or stage) held before this instant, whether this instant
+    holds a fact already (an earlier run at the same ``now``), and the value that fact recorded.
+
+    ``stored`` is the last run's value; ``facts`` (``profile_id, <column>, previous``) are the instant's."""
+    n = len(pids)
+    if not facts.num_rows or not n:
+        return stored, pa.array([False] * n), pa.nulls(n, pa.string())
+    at = pc.index_in(pids, value_set=facts.column("profile_id"))
+    has = pc.is_valid(at)
+    before = pc.if_else(has, pc.take(facts.column("previous"), at), stored)
+    return before, has, pc.take(facts.column(column), at)
 
 
 def demote(wh: Warehouse, name: str, profile_id: str, stage: str, *, reason: str) -> dict[str, Any]:

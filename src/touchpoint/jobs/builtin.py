@@ -348,6 +348,20 @@ AUTOMATION_WRITES = (
     "audience_memberships",
 )
 
+#: what both lead-score jobs write and read (the incremental one also reads its state and the merges)
+SCORE_TABLES = ("score_results", "score_band_entries", "score_stages", "score_state")
+SCORE_READS = (
+    "scores",
+    "score_results",
+    "audiences",
+    "profiles",
+    "profile_traits",
+    "predictions",
+    "propensity_scores",
+    "replenishment",
+    "events",
+)
+
 BUILTIN: tuple[Job, ...] = (
     Job(
         "profiles",
@@ -437,20 +451,8 @@ BUILTIN: tuple[Job, ...] = (
         refresh_scores,
         every=5.0,
         trigger="events",
-        tables=("score_results", "score_band_entries", "score_stages", "score_state"),
-        reads=(
-            "scores",
-            "score_results",
-            "score_state",
-            "audiences",
-            "profiles",
-            "profile_traits",
-            "predictions",
-            "propensity_scores",
-            "replenishment",
-            "events",
-            "identity_merge_log",
-        ),
+        tables=SCORE_TABLES,
+        reads=(*SCORE_READS, "score_state", "identity_merge_log"),
         after=("profiles", "predictions"),
         doc="Rescore the profiles touched since the last run with every lead score; band entries and stage changes.",
     ),
@@ -458,18 +460,8 @@ BUILTIN: tuple[Job, ...] = (
         "scores_full",
         refresh_scores_full,
         every=900.0,
-        tables=("score_results", "score_band_entries", "score_stages", "score_state"),
-        reads=(
-            "scores",
-            "score_results",
-            "audiences",
-            "profiles",
-            "profile_traits",
-            "predictions",
-            "propensity_scores",
-            "replenishment",
-            "events",
-        ),
+        tables=SCORE_TABLES,
+        reads=SCORE_READS,
         doc="Rescore every profile with every lead score: points decay and cross band thresholds with no event.",
     ),
     Job(
