@@ -73,9 +73,20 @@ def normal(text: str, data_dirs: list[Path]) -> str:
     text = re.sub(r'"(seconds|events_per_second|fit_seconds)":\s*[0-9.e-]+', r'"\1":0', text)
     text = re.sub(r"\b\d+(\.\d+)? s\b", "T s", text)
     text = re.sub(r"[\d,]+/s\b", "N/s", text)
-    # optimiser results differ in the last digits between two processes (threads, BLAS): 6 significant digits
-    text = re.sub(r"-?\d+\.\d{6,}(?:e[+-]?\d+)?", lambda m: f"{float(m.group()):.6g}", text)
     return text
+
+
+NUMBER = re.compile(r"-?\d+\.\d+(?:e[+-]?\d+)?")
+
+
+def same_output(served: str, direct: str) -> bool:
+    """The same text, numbers with a decimal point equal to 1e-4 relative: optimiser results differ in the
+    last digits between two processes (the engine's parallel sums, BLAS threads), and rounding both to a few
+    digits still differs when a value sits on a rounding boundary (3.409935 printed 3.40994 and 3.40993)."""
+    if NUMBER.split(served) != NUMBER.split(direct):
+        return False
+    pairs = zip(NUMBER.findall(served), NUMBER.findall(direct), strict=True)
+    return all(abs(float(a) - float(b)) <= 1e-4 * max(abs(float(a)), abs(float(b)), 1e-12) for a, b in pairs)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +137,7 @@ def test_the_tour_prints_the_same_through_a_running_server(
         code_served, out_served, err_served = run_cli(capsys, *argv, "--data", str(served.data_dir))
         shown = " ".join(argv)
         assert code_served == code_direct, f"{shown}: exit {code_served} != {code_direct}\n{err_served}"
-        assert normal(out_served, dirs) == normal(out_direct, dirs), shown
+        assert same_output(normal(out_served, dirs), normal(out_direct, dirs)), (shown, out_served, out_direct)
         assert normal(err_served, dirs) == normal(err_direct, dirs), shown
         assert "open for writing" not in err_served, shown
     # the served directory really was written by the server: it still holds the warehouse
