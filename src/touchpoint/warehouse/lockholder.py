@@ -97,3 +97,10 @@ def lock_holder(path: str, message: str) -> LockHolder:
         pid = min(holders)  # the message named another process (e.g. across PID namespaces): trust the kernel
         confirmed = True
     return LockHolder(pid, _argv(pid) if pid is not None else (), confirmed)
+
+
+def flock_holder(path: str) -> LockHolder:
+    """The process holding a ``flock`` on ``path`` (our own lock files), from the kernel's lock table."""
+    holders = _locking_pids(path)
+    pid = min(holders) if holders else None
+    return LockHolder(pid, _argv(pid) if pid is not None else (), bool(holders))

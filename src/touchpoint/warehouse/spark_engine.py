@@ -15,7 +15,8 @@ Other query settings: ``memory`` (``spark.driver.memory``, default ``2g``), ``pa
 default ``tp_`` and a hash of the warehouse location).
 
 Temporary tables (identity's rounds, :meth:`SparkWarehouse.staged`) are Parquet files in
-``<warehouse>/_tp_scratch/`` read back as temporary views.
+``<warehouse>/_tp_scratch/<host>-<pid>-<id>/`` (one folder per open warehouse, removed at close, or by the
+next open on that machine once the process is gone) read back as temporary views.
 
 Storage: every declared table is a Parquet table in ``<warehouse>/<table>/``, registered in Spark's own
 catalog as an external table of its database. The catalog is the in-memory one (no metastore to run):
@@ -27,10 +28,14 @@ where the files are local (docs/decisions.md, 2026-12-02, "Spark: Parquet tables
   (cut from their lineage by ``localCheckpoint``, so the table may be read while it is overwritten) and
   overwrite it (``INSERT OVERWRITE``): they cost a rewrite of the table, which is what a data lake does;
 * before a transaction first changes a table it hard-links the table's files aside; an error restores
-  them, a commit drops the links. Readers are not isolated from a transaction in progress.
+  them, a commit drops the links. A transaction a killed process left unfinished (its folder in
+  ``.tp_transactions/`` not renamed ``*.done``) is rolled back by the next writable open the same way.
+  Readers are not isolated from a transaction in progress.
 
 One writer at a time in the process (both write lanes share one lock), and one process writing a
-warehouse: the collector stays on DuckDB or PostgreSQL (ingestion on Spark is Parquet batches, not rows).
+warehouse: a writable open takes ``flock`` on ``<warehouse>/.tp_writer.lock`` and is refused, naming the
+holder, while another process has it (the kernel drops the lock when that process dies, however it
+dies). The collector stays on DuckDB or PostgreSQL (ingestion on Spark is Parquet batches, not rows).
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -463,6 +470,108 @@ def _drop_killed_writes(root: str) -> None:
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
+def _restore(root: str, backups: str) -> list[str]:
+    """Put back the tables whose files a transaction linked into ``backups`` (one folder per table; a
+    ``*.partial`` folder was still being linked, so its table was not changed yet). Idempotent: running it
+    again after a kill in the middle restores the same files."""
+    restored = []
+    for table in _files(backups):
+        if table.endswith(".partial"):
+            continue
+        target = os.path.join(root, table)
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(target)
+        for name in _files(os.path.join(backups, table)):
+            os.link(os.path.join(backups, table, name), os.path.join(target, name))
+        restored.append(table)
+    return restored
+
+
+def _recover_transactions(root: str) -> None:
+    """Roll back what killed processes' transactions left half done (run by the writer, holding its lock):
+    a folder in ``.tp_transactions/`` not marked ``*.done`` belongs to a transaction whose caller never saw
+    it commit, so its tables get their files back; marked ones committed and only their links remain."""
+    folder = os.path.join(root, ".tp_transactions")
+    for name in _files(folder):
+        path = os.path.join(folder, name)
+        if not name.endswith(".done"):
+            restored = _restore(root, path)
+            if restored:
+                log.warning("rolled back a transaction a killed process left unfinished: %s", ", ".join(restored))
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_dead_scratch(root: str) -> None:
+    """Remove the scratch folders (temporary tables) of processes on this machine that are gone."""
+    folder = os.path.join(root, "_tp_scratch")
+    for name in _files(folder):
+        owner = _SCRATCH_OWNER.fullmatch(name)
+        if owner and owner.group(1) == _HOST and _alive(int(owner.group(2))):
+            continue
+        if owner and owner.group(1) != _HOST:
+            continue  # another machine's process (a shared directory): only it knows whether it is done
+        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_HOST = socket.gethostname().replace("-", "_")
+_SCRATCH_OWNER = re.compile(r"(.+)-(\d+)-[0-9a-f]{8}")
+
+# one writer process per warehouse directory: path -> (the lock file's descriptor, open writable warehouses)
+_WRITER_LOCKS: dict[str, tuple[int, int]] = {}
+_WRITER_GUARD = threading.Lock()
+
+
+def _lock_writer(root: str, url: str) -> bool:
+    """Take the warehouse's writer lock for this process; True when this call took it (not already held)."""
+    import fcntl
+
+    key = os.path.realpath(root)
+    with _WRITER_GUARD:
+        held = _WRITER_LOCKS.get(key)
+        if held is not None:
+            _WRITER_LOCKS[key] = (held[0], held[1] + 1)
+            return False
+        path = os.path.join(root, ".tp_writer.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            from touchpoint.warehouse.lockholder import flock_holder
+
+            holder = flock_holder(path)
+            raise WarehouseError(
+                f"the Spark warehouse {url} is open for writing by {holder.describe()}: one process writes a "
+                "Spark warehouse",
+                hint=holder.hint() + " (or open it read-only to read)",
+            ) from None
+        _WRITER_LOCKS[key] = (fd, 1)
+        return True
+
+
+def _unlock_writer(root: str) -> None:
+    key = os.path.realpath(root)
+    with _WRITER_GUARD:
+        held = _WRITER_LOCKS.get(key)
+        if held is None:
+            return
+        if held[1] > 1:
+            _WRITER_LOCKS[key] = (held[0], held[1] - 1)
+            return
+        del _WRITER_LOCKS[key]
+        os.close(held[0])  # releases the flock
+
+
 def _files(directory: str) -> list[str]:
     try:
         return sorted(os.listdir(directory))
@@ -482,28 +591,35 @@ class SparkTransaction(Transaction):
 
     # -- rollback by files ------------------------------------------------------------------------------
     def _touch(self, table: str) -> None:
-        """Link ``table``'s files aside before this transaction first changes it (local warehouses)."""
+        """Link ``table``'s files aside before this transaction first changes it (local warehouses). The links
+        are made in ``<table>.partial`` and the folder renamed when complete, so a kill while linking leaves
+        nothing a recovery would restore from (the table itself is unchanged until this returns)."""
         if table in self.backups or self.warehouse.local_root is None:
             return
         source = self.warehouse.location(table)
         backup = os.path.join(self.folder, table)
-        os.makedirs(backup)
+        os.makedirs(backup + ".partial")
         for name in _files(source):
-            os.link(os.path.join(source, name), os.path.join(backup, name))
+            os.link(os.path.join(source, name), os.path.join(backup + ".partial", name))
+        os.rename(backup + ".partial", backup)
         self.backups[table] = backup
 
     def rollback(self) -> None:
-        for table, backup in self.backups.items():
-            target = self.warehouse.location(table)
-            shutil.rmtree(target, ignore_errors=True)
-            os.makedirs(target)
-            for name in _files(backup):
-                os.link(os.path.join(backup, name), os.path.join(target, name))
-            self.spark.catalog.refreshTable(self.warehouse.qualified(table))
-        self.finish()
+        if self.backups:
+            _restore(self.warehouse.local_root or "", self.folder)
+            for table in self.backups:
+                self.spark.catalog.refreshTable(self.warehouse.qualified(table))
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.backups.clear()
 
     def finish(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """The transaction committed: mark its folder done (one rename, so a kill from here on is no
+        rollback at the next open), then drop the links."""
+        if self.backups:
+            os.rename(self.folder, self.folder + ".done")
+            shutil.rmtree(self.folder + ".done", ignore_errors=True)
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
         self.backups.clear()
 
     # -- rows as Spark frames -----------------------------------------------------------------------------
@@ -697,14 +813,23 @@ class SparkWarehouse(Warehouse):
         self._closed = False
         lock = threading.RLock()  # no MVCC under Parquet files: the two lanes share one writer
         self._write_locks = dict.fromkeys(WRITE_LANES, lock)
+        self._writer = False
         if local is not None:
             from touchpoint.warehouse.private_files import private_dir
 
             private_dir(Path(local))
-            for leftover in (".tp_transactions", "_tp_scratch"):  # a crashed process's links and scratch tables
-                shutil.rmtree(os.path.join(local, leftover), ignore_errors=True)
-            if not read_only:
-                _drop_killed_writes(local)
+            if not read_only and _lock_writer(local, url):
+                self._writer = True
+                try:  # what a killed writer left: unfinished transactions, uncommitted files
+                    _recover_transactions(local)
+                    _drop_killed_writes(local)
+                except BaseException:
+                    _unlock_writer(local)
+                    raise
+            elif not read_only:
+                self._writer = True  # another open of this process holds the lock (and recovered at its open)
+            _remove_dead_scratch(local)
+        self._scratch = os.path.join(self.root, "_tp_scratch", f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         from touchpoint.warehouse import schema
 
         self._json_columns = {
@@ -750,7 +875,7 @@ class SparkWarehouse(Warehouse):
         backend = _backend_class()().connect(self.spark)
         backend.compiler = self._compiler
         backend.json_columns = self._json_columns
-        backend.scratch_root = os.path.join(self.root, "_tp_scratch")
+        backend.scratch_root = self._scratch
         backend.scratch = {}
         with self._guard:
             self._backends[threading.current_thread()] = backend
@@ -852,8 +977,14 @@ class SparkWarehouse(Warehouse):
     def close(self) -> None:
         """Forget this warehouse's connections; the process's Spark keeps running for the next (:func:`stop`)."""
         with self._guard:
+            if self._closed:
+                return
             self._closed = True
             self._backends.clear()
+        if self.local_root is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            if self._writer:
+                _unlock_writer(self.local_root)
 
 
 def _size(folder: str) -> int:
