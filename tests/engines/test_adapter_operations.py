@@ -51,6 +51,14 @@ def insert_new_skips_stored_keys(wh: Warehouse) -> Any:
     return first, second, _state(wh)
 
 
+def insert_new_keeps_the_first_of_a_repeated_key(wh: Warehouse) -> Any:
+    # a batch holding one key twice (a client's retry inside one import chunk): the first row is kept
+    # (spread over partitions on Spark: 2,000 keys, then the same keys again in reverse order)
+    keys = [f"k{i}" for i in range(2000)]
+    inserted = wh.insert_new(KEYED, _kv([*keys, *reversed(keys)], ["first"] * 2000 + ["second"] * 2000))
+    return inserted, sorted(set(_state(wh).values()))
+
+
 def upsert_with_compare(wh: Warehouse) -> Any:
     rows = _kv(["k1", "k2"], ["1", "2"])
     counts = [wh.upsert(KEYED, rows, ["key"], compare=["status"])]
@@ -195,6 +203,7 @@ OPERATIONS: dict[str, Callable[[Warehouse], Any]] = {
     for f in (
         append,
         insert_new_skips_stored_keys,
+        insert_new_keeps_the_first_of_a_repeated_key,
         upsert_with_compare,
         upsert_a_json_column,
         replace_from_an_expression,
@@ -216,6 +225,7 @@ OPERATIONS: dict[str, Callable[[Warehouse], Any]] = {
 EXPECTED: dict[str, Any] = {
     "append": (2, 2),
     "insert_new_skips_stored_keys": (2, 1, {"k1": "1", "k2": "2", "k3": "3"}),
+    "insert_new_keeps_the_first_of_a_repeated_key": (2000, ["first"]),
     "upsert_with_compare": ([2, 0, 1], {"k1": "1", "k2": "two"}),
     "upsert_a_json_column": ([1, 0, 1], [{"message_id": "m", "properties": '{"a":2}'}]),
     "replace_from_an_expression": (2, ["a", "c"]),

@@ -683,8 +683,16 @@ class SparkTransaction(Transaction):
     def insert_new(self, table: str, rows: pa.Table) -> int:
         if rows.num_rows == 0:
             return 0
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
         key = self._key(table)
-        new = self._frame(rows).dropDuplicates(key)
+        # a key the rows hold twice keeps its first row, as ON CONFLICT DO NOTHING does on the other engines
+        # (dropDuplicates keeps whichever row a partition's aggregate meets first: no order is promised)
+        numbered = self._frame(rows.append_column("__tp_row", pa.array(range(rows.num_rows), pa.int64())))
+        first = Window.partitionBy(*key).orderBy("__tp_row")
+        numbered = numbered.withColumn("__tp_nth", F.row_number().over(first))
+        new = numbered.where(F.col("__tp_nth") == 1).drop("__tp_row", "__tp_nth")
         new = new.join(self._stored(table).select(*key), on=key, how="left_anti")
         return self._add(table, new)
 
