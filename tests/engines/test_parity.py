@@ -1,6 +1,7 @@
 """Parity: the same events through DuckDB, PostgreSQL and Spark give the same answers (exact for counts and ids,
 1e-9 relative for sums): identity components, profiles and their computed traits, sessions, a funnel, the
-Markov attribution inputs, the CDNOW-style summary, experiment sums and arms, audience membership.
+Markov attribution inputs, the CDNOW-style summary, the fitted predictions and propensity scores as stored,
+experiment sums and arms, audience membership.
 
 One small simulated shop is written to every warehouse once (module scope); each test runs one analysis on
 each and compares the rows with DuckDB's. Spark (local[2], Parquet tables) shares the session's Spark
@@ -75,6 +76,28 @@ def shop(n: int = 90, seed: int = 7) -> list[dict[str, Any]]:
     return msgs
 
 
+def repeat_buyers(n: int = 200, seed: int = 3) -> list[dict[str, Any]]:
+    """A year of orders by known users, each buying at a gamma-drawn rate and leaving after an order with a
+    beta-drawn chance (the BG/NBD story), enough for the purchase model to be identified."""
+    rng = random.Random(seed)
+    msgs: list[dict[str, Any]] = []
+    start, end = datetime(2025, 5, 1), datetime(2026, 4, 30)
+    for i in range(n):
+        rate, leave = rng.gammavariate(2.0, 1 / 20.0), rng.betavariate(1.0, 3.0)  # orders a day; P(leave)
+        when = start + timedelta(days=rng.uniform(0, 200))
+        while when < end:
+            order = f"b{len(msgs)}"
+            props = {"order_id": order, "revenue": round(rng.uniform(5, 300), 2), "currency": "EUR"}
+            msgs.append(
+                {"type": "track", "userId": f"b{i}", "event": "Order Completed", "messageId": order}
+                | {"timestamp": _iso(when), "properties": props}
+            )
+            if rng.random() < leave:
+                break
+            when += timedelta(days=rng.expovariate(rate))
+    return msgs
+
+
 @pytest.fixture(scope="module")
 def engines(
     postgres_server: PostgresServer, spark_session: Path, tmp_path_factory: pytest.TempPathFactory
@@ -86,7 +109,7 @@ def engines(
         "postgresql": Warehouse.open(url),
         "spark": Warehouse.open(spark_warehouse_url(spark_session, folder / "spark")),
     }
-    messages = shop()
+    messages = shop() + repeat_buyers()
     for wh in whs.values():
         assert write_messages(wh, messages, source="sim", received_at=RECEIVED).stored == len(messages)
         identity.rebuild(wh)
@@ -142,7 +165,7 @@ def _table(wh: Warehouse, name: str) -> pa.Table:
 
 def test_the_stored_events_are_the_same_rows_with_the_same_json_text(engines: dict[str, Warehouse]) -> None:
     rows = same_rows({e: _table(wh, "events") for e, wh in engines.items()}, key=["message_id"])
-    assert len(rows) == len(shop())
+    assert len(rows) == len(shop()) + len(repeat_buyers())
     assert any(r["properties"] and '"revenue"' in r["properties"] for r in rows)
 
 
@@ -247,6 +270,23 @@ def test_the_cdnow_style_summary_is_equal(engines: dict[str, Warehouse]) -> None
     }
     rows = same_rows(tables, key=["customer_id"])
     assert len(rows) > 10 and any(r["frequency"] > 0 for r in rows)
+
+
+def test_predictions_are_equal(engines: dict[str, Warehouse]) -> None:
+    """The purchase and spend models fitted on each engine's orders, every customer scored and stored: the
+    same parameters and the same stored rows (the fit runs in Python on the summary the engine computed)."""
+    from touchpoint.predict import workflow
+
+    runs = {e: workflow.clv_from_warehouse(wh) for e, wh in engines.items()}
+    same({e: (run["params"], run["customers"]) for e, run in runs.items()})
+    stored = {e: _table(wh, "predictions").drop_columns(["run_at"]) for e, wh in engines.items()}
+    rows = same_rows(stored, key=["customer_id"])
+    assert len(rows) > 150 and all(0 <= r["p_alive"] <= 1 for r in rows)
+
+    scored = {e: workflow.propensity(wh, "Order Completed", 30, as_of=AS_OF) for e, wh in engines.items()}
+    same({e: run["test"] for e, run in scored.items()})
+    stored = {e: _table(wh, "propensity_scores").drop_columns(["run_at"]) for e, wh in engines.items()}
+    assert len(same_rows(stored, key=["customer_id"])) > 150
 
 
 def test_experiment_arms_and_sums_are_equal(engines: dict[str, Warehouse]) -> None:
