@@ -10,8 +10,9 @@
    Before the measured triggers, ``--warmup`` triggers (default 20, at 10/s, for other contacts) are sent and
    waited for, and then the server's CPU is let settle (under 10% of a core for a second): a fresh process
    compiles every read of the trigger path on its first runs, and the dashboard computes its first snapshot;
-   ``--warmup 0`` measures that cold start (the earlier figures). The automations runs' median split (deciding
-   and sending, wall and the job thread's CPU) is reported beside the job run medians.
+   ``--warmup 0`` measures that cold start (the earlier figures). The median split of deciding (the
+   ``automations`` runs) and sending (the ``deliveries`` runs that sent something; before 2026-12-03 the
+   ``automations`` runs sent too), wall and the job thread's CPU, is reported beside the job run medians.
 2. **Sending throughput.** N decided outbox rows (one email each) sent by ``workflow.deliver`` in this process
    to the sink in its own process; messages/s, this process's CPU seconds and the sink's. The peers in the same
    run: ``smtplib`` sending as many already built messages over one connection with ``send_message``, and
