@@ -47,7 +47,7 @@ def test_sigkill_during_a_burst_then_restart_sends_each_message_once(tmp_path: P
         read = {"Authorization": f"Bearer {keys.create_api_key(wh, 'reader', 'read')}"}
         workflow.create(wh, WELCOME | {"holdout": 0.2})
         wh.close()
-        server = Server(data, free_port(), write_key, cwd=cwd, jobs=("profiles", "automations"))
+        server = Server(data, free_port(), write_key, cwd=cwd, jobs=("profiles", "automations", "deliveries"))
         server.start()
         try:
             with httpx.Client(base_url=server.url, auth=(write_key, ""), timeout=60) as c:

@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 
+from touchpoint.errors import InvalidInput
 from touchpoint.jobs import Job, JobContext
 
 BATCH = {"batch": [{"type": "track", "event": "Tick", "anonymousId": f"a{i}"} for i in range(20)]}
@@ -165,6 +167,51 @@ def test_an_after_job_runs_only_after_its_upstream_job_succeeded_never_on_events
     assert len(downs) <= len(ups), "down ran more often than up succeeded"
     # each run of down started after a run of up (it never runs on the events alone)
     assert all(any(u <= d for u in ups) for d in downs)
+
+
+def test_after_every_wakes_a_slow_job_soon_after_an_upstream_run_that_wrote_rows(live_server: Any) -> None:
+    """``after_every``: an hourly job (the deliveries) runs right after each upstream run that wrote rows; an
+    upstream run that wrote none (``wakes_when_empty=False``) wakes nothing."""
+    busy: list[float] = []
+    sends: list[float] = []
+    idle_sends: list[float] = []
+
+    def decide(ctx: JobContext) -> int:
+        busy.append(time.monotonic())
+        return 1
+
+    def send(ctx: JobContext) -> int:
+        sends.append(time.monotonic())
+        return 0
+
+    def send_idle(ctx: JobContext) -> int:
+        idle_sends.append(time.monotonic())
+        return 0
+
+    server = live_server(
+        [
+            Job("busy", decide, every=0.3, trigger="events", wakes_when_empty=False, doc="decides something"),
+            Job("idle", lambda ctx: 0, every=0.3, trigger="events", wakes_when_empty=False, doc="decides nothing"),
+            Job("send", send, every=3600, after=("busy",), after_every=0.05, doc="sends after busy"),
+            Job("send_idle", send_idle, every=3600, after=("idle",), after_every=0.05, doc="sends after idle"),
+        ]
+    )
+    _send(server.url, server.write_key, 1.5)
+    _wait(lambda: len(busy) >= 3 and len(sends) >= 3, 20, "runs of busy and send")
+    time.sleep(1.0)
+    with server.client() as admin:
+        send_job = admin.get("/v1/jobs/send", params={"history": 100}).json()
+        idle_job = admin.get("/v1/jobs/send_idle", params={"history": 100}).json()
+        idle_runs = admin.get("/v1/jobs/idle", params={"history": 100}).json()["runs"]
+    assert "upstream" in {r["trigger"] for r in send_job["history"]}
+    assert send_job["cadence"] == "hourly, and 0.05s after a busy run"
+    assert idle_runs >= 2 and "upstream" not in {r["trigger"] for r in idle_job["history"]}
+    assert len(idle_sends) <= 1, "an upstream run that wrote nothing woke its downstream job"  # its first, on schedule
+    # every upstream-woken run of send followed a run of busy, within a few ticks of it
+    woken = sorted(sends)[-2:]
+    assert all(any(0 <= w - b < 2.0 for b in busy) for w in woken)
+    with pytest.raises(InvalidInput, match="after_every"):
+        Job("bad", send, every=1, after_every=0.1, doc="no upstream")
 
 
 def test_an_after_job_on_commit_is_woken_by_the_collectors_commits(live_server: Any) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import email.generator
 import email.policy
+import functools
 import hashlib
 import hmac
 import io
@@ -191,6 +192,15 @@ def _smtp_outcome(code: int, text: Any) -> Outcome:
     return Outcome("dead", f"SMTP {code} {detail}"[:500])
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS client context for SMTP, built once per process: loading the system's certificates costs
+    tens of milliseconds of CPU, which every connection paid (each delivery run opens its connections), and
+    a plain ``smtp://`` connection to a server without STARTTLS needs none. A context is safe to share
+    between threads."""
+    return ssl.create_default_context()
+
+
 class SMTPSender:
     """One SMTP connection for a batch of messages; reconnects once when the server hung up."""
 
@@ -201,15 +211,14 @@ class SMTPSender:
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config
-        context = ssl.create_default_context()
         conn: smtplib.SMTP
         if c.tls == "smtps":
-            conn = smtplib.SMTP_SSL(c.host, c.port, timeout=self.timeout, context=context)
+            conn = smtplib.SMTP_SSL(c.host, c.port, timeout=self.timeout, context=tls_context())
         else:
             conn = smtplib.SMTP(c.host, c.port, timeout=self.timeout)
             conn.ehlo()
             if conn.has_extn("starttls"):
-                conn.starttls(context=context)
+                conn.starttls(context=tls_context())
                 conn.ehlo()
             elif c.tls == "require":
                 conn.close()

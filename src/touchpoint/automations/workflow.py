@@ -153,9 +153,10 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -
 
 
 def run(wh: Warehouse, settings: Settings, *, now: datetime | None = None, events_only: bool = False) -> dict[str, Any]:
-    """Decide, then send what is due (the automations job's entry point; ``events_only``: see :func:`evaluate`).
-    ``timing``: each step's wall seconds and this thread's CPU seconds (in the server, the difference is mostly
-    the wait for the interpreter lock the other threads hold)."""
+    """Decide, then send what is due (``touchpoint automations run``; in the server the ``automations`` job
+    decides and the ``deliveries`` job sends; ``events_only``: see :func:`evaluate`). ``timing``: each step's
+    wall seconds and this thread's CPU seconds (in the server, the difference is mostly the wait for the
+    interpreter lock the other threads hold)."""
     wall, cpu = time.perf_counter(), time.thread_time()
     decided = evaluate(wh, now=now, settings=settings, events_only=events_only)
     decide_wall, decide_cpu = time.perf_counter() - wall, time.thread_time() - cpu

@@ -108,7 +108,7 @@ def resume(name: str = NameArg, data: DataOpt = None, as_json: JsonOpt = False) 
 
 @app.command("run")
 def run(data: DataOpt = None, as_json: JsonOpt = False) -> None:
-    """Evaluate every trigger and send what is due now (what the automations job does)."""
+    """Evaluate every trigger and send what is due now (the automations and deliveries jobs in the server)."""
     from touchpoint.automations import workflow
 
     with warehouse(data) as wh:

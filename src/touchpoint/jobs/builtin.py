@@ -18,11 +18,13 @@ scores        after new events or a profiles   ``score_results`` with band entri
 scores_full   every 15m                        every profile rescored: points decayed by the half-life and
                                                bands left or entered with no new event
 automations   after a profiles, audiences or   ``automation_entries`` and ``automation_outbox`` (who entered,
-              scores run or a commit of        in which arm; what to send), then sends what is due
-              events, at most 0.25s
+              scores run or a commit of        in which arm; what to send); a run that decided something
+              events, at most 0.25s            wakes ``deliveries``
 flows         every 1m                         the clock's decisions: date and schedule triggers, flows whose
                                                wait or timeout ended (``automation_flows``)
-deliveries    every 15s                        sends outbox rows that came due: retries, steps after a wait
+deliveries    every 15s, and 0.05s after an    sends the outbox rows that are due: just decided, retries,
+              automations or flows run that    steps after a wait
+              decided something
 ============  ===============================  ==========================================================
 """
 
@@ -286,17 +288,29 @@ def refresh_scores_full(ctx: JobContext) -> dict[str, Any]:
 
 # -- automations ---------------------------------------------------------------------------------------
 def run_automations(ctx: JobContext) -> dict[str, Any]:
-    """Evaluate every automation's trigger since its watermark, then send what is due."""
+    """Evaluate every automation's trigger since its watermark: entries and outbox rows. Sending is the
+    ``deliveries`` job's, which a run that decided something wakes (a decision never waits for the SMTP
+    outcomes of an earlier batch)."""
+    import time
+
     from touchpoint.automations import store, workflow
 
     if not store.list_all(ctx.warehouse):
         raise Skip("no automations are defined (`touchpoint automations create`)")
+    wall, cpu = time.perf_counter(), time.thread_time()
     # woken by a commit alone: only event triggers can have anything new (the fast lane)
-    out = workflow.run(ctx.warehouse, ctx.settings, events_only=ctx.trigger == "events")
-    entered = sum(d["entered"] for d in out["decided"])
-    fast = sum(d.get("fast", 0) for d in out["decided"])
-    rows = entered + sum(out["delivered"].values())
-    return {"rows": rows, "entered": entered, "fast": fast, "delivered": out["delivered"], **out["timing"]}
+    decided = workflow.evaluate(ctx.warehouse, settings=ctx.settings, events_only=ctx.trigger == "events")
+    entered = sum(d["entered"] for d in decided)
+    fast = sum(d.get("fast", 0) for d in decided)
+    moved = sum(n for d in decided for k, n in (d.get("flows") or {}).items() if k in ("active", "waiting", "done"))
+    return {
+        "rows": entered + moved,  # 0: nothing new to send, the deliveries job is not woken
+        "entered": entered,
+        "fast": fast,
+        "outbox": sum(d.get("outbox", 0) for d in decided),
+        "decide_s": round(time.perf_counter() - wall, 3),
+        "decide_cpu_s": round(time.thread_time() - cpu, 3),
+    }
 
 
 def run_flows(ctx: JobContext) -> dict[str, Any]:
@@ -312,13 +326,23 @@ def run_flows(ctx: JobContext) -> dict[str, Any]:
 
 
 def run_deliveries(ctx: JobContext) -> dict[str, Any]:
-    """Send the outbox rows that came due since the last run (retries, steps after a wait)."""
+    """Send the outbox rows that are due: just decided (woken by an ``automations`` or ``flows`` run that
+    decided something), retries after their backoff, steps after a wait. ``send_s`` and ``send_cpu_s``: the
+    run's wall seconds and this thread's CPU seconds."""
+    import time
+
     from touchpoint.automations import store, workflow
 
     if not store.list_all(ctx.warehouse, status="active"):
         raise Skip("no active automations")
+    wall, cpu = time.perf_counter(), time.thread_time()
     delivered = workflow.deliver(ctx.warehouse, ctx.settings)
-    return {"rows": sum(delivered.values()), "delivered": delivered}
+    return {
+        "rows": sum(delivered.values()),
+        "delivered": delivered,
+        "send_s": round(time.perf_counter() - wall, 3),
+        "send_cpu_s": round(time.thread_time() - cpu, 3),
+    }
 
 
 def enforce_retention(ctx: JobContext) -> dict[str, Any]:
@@ -488,7 +512,8 @@ BUILTIN: tuple[Job, ...] = (
         # known people also go at once, through the fast lane (docs/decisions.md, "the fast lane")
         after=("profiles", "audiences", "scores", "scores_full"),
         on_commit=True,
-        doc="Enter the contacts each automation's trigger selects (holdout decided), then send what is due.",
+        wakes_when_empty=False,
+        doc="Enter the contacts each automation's trigger selects (holdout decided); `deliveries` sends.",
     ),
     Job(
         "flows",
@@ -507,6 +532,7 @@ BUILTIN: tuple[Job, ...] = (
             "replenishment",
             "score_results",
         ),
+        wakes_when_empty=False,
         doc="Decide what the clock brings: date and schedule triggers, and flows whose wait or timeout ended.",
     ),
     Job(
@@ -523,7 +549,10 @@ BUILTIN: tuple[Job, ...] = (
             "predictions",
             "unsubscribes",
         ),
-        doc="Send the outbox rows that came due: retries with backoff, steps after a wait.",
+        # woken by a run that decided something, so a decision never waits for an earlier batch's sends
+        after=("automations", "flows"),
+        after_every=0.05,
+        doc="Send the outbox rows that are due: just decided, retries with backoff, steps after a wait.",
     ),
     Job(
         "retention",

@@ -15,6 +15,10 @@ A job is a name, a function of the library it runs, a default cadence, a trigger
     the job's thread waits on, not a count it polls); the automations' fast lane decides event triggers
     of known people at once.
 
+Any job may name jobs it runs ``after``; ``after_every`` lets a run woken that way start sooner than the
+job's own cadence (``deliveries``: every 15 s on its own, 0.05 s after an ``automations`` run that decided
+something), and ``wakes_when_empty=False`` keeps a run that wrote no rows from waking the jobs after it.
+
 The function takes a :class:`JobContext` and returns a summary: a dict (its ``"rows"`` is recorded as the
 run's rows), a number of rows, or None. It raises :class:`Skip` when there is nothing to do (no orders
 yet), which is recorded as ``skipped`` and not retried; any other exception is a failure, retried with
@@ -118,6 +122,8 @@ class Job:
     retry_max: float = 600.0  # ... up to this long (and never longer than ``every`` for interval jobs)
     after: tuple[str, ...] = ()  # also due (at its cadence) once a run of one of these jobs has succeeded
     on_commit: bool = False  # also due (at its cadence) once the collector committed events since its last run
+    after_every: float | None = None  # a run woken by a job in ``after`` may start this soon (default: ``every``)
+    wakes_when_empty: bool = True  # False: a run that wrote no rows does not wake the jobs that run after it
     reads: tuple[str, ...] = ()  # the tables it reads (``tables`` are the ones it writes): the data-flow map
     models: tuple[str, ...] = ()  # the models it fits or scores with, by name in ``touchpoint.datamap.MODELS``
 
@@ -130,17 +136,22 @@ class Job:
             raise InvalidInput(f"job {self.name!r}: every must be a positive number of seconds, got {self.every!r}")
         if self.trigger == "after" and not self.after:
             raise InvalidInput(f"job {self.name!r}: trigger 'after' needs the jobs it runs after (after=...)")
+        if self.after_every is not None and not (self.after and self.after_every > 0):
+            raise InvalidInput(f"job {self.name!r}: after_every needs the jobs it runs after and a positive number")
 
     def describe_cadence(self) -> str:
         if self.trigger == "events":
             return f"after new events, at most every {format_seconds(self.every)}"
         if self.trigger == "after":
             return f"after a {'/'.join(self.after)} run, at most every {format_seconds(self.every)}"
-        return (
+        own = (
             f"every {format_seconds(self.every)}"
             if format_seconds(self.every)[0].isdigit()
             else format_seconds(self.every)
         )
+        if self.after_every is not None:
+            return f"{own}, and {format_seconds(self.after_every)} after a {'/'.join(self.after)} run"
+        return own
 
     def backoff(self, failures: int) -> float:
         """Seconds before retry number ``failures`` (1, 2, ...): doubling from ``retry_base``."""

@@ -7,7 +7,9 @@ Each job's thread sleeps until its job is due, runs it through :func:`execute` (
   until events arrived after that start (the runner counts the ``events`` table, a metadata read);
 * an ``after`` job (automations) runs only once a job it runs after has succeeded since its last run,
   or (``on_commit``) once the collector committed events since then (:meth:`JobRunner.events_committed`,
-  a listener of the group committer: the job's thread is woken, no count is polled);
+  a listener of the group committer: the job's thread is woken, no count is polled); a job with
+  ``after_every`` (deliveries) runs that soon after its last start once a job it runs after has succeeded
+  (and wrote rows, unless that job ``wakes_when_empty``), besides its own cadence;
 * after a failure: an exponential backoff (``Job.backoff``), whether or not events arrived. A failing
   job never stops the others: each has its own thread, and nothing it raises leaves that thread.
 
@@ -115,6 +117,7 @@ class JobState:
     requested: str | None = None  # a run id asked for by run_now
     upstream: bool = False  # a job it runs after (Job.after) has succeeded since its last run
     committed: bool = False  # events were committed since its last run started (Job.on_commit)
+    started: float = 0.0  # time.time() when its last run started
 
 
 class JobRunner:
@@ -262,7 +265,12 @@ class JobRunner:
         """Why ``state``'s job should run now (``None``: not yet), and the events count it would see."""
         if state.requested is not None:
             return "manual", None
-        if not state.job.enabled or time.time() < state.next_due:
+        if not state.job.enabled:
+            return None, None
+        gap = state.job.after_every
+        if gap is not None and state.upstream and not state.failures and time.time() >= state.started + gap:
+            return "upstream", None  # woken by a job it runs after, sooner than its own cadence
+        if time.time() < state.next_due:
             return None, None
         if state.failures:
             return "retry", None
@@ -291,6 +299,8 @@ class JobRunner:
                     if state.requested is None and not self.stopping.is_set():
                         # until the next tick, or the instant the job's cadence allows it again if sooner
                         ahead = state.next_due - time.time()
+                        if state.upstream and state.job.after_every is not None:
+                            ahead = min(ahead, state.started + state.job.after_every - time.time())
                         self._cond.wait(min(self.tick, ahead) if ahead > 0.005 else self.tick)
                 continue
             self._run(state, trigger, count)
@@ -303,7 +313,7 @@ class JobRunner:
             state.upstream = state.committed = False
         if count is None and state.job.trigger == "events":
             count = self.warehouse.count("events")
-        started = time.time()
+        started = state.started = time.time()
         attempt = state.failures + 1
         state.running = runlog.Run(run_id, state.job.name, trigger, attempt, runlog.now())
         try:
@@ -333,7 +343,8 @@ class JobRunner:
             state.next_due = started + state.job.every
             if run.status == "succeeded":
                 state.last_success = run
-                self._wake_downstream(state.job.name)
+                if state.job.wakes_when_empty or run.rows:
+                    self._wake_downstream(state.job.name)
             if count is not None:
                 state.events_seen = count
         for listener in self.listeners:
