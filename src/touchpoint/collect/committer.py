@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from touchpoint.collect.normalize import EventRows
 from touchpoint.collect.store import WriteResult, write_rows
@@ -46,6 +47,23 @@ class CommitStats:
     failed_commits: int = 0
     largest_group: int = 0
     last_commit_ms: float = 0.0
+
+
+class Collector(Protocol):
+    """What the HTTP collector submits to: this group committer, or the collector log
+    (:class:`~touchpoint.collect.collector_log.CollectorLog`, the setting ``collector_log``)."""
+
+    stats: CommitStats
+    listeners: list[Callable[[WriteResult, float], None]]
+
+    @property
+    def queued_events(self) -> int: ...
+
+    def submit(self, rows: EventRows) -> Future[WriteResult]: ...
+
+    def flush(self, timeout: float | None = 30.0) -> bool: ...
+
+    def stop(self, timeout: float = 30.0) -> None: ...
 
 
 class GroupCommitter:
@@ -100,6 +118,10 @@ class GroupCommitter:
     @property
     def queued_events(self) -> int:
         return self._queued_events
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Every acknowledged event is committed already (a 200 waits for the commit): nothing to wait for."""
+        return True
 
     # -- producers -------------------------------------------------------------------------------
     def submit(self, rows: EventRows) -> Future[WriteResult]:
