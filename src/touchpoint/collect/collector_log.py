@@ -479,6 +479,12 @@ class CollectorLog:
             return False
         seconds = time.perf_counter() - started
         last = group[-1]
+        try:  # before the readers in flush() are told: the segments passed are gone when flush returns
+            self._record_position(last.segment, last.end)
+            self._delete_before(last.segment)
+        except OSError:
+            log.exception("the collector log's position could not be recorded (a restart replays more; harmless)")
+        self._count(result, total, seconds)  # the listeners (the jobs' fast lane) too, before flush returns
         with self._cond:
             for _ in group:
                 self._appended.popleft()
@@ -486,12 +492,6 @@ class CollectorLog:
             self._appended_events -= total
             self._loaded_seq = last.seq
             self._cond.notify_all()
-        self._count(result, total, seconds)
-        try:
-            self._record_position(last.segment, last.end)
-            self._delete_before(last.segment)
-        except OSError:
-            log.exception("the collector log's position could not be recorded (a restart replays more; harmless)")
         return True
 
     def _count(self, result: WriteResult, size: int, seconds: float) -> None:
