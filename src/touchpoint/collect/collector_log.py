@@ -29,8 +29,9 @@ records before it load.
 
 **Bounds.** The backlog (submitted, not yet loaded) counts against ``queue_max_events``: past it, submit raises
 :class:`~touchpoint.errors.Overloaded` (HTTP 429 with Retry-After). The backlog's rows stay in memory for the
-loader (as the committer's queue did), so the process's resident size, which the memory ceiling reads, includes
-them. Segments roll at ``collector_log_segment_mb`` and are deleted once loaded past.
+loader (as the committer's queue did), and each request's memory reservation (``submit(release=...)``, from
+:mod:`touchpoint.api.memory`) is released only once its rows are loaded, not at the 200: so the backlog, and
+the loader's commit of it, count against the memory ceiling as the group commit did. Segments roll at ``collector_log_segment_mb`` and are deleted once loaded past.
 
 >>> import tempfile
 >>> from touchpoint.collect.normalize import EventRows, utcnow
@@ -56,7 +57,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,6 +118,15 @@ def decode_payload(payload: bytes) -> EventRows:
     return rows
 
 
+def _call(callbacks: Iterable[Callable[[], None] | None]) -> None:
+    for callback in callbacks:
+        if callback is not None:
+            try:
+                callback()
+            except Exception:
+                log.exception("a release callback failed")
+
+
 @dataclass
 class Torn:
     """Where a segment stopped making sense: the records before it are kept."""
@@ -157,6 +167,7 @@ class _Submission:
     rows: EventRows
     size: int
     future: Future[WriteResult] = field(default_factory=Future)
+    release: Callable[[], None] | None = None  # called once the rows are loaded (the request's memory reservation)
 
 
 @dataclass
@@ -168,6 +179,7 @@ class _Appended:
     rows: EventRows
     size: int
     seq: int
+    releases: list[Callable[[], None]]
 
 
 class CollectorLog:
@@ -274,10 +286,14 @@ class CollectorLog:
         return True
 
     # -- producers -------------------------------------------------------------------------------
-    def submit(self, rows: EventRows) -> Future[WriteResult]:
-        """Queue ``rows`` for the next append; the future resolves once they are fsync'd to the log."""
+    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]:
+        """Queue ``rows`` for the next append; the future resolves once they are fsync'd to the log.
+
+        ``release`` is called once they are loaded into the warehouse (or their append failed): the request's
+        memory reservation is held by the backlog, so what waits to be loaded counts against the ceiling.
+        """
         size = len(rows) + len(rows.rejected)
-        sub = _Submission(rows, size)
+        sub = _Submission(rows, size, release=release)
         with self._cond:
             if not self._running:
                 raise WarehouseError("the collector is shutting down", hint="retry in a moment")
@@ -416,11 +432,13 @@ class CollectorLog:
             )
             for sub in group:
                 sub.future.set_exception(error)
+            _call(sub.release for sub in group)
             return
         self._offset += len(record)
         with self._cond:
             self._acked_seq += 1
-            self._appended.append(_Appended(self._segment, self._offset, merged, size, self._acked_seq))
+            releases = [sub.release for sub in group if sub.release is not None]
+            self._appended.append(_Appended(self._segment, self._offset, merged, size, self._acked_seq, releases))
             self._appended_events += size
             self.appends += 1
             self._cond.notify_all()
@@ -492,6 +510,7 @@ class CollectorLog:
             self._appended_events -= total
             self._loaded_seq = last.seq
             self._cond.notify_all()
+        _call(release for item in group for release in item.releases)
         return True
 
     def _count(self, result: WriteResult, size: int, seconds: float) -> None:

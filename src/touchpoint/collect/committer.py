@@ -35,6 +35,7 @@ class _Submission:
     rows: EventRows
     size: int
     future: Future[WriteResult] = field(default_factory=Future)
+    release: Callable[[], None] | None = None  # called once the rows are committed (or failed)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Collector(Protocol):
     @property
     def queued_events(self) -> int: ...
 
-    def submit(self, rows: EventRows) -> Future[WriteResult]: ...
+    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]: ...
 
     def flush(self, timeout: float | None = 30.0) -> bool: ...
 
@@ -124,10 +125,11 @@ class GroupCommitter:
         return True
 
     # -- producers -------------------------------------------------------------------------------
-    def submit(self, rows: EventRows) -> Future[WriteResult]:
-        """Queue ``rows`` for the next group commit; the future resolves once they are durable."""
+    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]:
+        """Queue ``rows`` for the next group commit; the future resolves once they are durable. ``release`` is
+        called once they are committed or failed (the request's memory reservation)."""
         size = len(rows) + len(rows.rejected)
-        sub = _Submission(rows, size)
+        sub = _Submission(rows, size, release=release)
         with self._cond:
             if not self._running:
                 raise WarehouseError("the collector is shutting down", hint="retry in a moment")
@@ -207,3 +209,6 @@ class GroupCommitter:
         finally:
             with self._cond:
                 self._queued_events -= size
+            for sub in group:
+                if sub.release is not None:
+                    sub.release()
