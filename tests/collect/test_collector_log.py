@@ -265,3 +265,24 @@ def test_the_log_loads_into_postgresql(postgres_url: str, tmp_path: Path) -> Non
         assert count(wh) == 3 and count(wh, "quarantine") == 1
     finally:
         wh.close()
+
+
+def test_a_profile_read_right_after_the_200_sees_the_event(tmp_path: Path) -> None:
+    """The loader would not commit for a minute; the profile read waits for it instead (flush), so the pending
+    overlay shows the trait the 200 acknowledged."""
+    settings = Settings(data_dir=tmp_path / "data", collector_log=True, collector_log_load_ms=60_000)
+    client, key = served(settings)
+    wh = open_warehouse(settings)
+    try:
+        read = {"Authorization": f"Bearer {keys.create_api_key(wh, 'reader', 'read')}"}
+    finally:
+        wh.close()
+    with client:
+        identify = {"userId": "u-fresh", "traits": {"plan": "pro"}, "messageId": "m-fresh"}
+        assert client.post("/v1/identify", json=identify, headers=basic(key)).status_code == 200
+        log: CollectorLog = client.app.state.touchpoint.committer  # type: ignore[attr-defined]
+        assert log.queued_events == 1  # acknowledged and not loaded
+        profile = client.get("/v1/profiles/u-fresh", headers=read)
+        assert profile.status_code == 200, profile.text
+        assert profile.json()["traits"]["plan"] == "pro"
+        assert log.queued_events == 0
