@@ -76,6 +76,15 @@ def test_a_failed_load_keeps_the_records_and_retries(
     assert count(warehouse) == 2
 
 
+def test_stop_loads_everything_acknowledged(warehouse: Warehouse, tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    log = CollectorLog(warehouse, directory, load_ms=10_000).start()
+    futures = [log.submit(rows_of(track(i))) for i in range(50)]
+    log.stop()  # while appends are still under way
+    assert all(f.result(0).stored == 1 for f in futures)
+    assert count(warehouse) == 50 and list(directory.glob("*.seg")) == []
+
+
 def test_segments_roll_and_are_deleted_once_loaded(warehouse: Warehouse, tmp_path: Path) -> None:
     directory = tmp_path / "log"
     size = len(encode_record(rows_of(track(10))))  # the records below are this size, give or take a digit

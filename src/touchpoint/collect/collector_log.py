@@ -31,7 +31,8 @@ records before it load.
 :class:`~touchpoint.errors.Overloaded` (HTTP 429 with Retry-After). The backlog's rows stay in memory for the
 loader (as the committer's queue did), and each request's memory reservation (``submit(release=...)``, from
 :mod:`touchpoint.api.memory`) is released only once its rows are loaded, not at the 200: so the backlog, and
-the loader's commit of it, count against the memory ceiling as the group commit did. Segments roll at ``collector_log_segment_mb`` and are deleted once loaded past.
+the loader's commit of it, count against the memory ceiling as the group commit did. Segments roll at
+``collector_log_segment_mb`` and are deleted once loaded past.
 
 >>> import tempfile
 >>> from touchpoint.collect.normalize import EventRows, utcnow
@@ -214,6 +215,7 @@ class CollectorLog:
         self._acked_seq = 0  # records appended (fsync'd)
         self._loaded_seq = 0  # records loaded
         self._urgent = False  # a reader waits in flush(): load now, not at the interval
+        self._appending = False  # the appender holds a group taken from the queue
         self._running = False
         self._appender: threading.Thread | None = None
         self._loader: threading.Thread | None = None
@@ -322,6 +324,7 @@ class CollectorLog:
     def _open_segment(self, segment: int) -> None:
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1  # never a stale number: the process may reuse it for another file
         self._fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segment, self._offset = segment, os.fstat(self._fd).st_size
         self._sync_directory()  # the new file's name is durable before anything in it is acknowledged
@@ -404,7 +407,13 @@ class CollectorLog:
                     return
                 group = list(self._waiting)
                 self._waiting.clear()
-            self._append(group)
+                self._appending = True  # the loader does not stop while a group is between the queue and the log
+            try:
+                self._append(group)
+            finally:
+                with self._cond:
+                    self._appending = False
+                    self._cond.notify_all()
 
     def _append(self, group: list[_Submission]) -> None:
         merged = EventRows()
@@ -413,7 +422,7 @@ class CollectorLog:
         size = sum(sub.size for sub in group)
         try:
             record = encode_record(merged)
-            if self._offset and self._offset + len(record) > self.segment_bytes:
+            if self._fd < 0 or (self._offset and self._offset + len(record) > self.segment_bytes):
                 self._open_segment(self._segment + 1)
             view = memoryview(record)
             while view:
@@ -454,7 +463,7 @@ class CollectorLog:
         while True:
             with self._cond:
                 while True:
-                    if not self._running and not self._waiting and not self._appended:
+                    if not self._running and not self._waiting and not self._appending and not self._appended:
                         return
                     if self._appended and (
                         not self._running
