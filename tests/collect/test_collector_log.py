@@ -126,12 +126,15 @@ def test_a_torn_last_record_is_skipped_with_a_log_line(
     found, torn = read_segment(segment)
     assert len(found) == 2 and torn is not None and torn.offset == len(records[0]) + len(records[1])
     logger = logging.getLogger("touchpoint.collect.collector_log")
-    logger.addHandler(caplog.handler)  # directly: a server started earlier in the process may stop propagation
+    # directly: a logging set-up earlier in the process (the CLI's dictConfig) may have disabled or cut it off
+    logger.addHandler(caplog.handler)
+    disabled, logger.disabled = logger.disabled, False
     try:
         with caplog.at_level(logging.WARNING, logger=logger.name), CollectorLog(warehouse, directory) as log:
             assert len(log.torn) == 1
     finally:
         logger.removeHandler(caplog.handler)
+        logger.disabled = disabled
     assert "were never acknowledged and are skipped" in caplog.text
     stored = {r["message_id"] for r in warehouse.query("SELECT message_id FROM events").to_pylist()}
     assert stored == {"m-0", "m-100", "m-1", "m-101"}
