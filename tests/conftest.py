@@ -281,15 +281,16 @@ class Server:
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[[], Server]]:
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def factory() -> Server:
+    def factory(env: dict[str, str] | None = None) -> Server:
+        """A started server on a new data directory; ``env``: its TOUCHPOINT_* settings."""
         data = tmp_path / f"server-data-{len(servers)}"
         wh = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
         write_key = keys.create_source(wh, "test-source")
         wh.close()
-        server = Server(data, free_port(), write_key)
+        server = Server(data, free_port(), write_key, env=dict(env or {}))
         server.start()
         servers.append(server)
         return server

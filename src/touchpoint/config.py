@@ -162,6 +162,20 @@ class Settings(BaseSettings):
     queue_max_events: int = Field(
         200_000, gt=0, description="events waiting to be committed before the collector answers 429"
     )
+    collector_log: bool = Field(
+        False,
+        description="acknowledge collector requests after an fsync'd append to a local log, and load the log "
+        "into the warehouse in groups (docs/collect.md); false: after the warehouse commit",
+    )
+    collector_log_dir: Path | None = Field(
+        None,
+        description="where the collector log's segments live; default: `collector-log` beside the DuckDB file "
+        "(required with another warehouse)",
+    )
+    collector_log_load_ms: float = Field(
+        200.0, ge=0, description="how often the collector log's loader commits (sooner when a read waits for it)"
+    )
+    collector_log_segment_mb: int = Field(64, gt=0, description="size at which the collector log starts a new file")
     memory_ceiling_mb: int | None = Field(
         None,
         ge=0,
@@ -510,6 +524,25 @@ class Settings(BaseSettings):
         if self.warehouse_url:
             return self.warehouse_url
         return f"duckdb://{self.data_dir.expanduser().absolute() / 'warehouse.duckdb'}"
+
+
+    def resolved_collector_log_dir(self) -> Path:
+        """Where the collector log lives: ``collector_log_dir``, else beside the DuckDB warehouse file.
+
+        >>> str(Settings(data_dir="/tmp/tp").resolved_collector_log_dir())
+        '/tmp/tp/collector-log'
+        """
+        if self.collector_log_dir is not None:
+            return self.collector_log_dir.expanduser().absolute()
+        url = self.resolved_warehouse_url()
+        path = url.removeprefix("duckdb://").split("?", 1)[0]
+        if not url.startswith("duckdb://") or path in ("", ":memory:") or path.startswith(":memory:"):
+            raise ConfigError(
+                f"collector_log needs a directory for its files, and the {urlsplit(url).scheme} warehouse has no "
+                "file beside which to keep them",
+                hint="set collector_log_dir to a local directory (on a disk that survives restarts)",
+            )
+        return Path(path).parent / "collector-log"
 
 
 _CACHE: dict[str, Settings] = {}

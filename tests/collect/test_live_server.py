@@ -50,8 +50,13 @@ def test_segment_python_client_events_arrive_exactly_once(make_server: Callable[
     wh.close()
 
 
-def test_acknowledged_events_survive_sigkill(make_server: Callable[[], Server]) -> None:
-    server = make_server()
+#: the collector log on, its loader slow enough that a backlog of acknowledged, unloaded events exists at the kill
+LOG_ON = {"TOUCHPOINT_COLLECTOR_LOG": "true", "TOUCHPOINT_COLLECTOR_LOG_LOAD_MS": "300"}
+
+
+@pytest.mark.parametrize("env", [{}, LOG_ON], ids=["commit", "collector-log"])
+def test_acknowledged_events_survive_sigkill(make_server: Callable[..., Server], env: dict[str, str]) -> None:
+    server = make_server(env)
     acked: set[str] = set()
     unacked: set[str] = set()
     lock = threading.Lock()
@@ -87,6 +92,8 @@ def test_acknowledged_events_survive_sigkill(make_server: Callable[[], Server]) 
     for t in threads:
         t.join(30)
     assert len(acked) >= 2000, "the stream did not get going"
+    if env:  # the log holds acknowledged events the loader had not committed: the restart replays them
+        assert list((server.data_dir / "collector-log").glob("*.seg")), "the log left no segment to replay"
 
     server.start()  # restart on the same data; the client retries what failed, and some of what succeeded
     retry = sorted(unacked) + sorted(acked)[:500]
@@ -100,6 +107,8 @@ def test_acknowledged_events_survive_sigkill(make_server: Callable[[], Server]) 
             }
             assert http.post(f"{server.url}/v1/batch", json=body).status_code == 200
     server.stop()
+    if env:
+        assert server.log is not None and "replayed" in server.log.read_text()
 
     wh = events_in(server.data_dir)
     stored = {r["message_id"] for r in wh.query("SELECT message_id FROM events").to_pylist()}

@@ -54,14 +54,16 @@ def _batch(tag: str) -> bytes:
     return ('{"batch":[' + ",".join(items) + "]}").encode()
 
 
-def test_overload_stays_under_the_ceiling_and_loses_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("collector_log", [False, True], ids=["commit", "collector-log"])
+def test_overload_stays_under_the_ceiling_and_loses_nothing_acknowledged(tmp_path: Path, collector_log: bool) -> None:
     data = tmp_path / "data"
     data.mkdir()
     wh = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
     write_key = keys.create_source(wh, "load")
     read = {"Authorization": f"Bearer {keys.create_api_key(wh, 'metrics', 'read')}"}
     wh.close()
-    (tmp_path / "touchpoint.toml").write_text(f"memory_ceiling_mb = {CEILING_MB}\n")
+    log_setting = "collector_log = true\n" if collector_log else ""
+    (tmp_path / "touchpoint.toml").write_text(f"memory_ceiling_mb = {CEILING_MB}\n{log_setting}")
     server = Server(data, free_port(), write_key, cwd=tmp_path)
     server.start()
     assert server.process is not None

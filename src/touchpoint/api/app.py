@@ -38,11 +38,12 @@ from touchpoint.api.routes import datamap as datamap_routes
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
 from touchpoint.collect.body import Limits
-from touchpoint.collect.committer import GroupCommitter
+from touchpoint.collect.collector_log import CollectorLog
+from touchpoint.collect.committer import Collector, GroupCommitter
 from touchpoint.config import Settings, get_settings
 from touchpoint.jobs import Job, JobRunner, configured
 from touchpoint.privacy import retention
-from touchpoint.warehouse import open_warehouse
+from touchpoint.warehouse import Warehouse, open_warehouse
 from touchpoint.warehouse.urls import redact
 
 DESCRIPTION = """
@@ -67,6 +68,28 @@ def warm_up() -> None:
 
 
 log = logging.getLogger("touchpoint.server")
+
+
+def collector(warehouse: Warehouse, settings: Settings) -> Collector:
+    """The collector's write path, started: the group committer (a 200 after the warehouse commit) or, with
+    ``collector_log``, the collector log (a 200 after an fsync'd append; its start replays what is left)."""
+    if settings.collector_log:
+        return CollectorLog(
+            warehouse,
+            settings.resolved_collector_log_dir(),
+            max_events=settings.commit_max_events,
+            load_ms=settings.collector_log_load_ms,
+            queue_max_events=settings.queue_max_events,
+            segment_bytes=settings.collector_log_segment_mb * 1024 * 1024,
+        ).start()
+    return GroupCommitter(
+        warehouse,
+        max_events=settings.commit_max_events,
+        max_wait_ms=settings.commit_max_wait_ms,
+        queue_max_events=settings.queue_max_events,
+    ).start()
+
+
 JOB_STOP_SECONDS = 10.0  # how long a shutdown waits for running jobs (long ones stop at their next step)
 
 
@@ -81,17 +104,14 @@ def create_app(
         run_jobs = jobs is not None or settings.run_jobs
     configured(settings, jobs)  # a [jobs.NAME] naming no job stops the server before it opens anything
     retention.rules(settings)  # so does a retention rule for a table that has none (no such table, no time)
+    if settings.collector_log:  # so does a collector log with nowhere to live
+        settings.resolved_collector_log_dir()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warehouse = open_warehouse(settings)
         warm_up()
-        committer = GroupCommitter(
-            warehouse,
-            max_events=settings.commit_max_events,
-            max_wait_ms=settings.commit_max_wait_ms,
-            queue_max_events=settings.queue_max_events,
-        ).start()
+        committer = collector(warehouse, settings)
         usage = keys.UsageRecorder(warehouse).start()
         runner = JobRunner(warehouse, settings, jobs).start() if run_jobs else None
         if runner is not None:  # the automations' fast lane runs as soon as events are committed

@@ -24,7 +24,7 @@ from touchpoint import keys
 from touchpoint.api.limits import Rates
 from touchpoint.api.memory import MemoryCeiling
 from touchpoint.collect.body import Limits
-from touchpoint.collect.committer import GroupCommitter
+from touchpoint.collect.committer import Collector
 from touchpoint.collect.normalize import utcnow
 from touchpoint.config import Settings
 from touchpoint.errors import Forbidden, Unauthorized
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from touchpoint.api.metrics import Metrics
     from touchpoint.jobs import JobRunner
 
+READ_WAIT_S = 2.0  # how long a read of one customer waits for the collector log's loader to catch up
 KEY_CACHE_SECONDS = 5.0  # a revoked or expired key stops working at most this long after the change
 
 
@@ -42,7 +43,7 @@ KEY_CACHE_SECONDS = 5.0  # a revoked or expired key stops working at most this l
 class AppState:
     settings: Settings
     warehouse: Warehouse
-    committer: GroupCommitter
+    committer: Collector  # the group committer, or the collector log (setting collector_log)
     limits: Limits
     usage: keys.UsageRecorder | None = None
     runner: JobRunner | None = None
@@ -74,6 +75,12 @@ class AppState:
         for cache_key, (match, _) in list(self._keys.items()):
             if cache_key[0] == kind and match is not None and match.name == name:
                 self._keys.pop(cache_key, None)
+
+    def see_acknowledged(self) -> None:
+        """Before a read of customers: wait (at most :data:`READ_WAIT_S`) until every event acknowledged so far
+        is in the warehouse, so the pending overlay sees it. A no-op without the collector log, where a 200
+        already means committed; under a backlog longer than the wait, the read shows what is loaded."""
+        self.committer.flush(READ_WAIT_S)
 
     def source_for(self, write_key: str) -> str | None:
         """The source of a write key, or None (unknown, revoked, or past its grace period)."""

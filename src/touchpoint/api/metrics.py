@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 from touchpoint.api.memory import MemoryCeiling, resident_bytes
 
 if TYPE_CHECKING:
-    from touchpoint.collect.committer import GroupCommitter
+    from touchpoint.collect.committer import Collector as EventCollector
     from touchpoint.collect.store import WriteResult
     from touchpoint.config import Settings
     from touchpoint.jobs import Job, JobRunner
@@ -71,7 +71,7 @@ class _JobStates(Collector):
 class _Committer(Collector):
     """Commit failures read from the committer's own count at scrape time."""
 
-    def __init__(self, committer: GroupCommitter) -> None:
+    def __init__(self, committer: EventCollector) -> None:
         self.committer = committer
 
     def collect(self) -> Iterator[CounterMetricFamily]:
@@ -160,7 +160,7 @@ class Metrics:
     def watch_memory(self, ceiling: MemoryCeiling) -> None:
         self.registry.register(_Memory(ceiling))
 
-    def attach(self, committer: GroupCommitter, runner: JobRunner | None) -> None:
+    def attach(self, committer: EventCollector, runner: JobRunner | None) -> None:
         self.queue.set_function(lambda: committer.queued_events)
         committer.listeners.append(self._on_commit)
         self.registry.register(_Committer(committer))

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from touchpoint.collect.normalize import EventRows
 from touchpoint.collect.store import WriteResult, write_rows
@@ -34,6 +35,7 @@ class _Submission:
     rows: EventRows
     size: int
     future: Future[WriteResult] = field(default_factory=Future)
+    release: Callable[[], None] | None = None  # called once the rows are committed (or failed)
 
 
 @dataclass
@@ -46,6 +48,23 @@ class CommitStats:
     failed_commits: int = 0
     largest_group: int = 0
     last_commit_ms: float = 0.0
+
+
+class Collector(Protocol):
+    """What the HTTP collector submits to: this group committer, or the collector log
+    (:class:`~touchpoint.collect.collector_log.CollectorLog`, the setting ``collector_log``)."""
+
+    stats: CommitStats
+    listeners: list[Callable[[WriteResult, float], None]]
+
+    @property
+    def queued_events(self) -> int: ...
+
+    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]: ...
+
+    def flush(self, timeout: float | None = 30.0) -> bool: ...
+
+    def stop(self, timeout: float = 30.0) -> None: ...
 
 
 class GroupCommitter:
@@ -101,11 +120,16 @@ class GroupCommitter:
     def queued_events(self) -> int:
         return self._queued_events
 
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Every acknowledged event is committed already (a 200 waits for the commit): nothing to wait for."""
+        return True
+
     # -- producers -------------------------------------------------------------------------------
-    def submit(self, rows: EventRows) -> Future[WriteResult]:
-        """Queue ``rows`` for the next group commit; the future resolves once they are durable."""
+    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]:
+        """Queue ``rows`` for the next group commit; the future resolves once they are durable. ``release`` is
+        called once they are committed or failed (the request's memory reservation)."""
         size = len(rows) + len(rows.rejected)
-        sub = _Submission(rows, size)
+        sub = _Submission(rows, size, release=release)
         with self._cond:
             if not self._running:
                 raise WarehouseError("the collector is shutting down", hint="retry in a moment")
@@ -185,3 +209,6 @@ class GroupCommitter:
         finally:
             with self._cond:
                 self._queued_events -= size
+            for sub in group:
+                if sub.release is not None:
+                    sub.release()

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from touchpoint.api.deps import AppState, client_host, credentials, state
 from touchpoint.api.errors import error_response
+from touchpoint.api.memory import Reservation
 from touchpoint.collect.body import decompress, rows_from_body, write_key_in
 from touchpoint.collect.normalize import EventRows, Rejected, payload_text, utcnow
 from touchpoint.collect.spec import EVENT_TYPES, SHORT_PATHS, batch_json_schema, message_json_schema
@@ -78,13 +79,15 @@ async def ingest(request: Request, kind: str) -> Response:
     except Overloaded:
         await _discard_body(request, limits.max_batch_bytes)
         raise
+    held = [reservation]  # handed to the collector with the rows: released once committed (or loaded, with the log)
     try:
-        return await _ingest(request, kind, app)
+        return await _ingest(request, kind, app, held)
     finally:
-        reservation.release()
+        for unheld in held:
+            unheld.release()
 
 
-async def _ingest(request: Request, kind: str, app: AppState) -> Response:
+async def _ingest(request: Request, kind: str, app: AppState, held: list[Reservation]) -> Response:
     limits = app.limits
     received_at = utcnow()
     raw = await _read_body(request, limits.max_batch_bytes)
@@ -111,7 +114,8 @@ async def _ingest(request: Request, kind: str, app: AppState) -> Response:
         kept.reject(Rejected(exc.message, exc.field, payload_text(exc.body), None, "http:batch"), received_at, source)
         await asyncio.wrap_future(app.committer.submit(kept))
         return error_response(400, exc.code, exc.message, exc.hint, quarantined=1, field=exc.field)
-    future = app.committer.submit(rows)
+    future = app.committer.submit(rows, release=held[0].release)
+    held.clear()
     result = await asyncio.wrap_future(future)
     if kind != "batch" and problems:
         problem = problems[0]

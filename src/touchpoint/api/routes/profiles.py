@@ -28,6 +28,7 @@ def search_profiles(
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
+    app.see_acknowledged()
     criteria = {k: v for k, v in request.query_params.items() if k not in _PAGING}
     found = search(app.warehouse, criteria, limit=limit, offset=offset)
     note.rows, note.detail["criteria"] = len(found["profiles"]), sorted(criteria)  # the traits, not the values
@@ -44,6 +45,7 @@ def show_profile(
     note: Audit,
     id_type: str | None = Query(None, alias="type", description="only match this identifier type"),
 ) -> dict[str, Any]:
+    app.see_acknowledged()
     profile = get_profile(app.warehouse, identifier, id_type)
     note.subject, note.rows = profile["profile_id"], 1
     return profile
@@ -63,6 +65,7 @@ def profile_events(
     offset: int = Query(0, ge=0),
     event_type: str | None = Query(None, alias="type"),
 ) -> dict[str, Any]:
+    app.see_acknowledged()
     events = timeline(app.warehouse, identifier, limit=limit, offset=offset, event_type=event_type)
     note.subject, note.rows = events["profile_id"], len(events["events"])
     return events
