@@ -203,6 +203,9 @@ def test_quarantine_replay_over_http(client: TestClient, write_key: str) -> None
     record = client.get(f"/v1/quarantine/{listed['records'][0]['id']}", headers=h).json()
     assert "ISO 8601" in record["reason"] and "soon" in record["payload"]
     assert client.get("/v1/quarantine/nope", headers=h).status_code == 404
+    assert client.get("/v1/quarantine/a%00b", headers=h).status_code == 404  # NUL in an id: not found,
+    for hostile in ("\x00", "a\x00b"):  # not a statement the engine cannot parse (a 500)
+        assert client.post("/v1/quarantine/replay", json=[hostile], headers=h).status_code == 404
     r = client.post("/v1/quarantine/replay", headers=h).json()
     assert r["replayed"] == 0 and len(r["still_invalid"]) == 1
 

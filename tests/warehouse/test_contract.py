@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -210,3 +211,20 @@ def test_the_configured_warehouse_never_installs_or_loads_extensions_on_demand(s
         assert row == [{"install": False, "load": False}]
         # what the library uses is linked into the engine: JSON still works
         assert wh.query("SELECT json_extract('{\"a\": 1}', '$.a')::INT AS a").to_pylist() == [{"a": 1}]
+
+
+def test_a_literal_holding_nul_is_a_value_not_broken_sql(wh: Warehouse) -> None:
+    """A hostile id with NUL in it (``"a\\x00b"``) compared with stored text: no match, no broken statement
+    (DuckDB's parser ended the SQL text at the NUL: "unterminated quoted string", a 500 over HTTP). DuckDB's
+    strings hold NUL, so there a stored one matches; PostgreSQL text cannot hold it, so nothing does."""
+    wh.append("sources", pa.table({"name": ["plain"], "write_key_hash": ["h"], "created_at": [datetime(2026, 3, 1)]}))
+    t = wh.table("sources")
+    for value in ("\x00", "a\x00b", "plain\x00"):
+        assert wh.to_arrow(t.filter(t.name == value).count()).as_py() == 0
+        assert wh.to_arrow(t.filter(t.name.isin([value, "other"])).count()).as_py() == 0
+    assert wh.to_arrow(t.filter(t.name.isin(["plain", "\x00"])).count()).as_py() == 1
+    if isinstance(wh, DuckDBWarehouse):
+        wh.append(
+            "sources", pa.table({"name": ["a\x00b"], "write_key_hash": ["h"], "created_at": [datetime(2026, 3, 1)]})
+        )
+        assert wh.to_arrow(t.filter(t.name == "a\x00b").name).to_pylist() == ["a\x00b"]

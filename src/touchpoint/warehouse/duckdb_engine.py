@@ -81,6 +81,30 @@ def _cache_type_parsing() -> None:
 _cache_type_parsing()
 
 
+def _compiler() -> Any:
+    """Ibis's DuckDB compiler, less one failure: a string literal holding NUL (``\\x00``, which a hostile
+    request can put in any id or value) made the SQL text unparsable ("unterminated quoted string", a 500);
+    such a literal is written as ``concat('a', chr(0), 'b')``, the same string (DuckDB's strings hold NUL)."""
+    import sqlglot.expressions as sge
+    from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
+
+    class Compiler(DuckDBCompiler):
+        def visit_NonNullLiteral(self, op: Any, *, value: Any, dtype: Any) -> Any:
+            if isinstance(value, str) and "\x00" in value and (dtype.is_string() or dtype.is_json()):
+                pieces: list[Any] = []
+                for i, piece in enumerate(value.split("\x00")):
+                    pieces.extend([sge.Anonymous(this="chr", expressions=[sge.convert(0)])] if i else [])
+                    pieces.append(sge.convert(piece))
+                text = self.f.concat(*pieces)
+                return self.cast(text, dtype) if dtype.is_json() else text
+            return super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+
+    return Compiler()
+
+
+_COMPILER = _compiler()
+
+
 class DuckDBTransaction(Transaction):
     """Writes inside one ``BEGIN ... COMMIT`` on the writing thread's cursor."""
 
@@ -205,6 +229,7 @@ class DuckDBWarehouse(Warehouse):
             )
         try:
             self._root: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=read_only, **options)
+            self._root.compiler = _COMPILER
         except Exception as exc:  # duckdb raises IOException for a held lock
             text = str(exc)
             if "could not set lock" in text.lower() or "conflicting lock" in text.lower():
@@ -237,6 +262,7 @@ class DuckDBWarehouse(Warehouse):
             for thread in [t for t in self._backends if not t.is_alive()]:
                 self._backends.pop(thread).con.close()  # a finished thread's cursor
             backend = ibis.duckdb.from_connection(self._root.con.cursor())
+            backend.compiler = _COMPILER
             self._backends[threading.current_thread()] = backend
             self._local.generation = self._generation
         self._local.backend = backend
@@ -415,6 +441,7 @@ class DuckDBWarehouse(Warehouse):
             os.replace(fresh, self.path)
             _fsync(os.path.dirname(os.path.abspath(self.path)))  # the rename itself survives a power cut
             self._root = ibis.duckdb.connect(self.path, **self._options)
+            self._root.compiler = _COMPILER
             make_private(self.path)
         return {
             "engine": "duckdb",

@@ -103,8 +103,8 @@ def _compiler() -> Any:
     """Ibis's PostgreSQL compiler with what it lacks or gets wrong for the domains, in PostgreSQL's own
     terms (each run on every engine by tests/engines/test_adapter_operations.py): ``hexdigest`` (``md5``,
     ``sha256``: the same hex text as DuckDB's, so ids derived from a hash are equal on both engines), a
-    JSON object read as a map, boolean-to-integer casts, SEMI/ANTI joins as ``[NOT] EXISTS``, and json
-    left as json in the outermost SELECT."""
+    JSON object read as a map, boolean-to-integer casts, SEMI/ANTI joins as ``[NOT] EXISTS``, json
+    left as json in the outermost SELECT, and a string literal holding NUL as NULL (text cannot hold it)."""
     import sqlglot.expressions as sge
     from ibis.backends.sql.compilers.base import NULL, SQLGlotCompiler
     from ibis.backends.sql.compilers.postgres import PostgresCompiler
@@ -135,6 +135,13 @@ def _compiler() -> Any:
             if op.arg.dtype.is_boolean() and to.is_integer() and not to.is_int32():  # boolean -> int only
                 arg = super().visit_Cast(op, arg=arg, to=dt.int32)
             return super().visit_Cast(op, arg=arg, to=to)
+
+        def visit_NonNullLiteral(self, op: Any, *, value: Any, dtype: Any) -> Any:
+            # text cannot hold NUL, and a NUL in the statement's text is a syntax error (a 500 for a hostile
+            # id): such a value equals nothing stored, so it is the unknown value, NULL, of its type
+            if isinstance(value, str) and "\x00" in value and (dtype.is_string() or dtype.is_json()):
+                return self.cast(NULL, dtype)
+            return super().visit_NonNullLiteral(op, value=value, dtype=dtype)
 
         def visit_ToJSONMap(self, op: Any, *, arg: Any) -> Any:  # ``json.map``: an object as a map (jsonb)
             b = "b" * op.arg.dtype.binary
