@@ -300,13 +300,12 @@ def _record(
     entry and promotion are recorded against, so several runs at one instant leave what one run leaves.
     """
     names = [st.name for st in s.stages]
-    index = {n: i for i, n in enumerate(names)}
-    cols = ["profile_id", "fit", "engagement", "points", "band", "earned", "prev_band", "prev_stage"]
+    cols = ["profile_id", "fit", "engagement", "points", "band", "earned", *PREVIOUS]
     if expr is None:
         rows = pa.table({c: pa.array([], pa.string()) for c in cols})
     else:
         prev = wh.table(RESULTS)
-        prev = prev.filter(prev.score == name).select(tp_pp="profile_id", prev_band="band", prev_stage="stage")
+        prev = prev.filter(prev.score == name).select(tp_pp="profile_id", **{p: prev[p[5:]] for p in PREVIOUS})
         rows = wh.to_arrow(expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*cols))
     pids = rows.column("profile_id")
     n = rows.num_rows
@@ -324,12 +323,13 @@ def _record(
     )
     band_before, has_b, held_b = _before_instant(pids, rows.column("prev_band"), inst_b, "band")
     stage_before, has_s, held_s = _before_instant(pids, rows.column("prev_stage"), inst_s, "stage")
-    prev_idx = pa.array([index.get(v, -1) if v is not None else -1 for v in stage_before.to_pylist()], pa.int64())
+    stage_names = pa.array(names, pa.string())
+    prev_idx = pc.fill_null(pc.index_in(stage_before.cast(pa.string()), value_set=stage_names), -1).cast(pa.int64())
     earned = rows.column("earned").cast(pa.int64())
     # forward only from the stage held before this instant (a stage reached earlier at this instant is
     # that instant's fact, replaced like a band entry)
     new_idx = pc.max_element_wise(prev_idx, earned) if names else earned
-    stage = pa.array([names[i] if names and i >= 0 else None for i in new_idx.to_pylist()], pa.string())
+    stage = _stage_names(stage_names, new_idx)
     ts = pa.array([at] * n, pa.timestamp("us"))
     results = pa.table(
         {
@@ -356,11 +356,7 @@ def _record(
         }
     ).filter(pc.and_(band_changed, pc.invert(pc.fill_null(pc.equal(held_b, band), False))))
     promoted = pc.greater(new_idx, prev_idx) if names else pa.array([False] * n)
-    prev_names = (
-        pa.array([names[i] if i >= 0 else None for i in prev_idx.to_pylist()], pa.string())
-        if names
-        else pa.nulls(n, pa.string())
-    )
+    prev_names = _stage_names(stage_names, prev_idx)
     stages = pa.table(
         {
             "score": results.column("score"),
@@ -374,10 +370,19 @@ def _record(
     ).filter(pc.and_(promoted, pc.invert(pc.fill_null(pc.equal(held_s, stage), False))))
     undo_b = pids.filter(pc.and_(has_b, pc.invert(band_changed))) if n else pa.array([], pa.string())
     undo_s = pids.filter(pc.and_(has_s, pc.invert(promoted))) if n else pa.array([], pa.string())
+    gone = pa.array([], pa.string())
+    if scope is None:  # the stored rows of profiles that no longer exist (the population is `profiles`)
+        gone = wh.to_arrow(_vanished(wh, name)).column("profile_id").combine_chunks()
     with wh.write() as tx:
         if scope is None:
-            tx.delete(RESULTS, "score", [name])
-            tx.append(RESULTS, results)
+            # every row is current at `at`; only the rows whose values changed are written (rewriting
+            # every row of a keyed table in one transaction cost DuckDB minutes at 1M profiles)
+            tx.update(RESULTS, {"computed_at": at}, key="score", value=name)
+            if len(gone):
+                tx.delete(RESULTS, "profile_id", gone.to_pylist())
+            changed = _changed(rows, results)
+            if changed.num_rows:
+                tx.upsert(RESULTS, changed, key=["score", "profile_id"])
         else:
             gone = pc.filter(scope, pc.invert(pc.is_in(scope, value_set=pids))) if n else scope
             if len(gone):  # merged away or removed: every score's row of a profile that no longer exists
@@ -406,6 +411,40 @@ def _record(
         "computed_at": at,
         "seconds": state_row["seconds"],
     }
+
+
+#: The stored row's values beside each scored row (``prev_<column>``): what a run compares its rows with.
+PREVIOUS = ("prev_band", "prev_stage", "prev_points", "prev_fit", "prev_engagement", "prev_score")
+
+
+def _stage_names(names: pa.Array, idx: pa.Array) -> pa.Array:
+    """The stage name at each index of ``idx`` (null where it is -1 or there are no stages)."""
+    if not len(names):
+        return pa.nulls(len(idx), pa.string())
+    at = pc.if_else(pc.less(idx, 0), pa.scalar(None, pa.int64()), idx)
+    return pc.take(names, at)
+
+
+def _changed(rows: pa.Table, results: pa.Table) -> pa.Table:
+    """The rows of ``results`` whose values differ from the stored row (``rows``' ``prev_*`` columns),
+    or that have none: what a full run writes beside setting ``computed_at`` on every row."""
+
+    def differs(column: str) -> pa.Array:
+        new, old = results.column(column), rows.column(f"prev_{column}").cast(results.schema.field(column).type)
+        same = pc.or_(pc.fill_null(pc.equal(new, old), False), pc.and_(pc.is_null(new), pc.is_null(old)))
+        return pc.invert(same)
+
+    mask = pc.is_null(rows.column("prev_score"))
+    for column in ("points", "fit", "engagement", "band", "stage"):
+        mask = pc.or_(mask, differs(column))
+    return results.filter(mask)
+
+
+def _vanished(wh: Warehouse, name: str) -> ir.Table:
+    """Score ``name``'s stored rows whose profile is no longer in ``profiles``."""
+    r, p = wh.table(RESULTS), wh.table("profiles")
+    r = r.filter(r.score == name)
+    return r.anti_join(p, r.profile_id == p.profile_id).select("profile_id")
 
 
 def _undo(wh: Warehouse, tx: Any, table: str, column: str, name: str, at: datetime, profiles: pa.Array) -> None:
