@@ -24,7 +24,7 @@ refresh a full one. Incremental and full refreshes give the same memberships (a 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -36,10 +36,13 @@ from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
 from touchpoint.audiences.compile import (
     IDS,
+    Instant,
     _Plan,
+    ago,
     carried,
     compile_members,
     fallback_owner,
+    lit,
     of_kinds,
     owners,
     plan_of,
@@ -84,15 +87,20 @@ def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime) -> ir.Table | None:
+def candidates(
+    wh: Warehouse, plan: _Plan, state: dict[str, Any], now: Instant, ident: dict[str, Any] | None = None
+) -> ir.Table | None:
     """The profiles whose membership may have changed since ``state`` (see the module docstring), as
-    an expression with one column ``profile_id``; None when nothing can have changed."""
+    an expression with one column ``profile_id``; None when nothing can have changed.
+
+    The instants (``now``, the state's ``evaluated_at`` and ``events_watermark``) may be Ibis values
+    (bound parameters), and ``ident`` the identity state :func:`carried` reads (its watermark too)."""
     from touchpoint.identity.people import rule_for
 
-    t0: datetime = state["evaluated_at"]
+    t0: Instant = state["evaluated_at"]
     parts: list[ir.Table] = []
     e = wh.table("events")
-    ident = carried(wh) if plan.event_names else None
+    ident = (carried(wh) if ident is None else ident) if plan.event_names else None
     if ident is not None:
         parts.extend(_touched(wh, plan, state, now, ident))
     elif plan.event_names:
@@ -100,15 +108,15 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
         watermark = state["events_watermark"]
         # new events, and events crossing a window's edge: one simple range each (the scan skips whole
         # row groups by their min/max), then all met with their profiles in one pass
-        ranges = [ibis.literal(True) if watermark is None else e.received_at > ibis.literal(watermark)]
+        ranges = [ibis.literal(True) if watermark is None else e.received_at > lit(watermark)]
         for n in sorted(plan.offsets):
             for offset in sorted({n, -n}):
-                lo, hi = t0 - timedelta(days=offset), now - timedelta(days=offset)
-                ranges.append(e.timestamp.between(ibis.literal(lo), ibis.literal(hi)))
+                lo, hi = ago(t0, offset), ago(now, offset)
+                ranges.append(e.timestamp.between(lit(lo), lit(hi)))
         touched = ibis.union(*[e.filter(kinds & r).select(*IDS) for r in ranges], distinct=False)
         parts.append(owners(wh, touched))
         if watermark is not None and rule_for(wh) != "profiles":  # a new link re-stitches older anonymous events
-            both = e.filter((e.received_at > ibis.literal(watermark)) & e.user_id.notnull() & e.anonymous_id.notnull())
+            both = e.filter((e.received_at > lit(watermark)) & e.user_id.notnull() & e.anonymous_id.notnull())
             parts.append(owners(wh, both.select(*IDS)))
             parts.append(both.select(profile_id=both.anonymous_id))
     for trait, is_column, n in sorted(plan.trait_dates):
@@ -119,10 +127,7 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
             ids = wh.table("profile_traits")
             ids = ids.filter(ids.trait == trait)
             value = ids.value.cast("json").str.try_cast("timestamp")
-        spans = [
-            (value >= ibis.literal(t0 - timedelta(days=o))) & (value <= ibis.literal(now - timedelta(days=o)))
-            for o in {n, -n, 0}
-        ]
+        spans = [(value >= lit(ago(t0, o))) & (value <= lit(ago(now, o))) for o in sorted({n, -n, 0})]
         cond = spans[0]
         for s in spans[1:]:
             cond = cond | s
@@ -149,22 +154,22 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
     return out.filter(out.profile_id.notnull()).distinct()
 
 
-def _touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime, ident: dict[str, Any]) -> list[ir.Table]:
+def _touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: Instant, ident: dict[str, Any]) -> list[ir.Table]:
     """Candidates 1 and 2 of the module docstring when ``event_identities`` carries the events
     (``ident``: the identity state): the resolved events come from there with their node, each range one
     simple filter the scan prunes by row-group min/max (new rows are at its end; a rebuild writes it in
     timestamp order), and the events not resolved yet from the log's tail, by their user or anonymous id."""
     from touchpoint.identity import tables as T
 
-    t0: datetime = state["evaluated_at"]
+    t0: Instant = state["evaluated_at"]
     watermark = state["events_watermark"]
 
     def ranges(t: ir.Table) -> list[ir.BooleanValue]:
-        out = [ibis.literal(True) if watermark is None else t.received_at > ibis.literal(watermark)]
+        out = [ibis.literal(True) if watermark is None else t.received_at > lit(watermark)]
         for n in sorted(plan.offsets):
             for offset in sorted({n, -n}):
-                lo, hi = t0 - timedelta(days=offset), now - timedelta(days=offset)
-                out.append(t.timestamp.between(ibis.literal(lo), ibis.literal(hi)))
+                lo, hi = ago(t0, offset), ago(now, offset)
+                out.append(t.timestamp.between(lit(lo), lit(hi)))
         return out
 
     ix = wh.table(T.EVENTS)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ibis
@@ -25,11 +25,11 @@ import pyarrow.compute as pc
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
-from touchpoint.audiences.compile import Compiler, _Plan, _where
+from touchpoint.audiences.compile import Compiler, Instant, _Plan, _where, ago, carried, lit
 from touchpoint.audiences.refresh import candidates, sources
 from touchpoint.audiences.scoredef import ScoreDefinition, parse_score
 from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
-from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse import Warehouse, prepared, schema
 
 TABLE, RESULTS = schema.SCORES.name, schema.SCORE_RESULTS.name
 BANDS, STAGES = schema.SCORE_BANDS.name, schema.SCORE_STAGES.name
@@ -101,16 +101,20 @@ def _compile(wh: Warehouse, s: ScoreDefinition, now: datetime, restrict: ir.Tabl
     return _compiler(wh, s, now)[1](restrict)
 
 
-def _compiler(wh: Warehouse, s: ScoreDefinition, now: datetime) -> tuple[_Plan, Callable[[ir.Table | None], ir.Table]]:
+def _compiler(
+    wh: Warehouse, s: ScoreDefinition, now: datetime, *, at: Instant = None, ident: dict[str, Any] | None = None
+) -> tuple[_Plan, Callable[[ir.Table | None], ir.Table]]:
     """What :func:`_compile`'s expression depends on (an incremental run's candidates, without building
-    it) and a function building it for every profile or those in ``restrict``."""
-    c = Compiler(wh, now, store.lookup(wh))
+    it) and a function building it for every profile or those in ``restrict``. ``at`` and ``ident`` as
+    :class:`~touchpoint.audiences.compile.Compiler` takes them (a bound instant, for :func:`_scored`)."""
+    c = Compiler(wh, now, store.lookup(wh), at=at, ident=ident)
+    at = c.at
     fit_preds = [(f"r_{i}", c.node(rule.when, f"$.fit[{i}].when"), rule) for i, rule in enumerate(s.fit)]
     stage_preds = [
         c.node(st.when, f"$.stages[{i}].when") if st.when is not None else None for i, st in enumerate(s.stages)
     ]
     eng_cols = []
-    now_s = ibis.literal(now).epoch_seconds()
+    now_s = lit(at).epoch_seconds()
     for i, rule in enumerate(s.engagement):
         col = f"r_{len(s.fit) + i}"
         c.plan.event_names.add(rule.step.event)
@@ -120,8 +124,10 @@ def _compiler(wh: Warehouse, s: ScoreDefinition, now: datetime) -> tuple[_Plan, 
         # an event that becomes visible, or leaves the rule's window, moves the points between two runs
         c.plan.offsets.update({0} if rule.within_days is None else {0, rule.within_days})
 
-        def hit(ev: ir.Table, rule: Any = rule, since: datetime | None = since) -> ir.Value:
-            return _where(ev, rule.step, now, since)
+        start = None if rule.within_days is None else ago(at, rule.within_days)
+
+        def hit(ev: ir.Table, rule: Any = rule, start: Instant = start) -> ir.Value:
+            return _where(ev, rule.step, at, start)
 
         def decayed(ev: ir.Table, rule: Any = rule) -> ir.Value:
             age_days = (now_s - ev.timestamp.epoch_seconds()) / 86400.0
@@ -205,29 +211,66 @@ def _fingerprint(wh: Warehouse, definition: Any, s: ScoreDefinition) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime) -> pa.Array:
+def touched(
+    wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime, definition: Any = None, stamp: str = ""
+) -> pa.Array:
     """The profiles whose points can have moved since the run ``state`` records, other than by the
     clock alone: the audiences' candidates (:func:`touchpoint.audiences.refresh.candidates`: new events
     of the kinds the rules name, events entering or leaving a window, date traits and consents crossing
     an edge), every profile rebuilt since (new events, identity changes, traits: ``built_at`` after the
-    run's), and the profiles a merge or split since then made or removed."""
-    from touchpoint.identity import tables as T
+    run's), and the profiles a merge or split since then made or removed.
+
+    With the score's ``definition`` (and its fingerprint ``stamp``), the candidates are a prepared read
+    (:func:`_candidates`, compiled once per definition) when the identity state carries the events and
+    no rule reads consent."""
 
     built = state["profiles_built_at"]
-    p = wh.table("profiles")
-    parts = [p.filter(p.built_at.notnull() if built is None else p.built_at > ibis.literal(built)).select("profile_id")]
-    cand = candidates(wh, plan, state, now)
-    if cand is not None:
-        parts.append(cand)
-    out = parts[0].union(parts[1], distinct=True) if len(parts) > 1 else parts[0]
-    ids = set(wh.to_arrow(out).column("profile_id").to_pylist())
+    ident = carried(wh) if definition is not None and not plan.consents else None
+    if ident is not None:
+        values = [_text(now), _text(state["evaluated_at"])]
+        instants = (state["events_watermark"], built, ident.get("watermark"))
+        values += [_text(x if isinstance(x, datetime) else datetime.fromisoformat(str(x))) for x in instants if x]
+        key = (stamp.split("|")[0], json.dumps(definition, sort_keys=True), *(x is not None for x in instants))
+        found: pa.Table = wh.prepared(_candidates, *values, key=key)
+    else:
+        found = wh.to_arrow(_candidates_expr(wh, plan, state, now, built, None))
+    ids = set(found.column("profile_id").to_pylist())
     if built is not None:  # a merge is logged before the profiles it changes are rebuilt
-        log = wh.table(T.MERGE_LOG)
-        rows = wh.to_arrow(log.filter(log.logged_at >= ibis.literal(built)).select("profile_id", "merged_profile_ids"))
-        for row in rows.to_pylist():
+        rows = wh.prepared(_merges_since, _text(built)).to_pylist()
+        for row in rows:
             ids.update(x for x in [row["profile_id"], *(row["merged_profile_ids"] or "").split(",")] if x)
     ids.discard(None)
     return pa.array(sorted(ids), pa.string())
+
+
+def _merges_since(wh: Warehouse, built: str) -> ir.Table:
+    from touchpoint.identity import tables as T
+
+    log = wh.table(T.MERGE_LOG)
+    return log.filter(log.logged_at >= _instant(built)).select("profile_id", "merged_profile_ids")
+
+
+def _candidates_expr(
+    wh: Warehouse, plan: _Plan, state: dict[str, Any], now: Instant, built: Instant, ident: dict[str, Any] | None
+) -> ir.Table:
+    p = wh.table("profiles")
+    parts = [p.filter(p.built_at.notnull() if built is None else p.built_at > lit(built)).select("profile_id")]
+    cand = candidates(wh, plan, state, now, ident)
+    if cand is not None:
+        parts.append(cand)
+    return parts[0].union(parts[1], distinct=True) if len(parts) > 1 else parts[0]
+
+
+def _candidates(wh: Warehouse, key: tuple[Any, ...], now: str, evaluated_at: str, *rest: str) -> ir.Table:
+    """The builder of :func:`touched`'s candidates (a prepared read): ``key`` is the fingerprint, the
+    definition (JSON) and whether the events watermark, the profiles' ``built_at`` and the identity
+    watermark are set; their values follow ``now`` and the last run's instant, in that order."""
+    _, definition, *present = key
+    values = iter(rest)
+    watermark, built, mark = (_instant(next(values)) if p else None for p in present)
+    plan = _compiler(wh, parse_score(json.loads(definition)), _REFERENCE)[0]
+    state = {"evaluated_at": _instant(evaluated_at), "events_watermark": watermark}
+    return _candidates_expr(wh, plan, state, _instant(now), built, {"watermark": mark})
 
 
 def run(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
@@ -253,7 +296,7 @@ def refresh(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool
         seen = sources(wh)
         state = _state(wh, name)
         stamp = _fingerprint(wh, saved["definition"], s) + "|" + seen["predictions"]
-        plan, build = _compiler(wh, s, at)
+        plan = _compiler(wh, s, at)[0]
         incremental = (
             not full
             and state is not None
@@ -263,10 +306,8 @@ def refresh(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool
         )
         scope: pa.Array | None = None
         if incremental and state is not None:
-            scope = touched(wh, plan, state, at)
-            expr = build(ibis.memtable(pa.table({"profile_id": scope}))) if len(scope) else None
-        else:
-            expr = build(None)
+            scope = touched(wh, plan, state, at, saved["definition"], stamp)
+        rows = _score_rows(wh, name, saved["definition"], stamp, plan, at, scope)
         row = {
             "score": name,
             "evaluated_at": at,
@@ -278,8 +319,68 @@ def refresh(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool
             "candidates": None if scope is None else len(scope),
             "seconds": None,
         }
-        out = _record(wh, name, s, at, expr, scope, row, started)
+        out = _record(wh, name, s, at, rows, scope, row, started)
     return out
+
+
+#: The plan's instant when :func:`_scored` builds (the expression reads the bound instant; only offsets
+#: from it matter).
+_REFERENCE = datetime(2000, 1, 1)
+_COLUMNS = ("profile_id", "fit", "engagement", "points", "band", "earned")
+
+
+def _instant(value: str) -> ir.Value:
+    return ibis.literal(value, "string").cast("timestamp")
+
+
+def _text(at: datetime) -> str:
+    """An instant as the text :func:`_instant` reads back (UTC, naive, to the microsecond)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(sep=" ", timespec="microseconds")
+
+
+def _scored(wh: Warehouse, key: tuple[str, str, bool, bool], name: str, at: str, *rest: str) -> ir.Table:
+    """The builder of a run's rows (a prepared read: compiled once per definition and engine, then run
+    with ``name``, the instant ``at``, the identity watermark and the profiles to score bound): each
+    scored profile's values beside its stored row's (``prev_*``). ``key``: the fingerprint, the
+    definition (JSON), whether the profiles are restricted, whether the identity state has a watermark."""
+    _, definition, restricted, marked = key
+    values = list(rest)
+    ident = {"watermark": _instant(values.pop(0)) if marked else None}
+    restrict = prepared.listed(values.pop(0), "profile_id") if restricted else None
+    s = parse_score(json.loads(definition))
+    expr = _compiler(wh, s, _REFERENCE, at=_instant(at), ident=ident)[1](restrict)
+    prev = wh.table(RESULTS)
+    prev = prev.filter(prev.score == name).select(tp_pp="profile_id", **{p: prev[p[5:]] for p in PREVIOUS})
+    return expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*_COLUMNS, *PREVIOUS)
+
+
+def _score_rows(
+    wh: Warehouse, name: str, definition: Any, stamp: str, plan: _Plan, at: datetime, scope: pa.Array | None
+) -> pa.Table:
+    """The rows :func:`_scored` selects (every profile, or those in ``scope``), through a prepared read
+    when the instants can be bound: the identity state carries the events and no rule reads consent
+    (whose state is built at a literal instant); else built and compiled for this run."""
+    if scope is not None and not len(scope):
+        return pa.table({c: pa.array([], pa.string()) for c in (*_COLUMNS, *PREVIOUS)})
+    ident = carried(wh) if not plan.consents else None
+    ids = None if scope is None else prepared.joined(scope.to_pylist())
+    if ident is not None and (scope is None or ids is not None):
+        mark = ident.get("watermark")
+        key = (stamp.split("|")[0], json.dumps(definition, sort_keys=True), scope is not None, mark is not None)
+        values = [name, _text(at)]
+        if mark is not None:
+            values.append(_text(datetime.fromisoformat(str(mark))))
+        if ids is not None:
+            values.append(ids)
+        out: pa.Table = wh.prepared(_scored, *values, key=key)
+        return out
+    restrict = None if scope is None else ibis.memtable(pa.table({"profile_id": scope}))
+    expr = _compile(wh, parse_score(definition), at, restrict)
+    prev = wh.table(RESULTS)
+    prev = prev.filter(prev.score == name).select(tp_pp="profile_id", **{p: prev[p[5:]] for p in PREVIOUS})
+    return wh.to_arrow(expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*_COLUMNS, *PREVIOUS))
 
 
 def _record(
@@ -287,7 +388,7 @@ def _record(
     name: str,
     s: ScoreDefinition,
     at: datetime,
-    expr: ir.Table | None,
+    rows: pa.Table,
     scope: pa.Array | None,
     state_row: dict[str, Any],
     started: float,
@@ -300,13 +401,6 @@ def _record(
     entry and promotion are recorded against, so several runs at one instant leave what one run leaves.
     """
     names = [st.name for st in s.stages]
-    cols = ["profile_id", "fit", "engagement", "points", "band", "earned", *PREVIOUS]
-    if expr is None:
-        rows = pa.table({c: pa.array([], pa.string()) for c in cols})
-    else:
-        prev = wh.table(RESULTS)
-        prev = prev.filter(prev.score == name).select(tp_pp="profile_id", **{p: prev[p[5:]] for p in PREVIOUS})
-        rows = wh.to_arrow(expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*cols))
     pids = rows.column("profile_id")
     n = rows.num_rows
     # the facts this instant already holds (an earlier run at the same `now`): their `previous` is the
