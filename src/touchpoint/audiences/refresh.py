@@ -13,12 +13,15 @@ each profile that joined gets a row ``entered_at = now``; each one that left has
    ``[t0 - N, t1 - N]`` for a window or date offset of N days (N = 0: events that became visible);
 3. one of its date traits crosses a boundary the same way;
 4. (a definition with a consent condition) it has consent recorded since the last refresh, or a
-   stated consent of that purpose starts or ends between the two.
+   stated consent of that purpose starts or ends between the two;
+5. it was rebuilt by the profiles job since the last refresh (``built_at`` after the last refresh's
+   ``max(built_at)``: new events, identity changes, traits), a merge or split since then names it, or
+   it is an open member that is no longer a profile (:func:`rebuilt`).
 
-Profiles, traits and predictions change only when they are rebuilt; a rebuild (a new ``built_at``
-or ``run_at``), a changed definition (or of an audience it names), a clock that went back, or a new
-day for a definition on forward-looking dates (``next_purchase_at``, replenishment) makes the next
-refresh a full one. Incremental and full refreshes give the same memberships (a property test proves it).
+Predictions change only when they are rerun; a new prediction run (``run_at``), a changed
+definition (or of an audience it names), a clock that went back, or a new day for a definition on
+forward-looking dates (``next_purchase_at``, replenishment) makes the next refresh a full one.
+Incremental and full refreshes give the same memberships (a property test proves it).
 """
 
 from __future__ import annotations
@@ -188,6 +191,37 @@ def _touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: Instant, id
     return [resolved, owned.select("profile_id")]
 
 
+def _rebuilt_ids(wh: Warehouse, name: str, since: str) -> ir.Table:
+    p = wh.table("profiles")
+    at = ibis.literal(since, "string").cast("timestamp")
+    out = p.filter(p.built_at > at).select("profile_id")
+    m = wh.table(MEMBERSHIPS)
+    m = m.filter((m.audience == name) & m.exited_at.isnull())
+    gone = m.anti_join(p, m.profile_id == p.profile_id).select("profile_id")
+    return out.union(gone, distinct=True)
+
+
+def _merged_since(wh: Warehouse, since: str) -> ir.Table:
+    from touchpoint.identity import tables as T
+
+    log = wh.table(T.MERGE_LOG)
+    at = ibis.literal(since, "string").cast("timestamp")
+    return log.filter(log.logged_at >= at).select("profile_id", "merged_profile_ids")
+
+
+def rebuilt(wh: Warehouse, name: str, since: datetime) -> pa.Array:
+    """The profiles whose membership of audience ``name`` a profiles run since ``since`` (the last
+    refresh's ``max(profiles.built_at)``) can have changed: those rebuilt (``built_at`` after it: new
+    events, identity changes, traits), those a merge or split logged since then names, and open
+    members that are no longer profiles (their stays close). Prepared reads: compiled once."""
+    text = since.isoformat(sep=" ", timespec="microseconds")
+    ids = set(wh.prepared(_rebuilt_ids, name, text).column("profile_id").to_pylist())
+    for row in wh.prepared(_merged_since, text).to_pylist():
+        ids.update(x for x in [row["profile_id"], *(row["merged_profile_ids"] or "").split(",")] if x)
+    ids.discard(None)
+    return pa.array(sorted(ids), pa.string())
+
+
 def _write(
     wh: Warehouse, name: str, now: datetime, members: pa.Array, scope: pa.Array | None, state_row: dict[str, Any]
 ) -> dict[str, int]:
@@ -270,7 +304,7 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
             not full
             and state is not None
             and state["fingerprint"] == stamp
-            and state["profiles_built_at"] == seen["profiles_built_at"]
+            and (state["profiles_built_at"] is not None or seen["profiles_built_at"] is None)
             and at >= state["evaluated_at"]
             and not (plan.forward_dates and state["evaluated_at"].date() != at.date())
         )
@@ -281,6 +315,9 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
             scope = (
                 pa.array([], pa.string()) if cand is None else wh.to_arrow(cand).column("profile_id").combine_chunks()
             )
+            if state["profiles_built_at"] is not None:  # profiles rebuilt, merged or gone since: re-check them
+                more = rebuilt(wh, name, state["profiles_built_at"])
+                scope = pa.array(sorted(set(scope.to_pylist()) | set(more.to_pylist())), pa.string())
             n_candidates = len(scope)
             if n_candidates:
                 restrict = ibis.memtable(pa.table({"profile_id": scope}))
