@@ -57,6 +57,21 @@ def stored(wh: Warehouse, name: str, profile_id: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def profile_score(wh: Warehouse, name: str, profile_id: str) -> dict[str, Any]:
+    """A profile's stored score: the points, band and stage the last run that scored it recorded, when
+    (``computed_at``: every full run stamps every row; an incremental run the rows it rescored), and the
+    points split into fit and engagement. :func:`explain` recomputes the rule by rule explanation now.
+    :class:`~touchpoint.errors.NotFound` for an unknown score, or a profile the score has no row for."""
+    get(wh, name)  # an unknown score is its own error
+    row = stored(wh, name, profile_id)
+    if row is None:
+        raise NotFound(
+            f"score {name!r} has no points for profile {profile_id!r}",
+            hint="check the profile id (`touchpoint profiles show`); a new profile is scored by the next run",
+        )
+    return {k: row[k] for k in ("score", "profile_id", "points", "band", "stage", "computed_at", "fit", "engagement")}
+
+
 def get(wh: Warehouse, name: str) -> dict[str, Any]:
     rows = wh.prepared(_named, name).to_pylist()
     if not rows:
