@@ -506,6 +506,8 @@ def _record(
         tx.upsert(
             STATE, pa.Table.from_pylist([state_row], schema=schema.SCORE_STATE.schema.to_pyarrow()), key=["score"]
         )
+    if scope is None:  # a full run's writes (every row's computed_at): fold them now, not in the next run's commit
+        wh.checkpoint()
     bands = pc.value_counts(band).to_pylist()
     stage_counts = pc.value_counts(stage).to_pylist() if names else []
     return {
