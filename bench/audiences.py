@@ -20,7 +20,10 @@ Lead scores, in the same run (``--no-scores`` leaves them out): the score ``LEAD
 engagement rules with a half-life, a cap, bands and stages) is run in full at NOW, then after the same
 10,000 new events incrementally at NOW + 2 min (the profiles those events touch) and, beside it, in full
 at that instant; the incremental run's points are checked equal to the full run's for every profile it
-rescored.
+rescored. Then a second round: 10,000 more events, a profiles run (their profiles' ``built_at`` moves), the
+audience's incremental refresh (it stays incremental; members checked equal to a full evaluation), the
+score's second incremental run (its SQL compiled by the first) and a full run beside it, and a full run a
+day later (every engaged profile's points decayed).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from typing import Any
 
 import duckdb
 
-from touchpoint.audiences import scores, store
+from touchpoint.audiences import parse, scores, store
+from touchpoint.audiences.compile import compile_members
 from touchpoint.audiences.refresh import refresh_one
 from touchpoint.warehouse import Warehouse, schema
 
@@ -134,8 +138,9 @@ def generate(path: Path, n: int) -> None:
     con.close()
 
 
-def add_events(wh: Warehouse, n_profiles: int, k: int, start: int) -> None:
-    now = NOW.isoformat(sep=" ")
+def add_events(wh: Warehouse, n_profiles: int, k: int, start: int, minutes: int = 0) -> None:
+    """``k`` new events of random profiles, stamped ``minutes`` after NOW + 30 s, received a minute later."""
+    now = (NOW + timedelta(minutes=minutes)).isoformat(sep=" ")
     with wh.write() as tx:
         expr = wh.ibis.sql(
             f"""
@@ -149,6 +154,17 @@ def add_events(wh: Warehouse, n_profiles: int, k: int, start: int) -> None:
             """
         )
         tx.append("events", expr)
+
+
+def profiles_run(wh: Warehouse, since: datetime, at: datetime) -> int:
+    """What a profiles run leaves after the events received after ``since``: their profiles rebuilt
+    (``built_at = at``; their traits are left as they were, which changes no membership here)."""
+    with wh.write():
+        cur = wh.ibis.raw_sql(
+            f"""UPDATE profiles SET built_at = TIMESTAMP '{at.isoformat(sep=" ")}'
+            WHERE user_id IN (SELECT user_id FROM events WHERE received_at > TIMESTAMP '{since.isoformat(sep=" ")}')"""
+        )
+        return int(cur.fetchone()[0])  # (the cursor is the thread's connection: not closed)
 
 
 def pandas_evaluation(path: Path, now: datetime) -> tuple[set[str], float, float]:
@@ -251,6 +267,29 @@ def run(
             rescored = [p for p, row in after_inc.items() if row[3] == later]
             assert s_inc["mode"] == "incremental" and len(rescored) == s_inc["profiles"], s_inc
             assert all(after_inc[p] == after_full[p] for p in rescored), "incremental and full scores disagree"
+            # a second round: 10,000 more events, then a profiles run rebuilds their profiles; the audience
+            # refresh stays incremental, and the score's second incremental run reuses its compiled SQL
+            add_events(wh, n, 10_000, 10_000, minutes=2)
+            rebuilt = profiles_run(wh, NOW + timedelta(minutes=2), NOW + timedelta(minutes=3, seconds=30))
+            second = NOW + timedelta(minutes=4)
+            with Timer() as inc2_t:
+                inc2 = refresh_one(wh, "bench", now=second)
+            expr, _ = compile_members(wh, parse(DEFINITION), now=second, lookup=store.lookup(wh))
+            assert inc2["mode"] == "incremental" and _members(wh) == set(
+                wh.to_arrow(expr).column("profile_id").to_pylist()
+            ), inc2
+            with Timer() as s_inc2_t:
+                s_inc2 = scores.refresh(wh, "lead", now=second)
+            after_inc2 = _score_rows(wh)
+            with Timer() as s_full2_t:
+                s_full2 = scores.refresh(wh, "lead", now=second, full=True)
+            after_full2 = _score_rows(wh)
+            assert s_inc2["mode"] == "incremental" and s_full2["mode"] == "full"
+            rescored2 = [p for p, row in after_inc2.items() if row[3] == second]
+            assert all(after_inc2[p] == after_full2[p] for p in rescored2), "incremental and full scores disagree"
+            # a full run a day later: the points of every engaged profile have decayed (most rows change)
+            with Timer() as s_day_t:
+                s_day = scores.refresh(wh, "lead", now=NOW + timedelta(days=1), full=True)
             scored = {
                 "scores_full_s": round(s_full_t.wall, 2),
                 "scores_full_cpu_s": round(s_full_t.cpu, 2),
@@ -265,6 +304,22 @@ def run(
                 "scores_incremental_band_entries": s_inc["band_entries"],
                 "scores_full_band_entries": s_full["band_entries"],
                 "scores_bands": s_full0["bands"],
+                "profiles_rebuilt": rebuilt,
+                "audience_incremental_after_profiles_s": round(inc2_t.wall, 2),
+                "audience_incremental_after_profiles_cpu_s": round(inc2_t.cpu, 2),
+                "audience_incremental_after_profiles_load1": round(inc2_t.load, 1),
+                "audience_incremental_after_profiles_candidates": inc2["candidates"],
+                "scores_incremental2_s": round(s_inc2_t.wall, 2),
+                "scores_incremental2_cpu_s": round(s_inc2_t.cpu, 2),
+                "scores_incremental2_load1": round(s_inc2_t.load, 1),
+                "scores_incremental2_rescored": s_inc2["profiles"],
+                "scores_full2_s": round(s_full2_t.wall, 2),
+                "scores_full2_cpu_s": round(s_full2_t.cpu, 2),
+                "scores_full2_load1": round(s_full2_t.load, 1),
+                "scores_full_next_day_s": round(s_day_t.wall, 2),
+                "scores_full_next_day_cpu_s": round(s_day_t.cpu, 2),
+                "scores_full_next_day_load1": round(s_day_t.load, 1),
+                "scores_full_next_day_band_entries": s_day["band_entries"],
             }
     finally:
         wh.close()
@@ -341,12 +396,17 @@ def main() -> None:
             f"{r['incremental_cpu_s']:>7} {pandas_s:>9} {ratio:>6} {r['members']:>9,}"
         )
     if not args.no_scores:
-        print(f"{'profiles':>10} {'scores full s':>14} {'(cpu)':>7} {'incr s':>8} {'(cpu)':>7} {'rescored':>9}")
+        print(
+            f"{'profiles':>10} {'scores 1st full':>15} {'(cpu)':>7} {'full again':>10} {'(cpu)':>7} {'incr s':>8}"
+            f" {'(cpu)':>7} {'incr 2 s':>8} {'(cpu)':>7} {'aud incr after profiles':>23} {'(cpu)':>7}"
+        )
         for r in rows:
             print(
-                f"{r['profiles']:>10,} {r['scores_full_s']:>14} {r['scores_full_cpu_s']:>7} "
+                f"{r['profiles']:>10,} {r['scores_first_full_s']:>15} {r['scores_first_full_cpu_s']:>7} "
+                f"{r['scores_full_s']:>10} {r['scores_full_cpu_s']:>7} "
                 f"{r['scores_incremental_s']:>8} {r['scores_incremental_cpu_s']:>7} "
-                f"{r['scores_incremental_rescored']:>9,}"
+                f"{r['scores_incremental2_s']:>8} {r['scores_incremental2_cpu_s']:>7} "
+                f"{r['audience_incremental_after_profiles_s']:>23} {r['audience_incremental_after_profiles_cpu_s']:>7}"
             )
     print(f"load average at the end: {load[0]:.1f} (2 cores, shared with other work: figures are upper bounds)")
     if args.json:

@@ -8,15 +8,17 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences import membership, store
-from touchpoint.audiences.compile import carried, compile_members
+from touchpoint.audiences.compile import carried, compile_members, plan_of
 from touchpoint.audiences.refresh import refresh_one
-from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse.schema import IDENTITY_MERGE_LOG
 
 from .reference import EVENTS, NOW, World, definitions, event_rows, load, resolve, worlds
 
@@ -62,6 +64,34 @@ def new_events(draw: st.DrawFn, owners: list[str], now: datetime) -> list[dict[s
     return out
 
 
+@st.composite
+def rebuilds(draw: st.DrawFn, owners: list[str]) -> tuple[str, int | None, str | None]:
+    """A profile rebuilt with another number of orders, or (``merged``: its survivor) merged away."""
+    pid = draw(st.sampled_from(owners))
+    merged = draw(st.one_of(st.none(), st.sampled_from([*owners, "log-less"])))
+    return pid, draw(st.one_of(st.none(), st.integers(0, 5))), merged
+
+
+def _rebuild(wh: Warehouse, pid: str, orders: int | None, built_at: datetime, merged: str | None) -> None:
+    """As the profiles job leaves a profile it rebuilt: a new ``built_at`` (and ``orders``); or, merged
+    into ``merged``, the profile gone, the survivor rebuilt and the merge logged ("log-less": gone
+    without a log entry, as a full rebuild under new identity rules can leave it)."""
+    p = wh.table("profiles")
+    rows = wh.to_arrow(p.filter(p.profile_id == pid)).to_pylist()
+    if not rows or merged == pid:
+        return
+    with wh.write() as tx:
+        tx.delete("profiles", "profile_id", [pid])
+        if merged is None:
+            row = {**rows[0], "orders": orders, "built_at": built_at}
+            tx.append("profiles", pa.Table.from_pylist([row], schema=schema.PROFILES.schema.to_pyarrow()))
+            return
+        if merged != "log-less":
+            tx.update("profiles", {"built_at": built_at}, key="profile_id", value=merged)
+            log = {"logged_at": built_at, "kind": "auto_merge", "profile_id": merged, "merged_profile_ids": pid}
+            tx.append("identity_merge_log", pa.Table.from_pylist([log], schema=IDENTITY_MERGE_LOG.schema.to_pyarrow()))
+
+
 @pytest.mark.timeout(1200)  # dozens of generated warehouses, each evaluated in DuckDB
 @SETTINGS
 @given(world=worlds(max_events=15), definition=definitions(), data=st.data())
@@ -82,6 +112,7 @@ def test_incremental_equals_full(wh: Warehouse, world: World, definition: dict[s
     checkpoints = {now: _open(wh, "a")}  # two refreshes at one instant: the later one is what --at shows
     received = NOW + timedelta(days=400)
     sent = len(world.events)
+    forward = plan_of(wh, node, now=now, lookup=store.lookup(wh), name="a").forward_dates
     for _ in range(data.draw(st.integers(1, 5))):
         events = data.draw(new_events(owners, now))
         if events:
@@ -90,8 +121,14 @@ def test_incremental_equals_full(wh: Warehouse, world: World, definition: dict[s
                 e["received_at"] = received
             wh.append("events", event_rows(events, start=sent))
             sent += len(events)
-        now = now + timedelta(seconds=data.draw(st.sampled_from(ADVANCES)))
+        # the profiles job rebuilt some profiles (their traits changed), or one went in a merge
+        for pid, orders, merged in data.draw(st.lists(rebuilds(owners), max_size=2), label="rebuilt"):
+            received += timedelta(seconds=1)
+            _rebuild(wh, pid, orders, received, merged)
+        before, now = now, now + timedelta(seconds=data.draw(st.sampled_from(ADVANCES)))
         out = refresh_one(wh, "a", now=now)
+        # a profiles run no longer makes the refresh full: only a new day for forward-looking dates does
+        assert out["mode"] == ("full" if forward and now.date() != before.date() else "incremental"), out
         assert _open(wh, "a") == _full(wh, node, now), (definition, out)
         assert out["members"] == len(_open(wh, "a"))
         checkpoints[now] = _open(wh, "a")

@@ -149,6 +149,13 @@ def test_http_routes(wh: Warehouse, tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["profiles"] == 3
         r = client.get("/v1/scores/lead/explain/a", headers={"Authorization": f"Bearer {read}"})
         assert r.status_code == 200 and {x["rule"] for x in r.json()["rules"]} == {"swede", "buyer", "views", "carts"}
+        r = client.get("/v1/scores/lead/profiles/b", headers={"Authorization": f"Bearer {read}"})
+        got = r.json()
+        assert r.status_code == 200 and (got["points"], got["band"], got["stage"]) == (60.0, "hot", "customer")
+        assert got["fit"] == 70.0 and got["engagement"] == 0.0 and got["computed_at"]
+        for path, message in (("lead/profiles/nobody", "no points for profile"), ("nope/profiles/b", "no score")):
+            r = client.get(f"/v1/scores/{path}", headers={"Authorization": f"Bearer {read}"})
+            assert r.status_code == 404 and message in r.json()["error"]["message"], r.text
         r = client.get(
             "/v1/scores/entries", params={"since": "2000-01-01T00:00:00Z"}, headers={"Authorization": f"Bearer {read}"}
         )
@@ -167,3 +174,29 @@ def test_a_changed_definition_rerun_at_the_same_instant(wh: Warehouse) -> None:
     assert out["bands"]["hot"] == 2
     entries = scores.band_entries(wh, NOW - timedelta(days=1), score="lead")
     assert sorted((e["profile_id"], e["band"]) for e in entries) == [("a", "hot"), ("b", "hot"), ("c", "warm")]
+
+
+def test_cli_shows_one_profiles_stored_score(wh: Warehouse, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    scores.run(wh, "lead", now=NOW)
+    wh.close()
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "wh.duckdb").rename(data / "warehouse.duckdb")
+    code, out, err = run_cli(capsys, "scores", "show", "lead", "--profile", "a", "--data", str(data), "--json")
+    got = json.loads(out)
+    assert code == 0 and (got["profile_id"], got["band"], got["stage"]) == ("a", "warm", "lead"), err
+    assert got["points"] == got["fit"] + got["engagement"] == 20 + round(10 * 0.5 + 10 * 0.25, 2)
+    code, _, err = run_cli(capsys, "scores", "show", "lead", "--profile", "nobody", "--data", str(data))
+    assert code != 0 and "no points for profile 'nobody'" in err
+    w = Warehouse.open(f"duckdb://{data / 'warehouse.duckdb'}")
+    try:  # read like `explain`: audited with the profile as subject
+        t = w.table("audit_log")
+        rows = w.to_arrow(t.filter(t.action == "scores.read").order_by("seq")).to_pylist()
+        assert [(r["surface"], r["subject"], r["outcome"]) for r in rows] == [
+            ("cli", "lead/a", "ok"),
+            ("cli", "lead/nobody", "not_found"),
+        ]
+    finally:
+        w.close()

@@ -38,6 +38,23 @@ from touchpoint.warehouse import Warehouse, schema
 PROFILE_COLUMNS = schema.PROFILES.schema
 Pred = Callable[[ir.Table], ir.BooleanValue]
 Lookup = Callable[[str], Any]  # an audience name -> its parsed definition, or None when unknown
+#: The instant an expression is evaluated at: a ``datetime`` (pasted as a literal), or an Ibis timestamp
+#: (a bound parameter, so the compiled SQL serves every run: :func:`touchpoint.audiences.scores.refresh`).
+Instant = Any
+
+
+def lit(at: Instant) -> ir.Value:
+    """``at`` as an Ibis value: a literal for a date or a ``datetime``, the expression itself otherwise."""
+    if isinstance(at, ir.Value):
+        return at
+    return ibis.literal(at, "timestamp") if isinstance(at, datetime) else ibis.literal(at)
+
+
+def ago(at: Instant, days: int) -> Instant:
+    """``days`` whole days before ``at`` (after it when negative), a date, ``datetime`` or Ibis value."""
+    if not isinstance(at, ir.Value):
+        return at - timedelta(days=days)
+    return at if not days else at - ibis.interval(days=days)
 
 
 @dataclass
@@ -91,7 +108,7 @@ def _cmp(value: ir.Value, op: str, operand: Any) -> ir.BooleanValue:
     raise AssertionError(op)
 
 
-def _date_ops(value: ir.Value, ops: tuple, now: datetime, *, forward: bool = False) -> ir.BooleanValue:
+def _date_ops(value: ir.Value, ops: tuple, now: Instant, *, forward: bool = False) -> ir.BooleanValue:
     """Date operators on a timestamp (or, ``forward``, a date counted in days from today)."""
     out: ir.BooleanValue = ibis.literal(True)
     today = now.date()
@@ -99,24 +116,24 @@ def _date_ops(value: ir.Value, ops: tuple, now: datetime, *, forward: bool = Fal
         if forward:
             v = value.cast("date")
             if op in ("within_days", "within_next_days"):
-                cond = (v >= ibis.literal(today)) & (v <= ibis.literal(today + timedelta(days=n)))
+                cond = (v >= lit(today)) & (v <= lit(ago(today, -n)))
             elif op == "before_days_ago":
-                cond = v < ibis.literal(today - timedelta(days=n))
+                cond = v < lit(ago(today, n))
             else:
                 cond = _cmp(v, op, ibis.literal(date.fromisoformat(str(n)[:10])))
         elif op == "within_days":
-            cond = (value >= ibis.literal(now - timedelta(days=n))) & (value <= ibis.literal(now))
+            cond = (value >= lit(ago(now, n))) & (value <= lit(now))
         elif op == "within_next_days":
-            cond = (value >= ibis.literal(now)) & (value <= ibis.literal(now + timedelta(days=n)))
+            cond = (value >= lit(now)) & (value <= lit(ago(now, -n)))
         elif op == "before_days_ago":
-            cond = value < ibis.literal(now - timedelta(days=n))
+            cond = value < lit(ago(now, n))
         else:
             cond = _cmp(value, op, ibis.literal(datetime.fromisoformat(str(n)), "timestamp"))
         out = out & cond
     return out
 
 
-def _json_ops(v: ir.JSONValue, ops: tuple, now: datetime, path: str) -> ir.BooleanValue:
+def _json_ops(v: ir.JSONValue, ops: tuple, now: Instant, path: str) -> ir.BooleanValue:
     """Operators on a JSON value (a stored trait or an event property)."""
     out: ir.BooleanValue = ibis.literal(True)
     for op, operand in ops:
@@ -139,7 +156,7 @@ def _json_ops(v: ir.JSONValue, ops: tuple, now: datetime, path: str) -> ir.Boole
     return out
 
 
-def _typed_ops(col: ir.Value, dtype: dt.DataType, ops: tuple, now: datetime, path: str, name: str) -> ir.BooleanValue:
+def _typed_ops(col: ir.Value, dtype: dt.DataType, ops: tuple, now: Instant, path: str, name: str) -> ir.BooleanValue:
     """Operators on a typed column of ``profiles``; a wrong operand type is a definition error."""
     out: ir.BooleanValue = ibis.literal(True)
     for op, operand in ops:
@@ -188,13 +205,13 @@ def of_kinds(ev: ir.Table, names: set[str]) -> ir.BooleanValue:
     return cond
 
 
-def _where(ev: ir.Table, step: d.Step, now: datetime, since: datetime | None = None) -> ir.BooleanValue:
+def _where(ev: ir.Table, step: d.Step, now: Instant, since: Instant | None = None) -> ir.BooleanValue:
     """Whether an event is of the step's kind (at or after ``since``) with the step's properties. The
     properties (JSON, costly to read) are read only for the events of that kind, in that window; the
     result is NULL or false alike for an event that does not match (both count as not matching)."""
     cond = is_kind(ev, step.event)
     if since is not None:
-        cond = cond & (ev.timestamp >= ibis.literal(since))
+        cond = cond & (ev.timestamp >= lit(since))
     if not step.where:
         return cond
     props: ir.BooleanValue = ibis.literal(True)
@@ -297,7 +314,7 @@ def unresolved(wh: Warehouse, state: dict[str, Any], where: Where) -> ir.Table:
     tail = e.filter(where(e))
     seen = ix
     if mark is not None:
-        at = ibis.literal(datetime.fromisoformat(str(mark)), "timestamp")
+        at = mark if isinstance(mark, ir.Value) else ibis.literal(datetime.fromisoformat(str(mark)), "timestamp")
         tail = tail.filter(e.received_at > at)
         seen = ix.filter(ix.received_at > at)  # none, unless an identity update commits meanwhile
     mids = seen.select(tp_mid=seen.message_id)
@@ -363,19 +380,26 @@ def facts(
 class Compiler:
     """Turns one parsed definition into a member expression; ``lookup`` resolves audience names."""
 
-    def __init__(self, wh: Warehouse, now: datetime, lookup: Lookup) -> None:
+    def __init__(
+        self, wh: Warehouse, now: datetime, lookup: Lookup, *, at: Instant = None, ident: dict[str, Any] | None = None
+    ) -> None:
+        """``at``: the instant the expression reads (default ``now``; an Ibis timestamp makes it a bound
+        parameter, while the plan is made at ``now``). ``ident``: the identity state :func:`carried` would
+        read (its ``watermark`` may be an Ibis timestamp too)."""
         self.wh = wh
         self.plan = _Plan(now=now)
         self.lookup = lookup
+        self.at = now if at is None else at
+        self.ident = ident
 
     # -- leaves --------------------------------------------------------------------------------------
     def _trait(self, node: d.Trait, path: str) -> Pred:
-        now = self.plan.now
+        now = self.at
         if node.trait in PROFILE_COLUMNS.names:
             dtype = PROFILE_COLUMNS[node.trait]
             col_name = node.trait
             self.plan.profile_columns.add(col_name)
-            probe = now if dtype.is_timestamp() else 0 if dtype.is_numeric() else ""
+            probe = self.plan.now if dtype.is_timestamp() else 0 if dtype.is_numeric() else ""
             _typed_ops(ibis.literal(probe, dtype), dtype, node.ops, now, path, node.trait)  # check types now
             for op, n in node.ops:
                 if dtype.is_timestamp() and op in d.DATE_OPS:
@@ -411,15 +435,15 @@ class Compiler:
 
         def stays(_ev: ir.Table) -> ir.Table:
             m = self.wh.table(schema.AUDIENCE_MEMBERSHIPS.name)
-            lit = ibis.literal(plan.now, "timestamp")
-            m = m.filter((m.audience == name) & (m.entered_at <= lit) & (m.exited_at.isnull() | (m.exited_at > lit)))
+            at = lit(self.at)
+            m = m.filter((m.audience == name) & (m.entered_at <= at) & (m.exited_at.isnull() | (m.exited_at > at)))
             return m.select("profile_id").distinct()
 
         plan.flags.append((col, stays))
         return lambda t: t[col].notnull()
 
     def _prediction(self, node: d.Prediction, path: str) -> Pred:
-        now = self.plan.now
+        now = self.at
         name = node.prediction
         if name == "propensity":
             assert node.event is not None and node.days is not None
@@ -446,7 +470,7 @@ class Compiler:
 
     def _event(self, node: d.Event) -> Pred:
         plan = self.plan
-        now = plan.now
+        now = self.at
         plan.event_names.add(node.step.event)
         col = plan.column("event")
         window = node.within_days
@@ -459,9 +483,9 @@ class Compiler:
                     plan.offsets.add(n)
 
         def matches(ev: ir.Table) -> ir.BooleanValue:
-            return _where(ev, node.step, now, None if window is None else now - timedelta(days=window))
+            return _where(ev, node.step, now, None if window is None else ago(now, window))
 
-        plan.since.append(None if window is None else now - timedelta(days=window))
+        plan.since.append(None if window is None else plan.now - timedelta(days=window))
         hit, val = f"{col}_m", f"{col}_v"
         if node.sum is not None:
             prop = node.sum_property
@@ -486,7 +510,7 @@ class Compiler:
 
     def _sequence(self, node: d.Sequence) -> Pred:
         plan = self.plan
-        now = plan.now
+        now = self.at
         plan.offsets.add(0)
         plan.sequences = True
         plan.since.append(None)
@@ -569,11 +593,12 @@ class Compiler:
         each with the ``profile_id`` it belongs to and the values the aggregates read; with a
         sequence, also ``type, event, timestamp, properties``."""
         plan = self.plan
-        lo = plan.lower_bound()
+        bound = plan.lower_bound()
+        lo = None if bound is None else ago(self.at, (plan.now - bound).days)  # as many days before `at`
 
         def window(t: ir.Table) -> ir.BooleanValue:
-            cond = t.timestamp <= ibis.literal(plan.now)
-            return cond if lo is None else cond & (t.timestamp >= ibis.literal(lo))
+            cond = t.timestamp <= lit(self.at)
+            return cond if lo is None else cond & (t.timestamp >= lit(lo))
 
         def where(t: ir.Table) -> ir.BooleanValue:
             return of_kinds(t, plan.event_names) & window(t)
@@ -583,7 +608,7 @@ class Compiler:
         def built(ev: ir.Table) -> dict[str, ir.Value]:
             return {c: build(ev) for _, rows, _ in plan.aggregates for c, build in rows.items()}
 
-        state = carried(self.wh)
+        state = carried(self.wh) if self.ident is None else self.ident
         if state is not None:
             # each aggregate's value and each sequence step test the event's kind themselves
             return facts(self.wh, state, where, restrict, lambda ev: {c: ev[c] for c in whole} | built(ev), window)

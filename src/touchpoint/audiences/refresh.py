@@ -13,18 +13,21 @@ each profile that joined gets a row ``entered_at = now``; each one that left has
    ``[t0 - N, t1 - N]`` for a window or date offset of N days (N = 0: events that became visible);
 3. one of its date traits crosses a boundary the same way;
 4. (a definition with a consent condition) it has consent recorded since the last refresh, or a
-   stated consent of that purpose starts or ends between the two.
+   stated consent of that purpose starts or ends between the two;
+5. it was rebuilt by the profiles job since the last refresh (``built_at`` after the last refresh's
+   ``max(built_at)``: new events, identity changes, traits), a merge or split since then names it, or
+   it is an open member that is no longer a profile (:func:`rebuilt`).
 
-Profiles, traits and predictions change only when they are rebuilt; a rebuild (a new ``built_at``
-or ``run_at``), a changed definition (or of an audience it names), a clock that went back, or a new
-day for a definition on forward-looking dates (``next_purchase_at``, replenishment) makes the next
-refresh a full one. Incremental and full refreshes give the same memberships (a property test proves it).
+Predictions change only when they are rerun; a new prediction run (``run_at``), a changed
+definition (or of an audience it names), a clock that went back, or a new day for a definition on
+forward-looking dates (``next_purchase_at``, replenishment) makes the next refresh a full one.
+Incremental and full refreshes give the same memberships (a property test proves it).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -36,10 +39,13 @@ from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
 from touchpoint.audiences.compile import (
     IDS,
+    Instant,
     _Plan,
+    ago,
     carried,
     compile_members,
     fallback_owner,
+    lit,
     of_kinds,
     owners,
     plan_of,
@@ -84,15 +90,20 @@ def _state(wh: Warehouse, name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime) -> ir.Table | None:
+def candidates(
+    wh: Warehouse, plan: _Plan, state: dict[str, Any], now: Instant, ident: dict[str, Any] | None = None
+) -> ir.Table | None:
     """The profiles whose membership may have changed since ``state`` (see the module docstring), as
-    an expression with one column ``profile_id``; None when nothing can have changed."""
+    an expression with one column ``profile_id``; None when nothing can have changed.
+
+    The instants (``now``, the state's ``evaluated_at`` and ``events_watermark``) may be Ibis values
+    (bound parameters), and ``ident`` the identity state :func:`carried` reads (its watermark too)."""
     from touchpoint.identity.people import rule_for
 
-    t0: datetime = state["evaluated_at"]
+    t0: Instant = state["evaluated_at"]
     parts: list[ir.Table] = []
     e = wh.table("events")
-    ident = carried(wh) if plan.event_names else None
+    ident = (carried(wh) if ident is None else ident) if plan.event_names else None
     if ident is not None:
         parts.extend(_touched(wh, plan, state, now, ident))
     elif plan.event_names:
@@ -100,15 +111,15 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
         watermark = state["events_watermark"]
         # new events, and events crossing a window's edge: one simple range each (the scan skips whole
         # row groups by their min/max), then all met with their profiles in one pass
-        ranges = [ibis.literal(True) if watermark is None else e.received_at > ibis.literal(watermark)]
+        ranges = [ibis.literal(True) if watermark is None else e.received_at > lit(watermark)]
         for n in sorted(plan.offsets):
             for offset in sorted({n, -n}):
-                lo, hi = t0 - timedelta(days=offset), now - timedelta(days=offset)
-                ranges.append(e.timestamp.between(ibis.literal(lo), ibis.literal(hi)))
+                lo, hi = ago(t0, offset), ago(now, offset)
+                ranges.append(e.timestamp.between(lit(lo), lit(hi)))
         touched = ibis.union(*[e.filter(kinds & r).select(*IDS) for r in ranges], distinct=False)
         parts.append(owners(wh, touched))
         if watermark is not None and rule_for(wh) != "profiles":  # a new link re-stitches older anonymous events
-            both = e.filter((e.received_at > ibis.literal(watermark)) & e.user_id.notnull() & e.anonymous_id.notnull())
+            both = e.filter((e.received_at > lit(watermark)) & e.user_id.notnull() & e.anonymous_id.notnull())
             parts.append(owners(wh, both.select(*IDS)))
             parts.append(both.select(profile_id=both.anonymous_id))
     for trait, is_column, n in sorted(plan.trait_dates):
@@ -119,10 +130,7 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
             ids = wh.table("profile_traits")
             ids = ids.filter(ids.trait == trait)
             value = ids.value.cast("json").str.try_cast("timestamp")
-        spans = [
-            (value >= ibis.literal(t0 - timedelta(days=o))) & (value <= ibis.literal(now - timedelta(days=o)))
-            for o in {n, -n, 0}
-        ]
+        spans = [(value >= lit(ago(t0, o))) & (value <= lit(ago(now, o))) for o in sorted({n, -n, 0})]
         cond = spans[0]
         for s in spans[1:]:
             cond = cond | s
@@ -149,22 +157,22 @@ def candidates(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime)
     return out.filter(out.profile_id.notnull()).distinct()
 
 
-def _touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime, ident: dict[str, Any]) -> list[ir.Table]:
+def _touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: Instant, ident: dict[str, Any]) -> list[ir.Table]:
     """Candidates 1 and 2 of the module docstring when ``event_identities`` carries the events
     (``ident``: the identity state): the resolved events come from there with their node, each range one
     simple filter the scan prunes by row-group min/max (new rows are at its end; a rebuild writes it in
     timestamp order), and the events not resolved yet from the log's tail, by their user or anonymous id."""
     from touchpoint.identity import tables as T
 
-    t0: datetime = state["evaluated_at"]
+    t0: Instant = state["evaluated_at"]
     watermark = state["events_watermark"]
 
     def ranges(t: ir.Table) -> list[ir.BooleanValue]:
-        out = [ibis.literal(True) if watermark is None else t.received_at > ibis.literal(watermark)]
+        out = [ibis.literal(True) if watermark is None else t.received_at > lit(watermark)]
         for n in sorted(plan.offsets):
             for offset in sorted({n, -n}):
-                lo, hi = t0 - timedelta(days=offset), now - timedelta(days=offset)
-                out.append(t.timestamp.between(ibis.literal(lo), ibis.literal(hi)))
+                lo, hi = ago(t0, offset), ago(now, offset)
+                out.append(t.timestamp.between(lit(lo), lit(hi)))
         return out
 
     ix = wh.table(T.EVENTS)
@@ -181,6 +189,37 @@ def _touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime, i
         tails.append(unresolved(wh, ident, where).select("user_id", "anonymous_id"))
     owned = fallback_owner(wh, ibis.union(*tails, distinct=True).view())  # met with their profiles once
     return [resolved, owned.select("profile_id")]
+
+
+def _rebuilt_ids(wh: Warehouse, name: str, since: str) -> ir.Table:
+    p = wh.table("profiles")
+    at = ibis.literal(since, "string").cast("timestamp")
+    out = p.filter(p.built_at > at).select("profile_id")
+    m = wh.table(MEMBERSHIPS)
+    m = m.filter((m.audience == name) & m.exited_at.isnull())
+    gone = m.anti_join(p, m.profile_id == p.profile_id).select("profile_id")
+    return out.union(gone, distinct=True)
+
+
+def _merged_since(wh: Warehouse, since: str) -> ir.Table:
+    from touchpoint.identity import tables as T
+
+    log = wh.table(T.MERGE_LOG)
+    at = ibis.literal(since, "string").cast("timestamp")
+    return log.filter(log.logged_at >= at).select("profile_id", "merged_profile_ids")
+
+
+def rebuilt(wh: Warehouse, name: str, since: datetime) -> pa.Array:
+    """The profiles whose membership of audience ``name`` a profiles run since ``since`` (the last
+    refresh's ``max(profiles.built_at)``) can have changed: those rebuilt (``built_at`` after it: new
+    events, identity changes, traits), those a merge or split logged since then names, and open
+    members that are no longer profiles (their stays close). Prepared reads: compiled once."""
+    text = since.isoformat(sep=" ", timespec="microseconds")
+    ids = set(wh.prepared(_rebuilt_ids, name, text).column("profile_id").to_pylist())
+    for row in wh.prepared(_merged_since, text).to_pylist():
+        ids.update(x for x in [row["profile_id"], *(row["merged_profile_ids"] or "").split(",")] if x)
+    ids.discard(None)
+    return pa.array(sorted(ids), pa.string())
 
 
 def _write(
@@ -265,7 +304,7 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
             not full
             and state is not None
             and state["fingerprint"] == stamp
-            and state["profiles_built_at"] == seen["profiles_built_at"]
+            and (state["profiles_built_at"] is not None or seen["profiles_built_at"] is None)
             and at >= state["evaluated_at"]
             and not (plan.forward_dates and state["evaluated_at"].date() != at.date())
         )
@@ -276,6 +315,9 @@ def refresh_one(wh: Warehouse, name: str, *, now: datetime | None = None, full: 
             scope = (
                 pa.array([], pa.string()) if cand is None else wh.to_arrow(cand).column("profile_id").combine_chunks()
             )
+            if state["profiles_built_at"] is not None:  # profiles rebuilt, merged or gone since: re-check them
+                more = rebuilt(wh, name, state["profiles_built_at"])
+                scope = pa.array(sorted(set(scope.to_pylist()) | set(more.to_pylist())), pa.string())
             n_candidates = len(scope)
             if n_candidates:
                 restrict = ibis.memtable(pa.table({"profile_id": scope}))

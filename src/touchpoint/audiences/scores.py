@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ibis
@@ -25,11 +25,11 @@ import pyarrow.compute as pc
 
 from touchpoint.audiences import definition as d
 from touchpoint.audiences import store
-from touchpoint.audiences.compile import Compiler, _Plan, _where
+from touchpoint.audiences.compile import Compiler, Instant, _Plan, _where, ago, carried, lit
 from touchpoint.audiences.refresh import candidates, sources
 from touchpoint.audiences.scoredef import ScoreDefinition, parse_score
 from touchpoint.errors import AlreadyExists, InvalidInput, NotFound
-from touchpoint.warehouse import Warehouse, schema
+from touchpoint.warehouse import Warehouse, prepared, schema
 
 TABLE, RESULTS = schema.SCORES.name, schema.SCORE_RESULTS.name
 BANDS, STAGES = schema.SCORE_BANDS.name, schema.SCORE_STAGES.name
@@ -55,6 +55,21 @@ def stored(wh: Warehouse, name: str, profile_id: str) -> dict[str, Any] | None:
     """The profile's row of score ``name``'s last run (None when the run did not score it)."""
     rows = wh.prepared(_result_of, name, profile_id).to_pylist()
     return rows[0] if rows else None
+
+
+def profile_score(wh: Warehouse, name: str, profile_id: str) -> dict[str, Any]:
+    """A profile's stored score: the points, band and stage the last run that scored it recorded, when
+    (``computed_at``: every full run stamps every row; an incremental run the rows it rescored), and the
+    points split into fit and engagement. :func:`explain` recomputes the rule by rule explanation now.
+    :class:`~touchpoint.errors.NotFound` for an unknown score, or a profile the score has no row for."""
+    get(wh, name)  # an unknown score is its own error
+    row = stored(wh, name, profile_id)
+    if row is None:
+        raise NotFound(
+            f"score {name!r} has no points for profile {profile_id!r}",
+            hint="check the profile id (`touchpoint profiles show`); a new profile is scored by the next run",
+        )
+    return {k: row[k] for k in ("score", "profile_id", "points", "band", "stage", "computed_at", "fit", "engagement")}
 
 
 def get(wh: Warehouse, name: str) -> dict[str, Any]:
@@ -101,16 +116,20 @@ def _compile(wh: Warehouse, s: ScoreDefinition, now: datetime, restrict: ir.Tabl
     return _compiler(wh, s, now)[1](restrict)
 
 
-def _compiler(wh: Warehouse, s: ScoreDefinition, now: datetime) -> tuple[_Plan, Callable[[ir.Table | None], ir.Table]]:
+def _compiler(
+    wh: Warehouse, s: ScoreDefinition, now: datetime, *, at: Instant = None, ident: dict[str, Any] | None = None
+) -> tuple[_Plan, Callable[[ir.Table | None], ir.Table]]:
     """What :func:`_compile`'s expression depends on (an incremental run's candidates, without building
-    it) and a function building it for every profile or those in ``restrict``."""
-    c = Compiler(wh, now, store.lookup(wh))
+    it) and a function building it for every profile or those in ``restrict``. ``at`` and ``ident`` as
+    :class:`~touchpoint.audiences.compile.Compiler` takes them (a bound instant, for :func:`_scored`)."""
+    c = Compiler(wh, now, store.lookup(wh), at=at, ident=ident)
+    at = c.at
     fit_preds = [(f"r_{i}", c.node(rule.when, f"$.fit[{i}].when"), rule) for i, rule in enumerate(s.fit)]
     stage_preds = [
         c.node(st.when, f"$.stages[{i}].when") if st.when is not None else None for i, st in enumerate(s.stages)
     ]
     eng_cols = []
-    now_s = ibis.literal(now).epoch_seconds()
+    now_s = lit(at).epoch_seconds()
     for i, rule in enumerate(s.engagement):
         col = f"r_{len(s.fit) + i}"
         c.plan.event_names.add(rule.step.event)
@@ -120,8 +139,10 @@ def _compiler(wh: Warehouse, s: ScoreDefinition, now: datetime) -> tuple[_Plan, 
         # an event that becomes visible, or leaves the rule's window, moves the points between two runs
         c.plan.offsets.update({0} if rule.within_days is None else {0, rule.within_days})
 
-        def hit(ev: ir.Table, rule: Any = rule, since: datetime | None = since) -> ir.Value:
-            return _where(ev, rule.step, now, since)
+        start = None if rule.within_days is None else ago(at, rule.within_days)
+
+        def hit(ev: ir.Table, rule: Any = rule, start: Instant = start) -> ir.Value:
+            return _where(ev, rule.step, at, start)
 
         def decayed(ev: ir.Table, rule: Any = rule) -> ir.Value:
             age_days = (now_s - ev.timestamp.epoch_seconds()) / 86400.0
@@ -205,29 +226,66 @@ def _fingerprint(wh: Warehouse, definition: Any, s: ScoreDefinition) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def touched(wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime) -> pa.Array:
+def touched(
+    wh: Warehouse, plan: _Plan, state: dict[str, Any], now: datetime, definition: Any = None, stamp: str = ""
+) -> pa.Array:
     """The profiles whose points can have moved since the run ``state`` records, other than by the
     clock alone: the audiences' candidates (:func:`touchpoint.audiences.refresh.candidates`: new events
     of the kinds the rules name, events entering or leaving a window, date traits and consents crossing
     an edge), every profile rebuilt since (new events, identity changes, traits: ``built_at`` after the
-    run's), and the profiles a merge or split since then made or removed."""
-    from touchpoint.identity import tables as T
+    run's), and the profiles a merge or split since then made or removed.
+
+    With the score's ``definition`` (and its fingerprint ``stamp``), the candidates are a prepared read
+    (:func:`_candidates`, compiled once per definition) when the identity state carries the events and
+    no rule reads consent."""
 
     built = state["profiles_built_at"]
-    p = wh.table("profiles")
-    parts = [p.filter(p.built_at.notnull() if built is None else p.built_at > ibis.literal(built)).select("profile_id")]
-    cand = candidates(wh, plan, state, now)
-    if cand is not None:
-        parts.append(cand)
-    out = parts[0].union(parts[1], distinct=True) if len(parts) > 1 else parts[0]
-    ids = set(wh.to_arrow(out).column("profile_id").to_pylist())
+    ident = carried(wh) if definition is not None and not plan.consents else None
+    if ident is not None:
+        values = [_text(now), _text(state["evaluated_at"])]
+        instants = (state["events_watermark"], built, ident.get("watermark"))
+        values += [_text(x if isinstance(x, datetime) else datetime.fromisoformat(str(x))) for x in instants if x]
+        key = (stamp.split("|")[0], json.dumps(definition, sort_keys=True), *(x is not None for x in instants))
+        found: pa.Table = wh.prepared(_candidates, *values, key=key)
+    else:
+        found = wh.to_arrow(_candidates_expr(wh, plan, state, now, built, None))
+    ids = set(found.column("profile_id").to_pylist())
     if built is not None:  # a merge is logged before the profiles it changes are rebuilt
-        log = wh.table(T.MERGE_LOG)
-        rows = wh.to_arrow(log.filter(log.logged_at >= ibis.literal(built)).select("profile_id", "merged_profile_ids"))
-        for row in rows.to_pylist():
+        rows = wh.prepared(_merges_since, _text(built)).to_pylist()
+        for row in rows:
             ids.update(x for x in [row["profile_id"], *(row["merged_profile_ids"] or "").split(",")] if x)
     ids.discard(None)
     return pa.array(sorted(ids), pa.string())
+
+
+def _merges_since(wh: Warehouse, built: str) -> ir.Table:
+    from touchpoint.identity import tables as T
+
+    log = wh.table(T.MERGE_LOG)
+    return log.filter(log.logged_at >= _instant(built)).select("profile_id", "merged_profile_ids")
+
+
+def _candidates_expr(
+    wh: Warehouse, plan: _Plan, state: dict[str, Any], now: Instant, built: Instant, ident: dict[str, Any] | None
+) -> ir.Table:
+    p = wh.table("profiles")
+    parts = [p.filter(p.built_at.notnull() if built is None else p.built_at > lit(built)).select("profile_id")]
+    cand = candidates(wh, plan, state, now, ident)
+    if cand is not None:
+        parts.append(cand)
+    return parts[0].union(parts[1], distinct=True) if len(parts) > 1 else parts[0]
+
+
+def _candidates(wh: Warehouse, key: tuple[Any, ...], now: str, evaluated_at: str, *rest: str) -> ir.Table:
+    """The builder of :func:`touched`'s candidates (a prepared read): ``key`` is the fingerprint, the
+    definition (JSON) and whether the events watermark, the profiles' ``built_at`` and the identity
+    watermark are set; their values follow ``now`` and the last run's instant, in that order."""
+    _, definition, *present = key
+    values = iter(rest)
+    watermark, built, mark = (_instant(next(values)) if p else None for p in present)
+    plan = _compiler(wh, parse_score(json.loads(definition)), _REFERENCE)[0]
+    state = {"evaluated_at": _instant(evaluated_at), "events_watermark": watermark}
+    return _candidates_expr(wh, plan, state, _instant(now), built, {"watermark": mark})
 
 
 def run(wh: Warehouse, name: str, *, now: datetime | None = None) -> dict[str, Any]:
@@ -253,7 +311,7 @@ def refresh(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool
         seen = sources(wh)
         state = _state(wh, name)
         stamp = _fingerprint(wh, saved["definition"], s) + "|" + seen["predictions"]
-        plan, build = _compiler(wh, s, at)
+        plan = _compiler(wh, s, at)[0]
         incremental = (
             not full
             and state is not None
@@ -263,10 +321,8 @@ def refresh(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool
         )
         scope: pa.Array | None = None
         if incremental and state is not None:
-            scope = touched(wh, plan, state, at)
-            expr = build(ibis.memtable(pa.table({"profile_id": scope}))) if len(scope) else None
-        else:
-            expr = build(None)
+            scope = touched(wh, plan, state, at, saved["definition"], stamp)
+        rows = _score_rows(wh, name, saved["definition"], stamp, plan, at, scope)
         row = {
             "score": name,
             "evaluated_at": at,
@@ -278,8 +334,68 @@ def refresh(wh: Warehouse, name: str, *, now: datetime | None = None, full: bool
             "candidates": None if scope is None else len(scope),
             "seconds": None,
         }
-        out = _record(wh, name, s, at, expr, scope, row, started)
+        out = _record(wh, name, s, at, rows, scope, row, started)
     return out
+
+
+#: The plan's instant when :func:`_scored` builds (the expression reads the bound instant; only offsets
+#: from it matter).
+_REFERENCE = datetime(2000, 1, 1)
+_COLUMNS = ("profile_id", "fit", "engagement", "points", "band", "earned")
+
+
+def _instant(value: str) -> ir.Value:
+    return ibis.literal(value, "string").cast("timestamp")
+
+
+def _text(at: datetime) -> str:
+    """An instant as the text :func:`_instant` reads back (UTC, naive, to the microsecond)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(sep=" ", timespec="microseconds")
+
+
+def _scored(wh: Warehouse, key: tuple[str, str, bool, bool], name: str, at: str, *rest: str) -> ir.Table:
+    """The builder of a run's rows (a prepared read: compiled once per definition and engine, then run
+    with ``name``, the instant ``at``, the identity watermark and the profiles to score bound): each
+    scored profile's values beside its stored row's (``prev_*``). ``key``: the fingerprint, the
+    definition (JSON), whether the profiles are restricted, whether the identity state has a watermark."""
+    _, definition, restricted, marked = key
+    values = list(rest)
+    ident = {"watermark": _instant(values.pop(0)) if marked else None}
+    restrict = prepared.listed(values.pop(0), "profile_id") if restricted else None
+    s = parse_score(json.loads(definition))
+    expr = _compiler(wh, s, _REFERENCE, at=_instant(at), ident=ident)[1](restrict)
+    prev = wh.table(RESULTS)
+    prev = prev.filter(prev.score == name).select(tp_pp="profile_id", **{p: prev[p[5:]] for p in PREVIOUS})
+    return expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*_COLUMNS, *PREVIOUS)
+
+
+def _score_rows(
+    wh: Warehouse, name: str, definition: Any, stamp: str, plan: _Plan, at: datetime, scope: pa.Array | None
+) -> pa.Table:
+    """The rows :func:`_scored` selects (every profile, or those in ``scope``), through a prepared read
+    when the instants can be bound: the identity state carries the events and no rule reads consent
+    (whose state is built at a literal instant); else built and compiled for this run."""
+    if scope is not None and not len(scope):
+        return pa.table({c: pa.array([], pa.string()) for c in (*_COLUMNS, *PREVIOUS)})
+    ident = carried(wh) if not plan.consents else None
+    ids = None if scope is None else prepared.joined(scope.to_pylist())
+    if ident is not None and (scope is None or ids is not None):
+        mark = ident.get("watermark")
+        key = (stamp.split("|")[0], json.dumps(definition, sort_keys=True), scope is not None, mark is not None)
+        values = [name, _text(at)]
+        if mark is not None:
+            values.append(_text(datetime.fromisoformat(str(mark))))
+        if ids is not None:
+            values.append(ids)
+        out: pa.Table = wh.prepared(_scored, *values, key=key)
+        return out
+    restrict = None if scope is None else ibis.memtable(pa.table({"profile_id": scope}))
+    expr = _compile(wh, parse_score(definition), at, restrict)
+    prev = wh.table(RESULTS)
+    prev = prev.filter(prev.score == name).select(tp_pp="profile_id", **{p: prev[p[5:]] for p in PREVIOUS})
+    return wh.to_arrow(expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*_COLUMNS, *PREVIOUS))
 
 
 def _record(
@@ -287,7 +403,7 @@ def _record(
     name: str,
     s: ScoreDefinition,
     at: datetime,
-    expr: ir.Table | None,
+    rows: pa.Table,
     scope: pa.Array | None,
     state_row: dict[str, Any],
     started: float,
@@ -300,14 +416,6 @@ def _record(
     entry and promotion are recorded against, so several runs at one instant leave what one run leaves.
     """
     names = [st.name for st in s.stages]
-    index = {n: i for i, n in enumerate(names)}
-    cols = ["profile_id", "fit", "engagement", "points", "band", "earned", "prev_band", "prev_stage"]
-    if expr is None:
-        rows = pa.table({c: pa.array([], pa.string()) for c in cols})
-    else:
-        prev = wh.table(RESULTS)
-        prev = prev.filter(prev.score == name).select(tp_pp="profile_id", prev_band="band", prev_stage="stage")
-        rows = wh.to_arrow(expr.left_join(prev, expr.profile_id == prev.tp_pp).select(*cols))
     pids = rows.column("profile_id")
     n = rows.num_rows
     # the facts this instant already holds (an earlier run at the same `now`): their `previous` is the
@@ -324,12 +432,13 @@ def _record(
     )
     band_before, has_b, held_b = _before_instant(pids, rows.column("prev_band"), inst_b, "band")
     stage_before, has_s, held_s = _before_instant(pids, rows.column("prev_stage"), inst_s, "stage")
-    prev_idx = pa.array([index.get(v, -1) if v is not None else -1 for v in stage_before.to_pylist()], pa.int64())
+    stage_names = pa.array(names, pa.string())
+    prev_idx = pc.fill_null(pc.index_in(stage_before.cast(pa.string()), value_set=stage_names), -1).cast(pa.int64())
     earned = rows.column("earned").cast(pa.int64())
     # forward only from the stage held before this instant (a stage reached earlier at this instant is
     # that instant's fact, replaced like a band entry)
     new_idx = pc.max_element_wise(prev_idx, earned) if names else earned
-    stage = pa.array([names[i] if names and i >= 0 else None for i in new_idx.to_pylist()], pa.string())
+    stage = _stage_names(stage_names, new_idx)
     ts = pa.array([at] * n, pa.timestamp("us"))
     results = pa.table(
         {
@@ -356,11 +465,7 @@ def _record(
         }
     ).filter(pc.and_(band_changed, pc.invert(pc.fill_null(pc.equal(held_b, band), False))))
     promoted = pc.greater(new_idx, prev_idx) if names else pa.array([False] * n)
-    prev_names = (
-        pa.array([names[i] if i >= 0 else None for i in prev_idx.to_pylist()], pa.string())
-        if names
-        else pa.nulls(n, pa.string())
-    )
+    prev_names = _stage_names(stage_names, prev_idx)
     stages = pa.table(
         {
             "score": results.column("score"),
@@ -374,10 +479,19 @@ def _record(
     ).filter(pc.and_(promoted, pc.invert(pc.fill_null(pc.equal(held_s, stage), False))))
     undo_b = pids.filter(pc.and_(has_b, pc.invert(band_changed))) if n else pa.array([], pa.string())
     undo_s = pids.filter(pc.and_(has_s, pc.invert(promoted))) if n else pa.array([], pa.string())
+    gone = pa.array([], pa.string())
+    if scope is None:  # the stored rows of profiles that no longer exist (the population is `profiles`)
+        gone = wh.to_arrow(_vanished(wh, name)).column("profile_id").combine_chunks()
     with wh.write() as tx:
         if scope is None:
-            tx.delete(RESULTS, "score", [name])
-            tx.append(RESULTS, results)
+            # every row is current at `at`; only the rows whose values changed are written (rewriting
+            # every row of a keyed table in one transaction cost DuckDB minutes at 1M profiles)
+            tx.update(RESULTS, {"computed_at": at}, key="score", value=name)
+            if len(gone):
+                tx.delete(RESULTS, "profile_id", gone.to_pylist())
+            changed = _changed(rows, results)
+            if changed.num_rows:
+                tx.upsert(RESULTS, changed, key=["score", "profile_id"])
         else:
             gone = pc.filter(scope, pc.invert(pc.is_in(scope, value_set=pids))) if n else scope
             if len(gone):  # merged away or removed: every score's row of a profile that no longer exists
@@ -392,6 +506,8 @@ def _record(
         tx.upsert(
             STATE, pa.Table.from_pylist([state_row], schema=schema.SCORE_STATE.schema.to_pyarrow()), key=["score"]
         )
+    if scope is None:  # a full run's writes (every row's computed_at): fold them now, not in the next run's commit
+        wh.checkpoint()
     bands = pc.value_counts(band).to_pylist()
     stage_counts = pc.value_counts(stage).to_pylist() if names else []
     return {
@@ -406,6 +522,40 @@ def _record(
         "computed_at": at,
         "seconds": state_row["seconds"],
     }
+
+
+#: The stored row's values beside each scored row (``prev_<column>``): what a run compares its rows with.
+PREVIOUS = ("prev_band", "prev_stage", "prev_points", "prev_fit", "prev_engagement", "prev_score")
+
+
+def _stage_names(names: pa.Array, idx: pa.Array) -> pa.Array:
+    """The stage name at each index of ``idx`` (null where it is -1 or there are no stages)."""
+    if not len(names):
+        return pa.nulls(len(idx), pa.string())
+    at = pc.if_else(pc.less(idx, 0), pa.scalar(None, pa.int64()), idx)
+    return pc.take(names, at)
+
+
+def _changed(rows: pa.Table, results: pa.Table) -> pa.Table:
+    """The rows of ``results`` whose values differ from the stored row (``rows``' ``prev_*`` columns),
+    or that have none: what a full run writes beside setting ``computed_at`` on every row."""
+
+    def differs(column: str) -> pa.Array:
+        new, old = results.column(column), rows.column(f"prev_{column}").cast(results.schema.field(column).type)
+        same = pc.or_(pc.fill_null(pc.equal(new, old), False), pc.and_(pc.is_null(new), pc.is_null(old)))
+        return pc.invert(same)
+
+    mask = pc.is_null(rows.column("prev_score"))
+    for column in ("points", "fit", "engagement", "band", "stage"):
+        mask = pc.or_(mask, differs(column))
+    return results.filter(mask)
+
+
+def _vanished(wh: Warehouse, name: str) -> ir.Table:
+    """Score ``name``'s stored rows whose profile is no longer in ``profiles``."""
+    r, p = wh.table(RESULTS), wh.table("profiles")
+    r = r.filter(r.score == name)
+    return r.anti_join(p, r.profile_id == p.profile_id).select("profile_id")
 
 
 def _undo(wh: Warehouse, tx: Any, table: str, column: str, name: str, at: datetime, profiles: pa.Array) -> None:

@@ -62,12 +62,29 @@ def list_(data: DataOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command("show")
-def show(name: str = typer.Argument(...), data: DataOpt = None, as_json: JsonOpt = False) -> None:
-    """A score's definition."""
+def show(
+    name: str = typer.Argument(...),
+    profile: str = typer.Option(None, "--profile", help="A profile id: its stored points, band and stage."),
+    data: DataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A score's definition, or (--profile) one profile's stored points, band and stage."""
     import json
 
     from touchpoint.audiences import scores
 
+    if profile is not None:
+        with warehouse(data) as wh, audited(wh, "scores.read", f"{name}/{profile}"):
+            row = scores.profile_score(wh, name, profile)
+        emit(
+            row,
+            as_json,
+            lambda: console.print(
+                f"{profile}: {row['points']} points (fit {row['fit']}, engagement {row['engagement']}), "
+                f"band {row['band']}, stage {row['stage']}, computed at {row['computed_at']}"
+            ),
+        )
+        return
     with warehouse(data) as wh:
         out = scores.get(wh, name)
     emit(out, as_json, lambda: console.print(json.dumps(out["definition"], indent=2), highlight=False))

@@ -265,6 +265,13 @@ class Warehouse(ABC):
         with self.write() as tx:
             tx.delete(table, column, values)
 
+    def checkpoint(self) -> None:
+        """Fold what the engine's write-ahead log holds into its files now, after a large write, so the
+        next small commit does not pay for it (DuckDB folds the log at the first commit that takes it past
+        its threshold, whichever writer that is). Best effort: engines that manage this themselves, or a
+        checkpoint another transaction prevents, do nothing."""
+        return None
+
     def compact(self) -> dict[str, Any]:
         """Make deleted rows unrecoverable from the engine's files, and return what it took.
 

@@ -314,6 +314,14 @@ class DuckDBWarehouse(Warehouse):
         table = backend.con.sql(hit.sql, params=list(values)).to_arrow_table()
         return hit.expr.__pyarrow_result__(table, data_mapper=DuckDBPyArrowData)
 
+    def checkpoint(self) -> None:
+        import duckdb
+
+        if self.read_only or getattr(self._local, "transaction", None) is not None:
+            return
+        with contextlib.suppress(duckdb.Error):  # another transaction holds changes: its commit folds the log
+            self._backend().con.execute("CHECKPOINT")
+
     def query(self, sql: str) -> pa.Table:
         relation = self._backend().con.sql(sql)
         return relation.to_arrow_table() if relation is not None else pa.table({})

@@ -83,6 +83,15 @@ def explain_score(name: str, profile_id: str, app: State, _key: ReadKey) -> dict
     return scores.explain(app.warehouse, name, profile_id)
 
 
+@router.get(
+    "/v1/scores/{name}/profiles/{profile_id}",
+    summary="A profile's stored points, band and stage",
+    **audited("scores.read"),
+)
+def profile_score(name: str, profile_id: str, app: State, _key: ReadKey) -> dict[str, Any]:
+    return scores.profile_score(app.warehouse, name, profile_id)
+
+
 @router.post(
     "/v1/scores/{name}/profiles/{profile_id}/demote",
     summary="Move a profile back to an earlier stage",
