@@ -59,18 +59,17 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from touchpoint.collect.committer import CommitStats
+from touchpoint.collect.committer import CommitStats, Intake, _Submission
 from touchpoint.collect.normalize import EventRows, Rejected
 from touchpoint.collect.store import WriteResult, write_rows
-from touchpoint.errors import Overloaded, WarehouseError
+from touchpoint.errors import WarehouseError
 from touchpoint.warehouse import Warehouse, schema
 
 log = logging.getLogger(__name__)
@@ -164,14 +163,6 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[int, EventRows]
 
 
 @dataclass
-class _Submission:
-    rows: EventRows
-    size: int
-    future: Future[WriteResult] = field(default_factory=Future)
-    release: Callable[[], None] | None = None  # called once the rows are loaded (the request's memory reservation)
-
-
-@dataclass
 class _Appended:
     """A durable record waiting for the loader."""
 
@@ -183,8 +174,13 @@ class _Appended:
     releases: list[Callable[[], None]]
 
 
-class CollectorLog:
-    """Acknowledge after an fsync'd append to ``directory``; load into ``warehouse`` in groups."""
+class CollectorLog(Intake):
+    """Acknowledge after an fsync'd append to ``directory``; load into ``warehouse`` in groups. Requests are
+    taken as the group committer takes them (:class:`~touchpoint.collect.committer.Intake`): the backlog not
+    yet loaded counts against ``queue_max_events``, and each request's memory reservation is released once
+    its events are loaded."""
+
+    done = "loaded"
 
     def __init__(
         self,
@@ -196,27 +192,23 @@ class CollectorLog:
         queue_max_events: int = 200_000,
         segment_bytes: int = 64 * 1024 * 1024,
     ) -> None:
+        super().__init__(queue_max_events)  # queued: waiting to be appended, or appended and not yet loaded
         self.warehouse = warehouse
         self.directory = Path(directory)
         self.max_events = max_events
         self.load_interval = load_ms / 1000.0
-        self.queue_max_events = queue_max_events
         self.segment_bytes = segment_bytes
         self.stats = CommitStats()
         self.appends = 0
         self.torn: list[Torn] = []  # found at start, for the log and the tests
         #: called after each loader commit with (result, seconds), as the group committer's listeners are
         self.listeners: list[Callable[[WriteResult, float], None]] = []
-        self._cond = threading.Condition()
-        self._waiting: deque[_Submission] = deque()
         self._appended: deque[_Appended] = deque()
-        self._queued_events = 0  # waiting to be appended, or appended and not yet loaded
         self._appended_events = 0  # appended and not yet loaded
         self._acked_seq = 0  # records appended (fsync'd)
         self._loaded_seq = 0  # records loaded
         self._urgent = False  # a reader waits in flush(): load now, not at the interval
         self._appending = False  # the appender holds a group taken from the queue
-        self._running = False
         self._appender: threading.Thread | None = None
         self._loader: threading.Thread | None = None
         self._fd = -1
@@ -260,11 +252,6 @@ class CollectorLog:
         self.stop()
 
     @property
-    def queued_events(self) -> int:
-        """Events submitted and not yet loaded into the warehouse (appended or waiting to be)."""
-        return self._queued_events
-
-    @property
     def loaded_up_to(self) -> int:
         """How many records (appends) the loader has committed; :meth:`flush` waits on it."""
         return self._loaded_seq
@@ -286,29 +273,6 @@ class CollectorLog:
                 self._cond.notify_all()
                 self._cond.wait(remaining if remaining is not None else 1.0)
         return True
-
-    # -- producers -------------------------------------------------------------------------------
-    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]:
-        """Queue ``rows`` for the next append; the future resolves once they are fsync'd to the log.
-
-        ``release`` is called once they are loaded into the warehouse (or their append failed): the request's
-        memory reservation is held by the backlog, so what waits to be loaded counts against the ceiling.
-        """
-        size = len(rows) + len(rows.rejected)
-        sub = _Submission(rows, size, release=release)
-        with self._cond:
-            if not self._running:
-                raise WarehouseError("the collector is shutting down", hint="retry in a moment")
-            if self._queued_events and self._queued_events + size > self.queue_max_events:
-                raise Overloaded(
-                    f"{self._queued_events:,} events are waiting to be loaded",
-                    retry_after=1,
-                    hint="retry after the delay in Retry-After",
-                )
-            self._waiting.append(sub)
-            self._queued_events += size
-            self._cond.notify_all()
-        return sub.future
 
     # -- segments --------------------------------------------------------------------------------
     def _segments(self) -> list[Path]:
@@ -401,12 +365,12 @@ class CollectorLog:
     def _append_loop(self) -> None:
         while True:
             with self._cond:
-                while self._running and not self._waiting:
+                while self._running and not self._queue:
                     self._cond.wait(0.5)
-                if not self._waiting:
+                if not self._queue:
                     return
-                group = list(self._waiting)
-                self._waiting.clear()
+                group = list(self._queue)
+                self._queue.clear()
                 self._appending = True  # the loader does not stop while a group is between the queue and the log
             try:
                 self._append(group)
@@ -463,7 +427,7 @@ class CollectorLog:
         while True:
             with self._cond:
                 while True:
-                    if not self._running and not self._waiting and not self._appending and not self._appended:
+                    if not self._running and not self._queue and not self._appending and not self._appended:
                         return
                     if self._appended and (
                         not self._running

@@ -67,7 +67,45 @@ class Collector(Protocol):
     def stop(self, timeout: float = 30.0) -> None: ...
 
 
-class GroupCommitter:
+class Intake:
+    """The bounded queue both collectors take requests through: :meth:`submit` queues a request's rows for
+    the writer thread, or raises :class:`~touchpoint.errors.Overloaded` (HTTP 429) when more than
+    ``queue_max_events`` are waiting to be ``done`` (what the subclass does with them: committed, loaded)."""
+
+    done = "committed"
+
+    def __init__(self, queue_max_events: int) -> None:
+        self.queue_max_events = queue_max_events
+        self._queue: deque[_Submission] = deque()
+        self._queued_events = 0
+        self._cond = threading.Condition()
+        self._running = False
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events
+
+    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]:
+        """Queue ``rows``; the future resolves once they are durable. ``release`` is called once they are
+        written to the warehouse, or failed (the request's memory reservation is held until then)."""
+        size = len(rows) + len(rows.rejected)
+        sub = _Submission(rows, size, release=release)
+        with self._cond:
+            if not self._running:
+                raise WarehouseError("the collector is shutting down", hint="retry in a moment")
+            if self._queued_events and self._queued_events + size > self.queue_max_events:
+                raise Overloaded(
+                    f"{self._queued_events:,} events are waiting to be {self.done}",
+                    retry_after=1,
+                    hint="retry after the delay in Retry-After",
+                )
+            self._queue.append(sub)
+            self._queued_events += size
+            self._cond.notify_all()
+        return sub.future
+
+
+class GroupCommitter(Intake):
     """One writer thread committing submissions in groups. Use as a context manager or start/stop."""
 
     def __init__(
@@ -78,17 +116,13 @@ class GroupCommitter:
         max_wait_ms: float = 2.0,
         queue_max_events: int = 200_000,
     ) -> None:
+        super().__init__(queue_max_events)
         self.warehouse = warehouse
         self.max_events = max_events
         self.max_wait = max_wait_ms / 1000.0
-        self.queue_max_events = queue_max_events
         self.stats = CommitStats()
         #: called after each group commit with (result, seconds); a metrics exporter listens here
         self.listeners: list[Callable[[WriteResult, float], None]] = []
-        self._queue: deque[_Submission] = deque()
-        self._queued_events = 0
-        self._cond = threading.Condition()
-        self._running = False
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -116,33 +150,9 @@ class GroupCommitter:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    @property
-    def queued_events(self) -> int:
-        return self._queued_events
-
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Every acknowledged event is committed already (a 200 waits for the commit): nothing to wait for."""
         return True
-
-    # -- producers -------------------------------------------------------------------------------
-    def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]:
-        """Queue ``rows`` for the next group commit; the future resolves once they are durable. ``release`` is
-        called once they are committed or failed (the request's memory reservation)."""
-        size = len(rows) + len(rows.rejected)
-        sub = _Submission(rows, size, release=release)
-        with self._cond:
-            if not self._running:
-                raise WarehouseError("the collector is shutting down", hint="retry in a moment")
-            if self._queued_events and self._queued_events + size > self.queue_max_events:
-                raise Overloaded(
-                    f"{self._queued_events:,} events are waiting to be committed",
-                    retry_after=1,
-                    hint="retry after the delay in Retry-After",
-                )
-            self._queue.append(sub)
-            self._queued_events += size
-            self._cond.notify()
-        return sub.future
 
     # -- the writer thread -----------------------------------------------------------------------
     def _take_group(self) -> list[_Submission]:
