@@ -1,6 +1,6 @@
 """Parity: the same events through DuckDB, PostgreSQL and Spark give the same answers (exact for counts and ids,
-1e-9 relative for sums): identity components, profiles and their computed traits, sessions, a funnel, the
-Markov attribution inputs, the CDNOW-style summary, the fitted predictions and propensity scores as stored,
+1e-9 relative for sums): identity components, profiles and their computed traits, sessions, a funnel, paths,
+the Markov attribution inputs, the CDNOW-style summary, the fitted predictions and propensity scores as stored,
 experiment sums and arms, audience membership.
 
 One small simulated shop is written to every warehouse once (module scope); each test runs one analysis on
@@ -226,6 +226,15 @@ def test_a_four_step_funnel_is_equal(engines: dict[str, Warehouse]) -> None:
     results = {e: funnel(wh, STEPS) for e, wh in engines.items()}
     same(results)
     assert results["duckdb"]["steps"][0]["people"] > results["duckdb"]["steps"][-1]["people"] > 0
+
+
+def test_paths_from_and_to_an_event_are_equal(engines: dict[str, Warehouse]) -> None:
+    from touchpoint.journeys.paths import paths
+
+    for direction in ("from", "to"):
+        results = {e: paths(wh, "Added to Cart", direction=direction) for e, wh in engines.items()}
+        same(results)
+        assert results["duckdb"]["people"] > 0 and results["duckdb"]["paths"]
 
 
 def test_markov_attribution_inputs_are_equal(engines: dict[str, Warehouse]) -> None:
