@@ -27,8 +27,6 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from touchpoint.warehouse.lockholder import pid_alive
-
 FILE_NAME = "server.json"
 DEFAULT_DATA_DIR = "touchpoint-data"  # touchpoint.config.Settings.data_dir (a test keeps them equal)
 
@@ -110,6 +108,19 @@ def read(data_dir: Path) -> Discovery | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def live_server(data_dir: Path) -> Discovery | None:

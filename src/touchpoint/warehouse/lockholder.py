@@ -104,16 +104,3 @@ def flock_holder(path: str) -> LockHolder:
     holders = _locking_pids(path)
     pid = min(holders) if holders else None
     return LockHolder(pid, _argv(pid) if pid is not None else (), bool(holders))
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this PID exists on this machine (it may belong to another user)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

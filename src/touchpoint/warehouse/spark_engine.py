@@ -64,7 +64,6 @@ import pyarrow as pa
 
 from touchpoint.errors import WarehouseError
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
-from touchpoint.warehouse.lockholder import pid_alive
 
 if TYPE_CHECKING:
     from ibis.backends.pyspark import Backend as PySparkBackend
@@ -507,11 +506,21 @@ def _remove_dead_scratch(root: str) -> None:
     folder = os.path.join(root, "_tp_scratch")
     for name in _files(folder):
         owner = _SCRATCH_OWNER.fullmatch(name)
-        if owner and owner.group(1) == _HOST and pid_alive(int(owner.group(2))):
+        if owner and owner.group(1) == _HOST and _alive(int(owner.group(2))):
             continue
         if owner and owner.group(1) != _HOST:
             continue  # another machine's process (a shared directory): only it knows whether it is done
         shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _HOST = socket.gethostname().replace("-", "_")
