@@ -96,12 +96,51 @@ def test_any_value_is_bound_never_pasted(text: str) -> None:
 def test_a_table_defined_anew_is_compiled_again(wh: Warehouse, monkeypatch: Any) -> None:
     compiles = _compiles(monkeypatch)
     assert wh.prepared(_people, "ann").num_rows == 2
-    wh.ibis.raw_sql("CREATE OR REPLACE TABLE people AS SELECT name, age, seen FROM people")  # same columns
+    wh.query("CREATE OR REPLACE TABLE people AS SELECT name, age, seen FROM people")  # same columns
     assert wh.prepared(_people, "ann").num_rows == 2
     assert compiles == ["_people"]
-    wh.ibis.raw_sql("ALTER TABLE people ADD COLUMN city VARCHAR")
+    wh.query("ALTER TABLE people ADD COLUMN city VARCHAR")  # raw SQL that is not a read: checked again
     out = wh.prepared(_people, "ann")
     assert out.column_names == ["name", "age", "seen", "city"] and compiles == ["_people", "_people"]
+    wh.ibis.raw_sql("ALTER TABLE people ADD COLUMN zip VARCHAR")  # behind the warehouse's back, then said
+    wh.schema_changed()
+    assert wh.prepared(_people, "ann").column_names[-1] == "zip" and len(compiles) == 3
+
+
+def test_a_column_dropped_behind_the_back_is_found_when_the_read_fails(wh: Warehouse, monkeypatch: Any) -> None:
+    compiles = _compiles(monkeypatch)
+    assert wh.prepared(_people, "ann").column_names == ["name", "age", "seen"]
+    wh.ibis.raw_sql("ALTER TABLE people DROP COLUMN seen")  # not said: the cached SQL names a missing column
+    out = wh.prepared(_people, "ann")
+    assert out.column_names == ["name", "age"] and out.num_rows == 2 and compiles == ["_people", "_people"]
+
+
+def test_the_catalog_is_checked_once_per_schema_epoch(wh: Warehouse, monkeypatch: Any) -> None:
+    checks: list[tuple[str, ...]] = []
+    real = duckdb_engine._definitions
+
+    def counting(backend: Any, tables: tuple[str, ...]) -> Any:
+        checks.append(tables)
+        return real(backend, tables)
+
+    monkeypatch.setattr(duckdb_engine, "_definitions", counting)
+    for name in ["ann", "bob", "ann"]:
+        wh.prepared(_people, name)
+    assert checks == [("people",)]  # compiled once, checked at compile time only
+    wh.query("SELECT count(*) FROM people")  # a read does not move the epoch
+    wh.prepared(_people, "ann")
+    assert len(checks) == 1
+    wh.schema_changed()
+    wh.prepared(_people, "ann")
+    wh.prepared(_people, "bob")
+    assert len(checks) == 2  # once after the change
+    other = Warehouse.open("duckdb://:memory:")  # another warehouse: its tables are checked on its first use
+    try:
+        other.ibis.raw_sql("CREATE TABLE people (name VARCHAR, age BIGINT, seen TIMESTAMP)")
+        assert other.prepared(_people, "ann").num_rows == 0
+        assert len(checks) == 3
+    finally:
+        other.close()
 
 
 def test_what_cannot_be_cached_runs_as_an_ordinary_read(wh: Warehouse, monkeypatch: Any) -> None:

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 _names = itertools.count()
 _PREPARED: dict[tuple[Hashable, ...], prepared.Compiled] = {}  # see Warehouse.prepared
+#: the (warehouse, schema epoch) each cached read was last checked against the catalog under
+_CHECKED: dict[tuple[Hashable, ...], tuple[int, int]] = {}
 
 
 def _definitions(backend: DuckDBBackend, tables: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -246,6 +248,10 @@ class DuckDBWarehouse(Warehouse):
         self._backends: dict[threading.Thread, DuckDBBackend] = {}
         self._guard = threading.Lock()  # guards _backends, _closed and _generation
         self._generation = 0  # bumped when compact() reopens the database: every thread's cursor is new
+        self._token = next(_names)  # this warehouse, in the prepared reads' checks (_CHECKED)
+        #: bumped by whatever may define tables anew (migrations, compact, raw SQL): the prepared reads
+        #: check their tables' definitions in the catalog once per epoch, not on every call
+        self._schema_epoch = 0
         self._closed = False
         self._write_locks = {lane: threading.RLock() for lane in WRITE_LANES}
         #: False makes the events lane share the main lane's lock (bench/write_lock.py measures both)
@@ -276,6 +282,7 @@ class DuckDBWarehouse(Warehouse):
         with self._guard:
             if self._closed:
                 raise WarehouseError(f"the warehouse {self.path} is closed", hint="open it again")
+            self.schema_changed()  # what runs on it is not ours to know
             return self._root.con.cursor()
 
     @property
@@ -294,13 +301,21 @@ class DuckDBWarehouse(Warehouse):
         )
         return [str(r[0]) for r in rows]
 
+    def schema_changed(self) -> None:
+        """Say that tables may have been defined anew (DDL run outside :meth:`migration_transaction`, e.g.
+        through :attr:`ibis`): each prepared read checks its tables' definitions again on its next call."""
+        self._schema_epoch += 1
+
     def prepared(self, build: prepared.Builder, *values: str, key: Hashable = None) -> Any:
+        import duckdb
         from ibis.backends.duckdb.converter import DuckDBPyArrowData
 
         ck = prepared.cache_key(build, values, key)
         backend = self._backend()
+        stamp = (self._token, self._schema_epoch)  # before the check: a change during it is seen next time
         hit = _PREPARED.get(ck)
-        if hit is None or _definitions(backend, hit.tables) != hit.signature:
+        fresh = hit is None or (_CHECKED.get(ck) != stamp and _definitions(backend, hit.tables) != hit.signature)
+        if fresh or hit is None:
             expr, sql, tables = prepared.compile_with_markers(
                 build, self, values, key, lambda e: str(backend.compile(e.as_table())), "${n}"
             )
@@ -310,8 +325,23 @@ class DuckDBWarehouse(Warehouse):
                 return self.to_arrow(prepared.call(build, self, values, key))
             if len(_PREPARED) >= prepared.MAX_CACHED:  # keys carry page sizes and offsets: bound the memory
                 _PREPARED.clear()
-            hit = _PREPARED[ck] = prepared.Compiled(sql, expr, tables, signature)
-        table = backend.con.sql(hit.sql, params=list(values)).to_arrow_table()
+                _CHECKED.clear()
+            names = tuple(expr.as_table().schema().names)
+            hit = _PREPARED[ck] = prepared.Compiled(sql, expr, tables, signature, names)
+        _CHECKED[ck] = stamp
+        try:
+            table = backend.con.sql(hit.sql, params=list(values)).to_arrow_table()
+        except duckdb.Error:
+            if _definitions(backend, hit.tables) == hit.signature:
+                raise  # the read itself failed
+            table = None
+        if table is None or tuple(table.column_names) != hit.names:
+            _PREPARED.pop(ck, None)
+            _CHECKED.pop(ck, None)
+            if fresh:  # compiled just now and still not as expected: read the ordinary way
+                return self.to_arrow(prepared.call(build, self, values, key))
+            # a table was defined anew behind the warehouse's back (not said: schema_changed): compile again
+            return self.prepared(build, *values, key=key)
         return hit.expr.__pyarrow_result__(table, data_mapper=DuckDBPyArrowData)
 
     def checkpoint(self) -> None:
@@ -323,7 +353,13 @@ class DuckDBWarehouse(Warehouse):
             self._backend().con.execute("CHECKPOINT")
 
     def query(self, sql: str) -> pa.Table:
-        relation = self._backend().con.sql(sql)
+        import duckdb
+
+        con = self._backend().con
+        with contextlib.suppress(duckdb.Error):  # a statement that does not parse fails below, as it should
+            if any(s.type != duckdb.StatementType.SELECT for s in con.extract_statements(sql)):
+                self.schema_changed()  # raw SQL that is not a read may define a table anew
+        relation = con.sql(sql)
         return relation.to_arrow_table() if relation is not None else pa.table({})
 
     def ping(self) -> None:
@@ -440,6 +476,7 @@ class DuckDBWarehouse(Warehouse):
                 backends = list(self._backends.values())
                 self._backends.clear()
                 self._generation += 1
+                self._schema_epoch += 1
             for backend in backends:
                 with contextlib.suppress(Exception):
                     backend.con.close()
@@ -465,9 +502,12 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def migration_transaction(self) -> Iterator[MigrationCursor]:
-        with self.write() as tx:
-            assert isinstance(tx, DuckDBTransaction)
-            yield _DuckDBMigrationCursor(tx.con)
+        try:
+            with self.write() as tx:
+                assert isinstance(tx, DuckDBTransaction)
+                yield _DuckDBMigrationCursor(tx.con)
+        finally:
+            self.schema_changed()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def close(self) -> None:

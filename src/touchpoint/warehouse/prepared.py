@@ -1,19 +1,22 @@
 """Reads that Ibis builds and compiles once per process, then the engine runs with bound parameters.
 
 A page or an API read of one customer runs a dozen small queries, each a handful of milliseconds in the
-engine; building the Ibis expression, looking up its tables' schemas and compiling it to SQL costs ten
-times that. :meth:`touchpoint.warehouse.Warehouse.prepared` takes a *builder* (a module-level function
-``build(wh, *values) -> expression``) and string values. The first call builds the expression over
-marker strings, compiles it, and replaces each marker's SQL literal with a bound parameter; later calls
-run the cached SQL with the values bound (never pasted into the text) and convert the result as Ibis
-would have. What shapes the query rather than filling it (a table's name, how many values a list has)
-is the ``key``: the builder gets it as its first argument after the warehouse, ``build(wh, key, *values)``.
+engine; building the Ibis expression, looking up its tables' schemas and compiling it to SQL costs ten times
+that. :meth:`touchpoint.warehouse.Warehouse.prepared` takes a *builder* (a module-level function ``build(wh,
+*values) -> expression``) and string values. The first call builds the expression over marker strings,
+compiles it, and replaces each marker's SQL literal with a bound parameter; later calls run the cached SQL
+with the values bound (never pasted into the text) and convert the result as Ibis would have. What shapes the
+query rather than filling it (a table's name, how many values a list has) is the ``key``: the builder gets it
+as its first argument after the warehouse, ``build(wh, key, *values)``.
 
-The cache is keyed by the builder and the key, and
-checked against the definitions of the tables it reads, so a table created anew with other columns is
-compiled again. What cannot be cached runs as an ordinary read, each time: an expression over in-memory
-or temporary tables, or one whose markers did not come out as whole literals (a value the builder
-parsed, or pasted into a longer string).
+The cache is keyed by the builder and the key, and checked against the definitions of the tables it reads, so
+a table created anew with other columns is compiled again. The check is a catalog query (about 2 ms of CPU,
+more than most of these reads), so an engine may make it once per *schema epoch*: DuckDB's moves with
+migrations, compaction, raw SQL that is not a read (:meth:`~touchpoint.warehouse.Warehouse.query`) and
+``schema_changed()``, and a read whose SQL fails or returns other columns than compiled is checked at once
+(DDL run behind the warehouse's back). What cannot be cached runs as an ordinary read, each time: an
+expression over in-memory or temporary tables, or one whose markers did not come out as whole literals (a
+value the builder parsed, or pasted into a longer string).
 
 >>> from touchpoint.warehouse import Warehouse
 >>> from touchpoint.collect.store import write_messages
@@ -24,6 +27,7 @@ parsed, or pasted into a longer string).
 ...     return e.filter(e.user_id == user).count()
 >>> wh.prepared(signups, "u1").as_py(), wh.prepared(signups, "u2").as_py(), wh.prepared(signups, "x'; --").as_py()
 (1, 0, 0)
+
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Compiled:
     expr: ir.Expr
     tables: tuple[str, ...]
     signature: tuple[tuple[str, str], ...]
+    names: tuple[str, ...] = ()  # the result's columns (a read that returns others was compiled for other tables)
 
 
 def cache_key(build: Builder, values: tuple[str, ...], key: Hashable) -> tuple[Hashable, ...]:
