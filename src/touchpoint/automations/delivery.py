@@ -216,7 +216,7 @@ def _after(outcome: channels.Outcome, row: dict[str, Any], now: datetime) -> dic
 def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, limit: int = 10_000) -> dict[str, int]:
     """Send every due outbox row (up to ``limit``); returns counts by the outcome recorded."""
     at = now or store.now()
-    active = {a["name"]: store.load(wh, a["name"]) for a in store.list_all(wh, status="active")}
+    active = {a["name"]: store.of(a) for a in store.list_all(wh, status="active")}
     if not active:
         return {}
     key = consent.signing_key(settings)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -61,8 +62,28 @@ def get(wh: Warehouse, name: str) -> dict[str, Any]:
     return _out(row)
 
 
+def read(wh: Warehouse, name: str) -> tuple[dict[str, Any], d.Automation]:
+    """The saved row (:func:`get`) and its definition parsed, from one read: the jobs' hot path."""
+    row = _row(wh, name)
+    if row is None:
+        raise NotFound(f"no automation named {name!r}", hint="list them with `touchpoint automations list`")
+    return _out(row), parsed(row["definition"])
+
+
 def load(wh: Warehouse, name: str) -> d.Automation:
-    return d.parse(get(wh, name)["definition"])
+    return read(wh, name)[1]
+
+
+@functools.lru_cache(maxsize=256)
+def parsed(text: str) -> d.Automation:
+    """A stored definition (its canonical JSON text) parsed; the same text gives the same (frozen) object,
+    so the jobs that read every definition several times a second parse each version once."""
+    return d.parse(json.loads(text))
+
+
+def of(row: dict[str, Any]) -> d.Automation:
+    """The definition of a row :func:`list_all` or :func:`get` gave, parsed (:func:`parsed`)."""
+    return parsed(json.dumps(row["definition"], sort_keys=True))
 
 
 def list_all(wh: Warehouse, *, status: str | None = None) -> list[dict[str, Any]]:

@@ -306,8 +306,7 @@ def evaluate(
     contacted."""
     at = now or store.now()
     with wh.exclusive(f"automation:{name}"):
-        saved = store.get(wh, name)
-        auto = store.load(wh, name)
+        saved, auto = store.read(wh, name)
         out = _decide(wh, saved, auto, at, control)
         if saved["status"] == "active" and not auto.linear:
             out["flows"] = flows.advance(wh, auto, at, default_timezone=default_timezone)
@@ -525,7 +524,7 @@ def evaluate_all(
     out = []
     for a in store.list_all(wh):
         if clock or events_only:
-            auto = store.load(wh, a["name"])
+            auto = store.of(a)
             if clock and auto.linear and not auto.trigger.clock:
                 continue
             if events_only and auto.trigger.event is None:
