@@ -1,9 +1,14 @@
 """The run log: every run of every job in the ``job_runs`` table, and what it says about staleness.
 
 A run is inserted as ``running`` when it starts and updated when it ends (``succeeded``, ``failed``,
-``skipped`` or ``interrupted``). A server killed mid-run leaves ``running`` rows behind; the next start
-marks them ``interrupted`` (:func:`mark_interrupted`). A derived table is as fresh as the start of the last
-successful run of the job that writes it: the events it could see were those committed by then.
+``skipped`` or ``interrupted``). A server killed mid-run leaves ``running`` rows behind; the next start marks
+them ``interrupted`` (:func:`mark_interrupted`). A job that runs every few seconds (the runner's
+:data:`~touchpoint.jobs.runner.QUICK`: profiles, automations, deliveries) has its run written once, when it
+ends (``start(..., record=False)``, then ``finish(..., started=False)``): two transactions of the shared write
+lane per run were a third of a deciding run's time (docs/decisions.md, 2026-12-03), and such a run, killed, is
+simply not in the log (the server's job state shows it while it runs). A derived table is as fresh as the
+start of the last successful run of the job that writes it: the events it could see were those committed by
+then.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
 
 TABLE = schema.JOB_RUNS.name
+LANE = "runs"  # the run log's own write lane: a run's record never waits for a derived table's swap
 STATUSES = ("running", "succeeded", "failed", "skipped", "interrupted")
 ERROR_CHARS = 2000  # an engine's message can run to pages
 
@@ -59,17 +65,28 @@ def _table(runs: list[Run]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema.JOB_RUNS.schema.to_pyarrow())
 
 
-def start(wh: Warehouse, job: str, trigger: str, attempt: int = 1, run_id: str | None = None) -> Run:
-    """Record that ``job`` starts now."""
+def start(
+    wh: Warehouse, job: str, trigger: str, attempt: int = 1, run_id: str | None = None, *, record: bool = True
+) -> Run:
+    """Record that ``job`` starts now (with ``record=False``, only the run in memory: :func:`finish` writes it)."""
     run = Run(run_id or uuid.uuid4().hex, job, trigger, attempt, now())
-    wh.append(TABLE, _table([run]))
+    if record:
+        with wh.write(lane=LANE) as tx:
+            tx.append(TABLE, _table([run]))
     return run
 
 
 def finish(
-    wh: Warehouse, run: Run, status: str, *, rows: int | None = None, error: str | None = None, summary: Any = None
+    wh: Warehouse,
+    run: Run,
+    status: str,
+    *,
+    rows: int | None = None,
+    error: str | None = None,
+    summary: Any = None,
+    started: bool = True,
 ) -> Run:
-    """Record how ``run`` ended."""
+    """Record how ``run`` ended (``started=False``: its start was not written, the whole run is appended)."""
     if status not in STATUSES:
         raise ValueError(f"run status {status!r} is not one of {STATUSES}")
     run.finished_at = now()
@@ -78,8 +95,12 @@ def finish(
     run.seconds = round((run.finished_at - run.started_at).total_seconds(), 3)
     run.error = error[:ERROR_CHARS] if error else None
     run.summary = json.dumps(summary, default=str) if summary is not None else None
+    if not started:
+        with wh.write(lane=LANE) as tx:
+            tx.append(TABLE, _table([run]))
+        return run
     values = {k: getattr(run, k) for k in ("finished_at", "status", "rows", "seconds", "error", "summary")}
-    with wh.write() as tx:
+    with wh.write(lane=LANE) as tx:
         tx.update(TABLE, values, key="run_id", value=run.run_id)
     return run
 
@@ -88,7 +109,7 @@ def mark_interrupted(wh: Warehouse) -> int:
     """Runs left ``running`` by a process that stopped without finishing them; returns how many."""
     t = wh.table(TABLE)
     ids = wh.to_arrow(t.filter(t.status == "running").select("run_id")).column("run_id").to_pylist()
-    with wh.write() as tx:
+    with wh.write(lane=LANE) as tx:
         for run_id in ids:
             tx.update(
                 TABLE,
@@ -171,7 +192,7 @@ def prune(wh: Warehouse, keep_days: float = 30.0) -> int:
     old = old.filter((old.started_at < cutoff) & (old.started_at < old.last) & (old.status != "running"))
     ids = wh.to_arrow(old.select("run_id")).column("run_id").to_pylist()
     if ids:
-        with wh.write() as tx:
+        with wh.write(lane=LANE) as tx:
             for i in range(0, len(ids), 1000):
                 tx.delete(TABLE, "run_id", ids[i : i + 1000])
     return len(ids)

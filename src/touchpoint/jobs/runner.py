@@ -58,6 +58,16 @@ def _rows(result: Any) -> int | None:
     return None
 
 
+#: a job that may run more often than this (seconds) has each run written once, when it ends (runlog)
+QUICK = 5.0
+
+
+def quick(job: Job) -> bool:
+    """Whether ``job`` may run more often than every :data:`QUICK` seconds (its cadence, or how soon after
+    a job it runs after)."""
+    return min(job.every, job.after_every if job.after_every is not None else job.every) < QUICK
+
+
 def execute(
     wh: Warehouse,
     settings: Settings,
@@ -68,16 +78,18 @@ def execute(
     stopping: threading.Event | None = None,
     run_id: str | None = None,
 ) -> runlog.Run:
-    """Run ``job`` once, recording the run; never raises for the job's own failure (the run says it)."""
-    run = runlog.start(wh, job.name, trigger, attempt, run_id=run_id)
+    """Run ``job`` once, recording the run; never raises for the job's own failure (the run says it). A run
+    of a :func:`quick` job the runner started is written once, when it ends."""
+    once = trigger != "manual" and quick(job)
+    run = runlog.start(wh, job.name, trigger, attempt, run_id=run_id, record=not once)
     ctx = JobContext(wh, settings, trigger=trigger, stopping=stopping or threading.Event(), every=job.every)
     log.debug("job %s started", job.name, extra={"fields": {"job": job.name, "trigger": trigger, "attempt": attempt}})
     try:
         result = job.run(ctx)
     except Skip as exc:
-        runlog.finish(wh, run, "skipped", error=str(exc) or None)
+        runlog.finish(wh, run, "skipped", error=str(exc) or None, started=not once)
     except Interrupted as exc:
-        runlog.finish(wh, run, "interrupted", error=str(exc))
+        runlog.finish(wh, run, "interrupted", error=str(exc), started=not once)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         log.error(
@@ -87,9 +99,10 @@ def execute(
             exc_info=exc,
             extra={"fields": {"job": job.name, "attempt": attempt}},
         )
-        runlog.finish(wh, run, "failed", error=detail)
+        runlog.finish(wh, run, "failed", error=detail, started=not once)
     else:
-        runlog.finish(wh, run, "succeeded", rows=_rows(result), summary=result if isinstance(result, dict) else None)
+        summary = result if isinstance(result, dict) else None
+        runlog.finish(wh, run, "succeeded", rows=_rows(result), summary=summary, started=not once)
     log.log(
         logging.DEBUG if run.status in ("succeeded", "skipped") else logging.WARNING,
         "job %s %s in %.3fs",

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from touchpoint.warehouse.schema import TableSpec
 
-WRITE_LANES = ("main", "events")  # see Warehouse.write
+WRITE_LANES = ("main", "events", "runs")  # see Warehouse.write
 _sections: dict[tuple[str, str], threading.RLock] = {}  # see Warehouse.exclusive
 _staged_names = itertools.count()  # see Warehouse.staged
 _sections_guard = threading.Lock()
@@ -221,9 +221,10 @@ class Warehouse(ABC):
     def write(self, *, lane: str = "main") -> AbstractContextManager[Transaction]:
         """A transaction under the write lock of ``lane``: ``with wh.write() as tx: tx.append(...)``.
 
-        ``lane`` is ``"main"`` or ``"events"`` (:data:`WRITE_LANES`); only appends of events and
-        quarantine records take ``"events"``. Nested calls in one thread join the outer transaction
-        (whatever its lane). On an error everything rolls back.
+        ``lane`` is one of :data:`WRITE_LANES`: ``"main"``; ``"events"``, taken only by appends of events
+        and quarantine records; ``"runs"``, taken only by the job run log (``job_runs``, written by every run
+        of every job: it never waits for a derived table's swap). Nested calls in one thread join the outer
+        transaction (whatever its lane). On an error everything rolls back.
         """
 
     @contextmanager

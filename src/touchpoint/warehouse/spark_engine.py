@@ -32,7 +32,7 @@ where the files are local (docs/decisions.md, 2026-12-02, "Spark: Parquet tables
   ``.tp_transactions/`` not renamed ``*.done``) is rolled back by the next writable open the same way.
   Readers are not isolated from a transaction in progress.
 
-One writer at a time in the process (both write lanes share one lock), and one process writing a
+One writer at a time in the process (every write lane shares one lock), and one process writing a
 warehouse: a writable open takes ``flock`` on ``<warehouse>/.tp_writer.lock`` and is refused, naming the
 holder, while another process has it (the kernel drops the lock when that process dies, however it
 dies). The collector stays on DuckDB or PostgreSQL (ingestion on Spark is Parquet batches, not rows).
@@ -819,7 +819,7 @@ class SparkWarehouse(Warehouse):
         self._backends: dict[threading.Thread, PySparkBackend] = {}
         self._guard = threading.Lock()
         self._closed = False
-        lock = threading.RLock()  # no MVCC under Parquet files: the two lanes share one writer
+        lock = threading.RLock()  # no MVCC under Parquet files: the lanes share one writer
         self._write_locks = dict.fromkeys(WRITE_LANES, lock)
         self._writer = False
         if local is not None:
