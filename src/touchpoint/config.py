@@ -221,6 +221,14 @@ class Settings(BaseSettings):
     )
     duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'")
     duckdb_threads: int | None = Field(None, gt=0, description="DuckDB worker threads (default: all cores)")
+    server_switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="how long (ms) a thread of `touchpoint serve` may hold Python's interpreter lock while others "
+        "wait (CPython's switch interval, 5 ms by default): shorter lets the HTTP handlers and the senders, "
+        "waiting on sockets, go on sooner while a job computes",
+    )
     journeys_session_timeout_minutes: float = Field(
         30.0, gt=0, le=10080, description="session inactivity timeout in minutes"
     )

@@ -22,6 +22,8 @@ def serve(
 ) -> None:
     """Start the HTTP server: Segment-compatible collector, API, docs at /docs, and the jobs that keep
     profiles, predictions and models current. SIGTERM stops it gracefully (exit 0)."""
+    import sys
+
     import uvicorn
 
     from touchpoint.api import logs, security
@@ -39,6 +41,9 @@ def serve(
 
         settings = override_settings(**changes)
     security.check_production(settings)  # production: no default secret, TLS in front (docs/security.md)
+    # the threads that wait on sockets (HTTP, SMTP senders) get the interpreter lock back sooner from a job
+    # computing in Python: trigger latency, docs/decisions.md (2026-12-03)
+    sys.setswitchinterval(settings.server_switch_interval_ms / 1000)
     logs.configure(settings.log_format, log_level)
     app = create_app(settings, run_jobs=False if no_jobs else None)
     relay.attach(app, settings)  # other commands run through this server while it holds the warehouse
