@@ -252,6 +252,24 @@ async def post_paced(url: str, write_key: str, n: int, rate: float, first: int =
     }
 
 
+def profile(pid: int, rate: int, seconds: float) -> subprocess.Popen[bytes] | None:
+    """With ``BENCH_PYSPY=FOLDER``: py-spy (installed beside, not a dependency) samples the server's threads,
+    idle ones included (a thread waiting on a lock is where latency goes), over the measured triggers and the
+    seconds after; a flame graph ``latency-RATE.svg`` and the raw stacks ``latency-RATE.txt`` in FOLDER."""
+    folder = os.environ.get("BENCH_PYSPY")
+    if not folder:
+        return None
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    spy = [str(Path(sys.executable).parent / "py-spy")]
+    common = ["record", "--pid", str(pid), "--idle", "--threads", "--rate", "50", "--duration", str(int(seconds) + 5)]
+    return subprocess.Popen(
+        [*spy, *common, "--format", "raw", "-o", str(out / f"latency-{rate}.txt")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def settle(pid: int, limit: float = 90.0) -> float:
     """Wait until process ``pid`` used under 10% of a core over one second (up to ``limit`` s); the seconds waited."""
     started = time.monotonic()
@@ -311,6 +329,7 @@ def latency(rate: int, seconds: float, warmup: int = 0) -> dict[str, Any]:
                 load_before = load_avg()
                 measured_from = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
                 cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
+                spy = profile(server.pid, rate, seconds)
                 offered = asyncio.run(post_paced(url, write_key, n, rate))
                 offered["client_cpu_s"] = round(time.process_time() - client_before, 2)
                 acks = offered.pop("acks")
@@ -318,6 +337,8 @@ def latency(rate: int, seconds: float, warmup: int = 0) -> dict[str, Any]:
                 while sink.count() < len(acks) + warmup and time.monotonic() < deadline:
                     time.sleep(0.2)
                 server_cpu = cpu_seconds(server.pid) - cpu_before
+                if spy is not None:
+                    spy.wait(60)
                 arrivals = sink.arrivals()
                 if offered["errors"]:  # what the server said about it
                     lines = (folder / "server.log").read_text(errors="replace").splitlines()
