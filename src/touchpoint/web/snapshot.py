@@ -46,40 +46,44 @@ class Section:
     min_age: float = 0.0  # seconds between recomputations when only the inputs moved
 
 
-def _scalar(wh: Warehouse, expr: Any) -> Any:
+def _latest(wh: Warehouse, key: tuple[str, str]) -> Any:
+    """The largest value of a column (``key``: table, column): a prepared read, compiled once per process."""
+    table, column = key
+    return wh.table(table)[column].max()
+
+
+def _fact(wh: Warehouse, table: str, column: str | None = None) -> Any:
+    """A table's row count, or the largest value of one of its columns; None when the table is missing (an
+    older warehouse: the section shows its own error)."""
     try:
-        return wh.execute(expr)
-    except Exception:  # a table an older warehouse lacks: the section shows its own error
+        return wh.count(table) if column is None else wh.prepared(_latest, key=(table, column)).as_py()
+    except Exception:
         return None
 
 
 def inputs(wh: Warehouse, data_dir: Path) -> dict[str, Any]:
-    """Cheap facts that change when a section's inputs change (a few milliseconds on DuckDB)."""
+    """Cheap facts that change when a section's inputs change: counts and latest times, each one small query
+    compiled once per process (built anew each time, the dozen reads cost a third of a second of CPU every few
+    seconds, the server's largest consumer during a burst of events; docs/decisions.md, 2026-12-03)."""
     fit = Path(data_dir) / "mmm" / "fit.json"
-    runs = wh.table("prediction_runs")
-    exps = wh.table("experiments")
-    profiles = wh.table("profiles")
-    audience_state, scored = wh.table("audience_state"), wh.table("score_results")
-    plans, reviews = wh.table("plans"), wh.table("plan_reviews")
-    autos, outbox = wh.table("automations"), wh.table("automation_outbox")
     return {
         "events": wh.count("events"),
         "spend": wh.count("spend"),
         "quarantine": wh.count("quarantine"),
-        "predictions": _scalar(wh, runs.run_at.max()),
-        "experiments": (_scalar(wh, exps.updated_at.max()), _scalar(wh, exps.count())),
-        "profiles": _scalar(wh, profiles.built_at.max()),
+        "predictions": _fact(wh, "prediction_runs", "run_at"),
+        "experiments": (_fact(wh, "experiments", "updated_at"), _fact(wh, "experiments")),
+        "profiles": _fact(wh, "profiles", "built_at"),
         "mmm": fit.stat().st_mtime_ns if fit.exists() else None,
         "audiences": (
-            _scalar(wh, audience_state.evaluated_at.max()),
-            _scalar(wh, audience_state.count()),
-            _scalar(wh, scored.computed_at.max()),
+            _fact(wh, "audience_state", "evaluated_at"),
+            _fact(wh, "audience_state"),
+            _fact(wh, "score_results", "computed_at"),
         ),
-        "plans": (_scalar(wh, plans.created_at.max()), _scalar(wh, reviews.reviewed_at.max())),
+        "plans": (_fact(wh, "plans", "created_at"), _fact(wh, "plan_reviews", "reviewed_at")),
         "automations": (
-            _scalar(wh, autos.updated_at.max()),
-            _scalar(wh, wh.table("automation_entries").count()),
-            _scalar(wh, outbox.updated_at.max()),
+            _fact(wh, "automations", "updated_at"),
+            _fact(wh, "automation_entries"),
+            _fact(wh, "automation_outbox", "updated_at"),
         ),
     }
 
