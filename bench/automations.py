@@ -109,6 +109,34 @@ def load_avg() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def thread_names(pid: int) -> dict[str, str]:
+    """Native thread id -> Python thread name of process ``pid``, from ``py-spy dump`` when py-spy is installed
+    beside (CPython does not name its OS threads); empty otherwise."""
+    import re
+
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        return {}
+    dump = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30).stdout
+    return dict(re.findall(r'^Thread (\d+) \([^)]*\): "([^"]+)"', dump, re.M))
+
+
+def thread_cpu(pid: int, names: dict[str, str]) -> dict[str, float]:
+    """CPU seconds so far of each thread of process ``pid`` by name (Linux ``/proc``; DuckDB's workers and other
+    unnamed threads as "other", the SMTP lanes of a run summed as "touchpoint-send")."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = names.get(task.name, "other")
+        key = "touchpoint-send" if name.startswith("touchpoint-send") else name
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -329,6 +357,8 @@ def latency(rate: int, seconds: float, warmup: int = 0) -> dict[str, Any]:
                 load_before = load_avg()
                 measured_from = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
                 cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
+                names = thread_names(server.pid) if os.environ.get("BENCH_DEBUG") else {}
+                threads_before = thread_cpu(server.pid, names)
                 spy = profile(server.pid, rate, seconds)
                 offered = asyncio.run(post_paced(url, write_key, n, rate))
                 offered["client_cpu_s"] = round(time.process_time() - client_before, 2)
@@ -337,6 +367,11 @@ def latency(rate: int, seconds: float, warmup: int = 0) -> dict[str, Any]:
                 while sink.count() < len(acks) + warmup and time.monotonic() < deadline:
                     time.sleep(0.2)
                 server_cpu = cpu_seconds(server.pid) - cpu_before
+                names.update(thread_names(server.pid) if names else {})  # lanes started meanwhile
+                threads = {k: v - threads_before.get(k, 0.0) for k, v in thread_cpu(server.pid, names).items()}
+                offered["server_cpu_by_thread_s"] = {
+                    k: round(v, 2) for k, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v >= 0.05
+                }
                 if spy is not None:
                     spy.wait(60)
                 arrivals = sink.arrivals()
