@@ -22,7 +22,9 @@ killed import re-run stores each event once.
 from __future__ import annotations
 
 import dataclasses
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING
 import ibis
 import ibis.expr.datatypes as dt
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from touchpoint.collect import rules
@@ -52,16 +55,8 @@ if TYPE_CHECKING:
 # dt.Array(dt.string) are annotations mypy cannot read as types (valid-type).
 
 
-@ibis.udf.scalar.builtin(name="json_valid")
-def _json_valid(doc: str) -> bool: ...  # type: ignore[empty-body]
-
-
 @ibis.udf.scalar.builtin(name="json")
 def _json_text(doc: str) -> str: ...  # type: ignore[empty-body]
-
-
-@ibis.udf.scalar.builtin(name="json_extract")
-def _json_paths(doc: str, paths: dt.Array(dt.string)) -> dt.Array(dt.string): ...  # type: ignore[valid-type]
 
 
 @ibis.udf.scalar.builtin(name="regexp_extract")
@@ -122,19 +117,18 @@ _INTEGER = ("BIGINT", "UBIGINT")
 
 
 class _Line:
-    """The JSON values of one line at :data:`PATHS`, with typed readers: from the parsed list
-    (``values``), or from the columns :func:`fields` made of it (``table``)."""
+    """The JSON values of one line at :data:`PATHS`, with typed readers: from the columns of the
+    parsed step (``raws``: ``r<i>``, the value's JSON text), or from the columns :func:`fields`
+    made of them (``table``)."""
 
-    def __init__(self, values: ir.ArrayValue | None = None, table: ir.Table | None = None) -> None:
-        self.values = values
+    def __init__(self, raws: ir.Table | None = None, table: ir.Table | None = None) -> None:
+        self.raws = raws
         self.table = table
 
     def raw(self, path: str) -> ir.StringValue:
-        if self.table is not None:
-            return self.table[f"r{_INDEX[path]}"]
-        assert self.values is not None
-        value: ir.StringValue = self.values[_INDEX[path]]
-        return value
+        source = self.table if self.table is not None else self.raws
+        assert source is not None
+        return source[f"r{_INDEX[path]}"]
 
     def kind(self, path: str) -> ir.StringValue:
         """The JSON type (VARCHAR, BIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY, NULL); 'ABSENT' if not there.
@@ -211,14 +205,9 @@ def _name(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValue]:
     return text, fine
 
 
-def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, ir.BooleanValue]:
-    """``normalize.parse_time``: (UTC time, present, decided and acceptable). Plain ISO forms only.
-
-    Reads the parts :func:`fields` matched with one regular expression (``<field>_iso``)."""
-    assert line.table is not None
-    kind = line.kind(field)
-    text = line.text(field)
-    parts = line.table[f"{field}_iso"]
+def _iso_time(text: ir.StringValue) -> tuple[ir.TimestampValue, ir.BooleanValue]:
+    """``datetime.fromisoformat`` of the plain ISO forms, as UTC: (the time or NULL, whether it matched)."""
+    parts = _extract_parts(text, _ISO, ibis.literal(list(_ISO_PARTS), type=dt.Array(dt.string)))
     date, clock, seconds, fraction, zone = (parts[name] for name in _ISO_PARTS)
     iso = (
         date
@@ -229,14 +218,24 @@ def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, 
         + (fraction == "").ifelse("", "." + fraction)
         + ((zone == "") | (zone == "Z")).ifelse("+00:00", zone)
     )
-    parsed = _in_zone("UTC", iso.try_cast(dt.Timestamp(timezone="UTC")))
+    return _in_zone("UTC", iso.try_cast(dt.Timestamp(timezone="UTC"))), date != ""
+
+
+def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, ir.BooleanValue]:
+    """``normalize.parse_time``: (UTC time, present, decided and acceptable). Plain ISO forms only.
+
+    Reads the time :func:`fields` parsed (``<field>_ts``, ``<field>_dated``: the date matched)."""
+    assert line.table is not None
+    kind = line.kind(field)
+    text = line.text(field)
+    parsed, dated = line.table[f"{field}_ts"], line.table[f"{field}_dated"]
     present = (kind == "VARCHAR") & (text != "")
     in_range = parsed.between(ibis.literal(rules.EARLIEST), ibis.literal(rules.LATEST))
     fine = ibis.cases(
         (kind.isin(("ABSENT", "NULL")), True),
         (kind != "VARCHAR", False),
         (text == "", True),
-        else_=(date != "") & parsed.notnull() & in_range,  # (the date is part of every match)
+        else_=dated & parsed.notnull() & in_range,  # (the date is part of every match)
     )
     return parsed, present, fine
 
@@ -274,31 +273,61 @@ def _first(*values: ir.Value) -> ir.Value:
     return ibis.coalesce(*values)
 
 
-def parsed(lines: ir.Table) -> ir.Table:
-    """Step 1 (materialised, so its JSON is parsed once): each candidate line with ``decidable`` (the
-    engine's own serialisation of the line is the line itself) and ``values`` (its JSON at :data:`PATHS`).
+def _from_json(doc: ir.StringValue, children: tuple[str, ...]) -> ir.StructValue:
+    """The engine's ``from_json(doc, shape)``: ``doc`` parsed once, the JSON text of each of its keys
+    ``children`` (NULL when absent, JSON null, or ``doc`` is not an object), as a struct."""
+    shape = dt.Struct(dict.fromkeys(children, dt.JSON))
+    spec = msgspec.json.encode(dict.fromkeys(children, "JSON")).decode()
+    call = ibis.udf.scalar.builtin(name="from_json", signature=((dt.string, dt.string), shape))(_declared)
+    value: ir.StructValue = call(doc, spec)
+    return value
 
-    ``lines`` has ``n``, ``text`` and ``fallback`` (see :func:`candidates`): lines msgspec already
+
+def _declared(doc: object, shape: object) -> None:
+    """The body of an engine builtin declared by signature: Ibis compiles the call, never runs it."""
+
+
+def _children(parent: str) -> tuple[str, ...]:
+    """The keys of :data:`PATHS` directly under ``parent`` ("" for the line's top level)."""
+    depth = parent.count(".") + 1 if parent else 0
+    prefix = f"{parent}." if parent else ""
+    names = (p[len(prefix) :] for p in PATHS if p.startswith(prefix) and p.count(".") == depth)
+    return tuple(dict.fromkeys(names))
+
+
+def parsed(lines: ir.Table) -> ir.Table:
+    """Step 1 (materialised, so each JSON document is parsed once): each candidate line with
+    ``decidable`` (the engine's own serialisation of the line is the line itself) and ``r<i>``, the
+    JSON text of its value at each of :data:`PATHS` (NULL when absent or JSON null).
+
+    ``lines`` has ``n``, ``text`` and ``fallback`` (see :func:`chunks`): lines msgspec already
     found canonical. Requiring the engine's serialisation to equal them too means every JSON object
     the engine extracts is byte for byte what the Python judge stores (the two serialisers differ on
     some numbers, e.g. doubles from 1e16 to 1e21, which this sends to the Python judge).
+
+    Each level is parsed with one ``from_json`` of its parent's text, naming only the keys the rules
+    read (the engine evaluates a repeated call once); a nested path under a value that is not an
+    object is NULL, as ``json_extract`` reads it.
     """
     t = lines.text
-    decidable = _json_valid(t).ifelse(_json_text(t) == t, False).fill_null(False)
-    paths = ibis.literal([f"$.{p}" for p in PATHS], type=dt.Array(dt.string))
-    return lines.select(
-        "n",
-        "text",
-        "fallback",
-        decidable=decidable,
-        values=decidable.ifelse(_json_paths(t, paths), ibis.null(dt.Array(dt.string))),
-    )
+    decidable = (_json_text(t) == t).fill_null(False)
+    texts: dict[str, ir.StringValue] = {}
+
+    def value(path: str) -> ir.StringValue:
+        if path not in texts:
+            parent, _, key = path.rpartition(".")
+            doc = value(parent) if parent else t
+            texts[path] = _from_json(doc, _children(parent))[key].cast(dt.string)
+        return texts[path]
+
+    columns = {f"r{i}": value(path) for path, i in _INDEX.items()}  # read only where decidable
+    return lines.select("n", "fallback", decidable=decidable, **columns)
 
 
 def fields(staged: ir.Table) -> ir.Table:
     """Step 2 (materialised): the type, text and JSON of each path as columns, the strings the rules
-    read stripped, and the ISO parts of the three times (one regular expression each)."""
-    line = _Line(staged["values"].cast(dt.Array(dt.string)))  # staged as the engine's JSON[]: read as text
+    read stripped, and the three times parsed (one regular expression each, evaluated once)."""
+    line = _Line(staged)
     columns: dict[str, ir.Value] = {}
     for path, i in _INDEX.items():
         columns[f"k{i}"] = line.kind(path)
@@ -306,9 +335,8 @@ def fields(staged: ir.Table) -> ir.Table:
         columns[f"r{i}"] = line.raw(path)
         if path in _STRIPPED:
             columns[f"t{i}"] = _strip(line.text(path))
-    names = ibis.literal(list(_ISO_PARTS), type=dt.Array(dt.string))
     for field in rules.TIME_FIELDS:
-        columns[f"{field}_iso"] = _extract_parts(line.text(field), _ISO, names)
+        columns[f"{field}_ts"], columns[f"{field}_dated"] = _iso_time(line.text(field))
     return staged.select("n", "fallback", "decidable", **columns)
 
 
@@ -448,12 +476,20 @@ def url_parts(typed: ir.Table) -> ir.Table:
     url = typed.url
     from_url = url.notnull() & url.contains("utm_") & ibis.and_(*(typed[key].isnull() for key in rules.UTM_KEYS))
     none = ibis.null(dt.string)
-    parts: dict[str, ir.Value] = {
-        f"q_{key}": from_url.ifelse(_extract(url, _UTM_IN_QUERY.format(key=key), 1), none) for key in rules.UTM_KEYS
+    parts: dict[str, ir.Value] = {  # "" as regexp_extract gives when the key is not in the URL at all
+        f"q_{key}": from_url.ifelse(
+            url.contains(f"{key}=").ifelse(_extract(url, _UTM_IN_QUERY.format(key=key), 1), ""), none
+        )
+        for key in rules.UTM_KEYS
     }
-    parts["host_path"] = from_url.ifelse(_extract(url, r"^[^#?]*?//[^/#?]*(/[^#?]*)", 1), none)  # after "//host"
-    parts["plain_path"] = from_url.ifelse(_extract(url, r"^[^/#?]*(/[^#?]*)", 1), none)  # from the first "/"
-    return typed.mutate(from_url=from_url, has_host=url.re_search(r"^[^#?]*//"), **parts)
+    # "//" before any "#" or "?" (the regular expression ^[^#?]*//, by plain searches)
+    at, hash_at, query_at = url.find("//"), url.find("#"), url.find("?")
+    has_host = (at >= 0) & ((hash_at < 0) | (at < hash_at)) & ((query_at < 0) | (at < query_at))
+    after_host = _extract(url, r"^[^#?]*?//[^/#?]*(/[^#?]*)", 1)  # the path after "//host"
+    from_slash = _extract(url, r"^[^/#?]*(/[^#?]*)", 1)  # the path from the first "/"
+    parts["host_path"] = (from_url & has_host).ifelse(after_host, none)
+    parts["plain_path"] = (from_url & ~has_host).ifelse(from_slash, none)
+    return typed.mutate(from_url=from_url, has_host=has_host, **parts)
 
 
 def judged(parts: ir.Table) -> ir.Table:
@@ -478,8 +514,8 @@ def judged(parts: ir.Table) -> ir.Table:
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
 _CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its _candidates)
-_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _parts, _python
-LINES_SCHEMA = pa.schema([("n", pa.int64()), ("text", pa.string()), ("fallback", pa.string())])
+_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _parts, _judged...
+LINES_SCHEMA = pa.schema([("n", pa.int64()), ("text", pa.large_string()), ("fallback", pa.string())])
 
 
 @dataclass
@@ -496,8 +532,14 @@ class Chunk:
         return len(self.numbers) + len(self.pending)
 
     def lines(self) -> pa.Table:
-        """The candidates as Arrow (``n``, ``text``, ``fallback``); msgspec decoded each, so each is UTF-8."""
-        texts = pa.array(self.texts, pa.binary()).view(pa.string())
+        """The candidates as Arrow (``n``, ``text``, ``fallback``); msgspec decoded each, so each is UTF-8.
+
+        The texts are one buffer (the lines joined) with their offsets, not one Python object each."""
+        count = len(self.texts)
+        offsets = np.zeros(count + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, self.texts), np.int64, count), out=offsets[1:])
+        data = pa.py_buffer(b"".join(self.texts))
+        texts = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), data)
         return pa.table(
             [pa.array(self.numbers, pa.int64()), texts, pa.array(self.fallbacks, pa.string())], LINES_SCHEMA
         )
@@ -561,15 +603,55 @@ class _Judge:
         warehouse.stage_table(f"{_STAGE}_typed", self.typed)
         self.parts = url_parts(warehouse.table(f"{_STAGE}_typed"))
         warehouse.stage_table(f"{_STAGE}_parts", self.parts)
-        self.judged = judged(warehouse.table(f"{_STAGE}_parts"))  # not materialised: cheap expressions
+        # materialised too: the refused lines, the counts, the consent and the insert all read it
+        self.judged = judged(warehouse.table(f"{_STAGE}_parts"))
+        warehouse.stage_table(f"{_STAGE}_judged", self.judged)
+        self.verdicts = warehouse.table(f"{_STAGE}_judged")
 
     def run(self, lines: pa.Table) -> None:
-        """Stage ``lines`` and judge them: :attr:`judged` then reads this chunk."""
+        """Stage ``lines`` and judge them: :attr:`verdicts` then holds this chunk's."""
         wh = self.warehouse
         wh.stage_table(f"{_STAGE}_lines", lines)
         wh.stage_table(f"{_STAGE}_parsed", self.parsed)
         wh.stage_table(f"{_STAGE}_typed", self.typed)
         wh.stage_table(f"{_STAGE}_parts", self.parts)
+        wh.stage_table(f"{_STAGE}_judged", self.judged)
+
+
+def _ahead(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Iterator[tuple[Chunk, pa.Table | None]]:
+    """:func:`chunks` with each chunk's candidates as Arrow, read one chunk ahead on a thread: the
+    pre-pass of chunk k+1 (Python, holding the interpreter) overlaps the engine's work on chunk k
+    (which releases it)."""
+    ready: queue.Queue[tuple[Chunk, pa.Table | None] | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks(path, lines_per_chunk, max_event_bytes):
+                item = (chunk, chunk.lines() if chunk.numbers else None)
+                chunk.texts = []  # the Arrow column holds them now
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ready.put(exc)
+
+    thread = threading.Thread(target=produce, name="touchpoint-import-read", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def import_jsonl(
@@ -591,11 +673,11 @@ def import_jsonl(
     name = path.name
     judge = _Judge(warehouse, received_at=received_at, source=source)
     try:
-        for chunk in chunks(path, chunk_events, max_event_bytes):
+        for chunk, candidates in _ahead(path, chunk_events, max_event_bytes):
             started = time.perf_counter()
-            if chunk.numbers:
-                judge.run(chunk.lines())
-                lines, verdicts = warehouse.table(f"{_STAGE}_lines"), judge.judged
+            if candidates is not None:
+                judge.run(candidates)
+                lines, verdicts = warehouse.table(f"{_STAGE}_lines"), judge.verdicts
                 refused = verdicts.filter(~verdicts.ok).select("n")
                 undecided = warehouse.to_arrow(lines.semi_join(refused, "n").select("n", "text"))
                 python = zip(undecided.column("n").to_pylist(), undecided.column("text").to_pylist(), strict=True)
@@ -616,7 +698,7 @@ def import_jsonl(
                 ):
                     python_n.append(number)
             report.python_judged += len(pending)
-            report.write.add(_write(warehouse, judge.judged if chunk.numbers else None, rows, python_n))
+            report.write.add(_write(warehouse, judge.verdicts if candidates is not None else None, rows, python_n))
             for rejected in rows.rejected:
                 if len(report.sample_reasons) >= 10:
                     break
@@ -624,7 +706,7 @@ def import_jsonl(
             if progress is not None:
                 progress(chunk.size)
     finally:
-        for step in ("lines", "parsed", "typed", "parts", "python"):
+        for step in ("lines", "parsed", "typed", "parts", "judged", "python", "rows"):
             warehouse.drop_staged(f"{_STAGE}_{step}")
 
 
@@ -639,9 +721,11 @@ def _write(warehouse: Warehouse, verdicts: ir.Table | None, rows: EventRows, pyt
     rows.rows.clear()
     if verdicts is None:
         return write_table(warehouse, python_rows.drop_columns(["n"]), rows)
-    accepted = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
-    warehouse.stage_table(f"{_STAGE}_python", python_rows)
-    staged = accepted.union(warehouse.table(f"{_STAGE}_python").select("n", *EVENT_COLUMNS))
+    staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
+    if python_rows.num_rows:  # one table of the chunk's rows, which the steps below read several times
+        warehouse.stage_table(f"{_STAGE}_python", python_rows)
+        warehouse.stage_table(f"{_STAGE}_rows", staged.union(warehouse.table(f"{_STAGE}_python").select(*staged.columns)))
+        staged = warehouse.table(f"{_STAGE}_rows")
     counts = warehouse.to_arrow(staged.aggregate(rows=staged.count(), ids=staged.message_id.nunique()))
     received = counts["rows"][0].as_py() + len(rows.rejected)
     first = staged  # a messageId twice in the chunk: its first line wins (the engine's own order is not the file's)
