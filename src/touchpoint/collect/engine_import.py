@@ -325,7 +325,7 @@ def parsed(lines: ir.Table) -> ir.Table:
 
 
 def fields(staged: ir.Table) -> ir.Table:
-    """Step 2 (materialised): the type, text and JSON of each path as columns, the strings the rules
+    """Step 2 (not materialised: :func:`typed` reads it in the same statement): the type, text and JSON of each path as columns, the strings the rules
     read stripped, and the three times parsed (one regular expression each, evaluated once)."""
     line = _Line(staged)
     columns: dict[str, ir.Value] = {}
@@ -470,7 +470,7 @@ _UTM_IN_QUERY = r"^[^#?]*\?(?:[^#]*?&)?{key}=([^&#]+)"  # the first non-empty va
 
 
 def url_parts(typed: ir.Table) -> ir.Table:
-    """Step 4 (materialised): the rows of :func:`typed` with what ``normalize._utm_from_url`` reads from
+    """Step 4 (in the statement of :func:`judged`): the rows of :func:`typed` with what ``normalize._utm_from_url`` reads from
     the page URL of an event without campaign tags, each regular expression run once: the first
     non-empty ``utm_*`` values of the query (``q_<key>``) and the path after the host."""
     url = typed.url
@@ -493,7 +493,7 @@ def url_parts(typed: ir.Table) -> ir.Table:
 
 
 def judged(parts: ir.Table) -> ir.Table:
-    """Step 5: each line with ``ok`` (accepted exactly) and its ``events`` row, UTM tags and path
+    """Step 5 (materialised with step 4): each line with ``ok`` (accepted exactly) and its ``events`` row, UTM tags and path
     taken from the URL parts of :func:`url_parts` where the rules read them from the URL."""
     from_url = parts.from_url
     checks = [parts.ok]
@@ -514,7 +514,7 @@ def judged(parts: ir.Table) -> ir.Table:
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
 _CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its _candidates)
-_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _parts, _judged...
+_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _judged...
 LINES_SCHEMA = pa.schema([("n", pa.int64()), ("text", pa.large_string()), ("fallback", pa.string())])
 
 
@@ -601,10 +601,9 @@ class _Judge:
         # fields and typed in one statement: the engine computes each shared value once
         self.typed = typed(fields(warehouse.table(f"{_STAGE}_parsed")), received_at=received_at, source=source)
         warehouse.stage_table(f"{_STAGE}_typed", self.typed)
-        self.parts = url_parts(warehouse.table(f"{_STAGE}_typed"))
-        warehouse.stage_table(f"{_STAGE}_parts", self.parts)
-        # materialised too: the refused lines, the counts, the consent and the insert all read it
-        self.judged = judged(warehouse.table(f"{_STAGE}_parts"))
+        # the URL's parts and the verdict in one statement (a materialised copy fewer), itself materialised:
+        # the refused lines, the counts, the consent and the insert all read it
+        self.judged = judged(url_parts(warehouse.table(f"{_STAGE}_typed")))
         warehouse.stage_table(f"{_STAGE}_judged", self.judged)
         self.verdicts = warehouse.table(f"{_STAGE}_judged")
 
@@ -614,7 +613,6 @@ class _Judge:
         wh.stage_table(f"{_STAGE}_lines", lines)
         wh.stage_table(f"{_STAGE}_parsed", self.parsed)
         wh.stage_table(f"{_STAGE}_typed", self.typed)
-        wh.stage_table(f"{_STAGE}_parts", self.parts)
         wh.stage_table(f"{_STAGE}_judged", self.judged)
 
 
@@ -706,7 +704,7 @@ def import_jsonl(
             if progress is not None:
                 progress(chunk.size)
     finally:
-        for step in ("lines", "parsed", "typed", "parts", "judged", "python", "rows"):
+        for step in ("lines", "parsed", "typed", "judged", "python", "rows"):
             warehouse.drop_staged(f"{_STAGE}_{step}")
 
 
