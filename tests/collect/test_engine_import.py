@@ -44,7 +44,9 @@ def _canonical(draw: st.DrawFn, n: int) -> bytes:
         st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**64 - 1), st.just(""))
     )
     if draw(st.booleans()):
-        event["event"] = draw(st.sampled_from(["Order Completed", " Signed Up ", "", "x" * 513, "a\u0001b"]))
+        event["event"] = draw(
+            st.sampled_from(["Order Completed", " Signed Up ", "", "x" * 513, "a\u0001b", "a\u007fb"])
+        )
     for field in ("timestamp", "sentAt", "originalTimestamp"):
         if draw(st.booleans()):
             event[field] = draw(

@@ -165,6 +165,17 @@ class _Line:
             return self.table[f"t{_INDEX[path]}"]
         return _strip(self.text(path))
 
+    def no_control(self, text: ir.StringValue) -> ir.BooleanValue:
+        """``text`` holds no control character (:data:`rules.CONTROL_CLASS`). Without a regular expression on
+        a *plain* line (:func:`chunks`): its bytes are printable ASCII, and with no backslash none is escaped."""
+        assert self.table is not None
+        return self.table.plain.ifelse(True, ~text.re_search(rules.CONTROL_CLASS))
+
+    def printable(self, text: ir.StringValue) -> ir.BooleanValue:
+        """``text`` is printable ASCII only (``_ASCII``); on a plain line every string is."""
+        assert self.table is not None
+        return self.table.plain.ifelse(True, text.re_search(_ASCII))
+
     def absent(self, path: str) -> ir.BooleanValue:
         return self.kind(path).isin(("ABSENT", "NULL"))
 
@@ -187,7 +198,7 @@ def _identifier(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValu
     )
     fine = ibis.cases(
         (kind.isin(("ABSENT", "NULL", *_INTEGER)), True),
-        (kind == "VARCHAR", (text.length() <= rules.MAX_ID_CHARS) & ~text.re_search(rules.CONTROL_CLASS)),
+        (kind == "VARCHAR", (text.length() <= rules.MAX_ID_CHARS) & line.no_control(text)),
         else_=False,  # a float (its text follows Python's repr) or a wrong type: the Python path decides
     )
     return value, fine
@@ -199,7 +210,7 @@ def _name(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValue]:
     text = line.stripped(field)
     fine = ibis.cases(
         (kind.isin(("ABSENT", "NULL")), True),
-        (kind == "VARCHAR", (text.length() <= rules.MAX_NAME_CHARS) & ~text.re_search(rules.CONTROL_CLASS)),
+        (kind == "VARCHAR", (text.length() <= rules.MAX_NAME_CHARS) & line.no_control(text)),
         else_=False,
     )
     return text, fine
@@ -321,12 +332,13 @@ def parsed(lines: ir.Table) -> ir.Table:
         return texts[path]
 
     columns = {f"r{i}": value(path) for path, i in _INDEX.items()}  # read only where decidable
-    return lines.select("n", "fallback", decidable=decidable, **columns)
+    return lines.select("n", "fallback", "plain", decidable=decidable, **columns)
 
 
 def fields(staged: ir.Table) -> ir.Table:
-    """Step 2 (not materialised: :func:`typed` reads it in the same statement): the type, text and JSON of each path as columns, the strings the rules
-    read stripped, and the three times parsed (one regular expression each, evaluated once)."""
+    """Step 2 (not materialised: :func:`typed` reads it in the same statement): the type, text and JSON
+    of each path as columns, the strings the rules read stripped, and the three times parsed (one regular
+    expression each, evaluated once)."""
     line = _Line(staged)
     columns: dict[str, ir.Value] = {}
     for path, i in _INDEX.items():
@@ -337,7 +349,7 @@ def fields(staged: ir.Table) -> ir.Table:
             columns[f"t{i}"] = _strip(line.text(path))
     for field in rules.TIME_FIELDS:
         columns[f"{field}_ts"], columns[f"{field}_dated"] = _iso_time(line.text(field))
-    return staged.select("n", "fallback", "decidable", **columns)
+    return staged.select("n", "fallback", "plain", "decidable", **columns)
 
 
 def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
@@ -348,7 +360,7 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
 
     raw_type = line.text("type")
     plain_type = raw_type.isin(rules.EVENT_TYPES)
-    folded = raw_type.re_search(_ASCII).ifelse(line.stripped("type").lower(), ibis.null(dt.string))
+    folded = line.printable(raw_type).ifelse(line.stripped("type").lower(), ibis.null(dt.string))
     etype = plain_type.ifelse(raw_type, folded)
     checks += [line.kind("type") == "VARCHAR", etype.isin(rules.EVENT_TYPES)]
     checks += [line.absent("writeKey") | (line.kind("writeKey") == "VARCHAR")]
@@ -402,7 +414,7 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
         before = before & value.isnull()
 
     currency, currency_fine = _plain_string(line, "properties.currency")
-    checks += [currency_fine, currency.isnull() | currency.re_search(_ASCII)]
+    checks += [currency_fine, currency.isnull() | line.printable(currency)]
     currency = has_props.ifelse(currency.upper(), ibis.null(dt.string))
     order_a, fine_a = _plain_string(line, "properties.order_id")
     order_b, fine_b = _plain_string(line, "properties.orderId")
@@ -415,7 +427,7 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
         emails.append(candidate.contains("@").ifelse(candidate, ibis.null(dt.string)))
         stripped.append(candidate.contains("@").ifelse(line.stripped(path), ibis.null(dt.string)))
     chosen = _first(*emails)
-    checks += [chosen.isnull() | chosen.re_search(_ASCII)]
+    checks += [chosen.isnull() | line.printable(chosen)]
     email = _first(*stripped).lower()
 
     is_page = etype == "page"
@@ -470,9 +482,10 @@ _UTM_IN_QUERY = r"^[^#?]*\?(?:[^#]*?&)?{key}=([^&#]+)"  # the first non-empty va
 
 
 def url_parts(typed: ir.Table) -> ir.Table:
-    """Step 4 (in the statement of :func:`judged`): the rows of :func:`typed` with what ``normalize._utm_from_url`` reads from
-    the page URL of an event without campaign tags, each regular expression run once: the first
-    non-empty ``utm_*`` values of the query (``q_<key>``) and the path after the host."""
+    """Step 4 (in the statement of :func:`judged`): the rows of :func:`typed` with what
+    ``normalize._utm_from_url`` reads from the page URL of an event without campaign tags, each regular
+    expression run at most once, and only for a key the URL holds: the first non-empty ``utm_*`` values
+    of the query (``q_<key>``) and the path after the host."""
     url = typed.url
     from_url = url.notnull() & url.contains("utm_") & ibis.and_(*(typed[key].isnull() for key in rules.UTM_KEYS))
     none = ibis.null(dt.string)
@@ -493,8 +506,8 @@ def url_parts(typed: ir.Table) -> ir.Table:
 
 
 def judged(parts: ir.Table) -> ir.Table:
-    """Step 5 (materialised with step 4): each line with ``ok`` (accepted exactly) and its ``events`` row, UTM tags and path
-    taken from the URL parts of :func:`url_parts` where the rules read them from the URL."""
+    """Step 5 (materialised with step 4): each line with ``ok`` (accepted exactly) and its ``events`` row,
+    UTM tags and path taken from the URL parts of :func:`url_parts` where the rules read them from the URL."""
     from_url = parts.from_url
     checks = [parts.ok]
     utm = {}
@@ -515,7 +528,9 @@ _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
 _CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its _candidates)
 _STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _judged...
-LINES_SCHEMA = pa.schema([("n", pa.int64()), ("text", pa.large_string()), ("fallback", pa.string())])
+LINES_SCHEMA = pa.schema(
+    [("n", pa.int64()), ("text", pa.large_string()), ("fallback", pa.string()), ("plain", pa.bool_())]
+)
 
 
 @dataclass
@@ -525,6 +540,7 @@ class Chunk:
     numbers: list[int] = dataclasses.field(default_factory=list)  # candidates for the engine: line numbers,
     texts: list[bytes] = dataclasses.field(default_factory=list)  # the lines (stripped),
     fallbacks: list[str | None] = dataclasses.field(default_factory=list)  # the id of a line without messageId
+    plain: list[bool] = dataclasses.field(default_factory=list)  # printable ASCII only (see chunks)
     pending: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)  # for the Python judge: (number, line)
     size: int = 0  # bytes of the file read
 
@@ -541,7 +557,13 @@ class Chunk:
         data = pa.py_buffer(b"".join(self.texts))
         texts = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), data)
         return pa.table(
-            [pa.array(self.numbers, pa.int64()), texts, pa.array(self.fallbacks, pa.string())], LINES_SCHEMA
+            [
+                pa.array(self.numbers, pa.int64()),
+                texts,
+                pa.array(self.fallbacks, pa.string()),
+                pa.array(self.plain, pa.bool_()),
+            ],
+            LINES_SCHEMA,
         )
 
 
@@ -555,6 +577,10 @@ def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
     number that may be out of range (:func:`~touchpoint.collect.decode.check_text`'s bounds). The
     engine still judges it against every rule; the pre-pass only keeps shapes it cannot decide
     exactly away from it. A candidate without messageId gets the id the Python judge gives it.
+
+    A candidate is *plain* when its bytes are ASCII without DEL: msgspec refuses a raw control character
+    in a string and a canonical line has no whitespace outside one, so with no backslash (no escape)
+    every string in a plain line is printable ASCII, and the engine skips those regular expressions.
     """
     limit = max_event_bytes if max_event_bytes is not None else sys.maxsize
     chunk = Chunk()
@@ -580,6 +606,7 @@ def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
                 chunk.texts.append(line)
                 mid = value.get("messageId")
                 chunk.fallbacks.append(content_message_id(line) if mid is None or mid == "" else None)
+                chunk.plain.append(line.isascii() and b"\x7f" not in line)
             else:
                 chunk.pending.append((number, line))
             if len(chunk) >= lines_per_chunk:
@@ -722,7 +749,9 @@ def _write(warehouse: Warehouse, verdicts: ir.Table | None, rows: EventRows, pyt
     staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
     if python_rows.num_rows:  # one table of the chunk's rows, which the steps below read several times
         warehouse.stage_table(f"{_STAGE}_python", python_rows)
-        warehouse.stage_table(f"{_STAGE}_rows", staged.union(warehouse.table(f"{_STAGE}_python").select(*staged.columns)))
+        warehouse.stage_table(
+            f"{_STAGE}_rows", staged.union(warehouse.table(f"{_STAGE}_python").select(*staged.columns))
+        )
         staged = warehouse.table(f"{_STAGE}_rows")
     counts = warehouse.to_arrow(staged.aggregate(rows=staged.count(), ids=staged.message_id.nunique()))
     received = counts["rows"][0].as_py() + len(rows.rejected)
