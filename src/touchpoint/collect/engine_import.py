@@ -650,22 +650,26 @@ def _ahead(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
     ready: queue.Queue[tuple[Chunk, pa.Table | None] | BaseException | None] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def hand(item: tuple[Chunk, pa.Table | None] | BaseException | None) -> bool:
+        """Put ``item`` in the queue unless the consumer stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for chunk in chunks(path, lines_per_chunk, max_event_bytes):
                 item = (chunk, chunk.lines() if chunk.numbers else None)
                 chunk.texts = []  # the Arrow column holds them now
-                while not stop.is_set():
-                    try:
-                        ready.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand(item):
                     return
-            ready.put(None)
+            hand(None)
         except BaseException as exc:  # handed to the consumer, which raises it
-            ready.put(exc)
+            hand(exc)
 
     thread = threading.Thread(target=produce, name="touchpoint-import-read", daemon=True)
     thread.start()
