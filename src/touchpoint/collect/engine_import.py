@@ -1,22 +1,23 @@
 """File import in the engine: a JSONL file's events judged by set-based expressions, not line by line.
 
-The engine's own reader stages the file's lines as text (:meth:`~touchpoint.warehouse.Warehouse.stage_lines`),
-so a bad line is kept, not lost. One Ibis expression then applies the rules of
-:mod:`touchpoint.collect.normalize` (limits and field lists from :mod:`touchpoint.collect.rules`) to
-every line at once and returns the ``events`` row of each line it can **accept exactly**. A line it
-cannot decide exactly (anything the rules refuse, and rare shapes: escapes, duplicate keys, numbers
-the engine would print differently, times outside the plain ISO forms, non-ASCII text that must be
-case-folded) is judged by the Python path, :meth:`~touchpoint.collect.normalize.EventRows.add_raw`,
-for that line only, so every quarantine reason comes from the one judge the HTTP collector uses.
+A Python pre-pass (:func:`chunks`, one chunk ahead on a reader thread) keeps the lines msgspec finds
+canonical as *candidates* and stages them as one Arrow column (:meth:`~touchpoint.warehouse.Warehouse.stage_table`).
+Three materialised steps then apply the rules of :mod:`touchpoint.collect.normalize` (limits and field lists
+from :mod:`touchpoint.collect.rules`) to every candidate at once: :func:`parsed` (each JSON level the rules
+read parsed once with the engine's ``from_json``), :func:`typed` (over :func:`fields`), and :func:`judged`
+(over :func:`url_parts`), which gives the ``events`` row of each line it can **accept exactly**. A line it
+cannot decide exactly (anything the rules refuse, and rare shapes: escapes, duplicate keys, numbers the
+engine would print differently, times outside the plain ISO forms, non-ASCII text that must be
+case-folded) is judged by the Python path, :meth:`~touchpoint.collect.normalize.EventRows.add_raw`, for
+that line only, so every quarantine reason comes from the one judge the HTTP collector uses.
 
 The acceptance test is conservative by construction: a line is accepted only if its text is
 already the engine's canonical JSON (``json(line) = line``), which makes the stored JSON objects
 byte for byte those the Python path stores. ``tests/collect/test_engine_import.py`` proves the
 equivalence on random valid, invalid and hostile items.
 
-Each chunk of lines commits in one transaction through
-:func:`~touchpoint.collect.store.write_table` (suppression, consent, dedup by messageId), so a
-killed import re-run stores each event once.
+Each chunk of lines commits in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules
+(suppression, consent, dedup by messageId), so a killed import re-run stores each event once.
 """
 
 from __future__ import annotations
