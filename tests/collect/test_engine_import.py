@@ -10,6 +10,7 @@ identical, field by field.
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def _canonical(draw: st.DrawFn, n: int) -> bytes:
         st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**64 - 1), st.just(""))
     )
     if draw(st.booleans()):
-        event["event"] = draw(st.sampled_from(["Order Completed", " Signed Up ", "", "x" * 513, "a\u0001b"]))
+        event["event"] = draw(
+            st.sampled_from(["Order Completed", " Signed Up ", "", "x" * 513, "a\u0001b", "a\u007fb"])
+        )
     for field in ("timestamp", "sentAt", "originalTimestamp"):
         if draw(st.booleans()):
             event[field] = draw(
@@ -227,5 +230,47 @@ def test_consent_events_record_consent_through_the_engine_import(folder: Path) -
             ("u1", "marketing_email", True),
             ("u2", "marketing_email", False),
         ]
+    finally:
+        wh.close()
+
+
+def _reader_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "touchpoint-import-read"]
+
+
+@pytest.mark.timeout(60)  # a reader left waiting on a full queue would hang the import
+def test_a_failure_on_either_side_stops_the_reader_and_reaches_the_caller(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-pass runs a chunk ahead on a thread: an engine error ends it, a reading error is raised."""
+    path = folder / "ahead.jsonl"
+    path.write_bytes(b"".join(b'{"type":"track","userId":"u","event":"E","messageId":"r%d"}\n' % i for i in range(30)))
+    wh = Warehouse.open("duckdb://:memory:")
+    try:
+        chunks = engine_import.chunks
+
+        def engine_fails(self: Any, lines: Any) -> None:
+            time.sleep(0.5)  # the reader has read the second (last) chunk meanwhile and waits to say it is done
+            raise RuntimeError("the engine failed")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(engine_import._Judge, "run", engine_fails)
+            patch.setattr(engine_import, "chunks", lambda path, size, limit: chunks(path, 15, limit))
+            with pytest.raises(RuntimeError, match="the engine failed"):
+                import_events(wh, path, engine=True)
+        assert _reader_threads() == []
+
+        def reading_fails(*args: Any) -> Any:
+            yield from itertools.islice(chunks(*args), 1)
+            raise OSError("the disk failed")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(engine_import, "chunks", reading_fails)
+            with pytest.raises(OSError, match="the disk failed"):
+                import_events(wh, path, engine=True)
+        assert _reader_threads() == []
+        assert wh.count("events") == 30  # the chunk read before the failure was committed
     finally:
         wh.close()

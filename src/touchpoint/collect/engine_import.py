@@ -1,28 +1,31 @@
 """File import in the engine: a JSONL file's events judged by set-based expressions, not line by line.
 
-The engine's own reader stages the file's lines as text (:meth:`~touchpoint.warehouse.Warehouse.stage_lines`),
-so a bad line is kept, not lost. One Ibis expression then applies the rules of
-:mod:`touchpoint.collect.normalize` (limits and field lists from :mod:`touchpoint.collect.rules`) to
-every line at once and returns the ``events`` row of each line it can **accept exactly**. A line it
-cannot decide exactly (anything the rules refuse, and rare shapes: escapes, duplicate keys, numbers
-the engine would print differently, times outside the plain ISO forms, non-ASCII text that must be
-case-folded) is judged by the Python path, :meth:`~touchpoint.collect.normalize.EventRows.add_raw`,
-for that line only, so every quarantine reason comes from the one judge the HTTP collector uses.
+A Python pre-pass (:func:`chunks`, one chunk ahead on a reader thread) keeps the lines msgspec finds
+canonical as *candidates* and stages them as one Arrow column (:meth:`~touchpoint.warehouse.Warehouse.stage_table`).
+Three materialised steps then apply the rules of :mod:`touchpoint.collect.normalize` (limits and field lists
+from :mod:`touchpoint.collect.rules`) to every candidate at once: :func:`parsed` (each JSON level the rules
+read parsed once with the engine's ``from_json``), :func:`typed` (over :func:`fields`), and :func:`judged`
+(over :func:`url_parts`), which gives the ``events`` row of each line it can **accept exactly**. A line it
+cannot decide exactly (anything the rules refuse, and rare shapes: escapes, duplicate keys, numbers the
+engine would print differently, times outside the plain ISO forms, non-ASCII text that must be
+case-folded) is judged by the Python path, :meth:`~touchpoint.collect.normalize.EventRows.add_raw`, for
+that line only, so every quarantine reason comes from the one judge the HTTP collector uses.
 
 The acceptance test is conservative by construction: a line is accepted only if its text is
 already the engine's canonical JSON (``json(line) = line``), which makes the stored JSON objects
 byte for byte those the Python path stores. ``tests/collect/test_engine_import.py`` proves the
 equivalence on random valid, invalid and hostile items.
 
-Each chunk of lines commits in one transaction through
-:func:`~touchpoint.collect.store.write_table` (suppression, consent, dedup by messageId), so a
-killed import re-run stores each event once.
+Each chunk of lines commits in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules
+(suppression, consent, dedup by messageId), so a killed import re-run stores each event once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING
 import ibis
 import ibis.expr.datatypes as dt
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from touchpoint.collect import rules
@@ -52,16 +56,8 @@ if TYPE_CHECKING:
 # dt.Array(dt.string) are annotations mypy cannot read as types (valid-type).
 
 
-@ibis.udf.scalar.builtin(name="json_valid")
-def _json_valid(doc: str) -> bool: ...  # type: ignore[empty-body]
-
-
 @ibis.udf.scalar.builtin(name="json")
 def _json_text(doc: str) -> str: ...  # type: ignore[empty-body]
-
-
-@ibis.udf.scalar.builtin(name="json_extract")
-def _json_paths(doc: str, paths: dt.Array(dt.string)) -> dt.Array(dt.string): ...  # type: ignore[valid-type]
 
 
 @ibis.udf.scalar.builtin(name="regexp_extract")
@@ -122,19 +118,18 @@ _INTEGER = ("BIGINT", "UBIGINT")
 
 
 class _Line:
-    """The JSON values of one line at :data:`PATHS`, with typed readers: from the parsed list
-    (``values``), or from the columns :func:`fields` made of it (``table``)."""
+    """The JSON values of one line at :data:`PATHS`, with typed readers: from the columns of the
+    parsed step (``raws``: ``r<i>``, the value's JSON text), or from the columns :func:`fields`
+    made of them (``table``)."""
 
-    def __init__(self, values: ir.ArrayValue | None = None, table: ir.Table | None = None) -> None:
-        self.values = values
+    def __init__(self, raws: ir.Table | None = None, table: ir.Table | None = None) -> None:
+        self.raws = raws
         self.table = table
 
     def raw(self, path: str) -> ir.StringValue:
-        if self.table is not None:
-            return self.table[f"r{_INDEX[path]}"]
-        assert self.values is not None
-        value: ir.StringValue = self.values[_INDEX[path]]
-        return value
+        source = self.table if self.table is not None else self.raws
+        assert source is not None
+        return source[f"r{_INDEX[path]}"]
 
     def kind(self, path: str) -> ir.StringValue:
         """The JSON type (VARCHAR, BIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY, NULL); 'ABSENT' if not there.
@@ -171,6 +166,17 @@ class _Line:
             return self.table[f"t{_INDEX[path]}"]
         return _strip(self.text(path))
 
+    def no_control(self, text: ir.StringValue) -> ir.BooleanValue:
+        """``text`` holds no control character (:data:`rules.CONTROL_CLASS`). Without a regular expression on
+        a *plain* line (:func:`chunks`): its bytes are printable ASCII, and with no backslash none is escaped."""
+        assert self.table is not None
+        return self.table.plain.ifelse(True, ~text.re_search(rules.CONTROL_CLASS))
+
+    def printable(self, text: ir.StringValue) -> ir.BooleanValue:
+        """``text`` is printable ASCII only (``_ASCII``); on a plain line every string is."""
+        assert self.table is not None
+        return self.table.plain.ifelse(True, text.re_search(_ASCII))
+
     def absent(self, path: str) -> ir.BooleanValue:
         return self.kind(path).isin(("ABSENT", "NULL"))
 
@@ -193,7 +199,7 @@ def _identifier(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValu
     )
     fine = ibis.cases(
         (kind.isin(("ABSENT", "NULL", *_INTEGER)), True),
-        (kind == "VARCHAR", (text.length() <= rules.MAX_ID_CHARS) & ~text.re_search(rules.CONTROL_CLASS)),
+        (kind == "VARCHAR", (text.length() <= rules.MAX_ID_CHARS) & line.no_control(text)),
         else_=False,  # a float (its text follows Python's repr) or a wrong type: the Python path decides
     )
     return value, fine
@@ -205,20 +211,15 @@ def _name(line: _Line, field: str) -> tuple[ir.StringValue, ir.BooleanValue]:
     text = line.stripped(field)
     fine = ibis.cases(
         (kind.isin(("ABSENT", "NULL")), True),
-        (kind == "VARCHAR", (text.length() <= rules.MAX_NAME_CHARS) & ~text.re_search(rules.CONTROL_CLASS)),
+        (kind == "VARCHAR", (text.length() <= rules.MAX_NAME_CHARS) & line.no_control(text)),
         else_=False,
     )
     return text, fine
 
 
-def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, ir.BooleanValue]:
-    """``normalize.parse_time``: (UTC time, present, decided and acceptable). Plain ISO forms only.
-
-    Reads the parts :func:`fields` matched with one regular expression (``<field>_iso``)."""
-    assert line.table is not None
-    kind = line.kind(field)
-    text = line.text(field)
-    parts = line.table[f"{field}_iso"]
+def _iso_time(text: ir.StringValue) -> tuple[ir.TimestampValue, ir.BooleanValue]:
+    """``datetime.fromisoformat`` of the plain ISO forms, as UTC: (the time or NULL, whether it matched)."""
+    parts = _extract_parts(text, _ISO, ibis.literal(list(_ISO_PARTS), type=dt.Array(dt.string)))
     date, clock, seconds, fraction, zone = (parts[name] for name in _ISO_PARTS)
     iso = (
         date
@@ -229,14 +230,24 @@ def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, 
         + (fraction == "").ifelse("", "." + fraction)
         + ((zone == "") | (zone == "Z")).ifelse("+00:00", zone)
     )
-    parsed = _in_zone("UTC", iso.try_cast(dt.Timestamp(timezone="UTC")))
+    return _in_zone("UTC", iso.try_cast(dt.Timestamp(timezone="UTC"))), date != ""
+
+
+def _time(line: _Line, field: str) -> tuple[ir.TimestampValue, ir.BooleanValue, ir.BooleanValue]:
+    """``normalize.parse_time``: (UTC time, present, decided and acceptable). Plain ISO forms only.
+
+    Reads the time :func:`fields` parsed (``<field>_ts``, ``<field>_dated``: the date matched)."""
+    assert line.table is not None
+    kind = line.kind(field)
+    text = line.text(field)
+    parsed, dated = line.table[f"{field}_ts"], line.table[f"{field}_dated"]
     present = (kind == "VARCHAR") & (text != "")
     in_range = parsed.between(ibis.literal(rules.EARLIEST), ibis.literal(rules.LATEST))
     fine = ibis.cases(
         (kind.isin(("ABSENT", "NULL")), True),
         (kind != "VARCHAR", False),
         (text == "", True),
-        else_=(date != "") & parsed.notnull() & in_range,  # (the date is part of every match)
+        else_=dated & parsed.notnull() & in_range,  # (the date is part of every match)
     )
     return parsed, present, fine
 
@@ -274,31 +285,62 @@ def _first(*values: ir.Value) -> ir.Value:
     return ibis.coalesce(*values)
 
 
-def parsed(lines: ir.Table) -> ir.Table:
-    """Step 1 (materialised, so its JSON is parsed once): each candidate line with ``decidable`` (the
-    engine's own serialisation of the line is the line itself) and ``values`` (its JSON at :data:`PATHS`).
+def _from_json(doc: ir.StringValue, children: tuple[str, ...]) -> ir.StructValue:
+    """The engine's ``from_json(doc, shape)``: ``doc`` parsed once, the JSON text of each of its keys
+    ``children`` (NULL when absent, JSON null, or ``doc`` is not an object), as a struct."""
+    shape = dt.Struct(dict.fromkeys(children, dt.JSON))
+    spec = msgspec.json.encode(dict.fromkeys(children, "JSON")).decode()
+    call = ibis.udf.scalar.builtin(name="from_json", signature=((dt.string, dt.string), shape))(_declared)
+    value: ir.StructValue = call(doc, spec)
+    return value
 
-    ``lines`` has ``n``, ``text`` and ``fallback`` (see :func:`candidates`): lines msgspec already
+
+def _declared(doc: object, shape: object) -> None:
+    """The body of an engine builtin declared by signature: Ibis compiles the call, never runs it."""
+
+
+def _children(parent: str) -> tuple[str, ...]:
+    """The keys of :data:`PATHS` directly under ``parent`` ("" for the line's top level)."""
+    depth = parent.count(".") + 1 if parent else 0
+    prefix = f"{parent}." if parent else ""
+    names = (p[len(prefix) :] for p in PATHS if p.startswith(prefix) and p.count(".") == depth)
+    return tuple(dict.fromkeys(names))
+
+
+def parsed(lines: ir.Table) -> ir.Table:
+    """Step 1 (materialised, so each JSON document is parsed once): each candidate line with
+    ``decidable`` (the engine's own serialisation of the line is the line itself) and ``r<i>``, the
+    JSON text of its value at each of :data:`PATHS` (NULL when absent or JSON null).
+
+    ``lines`` has ``n``, ``text`` and ``fallback`` (see :func:`chunks`): lines msgspec already
     found canonical. Requiring the engine's serialisation to equal them too means every JSON object
     the engine extracts is byte for byte what the Python judge stores (the two serialisers differ on
     some numbers, e.g. doubles from 1e16 to 1e21, which this sends to the Python judge).
+
+    Each level is parsed with one ``from_json`` of its parent's text, naming only the keys the rules
+    read (the engine evaluates a repeated call once); a nested path under a value that is not an
+    object is NULL, as ``json_extract`` reads it.
     """
     t = lines.text
-    decidable = _json_valid(t).ifelse(_json_text(t) == t, False).fill_null(False)
-    paths = ibis.literal([f"$.{p}" for p in PATHS], type=dt.Array(dt.string))
-    return lines.select(
-        "n",
-        "text",
-        "fallback",
-        decidable=decidable,
-        values=decidable.ifelse(_json_paths(t, paths), ibis.null(dt.Array(dt.string))),
-    )
+    decidable = (_json_text(t) == t).fill_null(False)
+    texts: dict[str, ir.StringValue] = {}
+
+    def value(path: str) -> ir.StringValue:
+        if path not in texts:
+            parent, _, key = path.rpartition(".")
+            doc = value(parent) if parent else t
+            texts[path] = _from_json(doc, _children(parent))[key].cast(dt.string)
+        return texts[path]
+
+    columns = {f"r{i}": value(path) for path, i in _INDEX.items()}  # read only where decidable
+    return lines.select("n", "fallback", "plain", decidable=decidable, **columns)
 
 
 def fields(staged: ir.Table) -> ir.Table:
-    """Step 2 (materialised): the type, text and JSON of each path as columns, the strings the rules
-    read stripped, and the ISO parts of the three times (one regular expression each)."""
-    line = _Line(staged["values"].cast(dt.Array(dt.string)))  # staged as the engine's JSON[]: read as text
+    """Step 2 (not materialised: :func:`typed` reads it in the same statement): the type, text and JSON
+    of each path as columns, the strings the rules read stripped, and the three times parsed (one regular
+    expression each, evaluated once)."""
+    line = _Line(staged)
     columns: dict[str, ir.Value] = {}
     for path, i in _INDEX.items():
         columns[f"k{i}"] = line.kind(path)
@@ -306,10 +348,9 @@ def fields(staged: ir.Table) -> ir.Table:
         columns[f"r{i}"] = line.raw(path)
         if path in _STRIPPED:
             columns[f"t{i}"] = _strip(line.text(path))
-    names = ibis.literal(list(_ISO_PARTS), type=dt.Array(dt.string))
     for field in rules.TIME_FIELDS:
-        columns[f"{field}_iso"] = _extract_parts(line.text(field), _ISO, names)
-    return staged.select("n", "fallback", "decidable", **columns)
+        columns[f"{field}_ts"], columns[f"{field}_dated"] = _iso_time(line.text(field))
+    return staged.select("n", "fallback", "plain", "decidable", **columns)
 
 
 def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
@@ -320,7 +361,7 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
 
     raw_type = line.text("type")
     plain_type = raw_type.isin(rules.EVENT_TYPES)
-    folded = raw_type.re_search(_ASCII).ifelse(line.stripped("type").lower(), ibis.null(dt.string))
+    folded = line.printable(raw_type).ifelse(line.stripped("type").lower(), ibis.null(dt.string))
     etype = plain_type.ifelse(raw_type, folded)
     checks += [line.kind("type") == "VARCHAR", etype.isin(rules.EVENT_TYPES)]
     checks += [line.absent("writeKey") | (line.kind("writeKey") == "VARCHAR")]
@@ -374,7 +415,7 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
         before = before & value.isnull()
 
     currency, currency_fine = _plain_string(line, "properties.currency")
-    checks += [currency_fine, currency.isnull() | currency.re_search(_ASCII)]
+    checks += [currency_fine, currency.isnull() | line.printable(currency)]
     currency = has_props.ifelse(currency.upper(), ibis.null(dt.string))
     order_a, fine_a = _plain_string(line, "properties.order_id")
     order_b, fine_b = _plain_string(line, "properties.orderId")
@@ -387,7 +428,7 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
         emails.append(candidate.contains("@").ifelse(candidate, ibis.null(dt.string)))
         stripped.append(candidate.contains("@").ifelse(line.stripped(path), ibis.null(dt.string)))
     chosen = _first(*emails)
-    checks += [chosen.isnull() | chosen.re_search(_ASCII)]
+    checks += [chosen.isnull() | line.printable(chosen)]
     email = _first(*stripped).lower()
 
     is_page = etype == "page"
@@ -442,23 +483,32 @@ _UTM_IN_QUERY = r"^[^#?]*\?(?:[^#]*?&)?{key}=([^&#]+)"  # the first non-empty va
 
 
 def url_parts(typed: ir.Table) -> ir.Table:
-    """Step 4 (materialised): the rows of :func:`typed` with what ``normalize._utm_from_url`` reads from
-    the page URL of an event without campaign tags, each regular expression run once: the first
-    non-empty ``utm_*`` values of the query (``q_<key>``) and the path after the host."""
+    """Step 4 (in the statement of :func:`judged`): the rows of :func:`typed` with what
+    ``normalize._utm_from_url`` reads from the page URL of an event without campaign tags, each regular
+    expression run at most once, and only for a key the URL holds: the first non-empty ``utm_*`` values
+    of the query (``q_<key>``) and the path after the host."""
     url = typed.url
     from_url = url.notnull() & url.contains("utm_") & ibis.and_(*(typed[key].isnull() for key in rules.UTM_KEYS))
     none = ibis.null(dt.string)
-    parts: dict[str, ir.Value] = {
-        f"q_{key}": from_url.ifelse(_extract(url, _UTM_IN_QUERY.format(key=key), 1), none) for key in rules.UTM_KEYS
+    parts: dict[str, ir.Value] = {  # "" as regexp_extract gives when the key is not in the URL at all
+        f"q_{key}": from_url.ifelse(
+            url.contains(f"{key}=").ifelse(_extract(url, _UTM_IN_QUERY.format(key=key), 1), ""), none
+        )
+        for key in rules.UTM_KEYS
     }
-    parts["host_path"] = from_url.ifelse(_extract(url, r"^[^#?]*?//[^/#?]*(/[^#?]*)", 1), none)  # after "//host"
-    parts["plain_path"] = from_url.ifelse(_extract(url, r"^[^/#?]*(/[^#?]*)", 1), none)  # from the first "/"
-    return typed.mutate(from_url=from_url, has_host=url.re_search(r"^[^#?]*//"), **parts)
+    # "//" before any "#" or "?" (the regular expression ^[^#?]*//, by plain searches)
+    at, hash_at, query_at = url.find("//"), url.find("#"), url.find("?")
+    has_host = (at >= 0) & ((hash_at < 0) | (at < hash_at)) & ((query_at < 0) | (at < query_at))
+    after_host = _extract(url, r"^[^#?]*?//[^/#?]*(/[^#?]*)", 1)  # the path after "//host"
+    from_slash = _extract(url, r"^[^/#?]*(/[^#?]*)", 1)  # the path from the first "/"
+    parts["host_path"] = (from_url & has_host).ifelse(after_host, none)
+    parts["plain_path"] = (from_url & ~has_host).ifelse(from_slash, none)
+    return typed.mutate(from_url=from_url, has_host=has_host, **parts)
 
 
 def judged(parts: ir.Table) -> ir.Table:
-    """Step 5: each line with ``ok`` (accepted exactly) and its ``events`` row, UTM tags and path
-    taken from the URL parts of :func:`url_parts` where the rules read them from the URL."""
+    """Step 5 (materialised with step 4): each line with ``ok`` (accepted exactly) and its ``events`` row,
+    UTM tags and path taken from the URL parts of :func:`url_parts` where the rules read them from the URL."""
     from_url = parts.from_url
     checks = [parts.ok]
     utm = {}
@@ -478,8 +528,10 @@ def judged(parts: ir.Table) -> ir.Table:
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
 _CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its _candidates)
-_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _parts, _python
-LINES_SCHEMA = pa.schema([("n", pa.int64()), ("text", pa.string()), ("fallback", pa.string())])
+_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _judged...
+LINES_SCHEMA = pa.schema(
+    [("n", pa.int64()), ("text", pa.large_string()), ("fallback", pa.string()), ("plain", pa.bool_())]
+)
 
 
 @dataclass
@@ -489,6 +541,7 @@ class Chunk:
     numbers: list[int] = dataclasses.field(default_factory=list)  # candidates for the engine: line numbers,
     texts: list[bytes] = dataclasses.field(default_factory=list)  # the lines (stripped),
     fallbacks: list[str | None] = dataclasses.field(default_factory=list)  # the id of a line without messageId
+    plain: list[bool] = dataclasses.field(default_factory=list)  # printable ASCII only (see chunks)
     pending: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)  # for the Python judge: (number, line)
     size: int = 0  # bytes of the file read
 
@@ -496,10 +549,22 @@ class Chunk:
         return len(self.numbers) + len(self.pending)
 
     def lines(self) -> pa.Table:
-        """The candidates as Arrow (``n``, ``text``, ``fallback``); msgspec decoded each, so each is UTF-8."""
-        texts = pa.array(self.texts, pa.binary()).view(pa.string())
+        """The candidates as Arrow (``n``, ``text``, ``fallback``); msgspec decoded each, so each is UTF-8.
+
+        The texts are one buffer (the lines joined) with their offsets, not one Python object each."""
+        count = len(self.texts)
+        offsets = np.zeros(count + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, self.texts), np.int64, count), out=offsets[1:])
+        data = pa.py_buffer(b"".join(self.texts))
+        texts = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), data)
         return pa.table(
-            [pa.array(self.numbers, pa.int64()), texts, pa.array(self.fallbacks, pa.string())], LINES_SCHEMA
+            [
+                pa.array(self.numbers, pa.int64()),
+                texts,
+                pa.array(self.fallbacks, pa.string()),
+                pa.array(self.plain, pa.bool_()),
+            ],
+            LINES_SCHEMA,
         )
 
 
@@ -513,6 +578,10 @@ def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
     number that may be out of range (:func:`~touchpoint.collect.decode.check_text`'s bounds). The
     engine still judges it against every rule; the pre-pass only keeps shapes it cannot decide
     exactly away from it. A candidate without messageId gets the id the Python judge gives it.
+
+    A candidate is *plain* when its bytes are ASCII without DEL: msgspec refuses a raw control character
+    in a string and a canonical line has no whitespace outside one, so with no backslash (no escape)
+    every string in a plain line is printable ASCII, and the engine skips those regular expressions.
     """
     limit = max_event_bytes if max_event_bytes is not None else sys.maxsize
     chunk = Chunk()
@@ -538,6 +607,7 @@ def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
                 chunk.texts.append(line)
                 mid = value.get("messageId")
                 chunk.fallbacks.append(content_message_id(line) if mid is None or mid == "" else None)
+                chunk.plain.append(line.isascii() and b"\x7f" not in line)
             else:
                 chunk.pending.append((number, line))
             if len(chunk) >= lines_per_chunk:
@@ -559,17 +629,59 @@ class _Judge:
         # fields and typed in one statement: the engine computes each shared value once
         self.typed = typed(fields(warehouse.table(f"{_STAGE}_parsed")), received_at=received_at, source=source)
         warehouse.stage_table(f"{_STAGE}_typed", self.typed)
-        self.parts = url_parts(warehouse.table(f"{_STAGE}_typed"))
-        warehouse.stage_table(f"{_STAGE}_parts", self.parts)
-        self.judged = judged(warehouse.table(f"{_STAGE}_parts"))  # not materialised: cheap expressions
+        # the URL's parts and the verdict in one statement (a materialised copy fewer), itself materialised:
+        # the refused lines, the counts, the consent and the insert all read it
+        self.judged = judged(url_parts(warehouse.table(f"{_STAGE}_typed")))
+        warehouse.stage_table(f"{_STAGE}_judged", self.judged)
+        self.verdicts = warehouse.table(f"{_STAGE}_judged")
 
     def run(self, lines: pa.Table) -> None:
-        """Stage ``lines`` and judge them: :attr:`judged` then reads this chunk."""
+        """Stage ``lines`` and judge them: :attr:`verdicts` then holds this chunk's."""
         wh = self.warehouse
         wh.stage_table(f"{_STAGE}_lines", lines)
         wh.stage_table(f"{_STAGE}_parsed", self.parsed)
         wh.stage_table(f"{_STAGE}_typed", self.typed)
-        wh.stage_table(f"{_STAGE}_parts", self.parts)
+        wh.stage_table(f"{_STAGE}_judged", self.judged)
+
+
+def _ahead(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Iterator[tuple[Chunk, pa.Table | None]]:
+    """:func:`chunks` with each chunk's candidates as Arrow, read one chunk ahead on a thread: the
+    pre-pass of chunk k+1 (Python, holding the interpreter) overlaps the engine's work on chunk k
+    (which releases it)."""
+    ready: queue.Queue[tuple[Chunk, pa.Table | None] | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand(item: tuple[Chunk, pa.Table | None] | BaseException | None) -> bool:
+        """Put ``item`` in the queue unless the consumer stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks(path, lines_per_chunk, max_event_bytes):
+                item = (chunk, chunk.lines() if chunk.numbers else None)
+                chunk.texts = []  # the Arrow column holds them now
+                if not hand(item):
+                    return
+            hand(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            hand(exc)
+
+    thread = threading.Thread(target=produce, name="touchpoint-import-read", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def import_jsonl(
@@ -591,11 +703,11 @@ def import_jsonl(
     name = path.name
     judge = _Judge(warehouse, received_at=received_at, source=source)
     try:
-        for chunk in chunks(path, chunk_events, max_event_bytes):
+        for chunk, candidates in _ahead(path, chunk_events, max_event_bytes):
             started = time.perf_counter()
-            if chunk.numbers:
-                judge.run(chunk.lines())
-                lines, verdicts = warehouse.table(f"{_STAGE}_lines"), judge.judged
+            if candidates is not None:
+                judge.run(candidates)
+                lines, verdicts = warehouse.table(f"{_STAGE}_lines"), judge.verdicts
                 refused = verdicts.filter(~verdicts.ok).select("n")
                 undecided = warehouse.to_arrow(lines.semi_join(refused, "n").select("n", "text"))
                 python = zip(undecided.column("n").to_pylist(), undecided.column("text").to_pylist(), strict=True)
@@ -616,7 +728,7 @@ def import_jsonl(
                 ):
                     python_n.append(number)
             report.python_judged += len(pending)
-            report.write.add(_write(warehouse, judge.judged if chunk.numbers else None, rows, python_n))
+            report.write.add(_write(warehouse, judge.verdicts if candidates is not None else None, rows, python_n))
             for rejected in rows.rejected:
                 if len(report.sample_reasons) >= 10:
                     break
@@ -624,7 +736,7 @@ def import_jsonl(
             if progress is not None:
                 progress(chunk.size)
     finally:
-        for step in ("lines", "parsed", "typed", "parts", "python"):
+        for step in ("lines", "parsed", "typed", "judged", "python", "rows"):
             warehouse.drop_staged(f"{_STAGE}_{step}")
 
 
@@ -639,9 +751,13 @@ def _write(warehouse: Warehouse, verdicts: ir.Table | None, rows: EventRows, pyt
     rows.rows.clear()
     if verdicts is None:
         return write_table(warehouse, python_rows.drop_columns(["n"]), rows)
-    accepted = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
-    warehouse.stage_table(f"{_STAGE}_python", python_rows)
-    staged = accepted.union(warehouse.table(f"{_STAGE}_python").select("n", *EVENT_COLUMNS))
+    staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
+    if python_rows.num_rows:  # one table of the chunk's rows, which the steps below read several times
+        warehouse.stage_table(f"{_STAGE}_python", python_rows)
+        warehouse.stage_table(
+            f"{_STAGE}_rows", staged.union(warehouse.table(f"{_STAGE}_python").select(*staged.columns))
+        )
+        staged = warehouse.table(f"{_STAGE}_rows")
     counts = warehouse.to_arrow(staged.aggregate(rows=staged.count(), ids=staged.message_id.nunique()))
     received = counts["rows"][0].as_py() + len(rows.rejected)
     first = staged  # a messageId twice in the chunk: its first line wins (the engine's own order is not the file's)

@@ -83,6 +83,21 @@ def _cache_type_parsing() -> None:
 _cache_type_parsing()
 
 
+def _staged_sql(backend: DuckDBBackend, rows: ir.Table) -> str:
+    """``rows`` compiled, once per expression: a step staged again for every chunk of an import
+    (collect.engine_import) is the same expression each time, and compiling it takes up to a second."""
+    key = (id(backend), rows)
+    sql = _STAGED_SQL.get(key)
+    if sql is None:
+        if len(_STAGED_SQL) >= 64:
+            _STAGED_SQL.clear()
+        sql = _STAGED_SQL[key] = str(backend.compile(rows))
+    return sql
+
+
+_STAGED_SQL: dict[tuple[int, ir.Table], str] = {}
+
+
 def _compiler() -> Any:
     """Ibis's DuckDB compiler, less one failure: a string literal holding NUL (``\\x00``, which a hostile
     request can put in any id or value) made the SQL text unparsable ("unterminated quoted string", a 500);
@@ -442,7 +457,7 @@ class DuckDBWarehouse(Warehouse):
                 backend.con.unregister(view)
             return
         backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
-        backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {backend.compile(rows)}")
+        backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {_staged_sql(backend, rows)}")
 
     def drop_staged(self, name: str) -> None:
         self._backend().con.execute(f"DROP TABLE IF EXISTS temp.{quote(name)}")
