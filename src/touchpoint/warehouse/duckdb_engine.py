@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +120,66 @@ def _compiler() -> Any:
 
 
 _COMPILER = _compiler()
+
+
+class _ReadGate:
+    """Reads in flight, so :meth:`DuckDBWarehouse.compact` can wait for them before it closes every thread's
+    cursor (closing a connection under a running query fails the read or crashes the engine), and new reads
+    wait while it swaps the file. Re-entrant per thread: a read inside a read never waits."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed_for_swap = False
+        self._depth = threading.local()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:
+            with self._cond:
+                while self._closed_for_swap:
+                    self._cond.wait()
+                self._active += 1
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            if depth == 0:
+                with self._cond:
+                    self._active -= 1
+                    self._cond.notify_all()
+
+    @contextmanager
+    def swapping(self) -> Iterator[None]:
+        """No new read starts, and every read in flight has ended, until the block ends."""
+        with self._cond:
+            self._closed_for_swap = True
+            try:
+                while self._active:
+                    self._cond.wait()
+            except BaseException:
+                self._closed_for_swap = False
+                self._cond.notify_all()
+                raise
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closed_for_swap = False
+                self._cond.notify_all()
+
+
+def _gated(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A read of the warehouse that :meth:`DuckDBWarehouse.compact` waits for (:class:`_ReadGate`)."""
+
+    @functools.wraps(method)
+    def read(self: DuckDBWarehouse, *args: Any, **kwargs: Any) -> Any:
+        with self._gate.reading():
+            return method(self, *args, **kwargs)
+
+    return read
 
 
 #: Arrow tables of at most this many rows are inserted as bound VALUES (DuckDBTransaction._insert)
@@ -296,6 +356,7 @@ class DuckDBWarehouse(Warehouse):
         self._schema_epoch = 0
         self._closed = False
         self._write_locks = {lane: threading.RLock() for lane in WRITE_LANES}
+        self._gate = _ReadGate()  # compact() waits for the reads in flight
         #: False makes the events lane share the main lane's lock (bench/write_lock.py measures both)
         self.separate_event_lane = True
 
@@ -331,6 +392,23 @@ class DuckDBWarehouse(Warehouse):
     def ibis(self) -> DuckDBBackend:
         return self._backend()
 
+    @_gated
+    def table(self, name: str) -> ir.Table:
+        return super().table(name)
+
+    @_gated
+    def execute(self, expr: ir.Expr) -> Any:
+        return super().execute(expr)
+
+    @_gated
+    def to_arrow(self, expr: ir.Expr) -> pa.Table:
+        return super().to_arrow(expr)
+
+    @_gated
+    def create_temp_table(self, name: str, sql: str) -> None:
+        super().create_temp_table(name, sql)
+
+    @_gated
     def tables(self) -> list[str]:
         """The warehouse's own tables (not this connection's temporary tables or Ibis's in-memory views)."""
         rows = (
@@ -348,6 +426,7 @@ class DuckDBWarehouse(Warehouse):
         through :attr:`ibis`): each prepared read checks its tables' definitions again on its next call."""
         self._schema_epoch += 1
 
+    @_gated
     def prepared(self, build: prepared.Builder, *values: str, key: Hashable = None) -> Any:
         import duckdb
         from ibis.backends.duckdb.converter import DuckDBPyArrowData
@@ -394,6 +473,7 @@ class DuckDBWarehouse(Warehouse):
         with contextlib.suppress(duckdb.Error):  # another transaction holds changes: its commit folds the log
             self._backend().con.execute("CHECKPOINT")
 
+    @_gated
     def query(self, sql: str) -> pa.Table:
         import duckdb
 
@@ -404,9 +484,11 @@ class DuckDBWarehouse(Warehouse):
         relation = con.sql(sql)
         return relation.to_arrow_table() if relation is not None else pa.table({})
 
+    @_gated
     def ping(self) -> None:
         self._backend().con.execute("SELECT 1").fetchone()
 
+    @_gated
     def count(self, name: str) -> int:
         """Rows of the table ``name``: one SQL statement, no Ibis schema read or compile (the job runner asks
         for the events count every tick while events jobs wait)."""
@@ -429,10 +511,10 @@ class DuckDBWarehouse(Warehouse):
         if outer is not None:  # nested: part of the transaction already open in this thread
             yield outer
             return
-        backend = self._backend()
         if not self.separate_event_lane:
             lane = "main"
         with self._write_locks[lane]:
+            backend = self._backend()  # under the lock: a compaction meanwhile gave this thread a new cursor
             tx = DuckDBTransaction(backend)
             backend.con.execute("BEGIN TRANSACTION")
             self._local.transaction = tx
@@ -446,6 +528,7 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 self._local.transaction = None
 
+    @_gated
     def stage_table(self, name: str, rows: pa.Table | ir.Table) -> None:
         backend = self._backend()
         if isinstance(rows, pa.Table):
@@ -459,6 +542,7 @@ class DuckDBWarehouse(Warehouse):
         backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
         backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {_staged_sql(backend, rows)}")
 
+    @_gated
     def drop_staged(self, name: str) -> None:
         self._backend().con.execute(f"DROP TABLE IF EXISTS temp.{quote(name)}")
 
@@ -471,8 +555,10 @@ class DuckDBWarehouse(Warehouse):
         bytes"). So, holding every write lane (no writer runs meanwhile): ``CHECKPOINT``, ``ATTACH``
         a new file, ``COPY FROM DATABASE`` (tables with their keys, sequences, macros), close every
         thread's cursor and the database, rename the new file over the old one (atomic on POSIX) and
-        reopen. Each thread gets a new cursor on its next read; a read running at the very moment of
-        the swap fails and may be retried. The cost is one copy of the live data.
+        reopen. The swap waits for the reads in flight on other threads and holds new ones until the
+        new file is open (a cursor closed under a running query crashed the engine: tests/warehouse/
+        test_compact_reads.py); each thread then gets a new cursor on its next read. Reads through the raw
+        :attr:`ibis` backend are not waited for. The cost is one copy of the live data.
 
         Crash-safe (a SIGKILL or a power cut at any point): until the rename the old file is the database,
         whole and checkpointed; the new file is fsynced before the rename and the directory after it, and
@@ -514,6 +600,7 @@ class DuckDBWarehouse(Warehouse):
                 con.close()
             make_private(fresh)
             _fsync(fresh)  # every byte of the copy is on disk before it can become the database
+            held.enter_context(self._gate.swapping())  # reads in flight end, new ones wait for the new file
             with self._guard:
                 backends = list(self._backends.values())
                 self._backends.clear()
