@@ -10,7 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from touchpoint import keys
 from touchpoint.api.app import create_app
