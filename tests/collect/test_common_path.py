@@ -158,7 +158,7 @@ usual = st.builds(
         | extra
     ),
     st.integers(0, 10**6),
-    events,
+    st.one_of(st.just({}), events),  # as sent, or with any field replaced
 )
 
 
@@ -228,4 +228,4 @@ def test_the_common_path_is_taken_by_usual_events_and_declines_the_rest() -> Non
     ):
         assert normalize.normalize_common(unusual, received_at=RECEIVED, source="web") is None
     if taken:  # after the property test in the same run: both paths were exercised many times
-        assert sum(taken) >= 50 and taken.count(False) >= 50, (sum(taken), taken.count(False))
+        assert sum(taken) >= 30 and taken.count(False) >= 30, (sum(taken), taken.count(False))
