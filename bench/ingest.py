@@ -280,6 +280,7 @@ def run_duckdb_read_json(folder: Path, path: Path) -> dict[str, Any]:
 
 NO_JOBS: list[str] = []  # ["--no-jobs"] with --no-jobs: the collector without the job runner beside it
 SERVER_ENV: dict[str, str] = {}  # TOUCHPOINT_* settings of the served mode (--modes)
+SERVER_SRC: list[str] = []  # with --baseline: the source tree the server imports (PYTHONPATH), else this one
 #: --modes: the server's write path (the group commit, or the collector log) and whether the jobs run beside it
 MODES = {
     "commit-nojobs": ({}, True),
@@ -291,6 +292,8 @@ MODES = {
 
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_")} | SERVER_ENV
+    if SERVER_SRC:  # another checkout's src/ ahead of this one's editable install
+        env["PYTHONPATH"] = SERVER_SRC[0]
     proc = subprocess.Popen(
         [sys.executable, "-m", "touchpoint.cli.main", "serve", "--port", str(port), "--data", str(folder), *NO_JOBS],
         stdout=subprocess.DEVNULL,
@@ -447,6 +450,12 @@ def main() -> None:
     parser.add_argument(
         "--out", help="the JSON file's name in bench/results (default: ingest-http.json or ingest.json)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also serve every HTTP case from this source tree (e.g. `git archive` of main's src/), just before "
+        "the same case from this checkout, so that before and after are measured in the same run",
+    )
     args = parser.parse_args()
     if args.no_jobs:
         NO_JOBS.append("--no-jobs")
@@ -489,8 +498,13 @@ def main() -> None:
                 SERVER_ENV.update(env)
                 NO_JOBS[:] = ["--no-jobs"] if no_jobs else []
             for name in args.cases or list(cases):
-                results["http"][name if mode is None else f"{mode}/{name}"] = cases[name]()
-                print(f"{mode or ''} {name}: done", file=sys.stderr)
+                key = name if mode is None else f"{mode}/{name}"
+                for build in ["baseline", "this"] if args.baseline else ["this"]:
+                    SERVER_SRC[:] = [str(Path(args.baseline).resolve())] if build == "baseline" else []
+                    label = f"baseline/{key}" if build == "baseline" else key
+                    results["http"][label] = cases[name]()
+                    results["http"][label]["server_src"] = SERVER_SRC[0] if SERVER_SRC else str(ROOT / "src")
+                    print(f"{label}: done", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -69,6 +69,7 @@ def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestC
 
 
 def _count(client: TestClient, sql: str) -> int:
+    assert client.app.state.touchpoint.committer.flush(10)  # type: ignore[attr-defined]  # (the collector log)
     return int(client.app.state.touchpoint.warehouse.query(sql).to_pylist()[0]["n"])  # type: ignore[attr-defined]
 
 

@@ -52,6 +52,7 @@ class Live(LiveApp):
     """touchpoint's app served by uvicorn in a thread on 127.0.0.1, and a keep-alive client."""
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
+        assert self.app.state.touchpoint.committer.flush(10)  # with the collector log a 200 precedes the load
         return self.warehouse.query(sql).to_pylist()
 
 

@@ -32,6 +32,8 @@ def client(settings: Settings, write_key: str) -> Iterator[TestClient]:
 
 
 def stored(client: TestClient) -> Warehouse:
+    """The warehouse, once every acknowledged event is in it (with the collector log a 200 precedes the load)."""
+    assert client.app.state.touchpoint.committer.flush(10)  # type: ignore[attr-defined]
     wh: Warehouse = client.app.state.touchpoint.warehouse  # type: ignore[attr-defined]
     return wh
 

@@ -87,6 +87,7 @@ def app(settings: Settings) -> Iterator[tuple[TestClient, str, str]]:
 
 
 def _rows(client: TestClient, sql: str) -> list[dict]:
+    assert client.app.state.touchpoint.committer.flush(10)  # type: ignore[attr-defined]  # (the collector log)
     wh: Warehouse = client.app.state.touchpoint.warehouse  # type: ignore[attr-defined]
     return wh.query(sql).to_pylist()
 

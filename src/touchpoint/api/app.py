@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from touchpoint import __version__, keys, web
 from touchpoint.api import errors, security
 from touchpoint.api.deps import AppState
+from touchpoint.api.direct import App
 from touchpoint.api.limits import BodyLimit, Rates
 from touchpoint.api.memory import MemoryCeiling, ceiling_bytes
 from touchpoint.api.metrics import Metrics
@@ -150,7 +151,7 @@ def create_app(
             warehouse.close()
             log.info("stopped")
 
-    app = FastAPI(
+    app = App(
         title="touchpoint",
         version=__version__,
         description=DESCRIPTION,
@@ -170,6 +171,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, exempt=collect.PATHS)
     security.install(app, settings)  # production: HSTS
     app.include_router(collect.router)
+    app.route_directly(collect.KINDS, collect.ingest)  # the same handler, without FastAPI's routing (api.direct)
     app.include_router(health.router)
     app.include_router(quarantine.router)
     app.include_router(key_routes.router)

@@ -27,7 +27,7 @@ from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import Collector
 from touchpoint.collect.normalize import utcnow
 from touchpoint.config import Settings
-from touchpoint.errors import Forbidden, Unauthorized
+from touchpoint.errors import Forbidden, Overloaded, Unauthorized
 from touchpoint.privacy import audit
 from touchpoint.warehouse import Warehouse
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from touchpoint.jobs import JobRunner
 
 READ_WAIT_S = 2.0  # how long a read of one customer waits for the collector log's loader to catch up
+ERASE_WAIT_S = 60.0  # how long an erasure waits for it before refusing (429: retry)
 KEY_CACHE_SECONDS = 5.0  # a revoked or expired key stops working at most this long after the change
 
 
@@ -81,6 +82,20 @@ class AppState:
         is in the warehouse, so the pending overlay sees it. A no-op without the collector log, where a 200
         already means committed; under a backlog longer than the wait, the read shows what is loaded."""
         self.committer.flush(READ_WAIT_S)
+
+    def require_acknowledged(self, timeout: float = ERASE_WAIT_S) -> None:
+        """Before an erasure: wait until every event acknowledged so far is in the warehouse, so that the person
+        is found with every identifier those events tie to them (with the collector log a 200 comes before the
+        load). Refuses with :class:`~touchpoint.errors.Overloaded` (429) when the loader cannot catch up in
+        ``timeout``: an erasure that missed acknowledged events would leave them behind. A no-op without the log.
+        """
+        if not self.committer.flush(timeout):
+            raise Overloaded(
+                f"events acknowledged before this request are not all loaded after {timeout:.0f} s, so the erasure "
+                "did not start (it would miss what they tie to the person)",
+                retry_after=5,
+                hint="retry the erasure in a few seconds",
+            )
 
     def source_for(self, write_key: str) -> str | None:
         """The source of a write key, or None (unknown, revoked, or past its grace period)."""

@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 import msgspec
 import pyarrow as pa
 
-from touchpoint.collect.decode import EventError, decode_event
+from touchpoint.collect.decode import EventError, check_text, decode_event
 from touchpoint.collect.rules import (
     CAMPAIGN_KEYS,
     CONTROL_CLASS,
@@ -42,12 +42,15 @@ from touchpoint.collect.rules import (
     SEND_DELAY_TOLERANCE,
     UTM_KEYS,
 )
-from touchpoint.collect.spec import Message, Typed
+from touchpoint.collect.spec import Common, Message, Typed
 from touchpoint.warehouse.clock import utcnow as utcnow
 from touchpoint.warehouse.schema import EVENTS, QUARANTINE
 
 log = logging.getLogger(__name__)
 _decode_typed = msgspec.json.Decoder(Typed).decode
+_decode_common = msgspec.json.Decoder(Common).decode
+_encode = msgspec.json.Encoder().encode
+_convert = msgspec.convert
 
 EVENT_COLUMNS = tuple(EVENTS.schema.names)
 EVENTS_ARROW = EVENTS.schema.to_pyarrow()
@@ -170,6 +173,8 @@ def _id(value: Any, field: str) -> str | None:
 
 
 def _str(value: Any) -> str | None:
+    if value is None:
+        return None
     if isinstance(value, str):
         value = value.strip()
         return value or None
@@ -180,7 +185,7 @@ def _str(value: Any) -> str | None:
 
 def _number(value: Any, field: str) -> float | None:
     """A typed amount: None when it is not a number; refused when it is a number out of range."""
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         try:
@@ -285,6 +290,30 @@ def normalize_message(
     typed = _decode_typed(
         b'{"properties":%s,"context":%s,"traits":%s}' % (bytes(msg.properties), bytes(msg.context), bytes(msg.traits))
     )
+    return (
+        message_id,
+        etype,
+        event,
+        name,
+        user_id,
+        anonymous_id,
+        group_id,
+        previous_id,
+        timestamp,
+        original,
+        sent_at,
+        received_at,
+        source,
+        properties,
+        traits,
+        context,
+        integrations,
+        *_derived(etype, typed),
+    )
+
+
+def _derived(etype: str, typed: Typed) -> tuple[Any, ...]:
+    """The typed columns after ``integrations`` (email ... the UTM tags), from the event's nested fields."""
     props = typed.properties
     ctx = typed.context
     page = ctx.page if ctx is not None and isinstance(ctx.page, dict) else None
@@ -321,7 +350,115 @@ def normalize_message(
         email_candidates.insert(1 if typed.traits is not None else 0, ctx.traits.get("email"))
 
     return (
-        message_id,
+        _email(*email_candidates),
+        revenue,
+        currency.upper() if currency else None,
+        order_id,
+        url,
+        path,
+        referrer,
+        *utm,
+    )
+
+
+class _Unusual(Exception):
+    """:func:`normalize_common` declines an event: the rules of :func:`normalize_message` judge it."""
+
+
+_COMMON_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
+
+
+def _common_time(value: str | None) -> datetime | None:
+    """:func:`parse_time` for the one form most clients send (``2026-01-31T12:00:00.123Z``)."""
+    if not value:
+        return None
+    if _COMMON_TIME.fullmatch(value) is None:
+        raise _Unusual
+    parsed = datetime.fromisoformat(value[:-1])  # UTC already: no conversion to make
+    if not (EARLIEST <= parsed <= LATEST):
+        raise _Unusual
+    return parsed
+
+
+def _common_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    if len(value) > MAX_ID_CHARS or _CONTROL.search(value):
+        raise _Unusual
+    return value
+
+
+def _common_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) > MAX_NAME_CHARS or _CONTROL.search(text):
+        raise _Unusual
+    return text
+
+
+def _object_text(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else _encode(value).decode()
+
+
+def normalize_common(
+    raw: bytes,
+    *,
+    received_at: datetime,
+    source: str | None,
+    default_type: str | None = None,
+    shared_context: dict[str, Any] | None = None,
+    shared_integrations: dict[str, Any] | None = None,
+    shared_sent_at: str | None = None,
+) -> tuple[Any, ...] | None:
+    """The ``events`` row of an event of the common shape, or None: then :func:`normalize_message` judges it.
+
+    The compiled path of the collector (docs/decisions.md, 2026-12-03, "A leaner HTTP path"): one C decode
+    into :class:`~touchpoint.collect.spec.Common` (string ids, the JSON fields as objects), the limits of
+    :func:`~touchpoint.collect.decode.check_text`, and the rules' common cases inline (string ids, names,
+    ``...Z`` times, the event type as sent). Anything else (a number as an id, a time with an offset, a
+    missing id, any refusal) returns None and the full rules decide, and word the reason; so the row is the one
+    :func:`normalize_message` makes, field by field (tests/collect/test_common_path.py). ``shared_*``: a
+    batch's top-level ``context``, ``integrations`` and ``sentAt``, inherited as :mod:`~touchpoint.collect.body`
+    does for the full rules.
+    """
+    try:
+        check_text(raw)
+        msg = _decode_common(raw)
+        etype = default_type or msg.type
+        if etype not in EVENT_TYPES:
+            raise _Unusual
+        user_id = _common_id(msg.userId)
+        anonymous_id = _common_id(msg.anonymousId)
+        if user_id is None and anonymous_id is None:
+            raise _Unusual
+        group_id = _common_id(msg.groupId)
+        previous_id = _common_id(msg.previousId)
+        event = _common_name(msg.event)
+        if (
+            (etype == "track" and not event)
+            or (etype == "group" and group_id is None)
+            or (etype == "alias" and previous_id is None)
+        ):
+            raise _Unusual
+        message_id = _common_id(msg.messageId)
+        original = _common_time(msg.timestamp) or _common_time(msg.originalTimestamp)
+        sent = msg.sentAt if msg.sentAt is not None or shared_sent_at is None else shared_sent_at
+        sent_at = _common_time(sent)
+        timestamp = corrected_timestamp(original, sent_at, received_at)
+        name = _common_name(msg.name)
+        _common_name(msg.category)
+        context, integrations = msg.context, msg.integrations
+        if shared_context:
+            context = {**shared_context, **(context or {})}
+        if shared_integrations:
+            integrations = {**shared_integrations, **(integrations or {})}
+        typed = _convert({"properties": msg.properties, "context": context, "traits": msg.traits}, Typed)
+        derived = _derived(etype, typed)
+    except Exception:  # _Unusual, a limit, a type msgspec refused: the full rules judge it and say why
+        return None
+    return (
+        message_id or f"tp-{uuid.uuid4()}",  # drawn last, once per stored event, as the full rules do
         etype,
         event,
         name,
@@ -334,18 +471,11 @@ def normalize_message(
         sent_at,
         received_at,
         source,
-        properties,
-        traits,
-        context,
-        integrations,
-        _email(*email_candidates),
-        revenue,
-        currency.upper() if currency else None,
-        order_id,
-        url,
-        path,
-        referrer,
-        *utm,
+        _object_text(msg.properties),
+        _object_text(msg.traits),
+        _object_text(context),
+        _object_text(integrations),
+        *derived,
     )
 
 
@@ -550,6 +680,7 @@ __all__ = [
     "EventRows",
     "Rejected",
     "failure",
+    "normalize_common",
     "normalize_message",
     "parse_time",
     "utcnow",

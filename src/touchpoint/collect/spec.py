@@ -47,6 +47,32 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     writeKey: str | None = None
 
 
+class Common(msgspec.Struct, kw_only=True):
+    """The common shape of an event, decoded in C in one call: ids as strings, the four JSON fields as objects.
+
+    Narrower than :class:`Message` on purpose (an id sent as a number, ``"properties": 5``, and anything else it
+    refuses go to the full rules, which judge them and word the reason); what it accepts, :class:`Message`
+    accepts with the same values (:func:`touchpoint.collect.normalize.normalize_common`)."""
+
+    type: str | None = None
+    messageId: str | None = None
+    userId: str | None = None
+    anonymousId: str | None = None
+    event: str | None = None
+    name: str | None = None
+    category: str | None = None
+    groupId: str | None = None
+    previousId: str | None = None
+    timestamp: str | None = None
+    originalTimestamp: str | None = None
+    sentAt: str | None = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    writeKey: str | None = None
+
+
 class _Email(msgspec.Struct):
     email: Any = None
 

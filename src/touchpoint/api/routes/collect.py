@@ -169,8 +169,12 @@ for _kind in (*EVENT_TYPES, "batch"):
 for _short, _kind in (*SHORT_PATHS.items(), ("b", "batch")):
     router.add_api_route(f"/v1/{_short}", _make(_kind), methods=["POST"], include_in_schema=False, responses=_RESPONSES)
 
+#: The collector's paths and the kind each receives (``batch`` or an event type).
+KINDS = {f"/v1/{k}": k for k in (*EVENT_TYPES, "batch")} | {
+    f"/v1/{short}": k for short, k in (*SHORT_PATHS.items(), ("b", "batch"))
+}
 #: The collector's paths: their bodies have the collector's own limits (max_batch_bytes, max_event_bytes).
-PATHS = frozenset(f"/v1/{p}" for p in (*EVENT_TYPES, "batch", *SHORT_PATHS, "b"))
+PATHS = frozenset(KINDS)
 
 
 @router.get("/v1/projects/{write_key}/settings", summary="Settings analytics.js loads at start")

@@ -78,6 +78,7 @@ class EraseRequest(BaseModel):
 )
 def erase_person(body: EraseRequest, request: Request, app: State, _key: AdminKey, note: Audit) -> dict[str, Any]:
     note.subject = audit.pseudonym(app.warehouse, body.identifier)
+    app.require_acknowledged()  # with the collector log: what was acknowledged before is loaded, then erased
     out = privacy_erase.erase(
         app.warehouse,
         body.identifier,
