@@ -26,7 +26,6 @@ from touchpoint.collect.normalize import EventRows, utcnow
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError, Overloaded
 from touchpoint.warehouse import Warehouse, open_warehouse
-from touchpoint.web.render import WebApp
 
 
 def rows_of(*messages: bytes, origin: str = "http:batch") -> EventRows:
@@ -315,10 +314,6 @@ def test_an_erasure_waits_for_what_was_acknowledged_before_it(tmp_path: Path) ->
     finally:
         wh.close()
     with client:
-        # The dashboard's refresher reads in its own thread; an erasure's compaction closing every cursor under a
-        # running read crashes DuckDB (a race of compaction with other threads, not of the log: docs/decisions.md,
-        # 2026-12-03, "A leaner HTTP path"), so it is stopped here.
-        WebApp.of(client.app).refresher.stop()  # type: ignore[arg-type]
         tie = {"type": "identify", "userId": "to-erase", "anonymousId": "anon-7", "messageId": "tie"}
         browse = {"type": "track", "anonymousId": "anon-7", "event": "Browsed", "messageId": "browse"}
         other = {"type": "track", "userId": "someone-else", "event": "Browsed", "messageId": "other"}
