@@ -14,7 +14,9 @@ from touchpoint.warehouse import Warehouse
 def test_reads_on_other_threads_go_on_through_compactions(tmp_path: Path) -> None:
     wh = Warehouse.open(f"duckdb://{tmp_path / 'w.duckdb'}")
     try:
-        events = [{"type": "track", "userId": f"u{i % 500}", "event": "Seen", "messageId": f"m{i}"} for i in range(20_000)]
+        events = [
+            {"type": "track", "userId": f"u{i % 500}", "event": "Seen", "messageId": f"m{i}"} for i in range(20_000)
+        ]
         write_messages(wh, events)
         stop, errors, reads = threading.Event(), [], [0]
 
