@@ -486,21 +486,22 @@ class DuckDBWarehouse(Warehouse):
 
     @_gated
     def ping(self) -> None:
-        self._backend().con.execute("SELECT 1").fetchone()
+        self._backend().con.execute("SELECT 1").fetchall()  # all, as in count()
 
     @_gated
     def count(self, name: str) -> int:
         """Rows of the table ``name``: one SQL statement, no Ibis schema read or compile (the job runner asks
         for the events count every tick while events jobs wait)."""
-        try:
-            row = self._backend().con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
+        try:  # fetch all: a result left unfinished keeps its statement's transaction open on this thread's
+            # cursor until its next statement, and an open one makes a compaction's CHECKPOINT refuse
+            row = self._backend().con.execute(f"SELECT count(*) FROM {quote(name)}").fetchall()
         except Exception as exc:  # duckdb.CatalogException: the table does not exist
             if "does not exist" in str(exc):
                 raise NotFound(
                     f"no table {name!r} in the warehouse", hint='`touchpoint query "SHOW TABLES"` lists them'
                 ) from None
             raise
-        return int(row[0]) if row else 0
+        return int(row[0][0]) if row else 0
 
     # -- writes ----------------------------------------------------------------------------------------
     @contextmanager
