@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -342,3 +344,38 @@ def test_the_planners_cached_traffic_gives_the_durations_of_the_query(warehouse:
     for params in ({"baseline": "0.1", "mde": "0.5"}, {"baseline": "0.1", "units": "30", "share": "0.5"}):
         queried, cached = plan(warehouse, params, []), plan(warehouse, params, [], traffic)
         assert cached["result"]["duration"] == queried["result"]["duration"]
+
+
+def test_a_soft_request_waits_for_the_sections_min_age_and_a_hard_one_does_not(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """A job that runs every few seconds marks its sections stale (soft): recomputed once their min_age has
+    passed, not after each run; a person's change (hard) recomputes at once."""
+    from datetime import timedelta
+
+    from touchpoint.web.snapshot import Refresher, Section, Snapshot
+
+    calls: list[str] = []
+
+    def compute(name: str) -> Any:
+        return lambda wh, folder: calls.append(name) or {"n": len(calls)}
+
+    sections = {n: Section(n, compute(n), ("spend",), min_age=60) for n in ("slow", "other")}
+    snap = Snapshot(sections)
+    refresher = Refresher(snap, warehouse, tmp_path)
+    assert refresher.run_once() == ["slow", "other"]  # first computation
+    assert refresher.run_once() == []  # nothing changed
+    refresher.request("slow", soft=True)
+    assert refresher.run_once() == []  # computed less than 60 s ago: waits
+
+    def age(name: str) -> None:
+        entry = snap.entries[name]
+        snap.entries[name] = dataclasses.replace(entry, computed_at=entry.computed_at - timedelta(seconds=61))
+
+    age("slow")
+    assert refresher.run_once() == ["slow"]  # its min_age passed: recomputed, once
+    age("slow")
+    assert refresher.run_once() == []  # the soft request was used up
+    refresher.request("other")
+    assert refresher.run_once() == ["other"]  # hard: at once
+    assert calls == ["slow", "other", "slow", "other"]

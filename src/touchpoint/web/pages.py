@@ -33,6 +33,7 @@ from touchpoint.errors import (
     TouchpointError,
     http_status,
 )
+from touchpoint.jobs.runner import quick
 from touchpoint.web import auth
 from touchpoint.web.render import WebApp, render
 from touchpoint.web.snapshot import Refresher
@@ -71,7 +72,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         def job_ran(job: Any, run: Any) -> None:
             if run.status == "succeeded" and job.name in SECTIONS_BY_JOB:
-                refresher.request(*SECTIONS_BY_JOB[job.name])
+                # a job due every few seconds (profiles, automations, deliveries) marks its sections stale, to be
+                # recomputed when their min_age allows: not after each of its runs in a burst of events
+                refresher.request(*SECTIONS_BY_JOB[job.name], soft=quick(job))
 
         runner.listeners.append(job_ran)
     try:

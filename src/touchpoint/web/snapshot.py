@@ -122,6 +122,7 @@ class Refresher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._urgent: set[str] = set()
+        self._stale: set[str] = set()  # asked for softly: recomputed once their min_age allows
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -133,6 +134,7 @@ class Refresher:
         facts = inputs(self.wh, self.data_dir)
         with self._lock:
             urgent, self._urgent = self._urgent, set()
+            stale = set(self._stale)
         done = []
         for name, section in self.snapshot.sections.items():
             if self._stop.is_set():
@@ -140,18 +142,22 @@ class Refresher:
             fp = self._fingerprint(section, facts)
             entry = self.snapshot.get(name)
             due = entry is None or name in urgent
-            if not due and entry is not None and entry.fingerprint != fp:
+            if not due and entry is not None and (entry.fingerprint != fp or name in stale):
                 age = (datetime.now(UTC) - entry.computed_at).total_seconds()
                 due = age >= section.min_age
             if due:
+                with self._lock:
+                    self._stale.discard(name)
                 self.snapshot.compute(name, self.wh, self.data_dir, fp)
                 done.append(name)
         return done
 
-    def request(self, *names: str) -> None:
-        """Recompute these sections at the next turn (soon), whatever their fingerprint says."""
+    def request(self, *names: str, soft: bool = False) -> None:
+        """Recompute these sections at the next turn (soon), whatever their fingerprint says; ``soft``: once
+        each section's ``min_age`` has passed since it was last computed (a job that runs every few seconds
+        would otherwise have its sections recomputed after each run, competing with it for the CPU)."""
         with self._lock:
-            self._urgent.update(names)
+            (self._stale if soft else self._urgent).update(names)
         self._wake.set()
 
     def _run(self) -> None:
