@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -412,6 +413,7 @@ def latency(rate: int, seconds: float, warmup: int = 0) -> dict[str, Any]:
             server.send_signal(signal.SIGTERM)
             server.wait(120)
             sink.close()
+        stages = stage_split(folder, acks, arrivals)
     delays = np.array([arrivals[to] - at for to, at in acks.items() if to in arrivals])
     return {
         "rate_per_s": rate,
@@ -432,6 +434,46 @@ def latency(rate: int, seconds: float, warmup: int = 0) -> dict[str, Any]:
         "deliveries_run_s_median": round(float(np.median(runs["deliveries"])), 2) if runs["deliveries"] else None,
         "job_runs": {job: len(v) for job, v in runs.items()},
         "automations_run_median": timing,
+        "stages": stages,
+    }
+
+
+def stage_split(folder: Path, acks: dict[str, float], arrivals: dict[str, float]) -> dict[str, Any]:
+    """Where each measured trigger's latency went, from the outbox the stopped server left: acknowledged ->
+    decided (the row's ``created_at``) -> recorded as sent (``sent_at``), and decided -> arrived at the sink.
+    p50 / p99 / max seconds of each stage over the triggers that arrived."""
+    from touchpoint.config import Settings
+    from touchpoint.warehouse import open_warehouse
+
+    wh = open_warehouse(Settings(data_dir=folder), read_only=True)
+    try:
+        t = wh.table("automation_outbox")
+        rows = wh.to_arrow(t.select("payload", "created_at", "sent_at")).to_pylist()
+    finally:
+        wh.close()
+    decide, send, record = [], [], []
+    for r in rows:
+        to = json.loads(r["payload"] or "{}").get("to")
+        if to not in acks or to not in arrivals:
+            continue
+        created = r["created_at"].replace(tzinfo=UTC).timestamp()
+        decide.append(created - acks[to])
+        send.append(arrivals[to] - created)
+        if r["sent_at"] is not None:
+            record.append(r["sent_at"].replace(tzinfo=UTC).timestamp() - arrivals[to])
+
+    def cut(v: list[float]) -> dict[str, float] | None:
+        if not v:
+            return None
+        a = np.array(v)
+        cuts = (("p50", np.percentile(a, 50)), ("p99", np.percentile(a, 99)), ("max", a.max()))
+        return {k: round(float(x), 3) for k, x in cuts}
+
+    return {
+        "ack_to_decided_s": cut(decide),
+        "decided_to_arrived_s": cut(send),
+        "arrived_to_recorded_s": cut(record),
+        "n": len(decide),
     }
 
 
