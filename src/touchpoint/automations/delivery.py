@@ -228,10 +228,17 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
         lanes = _Lanes(settings, key, journal.Journal(path), at)
         book = _Book(wh, lanes, pacer, at)
         try:
-            done = 0
+            done, first = 0, True
             while done < limit:
-                book.drain()  # every claimed row recorded before the next claim (it takes orphaned 'sending' rows)
-                rows = outbox.claim(wh, at, limit=min(BATCH, limit - done), automations=sorted(active))
+                # The next batch is claimed while the previous one is still being sent, so the lanes do not wait
+                # for its reads and writes. Only the run's first claim takes rows left 'sending' (by a run that
+                # died); the later ones leave this run's own in flight alone.
+                book.record_ready()
+                rows = outbox.claim(wh, at, limit=min(BATCH, limit - done), automations=sorted(active), orphans=first)
+                first = False
+                if not rows and book.in_flight:  # nothing new yet: finish what is in flight, then look again
+                    book.drain()
+                    continue
                 if not rows:
                     break
                 done += len(rows)
@@ -303,6 +310,11 @@ class _Book:
         self._record()
         self.lanes.journal.clear()
 
+    def record_ready(self) -> None:
+        """Record the outcomes in so far, without waiting for the messages still in flight (the journal keeps
+        every accepted message until :meth:`drain` empties it, with nothing in flight)."""
+        self._record()
+
     def _collect(self, wait_for: int) -> None:
         for row, outcome in self.lanes.outcomes(max(0, wait_for)):
             self.in_flight -= 1
@@ -318,6 +330,9 @@ class _Book:
         for row in self.ready:
             self.totals[row["status"]] += 1
         outbox.record(self.wh, self.ready)
+        for row in self.ready:
+            if row["status"] == "sent":
+                self.pacer.recorded(row)  # now counted by the pacer's reads of the outbox
         self.ready = []
 
 

@@ -97,14 +97,20 @@ KEY = ["automation", "step", "profile_id", "occurrence"]
 
 
 def claim(
-    wh: Warehouse, now: datetime, *, limit: int = 500, automations: list[str] | None = None
+    wh: Warehouse,
+    now: datetime,
+    *,
+    limit: int = 500,
+    automations: list[str] | None = None,
+    orphans: bool = True,
 ) -> list[dict[str, Any]]:
-    """Take up to ``limit`` due rows and mark them ``sending``: pending and retry rows that are due, and rows
-    left ``sending`` by a sender that died (the caller holds the deliveries section, and one process writes
-    the embedded warehouse, so no live sender holds them)."""
+    """Take up to ``limit`` due rows and mark them ``sending``: pending and retry rows that are due, and, with
+    ``orphans``, rows left ``sending`` by a sender that died (the caller holds the deliveries section, and one
+    process writes the embedded warehouse, so no live sender holds them). A run's later claims pass
+    ``orphans=False``: the ``sending`` rows then are its own, still in flight."""
     with wh.write() as tx:
         names = None if automations is None else tuple(automations or [""])
-        rows = wh.prepared(_due, now.isoformat(), key=(names, limit)).to_pylist()
+        rows = wh.prepared(_due, now.isoformat(), key=(names, limit, orphans)).to_pylist()
         if rows:
             for r in rows:
                 r["status"], r["updated_at"], r["attempts"] = "sending", now, int(r["attempts"] or 0) + 1
@@ -112,12 +118,14 @@ def claim(
     return rows
 
 
-def _due(wh: Warehouse, key: tuple[tuple[str, ...] | None, int], now: str) -> ir.Table:
+def _due(wh: Warehouse, key: tuple[tuple[str, ...] | None, int, bool], now: str) -> ir.Table:
     """The claim's read (compiled once per process and set of automations): due rows, oldest first."""
-    automations, limit = key
+    automations, limit, orphans = key
     t = wh.table(TABLE)
     lit = ibis.literal(now, "string").cast("timestamp")
-    due = (t.status.isin(list(WAITING)) & (t.due_at <= lit)) | (t.status == "sending")
+    due = t.status.isin(list(WAITING)) & (t.due_at <= lit)
+    if orphans:
+        due = due | (t.status == "sending")
     if automations is not None:
         due = due & t.automation.isin(list(automations))
     return t.filter(due).order_by(["due_at", "outbox_id"]).limit(limit)

@@ -195,6 +195,8 @@ class Pacer:
         self.default_tz = default_zone(settings.default_timezone)
         self.control = control_share(settings)
         self.sent: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        # messages this run sent (or handed over) that the outbox does not say yet: kept through a reload
+        self.unrecorded: dict[tuple[str, str], int] = defaultdict(int)
         self.zones: dict[str, ZoneInfo] = {}
 
     @property
@@ -227,6 +229,8 @@ class Pacer:
         for pid in ids:
             for channel in channels:
                 self.sent.pop((pid, channel), None)
+                if n := self.unrecorded.get((pid, channel)):  # in flight: not in the outbox as sent yet
+                    self.sent[(pid, channel)].extend([self.now] * n)
         for r in found.to_pylist():
             self.sent[(r["profile_id"], r["channel"])].append(r["sent_at"])
 
@@ -261,12 +265,26 @@ class Pacer:
         """Count a message this run sent towards the contact's caps."""
         if self.caps and row["purpose"] != TRANSACTIONAL:
             self.sent[(row["profile_id"], row["channel"])].append(self.now)
+            self.unrecorded[(row["profile_id"], row["channel"])] += 1
 
     def unnote_sent(self, row: dict[str, Any]) -> None:
         """A message counted by :meth:`note_sent` was not sent after all."""
-        sent = self.sent.get((row["profile_id"], row["channel"]))
+        key = (row["profile_id"], row["channel"])
+        sent = self.sent.get(key)
         if self.caps and row["purpose"] != TRANSACTIONAL and sent and self.now in sent:
             sent.remove(self.now)
+            self._forget(key)
+
+    def recorded(self, row: dict[str, Any]) -> None:
+        """A message counted by :meth:`note_sent` is now in the outbox as sent (a reload reads it there)."""
+        if self.caps and row["purpose"] != TRANSACTIONAL:
+            self._forget((row["profile_id"], row["channel"]))
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        if self.unrecorded.get(key, 0) > 1:
+            self.unrecorded[key] -= 1
+        else:
+            self.unrecorded.pop(key, None)
 
 
 def _recent_sends(wh: Warehouse, channels: tuple[str, ...], ids: str | ir.Table, since: str) -> ir.Table:
