@@ -12,8 +12,9 @@ SIGKILL is a message the server accepted in the instant before the kill, whose l
 most one per connection. A power loss can also lose lines not yet flushed to the disk (the outbox's own
 commits are synced); those messages, at most one recording group, are sent again.
 
-The file holds the rendered payloads of at most one claimed batch, and only until they are recorded in the
-outbox: the same data the outbox holds, for seconds.
+The file holds the rendered payloads of the messages a run sent since it last had nothing in flight (it claims
+its next batch while the previous one is being sent, and empties the file whenever it has caught up with the
+outbox, and at its end): the same data the outbox holds, for seconds while the run keeps up.
 """
 
 from __future__ import annotations
