@@ -95,6 +95,8 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_settings()
     yield
     reset_settings()
+    if (channels := sys.modules.get("touchpoint.automations.channels")) is not None:
+        channels.close_idle()  # the SMTP connections a delivery run kept for the next: the test's server is gone
 
 
 @pytest.fixture

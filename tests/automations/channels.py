@@ -26,6 +26,12 @@ class SMTPSink:
     reject: dict[str, str] = field(default_factory=dict)
     port: int = 0
     delay: float = 0.0
+    connections: int = 0  # EHLOs received: one per connection without STARTTLS
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> Any:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.reject:
@@ -44,11 +50,12 @@ class SMTPSink:
 
 
 class smtp_sink:
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, port: int | None = None) -> None:
         self.delay = delay
+        self.port = port
 
     def __enter__(self) -> SMTPSink:
-        self.sink = SMTPSink(port=free_port(), delay=self.delay)
+        self.sink = SMTPSink(port=self.port or free_port(), delay=self.delay)
         self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.sink.port)
         self.controller.start()
         return self.sink

@@ -38,6 +38,7 @@ from touchpoint.api.routes import (
 from touchpoint.api.routes import datamap as datamap_routes
 from touchpoint.api.routes import jobs as job_routes
 from touchpoint.api.routes import keys as key_routes
+from touchpoint.automations import channels
 from touchpoint.collect.body import Limits
 from touchpoint.collect.collector_log import CollectorLog
 from touchpoint.collect.committer import Collector, GroupCommitter
@@ -148,6 +149,7 @@ def create_app(
             log.info("committed every queued event", extra={"fields": {"events": committer.stats.events}})
             if runner is not None:
                 runner.stop(JOB_STOP_SECONDS)
+            channels.close_idle()  # the SMTP connections delivery runs kept open for the next one
             warehouse.close()
             log.info("stopped")
 

@@ -26,6 +26,7 @@ import io
 import json
 import smtplib
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -201,8 +202,60 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+#: Seconds an SMTP connection a delivery run finished with stays open for the next run (which starts within
+#: 0.05 s of a decision during a burst): opening one costs a TCP handshake, EHLO, STARTTLS with its TLS
+#: handshake, EHLO again and a login, before the first message. Servers drop idle clients after minutes
+#: (Postfix's ``smtpd_timeout``: 300 s); one that dropped it earlier is reconnected at the next message.
+KEEP_IDLE = 30.0
+_idle: dict[SMTPConfig, list[tuple[float, SMTPSender]]] = {}
+_idle_lock = threading.Lock()
+
+
+def borrow(config: SMTPConfig) -> SMTPSender:
+    """A connection to ``config``'s server that an earlier run left open, or a new sender (connecting at its
+    first message). Connections idle longer than :data:`KEEP_IDLE` are closed on the way."""
+    now = time.monotonic()
+    stale: list[SMTPSender] = []
+    found: SMTPSender | None = None
+    with _idle_lock:
+        for key in list(_idle):
+            kept = [(t, x) for t, x in _idle[key] if now - t < KEEP_IDLE]
+            stale += [x for t, x in _idle[key] if now - t >= KEEP_IDLE]
+            if key == config and kept:
+                found = kept.pop()[1]
+            if kept:
+                _idle[key] = kept
+            else:
+                del _idle[key]
+    for sender in stale:
+        sender.drop()
+    return found or SMTPSender(config)
+
+
+def give_back(sender: SMTPSender) -> None:
+    """Keep ``sender``'s open connection for the next run (:func:`borrow`)."""
+    if sender.conn is not None:
+        with _idle_lock:
+            _idle.setdefault(sender.config, []).append((time.monotonic(), sender))
+
+
+def close_idle() -> int:
+    """Close every connection kept for a next run (QUIT, waiting at most 2 s for each reply); returns how many.
+    The server calls it when it stops."""
+    with _idle_lock:
+        senders = [x for kept in _idle.values() for _, x in kept]
+        _idle.clear()
+    for sender in senders:
+        if sender.conn is not None and sender.conn.sock is not None:
+            with contextlib.suppress(OSError):
+                sender.conn.sock.settimeout(2.0)
+        sender.close()
+    return len(senders)
+
+
 class SMTPSender:
-    """One SMTP connection for a batch of messages; reconnects once when the server hung up."""
+    """One SMTP connection for a batch of messages; reconnects once when the server hung up (also with a 421,
+    the reply of a server closing the channel, e.g. after its idle timeout)."""
 
     def __init__(self, config: SMTPConfig, timeout: float = TIMEOUT) -> None:
         self.config = config
@@ -251,6 +304,9 @@ class SMTPSender:
                 self.close()
                 return Outcome("retry", f"SMTP login refused ({exc.smtp_code}): check smtp_username/smtp_password")
             except smtplib.SMTPResponseException as exc:
+                if exc.smtp_code == 421 and attempt == 1:  # closing the channel: a new connection, once
+                    self.drop()
+                    continue
                 return _smtp_outcome(exc.smtp_code, exc.smtp_error)
             except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS failed
                 self.close()
@@ -261,6 +317,13 @@ class SMTPSender:
         if self.conn is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self.conn.quit()
+            self.conn = None
+
+    def drop(self) -> None:
+        """Close the connection without QUIT (a reply the server may never send would wait :data:`TIMEOUT`)."""
+        if self.conn is not None:
+            with contextlib.suppress(OSError):
+                self.conn.close()
             self.conn = None
 
 

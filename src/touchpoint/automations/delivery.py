@@ -337,9 +337,10 @@ class _Book:
 
 
 class _Lanes:
-    """``smtp_connections`` threads, each with its own SMTP connection (opened at its first email, kept for the
-    run, reopened when the server hangs up), taking messages and webhooks from one queue: a thread waits for
-    the server while the others send and the caller renders and records."""
+    """``smtp_connections`` threads, each with its own SMTP connection (the one an earlier run left open, or
+    opened at its first email; reopened when the server hangs up; left open for the next run), taking messages
+    and webhooks from one queue: a thread waits for the server while the others send and the caller renders
+    and records."""
 
     def __init__(self, settings: Settings, key: bytes, journal_: journal.Journal, at: datetime) -> None:
         self.settings = settings
@@ -402,7 +403,7 @@ class _Lanes:
                         outcome = channels.post_webhook(url, body, key=self.key, idempotency_key=idempotency_key)
                     else:
                         assert self.config is not None
-                        smtp = smtp or channels.SMTPSender(self.config)
+                        smtp = smtp or channels.borrow(self.config)
                         outcome = smtp.send(message)
                 except Exception as exc:  # a bug, not the receiver: retried later, and said on the row
                     outcome = channels.Outcome("retry", f"the sender failed: {type(exc).__name__}: {exc}"[:500])
@@ -410,7 +411,9 @@ class _Lanes:
                     self.journal.accepted(row, self.at)  # before anything else: a SIGKILL now re-sends nothing
                 self.done.put((row, outcome))
         finally:
-            if smtp is not None:
+            if smtp is not None and not self.stopping:
+                channels.give_back(smtp)  # open for the next run
+            elif smtp is not None:
                 smtp.close()
 
     def close(self) -> None:
