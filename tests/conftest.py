@@ -175,6 +175,87 @@ def spark_warehouse_url(template: Path, folder: Path) -> str:
     return spark_url(folder)
 
 
+@dataclass
+class SparkConnect:
+    """A Spark Connect server of the test session (``spark_connect``) and a migrated warehouse to copy."""
+
+    url: str  # sc://127.0.0.1:PORT
+    template: Path  # a migrated warehouse directory with no rows (migrated through this server)
+    log: Path
+
+    def warehouse_url(self, folder: Path) -> str:
+        """A Connect warehouse of its own in ``folder`` (a copy of the template), as ``spark_warehouse_url``."""
+        import shutil
+
+        shutil.copytree(self.template, folder)
+        return f"{self.url}?warehouse={folder}&partitions=2"
+
+
+#: How long the Connect server may take to answer: a JVM, Spark and the gRPC service (about 17 s at load 3.8).
+CONNECT_START_S = 240.0
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkConnect]:
+    """A Spark Connect server on 127.0.0.1 for the test session: pyspark's own ``spark-submit`` running
+    ``SparkConnectServer`` from the jars pyspark ships (``spark-connect_2.13``; nothing downloaded), local[2],
+    1 GB, 2 shuffle partitions, Spark's in-memory catalog, UTC, a free port. The server writes the tables'
+    files itself, so it and this process must see the warehouse directory at the same path (one machine
+    here; shared storage on a cluster). Stopped (its process group) at the end of the session."""
+    import gc
+    import shutil
+    import warnings
+
+    import pyspark
+
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.fail("Spark needs Java 17: scripts/test installs openjdk-17-jre-headless")
+    folder = tmp_path_factory.mktemp("spark-connect")
+    log, port = folder / "server.log", free_port()
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    settings = {
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.ui.enabled": "false",
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.pyspark.python": sys.executable,  # a Python UDF's workers, on the server
+    }
+    command = [
+        "bash",
+        str(Path(pyspark.__file__).parent / "bin" / "spark-submit"),
+        *("--class", "org.apache.spark.sql.connect.service.SparkConnectServer", "--name", "touchpoint-tests"),
+        *("--master", "local[2]", "--driver-memory", "1g"),
+        *(part for key, value in settings.items() for part in ("--conf", f"{key}={value}")),
+        "spark-internal",  # spark-submit's name for a class already on Spark's classpath (pyspark/jars)
+    ]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + CONNECT_START_S
+        while "Spark Connect server started at" not in log.read_text(errors="replace"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the Spark Connect server did not start:\n{tail}")
+            time.sleep(0.3)
+        connect = SparkConnect(f"sc://127.0.0.1:{port}", folder / "migrated", log)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # as spark_session: PySpark's result sockets
+            Warehouse.open(f"{connect.url}?warehouse={connect.template}&partitions=2").close()
+            gc.collect()
+        yield connect
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(30)
+
+
 ALL_ENGINES = (*ENGINES, "spark")
 
 

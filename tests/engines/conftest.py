@@ -20,7 +20,8 @@ def _on_spark(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "spark" in callspec.params.values():
         return True
-    return "spark" in item.keywords or "spark_session" in getattr(item, "fixturenames", ())
+    fixtures = getattr(item, "fixturenames", ())
+    return "spark" in item.keywords or "spark_session" in fixtures or "spark_connect" in fixtures
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

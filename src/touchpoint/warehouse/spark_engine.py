@@ -8,7 +8,11 @@ URLs (docs/configuration.md, docs/scaling.md):
   query, is Spark's own master URL); ``warehouse`` is where the tables' files go: a directory mounted at the
   same path on this machine and every executor. HDFS and S3 locations are refused for now: a failed
   transaction's rollback hard-links files and opening lists the tables' directories, both on a file system.
-* ``sc://host:15002?warehouse=...`` - a Spark Connect server (Databricks, EMR, ``start-connect-server.sh``).
+* ``sc://host:15002?warehouse=...`` - a Spark Connect server (Databricks, EMR, ``start-connect-server.sh``;
+  Connect's own parameters, such as ``/;token=...``, stay in the URL). The server runs Spark and writes the
+  tables' files; this process holds a remote session per warehouse and reads and writes the same directory
+  (links for rollback, the tables' directories at open, scratch folders), so ``warehouse`` must be the same
+  path here and on the server and its executors (one machine, or shared storage mounted at one path).
 
 Other query settings: ``memory`` (``spark.driver.memory``, default ``2g``), ``partitions``
 (``spark.sql.shuffle.partitions``, default 8), ``database`` (the Spark database the tables are in,
@@ -25,8 +29,9 @@ any process (or any Spark) can read them. Parquet has no transactions, so the ad
 where the files are local (docs/decisions.md, 2026-12-02, "Spark: Parquet tables"):
 
 * an append adds files; ``replace``, ``delete``, ``update`` and ``upsert`` compute the table's new rows
-  (cut from their lineage by ``localCheckpoint``, so the table may be read while it is overwritten) and
-  overwrite it (``INSERT OVERWRITE``): they cost a rewrite of the table, which is what a data lake does;
+  (written as Parquet to the scratch folder and read back, so the table may be read while it is
+  overwritten) and overwrite it (``INSERT OVERWRITE``): they cost a rewrite of the table, which is what a
+  data lake does;
 * before a transaction first changes a table it hard-links the table's files aside; an error restores
   them, a commit drops the links. A transaction a killed process left unfinished (its folder in
   ``.tp_transactions/`` not renamed ``*.done``) is rolled back by the next writable open the same way.
@@ -137,57 +142,124 @@ def parse_url(url: str) -> dict[str, str]:
     }
 
 
+def _pyspark() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise WarehouseError(
+            "the Spark warehouse needs pyspark", hint="install touchpoint with the spark extra: touchpoint[spark]"
+        ) from exc
+    return SparkSession
+
+
+def _cannot_start(settings: dict[str, str], exc: Exception) -> WarehouseError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if settings["scheme"] == "sc":
+        return WarehouseError(
+            f"cannot reach the Spark Connect server {settings['master']}: {first}",
+            hint="start it (start-connect-server.sh, or your platform's cluster) and check the URL's host, port "
+            "and token; the client needs the spark extra (touchpoint[spark]: grpcio and the other Connect libraries)",
+        )
+    return WarehouseError(
+        f"cannot start Spark ({settings['master']}): {first}",
+        hint="a local Spark needs a Java 17 runtime on the PATH or in JAVA_HOME (Debian: "
+        "openjdk-17-jre-headless); a cluster URL must name a master that answers",
+    )
+
+
 def session(settings: dict[str, str]) -> SparkSession:
     """The process's Spark session, started with ``settings`` the first time (a JVM takes 10-20 s to start).
 
     Spark runs one SparkContext per process; every warehouse opened afterwards shares it (its master,
-    memory and partitions are the first one's) through a session of its own (:meth:`SparkSession.newSession`).
+    memory and partitions are the first one's) through a session of its own (:func:`open_session`).
+    Not for Spark Connect URLs: the server holds the SparkContext, and each warehouse has a remote session.
     """
     global _root
     with _root_guard:
         if _root is not None and not _stopped(_root):
             return _root
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError as exc:
-            raise WarehouseError(
-                "the Spark warehouse needs pyspark", hint="install touchpoint with the spark extra: touchpoint[spark]"
-            ) from exc
-        builder = SparkSession.builder.appName("touchpoint")
-        if settings["scheme"] == "sc":
-            builder = builder.remote(settings["master"])
-        else:
-            builder = (
-                builder.master(settings["master"])
-                .config("spark.driver.memory", settings["memory"])
-                .config("spark.ui.enabled", "false")
-                .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.sql.catalogImplementation", "in-memory")
-                .config("spark.sql.shuffle.partitions", settings["partitions"])
-                .config("spark.sql.session.timeZone", "UTC")
-                .config("spark.pyspark.python", sys.executable)  # a Python UDF's workers: this interpreter
-                .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-            )
+        builder = (
+            _pyspark()
+            .builder.appName("touchpoint")
+            .master(settings["master"])
+            .config("spark.driver.memory", settings["memory"])
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.catalogImplementation", "in-memory")
+            .config("spark.sql.shuffle.partitions", settings["partitions"])
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.pyspark.python", sys.executable)  # a Python UDF's workers: this interpreter
+            .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        )
         try:
             started = builder.getOrCreate()
         except Exception as exc:  # no Java, a cluster that does not answer
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WarehouseError(
-                f"cannot start Spark ({settings['master']}): {first}",
-                hint="a local Spark needs a Java 17 runtime on the PATH or in JAVA_HOME (Debian: "
-                "openjdk-17-jre-headless); a cluster URL must name a master that answers",
-            ) from exc
-        with contextlib.suppress(Exception):  # Spark Connect sessions have no SparkContext
-            started.sparkContext.setLogLevel("ERROR")
+            raise _cannot_start(settings, exc) from exc
+        started.sparkContext.setLogLevel("ERROR")
         _root = started
         return started
 
 
-def _stopped(spark: SparkSession) -> bool:
+def open_session(settings: dict[str, str]) -> SparkSession:
+    """A Spark session of one warehouse's own (its temporary views, current database and settings apart from
+    other warehouses'): a new session of the process's Spark (``newSession``), or for a Spark Connect URL
+    (``sc://``) a new remote session on that server (Connect has no ``newSession``; the server runs Spark, and
+    its own settings - master, memory, catalog - are the server's). A remote session takes the settings a
+    session may set: UTC as its time zone (timestamps are naive UTC everywhere) and ``partitions`` (ignored
+    where a platform fixes it).
+
+    The remote session comes from Connect's own builder, not ``SparkSession.builder.remote``: that one marks
+    the whole process as Spark Connect's (``SPARK_CONNECT_MODE_ENABLED``), after which ``pyspark.sql.functions``
+    builds Connect columns and a local Spark in the same process (another warehouse, the tests) breaks. So
+    the adapter takes its column functions from the session's kind (:func:`functions`)."""
+    if settings["scheme"] != "sc":
+        return session(settings).newSession()
+    _pyspark()
     try:
-        return bool(spark.sparkContext._jsc is None)
-    except Exception:  # Spark Connect
-        return False
+        from pyspark.sql.connect.session import SparkSession as RemoteSession
+    except ImportError as exc:  # pyspark without its connect extra
+        raise _cannot_start(settings, exc) from exc
+    _share_release_pool()
+    builder = RemoteSession.builder.remote(settings["master"])
+    try:
+        remote = builder.config("spark.sql.shuffle.partitions", settings["partitions"]).create()
+        remote.conf.set("spark.sql.session.timeZone", "UTC")
+    except Exception as exc:  # no server there, a refused token
+        raise _cannot_start(settings, exc) from exc
+    return remote  # type: ignore[return-value]  # Connect's session has the classic one's interface
+
+
+def functions(remote: bool) -> tuple[Any, Any]:
+    """PySpark's column functions and ``Window`` for a classic session or (``remote``) a Spark Connect one."""
+    if remote:
+        from pyspark.sql.connect.functions import builtin
+        from pyspark.sql.connect.window import Window as RemoteWindow
+
+        return builtin, RemoteWindow
+    from pyspark.sql import Window
+    from pyspark.sql import functions as classic
+
+    return classic, Window
+
+
+def _share_release_pool() -> None:
+    """Keep pyspark 4.0's Spark Connect client from shutting down the thread pool every remote session of the
+    process shares (it sends the server ``ReleaseExecute`` calls for finished results). Any session's close,
+    or its garbage collection, shuts that pool down, and a query of another session still open can then
+    fail: ``RuntimeError: cannot schedule new futures after shutdown`` (seen here, 2 of 19 operations in
+    one run; apache/spark#51369 and SPARK-55406 fix it upstream after 4.0). With a remote session per
+    warehouse, sessions close while others run, so the shutdown is made a no-op: the pool's idle threads
+    end with the process, and a closed session's server state is dropped by its ``release_session``."""
+    from pyspark.sql.connect.client.reattach import ExecutePlanResponseReattachableIterator as Results
+
+    if getattr(Results, "_tp_shared", False):
+        return
+    Results.shutdown = classmethod(lambda cls: None)  # type: ignore[method-assign,assignment]
+    Results._tp_shared = True  # type: ignore[attr-defined]
+
+
+def _stopped(spark: SparkSession) -> bool:
+    return bool(spark.sparkContext._jsc is None)
 
 
 def stop() -> None:
@@ -632,7 +704,7 @@ class SparkTransaction(Transaction):
 
     def _conform(self, table: str, frame: DataFrame) -> DataFrame:
         """``frame`` as ``table``'s columns in its order (matched by name; missing ones NULL), cast to its types."""
-        from pyspark.sql import functions as F
+        F, _ = functions(self.warehouse.remote)
 
         target = self.spark.table(self.warehouse.qualified(table)).schema
         have = set(frame.columns)
@@ -652,18 +724,35 @@ class SparkTransaction(Transaction):
     def _stored(self, table: str) -> DataFrame:
         return self.spark.table(self.warehouse.qualified(table))
 
-    def _overwrite(self, table: str, frame: DataFrame) -> None:
-        """Replace ``table``'s rows with ``frame``'s, computed first (they may be read from the table itself)."""
+    @contextmanager
+    def _computed(self, frame: DataFrame) -> Iterator[DataFrame]:
+        """``frame``'s rows computed now, written as Parquet to the warehouse's scratch folder and read back:
+        cut from their lineage, so the table they were read from may be overwritten with them, and a later
+        step reads the rows as they were. The files are removed when the block ends. ``localCheckpoint`` did
+        this before; a Spark Connect session cannot find a checkpointed frame again ("No DataFrame with id
+        ... is found in the session"), and files work on every session (temporary tables are made the same
+        way, :func:`_backend_class`)."""
+        folder = os.path.join(self.warehouse.scratch_folder, f"rows-{uuid.uuid4().hex[:12]}")
+        frame.write.parquet(folder)
+        try:
+            yield self.spark.read.schema(frame.schema).parquet(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _overwrite(self, table: str, frame: DataFrame, *, count: bool = False) -> int | None:
+        """Replace ``table``'s rows with ``frame``'s, computed first (they may be read from the table itself);
+        with ``count``, returns how many rows the table now holds (one more Spark job)."""
         self._touch(table)
-        ready = self._conform(table, frame).localCheckpoint(eager=True)
-        ready.write.insertInto(self.warehouse.qualified(table), overwrite=True)
+        with self._computed(self._conform(table, frame)) as ready:
+            ready.write.insertInto(self.warehouse.qualified(table), overwrite=True)
+            return ready.count() if count else None
 
     def _add(self, table: str, frame: DataFrame, n: int | None = None) -> int:
         self._touch(table)
         ready = self._conform(table, frame)
         if n is None:
-            ready = ready.localCheckpoint(eager=True)
-            n = ready.count()
+            with self._computed(ready) as computed:
+                return self._add(table, computed, computed.count())
         if n:  # one file per ROWS_PER_FILE rows (an import's chunk is one file, not one per partition)
             ready.coalesce(max(1, -(-n // ROWS_PER_FILE))).write.insertInto(self.warehouse.qualified(table))
         return n
@@ -683,8 +772,7 @@ class SparkTransaction(Transaction):
     def insert_new(self, table: str, rows: pa.Table) -> int:
         if rows.num_rows == 0:
             return 0
-        from pyspark.sql import Window
-        from pyspark.sql import functions as F
+        F, Window = functions(self.warehouse.remote)
 
         key = self._key(table)
         # a key the rows hold twice keeps its first row, as ON CONFLICT DO NOTHING does on the other engines
@@ -699,7 +787,7 @@ class SparkTransaction(Transaction):
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
         if rows.num_rows == 0:
             return 0
-        from pyspark.sql import functions as F
+        F, _ = functions(self.warehouse.remote)
 
         key = list(key)
         incoming = self._frame(rows).alias("n")
@@ -711,21 +799,20 @@ class SparkTransaction(Transaction):
             matched = [F.col(f"s.{tick(k)}") == F.col(f"n.{tick(k)}") for k in key]
             unchanged = incoming.join(stored, on=[*matched, same], how="left_semi")
             incoming = incoming.join(unchanged.alias("u"), on=key, how="left_anti")
-        changed = self._conform(table, incoming).localCheckpoint(eager=True)
-        n = changed.count()
-        if n == 0:
-            return 0
-        kept = self._stored(table).join(changed.select(*key), on=key, how="left_anti")
-        self._overwrite(table, kept.unionByName(changed))
+        with self._computed(self._conform(table, incoming)) as changed:
+            n = changed.count()
+            if n == 0:
+                return 0
+            kept = self._stored(table).join(changed.select(*key), on=key, how="left_anti")
+            self._overwrite(table, kept.unionByName(changed))
         return n
 
     def replace(self, table: str, rows: pa.Table | ir.Table) -> int:
-        frame = self._conform(table, self._frame(rows)).localCheckpoint(eager=True)
-        self._overwrite(table, frame)
-        return int(rows.num_rows) if isinstance(rows, pa.Table) else frame.count()
+        written = self._overwrite(table, self._frame(rows), count=not isinstance(rows, pa.Table))
+        return int(rows.num_rows) if isinstance(rows, pa.Table) else int(written or 0)
 
     def delete(self, table: str, column: str | None = None, values: ir.Column | Sequence[Any] | None = None) -> None:
-        from pyspark.sql import functions as F
+        F, _ = functions(self.warehouse.remote)
 
         stored = self._stored(table)
         if column is None:
@@ -742,7 +829,7 @@ class SparkTransaction(Transaction):
         self._overwrite(table, kept)
 
     def update(self, table: str, values: dict[str, Any], *, key: str, value: Any) -> None:
-        from pyspark.sql import functions as F
+        F, _ = functions(self.warehouse.remote)
 
         stored = self._stored(table)
         hit = F.coalesce(F.col(tick(key)) == F.lit(value), F.lit(False))
@@ -837,17 +924,27 @@ class SparkWarehouse(Warehouse):
             elif not read_only:
                 self._writer = True  # another open of this process holds the lock (and recovered at its open)
             _remove_dead_scratch(local)
-        self._scratch = os.path.join(self.root, "_tp_scratch", f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.scratch_folder = os.path.join(self.root, "_tp_scratch", f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         from touchpoint.warehouse import schema
 
         self._json_columns = {
             spec.name: frozenset(n for n, t in spec.schema.items() if t.is_json()) for spec in schema.all_tables()
         }
         self._compiler = _compiler()
-        self.spark = session(self.settings).newSession()
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {tick(self.database)} LOCATION {_literal(self.root)}").collect()
-        self.spark.catalog.setCurrentDatabase(self.database)
-        self._register_stored_tables()
+        self.remote = self.settings["scheme"] == "sc"  # a Spark Connect session (the server runs Spark)
+        try:
+            self.spark = open_session(self.settings)
+            create = f"CREATE DATABASE IF NOT EXISTS {tick(self.database)} LOCATION {_literal(self.root)}"
+            self.spark.sql(create).collect()
+            self.spark.catalog.setCurrentDatabase(self.database)
+            self._register_stored_tables()
+        except BaseException:  # no Spark: the writer's lock goes back (and a remote session, if one was made)
+            if self._writer and self.local_root is not None:
+                _unlock_writer(self.local_root)
+            if self.remote and hasattr(self, "spark"):
+                with contextlib.suppress(Exception):
+                    self.spark.stop()
+            raise
 
     # -- the catalog --------------------------------------------------------------------------------------------
     def qualified(self, table: str) -> str:
@@ -883,7 +980,7 @@ class SparkWarehouse(Warehouse):
         backend = _backend_class()().connect(self.spark)
         backend.compiler = self._compiler
         backend.json_columns = self._json_columns
-        backend.scratch_root = self._scratch
+        backend.scratch_root = self.scratch_folder
         backend.scratch = {}
         with self._guard:
             self._backends[threading.current_thread()] = backend
@@ -983,16 +1080,20 @@ class SparkWarehouse(Warehouse):
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Forget this warehouse's connections; the process's Spark keeps running for the next (:func:`stop`)."""
+        """Forget this warehouse's connections; the process's Spark keeps running for the next (:func:`stop`). A
+        Spark Connect session is stopped (the server drops its temporary views); the server keeps running."""
         with self._guard:
             if self._closed:
                 return
             self._closed = True
             self._backends.clear()
         if self.local_root is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            shutil.rmtree(self.scratch_folder, ignore_errors=True)
             if self._writer:
                 _unlock_writer(self.local_root)
+        if self.remote:  # the server forgets the session's temporary views and settings
+            with contextlib.suppress(Exception):
+                self.spark.stop()
 
 
 def _size(folder: str) -> int:
