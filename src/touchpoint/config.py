@@ -162,11 +162,10 @@ class Settings(BaseSettings):
     queue_max_events: int = Field(
         200_000, gt=0, description="events waiting to be committed before the collector answers 429"
     )
-    collector_log: bool | None = Field(
-        None,
+    collector_log: bool = Field(
+        False,
         description="acknowledge collector requests after an fsync'd append to a local log, and load the log "
-        "into the warehouse in groups (docs/collect.md); false: after the warehouse commit; unset: on where the "
-        "log has a directory (a DuckDB file, or collector_log_dir), off otherwise",
+        "into the warehouse in groups (docs/collect.md); false: after the warehouse commit",
     )
     collector_log_dir: Path | None = Field(
         None,
@@ -541,42 +540,17 @@ class Settings(BaseSettings):
         >>> str(Settings(data_dir="/tmp/tp").resolved_collector_log_dir())
         '/tmp/tp/collector-log'
         """
-        found = self._collector_log_dir()
-        if found is None:
-            url = self.resolved_warehouse_url()
-            raise ConfigError(
-                f"collector_log needs a directory for its files, and the {urlsplit(url).scheme} warehouse has no "
-                "file beside which to keep them",
-                hint="set collector_log_dir to a local directory (on a disk that survives restarts)",
-            )
-        return found
-
-    def _collector_log_dir(self) -> Path | None:
         if self.collector_log_dir is not None:
             return self.collector_log_dir.expanduser().absolute()
         url = self.resolved_warehouse_url()
         path = url.removeprefix("duckdb://").split("?", 1)[0]
         if not url.startswith("duckdb://") or path in ("", ":memory:") or path.startswith(":memory:"):
-            return None
+            raise ConfigError(
+                f"collector_log needs a directory for its files, and the {urlsplit(url).scheme} warehouse has no "
+                "file beside which to keep them",
+                hint="set collector_log_dir to a local directory (on a disk that survives restarts)",
+            )
         return Path(path).parent / "collector-log"
-
-    def collector_log_on(self) -> bool:
-        """Whether the collector acknowledges after the log's append: ``collector_log`` when set, else on where
-        the log has a directory (a DuckDB file, or ``collector_log_dir``) and off where it has none (PostgreSQL
-        or an in-memory DuckDB without ``collector_log_dir``: the group commit).
-
-        >>> Settings(data_dir="/tmp/tp").collector_log_on()
-        True
-        >>> Settings(warehouse_url="postgresql://u@h/db").collector_log_on()
-        False
-        >>> Settings(warehouse_url="postgresql://u@h/db", collector_log_dir="/tmp/tp/log").collector_log_on()
-        True
-        >>> Settings(data_dir="/tmp/tp", collector_log=False).collector_log_on()
-        False
-        """
-        if self.collector_log is not None:
-            return self.collector_log
-        return self._collector_log_dir() is not None
 
 
 _CACHE: dict[str, Settings] = {}

@@ -232,24 +232,10 @@ def test_the_log_needs_a_directory_beside_a_file(tmp_path: Path) -> None:
     assert elsewhere.resolved_collector_log_dir() == tmp_path / "x"
 
 
-def test_the_log_is_the_default_where_it_has_a_directory(tmp_path: Path) -> None:
-    """Unset, ``collector_log`` is on beside a DuckDB file or with ``collector_log_dir``, off (the group commit,
-    not a refusal to start) for PostgreSQL or an in-memory DuckDB without one; set, it is what it says."""
-    assert Settings(data_dir=tmp_path).collector_log_on()
-    assert Settings(warehouse_url=f"duckdb://{tmp_path / 'wh.duckdb'}").collector_log_on()
-    assert not Settings(warehouse_url="duckdb://:memory:").collector_log_on()
-    assert not Settings(warehouse_url="postgresql://u@h/db").collector_log_on()
-    assert Settings(warehouse_url="postgresql://u@h/db", collector_log_dir=tmp_path / "x").collector_log_on()
-    assert not Settings(data_dir=tmp_path, collector_log=False).collector_log_on()
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data"))) as client:
-        assert isinstance(client.app.state.touchpoint.committer, CollectorLog)  # type: ignore[attr-defined]
-    assert (tmp_path / "data" / "collector-log").is_dir()
-
-
 @pytest.mark.parametrize("engine", ["duckdb-memory", "postgresql"])
 def test_without_a_directory_the_server_commits_each_group(engine: str, request: pytest.FixtureRequest) -> None:
-    """PostgreSQL and an in-memory DuckDB keep the group commit by default: a 200 after the warehouse commit,
-    so the event is in the warehouse when the answer arrives (no flush)."""
+    """PostgreSQL and an in-memory DuckDB (no directory for a log) use the group commit: a 200 after the
+    warehouse commit, so the event is in the warehouse when the answer arrives (no flush)."""
     url = "duckdb://:memory:" if engine == "duckdb-memory" else str(request.getfixturevalue("postgres_url"))
     with TestClient(create_app(Settings(warehouse_url=url))) as client:
         state = client.app.state.touchpoint  # type: ignore[attr-defined]
