@@ -52,7 +52,7 @@ def test_segment_python_client_events_arrive_exactly_once(make_server: Callable[
 
 #: the collector log on, its loader slow enough that a backlog of acknowledged, unloaded events exists at the kill
 LOG_ON = {"TOUCHPOINT_COLLECTOR_LOG": "true", "TOUCHPOINT_COLLECTOR_LOG_LOAD_MS": "300"}
-COMMIT = {"TOUCHPOINT_COLLECTOR_LOG": "false"}  # the group commit (the default with a DuckDB file is the log)
+COMMIT = {"TOUCHPOINT_COLLECTOR_LOG": "false"}  # the group commit, whatever the default
 
 
 @pytest.mark.parametrize("env", [COMMIT, LOG_ON], ids=["commit", "collector-log"])
