@@ -283,9 +283,9 @@ SERVER_ENV: dict[str, str] = {}  # TOUCHPOINT_* settings of the served mode (--m
 SERVER_SRC: list[str] = []  # with --baseline: the source tree the server imports (PYTHONPATH), else this one
 #: --modes: the server's write path (the group commit, or the collector log) and whether the jobs run beside it
 MODES = {
-    "commit-nojobs": ({}, True),
+    "commit-nojobs": ({"TOUCHPOINT_COLLECTOR_LOG": "false"}, True),
     "log-nojobs": ({"TOUCHPOINT_COLLECTOR_LOG": "true"}, True),
-    "commit-jobs": ({}, False),
+    "commit-jobs": ({"TOUCHPOINT_COLLECTOR_LOG": "false"}, False),
     "log-jobs": ({"TOUCHPOINT_COLLECTOR_LOG": "true"}, False),
 }
 
@@ -369,6 +369,7 @@ def _wrk(folder: Path, port: int, lua: str, connections: int, seconds: int) -> d
         drain_started = time.perf_counter()
         backlog = _drain(port)  # with the collector log: acknowledged events still to load; its CPU counts too
         drain_seconds = time.perf_counter() - drain_started
+        commits = int(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()["commits"])
         server_cpu = _process_cpu(server.pid) - server_cpu
     finally:
         server.send_signal(signal.SIGTERM)
@@ -378,6 +379,7 @@ def _wrk(folder: Path, port: int, lua: str, connections: int, seconds: int) -> d
     result["events_per_s"] = result["stored"] / result["seconds"]
     # acknowledged per second above; loaded per second counts the time the loader took to catch up after wrk
     result.update(backlog_at_end=backlog, drain_seconds=drain_seconds)
+    result.update(commits=commits, events_per_commit=result["stored"] / max(1, commits))
     result["loaded_events_per_s"] = result["stored"] / (result["seconds"] + drain_seconds)
     result.update(
         server_cpu_seconds=server_cpu,
@@ -542,7 +544,7 @@ def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> 
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
     print(
         f"\n{'measure':44} {'size':>10} {'events/s':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'target':>9} "
-        f"{'cpu s/M':>8} {'wrk cpu':>7} {'load':>5} {'loaded/s':>10}"
+        f"{'cpu s/M':>8} {'wrk cpu':>7} {'load':>5} {'loaded/s':>10} {'ev/commit':>9}"
     )
     for n in sizes:
         for key, label in (
@@ -558,7 +560,8 @@ def print_table(results: dict[str, Any], sizes: list[int]) -> None:
         print(
             f"{'HTTP ' + key:44} {r['stored']:>10,} {r['events_per_s']:>12,.0f} {r['requests_per_s']:>9,.0f} "
             f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {target:>9,} {r['server_cpu_s_per_million']:>8.1f} "
-            f"{r['wrk_cpu_share']:>7.0%} {r['load_before']:>5.1f} {r['loaded_events_per_s']:>10,.0f}"
+            f"{r['wrk_cpu_share']:>7.0%} {r['load_before']:>5.1f} {r['loaded_events_per_s']:>10,.0f} "
+            f"{r.get('events_per_commit', 0):>9,.0f}"
         )
     if "ratio_batch_to_in_process" in results:
         ratio = results["ratio_batch_to_in_process"]

@@ -173,7 +173,10 @@ class Settings(BaseSettings):
         "(required with another warehouse)",
     )
     collector_log_load_ms: float = Field(
-        200.0, ge=0, description="how often the collector log's loader commits (sooner when a read waits for it)"
+        200.0,
+        ge=0,
+        description="how often the collector log's loader commits (sooner when a read waits for it; under load "
+        "the wait stretches to 4 times the last load, at most 5 times this)",
     )
     collector_log_segment_mb: int = Field(64, gt=0, description="size at which the collector log starts a new file")
     memory_ceiling_mb: int | None = Field(

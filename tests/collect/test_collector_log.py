@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from touchpoint import keys
 from touchpoint.api.app import create_app
 from touchpoint.collect import collector_log
 from touchpoint.collect.collector_log import CollectorLog, encode_record, read_segment
+from touchpoint.collect.committer import GroupCommitter
 from touchpoint.collect.normalize import EventRows, utcnow
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError, Overloaded
@@ -74,6 +77,59 @@ def test_a_failed_load_keeps_the_records_and_retries(
         assert log.flush(10)
         assert log.stats.failed_commits == 1
     assert calls == [2, 2]
+    assert count(warehouse) == 2
+
+
+def test_a_flush_waiting_on_the_load_under_way_does_not_hurry_the_next(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush whose records the loader has already taken waits for that load; it does not make the loader
+    load again at once (records appended meanwhile wait for the interval, as nobody asked for them)."""
+    real = collector_log.write_rows
+    taken, go = threading.Event(), threading.Event()
+
+    def held(wh: Warehouse, rows: EventRows) -> Any:
+        taken.set()
+        assert go.wait(10)
+        return real(wh, rows)
+
+    monkeypatch.setattr(collector_log, "write_rows", held)
+    with CollectorLog(warehouse, tmp_path / "log", load_ms=60_000) as log, ThreadPoolExecutor(1) as pool:
+        log.submit(rows_of(track(1))).result(10)
+        flushed = pool.submit(log.flush, 10)
+        assert taken.wait(10)  # the flush made the loader take record 1, and the load is under way
+        log.submit(rows_of(track(2))).result(10)  # appended meanwhile: the appender's notice wakes the flush
+        time.sleep(0.2)  # (the window in which the woken flush used to ask for another load)
+        go.set()
+        assert flushed.result(10)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:  # the next load waits its minute: nothing is loaded in this window
+            assert log.stats.commits == 1 and log.queued_events == 1
+            time.sleep(0.02)
+        assert count(warehouse) == 1
+        assert log.flush(10) and count(warehouse) == 2
+
+
+def test_loads_stretch_their_interval_under_load_and_return_to_it_when_quiet(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = collector_log.write_rows
+    seconds = [1.5]  # the first load is slow (a busy stream's group), the next quick
+
+    def timed(wh: Warehouse, rows: EventRows) -> Any:
+        if seconds:
+            time.sleep(seconds.pop())
+        return real(wh, rows)
+
+    monkeypatch.setattr(collector_log, "write_rows", timed)
+    with CollectorLog(warehouse, tmp_path / "log", load_ms=1000) as log:
+        assert log.interval == 1.0
+        log.submit(rows_of(track(1))).result(10)
+        assert log.flush(10)
+        assert log.interval == 5.0  # 4 x 1.5 s, at most 5 x load_ms
+        log.submit(rows_of(track(2))).result(10)
+        assert log.flush(10)
+        assert log.interval == 1.0  # a quick load (under 0.25 s): back to load_ms
     assert count(warehouse) == 2
 
 
@@ -176,6 +232,20 @@ def test_the_log_needs_a_directory_beside_a_file(tmp_path: Path) -> None:
     assert elsewhere.resolved_collector_log_dir() == tmp_path / "x"
 
 
+@pytest.mark.parametrize("engine", ["duckdb-memory", "postgresql"])
+def test_without_a_directory_the_server_commits_each_group(engine: str, request: pytest.FixtureRequest) -> None:
+    """PostgreSQL and an in-memory DuckDB (no directory for a log) use the group commit: a 200 after the
+    warehouse commit, so the event is in the warehouse when the answer arrives (no flush)."""
+    url = "duckdb://:memory:" if engine == "duckdb-memory" else str(request.getfixturevalue("postgres_url"))
+    with TestClient(create_app(Settings(warehouse_url=url))) as client:
+        state = client.app.state.touchpoint  # type: ignore[attr-defined]
+        assert isinstance(state.committer, GroupCommitter)
+        key = keys.create_source(state.warehouse, "web")
+        answer = client.post("/v1/track", json={"userId": "u", "event": "E", "messageId": "m-1"}, headers=basic(key))
+        assert answer.status_code == 200 and answer.json()["accepted"] == 1
+        assert count(state.warehouse) == 1
+
+
 # -- through HTTP ------------------------------------------------------------------------------------
 
 
@@ -231,7 +301,7 @@ _item = st.fixed_dictionaries(
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[TestClient, str]]]:
     base = tmp_path_factory.mktemp("both")
     pair = {
-        "commit": served(Settings(data_dir=base / "commit")),
+        "commit": served(Settings(data_dir=base / "commit", collector_log=False)),
         "log": served(Settings(data_dir=base / "log", collector_log=True)),
     }
     for client, _ in pair.values():
@@ -321,9 +391,7 @@ def test_an_erasure_waits_for_what_was_acknowledged_before_it(tmp_path: Path) ->
         state = client.app.state.touchpoint  # type: ignore[attr-defined]
         warm = {"type": "track", "userId": "first", "event": "E", "messageId": "first"}
         assert client.post("/v1/track", json=warm, headers=basic(key)).status_code == 200
-        deadline = time.monotonic() + 10  # the loader's first load is at once, the next waits its interval
-        while state.committer.loaded_up_to < 1 and time.monotonic() < deadline:  # (flush would hurry the next)
-            time.sleep(0.01)
+        assert state.committer.flush(10)  # loaded (and the next load still waits its interval: not hurried)
         assert state.committer.loaded_up_to == 1
         assert client.post("/v1/batch", json=batch, headers=basic(key)).json()["accepted"] == 3
         assert count(state.warehouse) == 1  # acknowledged, not loaded: the erasure must wait for it

@@ -62,7 +62,7 @@ def test_overload_stays_under_the_ceiling_and_loses_nothing_acknowledged(tmp_pat
     write_key = keys.create_source(wh, "load")
     read = {"Authorization": f"Bearer {keys.create_api_key(wh, 'metrics', 'read')}"}
     wh.close()
-    log_setting = "collector_log = true\n" if collector_log else ""
+    log_setting = f"collector_log = {str(collector_log).lower()}\n"
     (tmp_path / "touchpoint.toml").write_text(f"memory_ceiling_mb = {CEILING_MB}\n{log_setting}")
     server = Server(data, free_port(), write_key, cwd=tmp_path)
     server.start()

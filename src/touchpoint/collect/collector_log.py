@@ -79,6 +79,9 @@ HEADER = struct.Struct("<4sIII")  # magic, payload bytes, CRC-32 of the payload,
 SUFFIX = ".seg"
 POSITION = "loaded"  # the loader's last recorded position: "<segment> <offset>"
 RETRY_FIRST_S, RETRY_MAX_S = 0.2, 5.0  # a failed load is retried after these pauses (doubling)
+#: Under load the interval between loads stretches to BUSY times the last load's wall time (the loader commits
+#: at most about 1/BUSY of the time), up to STRETCH times ``load_ms``: larger groups, fewer fixed costs per event.
+BUSY, STRETCH = 4.0, 5.0
 
 
 def _row_type() -> Any:
@@ -207,7 +210,9 @@ class CollectorLog(Intake):
         self._appended_events = 0  # appended and not yet loaded
         self._acked_seq = 0  # records appended (fsync'd)
         self._loaded_seq = 0  # records loaded
-        self._urgent = False  # a reader waits in flush(): load now, not at the interval
+        self._taken_seq = 0  # records the loader has taken into its current (or last) load
+        self._urgent = False  # a reader waits in flush() for a record not yet taken: load now, not at the interval
+        self.interval = self.load_interval  # the wait between loads now: load_ms, stretched under load
         self._appending = False  # the appender holds a group taken from the queue
         self._appender: threading.Thread | None = None
         self._loader: threading.Thread | None = None
@@ -260,7 +265,8 @@ class CollectorLog(Intake):
         """Wait until every event acknowledged before this call is in the warehouse; False on timeout.
 
         Reads that must see what was just acknowledged (the profile routes, tests) call it. The loader does
-        not wait for its interval while someone flushes.
+        not wait for its interval while someone flushes for a record it has not taken yet; a flush whose records
+        are in the load under way waits for that load and does not hurry the next one.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -269,8 +275,9 @@ class CollectorLog(Intake):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._urgent = True
-                self._cond.notify_all()
+                if self._taken_seq < target:
+                    self._urgent = True
+                    self._cond.notify_all()
                 self._cond.wait(remaining if remaining is not None else 1.0)
         return True
 
@@ -433,10 +440,10 @@ class CollectorLog(Intake):
                         not self._running
                         or self._urgent
                         or self._appended_events >= self.max_events
-                        or time.monotonic() - last >= self.load_interval + pause
+                        or time.monotonic() - last >= self.interval + pause
                     ):
                         break
-                    wait = self.load_interval + pause - (time.monotonic() - last) if self._appended else 0.5
+                    wait = self.interval + pause - (time.monotonic() - last) if self._appended else 0.5
                     self._cond.wait(max(0.001, min(wait, 0.5)))
                 group: list[_Appended] = []
                 total = 0
@@ -445,15 +452,29 @@ class CollectorLog(Intake):
                         break
                     group.append(item)
                     total += item.size
+                self._taken_seq = group[-1].seq
                 self._urgent = False
             last = time.monotonic()
             if self._load(group, total):
                 pause = 0.0
             else:
+                with self._cond:  # nothing was loaded: a flush waiting for these records hurries the retry
+                    self._taken_seq = self._loaded_seq
                 if not self._running and pause >= RETRY_MAX_S:
                     log.error("stopping with %d events unloaded in the collector log; the next start loads them", total)
                     return
                 pause = min(RETRY_MAX_S, max(RETRY_FIRST_S, pause * 2))
+
+    def _stretched(self, seconds: float) -> float:
+        """The wait before the next load after one that took ``seconds``: ``load_ms`` while loads are quick
+        (a quiet stream), up to ``STRETCH`` times it while they are long (a busy one), so that under load the
+        groups grow and each commit's fixed cost is shared by more events.
+
+        >>> log = CollectorLog(None, "/nonexistent", load_ms=200)  # type: ignore[arg-type]
+        >>> log._stretched(0.01), log._stretched(0.1), log._stretched(2.0)
+        (0.2, 0.4, 1.0)
+        """
+        return min(self.load_interval * STRETCH, max(self.load_interval, BUSY * seconds))
 
     def _load(self, group: list[_Appended], total: int) -> bool:
         merged = EventRows()
@@ -482,6 +503,7 @@ class CollectorLog(Intake):
             self._queued_events -= total
             self._appended_events -= total
             self._loaded_seq = last.seq
+            self.interval = self._stretched(seconds)  # before flush() returns: the next wait is known
             self._cond.notify_all()
         _call(release for item in group for release in item.releases)
         return True
