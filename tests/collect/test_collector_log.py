@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -153,6 +154,22 @@ def test_segments_roll_and_are_deleted_once_loaded(warehouse: Warehouse, tmp_pat
         assert len(list(directory.glob("*.seg"))) <= 2  # what the loader passed is gone; the one written stays
     assert list(directory.glob("*.seg")) == []
     assert count(warehouse) == 12
+
+
+def test_a_segment_rolls_when_older_than_segment_seconds(warehouse: Warehouse, tmp_path: Path) -> None:
+    """However little is written, a loaded record leaves the disk soon: its segment rolls when old, and the
+    loader deletes the segments it passed (an erased person's later events, dropped at the load, included)."""
+    directory = tmp_path / "log"
+    with CollectorLog(warehouse, directory, load_ms=10_000, segment_seconds=0.0) as log:
+        for i in range(3):  # one record each, and each segment already "old" at the next append
+            log.submit(rows_of(track(i))).result(10)
+        assert len(list(directory.glob("*.seg"))) == 3
+        assert log.flush(10)
+        assert len(list(directory.glob("*.seg"))) == 1  # only the one being written
+        assert log.purge(10)
+        assert len(list(directory.glob("*.seg"))) == 1  # purge rolled to a new, empty segment
+        assert all(p.stat().st_size == 0 for p in directory.glob("*.seg"))
+    assert count(warehouse) == 3
 
 
 def test_a_restart_replays_what_was_not_loaded_once(warehouse: Warehouse, tmp_path: Path) -> None:
@@ -402,3 +419,33 @@ def test_an_erasure_waits_for_what_was_acknowledged_before_it(tmp_path: Path) ->
         assert state.committer.flush(10)
         left = state.warehouse.query("SELECT message_id FROM events ORDER BY message_id").to_pylist()
         assert left == [{"message_id": "first"}, {"message_id": "other"}]
+
+
+def test_an_erasure_purges_the_logs_segments_and_never_unlinks_the_one_being_written(tmp_path: Path) -> None:
+    """The erasure's file step once deleted the segment the log was appending to (it names the person): the
+    events acknowledged after it went to a file no longer on disk, lost at a crash before their load. Now the
+    log rolls to a new segment and deletes the older ones once loaded: the person's bytes leave the log's
+    files, and what is acknowledged after the erasure is in a segment a restart replays."""
+    settings = Settings(data_dir=tmp_path / "data", collector_log=True, collector_log_load_ms=60_000)
+    client, key = served(settings)
+    wh = open_warehouse(settings)
+    try:
+        admin = keys.create_api_key(wh, "dpo", "admin")
+    finally:
+        wh.close()
+    folder = settings.resolved_collector_log_dir()
+    with client:
+        state = client.app.state.touchpoint  # type: ignore[attr-defined]
+        ann = {"type": "identify", "userId": "ann", "traits": {"email": "ann@people.test"}, "messageId": "a1"}
+        assert client.post("/v1/identify", json=ann, headers=basic(key)).status_code == 200
+        erased = client.post(
+            "/v1/privacy/erase", json={"identifier": "ann"}, headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert erased.status_code == 200, erased.text
+        segments = list(folder.glob("*.seg"))
+        assert segments and not any(b"ann@people.test" in p.read_bytes() for p in segments)
+        after = {"type": "track", "userId": "bob", "event": "E", "messageId": "after-the-erasure"}
+        assert client.post("/v1/track", json=after, headers=basic(key)).status_code == 200
+        # acknowledged, not loaded (60-s interval): it must be in a segment on disk, for a restart to replay
+        assert any(b"after-the-erasure" in p.read_bytes() for p in folder.glob("*.seg"))
+        assert os.fstat(state.committer._fd).st_nlink == 1

@@ -32,7 +32,8 @@ records before it load.
 loader (as the committer's queue did), and each request's memory reservation (``submit(release=...)``, from
 :mod:`touchpoint.api.memory`) is released only once its rows are loaded, not at the 200: so the backlog, and
 the loader's commit of it, count against the memory ceiling as the group commit did. Segments roll at
-``collector_log_segment_mb`` and are deleted once loaded past.
+``collector_log_segment_mb`` or when a minute old, and are deleted once loaded past; an erasure rolls the
+segment and deletes the older ones once loaded (:meth:`CollectorLog.purge`).
 
 >>> import tempfile
 >>> from touchpoint.collect.normalize import EventRows, utcnow
@@ -78,6 +79,9 @@ MAGIC = b"TPL1"
 HEADER = struct.Struct("<4sIII")  # magic, payload bytes, CRC-32 of the payload, inputs (events and rejects)
 SUFFIX = ".seg"
 POSITION = "loaded"  # the loader's last recorded position: "<segment> <offset>"
+#: A segment older than this rolls at the next append, so loaded records (an erased person's events dropped
+#: at the load among them) leave the disk within about a minute, not when 64 MB have been written.
+SEGMENT_SECONDS = 60.0
 RETRY_FIRST_S, RETRY_MAX_S = 0.2, 5.0  # a failed load is retried after these pauses (doubling)
 #: Under load the interval between loads stretches to BUSY times the last load's wall time (the loader commits
 #: at most about 1/BUSY of the time), up to STRETCH times ``load_ms``: larger groups, fewer fixed costs per event.
@@ -194,6 +198,7 @@ class CollectorLog(Intake):
         load_ms: float = 200.0,
         queue_max_events: int = 200_000,
         segment_bytes: int = 64 * 1024 * 1024,
+        segment_seconds: float = SEGMENT_SECONDS,
     ) -> None:
         super().__init__(queue_max_events)  # queued: waiting to be appended, or appended and not yet loaded
         self.warehouse = warehouse
@@ -201,6 +206,7 @@ class CollectorLog(Intake):
         self.max_events = max_events
         self.load_interval = load_ms / 1000.0
         self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
         self.stats = CommitStats()
         self.appends = 0
         self.torn: list[Torn] = []  # found at start, for the log and the tests
@@ -219,6 +225,8 @@ class CollectorLog(Intake):
         self._fd = -1
         self._segment = 0
         self._offset = 0
+        self._opened = time.monotonic()
+        self._fd_lock = threading.Lock()  # the segment being written: an append, or purge() rolling it
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> CollectorLog:
@@ -297,7 +305,7 @@ class CollectorLog(Intake):
             os.close(self._fd)
             self._fd = -1  # never a stale number: the process may reuse it for another file
         self._fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._segment, self._offset = segment, os.fstat(self._fd).st_size
+        self._segment, self._offset, self._opened = segment, os.fstat(self._fd).st_size, time.monotonic()
         self._sync_directory()  # the new file's name is durable before anything in it is acknowledged
 
     def _sync_directory(self) -> None:
@@ -319,6 +327,20 @@ class CollectorLog(Intake):
             return int(segment), int(offset)
         except (OSError, ValueError):
             return 0, 0
+
+    def purge(self, timeout: float = 60.0) -> bool:
+        """Make every record appended so far leave the disk: start a new segment, wait until everything
+        acknowledged is loaded, delete the older segments. An erasure calls it after writing the person's
+        suppression, so their events before it leave the log's files as they left the warehouse; False when the
+        loader did not catch up in ``timeout`` (the segments are then deleted by the loader as it passes them)."""
+        with self._fd_lock:
+            if self._fd >= 0 and self._offset:
+                self._open_segment(self._segment + 1)
+            current = self._segment
+        if not self.flush(timeout):
+            return False
+        self._delete_before(current)
+        return True
 
     def _delete_before(self, segment: int) -> None:
         for path in self._segments():
@@ -387,13 +409,19 @@ class CollectorLog(Intake):
                     self._cond.notify_all()
 
     def _append(self, group: list[_Submission]) -> None:
+        with self._fd_lock:  # purge() rolls the segment between two appends, never inside one
+            self._append_locked(group)
+
+    def _append_locked(self, group: list[_Submission]) -> None:
         merged = EventRows()
         for sub in group:
             merged.extend(sub.rows)
         size = sum(sub.size for sub in group)
         try:
             record = encode_record(merged)
-            if self._fd < 0 or (self._offset and self._offset + len(record) > self.segment_bytes):
+            full = self._offset + len(record) > self.segment_bytes
+            old = time.monotonic() - self._opened > self.segment_seconds  # what is loaded leaves the disk soon
+            if self._fd < 0 or (self._offset and (full or old)):
                 self._open_segment(self._segment + 1)
             view = memoryview(record)
             while view:

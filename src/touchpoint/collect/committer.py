@@ -64,6 +64,8 @@ class Collector(Protocol):
 
     def flush(self, timeout: float | None = 30.0) -> bool: ...
 
+    def purge(self, timeout: float = 60.0) -> bool: ...
+
     def stop(self, timeout: float = 30.0) -> None: ...
 
 
@@ -152,6 +154,11 @@ class GroupCommitter(Intake):
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Every acknowledged event is committed already (a 200 waits for the commit): nothing to wait for."""
+        return True
+
+    def purge(self, timeout: float = 60.0) -> bool:
+        """Nothing of the events is kept outside the warehouse (the collector log's :meth:`purge` deletes its
+        files): nothing to do."""
         return True
 
     # -- the writer thread -----------------------------------------------------------------------

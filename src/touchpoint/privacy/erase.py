@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -53,12 +54,16 @@ from typing import Any
 import pyarrow as pa
 
 from touchpoint.collect import suppression
+from touchpoint.collect.collector_log import CollectorLog
+from touchpoint.collect.committer import Collector
 from touchpoint.errors import NotFound
 from touchpoint.identity.lookup import candidates
 from touchpoint.privacy.people import Person, find, guess_type, match, personal_tables, rows
 from touchpoint.warehouse import Warehouse, schema
 from touchpoint.warehouse.clock import utcnow
 from touchpoint.warehouse.schema import TableSpec
+
+log = logging.getLogger(__name__)
 
 #: Files under the data directory an erasure never edits: the warehouse, its log and the keys.
 KEEP_NAMES = frozenset({suppression.KEY_FILE, "automations.key", "server.json"})
@@ -153,16 +158,18 @@ def _scrub_parquet(path: Path, needles: list[str]) -> bool:
     return True
 
 
-def scrub_files(folder: Path | None, person: Person) -> dict[str, list[str]]:
+def scrub_files(folder: Path | None, person: Person, *, skip: tuple[Path, ...] = ()) -> dict[str, list[str]]:
     """Remove the person from the files under ``folder``: ``{"rewritten": [...], "removed": [...]}``
-    (paths relative to ``folder``)."""
+    (paths relative to ``folder``). Folders in ``skip`` are left to their owner: the collector log's segments
+    are written while this runs, and the log deletes them itself once loaded (its ``purge``)."""
     done: dict[str, list[str]] = {"rewritten": [], "removed": []}
     needles = person.needles()
     if folder is None or not folder.is_dir() or not needles:
         return done
     raw = [n.encode() for n in needles] + [n.lower().encode() for n in needles]
+    skipped = [s.resolve() for s in skip]
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
-        if _kept(path):
+        if _kept(path) or any(path.resolve().is_relative_to(s) for s in skipped):
             continue
         relative = str(path.relative_to(folder))
         if path.suffix == ".parquet":
@@ -185,13 +192,21 @@ def scrub_files(folder: Path | None, person: Person) -> dict[str, list[str]]:
 
 
 # -- the request ---------------------------------------------------------------------------------------------
-def erase(wh: Warehouse, identifier: str, *, actor: str, data_dir: Path | None = None) -> dict[str, Any]:
+def erase(
+    wh: Warehouse,
+    identifier: str,
+    *,
+    actor: str,
+    data_dir: Path | None = None,
+    collector: Collector | None = None,
+) -> dict[str, Any]:
     """Erase the person ``identifier`` names: rows, files, bytes; suppress their future events.
 
-    ``data_dir`` defaults to the warehouse's own folder. Raises :class:`~touchpoint.errors.NotFound`
-    when nothing holds ``identifier`` (an erasure of nobody is not a success). Returns the request's
-    record: ``erasure_id``, ``identifiers`` (how many), ``deleted`` (rows per table), ``files``,
-    ``compaction`` and ``seconds``.
+    ``data_dir`` defaults to the warehouse's own folder. ``collector``: the running server's (with the
+    collector log, its segments hold the person's loaded events until it purges them, after the suppression).
+    Raises :class:`~touchpoint.errors.NotFound` when nothing holds ``identifier`` (an erasure of nobody is not
+    a success). Returns the request's record: ``erasure_id``, ``identifiers`` (how many), ``deleted`` (rows
+    per table), ``files``, ``compaction`` and ``seconds``.
     """
     start = time.perf_counter()
     requested = _now()
@@ -214,7 +229,10 @@ def erase(wh: Warehouse, identifier: str, *, actor: str, data_dir: Path | None =
             suppression.add(wh, tx, sorted(person.identifiers), erasure_id)
         suppression.forget(wh)
         deleted = delete_rows(wh, person)
-        files = scrub_files(folder, person)
+        log_dirs = (collector.directory,) if isinstance(collector, CollectorLog) else ()
+        files = scrub_files(folder, person, skip=log_dirs)
+        if collector is not None and not collector.purge():
+            log.warning("the collector log did not load its backlog in time; its older segments go once loaded")
         compaction = wh.compact()
         for _ in range(MAX_CHECKS):
             late = delete_rows(wh, person)

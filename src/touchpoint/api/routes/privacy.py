@@ -84,6 +84,7 @@ def erase_person(body: EraseRequest, request: Request, app: State, _key: AdminKe
         body.identifier,
         actor=_actor(request, app),
         data_dir=Path(app.settings.data_dir).expanduser(),
+        collector=app.committer,
     )
     note.rows = sum(out["deleted"].values())
     note.detail = {"erasure_id": out["erasure_id"]}
