@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from touchpoint import __version__, keys, web
 from touchpoint.api import errors, security
-from touchpoint.api.deps import AppState
+from touchpoint.api.deps import ACKNOWLEDGED_WAIT_S, AppState
 from touchpoint.api.direct import App
 from touchpoint.api.limits import BodyLimit, Rates
 from touchpoint.api.memory import MemoryCeiling, ceiling_bytes
@@ -95,6 +95,12 @@ def collector(warehouse: Warehouse, settings: Settings) -> Collector:
 JOB_STOP_SECONDS = 10.0  # how long a shutdown waits for running jobs (long ones stop at their next step)
 
 
+def _barrier(committer: Collector) -> Callable[[], bool]:
+    """The jobs' wait for what the collector acknowledged (:attr:`JobContext.acknowledged`): the collector log's
+    flush, at most :data:`ACKNOWLEDGED_WAIT_S`; nothing to wait for with the group commit."""
+    return lambda: committer.flush(ACKNOWLEDGED_WAIT_S)
+
+
 def create_app(
     settings: Settings | None = None, *, jobs: Iterable[Job] | None = None, run_jobs: bool | None = None
 ) -> FastAPI:
@@ -115,7 +121,7 @@ def create_app(
         warm_up()
         committer = collector(warehouse, settings)
         usage = keys.UsageRecorder(warehouse).start()
-        runner = JobRunner(warehouse, settings, jobs).start() if run_jobs else None
+        runner = JobRunner(warehouse, settings, jobs, acknowledged=_barrier(committer)).start() if run_jobs else None
         if runner is not None:  # the automations' fast lane runs as soon as events are committed
             committer.listeners.append(runner.events_committed)
         metrics = Metrics()

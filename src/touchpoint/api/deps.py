@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 READ_WAIT_S = 2.0  # how long a read of one customer waits for the collector log's loader to catch up
 ERASE_WAIT_S = 60.0  # how long an erasure waits for it before refusing (429: retry)
+ACKNOWLEDGED_WAIT_S = 5.0  # how long a job (the sender's consent check) waits for it before its run stops
 KEY_CACHE_SECONDS = 5.0  # a revoked or expired key stops working at most this long after the change
 
 

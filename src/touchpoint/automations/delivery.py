@@ -30,6 +30,7 @@ import json
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ import pyarrow as pa
 
 from touchpoint.automations import actions, channels, consent, journal, outbox, pacing, store, template
 from touchpoint.automations.definition import Automation
-from touchpoint.errors import ConfigError, TouchpointError
+from touchpoint.errors import ConfigError, TouchpointError, WarehouseError
 from touchpoint.warehouse import Warehouse
 from touchpoint.warehouse.prepared import joined, listed
 
@@ -213,8 +214,20 @@ def _after(outcome: channels.Outcome, row: dict[str, Any], now: datetime) -> dic
     return {"status": "dead", "last_error": why}
 
 
-def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, limit: int = 10_000) -> dict[str, int]:
-    """Send every due outbox row (up to ``limit``); returns counts by the outcome recorded."""
+def deliver(
+    wh: Warehouse,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    limit: int = 10_000,
+    acknowledged: Callable[[], bool] | None = None,
+) -> dict[str, int]:
+    """Send every due outbox row (up to ``limit``); returns counts by the outcome recorded.
+
+    ``acknowledged`` (the server's collector): called before each batch's consent check, it waits until every
+    event acknowledged so far is in the warehouse, so a consent denial acknowledged before the check stops the
+    message as with the group commit, where a 200 means committed (the collector log acknowledges before its
+    load). When it cannot (False) the run stops; its claimed rows are taken again by the next run."""
     at = now or store.now()
     active = {a["name"]: store.of(a) for a in store.list_all(wh, status="active")}
     if not active:
@@ -242,6 +255,12 @@ def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None, l
                 if not rows:
                     break
                 done += len(rows)
+                if acknowledged is not None and not acknowledged():
+                    raise WarehouseError(
+                        "the events acknowledged before this delivery run are not all loaded, so consent "
+                        "cannot be checked against them",
+                        hint="the run is retried; the collector log's loader is behind (see /v1/metrics)",
+                    )
                 allowed = _consents(wh, rows)
                 exited: set[str] = set()
                 for name, auto in active.items():

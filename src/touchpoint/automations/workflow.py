@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -147,9 +148,16 @@ def evaluate(
     )
 
 
-def deliver(wh: Warehouse, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
-    """Send every due outbox row; counts by the outcome recorded."""
-    return delivery.deliver(wh, settings, now=now)
+def deliver(
+    wh: Warehouse,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    acknowledged: Callable[[], bool] | None = None,
+) -> dict[str, int]:
+    """Send every due outbox row; counts by the outcome recorded (``acknowledged``: see
+    :func:`touchpoint.automations.delivery.deliver`)."""
+    return delivery.deliver(wh, settings, now=now, acknowledged=acknowledged)
 
 
 def run(wh: Warehouse, settings: Settings, *, now: datetime | None = None, events_only: bool = False) -> dict[str, Any]:

@@ -336,7 +336,7 @@ def run_deliveries(ctx: JobContext) -> dict[str, Any]:
     if not store.list_all(ctx.warehouse, status="active"):
         raise Skip("no active automations")
     wall, cpu = time.perf_counter(), time.thread_time()
-    delivered = workflow.deliver(ctx.warehouse, ctx.settings)
+    delivered = workflow.deliver(ctx.warehouse, ctx.settings, acknowledged=ctx.acknowledged)
     return {
         "rows": sum(delivered.values()),
         "delivered": delivered,

@@ -77,12 +77,15 @@ def execute(
     attempt: int = 1,
     stopping: threading.Event | None = None,
     run_id: str | None = None,
+    acknowledged: Callable[[], bool] | None = None,
 ) -> runlog.Run:
     """Run ``job`` once, recording the run; never raises for the job's own failure (the run says it). A run
     of a :func:`quick` job the runner started is written once, when it ends."""
     once = trigger != "manual" and quick(job)
     run = runlog.start(wh, job.name, trigger, attempt, run_id=run_id, record=not once)
     ctx = JobContext(wh, settings, trigger=trigger, stopping=stopping or threading.Event(), every=job.every)
+    if acknowledged is not None:
+        ctx.acknowledged = acknowledged
     log.debug("job %s started", job.name, extra={"fields": {"job": job.name, "trigger": trigger, "attempt": attempt}})
     try:
         result = job.run(ctx)
@@ -144,8 +147,10 @@ class JobRunner:
         *,
         tick: float = 0.1,
         startup_delay: float = 3.0,
+        acknowledged: Callable[[], bool] | None = None,
     ) -> None:
         self.warehouse = warehouse
+        self.acknowledged = acknowledged  # the collector's barrier (JobContext.acknowledged), for the jobs
         self.settings = settings
         self.jobs = configured(settings, jobs)
         self.tick = tick
@@ -338,6 +343,7 @@ class JobRunner:
                 attempt=attempt,
                 stopping=self.stopping,
                 run_id=run_id,
+                acknowledged=self.acknowledged,
             )
         except Exception:  # recording the run failed (the warehouse is closing): retry later
             log.exception("job %s: the run could not be recorded", state.job.name)
