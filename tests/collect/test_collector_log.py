@@ -390,16 +390,21 @@ def test_a_profile_read_right_after_the_200_sees_the_event(tmp_path: Path) -> No
         assert log.queued_events == 0
 
 
+def _served_with_admin(settings: Settings) -> tuple[TestClient, str, str]:
+    """A served app (its client, a write key) and an admin key for its erasures."""
+    client, key = served(settings)
+    wh = open_warehouse(settings)
+    try:
+        return client, key, keys.create_api_key(wh, "dpo", "admin")
+    finally:
+        wh.close()
+
+
 def test_an_erasure_waits_for_what_was_acknowledged_before_it(tmp_path: Path) -> None:
     """With the log, an erasure first waits for the loader: an anonymous id tied to the person by an identify
     acknowledged (not yet loaded) before the request is followed and erased, not left behind."""
     settings = Settings(data_dir=tmp_path / "data", collector_log=True, collector_log_load_ms=60_000)
-    client, key = served(settings)
-    wh = open_warehouse(settings)
-    try:
-        admin = keys.create_api_key(wh, "dpo", "admin")
-    finally:
-        wh.close()
+    client, key, admin = _served_with_admin(settings)
     with client:
         tie = {"type": "identify", "userId": "to-erase", "anonymousId": "anon-7", "messageId": "tie"}
         browse = {"type": "track", "anonymousId": "anon-7", "event": "Browsed", "messageId": "browse"}
@@ -427,12 +432,7 @@ def test_an_erasure_purges_the_logs_segments_and_never_unlinks_the_one_being_wri
     log rolls to a new segment and deletes the older ones once loaded: the person's bytes leave the log's
     files, and what is acknowledged after the erasure is in a segment a restart replays."""
     settings = Settings(data_dir=tmp_path / "data", collector_log=True, collector_log_load_ms=60_000)
-    client, key = served(settings)
-    wh = open_warehouse(settings)
-    try:
-        admin = keys.create_api_key(wh, "dpo", "admin")
-    finally:
-        wh.close()
+    client, key, admin = _served_with_admin(settings)
     folder = settings.resolved_collector_log_dir()
     with client:
         state = client.app.state.touchpoint  # type: ignore[attr-defined]
