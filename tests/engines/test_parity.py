@@ -6,7 +6,8 @@ experiment sums and arms, audience membership.
 One small simulated shop is written to every warehouse once (module scope); each test runs one analysis on
 each and compares the rows with DuckDB's. Spark (local[2], Parquet tables) shares the session's Spark
 (tests/conftest.py ``spark_session``); ``spark-connect`` is a warehouse on the session's Spark Connect server
-(``spark_connect``: the same adapter through a remote session, Spark in the server's JVM).
+(``spark_connect``: the same adapter through a remote session, Spark in the server's JVM), whose identities are
+resolved by the incremental update from the second event on, not rebuilt.
 """
 
 from __future__ import annotations
@@ -119,9 +120,18 @@ def engines(
         "spark-connect": Warehouse.open(spark_connect.warehouse_url(folder / "spark-connect")),
     }
     messages = shop() + repeat_buyers()
-    for wh in whs.values():
-        assert write_messages(wh, messages, source="sim", received_at=RECEIVED).stored == len(messages)
-        identity.rebuild(wh)
+    for engine, wh in whs.items():
+        if engine == "spark-connect":
+            # the incremental update (identity/delta.py, the profiles job's path) against the others' full
+            # rebuild: the same answer is the property tests' claim on DuckDB (tests/identity); on Spark it
+            # found a saved table of events read back without its JSON columns, and no rows read remotely
+            assert write_messages(wh, messages[:1], source="sim", received_at=RECEIVED).stored == 1
+            identity.rebuild(wh)
+            assert write_messages(wh, messages[1:], source="sim", received_at=RECEIVED).stored == len(messages) - 1
+            assert identity.update(wh).path == "memory"
+        else:
+            assert write_messages(wh, messages, source="sim", received_at=RECEIVED).stored == len(messages)
+            identity.rebuild(wh)
         profiles.build(wh, as_of=AS_OF)
     yield whs
     for wh in whs.values():

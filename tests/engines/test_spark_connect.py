@@ -61,3 +61,16 @@ def test_writes_commit_roll_back_and_are_read_again_by_a_new_remote_session(
     with Warehouse.open(url) as again:  # a new remote session: the tables registered again over their files
         assert _everything(again) == committed
     assert pq.read_table(folder / "sources", columns=["name"]).column("name").to_pylist() in (["a", "c"], ["c", "a"])
+
+
+def test_rows_from_python_with_no_rows_keep_their_columns(spark_connect: SparkConnect, tmp_path: Path) -> None:
+    # a remote session cannot infer a schema from an empty Arrow table (CANNOT_INFER_EMPTY_SCHEMA); an identity
+    # rebuild with no refused link staged exactly that (tests/engines/test_parity.py, engine spark-connect)
+    import ibis
+    import pyarrow as pa
+
+    empty = pa.table({"src": pa.array([], pa.int64()), "reason": pa.array([], pa.string())})
+    with Warehouse.open(spark_connect.warehouse_url(tmp_path / "lake")) as wh:
+        got = wh.to_arrow(ibis.memtable(empty))
+        assert got.num_rows == 0 and got.schema.names == ["src", "reason"]
+        assert [str(t) for t in got.schema.types] == ["int64", "string"]

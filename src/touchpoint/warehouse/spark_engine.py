@@ -459,6 +459,7 @@ def _backend_class() -> type[PySparkBackend]:
         json_columns: dict[str, frozenset[str]]  # set by SparkWarehouse._backend, as are the two below
         scratch_root: str  # where temporary tables' files go (the warehouse's _tp_scratch folder)
         scratch: dict[str, str]
+        temp_json: dict[str, frozenset[str]]  # this session's temporary tables' JSON columns
 
         def create_table(self, name: str, /, obj: Any = None, *, temp: bool | None = None, **kwargs: Any) -> Any:
             if not temp:
@@ -468,6 +469,9 @@ def _backend_class() -> type[PySparkBackend]:
             table = obj if isinstance(obj, ir.Expr) else ibis.memtable(obj, schema=kwargs.get("schema"))
             self._run_pre_execute_hooks(table)
             self.temp_table_from_sql(name, str(self.compile(table)))
+            # Parquet keeps JSON as text: the columns that were JSON read back as JSON (get_schema), so a
+            # saved table of events is queried as the events table is (identity's incremental update)
+            self.temp_json[name] = frozenset(n for n, t in table.schema().items() if t.is_json())
             return self.table(name)
 
         def temp_table_from_sql(self, name: str, sql: str) -> None:
@@ -480,6 +484,7 @@ def _backend_class() -> type[PySparkBackend]:
 
         def drop_table(self, name: str, /, *, database: Any = None, force: bool = False) -> None:
             folder = self.scratch.pop(name, None)
+            self.temp_json.pop(name, None)
             if folder is None:
                 super().drop_table(name, database=database, force=force)
                 return
@@ -492,7 +497,12 @@ def _backend_class() -> type[PySparkBackend]:
             from ibis.backends.sql.datatypes import PySparkType
 
             schema = op.schema
-            frame = self._session.createDataFrame(_spark_ready(op.data.to_pyarrow(schema)))
+            rows = _spark_ready(op.data.to_pyarrow(schema))
+            if rows.num_rows:
+                frame = self._session.createDataFrame(rows)
+            else:  # a remote (Spark Connect) session cannot infer a schema from no rows: it is given one
+                columns = ", ".join(f"{tick(n)} {PySparkType.from_ibis(k).sql('spark')}" for n, k in schema.items())
+                frame = self._session.createDataFrame([], schema=columns)
             typed = [
                 frame[tick(name)].cast(PySparkType.from_ibis(kind).sql("spark")).alias(name)
                 for name, kind in schema.items()
@@ -503,7 +513,7 @@ def _backend_class() -> type[PySparkBackend]:
             import ibis
 
             found = super().get_schema(table_name, catalog=catalog, database=database)
-            json = self.json_columns.get(table_name)
+            json = self.temp_json.get(table_name) or self.json_columns.get(table_name)
             if not json:
                 return found
             return ibis.schema({c: (dt.json if c in json else kind) for c, kind in found.items()})
@@ -982,6 +992,7 @@ class SparkWarehouse(Warehouse):
         backend.json_columns = self._json_columns
         backend.scratch_root = self.scratch_folder
         backend.scratch = {}
+        backend.temp_json = {}
         with self._guard:
             self._backends[threading.current_thread()] = backend
         self._local.backend = backend
