@@ -162,10 +162,11 @@ class Settings(BaseSettings):
     queue_max_events: int = Field(
         200_000, gt=0, description="events waiting to be committed before the collector answers 429"
     )
-    collector_log: bool = Field(
-        False,
+    collector_log: bool | None = Field(
+        None,
         description="acknowledge collector requests after an fsync'd append to a local log, and load the log "
-        "into the warehouse in groups (docs/collect.md); false: after the warehouse commit",
+        "into the warehouse in groups (docs/collect.md); false: after the warehouse commit; unset: on where the "
+        "log has a directory (a DuckDB file warehouse, or collector_log_dir set)",
     )
     collector_log_dir: Path | None = Field(
         None,
@@ -173,10 +174,10 @@ class Settings(BaseSettings):
         "(required with another warehouse)",
     )
     collector_log_load_ms: float = Field(
-        200.0,
+        20.0,
         ge=0,
         description="how often the collector log's loader commits (sooner when a read waits for it; under load "
-        "the wait stretches to 4 times the last load, at most 5 times this)",
+        "the wait stretches to 4 times the last load, at most 1 s or 5 times this)",
     )
     collector_log_segment_mb: int = Field(64, gt=0, description="size at which the collector log starts a new file")
     memory_ceiling_mb: int | None = Field(
@@ -536,6 +537,23 @@ class Settings(BaseSettings):
             return self.warehouse_url
         return f"duckdb://{self.data_dir.expanduser().absolute() / 'warehouse.duckdb'}"
 
+
+    def uses_collector_log(self) -> bool:
+        """Whether the collector acknowledges after an append to its log: ``collector_log`` when set, else where
+        the log has a directory (``collector_log_dir``, or a DuckDB file warehouse to keep it beside).
+
+        >>> Settings(data_dir="/tmp/tp").uses_collector_log(), Settings(warehouse_url="duckdb://:memory:").uses_collector_log()
+        (True, False)
+        >>> Settings(warehouse_url="postgresql://db/tp").uses_collector_log()
+        False
+        """
+        if self.collector_log is not None:
+            return self.collector_log
+        try:
+            self.resolved_collector_log_dir()
+        except ConfigError:
+            return False
+        return True
 
     def resolved_collector_log_dir(self) -> Path:
         """Where the collector log lives: ``collector_log_dir``, else beside the DuckDB warehouse file.

@@ -75,7 +75,7 @@ log = logging.getLogger("touchpoint.server")
 def collector(warehouse: Warehouse, settings: Settings) -> Collector:
     """The collector's write path, started: the group committer (a 200 after the warehouse commit) or, with
     ``collector_log``, the collector log (a 200 after an fsync'd append; its start replays what is left)."""
-    if settings.collector_log:
+    if settings.uses_collector_log():
         return CollectorLog(
             warehouse,
             settings.resolved_collector_log_dir(),
@@ -112,7 +112,7 @@ def create_app(
         run_jobs = jobs is not None or settings.run_jobs
     configured(settings, jobs)  # a [jobs.NAME] naming no job stops the server before it opens anything
     retention.rules(settings)  # so does a retention rule for a table that has none (no such table, no time)
-    if settings.collector_log:  # so does a collector log with nowhere to live
+    if settings.uses_collector_log():  # so does a collector log with nowhere to live
         settings.resolved_collector_log_dir()
 
     @asynccontextmanager

@@ -84,8 +84,9 @@ POSITION = "loaded"  # the loader's last recorded position: "<segment> <offset>"
 SEGMENT_SECONDS = 60.0
 RETRY_FIRST_S, RETRY_MAX_S = 0.2, 5.0  # a failed load is retried after these pauses (doubling)
 #: Under load the interval between loads stretches to BUSY times the last load's wall time (the loader commits
-#: at most about 1/BUSY of the time), up to STRETCH times ``load_ms``: larger groups, fewer fixed costs per event.
-BUSY, STRETCH = 4.0, 5.0
+#: at most about 1/BUSY of the time), up to STRETCH times ``load_ms`` or LONGEST_S, whichever is longer: larger
+#: groups, fewer fixed costs per event.
+BUSY, STRETCH, LONGEST_S = 4.0, 5.0, 1.0
 
 
 def _row_type() -> Any:
@@ -495,14 +496,16 @@ class CollectorLog(Intake):
 
     def _stretched(self, seconds: float) -> float:
         """The wait before the next load after one that took ``seconds``: ``load_ms`` while loads are quick
-        (a quiet stream), up to ``STRETCH`` times it while they are long (a busy one), so that under load the
-        groups grow and each commit's fixed cost is shared by more events.
+        (a quiet stream: an event reaches the warehouse, and the automations, within about ``load_ms``), up to
+        ``STRETCH`` times it or ``LONGEST_S`` while they are long (a busy one), so that under load the groups
+        grow and each commit's fixed cost is shared by more events.
 
-        >>> log = CollectorLog(None, "/nonexistent", load_ms=200)  # type: ignore[arg-type]
-        >>> log._stretched(0.01), log._stretched(0.1), log._stretched(2.0)
-        (0.2, 0.4, 1.0)
+        >>> log = CollectorLog(None, "/nonexistent", load_ms=20)  # type: ignore[arg-type]
+        >>> log._stretched(0.002), log._stretched(0.1), log._stretched(2.0)
+        (0.02, 0.4, 1.0)
         """
-        return min(self.load_interval * STRETCH, max(self.load_interval, BUSY * seconds))
+        longest = max(self.load_interval * STRETCH, LONGEST_S)
+        return min(longest, max(self.load_interval, BUSY * seconds))
 
     def _load(self, group: list[_Appended], total: int) -> bool:
         merged = EventRows()
