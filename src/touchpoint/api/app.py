@@ -96,9 +96,10 @@ JOB_STOP_SECONDS = 10.0  # how long a shutdown waits for running jobs (long ones
 
 
 def _barrier(committer: Collector) -> Callable[[], bool]:
-    """The jobs' wait for what the collector acknowledged (:attr:`JobContext.acknowledged`): the collector log's
-    flush, at most :data:`ACKNOWLEDGED_WAIT_S`; nothing to wait for with the group commit."""
-    return lambda: committer.flush(ACKNOWLEDGED_WAIT_S)
+    """The jobs' wait for the consent the collector acknowledged (:attr:`JobContext.acknowledged`): the
+    collector log's flush of the events that may carry consent, at most :data:`ACKNOWLEDGED_WAIT_S`; nothing
+    to wait for with the group commit."""
+    return lambda: committer.flush(ACKNOWLEDGED_WAIT_S, consent=True)
 
 
 def create_app(

@@ -225,9 +225,10 @@ def deliver(
     """Send every due outbox row (up to ``limit``); returns counts by the outcome recorded.
 
     ``acknowledged`` (the server's collector): called before each batch's consent check, it waits until every
-    event acknowledged so far is in the warehouse, so a consent denial acknowledged before the check stops the
-    message as with the group commit, where a 200 means committed (the collector log acknowledges before its
-    load). When it cannot (False) the run stops; its claimed rows are taken again by the next run."""
+    event acknowledged so far that may carry consent is in the warehouse, so a consent denial acknowledged
+    before the check stops the message as with the group commit, where a 200 means committed (the collector
+    log acknowledges before its load). When it cannot (False) the run stops; its claimed rows are taken again
+    by the next run."""
     at = now or store.now()
     active = {a["name"]: store.of(a) for a in store.list_all(wh, status="active")}
     if not active:

@@ -67,6 +67,7 @@ from typing import Any
 
 import msgspec
 
+from touchpoint.collect import consent
 from touchpoint.collect.committer import CommitStats, Intake, _Submission
 from touchpoint.collect.normalize import EventRows, Rejected
 from touchpoint.collect.store import WriteResult, write_rows
@@ -100,6 +101,16 @@ def _row_type() -> Any:
         else:  # strings, and JSON kept as its text
             slots.append(str | None)
     return tuple.__class_getitem__(tuple(slots))
+
+
+#: where a row of ``events`` holds what :func:`touchpoint.collect.consent.mentions` reads
+_CONSENT_AT = tuple(schema.EVENTS.schema.names.index(c) for c in ("event", "traits", "context", "properties"))
+
+
+def carries_consent(rows: EventRows) -> bool:
+    """Whether any valid row may carry consent (rejects carry none: they are not stored as events)."""
+    e, t, c, p = _CONSENT_AT
+    return any(consent.mentions(row[e], row[t], row[c], row[p]) for row in rows.rows)
 
 
 _REJECTED: Any = tuple[str, str | None, str, str | None, str | None]
@@ -216,6 +227,7 @@ class CollectorLog(Intake):
         self._appended: deque[_Appended] = deque()
         self._appended_events = 0  # appended and not yet loaded
         self._acked_seq = 0  # records appended (fsync'd)
+        self._consent_seq = 0  # the last of them with an event that may carry consent (flush(consent=True))
         self._loaded_seq = 0  # records loaded
         self._taken_seq = 0  # records the loader has taken into its current (or last) load
         self._urgent = False  # a reader waits in flush() for a record not yet taken: load now, not at the interval
@@ -270,16 +282,18 @@ class CollectorLog(Intake):
         """How many records (appends) the loader has committed; :meth:`flush` waits on it."""
         return self._loaded_seq
 
-    def flush(self, timeout: float | None = 30.0) -> bool:
+    def flush(self, timeout: float | None = 30.0, *, consent: bool = False) -> bool:
         """Wait until every event acknowledged before this call is in the warehouse; False on timeout.
 
         Reads that must see what was just acknowledged (the profile routes, tests) call it. The loader does
         not wait for its interval while someone flushes for a record it has not taken yet; a flush whose records
-        are in the load under way waits for that load and does not hurry the next one.
+        are in the load under way waits for that load and does not hurry the next one. ``consent=True`` (the
+        sender, before its consent check) waits only for the events that may carry consent
+        (:func:`touchpoint.collect.consent.mentions`): with none unloaded it returns at once.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            target = self._acked_seq
+            target = self._consent_seq if consent else self._acked_seq
             while self._loaded_seq < target:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -418,6 +432,7 @@ class CollectorLog(Intake):
         for sub in group:
             merged.extend(sub.rows)
         size = sum(sub.size for sub in group)
+        carries = carries_consent(merged)
         try:
             record = encode_record(merged)
             full = self._offset + len(record) > self.segment_bytes
@@ -446,6 +461,8 @@ class CollectorLog(Intake):
         self._offset += len(record)
         with self._cond:
             self._acked_seq += 1
+            if carries:
+                self._consent_seq = self._acked_seq
             releases = [sub.release for sub in group if sub.release is not None]
             self._appended.append(_Appended(self._segment, self._offset, merged, size, self._acked_seq, releases))
             self._appended_events += size

@@ -62,7 +62,7 @@ class Collector(Protocol):
 
     def submit(self, rows: EventRows, *, release: Callable[[], None] | None = None) -> Future[WriteResult]: ...
 
-    def flush(self, timeout: float | None = 30.0) -> bool: ...
+    def flush(self, timeout: float | None = 30.0, *, consent: bool = False) -> bool: ...
 
     def purge(self, timeout: float = 60.0) -> bool: ...
 
@@ -152,7 +152,7 @@ class GroupCommitter(Intake):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def flush(self, timeout: float | None = 30.0) -> bool:
+    def flush(self, timeout: float | None = 30.0, *, consent: bool = False) -> bool:
         """Every acknowledged event is committed already (a 200 waits for the commit): nothing to wait for."""
         return True
 

@@ -177,8 +177,19 @@ def _statements(event: dict[str, Any], reader: _Reader, problems: list[str]) -> 
     return found
 
 
+def mentions(event: str | None, *texts: str | None) -> bool:
+    """Whether one event may carry consent: a ``Consent Updated`` event, or JSON (traits, context, properties)
+    that says "consent" somewhere; the rule :func:`_candidates` applies to a table, for one row in Python (the
+    collector log tells which acknowledged events the sender must see loaded before its consent check).
+
+    >>> mentions("Signed Up", '{"plan": "pro"}', None), mentions(None, '{"consent_marketing_email": false}')
+    (False, True)
+    """
+    return event == CONSENT_EVENT or any(text is not None and "consent" in text for text in texts)
+
+
 def _candidates(events: pa.Table) -> pa.Table:
-    """The rows whose JSON says "consent" somewhere, or that are a ``Consent Updated`` event."""
+    """The rows whose JSON says "consent" somewhere, or that are a ``Consent Updated`` event (:func:`mentions`)."""
     names = events.column_names
     hit = pc.equal(events.column("event").cast(pa.string()), CONSENT_EVENT) if "event" in names else None
     for column in ("traits", "context", "properties"):

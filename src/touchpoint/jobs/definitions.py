@@ -78,8 +78,9 @@ class JobContext:
     trigger: str = "manual"
     stopping: threading.Event = field(default_factory=threading.Event)
     every: float = 0.0  # the job's cadence in seconds (0: unknown)
-    #: waits until every event acknowledged so far is in the warehouse (the collector log's ``flush``); False
-    #: when it could not within its time. Always True where a 200 means committed (the group commit).
+    #: waits until every event acknowledged so far that may carry consent is in the warehouse (the collector
+    #: log's ``flush(consent=True)``); False when it could not within its time. Always True where a 200 means
+    #: committed (the group commit).
     acknowledged: Callable[[], bool] = field(default=lambda: True)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("touchpoint.jobs"))
 
