@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import ibis.expr.datatypes as dt
     import ibis.expr.types as ir
     from ibis.backends.sql import SQLBackend
+    from ibis.expr.schema import Schema
 
     from touchpoint.warehouse.schema import TableSpec
 
@@ -192,10 +193,33 @@ class Warehouse(ABC):
         quotes; Spark's backticks)."""
         return quote(name)
 
+    def temp_table(self, name: str, schema: Schema | None = None) -> ir.Table:
+        """The temporary table ``name`` of this thread's connection. ``schema`` is what the catalog said of a
+        table made by the same query before (:meth:`touchpoint.identity.components.Scratch.save_query` keeps
+        it): an engine may build the table from it without asking the catalog again. This default asks."""
+        return self.ibis.table(name)
+
     def create_temp_table(self, name: str, sql: str) -> None:
         """Materialise the engine-SQL query ``sql`` (compiled by :attr:`ibis`) as the temporary table ``name``
         on this thread's connection (``CREATE TEMPORARY TABLE ... AS``; Spark keeps computed rows instead)."""
         self.ibis.raw_sql(f"CREATE TEMPORARY TABLE {quote(name)} AS {sql}")
+
+    def save_temp_table(self, name: str, rows: ir.Table) -> ir.Table:
+        """Compute ``rows`` (an expression, or an in-memory table) into the temporary table ``name`` of this
+        thread's connection, replacing any table of that name, and return it."""
+        return self.ibis.create_table(name, rows, temp=True, overwrite=True)
+
+    def create_empty_temp_table(self, name: str, schema: Schema) -> ir.Table:
+        """An empty temporary table ``name`` of ``schema`` on this thread's connection (replacing any)."""
+        return self.ibis.create_table(name, schema=schema, temp=True, overwrite=True)
+
+    def replace_temp_table(self, name: str, sql: str) -> None:
+        """:meth:`create_temp_table`, dropping first any temporary table ``name`` of this connection."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self.ibis.drop_table(name, force=True)
+        self.create_temp_table(name, sql)
 
     def count(self, name: str) -> int:
         return int(self.prepared(_row_count, key=name).as_py())

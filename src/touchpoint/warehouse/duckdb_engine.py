@@ -24,14 +24,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
+from ibis.expr.schema import Schema
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
 from touchpoint.warehouse import prepared
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
+from touchpoint.warehouse.schema import all_tables
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,30 @@ def _staged_sql(backend: DuckDBBackend, rows: ir.Table) -> str:
 
 
 _STAGED_SQL: dict[tuple[int, ir.Table], str] = {}
+#: the declared tables (:mod:`touchpoint.warehouse.schema`): the only names whose schemas are kept per epoch
+_DECLARED = frozenset(t.name for t in all_tables())
+#: what the catalog said of a temporary table we made, by how it was made and the Ibis schema of its rows
+_STAGED_SCHEMAS: dict[tuple[str, Schema], Schema] = {}
+#: the typed select list of a schema (DuckDBWarehouse._typed)
+_TYPED_COLUMNS: dict[Schema, str] = {}
+#: Arrow types whose values bind as a DuckDB list of the same values (DuckDBWarehouse.save_temp_table), and
+#: the DuckDB type the Arrow scan gives them
+_LIST_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us"): "TIMESTAMP",
+}
+
+
+def _bound(backend: DuckDBBackend, name: str, table_schema: Schema) -> ir.Table:
+    """The table ``name`` of ``backend`` with a schema known already: the expression Ibis's ``table(name)``
+    builds, without its ``DESCRIBE`` (a statement, and a parse of every column's type)."""
+    namespace = ops.Namespace(catalog=None, database=None)
+    return ops.DatabaseTable(name, schema=table_schema, source=backend, namespace=namespace).to_expr()
 
 
 def _compiler() -> Any:
@@ -120,6 +147,39 @@ def _compiler() -> Any:
 
 
 _COMPILER = _compiler()
+#: Compiled SQL kept per thread's backend (:func:`_backend_class`); it starts afresh beyond this many.
+MAX_COMPILED = 512
+
+
+@functools.cache
+def _backend_class() -> type[DuckDBBackend]:
+    """Ibis's DuckDB backend that compiles an expression once: the SQL of an expression equal to one compiled
+    before on the same backend (the same tables, by name and schema, and the same operations and literals)
+    is the SQL compiled then. An incremental profiles run reads and stages the same expressions every run
+    (over its scratch tables, whose names repeat: :class:`touchpoint.identity.components.Scratch`), and
+    compiling them was about a third of its CPU (docs/decisions.md, 2026-12-03). Compiling is a pure
+    function of the expression and the compiler (the backend's, fixed); expressions over in-memory tables
+    (a new name each time) or with bound parameters are compiled as usual and not kept."""
+    from ibis.backends.duckdb import Backend
+
+    class Compiling(Backend):
+        _tp_compiled: dict[tuple[Any, ...], str]
+
+        def compile(self, expr: ir.Expr, /, *, limit: Any = None, params: Any = None, pretty: bool = False) -> str:
+            if params:
+                return str(super().compile(expr, limit=limit, params=params, pretty=pretty))
+            key = (expr.op(), limit, pretty)
+            cache = self.__dict__.setdefault("_tp_compiled", {})
+            sql = cache.get(key)
+            if sql is None:
+                sql = str(super().compile(expr, limit=limit, pretty=pretty))
+                if not key[0].find(ops.InMemoryTable):
+                    if len(cache) >= MAX_COMPILED:
+                        cache.clear()
+                    cache[key] = sql
+            return sql
+
+    return Compiling
 
 
 class _ReadGate:
@@ -354,6 +414,8 @@ class DuckDBWarehouse(Warehouse):
         #: bumped by whatever may define tables anew (migrations, compact, raw SQL): the prepared reads
         #: check their tables' definitions in the catalog once per epoch, not on every call
         self._schema_epoch = 0
+        #: the declared tables' schemas, each with the epoch it was read in (see table())
+        self._schemas: dict[str, tuple[int, Schema]] = {}
         self._closed = False
         self._write_locks = {lane: threading.RLock() for lane in WRITE_LANES}
         self._gate = _ReadGate()  # compact() waits for the reads in flight
@@ -370,7 +432,7 @@ class DuckDBWarehouse(Warehouse):
                 raise WarehouseError(f"the warehouse {self.path} is closed", hint="open it again")
             for thread in [t for t in self._backends if not t.is_alive()]:
                 self._backends.pop(thread).con.close()  # a finished thread's cursor
-            backend = ibis.duckdb.from_connection(self._root.con.cursor())
+            backend = _backend_class().from_connection(self._root.con.cursor())
             backend.compiler = _COMPILER
             self._backends[threading.current_thread()] = backend
             self._local.generation = self._generation
@@ -394,7 +456,20 @@ class DuckDBWarehouse(Warehouse):
 
     @_gated
     def table(self, name: str) -> ir.Table:
-        return super().table(name)
+        """The table ``name``; a declared table's schema is read from the catalog once per schema epoch (an
+        incremental profiles run names a dozen tables, and each ``DESCRIBE`` cost about 1 ms of CPU)."""
+        if name not in _DECLARED:
+            return super().table(name)
+        epoch = self._schema_epoch  # before the read: a change during it is seen next time
+        hit = self._schemas.get(name)
+        if hit is not None and hit[0] == epoch:
+            return _bound(self._backend(), name, hit[1])
+        table = super().table(name)
+        self._schemas[name] = (epoch, table.schema())
+        return table
+
+    def temp_table(self, name: str, schema: Schema | None = None) -> ir.Table:
+        return self.ibis.table(name) if schema is None else _bound(self._backend(), name, schema)
 
     @_gated
     def execute(self, expr: ir.Expr) -> Any:
@@ -409,6 +484,10 @@ class DuckDBWarehouse(Warehouse):
         super().create_temp_table(name, sql)
 
     @_gated
+    def replace_temp_table(self, name: str, sql: str) -> None:
+        self._backend().con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {quote(name)} AS {sql}")
+
+    @_gated
     def tables(self) -> list[str]:
         """The warehouse's own tables (not this connection's temporary tables or Ibis's in-memory views)."""
         rows = (
@@ -420,6 +499,11 @@ class DuckDBWarehouse(Warehouse):
             .fetchall()
         )
         return [str(r[0]) for r in rows]
+
+    def _forget_schemas(self, tables: Sequence[str]) -> None:
+        """Read these tables' schemas from the catalog on their next use (one was defined anew unsaid)."""
+        for name in tables:
+            self._schemas.pop(name, None)
 
     def schema_changed(self) -> None:
         """Say that tables may have been defined anew (DDL run outside :meth:`migration_transaction`, e.g.
@@ -436,6 +520,8 @@ class DuckDBWarehouse(Warehouse):
         stamp = (self._token, self._schema_epoch)  # before the check: a change during it is seen next time
         hit = _PREPARED.get(ck)
         fresh = hit is None or (_CHECKED.get(ck) != stamp and _definitions(backend, hit.tables) != hit.signature)
+        if hit is not None and fresh:
+            self._forget_schemas(hit.tables)  # defined anew: the tables' schemas are read again too
         if fresh or hit is None:
             expr, sql, tables = prepared.compile_with_markers(
                 build, self, values, key, lambda e: str(backend.compile(e.as_table())), "${n}"
@@ -455,8 +541,10 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.Error:
             if _definitions(backend, hit.tables) == hit.signature:
                 raise  # the read itself failed
+            self._forget_schemas(hit.tables)
             table = None
         if table is None or tuple(table.column_names) != hit.names:
+            self._forget_schemas(hit.tables)
             _PREPARED.pop(ck, None)
             _CHECKED.pop(ck, None)
             if fresh:  # compiled just now and still not as expected: read the ordinary way
@@ -528,6 +616,99 @@ class DuckDBWarehouse(Warehouse):
                 backend.con.execute("COMMIT")  # durable: DuckDB syncs its WAL on commit
             finally:
                 self._local.transaction = None
+
+    @contextmanager
+    def staged(self, rows: pa.Table | ir.Table) -> Iterator[pa.Table | ir.Table]:
+        """As the contract's, in fewer statements (:meth:`save_temp_table`), under a name that is the same in
+        every run of a thread (the first slot no staged table of the thread holds), so expressions over it
+        are the same every run and their SQL is reused (:func:`_backend_class`)."""
+        if isinstance(rows, pa.Table) or getattr(self._local, "transaction", None) is not None:
+            yield rows
+            return
+        slots: set[int] | None = getattr(self._local, "stage_slots", None)
+        if slots is None:
+            slots = self._local.stage_slots = set()
+        slot = next(i for i in itertools.count() if i not in slots)
+        name = f"__tp_stage_{slot}"
+        slots.add(slot)
+        try:
+            yield self.save_temp_table(name, rows)
+        finally:
+            try:
+                with self._gate.reading():
+                    self._backend().con.execute(f"DROP TABLE IF EXISTS temp.{quote(name)}")
+            finally:
+                slots.discard(slot)
+
+    @_gated
+    def save_temp_table(self, name: str, rows: ir.Table) -> ir.Table:
+        """One ``CREATE OR REPLACE TEMP TABLE ... AS``: an in-memory table's rows bound as lists (or, for types
+        that do not bind exactly, through a registered Arrow view), an expression's SQL compiled once per
+        expression (:func:`_backend_class`); the table is built from the schema the catalog gave for a table
+        made the same way before (no ``DESCRIBE``). Ibis's ``create_table`` took six statements and a
+        compilation (docs/decisions.md, 2026-12-03)."""
+        backend = self._backend()
+        op = rows.op()
+        target = f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS"
+        if isinstance(op, ops.InMemoryTable):
+            data = op.data.to_pyarrow(op.schema)
+            types = [_LIST_TYPES.get(t) for t in data.schema.types]
+            if all(types):  # a few hundred ids: lists bound as parameters cost a third of an Arrow view
+                columns = ", ".join(
+                    f"unnest(${i}::{t}[]) AS {quote(c)}"
+                    for i, (c, t) in enumerate(zip(data.column_names, types, strict=True), start=1)
+                )
+                backend.con.execute(f"{target} SELECT {columns}", [c.to_pylist() for c in data.columns])
+                how = "lists"
+            else:
+                view = f"__tp_arrow_{next(_names)}"
+                backend.con.register(view, data)
+                try:
+                    backend.con.execute(f"{target} {self._typed(rows.schema(), view)}")
+                finally:
+                    backend.con.unregister(view)
+                how = "arrow"
+        else:
+            backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
+            backend.con.execute(f"{target} {self._typed(rows.schema(), f'({backend.compile(rows)})')}")
+            how = "query"
+        return self._described(backend, name, (how, rows.schema()))
+
+    @_gated
+    def create_empty_temp_table(self, name: str, schema: Schema) -> ir.Table:
+        backend = self._backend()
+        columns = ", ".join(f"{quote(c)} {self.column_type(t)}" for c, t in schema.items())
+        backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} ({columns})")
+        return self._described(backend, name, ("empty", schema))
+
+    def _typed(self, schema: Schema, source: str) -> str:
+        """``SELECT`` of ``source``'s columns cast to ``schema``'s types: the columns Ibis's ``create_table`` gave
+        (it creates the table from the expression's Ibis schema, then inserts; a DuckDB ``sum`` of integers
+        is a ``HUGEINT`` or ``DECIMAL`` that Ibis types ``int64``)."""
+        columns = _TYPED_COLUMNS.get(schema)
+        if columns is None:
+            if len(_TYPED_COLUMNS) >= 256:
+                _TYPED_COLUMNS.clear()
+            columns = _TYPED_COLUMNS[schema] = ", ".join(
+                f"CAST({quote(c)} AS {self.column_type(t)}) AS {quote(c)}" for c, t in schema.items()
+            )
+        return f"SELECT {columns} FROM {source}"
+
+    def _described(self, backend: DuckDBBackend, name: str, shape: tuple[str, Schema]) -> ir.Table:
+        """The temporary table ``name`` just made, its schema what the catalog said of one made the same way
+        (``shape``: how, and the Ibis schema of its rows) before: the same rows' types make the same columns."""
+        described = _STAGED_SCHEMAS.get(shape)
+        if described is None:
+            if len(_STAGED_SCHEMAS) >= 256:
+                _STAGED_SCHEMAS.clear()
+            # the catalog's types; whether a column may be NULL as the rows' schema says (Ibis's create_table
+            # declared NOT NULL where it says not, and a union needs the same), though the table declares none
+            declared = shape[1]
+            got = backend.get_schema(name)
+            described = _STAGED_SCHEMAS[shape] = Schema(
+                {c: t.copy(nullable=declared[c].nullable) for c, t in got.items()}
+            )
+        return _bound(backend, name, described)
 
     @_gated
     def stage_table(self, name: str, rows: pa.Table | ir.Table) -> None:
