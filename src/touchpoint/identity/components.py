@@ -26,6 +26,8 @@ here is specific to DuckDB: joins, unions, ``min``, ``row_number`` and ``create_
 from __future__ import annotations
 
 import contextlib
+import itertools
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +39,25 @@ from touchpoint.errors import NotConverged
 from touchpoint.warehouse import Warehouse
 
 MAX_ROUNDS = 200
-#: SQL compiled by :meth:`Scratch.save_query`, by engine, builder, key and input schemas.
-_COMPILED: dict[tuple[Any, ...], str] = {}
+#: SQL compiled by :meth:`Scratch.save_query` and the schema of its table, by engine, builder, key and input schemas.
+_COMPILED: dict[tuple[Any, ...], tuple[str, ibis.Schema | None]] = {}
+
+
+def _open_slots(wh: Warehouse) -> set[int]:
+    """The slots of the :class:`Scratch` blocks open in this thread on ``wh`` (temporary tables belong to a
+    thread's connection)."""
+    slots: set[int] | None = getattr(wh._local, "scratch_slots", None)
+    if slots is None:
+        slots = wh._local.scratch_slots = set()
+    return slots
+
+
+#: A run of this process's own in :meth:`Scratch.save_query`'s value markers (no value holds it).
+_MARK = uuid.uuid4().hex
+
+
+def _marker(key: str) -> str:
+    return f"tp-value-{key}-{_MARK}"
 
 
 def _holder(key: str) -> str:
@@ -60,21 +79,31 @@ class Scratch:
     def __init__(self, wh: Warehouse) -> None:
         self.wh = wh
         self.con = wh.ibis
-        self.prefix = f"_tp_id_{uuid.uuid4().hex[:10]}"
+        # the same names in every run of a thread (the thread's id and the first slot no open block of the
+        # thread holds), so expressions over them are the same every run and an engine may reuse their SQL
+        self._slots = _open_slots(wh)
+        self.slot = next(i for i in itertools.count() if i not in self._slots)
+        self._slots.add(self.slot)
+        self.prefix = f"_tp_id_{threading.get_ident()}_{self.slot}"
         self.names: list[str] = []
 
     def save(self, expr: ir.Table, name: str) -> ir.Table:
         """Materialise ``expr`` as a temporary table and return it."""
         full = f"{self.prefix}_{name}"
-        table = self.con.create_table(full, expr, temp=True, overwrite=True)
         if full not in self.names:
             self.names.append(full)
-        return table
+        return self.wh.save_temp_table(full, expr)
 
     def save_query(
-        self, name: str, key: tuple[Any, ...], build: Callable[..., ir.Table], **inputs: ir.Table
+        self,
+        name: str,
+        key: tuple[Any, ...],
+        build: Callable[..., ir.Table],
+        *,
+        values: dict[str, str] | None = None,
+        **inputs: ir.Table,
     ) -> ir.Table:
-        """Materialise ``build(**inputs)`` like :meth:`save`, compiling it once per process.
+        """Materialise ``build(**inputs, **values)`` like :meth:`save`, compiling it once per process.
 
         ``inputs`` are named tables (saved ones, or the warehouse's); ``name`` and ``key`` name everything
         else the expression depends on (``build``'s place in the code, the merge rules' fingerprint).
@@ -83,7 +112,15 @@ class Scratch:
         Ibis neither builds nor compiles it again (building and compiling were most of an incremental
         update's cost: docs/decisions.md). Portable: :meth:`Warehouse.create_temp_table` over the SQL
         Ibis compiled for the engine.
+
+        ``values`` are strings that change from run to run (an instant in ISO form: the builder casts it):
+        the builder gets a marker for each, and the SQL a string literal of the value in its place (a value
+        holding a quote or a backslash is refused: literals are not quoted alike in every dialect).
         """
+        values = values or {}
+        for k, v in values.items():
+            if "'" in v or "\\" in v:
+                raise ValueError(f"save_query binds plain values only; {k}={v!r} holds a quote or a backslash")
         cache_key = (
             self.con.name,
             build.__module__,
@@ -91,21 +128,29 @@ class Scratch:
             name,
             key,
             _input_schemas(inputs),
+            tuple(sorted(values)),
         )
-        sql = _COMPILED.get(cache_key)
-        if sql is None:
+        compiled = _COMPILED.get(cache_key)
+        if compiled is None:
             holders = {k: ibis.table(t.schema(), name=_holder(k)) for k, t in inputs.items()}
-            sql = str(self.con.compile(build(**holders)))
-            _COMPILED[cache_key] = sql
+            text = str(self.con.compile(build(**holders, **{k: _marker(k) for k in values})))
+            missing = [k for k in values if f"'{_marker(k)}'" not in text]
+            if missing:
+                raise ValueError(f"{build.__qualname__} does not use the values {missing} as whole string literals")
+            compiled = (text, None)
+        sql = compiled[0]
         for k, t in inputs.items():
             sql = sql.replace(self.wh.identifier(_holder(k)), self.wh.identifier(t.op().name))
+        for k, v in values.items():
+            sql = sql.replace(f"'{_marker(k)}'", f"'{v}'")
         full = f"{self.prefix}_{name}"
-        with contextlib.suppress(Exception):
-            self.con.drop_table(full, force=True)
-        self.wh.create_temp_table(full, sql)
         if full not in self.names:
             self.names.append(full)
-        return self.con.table(full)
+        self.wh.replace_temp_table(full, sql)  # a table of an earlier block whose drop failed is replaced
+        table = self.wh.temp_table(full, compiled[1])
+        if compiled[1] is None:  # what the catalog says of the table: an engine may build it from that next time
+            _COMPILED[cache_key] = (compiled[0], table.schema())
+        return table
 
     def save_empty(
         self, name: str, key: tuple[Any, ...], build: Callable[..., ir.Table], **inputs: ir.Table
@@ -119,16 +164,16 @@ class Scratch:
             holders = {k: ibis.table(t.schema(), name=_holder(k)) for k, t in inputs.items()}
             found = _SCHEMAS[cache_key] = build(**holders).schema()
         full = f"{self.prefix}_{name}"
-        table = self.con.create_table(full, schema=found, temp=True, overwrite=True)
         if full not in self.names:
             self.names.append(full)
-        return table
+        return self.wh.create_empty_temp_table(full, found)
 
     def close(self) -> None:
         for name in self.names:
             with contextlib.suppress(Exception):  # a temp table dies with the connection anyway
                 self.con.drop_table(name, force=True)
         self.names.clear()
+        self._slots.discard(self.slot)
 
     def __enter__(self) -> Scratch:
         return self

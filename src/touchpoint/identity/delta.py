@@ -20,6 +20,7 @@ Both kinds are written in one transaction. The result equals a full rebuild
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,9 +92,7 @@ def _rows(wh: Warehouse, expr: ir.Table) -> list[dict[str, Any]]:
     return rows
 
 
-def apply(
-    wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table, *, json_ids: bool = True
-) -> Delta | None:
+def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table, *, json_ids: bool = True) -> Delta | None:
     """Resolve ``new_events`` by the fast paths and write the result; ``None`` (nothing written)
     when the components they change are too large to resolve in memory. ``json_ids=False`` says no new
     event's JSON mentions a key identifiers are read from (:func:`~touchpoint.identity.extract.json_mentioned`):
@@ -324,11 +323,32 @@ def apply(
             {"message_id": pa.array(mids, pa.string()), "profile_id": pa.array(pids, pa.string())}
         )
 
-    steps: list[Any] = []
-    if event_mids:  # node ids are stable: the new events' rows are added, no stored row changes
-        mids = pa.table({"message_id": pa.array(event_mids, pa.string()), "node_id": pa.array(event_nodes, pa.int64())})
-        rows = store.event_rows(ibis.memtable(mids), new_events)  # with each event's kind, times and properties
-        steps.append((T.EVENTS, "message_id", None, rows, T.EVENTS_SCHEMA))
+    with contextlib.ExitStack() as stack:
+        steps: list[Any] = []
+        if event_mids:  # node ids are stable: the new events' rows are added, no stored row changes
+            mids = pa.table(
+                {"message_id": pa.array(event_mids, pa.string()), "node_id": pa.array(event_nodes, pa.int64())}
+            )
+            # staged first: the rows' expression is then over tables of the same names every run (compiled once)
+            staged = stack.enter_context(wh.staged(ibis.memtable(mids)))
+            assert isinstance(staged, ir.Table)
+            rows = store.event_rows(staged, new_events)  # with each event's kind, times and properties
+            steps.append((T.EVENTS, "message_id", None, rows, T.EVENTS_SCHEMA))
+        _write(wh, steps, node_rows, delete_nodes, link_rows, delete_srcs)
+    if log:
+        store.append(wh, T.MERGE_LOG, store.merge_log_rows(log))
+    return out
+
+
+def _write(
+    wh: Warehouse,
+    steps: list[Any],
+    node_rows: list[dict[str, Any]],
+    delete_nodes: list[int],
+    link_rows: list[dict[str, Any]],
+    delete_srcs: set[int],
+) -> None:
+    """Write the new events' rows (``steps``), the nodes and the links in one transaction."""
     if delete_nodes or node_rows:
         rows = pa.Table.from_pylist(node_rows, schema=T.NODES_SCHEMA.to_pyarrow())
         steps.append(
@@ -339,9 +359,6 @@ def apply(
         steps.append((T.LINKS, "src", _ids("src", sorted(delete_srcs)) if delete_srcs else None, rows, T.LINKS_SCHEMA))
     if steps:
         store.replace_rows(wh, steps)
-    if log:
-        store.append(wh, T.MERGE_LOG, store.merge_log_rows(log))
-    return out
 
 
 def _overrides(wh: Warehouse, sub: dict[int, dict[str, Any]]) -> tuple[set[int], list[tuple[int, int]]]:

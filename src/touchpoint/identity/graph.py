@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
@@ -399,19 +399,23 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
             result = rebuild(wh, rules)
             result.notes.append(f"rebuilt: the identity tables were built by version {state.get('version')}")
             return result
-        since = ibis.timestamp(watermark) - _late()
-        seen = wh.table(T.RECENT).select("message_id")
-        recent = events.filter(events.received_at >= since)
         # the new events and the count of all events in ONE statement, so one snapshot: events the
-        # collector commits meanwhile are in neither (the next update takes them), not in one only
-        counted = recent.anti_join(seen, "message_id")
-        counted = counted.mutate(_events_total=events.count().as_scalar(), _json_ids=json_mentioned(counted, rules))
-        saved = s.save(counted, "new_events_counted")
-        summary = saved.aggregate(n=saved.count(), total=saved._events_total.max(), json=saved._json_ids.any())
-        first = summary.to_pyarrow().to_pylist()[0]
+        # collector commits meanwhile are in neither (the next update takes them), not in one only;
+        # compiled once per rules, the watermark bound as a value (Scratch.save_query)
+        key = (rules.fingerprint(),)
+        saved = s.save_query(
+            "new_events_counted",
+            key,
+            lambda events, recent, watermark: _new_events_counted(events, recent, watermark, rules),
+            values={"watermark": watermark},
+            events=events,
+            recent=wh.table(T.RECENT),
+        )
+        summary = s.save_query("new_events_summary", (), _summary, saved=saved)
+        first = wh.to_arrow(summary).to_pylist()[0]
         found = int(first["n"])
-        total = int(first["total"]) if found else int(events.count().to_pyarrow().as_py())
-        new_events = s.save(saved.drop("_events_total", "_json_ids"), "new_events")
+        total = int(first["total"]) if found else wh.count("events")
+        new_events = s.save_query("new_events", (), _without_counts, saved=saved)
         if found != total - processed:
             # events arrived stamped before the window (an import with old received_at) or were erased
             result = rebuild(wh, rules)
@@ -427,23 +431,61 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
             result.path = "engine"
         else:
             result = _from_delta(fast)
-        max_received = new_events.received_at.max().to_pyarrow().as_py()
-        new_mark = max(ibis.timestamp(watermark).to_pyarrow().as_py(), max_received)
-        keep_since = ibis.timestamp(new_mark) - _late()
+        max_received = first["received"]
+        new_mark = max(_instant(watermark), max_received)
         # the window moves on: rows that left it go, the new events' rows come (not a rewrite of the
         # window, which at a steady stream holds an hour of events whatever the batch)
-        old_recent = wh.table(T.RECENT)
-        expired = old_recent.filter(old_recent.received_at < keep_since).message_id
-        added = new_events.filter(new_events.received_at >= keep_since).select("message_id", "received_at")
+        mark = {"mark": new_mark.isoformat()}
+        expired = s.save_query("recent_expired", (), _expired, values=mark, recent=wh.table(T.RECENT))
+        added = s.save_query("recent_added", (), _added, values=mark, new_events=new_events)
         with wh.write() as tx:
-            tx.delete(T.RECENT, "message_id", expired)
-            tx.append(T.RECENT, store.typed(added, T.RECENT_SCHEMA))
+            tx.delete(T.RECENT, "message_id", expired.message_id)
+            tx.append(T.RECENT, added)
     new_watermark = max(str(state.get("watermark") or ""), max_received.isoformat()) if max_received else watermark
     state.update(watermark=new_watermark, events_processed=processed + found, updated_at=store.now().isoformat())
     store.write_state(wh, state)
     result.events = found
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _new_events_counted(events: ir.Table, recent: ir.Table, watermark: str, rules: MergeRules) -> ir.Table:
+    """The events received since ``watermark`` (ISO text) less :data:`LATE_WINDOW` that ``recent`` (the
+    window of resolved events) lacks, each with the count of all events and whether its JSON mentions an
+    identifier key (:func:`~touchpoint.identity.extract.json_mentioned`)."""
+    since = ibis.literal(watermark).cast("timestamp") - _late()
+    counted = events.filter(events.received_at >= since).anti_join(recent.select("message_id"), "message_id")
+    return counted.mutate(_events_total=events.count().as_scalar(), _json_ids=json_mentioned(counted, rules))
+
+
+def _summary(saved: ir.Table) -> ir.Table:
+    return saved.aggregate(
+        n=saved.count(), total=saved._events_total.max(), json=saved._json_ids.any(), received=saved.received_at.max()
+    )
+
+
+def _without_counts(saved: ir.Table) -> ir.Table:
+    return saved.drop("_events_total", "_json_ids")
+
+
+def _expired(recent: ir.Table, mark: str) -> ir.Table:
+    """The window's events received before the new watermark ``mark`` less :data:`LATE_WINDOW`."""
+    return recent.filter(recent.received_at < ibis.literal(mark).cast("timestamp") - _late()).select("message_id")
+
+
+def _added(new_events: ir.Table, mark: str) -> ir.Table:
+    """The new events' rows of the window that ends at the new watermark ``mark``."""
+    kept = new_events.filter(new_events.received_at >= ibis.literal(mark).cast("timestamp") - _late())
+    return store.typed(kept.select("message_id", "received_at"), T.RECENT_SCHEMA)
+
+
+def _instant(text: str) -> datetime:
+    """A stored watermark (ISO text of a naive UTC instant) as a ``datetime``, as the engine reads it."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is not None:  # not written by this code: let the engine read it, as before
+        value: datetime = ibis.timestamp(text).to_pyarrow().as_py()
+        return value
+    return parsed
 
 
 @store.alone

@@ -209,8 +209,15 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
             r = scratch.save_query(
                 f"{name}_rows", (), lambda i, e, p: store.typed(_rows(wh, i, e, p)[0], BASE_SCHEMA), i=ids, e=evs, p=ep
             )
-            t = scratch.save_query(f"{name}_traits", (), lambda i, e, p: _rows(wh, i, e, p)[1], i=ids, e=evs, p=ep)
-            return r, t  # typed to the stored columns' types as every part of the union (_rows_to_write)
+            t = scratch.save_query(
+                f"{name}_traits",
+                (),
+                lambda i, e, p: store.typed(_rows(wh, i, e, p)[1], TRAITS_SCHEMA),
+                i=ids,
+                e=evs,
+                p=ep,
+            )
+            return r, t  # typed to the stored columns' types (rows: as every part of the union, _rows_to_write)
 
         recompute = plan.recompute
         ext = extend.Extension()
@@ -246,7 +253,11 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
             x_rows = stage(ibis.memtable(pa.Table.from_pylist(ext.rows, schema=BASE_SCHEMA.to_pyarrow())))
             parts.append(x_rows)
             x_traits = scratch.save_query(
-                "extended_traits", (), lambda x, e: extend.new_traits(wh, x, e), x=x_ids, e=e_ids
+                "extended_traits",
+                (),
+                lambda x, e: store.typed(extend.new_traits(wh, x, e), TRAITS_SCHEMA),
+                x=x_ids,
+                e=e_ids,
             )
             traits.append((x_ids, x_traits))
         # the rows to write, compiled once per process and number of parts (Scratch.save_query): the
@@ -265,7 +276,7 @@ def _refresh(wh: Warehouse, plan: _Plan, as_of_ts: datetime) -> tuple[int, int]:
         write = scratch.save_query(
             "write", (len(parts),), _rows_to_write, profiles=wh.table(PROFILES), changed=changed, clock=clock, **inputs
         )
-        ready = [(ids, stage(store.typed(t, TRAITS_SCHEMA))) for ids, t in traits]
+        ready = traits  # computed already, in the stored columns' types
         with wh.write() as tx:
             tx.delete(PROFILES, "profile_id", changed.profile_id)
             tx.delete(PROFILES, "profile_id", write.profile_id)
