@@ -171,7 +171,7 @@ class Scratch:
     def close(self) -> None:
         for name in self.names:
             with contextlib.suppress(Exception):  # a temp table dies with the connection anyway
-                self.con.drop_table(name, force=True)
+                self.wh.drop_temp_table(name)
         self.names.clear()
         self._slots.discard(self.slot)
 

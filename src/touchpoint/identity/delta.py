@@ -39,6 +39,9 @@ from touchpoint.warehouse import Warehouse
 #: Largest number of identifiers (in the components a batch changes) resolved in memory.
 MEMORY_NODES = 50_000
 
+#: The identifier types of the plain columns, most trusted first (extract.column_ids), by rules' fingerprint.
+_TYPES: dict[tuple[str], list[str]] = {}
+
 Key = tuple[str, str]
 Pair = tuple[int, int]
 
@@ -99,7 +102,9 @@ def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table, *,
     their table is then created empty, without running its query."""
     # the same few queries every run: built and compiled once per rules (Scratch.save_query)
     key = (rules.fingerprint(),)
-    types = [t for t, _ in column_ids(new_events, rules)]
+    types = _TYPES.get(key)
+    if types is None:  # what the columns' identifier types are depends on the rules only
+        types = _TYPES[key] = [t for t, _ in column_ids(new_events, rules)]
     wide = s.save_query("new_ids", key, lambda events: identifiers(events, rules)[0], events=new_events)
     save = s.save_query if json_ids else s.save_empty
     extra = save("new_extra_ids", key, lambda events: identifiers(events, rules)[2], events=new_events)

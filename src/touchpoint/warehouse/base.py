@@ -213,6 +213,10 @@ class Warehouse(ABC):
         """An empty temporary table ``name`` of ``schema`` on this thread's connection (replacing any)."""
         return self.ibis.create_table(name, schema=schema, temp=True, overwrite=True)
 
+    def drop_temp_table(self, name: str) -> None:
+        """Drop the temporary table ``name`` of this thread's connection, if there is one."""
+        self.ibis.drop_table(name, force=True)
+
     def replace_temp_table(self, name: str, sql: str) -> None:
         """:meth:`create_temp_table`, dropping first any temporary table ``name`` of this connection."""
         import contextlib

@@ -148,7 +148,7 @@ def _compiler() -> Any:
 
 _COMPILER = _compiler()
 #: Compiled SQL kept per thread's backend (:func:`_backend_class`); it starts afresh beyond this many.
-MAX_COMPILED = 512
+MAX_COMPILED = 256
 
 
 @functools.cache
@@ -484,6 +484,10 @@ class DuckDBWarehouse(Warehouse):
         super().create_temp_table(name, sql)
 
     @_gated
+    def drop_temp_table(self, name: str) -> None:
+        self._backend().con.execute(f"DROP TABLE IF EXISTS temp.{quote(name)}")  # no Ibis statement to build
+
+    @_gated
     def replace_temp_table(self, name: str, sql: str) -> None:
         self._backend().con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {quote(name)} AS {sql}")
 
@@ -635,8 +639,7 @@ class DuckDBWarehouse(Warehouse):
             yield self.save_temp_table(name, rows)
         finally:
             try:
-                with self._gate.reading():
-                    self._backend().con.execute(f"DROP TABLE IF EXISTS temp.{quote(name)}")
+                self.drop_temp_table(name)
             finally:
                 slots.discard(slot)
 
