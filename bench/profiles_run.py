@@ -125,19 +125,30 @@ def statements(pr: cProfile.Profile) -> int:
 
 
 def dump(wh: Any, path: Path) -> None:
-    """The derived tables' rows, sorted, with node ids (numbered anew by each rebuild, in no fixed order) named
-    by their identifier, and without the columns of wall-clock instants."""
+    """The derived tables' rows, sorted, without the columns of wall-clock instants, and with node ids (numbered
+    anew by each rebuild, in no fixed order) named by their identifier: a component or cluster (labelled by a
+    node id) by its first identifier, a link's two ends in name order."""
     nodes = wh.to_arrow(wh.table("identity_nodes")).to_pylist()
     name = {r["node_id"]: f"{r['id_type']}:{r['id_value']}" for r in nodes}
-    node_columns = {"node_id", "src", "dst", "component", "cluster"}
+    for label in ("component", "cluster"):
+        members: dict[Any, list[str]] = {}
+        for r in nodes:
+            members.setdefault(r[label], []).append(name[r["node_id"]])
+        for r in nodes:
+            r[label] = min(members[r[label]])
+    tables = {t: wh.to_arrow(wh.table(t)).to_pylist() for t in ("profiles", "profile_traits", "event_identities")}
+    tables["identity_nodes"] = nodes
+    links = wh.to_arrow(wh.table("identity_links")).to_pylist()
+    for r in links:
+        r["src"], r["dst"] = sorted([name[r["src"]], name[r["dst"]]])
+    tables["identity_links"] = links
     out: dict[str, Any] = {}
-    for table in ("profiles", "profile_traits", "identity_nodes", "identity_links", "event_identities"):
-        rows = []
-        for r in wh.to_arrow(wh.table(table)).to_pylist():
-            rows.append(
-                {c: name.get(v, v) if c in node_columns else str(v) for c, v in r.items() if c not in _CLOCK_COLUMNS}
-            )
-        out[table] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
+    for table, rows in tables.items():
+        named = [
+            {c: name.get(v, v) if c == "node_id" else str(v) for c, v in r.items() if c not in _CLOCK_COLUMNS}
+            for r in rows
+        ]
+        out[table] = sorted(json.dumps(r, sort_keys=True, default=str) for r in named)
     path.write_text(json.dumps(out, indent=0))
 
 

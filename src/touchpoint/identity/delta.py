@@ -95,11 +95,14 @@ def _rows(wh: Warehouse, expr: ir.Table) -> list[dict[str, Any]]:
     return rows
 
 
-def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table, *, json_ids: bool = True) -> Delta | None:
+def apply(
+    wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table, *, json_ids: bool = True, paired: bool = True
+) -> Delta | None:
     """Resolve ``new_events`` by the fast paths and write the result; ``None`` (nothing written)
     when the components they change are too large to resolve in memory. ``json_ids=False`` says no new
     event's JSON mentions a key identifiers are read from (:func:`~touchpoint.identity.extract.json_mentioned`):
-    their table is then created empty, without running its query."""
+    their table is then created empty, without running its query. ``paired=False`` says no new event has two
+    identifiers in its columns: without JSON identifiers they then bring no pair, and its query is not run."""
     # the same few queries every run: built and compiled once per rules (Scratch.save_query)
     key = (rules.fingerprint(),)
     types = _TYPES.get(key)
@@ -142,7 +145,9 @@ def apply(wh: Warehouse, s: Scratch, rules: MergeRules, new_events: ir.Table, *,
             known.profile_id,
         ),
     )
-    pairs = _rows(wh, s.save_query("new_pairs", key, lambda w, x: pair_stats(w, types, x, rules), w=wide, x=extra))
+    pairs: list[dict[str, Any]] = []
+    if paired or json_ids:
+        pairs = _rows(wh, s.save_query("new_pairs", key, lambda w, x: pair_stats(w, types, x, rules), w=wide, x=extra))
 
     # node ids for the new identifiers (after the largest stored one)
     fresh = [r for r in seen if r["node_id"] is None]

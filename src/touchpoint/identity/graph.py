@@ -425,7 +425,7 @@ def update(wh: Warehouse, rules: MergeRules | None = None) -> ResolveResult:
             return result
         if found == 0:
             return ResolveResult(mode="noop", seconds=round(time.perf_counter() - started, 3), changed_profiles=[])
-        fast = delta.apply(wh, s, rules, new_events, json_ids=bool(first["json"]))
+        fast = delta.apply(wh, s, rules, new_events, json_ids=bool(first["json"]), paired=bool(first["paired"]))
         if fast is None:  # the touched components are large: resolve them in the engine
             result = _recompute(wh, s, rules, new_events=new_events, components=None)
             result.path = "engine"
@@ -455,17 +455,27 @@ def _new_events_counted(events: ir.Table, recent: ir.Table, watermark: str, rule
     identifier key (:func:`~touchpoint.identity.extract.json_mentioned`)."""
     since = ibis.literal(watermark).cast("timestamp") - _late()
     counted = events.filter(events.received_at >= since).anti_join(recent.select("message_id"), "message_id")
-    return counted.mutate(_events_total=events.count().as_scalar(), _json_ids=json_mentioned(counted, rules))
+    # whether the event may carry two identifiers in its columns (else, without JSON identifiers, it links none)
+    ids = [counted[c].notnull().cast("int64") for c in ("user_id", "email", "anonymous_id", "previous_id")]
+    return counted.mutate(
+        _events_total=events.count().as_scalar(),
+        _json_ids=json_mentioned(counted, rules),
+        _paired=sum(ids[1:], ids[0]) >= 2,
+    )
 
 
 def _summary(saved: ir.Table) -> ir.Table:
     return saved.aggregate(
-        n=saved.count(), total=saved._events_total.max(), json=saved._json_ids.any(), received=saved.received_at.max()
+        n=saved.count(),
+        total=saved._events_total.max(),
+        json=saved._json_ids.any(),
+        paired=saved._paired.any(),
+        received=saved.received_at.max(),
     )
 
 
 def _without_counts(saved: ir.Table) -> ir.Table:
-    return saved.drop("_events_total", "_json_ids")
+    return saved.drop("_events_total", "_json_ids", "_paired")
 
 
 def _expired(recent: ir.Table, mark: str) -> ir.Table:
