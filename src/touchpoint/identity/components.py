@@ -39,8 +39,9 @@ from touchpoint.errors import NotConverged
 from touchpoint.warehouse import Warehouse
 
 MAX_ROUNDS = 200
-#: SQL compiled by :meth:`Scratch.save_query` and the schema of its table, by engine, builder, key and input schemas.
-_COMPILED: dict[tuple[Any, ...], tuple[str, ibis.Schema | None]] = {}
+#: SQL compiled by :meth:`Scratch.save_query`, its table's schema (as the catalog read it) and its expression's,
+#: by engine, builder, key and input schemas.
+_COMPILED: dict[tuple[Any, ...], tuple[str, ibis.Schema | None, ibis.Schema]] = {}
 
 
 def _open_slots(wh: Warehouse) -> set[int]:
@@ -133,11 +134,12 @@ class Scratch:
         compiled = _COMPILED.get(cache_key)
         if compiled is None:
             holders = {k: ibis.table(t.schema(), name=_holder(k)) for k, t in inputs.items()}
-            text = str(self.con.compile(build(**holders, **{k: _marker(k) for k in values})))
+            expr = build(**holders, **{k: _marker(k) for k in values})
+            text = str(self.con.compile(expr))
             missing = [k for k in values if f"'{_marker(k)}'" not in text]
             if missing:
                 raise ValueError(f"{build.__qualname__} does not use the values {missing} as whole string literals")
-            compiled = (text, None)
+            compiled = (text, None, expr.schema())
         sql = compiled[0]
         for k, t in inputs.items():
             sql = sql.replace(self.wh.identifier(_holder(k)), self.wh.identifier(t.op().name))
@@ -147,9 +149,9 @@ class Scratch:
         if full not in self.names:
             self.names.append(full)
         self.wh.replace_temp_table(full, sql)  # a table of an earlier block whose drop failed is replaced
-        table = self.wh.temp_table(full, compiled[1])
+        table = self.wh.temp_table(full, compiled[1], built=compiled[2])
         if compiled[1] is None:  # what the catalog says of the table: an engine may build it from that next time
-            _COMPILED[cache_key] = (compiled[0], table.schema())
+            _COMPILED[cache_key] = (compiled[0], table.schema(), compiled[2])
         return table
 
     def save_empty(

@@ -193,10 +193,12 @@ class Warehouse(ABC):
         quotes; Spark's backticks)."""
         return quote(name)
 
-    def temp_table(self, name: str, schema: Schema | None = None) -> ir.Table:
+    def temp_table(self, name: str, schema: Schema | None = None, *, built: Schema | None = None) -> ir.Table:
         """The temporary table ``name`` of this thread's connection. ``schema`` is what the catalog said of a
         table made by the same query before (:meth:`touchpoint.identity.components.Scratch.save_query` keeps
-        it): an engine may build the table from it without asking the catalog again. This default asks."""
+        it): an engine may build the table from it without asking the catalog again. ``built`` is the Ibis
+        schema of the expression the table was computed from (an engine whose storage loses a type, Spark's
+        Parquet JSON, restores it from that). This default asks the catalog."""
         return self.ibis.table(name)
 
     def create_temp_table(self, name: str, sql: str) -> None:

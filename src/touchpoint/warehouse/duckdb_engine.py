@@ -468,7 +468,7 @@ class DuckDBWarehouse(Warehouse):
         self._schemas[name] = (epoch, table.schema())
         return table
 
-    def temp_table(self, name: str, schema: Schema | None = None) -> ir.Table:
+    def temp_table(self, name: str, schema: Schema | None = None, *, built: Schema | None = None) -> ir.Table:
         return self.ibis.table(name) if schema is None else _bound(self._backend(), name, schema)
 
     @_gated

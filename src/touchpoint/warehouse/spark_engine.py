@@ -1018,6 +1018,16 @@ class SparkWarehouse(Warehouse):
     def create_temp_table(self, name: str, sql: str) -> None:
         self._backend().temp_table_from_sql(name, sql)
 
+    def temp_table(self, name: str, schema: Any = None, *, built: Any = None) -> ir.Table:
+        """The temporary table ``name``; its columns that were JSON in ``built`` (the expression it was computed
+        from) read back as JSON, as a table saved through ``create_table`` does (Parquet keeps JSON as text)."""
+        backend = self._backend()
+        if built is not None:
+            json = frozenset(n for n, t in built.items() if t.is_json())
+            if json:
+                backend.temp_json[name] = json
+        return backend.table(name)
+
     # -- writes -----------------------------------------------------------------------------------------------------
     @contextmanager
     def write(self, *, lane: str = "main") -> Iterator[Transaction]:
