@@ -176,8 +176,9 @@ class Settings(BaseSettings):
     collector_log_load_ms: float = Field(
         20.0,
         ge=0,
-        description="how often the collector log's loader commits (sooner when a read waits for it; under load "
-        "the wait stretches to 4 times the last load, at most 1 s or 5 times this)",
+        description="how often the collector log's loader commits (sooner when a read waits for it; under load, "
+        "after a load of 1,000 events or more, the wait stretches to 4 times the last load, at most 1 s or 5 "
+        "times this)",
     )
     collector_log_segment_mb: int = Field(64, gt=0, description="size at which the collector log starts a new file")
     memory_ceiling_mb: int | None = Field(

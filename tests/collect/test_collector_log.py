@@ -123,15 +123,20 @@ def test_loads_stretch_their_interval_under_load_and_return_to_it_when_quiet(
         return real(wh, rows)
 
     monkeypatch.setattr(collector_log, "write_rows", timed)
+    monkeypatch.setattr(collector_log, "STRETCH_FROM", 2)  # a group of 2 events is a busy stream's here
     with CollectorLog(warehouse, tmp_path / "log", load_ms=1000) as log:
         assert log.interval == 1.0
-        log.submit(rows_of(track(1))).result(10)
+        log.submit(rows_of(track(1), track(3))).result(10)
         assert log.flush(10)
         assert log.interval == 5.0  # 4 x 1.5 s, at most 5 x load_ms
         log.submit(rows_of(track(2))).result(10)
         assert log.flush(10)
         assert log.interval == 1.0  # a quick load (under 0.25 s): back to load_ms
-    assert count(warehouse) == 2
+        seconds.append(1.5)
+        log.submit(rows_of(track(4))).result(10)
+        assert log.flush(10)
+        assert log.interval == 1.0  # a slow load of a trickle (1 event) does not stretch
+    assert count(warehouse) == 4
 
 
 def test_stop_loads_everything_acknowledged(warehouse: Warehouse, tmp_path: Path) -> None:
