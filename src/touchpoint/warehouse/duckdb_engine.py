@@ -125,6 +125,18 @@ def _bound(backend: DuckDBBackend, name: str, table_schema: Schema) -> ir.Table:
     return ops.DatabaseTable(name, schema=table_schema, source=backend, namespace=namespace).to_expr()
 
 
+@contextmanager
+def _arrow_view(con: Any, rows: pa.Table, prefix: str = "__tp_arrow") -> Iterator[str]:
+    """``rows`` registered on ``con`` as a view for the statements inside the block (DuckDB scans Arrow in place),
+    unregistered after."""
+    view = f"{prefix}_{next(_names)}"
+    con.register(view, rows)
+    try:
+        yield view
+    finally:
+        con.unregister(view)
+
+
 def _compiler() -> Any:
     """Ibis's DuckDB compiler, less one failure: a string literal holding NUL (``\\x00``, which a hostile
     request can put in any id or value) made the SQL text unparsable ("unterminated quoted string", a 500);
@@ -272,12 +284,8 @@ class DuckDBTransaction(Transaction):
     def _rows(self, rows: pa.Table | ir.Table) -> Iterator[str]:
         """A SQL relation holding ``rows``: a registered Arrow view, or the compiled expression."""
         if isinstance(rows, pa.Table):
-            view = f"__tp_rows_{next(_names)}"
-            self.con.register(view, rows)
-            try:
+            with _arrow_view(self.con, rows, "__tp_rows") as view:
                 yield view
-            finally:
-                self.con.unregister(view)
         else:
             self.backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
             yield f"({self.backend.compile(rows)})"
@@ -664,12 +672,8 @@ class DuckDBWarehouse(Warehouse):
                 backend.con.execute(f"{target} SELECT {columns}", [c.to_pylist() for c in data.columns])
                 how = "lists"
             else:
-                view = f"__tp_arrow_{next(_names)}"
-                backend.con.register(view, data)
-                try:
+                with _arrow_view(backend.con, data) as view:
                     backend.con.execute(f"{target} {self._typed(rows.schema(), view)}")
-                finally:
-                    backend.con.unregister(view)
                 how = "arrow"
         else:
             backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
@@ -717,12 +721,8 @@ class DuckDBWarehouse(Warehouse):
     def stage_table(self, name: str, rows: pa.Table | ir.Table) -> None:
         backend = self._backend()
         if isinstance(rows, pa.Table):
-            view = f"__tp_arrow_{next(_names)}"
-            backend.con.register(view, rows)
-            try:
+            with _arrow_view(backend.con, rows) as view:
                 backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM {view}")
-            finally:
-                backend.con.unregister(view)
             return
         backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
         backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {_staged_sql(backend, rows)}")
