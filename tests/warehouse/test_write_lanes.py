@@ -94,3 +94,25 @@ def test_commits_and_rebuilds_at_once_lose_nothing_and_resolve_everything(wh: Wa
     identity.update(wh)
     profiles.build(wh)
     assert wh.count("profiles") == 600  # every event resolved, none twice
+
+
+def test_a_commit_between_the_updates_two_reads_is_taken_by_a_second_look_not_a_rebuild(
+    wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the race behind the test above: a snapshot with no new event, then the collector commits, then the count
+    write_messages(wh, [{"type": "identify", "userId": f"seed{i}", "anonymousId": f"a{i}"} for i in range(20)])
+    identity.rebuild(wh)
+    real = type(wh).count
+    committed: list[int] = []
+
+    def count_after_a_commit(self: Warehouse, name: str) -> int:
+        if name == "events" and not committed:
+            committed.append(write_rows(self, _rows("late")).stored)
+        return real(self, name)
+
+    monkeypatch.setattr(type(wh), "count", count_after_a_commit)
+    result = identity.update(wh)
+    assert committed == [10]
+    assert result.mode == "incremental", result.notes
+    monkeypatch.undo()
+    assert identity.update(wh).mode == "noop"  # the late events were resolved by the second look
