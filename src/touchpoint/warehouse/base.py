@@ -221,10 +221,7 @@ class Warehouse(ABC):
 
     def replace_temp_table(self, name: str, sql: str) -> None:
         """:meth:`create_temp_table`, dropping first any temporary table ``name`` of this connection."""
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            self.ibis.drop_table(name, force=True)
+        self.drop_temp_table(name)
         self.create_temp_table(name, sql)
 
     def count(self, name: str) -> int:
