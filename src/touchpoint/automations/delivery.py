@@ -3,7 +3,10 @@
 One delivery run, under ``Warehouse.exclusive("automations:deliveries")`` (the job's and a command's
 runs take turns):
 
-1. **Claim** due rows of active automations (``sending``, attempts + 1), in one transaction.
+1. **Claim** due rows of active automations (``sending``, attempts + 1), in one transaction with the outcomes
+   recorded so far. The run claims again while its messages are in flight; on the live clock each claim takes
+   the rows due by then (up to :data:`FRESH_S` after the run started), so a row decided during a run goes out
+   with it instead of waiting for the run's end and the next run's first reads.
 2. **Check again**, in one query per purpose: consent (a withdrawn ``consent_P`` trait or an unsubscribe
    since the decision suppresses the row), and the goal (a profile that reached it since entering exits).
 3. **Render** the step with the profile's traits and predictions (the first attempt's rendering is kept in
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 BATCH = 1000  # rows claimed at once: one claim, one consent query per purpose, one profile read per batch
 RECORD_EVERY = 200  # outcomes recorded per transaction (~10 ms whatever its size); the journal covers them meanwhile
 IN_FLIGHT = 32  # messages handed to the lanes without an outcome yet
+FRESH_S = 2.0  # a run on the live clock also claims the rows decided in its first seconds (see deliver)
 
 
 def _who(ids: str | ir.Table) -> ir.Table:
@@ -246,9 +250,15 @@ def deliver(
             while done < limit:
                 # The next batch is claimed while the previous one is still being sent, so the lanes do not wait
                 # for its reads and writes. Only the run's first claim takes rows left 'sending' (by a run that
-                # died); the later ones leave this run's own in flight alone.
-                book.record_ready()
-                rows = outbox.claim(wh, at, limit=min(BATCH, limit - done), automations=sorted(active), orphans=first)
+                # died); the later ones leave this run's own in flight alone. On the live clock a claim also
+                # takes the rows decided since the run started (up to FRESH_S after it): a row decided a moment
+                # after the start is sent by this run, not after it and the next run's first reads.
+                due = at if now is not None else min(store.now(), at + timedelta(seconds=FRESH_S))
+                with wh.write():  # the outcomes in so far and the next claim: one turn of the main lane, one commit
+                    book.record_ready()
+                    rows = outbox.claim(
+                        wh, due, limit=min(BATCH, limit - done), automations=sorted(active), orphans=first
+                    )
                 first = False
                 if not rows and book.in_flight:  # nothing new yet: finish what is in flight, then look again
                     book.drain()
