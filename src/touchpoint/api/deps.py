@@ -84,12 +84,14 @@ class AppState:
         already means committed; under a backlog longer than the wait, the read shows what is loaded."""
         self.committer.flush(READ_WAIT_S)
 
-    def require_acknowledged(self, timeout: float = ERASE_WAIT_S) -> None:
+    def require_acknowledged(self, timeout: float | None = None) -> None:
         """Before an erasure: wait until every event acknowledged so far is in the warehouse, so that the person
         is found with every identifier those events tie to them (with the collector log a 200 comes before the
         load). Refuses with :class:`~touchpoint.errors.Overloaded` (429) when the loader cannot catch up in
-        ``timeout``: an erasure that missed acknowledged events would leave them behind. A no-op without the log.
+        ``timeout`` (default :data:`ERASE_WAIT_S`): an erasure that missed acknowledged events would leave them
+        behind. A no-op without the log.
         """
+        timeout = ERASE_WAIT_S if timeout is None else timeout
         if not self.committer.flush(timeout):
             raise Overloaded(
                 f"events acknowledged before this request are not all loaded after {timeout:.0f} s, so the erasure "
