@@ -25,6 +25,7 @@ One class per engine implements this (:mod:`touchpoint.warehouse.duckdb_engine`,
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from abc import ABC, abstractmethod
@@ -58,6 +59,14 @@ def _row_count(wh: Warehouse, name: str) -> ir.Scalar:
 def quote(name: str) -> str:
     """``name`` as a quoted SQL identifier (standard SQL: double quotes, an inner one doubled)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=1024)
+def sql_type(mapper: Any, dtype: Any, dialect: str) -> str:
+    """An Ibis type as ``dialect``'s SQL type, through the Ibis type ``mapper`` (``DuckDBType``, ...), once per
+    process: the translation goes through sqlglot and cost half of opening a fresh warehouse (about 430 column
+    types among its migrations' tables, 0.4 ms each)."""
+    return str(mapper.from_ibis(dtype).sql(dialect))
 
 
 class Transaction(ABC):

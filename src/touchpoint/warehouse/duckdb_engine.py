@@ -31,7 +31,7 @@ from ibis.expr.schema import Schema
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
 from touchpoint.warehouse import prepared
-from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote, sql_type
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
 from touchpoint.warehouse.schema import all_tables
@@ -812,7 +812,7 @@ class DuckDBWarehouse(Warehouse):
 
     # -- schema ----------------------------------------------------------------------------------------
     def column_type(self, dtype: Any) -> str:
-        return str(self._root.compiler.type_mapper.from_ibis(dtype).sql(self.dialect))
+        return sql_type(self._root.compiler.type_mapper, dtype, self.dialect)
 
     @contextmanager
     def migration_transaction(self) -> Iterator[MigrationCursor]:

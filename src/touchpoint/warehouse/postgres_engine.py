@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from touchpoint.errors import WarehouseError
-from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote, sql_type
 from touchpoint.warehouse.urls import redact
 
 if TYPE_CHECKING:
@@ -541,7 +541,7 @@ class PostgresWarehouse(Warehouse):
     def column_type(self, dtype: dt.DataType) -> str:
         from ibis.backends.sql.datatypes import PostgresType
 
-        return str(PostgresType.from_ibis(dtype).sql(self.dialect))
+        return sql_type(PostgresType, dtype, self.dialect)
 
     @contextmanager
     def migration_transaction(self) -> Iterator[MigrationCursor]:

@@ -68,7 +68,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from touchpoint.errors import WarehouseError
-from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse
+from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, sql_type
 
 if TYPE_CHECKING:
     from ibis.backends.pyspark import Backend as PySparkBackend
@@ -1076,7 +1076,7 @@ class SparkWarehouse(Warehouse):
             return "STRING"
         from ibis.backends.sql.datatypes import PySparkType
 
-        return str(PySparkType.from_ibis(dtype).sql("spark"))
+        return sql_type(PySparkType, dtype, "spark")
 
     def create_table_sql(self, spec: TableSpec) -> str:
         """A Parquet table over ``<warehouse>/<name>``. Keys and NOT NULL are the adapter's to keep: Spark's
