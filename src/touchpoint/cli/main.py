@@ -7,7 +7,9 @@ API's error shape, ``{"success": false, "error": {"code", "message", "hint"}}``,
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import Any
 
 import typer
 import typer._click  # typer >= 0.26 raises its own copy of click's exceptions
@@ -104,6 +106,15 @@ def _fail(exit_code: int, code: str, message: str, hint: str | None, *, label: s
     sys.exit(exit_code)
 
 
+@functools.cache
+def _command() -> Any:
+    """The click command Typer builds from ``app``, once per process: ``app(...)`` builds the whole tree again
+    on every call (~80 ms: every command's signature and type hints), which a process that runs several commands
+    (the server's relay, the tests) paid each time. ``app`` has ``pretty_exceptions_enable=False``, so what
+    ``Typer.__call__`` adds around the command (its traceback hook) does nothing here."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Expected errors exit 1 with their hint, usage errors 2, unexpected ones 70."""
     json_output.set(False)
@@ -111,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         served = remote.run_if_served(sys.argv[1:] if argv is None else argv)
         if served is not None:  # a server holds the warehouse: the command ran there, its output is printed
             sys.exit(served)
-        code = app(args=argv, standalone_mode=False)
+        code = _command()(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:  # click returns a command's typer.Exit(code) when not standalone
             sys.exit(code)
     except TouchpointError as exc:
