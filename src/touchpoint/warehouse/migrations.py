@@ -166,11 +166,19 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 def migrate(wh: Warehouse) -> list[Migration]:
-    """Apply every migration not yet recorded; return the ones applied now."""
+    """Apply every migration not yet recorded; return the ones applied now.
+
+    The recorded versions are read once first: a warehouse already up to date (every open but the first)
+    costs one read, not one transaction per migration (on Spark each read is a job: 1.6 s of a 3-s open).
+    Each pending migration then reads them again in its own transaction, since another process may have
+    applied it meanwhile."""
     with wh.migration_transaction() as cur:
         cur.run(wh.create_table_sql(schema.MIGRATIONS_TABLE))
+        done = {int(row[0]) for row in cur.rows("SELECT version FROM schema_migrations")}
     applied = []
     for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
         with wh.migration_transaction() as cur:
             done = {int(row[0]) for row in cur.rows("SELECT version FROM schema_migrations")}
             if migration.version in done:
