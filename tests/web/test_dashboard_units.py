@@ -366,6 +366,7 @@ def test_a_soft_request_waits_for_the_sections_min_age_and_a_hard_one_does_not(
     assert refresher.run_once() == ["slow", "other"]  # first computation
     assert refresher.run_once() == []  # nothing changed
     refresher.request("slow", soft=True)
+    assert not refresher._wake.is_set()  # taken at the next regular turn: no turn of reads after every run
     assert refresher.run_once() == []  # computed less than 60 s ago: waits
 
     def age(name: str) -> None:
@@ -377,5 +378,6 @@ def test_a_soft_request_waits_for_the_sections_min_age_and_a_hard_one_does_not(
     age("slow")
     assert refresher.run_once() == []  # the soft request was used up
     refresher.request("other")
-    assert refresher.run_once() == ["other"]  # hard: at once
+    assert refresher._wake.is_set()  # hard: the thread is woken
+    assert refresher.run_once() == ["other"]  # and recomputes at once
     assert calls == ["slow", "other", "slow", "other"]
