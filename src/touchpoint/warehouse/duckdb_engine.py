@@ -773,7 +773,10 @@ class DuckDBWarehouse(Warehouse):
             with self._guard:  # a cursor of its own: the root connection is shared by every thread
                 con = self._root.con.cursor()
             try:
-                con.execute("CHECKPOINT")
+                # FORCE: wait for statements other threads are running outside the write lanes (a job's temporary
+                # tables), which a plain CHECKPOINT refuses ("other write transactions active": an erasure of
+                # the demo answered 500 while its jobs ran). From DuckDB 1.4 FORCE waits; it no longer aborts.
+                con.execute("FORCE CHECKPOINT")
                 before = os.path.getsize(self.path)
                 database = str(con.execute("SELECT current_database()").fetchone()[0])
                 con.execute(f"ATTACH '{fresh.replace(chr(39), chr(39) * 2)}' AS __tp_compact")
