@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 #: Each of these costs from a tenth of a second (pydantic) to seconds (the MMM stack) to import.
 HEAVY = (
@@ -109,3 +110,36 @@ def test_mmm_fit_shows_the_model_configs_defaults() -> None:
     shown = {p.name: p.default for p in fit.params if p.name in {"draws", "warmup", "chains", "holdout_weeks"}}
     config = MMMConfig()
     assert shown == {name: getattr(config, name) for name in shown} and len(shown) == 4
+
+
+LISTING = textwrap.dedent(
+    """
+    import contextlib, io, json, sys
+    from touchpoint.cli.main import main
+
+    out = {}
+    for argv in json.loads(sys.argv[1]):
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main([*argv, "--data", sys.argv[2]])
+            except SystemExit as exc:
+                assert not exc.code, (argv, exc.code)
+        out[" ".join(argv)] = "scipy" in sys.modules
+    print(json.dumps(out))
+    """
+)
+
+
+def test_listing_automations_audiences_experiments_and_scores_loads_no_scipy(tmp_path: Path) -> None:
+    """scipy.stats alone takes about 0.7 s to import: an automation's delivery imports experiments' hashing, which
+    must not bring the experiments' statistics with it (they import scipy where they use it)."""
+    commands = [["automations", "list"], ["audiences", "list"], ["experiment", "list"], ["scores", "list"]]
+    done = subprocess.run(
+        [sys.executable, "-c", LISTING, json.dumps(commands), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {" ".join(c): False for c in commands}

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
-from scipy import stats as st
 
 from touchpoint.errors import InvalidInput
 from touchpoint.experiments.statistics import PairMoments
@@ -120,6 +119,8 @@ def welch_dof(m: PairMoments) -> np.ndarray:
 
 def frequentist(m: PairMoments, *, relative: bool = True, alpha: float = 0.05) -> Lift:
     """Two-sided Welch t-test on the absolute or relative lift."""
+    from scipy import stats as st  # at first use: scipy.stats takes about 0.7 s to import
+
     check_alpha(alpha)
     est, var, error = difference(m, relative)
     dof = welch_dof(m)
@@ -201,6 +202,8 @@ def expected_loss(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.nda
     Closed form for ``X ~ N(mu, sigma^2)``: ``mu Phi(mu/sigma) + sigma phi(mu/sigma)`` and
     ``sigma phi(mu/sigma) - mu Phi(-mu/sigma)``.
     """
+    from scipy import stats as st  # at first use: scipy.stats takes about 0.7 s to import
+
     z = mu / sigma
     pdf = st.norm.pdf(z)
     return mu * st.norm.cdf(z) + sigma * pdf, sigma * pdf - mu * st.norm.cdf(-z)
@@ -215,12 +218,12 @@ def bayesian(
     inverse: bool = False,
 ) -> Lift:
     """Gaussian posterior on the lift: credible interval, chance to win and risk."""
+    from scipy import stats as st  # at first use: scipy.stats takes about 0.7 s to import
+
     check_alpha(alpha)
     prior = prior or Prior()
     if prior.proper and not prior.sd > 0:
-        raise InvalidInput(
-            f"prior sd {prior.sd!r} must be positive", hint="use e.g. 0.3 (a 30% lift is rare)"
-        )
+        raise InvalidInput(f"prior sd {prior.sd!r} must be positive", hint="use e.g. 0.3 (a 30% lift is rare)")
     est, var, error = difference(m, relative)
     ok = _ok(error)
     safe_var = np.where(ok, var, 1.0)

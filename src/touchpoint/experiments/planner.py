@@ -26,8 +26,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import optimize
-from scipy import stats as st
 
 from touchpoint.errors import InvalidInput
 
@@ -50,11 +48,15 @@ def _check_rate(p: float) -> None:
 
 
 def _power_z(z: float, alpha: float) -> float:
+    from scipy import stats as st  # here, not at the top: scipy takes most of a second to import
+
     crit = st.norm.isf(alpha / 2)
     return float(st.norm.sf(crit - z) + st.norm.cdf(-crit - z))
 
 
 def _power_t(d: float, n_a: float, n_b: float, alpha: float) -> float:
+    from scipy import stats as st
+
     df = n_a + n_b - 2
     nc = d * math.sqrt(1 / (1 / n_a + 1 / n_b))
     upper, lower = st.t.isf(alpha / 2, df), st.t.ppf(alpha / 2, df)
@@ -100,13 +102,20 @@ def power_binomial(n: float, baseline: float, mde: float, *, alpha: float = 0.05
     return _power_z(abs(p2 - baseline) / se, alpha)
 
 
+def _root(fn: Any, lo: float, hi: float, **tolerances: Any) -> float:
+    """The root of ``fn`` between ``lo`` and ``hi`` (Brent's method)."""
+    from scipy import optimize
+
+    return float(optimize.brentq(fn, lo, hi, **tolerances))
+
+
 def _solve(fn: Any, target: float, lo: float, hi: float) -> float:
     f_lo, f_hi = fn(lo) - target, fn(hi) - target
     if f_lo > 0:
         return lo
     if f_hi < 0:
         raise InvalidInput("no sample size up to 10^12 units reaches that power", hint="use a larger effect")
-    return float(optimize.brentq(lambda x: fn(x) - target, lo, hi, xtol=1e-10, rtol=1e-14, maxiter=500))
+    return _root(lambda x: fn(x) - target, lo, hi, xtol=1e-10, rtol=1e-14, maxiter=500)
 
 
 def sample_size_binomial(
@@ -152,11 +161,7 @@ def mde_binomial(baseline: float, n: float, *, alpha: float = 0.05, power: float
     hi = (1 - 1e-9) / baseline - 1
     if power_binomial(n, baseline, hi, alpha=alpha, ratio=ratio) < power:
         raise InvalidInput(f"{n:.0f} units per arm cannot reach {power:.0%} power", hint="plan for more units")
-    return float(
-        optimize.brentq(
-            lambda m: power_binomial(n, baseline, m, alpha=alpha, ratio=ratio) - power, 1e-9, hi, xtol=1e-12
-        )
-    )
+    return _root(lambda m: power_binomial(n, baseline, m, alpha=alpha, ratio=ratio) - power, 1e-9, hi, xtol=1e-12)
 
 
 def mde_mean(
@@ -171,13 +176,8 @@ def mde_mean(
 ) -> float:
     """Smallest relative lift detectable on a mean metric with ``n`` control units."""
     _check(alpha, power, ratio)
-    return float(
-        optimize.brentq(
-            lambda m: power_mean(n, m, baseline, sd, alpha=alpha, ratio=ratio, test=test) - power,
-            1e-12,
-            1e6,
-            xtol=1e-14,
-        )
+    return _root(
+        lambda m: power_mean(n, m, baseline, sd, alpha=alpha, ratio=ratio, test=test) - power, 1e-12, 1e6, xtol=1e-14
     )
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as st
 
 from touchpoint.errors import InvalidInput
 
@@ -81,5 +80,7 @@ def check_srm(
         return SrmResult(1.0, 0.0, obs.tolist(), expected.tolist(), threshold)
     live = w > 0
     chi2 = float((((obs - expected) ** 2)[live] / expected[live]).sum())
+    from scipy import stats as st  # at first use: scipy.stats takes about 0.7 s to import
+
     p = float(st.chi2.sf(chi2, len(obs) - 1))
     return SrmResult(p, chi2, obs.tolist(), expected.tolist(), threshold)
