@@ -1,7 +1,7 @@
 """Parity: the same events through DuckDB, PostgreSQL and Spark give the same answers (exact for counts and ids,
 1e-9 relative for sums): identity components, profiles and their computed traits, sessions, a funnel, paths,
 the Markov attribution inputs, the CDNOW-style summary, the fitted predictions and propensity scores as stored,
-experiment sums and arms, audience membership.
+experiment sums and arms, audience membership, the marketing-mix model's weekly data.
 
 One small simulated shop is written to every warehouse once (module scope); each test runs one analysis on
 each and compares the rows with DuckDB's. Spark (local[2], Parquet tables) shares the session's Spark
@@ -315,6 +315,32 @@ def test_predictions_are_equal(engines: dict[str, Warehouse]) -> None:
     same({e: run["test"] for e, run in scored.items()})
     stored = {e: _table(wh, "propensity_scores").drop_columns(["run_at"]) for e, wh in engines.items()}
     assert len(same_rows(stored, key=["customer_id"])) > 150
+
+
+def test_the_marketing_mix_models_weekly_data_are_equal(engines: dict[str, Warehouse], tmp_path: Path) -> None:
+    """What the marketing-mix model fits, read from each warehouse: weekly spend per channel (imported by each
+    engine's upsert) and the weekly KPI, from all orders and from each customer's first order (the customer
+    rule, so the identities too), over the same weeks."""
+    from touchpoint.collect.spend import import_spend
+    from touchpoint.mmm.dataset import from_warehouse
+
+    spend = tmp_path / "spend.csv"
+    lines = ["date,channel,campaign,amount"]
+    for week in range(48):
+        day = date(2025, 6, 2) + timedelta(weeks=week)  # Mondays, a row a week: the MMM spreads it over the week
+        lines += [f"{day},google,brand,{100 + 7 * (week % 5)}.25", f"{day},facebook,,{80 + 11 * (week % 3)}.5"]
+    spend.write_text("\n".join(lines) + "\n")
+    for wh in engines.values():
+        assert import_spend(wh, spend).write.stored == 96
+    for kpi in ("revenue", "new_customer_revenue"):
+        data = {e: from_warehouse(wh, kpi=kpi) for e, wh in engines.items()}
+        weekly = same(
+            {
+                e: (d.dates.astype(str).tolist(), d.channels, d.target.tolist(), d.spend.tolist())
+                for e, d in data.items()
+            }
+        )
+        assert len(weekly[0]) > 40 and weekly[1] == ("facebook", "google") and sum(weekly[2]) > 0
 
 
 def test_experiment_arms_and_sums_are_equal(engines: dict[str, Warehouse]) -> None:
