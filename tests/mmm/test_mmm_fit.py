@@ -241,6 +241,24 @@ def test_http_api(fitted: tuple[MMMResult, dict, Path]) -> None:
         assert refit.status_code == 403  # fitting is an admin action
 
 
+def test_a_channel_that_never_pauses_is_reported_as_extrapolated(fitted: tuple[MMMResult, dict, Path]) -> None:
+    """Total ROMI of an always-on channel extrapolates its curve below the lowest spend seen: the channel is
+    noted and the fit warns (the coverage study's always-on channels: docs/mmm.md). The channels that pause
+    are not. Same shapes as ``fitted``: the compiled sampler is reused."""
+    data, truth = simulate(weeks=130, channels=3, seed=11, holdout_weeks=6, always_on=(0,))
+    result = fit(data, SMALL)
+    romi = result.romi()
+    channels = {c["channel"]: c for c in result.diagnostics["identification"]["channels"]}
+    lowest = data.spend[:-6].min(axis=0) / data.spend[:-6].mean(axis=0)
+    assert channels["ch1"]["lowest_spend_share"] == pytest.approx(lowest[0]) and lowest[0] > 0.5
+    assert "always on: its weekly spend never fell below" in romi["ch1"]["note"]
+    assert any(w.startswith("ch1 never paused") for w in result.diagnostics["warnings"])
+    assert all(channels[ch]["lowest_spend_share"] == 0 for ch in ("ch2", "ch3"))
+    assert not any("never fell" in (romi[ch]["note"] or "") for ch in ("ch2", "ch3"))
+    est = romi["ch1"]["romi"]
+    assert est["low"] <= truth["roi"]["ch1"] <= est["high"]  # extrapolated, and still covering the truth here
+
+
 def test_a_model_that_misses_the_held_out_weeks_fails() -> None:
     data, _ = simulate(weeks=130, channels=2, seed=5, holdout_weeks=6)
     shifted = data.target.copy()

@@ -27,6 +27,7 @@ from touchpoint.mmm.transforms import adstock, adstock_weights, fourier_terms, l
 FORMAT = "touchpoint.mmm/1"
 MAX_POST_DRAWS = 1000
 MIN_INDEPENDENT_VARIATION = 0.2  # spend sd not explained by baseline and other channels, in average spend
+ALWAYS_ON_FLOOR = 0.5  # a channel whose weekly spend never falls below this share of its average never pauses
 HOLDOUT_GATE_WEEKS = 4  # from this many held-out weeks, missing nearly all of them fails the model
 SCALAR_PARAMS = (
     "roi",
@@ -535,6 +536,8 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
     log_roi = np.log(result.draws["roi"])
     corr = np.corrcoef(log_roi.T) if len(data.channels) > 1 else np.ones((1, 1))
     channels = []
+    average = data.spend[:n].mean(axis=0)
+    floor = np.where(average > 0, data.spend[:n].min(axis=0) / np.where(average > 0, average, 1.0), 0.0)
     for j, ch in enumerate(data.channels):
         contraction = 1.0 - float(log_roi[:, j].var() / roi_sigma[j] ** 2)
         entry: dict[str, Any] = {
@@ -542,6 +545,7 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
             "prior_contraction": contraction,
             "independent_spend_variation": variation[j]["independent_variation"],
             "spend_explained_by_others": variation[j]["explained_share"],
+            "lowest_spend_share": float(floor[j]),
             "identified": True,
         }
         partners = [p["channels"] for p in collinear if ch in p["channels"]]
@@ -562,6 +566,13 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
             )
         elif contraction < 0.1:
             entry["note"] = "weakly identified: the data barely moved the ROI prior"
+        if floor[j] >= ALWAYS_ON_FLOOR:  # said beside any other note: it is about what the ROMI means
+            extrapolated = (
+                f"always on: its weekly spend never fell below {floor[j]:.0%} of its average, so its ROMI "
+                "extrapolates the response curve below that, to no spend at all; its marginal ROMI (the next "
+                "euro at today's spend) is what the data measure"
+            )
+            entry["note"] = f"{entry['note']}; also {extrapolated}" if entry.get("note") else extrapolated
         channels.append(entry)
     unident = [c["channel"] for c in channels if not c["identified"]]
     if unident:
@@ -569,9 +580,15 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
             f"channels {', '.join(unident)} are not identifiable: their separate ROMI is not an "
             "answer; vary their spend independently (or combine them) and fit again"
         )
-    weak = [c["channel"] for c in channels if c["identified"] and c.get("note")]
+    weak = [c["channel"] for c in channels if c["identified"] and (c.get("note") or "").startswith("weakly")]
     if weak:
         warnings.append(f"ROMI of {', '.join(weak)} is weakly identified and leans on the prior")
+    always_on = [c["channel"] for c in channels if c["lowest_spend_share"] >= ALWAYS_ON_FLOOR]
+    if always_on:
+        warnings.append(
+            f"{', '.join(always_on)} never paused: total ROMI extrapolates below the lowest spend seen; "
+            "trust marginal ROMI there, or pause the channel in a test region (`touchpoint mmm calibrate`)"
+        )
     status = "failed" if problems else ("warning" if warnings else "ok")
     return {
         "status": status,
