@@ -37,6 +37,7 @@ from touchpoint.mmm.simulate import SCENARIOS, scenario
 HOLDOUT = 8
 RESULTS = Path(__file__).with_name("results")
 OURS = "touchpoint"
+_DEADLINE = "TOUCHPOINT_COVERAGE_DEADLINE"  # --until's end, for the processes a run goes on in
 PEER = "pymc-marketing"
 
 
@@ -253,6 +254,12 @@ def main() -> None:
     ap.add_argument("--merge", action="append", default=[], help="another process's JSONL (done, and in the table)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/mmm.md)")
     ap.add_argument("--until", type=float, help="stop starting fits after this many seconds")
+    ap.add_argument(
+        "--fits-per-process",
+        type=int,
+        default=40,
+        help="start a new process after this many of our fits (each leaves about 1,240 memory maps: engine.py)",
+    )
     args = ap.parse_args()
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +267,8 @@ def main() -> None:
     unknown = set(names) - set(SCENARIOS)
     if unknown:
         sys.exit(f"unknown scenario(s) {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
-    began = time.perf_counter()
+    # a process started again (--fits-per-process) keeps the first one's deadline
+    deadline = float(os.environ.get(_DEADLINE, 0)) or (time.time() + args.until if args.until else 0.0)
     if not args.summary:
         done = {(r["engine"], r["scenario"], r["seed"]) for r in _load_all(path, args.merge)}
         jobs: list[tuple[str, str, int]] = []
@@ -269,13 +277,18 @@ def main() -> None:
                 jobs += [(OURS, n, seed) for n in names]
             if args.peer and seed < args.peer_datasets:
                 jobs += [(PEER, n, seed) for n in (args.peer_scenarios or args.scenarios).split(",") if n]
+        fitted = 0
         for engine, name, seed in jobs:
             if (engine, name, seed) in done:
                 continue
-            if args.until and time.perf_counter() - began > args.until:
-                print(f"stopping: --until {args.until:.0f} s reached", flush=True)
+            if deadline and time.time() > deadline:
+                print("stopping: the --until deadline is reached", flush=True)
                 break
+            if engine == OURS and fitted >= args.fits_per_process:
+                print(f"{fitted} fits in this process: going on in a new one", flush=True)
+                os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, _DEADLINE: str(deadline)})
             if engine == OURS:
+                fitted += 1
                 row = _ours(name, seed, args.draws, args.warmup, args.chains)
             else:
                 row = _peer(args.peer, name, seed, args.draws, args.warmup, args.chains)
