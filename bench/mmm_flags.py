@@ -36,7 +36,7 @@ from touchpoint.mmm.config import MMMConfig
 from touchpoint.mmm.simulate import SCENARIOS, scenario
 
 HOLDOUT = 8
-Z90 = stats.norm.ppf(0.95)
+Z90 = float(stats.norm.ppf(0.95))
 OUT = Path(__file__).with_name("results") / "mmm_flags.json"
 
 
