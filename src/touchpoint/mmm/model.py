@@ -535,9 +535,9 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
     variation = diag.spend_variation(data.spend[:n], result.design.baseline(config, data)[:n], data.channels)
     log_roi = np.log(result.draws["roi"])
     corr = np.corrcoef(log_roi.T) if len(data.channels) > 1 else np.ones((1, 1))
-    channels = []
+    channels, weak, always_on = [], [], []
     average = data.spend[:n].mean(axis=0)
-    floor = np.where(average > 0, data.spend[:n].min(axis=0) / np.where(average > 0, average, 1.0), 0.0)
+    floor = np.divide(data.spend[:n].min(axis=0), average, out=np.zeros_like(average), where=average > 0)
     for j, ch in enumerate(data.channels):
         contraction = 1.0 - float(log_roi[:, j].var() / roi_sigma[j] ** 2)
         entry: dict[str, Any] = {
@@ -558,6 +558,7 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
                 "so only their combined effect is measured"
             )
         elif variation[j]["independent_variation"] < MIN_INDEPENDENT_VARIATION:
+            weak.append(ch)
             entry["note"] = (
                 f"weakly identified: its spend barely moves apart from the trend, season, controls and other "
                 f"channels (independent variation {variation[j]['independent_variation']:.0%} of its average, "
@@ -565,8 +566,10 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
                 "(`touchpoint mmm calibrate`)"
             )
         elif contraction < 0.1:
+            weak.append(ch)
             entry["note"] = "weakly identified: the data barely moved the ROI prior"
         if floor[j] >= ALWAYS_ON_FLOOR:  # said beside any other note: it is about what the ROMI means
+            always_on.append(ch)
             extrapolated = (
                 f"always on: its weekly spend never fell below {floor[j]:.0%} of its average, so its ROMI "
                 "extrapolates the response curve below that, to no spend at all; its marginal ROMI (the next "
@@ -580,10 +583,8 @@ def _diagnose(result: MMMResult, out: Any, roi_mu: np.ndarray, roi_sigma: np.nda
             f"channels {', '.join(unident)} are not identifiable: their separate ROMI is not an "
             "answer; vary their spend independently (or combine them) and fit again"
         )
-    weak = [c["channel"] for c in channels if c["identified"] and (c.get("note") or "").startswith("weakly")]
     if weak:
         warnings.append(f"ROMI of {', '.join(weak)} is weakly identified and leans on the prior")
-    always_on = [c["channel"] for c in channels if c["lowest_spend_share"] >= ALWAYS_ON_FLOOR]
     if always_on:
         warnings.append(
             f"{', '.join(always_on)} never paused: total ROMI extrapolates below the lowest spend seen; "
