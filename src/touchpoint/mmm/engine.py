@@ -194,10 +194,7 @@ def _model_fn(config: MMMConfig, n_channels: int) -> Any:
 
 def sample(inputs: EngineInputs, config: MMMConfig) -> EngineResult:
     """Run NUTS (``config.chains`` chains, vectorised) and return the draws as numpy arrays."""
-    mcmc, lock = _sampler(
-        (config.adstock, config.saturation, config.max_lag, inputs.lagged.shape[1]),
-        (config.target_accept, config.max_tree_depth, config.warmup, config.draws, config.chains),
-    )
+    mcmc, lock = _sampler(config, inputs.lagged.shape[1])
     with lock:  # one run at a time on a sampler (it keeps the run's state); chains already use every core
         return _run(mcmc, inputs, config)
 
@@ -214,33 +211,34 @@ _SAMPLERS: dict[tuple[Any, ...], tuple[Any, threading.Lock]] = {}
 _SAMPLERS_GUARD = threading.Lock()
 
 
-def _sampler(model: tuple[Any, ...], settings: tuple[Any, ...]) -> tuple[Any, threading.Lock]:
+def _sampler(config: MMMConfig, n_channels: int) -> tuple[Any, threading.Lock]:
+    """The process's sampler for ``config``'s model and sampler settings, and the lock of its runs."""
+    model = (config.adstock, config.saturation, config.max_lag, n_channels)  # all the model reads of the config
+    key = (*model, config.target_accept, config.max_tree_depth, config.warmup, config.draws, config.chains)
     with _SAMPLERS_GUARD:
-        found = _SAMPLERS.get(model + settings)
-        if found is None:
-            found = _SAMPLERS[model + settings] = (_new_sampler(model, settings), threading.Lock())
-        return found
+        if key not in _SAMPLERS:
+            _SAMPLERS[key] = (_new_sampler(config, n_channels), threading.Lock())
+        return _SAMPLERS[key]
 
 
-def _new_sampler(model: tuple[Any, ...], settings: tuple[Any, ...]) -> Any:
+def _new_sampler(config: MMMConfig, n_channels: int) -> Any:
     jax, _, _, _ = _load()
     from numpyro.infer import MCMC, NUTS, init_to_median
 
-    adstock_kind, saturation, max_lag, n_channels = model
-    target_accept, max_tree_depth, warmup, draws, chains = settings
-    shape = MMMConfig(adstock=adstock_kind, saturation=saturation, max_lag=max_lag)
+    # the kept model sees only the keyed fields, so no other setting of this first config can stick to it
+    model = MMMConfig(adstock=config.adstock, saturation=config.saturation, max_lag=config.max_lag)
     kernel = NUTS(
-        _model_fn(shape, n_channels),
-        target_accept_prob=target_accept,
-        max_tree_depth=max_tree_depth,
+        _model_fn(model, n_channels),
+        target_accept_prob=config.target_accept,
+        max_tree_depth=config.max_tree_depth,
         init_strategy=init_to_median(num_samples=15),
     )
     return MCMC(
         kernel,
-        num_warmup=warmup,
-        num_samples=draws,
-        num_chains=chains,
-        chain_method="parallel" if jax.local_device_count() >= chains else "vectorized",
+        num_warmup=config.warmup,
+        num_samples=config.draws,
+        num_chains=config.chains,
+        chain_method="parallel" if jax.local_device_count() >= config.chains else "vectorized",
         progress_bar=False,
         jit_model_args=True,
     )
