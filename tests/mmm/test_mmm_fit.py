@@ -64,6 +64,23 @@ def test_same_seed_same_result(fitted: tuple[MMMResult, dict, Path]) -> None:
     assert not np.array_equal(other.draws["roi"], result.draws["roi"])
 
 
+def test_fits_in_threads_at_once_share_the_sampler_and_give_each_its_own_draws(
+    fitted: tuple[MMMResult, dict, Path],
+) -> None:
+    """The process keeps one sampler per shape (engine._sampler): four fits of the same shape started at once
+    in threads, two seeds each twice, give the draws each gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    result, _, _ = fitted
+    configs = [MMMConfig.from_dict(SMALL.to_dict() | {"seed": seed}) for seed in (7, 8, 7, 8)]
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda c: fit(result.data, c).draws["roi"], configs))
+    np.testing.assert_array_equal(runs[0], result.draws["roi"])  # seed 7 alone: the fixture
+    np.testing.assert_array_equal(runs[2], result.draws["roi"])
+    np.testing.assert_array_equal(runs[1], runs[3])
+    assert not np.array_equal(runs[0], runs[1])
+
+
 @pytest.mark.slow  # identical channels form a ridge that NUTS walks with long trajectories
 def test_identical_spend_is_reported_as_not_identifiable(tmp_path: Path) -> None:
     data, _ = simulate(weeks=130, channels=3, seed=2, identical=(0, 1))
