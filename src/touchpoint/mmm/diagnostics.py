@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 
 def _split(x: np.ndarray) -> np.ndarray:
@@ -26,6 +25,8 @@ def _split(x: np.ndarray) -> np.ndarray:
 
 
 def _rank_normalize(x: np.ndarray) -> np.ndarray:
+    from scipy import stats  # at first use: it costs the server about 50 MB at start
+
     ranks = stats.rankdata(x, method="average").reshape(x.shape)
     return stats.norm.ppf((ranks - 0.375) / (x.size + 0.25))
 

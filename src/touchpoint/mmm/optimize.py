@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from touchpoint.errors import InvalidInput
 from touchpoint.mmm.model import MMMResult
@@ -135,6 +134,8 @@ def plan_budget(
     rng = np.random.default_rng(result.config.seed)
     starts = [current / scale, np.clip(np.full(len(channels), budget / len(channels)), lo, hi) / scale]
     starts += [np.clip(rng.dirichlet(np.ones(len(channels))) * budget, lo, hi) / scale for _ in range(4)]
+    from scipy import optimize  # at first use: it costs the server about 50 MB at start
+
     best, best_val = None, -np.inf
     for x0 in starts:
         res = optimize.minimize(

@@ -17,12 +17,24 @@ counts as one cluster), and the ratio of means is computed over respondents.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 NAN = float("nan")
+
+
+def _z(level: float) -> float:
+    """The two-sided normal quantile of ``level``."""
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def _t(level: float, df: int) -> float:
+    """The two-sided Student t quantile of ``level`` with ``df`` degrees of freedom."""
+    from scipy import stats  # at first use: scipy.stats costs the server about 50 MB at start
+
+    return float(stats.t.ppf(0.5 + level / 2, df))
 
 
 def _groups(clusters: np.ndarray | None, n: int) -> np.ndarray:
@@ -54,7 +66,7 @@ def mean_interval(y: np.ndarray, clusters: np.ndarray | None = None, *, level: f
     m = float(y.mean())
     if not math.isfinite(se):
         return {"value": m, "low": None, "high": None, "n": int(y.size), "respondents": g, "method": "one respondent"}
-    t = float(stats.t.ppf(0.5 + level / 2, g - 1))
+    t = _t(level, g - 1)
     return {
         "value": m,
         "low": m - t * se,
@@ -70,7 +82,7 @@ def wilson(successes: float, n: float, level: float = 0.9) -> tuple[float, float
     """Wilson's score interval for a proportion (Wilson 1927); ``n`` may be an effective size."""
     if n <= 0:
         return NAN, NAN
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _z(level)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -122,7 +134,7 @@ def fieller_ratio(num: np.ndarray, den: np.ndarray, *, level: float = 0.9) -> di
         return out
     cov = np.cov(x, y, ddof=1) / n  # covariance matrix of the two means
     vxx, vyy, vxy = float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1])
-    t = float(stats.t.ppf(0.5 + level / 2, n - 1))
+    t = _t(level, n - 1)
     a = my * my - t * t * vyy
     b = -2 * (mx * my - t * t * vxy)
     c = mx * mx - t * t * vxx
@@ -149,7 +161,7 @@ def nps_interval(scores: np.ndarray, *, level: float = 0.9) -> dict[str, Any]:
     pp, pd = float((s >= 9).mean()), float((s <= 6).mean())
     nps = pp - pd
     se = math.sqrt(max(pp + pd - nps * nps, 0.0) / n)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = _z(level)
     return {
         "value": 100 * nps,
         "low": 100 * max(-1.0, nps - z * se),
@@ -171,9 +183,11 @@ def rank_correlation(x: np.ndarray, y: np.ndarray, *, level: float = 0.9) -> dic
     n = int(x.size)
     if n < 5 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"value": None, "low": None, "high": None, "n": n, "verdict": "too few varied answers to tell"}
+    from scipy import stats  # at first use, as in _t
+
     rho = float(stats.spearmanr(x, y).statistic)
     z = math.atanh(max(min(rho, 0.999999), -0.999999))
-    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(1.06 / (n - 3)) if n > 3 else math.inf
+    half = _z(level) * math.sqrt(1.06 / (n - 3)) if n > 3 else math.inf
     lo, hi = math.tanh(z - half), math.tanh(z + half)
     if lo <= 0 <= hi:
         verdict = f"no evidence of a relation: the {level:.0%} interval includes zero"

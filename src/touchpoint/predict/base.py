@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import optimize
 
 from touchpoint.errors import InvalidInput, ModelMismatch, ModelNotFitted
 
@@ -214,6 +213,8 @@ class Model(ABC):
         rng = np.random.default_rng(12345)
         for _ in range(restarts):
             starts.append(starts[0] + rng.normal(0.0, 0.7, size=len(self.param_names)))
+        from scipy import optimize  # at first fit: with scipy.stats it costs the server about 50 MB at start
+
         best: optimize.OptimizeResult | None = None
         total_iter = total_eval = 0
         bounds = [(-12.0, 12.0)] * len(self.param_names)
