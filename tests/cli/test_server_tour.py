@@ -68,8 +68,9 @@ def normal(text: str, data_dirs: list[Path]) -> str:
         text = text.replace(str(data), "DATA")
     text = re.sub(r"tp[wk]_(?:[ra]_)?[A-Za-z0-9_-]{6,}", "KEY", text)
     text = re.sub(r"tp[wk]_[A-Za-z0-9_-]{1,5}(?![A-Za-z0-9_-])", "KEYPREFIX", text)  # a prefix may end in "-"
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    text = re.sub(rf"{today}[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?", "NOW", text)
+    today = dt.datetime.now(dt.UTC).date()
+    days = "|".join(d.isoformat() for d in (today, today - dt.timedelta(days=1)))  # a run may pass midnight
+    text = re.sub(rf"(?:{days})[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?", "NOW", text)
     text = re.sub(r'"(seconds|events_per_second|fit_seconds)":\s*[0-9.e-]+', r'"\1":0', text)
     text = re.sub(r"\b\d+(\.\d+)? s\b", "T s", text)
     text = re.sub(r"[\d,]+/s\b", "N/s", text)
