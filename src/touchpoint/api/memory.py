@@ -35,6 +35,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import math
 import os
 import threading
 import time
@@ -51,6 +52,7 @@ RSS_EVERY_S = 0.02  # how stale the resident size may be
 TRIM_EVERY_S = 1.0  # how often memory is handed back to the system when over the ceiling
 HEADROOM = 0.1  # the share of the ceiling kept free of reservations, for what the estimate misses
 HEADROOM_MIN = 64 * MB  # and at least this: 48 clients at once took 25-45 MB past a 10% headroom of 420 MB
+MIN_ROOM = 64 * MB  # below this room for requests at start, the log says the ceiling is too low (8 full batches)
 STALL_S = 5.0  # with nothing in flight and memory still over the ceiling, one request is admitted this often
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -118,6 +120,17 @@ class MemoryCeiling:
         self._lock = threading.Lock()
         if ceiling_bytes and self.ceiling_bytes is None:
             log.warning("memory_ceiling_mb is set but this system does not report resident memory: not enforced")
+        at_rest = rss() or 0
+        if self.ceiling_bytes is not None and self._room() - at_rest < MIN_ROOM:
+            enough = max(at_rest + HEADROOM_MIN + MIN_ROOM, (at_rest + MIN_ROOM) / (1 - HEADROOM))
+            log.warning(
+                "memory_ceiling_mb=%d leaves the collector almost no room: the server holds %d MB at rest, so most "
+                "requests will answer 429; raise it to at least %d",
+                self.ceiling_bytes // MB,
+                at_rest // MB,
+                math.ceil(enough / MB),
+                extra={"fields": {"resident_mb": at_rest // MB, "ceiling_mb": self.ceiling_bytes // MB}},
+            )
 
     @property
     def enabled(self) -> bool:
@@ -131,7 +144,7 @@ class MemoryCeiling:
         with self._lock:
             now = time.monotonic()
             rss = self._resident()
-            room = self.ceiling_bytes - max(self.ceiling_bytes * HEADROOM, HEADROOM_MIN)
+            room = self._room()
             if rss + self._reserved + need > room:
                 rss = self._give_back() if rss > room - need else rss
                 over = rss + self._reserved + need > room
@@ -152,6 +165,11 @@ class MemoryCeiling:
             self._in_flight += 1
             self._admitted_at = now
         return Reservation(self, need)
+
+    def _room(self) -> float:
+        """What resident memory and reservations may add up to: the ceiling less its headroom."""
+        assert self.ceiling_bytes is not None
+        return self.ceiling_bytes - max(self.ceiling_bytes * HEADROOM, HEADROOM_MIN)
 
     def _release(self, nbytes: int) -> None:
         with self._lock:
