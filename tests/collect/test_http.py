@@ -267,3 +267,33 @@ def test_healthz_and_docs(client: TestClient) -> None:
     assert "/v1/batch" in spec["paths"] and "/v1/track" in spec["paths"]
     schema = spec["paths"]["/v1/track"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "userId" in schema["properties"]
+
+
+def test_a_slow_write_key_lookup_does_not_hold_up_other_requests(
+    client: TestClient, write_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key not cached is looked up in a thread: while one lookup waits on the warehouse, the event loop
+    goes on answering (it stood still for the lookup before, about 10 ms a key, as long as the query took)."""
+    import threading
+    import time
+
+    real = keys.match_key
+
+    def slow(wh: Warehouse, kind: str, key: str) -> keys.KeyMatch | None:
+        if key == "slow-key":
+            time.sleep(1.5)
+        return real(wh, kind, key)
+
+    monkeypatch.setattr(keys, "match_key", slow)
+    answers: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(client.post("/v1/track", auth=("slow-key", ""), json={"event": "x"}).status_code)
+    )
+    waiting.start()
+    time.sleep(0.3)  # the slow lookup has begun
+    started = time.monotonic()
+    r = client.post("/v1/track", auth=(write_key, ""), json={"userId": "u1", "event": "Meanwhile"})
+    took = time.monotonic() - started
+    waiting.join()
+    assert r.status_code == 200 and took < 1.0, took
+    assert answers == [401]

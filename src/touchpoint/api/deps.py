@@ -10,6 +10,7 @@ knows more takes ``note: AuditNote`` and sets ``note.subject`` (a profile id, ne
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
@@ -53,6 +54,18 @@ class AppState:
     rates: Rates = field(default_factory=lambda: Rates(0, 0))
     memory: MemoryCeiling = field(default_factory=lambda: MemoryCeiling(None))
     _keys: dict[tuple[str, str], tuple[keys.KeyMatch | None, float]] = field(default_factory=dict)
+
+    def cached(self, kind: str, key: str) -> bool:
+        """Whether the answer for ``key`` is cached, so asking for it does not query the warehouse."""
+        hit = self._keys.get((kind, key))
+        return hit is not None and time.monotonic() < hit[1]
+
+    async def source_of(self, write_key: str) -> str | None:
+        """:meth:`source_for` from a coroutine: a key not cached is looked up in a worker thread, so the
+        query (about 10 ms; longer while the warehouse is busy) never holds up the event loop's other requests."""
+        if self.cached("sources", write_key):
+            return self.source_for(write_key)
+        return await asyncio.to_thread(self.source_for, write_key)
 
     def _match(self, kind: str, key: str) -> keys.KeyMatch | None:
         """The key's owner; answers are cached for a few seconds (never past a rotated key's expiry)."""

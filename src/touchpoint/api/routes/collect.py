@@ -101,7 +101,7 @@ async def _ingest(request: Request, kind: str, app: AppState, held: list[Reserva
             "no write key was sent",
             hint="send the source's write key as the HTTP Basic username, or as writeKey in the body",
         )
-    source = app.source_for(key)
+    source = await app.source_of(key)
     if source is None:
         app.rates.address(client_host(request))
         raise Unauthorized("the write key is not known", hint="create a source with `touchpoint sources create NAME`")
@@ -181,7 +181,7 @@ PATHS = frozenset(KINDS)
 async def project_settings(request: Request, write_key: str) -> Response:
     """What analytics.js (and analytics-next) fetch before they send: where to send events."""
     app = state(request)
-    source = app.source_for(write_key)
+    source = await app.source_of(write_key)
     if source is None:
         app.rates.address(client_host(request))
         raise Unauthorized("the write key is not known", hint="create a source with `touchpoint sources create NAME`")
