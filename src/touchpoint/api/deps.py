@@ -55,10 +55,14 @@ class AppState:
     memory: MemoryCeiling = field(default_factory=lambda: MemoryCeiling(None))
     _keys: dict[tuple[str, str], tuple[keys.KeyMatch | None, float]] = field(default_factory=dict)
 
+    def _fresh(self, kind: str, key: str) -> tuple[keys.KeyMatch | None, float] | None:
+        """The cached answer for ``key`` while it is fresh, else None."""
+        hit = self._keys.get((kind, key))
+        return hit if hit is not None and time.monotonic() < hit[1] else None
+
     def cached(self, kind: str, key: str) -> bool:
         """Whether the answer for ``key`` is cached, so asking for it does not query the warehouse."""
-        hit = self._keys.get((kind, key))
-        return hit is not None and time.monotonic() < hit[1]
+        return self._fresh(kind, key) is not None
 
     async def source_of(self, write_key: str) -> str | None:
         """:meth:`source_for` from a coroutine: a key not cached is looked up in a worker thread, so the
@@ -69,12 +73,12 @@ class AppState:
 
     def _match(self, kind: str, key: str) -> keys.KeyMatch | None:
         """The key's owner; answers are cached for a few seconds (never past a rotated key's expiry)."""
-        now = time.monotonic()
-        hit = self._keys.get((kind, key))
-        if hit is not None and now < hit[1]:
+        hit = self._fresh(kind, key)
+        if hit is not None:
             match = hit[0]
         else:
             match = keys.match_key(self.warehouse, kind, key)
+            now = time.monotonic()
             until = now + KEY_CACHE_SECONDS
             if match is not None and match.expires_at is not None:
                 until = min(until, now + max(0.0, (match.expires_at - utcnow()).total_seconds()))

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from statistics import NormalDist
 from typing import Any
 
 import ibis
@@ -266,9 +267,7 @@ def proposal(
 
 
 def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
+    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
 def _rows(items: list[dict[str, Any]]) -> pa.Table:
