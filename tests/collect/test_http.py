@@ -94,6 +94,24 @@ def test_auth_by_basic_bearer_and_body_write_key(client: TestClient, write_key: 
     assert rows(client, "SELECT count(*) AS n FROM events") == [{"n": 4}]
 
 
+def test_a_body_nested_too_deeply_is_judged_by_its_write_key_not_refused_as_unsigned(
+    client: TestClient, write_key: str
+) -> None:
+    """The decoder gives up 1,000 levels down; the key beside the deep value is still read (the top level is
+    walked without recursion), so the body is quarantined for its source with the depth named, not a 401."""
+    deep = "[" * 5000 + "]" * 5000
+    single = f'{{"writeKey": "{write_key}", "userId": "u", "event": "E", "properties": {{"x": {deep}}}}}'
+    r = client.post("/v1/track", content=single, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "nested deeper" in r.json()["error"]["message"], r.text
+    item = f'{{"type": "track", "userId": "u", "event": "E", "properties": {deep}}}'
+    batch = f'{{"writeKey": "{write_key}", "batch": [{item}]}}'
+    r = client.post("/v1/batch", content=batch, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json()["quarantined"] == 1, r.text
+    assert rows(client, "SELECT count(*) AS n FROM quarantine") == [{"n": 2}]
+    unsigned = single.replace(f'"writeKey": "{write_key}", ', "")
+    assert client.post("/v1/track", content=unsigned, headers={"Content-Type": "application/json"}).status_code == 401
+
+
 def test_unknown_or_missing_key_is_401_with_the_error_shape(client: TestClient) -> None:
     for headers in ({}, basic("nope"), {"Authorization": "Basic !!!"}):
         r = client.post("/v1/track", json={"userId": "u", "event": "E"}, headers=headers)

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from touchpoint.collect.decode import EventError, NotJson, decode_event, decode_object, split_batch
+from touchpoint.collect.decode import EventError, NotJson, decode_event, decode_object, split_batch, top_level
 from touchpoint.collect.normalize import (
     EventRows,
     Rejected,
@@ -83,9 +83,13 @@ def write_key_in(body: bytes, kind: str) -> str | None:
     """The ``writeKey`` field of a body, when a client authenticates that way."""
     try:
         decoded: Any = _decode_envelope(body) if kind == "batch" else _decode_message(body)
-    except Exception:  # any body: an unreadable one simply carries no key
-        return None
-    key = decoded.writeKey
+        key = decoded.writeKey
+    except Exception:  # nested too deeply for the decoder, or malformed somewhere: read the top level alone
+        found = top_level(body)
+        try:
+            key = msgspec.json.decode(found[1]["writeKey"]) if found and "writeKey" in found[1] else None
+        except msgspec.DecodeError:  # any body: an unreadable key is no key
+            return None
     return key if isinstance(key, str) and key else None
 
 

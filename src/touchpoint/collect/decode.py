@@ -183,6 +183,16 @@ def split_batch(body: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
     item with invalid UTF-8 in a string field of the envelope...), so that each item can still be
     judged on its own. None when the body is not a JSON object with a ``batch`` array.
     """
+    found = top_level(body)
+    if found is None or found[1].get("batch") != b"[]":  # b"[]" marks a batch that was an array
+        return None
+    return found
+
+
+def top_level(body: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
+    """A JSON object's top-level values as raw bytes (a ``batch`` array's items apart, the array itself
+    as ``b"[]"``), found by walking its tokens without recursion, so at any depth of nesting. None when
+    the body is not one JSON object."""
     depth = 0
     key: str | None = None
     expect_key = False
@@ -246,7 +256,7 @@ def split_batch(body: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
             depth -= 1
             if depth == 1 and not in_batch:
                 envelope[str(key)] = body[start : match.end()]
-    if depth != 0 or envelope.get("batch") != b"[]":  # b"[]" marks a batch that was an array
+    if depth != 0:
         return None
     return items, envelope
 
