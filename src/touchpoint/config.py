@@ -471,9 +471,7 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"default_timezone {value!r} is not an IANA time zone (e.g. 'Europe/Berlin')"
-            ) from None
+            raise ValueError(f"default_timezone {value!r} is not an IANA time zone (e.g. 'Europe/Berlin')") from None
         return value
 
     @field_validator("smtp_url")
@@ -537,7 +535,6 @@ class Settings(BaseSettings):
         if self.warehouse_url:
             return self.warehouse_url
         return f"duckdb://{self.data_dir.expanduser().absolute() / 'warehouse.duckdb'}"
-
 
     def uses_collector_log(self) -> bool:
         """Whether the collector acknowledges after an append to its log: ``collector_log`` when set, else where

@@ -342,7 +342,6 @@ def test_a_nul_character_postgresql_cannot_store_quarantines_only_its_event(post
         assert wh.query("SELECT message_id FROM quarantine").to_pylist() == [{"message_id": "bad"}]
 
 
-
 def _nestloop_setting(wh: Warehouse) -> Any:  # a prepared read that reports how it was planned
     return wh.ibis.sql("SELECT current_setting('enable_nestloop') AS setting")
 

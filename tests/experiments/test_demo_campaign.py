@@ -32,8 +32,6 @@ def test_demo_email_campaign_interval_covers_the_true_lift(tmp_path: Path) -> No
         assert run["ci_low"] <= run["true_lift"] <= run["ci_high"], (name, run)
     absolute = step["runs"]["frequentist_absolute"]
     # the estimate is near the truth: within two standard errors (the interval is +-1.96 se)
-    assert abs(absolute["estimate"] - truth["true_lift_absolute"]) < (
-        absolute["ci_high"] - absolute["ci_low"]
-    )
+    assert abs(absolute["estimate"] - truth["true_lift_absolute"]) < (absolute["ci_high"] - absolute["ci_low"])
     assert Path(step["chart"]).read_bytes()[:4] == b"\x89PNG"
     json.dumps(step)  # JSON-able, as the demo summary requires

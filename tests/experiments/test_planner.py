@@ -29,9 +29,7 @@ def cohen_binomial(p: float, mde: float) -> float:
     alpha=hs.sampled_from([0.01, 0.05, 0.1]),
     power=hs.floats(0.5, 0.95),
 )
-def test_binomial_sample_size_and_power_match_statsmodels(
-    p: float, mde: float, alpha: float, power: float
-) -> None:
+def test_binomial_sample_size_and_power_match_statsmodels(p: float, mde: float, alpha: float, power: float) -> None:
     d = cohen_binomial(p, mde)
     ours = P.sample_size_binomial(p, mde, alpha=alpha, power=power)
     theirs = NormalIndPower().solve_power(effect_size=d, alpha=alpha, power=power, ratio=1.0)
@@ -49,9 +47,7 @@ def test_binomial_sample_size_and_power_match_statsmodels(
     ratio=hs.floats(0.25, 4.0),
     test=hs.sampled_from(["z", "t"]),
 )
-def test_mean_sample_size_matches_statsmodels(
-    mde: float, sd_over_mean: float, ratio: float, test: str
-) -> None:
+def test_mean_sample_size_matches_statsmodels(mde: float, sd_over_mean: float, ratio: float, test: str) -> None:
     baseline, sd = 40.0, 40.0 * sd_over_mean
     d = mde * baseline / sd
     solver = NormalIndPower() if test == "z" else TTestIndPower()
@@ -98,9 +94,7 @@ def test_duration_from_observed_traffic() -> None:
             for k in range(4):
                 if day + k < 28:
                     when = start + timedelta(days=day + k, hours=10)
-                    msgs.append(
-                        {"type": "page", "anonymousId": uid, "name": "Home", "timestamp": when.isoformat()}
-                    )
+                    msgs.append({"type": "page", "anonymousId": uid, "name": "Home", "timestamp": when.isoformat()})
     write_messages(wh, msgs, source="test")
     est = P.expected_duration(wh, 1000, lookback_days=28, share=0.5)
     # 1000 units at 50% share need 2000 distinct visitors: day 20

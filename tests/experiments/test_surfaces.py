@@ -207,9 +207,7 @@ def test_http_create_assign_analyze(client) -> None:
         "/v1/experiments/banner/assign", json={"units": units, "expose": True}, headers=client.headers_admin
     )
     assert r.status_code == 200 and set(r.json()["assignments"].values()) == {"control", "treatment"}
-    r = client.post(
-        "/v1/experiments/banner/analysis", json={"engine": "frequentist"}, headers=client.headers_read
-    )
+    r = client.post("/v1/experiments/banner/analysis", json={"engine": "frequentist"}, headers=client.headers_read)
     assert r.status_code == 200, r.text
     assert r.json()["srm"]["ok"] is True and r.json()["status"] == "insufficient_data"
     missing = client.post("/v1/experiments/nope/analysis", json={}, headers=client.headers_read)
@@ -217,9 +215,7 @@ def test_http_create_assign_analyze(client) -> None:
     listed = client.get("/v1/experiments", headers=client.headers_read).json()["experiments"]
     assert [e["key"] for e in listed] == ["banner"]
     assert (
-        client.post(
-            "/v1/holdouts", json={"key": "hold", "share": 0.05}, headers=client.headers_admin
-        ).status_code
+        client.post("/v1/holdouts", json={"key": "hold", "share": 0.05}, headers=client.headers_admin).status_code
         == 201
     )
 
@@ -243,9 +239,7 @@ def test_http_analysis_of_posted_statistics(client) -> None:
     r = client.post("/v1/experiments/analysis", json=body, headers=client.headers_read)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "srm_failed"
-    bad = client.post(
-        "/v1/experiments/analysis", json={**body, "control": "zzz"}, headers=client.headers_read
-    )
+    bad = client.post("/v1/experiments/analysis", json={**body, "control": "zzz"}, headers=client.headers_read)
     assert bad.status_code == 400 and "zzz" in bad.json()["error"]["message"]
     plan = client.get(
         "/v1/experiments/plan/sample-size", params={"baseline": 0.1, "mde": 0.1}, headers=client.headers_read

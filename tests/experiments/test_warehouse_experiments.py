@@ -177,9 +177,7 @@ def test_sums_computed_in_the_warehouse_equal_numpy(wh: Warehouse) -> None:
         r = by[("revenue", arm)]
         yc, xc = np.minimum(y, 150), np.minimum(x, 150)
         assert r.sum == pytest.approx(yc.sum()) and r.sum_squares == pytest.approx((yc**2).sum())
-        assert r.cov_sum == pytest.approx(xc.sum()) and r.num_cov_sum_products == pytest.approx(
-            (yc * xc).sum()
-        )
+        assert r.cov_sum == pytest.approx(xc.sum()) and r.num_cov_sum_products == pytest.approx((yc * xc).sum())
         q = by[("aov", arm)]
         assert q.sum == pytest.approx(y.sum()) and q.den_sum == pytest.approx(d.sum())
         assert q.num_den_sum_products == pytest.approx((y * d).sum())
@@ -200,9 +198,7 @@ def test_analyze_experiment_end_to_end(wh: Warehouse) -> None:
 
 
 def test_srm_refuses_a_verdict_on_a_broken_split(wh: Warehouse) -> None:
-    create_experiment(
-        wh, Experiment("broken", start_at=T0, metrics=[Metric("purchase", event="Order Completed")])
-    )
+    create_experiment(wh, Experiment("broken", start_at=T0, metrics=[Metric("purchase", event="Order Completed")]))
     rng = np.random.default_rng(5)
     msgs = []
     for i in range(10_000):
@@ -227,9 +223,7 @@ def test_numeric_variation_ids_and_a_dimension_breakdown(wh: Warehouse) -> None:
     # GrowthBook's SDKs send variation_id as a number; the arms are then named "0" and "1".
     create_experiment(
         wh,
-        Experiment(
-            "gb", variants=["0", "1"], start_at=T0, metrics=[Metric("purchase", event="Order Completed")]
-        ),
+        Experiment("gb", variants=["0", "1"], start_at=T0, metrics=[Metric("purchase", event="Order Completed")]),
     )
     msgs = []
     for i in range(1200):

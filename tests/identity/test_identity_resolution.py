@@ -88,9 +88,7 @@ def test_the_same_story_arriving_one_event_at_a_time_gives_the_same_profile() ->
     assert [r["kind"] for r in log] == []  # it grew; no two existing profiles were merged
 
 
-@pytest.mark.parametrize(
-    "junk", ["anonymous", "null", "undefined", "0", "-1", "0000", "[object Object]", "guest"]
-)
+@pytest.mark.parametrize("junk", ["anonymous", "null", "undefined", "0", "-1", "0000", "[object Object]", "guest"])
 def test_known_users_sharing_a_junk_anonymous_id_stay_apart(junk: str) -> None:
     wh = fresh()
     write_messages(
@@ -162,8 +160,7 @@ def test_a_shared_device_does_not_merge_two_known_people_and_the_refusal_is_reco
 def test_email_limit_keeps_the_first_addresses_and_splits_off_the_rest() -> None:
     wh = fresh()
     msgs = [
-        {"type": "identify", "userId": "u1", "traits": {"email": f"e{i}@x.org"}, "timestamp": ts(i)}
-        for i in range(4)
+        {"type": "identify", "userId": "u1", "traits": {"email": f"e{i}@x.org"}, "timestamp": ts(i)} for i in range(4)
     ]
     write_messages(wh, msgs)
     identity.rebuild(wh, identity.MergeRules(limits={"email": 3}))
@@ -242,9 +239,7 @@ def test_update_with_nothing_new_is_a_noop_and_late_old_events_are_found() -> No
     from datetime import datetime
 
     # stored later but stamped long ago (an import with an old received_at): still picked up
-    write_messages(
-        wh, [{"type": "identify", "userId": "u1", "anonymousId": "b"}], received_at=datetime(2020, 1, 1)
-    )
+    write_messages(wh, [{"type": "identify", "userId": "u1", "anonymousId": "b"}], received_at=datetime(2020, 1, 1))
     r = identity.update(wh)
     assert r.mode == "rebuild" and "recent window" in r.notes[0]  # found by the count check: resolved anyway
     assert identity.resolve(wh, "b") == identity.resolve(wh, "u1")

@@ -161,9 +161,7 @@ def test_cli_rebuild_show_events_search_split_merge(tmp_path: Path) -> None:
     assert events["total"] == 6 and len(events["events"]) == 2
     found = json.loads(run(cli.app, ["search", "plan=pro", *data]).output)
     assert found["total"] == 2
-    split = json.loads(
-        run(cli.app, ["split", pid, "--identifier", "till-4", "--note", "shop till", *data]).output
-    )
+    split = json.loads(run(cli.app, ["split", pid, "--identifier", "till-4", "--note", "shop till", *data]).output)
     assert split["split_profile_id"] != split["profile_id"]
     log = json.loads(run(cli.app, ["log", *data]).output)
     assert log[0]["kind"] == "manual_split" and log[0]["note"] == "shop till"

@@ -272,9 +272,7 @@ def attribution(
     mapping: list[str] = MapOpt,
     sep: str = typer.Option(">", "--sep", help="Channel separator inside the path column."),
     lookback: float = typer.Option(30.0, "--lookback", help="Days of touches counted before each conversion."),
-    conversion_event: str = typer.Option(
-        ORDER_COMPLETED, "--conversion-event", help="The track event that converts."
-    ),
+    conversion_event: str = typer.Option(ORDER_COMPLETED, "--conversion-event", help="The track event that converts."),
     no_nulls: bool = typer.Option(False, "--no-nulls", help="Ignore non-converting journeys (Markov)."),
     half_life: float = typer.Option(None, "--half-life", help="Time-decay half-life: days (steps for path files)."),
     shapley_value: str = typer.Option("conversions", "--shapley-value", help="Shapley game: conversions or rate."),

@@ -26,9 +26,7 @@ from touchpoint.cli.common import (
 )
 from touchpoint.errors import InvalidInput
 
-app = typer.Typer(
-    help="Marketing-mix model: ROMI per channel, budget plan, investment case.", no_args_is_help=True
-)
+app = typer.Typer(help="Marketing-mix model: ROMI per channel, budget plan, investment case.", no_args_is_help=True)
 
 FAILED_EXIT = 2
 #: The sampler's defaults as `mmm fit` shows them; they are MMMConfig's (a test checks), written out here
@@ -77,28 +75,20 @@ def fit_cmd(
     mapping: list[str] = MapOpt,
     date_column: str = typer.Option(None, "--date-column", hidden=True, help="Deprecated: --map date=COLUMN."),
     target: str = typer.Option("revenue", "--target", help="KPI column of --file."),
-    channel: list[str] = typer.Option(
-        None, "--channel", help="Spend column (repeat); warehouse: channel name."
-    ),
-    control: list[str] = typer.Option(
-        None, "--control", help="Control column of --file (price, promotion...)."
-    ),
+    channel: list[str] = typer.Option(None, "--channel", help="Spend column (repeat); warehouse: channel name."),
+    control: list[str] = typer.Option(None, "--control", help="Control column of --file (price, promotion...)."),
     kpi: str = typer.Option(
         "revenue", "--kpi", help="Warehouse KPI: revenue, conversions, new_customer_revenue or new_customers."
     ),
     brand: list[str] = typer.Option(None, "--brand", help="A brand channel (repeat)."),
-    roi_prior: list[str] = typer.Option(
-        None, "--roi-prior", help="Lift-test calibration CH=ROI:SE (repeat)."
-    ),
+    roi_prior: list[str] = typer.Option(None, "--roi-prior", help="Lift-test calibration CH=ROI:SE (repeat)."),
     adstock: str = typer.Option("geometric", "--adstock", help="geometric or weibull."),
     saturation: str = typer.Option("hill", "--saturation", help="hill or logistic."),
     draws: int = typer.Option(DRAWS, "--draws", help="Posterior draws per chain."),
     warmup: int = typer.Option(WARMUP, "--warmup", help="Warm-up iterations per chain."),
     chains: int = typer.Option(CHAINS, "--chains", help="Independent chains (R-hat needs >= 2)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed and data give the same result."),
-    holdout_weeks: int = typer.Option(
-        HOLDOUT_WEEKS, "--holdout-weeks", help="Last weeks held out."
-    ),
+    holdout_weeks: int = typer.Option(HOLDOUT_WEEKS, "--holdout-weeks", help="Last weeks held out."),
     model: Path = ModelOpt,
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -166,9 +156,7 @@ def fit_cmd(
         )
         b = summary["brand_share"]
         if b["brand_channels"]:
-            console.print(
-                f"brand share of spend {b['brand_share_of_spend']:.0%} (guideline {b['guideline']:.0%})"
-            )
+            console.print(f"brand share of spend {b['brand_share_of_spend']:.0%} (guideline {b['guideline']:.0%})")
         _refit_lines(summary)
         _status_line(summary["status"], summary["problems"], summary["warnings"])
         console.print(f"model and charts saved in {out}")
@@ -378,9 +366,7 @@ def plan_cmd(
     budget: float = typer.Option(..., "--budget", help="Total budget over the plan period (money)."),
     weeks: int = typer.Option(52, "--weeks", help="Length of the plan period in weeks."),
     bound: list[str] = typer.Option(None, "--bound", help="CH=MIN:MAX money over the period (repeat)."),
-    min_brand_share: float = typer.Option(
-        None, "--min-brand-share", help="Minimum share of budget on brand."
-    ),
+    min_brand_share: float = typer.Option(None, "--min-brand-share", help="Minimum share of budget on brand."),
     objective: str = typer.Option("revenue", "--objective", help="revenue (spend it all) or profit."),
     gross_margin: float = typer.Option(1.0, "--gross-margin", help="Margin on revenue, for profit."),
     out: Path = typer.Option(None, "--out", help="Where to write plan.json (default: the model directory)."),
@@ -420,16 +406,10 @@ def plan_cmd(
             ],
         )
         e, c, u = plan["expected"], plan["current"], plan["uplift"]
-        console.print(
-            f"expected revenue {_iv(e['revenue'], '{:,.0f}')} vs current mix {_iv(c['revenue'], '{:,.0f}')}"
-        )
-        console.print(
-            f"uplift {_iv(u['revenue'], '{:,.0f}')}, P(better than current) {u['probability_better']:.0%}"
-        )
+        console.print(f"expected revenue {_iv(e['revenue'], '{:,.0f}')} vs current mix {_iv(c['revenue'], '{:,.0f}')}")
+        console.print(f"uplift {_iv(u['revenue'], '{:,.0f}')}, P(better than current) {u['probability_better']:.0%}")
         if plan["extrapolated_channels"]:
-            console.print(
-                f"[yellow]extrapolated beyond observed spend:[/] {', '.join(plan['extrapolated_channels'])}"
-            )
+            console.print(f"[yellow]extrapolated beyond observed spend:[/] {', '.join(plan['extrapolated_channels'])}")
         _status_line(plan["model_status"], plan["model_problems"], [])
         console.print(f"plan saved as {plan['file']}")
 
@@ -441,13 +421,9 @@ def plan_cmd(
 @app.command("case")
 def case_cmd(
     plan: Path = typer.Option(..., "--plan", help="A plan.json from `touchpoint mmm plan`."),
-    horizon_months: int = typer.Option(
-        24, "--horizon-months", help="Months of cash flows, incl. carry-over."
-    ),
+    horizon_months: int = typer.Option(24, "--horizon-months", help="Months of cash flows, incl. carry-over."),
     discount_rate: float = typer.Option(0.10, "--discount-rate", help="Annual discount rate for the NPV."),
-    gross_margin: float = typer.Option(
-        None, "--gross-margin", help="Margin on revenue (default: the plan's)."
-    ),
+    gross_margin: float = typer.Option(None, "--gross-margin", help="Margin on revenue (default: the plan's)."),
     currency: str = typer.Option("", "--currency", help="Currency symbol for the summary, e.g. '€'."),
     out: Path = typer.Option(None, "--out", help="Directory for case.json/.html/.pdf/.png (default: model dir)."),
     first_orders_only: bool = typer.Option(

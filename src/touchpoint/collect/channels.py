@@ -188,6 +188,7 @@ DEFAULT_RULES: tuple[ChannelRule, ...] = (
 )
 """The default rule set, close to Google Analytics 4's default channel group."""
 
+
 def rules_from(config: Iterable[Mapping[str, Any] | ChannelRule] | None) -> tuple[ChannelRule, ...]:
     """Rules from configuration (a list of ``{"channel": ..., "any": [...]}``), or the defaults.
 

@@ -76,9 +76,7 @@ class AnalysisOptions:
                 hint=f"use one of: {', '.join(corrections.CORRECTIONS)}",
             )
         if self.min_units < 2:
-            raise InvalidInput(
-                f"min_units {self.min_units!r} must be at least 2", hint="e.g. 300 units per arm"
-            )
+            raise InvalidInput(f"min_units {self.min_units!r} must be at least 2", hint="e.g. 300 units per arm")
         if not 0.5 < self.win_probability < 1:
             raise InvalidInput(
                 f"win_probability {self.win_probability!r} must be between 0.5 and 1", hint="use e.g. 0.95"
@@ -276,9 +274,7 @@ def analyze(
     if missing:
         raise InvalidInput(f"no weight for arm(s) {missing}", hint=f"weights given for: {sorted(w)}")
     counts = dict(units) if units else {a.variant: a.n for a in overall[0].arms}
-    srm = check_srm(
-        [counts.get(v, 0) for v in variants], [w[v] for v in variants], threshold=opts.srm_threshold
-    )
+    srm = check_srm([counts.get(v, 0) for v in variants], [w[v] for v in variants], threshold=opts.srm_threshold)
 
     results: list[MetricResult] = []
     for ms in stats:
@@ -295,9 +291,7 @@ def analyze(
     notes: list[str] = []
     if opts.engine != "bayesian":
         family = [c for r in results if r.dimension is None for c in r.comparisons]
-        adjusted_p = corrections.adjust(
-            [np.nan if c.p_value is None else c.p_value for c in family], opts.correction
-        )
+        adjusted_p = corrections.adjust([np.nan if c.p_value is None else c.p_value for c in family], opts.correction)
         for c, p in zip(family, adjusted_p, strict=True):
             c.p_adjusted = None if np.isnan(p) else p
         if len(family) > 1 and opts.correction != "none":

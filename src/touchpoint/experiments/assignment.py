@@ -48,9 +48,7 @@ def buckets(key: str, unit_ids: Iterable[str]) -> np.ndarray:
     prefix = f"{key}:".encode()
     sha = hashlib.sha256
     return (
-        np.array(
-            [int.from_bytes(sha(prefix + str(u).encode()).digest()[:8], "big") for u in unit_ids], dtype=float
-        )
+        np.array([int.from_bytes(sha(prefix + str(u).encode()).digest()[:8], "big") for u in unit_ids], dtype=float)
         / 2.0**64
     )
 
@@ -100,15 +98,11 @@ def assign(wh: Warehouse, key: str, units: str | Iterable[str], *, sticky: bool 
     fresh = [u for u in ids if u not in known]
     out = dict(known)
     if fresh:
-        out.update(
-            zip(fresh, choose_variants(buckets(exp.key, fresh), exp.variants, exp.weights or []), strict=True)
-        )
+        out.update(zip(fresh, choose_variants(buckets(exp.key, fresh), exp.variants, exp.weights or []), strict=True))
     return {u: out[u] for u in ids}
 
 
-def exposure_message(
-    key: str, unit_id: str, variant: str, timestamp: datetime, *, unit: str = "any"
-) -> dict[str, Any]:
+def exposure_message(key: str, unit_id: str, variant: str, timestamp: datetime, *, unit: str = "any") -> dict[str, Any]:
     """The Segment track event that records one exposure."""
     msg: dict[str, Any] = {
         "type": "track",
@@ -144,9 +138,7 @@ def record_exposures(
     return write_messages(wh, messages(), source=source).to_dict()
 
 
-def assign_and_expose(
-    wh: Warehouse, key: str, units: Iterable[str], *, when: datetime | None = None
-) -> dict[str, str]:
+def assign_and_expose(wh: Warehouse, key: str, units: Iterable[str], *, when: datetime | None = None) -> dict[str, str]:
     """Assign units and record their exposure now (or at ``when``).
 
     What an app calls when it shows a variant."""
@@ -190,6 +182,4 @@ def split_holdout(holdout: Experiment, unit_ids: Iterable[str]) -> tuple[list[st
     """``(treated, held_out)`` for a batch of units: act on the first list only."""
     ids = _unit_ids(unit_ids)
     held = buckets(holdout.key, ids) < (holdout.weights or [0.0])[0]
-    return [u for u, h in zip(ids, held, strict=True) if not h], [
-        u for u, h in zip(ids, held, strict=True) if h
-    ]
+    return [u for u, h in zip(ids, held, strict=True) if not h], [u for u, h in zip(ids, held, strict=True) if h]

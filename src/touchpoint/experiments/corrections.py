@@ -66,9 +66,7 @@ def _apply(p: np.ndarray, fn: object) -> np.ndarray:
 def adjust(p_values: Sequence[float] | np.ndarray, method: str) -> list[float]:
     """Adjusted p-values by ``method``: "none", "holm" or "bh"."""
     if method not in CORRECTIONS:
-        raise InvalidInput(
-            f"correction {method!r} is not known", hint=f"use one of: {', '.join(CORRECTIONS)}"
-        )
+        raise InvalidInput(f"correction {method!r} is not known", hint=f"use one of: {', '.join(CORRECTIONS)}")
     values = np.asarray(p_values, dtype=float)
     if method == "holm":
         return holm(values).tolist()
@@ -86,9 +84,7 @@ def adjust_grouped(p_values: np.ndarray, groups: np.ndarray, method: str) -> np.
     [0.03, 0.06, 0.06, 0.5]
     """
     if method not in CORRECTIONS:
-        raise InvalidInput(
-            f"correction {method!r} is not known", hint=f"use one of: {', '.join(CORRECTIONS)}"
-        )
+        raise InvalidInput(f"correction {method!r} is not known", hint=f"use one of: {', '.join(CORRECTIONS)}")
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
     live = np.flatnonzero(~np.isnan(p))

@@ -112,8 +112,7 @@ class Metric:
         if len(parts) < 3:
             raise InvalidInput(
                 f"metric spec {spec!r} needs at least NAME:KIND:EVENT",
-                hint="e.g. 'purchase:binomial:Order Completed' or "
-                "'revenue:mean:Order Completed:revenue:cap=500'",
+                hint="e.g. 'purchase:binomial:Order Completed' or 'revenue:mean:Order Completed:revenue:cap=500'",
             )
         data: dict[str, Any] = {"name": parts[0], "kind": parts[1], "event": parts[2]}
         keys = {
@@ -130,14 +129,10 @@ class Metric:
                 if i == 0:
                     data["value"] = part
                     continue
-                raise InvalidInput(
-                    f"metric spec {spec!r}: {part!r} is not key=value", hint=f"keys: {sorted(keys)}"
-                )
+                raise InvalidInput(f"metric spec {spec!r}: {part!r} is not key=value", hint=f"keys: {sorted(keys)}")
             k, _, v = part.partition("=")
             if k not in keys:
-                raise InvalidInput(
-                    f"metric spec {spec!r}: option {k!r} is not known", hint=f"use: {sorted(keys)}"
-                )
+                raise InvalidInput(f"metric spec {spec!r}: option {k!r} is not known", hint=f"use: {sorted(keys)}")
             field_name = keys[k]
             if field_name in ("cap", "cap_quantile", "window_days", "covariate_days"):
                 try:
@@ -214,9 +209,7 @@ def _value(t: ir.Table, value: str) -> ir.Column:
     return json_text(t.properties[key]).try_cast("float64").fill_null(0.0)
 
 
-def _exposure_rows(
-    wh: Warehouse, key: str, unit: str, start: datetime | None, end: datetime | None
-) -> ir.Table:
+def _exposure_rows(wh: Warehouse, key: str, unit: str, start: datetime | None, end: datetime | None) -> ir.Table:
     t = analytics_events(wh)
     t = t.filter((t.type == "track") & (t.event == EXPOSURE_EVENT))
     t = t.filter(json_is(t.properties["experiment_id"], key))
@@ -330,15 +323,9 @@ def _per_unit_values(
         if m.kind == "ratio":
             dv = j[value_cols[m.denominator_value]]
             cols["d"] = f"d{i}"
-            aggs[cols["d"]] = (
-                (window(m.window_days) & (j._event == m.denominator_event)).ifelse(dv, 0.0).sum()
-            )
+            aggs[cols["d"]] = (window(m.window_days) & (j._event == m.denominator_event)).ifelse(dv, 0.0).sum()
         elif covariates:
-            pre = (
-                (j._ts < j.first_at)
-                & (j._ts >= j.first_at - _seconds(m.covariate_days))
-                & (j._event == m.event)
-            )
+            pre = (j._ts < j.first_at) & (j._ts >= j.first_at - _seconds(m.covariate_days)) & (j._event == m.event)
             cols["x"] = f"x{i}"
             aggs[cols["x"]] = (pre & (v != 0)).ifelse(1.0, 0.0).max() if binary else pre.ifelse(v, 0.0).sum()
         columns[m.name] = cols
@@ -442,9 +429,7 @@ def _arm(variant: str, row: dict[str, Any], cols: dict[str, str]) -> ArmStats:
     return arm
 
 
-def _metric_stats(
-    m: Metric, cols: dict[str, str], rows: list[dict[str, Any]], by_dimension: bool
-) -> list[MetricStats]:
+def _metric_stats(m: Metric, cols: dict[str, str], rows: list[dict[str, Any]], by_dimension: bool) -> list[MetricStats]:
     kind: Any = m.kind
     has_cov = "x" in cols
     if not by_dimension:
@@ -459,11 +444,7 @@ def _metric_stats(
         for f in fields(ArmStats):
             if f.name != "variant":
                 setattr(acc, f.name, getattr(acc, f.name) + getattr(arm, f.name))
-    result = [
-        MetricStats(m.name, kind, sorted(overall.values(), key=lambda a: a.variant), None, has_cov, m.inverse)
-    ]
+    result = [MetricStats(m.name, kind, sorted(overall.values(), key=lambda a: a.variant), None, has_cov, m.inverse)]
     for dim, arms in sorted(by_dim.items()):
-        result.append(
-            MetricStats(m.name, kind, sorted(arms, key=lambda a: a.variant), dim, has_cov, m.inverse)
-        )
+        result.append(MetricStats(m.name, kind, sorted(arms, key=lambda a: a.variant), dim, has_cov, m.inverse))
     return result

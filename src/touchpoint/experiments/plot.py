@@ -27,9 +27,7 @@ def plot_lifts(result: ExperimentResult, path: str | Path, *, title: str | None 
     """Draw every overall metric's lift interval per treatment into ``path``; return the path."""
     out = Path(path)
     if out.suffix.lower() not in FORMATS:
-        raise InvalidInput(
-            f"cannot draw {out.name!r}: unknown format", hint=f"end the file name in {FORMATS}"
-        )
+        raise InvalidInput(f"cannot draw {out.name!r}: unknown format", hint=f"end the file name in {FORMATS}")
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -44,14 +42,10 @@ def plot_lifts(result: ExperimentResult, path: str | Path, *, title: str | None 
         for i, (m, c) in enumerate(reversed(rows)):
             labels.append(f"{m.metric}\n{c.variant}" + (" (CUPED)" if m.cuped else ""))
             if c.estimate is None or c.ci_low is None or c.ci_high is None:
-                ax.text(
-                    0, i, f"no estimate: {c.error}", va="center", ha="center", fontsize=8, color="#57606a"
-                )
+                ax.text(0, i, f"no estimate: {c.error}", va="center", ha="center", fontsize=8, color="#57606a")
                 continue
             color = COLORS.get(c.direction, COLORS["none"])
-            ax.plot(
-                [c.ci_low * scale, c.ci_high * scale], [i, i], color=color, linewidth=3, solid_capstyle="butt"
-            )
+            ax.plot([c.ci_low * scale, c.ci_high * scale], [i, i], color=color, linewidth=3, solid_capstyle="butt")
             ax.plot([c.estimate * scale], [i], "o", color=color, markersize=7)
             ax.annotate(
                 f"{c.estimate * scale:+.1f}{'%' if relative else ''}",

@@ -84,9 +84,7 @@ def analyze_experiment(
     if unknown:
         result.notes.append(f"exposures to arms not in the design were ignored: {unknown}")
     if summary["multiple_exposures"]:
-        result.notes.append(
-            f"{summary['multiple_exposures']} unit(s) saw more than one arm and were left out"
-        )
+        result.notes.append(f"{summary['multiple_exposures']} unit(s) saw more than one arm and were left out")
     result.extra = {
         "experiment": {
             "key": exp.key,

@@ -127,9 +127,7 @@ class MetricStats:
 
 def check_kind(kind: str) -> None:
     if kind not in METRIC_KINDS:
-        raise InvalidInput(
-            f"metric kind {kind!r} is not known", hint=f"use one of: {', '.join(METRIC_KINDS)}"
-        )
+        raise InvalidInput(f"metric kind {kind!r} is not known", hint=f"use one of: {', '.join(METRIC_KINDS)}")
 
 
 # -- vectorised moments ------------------------------------------------------------------------
@@ -214,9 +212,7 @@ class PairMoments:
     theta: np.ndarray
 
 
-def pair_moments(
-    kind: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], *, cuped: bool = False
-) -> PairMoments:
+def pair_moments(kind: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], *, cuped: bool = False) -> PairMoments:
     """Moments of control ``a`` and treatment ``b``; with ``cuped`` the means are regression-adjusted.
 
     CUPED (Deng et al. 2013) uses ``theta = cov(Y, X) / var(X)`` computed on the two arms pooled,
@@ -232,9 +228,7 @@ def pair_moments(
     post_kind = kind
     n = a["n"] + b["n"]
     _, joint_post_var = base_moments(post_kind, n, a["sum"] + b["sum"], a["sum_squares"] + b["sum_squares"])
-    joint_pre_var = sample_variance(
-        n, a["cov_sum"] + b["cov_sum"], a["cov_sum_squares"] + b["cov_sum_squares"]
-    )
+    joint_pre_var = sample_variance(n, a["cov_sum"] + b["cov_sum"], a["cov_sum_squares"] + b["cov_sum_squares"])
     joint_cov = covariance(
         n,
         a["sum"] + b["sum"],
@@ -244,9 +238,7 @@ def pair_moments(
     ok = (joint_pre_var != 0) & (joint_post_var != 0)
     theta = np.where(ok, _safe_div(joint_cov, joint_pre_var), 0.0)
 
-    def adjust(
-        arm: dict[str, np.ndarray], mean: np.ndarray, var: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def adjust(arm: dict[str, np.ndarray], mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_arm = arm["n"]
         pre_mean, pre_var = base_moments("mean", n_arm, arm["cov_sum"], arm["cov_sum_squares"])
         cov = covariance(n_arm, arm["sum"], arm["cov_sum"], arm["num_cov_sum_products"])

@@ -38,16 +38,12 @@ def read_units(path: str | Path) -> pa.Table:
 
         return pcsv.read_csv(p)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(
-            f"cannot read {str(p)!r}: {exc}", hint="give a CSV with a header row, or Parquet"
-        ) from None
+        raise InvalidInput(f"cannot read {str(p)!r}: {exc}", hint="give a CSV with a header row, or Parquet") from None
 
 
 def _numeric(t: pa.Table, column: str, role: str) -> np.ndarray:
     if column not in t.column_names:
-        raise InvalidInput(
-            f"the file has no column {column!r} ({role})", hint=f"columns: {', '.join(t.column_names)}"
-        )
+        raise InvalidInput(f"the file has no column {column!r} ({role})", hint=f"columns: {', '.join(t.column_names)}")
     col = t.column(column)
     if pa.types.is_boolean(col.type):
         col = pc.cast(col, pa.float64())
@@ -70,9 +66,7 @@ def stats_from_table(
 ) -> tuple[list[MetricStats], dict[str, float]]:
     """Per-arm sums of each metric column (and the covariate) of a per-unit table."""
     if arm_column not in t.column_names:
-        raise InvalidInput(
-            f"the file has no arm column {arm_column!r}", hint=f"columns: {', '.join(t.column_names)}"
-        )
+        raise InvalidInput(f"the file has no arm column {arm_column!r}", hint=f"columns: {', '.join(t.column_names)}")
     if not metrics:
         raise InvalidInput("no metric column given", hint="pass --metric COLUMN (repeatable)")
     arms = np.asarray(pc.cast(t.column(arm_column), pa.string()).to_pylist(), dtype=object)
@@ -84,9 +78,7 @@ def stats_from_table(
     for m in metrics:
         y = _numeric(t, m, "metric")
         kind = "binomial" if np.isin(y, (0.0, 1.0)).all() else "mean"
-        arm_stats = [
-            stats_from_units(a, y[arms == a], covariate=None if x is None else x[arms == a]) for a in names
-        ]
+        arm_stats = [stats_from_units(a, y[arms == a], covariate=None if x is None else x[arms == a]) for a in names]
         out.append(MetricStats(m, kind, arm_stats, has_covariate=x is not None))  # type: ignore[arg-type]
     units = {a: float((arms == a).sum()) for a in names}
     return out, units

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from touchpoint.warehouse import Warehouse
 
 
-
 def _period_index(ts: ir.TimestampValue, period: str) -> ir.IntegerValue:
     """An integer that grows by one per period: weeks since 1970-01-05 (a Monday), or months."""
     if period == "week":

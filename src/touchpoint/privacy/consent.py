@@ -94,9 +94,7 @@ def _in_force(h: ir.Table, keys: list[str], at: datetime | ir.TimestampValue | N
     return j.group_by([h[k] for k in keys]).agg(granted=j.granted.all(), since=j.tp_since.max())
 
 
-def state(
-    wh: Warehouse, *, at: datetime | ir.TimestampValue | None = None, purpose: str | None = None
-) -> ir.Table:
+def state(wh: Warehouse, *, at: datetime | ir.TimestampValue | None = None, purpose: str | None = None) -> ir.Table:
     """``profile_id, purpose, granted, since``: the stated consent in force at ``at`` (default now).
 
     Profiles that never stated a purpose have no row: their purpose's default holds (:func:`with_consent`).

@@ -90,9 +90,7 @@ def events(wh: Warehouse, shape: Query, *values: str) -> ir.Table:
 
 
 def _rows(wh: Warehouse, shape: Query, *values: str) -> ir.Table:
-    return events(wh, shape, *values).select("message_id", "timestamp", "received_at", *COLUMN_OF.values()).limit(
-        LIMIT
-    )
+    return events(wh, shape, *values).select("message_id", "timestamp", "received_at", *COLUMN_OF.values()).limit(LIMIT)
 
 
 def _traits(wh: Warehouse, shape: Query, *values: str) -> ir.Table:

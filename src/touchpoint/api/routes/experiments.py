@@ -158,9 +158,7 @@ def post_analysis(
 @router.post("/v1/experiments/analysis", summary="Analyse sufficient statistics sent in the request")
 def post_stats_analysis(body: StatsIn, _key: ReadKey) -> dict[str, Any]:
     stats = [MetricStats.from_dict(m) for m in body.metrics]
-    return analyze(
-        stats, control=body.control, weights=body.weights, options=body.options.to_options()
-    ).to_dict()
+    return analyze(stats, control=body.control, weights=body.weights, options=body.options.to_options()).to_dict()
 
 
 @router.get("/v1/experiments/plan/sample-size", summary="Units per arm for a binomial or mean metric")

@@ -29,9 +29,7 @@ CHARTS = ("romi", "contributions", "response_curves", "case")
 class FitRequest(BaseModel):
     kpi: Literal["revenue", "conversions", "new_customer_revenue", "new_customers"] = "revenue"
     channels: list[str] | None = Field(None, description="channels to model (default: all with spend)")
-    config: dict[str, Any] = Field(
-        default_factory=dict, description="MMMConfig settings, e.g. {'draws': 500}"
-    )
+    config: dict[str, Any] = Field(default_factory=dict, description="MMMConfig settings, e.g. {'draws': 500}")
 
 
 class PlanRequest(BaseModel):
@@ -172,9 +170,7 @@ def case_pdf(body: CaseRequest, app: State, _key: ReadKey) -> Response:
     return Response(content, media_type="application/pdf", headers={"Content-Disposition": "inline; filename=case.pdf"})
 
 
-@router.get(
-    "/v1/mmm/charts/{name}.png", summary="A chart of the saved fit (romi, contributions, response_curves)"
-)
+@router.get("/v1/mmm/charts/{name}.png", summary="A chart of the saved fit (romi, contributions, response_curves)")
 def chart(name: str, app: State, _key: ReadKey) -> FileResponse:
     path = _dir(app) / f"{name}.png"
     if name not in CHARTS or not path.exists():
