@@ -224,4 +224,4 @@ def test_every_measuring_read_of_the_event_log_goes_through_the_analytics_door()
             offenders += [f"{rel}:{line} ({fn})" for fn, line in _raw_reads(path) if (rel, fn) not in ALLOWED]
     assert offenders == [], "read events through touchpoint.privacy.analytics (events / customer_events)"
     # and the check itself sees a raw read
-    assert _raw_reads(SRC / "experiments" / "assignment.py") == [("previous_assignments", 83)]
+    assert [fn for fn, _line in _raw_reads(SRC / "experiments" / "assignment.py")] == ["previous_assignments"]
