@@ -31,7 +31,6 @@ from touchpoint.errors import InvalidBatch, InvalidInput, PayloadTooLarge
 COMMON_PATH = True
 _decode_batch = msgspec.json.Decoder(Batch).decode
 _decode_envelope = msgspec.json.Decoder(BatchEnvelope).decode
-_decode_message = msgspec.json.Decoder(Message).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -79,11 +78,11 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def write_key_in(body: bytes, kind: str) -> str | None:
-    """The ``writeKey`` field of a body, when a client authenticates that way."""
+def write_key_in(body: bytes) -> str | None:
+    """The ``writeKey`` field of a body (a single event's or a batch's), when a client authenticates that way:
+    only the key is decoded (the body is judged afterwards, once its source is known)."""
     try:
-        decoded: Any = _decode_envelope(body) if kind == "batch" else _decode_message(body)
-        key = decoded.writeKey
+        key: Any = _decode_envelope(body).writeKey
     except Exception:  # nested too deeply for the decoder, or malformed somewhere: read the top level alone
         found = top_level(body)
         try:

@@ -117,7 +117,7 @@ class Batch(msgspec.Struct, kw_only=True):
 
 
 class BatchEnvelope(msgspec.Struct, kw_only=True):
-    """A batch body where only the envelope is read (used to find the write key)."""
+    """A body (a batch or a single event) of which only the write key is read."""
 
     writeKey: str | None = None
 

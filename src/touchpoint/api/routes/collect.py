@@ -94,7 +94,7 @@ async def _ingest(request: Request, kind: str, app: AppState, held: list[Reserva
     body = decompress(raw, request.headers.get("content-encoding"), limits.max_batch_bytes)
     key, _ = credentials(request)
     if not key:
-        key = write_key_in(body, kind)
+        key = write_key_in(body)
     if not key:
         app.rates.address(client_host(request))
         raise Unauthorized(
