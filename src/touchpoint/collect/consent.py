@@ -179,7 +179,7 @@ def _statements(event: dict[str, Any], reader: _Reader, problems: list[str]) -> 
 
 def mentions(event: str | None, *texts: str | None) -> bool:
     """Whether one event may carry consent: a ``Consent Updated`` event, or JSON (traits, context, properties)
-    that says "consent" somewhere; the rule :func:`_candidates` applies to a table, for one row in Python (the
+    that says "consent" somewhere; the rule :func:`candidates` applies to a table, for one row in Python (the
     collector log tells which acknowledged events the sender must see loaded before its consent check).
 
     >>> mentions("Signed Up", '{"plan": "pro"}', None), mentions(None, '{"consent_marketing_email": false}')
@@ -188,7 +188,7 @@ def mentions(event: str | None, *texts: str | None) -> bool:
     return event == CONSENT_EVENT or any(text is not None and "consent" in text for text in texts)
 
 
-def _candidates(events: pa.Table) -> pa.Table:
+def candidates(events: pa.Table) -> pa.Table:
     """The rows whose JSON says "consent" somewhere, or that are a ``Consent Updated`` event (:func:`mentions`)."""
     names = events.column_names
     hit = pc.equal(events.column("event").cast(pa.string()), CONSENT_EVENT) if "event" in names else None
@@ -207,7 +207,7 @@ def extract(events: pa.Table, purposes: dict[str, str], categories: dict[str, st
     if events.num_rows == 0:
         return out
     reader = _Reader(purposes, categories)
-    events = _candidates(events)  # the few rows that mention consent, found in Arrow: the hot path stays cheap
+    events = candidates(events)  # the few rows that mention consent, found in Arrow: the hot path stays cheap
     if events.num_rows == 0:
         return out
     columns = ("message_id", "type", "event", *WHO, "timestamp", "received_at", "traits", "context", "properties")

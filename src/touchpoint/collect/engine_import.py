@@ -527,7 +527,7 @@ def judged(parts: ir.Table) -> ir.Table:
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
-_CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its _candidates)
+_CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its candidates)
 _STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _judged...
 LINES_SCHEMA = pa.schema(
     [("n", pa.int64()), ("text", pa.large_string()), ("fallback", pa.string()), ("plain", pa.bool_())]
