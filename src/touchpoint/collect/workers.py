@@ -114,8 +114,12 @@ class ValidationWorkers:
             initializer=_worker_start,
             initargs=(os.getpid(),),
         )
-        for future in [pool.submit(os.getpid) for _ in range(self.processes)]:
-            future.result()  # each worker has imported the rules and warmed up (about a second of CPU)
+        try:
+            for future in [pool.submit(os.getpid) for _ in range(self.processes)]:
+                future.result()  # each worker has imported the rules and warmed up (about a second of CPU)
+        except BaseException:  # a worker that could not start: none of this pool is left running
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         return pool
 
     def start(self) -> ValidationWorkers:
