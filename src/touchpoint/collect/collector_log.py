@@ -71,7 +71,7 @@ import pyarrow as pa
 
 from touchpoint.collect import consent
 from touchpoint.collect.committer import CommitStats, Intake, _Submission
-from touchpoint.collect.normalize import EventRows, Rejected, arrow_ipc, read_arrow_ipc
+from touchpoint.collect.normalize import EventRows, Rejected
 from touchpoint.collect.store import WriteResult, write_rows
 from touchpoint.errors import WarehouseError
 from touchpoint.warehouse import Warehouse, schema
@@ -130,15 +130,35 @@ _encode = msgspec.msgpack.Encoder().encode
 _DECODERS = {MAGIC_V1: msgspec.msgpack.Decoder(_RECORD_V1).decode, MAGIC: msgspec.msgpack.Decoder(_RECORD).decode}
 
 
-def encode_record(rows: EventRows) -> bytes:
-    """One record: header and payload (the rows, the rejects with their received times and sources, the tables)."""
+def _arrow_ipc(tables: list[pa.Table]) -> bytes:
+    """Tables of one schema as one Arrow IPC stream (empty bytes for none)."""
+    if not tables:
+        return b""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, tables[0].schema) as writer:
+        for table in tables:
+            writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def encode_payload(rows: EventRows) -> bytes:
+    """``rows`` as bytes: the row tuples, the rejects with their received times and sources, the tables as one
+    Arrow IPC stream. A record's payload, and how a validation worker sends its rows back
+    (:mod:`touchpoint.collect.workers`)."""
     rejected = [(r.reason, r.field, r.payload, r.message_id, r.origin) for r in rows.rejected]
-    payload = _encode((rows.rows, rejected, rows.rejected_at, rows.rejected_source, arrow_ipc(rows.tables)))
+    return _encode((rows.rows, rejected, rows.rejected_at, rows.rejected_source, _arrow_ipc(rows.tables)))
+
+
+def encode_record(rows: EventRows) -> bytes:
+    """One record: header and payload (:func:`encode_payload`)."""
+    payload = encode_payload(rows)
     count = len(rows) + len(rows.rejected)
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload), count) + payload
 
 
 def decode_payload(payload: bytes, magic: bytes = MAGIC) -> EventRows:
+    """The rows of :func:`encode_payload` (``magic``: of a version 1 record, without tables); the tables refer to
+    ``payload`` without a copy."""
     found, rejected, at, sources, *tables = _DECODERS[magic](payload)
     rows = EventRows()
     rows.rows.extend(found)
@@ -146,7 +166,7 @@ def decode_payload(payload: bytes, magic: bytes = MAGIC) -> EventRows:
     rows.rejected_at.extend(at)
     rows.rejected_source.extend(sources)
     if tables and tables[0]:
-        rows.tables.append(read_arrow_ipc(tables[0]))
+        rows.tables.append(pa.ipc.open_stream(tables[0]).read_all())
     return rows
 
 

@@ -648,23 +648,6 @@ class EventRows:
         self.rejected_source.extend(other.rejected_source)
 
 
-def arrow_ipc(tables: list[pa.Table]) -> bytes:
-    """Tables of one schema as one Arrow IPC stream (empty bytes for none): how :attr:`EventRows.tables` travel
-    from a worker process and are kept in the collector log."""
-    if not tables:
-        return b""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, tables[0].schema) as writer:
-        for table in tables:
-            writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def read_arrow_ipc(data: bytes) -> pa.Table:
-    """The table of an :func:`arrow_ipc` stream, without a copy (it refers to ``data``)."""
-    return pa.ipc.open_stream(data).read_all()
-
-
 def quarantine_table(rejected: list[Rejected], received_at: list[datetime], sources: list[str | None]) -> pa.Table:
     n = len(rejected)
     columns: dict[str, list[Any]] = {

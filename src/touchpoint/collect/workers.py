@@ -40,7 +40,8 @@ from datetime import datetime
 from typing import Any
 
 from touchpoint.collect.body import Limits, rows_from_body
-from touchpoint.collect.normalize import EventRows, Rejected, arrow_ipc, read_arrow_ipc
+from touchpoint.collect.collector_log import decode_payload, encode_payload
+from touchpoint.collect.normalize import EventRows
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +67,15 @@ def _worker_start(server: int) -> None:
     judge(b'{"batch":[{"type":"track","userId":"warm-up","event":"Warm Up"},{}]}', "batch", utcnow(), None, Limits())
 
 
-def _judge_remote(body: bytes, kind: str, received_at: datetime, source: str | None, limits: Limits) -> tuple[Any, ...]:
-    """What a worker runs: the events as an Arrow IPC stream, the rejects as tuples, the problems."""
+def _judge_remote(
+    body: bytes, kind: str, received_at: datetime, source: str | None, limits: Limits
+) -> tuple[bytes, list[dict[str, Any]]]:
+    """What a worker runs: the rows with the events as an Arrow table, encoded as the collector log encodes a
+    record's payload, and the answer's problems."""
     rows, problems = rows_from_body(body, kind, received_at=received_at, source=source, limits=limits)
-    events = arrow_ipc([rows.to_arrow()]) if rows.rows else b""
-    rejected = [(r.reason, r.field, r.payload, r.message_id, r.origin) for r in rows.rejected]
-    return events, rejected, rows.rejected_at, rows.rejected_source, problems
-
-
-def _rows(events: bytes, rejected: list[Any], at: list[datetime], sources: list[str | None]) -> EventRows:
-    rows = EventRows()
-    if events:
-        rows.tables.append(read_arrow_ipc(events))
-    rows.rejected.extend(Rejected(*r) for r in rejected)
-    rows.rejected_at.extend(at)
-    rows.rejected_source.extend(sources)
-    return rows
+    if rows.rows:
+        rows.tables, rows.rows = [rows.to_arrow()], []
+    return encode_payload(rows), problems
 
 
 def judge(
@@ -89,8 +83,8 @@ def judge(
 ) -> tuple[EventRows, list[dict[str, Any]]]:
     """:func:`~touchpoint.collect.body.rows_from_body` as a worker answers it (its events in Arrow), in this
     process: the round trip without the processes, for tests and the doctest above."""
-    events, rejected, at, sources, problems = _judge_remote(body, kind, received_at, source, limits)
-    return _rows(events, rejected, at, sources), problems
+    payload, problems = _judge_remote(body, kind, received_at, source, limits)
+    return decode_payload(payload), problems
 
 
 class ValidationWorkers:
@@ -191,11 +185,11 @@ class ValidationWorkers:
             return rows_from_body(body, kind, received_at=received_at, source=source, limits=limits)
         try:
             future = pool.submit(_judge_remote, body, kind, received_at, source, limits)
-            events, rejected, at, sources, problems = await asyncio.wrap_future(future)
+            payload, problems = await asyncio.wrap_future(future)
         except BrokenProcessPool:
             self._replace(pool)
             return rows_from_body(body, kind, received_at=received_at, source=source, limits=limits)
-        return _rows(events, rejected, at, sources), problems
+        return decode_payload(payload), problems
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
