@@ -181,14 +181,6 @@ class Settings(BaseSettings):
         "times this)",
     )
     collector_log_segment_mb: int = Field(64, gt=0, description="size at which the collector log starts a new file")
-    collector_processes: int | None = Field(
-        None,
-        ge=0,
-        le=64,
-        description="worker processes that validate batch bodies beside the server's event loop (docs/collect.md, "
-        '"Validation in worker processes"); unset: one a core, 2 to 4, on a machine with two cores or more; '
-        "0: every body in the server process",
-    )
     memory_ceiling_mb: int | None = Field(
         None,
         ge=0,
@@ -543,17 +535,6 @@ class Settings(BaseSettings):
         if self.warehouse_url:
             return self.warehouse_url
         return f"duckdb://{self.data_dir.expanduser().absolute() / 'warehouse.duckdb'}"
-
-    def resolved_collector_processes(self) -> int:
-        """``collector_processes``, or unset: one a core from 2 to 4, none on a single core.
-
-        >>> Settings(collector_processes=0).resolved_collector_processes()
-        0
-        """
-        if self.collector_processes is not None:
-            return self.collector_processes
-        cores = os.cpu_count() or 1
-        return 0 if cores < 2 else min(cores, 4)
 
     def uses_collector_log(self) -> bool:
         """Whether the collector acknowledges after an append to its log: ``collector_log`` when set, else where

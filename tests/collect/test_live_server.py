@@ -6,12 +6,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 import segment.analytics as segment
-from tests.collect.test_workers import worker_pids
 from tests.conftest import Server, events_in
 
 pytestmark = pytest.mark.slow
@@ -55,18 +53,15 @@ def test_segment_python_client_events_arrive_exactly_once(make_server: Callable[
 #: the collector log on, its loader slow enough that a backlog of acknowledged, unloaded events exists at the kill
 LOG_ON = {"TOUCHPOINT_COLLECTOR_LOG": "true", "TOUCHPOINT_COLLECTOR_LOG_LOAD_MS": "300"}
 COMMIT = {"TOUCHPOINT_COLLECTOR_LOG": "false"}  # the group commit, whatever the default
-WORKERS = LOG_ON | {"TOUCHPOINT_COLLECTOR_PROCESSES": "2"}  # and batches validated in worker processes
 
 
-@pytest.mark.parametrize("env", [COMMIT, LOG_ON, WORKERS], ids=["commit", "collector-log", "workers"])
+@pytest.mark.parametrize("env", [COMMIT, LOG_ON], ids=["commit", "collector-log"])
 def test_acknowledged_events_survive_sigkill(make_server: Callable[..., Server], env: dict[str, str]) -> None:
     server = make_server(env)
     acked: set[str] = set()
     unacked: set[str] = set()
     lock = threading.Lock()
     stop = threading.Event()
-
-    pad = {"pad": "x" * 400}
 
     def sender(worker: int) -> None:
         with httpx.Client(auth=(server.write_key, ""), timeout=5.0) as http:
@@ -75,11 +70,7 @@ def test_acknowledged_events_survive_sigkill(make_server: Callable[..., Server],
                 ids = [f"w{worker}-{n + k}-{uuid.uuid4().hex[:6]}" for k in range(20)]
                 n += 20
                 body = {
-                    "batch": [
-                        # about 10 KB a batch: over workers.MIN_BYTES, so the workers judge it when there are some
-                        {"type": "track", "userId": f"u{worker}", "event": "Tick", "messageId": m, "properties": pad}
-                        for m in ids
-                    ]
+                    "batch": [{"type": "track", "userId": f"u{worker}", "event": "Tick", "messageId": m} for m in ids]
                 }
                 try:
                     ok = http.post(f"{server.url}/v1/batch", json=body).status_code == 200
@@ -96,19 +87,8 @@ def test_acknowledged_events_survive_sigkill(make_server: Callable[..., Server],
     deadline = time.monotonic() + 30
     while len(acked) < 2000 and time.monotonic() < deadline:
         time.sleep(0.05)
-    if env is WORKERS:
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{server.url}/healthz").json()["validation_workers"] < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = worker_pids(server)
-        assert len(workers) == 2, "the validation workers did not start"
     server.kill()  # SIGKILL while requests are in flight
     time.sleep(0.5)
-    if env is WORKERS:  # the workers die with the server (PR_SET_PDEATHSIG): none is left behind
-        deadline = time.monotonic() + 10
-        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     stop.set()
     for t in threads:
         t.join(30)

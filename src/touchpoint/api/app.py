@@ -14,7 +14,7 @@ from touchpoint.api import errors, security
 from touchpoint.api.deps import ACKNOWLEDGED_WAIT_S, AppState
 from touchpoint.api.direct import App
 from touchpoint.api.limits import BodyLimit, Rates
-from touchpoint.api.memory import MemoryCeiling, ceiling_bytes, resident_bytes
+from touchpoint.api.memory import MemoryCeiling, ceiling_bytes
 from touchpoint.api.metrics import Metrics
 from touchpoint.api.routes import (
     audiences,
@@ -42,7 +42,6 @@ from touchpoint.automations import channels
 from touchpoint.collect.body import Limits
 from touchpoint.collect.collector_log import CollectorLog
 from touchpoint.collect.committer import Collector, GroupCommitter
-from touchpoint.collect.workers import ValidationWorkers
 from touchpoint.config import Settings, get_settings
 from touchpoint.jobs import Job, JobRunner, configured
 from touchpoint.privacy import retention
@@ -93,17 +92,6 @@ def collector(warehouse: Warehouse, settings: Settings) -> Collector:
     ).start()
 
 
-def _resident(workers: ValidationWorkers) -> Callable[[], int | None]:
-    """The memory the ceiling keeps under: this process's resident memory and its validation workers' share
-    (their proportional set size: the libraries they share with the server are counted once)."""
-
-    def rss() -> int | None:
-        own = resident_bytes()
-        return None if own is None else own + workers.memory()
-
-    return rss
-
-
 JOB_STOP_SECONDS = 10.0  # how long a shutdown waits for running jobs (long ones stop at their next step)
 
 
@@ -140,10 +128,8 @@ def create_app(
         metrics = Metrics()
         metrics.attach(committer, runner)
         metrics.watch_analytics(warehouse, settings)
-        workers = ValidationWorkers(settings.resolved_collector_processes())  # started by the first large batch
-        memory = MemoryCeiling(ceiling_bytes(settings.memory_ceiling_mb), rss=_resident(workers))
+        memory = MemoryCeiling(ceiling_bytes(settings.memory_ceiling_mb))
         metrics.watch_memory(memory)
-        metrics.watch_workers(workers)
         app.state.touchpoint = AppState(
             settings=settings,
             warehouse=warehouse,
@@ -154,7 +140,6 @@ def create_app(
             metrics=metrics,
             rates=Rates(settings.rate_limit_per_key, settings.rate_limit_per_address),
             memory=memory,
-            workers=workers,
         )
         log.info(
             "serving", extra={"fields": {"warehouse": redact(settings.resolved_warehouse_url()), "jobs": run_jobs}}
@@ -167,7 +152,6 @@ def create_app(
             if runner is not None:
                 runner.stopping.set()
             usage.stop()
-            workers.stop()
             committer.stop()
             log.info("committed every queued event", extra={"fields": {"events": committer.stats.events}})
             if runner is not None:

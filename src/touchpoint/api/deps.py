@@ -27,7 +27,6 @@ from touchpoint.api.memory import MemoryCeiling
 from touchpoint.collect.body import Limits
 from touchpoint.collect.committer import Collector
 from touchpoint.collect.normalize import utcnow
-from touchpoint.collect.workers import ValidationWorkers
 from touchpoint.config import Settings
 from touchpoint.errors import Forbidden, Overloaded, Unauthorized
 from touchpoint.privacy import audit
@@ -54,7 +53,6 @@ class AppState:
     metrics: Metrics | None = None
     rates: Rates = field(default_factory=lambda: Rates(0, 0))
     memory: MemoryCeiling = field(default_factory=lambda: MemoryCeiling(None))
-    workers: ValidationWorkers = field(default_factory=lambda: ValidationWorkers(0))  # setting collector_processes
     _keys: dict[tuple[str, str], tuple[keys.KeyMatch | None, float]] = field(default_factory=dict)
 
     def _fresh(self, kind: str, key: str) -> tuple[keys.KeyMatch | None, float] | None:

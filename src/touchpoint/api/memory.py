@@ -57,11 +57,10 @@ STALL_S = 5.0  # with nothing in flight and memory still over the ceiling, one r
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def resident_bytes(pid: int | str = "self") -> int | None:
-    """A process's resident memory, this one's by default (Linux ``/proc/PID/statm``), or None where it cannot
-    be read."""
+def resident_bytes() -> int | None:
+    """This process's resident memory (Linux ``/proc/self/statm``), or None where it cannot be read."""
     try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
+        with open("/proc/self/statm", "rb") as f:
             return int(f.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return None

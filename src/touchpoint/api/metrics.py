@@ -42,7 +42,6 @@ from touchpoint.api.memory import MemoryCeiling, resident_bytes
 if TYPE_CHECKING:
     from touchpoint.collect.committer import Collector as EventCollector
     from touchpoint.collect.store import WriteResult
-    from touchpoint.collect.workers import ValidationWorkers
     from touchpoint.config import Settings
     from touchpoint.jobs import Job, JobRunner
     from touchpoint.jobs.runlog import Run
@@ -157,16 +156,6 @@ class Metrics:
             "touchpoint_job_duration_seconds", "Job run duration", ["job"], buckets=JOB_BUCKETS, registry=r
         )
         self.degraded = Gauge("touchpoint_job_degraded", "1 when the job is failing or overdue", ["job"], registry=r)
-
-    def watch_workers(self, workers: ValidationWorkers) -> None:
-        ready = Gauge("touchpoint_validation_workers", "Validation worker processes ready", registry=self.registry)
-        ready.set_function(lambda: len(workers.pids()))
-        died = Gauge(
-            "touchpoint_validation_worker_restarts",
-            "Times the validation workers were restarted",
-            registry=self.registry,
-        )
-        died.set_function(lambda: workers.replaced)
 
     def watch_memory(self, ceiling: MemoryCeiling) -> None:
         self.registry.register(_Memory(ceiling))

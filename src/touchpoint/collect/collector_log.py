@@ -6,8 +6,7 @@ With the setting ``collector_log = true`` the server uses a :class:`CollectorLog
 :class:`~touchpoint.collect.normalize.EventRows`, rejects included. Two threads do the rest:
 
 - the **appender** takes every submission that is waiting, encodes them as one record (msgpack of the rows and
-  the rejects, with their received times, and of the events validated in worker processes as one Arrow IPC
-  stream; a header with the length, a CRC-32 and the number of inputs),
+  the rejects, with their received times; a header with the length, a CRC-32 and the number of inputs),
   writes it to the current segment file and calls ``fdatasync``; only then are the submissions' futures
   resolved, so a 200 means the events are on disk. Many requests share one ``fdatasync``, as they shared one
   commit before; the append costs about 0.2 ms of CPU whatever the group's size.
@@ -67,7 +66,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pyarrow as pa
 
 from touchpoint.collect import consent
 from touchpoint.collect.committer import CommitStats, Intake, _Submission
@@ -78,8 +76,7 @@ from touchpoint.warehouse import Warehouse, schema
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"TPL2"  # a record's header starts with it; records of version 1 (b"TPL1", no tables) are read too
-MAGIC_V1 = b"TPL1"
+MAGIC = b"TPL1"
 HEADER = struct.Struct("<4sIII")  # magic, payload bytes, CRC-32 of the payload, inputs (events and rejects)
 SUFFIX = ".seg"
 POSITION = "loaded"  # the loader's last recorded position: "<segment> <offset>"
@@ -117,56 +114,30 @@ _CONSENT_AT = tuple(schema.EVENTS.schema.names.index(c) for c in ("event", "trai
 def carries_consent(rows: EventRows) -> bool:
     """Whether any valid row may carry consent (rejects carry none: they are not stored as events)."""
     e, t, c, p = _CONSENT_AT
-    return any(consent.mentions(row[e], row[t], row[c], row[p]) for row in rows.rows) or any(
-        consent.candidates(table).num_rows for table in rows.tables
-    )
+    return any(consent.mentions(row[e], row[t], row[c], row[p]) for row in rows.rows)
 
 
 _REJECTED: Any = tuple[str, str | None, str, str | None, str | None]
-_RECORD_V1: Any = tuple[list[_row_type()], list[_REJECTED], list[datetime], list[str | None]]  # type: ignore[misc]
-#: version 2 adds the events judged in worker processes, as one Arrow IPC stream (empty bytes: none)
-_RECORD: Any = tuple[list[_row_type()], list[_REJECTED], list[datetime], list[str | None], bytes]  # type: ignore[misc]
+_RECORD: Any = tuple[list[_row_type()], list[_REJECTED], list[datetime], list[str | None]]  # type: ignore[misc]
 _encode = msgspec.msgpack.Encoder().encode
-_DECODERS = {MAGIC_V1: msgspec.msgpack.Decoder(_RECORD_V1).decode, MAGIC: msgspec.msgpack.Decoder(_RECORD).decode}
-
-
-def _arrow_ipc(tables: list[pa.Table]) -> bytes:
-    """Tables of one schema as one Arrow IPC stream (empty bytes for none)."""
-    if not tables:
-        return b""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, tables[0].schema) as writer:
-        for table in tables:
-            writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def encode_payload(rows: EventRows) -> bytes:
-    """``rows`` as bytes: the row tuples, the rejects with their received times and sources, the tables as one
-    Arrow IPC stream. A record's payload, and how a validation worker sends its rows back
-    (:mod:`touchpoint.collect.workers`)."""
-    rejected = [(r.reason, r.field, r.payload, r.message_id, r.origin) for r in rows.rejected]
-    return _encode((rows.rows, rejected, rows.rejected_at, rows.rejected_source, _arrow_ipc(rows.tables)))
+_decode = msgspec.msgpack.Decoder(_RECORD).decode
 
 
 def encode_record(rows: EventRows) -> bytes:
-    """One record: header and payload (:func:`encode_payload`)."""
-    payload = encode_payload(rows)
+    """One record: header and payload (the rows, the rejects with their received times and sources)."""
+    rejected = [(r.reason, r.field, r.payload, r.message_id, r.origin) for r in rows.rejected]
+    payload = _encode((rows.rows, rejected, rows.rejected_at, rows.rejected_source))
     count = len(rows) + len(rows.rejected)
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload), count) + payload
 
 
-def decode_payload(payload: bytes, magic: bytes = MAGIC) -> EventRows:
-    """The rows of :func:`encode_payload` (``magic``: of a version 1 record, without tables); the tables refer to
-    ``payload`` without a copy."""
-    found, rejected, at, sources, *tables = _DECODERS[magic](payload)
+def decode_payload(payload: bytes) -> EventRows:
+    found, rejected, at, sources = _decode(payload)
     rows = EventRows()
     rows.rows.extend(found)
     rows.rejected.extend(Rejected(*r) for r in rejected)
     rows.rejected_at.extend(at)
     rows.rejected_source.extend(sources)
-    if tables and tables[0]:
-        rows.tables.append(pa.ipc.open_stream(tables[0]).read_all())
     return rows
 
 
@@ -198,7 +169,7 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[int, EventRows]
         if len(data) - at < HEADER.size:
             return out, Torn(path, at, "a partial header", len(data) - at)
         magic, size, crc, _count = HEADER.unpack_from(data, at)
-        if magic not in _DECODERS:
+        if magic != MAGIC:
             return out, Torn(path, at, "no record header", len(data) - at)
         body = data[at + HEADER.size : at + HEADER.size + size]
         if len(body) < size:
@@ -206,8 +177,8 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[int, EventRows]
         if zlib.crc32(body) != crc:
             return out, Torn(path, at, "a record whose CRC does not match", len(data) - at)
         try:
-            rows = decode_payload(body, magic)
-        except (msgspec.DecodeError, pa.ArrowInvalid) as exc:
+            rows = decode_payload(body)
+        except msgspec.DecodeError as exc:
             return out, Torn(path, at, f"a record that does not decode ({exc})", len(data) - at)
         at += HEADER.size + size
         out.append((at, rows))

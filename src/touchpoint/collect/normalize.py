@@ -526,21 +526,18 @@ def content_message_id(raw: bytes) -> str:
 
 
 class EventRows:
-    """Valid events and rejected inputs, ready to commit as Arrow: events as row tuples (``rows``) or, judged in a
-    worker process (:mod:`touchpoint.collect.workers`), already as Arrow tables of the ``events`` schema
-    (``tables``); ``len`` counts both."""
+    """Column-wise accumulator of valid rows and rejected inputs, ready to commit as Arrow."""
 
-    __slots__ = ("rejected", "rejected_at", "rejected_source", "rows", "tables")
+    __slots__ = ("rejected", "rejected_at", "rejected_source", "rows")
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
-        self.tables: list[pa.Table] = []
         self.rejected: list[Rejected] = []
         self.rejected_at: list[datetime] = []
         self.rejected_source: list[str | None] = []
 
     def __len__(self) -> int:
-        return len(self.rows) + sum(table.num_rows for table in self.tables) if self.tables else len(self.rows)
+        return len(self.rows)
 
     def add_row(self, row: tuple[Any, ...]) -> None:
         self.rows.append(row)
@@ -621,28 +618,15 @@ class EventRows:
         )
 
     def to_arrow(self) -> pa.Table:
-        """Every event as one table of one chunk: the row tuples converted, then the tables judged elsewhere
-        (DuckDB inserts a table of many small chunks two to three times slower than the same rows in one)."""
-        if self.tables and not self.rows:
-            return self.tables[0] if len(self.tables) == 1 else pa.concat_tables(self.tables).combine_chunks()
         columns = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in EVENT_COLUMNS]
         arrays = [pa.array(col, type=EVENTS_ARROW.field(i).type) for i, col in enumerate(columns)]
-        built = pa.Table.from_arrays(arrays, schema=EVENTS_ARROW)
-        return pa.concat_tables([built, *self.tables]).combine_chunks() if self.tables else built
-
-    def rejects_only(self) -> EventRows:
-        """A copy of the rejected inputs alone, without the events."""
-        out = EventRows()
-        out.rejected, out.rejected_at = list(self.rejected), list(self.rejected_at)
-        out.rejected_source = list(self.rejected_source)
-        return out
+        return pa.Table.from_arrays(arrays, schema=EVENTS_ARROW)
 
     def quarantine_arrow(self) -> pa.Table:
         return quarantine_table(self.rejected, self.rejected_at, self.rejected_source)
 
     def extend(self, other: EventRows) -> None:
         self.rows.extend(other.rows)
-        self.tables.extend(other.tables)
         self.rejected.extend(other.rejected)
         self.rejected_at.extend(other.rejected_at)
         self.rejected_source.extend(other.rejected_source)

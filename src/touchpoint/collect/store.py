@@ -91,30 +91,26 @@ def write_rows(warehouse: Warehouse, rows: EventRows, *, with_consent: bool = Tr
     events carry (:mod:`touchpoint.collect.consent`) is appended to ``consent_history`` in the same
     transaction; if the warehouse refuses it, the events are written without it.
     """
-    if rows.tables:  # events judged in a worker process come as Arrow (touchpoint.collect.workers)
-        return write_table(warehouse, rows.to_arrow(), rows.rejects_only(), with_consent=with_consent)
     received = len(rows) + len(rows.rejected)
     suppressed = suppression.drop_suppressed(warehouse, rows)
     return _commit(warehouse, rows.to_arrow(), rows, received, suppressed, with_consent)
 
 
-def write_table(
-    warehouse: Warehouse, events: pa.Table, rejects: EventRows, *, with_consent: bool = True
-) -> WriteResult:
+def write_table(warehouse: Warehouse, events: pa.Table, rejects: EventRows) -> WriteResult:
     """:func:`write_rows` for events already in Arrow (``events`` schema), with ``rejects`` holding only
-    rejected inputs: the engine file import (:mod:`touchpoint.collect.engine_import`) writes this way, and
-    :func:`write_rows` when events were judged in a worker process."""
+    rejected inputs: the engine file import (:mod:`touchpoint.collect.engine_import`) writes this way."""
     received = events.num_rows + len(rejects.rejected)
     suppressed = suppression.drop_suppressed(warehouse, rejects)
     events, dropped = suppression.drop_suppressed_table(warehouse, events)
     for hit, count in dropped.items():
         suppressed[hit] = suppressed.get(hit, 0) + count
-    return _commit(warehouse, events, rejects, received, suppressed, with_consent)
+    return _commit(warehouse, events, rejects, received, suppressed, True)
 
 
 def _as_rows(events: pa.Table, rejects: EventRows) -> EventRows:
     """``events`` as row tuples beside ``rejects`` (only for the one-by-one fallback, which is rare)."""
-    rows = rejects.rejects_only()
+    rows = EventRows()
+    rows.extend(rejects)
     rows.rows.extend(zip(*(column.to_pylist() for column in events.columns), strict=True))
     return rows
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from touchpoint.api.deps import AppState, client_host, credentials, state
 from touchpoint.api.errors import error_response
 from touchpoint.api.memory import Reservation
-from touchpoint.collect.body import decompress, write_key_in
+from touchpoint.collect.body import decompress, rows_from_body, write_key_in
 from touchpoint.collect.normalize import EventRows, Rejected, payload_text, utcnow
 from touchpoint.collect.spec import EVENT_TYPES, SHORT_PATHS, batch_json_schema, message_json_schema
 from touchpoint.errors import InvalidBatch, Overloaded, PayloadTooLarge, Unauthorized
@@ -107,9 +107,7 @@ async def _ingest(request: Request, kind: str, app: AppState, held: list[Reserva
         raise Unauthorized("the write key is not known", hint="create a source with `touchpoint sources create NAME`")
 
     try:
-        rows, problems = await app.workers.rows_from_body(
-            body, kind, received_at=received_at, source=source, limits=limits
-        )
+        rows, problems = rows_from_body(body, kind, received_at=received_at, source=source, limits=limits)
     except InvalidBatch as exc:
         # No item can be judged without the batch's shared fields: keep the whole body, answer 400.
         kept = EventRows()

@@ -39,7 +39,6 @@ def healthz(request: Request) -> dict[str, Any]:
         "version": __version__,
         "queued_events": app.committer.queued_events,
         "commits": app.committer.stats.commits,
-        "validation_workers": len(app.workers.pids()),  # ready (setting collector_processes)
         "degraded_jobs": degraded,
     }
 
