@@ -287,12 +287,6 @@ MODES = {
     "log-nojobs": ({"TOUCHPOINT_COLLECTOR_LOG": "true"}, True),
     "commit-jobs": ({"TOUCHPOINT_COLLECTOR_LOG": "false"}, False),
     "log-jobs": ({"TOUCHPOINT_COLLECTOR_LOG": "true"}, False),
-    # the collector log with batch bodies validated in the server process (p0) or in 1 or 2 worker processes
-    # (setting collector_processes; the modes above use its default: one a core, 2 to 4)
-    "log-nojobs-p0": ({"TOUCHPOINT_COLLECTOR_LOG": "true", "TOUCHPOINT_COLLECTOR_PROCESSES": "0"}, True),
-    "log-nojobs-p1": ({"TOUCHPOINT_COLLECTOR_LOG": "true", "TOUCHPOINT_COLLECTOR_PROCESSES": "1"}, True),
-    "log-nojobs-p2": ({"TOUCHPOINT_COLLECTOR_LOG": "true", "TOUCHPOINT_COLLECTOR_PROCESSES": "2"}, True),
-    "log-jobs-p0": ({"TOUCHPOINT_COLLECTOR_LOG": "true", "TOUCHPOINT_COLLECTOR_PROCESSES": "0"}, False),
 }
 
 
