@@ -30,11 +30,13 @@ import pyarrow as pa
 from ibis.expr.schema import Schema
 
 from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
-from touchpoint.warehouse import prepared
+from touchpoint.warehouse import duckdb_compat, prepared
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote, sql_type
 from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
 from touchpoint.warehouse.schema import all_tables
+
+duckdb_compat.install()  # before ibis's DuckDB backend is used
 
 log = logging.getLogger(__name__)
 

@@ -322,8 +322,10 @@ def _tables(cur: Any) -> set[str]:
 
 
 def _fetch(cur: Any, sql: str, max_rows: int) -> tuple[pa.Table, bool]:
-    cur.execute(sql)
-    reader = cur.to_arrow_reader(min(max_rows + 1, 100_000))
+    relation = cur.sql(sql)
+    if relation is None:  # a statement with no result (the engine's locks refuse every write)
+        return pa.table({}), False
+    reader = relation.to_arrow_reader(min(max_rows + 1, 100_000))
     batches: list[pa.RecordBatch] = []
     seen = 0
     for batch in reader:
