@@ -226,6 +226,13 @@ class Settings(BaseSettings):
     )
     duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'")
     duckdb_threads: int | None = Field(None, gt=0, description="DuckDB worker threads (default: all cores)")
+    duckdb_checkpoint_mb: int = Field(
+        256,
+        gt=0,
+        description="size of DuckDB's write-ahead log at which it is folded into the database file (its "
+        "checkpoint_threshold; DuckDB's default is 16). Fewer checkpoints make ingestion cheaper; a restart after "
+        "a crash replays up to this much of the log (about 1 s per 100 MB)",
+    )
     server_switch_interval_ms: float = Field(
         1.0,
         gt=0,
