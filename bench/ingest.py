@@ -6,7 +6,9 @@ the in-process limit, and DuckDB's own JSON loader as the ceiling, at several si
     uv run python bench/ingest.py --import-only   # file import vs DuckDB's own loads at 100k, 1M, 5M (--sizes ...)
 
 HTTP load comes from wrk (Debian package `wrk`, a compiled load generator, so the client does not steal
-the server's CPU the way a Python client would); each request carries fresh messageIds, generated in Lua.
+the server's CPU the way a Python client would); each event carries a fresh random messageId (a UUID v4, as
+analytics.js and the Segment libraries send: random keys touch the whole of the events key index, where
+sequential ones would touch its end only), generated in Lua; the files' events carry UUIDs too.
 Each HTTP run also reports the server's CPU seconds per million stored events (user + system, all threads, from
 /proc) and wrk's own share of the CPU used by both. Prints a table and writes bench/results/ingest.json.
 """
@@ -14,6 +16,7 @@ Each HTTP run also reports the server's CPU seconds per million stored events (u
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +44,21 @@ local counter = 0
 local thread_id = 0
 local threads = {}
 function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
-function init(args) thread_id = tid end
+function init(args) thread_id = tid; math.randomseed(os.time() * 1009 + tid * 7919) end
+local function uuid4()
+  local r = math.random
+  return string.format("%%04x%%04x-%%04x-4%%03x-%%04x-%%04x%%04x%%04x", r(0, 65535), r(0, 65535), r(0, 65535),
+    r(0, 4095), 32768 + r(0, 16383), r(0, 65535), r(0, 65535), r(0, 65535))
+end
 request = function()
   local items = {}
   for i = 1, %(per)d do
     counter = counter + 1
-    items[i] = string.format('{"type":"track","messageId":"w%%d-%%d","userId":"u%%d","event":"Product Viewed",' ..
+    items[i] = string.format('{"type":"track","messageId":"%%s","userId":"u%%d","event":"Product Viewed",' ..
       '"timestamp":"2026-11-01T10:00:00.123Z","properties":{"product_id":"p%%d","price":12.5,"currency":"EUR"},' ..
       '"context":{"ip":"10.0.0.1","page":{"url":"https://shop.example/p?utm_source=news&utm_medium=email",' ..
       '"referrer":"https://www.google.com/"},"library":{"name":"wrk","version":"4"}}}',
-      thread_id, counter, counter %% 5000, counter %% 300)
+      uuid4(), counter %% 5000, counter %% 300)
   end
   local body = '{"batch":[' .. table.concat(items, ",") .. ']}'
   return wrk.format("POST", "%(path)s", {["Content-Type"]="application/json",
@@ -58,10 +67,15 @@ end
 """
 
 
+def message_id(i: int) -> str:
+    """A UUID v4 that looks random, the same for the same ``i`` (so a file's events are the same each run)."""
+    return str(uuid.UUID(bytes=hashlib.blake2b(i.to_bytes(8, "little"), digest_size=16).digest(), version=4))
+
+
 def event(i: int) -> dict[str, Any]:
     return {
         "type": "track",
-        "messageId": f"m{i}",
+        "messageId": message_id(i),
         "userId": f"u{i % 5000}",
         "event": "Product Viewed",
         "timestamp": "2026-11-01T10:00:00.123Z",
@@ -562,11 +576,16 @@ local counter = 0
 local thread_id = 0
 local threads = {}
 function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
-function init(args) thread_id = tid end
+function init(args) thread_id = tid; math.randomseed(os.time() * 1009 + tid * 7919) end
+local function uuid4()
+  local r = math.random
+  return string.format("%%04x%%04x-%%04x-4%%03x-%%04x-%%04x%%04x%%04x", r(0, 65535), r(0, 65535), r(0, 65535),
+    r(0, 4095), 32768 + r(0, 16383), r(0, 65535), r(0, 65535), r(0, 65535))
+end
 request = function()
   counter = counter + 1
-  local body = string.format('{"userId":"u%%d","event":"Signed Up","messageId":"s%%d-%%d",' ..
-    '"properties":{"plan":"pro"},"context":{"ip":"10.0.0.1"}}', counter %% 5000, thread_id, counter)
+  local body = string.format('{"userId":"u%%d","event":"Signed Up","messageId":"%%s",' ..
+    '"properties":{"plan":"pro"},"context":{"ip":"10.0.0.1"}}', counter %% 5000, uuid4())
   return wrk.format("POST", "/v1/track", {["Content-Type"]="application/json",
     ["Authorization"]="Basic %(auth)s"}, body)
 end
