@@ -47,10 +47,20 @@ _SHAPES = bytes(
 )
 
 
+# A number token starts the text or follows ":", "," or "[" (and whitespace); the same characters inside a string
+# follow anything, e.g. the "9e123" or "e-4123" of a UUID, which the substring tests alone took for an exponent.
+_HUGE_NUMBER = re.compile(rb"(?:^|[:,\[])[ \t\r\n]*(?:-?[0-9]{20}|-[0-9]{19}|-?[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]{3})")
+
+
 def _maybe_huge(raw: bytes) -> bool:
-    """Whether ``raw`` may hold a number out of range (an upper bound: strings can trigger it too)."""
+    """Whether ``raw`` may hold a number out of range: 20 digits, a minus and 19 (below -2**63), or a 3-digit
+    exponent, where a number starts (an upper bound: a string holding ``:1e300`` fires it too). The substring
+    tests run first (in C, over the text with digits, exponents and signs mapped to one byte each); the
+    expression only when they fire."""
     shapes = raw.translate(_SHAPES)
-    return b"0" * 20 in shapes or b"e000" in shapes or b"e+000" in shapes
+    if not (b"0" * 20 in shapes or b"+" + b"0" * 19 in shapes or b"e000" in shapes or b"e+000" in shapes):
+        return False
+    return _HUGE_NUMBER.search(raw) is not None
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
