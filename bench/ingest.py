@@ -39,7 +39,8 @@ RESULTS = ROOT / "bench" / "results"
 
 TARGETS = {"batch_events_per_s": 50_000, "single_requests_per_s": 3_000, "import_events_per_s": 200_000}
 
-WRK_BATCH = r"""
+# Both wrk scripts: each thread seeds its own generator; uuid4() is a random UUID v4 (a %-template: %% is %).
+WRK_PRELUDE = r"""
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -50,6 +51,11 @@ local function uuid4()
   return string.format("%%04x%%04x-%%04x-4%%03x-%%04x-%%04x%%04x%%04x", r(0, 65535), r(0, 65535), r(0, 65535),
     r(0, 4095), 32768 + r(0, 16383), r(0, 65535), r(0, 65535), r(0, 65535))
 end
+"""
+
+WRK_BATCH = (
+    WRK_PRELUDE
+    + r"""
 request = function()
   local items = {}
   for i = 1, %(per)d do
@@ -65,6 +71,7 @@ request = function()
     ["Authorization"]="Basic %(auth)s"}, body)
 end
 """
+)
 
 
 def message_id(i: int) -> str:
@@ -571,17 +578,9 @@ def main() -> None:
     print(f"\nwritten to {RESULTS / name}")
 
 
-WRK_SINGLE = r"""
-local counter = 0
-local thread_id = 0
-local threads = {}
-function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
-function init(args) thread_id = tid; math.randomseed(os.time() * 1009 + tid * 7919) end
-local function uuid4()
-  local r = math.random
-  return string.format("%%04x%%04x-%%04x-4%%03x-%%04x-%%04x%%04x%%04x", r(0, 65535), r(0, 65535), r(0, 65535),
-    r(0, 4095), 32768 + r(0, 16383), r(0, 65535), r(0, 65535), r(0, 65535))
-end
+WRK_SINGLE = (
+    WRK_PRELUDE
+    + r"""
 request = function()
   counter = counter + 1
   local body = string.format('{"userId":"u%%d","event":"Signed Up","messageId":"%%s",' ..
@@ -590,6 +589,7 @@ request = function()
     ["Authorization"]="Basic %(auth)s"}, body)
 end
 """
+)
 
 
 def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> dict[str, Any]:
