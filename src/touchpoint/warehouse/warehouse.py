@@ -31,7 +31,7 @@ def duckdb_config(settings: Settings) -> dict[str, Any]:
         "memory_limit": memory_limit,
         "threads": settings.duckdb_threads,
         # every checkpoint writes the rows since the last one and the changed part of the events key; at 16 MB
-        # (DuckDB's default) inserting cost 2.3 times the CPU it does at 256 MB (docs/decisions.md, DuckDB 2)
+        # (DuckDB's default) storing 3M events cost 1.6 times the CPU it does at 256 MB (bench/events_growth.py)
         "checkpoint_threshold": f"{settings.duckdb_checkpoint_mb}MB",
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
