@@ -36,8 +36,6 @@ from touchpoint.warehouse.lockholder import lock_holder
 from touchpoint.warehouse.private_files import make_private, private_dir
 from touchpoint.warehouse.schema import all_tables
 
-duckdb_compat.install()  # before ibis's DuckDB backend is used
-
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
@@ -401,6 +399,7 @@ class DuckDBWarehouse(Warehouse):
                 f"there is no warehouse at {self.path}",
                 hint="load data first (`touchpoint import ...` or `touchpoint demo`) or check --data",
             )
+        duckdb_compat.install()  # before ibis's DuckDB backend is used (cheap after the first call)
         try:
             self._root: DuckDBBackend = ibis.duckdb.connect(self.path, read_only=read_only, **options)
             self._root.compiler = _COMPILER
