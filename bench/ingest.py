@@ -42,10 +42,9 @@ TARGETS = {"batch_events_per_s": 50_000, "single_requests_per_s": 3_000, "import
 # Both wrk scripts: each thread seeds its own generator; uuid4() is a random UUID v4 (a %-template: %% is %).
 WRK_PRELUDE = r"""
 local counter = 0
-local thread_id = 0
 local threads = {}
 function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
-function init(args) thread_id = tid; math.randomseed(os.time() * 1009 + tid * 7919) end
+function init(args) math.randomseed(os.time() * 1009 + tid * 7919) end
 local function uuid4()
   local r = math.random
   return string.format("%%04x%%04x-%%04x-4%%03x-%%04x-%%04x%%04x%%04x", r(0, 65535), r(0, 65535), r(0, 65535),
