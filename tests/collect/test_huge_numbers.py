@@ -14,7 +14,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from touchpoint.collect.decode import _maybe_huge, locate
+from touchpoint.collect.decode import _HUGE_NUMBER, _maybe_huge, locate
 
 _NUMBER_TEXT = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
@@ -73,3 +73,11 @@ def test_numbers_out_of_range_anywhere_a_number_starts() -> None:
     ):
         assert _maybe_huge(raw), raw
     assert _maybe_huge(b'{"note":"x:1e300"}')  # an upper bound: a string may fire it too
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet='0123456789eE+-.:,[ \t\r\n"x{}', max_size=60))
+def test_the_shape_tests_never_hide_a_match_of_the_expression(text: str) -> None:
+    """The tests over the text's shape only skip the expression where it would find nothing."""
+    raw = text.encode()
+    assert _maybe_huge(raw) == (_HUGE_NUMBER.search(raw) is not None), raw
