@@ -57,10 +57,9 @@ _SHAPES = bytes(
     else ord("x")
     for b in range(256)
 )
-# An exponent of three digits or more after a number's start; a two-byte literal prefix each, which the
-# expression engine scans for quickly (one expression with an optional sign cost twice their time).
-_HUGE_EXPONENT = re.compile(rb":0+e\+?000")
-_HUGE_NEGATIVE_EXPONENT = re.compile(rb":\+0+e\+?000")
+# The shapes of those matches: a sign, then 19 digits or more, or digits and an exponent of 3 digits or more, after
+# a number's start (19 unsigned digits fire it too: an upper bound). One expression with a literal first byte.
+_HUGE_SHAPE = re.compile(rb":\+?0(?:0{18}|0*e\+?000)")
 
 
 def _maybe_huge(raw: bytes) -> bool:
@@ -68,14 +67,8 @@ def _maybe_huge(raw: bytes) -> bool:
     exponent, where a number starts (an upper bound: a string holding ``:1e300`` fires it too). Tests over the
     text's shape (:data:`_SHAPES`) run first, in C; the expression over the text only when they fire. Over a
     100-event batch with random message ids: 0.1 ms, against 0.9 ms for the expression alone (which tries
-    every position)."""
-    shapes = b":" + raw.translate(_SHAPES, b" \t\r\n")
-    if not (
-        b":" + b"0" * 20 in shapes
-        or b":+" + b"0" * 19 in shapes
-        or _HUGE_EXPONENT.search(shapes)
-        or _HUGE_NEGATIVE_EXPONENT.search(shapes)
-    ):
+    every position); 1 µs an event."""
+    if _HUGE_SHAPE.search(b":" + raw.translate(_SHAPES, b" \t\r\n")) is None:
         return False
     return _HUGE_NUMBER.search(raw) is not None
 
