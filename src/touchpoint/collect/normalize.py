@@ -59,6 +59,7 @@ QUARANTINE_ARROW = QUARANTINE.schema.to_pyarrow()
 QUARANTINE_DEDUP_WINDOW = timedelta(hours=24)  # the same HTTP reject within it is recorded once
 _CONTROL = re.compile(CONTROL_CLASS)
 _UTM = UTM_KEYS
+_UTM_INDEX = {key: i for i, key in enumerate(UTM_KEYS)}
 _CAMPAIGN_KEYS = CAMPAIGN_KEYS
 
 
@@ -216,16 +217,19 @@ def _email(*candidates: Any) -> str | None:
     return None
 
 
-def _utm_from_url(url: str) -> tuple[dict[str, str | None], str | None]:
-    """The utm_* tags of a URL's query and its path (a lean stand-in for urlsplit + parse_qsl)."""
-    rest = url.split("#", 1)[0]
-    base, _, query = rest.partition("?")
-    tags: dict[str, str | None] = {}
+def _utm_from_url(url: str) -> tuple[list[str | None], str | None]:
+    """The utm_* tags of a URL's query, in :data:`UTM_KEYS` order (the first of a repeated key wins), and its
+    path: a lean stand-in for urlsplit + parse_qsl."""
+    base, _, query = url.partition("#")[0].partition("?")
+    tags: list[str | None] = [None] * len(_UTM)
+    seen = 0
     for part in query.split("&"):
         if part.startswith("utm_"):
             key, _, value = part.partition("=")
-            if key in _UTM and value and key not in tags:
-                tags[key] = _str(unquote_plus(value) if ("%" in value or "+" in value) else value)
+            i = _UTM_INDEX.get(key)
+            if i is not None and value and not seen >> i & 1:
+                seen |= 1 << i
+                tags[i] = _str(unquote_plus(value) if ("%" in value or "+" in value) else value)
     scheme_host = base.find("//")
     slash = base.find("/", scheme_host + 2) if scheme_host >= 0 else base.find("/")
     return tags, (base[slash:] or None) if slash >= 0 else None
@@ -328,8 +332,7 @@ def _derived(etype: str, typed: Typed) -> tuple[Any, ...]:
     campaign = ctx.campaign if ctx is not None and isinstance(ctx.campaign, dict) else None
     utm: list[str | None] = [_str(campaign.get(k)) for k in _CAMPAIGN_KEYS] if campaign else [None] * 5
     if url and "utm_" in url and not any(utm):
-        tags, url_path = _utm_from_url(url)
-        utm = [tags.get(k) for k in _UTM]
+        utm, url_path = _utm_from_url(url)
         if path is None:
             path = url_path
 
