@@ -274,3 +274,34 @@ def test_a_failure_on_either_side_stops_the_reader_and_reaches_the_caller(
         assert wh.count("events") == 30  # the chunk read before the failure was committed
     finally:
         wh.close()
+
+
+def test_a_large_file_takes_the_engine_by_default(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No flag: the engine from ENGINE_AUTO_BYTES, the Python path below it; --no-engine / --engine decide."""
+    from touchpoint.cli.main import main as cli_main
+    from touchpoint.collect import files
+
+    path = folder / "auto.jsonl"
+    lines = [{"type": "track", "messageId": f"a{i}", "userId": f"u{i}", "event": "Viewed"} for i in range(50)]
+    path.write_bytes(b"\n".join(msgspec.json.encode(line) for line in lines) + b"\n")
+    size = path.stat().st_size
+    wh = Warehouse.open("duckdb://:memory:")
+    try:
+        monkeypatch.setattr(files, "ENGINE_AUTO_BYTES", size + 1)
+        assert import_events(wh, path).path == "python"
+        monkeypatch.setattr(files, "ENGINE_AUTO_BYTES", size)
+        report = import_events(wh, path)
+        assert report.path == "engine" and report.write.duplicates == 50  # the same rows: stored once
+        assert import_events(wh, path, engine=False).path == "python"
+    finally:
+        wh.close()
+
+    def cli(*flags: str) -> dict[str, Any]:
+        data = folder / f"auto-cli-{next(_files)}"
+        cli_main(["import", "events", str(path), "--data", str(data), "--json", *flags])
+        return msgspec.json.decode(capsys.readouterr().out)
+
+    assert cli()["path"] == "engine" and cli()["stored"] == 50
+    assert cli("--no-engine")["path"] == "python"

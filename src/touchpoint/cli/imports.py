@@ -18,6 +18,7 @@ from touchpoint.cli.common import (
     console,
     emit,
     err_console,
+    server_session,
     settings_for,
     warehouse,
 )
@@ -99,11 +100,12 @@ def events(
     mapping: list[str] = MapOpt,
     source: str = SourceOpt,
     quiet: bool = QuietOpt,
-    engine: bool = typer.Option(
-        False,
+    engine: bool | None = typer.Option(
+        None,
         "--engine/--no-engine",
-        help="Judge a JSONL file in the warehouse engine instead of line by line in Python (same rules, same "
-        "result; about half the CPU, not yet faster on a busy machine).",
+        help="Judge a JSONL file in the warehouse engine, or line by line in Python (same rules, same result). "
+        "Default: the engine from 64 MB (about 160,000 events), where it is the faster.",
+        show_default=False,
     ),
     data: DataOpt = None,
     as_json: JsonOpt = False,
@@ -113,6 +115,10 @@ def events(
     from touchpoint.collect.readers import parse_mapping
 
     settings = settings_for(data)
+    if engine is None and server_session.get() is not None:
+        # run by the server that holds the warehouse: the line-by-line path, whose memory and CPU burst are the
+        # smaller, beside the collector (the engine's is up to 3 GB and both cores for a large file)
+        engine = False
     _run(
         "events",
         path,

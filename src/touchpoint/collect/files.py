@@ -49,6 +49,9 @@ _NUMBER = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d+)?([eE][-+]?\d+)?$")
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
 ENGINE_CHUNK_MIN = 500_000  # lines per transaction in the engine path (fewer, larger commits)
+#: From this size a JSONL file is judged in the engine unless told otherwise: below it (about 160,000 events of
+#: 400 bytes) the engine's fixed cost makes it slower than the Python path (docs/decisions.md, 2026-12-04).
+ENGINE_AUTO_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -243,18 +246,21 @@ def import_events(
     chunk_events: int = 100_000,
     max_event_bytes: int | None = None,
     progress: Progress | None = None,
-    engine: bool = False,
+    engine: bool | None = None,
 ) -> ImportReport:
     """Import Segment-shaped events from ``path``; returns counts (stored, duplicates, quarantined).
 
-    With ``engine=True``, a JSONL file without a mapping is judged in the engine
-    (:mod:`touchpoint.collect.engine_import`) when the warehouse can stage tables; otherwise, and for
-    other formats and mappings, line by line. Both apply the same rules and give the same result.
+    A JSONL file without a mapping is judged in the engine (:mod:`touchpoint.collect.engine_import`) when the
+    warehouse can stage tables and ``engine`` is True, or None (the default) and the file holds at least
+    :data:`ENGINE_AUTO_BYTES`; otherwise, and for other formats and mappings, line by line. Both apply the same
+    rules and give the same result, so a killed import re-run either way stores each event once.
     """
     fmt = detect_format(path, fmt)
     report = ImportReport(file=str(path))
     started = time.perf_counter()
     received_at = utcnow()
+    if engine is None:
+        engine = path.stat().st_size >= ENGINE_AUTO_BYTES
     if (
         fmt == "jsonl"
         and not mapping
