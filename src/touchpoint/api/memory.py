@@ -58,12 +58,21 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def resident_bytes() -> int | None:
-    """This process's resident memory (Linux ``/proc/self/statm``), or None where it cannot be read."""
+    """This process's resident memory (Linux ``/proc/self/statm``), or None where it cannot be read.
+
+    The file stays open (per process: a forked child opens its own) and is read with ``pread``: 2 µs a
+    reading instead of 13 for an open, read and close; the collector reads it up to 50 times a second."""
+    global _statm
     try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
+        pid = os.getpid()
+        if _statm is None or _statm[0] != pid:
+            _statm = (pid, os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC))
+        return int(os.pread(_statm[1], 128, 0).split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return None
+
+
+_statm: tuple[int, int] | None = None  # (pid, descriptor) of /proc/self/statm, opened by the first reading
 
 
 def physical_bytes() -> int | None:
