@@ -17,7 +17,6 @@ COLUMNS = "id VARCHAR PRIMARY KEY, n BIGINT, s VARCHAR, t TIMESTAMP, d DATE, x D
 TYPES = [pa.string(), pa.int64(), pa.string(), pa.timestamp("us"), pa.date32(), pa.float64(), pa.float32()]
 TYPES += [pa.bool_(), pa.string()]
 NAMES = ["id", "n", "s", "t", "d", "x", "f", "b", "j"]
-SMALL = duckdb_engine.SMALL_INSERT  # the monkeypatch below lasts for every example of the test
 
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 row = st.tuples(
@@ -43,8 +42,8 @@ def test_small_inserts_store_what_the_arrow_path_stores(
     first: list[tuple[Any, ...]], second: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     results = []
-    for small in (SMALL, 0):  # bound VALUES, then the Arrow view
-        monkeypatch.setattr(duckdb_engine, "SMALL_INSERT", small)
+    for small in (len(NAMES) * 8, 0):  # bound VALUES, then the Arrow view
+        monkeypatch.setattr(duckdb_engine, "SMALL_INSERT_VALUES", small)
         wh = Warehouse.open("duckdb://:memory:")
         try:
             wh.ibis.raw_sql(f"CREATE TABLE t ({COLUMNS})")
@@ -68,7 +67,7 @@ def test_a_time_zone_or_many_rows_take_the_arrow_path() -> None:
     try:
         wh.ibis.raw_sql("CREATE TABLE t (id BIGINT PRIMARY KEY)")
         with wh.write() as tx:
-            n = duckdb_engine.SMALL_INSERT + 1
+            n = duckdb_engine.SMALL_INSERT_VALUES + 1  # one column: one value a row
             assert tx.insert_new("t", pa.table({"id": list(range(n))})) == n
             assert tx.insert_new("t", pa.table({"id": [0, n]})) == 1
         assert wh.count("t") == n + 1
