@@ -7,7 +7,6 @@ import typer
 from touchpoint.cli.common import DataOpt, err_console, settings_for
 from touchpoint.errors import InvalidInput
 
-
 #: allocations between two collections of the youngest generation (CPython's default is 700)
 GC_YOUNG_THRESHOLD = 50_000
 
@@ -17,8 +16,9 @@ def collect_garbage_rarely() -> None:
     expressions: about 230,000 objects) is frozen out of its passes, and the youngest generation is collected
     every 50,000 allocations, not 700. Each of those passes walked the request's containers (a batch's 100
     rows, a group's 20,000): at 35,000 events/s the collector took 4.6 s of CPU in 40 s (3.6 µs an event,
-    under the interpreter lock), 0.5 s after (docs/decisions.md, 2026-12-04). Reference counting frees all but
-    cycles at once, as before; the memory ceiling still collects in full when over it."""
+    under the interpreter lock), about 1 s after, start-up's collections included (docs/decisions.md,
+    2026-12-04). Reference counting frees all but cycles at once, as before; the memory ceiling still collects
+    in full when over it."""
     import gc
 
     gc.collect()
