@@ -303,5 +303,45 @@ def test_a_large_file_takes_the_engine_by_default(
         cli_main(["import", "events", str(path), "--data", str(data), "--json", *flags])
         return msgspec.json.decode(capsys.readouterr().out)
 
-    assert cli()["path"] == "engine" and cli()["stored"] == 50
+    first = cli()
+    assert first["path"] == "engine" and first["stored"] == 50
     assert cli("--no-engine")["path"] == "python"
+
+
+def test_an_import_the_server_runs_for_a_client_keeps_the_python_path(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Beside the collector the engine's burst (both cores, gigabytes) is not taken unless asked for."""
+    import io
+
+    from rich.console import Console
+
+    from touchpoint.cli.common import ServerSession, server_session
+    from touchpoint.cli.main import main as cli_main
+    from touchpoint.collect import files
+    from touchpoint.config import get_settings
+
+    monkeypatch.setattr(files, "ENGINE_AUTO_BYTES", 0)  # every file is "large"
+    path = folder / "relayed.jsonl"
+    path.write_text('{"type":"track","messageId":"r1","userId":"u1","event":"Viewed"}\n')
+    wh = Warehouse.open("duckdb://:memory:")
+    out = io.StringIO()
+    session = ServerSession(
+        warehouse=wh,
+        settings=get_settings(),
+        stdout=out,
+        stderr=io.StringIO(),
+        console=Console(file=out),
+        err_console=Console(file=io.StringIO()),
+    )
+    token = server_session.set(session)
+    try:
+        cli_main(["import", "events", str(path), "--json"])
+        cli_main(["import", "events", str(path), "--json", "--engine"])
+    finally:
+        server_session.reset(token)
+        wh.close()
+    printed = capsys.readouterr().out + out.getvalue()
+    first, second = (msgspec.json.decode(line) for line in printed.splitlines() if line.startswith("{"))
+    assert (first["path"], first["stored"]) == ("python", 1)
+    assert (second["path"], second["duplicates"]) == ("engine", 1)
