@@ -142,3 +142,9 @@ def test_quarantine_replay_after_a_fix(warehouse: Warehouse, tmp_path: Path) -> 
     assert quarantine.replay(warehouse, None).replayed == []  # replayed records are not replayed twice
     with pytest.raises(NotFound):
         quarantine.replay(warehouse, ["q-nope"])
+
+
+def test_a_missing_jsonl_file_is_named_whatever_the_import_path(warehouse: Warehouse, tmp_path: Path) -> None:
+    for engine in (None, True, False):  # the default looks at the file's size first: it must not fail there
+        with pytest.raises(InvalidInput, match="does not exist"):
+            import_events(warehouse, tmp_path / "nope.jsonl", engine=engine)

@@ -25,7 +25,7 @@ import msgspec
 
 from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, failure, utcnow
-from touchpoint.collect.readers import Progress, apply_mapping, detect_format, iter_lines, iter_records
+from touchpoint.collect.readers import Progress, apply_mapping, check_file, detect_format, iter_lines, iter_records
 from touchpoint.collect.store import WriteResult, write_rows
 from touchpoint.warehouse import Warehouse
 
@@ -256,11 +256,12 @@ def import_events(
     rules and give the same result, so a killed import re-run either way stores each event once.
     """
     fmt = detect_format(path, fmt)
+    check_file(path)  # a missing file is named, on every path
     report = ImportReport(file=str(path))
     started = time.perf_counter()
     received_at = utcnow()
     if engine is None:
-        engine = path.stat().st_size >= ENGINE_AUTO_BYTES
+        engine = fmt == "jsonl" and not mapping and path.stat().st_size >= ENGINE_AUTO_BYTES
     if (
         fmt == "jsonl"
         and not mapping
