@@ -10,7 +10,8 @@ the server's CPU the way a Python client would); each event carries a fresh rand
 analytics.js and the Segment libraries send: random keys touch the whole of the events key index, where
 sequential ones would touch its end only), generated in Lua; the files' events carry UUIDs too.
 Each HTTP run also reports the server's CPU seconds per million stored events (user + system, all threads, from
-/proc) and wrk's own share of the CPU used by both. Prints a table and writes bench/results/ingest.json.
+/proc) and wrk's own share of the CPU used by both, and the server's peak resident memory; each import and
+DuckDB load its process's CPU and peak resident memory. Prints a table and writes bench/results/ingest.json.
 """
 
 from __future__ import annotations
@@ -134,27 +135,37 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _measured(command: list[str]) -> tuple[str, float, float]:
+    """Run ``command``; its standard output, its CPU seconds (user + system) and its peak resident MB, read
+    from the kernel's accounting of that one process (``wait4``)."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            raise subprocess.CalledProcessError(proc.returncode, command, out, errors.read().decode())
+    return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: ru_maxrss in KB
+
+
 def run_import(folder: Path, path: Path, *, engine: bool) -> dict[str, Any]:
     """``touchpoint import events --engine|--no-engine`` in its own process (durable, deduplicated, validated)."""
     new_warehouse(folder)
     command = [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder)]
-    cpu = _children_cpu()
     started = time.perf_counter()
-    out = subprocess.run(
-        [*command, "--json", "--engine" if engine else "--no-engine"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    out, cpu, peak_mb = _measured([*command, "--json", "--engine" if engine else "--no-engine"])
     seconds = time.perf_counter() - started
-    cpu = _children_cpu() - cpu
-    report = json.loads(out.stdout)
+    report = json.loads(out)
     return {
         "seconds": seconds,
         "events_per_s": report["received"] / seconds,
         "stored": report["stored"],
         "cpu_seconds": cpu,
         "cpu_s_per_million": cpu / report["received"] * 1e6,
+        "peak_rss_mb": peak_mb,
         "path": report.get("path", "python"),
         "python_judged": report.get("python_judged"),
         # the import's own time (the report's), without the interpreter's start and the warehouse's opening:
@@ -189,16 +200,9 @@ def run_duckdb_durable(folder: Path, path: Path) -> dict[str, Any]:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    cpu = _children_cpu()
-    out = subprocess.run(
-        [sys.executable, "-c", _DUCKDB_DURABLE, str(path), str(folder / "durable.duckdb")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    cpu = _children_cpu() - cpu
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(events_per_s=result["stored"] / result["seconds"], cpu_seconds=cpu)
+    out, cpu, peak_mb = _measured([sys.executable, "-c", _DUCKDB_DURABLE, str(path), str(folder / "durable.duckdb")])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result.update(events_per_s=result["stored"] / result["seconds"], cpu_seconds=cpu, peak_rss_mb=peak_mb)
     result["cpu_s_per_million"] = cpu / result["stored"] * 1e6
     return result
 
@@ -242,14 +246,15 @@ def import_only(sizes: list[int], python_max: int) -> None:
             path.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{'measure':44} {'size':>10} {'events/s':>10} {'% durable':>9} {'cpu s/M':>8} {'load':>5}")
+    print(f"\n{'measure':44} {'size':>10} {'events/s':>10} {'% durable':>9} {'cpu s/M':>8} {'peak MB':>8} {'load':>5}")
     for row in results["rows"]:
         peer = next(r for r in results["rows"] if r["size"] == row["size"] and r["measure"].endswith("deduplicated"))
         share = 100 * row["events_per_s"] / peer["events_per_s"]
-        cpu = row.get("cpu_s_per_million")
+        cpu, peak = row.get("cpu_s_per_million"), row.get("peak_rss_mb")
         print(
             f"{row['measure']:44} {row['size']:>10,} {row['events_per_s']:>10,.0f} {share:>8.1f}% "
-            f"{'' if cpu is None else f'{cpu:8.1f}'} {row['load_before']:>5.1f}"
+            f"{'' if cpu is None else f'{cpu:8.1f}':>8} {'' if peak is None else f'{peak:8,.0f}':>8} "
+            f"{row['load_before']:>5.1f}"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest-import.json").write_text(json.dumps(results, indent=2, default=str))
@@ -394,6 +399,7 @@ def _wrk(folder: Path, port: int, lua: str, connections: int, seconds: int) -> d
         commits = int(health["commits"])
         validation_workers = health.get("validation_workers")  # ready at the end (the server's setting)
         server_cpu = _process_cpu(server.pid) - server_cpu
+        server_peak_mb = _peak_rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
@@ -409,6 +415,7 @@ def _wrk(folder: Path, port: int, lua: str, connections: int, seconds: int) -> d
         server_cpu_s_per_million=server_cpu / max(1, result["stored"]) * 1e6,
         wrk_cpu_seconds=wrk_cpu,
         wrk_cpu_share=wrk_cpu / max(1e-9, wrk_cpu + server_cpu),
+        server_peak_rss_mb=server_peak_mb,
         validation_workers=validation_workers,
         load_before=load_before,
         load_after=os.getloadavg()[0],
@@ -441,6 +448,17 @@ def _drain(port: int, timeout: float = 120.0) -> int:
             break
         time.sleep(0.05)
     return first or 0
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """A running process's peak resident memory so far (``VmHWM`` in /proc), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def _process_cpu(pid: int) -> float:
@@ -598,7 +616,7 @@ def run_http_single(folder: Path, port: int, connections: int, seconds: int) -> 
 def print_table(results: dict[str, Any], sizes: list[int]) -> None:
     print(
         f"\n{'measure':44} {'size':>10} {'events/s':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'target':>9} "
-        f"{'cpu s/M':>8} {'wrk cpu':>7} {'load':>5} {'loaded/s':>10} {'ev/commit':>9}"
+        f"{'cpu s/M':>8} {'wrk cpu':>7} {'load':>5} {'loaded/s':>10} {'ev/commit':>9} {'peak MB':>8}"
     )
     for n in sizes:
         for key, label in (
@@ -615,7 +633,7 @@ def print_table(results: dict[str, Any], sizes: list[int]) -> None:
             f"{'HTTP ' + key:44} {r['stored']:>10,} {r['events_per_s']:>12,.0f} {r['requests_per_s']:>9,.0f} "
             f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {target:>9,} {r['server_cpu_s_per_million']:>8.1f} "
             f"{r['wrk_cpu_share']:>7.0%} {r['load_before']:>5.1f} {r['loaded_events_per_s']:>10,.0f} "
-            f"{r.get('events_per_commit', 0):>9,.0f}"
+            f"{r.get('events_per_commit', 0):>9,.0f} {r.get('server_peak_rss_mb') or 0:>8,.0f}"
         )
     if "ratio_batch_to_in_process" in results:
         ratio = results["ratio_batch_to_in_process"]
