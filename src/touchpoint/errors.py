@@ -156,6 +156,13 @@ class WarehouseLocked(WarehouseError):
     http_status = 503
 
 
+class WarehouseOutOfMemory(WarehouseError):
+    """The engine ran out of the memory it may use; nothing of the failed transaction was stored."""
+
+    code = "warehouse_out_of_memory"
+    http_status = 503
+
+
 class NotConverged(TouchpointError, RuntimeError):
     """A fit or an iterative computation did not converge; its numbers are not shown."""
 
@@ -217,6 +224,7 @@ ERRORS: dict[str, type[TouchpointError]] = _table(
     RateLimited,
     WarehouseError,
     WarehouseLocked,
+    WarehouseOutOfMemory,
     NotConverged,
     ModelNotFitted,
     ModelMismatch,

@@ -345,3 +345,45 @@ def test_an_import_the_server_runs_for_a_client_keeps_the_python_path(
     first, second = (msgspec.json.decode(line) for line in printed.splitlines() if line.startswith("{"))
     assert (first["path"], first["stored"]) == ("python", 1)
     assert (second["path"], second["duplicates"]) == ("engine", 1)
+
+
+@pytest.mark.parametrize("engine", [True, False])
+def test_running_out_of_memory_is_named_and_the_import_can_run_again(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, engine: bool
+) -> None:
+    """DuckDB out of memory is no value at fault: the import stops at once with the settings that give it room
+    (it used to retry 30,000 events one transaction each, behind "Current transaction is aborted"), stores
+    nothing of the failed chunk, and once given room stores every event once."""
+    import uuid
+
+    from touchpoint.collect import store
+    from touchpoint.errors import WarehouseOutOfMemory
+
+    def one_by_one(*args: Any) -> Any:
+        raise AssertionError("a warehouse out of memory was taken for a row it refused")
+
+    monkeypatch.setattr(store, "_write_one_by_one", one_by_one)
+    path = folder / f"memory-{engine}.jsonl"
+    context = {"page": {"url": "https://shop.example/p?utm_source=news", "referrer": "https://example.com/"}}
+    lines = [
+        {"type": "track", "messageId": str(uuid.uuid4()), "userId": f"u{i % 500}", "event": "Product Viewed",
+         "timestamp": "2026-11-01T10:00:00.123Z", "properties": {"product_id": f"p{i}", "price": 12.5},
+         "context": context}
+        for i in range(30_000)
+    ]  # fmt: skip
+    path.write_bytes(b"\n".join(msgspec.json.encode(line) for line in lines) + b"\n")
+    url = f"duckdb://{folder / f'memory-{engine}.duckdb'}"
+    wh = Warehouse.open(url, config={"memory_limit": "16MB"})
+    try:
+        with pytest.raises(WarehouseOutOfMemory, match="ran out of memory") as caught:
+            import_events(wh, path, engine=engine)
+        assert "duckdb_memory_limit (now 16MB)" in (caught.value.hint or "")
+        assert wh.count("events") == 0
+    finally:
+        wh.close()
+    wh = Warehouse.open(url)
+    try:
+        assert import_events(wh, path, engine=engine).write.stored == 30_000
+        assert wh.count("events") == 30_000
+    finally:
+        wh.close()

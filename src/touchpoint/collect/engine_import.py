@@ -44,6 +44,7 @@ from touchpoint.collect.decode import _maybe_huge
 from touchpoint.collect.normalize import EVENT_COLUMNS, EVENTS_ARROW, EventRows, content_message_id, utcnow
 from touchpoint.collect.readers import Progress
 from touchpoint.collect.store import CONSENT_TABLE, MAX_PROBLEMS, WriteResult
+from touchpoint.errors import WarehouseError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -780,6 +781,8 @@ def _write(warehouse: Warehouse, verdicts: ir.Table | None, rows: EventRows, pyt
             stored = tx.insert_new("events", events)
             new_rejects = tx.insert_new("quarantine", rejects)
             recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
+    except WarehouseError:  # out of memory, closed: nothing the Arrow path could isolate (the import can run again)
+        raise
     except Exception:  # a value the rules let through and the warehouse refused: the Arrow path isolates it
         everything = warehouse.to_arrow(first.order_by("n").drop("n"))
         return write_table(warehouse, everything.cast(EVENTS_ARROW), rows)

@@ -20,6 +20,7 @@ from touchpoint.collect import suppression
 from touchpoint.collect.consent import Extracted, extract
 from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, quarantine_table
+from touchpoint.errors import WarehouseError
 from touchpoint.warehouse import Warehouse, schema
 
 CONSENT_TABLE = schema.CONSENT_HISTORY.name
@@ -137,6 +138,8 @@ def _commit(
             new_rejects = tx.insert_new("quarantine", rejects)
             recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
             suppression.count_drops(warehouse, tx, suppressed)
+    except WarehouseError:  # out of memory, closed, unreachable: no row is at fault, retrying them one by one fails too
+        raise
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
         if not rows.rows and every_event.num_rows:  # from write_table: the events as rows, to isolate them
             rows = _as_rows(every_event, rows)

@@ -29,7 +29,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from ibis.expr.schema import Schema
 
-from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked
+from touchpoint.errors import NotFound, WarehouseError, WarehouseLocked, WarehouseOutOfMemory
 from touchpoint.warehouse import duckdb_compat, prepared
 from touchpoint.warehouse.base import WRITE_LANES, MigrationCursor, Transaction, Warehouse, quote, sql_type
 from touchpoint.warehouse.lockholder import lock_holder
@@ -133,8 +133,13 @@ def _arrow_view(con: Any, rows: pa.Table, prefix: str = "__tp_arrow") -> Iterato
     con.register(view, rows)
     try:
         yield view
-    finally:
-        con.unregister(view)
+    except BaseException:
+        # after a failed statement the transaction refuses even this; its rollback drops the view, and the
+        # statement's own error is the one to see (it was hidden behind "Current transaction is aborted")
+        with contextlib.suppress(Exception):
+            con.unregister(view)
+        raise
+    con.unregister(view)
 
 
 def _compiler() -> Any:
@@ -243,12 +248,31 @@ class _ReadGate:
                 self._cond.notify_all()
 
 
+@contextmanager
+def _memory_named(limit: str | None) -> Iterator[None]:
+    """DuckDB's out-of-memory error as :class:`~touchpoint.errors.WarehouseOutOfMemory`, naming the settings
+    that give it room: a caller tells it from a value the engine refused (which it may isolate row by row)."""
+    try:
+        yield
+    except Exception as exc:
+        import duckdb
+
+        if not isinstance(exc, duckdb.OutOfMemoryException):
+            raise
+        first = str(exc).splitlines()[0]
+        raise WarehouseOutOfMemory(
+            f"DuckDB ran out of memory ({first})",
+            hint=f"raise duckdb_memory_limit (now {limit or 'DuckDB default: 80% of RAM'}) or lower duckdb_threads; "
+            "an import can also run in smaller chunks (import_chunk_events) or line by line (--no-engine)",
+        ) from exc
+
+
 def _gated(method: Callable[..., Any]) -> Callable[..., Any]:
     """A read of the warehouse that :meth:`DuckDBWarehouse.compact` waits for (:class:`_ReadGate`)."""
 
     @functools.wraps(method)
     def read(self: DuckDBWarehouse, *args: Any, **kwargs: Any) -> Any:
-        with self._gate.reading():
+        with self._gate.reading(), _memory_named(self.memory_limit):
             return method(self, *args, **kwargs)
 
     return read
@@ -397,6 +421,7 @@ class DuckDBWarehouse(Warehouse):
         options = dict(parse_qsl(parts.query))
         options.update({k: v for k, v in (config or {}).items() if v is not None})
         self._options = options
+        self.memory_limit: str | None = options.get("memory_limit")  # named in an out-of-memory error
         if self.path != ":memory:":
             private_dir(Path(self.path).parent)  # a new data directory is 0700
         self.read_only = read_only
@@ -621,7 +646,7 @@ class DuckDBWarehouse(Warehouse):
             return
         if not self.separate_event_lane:
             lane = "main"
-        with self._write_locks[lane]:
+        with self._write_locks[lane], _memory_named(self.memory_limit):
             backend = self._backend()  # under the lock: a compaction meanwhile gave this thread a new cursor
             tx = DuckDBTransaction(backend)
             backend.con.execute("BEGIN TRANSACTION")
