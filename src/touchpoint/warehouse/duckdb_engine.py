@@ -272,7 +272,7 @@ def _gated(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def read(self: DuckDBWarehouse, *args: Any, **kwargs: Any) -> Any:
-        with self._gate.reading(), _memory_named(self.memory_limit):
+        with self._gate.reading(), _memory_named(self._options.get("memory_limit")):
             return method(self, *args, **kwargs)
 
     return read
@@ -421,7 +421,6 @@ class DuckDBWarehouse(Warehouse):
         options = dict(parse_qsl(parts.query))
         options.update({k: v for k, v in (config or {}).items() if v is not None})
         self._options = options
-        self.memory_limit: str | None = options.get("memory_limit")  # named in an out-of-memory error
         if self.path != ":memory:":
             private_dir(Path(self.path).parent)  # a new data directory is 0700
         self.read_only = read_only
@@ -646,7 +645,7 @@ class DuckDBWarehouse(Warehouse):
             return
         if not self.separate_event_lane:
             lane = "main"
-        with self._write_locks[lane], _memory_named(self.memory_limit):
+        with self._write_locks[lane], _memory_named(self._options.get("memory_limit")):
             backend = self._backend()  # under the lock: a compaction meanwhile gave this thread a new cursor
             tx = DuckDBTransaction(backend)
             backend.con.execute("BEGIN TRANSACTION")
