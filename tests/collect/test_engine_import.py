@@ -169,6 +169,54 @@ def test_http_and_engine_import_store_and_quarantine_the_same(folder: Path, line
         files.close()
 
 
+_URL_PIECES = ["https://", "//", "/", "?", "#", "&", "=", "a", "b/c", "%20", "+", " ", "utm_", "utm_source", "utm_term"]
+
+
+@st.composite
+def _urls(draw: st.DrawFn) -> str:
+    """A page URL: a host or none, a path, a query of repeated, empty and odd pairs, a fragment holding tags."""
+    pair = st.tuples(
+        st.sampled_from(["utm_source", "utm_term", "utm_", "a", ""]),
+        st.sampled_from(["=", "=x", "= y ", "=%20", "=+", "=a=b", "=?", ""]),
+    ).map("".join)
+    url = draw(st.sampled_from(["", "https://h.example", "//h", "h.example", "https://h.example:8080"]))
+    url += draw(st.sampled_from(["", "/", "/p", "/p/q", "p", "/p//q"]))
+    pairs = draw(st.lists(pair, max_size=5))
+    if pairs or draw(st.booleans()):
+        url += "?" + "&".join(pairs)
+    if draw(st.booleans()):
+        url += "#" + draw(st.sampled_from(["", "utm_source=z", "x?utm_term=q"]))
+    return url
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    urls=st.lists(
+        st.one_of(_urls(), st.lists(st.sampled_from(_URL_PIECES), max_size=14).map("".join)), min_size=100, max_size=300
+    )
+)
+def test_page_urls_give_the_same_tags_and_path(folder: Path, urls: list[str]) -> None:
+    """The UTM tags and path the engine reads from a page URL (string searches) are those ``_utm_from_url``
+    reads, for URLs made of the pieces its rules turn on: repeated and empty keys, a fragment, no host."""
+    path = folder / f"urls-{next(_files)}.jsonl"
+    events = [
+        {"type": "page", "messageId": f"u{i}", "anonymousId": "a", "properties": {"url": url}}
+        for i, url in enumerate(urls)
+    ]
+    path.write_bytes(b"\n".join(map(msgspec.json.encode, events)) + b"\n")
+    engine, python = Warehouse.open("duckdb://:memory:"), Warehouse.open("duckdb://:memory:")
+    try:
+        import_events(engine, path, engine=True)
+        import_events(python, path, engine=False)
+        columns = ("message_id", "url", "path", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+        assert [{c: r[c] for c in columns} for r in _rows(engine, "events")] == [
+            {c: r[c] for c in columns} for r in _rows(python, "events")
+        ]
+    finally:
+        engine.close()
+        python.close()
+
+
 def test_the_engine_decides_canonical_lines_itself(folder: Path) -> None:
     """Typical SDK events are judged by the engine, not handed back to the Python judge one by one."""
     path = folder / "plain.jsonl"

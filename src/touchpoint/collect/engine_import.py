@@ -480,7 +480,8 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
     return staged.select(staged.n, ok=ibis.and_(*checks).fill_null(False), **row)
 
 
-_UTM_IN_QUERY = r"^[^#?]*\?(?:[^#]*?&)?{key}=([^&#]+)"  # the first non-empty value of the key in the query
+# the first non-empty value of the key in the query; the group is lazy (??): a greedy one skipped to the last
+_UTM_IN_QUERY = r"^[^#?]*\?(?:[^#]*?&)??{key}=([^&#]+)"
 
 
 def url_parts(typed: ir.Table) -> ir.Table:
