@@ -285,14 +285,15 @@ def test_consent_events_record_consent_through_the_engine_import(folder: Path) -
 def _reader_threads() -> list[str]:
     import threading
 
-    return [t.name for t in threading.enumerate() if t.name == "touchpoint-import-read"]
+    return [t.name for t in threading.enumerate() if t.name in ("touchpoint-import-read", "touchpoint-import-judge")]
 
 
 @pytest.mark.timeout(60)  # a reader left waiting on a full queue would hang the import
 def test_a_failure_on_either_side_stops_the_reader_and_reaches_the_caller(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pre-pass runs a chunk ahead on a thread: an engine error ends it, a reading error is raised."""
+    """The pre-pass and the judging run a chunk ahead, each on a thread: an engine error, a reading error and
+    a failed commit each reach the caller and end both threads."""
     path = folder / "ahead.jsonl"
     path.write_bytes(b"".join(b'{"type":"track","userId":"u","event":"E","messageId":"r%d"}\n' % i for i in range(30)))
     wh = Warehouse.open("duckdb://:memory:")
@@ -320,6 +321,16 @@ def test_a_failure_on_either_side_stops_the_reader_and_reaches_the_caller(
                 import_events(wh, path, engine=True)
         assert _reader_threads() == []
         assert wh.count("events") == 30  # the chunk read before the failure was committed
+
+        def commit_fails(*args: Any) -> Any:
+            raise RuntimeError("the commit failed")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(engine_import, "commit", commit_fails)
+            patch.setattr(engine_import, "chunks", lambda path, size, limit: chunks(path, 5, limit))
+            with pytest.raises(RuntimeError, match="the commit failed"):
+                import_events(wh, path, engine=True)
+        assert _reader_threads() == []
     finally:
         wh.close()
 

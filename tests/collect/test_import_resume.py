@@ -48,7 +48,7 @@ def announcing(commit):
         return result
     return announced
 files.write_rows = announcing(files.write_rows)
-engine_import._write = announcing(engine_import._write)
+engine_import.commit = announcing(engine_import.commit)
 files.ENGINE_CHUNK_MIN = 1
 from touchpoint.cli.main import app
 app(sys.argv[1:])

@@ -1,45 +1,49 @@
 """File import in the engine: a JSONL file's events judged by set-based expressions, not line by line.
 
-A Python pre-pass (:func:`chunks`, one chunk ahead on a reader thread) keeps the lines msgspec finds
-canonical as *candidates* and stages them as one Arrow column (:meth:`~touchpoint.warehouse.Warehouse.stage_table`).
-Three materialised steps then apply the rules of :mod:`touchpoint.collect.normalize` (limits and field lists
-from :mod:`touchpoint.collect.rules`) to every candidate at once: :func:`parsed` (each JSON level the rules
-read parsed once with the engine's ``from_json``), :func:`typed` (over :func:`fields`), and :func:`judged`
-(over :func:`url_parts`), which gives the ``events`` row of each line it can **accept exactly**. A line it
-cannot decide exactly (anything the rules refuse, and rare shapes: escapes, duplicate keys, numbers the
-engine would print differently, times outside the plain ISO forms, non-ASCII text that must be
-case-folded) is judged by the Python path, :meth:`~touchpoint.collect.normalize.EventRows.add_raw`, for
-that line only, so every quarantine reason comes from the one judge the HTTP collector uses.
+A Python pre-pass (:func:`chunks`) keeps the lines msgspec finds canonical as *candidates*, as one Arrow
+column. One statement then applies the rules of :mod:`touchpoint.collect.normalize` (limits and field lists
+from :mod:`touchpoint.collect.rules`) to every candidate of a chunk at once, reading the Arrow batches in
+place: :func:`parsed` (each JSON level the rules read parsed with the engine's ``from_json``), :func:`fields`,
+:func:`typed`, :func:`url_parts` and :func:`judged`, which gives the ``events`` row of each line it can
+**accept exactly**. A line it cannot decide exactly (anything the rules refuse, and rare shapes: escapes,
+duplicate keys, numbers the engine would print differently, times outside the plain ISO forms, non-ASCII
+text that must be case-folded) is judged by the Python path, :meth:`~touchpoint.collect.normalize.EventRows.add_raw`,
+for that line only, so every quarantine reason comes from the one judge the HTTP collector uses.
 
 The acceptance test is conservative by construction: a line is accepted only if its text is
 already the engine's canonical JSON (``json(line) = line``), which makes the stored JSON objects
 byte for byte those the Python path stores. ``tests/collect/test_engine_import.py`` proves the
 equivalence on random valid, invalid and hostile items.
 
-Each chunk of lines commits in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules
-(suppression, consent, dedup by messageId), so a killed import re-run stores each event once.
+Three threads work one chunk apart: the reading (the pre-pass), the judging (:func:`judge_file`, on its own
+engine cursor) and the commit (:func:`commit`). Each chunk commits in one transaction with
+:func:`~touchpoint.collect.store.write_table`'s rules (suppression, consent, dedup by messageId), so a killed
+import re-run stores each event once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import ibis
 import ibis.expr.datatypes as dt
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from touchpoint.collect import rules
+from touchpoint.collect.consent import Extracted
 from touchpoint.collect.decode import _maybe_huge
 from touchpoint.collect.normalize import EVENT_COLUMNS, EVENTS_ARROW, EventRows, content_message_id, utcnow
 from touchpoint.collect.readers import Progress
@@ -530,7 +534,10 @@ def judged(parts: ir.Table) -> ir.Table:
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
 _CONSENT_IN = ("traits", "context", "properties")  # where consent.extract looks (its candidates)
-_STAGE = "__tp_import"  # this connection's temporary tables: <_STAGE>_lines, _parsed, _typed, _judged...
+T = TypeVar("T")
+_STAGE = "__tp_import"  # this connection's temporary tables (<_STAGE>_judged...) and the lines' view
+#: rows in each Arrow batch of a chunk's candidates: the engine's unit of parallel work in the judging statement
+BATCH_ROWS = 16_384
 LINES_SCHEMA = pa.schema(
     [("n", pa.int64()), ("text", pa.large_string()), ("fallback", pa.string()), ("plain", pa.bool_())]
 )
@@ -620,40 +627,37 @@ def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
 
 
 class _Judge:
-    """The judging steps, built once per import over this connection's temporary tables (``received_at``
-    and ``source`` are literals of the expression), then run over each chunk's staged lines."""
+    """The judging steps as one expression, built once per import over this connection's tables (``received_at``
+    and ``source`` are literals of it), then run over each chunk's candidates.
+
+    The candidates are read where they are, an Arrow view in batches of :data:`BATCH_ROWS` (the engine's
+    threads share a chunk's batches), and the verdicts materialised once: the refused lines, the counts, the
+    consent and the insert all read them. (Materialising each step instead, so that each JSON document is
+    parsed once, measured a fifth more CPU, and one thread a statement over a chunk of one row group.)"""
 
     def __init__(self, warehouse: Warehouse, *, received_at: datetime, source: str) -> None:
         self.warehouse = warehouse
-        warehouse.stage_table(f"{_STAGE}_lines", LINES_SCHEMA.empty_table())  # NotImplementedError: not here
-        self.parsed = parsed(warehouse.table(f"{_STAGE}_lines"))
-        warehouse.stage_table(f"{_STAGE}_parsed", self.parsed)
-        # fields and typed in one statement: the engine computes each shared value once
-        self.typed = typed(fields(warehouse.table(f"{_STAGE}_parsed")), received_at=received_at, source=source)
-        warehouse.stage_table(f"{_STAGE}_typed", self.typed)
-        # the URL's parts and the verdict in one statement (a materialised copy fewer), itself materialised:
-        # the refused lines, the counts, the consent and the insert all read it
-        self.judged = judged(url_parts(warehouse.table(f"{_STAGE}_typed")))
-        warehouse.stage_table(f"{_STAGE}_judged", self.judged)
+        lines = warehouse.temp_table(f"{_STAGE}_lines", ibis.schema(LINES_SCHEMA))
+        self.judged = judged(url_parts(typed(fields(parsed(lines)), received_at=received_at, source=source)))
+        warehouse.stage_table(  # NotImplementedError: not here (before anything is read or written)
+            f"{_STAGE}_judged", self.judged, inputs={f"{_STAGE}_lines": LINES_SCHEMA.empty_table()}
+        )
         self.verdicts = warehouse.table(f"{_STAGE}_judged")
 
     def run(self, lines: pa.Table) -> None:
-        """Stage ``lines`` and judge them: :attr:`verdicts` then holds this chunk's."""
-        wh = self.warehouse
-        wh.stage_table(f"{_STAGE}_lines", lines)
-        wh.stage_table(f"{_STAGE}_parsed", self.parsed)
-        wh.stage_table(f"{_STAGE}_typed", self.typed)
-        wh.stage_table(f"{_STAGE}_judged", self.judged)
+        """Judge ``lines``: :attr:`verdicts` then holds this chunk's."""
+        batches = pa.Table.from_batches(lines.to_batches(max_chunksize=BATCH_ROWS), LINES_SCHEMA)
+        self.warehouse.stage_table(f"{_STAGE}_judged", self.judged, inputs={f"{_STAGE}_lines": batches})
 
 
-def _ahead(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Iterator[tuple[Chunk, pa.Table | None]]:
-    """:func:`chunks` with each chunk's candidates as Arrow, read one chunk ahead on a thread: the
-    pre-pass of chunk k+1 (Python, holding the interpreter) overlaps the engine's work on chunk k
-    (which releases it)."""
-    ready: queue.Queue[tuple[Chunk, pa.Table | None] | BaseException | None] = queue.Queue(maxsize=1)
+def _in_thread(items: Callable[[], Generator[T]], name: str) -> Generator[T]:
+    """The items of ``items()``, made one ahead on a thread of its own: the generator runs, and is closed,
+    on that thread (so the engine cursor it uses is that thread's), while the consumer works on the item
+    before. An exception it raises is raised to the consumer; a consumer that stops early stops it."""
+    ready: queue.Queue[tuple[T] | BaseException | None] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
-    def hand(item: tuple[Chunk, pa.Table | None] | BaseException | None) -> bool:
+    def hand(item: tuple[T] | BaseException | None) -> bool:
         """Put ``item`` in the queue unless the consumer stopped; False once it has."""
         while not stop.is_set():
             try:
@@ -665,25 +669,165 @@ def _ahead(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
 
     def produce() -> None:
         try:
-            for chunk in chunks(path, lines_per_chunk, max_event_bytes):
-                item = (chunk, chunk.lines() if chunk.numbers else None)
-                chunk.texts = []  # the Arrow column holds them now
-                if not hand(item):
-                    return
+            with contextlib.closing(items()) as made:
+                for item in made:
+                    if not hand((item,)):
+                        return
             hand(None)
         except BaseException as exc:  # handed to the consumer, which raises it
             hand(exc)
 
-    thread = threading.Thread(target=produce, name="touchpoint-import-read", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
         while (item := ready.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield item[0]
     finally:
         stop.set()
         thread.join()
+
+
+def _read(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Generator[tuple[Chunk, pa.Table | None]]:
+    """:func:`chunks` with each chunk's candidates as Arrow."""
+    for chunk in chunks(path, lines_per_chunk, max_event_bytes):
+        candidates = chunk.lines() if chunk.numbers else None
+        chunk.texts = []  # the Arrow column holds them now
+        yield chunk, candidates
+
+
+@dataclass
+class Judged:
+    """A chunk judged (:func:`judge_file`), ready to commit (:func:`commit`)."""
+
+    size: int  # bytes of the file read
+    events: pa.Table  # the accepted lines (EVENTS_ARROW): the first line of each messageId, in line order
+    rows: EventRows  # the rejects
+    python_judged: int  # lines the Python judge decided
+    seconds: float  # the engine's time on the chunk
+    #: the consent of every accepted line, in line order (as write_rows reads it from its events), and how many
+    #: events it keeps out; None: :func:`~touchpoint.collect.store.write_table` reads it (and the suppression list)
+    consent: tuple[Extracted | None, int] | None = None
+
+
+def judge_file(
+    warehouse: Warehouse,
+    path: Path,
+    *,
+    source: str,
+    chunk_events: int,
+    max_event_bytes: int | None,
+    received_at: datetime,
+) -> Generator[Judged]:
+    """Each chunk of the file judged: the engine's verdicts on its candidates, the Python judge on the rest.
+
+    Runs on its own thread in :func:`import_jsonl` (the reading one more ahead, on another): the engine
+    judges chunk k+1 on this thread's cursor while the committer inserts chunk k on its own, so the two
+    cores are busy when one statement over a chunk of one row group would use one.
+    """
+    from touchpoint.collect import suppression
+
+    name = path.name
+    judge = _Judge(warehouse, received_at=received_at, source=source)  # NotImplementedError: not here
+    try:
+        reading = _in_thread(lambda: _read(path, chunk_events, max_event_bytes), "touchpoint-import-read")
+        with contextlib.closing(reading):
+            for chunk, candidates in reading:
+                started = time.perf_counter()
+                if candidates is not None:
+                    judge.run(candidates)
+                    verdicts = judge.verdicts
+                    refused = warehouse.to_arrow(verdicts.filter(~verdicts.ok).select("n")).column("n")
+                    undecided = candidates.filter(pc.is_in(candidates.column("n"), refused))
+                    python = zip(undecided.column("n").to_pylist(), undecided.column("text").to_pylist(), strict=True)
+                    pending = sorted([*chunk.pending, *((n, text.encode("utf-8")) for n, text in python)])
+                else:
+                    pending = chunk.pending
+                rows = EventRows()
+                python_n: list[int] = []
+                for number, raw in pending:
+                    if rows.add_raw(
+                        raw,
+                        received_at=received_at,
+                        source=source,
+                        max_bytes=max_event_bytes,
+                        deterministic_ids=True,
+                        origin=f"file:{name}:{number}",
+                    ):
+                        python_n.append(number)
+                python_rows = rows.to_arrow().append_column("n", pa.array(python_n, pa.int64()))
+                rows.rows.clear()  # rows holds the rejects; the events go as Arrow
+                if candidates is None:
+                    events, consent = python_rows.drop_columns(["n"]), None
+                else:
+                    suppressing = bool(suppression.hashes(warehouse))
+                    events, consent = _accepted(warehouse, judge.verdicts, python_rows, suppressing)
+                yield Judged(chunk.size, events, rows, len(pending), time.perf_counter() - started, consent)
+    finally:
+        for step in ("judged", "python", "rows"):
+            warehouse.drop_staged(f"{_STAGE}_{step}")
+
+
+def _accepted(
+    warehouse: Warehouse, verdicts: ir.Table, python_rows: pa.Table, suppressing: bool
+) -> tuple[pa.Table, tuple[Extracted | None, int] | None]:
+    """A chunk's accepted lines, the engine's and the Python judge's (with ``n``), as Arrow: the first line
+    of each messageId, in line order; and, unless erased people are on the suppression list (then
+    write_table checks each event, and reads the consent too), the consent of every accepted line."""
+    from touchpoint.collect.store import _consent
+
+    staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
+    if python_rows.num_rows:  # one table of the chunk's rows, which the steps below read several times
+        warehouse.stage_table(f"{_STAGE}_python", python_rows)
+        warehouse.stage_table(
+            f"{_STAGE}_rows", staged.union(warehouse.table(f"{_STAGE}_python").select(*staged.columns))
+        )
+        staged = warehouse.table(f"{_STAGE}_rows")
+    counts = warehouse.to_arrow(staged.aggregate(rows=staged.count(), ids=staged.message_id.nunique()))
+    first = staged  # a messageId twice in the chunk: its first line wins (the engine's own order is not the file's)
+    if counts["ids"][0].as_py() != counts["rows"][0].as_py():
+        first = staged.filter(ibis.row_number().over(group_by="message_id", order_by="n") == 0)
+    events = warehouse.to_arrow(first.order_by("n").drop("n")).cast(EVENTS_ARROW)
+    if suppressing:
+        return events, None
+    mentions = [staged.event == "Consent Updated", *(staged[c].contains("consent") for c in _CONSENT_IN)]
+    candidates = warehouse.to_arrow(staged.filter(ibis.or_(*mentions).fill_null(False)).order_by("n").drop("n"))
+    return events, _consent(candidates.cast(EVENTS_ARROW))
+
+
+def commit(warehouse: Warehouse, judged: Judged) -> WriteResult:
+    """Commit a judged chunk in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules:
+    suppression, the events' consent, and dedup by messageId (the first line of an id won in the chunk)."""
+    from touchpoint.collect.store import _consent_table, write_table
+
+    if judged.consent is None:
+        return write_table(warehouse, judged.events, judged.rows)
+    found, dropped = judged.consent
+    events = judged.events
+    if found is not None and dropped:
+        keep = pc.invert(pc.is_in(events.column("message_id"), pa.array(sorted(found.analytics_denied))))
+        events = events.filter(keep)
+    consent = _consent_table(found.rows if found is not None else [])
+    rejects = judged.rows.quarantine_arrow()
+    try:
+        with warehouse.write(lane="events") as tx:
+            stored = tx.insert_new("events", events)
+            new_rejects = tx.insert_new("quarantine", rejects)
+            recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
+    except WarehouseError:  # out of memory, closed: nothing the Arrow path could isolate (the import can run again)
+        raise
+    except Exception:  # a value the rules let through and the warehouse refused: the Arrow path isolates it
+        return write_table(warehouse, judged.events, judged.rows)
+    return WriteResult(
+        received=judged.events.num_rows + len(judged.rows.rejected),
+        stored=stored,
+        quarantined=new_rejects,
+        already_quarantined=rejects.num_rows - new_rejects,
+        consent_dropped=dropped,
+        consent_recorded=recorded,
+        consent_problems=found.problems[:MAX_PROBLEMS] if found is not None else [],
+    )
 
 
 def import_jsonl(
@@ -699,103 +843,33 @@ def import_jsonl(
 ) -> None:
     """Import a JSONL file through the engine (see the module's doc); fills ``report``.
 
-    Raises ``NotImplementedError`` before writing anything when the warehouse cannot stage tables.
+    Three threads, one chunk apart: the reading (the Python pre-pass), the judging (:func:`judge_file`) and
+    the commit (this one). Raises ``NotImplementedError`` before writing anything when the warehouse cannot
+    stage tables.
     """
     received_at = received_at or utcnow()
-    name = path.name
-    judge = _Judge(warehouse, received_at=received_at, source=source)
-    try:
-        for chunk, candidates in _ahead(path, chunk_events, max_event_bytes):
-            started = time.perf_counter()
-            if candidates is not None:
-                judge.run(candidates)
-                lines, verdicts = warehouse.table(f"{_STAGE}_lines"), judge.verdicts
-                refused = verdicts.filter(~verdicts.ok).select("n")
-                undecided = warehouse.to_arrow(lines.semi_join(refused, "n").select("n", "text"))
-                python = zip(undecided.column("n").to_pylist(), undecided.column("text").to_pylist(), strict=True)
-                pending = sorted([*chunk.pending, *((n, text.encode("utf-8")) for n, text in python)])
-            else:
-                pending = chunk.pending
-            report.engine_seconds += time.perf_counter() - started
-            rows = EventRows()
-            python_n: list[int] = []
-            for number, raw in pending:
-                if rows.add_raw(
-                    raw,
-                    received_at=received_at,
-                    source=source,
-                    max_bytes=max_event_bytes,
-                    deterministic_ids=True,
-                    origin=f"file:{name}:{number}",
-                ):
-                    python_n.append(number)
-            report.python_judged += len(pending)
-            report.write.add(_write(warehouse, judge.verdicts if candidates is not None else None, rows, python_n))
-            for rejected in rows.rejected:
+    judging = _in_thread(
+        lambda: judge_file(
+            warehouse,
+            path,
+            source=source,
+            chunk_events=chunk_events,
+            max_event_bytes=max_event_bytes,
+            received_at=received_at,
+        ),
+        "touchpoint-import-judge",
+    )
+    with contextlib.closing(judging):
+        for judged in judging:
+            report.engine_seconds += judged.seconds
+            report.python_judged += judged.python_judged
+            report.write.add(commit(warehouse, judged))
+            for rejected in judged.rows.rejected:
                 if len(report.sample_reasons) >= 10:
                     break
                 report.sample_reasons.append(f"{rejected.origin}: {rejected.reason}")
             if progress is not None:
-                progress(chunk.size)
-    finally:
-        for step in ("lines", "parsed", "typed", "judged", "python", "rows"):
-            warehouse.drop_staged(f"{_STAGE}_{step}")
+                progress(judged.size)
 
 
-def _write(warehouse: Warehouse, verdicts: ir.Table | None, rows: EventRows, python_n: list[int]) -> WriteResult:
-    """Commit a chunk: the engine's accepted lines (``verdicts``), the Python judge's rows and
-    rejects, in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules: suppression,
-    the events' consent, and dedup by messageId where the first line of an id wins."""
-    from touchpoint.collect import suppression
-    from touchpoint.collect.store import _consent, _consent_table, write_table
-
-    python_rows = rows.to_arrow().append_column("n", pa.array(python_n, pa.int64()))
-    rows.rows.clear()
-    if verdicts is None:
-        return write_table(warehouse, python_rows.drop_columns(["n"]), rows)
-    staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
-    if python_rows.num_rows:  # one table of the chunk's rows, which the steps below read several times
-        warehouse.stage_table(f"{_STAGE}_python", python_rows)
-        warehouse.stage_table(
-            f"{_STAGE}_rows", staged.union(warehouse.table(f"{_STAGE}_python").select(*staged.columns))
-        )
-        staged = warehouse.table(f"{_STAGE}_rows")
-    counts = warehouse.to_arrow(staged.aggregate(rows=staged.count(), ids=staged.message_id.nunique()))
-    received = counts["rows"][0].as_py() + len(rows.rejected)
-    first = staged  # a messageId twice in the chunk: its first line wins (the engine's own order is not the file's)
-    if counts["ids"][0].as_py() != counts["rows"][0].as_py():
-        first = staged.filter(ibis.row_number().over(group_by="message_id", order_by="n") == 0)
-    if suppression.hashes(warehouse):  # erased people on the list: the Arrow write path checks each event
-        events = warehouse.to_arrow(first.order_by("n").drop("n"))
-        return write_table(warehouse, events.cast(EVENTS_ARROW), rows)
-    # the consent of every accepted line, in line order, as write_rows reads it from its events
-    mentions = [staged.event == "Consent Updated", *(staged[c].contains("consent") for c in _CONSENT_IN)]
-    candidates = warehouse.to_arrow(staged.filter(ibis.or_(*mentions).fill_null(False)).order_by("n").drop("n"))
-    found, dropped = _consent(candidates.cast(EVENTS_ARROW))
-    events = first.drop("n")
-    if found is not None and dropped:
-        events = events.filter(~events.message_id.isin(sorted(found.analytics_denied)))
-    consent = _consent_table(found.rows if found is not None else [])
-    rejects = rows.quarantine_arrow()
-    try:
-        with warehouse.write(lane="events") as tx:
-            stored = tx.insert_new("events", events)
-            new_rejects = tx.insert_new("quarantine", rejects)
-            recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
-    except WarehouseError:  # out of memory, closed: nothing the Arrow path could isolate (the import can run again)
-        raise
-    except Exception:  # a value the rules let through and the warehouse refused: the Arrow path isolates it
-        everything = warehouse.to_arrow(first.order_by("n").drop("n"))
-        return write_table(warehouse, everything.cast(EVENTS_ARROW), rows)
-    return WriteResult(
-        received=received,
-        stored=stored,
-        quarantined=new_rejects,
-        already_quarantined=rejects.num_rows - new_rejects,
-        consent_dropped=dropped,
-        consent_recorded=recorded,
-        consent_problems=found.problems[:MAX_PROBLEMS] if found is not None else [],
-    )
-
-
-__all__ = ["PATHS", "chunks", "import_jsonl", "judged"]
+__all__ = ["PATHS", "Judged", "chunks", "commit", "import_jsonl", "judge_file", "judged"]

@@ -325,11 +325,13 @@ class Warehouse(ABC):
             hint="implement Warehouse.compact() for this engine (PostgreSQL: VACUUM FULL)",
         )
 
-    def stage_table(self, name: str, rows: pa.Table | ir.Table) -> None:
+    def stage_table(self, name: str, rows: pa.Table | ir.Table, *, inputs: dict[str, pa.Table] | None = None) -> None:
         """Put ``rows`` (Arrow, or an expression over this connection's tables) in the temporary table
         ``name`` on this thread's connection, replacing what it held, for set-based work in several
-        materialised steps such as :mod:`touchpoint.collect.engine_import`. Engines without temporary
-        tables raise ``NotImplementedError`` and their callers take the row-by-row path."""
+        materialised steps such as :mod:`touchpoint.collect.engine_import`. ``inputs``: Arrow tables the
+        expression reads by name (each named with :meth:`temp_table` and its schema), scanned in place for
+        this statement, not copied into a table first. Engines without temporary tables raise
+        ``NotImplementedError`` and their callers take the row-by-row path."""
         raise NotImplementedError(f"the {self.dialect} adapter cannot stage temporary tables")
 
     def drop_staged(self, name: str) -> None:
