@@ -446,3 +446,29 @@ def test_running_out_of_memory_is_named_and_the_import_can_run_again(
         assert wh.count("events") == 30_000
     finally:
         wh.close()
+
+
+def test_both_paths_report_the_same_counts(folder: Path) -> None:
+    """A messageId repeated in the file is received twice and stored once, whichever path judges it."""
+    events = [{"type": "track", "messageId": f"d{i}", "userId": "u", "event": "E"} for i in range(5)]
+    lines = [msgspec.json.encode(e) for e in events]
+    lines += [lines[0], b'{"type":"track","messageId":"d1","userId":"v","event":"E"}', b"not json"]
+    path = folder / "counts.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    reports = []
+    for engine in (True, False):
+        wh = Warehouse.open("duckdb://:memory:")
+        try:
+            report = import_events(wh, path, engine=engine)
+        finally:
+            wh.close()
+        assert report.path == ("engine" if engine else "python")
+        reports.append(
+            {
+                k: v
+                for k, v in report.to_dict().items()
+                if k not in ("seconds", "events_per_second", "path", "python_judged")
+            }
+        )
+    assert reports[0] == reports[1]
+    assert (reports[0]["received"], reports[0]["stored"], reports[0]["duplicates"]) == (8, 5, 2)

@@ -706,6 +706,7 @@ class Judged:
     rows: EventRows  # the rejects
     python_judged: int  # lines the Python judge decided
     seconds: float  # the engine's time on the chunk
+    accepted: int = 0  # the accepted lines, a messageId's repeats in the chunk included (received, with the rejects)
     #: the consent of every accepted line, in line order (as write_rows reads it from its events), and how many
     #: events it keeps out; None: :func:`~touchpoint.collect.store.write_table` reads it (and the suppression list)
     consent: tuple[Extracted | None, int] | None = None
@@ -759,11 +760,12 @@ def judge_file(
                 python_rows = rows.to_arrow().append_column("n", pa.array(python_n, pa.int64()))
                 rows.rows.clear()  # rows holds the rejects; the events go as Arrow
                 if candidates is None:
-                    events, consent = python_rows.drop_columns(["n"]), None
+                    events, accepted, consent = python_rows.drop_columns(["n"]), python_rows.num_rows, None
                 else:
                     suppressing = bool(suppression.hashes(warehouse))
-                    events, consent = _accepted(warehouse, judge.verdicts, python_rows, suppressing)
-                yield Judged(chunk.size, events, rows, len(pending), time.perf_counter() - started, consent)
+                    events, accepted, consent = _accepted(warehouse, judge.verdicts, python_rows, suppressing)
+                seconds = time.perf_counter() - started
+                yield Judged(chunk.size, events, rows, len(pending), seconds, accepted, consent)
     finally:
         for step in ("judged", "python", "rows"):
             warehouse.drop_staged(f"{_STAGE}_{step}")
@@ -771,10 +773,11 @@ def judge_file(
 
 def _accepted(
     warehouse: Warehouse, verdicts: ir.Table, python_rows: pa.Table, suppressing: bool
-) -> tuple[pa.Table, tuple[Extracted | None, int] | None]:
+) -> tuple[pa.Table, int, tuple[Extracted | None, int] | None]:
     """A chunk's accepted lines, the engine's and the Python judge's (with ``n``), as Arrow: the first line
-    of each messageId, in line order; and, unless erased people are on the suppression list (then
-    write_table checks each event, and reads the consent too), the consent of every accepted line."""
+    of each messageId, in line order; how many lines were accepted; and, unless erased people are on the
+    suppression list (then write_table checks each event, and reads the consent too), the consent of every
+    accepted line."""
     from touchpoint.collect.store import _consent
 
     staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
@@ -789,11 +792,12 @@ def _accepted(
     if counts["ids"][0].as_py() != counts["rows"][0].as_py():
         first = staged.filter(ibis.row_number().over(group_by="message_id", order_by="n") == 0)
     events = warehouse.to_arrow(first.order_by("n").drop("n")).cast(EVENTS_ARROW)
+    accepted = int(counts["rows"][0].as_py())
     if suppressing:
-        return events, None
+        return events, accepted, None
     mentions = [staged.event == "Consent Updated", *(staged[c].contains("consent") for c in _CONSENT_IN)]
     candidates = warehouse.to_arrow(staged.filter(ibis.or_(*mentions).fill_null(False)).order_by("n").drop("n"))
-    return events, _consent(candidates.cast(EVENTS_ARROW))
+    return events, accepted, _consent(candidates.cast(EVENTS_ARROW))
 
 
 def commit(warehouse: Warehouse, judged: Judged) -> WriteResult:
@@ -820,7 +824,7 @@ def commit(warehouse: Warehouse, judged: Judged) -> WriteResult:
     except Exception:  # a value the rules let through and the warehouse refused: the Arrow path isolates it
         return write_table(warehouse, judged.events, judged.rows)
     return WriteResult(
-        received=judged.events.num_rows + len(judged.rows.rejected),
+        received=judged.accepted + len(judged.rows.rejected),
         stored=stored,
         quarantined=new_rejects,
         already_quarantined=rejects.num_rows - new_rejects,
