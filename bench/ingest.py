@@ -135,11 +135,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _measured(command: list[str]) -> tuple[str, float, float]:
-    """Run ``command``; its standard output, its CPU seconds (user + system) and its peak resident MB, read
-    from the kernel's accounting of that one process (``wait4``)."""
+def _measured(command: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    """Run ``command`` (``env``: variables set beside the caller's); its standard output, its CPU seconds (user +
+    system) and its peak resident MB, read from the kernel's accounting of that one process (``wait4``)."""
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, env={**os.environ, **env} if env else None
+        )
         assert proc.stdout is not None
         out = proc.stdout.read().decode()
         proc.stdout.close()
@@ -151,12 +153,14 @@ def _measured(command: list[str]) -> tuple[str, float, float]:
     return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: ru_maxrss in KB
 
 
-def run_import(folder: Path, path: Path, *, engine: bool) -> dict[str, Any]:
-    """``touchpoint import events --engine|--no-engine`` in its own process (durable, deduplicated, validated)."""
+def run_import(folder: Path, path: Path, *, engine: bool, src: str | None = None) -> dict[str, Any]:
+    """``touchpoint import events --engine|--no-engine`` in its own process (durable, deduplicated, validated);
+    ``src``: another source tree's ``src/`` to import from (``--baseline``)."""
     new_warehouse(folder)
     command = [sys.executable, "-m", "touchpoint.cli.main", "import", "events", str(path), "--data", str(folder)]
     started = time.perf_counter()
-    out, cpu, peak_mb = _measured([*command, "--json", "--engine" if engine else "--no-engine"])
+    env = {"PYTHONPATH": src} if src else None
+    out, cpu, peak_mb = _measured([*command, "--json", "--engine" if engine else "--no-engine"], env)
     seconds = time.perf_counter() - started
     report = json.loads(out)
     return {
@@ -207,8 +211,9 @@ def run_duckdb_durable(folder: Path, path: Path) -> dict[str, Any]:
     return result
 
 
-def import_only(sizes: list[int], python_max: int) -> None:
-    """touchpoint import events beside DuckDB's durable deduplicated load and raw read_json, same run."""
+def import_only(sizes: list[int], python_max: int, baseline: str | None = None) -> None:
+    """touchpoint import events beside DuckDB's durable deduplicated load and raw read_json, same run; with
+    ``baseline`` (a source tree's ``src/``) its engine import too, just before this checkout's."""
     work = Path(tempfile.mkdtemp(prefix="tp-bench-import-"))
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
@@ -227,6 +232,14 @@ def import_only(sizes: list[int], python_max: int) -> None:
                 ),
                 ("duckdb read_json, raw (ceiling)", lambda path=path: run_duckdb_read_json(work / "raw", path)),
             ]
+            if baseline:
+                measures.insert(
+                    0,
+                    (
+                        "baseline: touchpoint import events --engine",
+                        lambda path=path: run_import(work / "b", path, engine=True, src=baseline),
+                    ),
+                )
             if n <= python_max:
                 measures.insert(
                     1,
@@ -526,14 +539,15 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         metavar="SRC",
-        help="also serve every HTTP case from this source tree (e.g. `git archive` of main's src/), just before "
-        "the same case from this checkout, so that before and after are measured in the same run",
+        help="also serve every HTTP case (with --import-only: run the engine import) from this source tree (e.g. "
+        "`git archive` of main's src/), just before the same case from this checkout, so that before and after "
+        "are measured in the same run",
     )
     args = parser.parse_args()
     if args.no_jobs:
         NO_JOBS.append("--no-jobs")
     if args.import_only:
-        import_only(args.sizes, args.python_max)
+        import_only(args.sizes, args.python_max, str(Path(args.baseline).resolve()) if args.baseline else None)
         return
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest.py needs wrk for HTTP load: apt-get install wrk")
