@@ -47,8 +47,7 @@ from touchpoint.collect.consent import Extracted
 from touchpoint.collect.decode import _maybe_huge
 from touchpoint.collect.normalize import EVENT_COLUMNS, EVENTS_ARROW, EventRows, content_message_id, utcnow
 from touchpoint.collect.readers import Progress
-from touchpoint.collect.store import CONSENT_TABLE, MAX_PROBLEMS, WriteResult
-from touchpoint.errors import WarehouseError
+from touchpoint.collect.store import WriteResult, _consent, write_table
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -708,7 +707,7 @@ class Judged:
     seconds: float  # the engine's time on the chunk
     accepted: int = 0  # the accepted lines, a messageId's repeats in the chunk included (received, with the rejects)
     #: the consent of every accepted line, in line order (as write_rows reads it from its events), and how many
-    #: events it keeps out; None: :func:`~touchpoint.collect.store.write_table` reads it (and the suppression list)
+    #: events it keeps out; None: :func:`~touchpoint.collect.store.write_table` reads it from ``events``
     consent: tuple[Extracted | None, int] | None = None
 
 
@@ -778,8 +777,6 @@ def _accepted(
     of each messageId, in line order; how many lines were accepted; and, unless erased people are on the
     suppression list (then write_table checks each event, and reads the consent too), the consent of every
     accepted line."""
-    from touchpoint.collect.store import _consent
-
     staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
     if python_rows.num_rows:  # one table of the chunk's rows, which the steps below read several times
         warehouse.stage_table(f"{_STAGE}_python", python_rows)
@@ -803,35 +800,8 @@ def _accepted(
 def commit(warehouse: Warehouse, judged: Judged) -> WriteResult:
     """Commit a judged chunk in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules:
     suppression, the events' consent, and dedup by messageId (the first line of an id won in the chunk)."""
-    from touchpoint.collect.store import _consent_table, write_table
-
-    if judged.consent is None:
-        return write_table(warehouse, judged.events, judged.rows)
-    found, dropped = judged.consent
-    events = judged.events
-    if found is not None and dropped:
-        keep = pc.invert(pc.is_in(events.column("message_id"), pa.array(sorted(found.analytics_denied))))
-        events = events.filter(keep)
-    consent = _consent_table(found.rows if found is not None else [])
-    rejects = judged.rows.quarantine_arrow()
-    try:
-        with warehouse.write(lane="events") as tx:
-            stored = tx.insert_new("events", events)
-            new_rejects = tx.insert_new("quarantine", rejects)
-            recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
-    except WarehouseError:  # out of memory, closed: nothing the Arrow path could isolate (the import can run again)
-        raise
-    except Exception:  # a value the rules let through and the warehouse refused: the Arrow path isolates it
-        return write_table(warehouse, judged.events, judged.rows)
-    return WriteResult(
-        received=judged.accepted + len(judged.rows.rejected),
-        stored=stored,
-        quarantined=new_rejects,
-        already_quarantined=rejects.num_rows - new_rejects,
-        consent_dropped=dropped,
-        consent_recorded=recorded,
-        consent_problems=found.problems[:MAX_PROBLEMS] if found is not None else [],
-    )
+    received = judged.accepted + len(judged.rows.rejected)
+    return write_table(warehouse, judged.events, judged.rows, received=received, consent=judged.consent)
 
 
 def import_jsonl(

@@ -97,15 +97,25 @@ def write_rows(warehouse: Warehouse, rows: EventRows, *, with_consent: bool = Tr
     return _commit(warehouse, rows.to_arrow(), rows, received, suppressed, with_consent)
 
 
-def write_table(warehouse: Warehouse, events: pa.Table, rejects: EventRows) -> WriteResult:
+def write_table(
+    warehouse: Warehouse,
+    events: pa.Table,
+    rejects: EventRows,
+    *,
+    received: int | None = None,
+    consent: tuple[Extracted | None, int] | None = None,
+) -> WriteResult:
     """:func:`write_rows` for events already in Arrow (``events`` schema), with ``rejects`` holding only
-    rejected inputs: the engine file import (:mod:`touchpoint.collect.engine_import`) writes this way."""
-    received = events.num_rows + len(rejects.rejected)
+    rejected inputs: the engine file import (:mod:`touchpoint.collect.engine_import`) writes this way.
+    ``received``: the inputs, when ``events`` holds one row of several with the same messageId (default: its rows
+    and the rejects); ``consent``: :func:`_consent` of those inputs, read already (default: of ``events``)."""
+    if received is None:
+        received = events.num_rows + len(rejects.rejected)
     suppressed = suppression.drop_suppressed(warehouse, rejects)
     events, dropped = suppression.drop_suppressed_table(warehouse, events)
     for hit, count in dropped.items():
         suppressed[hit] = suppressed.get(hit, 0) + count
-    return _commit(warehouse, events, rejects, received, suppressed, True)
+    return _commit(warehouse, events, rejects, received, suppressed, True, consent)
 
 
 def _as_rows(events: pa.Table, rejects: EventRows) -> EventRows:
@@ -123,11 +133,13 @@ def _commit(
     received: int,
     suppressed: dict[str, int],
     with_consent: bool,
+    consent_read: tuple[Extracted | None, int] | None = None,
 ) -> WriteResult:
-    """The transaction of :func:`write_rows`; ``rows`` holds the rejects (and, from write_rows, the events)."""
+    """The transaction of :func:`write_rows`; ``rows`` holds the rejects (and, from write_rows, the events);
+    ``consent_read``: the events' consent when the caller read it already (:func:`write_table`)."""
     rejects = rows.quarantine_arrow() if rows.rejected else _NO_REJECTS
     every_event = events
-    found, dropped = _consent(events) if with_consent else (None, 0)
+    found, dropped = (consent_read or _consent(events)) if with_consent else (None, 0)
     if found is not None and dropped:
         keep = pc.invert(pc.is_in(events.column("message_id"), pa.array(sorted(found.analytics_denied))))
         events = events.filter(keep)

@@ -125,18 +125,11 @@ def _bound(backend: DuckDBBackend, name: str, table_schema: Schema) -> ir.Table:
     return ops.DatabaseTable(name, schema=table_schema, source=backend, namespace=namespace).to_expr()
 
 
-def _unregister(con: Any, view: str) -> None:
-    """Drop a registered Arrow view; after a failed statement the transaction may refuse even that (its
-    rollback drops the view), and the statement's own error is the one to see."""
-    with contextlib.suppress(Exception):
-        con.unregister(view)
-
-
 @contextmanager
-def _arrow_view(con: Any, rows: pa.Table, prefix: str = "__tp_arrow") -> Iterator[str]:
+def _arrow_view(con: Any, rows: pa.Table, prefix: str = "__tp_arrow", *, name: str | None = None) -> Iterator[str]:
     """``rows`` registered on ``con`` as a view for the statements inside the block (DuckDB scans Arrow in place),
-    unregistered after."""
-    view = f"{prefix}_{next(_names)}"
+    unregistered after; under ``name`` when given, else a fresh one."""
+    view = name or f"{prefix}_{next(_names)}"
     con.register(view, rows)
     try:
         yield view
@@ -763,17 +756,12 @@ class DuckDBWarehouse(Warehouse):
                 backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM {view}")
             return
         backend._run_pre_execute_hooks(rows)  # registers the expression's in-memory tables
-        sql = f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {_staged_sql(backend, rows)}"
-        if not inputs:
-            backend.con.execute(sql)
-            return
         # each input a view of its Arrow table under its own name: DuckDB scans it in place, a thread per
         # record batch (one table of one row group is one thread's work)
         with contextlib.ExitStack() as views:
-            for input_name, table in inputs.items():
-                backend.con.register(input_name, table)
-                views.callback(_unregister, backend.con, input_name)
-            backend.con.execute(sql)
+            for input_name, table in (inputs or {}).items():
+                views.enter_context(_arrow_view(backend.con, table, name=input_name))
+            backend.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {_staged_sql(backend, rows)}")
 
     @_gated
     def drop_staged(self, name: str) -> None:
