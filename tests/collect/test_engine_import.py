@@ -24,6 +24,8 @@ from tests.collect.hostile import Item, items
 from touchpoint.collect import engine_import
 from touchpoint.collect.body import Limits, rows_from_body
 from touchpoint.collect.files import ImportReport, import_events
+from touchpoint.collect.files import lines as file_lines
+from touchpoint.collect.readers import Tally
 from touchpoint.collect.store import write_rows
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse
@@ -139,9 +141,11 @@ def test_http_and_engine_import_store_and_quarantine_the_same(folder: Path, line
         path = folder / f"items-{next(_files)}.jsonl"
         path.write_bytes(b"\n".join(lines) + b"\n")
         report = ImportReport(file=str(path))
-        engine_import.import_jsonl(
+        engine_import.import_lines(
             files,
-            path,
+            file_lines(path, "jsonl", None, read := Tally()),
+            read,
+            name=path.name,
             source="s",
             chunk_events=10_000,
             max_event_bytes=32 * 1024,
@@ -306,7 +310,7 @@ def test_a_failure_on_either_side_stops_the_reader_and_reaches_the_caller(
 
         with monkeypatch.context() as patch:
             patch.setattr(engine_import._Judge, "run", engine_fails)
-            patch.setattr(engine_import, "chunks", lambda path, size, limit: chunks(path, 15, limit))
+            patch.setattr(engine_import, "chunks", lambda lines, read, size, limit: chunks(lines, read, 15, limit))
             with pytest.raises(RuntimeError, match="the engine failed"):
                 import_events(wh, path, engine=True)
         assert _reader_threads() == []
@@ -327,7 +331,7 @@ def test_a_failure_on_either_side_stops_the_reader_and_reaches_the_caller(
 
         with monkeypatch.context() as patch:
             patch.setattr(engine_import, "commit", commit_fails)
-            patch.setattr(engine_import, "chunks", lambda path, size, limit: chunks(path, 5, limit))
+            patch.setattr(engine_import, "chunks", lambda lines, read, size, limit: chunks(lines, read, 5, limit))
             with pytest.raises(RuntimeError, match="the commit failed"):
                 import_events(wh, path, engine=True)
         assert _reader_threads() == []
@@ -338,19 +342,19 @@ def test_a_failure_on_either_side_stops_the_reader_and_reaches_the_caller(
 def test_a_large_file_takes_the_engine_by_default(
     folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No flag: the engine from ENGINE_AUTO_BYTES, the Python path below it; --no-engine / --engine decide."""
+    """No flag: the engine from ENGINE_AUTO_EVENTS, the Python path below it; --no-engine / --engine decide."""
     from touchpoint.cli.main import main as cli_main
     from touchpoint.collect import files
 
     path = folder / "auto.jsonl"
     lines = [{"type": "track", "messageId": f"a{i}", "userId": f"u{i}", "event": "Viewed"} for i in range(50)]
     path.write_bytes(b"\n".join(msgspec.json.encode(line) for line in lines) + b"\n")
-    size = path.stat().st_size
     wh = Warehouse.open("duckdb://:memory:")
     try:
-        monkeypatch.setattr(files, "ENGINE_AUTO_BYTES", size + 1)
+        assert files.estimated_events(path, "jsonl") == 50
+        monkeypatch.setattr(files, "ENGINE_AUTO_EVENTS", 51)
         assert import_events(wh, path).path == "python"
-        monkeypatch.setattr(files, "ENGINE_AUTO_BYTES", size)
+        monkeypatch.setattr(files, "ENGINE_AUTO_EVENTS", 50)
         report = import_events(wh, path)
         assert report.path == "engine" and report.write.duplicates == 50  # the same rows: stored once
         assert import_events(wh, path, engine=False).path == "python"
@@ -380,7 +384,7 @@ def test_an_import_the_server_runs_for_a_client_keeps_the_python_path(
     from touchpoint.collect import files
     from touchpoint.config import get_settings
 
-    monkeypatch.setattr(files, "ENGINE_AUTO_BYTES", 0)  # every file is "large"
+    monkeypatch.setattr(files, "ENGINE_AUTO_EVENTS", 0)  # every file is "large"
     path = folder / "relayed.jsonl"
     path.write_text('{"type":"track","messageId":"r1","userId":"u1","event":"Viewed"}\n')
     wh = Warehouse.open("duckdb://:memory:")

@@ -29,10 +29,9 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import ibis
@@ -45,14 +44,14 @@ import pyarrow.compute as pc
 from touchpoint.collect import rules
 from touchpoint.collect.consent import Extracted
 from touchpoint.collect.decode import _maybe_huge
-from touchpoint.collect.normalize import EVENT_COLUMNS, EVENTS_ARROW, EventRows, content_message_id, utcnow
-from touchpoint.collect.readers import Progress
+from touchpoint.collect.normalize import EVENT_COLUMNS, EVENTS_ARROW, EventRows, Rejected, content_message_id, utcnow
+from touchpoint.collect.readers import Progress, Tally
 from touchpoint.collect.store import WriteResult, _consent, write_table
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-    from touchpoint.collect.files import ImportReport
+    from touchpoint.collect.files import ImportReport, Line
     from touchpoint.warehouse import Warehouse
 
 # -- the engine functions the rules use (declared, compiled by Ibis for the engine) ---------------------
@@ -551,10 +550,11 @@ class Chunk:
     fallbacks: list[str | None] = dataclasses.field(default_factory=list)  # the id of a line without messageId
     plain: list[bool] = dataclasses.field(default_factory=list)  # printable ASCII only (see chunks)
     pending: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)  # for the Python judge: (number, line)
+    rejected: list[Rejected] = dataclasses.field(default_factory=list)  # records that could not become a line
     size: int = 0  # bytes of the file read
 
     def __len__(self) -> int:
-        return len(self.numbers) + len(self.pending)
+        return len(self.numbers) + len(self.pending) + len(self.rejected)
 
     def lines(self) -> pa.Table:
         """The candidates as Arrow (``n``, ``text``, ``fallback``); msgspec decoded each, so each is UTF-8.
@@ -576,9 +576,10 @@ class Chunk:
         )
 
 
-def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Iterator[Chunk]:
-    """The file's non-empty lines (split and stripped as :func:`~touchpoint.collect.readers.iter_lines`
-    does), each either an engine candidate or left to the Python judge.
+def chunks(lines: Iterable[Line], read: Tally, lines_per_chunk: int, max_event_bytes: int | None) -> Iterator[Chunk]:
+    """The file's lines (:func:`touchpoint.collect.files.lines`: numbered, stripped, non-empty), each either an
+    engine candidate or left to the Python judge, and the records that could not become a line; ``read`` counts
+    the bytes read, each chunk's :attr:`Chunk.size`.
 
     A candidate is a JSON object that msgspec decodes and encodes back to the very same bytes: its
     text is then what the Python judge would store for it (no repeated key, no escape, no number
@@ -593,12 +594,12 @@ def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
     """
     limit = max_event_bytes if max_event_bytes is not None else sys.maxsize
     chunk = Chunk()
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            chunk.size += len(line)
-            line = line.strip()
-            if not line:
-                continue
+    counted = 0
+    for item in lines:
+        if isinstance(item, Rejected):
+            chunk.rejected.append(item)
+        else:
+            number, line = item
             value = None
             if (
                 len(line) <= limit
@@ -618,9 +619,11 @@ def chunks(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Ite
                 chunk.plain.append(line.isascii() and b"\x7f" not in line)
             else:
                 chunk.pending.append((number, line))
-            if len(chunk) >= lines_per_chunk:
-                yield chunk
-                chunk = Chunk()
+        if len(chunk) >= lines_per_chunk:
+            chunk.size, counted = read.total - counted, read.total
+            yield chunk
+            chunk = Chunk()
+    chunk.size = read.total - counted
     if len(chunk) or chunk.size:
         yield chunk
 
@@ -688,12 +691,15 @@ def _in_thread(items: Callable[[], Generator[T]], name: str) -> Generator[T]:
         thread.join()
 
 
-def _read(path: Path, lines_per_chunk: int, max_event_bytes: int | None) -> Generator[tuple[Chunk, pa.Table | None]]:
+def _read(
+    lines: Generator[Line], read: Tally, lines_per_chunk: int, max_event_bytes: int | None
+) -> Generator[tuple[Chunk, pa.Table | None]]:
     """:func:`chunks` with each chunk's candidates as Arrow."""
-    for chunk in chunks(path, lines_per_chunk, max_event_bytes):
-        candidates = chunk.lines() if chunk.numbers else None
-        chunk.texts = []  # the Arrow column holds them now
-        yield chunk, candidates
+    with contextlib.closing(lines):  # closed on this thread, which reads it
+        for chunk in chunks(lines, read, lines_per_chunk, max_event_bytes):
+            candidates = chunk.lines() if chunk.numbers else None
+            chunk.texts = []  # the Arrow column holds them now
+            yield chunk, candidates
 
 
 @dataclass
@@ -713,8 +719,10 @@ class Judged:
 
 def judge_file(
     warehouse: Warehouse,
-    path: Path,
+    lines: Generator[Line],
+    read: Tally,
     *,
+    name: str,
     source: str,
     chunk_events: int,
     max_event_bytes: int | None,
@@ -722,16 +730,15 @@ def judge_file(
 ) -> Generator[Judged]:
     """Each chunk of the file judged: the engine's verdicts on its candidates, the Python judge on the rest.
 
-    Runs on its own thread in :func:`import_jsonl` (the reading one more ahead, on another): the engine
+    Runs on its own thread in :func:`import_lines` (the reading one more ahead, on another): the engine
     judges chunk k+1 on this thread's cursor while the committer inserts chunk k on its own, so the two
     cores are busy when one statement over a chunk of one row group would use one.
     """
     from touchpoint.collect import suppression
 
-    name = path.name
     judge = _Judge(warehouse, received_at=received_at, source=source)  # NotImplementedError: not here
     try:
-        reading = _in_thread(lambda: _read(path, chunk_events, max_event_bytes), "touchpoint-import-read")
+        reading = _in_thread(lambda: _read(lines, read, chunk_events, max_event_bytes), "touchpoint-import-read")
         with contextlib.closing(reading):
             for chunk, candidates in reading:
                 started = time.perf_counter()
@@ -745,6 +752,8 @@ def judge_file(
                 else:
                     pending = chunk.pending
                 rows = EventRows()
+                for rejected in chunk.rejected:
+                    rows.reject(rejected, received_at, source)
                 python_n: list[int] = []
                 for number, raw in pending:
                     if rows.add_raw(
@@ -804,10 +813,12 @@ def commit(warehouse: Warehouse, judged: Judged) -> WriteResult:
     return write_table(warehouse, judged.events, judged.rows, received=received, consent=judged.consent)
 
 
-def import_jsonl(
+def import_lines(
     warehouse: Warehouse,
-    path: Path,
+    lines: Generator[Line],
+    read: Tally,
     *,
+    name: str,
     source: str,
     chunk_events: int,
     max_event_bytes: int | None,
@@ -815,7 +826,8 @@ def import_jsonl(
     report: ImportReport,
     received_at: datetime | None = None,
 ) -> None:
-    """Import a JSONL file through the engine (see the module's doc); fills ``report``.
+    """Import a file's lines (:func:`touchpoint.collect.files.lines`) through the engine (see the module's
+    doc); fills ``report``. ``read`` counts the bytes of the file read, ``name`` names it in the rejects' origin.
 
     Three threads, one chunk apart: the reading (the Python pre-pass), the judging (:func:`judge_file`) and
     the commit (this one). Raises ``NotImplementedError`` before writing anything when the warehouse cannot
@@ -825,7 +837,9 @@ def import_jsonl(
     judging = _in_thread(
         lambda: judge_file(
             warehouse,
-            path,
+            lines,
+            read,
+            name=name,
             source=source,
             chunk_events=chunk_events,
             max_event_bytes=max_event_bytes,
@@ -846,4 +860,4 @@ def import_jsonl(
                 progress(judged.size)
 
 
-__all__ = ["PATHS", "Judged", "chunks", "commit", "import_jsonl", "judge_file", "judged"]
+__all__ = ["PATHS", "Judged", "chunks", "commit", "import_lines", "judge_file", "judged"]

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,15 @@ import msgspec
 
 from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, failure, utcnow
-from touchpoint.collect.readers import Progress, apply_mapping, check_file, detect_format, iter_lines, iter_records
+from touchpoint.collect.readers import (
+    Progress,
+    Tally,
+    apply_mapping,
+    check_file,
+    detect_format,
+    iter_lines,
+    iter_records,
+)
 from touchpoint.collect.store import WriteResult, write_rows
 from touchpoint.warehouse import Warehouse
 
@@ -48,10 +57,12 @@ _SNAKE = {re.sub(r"(?<!^)(?=[A-Z])", "_", f).lower(): f for f in TOP_LEVEL}
 _NUMBER = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d+)?([eE][-+]?\d+)?$")
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
+#: a numbered line of a file (stripped, not empty), or a record that could not become one, with its reason
+Line = tuple[int, bytes] | Rejected
 ENGINE_CHUNK_MIN = 500_000  # lines per transaction in the engine path (fewer, larger commits)
-#: From this size a JSONL file is judged in the engine unless told otherwise: below it (about 160,000 events of
-#: 400 bytes) the engine's fixed cost makes it slower than the Python path (docs/decisions.md, 2026-12-04).
-ENGINE_AUTO_BYTES = 64 * 1024 * 1024
+#: From this many events a file is judged in the engine unless told otherwise: below it the engine's fixed cost
+#: (compiling its steps, about 2 s) makes it slower than the Python path (docs/decisions.md, 2026-12-04).
+ENGINE_AUTO_EVENTS = 160_000
 
 
 @dataclass
@@ -129,11 +140,27 @@ def mapped_records(
     quarantine record with origin ``<prefix>:<file>:<line>``; nothing a row holds can stop the
     others.
     """
+    for _line, origin, value in _mapped(path, fmt, prefix, mapping, progress, convert):
+        if isinstance(value, Rejected):
+            reject(value)
+        else:
+            yield origin, value
+
+
+def _mapped(
+    path: Path,
+    fmt: str,
+    prefix: str,
+    mapping: dict[str, str] | None,
+    progress: Progress | None,
+    convert: Callable[[dict[str, Any]], T],
+) -> Iterator[tuple[int, str, T | Rejected]]:
+    """:func:`mapped_records`' loop: ``(line, origin, convert(row))``, or the row's quarantine record."""
     name = path.name
     for record in iter_records(path, fmt, progress):
         origin = f"{prefix}:{name}:{record.line}"
         if record.data is None:
-            reject(Rejected(record.error or "unreadable", record.field, record.raw, origin=origin))
+            yield record.line, origin, Rejected(record.error or "unreadable", record.field, record.text, origin=origin)
             continue
         try:
             value = convert(apply_mapping(record.data, mapping or {}))
@@ -144,11 +171,24 @@ def mapped_records(
                 reason, where = str(exc), None
             else:
                 reason, where = failure(exc)
-            reject(
-                Rejected(f"line {record.line}: {reason}", where, record.raw or _record_text(record.data), None, origin)
-            )
+            text = record.text or _record_text(record.data)
+            yield record.line, origin, Rejected(f"line {record.line}: {reason}", where, text, None, origin)
             continue
-        yield origin, value
+        yield record.line, origin, value
+
+
+def lines(path: Path, fmt: str, mapping: dict[str, str] | None, progress: Progress | None) -> Generator[Line]:
+    """A file's events as both judges take them: JSON lines numbered as read (a JSONL file's own lines, a flat
+    row or mapped record as :func:`flat_to_message` makes it), or the quarantine record of one that cannot be."""
+    if fmt == "jsonl" and not mapping:  # each line straight to the judges
+        yield from iter_lines(path, progress)
+        return
+
+    def to_raw(data: dict[str, Any]) -> bytes:
+        return _encode(data if fmt == "jsonl" else flat_to_message(data))
+
+    for number, _origin, raw in _mapped(path, fmt, "file", mapping, progress, to_raw):
+        yield raw if isinstance(raw, Rejected) else (number, raw)
 
 
 def _record_text(data: dict[str, Any]) -> str:
@@ -167,10 +207,10 @@ def flat_to_message(data: dict[str, Any]) -> dict[str, Any]:
             continue
         if isinstance(value, float) and not math.isfinite(value):  # JSON has no inf/nan: never store it as null
             raise EventError(f"column '{key}': {value!r} is not a finite number", str(key))
-        name = _SNAKE.get(key, key)
-        if name in TOP_LEVEL:
+        kind, name, rest = _PLANS.get(key) or _plan(key)
+        if kind is _TOP:
             message[name] = value
-        elif name in JSON_FIELDS:
+        elif kind is _OBJECT:
             if isinstance(value, str):
                 try:
                     value = msgspec.json.decode(value)
@@ -179,61 +219,100 @@ def flat_to_message(data: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise ValueError(f"column '{key}': expected a JSON object")
             message.setdefault(name, {}).update(value)
-        elif "." in name and name.split(".", 1)[0] in JSON_FIELDS:
-            head, *rest = name.split(".")
-            target = message.setdefault(head, {})
+        elif kind is _DOTTED:
+            target = message.setdefault(name, {})
             for part in rest[:-1]:
                 target = target.setdefault(part, {})
                 if not isinstance(target, dict):
                     raise ValueError(f"column '{key}': conflicts with another column")
-            target[rest[-1]] = _cell(key, value)
+            target[rest[-1]] = _cell(key, value) if isinstance(value, str) else value
         else:
-            message.setdefault("properties", {})[name] = _cell(key, value)
+            message.setdefault("properties", {})[name] = _cell(key, value) if isinstance(value, str) else value
     return message
 
 
-def _cell(key: str, value: Any) -> Any:
-    try:
-        return _scalar(value)
-    except ValueError as exc:
-        raise EventError(f"column '{key}': {exc}", key) from None
+_TOP, _OBJECT, _DOTTED, _PROPERTY = "top", "object", "dotted", "property"
+#: a column's place in the message, by its name: (kind, field, the dotted path's parts after the field)
+_PLANS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
 
-def _scalar(value: Any) -> Any:
-    if isinstance(value, str) and _NUMBER.match(value):
-        number = float(value)
-        if not math.isfinite(number):  # "1e400": out of range, refused rather than stored as null
-            raise ValueError(f"{value!r} is out of range (beyond a 64-bit double)")
-        return int(value) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-    return value
+def _plan(key: str) -> tuple[str, str, tuple[str, ...]]:
+    """Where column ``key`` goes (:func:`flat_to_message`), worked out once a name: a Segment field (either
+    spelling), a JSON column, a dotted column into one (``context.page.url``), or a property."""
+    name = _SNAKE.get(key, key)
+    if name in TOP_LEVEL:
+        plan: tuple[str, str, tuple[str, ...]] = (_TOP, name, ())
+    elif name in JSON_FIELDS:
+        plan = (_OBJECT, name, ())
+    elif "." in name and name.split(".", 1)[0] in JSON_FIELDS:
+        head, *rest = name.split(".")
+        plan = (_DOTTED, head, tuple(rest))
+    else:
+        plan = (_PROPERTY, name, ())
+    if len(_PLANS) >= 10_000:  # a file of ever new column names does not grow it without end
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _cell(key: str, text: str) -> Any:
+    """A text cell of a property or dotted column: a number when it is spelled as one, else the text."""
+    if not _NUMBER.match(text):
+        return text
+    number = float(text)
+    if not math.isfinite(number):  # "1e400": out of range, refused rather than stored as null
+        raise EventError(f"column '{key}': {text!r} is out of range (beyond a 64-bit double)", key)
+    return int(text) if number.is_integer() and "." not in text and "e" not in text.lower() else number
 
 
 def _engine_import(
     warehouse: Warehouse,
     path: Path,
+    fmt: str,
+    mapping: dict[str, str] | None,
     source: str,
     chunk_events: int,
     max_event_bytes: int | None,
     progress: Progress | None,
     report: ImportReport,
+    received_at: datetime,
 ) -> bool:
     """Import through the engine when the warehouse can stage tables; False if not (nothing written then)."""
     from touchpoint.collect import engine_import
 
+    read = Tally()  # the progress shows what is committed: each chunk's bytes once it is
     try:
-        engine_import.import_jsonl(
+        engine_import.import_lines(
             warehouse,
-            path,
+            lines(path, fmt, mapping, read),
+            read,
+            name=path.name,
             source=source,
             chunk_events=max(chunk_events, ENGINE_CHUNK_MIN),
             max_event_bytes=max_event_bytes,
             progress=progress,
             report=report,
+            received_at=received_at,
         )
     except NotImplementedError:  # this engine cannot stage a file: nothing was written yet
         return False
     report.path = "engine"
     return True
+
+
+def estimated_events(path: Path, fmt: str) -> int:
+    """About how many events ``path`` holds: a Parquet file's rows (its footer says), a text file's lines (its
+    size over the mean length of the lines in its first megabyte); 0 for a file that cannot be read."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        with path.open("rb") as handle:
+            head = handle.read(1 << 20)
+        return path.stat().st_size * max(head.count(b"\n"), 1) // len(head) if head else 0
+    except Exception:  # unreadable: the line-by-line path says why
+        return 0
 
 
 def import_events(
@@ -250,10 +329,10 @@ def import_events(
 ) -> ImportReport:
     """Import Segment-shaped events from ``path``; returns counts (stored, duplicates, quarantined).
 
-    A JSONL file without a mapping is judged in the engine (:mod:`touchpoint.collect.engine_import`) when the
-    warehouse can stage tables and ``engine`` is True, or None (the default) and the file holds at least
-    :data:`ENGINE_AUTO_BYTES`; otherwise, and for other formats and mappings, line by line. Both apply the same
-    rules and give the same result, so a killed import re-run either way stores each event once.
+    The file is judged in the engine (:mod:`touchpoint.collect.engine_import`) when the warehouse can stage
+    tables and ``engine`` is True, or None (the default) and the file holds about :data:`ENGINE_AUTO_EVENTS`
+    events or more (:func:`estimated_events`); otherwise line by line. Both take the same lines (:func:`lines`),
+    apply the same rules and give the same result, so a killed import re-run either way stores each event once.
     """
     fmt = detect_format(path, fmt)
     check_file(path)  # a missing file is named, on every path
@@ -261,12 +340,9 @@ def import_events(
     started = time.perf_counter()
     received_at = utcnow()
     if engine is None:
-        engine = fmt == "jsonl" and not mapping and path.stat().st_size >= ENGINE_AUTO_BYTES
-    if (
-        fmt == "jsonl"
-        and not mapping
-        and engine
-        and _engine_import(warehouse, path, source, chunk_events, max_event_bytes, progress, report)
+        engine = estimated_events(path, fmt) >= ENGINE_AUTO_EVENTS
+    if engine and _engine_import(
+        warehouse, path, fmt, mapping, source, chunk_events, max_event_bytes, progress, report, received_at
     ):
         report.seconds = time.perf_counter() - started
         return report
@@ -274,10 +350,12 @@ def import_events(
     rows = EventRows()
     name = path.name
     try:
-        if fmt == "jsonl" and not mapping:  # the fast path: each line straight to the one decoder
-            add = rows.add_raw
-            for number, line in iter_lines(path, progress):
-                add(
+        for item in lines(path, fmt, mapping, progress):
+            if isinstance(item, Rejected):
+                rows.reject(item, received_at, source)
+            else:
+                number, line = item
+                rows.add_raw(
                     line,
                     received_at=received_at,
                     source=source,
@@ -285,32 +363,9 @@ def import_events(
                     deterministic_ids=True,
                     origin=f"file:{name}:{number}",
                 )
-                if len(rows) + len(rows.rejected) >= chunk_events:
-                    writer.submit(rows)
-                    rows = EventRows()
-                    add = rows.add_raw
-        else:
-
-            def to_raw(data: dict[str, Any]) -> bytes:
-                return _encode(data if fmt == "jsonl" else flat_to_message(data))
-
-            def reject(rejected: Rejected) -> None:
-                rows.reject(rejected, received_at, source)
-
-            for origin, raw in mapped_records(
-                path, fmt, prefix="file", mapping=mapping, progress=progress, convert=to_raw, reject=reject
-            ):
-                rows.add_raw(
-                    raw,
-                    received_at=received_at,
-                    source=source,
-                    max_bytes=max_event_bytes,
-                    deterministic_ids=True,
-                    origin=origin,
-                )
-                if len(rows) + len(rows.rejected) >= chunk_events:
-                    writer.submit(rows)
-                    rows = EventRows()
+            if len(rows) + len(rows.rejected) >= chunk_events:
+                writer.submit(rows)
+                rows = EventRows()
         if len(rows) or rows.rejected:
             writer.submit(rows)
     finally:

@@ -29,15 +29,34 @@ _SUFFIXES = {
 Progress = Callable[[int], None]
 
 
+class Tally:
+    """A :data:`Progress` that counts: the bytes read so far, in :attr:`total`."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, size: int) -> None:
+        self.total += size
+
+
 @dataclass(slots=True)
 class Record:
-    """One input record: ``data`` when readable, else ``error`` (and the ``field`` at fault); ``raw`` as read."""
+    """One input record: ``data`` when readable, else ``error`` (and the ``field`` at fault); ``raw`` as read
+    (:attr:`text`)."""
 
     line: int
     data: dict[str, Any] | None
     raw: str
     error: str | None = None
     field: str | None = None
+    fields: list[str] | None = None  # a CSV row's fields: ``raw`` is written from them when it is asked for
+
+    @property
+    def text(self) -> str:
+        """The record as read: its line, or a CSV row's fields written back as CSV."""
+        return _shown(_csv_text(self.fields)) if self.fields is not None else self.raw
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
@@ -89,14 +108,20 @@ def iter_jsonl(path: Path, progress: Progress | None = None) -> Iterator[Record]
 def iter_csv(path: Path, progress: Progress | None = None) -> Iterator[Record]:
     """CSV rows. The file must be UTF-8: a row with invalid bytes is refused naming its column,
     never stored with the bytes turned into text."""
+    invalid = 0  # lines read that are not UTF-8: a row read since the last one may hold such bytes
 
     def lines() -> Iterator[str]:
+        nonlocal invalid
         with path.open("rb") as handle:
             for number, raw in enumerate(handle):
                 if progress is not None:
                     progress(len(raw))
-                # surrogateescape keeps invalid bytes recognisable, so the row can be refused below
-                yield raw.decode("utf-8-sig" if number == 0 else "utf-8", "surrogateescape")
+                encoding = "utf-8-sig" if number == 0 else "utf-8"
+                try:
+                    yield raw.decode(encoding)
+                except UnicodeDecodeError:  # surrogateescape keeps the bytes recognisable: the row is refused below
+                    invalid += 1
+                    yield raw.decode(encoding, "surrogateescape")
 
     reader = csv.reader(lines())
     try:
@@ -114,6 +139,7 @@ def iter_csv(path: Path, progress: Progress | None = None) -> Iterator[Record]:
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise InvalidInput(f"the CSV header repeats column(s) {dupes}", hint="give every column a unique name")
     width = len(header)
+    checked = invalid
     while True:
         try:
             fields = next(reader)
@@ -122,27 +148,34 @@ def iter_csv(path: Path, progress: Progress | None = None) -> Iterator[Record]:
         except csv.Error as exc:
             number = reader.line_num
             yield Record(number, None, "", f"line {number}: unreadable CSV ({exc})")
+            checked = invalid
             continue
         number = reader.line_num
         if not fields or all(f == "" for f in fields):
+            checked = invalid
             continue
-        raw = _shown(_csv_text(fields))
         if len(fields) != width:
-            yield Record(number, None, raw, f"line {number}: expected {width} fields, got {len(fields)}")
+            yield Record(number, None, "", f"line {number}: expected {width} fields, got {len(fields)}", fields=fields)
+            checked = invalid
             continue
-        bad = next((i for i, f in enumerate(fields) if _invalid_utf8(f)), None)
-        if bad is not None:
-            column = header[bad]
-            yield Record(
-                number,
-                None,
-                raw,
-                f"line {number}: column '{column}' is not valid UTF-8 ({_shown(fields[bad])[:60]!r}); "
-                "save the file as UTF-8",
-                column,
-            )
-            continue
-        yield Record(number, {k: (v if v != "" else None) for k, v in zip(header, fields, strict=True)}, raw)
+        if checked != invalid:  # this row's lines were not all UTF-8
+            checked = invalid
+            bad = next((i for i, f in enumerate(fields) if _invalid_utf8(f)), None)
+            if bad is not None:
+                column = header[bad]
+                yield Record(
+                    number,
+                    None,
+                    "",
+                    f"line {number}: column '{column}' is not valid UTF-8 ({_shown(fields[bad])[:60]!r}); "
+                    "save the file as UTF-8",
+                    column,
+                    fields,
+                )
+                continue
+        yield Record(
+            number, {k: (v if v != "" else None) for k, v in zip(header, fields, strict=True)}, "", fields=fields
+        )
 
 
 def _invalid_utf8(text: str) -> bool:
