@@ -4,6 +4,7 @@ the in-process limit, and DuckDB's own JSON loader as the ceiling, at several si
     uv run python bench/ingest.py                 # full run (1M-event import; about 5-10 minutes)
     uv run python bench/ingest.py --quick         # small sizes, for a smoke test
     uv run python bench/ingest.py --import-only   # file import vs DuckDB's own loads at 100k, 1M, 5M (--sizes ...)
+    uv run python bench/ingest.py --import-only --formats jsonl csv parquet   # the same events in each format
 
 HTTP load comes from wrk (Debian package `wrk`, a compiled load generator, so the client does not steal
 the server's CPU the way a Python client would); each event carries a fresh random messageId (a UUID v4, as
@@ -105,6 +106,45 @@ def write_jsonl(path: Path, n: int) -> None:
             handle.write(b"\n".join(encode(event(i)) for i in range(start, min(n, start + 10_000))) + b"\n")
 
 
+def flat(e: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """An event as a flat row: nested fields as dotted columns (``context.page.url``), as a CSV or Parquet
+    export holds them."""
+    row: dict[str, Any] = {}
+    for key, value in e.items():
+        if isinstance(value, dict):
+            row.update(flat(value, f"{prefix}{key}."))
+        else:
+            row[prefix + key] = value
+    return row
+
+
+def write_flat(path: Path, n: int, fmt: str) -> None:
+    """The events of :func:`write_jsonl` as a CSV or Parquet file of flat rows, written 100,000 rows at a time."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    writer: Any = None
+    try:
+        for start in range(0, n, 100_000):
+            table = pa.Table.from_pylist([flat(event(i)) for i in range(start, min(n, start + 100_000))])
+            if writer is None:
+                writer = (
+                    pq.ParquetWriter(path, table.schema) if fmt == "parquet" else pcsv.CSVWriter(path, table.schema)
+                )
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def write_events(path: Path, n: int, fmt: str) -> None:
+    if fmt == "jsonl":
+        write_jsonl(path, n)
+    else:
+        write_flat(path, n, fmt)
+
+
 def new_warehouse(folder: Path) -> tuple[str, str]:
     from touchpoint import keys
     from touchpoint.warehouse import Warehouse
@@ -181,16 +221,24 @@ def run_import(folder: Path, path: Path, *, engine: bool, src: str | None = None
 
 _DUCKDB_DURABLE = """
 import sys, time, resource, json, duckdb
-path, db = sys.argv[1], sys.argv[2]
+path, db, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect(db)
 con.execute("SET enable_progress_bar = false")
-con.execute("CREATE TABLE events (message_id VARCHAR PRIMARY KEY, type VARCHAR, user_id VARCHAR, event VARCHAR, "
-            "timestamp VARCHAR, properties JSON, context JSON)")
+if fmt == "jsonl":
+    con.execute("CREATE TABLE events (message_id VARCHAR PRIMARY KEY, type VARCHAR, user_id VARCHAR, event VARCHAR, "
+                "timestamp VARCHAR, properties JSON, context JSON)")
+    load = f\"\"\"INSERT INTO events SELECT "messageId", type, "userId", event, timestamp, properties, context
+      FROM read_json('{path}', format='newline_delimited', columns={{'messageId': 'VARCHAR', 'type': 'VARCHAR',
+      'userId': 'VARCHAR', 'event': 'VARCHAR', 'timestamp': 'VARCHAR', 'properties': 'JSON', 'context': 'JSON'}})
+      ON CONFLICT DO NOTHING\"\"\"
+else:  # the file's own columns and types, messageId the key
+    reader = f"read_csv('{path}', header = true)" if fmt == "csv" else f"read_parquet('{path}')"
+    columns = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+    defined = ", ".join(f'"{c[0]}" {c[1]}' + (" PRIMARY KEY" if c[0] == "messageId" else "") for c in columns)
+    con.execute(f"CREATE TABLE events ({defined})")
+    load = f"INSERT INTO events SELECT * FROM {reader} ON CONFLICT DO NOTHING"
 start = time.perf_counter()
-con.execute(f\"\"\"INSERT INTO events SELECT "messageId", type, "userId", event, timestamp, properties, context
-  FROM read_json('{path}', format='newline_delimited', columns={{'messageId': 'VARCHAR', 'type': 'VARCHAR',
-  'userId': 'VARCHAR', 'event': 'VARCHAR', 'timestamp': 'VARCHAR', 'properties': 'JSON', 'context': 'JSON'}})
-  ON CONFLICT DO NOTHING\"\"\")
+con.execute(load)
 con.execute("CHECKPOINT")
 seconds = time.perf_counter() - start
 n = con.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -198,74 +246,92 @@ print(json.dumps({"seconds": seconds, "stored": n}))
 """
 
 
-def run_duckdb_durable(folder: Path, path: Path) -> dict[str, Any]:
-    """The engine's own durable, deduplicated load: read_json into an on-disk table with the same primary
-    key (ON CONFLICT DO NOTHING), then CHECKPOINT; no validation. The peer the import is measured against."""
+def run_duckdb_durable(folder: Path, path: Path, fmt: str = "jsonl") -> dict[str, Any]:
+    """The engine's own durable, deduplicated load: read_json (read_csv, read_parquet) into an on-disk table with
+    the same primary key (ON CONFLICT DO NOTHING), then CHECKPOINT; no validation. The peer the import is
+    measured against."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    out, cpu, peak_mb = _measured([sys.executable, "-c", _DUCKDB_DURABLE, str(path), str(folder / "durable.duckdb")])
+    command = [sys.executable, "-c", _DUCKDB_DURABLE, str(path), str(folder / "durable.duckdb"), fmt]
+    out, cpu, peak_mb = _measured(command)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result.update(events_per_s=result["stored"] / result["seconds"], cpu_seconds=cpu, peak_rss_mb=peak_mb)
     result["cpu_s_per_million"] = cpu / result["stored"] * 1e6
     return result
 
 
-def import_only(sizes: list[int], python_max: int, baseline: str | None = None) -> None:
-    """touchpoint import events beside DuckDB's durable deduplicated load and raw read_json, same run; with
-    ``baseline`` (a source tree's ``src/``) its engine import too, just before this checkout's."""
+def import_only(
+    sizes: list[int], python_max: int, baseline: str | None = None, formats: tuple[str, ...] = ("jsonl",)
+) -> None:
+    """touchpoint import events beside DuckDB's durable deduplicated load (and, for JSONL, raw read_json), same
+    run, for each format; with ``baseline`` (a source tree's ``src/``) its engine import too, just before this
+    checkout's."""
     work = Path(tempfile.mkdtemp(prefix="tp-bench-import-"))
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "sizes": sizes,
+        "formats": formats,
         "rows": [],
     }
     try:
         for n in sizes:
-            path = work / f"events-{n}.jsonl"
-            write_jsonl(path, n)
-            measures = [
-                ("touchpoint import events --engine", lambda path=path: run_import(work / "e", path, engine=True)),
-                (
-                    "duckdb read_json, durable, deduplicated",
-                    lambda path=path: run_duckdb_durable(work / "durable", path),
-                ),
-                ("duckdb read_json, raw (ceiling)", lambda path=path: run_duckdb_read_json(work / "raw", path)),
-            ]
-            if baseline:
-                measures.insert(
-                    0,
+            for fmt in formats:
+                path = work / f"events-{n}.{fmt}"
+                write_events(path, n, fmt)
+                measures = [
+                    ("touchpoint import events --engine", lambda path=path: run_import(work / "e", path, engine=True)),
                     (
-                        "baseline: touchpoint import events --engine",
-                        lambda path=path: run_import(work / "b", path, engine=True, src=baseline),
+                        "duckdb read_json, durable, deduplicated",
+                        lambda path=path, fmt=fmt: run_duckdb_durable(work / "durable", path, fmt),
                     ),
-                )
-            if n <= python_max:
-                measures.insert(
-                    1,
-                    (
-                        "touchpoint import events --no-engine",
-                        lambda path=path: run_import(work / "p", path, engine=False),
-                    ),
-                )
-            for label, measure in measures:
-                load_before = os.getloadavg()[0]
-                wall = time.perf_counter()
-                result = measure()
-                result.setdefault("wall_seconds", time.perf_counter() - wall)
-                result.update(measure=label, size=n, load_before=load_before, load_after=os.getloadavg()[0])
-                results["rows"].append(result)
-                print(f"{label:44} {n:>10,} {result['events_per_s']:>12,.0f}/s", file=sys.stderr)
-            path.unlink()
+                ]
+                if fmt == "jsonl":
+                    measures.append(
+                        ("duckdb read_json, raw (ceiling)", lambda path=path: run_duckdb_read_json(work / "raw", path))
+                    )
+                if baseline:
+                    measures.insert(
+                        0,
+                        (
+                            "baseline: touchpoint import events --engine",
+                            lambda path=path: run_import(work / "b", path, engine=True, src=baseline),
+                        ),
+                    )
+                if n <= python_max:
+                    measures.insert(
+                        1,
+                        (
+                            "touchpoint import events --no-engine",
+                            lambda path=path: run_import(work / "p", path, engine=False),
+                        ),
+                    )
+                for label, measure in measures:
+                    if fmt != "jsonl":
+                        label = label.replace("read_json", f"read_{fmt}") + f" ({fmt})"
+                    load_before = os.getloadavg()[0]
+                    wall = time.perf_counter()
+                    result = measure()
+                    result.setdefault("wall_seconds", time.perf_counter() - wall)
+                    result.update(
+                        measure=label, size=n, format=fmt, load_before=load_before, load_after=os.getloadavg()[0]
+                    )
+                    results["rows"].append(result)
+                    print(f"{label:52} {n:>10,} {result['events_per_s']:>12,.0f}/s", file=sys.stderr)
+                path.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{'measure':44} {'size':>10} {'events/s':>10} {'% durable':>9} {'cpu s/M':>8} {'peak MB':>8} {'load':>5}")
+    print(f"\n{'measure':52} {'size':>10} {'events/s':>10} {'% durable':>9} {'cpu s/M':>8} {'peak MB':>8} {'load':>5}")
     for row in results["rows"]:
-        peer = next(r for r in results["rows"] if r["size"] == row["size"] and r["measure"].endswith("deduplicated"))
+        peer = next(
+            r
+            for r in results["rows"]
+            if (r["size"], r["format"]) == (row["size"], row["format"]) and "deduplicated" in r["measure"]
+        )
         share = 100 * row["events_per_s"] / peer["events_per_s"]
         cpu, peak = row.get("cpu_s_per_million"), row.get("peak_rss_mb")
         print(
-            f"{row['measure']:44} {row['size']:>10,} {row['events_per_s']:>10,.0f} {share:>8.1f}% "
+            f"{row['measure']:52} {row['size']:>10,} {row['events_per_s']:>10,.0f} {share:>8.1f}% "
             f"{'' if cpu is None else f'{cpu:8.1f}':>8} {'' if peak is None else f'{peak:8,.0f}':>8} "
             f"{row['load_before']:>5.1f}"
         )
@@ -508,6 +574,13 @@ def main() -> None:
     )
     parser.add_argument("--python-max", type=int, default=1_000_000, help="largest size for import --no-engine")
     parser.add_argument(
+        "--formats",
+        nargs="+",
+        choices=["jsonl", "csv", "parquet"],
+        default=["jsonl"],
+        help="with --import-only: the files' formats (CSV and Parquet hold the same events as flat rows)",
+    )
+    parser.add_argument(
         "--cases",
         nargs="+",
         choices=["batch_100_c8", "batch_100_c32", "single_track_c32", "single_track_path_c32"],
@@ -547,7 +620,8 @@ def main() -> None:
     if args.no_jobs:
         NO_JOBS.append("--no-jobs")
     if args.import_only:
-        import_only(args.sizes, args.python_max, str(Path(args.baseline).resolve()) if args.baseline else None)
+        baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+        import_only(args.sizes, args.python_max, baseline, tuple(args.formats))
         return
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest.py needs wrk for HTTP load: apt-get install wrk")
