@@ -1,6 +1,8 @@
-"""File import in the engine: a JSONL file's events judged by set-based expressions, not line by line.
+"""File import in the engine: a file's events judged by set-based expressions, not line by line.
 
-A Python pre-pass (:func:`chunks`) keeps the lines msgspec finds canonical as *candidates*, as one Arrow
+The lines are those the Python path judges too (:func:`touchpoint.collect.files.lines`: a JSONL file's own, or
+each CSV or Parquet row, or mapped record, as its JSON line; a row that cannot be one comes as its quarantine
+record). A Python pre-pass (:func:`chunks`) keeps the lines msgspec finds canonical as *candidates*, as one Arrow
 column. One statement then applies the rules of :mod:`touchpoint.collect.normalize` (limits and field lists
 from :mod:`touchpoint.collect.rules`) to every candidate of a chunk at once, reading the Arrow batches in
 place: :func:`parsed` (each JSON level the rules read parsed with the engine's ``from_json``), :func:`fields`,
