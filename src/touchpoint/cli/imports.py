@@ -103,8 +103,8 @@ def events(
     engine: bool | None = typer.Option(
         None,
         "--engine/--no-engine",
-        help="Judge a JSONL file in the warehouse engine, or line by line in Python (same rules, same result). "
-        "Default: the engine from 64 MB (about 160,000 events), where it is the faster.",
+        help="Judge the file in the warehouse engine, or line by line in Python (same rules, same result). "
+        "Default: the engine from about 160,000 events, where it is the faster.",
         show_default=False,
     ),
     data: DataOpt = None,
