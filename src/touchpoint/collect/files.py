@@ -55,6 +55,7 @@ TOP_LEVEL = {
 JSON_FIELDS = ("properties", "traits", "context", "integrations")
 _SNAKE = {re.sub(r"(?<!^)(?=[A-Z])", "_", f).lower(): f for f in TOP_LEVEL}
 _NUMBER = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d+)?([eE][-+]?\d+)?$")
+_NUMBER_STARTS = frozenset("-0123456789")  # the characters a text _NUMBER matches can start with
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
 #: a numbered line of a file (stripped, not empty), or a record that could not become one, with its reason
@@ -257,7 +258,7 @@ def _plan(key: str) -> tuple[str, str, tuple[str, ...]]:
 
 def _cell(key: str, text: str) -> Any:
     """A text cell of a property or dotted column: a number when it is spelled as one, else the text."""
-    if not _NUMBER.match(text):
+    if text[:1] not in _NUMBER_STARTS or not _NUMBER.match(text):  # (the first test spares most texts the second)
         return text
     number = float(text)
     if not math.isfinite(number):  # "1e400": out of range, refused rather than stored as null
