@@ -4,6 +4,8 @@ Same validation, deduplication and quarantine as the HTTP collector: each event 
 :mod:`touchpoint.collect.normalize`, and rows are written by :func:`~touchpoint.collect.store.write_rows`.
 Events without ``messageId`` get an id derived from their content, so importing the same file
 again changes nothing. Parsing and writing overlap: while one chunk commits, the next is parsed.
+Both paths, line by line here and set-based in :mod:`touchpoint.collect.engine_import`, take the same
+stream of JSON lines (:func:`lines`), so a flat row becomes the same event either way.
 
 Flat files (CSV, Parquet) map columns to fields: Segment names (``userId``), their snake_case
 forms (``user_id``), JSON columns (``properties`` holding a JSON object), dotted columns
