@@ -143,11 +143,11 @@ def mapped_records(
     quarantine record with origin ``<prefix>:<file>:<line>``; nothing a row holds can stop the
     others.
     """
-    for _line, origin, value in _mapped(path, fmt, prefix, mapping, progress, convert):
+    for line, value in _mapped(path, fmt, prefix, mapping, progress, convert):
         if isinstance(value, Rejected):
             reject(value)
         else:
-            yield origin, value
+            yield f"{prefix}:{path.name}:{line}", value
 
 
 def _mapped(
@@ -157,13 +157,14 @@ def _mapped(
     mapping: dict[str, str] | None,
     progress: Progress | None,
     convert: Callable[[dict[str, Any]], T],
-) -> Iterator[tuple[int, str, T | Rejected]]:
-    """:func:`mapped_records`' loop: ``(line, origin, convert(row))``, or the row's quarantine record."""
+) -> Iterator[tuple[int, T | Rejected]]:
+    """:func:`mapped_records`' loop: ``(line, convert(row))``, or the row's quarantine record (its origin
+    ``<prefix>:<file>:<line>``)."""
     name = path.name
     for record in iter_records(path, fmt, progress):
-        origin = f"{prefix}:{name}:{record.line}"
         if record.data is None:
-            yield record.line, origin, Rejected(record.error or "unreadable", record.field, record.text, origin=origin)
+            origin = f"{prefix}:{name}:{record.line}"
+            yield record.line, Rejected(record.error or "unreadable", record.field, record.text, origin=origin)
             continue
         try:
             value = convert(apply_mapping(record.data, mapping or {}))
@@ -175,9 +176,10 @@ def _mapped(
             else:
                 reason, where = failure(exc)
             text = record.text or _record_text(record.data)
-            yield record.line, origin, Rejected(f"line {record.line}: {reason}", where, text, None, origin)
+            origin = f"{prefix}:{name}:{record.line}"
+            yield record.line, Rejected(f"line {record.line}: {reason}", where, text, None, origin)
             continue
-        yield record.line, origin, value
+        yield record.line, value
 
 
 def lines(path: Path, fmt: str, mapping: dict[str, str] | None, progress: Progress | None) -> Generator[Line]:
@@ -190,7 +192,7 @@ def lines(path: Path, fmt: str, mapping: dict[str, str] | None, progress: Progre
     def to_raw(data: dict[str, Any]) -> bytes:
         return _encode(data if fmt == "jsonl" else flat_to_message(data))
 
-    for number, _origin, raw in _mapped(path, fmt, "file", mapping, progress, to_raw):
+    for number, raw in _mapped(path, fmt, "file", mapping, progress, to_raw):
         yield raw if isinstance(raw, Rejected) else (number, raw)
 
 
