@@ -14,7 +14,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from touchpoint.collect.decode import _HUGE_NUMBER, _maybe_huge, locate
+from touchpoint.collect.decode import _HUGE_NUMBER, _maybe_huge, clean_text, locate
 
 _NUMBER_TEXT = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
@@ -81,3 +81,35 @@ def test_the_shape_tests_never_hide_a_match_of_the_expression(text: str) -> None
     """The tests over the text's shape only skip the expression where it would find nothing."""
     raw = text.encode()
     assert _maybe_huge(raw) == (_HUGE_NUMBER.search(raw) is not None), raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(documents(), _NUMBER_TEXT.map(str.encode), st.just(b'{"a":"\xff"}')), min_size=1, max_size=5),
+    st.lists(_SPACE, min_size=12, max_size=12),
+)
+def test_a_clean_batch_body_has_only_clean_items(items: list[bytes], spaces: list[str]) -> None:
+    """``clean_text`` passes a batch body once for all its items (``rows_from_body``): it must never pass a body
+    with an item that ``check_text``'s tests over the text would stop (bad UTF-8, a number out of range), wherever
+    the item sits and whatever whitespace surrounds it."""
+    gap = [s.encode() for s in spaces]
+    body = (
+        b'{"batch":'
+        + gap[0]
+        + b"["
+        + b",".join(gap[i % 11 + 1] + item + gap[i % 7 + 1] for i, item in enumerate(items))
+    )
+    body += b"]}"
+    if clean_text(body):
+        for item in items:
+            item.decode("utf-8")
+            assert not _maybe_huge(item), (body, item)
+    else:
+        assert any(_maybe_huge(item) or b"\xff" in item for item in items) or _maybe_huge(body)
+
+
+def test_clean_text_refuses_what_an_item_would() -> None:
+    assert clean_text(b'{"batch":[{"a":1},{"b":"x"}]}')
+    assert not clean_text(b'{"batch":[{"a":1},{"b":1e400}]}')
+    assert not clean_text(b'{"batch":[{"a":1}, -12345678901234567890]}')
+    assert not clean_text(b'{"batch":[{"a":"\xc3"}]}')

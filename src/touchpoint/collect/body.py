@@ -13,7 +13,15 @@ from typing import Any
 
 import msgspec
 
-from touchpoint.collect.decode import EventError, NotJson, decode_event, decode_object, split_batch, top_level
+from touchpoint.collect.decode import (
+    EventError,
+    NotJson,
+    clean_text,
+    decode_event,
+    decode_object,
+    split_batch,
+    top_level,
+)
 from touchpoint.collect.normalize import (
     EventRows,
     Rejected,
@@ -149,6 +157,7 @@ def rows_from_body(
             f"the batch has {len(items):,} events, over the limit of {limits.max_batch_events:,} per batch",
             hint="split it into smaller batches",
         )
+    clean = COMMON_PATH and clean_text(body)  # the limits on the text, checked once for every item
     for index, item in enumerate(items):
         before = len(rows.rejected)
         if len(item) > limits.max_event_bytes:
@@ -168,6 +177,7 @@ def rows_from_body(
                     shared_context=shared.context,
                     shared_integrations=shared.integrations,
                     shared_sent_at=shared.sent_at,
+                    clean=clean,
                 )
                 if COMMON_PATH
                 else None

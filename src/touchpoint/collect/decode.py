@@ -307,6 +307,29 @@ def _within(field: str, error: EventError) -> EventError:
     return type(error)(f"field '{where}': {reason}", where)
 
 
+def clean_text(raw: bytes) -> bool:
+    """Whether ``raw`` passes :func:`check_text`'s tests of the text as a whole: valid UTF-8, and no number that
+    may be out of range. True for a batch body holds for each of its items (a slice of valid UTF-8 cut at a
+    bracket or comma is valid UTF-8; an item follows ``[`` or ``,``, where a number may start, so a number the
+    test finds in an item it finds in the body), so a clean body's items need only the depth bound
+    (:func:`check_depth`): one pass over the body instead of one an item.
+
+    >>> clean_text(b'{"batch":[{"a":1},{"b":2}]}'), clean_text(b'{"batch":[{"a":1e400}]}'), clean_text(b'"\xff"')
+    (True, False, False)
+    """
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not _maybe_huge(raw)
+
+
+def check_depth(raw: bytes) -> None:
+    """:func:`check_text` for text that :func:`clean_text` passed (or a slice of it): the nesting limit alone."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        check_text(raw)
+
+
 def check_text(raw: bytes, field: str | None = None) -> None:
     """Refuse invalid UTF-8 and nesting over :data:`MAX_DEPTH` (cheap unless something is wrong).
 
@@ -393,7 +416,9 @@ __all__ = [
     "EventError",
     "NotJson",
     "canonical_object",
+    "check_depth",
     "check_text",
+    "clean_text",
     "decode_event",
     "decode_object",
     "locate",

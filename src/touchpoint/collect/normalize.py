@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 import msgspec
 import pyarrow as pa
 
-from touchpoint.collect.decode import EventError, check_text, decode_event
+from touchpoint.collect.decode import EventError, check_depth, check_text, decode_event
 from touchpoint.collect.rules import (
     CAMPAIGN_KEYS,
     CONTROL_CLASS,
@@ -413,6 +413,7 @@ def normalize_common(
     shared_context: dict[str, Any] | None = None,
     shared_integrations: dict[str, Any] | None = None,
     shared_sent_at: str | None = None,
+    clean: bool = False,
 ) -> tuple[Any, ...] | None:
     """The ``events`` row of an event of the common shape, or None: then :func:`normalize_message` judges it.
 
@@ -423,10 +424,14 @@ def normalize_common(
     missing id, any refusal) returns None and the full rules decide, and word the reason; so the row is the one
     :func:`normalize_message` makes, field by field (tests/collect/test_common_path.py). ``shared_*``: a
     batch's top-level ``context``, ``integrations`` and ``sentAt``, inherited as :mod:`~touchpoint.collect.body`
-    does for the full rules.
+    does for the full rules. ``clean``: ``raw`` is part of a text that
+    :func:`~touchpoint.collect.decode.clean_text` passed (a batch body), so only its depth is checked here.
     """
     try:
-        check_text(raw)
+        if clean:
+            check_depth(raw)
+        else:
+            check_text(raw)
         msg = _decode_common(raw)
         etype = default_type or msg.type
         if etype not in EVENT_TYPES:
