@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
@@ -63,16 +64,16 @@ def test_acknowledged_rows_load_and_listeners_hear_the_loader(warehouse: Warehou
 def test_a_failed_load_keeps_the_records_and_retries(
     warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = collector_log.write_rows
+    real = collector_log.write_table
     calls: list[int] = []
 
-    def flaky(wh: Warehouse, rows: EventRows) -> Any:
-        calls.append(len(rows))
+    def flaky(wh: Warehouse, events: pa.Table, rejects: EventRows) -> Any:
+        calls.append(events.num_rows)
         if len(calls) == 1:
             raise RuntimeError("the disk is full")
-        return real(wh, rows)
+        return real(wh, events, rejects)
 
-    monkeypatch.setattr(collector_log, "write_rows", flaky)
+    monkeypatch.setattr(collector_log, "write_table", flaky)
     with CollectorLog(warehouse, tmp_path / "log", load_ms=0) as log:
         log.submit(rows_of(track(1), track(2))).result(10)
         assert log.flush(10)
@@ -86,15 +87,15 @@ def test_a_flush_waiting_on_the_load_under_way_does_not_hurry_the_next(
 ) -> None:
     """A flush whose records the loader has already taken waits for that load; it does not make the loader
     load again at once (records appended meanwhile wait for the interval, as nobody asked for them)."""
-    real = collector_log.write_rows
+    real = collector_log.write_table
     taken, go = threading.Event(), threading.Event()
 
-    def held(wh: Warehouse, rows: EventRows) -> Any:
+    def held(wh: Warehouse, events: pa.Table, rejects: EventRows) -> Any:
         taken.set()
         assert go.wait(10)
-        return real(wh, rows)
+        return real(wh, events, rejects)
 
-    monkeypatch.setattr(collector_log, "write_rows", held)
+    monkeypatch.setattr(collector_log, "write_table", held)
     with CollectorLog(warehouse, tmp_path / "log", load_ms=60_000) as log, ThreadPoolExecutor(1) as pool:
         log.submit(rows_of(track(1))).result(10)
         flushed = pool.submit(log.flush, 10)
@@ -114,15 +115,15 @@ def test_a_flush_waiting_on_the_load_under_way_does_not_hurry_the_next(
 def test_loads_stretch_their_interval_under_load_and_return_to_it_when_quiet(
     warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = collector_log.write_rows
+    real = collector_log.write_table
     seconds = [1.5]  # the first load is slow (a busy stream's group), the next quick
 
-    def timed(wh: Warehouse, rows: EventRows) -> Any:
+    def timed(wh: Warehouse, events: pa.Table, rejects: EventRows) -> Any:
         if seconds:
             time.sleep(seconds.pop())
-        return real(wh, rows)
+        return real(wh, events, rejects)
 
-    monkeypatch.setattr(collector_log, "write_rows", timed)
+    monkeypatch.setattr(collector_log, "write_table", timed)
     monkeypatch.setattr(collector_log, "STRETCH_FROM", 2)  # a group of 2 events is a busy stream's here
     with CollectorLog(warehouse, tmp_path / "log", load_ms=1000) as log:
         assert log.interval == 1.0
@@ -362,7 +363,8 @@ def test_the_log_answers_and_stores_what_the_commit_path_does(
 
 
 def test_the_log_loads_into_postgresql(postgres_url: str, tmp_path: Path) -> None:
-    """The loader writes with store.write_rows, the one write path: PostgreSQL takes the log as DuckDB does."""
+    """The loader writes with store.write_table, the write path of the engine import: PostgreSQL takes the log as
+    DuckDB does."""
     wh = Warehouse.open(postgres_url)
     try:
         with CollectorLog(wh, tmp_path / "log", load_ms=10_000) as log:

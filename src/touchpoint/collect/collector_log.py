@@ -9,10 +9,11 @@ With the setting ``collector_log = true`` the server uses a :class:`CollectorLog
   the rejects, with their received times; a header with the length, a CRC-32 and the number of inputs),
   writes it to the current segment file and calls ``fdatasync``; only then are the submissions' futures
   resolved, so a 200 means the events are on disk. Many requests share one ``fdatasync``, as they shared one
-  commit before; the append costs about 0.2 ms of CPU whatever the group's size.
-- the **loader** commits what was appended to the warehouse with the one write path,
-  :func:`~touchpoint.collect.store.write_rows` (suppression, consent, quarantine of refused rows, the events
-  lane), in groups of up to ``commit_max_events``, at most every ``collector_log_load_ms`` unless a reader
+  commit before; the append costs about 0.2 ms of CPU whatever the group's size. The appender also turns the
+  group's rows into Arrow, while they are still in the processor's cache, and keeps only that for the loader.
+- the **loader** commits what was appended to the warehouse with the write path for rows in Arrow,
+  :func:`~touchpoint.collect.store.write_table` (suppression, consent, quarantine of refused rows, the events
+  lane; the engine import's too), in groups of up to ``commit_max_events``, at most every ``collector_log_load_ms`` unless a reader
   waits (:meth:`CollectorLog.flush`) or the backlog is a full group. Its listeners (the job runner's fast lane,
   the metrics) are called after each of its commits, as the committer's were. A commit that fails keeps the
   records and is retried with a growing pause; nothing is acknowledged twice or dropped.
@@ -66,11 +67,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 from touchpoint.collect import consent
 from touchpoint.collect.committer import CommitStats, Intake, _Submission
 from touchpoint.collect.normalize import EventRows, Rejected
-from touchpoint.collect.store import WriteResult, write_rows
+from touchpoint.collect.store import WriteResult, write_rows, write_table
 from touchpoint.errors import WarehouseError
 from touchpoint.warehouse import Warehouse, schema
 
@@ -187,11 +189,12 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[int, EventRows]
 
 @dataclass
 class _Appended:
-    """A durable record waiting for the loader."""
+    """A durable record waiting for the loader: its events already in Arrow, its rejects as they came."""
 
     segment: int
     end: int
-    rows: EventRows
+    events: pa.Table
+    rejects: EventRows
     size: int
     seq: int
     releases: list[Callable[[], None]]
@@ -439,6 +442,12 @@ class CollectorLog(Intake):
         carries = carries_consent(merged)
         try:
             record = encode_record(merged)
+            # The rows in Arrow now, while the requests' objects are still in the cache: about half the CPU of
+            # converting the loader's whole group later, and it holds the interpreter in short pieces, not for
+            # one conversion of tens of thousands of rows (docs/decisions.md, 2026-12-05).
+            events = merged.to_arrow()
+            rejects = EventRows()
+            rejects.extend_rejects(merged)
             full = self._offset + len(record) > self.segment_bytes
             old = time.monotonic() - self._opened > self.segment_seconds  # what is loaded leaves the disk soon
             if self._fd < 0 or (self._offset and (full or old)):
@@ -468,7 +477,9 @@ class CollectorLog(Intake):
             if carries:
                 self._consent_seq = self._acked_seq
             releases = [sub.release for sub in group if sub.release is not None]
-            self._appended.append(_Appended(self._segment, self._offset, merged, size, self._acked_seq, releases))
+            self._appended.append(
+                _Appended(self._segment, self._offset, events, rejects, size, self._acked_seq, releases)
+            )
             self._appended_events += size
             self.appends += 1
             self._cond.notify_all()
@@ -531,12 +542,16 @@ class CollectorLog(Intake):
         return min(longest, max(self.load_interval, BUSY * seconds))
 
     def _load(self, group: list[_Appended], total: int) -> bool:
-        merged = EventRows()
+        rejects = EventRows()
         for item in group:
-            merged.extend(item.rows)
+            rejects.extend_rejects(item.rejects)
+        # one chunk a column: DuckDB inserts a table of many small chunks 2-3 times slower
+        events = (
+            pa.concat_tables([item.events for item in group]).combine_chunks() if len(group) > 1 else group[0].events
+        )
         started = time.perf_counter()
         try:
-            result = write_rows(self.warehouse, merged)
+            result = write_table(self.warehouse, events, rejects)
         except BaseException:
             self.stats.failed_commits += 1
             log.exception(

@@ -635,6 +635,10 @@ class EventRows:
 
     def extend(self, other: EventRows) -> None:
         self.rows.extend(other.rows)
+        self.extend_rejects(other)
+
+    def extend_rejects(self, other: EventRows) -> None:
+        """Add ``other``'s rejected inputs (not its rows)."""
         self.rejected.extend(other.rejected)
         self.rejected_at.extend(other.rejected_at)
         self.rejected_source.extend(other.rejected_source)
