@@ -338,14 +338,19 @@ def _derived(etype: str, typed: Typed) -> tuple[Any, ...]:
 
     revenue = currency = order_id = None
     email_candidates: list[Any] = []
-    if props is not None:
-        revenue = _number(props.revenue, "properties.revenue")
-        if revenue is None:
-            revenue = _number(props.total, "properties.total")
-            if revenue is None:
-                revenue = _number(props.value, "properties.value")
-        currency = _str(props.currency)
-        order_id = _str(props.order_id) or _str(props.orderId)
+    if props is not None:  # (a call only for a property that was sent: most events send few of them)
+        if (value := props.revenue) is not None:
+            revenue = _number(value, "properties.revenue")
+        if revenue is None and (value := props.total) is not None:
+            revenue = _number(value, "properties.total")
+        if revenue is None and (value := props.value) is not None:
+            revenue = _number(value, "properties.value")
+        if (value := props.currency) is not None:
+            currency = _str(value)
+        if (value := props.order_id) is not None:
+            order_id = _str(value)
+        if order_id is None and (value := props.orderId) is not None:
+            order_id = _str(value)
         email_candidates.append(props.email)
     if typed.traits is not None:
         email_candidates.insert(0, typed.traits.email)
@@ -400,10 +405,6 @@ def _common_name(value: str | None) -> str | None:
     return text
 
 
-def _object_text(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else _encode(value).decode()
-
-
 def normalize_common(
     raw: bytes,
     *,
@@ -440,8 +441,9 @@ def normalize_common(
         anonymous_id = _common_id(msg.anonymousId)
         if user_id is None and anonymous_id is None:
             raise _Unusual
-        group_id = _common_id(msg.groupId)
-        previous_id = _common_id(msg.previousId)
+        # (a call only for a field that was sent: most events send few of them)
+        group_id = _common_id(msg.groupId) if msg.groupId else None
+        previous_id = _common_id(msg.previousId) if msg.previousId else None
         event = _common_name(msg.event)
         if (
             (etype == "track" and not event)
@@ -452,10 +454,11 @@ def normalize_common(
         message_id = _common_id(msg.messageId)
         original = _common_time(msg.timestamp) or _common_time(msg.originalTimestamp)
         sent = msg.sentAt if msg.sentAt is not None or shared_sent_at is None else shared_sent_at
-        sent_at = _common_time(sent)
+        sent_at = _common_time(sent) if sent else None
         timestamp = corrected_timestamp(original, sent_at, received_at)
-        name = _common_name(msg.name)
-        _common_name(msg.category)
+        name = _common_name(msg.name) if msg.name is not None else None
+        if msg.category is not None:
+            _common_name(msg.category)
         context, integrations = msg.context, msg.integrations
         if shared_context:
             context = {**shared_context, **(context or {})}
@@ -479,10 +482,10 @@ def normalize_common(
         sent_at,
         received_at,
         source,
-        _object_text(msg.properties),
-        _object_text(msg.traits),
-        _object_text(context),
-        _object_text(integrations),
+        None if msg.properties is None else _encode(msg.properties).decode(),
+        None if msg.traits is None else _encode(msg.traits).decode(),
+        None if context is None else _encode(context).decode(),
+        None if integrations is None else _encode(integrations).decode(),
         *derived,
     )
 
