@@ -61,6 +61,34 @@ def test_acknowledged_rows_load_and_listeners_hear_the_loader(warehouse: Warehou
         assert log.queued_events == 0 and heard == [2]
 
 
+def test_a_load_of_groups_in_arrow_and_as_rows_stores_them_all(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The appender turns a group of ARROW_FROM events or more into Arrow and leaves a smaller one as rows; one load
+    of both kinds stores every event and quarantines every reject, each once, with the rows' values."""
+    monkeypatch.setattr(collector_log, "ARROW_FROM", 3)
+    bad = b'{"type":"track","userId":"u9"}'  # no event name: quarantined
+    loads: list[list[bool]] = []  # per load: which of its records came in Arrow
+    with CollectorLog(warehouse, tmp_path / "log", load_ms=60_000) as log:
+        real = log._load
+
+        def load(group: list[Any], total: int) -> bool:
+            loads.append([item.events is not None for item in group])
+            return real(group, total)
+
+        monkeypatch.setattr(log, "_load", load)
+        log.submit(rows_of(track(1), bad)).result(10)  # 1 event: rows
+        log.submit(rows_of(track(2), track(3), track(4), b"{}")).result(10)  # 3 events: Arrow
+        log.submit(rows_of(track(5))).result(10)  # rows again
+        log.submit(rows_of(track(5), track(6), track(7))).result(10)  # Arrow, with a duplicate of a row's event
+        assert log.flush(10)
+    assert [kind for kinds in loads for kind in kinds] == [False, True, False, True]
+    assert any(len(set(kinds)) == 2 for kinds in loads)  # (the first load may come at once; the rest wait)
+    got = warehouse.query("SELECT message_id, user_id, event FROM events ORDER BY message_id").to_pylist()
+    assert got == [{"message_id": f"m-{i}", "user_id": f"u{i}", "event": "Tick"} for i in range(1, 8)]
+    assert count(warehouse, "quarantine") == 2
+
+
 def test_a_failed_load_keeps_the_records_and_retries(
     warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,14 +9,15 @@ With the setting ``collector_log = true`` the server uses a :class:`CollectorLog
   the rejects, with their received times; a header with the length, a CRC-32 and the number of inputs),
   writes it to the current segment file and calls ``fdatasync``; only then are the submissions' futures
   resolved, so a 200 means the events are on disk. Many requests share one ``fdatasync``, as they shared one
-  commit before; the append costs about 0.2 ms of CPU whatever the group's size. The appender also turns the
-  group's rows into Arrow, while they are still in the processor's cache, and keeps only that for the loader.
+  commit before; the append costs about 0.2 ms of CPU whatever the group's size. The appender also turns a
+  large group's rows into Arrow, while they are still in the processor's cache (:data:`ARROW_FROM`).
 - the **loader** commits what was appended to the warehouse with the write path for rows in Arrow,
   :func:`~touchpoint.collect.store.write_table` (suppression, consent, quarantine of refused rows, the events
-  lane; the engine import's too), in groups of up to ``commit_max_events``, at most every ``collector_log_load_ms`` unless a reader
-  waits (:meth:`CollectorLog.flush`) or the backlog is a full group. Its listeners (the job runner's fast lane,
-  the metrics) are called after each of its commits, as the committer's were. A commit that fails keeps the
-  records and is retried with a growing pause; nothing is acknowledged twice or dropped.
+  lane; the engine import's too), in groups of up to ``commit_max_events``, at most every
+  ``collector_log_load_ms`` unless a reader waits (:meth:`CollectorLog.flush`) or the backlog is a full group.
+  Its listeners (the job runner's fast lane, the metrics) are called after each of its commits, as the
+  committer's were. A commit that fails keeps the records and is retried with a growing pause; nothing is
+  acknowledged twice or dropped.
 
 **Restart.** :meth:`CollectorLog.start` replays the segments left on disk before the server accepts requests,
 from the position the loader last recorded (a small file beside the segments, replaced atomically after each
@@ -94,6 +95,12 @@ BUSY, STRETCH, LONGEST_S = 4.0, 5.0, 1.0
 #: ``load_ms`` even when a busy interpreter makes each small load slow in wall time (measured: with the stretch
 #: on every load, a 100/s trigger burst waited 0.2-0.4 s more for its decision, p99).
 STRETCH_FROM = 1000
+#: An appended group of this many events or more is turned into Arrow by the appender, while its rows are still in
+#: the processor's cache (about half the interpreter time of the loader's conversion, measured, and no pause of the
+#: event loop while one conversion of a whole load holds the interpreter); a smaller group (single events) is left
+#: to the loader, which converts the small groups of a load together: a conversion's fixed cost, 29 columns, is
+#: about that of 50 rows.
+ARROW_FROM = 256
 
 
 def _row_type() -> Any:
@@ -189,12 +196,13 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[int, EventRows]
 
 @dataclass
 class _Appended:
-    """A durable record waiting for the loader: its events already in Arrow, its rejects as they came."""
+    """A durable record waiting for the loader: its events in Arrow (a large group's) or as rows (``events`` None),
+    and its rejects."""
 
     segment: int
     end: int
-    events: pa.Table
-    rejects: EventRows
+    events: pa.Table | None
+    rows: EventRows  # the rejects, and the events too when ``events`` is None
     size: int
     seq: int
     releases: list[Callable[[], None]]
@@ -445,9 +453,10 @@ class CollectorLog(Intake):
             # The rows in Arrow now, while the requests' objects are still in the cache: about half the CPU of
             # converting the loader's whole group later, and it holds the interpreter in short pieces, not for
             # one conversion of tens of thousands of rows (docs/decisions.md, 2026-12-05).
-            events = merged.to_arrow()
-            rejects = EventRows()
-            rejects.extend_rejects(merged)
+            events, rows = None, merged
+            if len(merged) >= ARROW_FROM:
+                events, rows = merged.to_arrow(), EventRows()
+                rows.extend_rejects(merged)
             full = self._offset + len(record) > self.segment_bytes
             old = time.monotonic() - self._opened > self.segment_seconds  # what is loaded leaves the disk soon
             if self._fd < 0 or (self._offset and (full or old)):
@@ -477,9 +486,7 @@ class CollectorLog(Intake):
             if carries:
                 self._consent_seq = self._acked_seq
             releases = [sub.release for sub in group if sub.release is not None]
-            self._appended.append(
-                _Appended(self._segment, self._offset, events, rejects, size, self._acked_seq, releases)
-            )
+            self._appended.append(_Appended(self._segment, self._offset, events, rows, size, self._acked_seq, releases))
             self._appended_events += size
             self.appends += 1
             self._cond.notify_all()
@@ -542,15 +549,21 @@ class CollectorLog(Intake):
         return min(longest, max(self.load_interval, BUSY * seconds))
 
     def _load(self, group: list[_Appended], total: int) -> bool:
-        rejects = EventRows()
+        rejects, small = EventRows(), EventRows()  # small: the rows of groups the appender left as rows
+        tables = []
         for item in group:
-            rejects.extend_rejects(item.rejects)
-        # one chunk a column: DuckDB inserts a table of many small chunks 2-3 times slower
-        events = (
-            pa.concat_tables([item.events for item in group]).combine_chunks() if len(group) > 1 else group[0].events
-        )
+            if item.events is not None:
+                tables.append(item.events)
+                rejects.extend_rejects(item.rows)
+            else:
+                small.rows.extend(item.rows.rows)
+                rejects.extend_rejects(item.rows)
         started = time.perf_counter()
         try:
+            if small.rows or not tables:
+                tables.append(small.to_arrow())
+            # one chunk a column: DuckDB inserts a table of many small chunks 2-3 times slower
+            events = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
             result = write_table(self.warehouse, events, rejects)
         except BaseException:
             self.stats.failed_commits += 1
