@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,19 @@ def test_a_second_writer_is_told_who_holds_the_file(tmp_path: Path) -> None:
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_a_server_leaves_the_interpreter_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`touchpoint serve` gives DuckDB one core fewer than the process may use unless duckdb_threads is set: the
+    interpreter answering HTTP keeps a core during the collector's loads (docs/decisions.md, 2026-12-05)."""
+    from touchpoint.cli.serve import engine_threads, serving_settings
+
+    for cores, threads in ((1, None), (2, 1), (8, 7)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert engine_threads(None) == threads and engine_threads(3) == 3
+        reset_settings()
+        served = serving_settings(get_settings(), port=9001, host=None)
+        assert (served.duckdb_threads, served.port, served.host) == (threads, 9001, "127.0.0.1")
+    monkeypatch.setenv("TOUCHPOINT_DUCKDB_THREADS", "2")
+    reset_settings()
+    assert serving_settings(get_settings()).duckdb_threads == 2  # a configured value stands

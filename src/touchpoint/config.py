@@ -225,7 +225,12 @@ class Settings(BaseSettings):
         "the TLS proxy's",
     )
     duckdb_memory_limit: str | None = Field(None, description="DuckDB memory_limit, e.g. '4GB'")
-    duckdb_threads: int | None = Field(None, gt=0, description="DuckDB worker threads (default: all cores)")
+    duckdb_threads: int | None = Field(
+        None,
+        gt=0,
+        description="DuckDB worker threads (default: all cores; in the server one fewer, which the interpreter that "
+        "answers HTTP and validates events keeps)",
+    )
     duckdb_checkpoint_mb: int = Field(
         256,
         gt=0,

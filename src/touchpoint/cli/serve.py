@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 
 from touchpoint.cli.common import DataOpt, err_console, settings_for
 from touchpoint.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from touchpoint.config import Settings
 
 #: allocations between two collections of the youngest generation (CPython's default is 700)
 GC_YOUNG_THRESHOLD = 50_000
@@ -24,6 +29,37 @@ def collect_garbage_rarely() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def engine_threads(configured: int | None) -> int | None:
+    """DuckDB's threads in the server: ``duckdb_threads`` when set, else one fewer than the cores this process may
+    use (at least one). The interpreter that answers HTTP and validates events runs on one core whatever DuckDB
+    does; with every core DuckDB's threads took that core from it during each load of the collector log, and
+    acknowledgements waited (on 2 cores: 50,700 against 53,300-55,700 events/s with one thread, and less CPU
+    an event; docs/decisions.md, 2026-12-05). None leaves DuckDB's default (every core) on a single core.
+
+    >>> engine_threads(3)
+    3
+    """
+    if configured is not None:
+        return configured
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores - 1 if cores > 1 else None
+
+
+def serving_settings(settings: Settings, **options: Any) -> Settings:
+    """The settings a server runs with: ``settings`` with the command's ``options`` that were given (host, port...)
+    and DuckDB's threads for a server (:func:`engine_threads`)."""
+    changes = {name: value for name, value in options.items() if value is not None}
+    if settings.duckdb_threads is None and engine_threads(None) is not None:
+        changes["duckdb_threads"] = engine_threads(None)
+    if not changes:
+        return settings
+    from touchpoint.config import override_settings
+
+    return override_settings(**changes)
 
 
 def serve(
@@ -52,12 +88,7 @@ def serve(
 
     if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise InvalidInput(f"--log-level {log_level!r} is not known", hint="use debug, info, warning or error")
-    settings = settings_for(data)
-    changes = {k: v for k, v in {"host": host, "port": port, "log_format": log_format}.items() if v is not None}
-    if changes:
-        from touchpoint.config import override_settings
-
-        settings = override_settings(**changes)
+    settings = serving_settings(settings_for(data), host=host, port=port, log_format=log_format)
     security.check_production(settings)  # production: no default secret, TLS in front (docs/security.md)
     # the threads that wait on sockets (HTTP, SMTP senders) get the interpreter lock back sooner from a job
     # computing in Python: trigger latency, docs/decisions.md (2026-12-03)
