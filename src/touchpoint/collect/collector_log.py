@@ -549,17 +549,19 @@ class CollectorLog(Intake):
         return min(longest, max(self.load_interval, BUSY * seconds))
 
     def _load(self, group: list[_Appended], total: int) -> bool:
-        rejects, small = EventRows(), EventRows()  # small: the rows of groups the appender left as rows
-        tables = []
-        for item in group:
-            if item.events is not None:
-                tables.append(item.events)
-                rejects.extend_rejects(item.rows)
-            else:
-                small.rows.extend(item.rows.rows)
-                rejects.extend_rejects(item.rows)
         started = time.perf_counter()
         try:
+            rejects, small = EventRows(), EventRows()  # small: a run of groups the appender left as rows
+            tables: list[pa.Table] = []  # in the order appended: of a messageId sent twice, the first is kept
+            for item in group:
+                if item.events is not None:
+                    if small.rows:
+                        tables.append(small.to_arrow())
+                        small = EventRows()
+                    tables.append(item.events)
+                else:
+                    small.rows.extend(item.rows.rows)
+                rejects.extend_rejects(item.rows)
             if small.rows or not tables:
                 tables.append(small.to_arrow())
             # one chunk a column: DuckDB inserts a table of many small chunks 2-3 times slower
