@@ -314,7 +314,7 @@ def clean_text(raw: bytes) -> bool:
     test finds in an item it finds in the body), so a clean body's items need only the depth bound
     (:func:`check_depth`): one pass over the body instead of one an item.
 
-    >>> clean_text(b'{"batch":[{"a":1},{"b":2}]}'), clean_text(b'{"batch":[{"a":1e400}]}'), clean_text(b'"\xff"')
+    >>> clean_text(b'{"batch":[{"a":1},{"b":2}]}'), clean_text(b'{"batch":[{"a":1e400}]}'), clean_text(b'"\\xff"')
     (True, False, False)
     """
     try:
