@@ -276,6 +276,7 @@ class CollectorLog(Intake):
         with self._cond:
             self._running = False
             self._cond.notify_all()
+            self._arrived.notify_all()
         for thread in (self._appender, self._loader):
             if thread is not None:
                 thread.join(timeout)
@@ -425,7 +426,7 @@ class CollectorLog(Intake):
         while True:
             with self._cond:
                 while self._running and not self._queue:
-                    self._cond.wait(0.5)
+                    self._arrived.wait(0.5)
                 if not self._queue:
                     return
                 group = list(self._queue)

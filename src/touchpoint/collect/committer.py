@@ -80,7 +80,11 @@ class Intake:
         self.queue_max_events = queue_max_events
         self._queue: deque[_Submission] = deque()
         self._queued_events = 0
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the state: the queue, what is done, the running flag
+        #: the writer thread alone waits here for a submission: a request wakes it, not every thread that waits on
+        #: ``_cond`` (the collector log's loader, readers in flush), which a request does not concern
+        self._arrived = threading.Condition(lock)
         self._running = False
 
     @property
@@ -103,7 +107,7 @@ class Intake:
                 )
             self._queue.append(sub)
             self._queued_events += size
-            self._cond.notify_all()
+            self._arrived.notify()
         return sub.future
 
 
@@ -142,6 +146,7 @@ class GroupCommitter(Intake):
         with self._cond:
             self._running = False
             self._cond.notify_all()
+            self._arrived.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -165,7 +170,7 @@ class GroupCommitter(Intake):
     def _take_group(self) -> list[_Submission]:
         with self._cond:
             while self._running and not self._queue:
-                self._cond.wait(0.5)
+                self._arrived.wait(0.5)
             if not self._queue:
                 return []
         if self.max_wait and self._queued_events < self.max_events:
