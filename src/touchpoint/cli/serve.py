@@ -53,8 +53,9 @@ def serving_settings(settings: Settings, **options: Any) -> Settings:
     """The settings a server runs with: ``settings`` with the command's ``options`` that were given (host, port...)
     and DuckDB's threads for a server (:func:`engine_threads`)."""
     changes = {name: value for name, value in options.items() if value is not None}
-    if settings.duckdb_threads is None and engine_threads(None) is not None:
-        changes["duckdb_threads"] = engine_threads(None)
+    threads = engine_threads(settings.duckdb_threads)
+    if threads != settings.duckdb_threads:
+        changes["duckdb_threads"] = threads
     if not changes:
         return settings
     from touchpoint.config import override_settings

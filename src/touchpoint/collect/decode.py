@@ -324,9 +324,14 @@ def clean_text(raw: bytes) -> bool:
     return not _maybe_huge(raw)
 
 
+def _may_be_deep(raw: bytes) -> bool:
+    """An upper bound of the nesting limit: more brackets than :data:`MAX_DEPTH` (the exact walk only then)."""
+    return raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
+
+
 def check_depth(raw: bytes) -> None:
     """:func:`check_text` for text that :func:`clean_text` passed (or a slice of it): the nesting limit alone."""
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+    if _may_be_deep(raw):
         check_text(raw)
 
 
@@ -343,7 +348,7 @@ def check_text(raw: bytes, field: str | None = None) -> None:
     # Cheap upper bounds first; the exact walk only when one of them says something may be wrong:
     # more brackets than the depth limit, or a run of 20+ digits or a 3-digit exponent (a number
     # that may be out of range, anywhere, fields that are not stored included).
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or _maybe_huge(raw):
+    if _may_be_deep(raw) or _maybe_huge(raw):
         found = locate(raw)
         if found is not None:
             error = _named(found)
