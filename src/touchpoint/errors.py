@@ -163,6 +163,14 @@ class WarehouseOutOfMemory(WarehouseError):
     http_status = 503
 
 
+class KeyConflict(WarehouseError):
+    """A write that was told its rows' keys were new met a stored key (``insert_new(..., assume_new=True)``);
+    the engine refused the transaction, nothing of it was stored, and the writer redoes it with the check."""
+
+    code = "key_conflict"
+    http_status = 503
+
+
 class NotConverged(TouchpointError, RuntimeError):
     """A fit or an iterative computation did not converge; its numbers are not shown."""
 
@@ -225,6 +233,7 @@ ERRORS: dict[str, type[TouchpointError]] = _table(
     WarehouseError,
     WarehouseLocked,
     WarehouseOutOfMemory,
+    KeyConflict,
     NotConverged,
     ModelNotFitted,
     ModelMismatch,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ from touchpoint.collect import suppression
 from touchpoint.collect.consent import Extracted, extract
 from touchpoint.collect.decode import EventError
 from touchpoint.collect.normalize import EventRows, Rejected, quarantine_table
-from touchpoint.errors import WarehouseError
+from touchpoint.errors import KeyConflict, WarehouseError
 from touchpoint.warehouse import Warehouse, schema
 
 CONSENT_TABLE = schema.CONSENT_HISTORY.name
@@ -145,11 +147,7 @@ def _commit(
         events = events.filter(keep)
     consent = _consent_table(found.rows if found is not None else [])
     try:
-        with warehouse.write(lane="events") as tx:  # never waits for a derived-table swap
-            stored = tx.insert_new("events", events)
-            new_rejects = tx.insert_new("quarantine", rejects)
-            recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
-            suppression.count_drops(warehouse, tx, suppressed)
+        stored, new_rejects, recorded = _transaction(warehouse, events, rejects, consent, suppressed)
     except WarehouseError:  # out of memory, closed, unreachable: no row is at fault, retrying them one by one fails too
         raise
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
@@ -182,6 +180,39 @@ def _commit(
         consent_problems=found.problems[:MAX_PROBLEMS] if found is not None else [],
         suppressed=sum(suppressed.values()),
     )
+
+
+#: after an events insert met a stored messageId, the events' inserts check the key first for this long
+CHECK_AFTER_CONFLICT = 60.0
+_conflicts: weakref.WeakKeyDictionary[Warehouse, float] = weakref.WeakKeyDictionary()  # the last one, monotonic
+
+
+def _transaction(
+    warehouse: Warehouse, events: pa.Table, rejects: pa.Table, consent: pa.Table, suppressed: dict[str, int]
+) -> tuple[int, int, int]:
+    """The write of :func:`_commit`: events, rejects, consent and drop counters in one transaction; returns
+    the events stored, the new quarantine records and the consent rows recorded.
+
+    The events are inserted as new (``assume_new``: the engine may skip its separate key lookup) unless an
+    insert met a stored messageId in the last :data:`CHECK_AFTER_CONFLICT` seconds (a client's retry, a
+    file imported again): a conflict costs the transaction, redone at once with the check, which the next
+    inserts keep a while. Inside another write block (whose transaction cannot be redone) the check stays."""
+    last = _conflicts.get(warehouse)
+    plain = not warehouse.writing() and (last is None or time.monotonic() - last > CHECK_AFTER_CONFLICT)
+    while True:
+        try:
+            with warehouse.write(lane="events") as tx:  # never waits for a derived-table swap
+                stored = tx.insert_new("events", events, assume_new=plain)
+                new_rejects = tx.insert_new("quarantine", rejects)
+                recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
+                suppression.count_drops(warehouse, tx, suppressed)
+            return stored, new_rejects, recorded
+        except KeyConflict:
+            if not plain:
+                raise
+            log.debug("an events insert met a stored messageId; checking keys first for %.0f s", CHECK_AFTER_CONFLICT)
+            _conflicts[warehouse] = time.monotonic()
+            plain = False
 
 
 def _consent(events: pa.Table) -> tuple[Extracted | None, int]:

@@ -81,8 +81,14 @@ class Transaction(ABC):
         """Insert every row; returns how many."""
 
     @abstractmethod
-    def insert_new(self, table: str, rows: pa.Table | ir.Table) -> int:
-        """Insert the rows whose key (the table's declared key) is not stored yet; returns how many."""
+    def insert_new(self, table: str, rows: pa.Table | ir.Table, *, assume_new: bool = False) -> int:
+        """Insert the rows whose key (the table's declared key) is not stored yet; returns how many.
+
+        ``assume_new``: the caller expects none of the keys to be stored (nor any twice in ``rows``) and can
+        redo the whole transaction if one is: an engine whose plain insert is cheaper than one that skips
+        stored keys may then insert plainly, and raise :class:`~touchpoint.errors.KeyConflict` when a key
+        (or another constraint) refuses a row; the transaction is then lost. Only the outermost writer may
+        ask (:meth:`Warehouse.writing` is false before its ``write`` block). Engines may ignore it."""
 
     @abstractmethod
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
@@ -288,6 +294,10 @@ class Warehouse(ABC):
     def insert_new(self, table: str, rows: pa.Table | ir.Table) -> int:
         with self.write() as tx:
             return tx.insert_new(table, rows)
+
+    def writing(self) -> bool:
+        """Whether this thread is inside a :meth:`write` block (a write now would join its transaction)."""
+        return getattr(self._local, "transaction", None) is not None
 
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
         with self.write() as tx:

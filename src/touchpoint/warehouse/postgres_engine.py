@@ -215,8 +215,8 @@ class PostgresTransaction(Transaction):
     def append(self, table: str, rows: pa.Table | ir.Table) -> int:
         return self._insert(table, rows)
 
-    def insert_new(self, table: str, rows: pa.Table | ir.Table) -> int:
-        return self._insert(table, rows, " ON CONFLICT DO NOTHING")
+    def insert_new(self, table: str, rows: pa.Table | ir.Table, *, assume_new: bool = False) -> int:
+        return self._insert(table, rows, " ON CONFLICT DO NOTHING")  # assume_new: the check costs little here
 
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
         if rows.num_rows == 0:

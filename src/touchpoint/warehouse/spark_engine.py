@@ -782,7 +782,7 @@ class SparkTransaction(Transaction):
             return self._add(table, self._frame(rows), rows.num_rows) if rows.num_rows else 0
         return self._add(table, self._frame(rows))
 
-    def insert_new(self, table: str, rows: pa.Table) -> int:
+    def insert_new(self, table: str, rows: pa.Table, *, assume_new: bool = False) -> int:
         if rows.num_rows == 0:
             return 0
         F, Window = functions(self.warehouse.remote)
