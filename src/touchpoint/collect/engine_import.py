@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
+import operator
 import queue
 import sys
 import threading
@@ -593,41 +595,105 @@ def chunks(lines: Iterable[Line], read: Tally, lines_per_chunk: int, max_event_b
     A candidate is *plain* when its bytes are ASCII without DEL: msgspec refuses a raw control character
     in a string and a canonical line has no whitespace outside one, so with no backslash (no escape)
     every string in a plain line is printable ASCII, and the engine skips those regular expressions.
+
+    The lines are tested :data:`BLOCK_LINES` at a time (:func:`_sort_block`), each on its own only in a block
+    where one of them fails.
     """
     limit = max_event_bytes if max_event_bytes is not None else sys.maxsize
     chunk = Chunk()
+    block: list[tuple[int, bytes]] = []
     counted = 0
     for item in lines:
         if isinstance(item, Rejected):
             chunk.rejected.append(item)
         else:
-            number, line = item
-            value = None
-            if (
-                len(line) <= limit
-                and b"\\" not in line
-                and line.count(b"{") + line.count(b"[") <= rules.MAX_DEPTH
-                and not _maybe_huge(line)
-            ):
-                try:
-                    value = _decode(line)
-                except Exception:  # not JSON, not UTF-8, too deep...: the Python judge says why
-                    value = None
-            if type(value) is dict and _encode(value) == line:
-                chunk.numbers.append(number)
-                chunk.texts.append(line)
-                mid = value.get("messageId")
-                chunk.fallbacks.append(content_message_id(line) if mid is None or mid == "" else None)
-                chunk.plain.append(line.isascii() and b"\x7f" not in line)
-            else:
-                chunk.pending.append((number, line))
-        if len(chunk) >= lines_per_chunk:
+            block.append(item)
+            if len(block) == BLOCK_LINES:
+                _sort_block(block, chunk, limit)
+                block = []
+        if len(chunk) + len(block) >= lines_per_chunk:
+            _sort_block(block, chunk, limit)
+            block = []
             chunk.size, counted = read.total - counted, read.total
             yield chunk
             chunk = Chunk()
+    _sort_block(block, chunk, limit)
     chunk.size = read.total - counted
     if len(chunk) or chunk.size:
         yield chunk
+
+
+#: lines the pre-pass decodes in one call (:func:`_sort_block`): few enough that their objects, alive together, stay
+#: below the garbage collector's threshold of young objects (700) for events of a few objects each; a block of
+#: 1,024 cost more than a decode a line, in collections (docs/decisions.md, 2026-12-05 "The pre-pass a block at a time")
+BLOCK_LINES = 128
+
+
+def _brackets(line: bytes) -> int:
+    return line.count(b"{") + line.count(b"[")
+
+
+def _sort_block(block: list[tuple[int, bytes]], chunk: Chunk, limit: int) -> None:
+    """Add ``block``'s lines to ``chunk``: as candidates when every one of them is (one decode of the block as a
+    JSON array, the text tests over its text), else each as :func:`_sort_line` decides.
+
+    Exact: the tests over the joined text bound those of each line (a line follows ``[`` or ``,``, where the
+    number test starts, as in :func:`~touchpoint.collect.decode.clean_text`; a backslash in a line is one in the
+    join), and a line whose value encodes back to the line itself is a JSON object on its own, whatever the
+    array's other items, so its decode alone gives that value. A block costs a quarter to a third less than a
+    decode a line (docs/decisions.md, 2026-12-05 "The pre-pass a block at a time")."""
+    if not block:
+        return
+    texts = [line for _, line in block]
+    joined = b"[" + b",".join(texts) + b"]"
+    values = None
+    if (
+        max(map(len, texts)) <= limit
+        and b"\\" not in joined
+        and max(map(_brackets, texts)) <= rules.MAX_DEPTH
+        and not _maybe_huge(joined)
+    ):
+        try:
+            values = _decode(joined)
+        except Exception:  # one line is not JSON, or not UTF-8...: each line on its own says which
+            values = None
+    if (
+        type(values) is not list
+        or len(values) != len(texts)
+        or not all(type(value) is dict for value in values)
+        or not all(map(operator.eq, map(_encode, values), texts))
+    ):
+        for number, line in block:
+            _sort_line(number, line, chunk, limit)
+        return
+    chunk.numbers.extend(number for number, _ in block)
+    chunk.texts.extend(texts)
+    chunk.fallbacks.extend(
+        None if (mid := value.get("messageId")) is not None and mid != "" else content_message_id(line)
+        for value, line in zip(values, texts, strict=True)
+    )
+    if joined.isascii() and b"\x7f" not in joined:
+        chunk.plain.extend(itertools.repeat(True, len(texts)))
+    else:
+        chunk.plain.extend(line.isascii() and b"\x7f" not in line for line in texts)
+
+
+def _sort_line(number: int, line: bytes, chunk: Chunk, limit: int) -> None:
+    """One line to ``chunk``: a candidate (see :func:`chunks`) or pending for the Python judge."""
+    value = None
+    if len(line) <= limit and b"\\" not in line and _brackets(line) <= rules.MAX_DEPTH and not _maybe_huge(line):
+        try:
+            value = _decode(line)
+        except Exception:  # not JSON, not UTF-8, too deep...: the Python judge says why
+            value = None
+    if type(value) is dict and _encode(value) == line:
+        chunk.numbers.append(number)
+        chunk.texts.append(line)
+        mid = value.get("messageId")
+        chunk.fallbacks.append(content_message_id(line) if mid is None or mid == "" else None)
+        chunk.plain.append(line.isascii() and b"\x7f" not in line)
+    else:
+        chunk.pending.append((number, line))
 
 
 class _Judge:
