@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 
 from touchpoint.collect import rules
 from touchpoint.collect.consent import Extracted
-from touchpoint.collect.decode import _maybe_huge
+from touchpoint.collect.decode import _may_be_deep, _maybe_huge
 from touchpoint.collect.normalize import EVENT_COLUMNS, EVENTS_ARROW, EventRows, Rejected, content_message_id, utcnow
 from touchpoint.collect.readers import Progress, Tally
 from touchpoint.collect.store import WriteResult, _consent, write_table
@@ -629,8 +629,15 @@ def chunks(lines: Iterable[Line], read: Tally, lines_per_chunk: int, max_event_b
 BLOCK_LINES = 128
 
 
-def _brackets(line: bytes) -> int:
-    return line.count(b"{") + line.count(b"[")
+def _fallback(value: dict[str, object], line: bytes) -> str | None:
+    """The id the Python judge gives a candidate sent without messageId (None when it has one)."""
+    mid = value.get("messageId")
+    return content_message_id(line) if mid is None or mid == "" else None
+
+
+def _plain(line: bytes) -> bool:
+    """Printable ASCII only, for a candidate (see :func:`chunks`)."""
+    return line.isascii() and b"\x7f" not in line
 
 
 def _sort_block(block: list[tuple[int, bytes]], chunk: Chunk, limit: int) -> None:
@@ -650,7 +657,7 @@ def _sort_block(block: list[tuple[int, bytes]], chunk: Chunk, limit: int) -> Non
     if (
         max(map(len, texts)) <= limit
         and b"\\" not in joined
-        and max(map(_brackets, texts)) <= rules.MAX_DEPTH
+        and not any(map(_may_be_deep, texts))
         and not _maybe_huge(joined)
     ):
         try:
@@ -668,20 +675,14 @@ def _sort_block(block: list[tuple[int, bytes]], chunk: Chunk, limit: int) -> Non
         return
     chunk.numbers.extend(number for number, _ in block)
     chunk.texts.extend(texts)
-    chunk.fallbacks.extend(
-        None if (mid := value.get("messageId")) is not None and mid != "" else content_message_id(line)
-        for value, line in zip(values, texts, strict=True)
-    )
-    if joined.isascii() and b"\x7f" not in joined:
-        chunk.plain.extend(itertools.repeat(True, len(texts)))
-    else:
-        chunk.plain.extend(line.isascii() and b"\x7f" not in line for line in texts)
+    chunk.fallbacks.extend(map(_fallback, values, texts))
+    chunk.plain.extend(itertools.repeat(True, len(texts)) if _plain(joined) else map(_plain, texts))
 
 
 def _sort_line(number: int, line: bytes, chunk: Chunk, limit: int) -> None:
     """One line to ``chunk``: a candidate (see :func:`chunks`) or pending for the Python judge."""
     value = None
-    if len(line) <= limit and b"\\" not in line and _brackets(line) <= rules.MAX_DEPTH and not _maybe_huge(line):
+    if len(line) <= limit and b"\\" not in line and not _may_be_deep(line) and not _maybe_huge(line):
         try:
             value = _decode(line)
         except Exception:  # not JSON, not UTF-8, too deep...: the Python judge says why
@@ -689,9 +690,8 @@ def _sort_line(number: int, line: bytes, chunk: Chunk, limit: int) -> None:
     if type(value) is dict and _encode(value) == line:
         chunk.numbers.append(number)
         chunk.texts.append(line)
-        mid = value.get("messageId")
-        chunk.fallbacks.append(content_message_id(line) if mid is None or mid == "" else None)
-        chunk.plain.append(line.isascii() and b"\x7f" not in line)
+        chunk.fallbacks.append(_fallback(value, line))
+        chunk.plain.append(_plain(line))
     else:
         chunk.pending.append((number, line))
 
