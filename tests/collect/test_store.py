@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 import pytest
 
 from touchpoint.collect import store
 from touchpoint.collect.normalize import EventRows, utcnow
-from touchpoint.collect.store import write_rows
+from touchpoint.collect.store import write_rows, write_table
 from touchpoint.warehouse import Warehouse
 from touchpoint.warehouse.duckdb_engine import DuckDBTransaction
 
@@ -70,3 +71,30 @@ def test_inside_another_write_the_key_is_checked_first(warehouse: Warehouse, ask
     assert (result.stored, result.duplicates) == (5, 5)
     assert asked == [True, False]
     assert warehouse.count("events") == 15
+
+
+def test_retries_keep_the_key_checked_first(
+    warehouse: Warehouse, asked: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write meeting stored ids (a re-import, a stream of retries) keeps the lookup on: the plain insert is
+    not tried, refused and redone again each time the quiet while would have ended."""
+    write_rows(warehouse, rows(range(0, 10)))
+    write_rows(warehouse, rows(range(0, 10)))  # the conflict: the lookup is on
+    monkeypatch.setattr(store, "CHECK_AFTER_CONFLICT", 0.5)
+    for _ in range(3):
+        store._conflicts[warehouse] -= 0.4  # most of the while gone...
+        assert write_rows(warehouse, rows(range(0, 10))).duplicates == 10  # ...and met stored ids again
+    assert asked == [True, True, False, False, False, False]
+
+
+def test_a_refused_value_is_not_taken_for_a_stored_key(warehouse: Warehouse, asked: list[bool]) -> None:
+    """A NOT NULL refusal of the plain insert is a row the warehouse refuses (isolated and quarantined as
+    before), not a key conflict: no redo with the lookup, and the plain insert stays on."""
+    events = rows(range(0, 3)).to_arrow()
+    types = pa.array([None, "track", "track"], pa.string())
+    result = write_table(
+        warehouse, events.set_column(events.schema.get_field_index("type"), "type", types), EventRows()
+    )
+    assert (result.stored, result.quarantined) == (2, 1)
+    assert asked[0] is True and False not in asked  # the group refused, then one by one: never a lookup redo
+    assert warehouse not in store._conflicts

@@ -203,6 +203,8 @@ def _transaction(
         try:
             with warehouse.write(lane="events") as tx:  # never waits for a derived-table swap
                 stored = tx.insert_new("events", events, assume_new=plain)
+                if not plain and stored < events.num_rows:  # met stored ids: the lookup stays on a while longer
+                    _conflicts[warehouse] = time.monotonic()
                 new_rejects = tx.insert_new("quarantine", rejects)
                 recorded = tx.insert_new(CONSENT_TABLE, consent) if consent.num_rows else 0
                 suppression.count_drops(warehouse, tx, suppressed)

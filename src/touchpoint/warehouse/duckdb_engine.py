@@ -349,8 +349,10 @@ class DuckDBTransaction(Transaction):
 
         try:
             return self._insert(table, rows)
-        except duckdb.ConstraintException as exc:  # the transaction is aborted: the caller redoes it
-            raise KeyConflict(f"a row of {table} was refused by a key or constraint: {exc}") from exc
+        except duckdb.ConstraintException as exc:  # the transaction is aborted
+            if "duplicate key" not in str(exc).lower():  # NOT NULL, CHECK...: a refused row, not a stored key
+                raise
+            raise KeyConflict(f"a key of {table} is stored already or repeated: {exc}") from exc  # the caller redoes it
 
     def upsert(self, table: str, rows: pa.Table, key: Sequence[str], compare: Sequence[str] = ()) -> int:
         if rows.num_rows == 0:
