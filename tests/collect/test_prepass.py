@@ -6,6 +6,7 @@ a valid array (``{"c":[{"d":1}`` then ``{"e":2}]}``), so the block's verdict mus
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import hypothesis.strategies as st
@@ -48,10 +49,10 @@ def line(draw: st.DrawFn) -> bytes:
     return text
 
 
-def one_at_a_time(lines: list[tuple[int, bytes]]) -> Chunk:
+def one_at_a_time(lines: list[tuple[int, bytes]], limit: int = 10_000) -> Chunk:
     chunk = Chunk()
     for number, text in lines:
-        _sort_line(number, text, chunk, 10_000)
+        _sort_line(number, text, chunk, limit)
     return chunk
 
 
@@ -60,13 +61,13 @@ def fields(chunk: Chunk) -> tuple[Any, ...]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(lines=st.lists(line(), max_size=40), block=st.integers(1, 9))
-def test_a_block_decides_as_its_lines_one_at_a_time(lines: list[bytes], block: int) -> None:
+@given(lines=st.lists(line(), max_size=40), block=st.integers(1, 9), limit=st.sampled_from([12, 40, 10_000]))
+def test_a_block_decides_as_its_lines_one_at_a_time(lines: list[bytes], block: int, limit: int) -> None:
     numbered = [(n, text) for n, text in enumerate(lines, start=1) if b"\n" not in text and text.strip() == text]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine_import, "BLOCK_LINES", block)
-        (chunk,) = chunks(numbered, Tally(), 10_000, 10_000) if numbered else [Chunk()]
-    assert fields(chunk) == fields(one_at_a_time(numbered))
+        (chunk,) = chunks(numbered, Tally(), 10_000, limit) if numbered else [Chunk()]
+    assert fields(chunk) == fields(one_at_a_time(numbered, limit))
 
 
 def test_pieces_that_join_into_a_valid_array_are_not_candidates() -> None:
@@ -95,3 +96,27 @@ def test_a_block_of_canonical_lines_is_decided_at_once(monkeypatch: pytest.Monke
     assert chunk.numbers == [n for n, _ in lines] and not chunk.pending
     assert chunk.plain == [n % 2 == 1 for n, _ in lines]
     assert chunk.fallbacks[0] is not None and chunk.fallbacks[0].startswith("tp-")
+
+
+def test_a_line_over_the_limit_is_not_copied_into_a_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line longer than the events' limit (a whole JSON array on one line, say) goes to the Python judge with
+    its block tested line by line: the block is not joined into a copy for it, and nothing decodes it."""
+    decoded: list[bytes] = []
+    decode = engine_import._decode
+
+    def counting(text: bytes) -> Any:
+        decoded.append(text)
+        return decode(text)
+
+    monkeypatch.setattr(engine_import, "_decode", counting)
+    huge = msgspec.json.encode({"type": "track", "items": list(range(2_000_000))})  # 15 MB
+    lines = [(n, msgspec.json.encode({"type": "track", "n": n})) for n in range(1, 6)] + [(6, huge)]
+    tracemalloc.start()
+    try:
+        (chunk,) = chunks(lines, Tally(), 10_000, 1_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert chunk.numbers == [1, 2, 3, 4, 5] and chunk.pending == [(6, huge)]
+    assert len(decoded) == 5 and max(map(len, decoded)) < 1_000  # the short lines one by one, never the block
+    assert peak < len(huge) // 10  # no copy of the huge line

@@ -652,14 +652,10 @@ def _sort_block(block: list[tuple[int, bytes]], chunk: Chunk, limit: int) -> Non
     if not block:
         return
     texts = [line for _, line in block]
-    joined = b"[" + b",".join(texts) + b"]"
+    # a line over the limit goes to the Python judge, with its block line by line: no copy of the block for it
+    joined = b"[" + b",".join(texts) + b"]" if max(map(len, texts)) <= limit else b""
     values = None
-    if (
-        max(map(len, texts)) <= limit
-        and b"\\" not in joined
-        and not any(map(_may_be_deep, texts))
-        and not _maybe_huge(joined)
-    ):
+    if joined and b"\\" not in joined and not any(map(_may_be_deep, texts)) and not _maybe_huge(joined):
         try:
             values = _decode(joined)
         except Exception:  # one line is not JSON, or not UTF-8...: each line on its own says which
