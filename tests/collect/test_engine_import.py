@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from tests.collect.hostile import Item, items
 
-from touchpoint.collect import engine_import
+from touchpoint.collect import engine_import, rules, spec
 from touchpoint.collect.body import Limits, rows_from_body
 from touchpoint.collect.files import ImportReport, import_events
 from touchpoint.collect.files import lines as file_lines
@@ -65,9 +65,16 @@ def _canonical(draw: st.DrawFn, n: int) -> bytes:
                         "2026-11-01T09:58:00Z",
                         "yesterday",
                         "",
+                        5,
+                        True,
+                        None,
+                        {"at": "2026-11-01"},
                     ]
                 )
             )
+    for field in ("name", "category", "writeKey"):
+        if draw(st.integers(0, 3)) == 0:
+            event[field] = draw(st.sampled_from(["Home", " Shoes ", "", 7, None, ["x"], "a\u0001b"]))
     if kind == "group" or draw(st.booleans()):
         event["groupId"] = draw(st.sampled_from(["g1", 7, True, None]))
     if kind == "alias" or draw(st.booleans()):
@@ -125,6 +132,37 @@ def _rows(wh: Warehouse, table: str) -> list[dict[str, Any]]:
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(lines=mixed())
 def test_http_and_engine_import_store_and_quarantine_the_same(folder: Path, lines: list[bytes]) -> None:
+    _same_in_both(folder, lines)
+
+
+_VALID = {"type": "track", "messageId": "m", "userId": "u", "event": "Viewed", "timestamp": "2026-11-01T10:00:00Z"}
+_ODD_VALUES = (5, -1.5, True, None, "", " x ", {"a": 1}, [1], "2026-11-01T10:00:00Z")
+
+
+def test_each_field_of_each_json_type_is_judged_alike(folder: Path) -> None:
+    """Every top-level field of the spec, and the nested values the rules read, set in turn to a value of each
+    JSON type in an otherwise valid event: the engine stores and refuses exactly what the Python judge does
+    (an originalTimestamp of the wrong type beside a timestamp was once accepted by the engine alone)."""
+    paths = [(field,) for field in (*spec.Message.__struct_fields__,)]
+    paths += [("properties", key) for key in (*rules.AMOUNT_PATHS, "currency", "order_id", "email", "url")]
+    paths += [("context", "page"), ("context", "page", "url"), ("context", "campaign", "source")]
+    paths += [("context", "traits", "email"), ("traits", "email")]
+    lines = []
+    for n, (path, value) in enumerate(itertools.product(paths, _ODD_VALUES)):
+        event: dict[str, Any] = {**_VALID, "messageId": f"m{n}"}
+        if path[0] == "messageId":
+            event["anonymousId"] = f"a{n}"  # its own id when the messageId is refused or absent
+        at = event
+        for key in path[:-1]:
+            at = at.setdefault(key, {}) if isinstance(at.get(key, {}), dict) else at
+        at[path[-1]] = value
+        lines.append(msgspec.json.encode(event))
+    _same_in_both(folder, lines)
+
+
+def _same_in_both(folder: Path, lines: list[bytes]) -> None:
+    """``lines`` sent to the HTTP path (one batch each) and imported through the engine: the same events stored
+    and the same quarantine records."""
     http = Warehouse.open("duckdb://:memory:")
     files = Warehouse.open("duckdb://:memory:")
     try:

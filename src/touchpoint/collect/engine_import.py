@@ -389,7 +389,9 @@ def typed(staged: ir.Table, *, received_at: datetime, source: str) -> ir.Table:
     ts, ts_present, ts_fine = _time(line, "timestamp")
     ots, ots_present, ots_fine = _time(line, "originalTimestamp")
     sent, sent_present, sent_fine = _time(line, "sentAt")
-    checks += [ts_fine, ts_present | ots_fine, sent_fine]
+    # originalTimestamp is read only without a timestamp, but its type is checked always (spec.Message: a string)
+    checks += [ts_fine, ts_present | ots_fine, line.kind("originalTimestamp").isin(("ABSENT", "NULL", "VARCHAR"))]
+    checks += [sent_fine]
     original = ts_present.ifelse(ts, ots_present.ifelse(ots, ibis.null(dt.timestamp)))
     sent_at = sent_present.ifelse(sent, ibis.null(dt.timestamp))
     received = ibis.literal(received_at, type=dt.timestamp)
