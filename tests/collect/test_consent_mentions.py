@@ -1,5 +1,5 @@
 """One rule for "may this event carry consent": :func:`touchpoint.collect.consent.mentions` (one row in Python,
-the collector log's barrier for the sender) and ``candidates`` (a table in Arrow, the consent extraction)
+the collector log's barrier for the sender) and ``candidate_rows`` (a table in Arrow, the consent extraction)
 pick the same events."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from touchpoint.collect.consent import CONSENT_EVENT, candidates, mentions
+from touchpoint.collect.consent import CONSENT_EVENT, candidate_rows, mentions
 
 TEXT = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(['{"consent_email": true}', "Consent", "consent"]))
 EVENT = st.one_of(st.none(), st.sampled_from([CONSENT_EVENT, "Signed Up", "consent updated"]), st.text(max_size=8))
@@ -20,6 +20,5 @@ ROW = st.tuples(EVENT, TEXT, TEXT, TEXT)
 def test_the_row_rule_and_the_table_rule_pick_the_same_events(rows: list[tuple[str | None, ...]]) -> None:
     columns = ("event", "traits", "context", "properties")
     table = pa.table({c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(columns)})
-    table = table.append_column("n", pa.array(range(len(rows)), pa.int64()))
-    picked = candidates(table).column("n").to_pylist()
+    picked = candidate_rows(table).to_pylist()
     assert picked == [i for i, r in enumerate(rows) if mentions(*r)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from tests.collect.hostile import Item, items
 
-from touchpoint.collect import engine_import, rules, spec
+from touchpoint.collect import engine_import, rules, spec, suppression
 from touchpoint.collect.body import Limits, rows_from_body
 from touchpoint.collect.files import ImportReport, import_events
 from touchpoint.collect.files import lines as file_lines
 from touchpoint.collect.readers import Tally
 from touchpoint.collect.store import write_rows
+from touchpoint.config import override_settings
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse
 
@@ -160,12 +162,43 @@ def test_each_field_of_each_json_type_is_judged_alike(folder: Path) -> None:
     _same_in_both(folder, lines)
 
 
-def _same_in_both(folder: Path, lines: list[bytes]) -> None:
-    """``lines`` sent to the HTTP path (one batch each) and imported through the engine: the same events stored
-    and the same quarantine records."""
+@pytest.mark.parametrize("denied", ["exclude", "drop"])
+def test_repeated_ids_of_erased_people_and_denied_consent_are_judged_alike(folder: Path, denied: str) -> None:
+    """A messageId sent by an erased person and by someone else, or by events whose consent denies analytics
+    (kept out of analysis, or dropped): both paths drop the erased person's events first, read the consent of
+    every line, then store an id's first event left (the engine import once kept the erased person's line as
+    the id's first, then dropped it, and lost the other person's event)."""
+    override_settings(analytics_denied=denied)
+    no = {"consent": {"categoryPreferences": {"analytics": False}}}
+    events = [
+        {"messageId": "X", "userId": "bob", "event": "A"},
+        {"messageId": "X", "userId": "alice", "event": "B"},
+        {"messageId": "W", "userId": "alice", "event": "A"},
+        {"messageId": "W", "userId": "bob", "event": "B"},
+        {"messageId": "Y", "userId": "u1", "event": "A"},
+        {"messageId": "Y", "userId": "u1", "event": "B", "context": no},
+        {"messageId": "Z", "userId": "u2", "event": "A", "context": no},
+        {"messageId": "Z", "userId": "u2", "event": "B"},
+        {"messageId": "V", "userId": "bob", "event": "A", "context": no},
+    ]
+    lines = [msgspec.json.encode({"type": "track", **event}) for event in events]
+
+    def erase_bob(wh: Warehouse) -> None:
+        with wh.write() as tx:
+            suppression.add(wh, tx, [("user_id", "bob")], "erasure-1")
+        suppression.forget(wh)
+
+    _same_in_both(folder, lines, erase_bob)
+
+
+def _same_in_both(folder: Path, lines: list[bytes], setup: Callable[[Warehouse], None] | None = None) -> None:
+    """``lines`` sent to the HTTP path (one batch each) and imported through the engine: the same events stored,
+    the same quarantine records and the same consent recorded. ``setup`` runs on both warehouses first."""
     http = Warehouse.open("duckdb://:memory:")
     files = Warehouse.open("duckdb://:memory:")
     try:
+        for wh in (http, files) if setup else ():
+            setup(wh)  # type: ignore[misc]
         refused = []
         for line in lines:
             try:
@@ -206,6 +239,10 @@ def _same_in_both(folder: Path, lines: list[bytes]) -> None:
         refused_payloads = {line.decode("utf-8", "backslashreplace") for line in refused}
         assert {r for r in from_file if r[2] not in refused_payloads} == from_http
         assert refused_payloads <= {r[2] for r in from_file}
+        consent = ("identifier_type", "identifier", "purpose", "granted", "source", "proof", "valid_from")
+        assert [tuple(r[c] for c in consent) for r in _rows(http, "consent_history")] == [
+            tuple(r[c] for c in consent) for r in _rows(files, "consent_history")
+        ]
     finally:
         http.close()
         files.close()

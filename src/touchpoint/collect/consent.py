@@ -58,7 +58,8 @@ class Extracted:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    analytics_denied: set[str] = field(default_factory=set)  # message ids
+    #: the events (their positions in the table read) whose own consent denies analytics, in order
+    analytics_denied: list[int] = field(default_factory=list)
 
 
 def consent_id(source: str, proof: str | None, identifier_type: str, identifier: str, purpose: str) -> str:
@@ -179,7 +180,7 @@ def _statements(event: dict[str, Any], reader: _Reader, problems: list[str]) -> 
 
 def mentions(event: str | None, *texts: str | None) -> bool:
     """Whether one event may carry consent: a ``Consent Updated`` event, or JSON (traits, context, properties)
-    that says "consent" somewhere; the rule :func:`candidates` applies to a table, for one row in Python (the
+    that says "consent" somewhere; the rule :func:`candidate_rows` applies to a table, for one row in Python (the
     collector log tells which acknowledged events the sender must see loaded before its consent check).
 
     >>> mentions("Signed Up", '{"plan": "pro"}', None), mentions(None, '{"consent_marketing_email": false}')
@@ -188,8 +189,9 @@ def mentions(event: str | None, *texts: str | None) -> bool:
     return event == CONSENT_EVENT or any(text is not None and "consent" in text for text in texts)
 
 
-def candidates(events: pa.Table) -> pa.Table:
-    """The rows whose JSON says "consent" somewhere, or that are a ``Consent Updated`` event (:func:`mentions`)."""
+def candidate_rows(events: pa.Table) -> pa.Array:
+    """The positions of the rows whose JSON says "consent" somewhere, or that are a ``Consent Updated`` event
+    (:func:`mentions`)."""
     names = events.column_names
     hit = pc.equal(events.column("event").cast(pa.string()), CONSENT_EVENT) if "event" in names else None
     for column in ("traits", "context", "properties"):
@@ -197,8 +199,8 @@ def candidates(events: pa.Table) -> pa.Table:
             found = pc.match_substring(events.column(column).cast(pa.string()), "consent")
             hit = found if hit is None else pc.or_kleene(hit, found)
     if hit is None:
-        return events.slice(0, 0)
-    return events.filter(pc.fill_null(hit, False))
+        return pa.array([], pa.uint64())
+    return pc.indices_nonzero(pc.fill_null(hit, False))
 
 
 def extract(events: pa.Table, purposes: dict[str, str], categories: dict[str, str]) -> Extracted:
@@ -207,9 +209,11 @@ def extract(events: pa.Table, purposes: dict[str, str], categories: dict[str, st
     if events.num_rows == 0:
         return out
     reader = _Reader(purposes, categories)
-    events = candidates(events)  # the few rows that mention consent, found in Arrow: the hot path stays cheap
-    if events.num_rows == 0:
+    rows = candidate_rows(events)  # the few rows that mention consent, found in Arrow: the hot path stays cheap
+    if len(rows) == 0:
         return out
+    events = events.take(rows)
+    positions = rows.to_pylist()
     columns = ("message_id", "type", "event", *WHO, "timestamp", "received_at", "traits", "context", "properties")
     data = {c: events.column(c).to_pylist() for c in columns if c in events.column_names}
     for i in range(events.num_rows):
@@ -224,7 +228,7 @@ def extract(events: pa.Table, purposes: dict[str, str], categories: dict[str, st
         out.problems.extend(f"event {mid!r}: {p}" for p in problems)
         who = next(((k, event[k]) for k in WHO if event.get(k)), None)
         if found.get("analytics") is False:
-            out.analytics_denied.add(mid)
+            out.analytics_denied.append(positions[i])
         if who is None:
             if found:
                 out.problems.append(f"event {mid!r}: consent without a userId, email or anonymousId is not recorded")

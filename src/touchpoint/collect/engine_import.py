@@ -773,11 +773,10 @@ class Judged:
     """A chunk judged (:func:`judge_file`), ready to commit (:func:`commit`)."""
 
     size: int  # bytes of the file read
-    events: pa.Table  # the accepted lines (EVENTS_ARROW): the first line of each messageId, in line order
+    events: pa.Table  # the accepted lines (EVENTS_ARROW), in line order: a messageId's repeats too (see commit)
     rows: EventRows  # the rejects
     python_judged: int  # lines the Python judge decided
     seconds: float  # the engine's time on the chunk
-    accepted: int = 0  # the accepted lines, a messageId's repeats in the chunk included (received, with the rejects)
     #: the consent of every accepted line, in line order (as write_rows reads it from its events), and how many
     #: events it keeps out; None: :func:`~touchpoint.collect.store.write_table` reads it from ``events``
     consent: tuple[Extracted | None, int] | None = None
@@ -834,12 +833,12 @@ def judge_file(
                 python_rows = rows.to_arrow().append_column("n", pa.array(python_n, pa.int64()))
                 rows.rows.clear()  # rows holds the rejects; the events go as Arrow
                 if candidates is None:
-                    events, accepted, consent = python_rows.drop_columns(["n"]), python_rows.num_rows, None
+                    events, consent = python_rows.drop_columns(["n"]), None
                 else:
                     suppressing = bool(suppression.hashes(warehouse))
-                    events, accepted, consent = _accepted(warehouse, judge.verdicts, python_rows, suppressing)
+                    events, consent = _accepted(warehouse, judge.verdicts, python_rows, suppressing)
                 seconds = time.perf_counter() - started
-                yield Judged(chunk.size, events, rows, len(pending), seconds, accepted, consent)
+                yield Judged(chunk.size, events, rows, len(pending), seconds, consent)
     finally:
         for step in ("judged", "python", "rows"):
             warehouse.drop_staged(f"{_STAGE}_{step}")
@@ -847,11 +846,10 @@ def judge_file(
 
 def _accepted(
     warehouse: Warehouse, verdicts: ir.Table, python_rows: pa.Table, suppressing: bool
-) -> tuple[pa.Table, int, tuple[Extracted | None, int] | None]:
-    """A chunk's accepted lines, the engine's and the Python judge's (with ``n``), as Arrow: the first line
-    of each messageId, in line order; how many lines were accepted; and, unless erased people are on the
-    suppression list (then write_table checks each event, and reads the consent too), the consent of every
-    accepted line."""
+) -> tuple[pa.Table, tuple[Extracted | None, int] | None]:
+    """A chunk's accepted lines, the engine's and the Python judge's (with ``n``), as Arrow in line order, and,
+    unless erased people are on the suppression list (then write_table checks each event, and reads the consent
+    too), the consent of every accepted line."""
     staged = verdicts.filter(verdicts.ok).select("n", *EVENT_COLUMNS)
     if python_rows.num_rows:  # one table of the chunk's rows, which the steps below read several times
         warehouse.stage_table(f"{_STAGE}_python", python_rows)
@@ -859,24 +857,24 @@ def _accepted(
             f"{_STAGE}_rows", staged.union(warehouse.table(f"{_STAGE}_python").select(*staged.columns))
         )
         staged = warehouse.table(f"{_STAGE}_rows")
-    counts = warehouse.to_arrow(staged.aggregate(rows=staged.count(), ids=staged.message_id.nunique()))
-    first = staged  # a messageId twice in the chunk: its first line wins (the engine's own order is not the file's)
-    if counts["ids"][0].as_py() != counts["rows"][0].as_py():
-        first = staged.filter(ibis.row_number().over(group_by="message_id", order_by="n") == 0)
-    events = warehouse.to_arrow(first.order_by("n").drop("n")).cast(EVENTS_ARROW)
-    accepted = int(counts["rows"][0].as_py())
+    ordered = warehouse.to_arrow(staged.order_by("n"))
+    events = ordered.drop_columns(["n"]).cast(EVENTS_ARROW)
     if suppressing:
-        return events, accepted, None
+        return events, None
     mentions = [staged.event == "Consent Updated", *(staged[c].contains("consent") for c in _CONSENT_IN)]
-    candidates = warehouse.to_arrow(staged.filter(ibis.or_(*mentions).fill_null(False)).order_by("n").drop("n"))
-    return events, accepted, _consent(candidates.cast(EVENTS_ARROW))
+    candidates = warehouse.to_arrow(staged.filter(ibis.or_(*mentions).fill_null(False)).order_by("n"))
+    found, dropped = _consent(candidates.drop_columns(["n"]).cast(EVENTS_ARROW))
+    if found is not None and found.analytics_denied:  # their positions among the candidates, as among the events
+        lines = candidates.column("n").to_numpy()[found.analytics_denied]
+        found.analytics_denied = np.searchsorted(ordered.column("n").to_numpy(), lines).tolist()
+    return events, (found, dropped)
 
 
 def commit(warehouse: Warehouse, judged: Judged) -> WriteResult:
-    """Commit a judged chunk in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules:
-    suppression, the events' consent, and dedup by messageId (the first line of an id won in the chunk)."""
-    received = judged.accepted + len(judged.rows.rejected)
-    return write_table(warehouse, judged.events, judged.rows, received=received, consent=judged.consent)
+    """Commit a judged chunk in one transaction with :func:`~touchpoint.collect.store.write_table`'s rules, in
+    the HTTP path's order: suppression, the events' consent, then dedup by messageId (a messageId's first line
+    left wins in the chunk; one stored already wins over all)."""
+    return write_table(warehouse, judged.events, judged.rows, consent=judged.consent)
 
 
 def import_lines(

@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -104,19 +105,19 @@ def write_table(
     events: pa.Table,
     rejects: EventRows,
     *,
-    received: int | None = None,
     consent: tuple[Extracted | None, int] | None = None,
 ) -> WriteResult:
     """:func:`write_rows` for events already in Arrow (``events`` schema), with ``rejects`` holding only
-    rejected inputs: the engine file import (:mod:`touchpoint.collect.engine_import`) writes this way.
-    ``received``: the inputs, when ``events`` holds one row of several with the same messageId (default: its rows
-    and the rejects); ``consent``: :func:`_consent` of those inputs, read already (default: of ``events``)."""
-    if received is None:
-        received = events.num_rows + len(rejects.rejected)
+    rejected inputs: the engine file import (:mod:`touchpoint.collect.engine_import`) and the collector log's
+    loader write this way. ``consent``: :func:`_consent` of ``events``, read already (its denying events by
+    their positions in ``events``)."""
+    received = events.num_rows + len(rejects.rejected)
     suppressed = suppression.drop_suppressed(warehouse, rejects)
     events, dropped = suppression.drop_suppressed_table(warehouse, events)
     for hit, count in dropped.items():
         suppressed[hit] = suppressed.get(hit, 0) + count
+    if dropped:  # (an erasure since the consent was read: its positions are of the rows before the drop)
+        consent = None
     return _commit(warehouse, events, rejects, received, suppressed, True, consent)
 
 
@@ -142,10 +143,12 @@ def _commit(
     rejects = rows.quarantine_arrow() if rows.rejected else _NO_REJECTS
     every_event = events
     found, dropped = (consent_read or _consent(events)) if with_consent else (None, 0)
-    if found is not None and dropped:
-        keep = pc.invert(pc.is_in(events.column("message_id"), pa.array(sorted(found.analytics_denied))))
+    if found is not None and dropped:  # the denying events themselves (not every event of their messageId)
+        keep = np.ones(events.num_rows, dtype=bool)
+        keep[found.analytics_denied] = False
         events = events.filter(keep)
     consent = _consent_table(found.rows if found is not None else [])
+    events = _first_of_each_id(events)
     try:
         stored, new_rejects, recorded = _transaction(warehouse, events, rejects, consent, suppressed)
     except WarehouseError:  # out of memory, closed, unreachable: no row is at fault, retrying them one by one fails too
@@ -215,6 +218,19 @@ def _transaction(
             log.debug("an events insert met a stored messageId; checking keys first for %.0f s", CHECK_AFTER_CONFLICT)
             _conflicts[warehouse] = time.monotonic()
             plain = False
+
+
+def _first_of_each_id(events: pa.Table) -> pa.Table:
+    """``events`` with only the first row of each messageId, in order: a messageId repeated within one write (a
+    client's retry inside a batch, a file's repeated line) stores its first event, after the events of erased
+    people and those their consent keeps out are gone. Done here, not left to the engine: its insert of a table
+    of several batches may keep another row than the first."""
+    ids = events.column("message_id")
+    if events.num_rows < 2 or pc.count_distinct(ids).as_py() == events.num_rows:
+        return events
+    rows = pa.table({"id": ids, "at": np.arange(events.num_rows)})
+    firsts = rows.group_by("id", use_threads=False).aggregate([("at", "min")]).column("at_min").to_numpy()
+    return events.take(np.sort(firsts))
 
 
 def _consent(events: pa.Table) -> tuple[Extracted | None, int]:
