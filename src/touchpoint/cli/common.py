@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -25,6 +25,7 @@ import typer._click
 from typer.core import TyperGroup, TyperOption
 
 from touchpoint.errors import InvalidInput
+from touchpoint.warehouse.clock import naive_utc
 
 
 class Group(TyperGroup):
@@ -284,9 +285,7 @@ def parse_when(value: str | None, name: str) -> datetime | None:
         raise InvalidInput(
             f"{name} {value!r} is not an ISO date-time", hint="e.g. 2026-03-01 or 2026-03-01T09:00"
         ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    return naive_utc(parsed, name)
 
 
 def _default(value: Any) -> Any:

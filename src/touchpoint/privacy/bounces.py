@@ -45,6 +45,7 @@ from typing import Any
 from touchpoint.collect.consent import consent_id
 from touchpoint.errors import InvalidInput
 from touchpoint.warehouse import Warehouse
+from touchpoint.warehouse.clock import naive_utc
 
 TYPES = ("hard_bounce", "soft_bounce", "complaint")
 PURPOSE = "marketing_email"
@@ -67,7 +68,7 @@ def _when(value: Any, where: str) -> datetime:
             ) from None
     else:
         raise InvalidInput(f"{where}.time: {value!r} is not an ISO 8601 instant", hint="e.g. 2026-03-01T10:00:00Z")
-    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+    return naive_utc(at, f"{where}.time")
 
 
 def check(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -50,7 +50,7 @@ from touchpoint.errors import InvalidInput
 from touchpoint.identity import tables as identity_tables
 from touchpoint.privacy import purposes as P
 from touchpoint.warehouse import Warehouse, schema
-from touchpoint.warehouse.clock import utcnow
+from touchpoint.warehouse.clock import naive_utc, utcnow
 
 if TYPE_CHECKING:
     from touchpoint.config import Settings
@@ -63,10 +63,10 @@ SOURCES = ("event", "api", "cli", "dashboard", "unsubscribe", "import", "bounce"
 now = utcnow  # the warehouse's clock (touchpoint.warehouse.clock)
 
 
-def _naive(at: datetime | None) -> datetime:
-    if at is None:
-        return now()
-    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+def _naive(at: datetime | None, field: str) -> datetime:
+    """``at`` as naive UTC (now when None); a time that has no UTC date (the year 1 or 9999 at the edge of a
+    day, with an offset) is refused naming ``field``."""
+    return now() if at is None else naive_utc(at, field)
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def history(wh: Warehouse) -> ir.Table:
 def _in_force(h: ir.Table, keys: list[str], at: datetime | ir.TimestampValue | None) -> ir.Table:
     """``keys..., granted, since`` from history rows ``h``: per key, among the rows in force at ``at``
     (an instant, or an expression of one), the latest ``valid_from`` wins and a denial wins a tie."""
-    t = at if isinstance(at, ir.Expr) else ibis.literal(_naive(at), "timestamp")
+    t = at if isinstance(at, ir.Expr) else ibis.literal(_naive(at, "at"), "timestamp")
     h = h.filter((h.valid_from <= t) & (h.valid_until.isnull() | (h.valid_until > t)))
     latest = h.group_by(keys).agg(tp_since=h.valid_from.max())
     j = h.join(latest, [*[h[k] == latest[k] for k in keys], h.valid_from == latest.tp_since])
@@ -242,7 +242,8 @@ def set_consent(
     checked = [P.check(p, f"purposes[{i}]" if len(names) > 1 else "purpose", settings) for i, p in enumerate(names)]
     if source not in SOURCES:
         raise InvalidInput(f"source: {source!r} is not known", hint=f"use one of {', '.join(SOURCES)}")
-    start, end = _naive(valid_from), (_naive(valid_until) if valid_until else None)
+    start = _naive(valid_from, "valid_from")
+    end = _naive(valid_until, "valid_until") if valid_until else None
     if end is not None and end <= start:
         raise InvalidInput("valid_until: it must be after valid_from", hint="leave it out for 'until changed'")
     profile_id, (kind, value) = _identify(wh, identifier, id_type)

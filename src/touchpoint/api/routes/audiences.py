@@ -13,17 +13,9 @@ from starlette.responses import StreamingResponse
 
 from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
 from touchpoint.audiences import workflow
+from touchpoint.warehouse.clock import naive_utc
 
 router = APIRouter(tags=["audiences"])
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    """An instant as naive UTC, the warehouse's convention."""
-    if value is None or value.tzinfo is None:
-        return value
-    from datetime import UTC
-
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 class AudienceIn(BaseModel):
@@ -64,7 +56,9 @@ def create_audience(body: AudienceIn, app: State, _key: AdminKey) -> dict[str, A
     **audited("audiences.preview"),
 )
 def preview_audience(body: PreviewIn, app: State, _key: ReadKey, note: Audit) -> dict[str, Any]:
-    out = workflow.preview(app.warehouse, body.definition, now=_naive(body.at), sample=body.sample, sql=body.explain)
+    out = workflow.preview(
+        app.warehouse, body.definition, now=naive_utc(body.at, "at"), sample=body.sample, sql=body.explain
+    )
     note.rows = len(out.get("sample") or [])
     return out
 
@@ -81,7 +75,7 @@ def audience_changes(
     since: datetime = Query(..., description="ISO 8601 instant"),
     audience: str | None = Query(None),
 ) -> dict[str, Any]:
-    since_naive = _naive(since)
+    since_naive = naive_utc(since, "since")
     assert since_naive is not None
     changes = workflow.changes(app.warehouse, since_naive, audience=audience)
     note.subject, note.rows = audience, len(changes)
@@ -130,7 +124,7 @@ def audience_members(
     limit: int = Query(100, ge=0, le=10_000),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
-    out = workflow.members(app.warehouse, name, at=_naive(at), limit=limit, offset=offset)
+    out = workflow.members(app.warehouse, name, at=naive_utc(at, "at"), limit=limit, offset=offset)
     note.rows = len(out["members"])
     return out
 
@@ -149,7 +143,7 @@ def export_audience(
     purpose: str | None = Query(None, max_length=64, description="what the export is for; only members who consent"),
     at: datetime | None = Query(None),
 ) -> StreamingResponse:
-    lines: Iterator[str] = workflow.export(app.warehouse, name, fmt, purpose=purpose, at=_naive(at))
+    lines: Iterator[str] = workflow.export(app.warehouse, name, fmt, purpose=purpose, at=naive_utc(at, "at"))
     first = next(lines, "")  # errors (an unknown audience) surface before the response starts
 
     def body() -> Iterator[str]:

@@ -3,13 +3,14 @@ the chain (docs/privacy.md, "Audit")."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
 
 from touchpoint.api.deps import AdminKey, State
 from touchpoint.privacy import audit
+from touchpoint.warehouse.clock import naive_utc
 
 router = APIRouter(tags=["audit"])
 
@@ -26,7 +27,7 @@ def list_audit(
     ),
     limit: int = Query(100, ge=1, le=10_000),
 ) -> dict[str, Any]:
-    naive = since.astimezone(UTC).replace(tzinfo=None) if since is not None and since.tzinfo else since
+    naive = naive_utc(since, "since")
     found = audit.entries(app.warehouse, since=naive, actor=actor, action=action, subject=subject, limit=limit)
     return {"entries": [e.to_dict() for e in found]}
 

@@ -14,6 +14,7 @@ from touchpoint.experiments.analysis import AnalysisOptions, analyze
 from touchpoint.experiments.engines import Prior
 from touchpoint.experiments.metrics import Metric
 from touchpoint.experiments.statistics import MetricStats
+from touchpoint.warehouse.clock import naive_utc
 
 router = APIRouter(tags=["experiments"])
 
@@ -81,14 +82,6 @@ class AssignIn(BaseModel):
     expose: bool = False
 
 
-def _naive(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    from datetime import UTC
-
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 @router.get("/v1/experiments", summary="Experiments and holdouts, newest first")
 def list_experiments(
     app: State, _key: ReadKey, kind: str | None = Query(None, pattern="^(experiment|holdout)$")
@@ -108,8 +101,8 @@ def create_experiment(body: ExperimentIn, app: State, _key: AdminKey) -> dict[st
         name=body.name,
         description=body.description,
         unit=body.unit,
-        start_at=_naive(body.start_at),
-        end_at=_naive(body.end_at),
+        start_at=naive_utc(body.start_at, "start_at"),
+        end_at=naive_utc(body.end_at, "end_at"),
     ).to_dict()
 
 
@@ -151,7 +144,7 @@ def post_analysis(
     end: datetime | None = Query(None),
 ) -> dict[str, Any]:
     opts = (body or OptionsIn()).to_options()
-    _, out = workflow.analyze(app.warehouse, key, opts, dimension=dimension, end=_naive(end))
+    _, out = workflow.analyze(app.warehouse, key, opts, dimension=dimension, end=naive_utc(end, "end"))
     return out
 
 

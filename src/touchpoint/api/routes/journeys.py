@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from touchpoint.api.deps import ReadKey, State
 from touchpoint.collect.ecommerce import ORDER_COMPLETED
+from touchpoint.warehouse.clock import naive_utc
 
 router = APIRouter(tags=["journeys"])
 
@@ -45,8 +46,8 @@ def funnel(
         steps,
         window_hours=window_hours,
         breakdown=breakdown,
-        start=_naive(since),
-        end=_naive(until),
+        start=naive_utc(since, "since"),
+        end=naive_utc(until, "until"),
         timeout_minutes=_timeout(app, timeout_minutes),
         rules=_rules(app),
     )
@@ -71,8 +72,8 @@ def paths(
         direction=direction,
         depth=depth,
         top=top,
-        start=_naive(since),
-        end=_naive(until),
+        start=naive_utc(since, "since"),
+        end=naive_utc(until, "until"),
         timeout_minutes=_timeout(app, None),
     )
 
@@ -96,8 +97,8 @@ def retention(
         cohort=cohort,
         returning=returning,
         max_periods=periods,
-        start=_naive(since),
-        end=_naive(until),
+        start=naive_utc(since, "since"),
+        end=naive_utc(until, "until"),
     )
 
 
@@ -132,8 +133,8 @@ def attribution(
         conversion_event=conversion_event,
         timeout_minutes=_timeout(app, None),
         rules=_rules(app),
-        start=_naive(since),
-        end=_naive(until),
+        start=naive_utc(since, "since"),
+        end=naive_utc(until, "until"),
     )
 
 
@@ -180,11 +181,3 @@ def attribution_paths(body: PathsBody, _key: ReadKey) -> dict[str, Any]:
     return workflow.attribute_paths(
         from_table(table, sep=body.sep, source="request"), workflow.choose_models(body.model), options
     )
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    from datetime import UTC
-
-    return value.astimezone(UTC).replace(tzinfo=None)

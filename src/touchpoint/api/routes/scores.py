@@ -3,7 +3,7 @@ demoting (admin key)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from touchpoint.api.deps import AdminKey, Audit, ReadKey, State, audited
 from touchpoint.audiences import scores
+from touchpoint.warehouse.clock import naive_utc
 
 router = APIRouter(tags=["scores"])
 
@@ -58,7 +59,7 @@ def band_entries(
     score: str | None = None,
     band: str | None = None,
 ) -> dict[str, Any]:
-    naive = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
+    naive = naive_utc(since, "since")
     entries = scores.band_entries(app.warehouse, naive, score=score, band=band)
     note.rows = len(entries)
     return {"entries": entries}
