@@ -25,7 +25,6 @@ import typer._click
 from typer.core import TyperGroup, TyperOption
 
 from touchpoint.errors import InvalidInput
-from touchpoint.warehouse.clock import naive_utc
 
 
 class Group(TyperGroup):
@@ -285,6 +284,8 @@ def parse_when(value: str | None, name: str) -> datetime | None:
         raise InvalidInput(
             f"{name} {value!r} is not an ISO date-time", hint="e.g. 2026-03-01 or 2026-03-01T09:00"
         ) from None
+    from touchpoint.warehouse.clock import naive_utc  # (the warehouse package loads Arrow: not for --help)
+
     return naive_utc(parsed, name)
 
 
