@@ -231,7 +231,12 @@ def _payload_ids(payload: str) -> list[Any]:
     if not isinstance(doc, dict):
         return []
     found: list[Any] = [doc.get("userId"), doc.get("anonymousId"), doc.get("previousId")]
-    for holder in (doc.get("traits"), doc.get("properties"), (doc.get("context") or {}).get("traits")):
+    context = doc.get("context")  # (a rejected input's fields may be of any type: "context": 5)
+    for holder in (
+        doc.get("traits"),
+        doc.get("properties"),
+        context.get("traits") if isinstance(context, dict) else None,
+    ):
         if isinstance(holder, dict) and isinstance(holder.get("email"), str):
             found.append(holder["email"].strip().lower())
     return [v for v in found if isinstance(v, str)] + [str(v) for v in found if isinstance(v, int | float)]

@@ -1,0 +1,51 @@
+"""Erased people's events are recognised among hostile input without costing anyone else's: once the suppression
+list has an entry, every rejected input's payload is read for identifiers, whatever its fields hold (a rejected
+``"context": 5`` once raised there and failed the whole write: the collector's batch, an import)."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from tests.collect.hostile import items
+
+from touchpoint.collect import suppression
+from touchpoint.collect.normalize import EventRows, utcnow
+from touchpoint.collect.store import write_rows
+from touchpoint.collect.suppression import _payload_ids
+from touchpoint.warehouse import Warehouse
+
+_ODD = [5, "x", [1, {"email": "a@b.example"}], True, None, {"traits": 5}, {"traits": {"email": 7}}]
+
+
+@pytest.mark.parametrize("odd", _ODD)
+@pytest.mark.parametrize("field", ["context", "traits", "properties", "userId"])
+def test_the_identifiers_of_a_payload_of_any_shape(field: str, odd: object) -> None:
+    payload = msgspec.json.encode({"anonymousId": "a-1", field: odd}).decode()
+    assert "a-1" in _payload_ids(payload)
+
+
+@pytest.fixture(scope="module")
+def erased() -> Warehouse:
+    wh = Warehouse.open("duckdb://:memory:")
+    with wh.write() as tx:
+        suppression.add(wh, tx, [("user_id", "bob")], "erasure-1")
+    suppression.forget(wh)
+    return wh
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(hostile=st.lists(items(), min_size=1, max_size=12), bob=st.booleans())
+def test_hostile_items_beside_an_erased_person_are_each_accounted_for(
+    erased: Warehouse, hostile: list, bob: bool
+) -> None:
+    rows = EventRows()
+    for item in hostile:
+        rows.add_raw(item.body, received_at=utcnow(), source="test")
+    if bob:
+        rows.add_raw(b'{"type":"track","userId":"bob","event":"E","context":5}', received_at=utcnow(), source="t")
+    result = write_rows(erased, rows)  # never raises
+    assert result.received == len(hostile) + bob
+    assert result.suppressed >= bob
+    assert result.stored + result.duplicates + result.rejected + result.suppressed == result.received
