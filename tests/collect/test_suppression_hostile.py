@@ -26,6 +26,16 @@ def test_the_identifiers_of_a_payload_of_any_shape(field: str, odd: object) -> N
     assert "a-1" in _payload_ids(payload)
 
 
+def test_the_identifiers_of_a_payload_at_any_depth_and_with_odd_strings() -> None:
+    """Read without recursion: the answer of a payload thousands of levels deep does not depend on the stack;
+    an escaped lone surrogate in an identifier is hashed, not a crash."""
+    deep = '{"userId":"bob","deep":' + "[" * 5000 + "]" * 5000 + ',"context":{"traits":{"email":" A@B.example"}}}'
+    assert _payload_ids(deep) == ["bob", "a@b.example"]
+    assert _payload_ids('{"userId":"\\ud800","anonymousId":12,"traits":{"email":5}}') == ["\ud800", "12"]
+    assert _payload_ids('{"userId":"bob"') == [] and _payload_ids("[1]") == [] and _payload_ids("") == []
+    assert suppression.digest("\ud800", b"k")  # hashed
+
+
 @pytest.fixture(scope="module")
 def erased() -> Warehouse:
     wh = Warehouse.open("duckdb://:memory:")

@@ -84,7 +84,7 @@ def key(wh: Warehouse, *, create: bool = False) -> bytes | None:
 
 def digest(value: str, secret: bytes) -> str:
     """The hex HMAC-SHA256 of an identifier value."""
-    return hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(secret, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()  # (a lone surrogate)
 
 
 def hashes(wh: Warehouse) -> frozenset[str]:
@@ -221,24 +221,32 @@ def drop_suppressed_table(wh: Warehouse, events: Any) -> tuple[Any, dict[str, in
 
 
 def _payload_ids(payload: str) -> list[Any]:
-    """The identifiers a rejected input's payload names, as far as it parses."""
+    """The identifiers a rejected input's payload names, as far as it parses. Read a level at a time without
+    recursion (:func:`~touchpoint.collect.decode.top_level`): a payload refused for its nesting is often
+    thousands of levels deep, and a recursive parser's answer would depend on the caller's stack (the HTTP
+    path and the file import once disagreed on whether such an input was an erased person's)."""
     import json
 
-    try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        return []
-    if not isinstance(doc, dict):
-        return []
-    found: list[Any] = [doc.get("userId"), doc.get("anonymousId"), doc.get("previousId")]
-    context = doc.get("context")  # (a rejected input's fields may be of any type: "context": 5)
-    for holder in (
-        doc.get("traits"),
-        doc.get("properties"),
-        context.get("traits") if isinstance(context, dict) else None,
-    ):
-        if isinstance(holder, dict) and isinstance(holder.get("email"), str):
-            found.append(holder["email"].strip().lower())
+    from touchpoint.collect.decode import top_level
+
+    def fields(raw: bytes | None) -> dict[str, bytes]:
+        found = top_level(raw) if raw is not None and raw[:1] == b"{" else None
+        return found[1] if found is not None else {}
+
+    def scalar(raw: bytes | None) -> Any:
+        if raw is None or raw[:1] in (b"{", b"["):
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    doc = fields(payload.encode("utf-8", "surrogatepass"))
+    found: list[Any] = [scalar(doc.get(name)) for name in ("userId", "anonymousId", "previousId")]
+    for holder in (doc.get("traits"), doc.get("properties"), fields(doc.get("context")).get("traits")):
+        email = scalar(fields(holder).get("email"))
+        if isinstance(email, str):
+            found.append(email.strip().lower())
     return [v for v in found if isinstance(v, str)] + [str(v) for v in found if isinstance(v, int | float)]
 
 
