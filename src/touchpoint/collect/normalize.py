@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 import msgspec
 import pyarrow as pa
 
-from touchpoint.collect.decode import EventError, check_depth, check_text, decode_event
+from touchpoint.collect.decode import EventError, _may_be_deep, check_depth, check_text, decode_event, top_level
 from touchpoint.collect.rules import (
     CAMPAIGN_KEYS,
     CONTROL_CLASS,
@@ -506,12 +506,21 @@ def validation_reason(exc: msgspec.ValidationError) -> tuple[str, str | None]:
 
 
 def message_id_of(raw: bytes) -> str | None:
-    """The messageId of an event that failed validation, when it can still be read (for search)."""
+    """The messageId of an event that failed validation, when it can still be read (for search).
+
+    Text that may nest deeper than the limit is read a level at a time without recursion (a recursive decoder
+    fails on it or not by how deep the caller's stack is: the HTTP path and the file import once disagreed)."""
+    value: Any = None
     try:
-        data = msgspec.json.decode(raw)
+        if _may_be_deep(raw):
+            found = top_level(raw)
+            token = found[1].get("messageId") if found is not None else None
+            value = msgspec.json.decode(token) if token is not None and token[:1] == b'"' else None
+        else:
+            data = msgspec.json.decode(raw)
+            value = data.get("messageId") if isinstance(data, dict) else None
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
         return None
-    value = data.get("messageId") if isinstance(data, dict) else None
     return value if isinstance(value, str) and len(value) <= MAX_ID_CHARS else None
 
 

@@ -1,6 +1,6 @@
-"""Erased people's events are recognised among hostile input without costing anyone else's: once the suppression
-list has an entry, every rejected input's payload is read for identifiers, whatever its fields hold (a rejected
-``"context": 5`` once raised there and failed the whole write: the collector's batch, an import)."""
+"""What a rejected input names, read from hostile payloads: the identifiers that tell an erased person's input (a
+rejected ``"context": 5`` once raised there and failed the whole write once anyone was erased: the collector's
+batch, an import) and the messageId of its quarantine record, at any depth and whatever its fields hold."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.collect.hostile import items
 
 from touchpoint.collect import suppression
-from touchpoint.collect.normalize import EventRows, utcnow
+from touchpoint.collect.normalize import EventRows, message_id_of, utcnow
 from touchpoint.collect.store import write_rows
 from touchpoint.collect.suppression import _payload_ids
 from touchpoint.warehouse import Warehouse
@@ -59,3 +59,16 @@ def test_hostile_items_beside_an_erased_person_are_each_accounted_for(
     assert result.received == len(hostile) + bob
     assert result.suppressed >= bob
     assert result.stored + result.duplicates + result.rejected + result.suppressed == result.received
+
+
+@pytest.mark.parametrize("depth", [50, 980, 5000])
+def test_a_rejected_items_message_id_does_not_depend_on_the_callers_stack(depth: int) -> None:
+    """The quarantine record's messageId of an item nested deeper than the limit is read without recursion: the
+    same from a shallow and from a deep stack (the HTTP path and the file import once disagreed at ~980)."""
+    raw = b'{"messageId":"m-1","deep":' + b"[" * depth + b"]" * depth + b"}"
+
+    def nested(levels: int) -> str | None:
+        return nested(levels - 1) if levels else message_id_of(raw)
+
+    assert message_id_of(raw) == nested(600) == "m-1"
+    assert message_id_of(b'{"messageId":5,"deep":' + b"[" * depth + b"]" * depth + b"}") is None
