@@ -80,16 +80,22 @@ def test_pieces_that_join_into_a_valid_array_are_not_candidates() -> None:
     assert [n for n, _ in chunk.pending] == [1, 2, 3]
 
 
-def test_a_block_of_canonical_lines_is_decided_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The common case takes the block path (one decode), not a decode a line."""
-    decoded: list[bytes] = []
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The texts the pre-pass decodes, in order."""
+    seen: list[bytes] = []
     decode = engine_import._decode
 
     def counting(text: bytes) -> Any:
-        decoded.append(text)
+        seen.append(text)
         return decode(text)
 
     monkeypatch.setattr(engine_import, "_decode", counting)
+    return seen
+
+
+def test_a_block_of_canonical_lines_is_decided_at_once(decoded: list[bytes]) -> None:
+    """The common case takes the block path (one decode), not a decode a line."""
     lines = [(n, msgspec.json.encode({"type": "track", "n": n, "k": "x" if n % 2 else "é"})) for n in range(1, 2_500)]
     (chunk,) = chunks(lines, Tally(), 10_000, None)
     assert len(decoded) == -(-len(lines) // engine_import.BLOCK_LINES)  # one decode a block
@@ -98,17 +104,9 @@ def test_a_block_of_canonical_lines_is_decided_at_once(monkeypatch: pytest.Monke
     assert chunk.fallbacks[0] is not None and chunk.fallbacks[0].startswith("tp-")
 
 
-def test_a_line_over_the_limit_is_not_copied_into_a_block(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_line_over_the_limit_is_not_copied_into_a_block(decoded: list[bytes]) -> None:
     """A line longer than the events' limit (a whole JSON array on one line, say) goes to the Python judge with
     its block tested line by line: the block is not joined into a copy for it, and nothing decodes it."""
-    decoded: list[bytes] = []
-    decode = engine_import._decode
-
-    def counting(text: bytes) -> Any:
-        decoded.append(text)
-        return decode(text)
-
-    monkeypatch.setattr(engine_import, "_decode", counting)
     huge = msgspec.json.encode({"type": "track", "items": list(range(2_000_000))})  # 15 MB
     lines = [(n, msgspec.json.encode({"type": "track", "n": n})) for n in range(1, 6)] + [(6, huge)]
     tracemalloc.start()
