@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.collect.hostile import items
 
 from touchpoint.collect import suppression
+from touchpoint.collect.body import Limits, rows_from_body
 from touchpoint.collect.normalize import EventRows, message_id_of, utcnow
 from touchpoint.collect.store import write_rows
 from touchpoint.collect.suppression import _payload_ids
@@ -72,3 +73,17 @@ def test_a_rejected_items_message_id_does_not_depend_on_the_callers_stack(depth:
 
     assert message_id_of(raw) == nested(600) == "m-1"
     assert message_id_of(b'{"messageId":5,"deep":' + b"[" * depth + b"]" * depth + b"}") is None
+
+
+def test_an_erased_persons_body_with_spaces_before_it_is_recognised(erased: Warehouse) -> None:
+    """A single-event HTTP body is quarantined as sent, spaces and line breaks before it included."""
+    rows, _ = rows_from_body(
+        b'\n {"type":"track","userId":"bob","event":{"x":1}}',
+        "track",
+        received_at=utcnow(),
+        source="s",
+        limits=Limits(),
+    )
+    assert rows.rejected
+    result = write_rows(erased, rows)
+    assert (result.suppressed, result.quarantined) == (1, 0)

@@ -230,7 +230,7 @@ def _payload_ids(payload: str) -> list[Any]:
     from touchpoint.collect.decode import top_level
 
     def fields(raw: bytes | None) -> dict[str, bytes]:
-        found = top_level(raw) if raw is not None and raw[:1] == b"{" else None
+        found = top_level(raw) if raw is not None else None  # (None unless one object, spaces around it allowed)
         return found[1] if found is not None else {}
 
     def scalar(raw: bytes | None) -> Any:
