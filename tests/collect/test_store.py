@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -11,6 +12,7 @@ import pytest
 from touchpoint.collect import store
 from touchpoint.collect.normalize import EventRows, utcnow
 from touchpoint.collect.store import write_rows, write_table
+from touchpoint.config import override_settings
 from touchpoint.warehouse import Warehouse
 from touchpoint.warehouse.duckdb_engine import DuckDBTransaction
 
@@ -98,3 +100,40 @@ def test_a_refused_value_is_not_taken_for_a_stored_key(warehouse: Warehouse, ask
     assert (result.stored, result.quarantined) == (2, 1)
     assert asked[0] is True and False not in asked  # the group refused, then one by one: never a lookup redo
     assert warehouse not in store._conflicts
+
+
+def _refusing(monkeypatch: pytest.MonkeyPatch, refused: Callable[[pa.Table, pa.Table], bool]) -> None:
+    """The write's transaction raises, as for a value validation did not foresee, when ``refused(events, consent)``."""
+    transaction = store._transaction
+
+    def refusing(wh: Warehouse, events: pa.Table, rejects: pa.Table, consent: pa.Table, suppressed: Any) -> Any:
+        if refused(events, consent):
+            raise ValueError("a value the warehouse refuses")
+        return transaction(wh, events, rejects, consent, suppressed)
+
+    monkeypatch.setattr(store, "_transaction", refusing)
+
+
+def test_a_refused_event_and_its_repeat_are_each_counted(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused group is isolated with its repeats: two inputs of one messageId are two received."""
+    _refusing(monkeypatch, lambda events, consent: "m1" in events.column("message_id").to_pylist())
+    twice = rows(range(1, 2))
+    twice.extend(rows(range(1, 2)))
+    result = write_rows(warehouse, twice)
+    assert (result.received, result.rejected + result.duplicates) == (2, 2)
+
+
+def test_an_event_denying_analytics_stays_out_when_its_consent_is_refused(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With analytics_denied = drop, the write without consent rows (the warehouse refused them) still keeps the
+    denying event out (it was stored before)."""
+    override_settings(analytics_denied="drop")
+    _refusing(monkeypatch, lambda events, consent: consent.num_rows > 0)
+    denying = EventRows()
+    no = {"consent": {"categoryPreferences": {"analytics": False}}}
+    item = {"type": "track", "messageId": "d1", "userId": "u1", "event": "Viewed", "context": no}
+    assert denying.add_raw(msgspec.json.encode(item), received_at=utcnow(), source="test")
+    result = write_rows(warehouse, denying)
+    assert (result.received, result.stored, result.consent_dropped) == (1, 0, 1)
+    assert warehouse.count("events") == 0

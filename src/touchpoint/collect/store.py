@@ -93,7 +93,8 @@ def write_rows(warehouse: Warehouse, rows: EventRows, *, with_consent: bool = Tr
 
     Events of erased people (the suppression list) are dropped first and counted. The consent the
     events carry (:mod:`touchpoint.collect.consent`) is appended to ``consent_history`` in the same
-    transaction; if the warehouse refuses it, the events are written without it.
+    transaction; if the warehouse refuses it, the events are written without it (``with_consent=False``: no
+    consent rows, the events whose own consent denies analytics still kept out under ``analytics_denied = drop``).
     """
     received = len(rows) + len(rows.rejected)
     suppressed = suppression.drop_suppressed(warehouse, rows)
@@ -142,15 +143,14 @@ def _commit(
     ``consent_read``: the events' consent when the caller read it already (:func:`write_table`)."""
     rejects = rows.quarantine_arrow() if rows.rejected else _NO_REJECTS
     every_event = events
-    found, dropped = (consent_read or _consent(events)) if with_consent else (None, 0)
+    found, dropped = consent_read or _consent(events)  # (without consent rows too: a denying event stays out)
     if found is not None and dropped:  # the denying events themselves (not every event of their messageId)
         keep = np.ones(events.num_rows, dtype=bool)
         keep[found.analytics_denied] = False
         events = events.filter(keep)
-    consent = _consent_table(found.rows if found is not None else [])
-    events = _first_of_each_id(events)
-    try:
-        stored, new_rejects, recorded = _transaction(warehouse, events, rejects, consent, suppressed)
+    consent = _consent_table(found.rows if found is not None and with_consent else [])
+    try:  # (a refused group is isolated with its repeats, each counted)
+        stored, new_rejects, recorded = _transaction(warehouse, _first_of_each_id(events), rejects, consent, suppressed)
     except WarehouseError:  # out of memory, closed, unreachable: no row is at fault, retrying them one by one fails too
         raise
     except Exception as exc:  # a value validation did not foresee; isolate it rather than lose the lot
