@@ -281,6 +281,13 @@ def top_level(body: bytes) -> tuple[list[bytes], dict[str, bytes]] | None:
     return items, envelope
 
 
+def top_fields(raw: bytes) -> dict[str, bytes]:
+    """A JSON object's top-level values as raw bytes (:func:`top_level`, so at any depth and without recursion);
+    empty when ``raw`` is not one object."""
+    found = top_level(raw)
+    return found[1] if found is not None else {}
+
+
 def _named(found: EventError) -> EventError:
     """``found`` with its path in front of the reason, as every message names its field."""
     return EventError(f"field '{found.field}': {found.reason}", found.field) if found.field else found

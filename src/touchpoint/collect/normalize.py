@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 import msgspec
 import pyarrow as pa
 
-from touchpoint.collect.decode import EventError, _may_be_deep, check_depth, check_text, decode_event, top_level
+from touchpoint.collect.decode import EventError, _may_be_deep, check_depth, check_text, decode_event, top_fields
 from touchpoint.collect.rules import (
     CAMPAIGN_KEYS,
     CONTROL_CLASS,
@@ -513,8 +513,7 @@ def message_id_of(raw: bytes) -> str | None:
     value: Any = None
     try:
         if _may_be_deep(raw):
-            found = top_level(raw)
-            token = found[1].get("messageId") if found is not None else None
+            token = top_fields(raw).get("messageId")
             value = msgspec.json.decode(token) if token is not None and token[:1] == b'"' else None
         else:
             data = msgspec.json.decode(raw)

@@ -222,16 +222,15 @@ def drop_suppressed_table(wh: Warehouse, events: Any) -> tuple[Any, dict[str, in
 
 def _payload_ids(payload: str) -> list[Any]:
     """The identifiers a rejected input's payload names, as far as it parses. Read a level at a time without
-    recursion (:func:`~touchpoint.collect.decode.top_level`): a payload refused for its nesting is often
+    recursion (:func:`~touchpoint.collect.decode.top_fields`): a payload refused for its nesting is often
     thousands of levels deep, and a recursive parser's answer would depend on the caller's stack (the HTTP
     path and the file import once disagreed on whether such an input was an erased person's)."""
     import json
 
-    from touchpoint.collect.decode import top_level
+    from touchpoint.collect.decode import top_fields
 
     def fields(raw: bytes | None) -> dict[str, bytes]:
-        found = top_level(raw) if raw is not None else None  # (None unless one object, spaces around it allowed)
-        return found[1] if found is not None else {}
+        return top_fields(raw) if raw is not None else {}
 
     def scalar(raw: bytes | None) -> Any:
         if raw is None or raw[:1] in (b"{", b"["):
